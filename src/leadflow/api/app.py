@@ -1,0 +1,56 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from leadflow import __version__
+from leadflow.api import errors
+from leadflow.api.deps import ApiState
+from leadflow.api.health import BacklogCollector
+from leadflow.api.health import router as health_router
+from leadflow.audit.api import router as audit_router
+from leadflow.auth.api import router as keys_router
+from leadflow.auth.service import KeyCache
+from leadflow.contacts.api import router as contacts_router
+from leadflow.events.api import router as tracking_router
+from leadflow.kernel.context import AppContext
+from leadflow.kernel.ratelimit import RateLimiter
+from leadflow.runtime.worker import Worker
+
+DESCRIPTION = """Marketing automation and CRM integration engine.
+
+* **Tracking API** (`/v1/*`): Segment-compatible; authenticate with a write key (Basic auth user name).
+* **REST API** (`/api/v1/*`): `Authorization: Bearer <API key>`; scopes `ingest`, `read`, `write`, `admin`.
+* Errors: `{"error": {"code": "...", "message": "..."}}`; lists: `{"data": [...], "next_cursor": ...}`.
+"""
+
+
+def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: int = 1) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        worker = Worker(ctx, concurrency=worker_concurrency) if run_worker else None
+        if worker:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker:
+                worker.stop()
+
+    app = FastAPI(title="leadflow", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.ctx = ctx
+    app.state.api = ApiState(
+        ctx=ctx,
+        keys=KeyCache(ctx.db),
+        api_limiter=RateLimiter(ctx.settings.api_rate_limit),
+        ingest_limiter=RateLimiter(ctx.settings.ingest_rate_limit),
+    )
+    ctx.metrics.registry.register(BacklogCollector(ctx))
+    errors.install(app)
+    for router in (tracking_router, contacts_router, keys_router, audit_router, health_router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,1 @@
+"""The audit log: every mutation made through the API or the CLI."""

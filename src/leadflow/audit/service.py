@@ -1,0 +1,101 @@
+"""Recording and reading the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from leadflow.audit.models import audit_log
+from leadflow.kernel.clock import Clock
+
+
+def record(
+    conn: Connection,
+    clock: Clock,
+    *,
+    actor: str,
+    action: str,
+    entity_type: str,
+    entity_id: str | None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Write one audit entry in the caller's transaction, so it exists exactly when the change does."""
+    conn.execute(
+        audit_log.insert(),
+        {
+            "at": clock.now(),
+            "actor": actor,
+            "action": action,
+            "entity_type": entity_type,
+            "entity_id": entity_id,
+            "data": data,
+        },
+    )
+
+
+def record_many(
+    conn: Connection,
+    clock: Clock,
+    *,
+    actor: str,
+    action: str,
+    entity_type: str,
+    items: list[tuple[str, dict[str, Any]]],
+) -> None:
+    """One entry per ``(entity_id, data)``, written in one batch."""
+    if not items:
+        return
+    at = clock.now()
+    conn.execute(
+        audit_log.insert(),
+        [
+            {
+                "at": at,
+                "actor": actor,
+                "action": action,
+                "entity_type": entity_type,
+                "entity_id": eid,
+                "data": data,
+            }
+            for eid, data in items
+        ],
+    )
+
+
+def redact(conn: Connection, entity_type: str, entity_ids: Iterable[str]) -> int:
+    """Drop the data of every entry about these entities (GDPR erasure); the entries themselves stay."""
+    ids = list(entity_ids)
+    if not ids:
+        return 0
+    result = conn.execute(
+        audit_log.update()
+        .where(audit_log.c.entity_type == entity_type, audit_log.c.entity_id.in_(ids))
+        .values(data=None, redacted=True)
+    )
+    return result.rowcount
+
+
+def entries(
+    conn: Connection,
+    *,
+    entity_type: str | None = None,
+    entity_ids: Iterable[str] | None = None,
+    before_id: int | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Newest first."""
+    query = sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+    if entity_type:
+        query = query.where(audit_log.c.entity_type == entity_type)
+    if entity_ids is not None:
+        query = query.where(audit_log.c.entity_id.in_(list(entity_ids)))
+    if before_id is not None:
+        query = query.where(audit_log.c.id < before_id)
+    if since is not None:
+        query = query.where(audit_log.c.at >= since)
+    return [dict(row._mapping) for row in conn.execute(query)]

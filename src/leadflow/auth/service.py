@@ -1,0 +1,170 @@
+"""API keys: created with scopes, shown once, stored as a SHA-256 digest, revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from leadflow.audit import service as audit
+from leadflow.auth.models import api_keys
+from leadflow.auth.scopes import granted, parse_scopes
+from leadflow.kernel.clock import Clock
+from leadflow.kernel.db import Database
+from leadflow.kernel.errors import Invalid, NotFound
+from leadflow.kernel.ids import new_id, new_token
+
+KEY_PREFIX = "lf_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an API key and what its scopes grant."""
+
+    key_id: str
+    name: str
+    scopes: tuple[str, ...]
+    grants: frozenset[str]
+
+    @property
+    def actor(self) -> str:
+        return f"key:{self.key_id}"
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.grants
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+
+
+def digest(key: str) -> str:
+    """Keys are 190 random bits: a plain SHA-256 is enough, and lets us look a key up by its digest."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _view(row: Any) -> ApiKey:
+    return ApiKey(
+        id=row["id"],
+        name=row["name"],
+        prefix=row["prefix"],
+        scopes=list(row["scopes"]),
+        created_at=row["created_at"],
+        created_by=row["created_by"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+def create_key(
+    conn: Connection, clock: Clock, *, name: str, scopes: Iterable[str], actor: str
+) -> tuple[ApiKey, str]:
+    """Create a key; the plaintext is returned here and never again."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise Invalid("a key needs a name of 1 to 200 characters", code="invalid_name")
+    scope_list = parse_scopes(scopes)
+    plaintext = KEY_PREFIX + new_token(24)
+    row: dict[str, Any] = {
+        "id": new_id(),
+        "name": name,
+        "prefix": plaintext[:10],
+        "key_hash": digest(plaintext),
+        "scopes": scope_list,
+        "created_at": clock.now(),
+        "created_by": actor,
+        "revoked_at": None,
+    }
+    conn.execute(api_keys.insert(), row)
+    audit.record(
+        conn,
+        clock,
+        actor=actor,
+        action="key.created",
+        entity_type="api_key",
+        entity_id=row["id"],
+        data={"name": name, "scopes": scope_list},
+    )
+    return _view(row), plaintext
+
+
+def list_keys(conn: Connection, *, include_revoked: bool = True) -> list[ApiKey]:
+    query = sa.select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)
+    if not include_revoked:
+        query = query.where(api_keys.c.revoked_at.is_(None))
+    return [_view(row._mapping) for row in conn.execute(query)]
+
+
+def get_key(conn: Connection, key_id: str) -> ApiKey:
+    row = conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id)).first()
+    if row is None:
+        raise NotFound(f"no API key {key_id}", code="key_not_found")
+    return _view(row._mapping)
+
+
+def revoke_key(conn: Connection, clock: Clock, key_id: str, *, actor: str) -> ApiKey:
+    key = get_key(conn, key_id)
+    if key.revoked_at is None:
+        conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(revoked_at=clock.now()))
+        audit.record(conn, clock, actor=actor, action="key.revoked", entity_type="api_key", entity_id=key_id)
+    return get_key(conn, key_id)
+
+
+def count_keys(conn: Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(api_keys)).scalar_one())
+
+
+def lookup(conn: Connection, key: str) -> Principal | None:
+    row = conn.execute(
+        sa.select(api_keys.c.id, api_keys.c.name, api_keys.c.scopes).where(
+            api_keys.c.key_hash == digest(key), api_keys.c.revoked_at.is_(None)
+        )
+    ).first()
+    if row is None:
+        return None
+    return Principal(key_id=row.id, name=row.name, scopes=tuple(row.scopes), grants=granted(row.scopes))
+
+
+class KeyCache:
+    """Remembers recent key look-ups for ``ttl`` seconds so that ingestion does not read the key table on
+    every request. A revocation made through this process takes effect at once; one made elsewhere within
+    ``ttl`` seconds."""
+
+    def __init__(self, db: Database, ttl: float = 5.0) -> None:
+        self._db = db
+        self._ttl = ttl
+        self._entries: dict[str, tuple[float, Principal | None]] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, key: str) -> Principal | None:
+        if not key.startswith(KEY_PREFIX) or len(key) > 100:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            cached = self._entries.get(key)
+        if cached and cached[0] > now:
+            return cached[1]
+        with self._db.read() as conn:
+            principal = lookup(conn, key)
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[key] = (now + self._ttl, principal)
+        return principal
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._entries.clear()

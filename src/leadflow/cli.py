@@ -1,0 +1,165 @@
+"""The ``leadflow`` command."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from leadflow.kernel import migrate as migrations
+from leadflow.kernel.context import AppContext
+from leadflow.kernel.errors import LeadflowError
+from leadflow.kernel.settings import Settings
+from leadflow.runtime.context import build_context
+
+app = typer.Typer(help="leadflow: marketing automation and CRM integration engine.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+import_app = typer.Typer(help="Import data.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(import_app, name="import")
+
+console = Console()
+CLI_ACTOR = "cli"
+
+
+def _context() -> AppContext:
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return build_context(settings)
+
+
+def _require_schema(ctx: AppContext) -> None:
+    if not migrations.is_up_to_date(ctx.db):
+        console.print("[red]The database schema is not up to date: run `leadflow migrate` first.[/red]")
+        raise typer.Exit(2)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (SQLite or PostgreSQL, from LEADFLOW_DATABASE_URL)."""
+    ctx = _context()
+    migrations.upgrade(ctx.db)
+    console.print(f"database at revision {migrations.current_revision(ctx.db)} ({ctx.db.dialect})")
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, help="default LEADFLOW_HOST (127.0.0.1)"),
+    port: int | None = typer.Option(None, help="default LEADFLOW_PORT (8000)"),
+    no_worker: bool = typer.Option(
+        False, "--no-worker", help="serve HTTP only; run `leadflow worker` elsewhere"
+    ),
+    processes: int = typer.Option(1, "--processes", min=1, help="HTTP server processes (PostgreSQL)"),
+) -> None:
+    """Start the API (and, unless --no-worker, an in-process worker)."""
+    from leadflow.runtime.bootstrap import banner, first_start
+    from leadflow.runtime.server import serve as run_server
+
+    ctx = _context()
+    _require_schema(ctx)
+    settings = ctx.settings
+    found = first_start(ctx)
+    if found:
+        typer.echo(banner(found, settings.public_url))
+    console.print(f"leadflow on http://{host or settings.host}:{port or settings.port} ({ctx.db.dialect})")
+    run_server(
+        ctx,
+        host=host or settings.host,
+        port=port or settings.port,
+        run_worker=not no_worker,
+        processes=processes,
+        log_level=settings.log_level.lower(),
+    )
+
+
+@app.command()
+def worker(concurrency: int = typer.Option(1, min=1, help="worker threads")) -> None:
+    """Run background processing only (scale out: run one per machine against PostgreSQL)."""
+    from leadflow.runtime.worker import Worker
+
+    ctx = _context()
+    _require_schema(ctx)
+    runner = Worker(ctx, concurrency=concurrency)
+    runner.start()
+    console.print(f"worker running with {concurrency} thread(s); Ctrl-C stops it")
+    try:
+        runner.wait()
+    except KeyboardInterrupt:
+        runner.stop()
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Option(..., help="what the key is for"),
+    scopes: str = typer.Option("ingest", help="comma-separated: ingest, read, write, admin"),
+) -> None:
+    """Create an API key; the key itself is printed once, as the last line."""
+    from leadflow.auth import service as keys
+
+    ctx = _context()
+    _require_schema(ctx)
+    try:
+        with ctx.db.write() as conn:
+            view, plaintext = keys.create_key(
+                conn, ctx.clock, name=name, scopes=scopes.split(","), actor=CLI_ACTOR
+            )
+    except LeadflowError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"created key {view.id} ({', '.join(view.scopes)})")
+    print(plaintext)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys (never their secrets)."""
+    from leadflow.auth import service as keys
+
+    ctx = _context()
+    with ctx.db.read() as conn:
+        found = keys.list_keys(conn)
+    table = Table("id", "name", "prefix", "scopes", "created", "revoked")
+    for key in found:
+        table.add_row(
+            key.id,
+            key.name,
+            key.prefix,
+            ",".join(key.scopes),
+            key.created_at.isoformat(timespec="seconds"),
+            key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "",
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke an API key."""
+    from leadflow.auth import service as keys
+
+    ctx = _context()
+    try:
+        with ctx.db.write() as conn:
+            keys.revoke_key(conn, ctx.clock, key_id, actor=CLI_ACTOR)
+    except LeadflowError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"revoked {key_id}")
+
+
+@import_app.command("contacts")
+def import_contacts(path: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True)) -> None:
+    """Upsert contacts by email from a CSV file; rejected rows are reported with line and reason."""
+    from leadflow.contacts.cli import run_import
+
+    ctx = _context()
+    _require_schema(ctx)
+    raise typer.Exit(run_import(ctx, path, console, actor=CLI_ACTOR))
+
+
+def main() -> None:
+    app()

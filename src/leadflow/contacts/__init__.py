@@ -1,0 +1,1 @@
+"""Contacts: profiles, identity resolution, companies, touchpoints, consent, lifecycle, import/export."""

@@ -1,0 +1,148 @@
+"""``/api/v1/contacts`` and ``/api/v1/companies``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from leadflow.api.deps import context, require
+from leadflow.auth.service import Principal
+from leadflow.contacts import erasure, lifecycle, normalize, queries
+from leadflow.contacts import service as contacts
+from leadflow.contacts.schemas import Company, Contact, ContactPatch, ContactUpsert, Erasure, Event
+from leadflow.events import service as events
+from leadflow.kernel import pagination
+from leadflow.kernel.context import AppContext
+from leadflow.kernel.errors import BadRequest, Invalid
+from leadflow.kernel.pagination import Cursor, Limit, Page, paginate
+
+router = APIRouter(prefix="/api/v1", tags=["contacts"])
+
+
+@router.get("/contacts", response_model=Page[Contact], summary="List or search contacts")
+def list_contacts(
+    email: str | None = Query(None, description="exact email (any case)"),
+    q: str | None = Query(None, max_length=200, description="substring of email, name or user id"),
+    lifecycle_stage: str | None = Query(None),
+    updated_since: datetime | None = Query(None, description="ISO-8601; contacts changed at or after"),
+    limit: int = Limit,
+    cursor: str | None = Cursor,
+    ctx: AppContext = Depends(context),
+    _: Principal = Depends(require("read")),
+) -> Page[Contact]:
+    after = (pagination.decode(cursor) or {}).get("after")
+    if lifecycle_stage is not None:
+        lifecycle.validate(lifecycle_stage)
+    where = queries.ContactFilter(
+        email=_email_filter(email), q=q, lifecycle_stage=lifecycle_stage, updated_since=updated_since
+    )
+    with ctx.db.read() as conn:
+        found = queries.search(conn, where, after=after, limit=limit + 1)
+    items, next_cursor = paginate(found, limit, lambda c: {"after": c.id})
+    return Page[Contact](data=items, next_cursor=next_cursor)
+
+
+def _email_filter(email: str | None) -> str | None:
+    if email is None:
+        return None
+    try:
+        return normalize.email(email)
+    except Invalid:
+        return email.strip().lower()
+
+
+@router.post("/contacts", response_model=Contact, summary="Create or update a contact (by user_id or email)")
+def upsert_contact(
+    body: ContactUpsert,
+    response: Response,
+    ctx: AppContext = Depends(context),
+    principal: Principal = Depends(require("write")),
+) -> Contact:
+    contact, created = contacts.upsert(ctx, body, actor=principal.actor)
+    response.status_code = 201 if created else 200
+    return contact
+
+
+@router.get("/contacts/{contact_id}", response_model=Contact, summary="Get a contact (merged ids resolve)")
+def get_contact(
+    contact_id: str, ctx: AppContext = Depends(context), _: Principal = Depends(require("read"))
+) -> Contact:
+    with ctx.db.read() as conn:
+        return queries.get(conn, contact_id)
+
+
+@router.patch("/contacts/{contact_id}", response_model=Contact, summary="Change some fields of a contact")
+def patch_contact(
+    contact_id: str,
+    body: ContactPatch,
+    ctx: AppContext = Depends(context),
+    principal: Principal = Depends(require("write")),
+) -> Contact:
+    return contacts.patch(ctx, contact_id, body, actor=principal.actor)
+
+
+@router.delete("/contacts/{contact_id}", response_model=Erasure, summary="Erase a contact (GDPR)")
+def erase_contact(
+    contact_id: str, ctx: AppContext = Depends(context), principal: Principal = Depends(require("write"))
+) -> Erasure:
+    return erasure.erase(ctx, contact_id, actor=principal.actor)
+
+
+@router.get("/contacts/{contact_id}/export", summary="Everything held about a contact (GDPR access)")
+def export_contact(
+    contact_id: str, ctx: AppContext = Depends(context), _: Principal = Depends(require("read"))
+) -> dict[str, Any]:
+    return erasure.export(ctx, contact_id)
+
+
+@router.get(
+    "/contacts/{contact_id}/events", response_model=Page[Event], summary="A contact's events, newest first"
+)
+def contact_events(
+    contact_id: str,
+    type: str | None = Query(None, description="identify, track, page, screen, group or alias"),
+    name: str | None = Query(None, description="event name (track) or page/screen name"),
+    limit: int = Limit,
+    cursor: str | None = Cursor,
+    ctx: AppContext = Depends(context),
+    _: Principal = Depends(require("read")),
+) -> Page[Event]:
+    position = pagination.decode(cursor)
+    before = None
+    if position is not None:
+        try:
+            before = (datetime.fromisoformat(position["t"]), int(position["id"]))
+        except (KeyError, TypeError, ValueError):
+            raise BadRequest("the cursor is not one this API issued", code="invalid_cursor") from None
+    with ctx.db.read() as conn:
+        live = queries.get(conn, contact_id).id
+        rows = events.for_contacts(conn, [live], kind=type, name=name, before=before, limit=limit + 1)
+    items, next_cursor = paginate(rows, limit, lambda r: {"t": r["timestamp"].isoformat(), "id": r["id"]})
+    return Page[Event](
+        data=[Event.model_validate({**r, "id": str(r["id"])}) for r in items], next_cursor=next_cursor
+    )
+
+
+@router.get("/companies", response_model=Page[Company], tags=["companies"], summary="List companies")
+def list_companies(
+    q: str | None = Query(None, max_length=200, description="substring of the name"),
+    limit: int = Limit,
+    cursor: str | None = Cursor,
+    ctx: AppContext = Depends(context),
+    _: Principal = Depends(require("read")),
+) -> Page[Company]:
+    after = (pagination.decode(cursor) or {}).get("after")
+    with ctx.db.read() as conn:
+        found = queries.list_companies(conn, q=q, after=after, limit=limit + 1)
+    items, next_cursor = paginate(found, limit, lambda c: {"after": c.id})
+    return Page[Company](data=items, next_cursor=next_cursor)
+
+
+@router.get("/companies/{company_id}", response_model=Company, tags=["companies"], summary="Get a company")
+def get_company(
+    company_id: str, ctx: AppContext = Depends(context), _: Principal = Depends(require("read"))
+) -> Company:
+    with ctx.db.read() as conn:
+        return queries.company(conn, company_id)

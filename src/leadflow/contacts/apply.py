@@ -1,0 +1,135 @@
+"""Applying Segment events to profiles: what the event processor calls for each batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from leadflow.contacts import identity, store, suppression, touchpoints
+from leadflow.contacts.batch import ProfileBatch
+from leadflow.contacts.changes import ProfileChanges, from_traits
+from leadflow.contacts.state import CompanyState, ContactState, FlushResult
+from leadflow.kernel.bus import Bus
+from leadflow.kernel.clock import Clock
+
+
+@dataclass
+class Applied:
+    """Where each event landed: its contact, or nowhere (the person was erased)."""
+
+    contacts: dict[int, str] = field(default_factory=dict)
+    dropped: list[int] = field(default_factory=list)
+    flush: FlushResult = field(default_factory=FlushResult)
+
+
+def _group(batch: ProfileBatch, contact: ContactState, group_id: str, traits: dict[str, Any] | None) -> None:
+    """``group``: create or update the company and make it the contact's company."""
+    company = batch.company(group_id)
+    _update_company(company, traits or {}, batch)
+    if contact.company_id != company.id:
+        batch.apply_changes(contact, ProfileChanges(company_id=company.id))
+
+
+def _update_company(company: CompanyState, traits: dict[str, Any], batch: ProfileBatch) -> None:
+    if not traits:
+        return
+    merged = {**company.traits, **traits}
+    company.traits = {k: v for k, v in merged.items() if v is not None}
+    company.name = _text(traits, "name", company.name)
+    company.industry = _text(traits, "industry", company.industry)
+    company.domain = _text(traits, "website", None) or _text(traits, "domain", company.domain)
+    size = traits.get("employees", traits.get("size"))
+    if (isinstance(size, int | float) and not isinstance(size, bool)) or (
+        isinstance(size, str) and size.strip().isdigit()
+    ):
+        company.size = int(size)
+    company.updated_at = batch.now
+    company.dirty = True
+
+
+def _text(traits: dict[str, Any], key: str, default: str | None) -> str | None:
+    if key not in traits:
+        return default
+    value = traits[key]
+    return str(value)[:255] if value is not None else None
+
+
+def _changes_for(rows: Sequence[Any], phone_region: str | None) -> dict[int, ProfileChanges]:
+    return {
+        row.id: from_traits(row.traits, row.context, phone_region=phone_region)
+        for row in rows
+        if row.type == "identify"
+    }
+
+
+def _preload(batch: ProfileBatch, rows: Sequence[Any], changes: dict[int, ProfileChanges]) -> None:
+    previous = [row.previous_id for row in rows if row.previous_id]
+    batch.preload(
+        user_ids=[row.user_id for row in rows if row.user_id] + previous,
+        anon_ids=[row.anonymous_id for row in rows if row.anonymous_id] + previous,
+        emails=[c.email for c in changes.values() if isinstance(c.email, str)],
+        contact_ids=[row.contact_id for row in rows if row.contact_id],
+        group_ids=[row.group_id for row in rows if row.group_id],
+    )
+
+
+def _suppressed_rows(conn: Connection, rows: Sequence[Any], secret: str) -> set[int]:
+    digests = {
+        row.id: suppression.event_digests(
+            secret, [row.user_id, row.previous_id], [row.anonymous_id, row.previous_id]
+        )
+        for row in rows
+        if row.source != "internal"
+    }
+    hits = store.suppressed(conn, {d for values in digests.values() for d in values})
+    return {event_id for event_id, values in digests.items() if hits.intersection(values)} if hits else set()
+
+
+def _apply_one(batch: ProfileBatch, row: Any, changes: ProfileChanges | None) -> ContactState | None:
+    if row.source == "internal":
+        return batch.contact(row.contact_id) if row.contact_id else None
+    if row.type == "alias":
+        contact = identity.alias(batch, previous_id=row.previous_id, user_id=row.user_id)
+    else:
+        email = changes.email if changes is not None and isinstance(changes.email, str) else None
+        contact = identity.resolve(batch, user_id=row.user_id, anonymous_id=row.anonymous_id, email=email)
+    if changes is not None:
+        batch.apply_changes(contact, changes)
+    if row.type == "group" and row.group_id:
+        _group(batch, contact, row.group_id, row.traits)
+    elif row.type == "page":
+        touchpoint = touchpoints.from_page(row.properties, row.context)
+        if touchpoint is not None:
+            batch.touchpoints.append(
+                {**touchpoint, "contact_id": contact.id, "event_id": row.id, "occurred_at": row.timestamp}
+            )
+    contact.touch(row.timestamp)
+    return contact
+
+
+def apply_events(
+    conn: Connection, clock: Clock, bus: Bus, rows: Sequence[Any], *, secret: str, phone_region: str | None
+) -> Applied:
+    """Apply events in order; the caller holds the profile lock and marks the events processed."""
+    batch = ProfileBatch(conn, clock, bus)
+    changes = _changes_for(rows, phone_region)
+    dropped = _suppressed_rows(conn, rows, secret)
+    _preload(batch, [row for row in rows if row.id not in dropped], changes)
+    assigned: dict[int, str] = {}
+    for row in rows:
+        if row.id in dropped:
+            continue
+        contact = _apply_one(batch, row, changes.get(row.id))
+        if contact is None:
+            dropped.add(row.id)
+        else:
+            assigned[row.id] = contact.id
+    result = batch.flush()
+    return Applied(
+        contacts={event_id: batch.resolve(cid) for event_id, cid in assigned.items()},
+        dropped=sorted(dropped),
+        flush=result,
+    )

@@ -1,0 +1,101 @@
+"""GDPR: erasure (right to be forgotten) and export (right of access)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from leadflow.audit import service as audit
+from leadflow.contacts import queries, suppression
+from leadflow.contacts.domain_events import ContactsErased
+from leadflow.contacts.models import (
+    contact_identities,
+    contact_merges,
+    contacts,
+    erasure_suppressions,
+    erasures,
+    touchpoints,
+)
+from leadflow.contacts.schemas import Erasure
+from leadflow.contacts.service import profile_lock
+from leadflow.events import service as events
+from leadflow.kernel.context import AppContext
+from leadflow.kernel.ids import new_id
+
+
+def _count(conn: Connection, table: sa.Table, column: sa.Column[Any], value: str) -> int:
+    return int(
+        conn.execute(sa.select(sa.func.count()).select_from(table).where(column == value)).scalar_one()
+    )
+
+
+def erase(ctx: AppContext, contact_id: str, *, actor: str) -> Erasure:
+    """Erase a person: the profile, their events and touchpoints, the personal data in audit entries.
+
+    What remains is an erasure record without personal data (ids, time, who asked, how many rows
+    went) and keyed digests of their user / anonymous ids, so that events still in flight from their
+    devices are dropped instead of rebuilding the profile.
+    """
+    secret = ctx.secret_key
+    with ctx.db.write() as conn:
+        profile_lock(conn)
+        live = queries.get(conn, contact_id).id
+        all_ids = [live, *queries.merged_ids(conn, live)]
+        ids = queries.identities(conn, live)
+        user_ids = tuple(i["value"] for i in ids if i["kind"] == "user")
+        anon_ids = tuple(i["value"] for i in ids if i["kind"] == "anon")
+        summary = {
+            "events": events.count_for_contacts(conn, [live]),
+            "touchpoints": _count(conn, touchpoints, touchpoints.c.contact_id, live),
+            "identities": len(ids),
+            "merged_contacts": len(all_ids) - 1,
+        }
+        ctx.bus.publish(conn, ContactsErased(tuple(all_ids), user_ids, anon_ids, ctx.clock.now()))
+        conn.execute(touchpoints.delete().where(touchpoints.c.contact_id == live))
+        conn.execute(contact_identities.delete().where(contact_identities.c.contact_id == live))
+        conn.execute(contact_merges.delete().where(contact_merges.c.survivor_id == live))
+        conn.execute(contacts.delete().where(contacts.c.id == live))
+        summary["audit_entries_redacted"] = audit.redact(conn, "contact", all_ids)
+        record: dict[str, Any] = {
+            "id": new_id(),
+            "contact_id": live,
+            "erased_at": ctx.clock.now(),
+            "actor": actor,
+            "summary": summary,
+        }
+        conn.execute(erasures.insert(), record)
+        digests = set(suppression.event_digests(secret, user_ids, anon_ids))
+        if digests:
+            conn.execute(
+                erasure_suppressions.insert(), [{"digest": d, "erasure_id": record["id"]} for d in digests]
+            )
+        audit.record(
+            conn,
+            ctx.clock,
+            actor=actor,
+            action="contact.erased",
+            entity_type="erasure",
+            entity_id=record["id"],
+            data={"contact_id": live, "summary": summary},
+        )
+    return Erasure.model_validate(record)
+
+
+def export(ctx: AppContext, contact_id: str) -> dict[str, Any]:
+    """Everything leadflow holds about a person, as one JSON document."""
+    with ctx.db.read() as conn:
+        live = queries.get(conn, contact_id).id
+        row = queries.full_row(conn, live)
+        merged = queries.merged_ids(conn, live)
+        company = queries.company(conn, row["company_id"]).model_dump() if row["company_id"] else None
+        return {
+            "contact": row,
+            "identities": queries.identities(conn, live),
+            "merged_contact_ids": merged,
+            "company": company,
+            "events": events.for_contacts(conn, [live], limit=None),
+            "touchpoints": queries.touchpoints_of(conn, live),
+            "audit": audit.entries(conn, entity_type="contact", entity_ids=[live, *merged], limit=10_000),
+        }

@@ -1,0 +1,1 @@
+"""Events: the Segment-compatible tracking API, the durable event log and its processing loop."""

@@ -1,0 +1,108 @@
+"""The processing loop: stored events → profiles → qualifiers (architecture steps 2 and 3).
+
+A batch is claimed, applied and marked processed in one transaction holding the profile lock, so a
+crash anywhere rolls the whole batch back and the next attempt re-processes it without double effects.
+One processor runs at a time (the lock); any number of workers may try, the others go on to other work.
+
+An event that cannot be applied (a bug, a value the database refuses) must not stall everyone behind it:
+a failing batch is retried in halves until the one failing event is alone, and that event is then marked
+processed with its error kept on the row and counted in the metrics — never dropped silently.
+Connection problems are not the event's fault: they propagate, and the loop retries later.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy import exc as sa_exc
+
+from leadflow.contacts import service as contacts
+from leadflow.events import service
+from leadflow.events.domain_events import EventsProcessed, ProcessedEvent
+from leadflow.events.ingest import CHANNEL
+from leadflow.kernel.context import AppContext
+
+log = logging.getLogger(__name__)
+
+TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+
+
+class EventProcessor:
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.batch_size = ctx.settings.processing_batch_size
+
+    def process_next(self, limit: int | None = None) -> int:
+        """Process the oldest waiting events; returns how many were handled (0: nothing to do or busy)."""
+        limit = limit or self.batch_size
+        try:
+            return self._process(limit)
+        except TRANSIENT:
+            raise
+        except Exception as exc:
+            if limit > 1:
+                return self.process_next(max(1, limit // 2))
+            self._fail_oldest(exc)
+            return 1
+
+    def _process(self, limit: int) -> int:
+        ctx = self.ctx
+        secret = ctx.secret_key
+        with ctx.db.write() as conn:
+            if not contacts.profile_lock(conn, wait=False):
+                return 0
+            rows = service.pending(conn, limit)
+            if not rows:
+                return 0
+            applied = contacts.apply_batch(conn, ctx, rows, secret=secret)
+            now = ctx.clock.now()
+            service.mark_processed(conn, applied.contacts, now)
+            service.delete(conn, applied.dropped)
+            processed = tuple(
+                ProcessedEvent(
+                    id=row.id,
+                    contact_id=applied.contacts[row.id],
+                    type=row.type,
+                    event=row.event,
+                    name=row.name,
+                    source=row.source,
+                    timestamp=row.timestamp,
+                )
+                for row in rows
+                if row.id in applied.contacts
+            )
+            ctx.bus.publish(conn, EventsProcessed(processed, now))
+        ctx.metrics.events_processed.inc(len(rows))
+        return len(rows)
+
+    def _fail_oldest(self, error: Exception) -> None:
+        ctx = self.ctx
+        with ctx.db.write() as conn:
+            contacts.profile_lock(conn)
+            rows = service.pending(conn, 1)
+            if not rows:
+                return
+            service.mark_failed(conn, rows[0].id, f"{type(error).__name__}: {error}", ctx.clock.now())
+        ctx.metrics.processing_errors.inc()
+        log.error("event %s could not be processed: %s", rows[0].id, error, exc_info=error)
+
+    def drain(self) -> int:
+        """Process until nothing waits (tests, the CLI, the simulator)."""
+        total = 0
+        while (count := self.process_next()) > 0:
+            total += count
+        return total
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until ``stop`` is set: process while there is work, otherwise sleep until woken."""
+        poll = self.ctx.settings.worker_poll_interval
+        while not stop.is_set():
+            try:
+                handled = self.process_next()
+            except TRANSIENT as exc:
+                log.warning("event processing paused: %s", exc)
+                stop.wait(min(5.0, poll * 4))
+                continue
+            if handled == 0:
+                self.ctx.signals.wait(CHANNEL, poll)

@@ -1,0 +1,138 @@
+"""What other domains may do with the event log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
+
+from leadflow.contacts.domain_events import ContactsErased, ContactsMerged
+from leadflow.events.models import events
+from leadflow.kernel.db import chunked
+
+EVENT_FIELDS = (
+    "id",
+    "message_id",
+    "type",
+    "event",
+    "name",
+    "properties",
+    "context",
+    "timestamp",
+    "received_at",
+)
+
+
+def pending(conn: Connection, limit: int) -> Sequence[Any]:
+    """The oldest unprocessed events, in arrival order."""
+    return conn.execute(
+        sa.select(events).where(events.c.processed_at.is_(None)).order_by(events.c.id).limit(limit)
+    ).all()
+
+
+def mark_processed(conn: Connection, assignments: dict[int, str], at: datetime) -> None:
+    """Record each event's contact and that it has been applied (one statement on PostgreSQL)."""
+    if not assignments:
+        return
+    if conn.dialect.name == "postgresql":
+        ids, contact_ids = list(assignments), list(assignments.values())
+        conn.execute(
+            sa.text(
+                "UPDATE events SET contact_id = v.cid, processed_at = :at "
+                "FROM unnest(CAST(:ids AS bigint[]), CAST(:cids AS varchar[])) AS v(id, cid) "
+                "WHERE events.id = v.id"
+            ).bindparams(
+                sa.bindparam("ids", type_=postgresql.ARRAY(sa.BigInteger)),
+                sa.bindparam("cids", type_=postgresql.ARRAY(sa.String)),
+            ),
+            {"ids": ids, "cids": contact_ids, "at": at},
+        )
+        return
+    conn.execute(
+        events.update()
+        .where(events.c.id == sa.bindparam("b_id"))
+        .values(contact_id=sa.bindparam("b_contact"), processed_at=sa.bindparam("b_at")),
+        [{"b_id": eid, "b_contact": cid, "b_at": at} for eid, cid in assignments.items()],
+    )
+
+
+def mark_failed(conn: Connection, event_id: int, error: str, at: datetime) -> None:
+    conn.execute(events.update().where(events.c.id == event_id).values(processed_at=at, error=error[:2000]))
+
+
+def delete(conn: Connection, event_ids: Iterable[int]) -> None:
+    for chunk in chunked(list(event_ids), 5000):
+        conn.execute(events.delete().where(events.c.id.in_(chunk)))
+
+
+def backlog(conn: Connection) -> tuple[int, datetime | None]:
+    """How many events wait for processing, and when the oldest arrived."""
+    waiting = events.c.processed_at.is_(None)
+    count = conn.execute(sa.select(sa.func.count()).select_from(events).where(waiting)).scalar_one()
+    oldest = conn.execute(
+        sa.select(events.c.received_at).where(waiting).order_by(events.c.id).limit(1)
+    ).scalar()
+    return int(count), oldest
+
+
+def failed_count(conn: Connection) -> int:
+    return int(
+        conn.execute(
+            sa.select(sa.func.count()).select_from(events).where(events.c.error.is_not(None))
+        ).scalar_one()
+    )
+
+
+def on_contacts_merged(conn: Connection, message: ContactsMerged) -> None:
+    conn.execute(
+        events.update()
+        .where(events.c.contact_id == sa.bindparam("loser"))
+        .values(contact_id=sa.bindparam("survivor")),
+        [{"loser": loser, "survivor": survivor} for loser, survivor in message.pairs],
+    )
+
+
+def on_contacts_erased(conn: Connection, message: ContactsErased) -> None:
+    """Erasure: the person's events go, including any still waiting to be processed."""
+    for chunk in chunked(list(message.contact_ids), 1000):
+        conn.execute(events.delete().where(events.c.contact_id.in_(chunk)))
+    waiting = events.c.processed_at.is_(None)
+    for chunk in chunked(list(message.user_ids), 1000):
+        conn.execute(events.delete().where(waiting, events.c.user_id.in_(chunk)))
+    for chunk in chunked(list(message.anonymous_ids), 1000):
+        conn.execute(events.delete().where(waiting, events.c.anonymous_id.in_(chunk)))
+
+
+def count_for_contacts(conn: Connection, contact_ids: Sequence[str]) -> int:
+    query = sa.select(sa.func.count()).select_from(events).where(events.c.contact_id.in_(list(contact_ids)))
+    return int(conn.execute(query).scalar_one())
+
+
+def for_contacts(
+    conn: Connection,
+    contact_ids: Sequence[str],
+    *,
+    kind: str | None = None,
+    name: str | None = None,
+    before: tuple[datetime, int] | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """A contact's events, newest first; ``before`` is the (timestamp, id) to continue after."""
+    query = sa.select(*[events.c[f] for f in EVENT_FIELDS]).where(events.c.contact_id.in_(list(contact_ids)))
+    if kind:
+        query = query.where(events.c.type == kind)
+    if name:
+        query = query.where(sa.or_(events.c.event == name, events.c.name == name))
+    if before is not None:
+        stamp, event_id = before
+        query = query.where(
+            sa.or_(events.c.timestamp < stamp, sa.and_(events.c.timestamp == stamp, events.c.id < event_id))
+        )
+    query = query.order_by(events.c.timestamp.desc(), events.c.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    return [dict(row._mapping) for row in conn.execute(query)]

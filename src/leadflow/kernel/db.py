@@ -1,0 +1,155 @@
+"""The database: one engine, explicit read and write transactions, and the few dialect differences.
+
+SQLite runs in WAL mode with a single writer: every write transaction starts with ``BEGIN IMMEDIATE``
+so two writers queue on the lock instead of failing mid-transaction. PostgreSQL runs in UTC with a
+connection pool; cross-process mutual exclusion uses transaction-scoped advisory locks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from leadflow.kernel import jsonutil
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+_WRITE = "leadflow_write"
+T = TypeVar("T")
+
+
+def _sqlite_engine(url: str, echo: bool) -> Engine:
+    engine = sa.create_engine(
+        url,
+        echo=echo,
+        json_serializer=jsonutil.dumps,
+        json_deserializer=jsonutil.loads,
+        connect_args={"check_same_thread": False, "timeout": 60},
+        pool_size=8,
+        max_overflow=16,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=FULL",
+            "foreign_keys=ON",
+            "busy_timeout=60000",
+            "cache_size=-65536",
+            "temp_store=MEMORY",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def _postgres_engine(url: str, echo: bool) -> Engine:
+    return sa.create_engine(
+        url,
+        echo=echo,
+        json_serializer=jsonutil.dumps,
+        json_deserializer=jsonutil.loads,
+        connect_args={"options": "-c timezone=UTC"},
+        pool_size=10,
+        max_overflow=30,
+        pool_pre_ping=True,
+    )
+
+
+class Database:
+    """Owns the engine. Use :meth:`read` for queries and :meth:`write` for anything that changes rows."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        if url.startswith("sqlite"):
+            self.engine = _sqlite_engine(url, echo)
+        else:
+            self.engine = _postgres_engine(url, echo)
+        self.dialect = self.engine.dialect.name
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield conn
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def insert_ignore(conn: Connection, table: sa.Table, index_elements: Sequence[str]) -> Any:
+    """``INSERT ... ON CONFLICT (index_elements) DO NOTHING`` for the connection's dialect."""
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    return dialect_insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
+
+
+def dialect_insert(conn: Connection, table: sa.Table) -> Any:
+    """The dialect's ``insert`` construct, for ``on_conflict_do_update``."""
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit key for an advisory lock name."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def advisory_lock(conn: Connection, name: str, *, wait: bool = True) -> bool:
+    """Take a transaction-scoped lock named ``name``; returns False when ``wait`` is off and it is held.
+
+    On SQLite a write transaction already holds the database's single write lock, so this is a no-op.
+    """
+    if conn.dialect.name != "postgresql":
+        return True
+    if wait:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(name)})
+        return True
+    return bool(conn.execute(sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock_key(name)}).scalar())
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

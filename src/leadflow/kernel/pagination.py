@@ -1,0 +1,56 @@
+"""Opaque cursors for ``{"data": [...], "next_cursor": ...}`` lists."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel
+
+from leadflow.kernel import jsonutil
+from leadflow.kernel.errors import BadRequest
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+T = TypeVar("T")
+
+Limit = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="page size")
+Cursor = Query(None, description="next_cursor from the previous page")
+
+
+class Page(BaseModel, Generic[T]):
+    """Every list answers ``{"data": [...], "next_cursor": "..." | null}``."""
+
+    data: list[T]
+    next_cursor: str | None
+
+
+def paginate(
+    items: list[T], limit: int, position: Callable[[T], dict[str, Any]]
+) -> tuple[list[T], str | None]:
+    """Given ``limit + 1`` items, the page and the cursor to the next one (None on the last page)."""
+    if len(items) <= limit:
+        return items, None
+    items = items[:limit]
+    return items, encode(position(items[-1]))
+
+
+def encode(position: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(jsonutil.dumpb(position)).decode().rstrip("=")
+
+
+def decode(cursor: str | None) -> dict[str, Any] | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value = jsonutil.loads(raw)
+    except (binascii.Error, ValueError, jsonutil.JSONDecodeError):
+        raise BadRequest("the cursor is not one this API issued", code="invalid_cursor") from None
+    if not isinstance(value, dict):
+        raise BadRequest("the cursor is not one this API issued", code="invalid_cursor")
+    return value

@@ -1,0 +1,55 @@
+"""Runtime settings, read from the environment with the ``LEADFLOW_`` prefix."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SQLITE_URL = "sqlite:///./leadflow.db"
+
+
+def normalise_database_url(url: str) -> str:
+    """Pick our drivers for the short URL forms people paste (``postgresql://``, ``sqlite://``)."""
+    if url.startswith(("postgres://", "postgresql://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite://"):
+        return "sqlite+pysqlite://" + url.split("://", 1)[1]
+    return url
+
+
+class Settings(BaseSettings):
+    """Everything an operator may set. Switching to PostgreSQL is setting ``LEADFLOW_DATABASE_URL``."""
+
+    model_config = SettingsConfigDict(env_prefix="LEADFLOW_", extra="ignore")
+
+    database_url: str = DEFAULT_SQLITE_URL
+    base_url: str | None = None
+    secret_key: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+
+    # Ingestion and processing.
+    processing_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    worker_poll_interval: float = Field(default=0.5, gt=0)
+    default_phone_region: str | None = None
+
+    # Per API key, per process; 0 disables the limit.
+    ingest_rate_limit: float = Field(default=2000.0, ge=0, description="ingest requests per second per key")
+    api_rate_limit: float = Field(default=500.0, ge=0, description="REST requests per second per key")
+
+    @field_validator("database_url")
+    @classmethod
+    def _driver(cls, value: str) -> str:
+        return normalise_database_url(value)
+
+    @cached_property
+    def public_url(self) -> str:
+        """The address links in emails and pages point at."""
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,1 @@
+"""Composition root: building the context, the worker threads, the server, first start."""

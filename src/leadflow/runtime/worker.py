@@ -1,0 +1,46 @@
+"""Background work in threads: today the event processor; journeys and delivery join it later."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from leadflow.events.ingest import CHANNEL as EVENTS
+from leadflow.events.processor import EventProcessor
+from leadflow.kernel.context import AppContext
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, ctx: AppContext, *, concurrency: int = 1) -> None:
+        self.ctx = ctx
+        self.concurrency = max(1, concurrency)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        _ = self.ctx.secret_key  # resolved once, before any worker transaction needs it
+        self.ctx.signals.listen([EVENTS])
+        for index in range(self.concurrency):
+            thread = threading.Thread(target=self._run, name=f"leadflow-worker-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _run(self) -> None:
+        try:
+            EventProcessor(self.ctx).run(self._stop)
+        except Exception:  # pragma: no cover - the loop handles its own errors; this is the last guard
+            log.exception("worker thread stopped")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.ctx.signals.wake(EVENTS)
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()
+
+    def wait(self) -> None:
+        """Block until stopped (``leadflow worker``)."""
+        while not self._stop.wait(1.0):
+            pass

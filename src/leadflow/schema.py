@@ -1,0 +1,25 @@
+"""Imports every domain's tables so that ``metadata`` describes the whole schema (Alembic, tests)."""
+
+from __future__ import annotations
+
+import importlib
+
+from leadflow.kernel.db import metadata
+
+MODEL_MODULES = (
+    "leadflow.kernel.instance",
+    "leadflow.auth.models",
+    "leadflow.audit.models",
+    "leadflow.contacts.models",
+    "leadflow.events.models",
+)
+
+
+def load_models() -> None:
+    for module in MODEL_MODULES:
+        importlib.import_module(module)
+
+
+load_models()
+
+__all__ = ["metadata"]

@@ -1,0 +1,103 @@
+"""Shared fixtures: every storage test runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from leadflow.api.app import create_app
+from leadflow.auth import service as keys
+from leadflow.events.processor import EventProcessor
+from leadflow.kernel.clock import VirtualClock
+from leadflow.kernel.context import AppContext
+from leadflow.kernel.settings import Settings
+from leadflow.runtime.context import build_context
+from tests.support import databases
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str | None]:
+    if not databases.postgres_available():
+        yield None
+        return
+    url = databases.migrated(databases.create_postgres_database())
+    yield url
+    databases.drop_postgres_database(url)
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return databases.migrated(databases.sqlite_url(tmp_path_factory.mktemp("sqlite")))
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, sqlite_url: str, postgres_url: str | None) -> str:
+    """A migrated, empty database of each kind (the test runs once per backend)."""
+    if request.param == "postgresql":
+        if postgres_url is None:
+            databases.skip_or_fail_without_postgres()
+        url = postgres_url
+    else:
+        url = sqlite_url
+    assert url is not None
+    databases.empty_tables(url)
+    return url
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, secret_key="test-secret", ingest_rate_limit=0, api_rate_limit=0)
+
+
+@pytest.fixture
+def ctx(settings: Settings, clock: VirtualClock) -> Iterator[AppContext]:
+    context = build_context(settings, clock=clock)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def processor(ctx: AppContext) -> EventProcessor:
+    return EventProcessor(ctx)
+
+
+@pytest.fixture
+def make_key(ctx: AppContext) -> Callable[..., str]:
+    def make(*scopes: str, name: str = "test") -> str:
+        with ctx.db.write() as conn:
+            _, plaintext = keys.create_key(conn, ctx.clock, name=name, scopes=scopes or ("admin",), actor="test")
+        return plaintext
+
+    return make
+
+
+@pytest.fixture
+def client(ctx: AppContext) -> Iterator[TestClient]:
+    with TestClient(create_app(ctx, run_worker=False)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def admin_key(make_key: Callable[..., str]) -> str:
+    return make_key("admin")
+
+
+@pytest.fixture
+def write_key(make_key: Callable[..., str]) -> str:
+    return make_key("ingest")
+
+
+@pytest.fixture
+def tmp(tmp_path: Path) -> Path:
+    return tmp_path
