@@ -57,7 +57,9 @@ def clock() -> VirtualClock:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, secret_key="test-secret", ingest_rate_limit=0, api_rate_limit=0)
+    return Settings(
+        database_url=database_url, secret_key="test-secret", ingest_rate_limit=0, api_rate_limit=0
+    )
 
 
 @pytest.fixture
@@ -76,7 +78,9 @@ def processor(ctx: AppContext) -> EventProcessor:
 def make_key(ctx: AppContext) -> Callable[..., str]:
     def make(*scopes: str, name: str = "test") -> str:
         with ctx.db.write() as conn:
-            _, plaintext = keys.create_key(conn, ctx.clock, name=name, scopes=scopes or ("admin",), actor="test")
+            _, plaintext = keys.create_key(
+                conn, ctx.clock, name=name, scopes=scopes or ("admin",), actor="test"
+            )
         return plaintext
 
     return make

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -25,12 +27,17 @@ console = Console()
 CLI_ACTOR = "cli"
 
 
-def _context() -> AppContext:
+@contextmanager
+def _context() -> Iterator[AppContext]:
     settings = Settings()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    return build_context(settings)
+    ctx = build_context(settings)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
 
 
 def _require_schema(ctx: AppContext) -> None:
@@ -42,9 +49,9 @@ def _require_schema(ctx: AppContext) -> None:
 @app.command()
 def migrate() -> None:
     """Apply database migrations (SQLite or PostgreSQL, from LEADFLOW_DATABASE_URL)."""
-    ctx = _context()
-    migrations.upgrade(ctx.db)
-    console.print(f"database at revision {migrations.current_revision(ctx.db)} ({ctx.db.dialect})")
+    with _context() as ctx:
+        migrations.upgrade(ctx.db)
+        console.print(f"database at revision {migrations.current_revision(ctx.db)} ({ctx.db.dialect})")
 
 
 @app.command()
@@ -60,21 +67,23 @@ def serve(
     from leadflow.runtime.bootstrap import banner, first_start
     from leadflow.runtime.server import serve as run_server
 
-    ctx = _context()
-    _require_schema(ctx)
-    settings = ctx.settings
-    found = first_start(ctx)
-    if found:
-        typer.echo(banner(found, settings.public_url))
-    console.print(f"leadflow on http://{host or settings.host}:{port or settings.port} ({ctx.db.dialect})")
-    run_server(
-        ctx,
-        host=host or settings.host,
-        port=port or settings.port,
-        run_worker=not no_worker,
-        processes=processes,
-        log_level=settings.log_level.lower(),
-    )
+    with _context() as ctx:
+        _require_schema(ctx)
+        settings = ctx.settings
+        found = first_start(ctx)
+        if found:
+            typer.echo(banner(found, settings.public_url))
+        console.print(
+            f"leadflow on http://{host or settings.host}:{port or settings.port} ({ctx.db.dialect})"
+        )
+        run_server(
+            ctx,
+            host=host or settings.host,
+            port=port or settings.port,
+            run_worker=not no_worker,
+            processes=processes,
+            log_level=settings.log_level.lower(),
+        )
 
 
 @app.command()
@@ -82,15 +91,15 @@ def worker(concurrency: int = typer.Option(1, min=1, help="worker threads")) -> 
     """Run background processing only (scale out: run one per machine against PostgreSQL)."""
     from leadflow.runtime.worker import Worker
 
-    ctx = _context()
-    _require_schema(ctx)
-    runner = Worker(ctx, concurrency=concurrency)
-    runner.start()
-    console.print(f"worker running with {concurrency} thread(s); Ctrl-C stops it")
-    try:
-        runner.wait()
-    except KeyboardInterrupt:
-        runner.stop()
+    with _context() as ctx:
+        _require_schema(ctx)
+        runner = Worker(ctx, concurrency=concurrency)
+        runner.start()
+        console.print(f"worker running with {concurrency} thread(s); Ctrl-C stops it")
+        try:
+            runner.wait()
+        except KeyboardInterrupt:
+            runner.stop()
 
 
 @keys_app.command("create")
@@ -101,18 +110,18 @@ def keys_create(
     """Create an API key; the key itself is printed once, as the last line."""
     from leadflow.auth import service as keys
 
-    ctx = _context()
-    _require_schema(ctx)
-    try:
-        with ctx.db.write() as conn:
-            view, plaintext = keys.create_key(
-                conn, ctx.clock, name=name, scopes=scopes.split(","), actor=CLI_ACTOR
-            )
-    except LeadflowError as exc:
-        console.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(2) from None
-    console.print(f"created key {view.id} ({', '.join(view.scopes)})")
-    print(plaintext)
+    with _context() as ctx:
+        _require_schema(ctx)
+        try:
+            with ctx.db.write() as conn:
+                view, plaintext = keys.create_key(
+                    conn, ctx.clock, name=name, scopes=scopes.split(","), actor=CLI_ACTOR
+                )
+        except LeadflowError as exc:
+            console.print(f"[red]{exc.message}[/red]")
+            raise typer.Exit(2) from None
+        console.print(f"created key {view.id} ({', '.join(view.scopes)})")
+        print(plaintext)
 
 
 @keys_app.command("list")
@@ -120,20 +129,20 @@ def keys_list() -> None:
     """List API keys (never their secrets)."""
     from leadflow.auth import service as keys
 
-    ctx = _context()
-    with ctx.db.read() as conn:
-        found = keys.list_keys(conn)
-    table = Table("id", "name", "prefix", "scopes", "created", "revoked")
-    for key in found:
-        table.add_row(
-            key.id,
-            key.name,
-            key.prefix,
-            ",".join(key.scopes),
-            key.created_at.isoformat(timespec="seconds"),
-            key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "",
-        )
-    console.print(table)
+    with _context() as ctx:
+        with ctx.db.read() as conn:
+            found = keys.list_keys(conn)
+        table = Table("id", "name", "prefix", "scopes", "created", "revoked")
+        for key in found:
+            table.add_row(
+                key.id,
+                key.name,
+                key.prefix,
+                ",".join(key.scopes),
+                key.created_at.isoformat(timespec="seconds"),
+                key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "",
+            )
+        console.print(table)
 
 
 @keys_app.command("revoke")
@@ -141,14 +150,14 @@ def keys_revoke(key_id: str) -> None:
     """Revoke an API key."""
     from leadflow.auth import service as keys
 
-    ctx = _context()
-    try:
-        with ctx.db.write() as conn:
-            keys.revoke_key(conn, ctx.clock, key_id, actor=CLI_ACTOR)
-    except LeadflowError as exc:
-        console.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(2) from None
-    console.print(f"revoked {key_id}")
+    with _context() as ctx:
+        try:
+            with ctx.db.write() as conn:
+                keys.revoke_key(conn, ctx.clock, key_id, actor=CLI_ACTOR)
+        except LeadflowError as exc:
+            console.print(f"[red]{exc.message}[/red]")
+            raise typer.Exit(2) from None
+        console.print(f"revoked {key_id}")
 
 
 @import_app.command("contacts")
@@ -156,9 +165,9 @@ def import_contacts(path: Path = typer.Argument(..., exists=True, dir_okay=False
     """Upsert contacts by email from a CSV file; rejected rows are reported with line and reason."""
     from leadflow.contacts.cli import run_import
 
-    ctx = _context()
-    _require_schema(ctx)
-    raise typer.Exit(run_import(ctx, path, console, actor=CLI_ACTOR))
+    with _context() as ctx:
+        _require_schema(ctx)
+        raise typer.Exit(run_import(ctx, path, console, actor=CLI_ACTOR))
 
 
 def main() -> None:

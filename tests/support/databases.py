@@ -39,7 +39,8 @@ def drop_postgres_database(url: str) -> None:
     name = sa.make_url(url).database
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
             (name,),
         )
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
@@ -75,7 +76,9 @@ def empty_tables(url: str) -> None:
 
 
 def _has_sequence(conn: sa.Connection) -> bool:
-    return conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").first() is not None
+    return (
+        conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").first() is not None
+    )
 
 
 def skip_or_fail_without_postgres() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fastapi import Depends, Request
+from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from leadflow.auth.service import KeyCache, Principal
@@ -38,7 +38,7 @@ def require(scope: str) -> Callable[..., Principal]:
     the scope, 429 past the key's rate limit."""
 
     def dependency(
-        request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+        request: Request, credentials: HTTPAuthorizationCredentials | None = Security(bearer, scopes=[scope])
     ) -> Principal:
         if credentials is None:
             raise Unauthorized("send an API key as 'Authorization: Bearer <key>'", code="missing_api_key")

@@ -42,7 +42,7 @@ class ProfileChanges:
     consent: Any = UNSET
     traits: dict[str, Any] = field(default_factory=dict)
     # Values that failed validation, kept as traits so nothing the sender said is lost.
-    rejected: dict[str, str] = field(default_factory=dict)
+    rejected: dict[str, Any] = field(default_factory=dict)
 
     def set_fields(self) -> dict[str, Any]:
         names = (
@@ -74,6 +74,9 @@ def _string(value: Any) -> Any:
 
 
 def _split_name(name: Any) -> tuple[Any, Any]:
+    """``name`` → (first, last); ``null`` clears both."""
+    if name is None:
+        return None, None
     if not isinstance(name, str) or not name.strip():
         return UNSET, UNSET
     first, _, last = name.strip().partition(" ")
@@ -85,8 +88,10 @@ def from_traits(
 ) -> ProfileChanges:
     """Changes for an ``identify`` call: reserved traits go to columns, the rest to ``traits``.
 
-    A ``null`` trait removes it. ``name`` fills first/last name when those are not given. An email,
-    phone or time zone that fails validation leaves the column alone and is kept as a trait.
+    A ``null`` trait removes it. ``name`` fills first/last name when those are not given. A reserved
+    trait whose value fails validation (an email that is not one, a phone that is not a number, an
+    unknown time zone, an ``unsubscribed`` that is not a boolean) leaves the column alone and is kept as
+    a trait, so nothing the sender said is lost. ``context.timezone`` is used when no trait gives one.
     """
     traits = traits or {}
     changes = ProfileChanges(traits={k: v for k, v in traits.items() if k not in COLUMN_TRAITS})
@@ -94,24 +99,29 @@ def from_traits(
     _assign_phone(changes, _first(traits, PHONE_KEYS), phone_region)
     changes.first_name = _string(_first(traits, FIRST_NAME_KEYS))
     changes.last_name = _string(_first(traits, LAST_NAME_KEYS))
-    if changes.first_name is UNSET and changes.last_name is UNSET:
-        changes.first_name, changes.last_name = _split_name(traits.get("name"))
-    tz = traits.get("timezone", UNSET)
-    if tz is UNSET and context and isinstance(context.get("timezone"), str):
-        tz = context["timezone"]
-    _assign_timezone(changes, tz)
-    unsubscribed = traits.get("unsubscribed")
-    if isinstance(unsubscribed, bool):
-        changes.subscription_status = "unsubscribed" if unsubscribed else "subscribed"
-    for key, value in changes.rejected.items():
-        changes.traits[key] = value
+    if changes.first_name is UNSET and changes.last_name is UNSET and "name" in traits:
+        changes.first_name, changes.last_name = _split_name(traits["name"])
+    if "timezone" in traits:
+        _assign_timezone(changes, traits["timezone"])
+    elif context and isinstance(context.get("timezone"), str) and normalize.is_timezone(context["timezone"]):
+        changes.timezone = context["timezone"]
+    _assign_subscription(changes, traits.get("unsubscribed", UNSET))
+    changes.traits.update(changes.rejected)
     return changes
+
+
+def _blank(value: Any) -> bool:
+    return isinstance(value, str) and not value.strip()
 
 
 def _assign_email(changes: ProfileChanges, value: Any) -> None:
     if value is UNSET or value is None:
         changes.email = value
-    elif isinstance(value, str) and value.strip():
+    elif _blank(value):
+        return
+    elif not isinstance(value, str):
+        changes.rejected["email"] = value
+    else:
         try:
             changes.email = normalize.email(value)
         except Invalid:
@@ -121,15 +131,26 @@ def _assign_email(changes: ProfileChanges, value: Any) -> None:
 def _assign_phone(changes: ProfileChanges, value: Any, region: str | None) -> None:
     if value is UNSET or value is None:
         changes.phone = value
-    elif isinstance(value, str | int) and str(value).strip():
+    elif _blank(value):
+        return
+    elif isinstance(value, bool) or not isinstance(value, str | int):
+        changes.rejected["phone"] = value
+    else:
         try:
             changes.phone = normalize.phone(str(value), region)
         except Invalid:
-            changes.rejected["phone"] = str(value)
+            changes.rejected["phone"] = value
 
 
 def _assign_timezone(changes: ProfileChanges, value: Any) -> None:
-    if value is UNSET or value is None or (isinstance(value, str) and normalize.is_timezone(value)):
+    if value is None or (isinstance(value, str) and normalize.is_timezone(value)):
         changes.timezone = value
     else:
-        changes.rejected["timezone"] = str(value)
+        changes.rejected["timezone"] = value
+
+
+def _assign_subscription(changes: ProfileChanges, value: Any) -> None:
+    if isinstance(value, bool):
+        changes.subscription_status = "unsubscribed" if value else "subscribed"
+    elif value is not UNSET and value is not None:
+        changes.rejected["unsubscribed"] = value

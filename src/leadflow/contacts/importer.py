@@ -70,7 +70,13 @@ def column_key(header: str) -> str:
 
 def parse_row(line: int, record: dict[str, str], phone_region: str | None) -> ParsedRow:
     """Validate one CSV record; raises :class:`Invalid` with the reason."""
-    values = {column_key(k): (v or "").strip() for k, v in record.items() if k is not None}
+    values: dict[str, str] = {}
+    for header, cell in record.items():
+        if header is None:
+            continue
+        key, text = column_key(header), (cell or "").strip()
+        if text or key not in values:  # a blank alias column never erases a filled one
+            values[key] = text
     if not values.get("email"):
         raise Invalid("email is required", code="missing_email")
     changes = ProfileChanges(email=normalize.email(values.pop("email")))

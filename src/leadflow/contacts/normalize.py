@@ -39,7 +39,7 @@ def phone(value: str, region: str | None = None) -> str:
 def is_timezone(name: str) -> bool:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return False
     return True
 

@@ -35,7 +35,9 @@ def apply_batch(conn: Connection, ctx: AppContext, rows: Sequence[Any], *, secre
     ``secret`` is ``ctx.secret_key``, read by the caller *before* its transaction began (reading it
     may write the generated key, which on SQLite must not happen inside another write).
     """
-    return apply_events(conn, ctx.clock, ctx.bus, rows, secret=secret, phone_region=ctx.settings.default_phone_region)
+    return apply_events(
+        conn, ctx.clock, ctx.bus, rows, secret=secret, phone_region=ctx.settings.default_phone_region
+    )
 
 
 def changes_from(fields: ContactFields, phone_region: str | None) -> ProfileChanges:

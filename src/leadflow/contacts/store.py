@@ -24,7 +24,7 @@ from leadflow.contacts.state import CONTACT_FIELDS, CompanyState, ContactState
 from leadflow.kernel.db import chunked
 
 CHUNK = 5000
-_UPDATABLE = [name for name in CONTACT_FIELDS if name not in ("id", "created_at")]
+_UPDATABLE = [name for name in CONTACT_FIELDS if name != "id"]
 
 
 def _in_chunks(conn: Connection, query_for: Any, values: Collection[str]) -> list[Any]:

@@ -12,7 +12,8 @@ import binascii
 import zlib
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request, Response, Security
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -23,6 +24,9 @@ from leadflow.kernel import jsonutil
 from leadflow.kernel.errors import BadRequest, Forbidden, Unauthorized
 
 router = APIRouter(tags=["tracking"])
+write_key = HTTPBasic(
+    auto_error=False, description="the write key as user name, empty password (or `writeKey` in the body)"
+)
 
 SUCCESS = b'{"success":true}'
 
@@ -171,7 +175,9 @@ def _doc(kind: str) -> dict[str, Any]:
 
 
 def _register(kind: str) -> None:
-    async def endpoint(request: Request) -> Response:
+    async def endpoint(
+        request: Request, _: HTTPBasicCredentials | None = Security(write_key, scopes=["ingest"])
+    ) -> Response:
         return await _accept(request, None if kind == "batch" else kind)
 
     endpoint.__name__ = f"segment_{kind}"

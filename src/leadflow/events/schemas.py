@@ -51,7 +51,7 @@ def parse_time(value: Any, field: str, index: int | None) -> datetime:
         raise MessageError(f"'{field}' must be an ISO-8601 string", code="invalid_timestamp", index=index)
     try:
         return as_utc(datetime.fromisoformat(value))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise MessageError(
             f"'{field}' is not an ISO-8601 date-time: {value[:40]!r}", code="invalid_timestamp", index=index
         ) from None
@@ -101,7 +101,16 @@ def event_timestamp(
     sent_at = (
         parse_time(raw["sentAt"], "sentAt", index) if raw.get("sentAt") is not None else defaults.sent_at
     )
-    return received_at - (sent_at - original) if sent_at else original
+    if sent_at is None:
+        return original
+    try:
+        return received_at - (sent_at - original)
+    except OverflowError:
+        raise MessageError(
+            "'sentAt' and 'originalTimestamp' are too far apart to be a clock skew",
+            code="invalid_timestamp",
+            index=index,
+        ) from None
 
 
 def _objects(raw: dict[str, Any], defaults: BatchDefaults, index: int | None) -> dict[str, Any]:
@@ -164,7 +173,7 @@ def to_row(
     if not isinstance(raw, dict):
         raise MessageError("a message must be a JSON object", code="invalid_message", index=index)
     kind = kind or raw.get("type")
-    if kind not in MESSAGE_TYPES:
+    if not isinstance(kind, str) or kind not in MESSAGE_TYPES:
         raise MessageError(f"unknown message type {kind!r}", code="invalid_type", index=index)
     if check_size and len(jsonutil.dumpb(raw)) > MAX_MESSAGE_BYTES:
         raise MessageError("message is larger than 32 KB", code="message_too_large", index=index)

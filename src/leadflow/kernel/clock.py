@@ -38,7 +38,7 @@ class VirtualClock:
 
     def set(self, moment: datetime) -> None:
         with self._lock:
-            self._now = moment.astimezone(UTC)
+            self._now = as_utc(moment)
 
 
 def as_utc(moment: datetime) -> datetime:

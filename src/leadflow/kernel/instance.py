@@ -19,8 +19,8 @@ instance_values = sa.Table(
 
 def claim(conn: Connection, key: str, value: str) -> bool:
     """Store ``value`` under ``key`` unless present; True when this call stored it (first one wins)."""
-    result = conn.execute(insert_ignore(conn, instance_values, ["key"]), {"key": key, "value": value})
-    return result.rowcount == 1
+    statement = insert_ignore(conn, instance_values, ["key"]).returning(instance_values.c.key)
+    return conn.execute(statement, {"key": key, "value": value}).first() is not None
 
 
 def get(conn: Connection, key: str) -> str | None:

@@ -22,7 +22,7 @@ def normalise_database_url(url: str) -> str:
 class Settings(BaseSettings):
     """Everything an operator may set. Switching to PostgreSQL is setting ``LEADFLOW_DATABASE_URL``."""
 
-    model_config = SettingsConfigDict(env_prefix="LEADFLOW_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="LEADFLOW_", extra="ignore", env_ignore_empty=True)
 
     database_url: str = DEFAULT_SQLITE_URL
     base_url: str | None = None

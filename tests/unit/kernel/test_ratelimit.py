@@ -1,0 +1,101 @@
+"""Token-bucket rate limiting (no sleeps: refill is driven by a patched monotonic clock)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from leadflow.kernel.errors import RateLimited
+from leadflow.kernel.ratelimit import RateLimiter
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def monotonic(monkeypatch: pytest.MonkeyPatch) -> FakeMonotonic:
+    fake = FakeMonotonic()
+    monkeypatch.setattr(time, "monotonic", fake)
+    return fake
+
+
+def assert_limited(limiter: RateLimiter, caller: str, cost: float = 1.0) -> RateLimited:
+    with pytest.raises(RateLimited, match="rate limit of") as info:
+        limiter.check(caller, cost)
+    assert info.value.code == "rate_limited"
+    assert isinstance(info.value.retry_after, int)
+    assert info.value.retry_after > 0
+    return info.value
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(0.01, 1.0), (0.5, 1.0), (3, 6), (10, 20)])
+def test_default_burst_is_twice_the_rate_and_at_least_one(rate: float, burst: float) -> None:
+    assert RateLimiter(rate).burst == burst
+
+
+def test_burst_is_allowed_then_limited() -> None:
+    limiter = RateLimiter(0.01, burst=3)
+    for _ in range(3):
+        limiter.check("k1")
+    assert_limited(limiter, "k1")
+
+
+def test_callers_have_separate_buckets() -> None:
+    limiter = RateLimiter(0.01)
+    limiter.check("k1")
+    assert_limited(limiter, "k1")
+    limiter.check("k2")
+    assert_limited(limiter, "k2")
+
+
+def test_cost_spends_several_tokens() -> None:
+    limiter = RateLimiter(0.01, burst=5)
+    limiter.check("k1", cost=4)
+    assert_limited(limiter, "k1", cost=2)
+    limiter.check("k1", cost=1)
+
+
+def test_cost_above_the_burst_is_always_limited() -> None:
+    assert_limited(RateLimiter(0.01, burst=2), "k1", cost=3)
+
+
+@pytest.mark.parametrize("rate", [0, -1])
+def test_zero_or_negative_rate_disables_limiting(rate: float) -> None:
+    limiter = RateLimiter(rate)
+    for _ in range(100):
+        limiter.check("k1", cost=1e9)
+    assert limiter.burst == 1.0
+
+
+def test_tokens_refill_over_time(monotonic: FakeMonotonic) -> None:
+    limiter = RateLimiter(1, burst=2)
+    limiter.check("k1")
+    limiter.check("k1")
+    assert_limited(limiter, "k1")
+    monotonic.now += 1.0
+    limiter.check("k1")
+    assert_limited(limiter, "k1")
+
+
+def test_refill_never_exceeds_the_burst(monotonic: FakeMonotonic) -> None:
+    limiter = RateLimiter(1, burst=2)
+    limiter.check("k1")
+    monotonic.now += 3600
+    limiter.check("k1")
+    limiter.check("k1")
+    assert_limited(limiter, "k1")
+
+
+def test_a_refused_request_spends_nothing(monotonic: FakeMonotonic) -> None:
+    limiter = RateLimiter(1, burst=1)
+    limiter.check("k1")
+    for _ in range(5):
+        assert_limited(limiter, "k1")
+    monotonic.now += 1.0
+    limiter.check("k1")
