@@ -20,8 +20,10 @@ from leadflow.runtime.context import build_context
 app = typer.Typer(help="leadflow: marketing automation and CRM integration engine.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 import_app = typer.Typer(help="Import data.", no_args_is_help=True)
+events_app = typer.Typer(help="The event log.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(import_app, name="import")
+app.add_typer(events_app, name="events")
 
 console = Console()
 CLI_ACTOR = "cli"
@@ -168,6 +170,28 @@ def import_contacts(path: Path = typer.Argument(..., exists=True, dir_okay=False
     with _context() as ctx:
         _require_schema(ctx)
         raise typer.Exit(run_import(ctx, path, console, actor=CLI_ACTOR))
+
+
+@events_app.command("requeue-failed")
+def events_requeue_failed() -> None:
+    """Put events the processor set aside with an error back in the queue (after fixing the cause)."""
+    from leadflow.audit import service as audit
+    from leadflow.events import service as events
+
+    with _context() as ctx:
+        _require_schema(ctx)
+        with ctx.db.write() as conn:
+            count = events.requeue_failed(conn)
+            audit.record(
+                conn,
+                ctx.clock,
+                actor=CLI_ACTOR,
+                action="events.requeued",
+                entity_type="event",
+                entity_id=None,
+                data={"count": count},
+            )
+        console.print(f"requeued {count} failed event(s)")
 
 
 def main() -> None:

@@ -10,6 +10,8 @@ from typer.testing import CliRunner
 from leadflow.auth import service as keys
 from leadflow.cli import app
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.db import Database
+from leadflow.kernel.migrate import head_revision
 from tests.support import databases
 from tests.support.contacts import all_contacts
 
@@ -81,4 +83,7 @@ def test_migrate_then_serve_refuses_an_unmigrated_database(
     assert "leadflow migrate" in refused.output
     migrated = runner.invoke(app, ["migrate"])
     assert migrated.exit_code == 0
-    assert "database at revision 0001 (sqlite)" in migrated.stdout
+    assert (
+        f"database at revision {head_revision(Database(databases.sqlite_url(tmp_path)))} (sqlite)"
+        in migrated.stdout
+    )

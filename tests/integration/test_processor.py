@@ -101,3 +101,30 @@ def test_internal_events_keep_their_contact(ctx: AppContext, processor: EventPro
     internal = next(r for r in stored(ctx) if r["source"] == "internal")
     assert internal["contact_id"] == contact_id
     assert internal["processed_at"] is not None
+
+
+def test_a_systemic_failure_halts_processing_instead_of_failing_every_event(
+    ctx: AppContext, processor: EventProcessor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from leadflow.cli import app
+    from leadflow.events.processor import BREAKER, ProcessingHalted
+
+    def broken(*_: Any) -> Any:
+        raise NameError("a bug in the deployed code")
+
+    monkeypatch.setattr(apply, "_apply_one", broken)
+    send(ctx, *({"type": "track", "userId": f"u{i}", "event": "E"} for i in range(40)))
+    with pytest.raises(ProcessingHalted):
+        processor.drain()
+    assert sum(1 for r in stored(ctx) if r["error"]) == BREAKER
+    assert sum(1 for r in stored(ctx) if r["processed_at"] is None) == 40 - BREAKER
+    monkeypatch.undo()
+    monkeypatch.setenv("LEADFLOW_DATABASE_URL", ctx.settings.database_url)
+    result = CliRunner().invoke(app, ["events", "requeue-failed"])
+    assert result.exit_code == 0, result.output
+    assert f"requeued {BREAKER} failed event(s)" in result.stdout
+    assert processor.drain() == 40
+    assert all(r["contact_id"] and not r["error"] for r in stored(ctx))
+    assert len(all_contacts(ctx)) == 40

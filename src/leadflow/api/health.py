@@ -62,6 +62,11 @@ class BacklogCollector(Collector):
         except SQLAlchemyError:
             return
         yield GaugeMetricFamily("leadflow_events_pending", "Events waiting to be processed", value=pending)
+        with self.ctx.db.read() as conn:
+            failed = events.failed_count(conn)
+        yield GaugeMetricFamily(
+            "leadflow_events_failed", "Events set aside with an error (requeue with the CLI)", value=failed
+        )
         yield GaugeMetricFamily(
             "leadflow_processing_lag_seconds", "Age of the oldest event waiting to be processed", value=lag
         )

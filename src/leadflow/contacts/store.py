@@ -20,58 +20,48 @@ from leadflow.contacts.models import (
     erasure_suppressions,
     touchpoints,
 )
-from leadflow.contacts.state import CONTACT_FIELDS, CompanyState, ContactState
-from leadflow.kernel.db import chunked
+from leadflow.contacts.state import CompanyState, ContactState
+from leadflow.kernel.db import bulk_insert, bulk_update, chunk_size, chunked, where_in
 
 CHUNK = 5000
-_UPDATABLE = [name for name in CONTACT_FIELDS if name != "id"]
 
 
-def _in_chunks(conn: Connection, query_for: Any, values: Collection[str]) -> list[Any]:
+def _select_in(
+    conn: Connection, query: Any, column: sa.ColumnElement[Any], values: Collection[str]
+) -> list[Any]:
+    """Rows of ``query`` whose ``column`` is one of ``values``, in as few statements as the dialect allows."""
     rows: list[Any] = []
-    for chunk in chunked(sorted(set(values)), CHUNK):
-        rows.extend(conn.execute(query_for(chunk)))
+    for chunk in chunked(sorted(set(values)), chunk_size(conn)):
+        rows.extend(conn.execute(where_in(conn, query, column, chunk)))
     return rows
 
 
 def identities(conn: Connection, kind: str, values: Collection[str]) -> dict[str, str]:
     table = contact_identities
-    rows = _in_chunks(
-        conn,
-        lambda chunk: sa.select(table.c.value, table.c.contact_id).where(
-            table.c.kind == kind, table.c.value.in_(chunk)
-        ),
-        values,
-    )
-    return {row.value: row.contact_id for row in rows}
+    query = sa.select(table.c.value, table.c.contact_id).where(table.c.kind == kind)
+    return {row.value: row.contact_id for row in _select_in(conn, query, table.c.value, values)}
 
 
 def contacts_by_email(conn: Connection, emails: Collection[str]) -> list[ContactState]:
-    rows = _in_chunks(conn, lambda chunk: sa.select(contacts).where(contacts.c.email.in_(chunk)), emails)
-    return [ContactState.from_row(row) for row in rows]
+    return [
+        ContactState.from_row(row) for row in _select_in(conn, sa.select(contacts), contacts.c.email, emails)
+    ]
 
 
 def contacts_by_id(conn: Connection, ids: Collection[str]) -> list[ContactState]:
-    rows = _in_chunks(conn, lambda chunk: sa.select(contacts).where(contacts.c.id.in_(chunk)), ids)
-    return [ContactState.from_row(row) for row in rows]
+    return [ContactState.from_row(row) for row in _select_in(conn, sa.select(contacts), contacts.c.id, ids)]
 
 
 def survivors(conn: Connection, ids: Collection[str]) -> dict[str, str]:
     """For ids of contacts merged away, the contact each now lives in."""
-    rows = _in_chunks(
-        conn,
-        lambda chunk: sa.select(contact_merges.c.merged_id, contact_merges.c.survivor_id).where(
-            contact_merges.c.merged_id.in_(chunk)
-        ),
-        ids,
-    )
-    return {row.merged_id: row.survivor_id for row in rows}
+    query = sa.select(contact_merges.c.merged_id, contact_merges.c.survivor_id)
+    return {
+        row.merged_id: row.survivor_id for row in _select_in(conn, query, contact_merges.c.merged_id, ids)
+    }
 
 
 def companies_by_group(conn: Connection, group_ids: Collection[str]) -> list[CompanyState]:
-    rows = _in_chunks(
-        conn, lambda chunk: sa.select(companies).where(companies.c.group_id.in_(chunk)), group_ids
-    )
+    rows = _select_in(conn, sa.select(companies), companies.c.group_id, group_ids)
     return [
         CompanyState(
             id=row.id,
@@ -90,23 +80,17 @@ def companies_by_group(conn: Connection, group_ids: Collection[str]) -> list[Com
 
 def suppressed(conn: Connection, digests: Collection[str]) -> set[str]:
     table = erasure_suppressions
-    rows = _in_chunks(conn, lambda chunk: sa.select(table.c.digest).where(table.c.digest.in_(chunk)), digests)
-    return {row.digest for row in rows}
+    return {row.digest for row in _select_in(conn, sa.select(table.c.digest), table.c.digest, digests)}
 
 
 def write_companies(conn: Connection, items: Iterable[CompanyState]) -> None:
-    fresh = [c.row() for c in items if not c.persisted]
-    dirty = [{**c.row(), "b_id": c.id} for c in items if c.persisted and c.dirty]
-    if fresh:
-        conn.execute(companies.insert(), fresh)
-    if dirty:
-        columns = ("name", "domain", "industry", "size", "traits", "updated_at")
-        conn.execute(
-            companies.update()
-            .where(companies.c.id == sa.bindparam("b_id"))
-            .values({name: sa.bindparam(name) for name in columns}),
-            dirty,
-        )
+    companies_list = list(items)
+    bulk_insert(conn, companies, [c.row() for c in companies_list if not c.persisted])
+    columns = ("id", "name", "domain", "industry", "size", "traits", "updated_at")
+    dirty = [
+        {k: v for k, v in c.row().items() if k in columns} for c in companies_list if c.persisted and c.dirty
+    ]
+    bulk_update(conn, companies, "id", dirty)
 
 
 def release_unique_values(conn: Connection, states: Iterable[ContactState]) -> None:
@@ -120,21 +104,11 @@ def release_unique_values(conn: Connection, states: Iterable[ContactState]) -> N
 
 
 def insert_contacts(conn: Connection, states: list[ContactState]) -> None:
-    if states:
-        conn.execute(contacts.insert(), [s.row() for s in states])
+    bulk_insert(conn, contacts, [s.row() for s in states])
 
 
 def update_contacts(conn: Connection, states: list[ContactState]) -> None:
-    if not states:
-        return
-    statement = (
-        contacts.update()
-        .where(contacts.c.id == sa.bindparam("b_id"))
-        .values({name: sa.bindparam(name) for name in _UPDATABLE})
-    )
-    conn.execute(
-        statement, [{**{name: getattr(s, name) for name in _UPDATABLE}, "b_id": s.id} for s in states]
-    )
+    bulk_update(conn, contacts, "id", [s.row() for s in states])
 
 
 def move_references(conn: Connection, pairs: list[tuple[str, str]]) -> None:
@@ -166,10 +140,8 @@ def delete_contacts(conn: Connection, ids: list[str]) -> None:
 
 
 def insert_identities(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(contact_identities.insert(), rows)
+    bulk_insert(conn, contact_identities, rows)
 
 
 def insert_touchpoints(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(touchpoints.insert(), rows)
+    bulk_insert(conn, touchpoints, rows)

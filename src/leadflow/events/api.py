@@ -126,7 +126,7 @@ async def _accept(request: Request, kind: str | None) -> Response:
     api.ingest_limiter.check(principal.key_id)
     received_at = api.ctx.clock.now()
     if kind is None:
-        rows = schemas.batch_rows(payload, received_at)
+        rows = schemas.batch_rows(payload, received_at, body_bytes=len(body))
     else:
         rows = [schemas.single_row(kind, payload, received_at)]
     if rows:

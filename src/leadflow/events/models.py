@@ -36,4 +36,10 @@ events = sa.Table(
         sqlite_where=sa.text("processed_at IS NULL"),
     ),
     sa.Index("ix_events_contact_id_timestamp", "contact_id", "timestamp"),
+    sa.Index(
+        "ix_events_failed",
+        "id",
+        postgresql_where=sa.text("error IS NOT NULL"),
+        sqlite_where=sa.text("error IS NOT NULL"),
+    ),
 )

@@ -8,6 +8,12 @@ An event that cannot be applied (a bug, a value the database refuses) must not s
 a failing batch is retried in halves until the one failing event is alone, and that event is then marked
 processed with its error kept on the row and counted in the metrics — never dropped silently.
 Connection problems are not the event's fault: they propagate, and the loop retries later.
+
+A failure that is not about one event — a bug, a broken deployment — would otherwise fail every event
+one by one. So after :data:`BREAKER` events in a row failed alone, the processor stops marking: it
+raises :class:`ProcessingHalted`, the loop logs it and retries with backoff, the backlog (and the lag
+metric) grows visibly, and nothing more is set aside. Events already set aside are put back with
+``leadflow events requeue-failed`` once the cause is fixed.
 """
 
 from __future__ import annotations
@@ -26,25 +32,38 @@ from leadflow.kernel.context import AppContext
 log = logging.getLogger(__name__)
 
 TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+BREAKER = 5
+MAX_BACKOFF = 60.0
+
+
+class ProcessingHalted(RuntimeError):
+    """Several events in a row failed on their own: the cause is not the events."""
 
 
 class EventProcessor:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self.batch_size = ctx.settings.processing_batch_size
+        self.failures_in_a_row = 0
 
     def process_next(self, limit: int | None = None) -> int:
         """Process the oldest waiting events; returns how many were handled (0: nothing to do or busy)."""
         limit = limit or self.batch_size
         try:
-            return self._process(limit)
+            handled = self._process(limit)
         except TRANSIENT:
             raise
         except Exception as exc:
             if limit > 1:
                 return self.process_next(max(1, limit // 2))
+            if self.failures_in_a_row >= BREAKER:
+                raise ProcessingHalted(f"{BREAKER} events in a row failed; last: {exc!r}") from exc
             self._fail_oldest(exc)
+            self.failures_in_a_row += 1
             return 1
+        if handled:
+            self.failures_in_a_row = 0
+        return handled
 
     def _process(self, limit: int) -> int:
         ctx = self.ctx
@@ -97,6 +116,7 @@ class EventProcessor:
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set: process while there is work, otherwise sleep until woken."""
         poll = self.ctx.settings.worker_poll_interval
+        backoff = poll
         while not stop.is_set():
             try:
                 handled = self.process_next()
@@ -104,5 +124,11 @@ class EventProcessor:
                 log.warning("event processing paused: %s", exc)
                 stop.wait(min(5.0, poll * 4))
                 continue
+            except ProcessingHalted as exc:
+                log.critical("event processing halted, retrying in %.0f s: %s", backoff, exc)
+                stop.wait(backoff)
+                backoff = min(MAX_BACKOFF, backoff * 2)
+                continue
+            backoff = poll
             if handled == 0:
                 self.ctx.signals.wait(CHANNEL, poll)

@@ -7,12 +7,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from leadflow.contacts.domain_events import ContactsErased, ContactsMerged
 from leadflow.events.models import events
-from leadflow.kernel.db import chunked
+from leadflow.kernel.db import bulk_update, chunked
 
 EVENT_FIELDS = (
     "id",
@@ -36,28 +35,11 @@ def pending(conn: Connection, limit: int) -> Sequence[Any]:
 
 def mark_processed(conn: Connection, assignments: dict[int, str], at: datetime) -> None:
     """Record each event's contact and that it has been applied (one statement on PostgreSQL)."""
-    if not assignments:
-        return
-    if conn.dialect.name == "postgresql":
-        ids, contact_ids = list(assignments), list(assignments.values())
-        conn.execute(
-            sa.text(
-                "UPDATE events SET contact_id = v.cid, processed_at = :at "
-                "FROM unnest(CAST(:ids AS bigint[]), CAST(:cids AS varchar[])) AS v(id, cid) "
-                "WHERE events.id = v.id"
-            ).bindparams(
-                sa.bindparam("ids", type_=postgresql.ARRAY(sa.BigInteger)),
-                sa.bindparam("cids", type_=postgresql.ARRAY(sa.String)),
-            ),
-            {"ids": ids, "cids": contact_ids, "at": at},
-        )
-        return
-    conn.execute(
-        events.update()
-        .where(events.c.id == sa.bindparam("b_id"))
-        .values(contact_id=sa.bindparam("b_contact"), processed_at=sa.bindparam("b_at")),
-        [{"b_id": eid, "b_contact": cid, "b_at": at} for eid, cid in assignments.items()],
-    )
+    rows = [
+        {"id": event_id, "contact_id": contact_id, "processed_at": at}
+        for event_id, contact_id in assignments.items()
+    ]
+    bulk_update(conn, events, "id", rows)
 
 
 def mark_failed(conn: Connection, event_id: int, error: str, at: datetime) -> None:
@@ -80,11 +62,17 @@ def backlog(conn: Connection) -> tuple[int, datetime | None]:
 
 
 def failed_count(conn: Connection) -> int:
-    return int(
-        conn.execute(
-            sa.select(sa.func.count()).select_from(events).where(events.c.error.is_not(None))
-        ).scalar_one()
-    )
+    """Events the processor gave up on (kept with their error; see :func:`requeue_failed`)."""
+    query = sa.select(sa.func.count()).select_from(events).where(events.c.error.is_not(None))
+    return int(conn.execute(query).scalar_one())
+
+
+def requeue_failed(conn: Connection) -> int:
+    """Put every failed event back in the queue, in its original order (after a fix is deployed)."""
+    failed = events.c.error.is_not(None)
+    count = failed_count(conn)
+    conn.execute(events.update().where(failed).values(processed_at=None, error=None))
+    return count
 
 
 def on_contacts_merged(conn: Connection, message: ContactsMerged) -> None:

@@ -76,7 +76,7 @@ def _postgres_engine(url: str, echo: bool) -> Engine:
         connect_args={"options": "-c timezone=UTC"},
         pool_size=10,
         max_overflow=30,
-        pool_pre_ping=True,
+        pool_recycle=1800,
     )
 
 
@@ -142,6 +142,71 @@ def advisory_lock(conn: Connection, name: str, *, wait: bool = True) -> bool:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(name)})
         return True
     return bool(conn.execute(sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock_key(name)}).scalar())
+
+
+def where_in(conn: Connection, query: Any, column: sa.ColumnElement[Any], values: Sequence[Any]) -> Any:
+    """``query`` restricted to rows whose ``column`` is one of ``values``.
+
+    On PostgreSQL the values travel as one array joined through ``unnest``: constant-size SQL that the
+    server prepares once, and a join the planner can run by index or hash. (A long ``IN`` list of
+    separate parameters costs milliseconds per hundred to bind; ``= ANY($1)`` in a generic plan degrades
+    to comparing every row with every value.)
+    """
+    if conn.dialect.name != "postgresql":
+        return query.where(column.in_(list(values)))
+    wanted = sa.func.unnest(sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+    table = wanted.table_valued("value").render_derived(name="wanted")
+    return query.join(table, column == table.c.value)
+
+
+def _record_type(conn: Connection, table: sa.Table, names: Sequence[str]) -> str:
+    """``name type, ...`` for ``json_to_recordset``, in the column types PostgreSQL stores."""
+    dialect = conn.dialect
+    return ", ".join(f"{name} {table.c[name].type.compile(dialect=dialect)}" for name in names)
+
+
+def bulk_insert(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert many rows in one statement. On PostgreSQL the rows travel as one JSON document (serialised
+    in C by orjson, expanded by ``json_to_recordset``); elsewhere an executemany."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(table.insert(), list(rows))
+        return
+    names = list(rows[0])
+    columns = ", ".join(names)
+    conn.exec_driver_sql(
+        f"INSERT INTO {table.name} ({columns}) SELECT {columns} "
+        f"FROM json_to_recordset(%s::json) AS r({_record_type(conn, table, names)})",
+        (jsonutil.dumps(rows),),
+    )
+
+
+def bulk_update(conn: Connection, table: sa.Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Set the given columns of many rows, each found by ``key``; one statement on PostgreSQL."""
+    if not rows:
+        return
+    names = list(rows[0])
+    changed = [name for name in names if name != key]
+    if conn.dialect.name != "postgresql":
+        statement = table.update().where(table.c[key] == sa.bindparam("b_key"))
+        conn.execute(
+            statement.values({name: sa.bindparam(f"b_{name}") for name in changed}),
+            [{f"b_{name}" if name != key else "b_key": value for name, value in row.items()} for row in rows],
+        )
+        return
+    assignments = ", ".join(f"{name} = r.{name}" for name in changed)
+    conn.exec_driver_sql(
+        f"UPDATE {table.name} SET {assignments} "
+        f"FROM json_to_recordset(%s::json) AS r({_record_type(conn, table, names)}) "
+        f"WHERE {table.name}.{key} = r.{key}",
+        (jsonutil.dumps(rows),),
+    )
+
+
+def chunk_size(conn: Connection) -> int:
+    """How many values one look-up may carry (SQLite limits bound variables per statement)."""
+    return 50_000 if conn.dialect.name == "postgresql" else 5_000
 
 
 def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:

@@ -1,9 +1,10 @@
 """Wake-ups for workers when new work is committed.
 
-In one process a :class:`threading.Event` per channel is set; on PostgreSQL the writer also sends
-``NOTIFY`` in its transaction and each process runs one ``LISTEN`` thread, so a worker on another
-machine wakes as soon as the commit lands. Workers still poll on a timer, so a lost wake-up only costs
-latency, never work.
+In one process a :class:`threading.Event` per channel is set. On PostgreSQL, other processes (and
+machines) learn of new work through ``NOTIFY``: a writer calls :meth:`Signals.announce` after its commit
+and one background thread per process sends at most one ``NOTIFY`` per channel every few milliseconds,
+so the request path never pays a round trip for it. Workers ``LISTEN`` on a thread of their own, and
+still poll on a timer, so a lost wake-up only costs latency, never work.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ import logging
 import threading
 
 import psycopg
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from leadflow.kernel.db import Database
 
 log = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "leadflow_"
+NOTIFY_EVERY = 0.01  # seconds: the most a cross-process wake-up is delayed
 
 
 class Signals:
@@ -28,19 +28,29 @@ class Signals:
         self._events: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._listener: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._listening = False
+        self._outgoing: set[str] = set()
+        self._pending = threading.Event()
+        self._notifier: threading.Thread | None = None
 
     def _event(self, channel: str) -> threading.Event:
         with self._lock:
             return self._events.setdefault(channel, threading.Event())
 
-    def publish(self, conn: Connection, channel: str) -> None:
-        """Announce new work on ``channel``; call inside the transaction that creates it."""
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_notify(:c, '')"), {"c": CHANNEL_PREFIX + channel})
+    def announce(self, channel: str) -> None:
+        """New work on ``channel`` has been committed: wake local waiters now, other processes soon."""
+        self._event(channel).set()
+        if self._db.is_sqlite:
+            return
+        with self._lock:
+            self._outgoing.add(channel)
+            if self._notifier is None:
+                self._notifier = self._spawn(self._notify_loop, "leadflow-notify")
+        self._pending.set()
 
     def wake(self, channel: str) -> None:
-        """Wake local waiters; call after the commit."""
+        """Wake local waiters only (shutting down, tests)."""
         self._event(channel).set()
 
     def wait(self, channel: str, timeout: float) -> bool:
@@ -51,18 +61,42 @@ class Signals:
 
     def listen(self, channels: list[str]) -> None:
         """Start the LISTEN thread (PostgreSQL only; idempotent)."""
-        if self._db.is_sqlite or self._listener is not None:
-            return
-        self._listener = threading.Thread(
-            target=self._listen, args=(channels,), name="leadflow-listen", daemon=True
-        )
-        self._listener.start()
+        with self._lock:
+            if self._db.is_sqlite or self._listening:
+                return
+            self._listening = True
+        self._spawn(lambda: self._listen_loop(channels), "leadflow-listen")
 
-    def _listen(self, channels: list[str]) -> None:
-        url = self._db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    def _spawn(self, target: object, name: str) -> threading.Thread:
+        thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
+        thread.start()
+        self._threads.append(thread)
+        return thread
+
+    def _url(self) -> str:
+        return self._db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def _notify_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                with psycopg.connect(url, autocommit=True) as conn:
+                with psycopg.connect(self._url(), autocommit=True) as conn:
+                    while not self._stop.is_set():
+                        if not self._pending.wait(1.0):
+                            continue
+                        self._pending.clear()
+                        with self._lock:
+                            channels, self._outgoing = self._outgoing, set()
+                        for channel in channels:
+                            conn.execute(f"NOTIFY {CHANNEL_PREFIX}{channel}")
+                        self._stop.wait(NOTIFY_EVERY)
+            except psycopg.Error as exc:
+                log.warning("NOTIFY connection lost (%s); retrying", exc)
+                self._stop.wait(1.0)
+
+    def _listen_loop(self, channels: list[str]) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._url(), autocommit=True) as conn:
                     for channel in channels:
                         conn.execute(f"LISTEN {CHANNEL_PREFIX}{channel}")
                     while not self._stop.is_set():
@@ -74,6 +108,7 @@ class Signals:
 
     def close(self) -> None:
         self._stop.set()
-        if self._listener is not None:
-            self._listener.join(timeout=3)
-            self._listener = None
+        self._pending.set()
+        for thread in self._threads:
+            thread.join(timeout=3)
+        self._threads.clear()
