@@ -171,3 +171,29 @@ def test_openapi_describes_every_route(client: TestClient) -> None:
             assert "200" in operation["responses"] or "201" in operation["responses"], (method, path)
     assert "requestBody" in spec["paths"]["/v1/batch"]["post"]
     assert client.get("/docs").status_code == 200
+
+
+def test_oversized_rest_body_is_413_and_changes_nothing(
+    client: TestClient, admin_key: str, ctx: AppContext
+) -> None:
+    from tests.support.contacts import all_contacts
+
+    body = {"email": "big@example.com", "traits": {"blob": "x" * (1024 * 1024 + 10)}}
+    response = client.post("/api/v1/contacts", json=body, headers=bearer(admin_key))
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+    def chunks() -> Any:
+        yield b'{"email": "big@example.com", "traits": {"blob": "'
+        for _ in range(1100):
+            yield b"x" * 1024
+        yield b'"}}'
+
+    streamed = client.post(
+        "/api/v1/contacts",
+        content=chunks(),
+        headers={**bearer(admin_key), "Content-Type": "application/json"},
+    )
+    assert streamed.status_code == 413
+    assert streamed.json()["error"]["code"] == "payload_too_large"
+    assert all_contacts(ctx) == []

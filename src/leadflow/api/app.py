@@ -12,6 +12,7 @@ from leadflow.api import errors
 from leadflow.api.deps import ApiState
 from leadflow.api.health import BacklogCollector
 from leadflow.api.health import router as health_router
+from leadflow.api.limits import BodyLimit
 from leadflow.audit.api import router as audit_router
 from leadflow.auth.api import router as keys_router
 from leadflow.auth.service import KeyCache
@@ -51,6 +52,7 @@ def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: 
     )
     ctx.metrics.registry.register(BacklogCollector(ctx))
     errors.install(app)
+    app.add_middleware(BodyLimit, limit=ctx.settings.api_max_body_bytes)
     for router in (tracking_router, contacts_router, keys_router, audit_router, health_router):
         app.include_router(router)
     return app

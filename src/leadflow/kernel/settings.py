@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     # Per API key, per process; 0 disables the limit.
     ingest_rate_limit: float = Field(default=2000.0, ge=0, description="ingest requests per second per key")
     api_rate_limit: float = Field(default=500.0, ge=0, description="REST requests per second per key")
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="largest REST request body")
 
     @field_validator("database_url")
     @classmethod
