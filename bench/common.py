@@ -8,10 +8,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterator
 
 import httpx
 import psycopg
@@ -26,8 +26,11 @@ ADMIN_URL = os.environ.get("LEADFLOW_BENCH_POSTGRES_URL", "postgresql://postgres
 
 def machine() -> str:
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
         platform.processor(),
     )
     memory = int(Path("/proc/meminfo").read_text().split()[1]) // (1024 * 1024)
@@ -69,17 +72,27 @@ class Server:
         self.process.wait(30)
 
 
-def start_server(database_url: str, port: int, workdir: Path, *args: str, env: dict[str, str] | None = None) -> Server:
+def start_server(
+    database_url: str, port: int, workdir: Path, *args: str, env: dict[str, str] | None = None
+) -> Server:
     log_path = workdir / f"server-{port}.log"
     environment = {
-        **os.environ, "LEADFLOW_DATABASE_URL": database_url, "LEADFLOW_PORT": str(port),
-        "LEADFLOW_LOG_LEVEL": "warning", "LEADFLOW_INGEST_RATE_LIMIT": "0", "LEADFLOW_API_RATE_LIMIT": "0",
-        "PYTHONUNBUFFERED": "1", **(env or {}),
+        **os.environ,
+        "LEADFLOW_DATABASE_URL": database_url,
+        "LEADFLOW_PORT": str(port),
+        "LEADFLOW_LOG_LEVEL": "warning",
+        "LEADFLOW_INGEST_RATE_LIMIT": "0",
+        "LEADFLOW_API_RATE_LIMIT": "0",
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "leadflow", "serve", *args], env=environment, stdout=log,
-            stderr=subprocess.STDOUT, cwd=workdir,
+            [sys.executable, "-m", "leadflow", "serve", *args],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
         )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):

@@ -43,17 +43,41 @@ def messages(total: int, users: int) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for n in range(total):
         user = f"user-{n % users}"
-        common = {"messageId": str(uuid.uuid4()), "userId": user, "timestamp": "2026-11-21T10:00:00Z",
-                  "context": {"library": {"name": "bench", "version": "1"}, "ip": "10.1.2.3"}}
+        common = {
+            "messageId": str(uuid.uuid4()),
+            "userId": user,
+            "timestamp": "2026-11-21T10:00:00Z",
+            "context": {"library": {"name": "bench", "version": "1"}, "ip": "10.1.2.3"},
+        }
         if n % 20 == 0:
-            out.append({"type": "identify", **common,
-                        "traits": {"email": f"{user}@example.com", "plan": "pro", "seats": n % 7}})
+            out.append(
+                {
+                    "type": "identify",
+                    **common,
+                    "traits": {"email": f"{user}@example.com", "plan": "pro", "seats": n % 7},
+                }
+            )
         elif n % 5 == 0:
-            out.append({"type": "page", **common, "name": "Course",
-                        "properties": {"url": f"https://school.example/c/{n % 50}?utm_source=news", "title": "AI 101"}})
+            out.append(
+                {
+                    "type": "page",
+                    **common,
+                    "name": "Course",
+                    "properties": {
+                        "url": f"https://school.example/c/{n % 50}?utm_source=news",
+                        "title": "AI 101",
+                    },
+                }
+            )
         else:
-            out.append({"type": "track", **common, "event": EVENT_NAMES[n % len(EVENT_NAMES)],
-                        "properties": {"course": f"c-{n % 30}", "value": n % 100, "currency": "EUR"}})
+            out.append(
+                {
+                    "type": "track",
+                    **common,
+                    "event": EVENT_NAMES[n % len(EVENT_NAMES)],
+                    "properties": {"course": f"c-{n % 30}", "value": n % 100, "currency": "EUR"},
+                }
+            )
     return out
 
 
@@ -73,7 +97,9 @@ def post_all(url: str, key: str, bodies: list[bytes], threads: int) -> tuple[flo
                 body = work.get_nowait()
             except queue.Empty:
                 break
-            conn.request("POST", "/v1/batch", body, {"Content-Type": "application/json", "Authorization": auth})
+            conn.request(
+                "POST", "/v1/batch", body, {"Content-Type": "application/json", "Authorization": auth}
+            )
             response = conn.getresponse()
             response.read()
             if response.status != 200:
@@ -102,7 +128,11 @@ def process_all(database_url: str) -> tuple[float, int]:
 def ceiling(kind: str, workdir: Path, batch: list[dict[str, Any]]) -> float:
     """Seconds to insert the same rows directly into a fresh, migrated events table."""
     received = datetime.now(UTC)
-    rows = [row for i in range(0, len(batch), 2500) for row in schemas.batch_rows({"batch": batch[i:i + 2500]}, received)]
+    rows = [
+        row
+        for i in range(0, len(batch), 2500)
+        for row in schemas.batch_rows({"batch": batch[i : i + 2500]}, received)
+    ]
     with fresh_database(kind, workdir) as url:
         db = Database(url)
         try:
@@ -168,7 +198,7 @@ def count_rows(database_url: str) -> int:
 
 def run(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     batch = messages(args.events, args.users)
-    bodies = [orjson.dumps({"batch": batch[i:i + args.batch]}) for i in range(0, len(batch), args.batch)]
+    bodies = [orjson.dumps({"batch": batch[i : i + args.batch]}) for i in range(0, len(batch), args.batch)]
     with fresh_database(kind, workdir) as url:
         server_args = ["--no-worker", "--processes", str(args.processes if kind == "postgresql" else 1)]
         server = start_server(url, 18000 + (kind == "sqlite"), workdir, *server_args)
@@ -180,15 +210,22 @@ def run(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         process_seconds, processed = process_all(url)
     ceiling_seconds = ceiling(kind, workdir, batch)
     return {
-        "backend": kind, "events": args.events, "stored": stored, "failures": failures,
-        "accepted_per_s": args.events / accept_seconds, "processed": processed,
-        "processed_per_s": processed / process_seconds, "ceiling_per_s": args.events / ceiling_seconds,
+        "backend": kind,
+        "events": args.events,
+        "stored": stored,
+        "failures": failures,
+        "accepted_per_s": args.events / accept_seconds,
+        "processed": processed,
+        "processed_per_s": processed / process_seconds,
+        "ceiling_per_s": args.events / ceiling_seconds,
         "ratio": ceiling_seconds / accept_seconds,
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--threads", type=int, default=8)
