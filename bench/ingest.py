@@ -242,7 +242,8 @@ def main() -> None:
                 f"{kind}: accepted {result['accepted_per_s']:,.0f} events/s "
                 f"(stored {result['stored']:,}/{result['events']:,}, {result['failures']} failed requests); "
                 f"ceiling {result['ceiling_per_s']:,.0f} events/s; ratio {result['ratio']:.2f}; "
-                f"processed {result['processed_per_s']:,.0f} events/s ({result['processed']:,} events, one worker)"
+                f"processed {result['processed_per_s']:,.0f} events/s "
+                f"({result['processed']:,} events, one worker)"
             )
 
 
