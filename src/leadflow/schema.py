@@ -8,10 +8,13 @@ from leadflow.kernel.db import metadata
 
 MODEL_MODULES = (
     "leadflow.kernel.instance",
+    "leadflow.kernel.config",
     "leadflow.auth.models",
     "leadflow.audit.models",
     "leadflow.contacts.models",
     "leadflow.events.models",
+    "leadflow.segments.models",
+    "leadflow.scoring.models",
 )
 
 

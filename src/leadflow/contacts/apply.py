@@ -106,7 +106,7 @@ def _apply_one(batch: ProfileBatch, row: Any, changes: ProfileChanges | None) ->
             batch.touchpoints.append(
                 {**touchpoint, "contact_id": contact.id, "event_id": row.id, "occurred_at": row.timestamp}
             )
-    contact.touch(row.timestamp)
+    contact.touch(row.timestamp, activity=row.type in ("page", "screen", "track"))
     return contact
 
 

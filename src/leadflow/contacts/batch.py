@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from leadflow.contacts import lifecycle, store
 from leadflow.contacts.changes import ProfileChanges
-from leadflow.contacts.domain_events import ContactsMerged, ProfilesChanged
+from leadflow.contacts.domain_events import ContactsMerged
 from leadflow.contacts.state import MERGEABLE_FIELDS, CompanyState, ContactState, FlushResult
 from leadflow.kernel.bus import Bus
 from leadflow.kernel.clock import Clock
@@ -235,6 +235,7 @@ class ProfileBatch:
             survivor.lifecycle_stage, has_email=bool(survivor.email)
         )
         survivor.created_at = min(survivor.created_at, loser.created_at)
+        survivor.sessions += loser.sessions
         if loser.last_seen_at and (
             survivor.last_seen_at is None or loser.last_seen_at > survivor.last_seen_at
         ):
@@ -248,6 +249,7 @@ class ProfileBatch:
             self.emails[survivor.email] = survivor.id
         loser.email = loser.user_id = None
         loser.merged_into = survivor.id
+        survivor.absorbed = True
         self.merged[loser.id] = survivor.id
         self._changed(survivor)
 
@@ -277,21 +279,19 @@ class ProfileBatch:
         for touchpoint in self.touchpoints:
             touchpoint["contact_id"] = self.resolve(touchpoint["contact_id"])
         store.insert_touchpoints(self.conn, self.touchpoints)
+        changes = {s.id: s.changed_fields() for s in live if s.dirty}
         result = FlushResult(
-            created=[s.id for s in created], changed=[s.id for s in live if s.dirty], merged=pairs
+            created=[s.id for s in created], changes={k: v for k, v in changes.items() if v}, merged=pairs
         )
-        if result.changed:
-            self.bus.publish(
-                self.conn, ProfilesChanged(tuple(result.changed), tuple(result.created), self.now)
-            )
         self._settle(live)
         return result
 
     def _settle(self, live: list[ContactState]) -> None:
         """After a flush the database holds this state: later changes start from it."""
         for state in live:
-            state.persisted, state.dirty = True, False
+            state.persisted, state.dirty, state.absorbed = True, False, False
             state.original_email, state.original_user_id = state.email, state.user_id
+            state.original = state.row()
         for contact_id in [s.id for s in self.contacts.values() if s.merged_into is not None]:
             del self.contacts[contact_id]
         for company in self.companies.values():

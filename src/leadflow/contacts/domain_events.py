@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+EVERYTHING = "*"
 
 
 @dataclass(frozen=True)
@@ -26,9 +30,31 @@ class ContactsErased:
 
 
 @dataclass(frozen=True)
-class ProfilesChanged:
-    """These contacts were created or their profile changed; qualifiers re-evaluate them."""
+class TouchedEvent:
+    id: int
+    contact_id: str
+    type: str
+    event: str | None
+    name: str | None
+    source: str
+    timestamp: datetime
+    properties: Mapping[str, Any] | None = None
 
-    contact_ids: tuple[str, ...]
-    created: tuple[str, ...]
+
+@dataclass(frozen=True)
+class ContactsTouched:
+    """A unit of work changed these profiles and/or applied these events (architecture step 2 → 3).
+
+    ``changes`` maps each contact to the fields that changed (``email``, ``traits.plan``,
+    ``company_id`` …; ``*`` when the contact is new or absorbed a merge). The qualifiers (scoring,
+    segments, lifecycle) re-evaluate exactly what these can affect.
+    """
+
+    changes: Mapping[str, frozenset[str]]
+    events: tuple[TouchedEvent, ...]
     at: datetime
+    merged: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def contact_ids(self) -> set[str]:
+        return set(self.changes) | {event.contact_id for event in self.events}

@@ -12,7 +12,7 @@ from leadflow.audit import service as audit
 from leadflow.contacts import lifecycle, normalize
 from leadflow.contacts.batch import ProfileBatch
 from leadflow.contacts.changes import ProfileChanges
-from leadflow.contacts.service import profile_lock
+from leadflow.contacts.service import profile_lock, publish_changes
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Invalid
 
@@ -138,7 +138,7 @@ def _import_chunk(ctx: AppContext, rows: list[ParsedRow], report: ImportReport, 
                 touched.append(
                     (contact.id, {"line": row.line, **row.changes.set_fields(), "traits": row.changes.traits})
                 )
-        batch.flush()
+        publish_changes(conn, ctx, batch.flush())
         audit.record_many(
             conn, ctx.clock, actor=actor, action="contact.imported", entity_type="contact", items=touched
         )

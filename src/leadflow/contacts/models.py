@@ -40,6 +40,7 @@ contacts = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("last_seen_at", UTCDateTime()),
+    sa.Column("sessions", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_contacts_updated_at", "updated_at"),
     sa.Index("ix_contacts_lifecycle_stage", "lifecycle_stage"),
     sa.Index("ix_contacts_company_id", "company_id"),
@@ -54,6 +55,16 @@ contact_identities = sa.Table(
     sa.Column("contact_id", sa.String(ID_LENGTH), sa.ForeignKey("contacts.id"), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Index("ix_contact_identities_contact_id", "contact_id"),
+)
+
+# Tags, stored trimmed and lower-cased.
+contact_tags = sa.Table(
+    "contact_tags",
+    metadata,
+    sa.Column("contact_id", sa.String(ID_LENGTH), sa.ForeignKey("contacts.id"), primary_key=True),
+    sa.Column("tag", sa.String(100), primary_key=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_contact_tags_tag", "tag"),
 )
 
 # A merged contact's id keeps resolving to the survivor.

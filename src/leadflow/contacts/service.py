@@ -12,8 +12,9 @@ from leadflow.contacts import lifecycle, normalize, queries
 from leadflow.contacts.apply import Applied, apply_events
 from leadflow.contacts.batch import ProfileBatch
 from leadflow.contacts.changes import ProfileChanges
+from leadflow.contacts.domain_events import ContactsTouched
 from leadflow.contacts.schemas import Contact, ContactFields, ContactPatch, ContactUpsert
-from leadflow.contacts.state import ContactState
+from leadflow.contacts.state import ContactState, FlushResult
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import advisory_lock
 from leadflow.kernel.errors import Conflict, Invalid
@@ -38,6 +39,14 @@ def apply_batch(conn: Connection, ctx: AppContext, rows: Sequence[Any], *, secre
     return apply_events(
         conn, ctx.clock, ctx.bus, rows, secret=secret, phone_region=ctx.settings.default_phone_region
     )
+
+
+def publish_changes(conn: Connection, ctx: AppContext, result: FlushResult) -> None:
+    """Hand a unit of work's profile changes to the qualifiers (in the same transaction)."""
+    if result.changes:
+        ctx.bus.publish(
+            conn, ContactsTouched(result.changes, (), ctx.clock.now(), merged=tuple(result.merged))
+        )
 
 
 def changes_from(fields: ContactFields, phone_region: str | None) -> ProfileChanges:
@@ -95,7 +104,7 @@ def upsert(ctx: AppContext, data: ContactUpsert, *, actor: str) -> tuple[Contact
         if data.user_id:
             batch.link(contact, "user", data.user_id)
         batch.apply_changes(contact, changes, manual=True, strict=True)
-        batch.flush()
+        publish_changes(conn, ctx, batch.flush())
         audit.record(
             conn,
             ctx.clock,
@@ -123,7 +132,7 @@ def patch(ctx: AppContext, contact_id: str, data: ContactPatch, *, actor: str) -
         if data.user_id:
             _claim_user_id(batch, contact, data.user_id)
         batch.apply_changes(contact, changes, manual=True, strict=True)
-        batch.flush()
+        publish_changes(conn, ctx, batch.flush())
         details = data.model_dump(mode="json", exclude_unset=True)
         if contact.lifecycle_stage != before_stage:
             details["lifecycle_stage_from"] = before_stage

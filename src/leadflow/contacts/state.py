@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 CONTACT_FIELDS = (
@@ -23,7 +23,9 @@ CONTACT_FIELDS = (
     "created_at",
     "updated_at",
     "last_seen_at",
+    "sessions",
 )
+SESSION_GAP = timedelta(minutes=30)
 MERGEABLE_FIELDS = ("email", "phone", "first_name", "last_name", "timezone", "company_id", "owner_id")
 
 
@@ -45,18 +47,23 @@ class ContactState:
     created_at: datetime
     updated_at: datetime
     last_seen_at: datetime | None
+    sessions: int = 0
     persisted: bool = True
     dirty: bool = False
     merged_into: str | None = None
     original_user_id: str | None = None
     original_email: str | None = None
+    original: dict[str, Any] | None = None
+    absorbed: bool = False
 
     @classmethod
     def from_row(cls, row: Any) -> ContactState:
         values = {name: getattr(row, name) for name in CONTACT_FIELDS}
         values["traits"] = dict(values["traits"] or {})
         values["consent"] = dict(values["consent"] or {})
-        return cls(**values, original_user_id=row.user_id, original_email=row.email)
+        state = cls(**values, original_user_id=row.user_id, original_email=row.email)
+        state.original = state.row()
+        return state
 
     @classmethod
     def new(cls, contact_id: str, now: datetime) -> ContactState:
@@ -84,9 +91,32 @@ class ContactState:
     def row(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in CONTACT_FIELDS}
 
-    def touch(self, moment: datetime) -> None:
-        """Last seen: the latest event time, never moved back by a late-arriving old event."""
+    def changed_fields(self) -> frozenset[str]:
+        """What differs from the loaded row: column names, ``traits.<key>`` and ``consent.<key>``;
+        ``*`` for a new contact or one that absorbed a merge."""
+        if self.original is None or self.absorbed:
+            return frozenset({"*"})
+        changed: set[str] = set()
+        for name, value in self.row().items():
+            before = self.original[name]
+            if value == before:
+                continue
+            if name in ("traits", "consent"):
+                keys = set(value) | set(before)
+                changed.update(f"{name}.{k}" for k in keys if value.get(k) != before.get(k))
+            else:
+                changed.add(name)
+        return frozenset(changed)
+
+    def touch(self, moment: datetime, *, activity: bool = False) -> None:
+        """Last seen: the latest event time, never moved back by a late-arriving old event.
+
+        Activity (a page view, screen or track call) more than 30 minutes after the last one starts a
+        new session; ``sessions`` counts them ("at least 5 website sessions").
+        """
         if self.last_seen_at is None or moment > self.last_seen_at:
+            if activity and (self.last_seen_at is None or moment - self.last_seen_at > SESSION_GAP):
+                self.sessions += 1
             self.last_seen_at = moment
             self.dirty = True
 
@@ -124,5 +154,5 @@ class FlushResult:
     """What a unit of work changed, for the qualifiers downstream."""
 
     created: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
+    changes: dict[str, frozenset[str]] = field(default_factory=dict)
     merged: list[tuple[str, str]] = field(default_factory=list)

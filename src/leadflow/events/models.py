@@ -36,6 +36,7 @@ events = sa.Table(
         sqlite_where=sa.text("processed_at IS NULL"),
     ),
     sa.Index("ix_events_contact_id_timestamp", "contact_id", "timestamp"),
+    sa.Index("ix_events_event_timestamp", "event", "timestamp"),
     sa.Index(
         "ix_events_failed",
         "id",

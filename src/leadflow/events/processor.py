@@ -24,8 +24,8 @@ import threading
 from sqlalchemy import exc as sa_exc
 
 from leadflow.contacts import service as contacts
+from leadflow.contacts.domain_events import ContactsTouched, TouchedEvent
 from leadflow.events import service
-from leadflow.events.domain_events import EventsProcessed, ProcessedEvent
 from leadflow.events.ingest import CHANNEL
 from leadflow.kernel.context import AppContext
 
@@ -78,8 +78,8 @@ class EventProcessor:
             now = ctx.clock.now()
             service.mark_processed(conn, applied.contacts, now)
             service.delete(conn, applied.dropped)
-            processed = tuple(
-                ProcessedEvent(
+            touched = tuple(
+                TouchedEvent(
                     id=row.id,
                     contact_id=applied.contacts[row.id],
                     type=row.type,
@@ -87,11 +87,14 @@ class EventProcessor:
                     name=row.name,
                     source=row.source,
                     timestamp=row.timestamp,
+                    properties=row.properties,
                 )
                 for row in rows
                 if row.id in applied.contacts
             )
-            ctx.bus.publish(conn, EventsProcessed(processed, now))
+            ctx.bus.publish(
+                conn, ContactsTouched(applied.flush.changes, touched, now, merged=tuple(applied.flush.merged))
+            )
         ctx.metrics.events_processed.inc(len(rows))
         return len(rows)
 

@@ -17,7 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from leadflow.kernel import jsonutil
+from leadflow.kernel import isodates, jsonutil
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -47,6 +47,7 @@ def _sqlite_engine(url: str, echo: bool) -> Engine:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        dbapi_connection.create_function("leadflow_julian", 1, isodates.julian, deterministic=True)
         cursor = dbapi_connection.cursor()
         for pragma in (
             "journal_mode=WAL",
@@ -145,6 +146,11 @@ def advisory_lock(conn: Connection, name: str, *, wait: bool = True) -> bool:
 
 
 def where_in(conn: Connection, query: Any, column: sa.ColumnElement[Any], values: Sequence[Any]) -> Any:
+    """See :func:`where_in_dialect`."""
+    return where_in_dialect(conn.dialect.name, query, column, values)
+
+
+def where_in_dialect(dialect: str, query: Any, column: sa.ColumnElement[Any], values: Sequence[Any]) -> Any:
     """``query`` restricted to rows whose ``column`` is one of ``values``.
 
     On PostgreSQL the values travel as one array joined through ``unnest``: constant-size SQL that the
@@ -152,7 +158,7 @@ def where_in(conn: Connection, query: Any, column: sa.ColumnElement[Any], values
     separate parameters costs milliseconds per hundred to bind; ``= ANY($1)`` in a generic plan degrades
     to comparing every row with every value.)
     """
-    if conn.dialect.name != "postgresql":
+    if dialect != "postgresql":
         return query.where(column.in_(list(values)))
     wanted = sa.func.unnest(sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
     table = wanted.table_valued("value").render_derived(name="wanted")

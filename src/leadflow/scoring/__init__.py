@@ -1,0 +1,1 @@
+"""Lead scoring: behavioural, demographic and firmographic rules, incremental, explainable, with decay."""

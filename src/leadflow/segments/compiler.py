@@ -1,0 +1,275 @@
+"""Rule tree → one SQL query (SQLAlchemy Core), the same semantics on SQLite and PostgreSQL.
+
+Every leaf is made two-valued (``coalesce(..., false)``) so that ``not`` and the negated operators
+(``neq``, ``not_in``, ``not_contains``) also match contacts where the field is missing. Values are
+always bound parameters; field keys are validated by :mod:`leadflow.segments.fields` and bound too.
+
+This is the one place that reads other domains' tables (events, companies, scores, tags, members):
+evaluating a segment in a single statement is the point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from leadflow.contacts import lifecycle
+from leadflow.contacts.models import companies, contact_tags, contacts
+from leadflow.events.models import events
+from leadflow.kernel import isodates
+from leadflow.kernel.db import where_in_dialect
+from leadflow.kernel.types import UTCDateTime
+from leadflow.scoring.models import contact_scores
+from leadflow.segments import durations, rules
+from leadflow.segments.anniversaries import today_pairs
+from leadflow.segments.models import segment_members
+from leadflow.segments.values import Column, Expr, JsonPath, compare, fold, fold_sql
+
+NEGATED = {"neq": "eq", "not_in": "in", "not_contains": "contains"}
+_RANK = sa.case(
+    {stage: rank for rank, stage in enumerate(lifecycle.STAGES)}, value=contacts.c.lifecycle_stage
+)
+
+
+def _false() -> Expr:
+    return sa.false()
+
+
+def _two_valued(expr: Expr) -> Expr:
+    return sa.func.coalesce(expr, _false())
+
+
+class Compiler:
+    """Compiles rules for one evaluation instant ``now``."""
+
+    def __init__(self, dialect: str, now: datetime, *, lowest_band: str = "cold") -> None:
+        self.dialect = dialect
+        self.now = now
+        self.lowest_band = lowest_band
+        self.needs_company = False
+        self.needs_scores = False
+
+    # ---- entry points ---------------------------------------------------------------------------
+    def select_ids(self, rule: Any, restrict: Sequence[str] | None = None) -> sa.Select[Any]:
+        """``SELECT contacts.id`` of the contacts the rule matches (only among ``restrict`` if given)."""
+        condition = self.condition(rule)
+        source: Any = contacts
+        if self.needs_company:
+            source = source.outerjoin(companies, companies.c.id == contacts.c.company_id)
+        if self.needs_scores:
+            source = source.outerjoin(contact_scores, contact_scores.c.contact_id == contacts.c.id)
+        query = sa.select(contacts.c.id).select_from(source).where(condition)
+        if restrict is not None:
+            query = where_in_dialect(self.dialect, query, contacts.c.id, restrict)
+        return query
+
+    def condition(self, rule: Any) -> Expr:
+        if isinstance(rule, rules.All):
+            return sa.and_(*(self.condition(child) for child in rule.all))
+        if isinstance(rule, rules.AnyOf):
+            return sa.or_(*(self.condition(child) for child in rule.any))
+        if isinstance(rule, rules.Not):
+            return sa.not_(self.condition(rule.rule))
+        if isinstance(rule, rules.Attribute):
+            return self._attribute(rule)
+        if isinstance(rule, rules.Behaviour):
+            return self._behaviour(rule)
+        if isinstance(rule, rules.Engagement):
+            return self._engagement(rule)
+        if isinstance(rule, rules.Membership):
+            member = sa.exists().where(
+                segment_members.c.segment_id == rule.segment, segment_members.c.contact_id == contacts.c.id
+            )
+            return member if rule.member else sa.not_(member)
+        raise TypeError(f"not a rule: {rule!r}")  # pragma: no cover - the parser admits nothing else
+
+    # ---- attributes ------------------------------------------------------------------------------
+    def _attribute(self, node: rules.Attribute) -> Expr:
+        if node.ref.kind == "tags":
+            return self._tags(node.op, node.value)
+        return _two_valued(self.compare(self._source(node.ref), node.op, node.value, node.ref.kind))
+
+    def _source(self, ref: Any) -> Column | JsonPath:
+        if ref.table == "companies":
+            self.needs_company = True
+            if ref.kind == "json":
+                return JsonPath(self.dialect, companies.c.traits, ref.keys)
+            return Column(self.dialect, companies.c[ref.column], ref.kind)
+        if ref.table == "scores":
+            self.needs_scores = True
+            column = contact_scores.c[ref.column]
+            default = self.lowest_band if ref.column == "band" else 0.0
+            return Column(self.dialect, sa.func.coalesce(column, default), ref.kind)
+        if ref.kind == "json":
+            return JsonPath(self.dialect, contacts.c[ref.column], ref.keys)
+        return Column(self.dialect, contacts.c[ref.column], ref.kind)
+
+    def compare(self, source: Column | JsonPath, op: str, value: Any, kind: str) -> Expr:
+        """One condition on one typed value; may be NULL where SQL is three-valued."""
+        if op == "is_set":
+            return source.present()
+        if op == "is_not_set":
+            return sa.not_(_two_valued(source.present()))
+        if op in NEGATED:
+            return sa.not_(_two_valued(self.compare(source, NEGATED[op], value, kind)))
+        if op == "eq":
+            return self._equals(source, value)
+        if op == "in":
+            return sa.or_(*(self._equals(source, item) for item in value))
+        if op in ("contains", "starts_with", "ends_with"):
+            return self._text_match(source, op, value)
+        if op in ("gt", "gte", "lt", "lte", "between"):
+            return self._order(source, op, value, kind)
+        return self._date(source, op, value)
+
+    def _equals(self, source: Column | JsonPath, value: Any) -> Expr:
+        if isinstance(value, bool):
+            truth = source.boolean()
+            return _false() if truth is None else truth == int(value)
+        if isinstance(value, str):
+            text = source.text()
+            return _false() if text is None else fold_sql(self.dialect, text) == fold(value)
+        number = source.number()
+        return _false() if number is None else number == value
+
+    def _text_match(self, source: Column | JsonPath, op: str, value: str) -> Expr:
+        text = source.text()
+        if text is None:
+            return _false()
+        folded, needle = fold_sql(self.dialect, text), fold(value)
+        if op == "contains":
+            position = sa.func.strpos if self.dialect == "postgresql" else sa.func.instr
+            return position(folded, needle) > 0
+        if op == "starts_with":
+            return sa.func.substr(folded, 1, len(needle)) == needle
+        if self.dialect == "postgresql":
+            return sa.func.right(folded, len(needle)) == needle
+        return sa.and_(sa.func.length(folded) >= len(needle), sa.func.substr(folded, -len(needle)) == needle)
+
+    def _order(self, source: Column | JsonPath, op: str, value: Any, kind: str) -> Expr:
+        if kind == "stage":
+            number: Expr | None = _RANK
+            value = lifecycle.rank(value)
+        else:
+            number = source.number()
+        if number is None:
+            return _false()
+        if op == "between":
+            return number.between(value[0], value[1])
+        return compare(number, {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op], value)
+
+    def _date(self, source: Column | JsonPath, op: str, value: Any) -> Expr:
+        if op == "anniversary_today":
+            return self._anniversary(source)
+        if op in ("before", "after"):
+            moment = isodates.parse(value)
+            assert moment is not None
+            found = source.instant_compare("<" if op == "before" else ">", moment)
+            return _false() if found is None else found
+        since = self.now - durations.parse(value)
+        if op == "more_than_ago":
+            found = source.instant_compare("<", since)
+            return _false() if found is None else found
+        lower, upper = source.instant_compare(">=", since), source.instant_compare("<=", self.now)
+        return _false() if lower is None or upper is None else sa.and_(lower, upper)
+
+    def _anniversary(self, source: Column | JsonPath) -> Expr:
+        """The date's month and day is today where the contact lives (UTC when unknown); a 29 February
+        is celebrated on the 28th in other years."""
+        month_day = source.month_day()
+        if month_day is None:
+            return _false()
+        zone = sa.func.coalesce(contacts.c.timezone, "UTC")
+        pairs = today_pairs(self.now)
+        if self.dialect == "postgresql":
+            days = sa.values(sa.column("zone", sa.String), sa.column("today", sa.String), name="days")
+            return sa.tuple_(zone, month_day).in_(sa.select(days.data(pairs)))
+        return (zone + " " + month_day).in_([f"{z} {d}" for z, d in pairs])
+
+    def _tags(self, op: str, value: Any) -> Expr:
+        tagged = sa.exists().where(contact_tags.c.contact_id == contacts.c.id)
+        if op in ("is_set", "is_not_set"):
+            return tagged if op == "is_set" else sa.not_(tagged)
+        wanted = (
+            [fold(value.strip())] if op in ("contains", "not_contains") else [fold(v.strip()) for v in value]
+        )
+        found = tagged.where(contact_tags.c.tag.in_(wanted))
+        return sa.not_(found) if op in NEGATED else found
+
+    # ---- behaviour -------------------------------------------------------------------------------
+    def _behaviour(self, node: rules.Behaviour) -> Expr:
+        e = events.alias()
+        where: list[Expr] = [e.c.contact_id.is_not(None)]
+        if node.event is not None:
+            where += [e.c.type == "track", e.c.event == node.event]
+        else:
+            where.append(e.c.type == "page")
+            if node.page != "*":
+                where.append(e.c.name == node.page)
+        for condition in node.where:
+            source = JsonPath(self.dialect, e.c.properties, condition.ref.keys)
+            where.append(_two_valued(self.compare(source, condition.op, condition.value, "json")))
+        return self._occurrences(e, where, node.within, node.counting, node.first, node.last)
+
+    def _engagement(self, node: rules.Engagement) -> Expr:
+        e = events.alias()
+        where: list[Expr] = [
+            e.c.contact_id.is_not(None),
+            e.c.type == "track",
+            e.c.event == rules.EMAIL_EVENTS[node.email],
+        ]
+        for key, value in (("journey_id", node.journey), ("message_id", node.message)):
+            if value is not None:
+                where.append(_two_valued(self._equals(JsonPath(self.dialect, e.c.properties, (key,)), value)))
+        if not node.include_machine_generated:
+            machine = JsonPath(self.dialect, e.c.properties, ("machine_generated",)).boolean()
+            where.append(sa.not_(_two_valued(machine == 1)))
+        return self._occurrences(e, where, node.within, node.counting, None, None)
+
+    def _occurrences(
+        self,
+        e: Any,
+        where: list[Expr],
+        within: str | None,
+        count: rules.Count,
+        first: rules.When | None,
+        last: rules.When | None,
+    ) -> Expr:
+        """Contacts whose matching events satisfy the count (and first/last date) conditions.
+
+        Shaped as a semi-join (``IN``) when having no events fails the rule, and as an anti-join of the
+        contacts whose count fails (``NOT EXISTS`` / ``NOT IN``) when zero events pass it ("did not do").
+        """
+        if within is not None:
+            since = self.now - durations.parse(within)
+            where.append(e.c.timestamp >= sa.bindparam(None, since, type_=UTCDateTime()))
+        tally = sa.func.count()
+        grouped = sa.select(e.c.contact_id).where(*where).group_by(e.c.contact_id)
+        having = [self._count(tally, count)]
+        for when, moment in ((first, sa.func.min(e.c.timestamp)), (last, sa.func.max(e.c.timestamp))):
+            if when is not None:
+                having.append(self._date(Column(self.dialect, moment, "datetime"), when.op, when.value))
+        if first is None and last is None and count.holds(0):
+            return sa.not_(self._member_of(grouped.having(sa.not_(having[0]))))
+        return self._member_of(grouped.having(sa.and_(*having)))
+
+    def _member_of(self, contact_ids: sa.Select[Any]) -> Expr:
+        """``contacts.id`` is among ``contact_ids``: ``EXISTS`` over a derived table on PostgreSQL, which
+        it plans as a hashed semi-join (anti-join when negated) however deeply nested; ``IN`` on SQLite."""
+        if self.dialect == "postgresql":
+            found = contact_ids.subquery()
+            return sa.exists().where(found.c.contact_id == contacts.c.id)
+        return contacts.c.id.in_(contact_ids)
+
+    @staticmethod
+    def _count(tally: Expr, count: rules.Count) -> Expr:
+        value = getattr(count, count.op)
+        if count.op == "between":
+            return tally.between(value[0], value[1])
+        if count.op == "eq":
+            equal: Expr = tally == value
+            return equal
+        return compare(tally, {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[count.op], value)

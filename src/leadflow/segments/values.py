@@ -1,0 +1,142 @@
+"""Typed views of one field inside SQL, the same on SQLite and PostgreSQL.
+
+A field is a column or a JSON path. Each view answers NULL when the value is not of that type, so a
+condition on a string never matches a number (``"5"`` is not ``5``) and a missing field is never
+"equal" to anything. Text comparisons fold ASCII case on both sides (SQLite's ``lower`` folds only
+ASCII; PostgreSQL uses ``translate`` to fold exactly the same characters).
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from leadflow.kernel import isodates
+from leadflow.kernel.types import UTCDateTime
+
+UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+LOWER = "abcdefghijklmnopqrstuvwxyz"
+_FOLD = str.maketrans(UPPER, LOWER)
+Expr = sa.ColumnElement[Any]
+
+
+def compare(left: Expr, op: str, right: Any) -> Expr:
+    """``left op right`` for op in ``<``, ``<=``, ``>``, ``>=``."""
+    operators = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+    result: Expr = operators[op](left, right)
+    return result
+
+
+def fold(text: str) -> str:
+    """ASCII lower-casing, exactly as the SQL side folds."""
+    return text.translate(_FOLD)
+
+
+def fold_sql(dialect: str, expr: Expr) -> Expr:
+    if dialect == "postgresql":
+        return sa.func.translate(expr, UPPER, LOWER)
+    return sa.func.lower(expr)
+
+
+@dataclass(frozen=True)
+class Column:
+    """A plain column: ``kind`` says what it holds."""
+
+    dialect: str
+    expr: Expr
+    kind: str
+
+    def present(self) -> Expr:
+        return self.expr.is_not(None)
+
+    def text(self) -> Expr | None:
+        return self.expr if self.kind in ("text", "stage") else None
+
+    def number(self) -> Expr | None:
+        return self.expr if self.kind == "number" else None
+
+    def boolean(self) -> Expr | None:
+        return None
+
+    def instant_compare(self, op: str, moment: datetime) -> Expr | None:
+        if self.kind != "datetime":
+            return None
+        bound = sa.bindparam(None, moment, type_=UTCDateTime())
+        return compare(self.expr, op, bound)
+
+    def month_day(self) -> Expr | None:
+        if self.kind != "datetime":
+            return None
+        if self.dialect == "postgresql":
+            return sa.func.to_char(sa.func.timezone("UTC", self.expr), "MM-DD")
+        return sa.func.strftime("%m-%d", self.expr)
+
+
+@dataclass(frozen=True)
+class JsonPath:
+    """A value inside a JSON column, at a path of keys (bound, never spliced into SQL)."""
+
+    dialect: str
+    column: Expr
+    keys: tuple[str, ...]
+
+    def _pg_node(self) -> Expr:
+        return self.column.op("#>")(sa.bindparam(None, list(self.keys), type_=postgresql.ARRAY(sa.Text)))
+
+    def _pg_text(self) -> Expr:
+        return self.column.op("#>>")(sa.bindparam(None, list(self.keys), type_=postgresql.ARRAY(sa.Text)))
+
+    def _sqlite_path(self) -> Expr:
+        return sa.bindparam(None, "$" + "".join(f'."{key}"' for key in self.keys), type_=sa.String())
+
+    def _type(self) -> Expr:
+        if self.dialect == "postgresql":
+            return sa.func.jsonb_typeof(self._pg_node())
+        return sa.func.json_type(self.column, self._sqlite_path())
+
+    def _raw(self) -> Expr:
+        if self.dialect == "postgresql":
+            return self._pg_text()
+        return sa.func.json_extract(self.column, self._sqlite_path())
+
+    def present(self) -> Expr:
+        return sa.and_(self._type().is_not(None), self._type() != "null")
+
+    def text(self) -> Expr:
+        string = "string" if self.dialect == "postgresql" else "text"
+        return sa.case((self._type() == string, self._raw()), else_=sa.null())
+
+    def number(self) -> Expr:
+        if self.dialect == "postgresql":
+            value = sa.cast(self._pg_text(), sa.Float)
+            return sa.case((self._type() == "number", value), else_=sa.null())
+        return sa.case((self._type().in_(["integer", "real"]), self._raw()), else_=sa.null())
+
+    def boolean(self) -> Expr:
+        """1 for true, 0 for false, NULL otherwise."""
+        if self.dialect == "postgresql":
+            truth = sa.case((self._pg_text() == "true", 1), else_=0)
+            return sa.case((self._type() == "boolean", truth), else_=sa.null())
+        return sa.case((self._type() == "true", 1), (self._type() == "false", 0), else_=sa.null())
+
+    def _instant(self) -> Expr:
+        if self.dialect == "postgresql":
+            return sa.func.leadflow_try_timestamptz(self.text())
+        return sa.func.leadflow_julian(self.text())
+
+    def instant_compare(self, op: str, moment: datetime) -> Expr:
+        value = self._instant()
+        bound: Any = (
+            sa.bindparam(None, moment, type_=sa.DateTime(timezone=True))
+            if self.dialect == "postgresql"
+            else sa.bindparam(None, isodates.julian_of(moment), type_=sa.Float())
+        )
+        return compare(value, op, bound)
+
+    def month_day(self) -> Expr:
+        return sa.case((self._instant().is_not(None), sa.func.substr(self.text(), 6, 5)), else_=sa.null())
