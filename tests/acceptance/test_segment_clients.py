@@ -34,10 +34,11 @@ def _contacts(live: LiveServer) -> list[dict[str, object]]:
 
 
 def _event_count(live: LiveServer, contact_id: object) -> int:
+    """Events the client sent (leadflow's own internal events, such as stage changes, are not counted)."""
     total, cursor = 0, None
     with live.api() as api:
         while True:
-            params = {"limit": 500, **({"cursor": cursor} if cursor else {})}
+            params = {"limit": 500, "source": "segment", **({"cursor": cursor} if cursor else {})}
             page = api.get(f"/api/v1/contacts/{contact_id}/events", params=params).json()
             total += len(page["data"])
             cursor = page["next_cursor"]

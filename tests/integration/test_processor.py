@@ -33,7 +33,7 @@ def test_a_crash_mid_batch_leaves_nothing_and_a_retry_applies_once(
     assert all_contacts(ctx) == []
     assert all(row["processed_at"] is None for row in stored(ctx))
     monkeypatch.undo()
-    assert processor.drain() == 3
+    assert processor.drain() == 4  # the three events, then the stage change (visitor → lead) they caused
     assert len(all_contacts(ctx)) == 2
     assert len(all_touchpoints(ctx)) == 1
     assert processor.drain() == 0

@@ -32,11 +32,15 @@ def by_user(ctx: AppContext, user_id: str) -> dict[str, Any]:
         return dict(conn.execute(sa.select(contacts).where(contacts.c.id == contact_id)).one()._mapping)
 
 
-def events_of(ctx: AppContext, contact_id: str) -> list[str]:
+def events_of(ctx: AppContext, contact_id: str, *, internal: bool = False) -> list[str]:
+    """Names of a contact's events in arrival order (leadflow's internal ones only if asked)."""
     with ctx.db.read() as conn:
         rows = conn.execute(
             sa.select(events.c.type, events.c.event, events.c.name)
-            .where(events.c.contact_id == contact_id)
+            .where(
+                events.c.contact_id == contact_id,
+                sa.or_(sa.true() if internal else sa.false(), events.c.source != "internal"),
+            )
             .order_by(events.c.id)
         )
         return [r.event or r.name or r.type for r in rows]

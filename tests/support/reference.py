@@ -11,9 +11,9 @@ from typing import Any
 
 from leadflow.contacts import lifecycle
 from leadflow.kernel import isodates
+from leadflow.kernel.text import fold
 from leadflow.segments import durations, rules
 from leadflow.segments.anniversaries import today_pairs
-from leadflow.segments.values import fold
 
 MISSING = object()
 

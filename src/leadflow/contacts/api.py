@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
@@ -104,6 +104,10 @@ def contact_events(
     contact_id: str,
     type: str | None = Query(None, description="identify, track, page, screen, group or alias"),
     name: str | None = Query(None, description="event name (track) or page/screen name"),
+    source: Literal["segment", "internal"] | None = Query(
+        None,
+        description="segment: sent to the tracking API; internal: leadflow's own (stage, segment, score …)",
+    ),
     limit: int = Limit,
     cursor: str | None = Cursor,
     ctx: AppContext = Depends(context),
@@ -118,7 +122,9 @@ def contact_events(
             raise BadRequest("the cursor is not one this API issued", code="invalid_cursor") from None
     with ctx.db.read() as conn:
         live = queries.get(conn, contact_id).id
-        rows = events.for_contacts(conn, [live], kind=type, name=name, before=before, limit=limit + 1)
+        rows = events.for_contacts(
+            conn, [live], kind=type, name=name, source=source, before=before, limit=limit + 1
+        )
     items, next_cursor = paginate(rows, limit, lambda r: {"t": r["timestamp"].isoformat(), "id": r["id"]})
     return Page[Event](
         data=[Event.model_validate({**r, "id": str(r["id"])}) for r in items], next_cursor=next_cursor

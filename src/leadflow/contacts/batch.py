@@ -16,11 +16,13 @@ from leadflow.contacts import lifecycle, store
 from leadflow.contacts.changes import ProfileChanges
 from leadflow.contacts.domain_events import ContactsMerged
 from leadflow.contacts.state import MERGEABLE_FIELDS, CompanyState, ContactState, FlushResult
+from leadflow.events import service as events
 from leadflow.kernel.bus import Bus
 from leadflow.kernel.clock import Clock
 from leadflow.kernel.errors import Conflict
 from leadflow.kernel.ids import new_id
 
+STAGE_CHANGED = "leadflow.stage_changed"
 _SIMPLE_FIELDS = (
     "phone",
     "first_name",
@@ -279,12 +281,23 @@ class ProfileBatch:
         for touchpoint in self.touchpoints:
             touchpoint["contact_id"] = self.resolve(touchpoint["contact_id"])
         store.insert_touchpoints(self.conn, self.touchpoints)
+        self._announce_stages(live)
         changes = {s.id: s.changed_fields() for s in live if s.dirty}
         result = FlushResult(
             created=[s.id for s in created], changes={k: v for k, v in changes.items() if v}, merged=pairs
         )
         self._settle(live)
         return result
+
+    def _announce_stages(self, live: list[ContactState]) -> None:
+        """Every stage change (automatic or manual) is a ``leadflow.stage_changed`` event in the pipeline."""
+        items = []
+        for state in live:
+            before = state.original["lifecycle_stage"] if state.original else "visitor"
+            if state.lifecycle_stage != before:
+                properties = {"from": before, "to": state.lifecycle_stage}
+                items.append((state.id, STAGE_CHANGED, properties, f"stage:{new_id()}"))
+        events.emit_many(self.conn, items, self.now)
 
     def _settle(self, live: list[ContactState]) -> None:
         """After a flush the database holds this state: later changes start from it."""

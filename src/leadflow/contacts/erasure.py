@@ -13,6 +13,7 @@ from leadflow.contacts.domain_events import ContactsErased
 from leadflow.contacts.models import (
     contact_identities,
     contact_merges,
+    contact_tags,
     contacts,
     erasure_suppressions,
     erasures,
@@ -54,6 +55,7 @@ def erase(ctx: AppContext, contact_id: str, *, actor: str) -> Erasure:
         }
         ctx.bus.publish(conn, ContactsErased(tuple(all_ids), user_ids, anon_ids, ctx.clock.now()))
         conn.execute(touchpoints.delete().where(touchpoints.c.contact_id == live))
+        conn.execute(contact_tags.delete().where(contact_tags.c.contact_id == live))
         conn.execute(contact_identities.delete().where(contact_identities.c.contact_id == live))
         conn.execute(contact_merges.delete().where(contact_merges.c.survivor_id == live))
         conn.execute(contacts.delete().where(contacts.c.id == live))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from leadflow.contacts.models import companies, contact_identities, contact_merges, contacts, touchpoints
 from leadflow.contacts.schemas import Company, Contact
+from leadflow.kernel.db import where_in
 from leadflow.kernel.errors import NotFound
 
 CONTACT_COLUMNS = [contacts.c[name] for name in Contact.model_fields]
@@ -95,6 +97,29 @@ def search(conn: Connection, where: ContactFilter, *, after: str | None, limit: 
             )
         )
     return [to_contact(row) for row in conn.execute(query)]
+
+
+def by_ids(conn: Connection, ids: Sequence[str]) -> list[Contact]:
+    """Contacts by id (live ids only), in one query."""
+    if not ids:
+        return []
+    query = where_in(conn, sa.select(*CONTACT_COLUMNS), contacts.c.id, list(dict.fromkeys(ids)))
+    return [to_contact(row) for row in conn.execute(query)]
+
+
+def live_ids(conn: Connection, ids: Sequence[str]) -> dict[str, str]:
+    """For each given id that exists, the id it lives under (itself, or its merge survivor)."""
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return {}
+    found = {
+        row[0]: row[0]
+        for row in conn.execute(where_in(conn, sa.select(contacts.c.id), contacts.c.id, wanted))
+    }
+    merges = sa.select(contact_merges.c.merged_id, contact_merges.c.survivor_id)
+    for row in conn.execute(where_in(conn, merges, contact_merges.c.merged_id, wanted)):
+        found[row.merged_id] = row.survivor_id
+    return found
 
 
 def merged_ids(conn: Connection, contact_id: str) -> list[str]:

@@ -16,12 +16,13 @@ from leadflow.contacts.models import (
     companies,
     contact_identities,
     contact_merges,
+    contact_tags,
     contacts,
     erasure_suppressions,
     touchpoints,
 )
 from leadflow.contacts.state import CompanyState, ContactState
-from leadflow.kernel.db import bulk_insert, bulk_update, chunk_size, chunked, where_in
+from leadflow.kernel.db import bulk_insert, bulk_update, chunk_size, chunked, insert_ignore, where_in
 
 CHUNK = 5000
 
@@ -111,8 +112,23 @@ def update_contacts(conn: Connection, states: list[ContactState]) -> None:
     bulk_update(conn, contacts, "id", [s.row() for s in states])
 
 
+def move_tags(conn: Connection, pairs: list[tuple[str, str]]) -> None:
+    """The survivor gets every tag of the merged contact (once)."""
+    for loser, survivor in pairs:
+        tags = sa.select(sa.literal(survivor), contact_tags.c.tag, contact_tags.c.created_at).where(
+            contact_tags.c.contact_id == loser
+        )
+        conn.execute(
+            insert_ignore(conn, contact_tags, ["contact_id", "tag"]).from_select(
+                ["contact_id", "tag", "created_at"], tags
+            )
+        )
+        conn.execute(contact_tags.delete().where(contact_tags.c.contact_id == loser))
+
+
 def move_references(conn: Connection, pairs: list[tuple[str, str]]) -> None:
     """Point every row of this domain that names a merged contact at its survivor."""
+    move_tags(conn, pairs)
     params = [{"loser": loser, "survivor": survivor} for loser, survivor in pairs]
     for table, column in (
         (contact_identities, contact_identities.c.contact_id),

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from leadflow.contacts.domain_events import ContactsErased, ContactsMerged
 from leadflow.events.models import events
-from leadflow.kernel.db import bulk_update, chunked
+from leadflow.kernel.db import bulk_update, chunked, insert_ignore
 
 EVENT_FIELDS = (
     "id",
@@ -106,6 +106,7 @@ def for_contacts(
     *,
     kind: str | None = None,
     name: str | None = None,
+    source: str | None = None,
     before: tuple[datetime, int] | None = None,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
@@ -115,6 +116,8 @@ def for_contacts(
         query = query.where(events.c.type == kind)
     if name:
         query = query.where(sa.or_(events.c.event == name, events.c.name == name))
+    if source:
+        query = query.where(events.c.source == source)
     if before is not None:
         stamp, event_id = before
         query = query.where(
@@ -124,3 +127,31 @@ def for_contacts(
     if limit is not None:
         query = query.limit(limit)
     return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def emit(
+    conn: Connection, contact_id: str, event: str, properties: dict[str, Any], at: datetime, key: str
+) -> None:
+    """Record an internal event (``leadflow.*``) for a contact; it flows through the normal pipeline.
+    ``key`` makes it idempotent: the same key is stored once."""
+    emit_many(conn, [(contact_id, event, properties, key)], at)
+
+
+def emit_many(conn: Connection, items: Sequence[tuple[str, str, dict[str, Any], str]], at: datetime) -> None:
+    """Several internal events: ``(contact_id, event, properties, key)`` each."""
+    if not items:
+        return
+    rows = [
+        {
+            "message_id": key[:100],
+            "type": "track",
+            "event": event,
+            "contact_id": contact_id,
+            "properties": properties,
+            "timestamp": at,
+            "received_at": at,
+            "source": "internal",
+        }
+        for contact_id, event, properties, key in items
+    ]
+    conn.execute(insert_ignore(conn, events, ["message_id"]), rows)

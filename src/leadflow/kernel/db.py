@@ -210,6 +210,23 @@ def bulk_update(conn: Connection, table: sa.Table, key: str, rows: Sequence[dict
     )
 
 
+def json_rows(conn: Connection, rows: Sequence[dict[str, Any]], columns: dict[str, Any], name: str) -> Any:
+    """A derived table of ``rows`` (one bound JSON document) with typed ``columns``: join a batch of
+    keys against real tables in one statement, on either dialect."""
+    document = sa.bindparam(None, jsonutil.dumps(list(rows)), type_=sa.String())
+    if conn.dialect.name == "postgresql":
+        record = ", ".join(f"{col} {kind.compile(dialect=conn.dialect)}" for col, kind in columns.items())
+        function = sa.text(f"json_to_recordset(CAST(:doc AS json)) AS {name}({record})").bindparams(document)
+        return (
+            sa.select(*(sa.column(col, kind) for col, kind in columns.items()))
+            .select_from(function)
+            .subquery(name)
+        )
+    each = sa.func.json_each(document).table_valued("value")
+    picked = [sa.func.json_extract(each.c.value, f"$.{col}").label(col) for col in columns]
+    return sa.select(*picked).select_from(each).subquery(name)
+
+
 def chunk_size(conn: Connection) -> int:
     """How many values one look-up may carry (SQLite limits bound variables per statement)."""
     return 50_000 if conn.dialect.name == "postgresql" else 5_000

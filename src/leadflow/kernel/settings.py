@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     processing_batch_size: int = Field(default=1000, ge=1, le=10_000)
     worker_poll_interval: float = Field(default=0.5, gt=0)
     default_phone_region: str | None = None
+    scheduler_interval: float = Field(default=5.0, gt=0, description="seconds between checks for due work")
+    scoring_age_interval: float = Field(
+        default=3600.0, gt=0, description="seconds between score aging passes"
+    )
 
     # Per API key, per process; 0 disables the limit.
     ingest_rate_limit: float = Field(default=2000.0, ge=0, description="ingest requests per second per key")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from leadflow.contacts.domain_events import ContactsErased, ContactsMerged
+from leadflow.contacts.domain_events import ContactsErased, ContactsMerged, ContactsTouched
 from leadflow.events import service as events
 from leadflow.kernel.bus import Bus
 from leadflow.kernel.clock import Clock, SystemClock
@@ -11,23 +11,31 @@ from leadflow.kernel.db import Database
 from leadflow.kernel.metrics import Metrics
 from leadflow.kernel.settings import Settings
 from leadflow.kernel.signals import Signals
+from leadflow.runtime.pipeline import qualifier
+from leadflow.scoring import service as scoring
+from leadflow.segments import service as segments
 
 
-def build_bus() -> Bus:
-    bus = Bus()
-    bus.subscribe(ContactsMerged, events.on_contacts_merged)
-    bus.subscribe(ContactsErased, events.on_contacts_erased)
-    return bus
+def wire(ctx: AppContext) -> None:
+    """Subscribe every domain's handlers, in the order they must run."""
+    bus = ctx.bus
+    for handler in (events.on_contacts_merged, segments.on_contacts_merged, scoring.on_contacts_merged):
+        bus.subscribe(ContactsMerged, handler)
+    for erase in (events.on_contacts_erased, segments.on_contacts_erased, scoring.on_contacts_erased):
+        bus.subscribe(ContactsErased, erase)
+    bus.subscribe(ContactsTouched, qualifier(ctx))
 
 
 def build_context(settings: Settings | None = None, *, clock: Clock | None = None) -> AppContext:
     settings = settings or Settings()
     db = Database(settings.database_url)
-    return AppContext(
+    ctx = AppContext(
         settings=settings,
         db=db,
         clock=clock or SystemClock(),
-        bus=build_bus(),
+        bus=Bus(),
         metrics=Metrics(),
         signals=Signals(db),
     )
+    wire(ctx)
+    return ctx

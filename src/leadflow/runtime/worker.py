@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from leadflow.events.ingest import CHANNEL as EVENTS
 from leadflow.events.processor import EventProcessor
 from leadflow.kernel.context import AppContext
+from leadflow.runtime import scheduler
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +25,13 @@ class Worker:
         _ = self.ctx.secret_key  # resolved once, before any worker transaction needs it
         self.ctx.signals.listen([EVENTS])
         for index in range(self.concurrency):
-            thread = threading.Thread(target=self._run, name=f"leadflow-worker-{index}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self._spawn(self._run, f"leadflow-worker-{index}")
+        self._spawn(lambda: scheduler.run(self.ctx, self._stop), "leadflow-scheduler")
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def _run(self) -> None:
         try:

@@ -13,6 +13,7 @@ scoring_rules = sa.Table(
     sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),  # behavioral | demographic | firmographic
+    sa.Column("event", sa.String(255)),  # behavioural rules on track events
     sa.Column("definition", json_type(), nullable=False),
     sa.Column("points", sa.Float, nullable=False),
     sa.Column("max_occurrences", sa.Integer),

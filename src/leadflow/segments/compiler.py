@@ -21,12 +21,13 @@ from leadflow.contacts.models import companies, contact_tags, contacts
 from leadflow.events.models import events
 from leadflow.kernel import isodates
 from leadflow.kernel.db import where_in_dialect
+from leadflow.kernel.text import fold
 from leadflow.kernel.types import UTCDateTime
 from leadflow.scoring.models import contact_scores
 from leadflow.segments import durations, rules
 from leadflow.segments.anniversaries import today_pairs
 from leadflow.segments.models import segment_members
-from leadflow.segments.values import Column, Expr, JsonPath, compare, fold, fold_sql
+from leadflow.segments.values import Column, Expr, JsonPath, compare, fold_sql
 
 NEGATED = {"neq": "eq", "not_in": "in", "not_contains": "contains"}
 _RANK = sa.case(
@@ -202,7 +203,12 @@ class Compiler:
     # ---- behaviour -------------------------------------------------------------------------------
     def _behaviour(self, node: rules.Behaviour) -> Expr:
         e = events.alias()
-        where: list[Expr] = [e.c.contact_id.is_not(None)]
+        where = [e.c.contact_id.is_not(None), *self.event_filter(e, node)]
+        return self._occurrences(e, where, node.within, node.counting, node.first, node.last)
+
+    def event_filter(self, e: Any, node: rules.Behaviour) -> list[Expr]:
+        """The conditions an event row ``e`` must meet to be one occurrence of ``node``."""
+        where: list[Expr] = []
         if node.event is not None:
             where += [e.c.type == "track", e.c.event == node.event]
         else:
@@ -212,7 +218,12 @@ class Compiler:
         for condition in node.where:
             source = JsonPath(self.dialect, e.c.properties, condition.ref.keys)
             where.append(_two_valued(self.compare(source, condition.op, condition.value, "json")))
-        return self._occurrences(e, where, node.within, node.counting, node.first, node.last)
+        return where
+
+    def human(self, e: Any) -> Expr:
+        """The event was not machine-generated (security scanners, privacy proxies)."""
+        machine = JsonPath(self.dialect, e.c.properties, ("machine_generated",)).boolean()
+        return sa.not_(_two_valued(machine == 1))
 
     def _engagement(self, node: rules.Engagement) -> Expr:
         e = events.alias()
@@ -225,8 +236,7 @@ class Compiler:
             if value is not None:
                 where.append(_two_valued(self._equals(JsonPath(self.dialect, e.c.properties, (key,)), value)))
         if not node.include_machine_generated:
-            machine = JsonPath(self.dialect, e.c.properties, ("machine_generated",)).boolean()
-            where.append(sa.not_(_two_valued(machine == 1)))
+            where.append(self.human(e))
         return self._occurrences(e, where, node.within, node.counting, None, None)
 
     def _occurrences(

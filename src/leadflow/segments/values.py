@@ -17,11 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from leadflow.kernel import isodates
+from leadflow.kernel.text import LOWER, UPPER
 from leadflow.kernel.types import UTCDateTime
 
-UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-LOWER = "abcdefghijklmnopqrstuvwxyz"
-_FOLD = str.maketrans(UPPER, LOWER)
 Expr = sa.ColumnElement[Any]
 
 
@@ -30,11 +28,6 @@ def compare(left: Expr, op: str, right: Any) -> Expr:
     operators = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
     result: Expr = operators[op](left, right)
     return result
-
-
-def fold(text: str) -> str:
-    """ASCII lower-casing, exactly as the SQL side folds."""
-    return text.translate(_FOLD)
 
 
 def fold_sql(dialect: str, expr: Expr) -> Expr:

@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=26), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("event", sa.String(length=255), nullable=True),
         sa.Column("definition", json_type(), nullable=False),
         sa.Column("points", sa.Float(), nullable=False),
         sa.Column("max_occurrences", sa.Integer(), nullable=True),

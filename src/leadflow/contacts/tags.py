@@ -1,0 +1,74 @@
+"""Tags: short labels on contacts, compared case-insensitively (stored trimmed and lower-cased)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from leadflow.audit import service as audit
+from leadflow.contacts import queries
+from leadflow.contacts.domain_events import ContactsTouched
+from leadflow.contacts.models import contact_tags
+from leadflow.contacts.service import profile_lock
+from leadflow.kernel.context import AppContext
+from leadflow.kernel.db import insert_ignore
+from leadflow.kernel.errors import Invalid
+from leadflow.kernel.text import fold
+
+
+def normalise(tags: Iterable[str]) -> list[str]:
+    cleaned = sorted({fold(tag.strip()) for tag in tags})
+    bad = [tag for tag in cleaned if not tag or len(tag) > 100]
+    if bad:
+        raise Invalid("a tag has 1 to 100 characters", code="invalid_tag")
+    return cleaned
+
+
+def of(conn: Connection, contact_id: str) -> list[str]:
+    query = (
+        sa.select(contact_tags.c.tag)
+        .where(contact_tags.c.contact_id == contact_id)
+        .order_by(contact_tags.c.tag)
+    )
+    return list(conn.execute(query).scalars())
+
+
+def change(
+    conn: Connection, ctx: AppContext, contact_id: str, add: Iterable[str], remove: Iterable[str]
+) -> bool:
+    """Add and remove tags in the caller's transaction (journeys use this); True when anything changed."""
+    adding, removing = normalise(add), normalise(remove)
+    before = set(of(conn, contact_id))
+    if adding:
+        rows = [{"contact_id": contact_id, "tag": tag, "created_at": ctx.clock.now()} for tag in adding]
+        conn.execute(insert_ignore(conn, contact_tags, ["contact_id", "tag"]), rows)
+    if removing:
+        conn.execute(
+            contact_tags.delete().where(
+                contact_tags.c.contact_id == contact_id, contact_tags.c.tag.in_(removing)
+            )
+        )
+    changed = set(of(conn, contact_id)) != before
+    if changed:
+        ctx.bus.publish(conn, ContactsTouched({contact_id: frozenset({"tags"})}, (), ctx.clock.now()))
+    return changed
+
+
+def update(ctx: AppContext, contact_id: str, add: list[str], remove: list[str], *, actor: str) -> list[str]:
+    """The API's tag change: audited, answers the contact's tags."""
+    with ctx.db.write() as conn:
+        profile_lock(conn)
+        live = queries.get(conn, contact_id).id
+        if change(conn, ctx, live, add, remove):
+            audit.record(
+                conn,
+                ctx.clock,
+                actor=actor,
+                action="contact.tags_changed",
+                entity_type="contact",
+                entity_id=live,
+                data={"added": normalise(add), "removed": normalise(remove)},
+            )
+        return of(conn, live)

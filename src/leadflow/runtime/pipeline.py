@@ -1,0 +1,38 @@
+"""The qualify step (architecture step 3), run for every unit of work in its own transaction:
+scores first (segments may use them), then segment membership, then lifecycle promotion."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+
+from sqlalchemy.engine import Connection
+
+from leadflow.contacts.domain_events import ContactsTouched
+from leadflow.kernel.context import AppContext
+from leadflow.lifecycle import service as lifecycle
+from leadflow.scoring import bands
+from leadflow.scoring import engine as scoring
+from leadflow.segments import deps, realtime
+
+
+def signals(message: ContactsTouched, scored: set[str]) -> dict[str, set[str]]:
+    """What changed for each contact, in the vocabulary of segment dependencies."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for contact_id, fields in message.changes.items():
+        found[contact_id] |= deps.field_signals(fields)
+    for event in message.events:
+        found[event.contact_id] |= deps.event_signals(event)
+    for contact_id in scored:
+        found[contact_id].add("score")
+    return {contact_id: values for contact_id, values in found.items() if values}
+
+
+def qualifier(ctx: AppContext) -> Callable[[Connection, ContactsTouched], None]:
+    def qualify(conn: Connection, message: ContactsTouched) -> None:
+        now = ctx.clock.now()
+        scored = scoring.apply(conn, message, now)
+        realtime.reevaluate(conn, signals(message, scored), now, lowest_band=bands.lowest(conn))
+        lifecycle.on_touched(conn, ctx, message)
+
+    return qualify

@@ -1,0 +1,58 @@
+"""Periodic work in the worker: due segment refreshes, requested score recomputes, score aging."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import exc as sa_exc
+
+from leadflow.kernel.context import AppContext
+from leadflow.lifecycle import service as lifecycle
+from leadflow.scoring import service as scoring
+from leadflow.segments import service as segments
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Task:
+    name: str
+    every: float
+    run: Callable[[], object]
+    next_at: float = 0.0
+
+
+def tasks(ctx: AppContext) -> list[Task]:
+    settings = ctx.settings
+    return [
+        Task("segments.refresh_due", settings.scheduler_interval, lambda: segments.refresh_due(ctx)),
+        Task(
+            "scoring.recompute_if_requested",
+            settings.scheduler_interval,
+            lambda: scoring.recompute_if_requested(ctx),
+        ),
+        Task("scoring.age", settings.scoring_age_interval, lambda: scoring.age(ctx)),
+    ]
+
+
+def run(ctx: AppContext, stop: threading.Event) -> None:
+    """Run each task when due, until ``stop``; a failing task is logged and tried again next time."""
+    try:
+        lifecycle.ensure_defaults(ctx)
+    except sa_exc.SQLAlchemyError as exc:
+        log.warning("could not create the lifecycle segments yet: %s", exc)
+    schedule = tasks(ctx)
+    while not stop.is_set():
+        now = time.monotonic()
+        for task in schedule:
+            if task.next_at <= now:
+                task.next_at = now + task.every
+                try:
+                    task.run()
+                except Exception:
+                    log.exception("scheduled task %s failed", task.name)
+        stop.wait(min(task.next_at for task in schedule) - time.monotonic())

@@ -1,0 +1,79 @@
+"""Dynamic segment definitions, parsed once and kept until they change, in dependency order."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from leadflow.segments import rules
+from leadflow.segments.deps import Dependencies
+from leadflow.segments.models import segments
+
+
+@dataclass(frozen=True)
+class Definition:
+    id: str
+    key: str | None
+    name: str
+    rule: Any
+    dependencies: Dependencies
+    updated_at: datetime
+
+
+def order(definitions: list[Definition]) -> list[Definition]:
+    """Segments that others refer to come first (the graph is acyclic: cycles are refused on save)."""
+    by_id = {d.id: d for d in definitions}
+    done: set[str] = set()
+    ordered: list[Definition] = []
+
+    def visit(definition: Definition) -> None:
+        if definition.id in done:
+            return
+        done.add(definition.id)
+        for ref in sorted(definition.dependencies.segments):
+            if ref in by_id:
+                visit(by_id[ref])
+        ordered.append(definition)
+
+    for definition in sorted(definitions, key=lambda d: d.id):
+        visit(definition)
+    return ordered
+
+
+class Catalog:
+    """Per-process cache: one small query per use tells which definitions changed."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[tuple[str, datetime], Definition] = {}
+        self._lock = threading.Lock()
+
+    def dynamic(self, conn: Connection) -> list[Definition]:
+        stamps = conn.execute(
+            sa.select(segments.c.id, segments.c.updated_at).where(segments.c.kind == "dynamic")
+        ).all()
+        missing = [row.id for row in stamps if (row.id, row.updated_at) not in self._parsed]
+        if missing:
+            rows = conn.execute(sa.select(segments).where(segments.c.id.in_(missing))).all()
+            with self._lock:
+                for row in rows:
+                    self._parsed[(row.id, row.updated_at)] = Definition(
+                        id=row.id,
+                        key=row.key,
+                        name=row.name,
+                        rule=rules.parse(row.rules),
+                        dependencies=Dependencies.from_json(row.dependencies),
+                        updated_at=row.updated_at,
+                    )
+        with self._lock:
+            current = [self._parsed[(row.id, row.updated_at)] for row in stamps]
+            if len(self._parsed) > 4 * len(current) + 64:
+                self._parsed = {(d.id, d.updated_at): d for d in current}
+        return order(current)
+
+
+CATALOG = Catalog()
