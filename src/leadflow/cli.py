@@ -21,9 +21,13 @@ app = typer.Typer(help="leadflow: marketing automation and CRM integration engin
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 import_app = typer.Typer(help="Import data.", no_args_is_help=True)
 events_app = typer.Typer(help="The event log.", no_args_is_help=True)
+segments_app = typer.Typer(help="Segments and static lists.", no_args_is_help=True)
+scoring_app = typer.Typer(help="Lead scoring.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(import_app, name="import")
 app.add_typer(events_app, name="events")
+app.add_typer(segments_app, name="segments")
+app.add_typer(scoring_app, name="scoring")
 
 console = Console()
 CLI_ACTOR = "cli"
@@ -192,6 +196,89 @@ def events_requeue_failed() -> None:
                 data={"count": count},
             )
         console.print(f"requeued {count} failed event(s)")
+
+
+@segments_app.command("install-library")
+def segments_install_library() -> None:
+    """Create the standard segments (active, churned, high-value, new, trial, paid, cart abandoners)."""
+    from leadflow.segments import library
+
+    with _context() as ctx:
+        _require_schema(ctx)
+        created = library.install(ctx, actor=CLI_ACTOR)
+        for segment in created:
+            console.print(f"created {segment.name} ({segment.id})")
+        console.print(f"{len(created)} segment(s) created; the worker computes their members shortly")
+
+
+@segments_app.command("refresh")
+def segments_refresh(segment_id: str) -> None:
+    """Recompute a dynamic segment now."""
+    from leadflow.segments import service as segments
+
+    with _context() as ctx:
+        _require_schema(ctx)
+        try:
+            result = segments.refresh(ctx, segment_id)
+        except LeadflowError as exc:
+            console.print(f"[red]{exc.message}[/red]")
+            raise typer.Exit(2) from None
+        console.print(f"{result.members} member(s): {result.entered} entered, {result.exited} left")
+
+
+@scoring_app.command("install-defaults")
+def scoring_install_defaults(rule_set: str = typer.Option(..., "--set", help="course or b2b")) -> None:
+    """Install a shipped rule set and its score bands."""
+    from leadflow.scoring import service as scoring
+
+    with _context() as ctx:
+        _require_schema(ctx)
+        try:
+            created = scoring.install_defaults(ctx, rule_set, actor=CLI_ACTOR)
+        except LeadflowError as exc:
+            console.print(f"[red]{exc.message}[/red]")
+            raise typer.Exit(2) from None
+        for rule in created:
+            console.print(f"created rule {rule.name} ({rule.points:+g})")
+        console.print(
+            f"{len(created)} rule(s) installed; run `leadflow scoring recompute` to score history now"
+        )
+
+
+@scoring_app.command("recompute")
+def scoring_recompute() -> None:
+    """Recompute every contact's score from the event log (set-based), with a progress bar."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from leadflow.scoring import service as scoring
+
+    with _context() as ctx:
+        _require_schema(ctx)
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar:
+            task = bar.add_task("recomputing scores", total=None)
+            result = scoring.recompute(ctx, progress=lambda step: bar.update(task, description=step))
+        console.print(
+            f"{result.rules} rule(s), {result.contacts} contact(s) scored, "
+            f"{result.band_changes} band change(s)"
+        )
+
+
+@import_app.command("list")
+def import_list(
+    segment_id: str = typer.Argument(..., help="a static list"),
+    path: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
+) -> None:
+    """Upsert contacts by email from a CSV file and add them to a static list."""
+    from leadflow.segments.cli import import_list as run_list_import
+
+    with _context() as ctx:
+        _require_schema(ctx)
+        try:
+            status = run_list_import(ctx, segment_id, path, console, actor=CLI_ACTOR)
+        except LeadflowError as exc:
+            console.print(f"[red]{exc.message}[/red]")
+            raise typer.Exit(2) from None
+        raise typer.Exit(status)
 
 
 def main() -> None:

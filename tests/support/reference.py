@@ -137,6 +137,11 @@ def _occurrences(found: list[dict[str, Any]], node: Any, world: World) -> bool:
         found = [e for e in found if e["timestamp"] >= since]
     if not node.counting.holds(len(found)):
         return False
+    total = getattr(node, "total", None)
+    if total is not None:
+        amounts = [_walk(e.get("properties") or {}, total.keys) for e in found]
+        if not total.holds(float(sum(a for a in amounts if _number(a)))):
+            return False
     for when, pick in ((getattr(node, "first", None), min), (getattr(node, "last", None), max)):
         if when is not None:
             if not found:

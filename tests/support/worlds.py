@@ -221,6 +221,9 @@ def behaviour(draw: st.DrawFn) -> dict[str, Any]:
         node["count"] = draw(_count())
     if draw(st.booleans()):
         node["within"] = draw(st.sampled_from(DURATIONS))
+    if draw(st.integers(0, 3)) == 0:
+        op = draw(st.sampled_from(["eq", "gt", "gte", "lt", "lte"]))
+        node["total"] = {"property": "amount", op: draw(st.sampled_from([0, 1, 5, 12.5, -3]))}
     if draw(st.booleans()):
         kind = draw(st.sampled_from(["text", "number", "json"]))
         op, value = draw(_op_value(kind))

@@ -20,7 +20,10 @@ from leadflow.contacts.api import router as contacts_router
 from leadflow.events.api import router as tracking_router
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.ratelimit import RateLimiter
+from leadflow.lifecycle.api import router as lifecycle_router
 from leadflow.runtime.worker import Worker
+from leadflow.scoring.api import router as scoring_router
+from leadflow.segments.api import router as segments_router
 
 DESCRIPTION = """Marketing automation and CRM integration engine.
 
@@ -53,6 +56,16 @@ def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: 
     ctx.metrics.registry.register(BacklogCollector(ctx))
     errors.install(app)
     app.add_middleware(BodyLimit, limit=ctx.settings.api_max_body_bytes)
-    for router in (tracking_router, contacts_router, keys_router, audit_router, health_router):
+    routers = (
+        tracking_router,
+        contacts_router,
+        segments_router,
+        scoring_router,
+        lifecycle_router,
+        keys_router,
+        audit_router,
+        health_router,
+    )
+    for router in routers:
         app.include_router(router)
     return app

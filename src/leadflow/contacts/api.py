@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from leadflow.api.deps import context, require
 from leadflow.auth.service import Principal
-from leadflow.contacts import erasure, lifecycle, normalize, queries
+from leadflow.contacts import erasure, lifecycle, normalize, queries, tags
 from leadflow.contacts import service as contacts
 from leadflow.contacts.schemas import Company, Contact, ContactPatch, ContactUpsert, Erasure, Event
 from leadflow.events import service as events
@@ -129,6 +130,34 @@ def contact_events(
     return Page[Event](
         data=[Event.model_validate({**r, "id": str(r["id"])}) for r in items], next_cursor=next_cursor
     )
+
+
+class TagChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    add: list[str] = Field(default_factory=list, max_length=100)
+    remove: list[str] = Field(default_factory=list, max_length=100)
+
+
+class Tags(BaseModel):
+    tags: list[str]
+
+
+@router.get("/contacts/{contact_id}/tags", response_model=Tags, summary="A contact's tags")
+def contact_tags(
+    contact_id: str, ctx: AppContext = Depends(context), _: Principal = Depends(require("read"))
+) -> Tags:
+    with ctx.db.read() as conn:
+        return Tags(tags=tags.of(conn, queries.get(conn, contact_id).id))
+
+
+@router.post("/contacts/{contact_id}/tags", response_model=Tags, summary="Add and remove a contact's tags")
+def change_tags(
+    contact_id: str,
+    body: TagChange,
+    ctx: AppContext = Depends(context),
+    principal: Principal = Depends(require("write")),
+) -> Tags:
+    return Tags(tags=tags.update(ctx, contact_id, body.add, body.remove, actor=principal.actor))
 
 
 @router.get("/companies", response_model=Page[Company], tags=["companies"], summary="List companies")

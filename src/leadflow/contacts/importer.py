@@ -52,6 +52,7 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     rejected: list[Rejected] = field(default_factory=list)
+    contact_ids: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -132,9 +133,10 @@ def _import_chunk(ctx: AppContext, rows: list[ParsedRow], report: ImportReport, 
                 report.rejected.append(Rejected(row.line, exc.message))
                 continue
             setattr(report, outcome, getattr(report, outcome) + 1)
+            contact = batch.find_email(row.email)
+            assert contact is not None
+            report.contact_ids.append(contact.id)
             if outcome != "unchanged":
-                contact = batch.find_email(row.email)
-                assert contact is not None
                 touched.append(
                     (contact.id, {"line": row.line, **row.changes.set_fields(), "traits": row.changes.traits})
                 )

@@ -28,6 +28,10 @@ def get(conn: Connection, key: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
+def delete(conn: Connection, key: str) -> None:
+    conn.execute(config_entries.delete().where(config_entries.c.key == key))
+
+
 def put(conn: Connection, clock: Clock, key: str, value: Any) -> None:
     statement = dialect_insert(conn, config_entries).values(key=key, value=value, updated_at=clock.now())
     conn.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -59,8 +60,9 @@ def _values(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def request_recompute(conn: Connection, ctx: AppContext) -> None:
-    """Rules changed: the worker recomputes every score (set-based) shortly."""
-    config.put(conn, ctx.clock, RECOMPUTE_KEY, ctx.clock.now().isoformat())
+    """Rules changed: the worker recomputes every score (set-based) shortly. Each request is a new token,
+    so a request made while a recompute runs is not mistaken for the one it answers."""
+    config.put(conn, ctx.clock, RECOMPUTE_KEY, uuid.uuid4().hex)
 
 
 def list_rules(ctx: AppContext) -> list[ScoringRule]:
@@ -191,8 +193,10 @@ def recompute(ctx: AppContext, progress: Callable[[str], None] | None = None) ->
     """Set-based recompute of every score, holding the profile lock (it serialises with processing)."""
     with ctx.db.write() as conn:
         profile_lock(conn)
+        requested = config.get(conn, RECOMPUTE_KEY)
         result = rebuild.everything(conn, ctx.clock.now(), progress)
-        config.put(conn, ctx.clock, RECOMPUTE_KEY, None)
+        if config.get(conn, RECOMPUTE_KEY) == requested:
+            config.delete(conn, RECOMPUTE_KEY)
     ctx.signals.announce("events")
     return result
 

@@ -204,7 +204,7 @@ class Compiler:
     def _behaviour(self, node: rules.Behaviour) -> Expr:
         e = events.alias()
         where = [e.c.contact_id.is_not(None), *self.event_filter(e, node)]
-        return self._occurrences(e, where, node.within, node.counting, node.first, node.last)
+        return self._occurrences(e, where, node.within, node.counting, node.first, node.last, node.total)
 
     def event_filter(self, e: Any, node: rules.Behaviour) -> list[Expr]:
         """The conditions an event row ``e`` must meet to be one occurrence of ``node``."""
@@ -247,6 +247,7 @@ class Compiler:
         count: rules.Count,
         first: rules.When | None,
         last: rules.When | None,
+        total: rules.Total | None = None,
     ) -> Expr:
         """Contacts whose matching events satisfy the count (and first/last date) conditions.
 
@@ -259,11 +260,16 @@ class Compiler:
         tally = sa.func.count()
         grouped = sa.select(e.c.contact_id).where(*where).group_by(e.c.contact_id)
         having = [self._count(tally, count)]
+        if total is not None:
+            amount = JsonPath(self.dialect, e.c.properties, total.keys).number()
+            having.append(
+                self._count(sa.func.coalesce(sa.func.sum(sa.func.coalesce(amount, 0.0)), 0.0), total)
+            )
         for when, moment in ((first, sa.func.min(e.c.timestamp)), (last, sa.func.max(e.c.timestamp))):
             if when is not None:
                 having.append(self._date(Column(self.dialect, moment, "datetime"), when.op, when.value))
-        if first is None and last is None and count.holds(0):
-            return sa.not_(self._member_of(grouped.having(sa.not_(having[0]))))
+        if first is None and last is None and count.holds(0) and (total is None or total.holds(0.0)):
+            return sa.not_(self._member_of(grouped.having(sa.not_(sa.and_(*having)))))
         return self._member_of(grouped.having(sa.and_(*having)))
 
     def _member_of(self, contact_ids: sa.Select[Any]) -> Expr:
@@ -275,7 +281,7 @@ class Compiler:
         return contacts.c.id.in_(contact_ids)
 
     @staticmethod
-    def _count(tally: Expr, count: rules.Count) -> Expr:
+    def _count(tally: Expr, count: rules.Count | rules.Total) -> Expr:
         value = getattr(count, count.op)
         if count.op == "between":
             return tally.between(value[0], value[1])

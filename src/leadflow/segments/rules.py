@@ -78,6 +78,7 @@ EMAIL_EVENTS = {
     "clicked": "leadflow.email_clicked",
 }
 Strict = ConfigDict(extra="forbid", frozen=True)
+COUNT_OPS = ("eq", "gt", "gte", "lt", "lte", "between")
 
 
 def _is_number(value: Any) -> bool:
@@ -212,7 +213,7 @@ class Count(BaseModel):
 
     @property
     def op(self) -> str:
-        return next(n for n in ("eq", "gt", "gte", "lt", "lte", "between") if getattr(self, n) is not None)
+        return next(n for n in COUNT_OPS if getattr(self, n) is not None)
 
     def holds(self, count: int) -> bool:
         """The count rule in plain Python (also decides how the SQL is shaped)."""
@@ -229,6 +230,52 @@ class Count(BaseModel):
 
 
 AT_LEAST_ONCE = Count(gte=1)
+
+
+class Total(BaseModel):
+    """The sum of a numeric event property over the matching events (non-numbers count as 0):
+    ``{"property": "revenue", "gt": 500}``; exactly one of eq, gt, gte, lt, lte, between."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    of: str = Field(alias="property", description="an event property path, e.g. revenue")
+    eq: float | None = None
+    gt: float | None = None
+    gte: float | None = None
+    lt: float | None = None
+    lte: float | None = None
+    between: tuple[float, float] | None = None
+    _ref: fields.FieldRef = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _one(self) -> Total:
+        given = [name for name in COUNT_OPS if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of eq, gt, gte, lt, lte, between")
+        if self.between is not None and self.between[0] > self.between[1]:
+            raise ValueError("'between' needs low <= high")
+        self._ref = fields.resolve_property(self.of)
+        return self
+
+    @property
+    def op(self) -> str:
+        return next(n for n in COUNT_OPS if getattr(self, n) is not None)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self._ref.keys
+
+    def holds(self, total: float) -> bool:
+        value = getattr(self, self.op)
+        if self.op == "between":
+            return bool(value[0] <= total <= value[1])
+        checks = {
+            "eq": total == value,
+            "gt": total > value,
+            "gte": total >= value,
+            "lt": total < value,
+            "lte": total <= value,
+        }
+        return bool(checks[self.op])
 
 
 class When(BaseModel):
@@ -260,6 +307,7 @@ class Behaviour(BaseModel):
     )
     where: list[Property] = Field(default_factory=list, max_length=50)
     count: Count | None = None
+    total: Total | None = None
     within: str | None = None
     first: When | None = None
     last: When | None = None
