@@ -37,27 +37,38 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {memory} GiB RAM, Python {platform.python_version()}"
 
 
-@contextmanager
-def fresh_database(kind: str, workdir: Path) -> Iterator[str]:
-    """A new, migrated database; dropped afterwards (PostgreSQL) or left in ``workdir`` (SQLite)."""
+def create_database(kind: str, workdir: Path) -> str:
+    """A new, migrated database; its URL."""
     if kind == "sqlite":
-        path = workdir / f"bench-{uuid.uuid4().hex[:6]}.db"
-        url = f"sqlite+pysqlite:///{path}"
+        url = f"sqlite+pysqlite:///{workdir / f'bench-{uuid.uuid4().hex[:6]}.db'}"
     else:
         name = f"leadflow_bench_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
-        url = sa.make_url(ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1)).set(database=name)
-        url = url.render_as_string(hide_password=False)
+        base = sa.make_url(ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+        url = base.set(database=name).render_as_string(hide_password=False)
     db = Database(url)
     upgrade(db)
     db.dispose()
+    return url
+
+
+def drop_database(url: str) -> None:
+    if url.startswith("sqlite"):
+        return
+    name = sa.make_url(url).database
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def fresh_database(kind: str, workdir: Path) -> Iterator[str]:
+    """A new, migrated database, dropped afterwards (PostgreSQL) or left in ``workdir`` (SQLite)."""
+    url = create_database(kind, workdir)
     try:
         yield url
     finally:
-        if kind != "sqlite":
-            with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(url)
 
 
 @dataclass

@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from leadflow.api.app import create_app
 from leadflow.auth import service as keys
+from leadflow.events.models import events
 from leadflow.events.processor import EventProcessor
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
@@ -63,9 +65,17 @@ def settings(database_url: str) -> Settings:
 
 
 @pytest.fixture
-def ctx(settings: Settings, clock: VirtualClock) -> Iterator[AppContext]:
+def ctx(settings: Settings, clock: VirtualClock, request: pytest.FixtureRequest) -> Iterator[AppContext]:
+    """The application context; afterwards, no event may have failed processing unless the test says so
+    (``@pytest.mark.processing_errors``): the processor isolates failures, which must not hide bugs."""
     context = build_context(settings, clock=clock)
     yield context
+    if request.node.get_closest_marker("processing_errors") is None:
+        with context.db.read() as conn:
+            failed = conn.execute(
+                sa.select(events.c.event, events.c.error).where(events.c.error.is_not(None))
+            ).all()
+        assert not failed, f"events failed processing: {failed}"
     context.close()
 
 

@@ -39,6 +39,7 @@ def test_a_crash_mid_batch_leaves_nothing_and_a_retry_applies_once(
     assert processor.drain() == 0
 
 
+@pytest.mark.processing_errors
 def test_a_failing_event_is_recorded_and_does_not_block_the_others(
     ctx: AppContext, processor: EventProcessor, monkeypatch: pytest.MonkeyPatch
 ) -> None:

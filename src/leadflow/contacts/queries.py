@@ -122,6 +122,20 @@ def live_ids(conn: Connection, ids: Sequence[str]) -> dict[str, str]:
     return found
 
 
+def company_peers(conn: Connection, contact_ids: Sequence[str]) -> set[str]:
+    """Every contact sharing a company with one of these (a ``group`` call changes them all)."""
+    if not contact_ids:
+        return set()
+    theirs = where_in(conn, sa.select(contacts.c.company_id), contacts.c.id, list(contact_ids)).where(
+        contacts.c.company_id.is_not(None)
+    )
+    return set(
+        conn.execute(
+            sa.select(contacts.c.id).where(contacts.c.company_id.in_(theirs.scalar_subquery()))
+        ).scalars()
+    )
+
+
 def merged_ids(conn: Connection, contact_id: str) -> list[str]:
     return list(
         conn.execute(

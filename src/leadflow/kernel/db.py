@@ -150,7 +150,9 @@ def where_in(conn: Connection, query: Any, column: sa.ColumnElement[Any], values
     return where_in_dialect(conn.dialect.name, query, column, values)
 
 
-def where_in_dialect(dialect: str, query: Any, column: sa.ColumnElement[Any], values: Sequence[Any]) -> Any:
+def where_in_dialect(
+    dialect: str, query: Any, column: sa.ColumnElement[Any], values: Sequence[Any], *, key: str | None = None
+) -> Any:
     """``query`` restricted to rows whose ``column`` is one of ``values``.
 
     On PostgreSQL the values travel as one array joined through ``unnest``: constant-size SQL that the
@@ -159,8 +161,10 @@ def where_in_dialect(dialect: str, query: Any, column: sa.ColumnElement[Any], va
     to comparing every row with every value.)
     """
     if dialect != "postgresql":
+        if key is not None:
+            return query.where(column.in_(sa.bindparam(key, list(values), expanding=True, unique=False)))
         return query.where(column.in_(list(values)))
-    wanted = sa.func.unnest(sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+    wanted = sa.func.unnest(sa.bindparam(key, list(values), type_=postgresql.ARRAY(column.type)))
     table = wanted.table_valued("value").render_derived(name="wanted")
     return query.join(table, column == table.c.value)
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from sqlalchemy.engine import Connection
 
+from leadflow.contacts import queries
 from leadflow.contacts.domain_events import ContactsTouched
 from leadflow.kernel.context import AppContext
 from leadflow.lifecycle import service as lifecycle
@@ -16,9 +17,11 @@ from leadflow.scoring import engine as scoring
 from leadflow.segments import deps, realtime
 
 
-def signals(message: ContactsTouched, scored: set[str]) -> dict[str, set[str]]:
+def signals(message: ContactsTouched, scored: set[str], peers: set[str]) -> dict[str, set[str]]:
     """What changed for each contact, in the vocabulary of segment dependencies."""
     found: dict[str, set[str]] = defaultdict(set)
+    for contact_id in peers:
+        found[contact_id].add("company")
     for contact_id, fields in message.changes.items():
         found[contact_id] |= deps.field_signals(fields)
     for event in message.events:
@@ -31,8 +34,9 @@ def signals(message: ContactsTouched, scored: set[str]) -> dict[str, set[str]]:
 def qualifier(ctx: AppContext) -> Callable[[Connection, ContactsTouched], None]:
     def qualify(conn: Connection, message: ContactsTouched) -> None:
         now = ctx.clock.now()
-        scored = scoring.apply(conn, message, now)
-        realtime.reevaluate(conn, signals(message, scored), now, lowest_band=bands.lowest(conn))
+        peers = queries.company_peers(conn, [ev.contact_id for ev in message.events if ev.type == "group"])
+        scored = scoring.apply(conn, message, now, company_peers=peers)
+        realtime.reevaluate(conn, signals(message, scored, peers), now, lowest_band=bands.lowest(conn))
         lifecycle.on_touched(conn, ctx, message)
 
     return qualify

@@ -73,9 +73,12 @@ class ScoringRule(BaseModel):
     updated_at: datetime
 
 
+BEHAVIOURAL_FIELDS = frozenset({"event", "page", "where", "max_occurrences", "window"})
+
+
 def check_shape(kind: str, given: dict[str, Any]) -> None:
     """Behavioural rules name an event or page; the others carry conditions."""
-    behavioural = {"event", "page", "where", "max_occurrences", "window"} & given.keys()
+    behavioural = BEHAVIOURAL_FIELDS & given.keys()
     if kind == "behavioral":
         if given.get("conditions") is not None:
             raise ValueError("a behavioural rule scores events: give 'event' or 'page', not 'conditions'")

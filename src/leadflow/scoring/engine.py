@@ -33,21 +33,21 @@ KINDS = ("behavioral", "demographic", "firmographic")
 
 class RuleCache:
     def __init__(self) -> None:
-        self._loaded: dict[tuple[str, datetime], definitions.Loaded] = {}
+        self._loaded: dict[tuple[str, int], definitions.Loaded] = {}
         self._lock = threading.Lock()
 
     def active(self, conn: Connection) -> list[definitions.Loaded]:
         stamps = conn.execute(
-            sa.select(scoring_rules.c.id, scoring_rules.c.updated_at).where(scoring_rules.c.active.is_(True))
+            sa.select(scoring_rules.c.id, scoring_rules.c.revision).where(scoring_rules.c.active.is_(True))
         ).all()
-        missing = [row.id for row in stamps if (row.id, row.updated_at) not in self._loaded]
+        missing = [row.id for row in stamps if (row.id, row.revision) not in self._loaded]
         if missing:
             rows = conn.execute(sa.select(scoring_rules).where(scoring_rules.c.id.in_(missing))).all()
             with self._lock:
                 for row in rows:
-                    self._loaded[(row.id, row.updated_at)] = definitions.load(row)
+                    self._loaded[(row.id, row.revision)] = definitions.load(row)
         with self._lock:
-            return [self._loaded[(row.id, row.updated_at)] for row in stamps]
+            return [self._loaded[(row.id, row.revision)] for row in stamps]
 
 
 RULES = RuleCache()
@@ -218,8 +218,11 @@ def totals(
     return {row["contact_id"] for row in changed}
 
 
-def apply(conn: Connection, touched: ContactsTouched, now: datetime) -> set[str]:
-    """Score what a unit of work touched; returns the contacts whose score changed."""
+def apply(
+    conn: Connection, touched: ContactsTouched, now: datetime, *, company_peers: set[str] | None = None
+) -> set[str]:
+    """Score what a unit of work touched; returns the contacts whose score changed. ``company_peers``:
+    contacts whose company changed (a ``group`` call by a colleague), re-checked by firmographic rules."""
     rules = RULES.active(conn)
     if not rules:
         return set()
@@ -228,6 +231,7 @@ def apply(conn: Connection, touched: ContactsTouched, now: datetime) -> set[str]
     renewed = {c for c, fields in touched.changes.items() if EVERYTHING in fields}
     renewed |= {survivor for _, survivor in touched.merged}
     profile = set(touched.changes) | {ev.contact_id for ev in touched.events if ev.type == "group"}
+    profile |= company_peers or set()
     for rule in rules:
         if rule.kind == "behavioral":
             contacts = pairs.get(rule.id, set()) | renewed

@@ -19,6 +19,7 @@ scoring_rules = sa.Table(
     sa.Column("max_occurrences", sa.Integer),
     sa.Column("window_seconds", sa.Integer),
     sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False, server_default="1"),  # bumped on every change
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -79,7 +79,8 @@ def totals(conn: Connection, now: datetime) -> tuple[int, int]:
     config = bands.bands(conn)
     lowest = config.bands[0].name
     p, r = score_points.c, scoring_rules.c
-    engaged = sa.and_(r.kind == "behavioral", r.event.like(definitions.EMAIL_PREFIX + "%"))
+    prefix = definitions.EMAIL_PREFIX
+    engaged = sa.and_(r.kind == "behavioral", sa.func.substr(r.event, 1, len(prefix)) == prefix)
 
     def part(condition: Any) -> Any:
         return sa.func.sum(sa.case((condition, p.points), else_=0.0))

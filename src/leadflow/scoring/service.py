@@ -112,7 +112,9 @@ def update_rule(ctx: AppContext, rule_id: str, data: ScoringRuleFields, *, actor
     with ctx.db.write() as conn:
         row = _row(conn, rule_id)
         current = definitions.view(row).model_dump(exclude_none=True)
-        merged = {**{k: v for k, v in current.items() if k in ScoringRuleFields.model_fields}, **given}
+        applicable = definitions.BEHAVIOURAL_FIELDS if row.kind == "behavioral" else {"conditions"}
+        shared = {"name", "points", "active"}
+        merged = {**{k: v for k, v in current.items() if k in applicable | shared}, **given}
         merged = {k: v for k, v in merged.items() if v is not None}
         try:
             definitions.check_shape(row.kind, merged)
@@ -123,6 +125,7 @@ def update_rule(ctx: AppContext, rule_id: str, data: ScoringRuleFields, *, actor
             "points": merged["points"],
             "active": merged.get("active", True),
             "updated_at": ctx.clock.now(),
+            "revision": scoring_rules.c.revision + 1,
             **_values(row.kind, merged),
         }
         conn.execute(scoring_rules.update().where(scoring_rules.c.id == rule_id).values(values))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,7 +21,7 @@ class Definition:
     name: str
     rule: Any
     dependencies: Dependencies
-    updated_at: datetime
+    revision: int
 
 
 def order(definitions: list[Definition]) -> list[Definition]:
@@ -49,30 +48,30 @@ class Catalog:
     """Per-process cache: one small query per use tells which definitions changed."""
 
     def __init__(self) -> None:
-        self._parsed: dict[tuple[str, datetime], Definition] = {}
+        self._parsed: dict[tuple[str, int], Definition] = {}
         self._lock = threading.Lock()
 
     def dynamic(self, conn: Connection) -> list[Definition]:
         stamps = conn.execute(
-            sa.select(segments.c.id, segments.c.updated_at).where(segments.c.kind == "dynamic")
+            sa.select(segments.c.id, segments.c.revision).where(segments.c.kind == "dynamic")
         ).all()
-        missing = [row.id for row in stamps if (row.id, row.updated_at) not in self._parsed]
+        missing = [row.id for row in stamps if (row.id, row.revision) not in self._parsed]
         if missing:
             rows = conn.execute(sa.select(segments).where(segments.c.id.in_(missing))).all()
             with self._lock:
                 for row in rows:
-                    self._parsed[(row.id, row.updated_at)] = Definition(
+                    self._parsed[(row.id, row.revision)] = Definition(
                         id=row.id,
                         key=row.key,
                         name=row.name,
                         rule=rules.parse(row.rules),
                         dependencies=Dependencies.from_json(row.dependencies),
-                        updated_at=row.updated_at,
+                        revision=row.revision,
                     )
         with self._lock:
-            current = [self._parsed[(row.id, row.updated_at)] for row in stamps]
+            current = [self._parsed[(row.id, row.revision)] for row in stamps]
             if len(self._parsed) > 4 * len(current) + 64:
-                self._parsed = {(d.id, d.updated_at): d for d in current}
+                self._parsed = {(d.id, d.revision): d for d in current}
         return order(current)
 
 

@@ -27,7 +27,7 @@ from leadflow.scoring.models import contact_scores
 from leadflow.segments import durations, rules
 from leadflow.segments.anniversaries import today_pairs
 from leadflow.segments.models import segment_members
-from leadflow.segments.values import Column, Expr, JsonPath, compare, fold_sql
+from leadflow.segments.values import Column, Expr, JsonPath, Moment, compare, fold_sql
 
 NEGATED = {"neq": "eq", "not_in": "in", "not_contains": "contains"}
 _RANK = sa.case(
@@ -44,18 +44,40 @@ def _two_valued(expr: Expr) -> Expr:
 
 
 class Compiler:
-    """Compiles rules for one evaluation instant ``now``."""
+    """Compiles rules for the evaluation instant ``now``.
 
-    def __init__(self, dialect: str, now: datetime, *, lowest_band: str = "cold") -> None:
+    Every value that depends on the instant ("30 days ago") is a named bind parameter with a recipe in
+    :attr:`deferred`, so a compiled statement can be reused later with :meth:`params` for a new instant;
+    only ``anniversary_today`` bakes the day into the statement (:attr:`dated`).
+    """
+
+    def __init__(self, dialect: str, now: datetime, *, lowest_band: str = "cold", prefix: str = "p") -> None:
         self.dialect = dialect
         self.now = now
         self.lowest_band = lowest_band
+        self.prefix = prefix
         self.needs_company = False
         self.needs_scores = False
+        self.dated = False
+        self.deferred: dict[str, Moment] = {}
+        self.restrict: tuple[Sequence[str], str | None] | None = None
+
+    def bind(self, moment: Moment, type_: Any) -> Expr:
+        key = f"{self.prefix}_t{len(self.deferred)}"
+        self.deferred[key] = moment
+        return sa.bindparam(key, moment(self.now), type_=type_)
+
+    def params(self, now: datetime) -> dict[str, Any]:
+        """The instant-dependent parameter values for evaluating at ``now``."""
+        return {key: moment(now) for key, moment in self.deferred.items()}
 
     # ---- entry points ---------------------------------------------------------------------------
-    def select_ids(self, rule: Any, restrict: Sequence[str] | None = None) -> sa.Select[Any]:
-        """``SELECT contacts.id`` of the contacts the rule matches (only among ``restrict`` if given)."""
+    def select_ids(
+        self, rule: Any, restrict: Sequence[str] | None = None, *, restrict_key: str | None = None
+    ) -> sa.Select[Any]:
+        """``SELECT contacts.id`` of the contacts the rule matches (only among ``restrict`` if given; with
+        ``restrict_key`` the restriction is a named parameter, to reuse the statement for other contacts)."""
+        self.restrict = (restrict, restrict_key) if restrict is not None else None
         condition = self.condition(rule)
         source: Any = contacts
         if self.needs_company:
@@ -63,9 +85,16 @@ class Compiler:
         if self.needs_scores:
             source = source.outerjoin(contact_scores, contact_scores.c.contact_id == contacts.c.id)
         query = sa.select(contacts.c.id).select_from(source).where(condition)
-        if restrict is not None:
-            query = where_in_dialect(self.dialect, query, contacts.c.id, restrict)
-        return query
+        restricted: sa.Select[Any] = self._only_restricted(query, contacts.c.id)
+        return restricted
+
+    def _only_restricted(self, query: Any, column: Any) -> Any:
+        """Keep only the contacts being evaluated (also inside event subqueries, so that evaluating one
+        contact reads that contact's events, not everyone's)."""
+        if self.restrict is None:
+            return query
+        ids, key = self.restrict
+        return where_in_dialect(self.dialect, query, column, ids, key=key)
 
     def condition(self, rule: Any) -> Expr:
         if isinstance(rule, rules.All):
@@ -168,13 +197,14 @@ class Compiler:
         if op in ("before", "after"):
             moment = isodates.parse(value)
             assert moment is not None
-            found = source.instant_compare("<" if op == "before" else ">", moment)
+            found = source.instant_compare("<" if op == "before" else ">", lambda _: moment, self.bind)
             return _false() if found is None else found
-        since = self.now - durations.parse(value)
+        span = durations.parse(value)
         if op == "more_than_ago":
-            found = source.instant_compare("<", since)
+            found = source.instant_compare("<", lambda now: now - span, self.bind)
             return _false() if found is None else found
-        lower, upper = source.instant_compare(">=", since), source.instant_compare("<=", self.now)
+        lower = source.instant_compare(">=", lambda now: now - span, self.bind)
+        upper = source.instant_compare("<=", lambda now: now, self.bind)
         return _false() if lower is None or upper is None else sa.and_(lower, upper)
 
     def _anniversary(self, source: Column | JsonPath) -> Expr:
@@ -185,6 +215,7 @@ class Compiler:
             return _false()
         zone = sa.func.coalesce(contacts.c.timezone, "UTC")
         pairs = today_pairs(self.now)
+        self.dated = True
         if self.dialect == "postgresql":
             days = sa.values(sa.column("zone", sa.String), sa.column("today", sa.String), name="days")
             return sa.tuple_(zone, month_day).in_(sa.select(days.data(pairs)))
@@ -255,10 +286,11 @@ class Compiler:
         contacts whose count fails (``NOT EXISTS`` / ``NOT IN``) when zero events pass it ("did not do").
         """
         if within is not None:
-            since = self.now - durations.parse(within)
-            where.append(e.c.timestamp >= sa.bindparam(None, since, type_=UTCDateTime()))
+            span = durations.parse(within)
+            where.append(e.c.timestamp >= self.bind(lambda now: now - span, UTCDateTime()))
         tally = sa.func.count()
-        grouped = sa.select(e.c.contact_id).where(*where).group_by(e.c.contact_id)
+        grouped = self._only_restricted(sa.select(e.c.contact_id).where(*where), e.c.contact_id)
+        grouped = grouped.group_by(e.c.contact_id)
         having = [self._count(tally, count)]
         if total is not None:
             amount = JsonPath(self.dialect, e.c.properties, total.keys).number()

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from leadflow.events import service as events
 from leadflow.events.models import events as events_table
-from leadflow.kernel.db import advisory_lock, bulk_insert, where_in
+from leadflow.kernel.db import advisory_lock, bulk_insert, lock_key
 from leadflow.segments.models import segment_members, segments
 
 ENTERED, EXITED = "leadflow.segment_entered", "leadflow.segment_exited"
@@ -34,6 +34,17 @@ class Change:
 
 def lock(conn: Connection, segment_id: str) -> None:
     advisory_lock(conn, f"leadflow.segment.{segment_id}")
+
+
+def lock_all(conn: Connection, segment_ids: list[str]) -> None:
+    """The locks of several segments, in one statement, always in the same order (no deadlocks)."""
+    if conn.dialect.name != "postgresql" or not segment_ids:
+        return
+    keys = sorted(lock_key(f"leadflow.segment.{segment_id}") for segment_id in segment_ids)
+    conn.execute(
+        sa.text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k"),
+        {"keys": keys},
+    )
 
 
 def _properties(segment: Any) -> dict[str, Any]:
@@ -122,21 +133,6 @@ def refresh(conn: Connection, segment: Any, query: Any, at: datetime) -> Change:
         table.drop(conn)
     _set_count(conn, segment.id, total, at)
     return Change(segment.id, entered, exited, total)
-
-
-def reevaluate(
-    conn: Connection, segment: Any, query: Any, contact_ids: Sequence[str], at: datetime
-) -> Change:
-    """Re-evaluate a segment for a few contacts (``query`` is already restricted to them)."""
-    lock(conn, segment.id)
-    now_in = {row[0] for row in conn.execute(query)}
-    members = segment_members.c
-    was_query = sa.select(members.contact_id).where(members.segment_id == segment.id)
-    was_in = {row[0] for row in conn.execute(where_in(conn, was_query, members.contact_id, contact_ids))}
-    entered, exited = sorted(now_in - was_in), sorted(was_in - now_in)
-    if entered or exited:
-        apply(conn, segment, entered, exited, at)
-    return Change(segment.id, len(entered), len(exited), -1)
 
 
 def apply(

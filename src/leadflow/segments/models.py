@@ -22,6 +22,7 @@ segments = sa.Table(
     sa.Column("next_refresh_at", UTCDateTime()),
     sa.Column("last_refreshed_at", UTCDateTime()),
     sa.Column("member_count", sa.Integer, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False, server_default="1"),  # bumped on every change
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Index("ix_segments_next_refresh_at", "next_refresh_at"),

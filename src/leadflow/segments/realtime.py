@@ -1,17 +1,67 @@
 """Real-time membership: re-evaluate, for the contacts a unit of work touched, only the segments whose
-dependencies meet what changed — one query per affected segment, never one per contact."""
+dependencies meet what changed.
+
+Each segment's rule is compiled once into a statement whose instant and contact list are parameters;
+all the segments a unit of work affects are evaluated together in one ``UNION ALL`` round trip, their
+locks taken in one statement and their current members read in one more.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from leadflow.kernel.db import where_in
 from leadflow.segments import membership
-from leadflow.segments.catalog import CATALOG
+from leadflow.segments.catalog import CATALOG, Definition
 from leadflow.segments.compiler import Compiler
 from leadflow.segments.deps import affected
+from leadflow.segments.models import segment_members
+
+
+@dataclass(frozen=True)
+class Prepared:
+    query: sa.Select[Any]
+    compiler: Compiler
+    restrict_key: str
+    minute: datetime | None
+
+
+class Statements:
+    """Compiled statements per (dialect, segment version, lowest band); rebuilt only when a rule changes
+    (or, for ``anniversary_today`` rules, when the minute changes)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str, int, str], Prepared] = {}
+        self._lock = threading.Lock()
+
+    def get(self, dialect: str, definition: Definition, lowest_band: str, at: datetime) -> Prepared:
+        key = (dialect, definition.id, definition.revision, lowest_band)
+        with self._lock:
+            found = self._cache.get(key)
+        minute = at.replace(second=0, microsecond=0)
+        if found is not None and (found.minute is None or found.minute == minute):
+            return found
+        prefix = f"s{len(self._cache)}x{abs(hash(key)) % 100000}"
+        compiler = Compiler(dialect, at, lowest_band=lowest_band, prefix=prefix)
+        restrict_key = f"{prefix}_ids"
+        matching = compiler.select_ids(definition.rule, [], restrict_key=restrict_key).subquery()
+        query = sa.select(sa.literal(definition.id, sa.String).label("segment_id"), matching.c.id)
+        prepared = Prepared(query, compiler, restrict_key, minute if compiler.dated else None)
+        with self._lock:
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            self._cache[key] = prepared
+        return prepared
+
+
+STATEMENTS = Statements()
 
 
 def reevaluate(
@@ -20,15 +70,34 @@ def reevaluate(
     """``signals``: contact id → what changed for it (see :mod:`leadflow.segments.deps`)."""
     if not signals:
         return []
-    changes: list[membership.Change] = []
+    plan: list[tuple[Definition, list[str]]] = []
     for definition in CATALOG.dynamic(conn):
         contact_ids = sorted(c for c, found in signals.items() if affected(definition.dependencies, found))
-        if not contact_ids:
-            continue
-        query = Compiler(conn.dialect.name, at, lowest_band=lowest_band).select_ids(
-            definition.rule, contact_ids
-        )
-        change = membership.reevaluate(conn, definition, query, contact_ids, at)
-        if change.entered or change.exited:
-            changes.append(change)
+        if contact_ids:
+            plan.append((definition, contact_ids))
+    if not plan:
+        return []
+    membership.lock_all(conn, [definition.id for definition, _ in plan])
+    parts, params = [], {}
+    for definition, contact_ids in plan:
+        prepared = STATEMENTS.get(conn.dialect.name, definition, lowest_band, at)
+        parts.append(prepared.query)
+        params.update(prepared.compiler.params(at))
+        params[prepared.restrict_key] = contact_ids
+    now_in = {(row[0], row[1]) for row in conn.execute(sa.union_all(*parts), params)}
+    was_in = _members(conn, [d.id for d, _ in plan], sorted({c for _, ids in plan for c in ids}))
+    changes = []
+    for definition, contact_ids in plan:
+        here = {c for c in contact_ids if (definition.id, c) in now_in}
+        before = {c for c in contact_ids if (definition.id, c) in was_in}
+        entered, exited = sorted(here - before), sorted(before - here)
+        if entered or exited:
+            membership.apply(conn, definition, entered, exited, at)
+            changes.append(membership.Change(definition.id, len(entered), len(exited), -1))
     return changes
+
+
+def _members(conn: Connection, segment_ids: list[str], contact_ids: list[str]) -> set[tuple[str, str]]:
+    m = segment_members.c
+    query = sa.select(m.segment_id, m.contact_id).where(m.segment_id.in_(segment_ids))
+    return {(row[0], row[1]) for row in conn.execute(where_in(conn, query, m.contact_id, contact_ids))}

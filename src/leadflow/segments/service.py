@@ -136,6 +136,7 @@ def update(ctx: AppContext, segment_id: str, data: SegmentPatch, *, actor: str) 
             values |= _definition(conn, segment_id, given.get("rules") or row.rules, interval)
             values["next_refresh_at"] = now
         values["updated_at"] = now
+        values["revision"] = segments.c.revision + 1
         conn.execute(segments.update().where(segments.c.id == segment_id).values(values))
         audit.record(
             conn,

@@ -9,6 +9,7 @@ ASCII; PostgreSQL uses ``translate`` to fold exactly the same characters).
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,8 @@ from leadflow.kernel.text import LOWER, UPPER
 from leadflow.kernel.types import UTCDateTime
 
 Expr = sa.ColumnElement[Any]
+Moment = Callable[[datetime], Any]
+Binder = Callable[[Moment, Any], Expr]
 
 
 def compare(left: Expr, op: str, right: Any) -> Expr:
@@ -56,11 +59,10 @@ class Column:
     def boolean(self) -> Expr | None:
         return None
 
-    def instant_compare(self, op: str, moment: datetime) -> Expr | None:
+    def instant_compare(self, op: str, moment: Moment, bind: Binder) -> Expr | None:
         if self.kind != "datetime":
             return None
-        bound = sa.bindparam(None, moment, type_=UTCDateTime())
-        return compare(self.expr, op, bound)
+        return compare(self.expr, op, bind(moment, UTCDateTime()))
 
     def month_day(self) -> Expr | None:
         if self.kind != "datetime":
@@ -122,14 +124,12 @@ class JsonPath:
             return sa.func.leadflow_try_timestamptz(self.text())
         return sa.func.leadflow_julian(self.text())
 
-    def instant_compare(self, op: str, moment: datetime) -> Expr:
-        value = self._instant()
-        bound: Any = (
-            sa.bindparam(None, moment, type_=sa.DateTime(timezone=True))
-            if self.dialect == "postgresql"
-            else sa.bindparam(None, isodates.julian_of(moment), type_=sa.Float())
-        )
-        return compare(value, op, bound)
+    def instant_compare(self, op: str, moment: Moment, bind: Binder) -> Expr:
+        if self.dialect == "postgresql":
+            bound = bind(moment, sa.DateTime(timezone=True))
+        else:
+            bound = bind(lambda now: isodates.julian_of(moment(now)), sa.Float())
+        return compare(self._instant(), op, bound)
 
     def month_day(self) -> Expr:
         return sa.case((self._instant().is_not(None), sa.func.substr(self.text(), 6, 5)), else_=sa.null())
