@@ -21,7 +21,26 @@ from tests.support.reference import World
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SEGMENT = "seg-a"
-TEXTS = ["pro", "Pro", "PRO", "free", "trial", "", "é", "É", "pro plan", "5", "berlin", "Berlin"]
+TEXTS = [
+    "pro",
+    "Pro",
+    "PRO",
+    "free",
+    "trial",
+    "",
+    "é",
+    "É",
+    "pro plan",
+    "5",
+    "berlin",
+    "Berlin",
+    "true",
+    "5.0",
+    '["pro"]',
+    "{",
+    "[1]",
+    "null",
+]
 DATES = [
     "2026-03-01",
     "2026-02-28T10:00:00Z",
@@ -38,6 +57,8 @@ EVENT_NAMES = ["Course Previewed", "Order Completed", "leadflow.email_opened", "
 DURATIONS = ["1h", "12h", "7d", "30d", "2w"]
 
 scalars = st.one_of(
+    st.lists(st.sampled_from(["pro", "5", "true"]), max_size=2),
+    st.fixed_dictionaries({"a": st.sampled_from(["pro", "Pro"])}),
     st.none(),
     st.booleans(),
     st.integers(-5, 20),

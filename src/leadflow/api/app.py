@@ -36,6 +36,7 @@ DESCRIPTION = """Marketing automation and CRM integration engine.
 def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: int = 1) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        ctx.signals.listen()
         worker = Worker(ctx, concurrency=worker_concurrency) if run_worker else None
         if worker:
             worker.start()

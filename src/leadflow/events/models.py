@@ -19,7 +19,7 @@ events = sa.Table(
     sa.Column("anonymous_id", sa.String(255)),
     sa.Column("group_id", sa.String(255)),
     sa.Column("previous_id", sa.String(255)),
-    sa.Column("contact_id", sa.String(ID_LENGTH), sa.ForeignKey("contacts.id")),
+    sa.Column("contact_id", sa.String(ID_LENGTH)),  # no FK: see docs/architecture.md, "references"
     sa.Column("properties", json_type()),
     sa.Column("traits", json_type()),
     sa.Column("context", json_type()),

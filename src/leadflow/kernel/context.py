@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from leadflow.kernel import instance
 from leadflow.kernel.bus import Bus
@@ -22,6 +23,7 @@ class AppContext:
     bus: Bus
     metrics: Metrics
     signals: Signals
+    caches: dict[str, Any] = field(default_factory=dict, repr=False)
     _secret: str | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -19,6 +19,7 @@ from leadflow.kernel.db import Database
 log = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "leadflow_"
+CHANNELS = ("events", "segments")
 NOTIFY_EVERY = 0.01  # seconds: the most a cross-process wake-up is delayed
 
 
@@ -26,6 +27,7 @@ class Signals:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._events: dict[str, threading.Event] = {}
+        self._generations: dict[str, int] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -40,7 +42,7 @@ class Signals:
 
     def announce(self, channel: str) -> None:
         """New work on ``channel`` has been committed: wake local waiters now, other processes soon."""
-        self._event(channel).set()
+        self.wake(channel)
         if self._db.is_sqlite:
             return
         with self._lock:
@@ -51,7 +53,20 @@ class Signals:
 
     def wake(self, channel: str) -> None:
         """Wake local waiters only (shutting down, tests)."""
+        with self._lock:
+            self._generations[channel] = self._generations.get(channel, 0) + 1
         self._event(channel).set()
+
+    def reliable(self) -> bool:
+        """Whether every change made elsewhere reaches this process as a signal (PostgreSQL, listening);
+        only then may a cache rely on :meth:`generation` alone."""
+        return self._listening
+
+    def generation(self, channel: str) -> int:
+        """How many times ``channel`` has been signalled here: a cache of what the channel announces
+        is current while this number stays the same."""
+        with self._lock:
+            return self._generations.get(channel, 0)
 
     def wait(self, channel: str, timeout: float) -> bool:
         event = self._event(channel)
@@ -59,13 +74,13 @@ class Signals:
         event.clear()
         return woken
 
-    def listen(self, channels: list[str]) -> None:
-        """Start the LISTEN thread (PostgreSQL only; idempotent)."""
+    def listen(self) -> None:
+        """Start the LISTEN thread for every channel (PostgreSQL only; idempotent)."""
         with self._lock:
             if self._db.is_sqlite or self._listening:
                 return
             self._listening = True
-        self._spawn(lambda: self._listen_loop(channels), "leadflow-listen")
+        self._spawn(lambda: self._listen_loop(list(CHANNELS)), "leadflow-listen")
 
     def _spawn(self, target: object, name: str) -> threading.Thread:
         thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
@@ -100,7 +115,7 @@ class Signals:
                     for channel in channels:
                         conn.execute(f"LISTEN {CHANNEL_PREFIX}{channel}")
                     while not self._stop.is_set():
-                        for note in conn.notifies(timeout=1.0):
+                        for note in conn.notifies(timeout=0.2):
                             self.wake(note.channel.removeprefix(CHANNEL_PREFIX))
             except psycopg.Error as exc:
                 log.warning("LISTEN connection lost (%s); retrying", exc)

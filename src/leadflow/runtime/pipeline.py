@@ -36,7 +36,7 @@ def qualifier(ctx: AppContext) -> Callable[[Connection, ContactsTouched], None]:
         now = ctx.clock.now()
         peers = queries.company_peers(conn, [ev.contact_id for ev in message.events if ev.type == "group"])
         scored = scoring.apply(conn, message, now, company_peers=peers)
-        realtime.reevaluate(conn, signals(message, scored, peers), now, lowest_band=bands.lowest(conn))
+        realtime.reevaluate(conn, ctx, signals(message, scored, peers), now, lowest_band=bands.lowest(conn))
         lifecycle.on_touched(conn, ctx, message)
 
     return qualify

@@ -23,7 +23,7 @@ class Worker:
 
     def start(self) -> None:
         _ = self.ctx.secret_key  # resolved once, before any worker transaction needs it
-        self.ctx.signals.listen([EVENTS])
+        self.ctx.signals.listen()
         for index in range(self.concurrency):
             self._spawn(self._run, f"leadflow-worker-{index}")
         self._spawn(lambda: scheduler.run(self.ctx, self._stop), "leadflow-scheduler")

@@ -28,7 +28,7 @@ scoring_rules = sa.Table(
 score_counters = sa.Table(
     "score_counters",
     metadata,
-    sa.Column("contact_id", sa.String(ID_LENGTH), sa.ForeignKey("contacts.id"), primary_key=True),
+    sa.Column("contact_id", sa.String(ID_LENGTH), primary_key=True),
     sa.Column(
         "rule_id",
         sa.String(ID_LENGTH),
@@ -44,7 +44,7 @@ score_counters = sa.Table(
 score_points = sa.Table(
     "score_points",
     metadata,
-    sa.Column("contact_id", sa.String(ID_LENGTH), sa.ForeignKey("contacts.id"), primary_key=True),
+    sa.Column("contact_id", sa.String(ID_LENGTH), primary_key=True),
     sa.Column(
         "rule_id",
         sa.String(ID_LENGTH),
@@ -59,7 +59,7 @@ score_points = sa.Table(
 contact_scores = sa.Table(
     "contact_scores",
     metadata,
-    sa.Column("contact_id", sa.String(ID_LENGTH), sa.ForeignKey("contacts.id"), primary_key=True),
+    sa.Column("contact_id", sa.String(ID_LENGTH), primary_key=True),
     sa.Column("total", sa.Float, nullable=False),
     sa.Column("behavioral", sa.Float, nullable=False),
     sa.Column("demographic", sa.Float, nullable=False),

@@ -45,13 +45,24 @@ def order(definitions: list[Definition]) -> list[Definition]:
 
 
 class Catalog:
-    """Per-process cache: one small query per use tells which definitions changed."""
+    """A context's cache of definitions. Without a reliable change signal one small query per use tells
+    which definitions changed; with one (``generation``), not even that."""
 
     def __init__(self) -> None:
         self._parsed: dict[tuple[str, int], Definition] = {}
         self._lock = threading.Lock()
+        self._current: tuple[int, list[Definition]] | None = None
 
-    def dynamic(self, conn: Connection) -> list[Definition]:
+    def dynamic(self, conn: Connection, generation: int | None = None) -> list[Definition]:
+        current = self._current
+        if generation is not None and current is not None and current[0] == generation:
+            return current[1]
+        found = self._load(conn)
+        if generation is not None:
+            self._current = (generation, found)
+        return found
+
+    def _load(self, conn: Connection) -> list[Definition]:
         stamps = conn.execute(
             sa.select(segments.c.id, segments.c.revision).where(segments.c.kind == "dynamic")
         ).all()
@@ -73,6 +84,3 @@ class Catalog:
             if len(self._parsed) > 4 * len(current) + 64:
                 self._parsed = {(d.id, d.revision): d for d in current}
         return order(current)
-
-
-CATALOG = Catalog()

@@ -10,6 +10,7 @@ evaluating a segment in a single statement is the point.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -33,6 +34,17 @@ NEGATED = {"neq": "eq", "not_in": "in", "not_contains": "contains"}
 _RANK = sa.case(
     {stage: rank for rank, stage in enumerate(lifecycle.STAGES)}, value=contacts.c.lifecycle_stage
 )
+
+
+_OTHER_JSON = re.compile(r"^([-+0-9.e]+|true|false|null|[\[{].*)$", re.DOTALL)
+
+
+def _like_other_json(text: str) -> bool:
+    """Could this (folded) string be how a number, boolean, object or array reads as text? Only then
+    does an equality on a JSON value need its "is a string" check: without it ``"5"`` would match 5.
+    Leaving the check out otherwise keeps the SQL as simple as a hand-written query, and the planner's
+    estimates with it."""
+    return bool(_OTHER_JSON.match(text))
 
 
 def _false() -> Expr:
@@ -96,15 +108,18 @@ class Compiler:
         ids, key = self.restrict
         return where_in_dialect(self.dialect, query, column, ids, key=key)
 
-    def condition(self, rule: Any) -> Expr:
+    def condition(self, rule: Any, *, negated: bool = False) -> Expr:
+        """The rule as a SQL condition. Under a ``not`` every leaf is made two-valued (NULL → false) so
+        that negation is exact; elsewhere a NULL already counts as false and is left alone."""
         if isinstance(rule, rules.All):
-            return sa.and_(*(self.condition(child) for child in rule.all))
+            return sa.and_(*(self.condition(child, negated=negated) for child in rule.all))
         if isinstance(rule, rules.AnyOf):
-            return sa.or_(*(self.condition(child) for child in rule.any))
+            return sa.or_(*(self.condition(child, negated=negated) for child in rule.any))
         if isinstance(rule, rules.Not):
-            return sa.not_(self.condition(rule.rule))
+            return sa.not_(self.condition(rule.rule, negated=True))
         if isinstance(rule, rules.Attribute):
-            return self._attribute(rule)
+            found = self._attribute(rule)
+            return _two_valued(found) if negated else found
         if isinstance(rule, rules.Behaviour):
             return self._behaviour(rule)
         if isinstance(rule, rules.Engagement):
@@ -120,7 +135,7 @@ class Compiler:
     def _attribute(self, node: rules.Attribute) -> Expr:
         if node.ref.kind == "tags":
             return self._tags(node.op, node.value)
-        return _two_valued(self.compare(self._source(node.ref), node.op, node.value, node.ref.kind))
+        return self.compare(self._source(node.ref), node.op, node.value, node.ref.kind)
 
     def _source(self, ref: Any) -> Column | JsonPath:
         if ref.table == "companies":
@@ -148,7 +163,7 @@ class Compiler:
         if op == "eq":
             return self._equals(source, value)
         if op == "in":
-            return sa.or_(*(self._equals(source, item) for item in value))
+            return self._one_of(source, value)
         if op in ("contains", "starts_with", "ends_with"):
             return self._text_match(source, op, value)
         if op in ("gt", "gte", "lt", "lte", "between"):
@@ -156,28 +171,52 @@ class Compiler:
         return self._date(source, op, value)
 
     def _equals(self, source: Column | JsonPath, value: Any) -> Expr:
-        if isinstance(value, bool):
-            truth = source.boolean()
-            return _false() if truth is None else truth == int(value)
-        if isinstance(value, str):
-            text = source.text()
-            return _false() if text is None else fold_sql(self.dialect, text) == fold(value)
+        return self._one_of(source, [value])
+
+    def _one_of(self, source: Column | JsonPath, values: list[Any]) -> Expr:
+        """Equal to one of ``values``: one ``IN`` per type (strings fold case; types never mix)."""
+        parts: list[Expr] = []
+        strings = [fold(v) for v in values if isinstance(v, str)]
+        numbers = [v for v in values if not isinstance(v, str | bool)]
+        booleans = [int(v) for v in values if isinstance(v, bool)]
+        text = source.raw_text()
+        if strings and text is not None:
+            folded = fold_sql(self.dialect, text)
+            found = folded == strings[0] if len(strings) == 1 else folded.in_(strings)
+            parts.append(self._as_string(source, found) if any(map(_like_other_json, strings)) else found)
         number = source.number()
-        return _false() if number is None else number == value
+        if numbers and number is not None:
+            parts.append(number == numbers[0] if len(numbers) == 1 else number.in_(numbers))
+        truth = source.boolean()
+        if booleans and truth is not None:
+            parts.append(truth.in_(booleans))
+        if not parts:
+            return _false()
+        return parts[0] if len(parts) == 1 else sa.or_(*parts)
+
+    @staticmethod
+    def _as_string(source: Column | JsonPath, condition: Expr) -> Expr:
+        """``condition`` on the raw text, and the value really is a string (checked second: cheaper)."""
+        guard = source.string_guard()
+        return condition if guard is None else sa.and_(condition, guard)
 
     def _text_match(self, source: Column | JsonPath, op: str, value: str) -> Expr:
-        text = source.text()
+        text = source.raw_text()
         if text is None:
             return _false()
         folded, needle = fold_sql(self.dialect, text), fold(value)
         if op == "contains":
             position = sa.func.strpos if self.dialect == "postgresql" else sa.func.instr
-            return position(folded, needle) > 0
-        if op == "starts_with":
-            return sa.func.substr(folded, 1, len(needle)) == needle
-        if self.dialect == "postgresql":
-            return sa.func.right(folded, len(needle)) == needle
-        return sa.and_(sa.func.length(folded) >= len(needle), sa.func.substr(folded, -len(needle)) == needle)
+            found: Expr = position(folded, needle) > 0
+        elif op == "starts_with":
+            found = sa.func.substr(folded, 1, len(needle)) == needle
+        elif self.dialect == "postgresql":
+            found = sa.func.right(folded, len(needle)) == needle
+        else:
+            found = sa.and_(
+                sa.func.length(folded) >= len(needle), sa.func.substr(folded, -len(needle)) == needle
+            )
+        return self._as_string(source, found)
 
     def _order(self, source: Column | JsonPath, op: str, value: Any, kind: str) -> Expr:
         if kind == "stage":
@@ -248,7 +287,7 @@ class Compiler:
                 where.append(e.c.name == node.page)
         for condition in node.where:
             source = JsonPath(self.dialect, e.c.properties, condition.ref.keys)
-            where.append(_two_valued(self.compare(source, condition.op, condition.value, "json")))
+            where.append(self.compare(source, condition.op, condition.value, "json"))
         return where
 
     def human(self, e: Any) -> Expr:
@@ -265,7 +304,7 @@ class Compiler:
         ]
         for key, value in (("journey_id", node.journey), ("message_id", node.message)):
             if value is not None:
-                where.append(_two_valued(self._equals(JsonPath(self.dialect, e.c.properties, (key,)), value)))
+                where.append(self._equals(JsonPath(self.dialect, e.c.properties, (key,)), value))
         if not node.include_machine_generated:
             where.append(self.human(e))
         return self._occurrences(e, where, node.within, node.counting, None, None)

@@ -102,14 +102,13 @@ def refresh(conn: Connection, segment: Any, query: Any, at: datetime) -> Change:
     suffix = uuid.uuid4().hex[:12]
     members = segment_members.c
     current = _temp(conn, f"seg_now_{suffix}", query)
-    was = sa.select(members.contact_id).where(members.segment_id == segment.id)
-    entering = _temp(conn, f"seg_in_{suffix}", sa.select(current.c.id).where(current.c.id.not_in(was)))
+    was_member = sa.exists().where(members.segment_id == segment.id, members.contact_id == current.c.id)
+    entering = _temp(conn, f"seg_in_{suffix}", sa.select(current.c.id).where(sa.not_(was_member)))
+    still_in = sa.exists().where(current.c.id == members.contact_id)
     leaving = _temp(
         conn,
         f"seg_out_{suffix}",
-        sa.select(members.contact_id).where(
-            members.segment_id == segment.id, members.contact_id.not_in(sa.select(current.c.id))
-        ),
+        sa.select(members.contact_id).where(members.segment_id == segment.id, sa.not_(still_in)),
     )
     at_param = sa.bindparam(None, at, type_=members.entered_at.type)
     conn.execute(

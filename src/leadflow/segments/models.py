@@ -31,10 +31,8 @@ segments = sa.Table(
 segment_members = sa.Table(
     "segment_members",
     metadata,
-    sa.Column(
-        "segment_id", sa.String(ID_LENGTH), sa.ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True
-    ),
-    sa.Column("contact_id", sa.String(ID_LENGTH), sa.ForeignKey("contacts.id"), primary_key=True),
+    sa.Column("segment_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("contact_id", sa.String(ID_LENGTH), primary_key=True),
     sa.Column("entered_at", UTCDateTime(), nullable=False),
     sa.Index("ix_segment_members_contact_id", "contact_id"),
 )

@@ -17,9 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import where_in
 from leadflow.segments import membership
-from leadflow.segments.catalog import CATALOG, Definition
+from leadflow.segments.catalog import Catalog, Definition
 from leadflow.segments.compiler import Compiler
 from leadflow.segments.deps import affected
 from leadflow.segments.models import segment_members
@@ -52,7 +53,11 @@ class Statements:
         compiler = Compiler(dialect, at, lowest_band=lowest_band, prefix=prefix)
         restrict_key = f"{prefix}_ids"
         matching = compiler.select_ids(definition.rule, [], restrict_key=restrict_key).subquery()
-        query = sa.select(sa.literal(definition.id, sa.String).label("segment_id"), matching.c.id)
+        query = sa.select(
+            sa.literal(definition.id, sa.String).label("segment_id"),
+            matching.c.id,
+            sa.literal(1).label("now"),
+        )
         prepared = Prepared(query, compiler, restrict_key, minute if compiler.dated else None)
         with self._lock:
             if len(self._cache) > 4096:
@@ -61,17 +66,22 @@ class Statements:
         return prepared
 
 
-STATEMENTS = Statements()
+def caches(ctx: AppContext) -> tuple[Catalog, Statements]:
+    catalog = ctx.caches.setdefault("segments.catalog", Catalog())
+    statements = ctx.caches.setdefault("segments.statements", Statements())
+    return catalog, statements
 
 
 def reevaluate(
-    conn: Connection, signals: Mapping[str, set[str]], at: datetime, *, lowest_band: str
+    conn: Connection, ctx: AppContext, signals: Mapping[str, set[str]], at: datetime, *, lowest_band: str
 ) -> list[membership.Change]:
     """``signals``: contact id → what changed for it (see :mod:`leadflow.segments.deps`)."""
     if not signals:
         return []
+    catalog, statements = caches(ctx)
+    generation = ctx.signals.generation("segments") if ctx.signals.reliable() else None
     plan: list[tuple[Definition, list[str]]] = []
-    for definition in CATALOG.dynamic(conn):
+    for definition in catalog.dynamic(conn, generation):
         contact_ids = sorted(c for c, found in signals.items() if affected(definition.dependencies, found))
         if contact_ids:
             plan.append((definition, contact_ids))
@@ -80,12 +90,15 @@ def reevaluate(
     membership.lock_all(conn, [definition.id for definition, _ in plan])
     parts, params = [], {}
     for definition, contact_ids in plan:
-        prepared = STATEMENTS.get(conn.dialect.name, definition, lowest_band, at)
+        prepared = statements.get(conn.dialect.name, definition, lowest_band, at)
         parts.append(prepared.query)
         params.update(prepared.compiler.params(at))
         params[prepared.restrict_key] = contact_ids
-    now_in = {(row[0], row[1]) for row in conn.execute(sa.union_all(*parts), params)}
-    was_in = _members(conn, [d.id for d, _ in plan], sorted({c for _, ids in plan for c in ids}))
+    parts.append(_members(conn, [d.id for d, _ in plan], sorted({c for _, ids in plan for c in ids})))
+    now_in: set[tuple[str, str]] = set()
+    was_in: set[tuple[str, str]] = set()
+    for segment_id, contact_id, now in conn.execute(sa.union_all(*parts), params):
+        (now_in if now else was_in).add((segment_id, contact_id))
     changes = []
     for definition, contact_ids in plan:
         here = {c for c in contact_ids if (definition.id, c) in now_in}
@@ -97,7 +110,11 @@ def reevaluate(
     return changes
 
 
-def _members(conn: Connection, segment_ids: list[str], contact_ids: list[str]) -> set[tuple[str, str]]:
+def _members(conn: Connection, segment_ids: list[str], contact_ids: list[str]) -> sa.Select[Any]:
+    """Current members among these contacts, shaped like the evaluation rows (``now`` = 0)."""
     m = segment_members.c
-    query = sa.select(m.segment_id, m.contact_id).where(m.segment_id.in_(segment_ids))
-    return {(row[0], row[1]) for row in conn.execute(where_in(conn, query, m.contact_id, contact_ids))}
+    query = sa.select(m.segment_id, m.contact_id, sa.literal(0).label("now")).where(
+        m.segment_id.in_(segment_ids)
+    )
+    members: sa.Select[Any] = where_in(conn, query, m.contact_id, contact_ids)
+    return members

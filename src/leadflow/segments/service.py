@@ -120,7 +120,9 @@ def create(ctx: AppContext, data: SegmentCreate, *, actor: str, key: str | None 
             entity_id=segment_id,
             data=data.model_dump(mode="json", exclude_none=True),
         )
-        return _view(_row(conn, segment_id))
+        view = _view(_row(conn, segment_id))
+    ctx.signals.announce("segments")
+    return view
 
 
 def update(ctx: AppContext, segment_id: str, data: SegmentPatch, *, actor: str) -> Segment:
@@ -147,7 +149,9 @@ def update(ctx: AppContext, segment_id: str, data: SegmentPatch, *, actor: str) 
             entity_id=segment_id,
             data=data.model_dump(mode="json", exclude_unset=True),
         )
-        return _view(_row(conn, segment_id))
+        view = _view(_row(conn, segment_id))
+    ctx.signals.announce("segments")
+    return view
 
 
 def delete(ctx: AppContext, segment_id: str, *, actor: str) -> None:
@@ -168,6 +172,7 @@ def delete(ctx: AppContext, segment_id: str, *, actor: str) -> None:
             entity_id=segment_id,
             data={"name": row.name},
         )
+    ctx.signals.announce("segments")
 
 
 def get(ctx: AppContext, segment_id: str) -> Segment:

@@ -18,7 +18,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from leadflow.kernel import isodates
-from leadflow.kernel.text import LOWER, UPPER
 from leadflow.kernel.types import UTCDateTime
 
 Expr = sa.ColumnElement[Any]
@@ -34,8 +33,10 @@ def compare(left: Expr, op: str, right: Any) -> Expr:
 
 
 def fold_sql(dialect: str, expr: Expr) -> Expr:
+    """ASCII case folding in SQL: SQLite's ``lower``; PostgreSQL's ``lower`` under the C collation, which
+    folds exactly the ASCII letters (and is faster than locale-aware folding)."""
     if dialect == "postgresql":
-        return sa.func.translate(expr, UPPER, LOWER)
+        return sa.func.lower(expr.collate("C"))
     return sa.func.lower(expr)
 
 
@@ -52,6 +53,13 @@ class Column:
 
     def text(self) -> Expr | None:
         return self.expr if self.kind in ("text", "stage") else None
+
+    def raw_text(self) -> Expr | None:
+        """The value as text when the column holds text (no type guard is needed)."""
+        return self.text()
+
+    def string_guard(self) -> Expr | None:
+        return None
 
     def number(self) -> Expr | None:
         return self.expr if self.kind == "number" else None
@@ -81,10 +89,15 @@ class JsonPath:
     keys: tuple[str, ...]
 
     def _pg_node(self) -> Expr:
+        if len(self.keys) == 1:
+            return self.column.op("->")(sa.bindparam(None, self.keys[0], type_=sa.Text))
         return self.column.op("#>")(sa.bindparam(None, list(self.keys), type_=postgresql.ARRAY(sa.Text)))
 
     def _pg_text(self) -> Expr:
-        return self.column.op("#>>")(sa.bindparam(None, list(self.keys), type_=postgresql.ARRAY(sa.Text)))
+        if len(self.keys) == 1:
+            return self.column.op("->>", return_type=sa.Text)(sa.bindparam(None, self.keys[0], type_=sa.Text))
+        path = sa.bindparam(None, list(self.keys), type_=postgresql.ARRAY(sa.Text))
+        return self.column.op("#>>", return_type=sa.Text)(path)
 
     def _sqlite_path(self) -> Expr:
         return sa.bindparam(None, "$" + "".join(f'."{key}"' for key in self.keys), type_=sa.String())
@@ -105,6 +118,14 @@ class JsonPath:
     def text(self) -> Expr:
         string = "string" if self.dialect == "postgresql" else "text"
         return sa.case((self._type() == string, self._raw()), else_=sa.null())
+
+    def raw_text(self) -> Expr:
+        """The value as text whatever its JSON type: pair a condition on it with :meth:`string_guard`
+        (the cheap comparison first, the type check only for the rows that pass it)."""
+        return self._raw()
+
+    def string_guard(self) -> Expr:
+        return self._type() == ("string" if self.dialect == "postgresql" else "text")
 
     def number(self) -> Expr:
         if self.dialect == "postgresql":

@@ -170,7 +170,6 @@ def upgrade() -> None:
         sa.Column("processed_at", UTCDateTime(), nullable=True),
         sa.Column("source", sa.String(length=16), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
-        sa.ForeignKeyConstraint(["contact_id"], ["contacts.id"], name=op.f("fk_events_contact_id_contacts")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
         sa.UniqueConstraint("message_id", name=op.f("uq_events_message_id")),
     )

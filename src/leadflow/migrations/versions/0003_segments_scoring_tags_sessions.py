@@ -46,6 +46,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key", name=op.f("pk_config_entries")),
     )
     op.create_table(
+        "contact_scores",
+        sa.Column("contact_id", sa.String(length=26), nullable=False),
+        sa.Column("total", sa.Float(), nullable=False),
+        sa.Column("behavioral", sa.Float(), nullable=False),
+        sa.Column("demographic", sa.Float(), nullable=False),
+        sa.Column("firmographic", sa.Float(), nullable=False),
+        sa.Column("engagement", sa.Float(), nullable=False),
+        sa.Column("band", sa.String(length=50), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("contact_id", name=op.f("pk_contact_scores")),
+    )
+    with op.batch_alter_table("contact_scores", schema=None) as batch_op:
+        batch_op.create_index("ix_contact_scores_total", ["total"], unique=False)
+
+    op.create_table(
         "scoring_rules",
         sa.Column("id", sa.String(length=26), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
@@ -61,6 +76,16 @@ def upgrade() -> None:
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_scoring_rules")),
     )
+    op.create_table(
+        "segment_members",
+        sa.Column("segment_id", sa.String(length=26), nullable=False),
+        sa.Column("contact_id", sa.String(length=26), nullable=False),
+        sa.Column("entered_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("segment_id", "contact_id", name=op.f("pk_segment_members")),
+    )
+    with op.batch_alter_table("segment_members", schema=None) as batch_op:
+        batch_op.create_index("ix_segment_members_contact_id", ["contact_id"], unique=False)
+
     op.create_table(
         "segments",
         sa.Column("id", sa.String(length=26), nullable=False),
@@ -85,45 +110,11 @@ def upgrade() -> None:
         batch_op.create_index("ix_segments_next_refresh_at", ["next_refresh_at"], unique=False)
 
     op.create_table(
-        "contact_scores",
-        sa.Column("contact_id", sa.String(length=26), nullable=False),
-        sa.Column("total", sa.Float(), nullable=False),
-        sa.Column("behavioral", sa.Float(), nullable=False),
-        sa.Column("demographic", sa.Float(), nullable=False),
-        sa.Column("firmographic", sa.Float(), nullable=False),
-        sa.Column("engagement", sa.Float(), nullable=False),
-        sa.Column("band", sa.String(length=50), nullable=False),
-        sa.Column("updated_at", UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["contact_id"], ["contacts.id"], name=op.f("fk_contact_scores_contact_id_contacts")
-        ),
-        sa.PrimaryKeyConstraint("contact_id", name=op.f("pk_contact_scores")),
-    )
-    with op.batch_alter_table("contact_scores", schema=None) as batch_op:
-        batch_op.create_index("ix_contact_scores_total", ["total"], unique=False)
-
-    op.create_table(
-        "contact_tags",
-        sa.Column("contact_id", sa.String(length=26), nullable=False),
-        sa.Column("tag", sa.String(length=100), nullable=False),
-        sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["contact_id"], ["contacts.id"], name=op.f("fk_contact_tags_contact_id_contacts")
-        ),
-        sa.PrimaryKeyConstraint("contact_id", "tag", name=op.f("pk_contact_tags")),
-    )
-    with op.batch_alter_table("contact_tags", schema=None) as batch_op:
-        batch_op.create_index("ix_contact_tags_tag", ["tag"], unique=False)
-
-    op.create_table(
         "score_counters",
         sa.Column("contact_id", sa.String(length=26), nullable=False),
         sa.Column("rule_id", sa.String(length=26), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("occurrences", sa.Integer(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["contact_id"], ["contacts.id"], name=op.f("fk_score_counters_contact_id_contacts")
-        ),
         sa.ForeignKeyConstraint(
             ["rule_id"],
             ["scoring_rules.id"],
@@ -142,9 +133,6 @@ def upgrade() -> None:
         sa.Column("occurrences", sa.Integer(), nullable=False),
         sa.Column("points", sa.Float(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["contact_id"], ["contacts.id"], name=op.f("fk_score_points_contact_id_contacts")
-        ),
-        sa.ForeignKeyConstraint(
             ["rule_id"],
             ["scoring_rules.id"],
             name=op.f("fk_score_points_rule_id_scoring_rules"),
@@ -156,23 +144,17 @@ def upgrade() -> None:
         batch_op.create_index("ix_score_points_rule_id", ["rule_id"], unique=False)
 
     op.create_table(
-        "segment_members",
-        sa.Column("segment_id", sa.String(length=26), nullable=False),
+        "contact_tags",
         sa.Column("contact_id", sa.String(length=26), nullable=False),
-        sa.Column("entered_at", UTCDateTime(), nullable=False),
+        sa.Column("tag", sa.String(length=100), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["contact_id"], ["contacts.id"], name=op.f("fk_segment_members_contact_id_contacts")
+            ["contact_id"], ["contacts.id"], name=op.f("fk_contact_tags_contact_id_contacts")
         ),
-        sa.ForeignKeyConstraint(
-            ["segment_id"],
-            ["segments.id"],
-            name=op.f("fk_segment_members_segment_id_segments"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("segment_id", "contact_id", name=op.f("pk_segment_members")),
+        sa.PrimaryKeyConstraint("contact_id", "tag", name=op.f("pk_contact_tags")),
     )
-    with op.batch_alter_table("segment_members", schema=None) as batch_op:
-        batch_op.create_index("ix_segment_members_contact_id", ["contact_id"], unique=False)
+    with op.batch_alter_table("contact_tags", schema=None) as batch_op:
+        batch_op.create_index("ix_contact_tags_tag", ["tag"], unique=False)
 
     with op.batch_alter_table("contacts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("sessions", sa.Integer(), server_default="0", nullable=False))
@@ -190,10 +172,10 @@ def downgrade() -> None:
     with op.batch_alter_table("contacts", schema=None) as batch_op:
         batch_op.drop_column("sessions")
 
-    with op.batch_alter_table("segment_members", schema=None) as batch_op:
-        batch_op.drop_index("ix_segment_members_contact_id")
+    with op.batch_alter_table("contact_tags", schema=None) as batch_op:
+        batch_op.drop_index("ix_contact_tags_tag")
 
-    op.drop_table("segment_members")
+    op.drop_table("contact_tags")
     with op.batch_alter_table("score_points", schema=None) as batch_op:
         batch_op.drop_index("ix_score_points_rule_id")
 
@@ -202,17 +184,17 @@ def downgrade() -> None:
         batch_op.drop_index("ix_score_counters_rule_id_day")
 
     op.drop_table("score_counters")
-    with op.batch_alter_table("contact_tags", schema=None) as batch_op:
-        batch_op.drop_index("ix_contact_tags_tag")
-
-    op.drop_table("contact_tags")
-    with op.batch_alter_table("contact_scores", schema=None) as batch_op:
-        batch_op.drop_index("ix_contact_scores_total")
-
-    op.drop_table("contact_scores")
     with op.batch_alter_table("segments", schema=None) as batch_op:
         batch_op.drop_index("ix_segments_next_refresh_at")
 
     op.drop_table("segments")
+    with op.batch_alter_table("segment_members", schema=None) as batch_op:
+        batch_op.drop_index("ix_segment_members_contact_id")
+
+    op.drop_table("segment_members")
     op.drop_table("scoring_rules")
+    with op.batch_alter_table("contact_scores", schema=None) as batch_op:
+        batch_op.drop_index("ix_contact_scores_total")
+
+    op.drop_table("contact_scores")
     op.drop_table("config_entries")
