@@ -33,8 +33,12 @@ from leadflow.events.processor import EventProcessor
 from leadflow.kernel.clock import SystemClock
 from leadflow.kernel.db import Database
 from leadflow.kernel.settings import Settings
+from leadflow.lifecycle import service as lifecycle
 from leadflow.runtime.context import build_context
+from leadflow.scoring import service as scoring
+from leadflow.segments import library
 
+QUALIFIED = ", with the standard segments, course scoring and the MQL rule"
 EVENT_NAMES = ("Page Viewed", "Course Previewed", "Lesson Completed", "Order Completed", "Content Downloaded")
 
 
@@ -115,8 +119,13 @@ def post_all(url: str, key: str, bodies: list[bytes], threads: int) -> tuple[flo
     return time.perf_counter() - started, len(failures)
 
 
-def process_all(database_url: str) -> tuple[float, int]:
+def process_all(database_url: str, *, qualify: bool = False) -> tuple[float, int]:
     ctx = build_context(Settings(database_url=database_url, secret_key="bench"), clock=SystemClock())
+    if qualify:  # a realistic installation: the standard segments, course scoring, the MQL definition
+        library.install(ctx, actor="bench")
+        scoring.install_defaults(ctx, "course", actor="bench")
+        lifecycle.ensure_defaults(ctx)
+        ctx.signals.listen()
     processor = EventProcessor(ctx)
     started = time.perf_counter()
     count = processor.drain()
@@ -207,7 +216,7 @@ def run(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         finally:
             server.stop()
         stored = count_rows(url)
-        process_seconds, processed = process_all(url)
+        process_seconds, processed = process_all(url, qualify=args.qualify)
     ceiling_seconds = ceiling(kind, workdir, batch)
     return {
         "backend": kind,
@@ -232,6 +241,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--processes", type=int, default=2, help="server processes on PostgreSQL")
     parser.add_argument("--backends", default="postgresql,sqlite")
+    parser.add_argument(
+        "--qualify", action="store_true", help="process with segments, scoring and lifecycle on"
+    )
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print(f"date: {datetime.now(UTC).isoformat(timespec='seconds')}")
@@ -243,7 +255,7 @@ def main() -> None:
                 f"(stored {result['stored']:,}/{result['events']:,}, {result['failures']} failed requests); "
                 f"ceiling {result['ceiling_per_s']:,.0f} events/s; ratio {result['ratio']:.2f}; "
                 f"processed {result['processed_per_s']:,.0f} events/s "
-                f"({result['processed']:,} events, one worker)"
+                f"({result['processed']:,} events, one worker{QUALIFIED if args.qualify else ''})"
             )
 
 

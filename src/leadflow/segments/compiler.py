@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from leadflow.contacts import lifecycle
 from leadflow.contacts.models import companies, contact_tags, contacts
@@ -102,11 +103,19 @@ class Compiler:
 
     def _only_restricted(self, query: Any, column: Any) -> Any:
         """Keep only the contacts being evaluated (also inside event subqueries, so that evaluating one
-        contact reads that contact's events, not everyone's)."""
+        contact reads that contact's events, not everyone's).
+
+        On PostgreSQL this is ``column = ANY(:ids)``: an index condition, so evaluation starts from the
+        given contacts' rows whatever the rule's shape (an ``OR`` of behaviours would otherwise scan
+        every contact and join to the few wanted ones afterwards).
+        """
         if self.restrict is None:
             return query
         ids, key = self.restrict
-        return where_in_dialect(self.dialect, query, column, ids, key=key)
+        if self.dialect != "postgresql":
+            return where_in_dialect(self.dialect, query, column, ids, key=key)
+        wanted = sa.bindparam(key, list(ids), type_=postgresql.ARRAY(sa.String()), unique=key is None)
+        return query.where(column == sa.any_(wanted))
 
     def condition(self, rule: Any, *, negated: bool = False) -> Expr:
         """The rule as a SQL condition. Under a ``not`` every leaf is made two-valued (NULL → false) so
