@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import hypothesis
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -21,6 +23,11 @@ from leadflow.runtime.context import build_context
 from tests.support import databases
 
 BACKENDS = ("sqlite", "postgresql")
+
+# CI explores the same examples on every run (a failure there is reproducible); locally each run
+# explores new ones.
+hypothesis.settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis.settings.load_profile(os.environ.get("LEADFLOW_HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session")

@@ -48,6 +48,11 @@ def _like_other_json(text: str) -> bool:
     return bool(_OTHER_JSON.match(text))
 
 
+def _number(value: Any) -> Expr:
+    """A number bound as a float, so an integer column is never made to round it (``2.5`` is not 2)."""
+    return sa.bindparam(None, float(value), type_=sa.Float())
+
+
 def _false() -> Expr:
     return sa.false()
 
@@ -195,7 +200,8 @@ class Compiler:
             parts.append(self._as_string(source, found) if any(map(_like_other_json, strings)) else found)
         number = source.number()
         if numbers and number is not None:
-            parts.append(number == numbers[0] if len(numbers) == 1 else number.in_(numbers))
+            bound = [_number(v) for v in numbers]
+            parts.append(number == bound[0] if len(bound) == 1 else number.in_(bound))
         truth = source.boolean()
         if booleans and truth is not None:
             parts.append(truth.in_(booleans))
@@ -236,8 +242,8 @@ class Compiler:
         if number is None:
             return _false()
         if op == "between":
-            return number.between(value[0], value[1])
-        return compare(number, {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op], value)
+            return number.between(_number(value[0]), _number(value[1]))
+        return compare(number, {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op], _number(value))
 
     def _date(self, source: Column | JsonPath, op: str, value: Any) -> Expr:
         if op == "anniversary_today":
