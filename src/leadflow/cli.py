@@ -248,15 +248,23 @@ def scoring_install_defaults(rule_set: str = typer.Option(..., "--set", help="co
 @scoring_app.command("recompute")
 def scoring_recompute() -> None:
     """Recompute every contact's score from the event log (set-based), with a progress bar."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from leadflow.scoring import service as scoring
 
     with _context() as ctx:
         _require_schema(ctx)
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar:
-            task = bar.add_task("recomputing scores", total=None)
-            result = scoring.recompute(ctx, progress=lambda step: bar.update(task, description=step))
+        steps = sum(1 for rule in scoring.list_rules(ctx) if rule.active) + 1
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task("recomputing scores", total=steps)
+
+            def step(description: str) -> None:
+                bar.update(task, description=description)
+                bar.advance(task)
+
+            result = scoring.recompute(ctx, progress=step)
+            bar.update(task, completed=steps, description="done")
         console.print(
             f"{result.rules} rule(s), {result.contacts} contact(s) scored, "
             f"{result.band_changes} band change(s)"

@@ -343,3 +343,27 @@ def test_a_merge_keeps_every_occurrence_on_the_survivor(ctx: AppContext, process
     with ctx.db.read() as conn:
         assert conn.execute(sa.select(score_counters).where(score_counters.c.contact_id == loser)).all() == []
     _recompute_changes_nothing(ctx)
+
+
+def test_changing_rules_requests_a_recompute_that_the_worker_runs_once(
+    ctx: AppContext, processor: EventProcessor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from leadflow.cli import app
+
+    send(ctx, *({"type": "track", "userId": "u1", "event": "Signed Up"} for _ in range(3)))
+    processor.drain()
+    assert service.recompute_if_requested(ctx) is None  # nothing changed, nothing to do
+    service.create_rule(
+        ctx, ScoringRuleCreate(name="Signup", kind="behavioral", event="Signed Up", points=4), actor="test"
+    )
+    result = service.recompute_if_requested(ctx)
+    assert result is not None
+    assert result.contacts == 1
+    assert service.recompute_if_requested(ctx) is None
+    assert _score(ctx, "u1") == 12  # history was scored, not only what came after the rule
+    monkeypatch.setenv("LEADFLOW_DATABASE_URL", ctx.settings.database_url)
+    run = CliRunner().invoke(app, ["scoring", "recompute"], terminal_width=200)
+    assert run.exit_code == 0, run.output
+    assert "1 rule(s), 1 contact(s) scored, 0 band change(s)" in run.stdout
