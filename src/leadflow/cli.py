@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from leadflow.journeys.cli import journeys_app
 from leadflow.kernel import migrate as migrations
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import LeadflowError
@@ -28,6 +29,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(events_app, name="events")
 app.add_typer(segments_app, name="segments")
 app.add_typer(scoring_app, name="scoring")
+app.add_typer(journeys_app, name="journeys")
 
 console = Console()
 CLI_ACTOR = "cli"
@@ -82,6 +84,7 @@ def serve(
         console.print(
             f"leadflow on http://{host or settings.host}:{port or settings.port} ({ctx.db.dialect})"
         )
+        console.print(f"email: {_email_destination(settings)}")
         run_server(
             ctx,
             host=host or settings.host,
@@ -90,6 +93,17 @@ def serve(
             processes=processes,
             log_level=settings.log_level.lower(),
         )
+
+
+def _email_destination(settings: Settings) -> str:
+    """Where email goes, said at start-up: with no SMTP server configured it is written to files."""
+    if settings.smtp_url is None:
+        outbox = Path(settings.email_outbox_dir).resolve()
+        return f"no LEADFLOW_SMTP_URL set: messages are written to {outbox} as .eml files"
+    from leadflow.messaging.transport.smtp import parse_smtp_url
+
+    found = parse_smtp_url(settings.smtp_url.get_secret_value())
+    return f"SMTP {found.host}:{found.port}"
 
 
 @app.command()

@@ -15,6 +15,9 @@ MODEL_MODULES = (
     "leadflow.events.models",
     "leadflow.segments.models",
     "leadflow.scoring.models",
+    "leadflow.journeys.models",
+    "leadflow.messaging.models",
+    "leadflow.webhooks.models",
 )
 
 

@@ -65,12 +65,12 @@ def empty_tables(url: str) -> None:
     tables = [t.name for t in reversed(metadata.sorted_tables)]
     try:
         with db.write() as conn:
+            for name in tables:  # a DELETE of a few rows is ~30 times quicker than TRUNCATE on PostgreSQL
+                conn.exec_driver_sql(f'DELETE FROM "{name}"')
             if db.is_sqlite:
-                for name in tables:
-                    conn.exec_driver_sql(f'DELETE FROM "{name}"')
                 conn.exec_driver_sql("DELETE FROM sqlite_sequence") if _has_sequence(conn) else None
             else:
-                conn.exec_driver_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+                conn.exec_driver_sql("SELECT setval(c.oid, 1, false) FROM pg_class c WHERE c.relkind = 'S'")
     finally:
         db.dispose()
 

@@ -18,9 +18,13 @@ from leadflow.auth.api import router as keys_router
 from leadflow.auth.service import KeyCache
 from leadflow.contacts.api import router as contacts_router
 from leadflow.events.api import router as tracking_router
+from leadflow.journeys.api import router as journeys_router
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.ratelimit import RateLimiter
 from leadflow.lifecycle.api import router as lifecycle_router
+from leadflow.messaging.api import router as email_router
+from leadflow.messaging.broadcasts_api import router as broadcasts_router
+from leadflow.messaging.public import router as recipient_router
 from leadflow.runtime.worker import Worker
 from leadflow.scoring.api import router as scoring_router
 from leadflow.segments.api import router as segments_router
@@ -63,6 +67,10 @@ def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: 
         segments_router,
         scoring_router,
         lifecycle_router,
+        journeys_router,
+        email_router,
+        recipient_router,
+        broadcasts_router,
         keys_router,
         audit_router,
         health_router,

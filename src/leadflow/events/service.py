@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from leadflow.contacts.domain_events import ContactsErased, ContactsMerged
 from leadflow.events.models import events
-from leadflow.kernel.db import bulk_update, chunked, insert_ignore
+from leadflow.kernel.db import bulk_update, chunked, insert_new
 
 EVENT_FIELDS = (
     "id",
@@ -154,4 +154,4 @@ def emit_many(conn: Connection, items: Sequence[tuple[str, str, dict[str, Any], 
         }
         for contact_id, event, properties, key in items
     ]
-    conn.execute(insert_ignore(conn, events, ["message_id"]), rows)
+    insert_new(conn, events, rows, conflict=["message_id"])

@@ -8,7 +8,7 @@ connection pool; cross-process mutual exclusion uses transaction-scoped advisory
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -30,6 +30,7 @@ NAMING_CONVENTION = {
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 _WRITE = "leadflow_write"
+_AFTER_COMMIT = "leadflow_after_commit"
 T = TypeVar("T")
 
 
@@ -103,10 +104,14 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
+        """A write transaction; callbacks registered with :func:`on_commit` run after it commits."""
         with self.engine.connect() as conn:
             conn.execution_options(**{_WRITE: True})
+            conn.info.pop(_AFTER_COMMIT, None)
             with conn.begin():
                 yield conn
+            for callback in conn.info.pop(_AFTER_COMMIT, ()):
+                callback()
 
     def ping(self) -> None:
         with self.engine.connect() as conn:
@@ -114,6 +119,14 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def on_commit(conn: Connection, callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the write transaction ``conn`` belongs to has committed (wake-ups: a
+    worker woken before the commit would find nothing). Registered twice, it still runs once."""
+    callbacks: list[Callable[[], None]] = conn.info.setdefault(_AFTER_COMMIT, [])
+    if callback not in callbacks:
+        callbacks.append(callback)
 
 
 def insert_ignore(conn: Connection, table: sa.Table, index_elements: Sequence[str]) -> Any:
@@ -190,6 +203,44 @@ def bulk_insert(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]
         f"FROM json_to_recordset(%s::json) AS r({_record_type(conn, table, names)})",
         (jsonutil.dumps(rows),),
     )
+
+
+def insert_new(
+    conn: Connection,
+    table: sa.Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    conflict: Sequence[str] | None = None,
+    returning: str | None = None,
+) -> list[Any]:
+    """Insert many rows, skipping those that conflict (on ``conflict``, or on any unique constraint
+    when None); answers the ``returning`` column of the rows actually inserted.
+
+    On PostgreSQL the rows travel as one JSON document through ``json_to_recordset``: one short
+    statement whatever the batch size (a multi-row ``VALUES`` with thousands of parameters costs more
+    to build and parse than to execute).
+    """
+    if not rows:
+        return []
+    if conn.dialect.name != "postgresql":
+        statement = dialect_insert(conn, table).on_conflict_do_nothing(
+            index_elements=list(conflict) if conflict else None
+        )
+        if returning is None:
+            conn.execute(statement, list(rows))
+            return []
+        return list(conn.execute(statement.returning(table.c[returning]), list(rows)).scalars())
+    names = list(rows[0])
+    columns = ", ".join(names)
+    target = f"({', '.join(conflict)}) " if conflict else ""
+    tail = f" RETURNING {returning}" if returning else ""
+    result = conn.exec_driver_sql(
+        f"INSERT INTO {table.name} ({columns}) SELECT {columns} "
+        f"FROM json_to_recordset(%s::json) AS r({_record_type(conn, table, names)}) "
+        f"ON CONFLICT {target}DO NOTHING{tail}",
+        (jsonutil.dumps(rows),),
+    )
+    return [row[0] for row in result] if returning else []
 
 
 def bulk_update(conn: Connection, table: sa.Table, key: str, rows: Sequence[dict[str, Any]]) -> None:

@@ -27,3 +27,21 @@ class Metrics:
         self.http_errors = Counter(
             "leadflow_http_errors", "Requests answered with an error", ["code"], registry=self.registry
         )
+        self.journey_entries = Counter(
+            "leadflow_journey_entries", "Contacts that entered a journey", registry=self.registry
+        )
+        self.journey_steps = Counter(
+            "leadflow_journey_steps", "Journey steps executed", ["type"], registry=self.registry
+        )
+        self.journey_step_failures = Counter(
+            "leadflow_journey_step_failures",
+            "Journey step attempts that failed (final: the run failed with the reason)",
+            ["final"],
+            registry=self.registry,
+        )
+        self.emails = Counter(
+            "leadflow_emails",
+            "Email outcomes (sent, deferred, bounced, failed, suppressed)",
+            ["status"],
+            registry=self.registry,
+        )

@@ -45,6 +45,42 @@ class Settings(BaseSettings):
     api_rate_limit: float = Field(default=500.0, ge=0, description="REST requests per second per key")
     api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="largest REST request body")
 
+    # Journeys.
+    default_timezone: str = Field(default="UTC", description="for contacts with no time zone of their own")
+    journey_batch_size: int = Field(default=500, ge=1, le=10_000, description="due steps claimed at once")
+    frequency_cap_per_day: int = Field(default=3, ge=0, description="marketing emails per contact; 0: none")
+    frequency_cap_per_week: int = Field(default=10, ge=0, description="marketing emails per contact; 0: none")
+
+    # Email. With no SMTP URL, messages are written to ``email_outbox_dir`` as .eml files.
+    smtp_url: SecretStr | None = Field(default=None, description="smtp://user:pass@host:port, smtps://...")
+    smtp_pool_size: int = Field(default=4, ge=1, le=64, description="SMTP connections per process")
+    email_from: str = "leadflow <noreply@localhost>"
+    brand_name: str = Field(
+        default="leadflow", description="the sender's name in templates ({{ brand.name }})"
+    )
+    brand_url: str | None = Field(
+        default=None, description="the website templates link to (default: base_url)"
+    )
+    brand_address: str = Field(default="", description="the postal address marketing email must show")
+    email_reply_to: str | None = None
+    email_outbox_dir: str = "./outbox"
+    email_batch_size: int = Field(default=200, ge=1, le=5_000, description="messages claimed at once")
+    email_lease_seconds: float = Field(
+        default=120.0, gt=0, description="a claimed message is retried after this if its sender vanished"
+    )
+    email_rate_per_minute: int = Field(default=0, ge=0, description="messages per minute; 0: unlimited")
+    email_domain_rate_per_minute: int = Field(
+        default=0, ge=0, description="messages per minute to one recipient domain; 0: unlimited"
+    )
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+    dkim_private_key: SecretStr | None = None
+    dkim_private_key_file: str | None = None
+
+    # Outgoing webhooks (Standard Webhooks). Without a secret, one is derived from the secret key.
+    webhook_secret: SecretStr | None = None
+    webhook_timeout: float = Field(default=15.0, gt=0, le=30)
+
     @field_validator("database_url")
     @classmethod
     def _driver(cls, value: str) -> str:

@@ -1,5 +1,6 @@
 """The qualify step (architecture step 3), run for every unit of work in its own transaction:
-scores first (segments may use them), then segment membership, then lifecycle promotion."""
+scores first (segments may use them), then segment membership, then lifecycle promotion, then
+journeys (architecture step 4: exits, waits, enrolment)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from leadflow.contacts import queries
 from leadflow.contacts.domain_events import ContactsTouched
+from leadflow.journeys import triggers as journeys
 from leadflow.kernel.context import AppContext
 from leadflow.lifecycle import service as lifecycle
 from leadflow.scoring import bands
@@ -38,5 +40,6 @@ def qualifier(ctx: AppContext) -> Callable[[Connection, ContactsTouched], None]:
         scored = scoring.apply(conn, message, now, company_peers=peers)
         realtime.reevaluate(conn, ctx, signals(message, scored, peers), now, lowest_band=bands.lowest(conn))
         lifecycle.on_touched(conn, ctx, message)
+        journeys.on_touched(conn, ctx, message)
 
     return qualify

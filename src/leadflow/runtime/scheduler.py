@@ -10,12 +10,15 @@ from dataclasses import dataclass
 
 from sqlalchemy import exc as sa_exc
 
+from leadflow.journeys import scheduling
 from leadflow.kernel.context import AppContext
 from leadflow.lifecycle import service as lifecycle
+from leadflow.messaging import broadcasts
 from leadflow.scoring import service as scoring
 from leadflow.segments import service as segments
 
 log = logging.getLogger(__name__)
+ANNIVERSARY_EVERY = 900.0  # seconds: contacts enter early in their local day, whatever their zone
 
 
 @dataclass
@@ -36,6 +39,10 @@ def tasks(ctx: AppContext) -> list[Task]:
             lambda: scoring.recompute_if_requested(ctx),
         ),
         Task("scoring.age", settings.scoring_age_interval, lambda: scoring.age(ctx)),
+        Task("journeys.schedules", settings.scheduler_interval, lambda: scheduling.tick_schedules(ctx)),
+        Task("journeys.anniversaries", ANNIVERSARY_EVERY, lambda: scheduling.tick_anniversaries(ctx)),
+        Task("broadcasts.start_due", settings.scheduler_interval, lambda: broadcasts.start_due(ctx)),
+        Task("broadcasts.finish_done", settings.scheduler_interval, lambda: broadcasts.finish_done(ctx)),
     ]
 
 

@@ -1,4 +1,5 @@
-"""Background work in threads: today the event processor; journeys and delivery join it later."""
+"""Background work in threads: the event processor, the journey executor, the email and webhook
+deliverers, and the scheduler. Every loop waits on its signal channel, so new work starts at once."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from collections.abc import Callable
 
 from leadflow.events.ingest import CHANNEL as EVENTS
 from leadflow.events.processor import EventProcessor
+from leadflow.journeys.executor import Executor
 from leadflow.kernel.context import AppContext
+from leadflow.messaging.deliverer import deliverer
 from leadflow.runtime import scheduler
+from leadflow.webhooks.deliverer import WebhookDeliverer
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +30,21 @@ class Worker:
         self.ctx.signals.listen()
         for index in range(self.concurrency):
             self._spawn(self._run, f"leadflow-worker-{index}")
+        self._spawn(lambda: self._guard(Executor(self.ctx).run), "leadflow-journeys")
+        self._spawn(lambda: self._guard(deliverer(self.ctx).run), "leadflow-email")
+        self._spawn(lambda: self._guard(WebhookDeliverer(self.ctx).run), "leadflow-webhooks")
         self._spawn(lambda: scheduler.run(self.ctx, self._stop), "leadflow-scheduler")
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
+
+    def _guard(self, loop: Callable[[threading.Event], None]) -> None:
+        try:
+            loop(self._stop)
+        except Exception:  # pragma: no cover - each loop handles its own errors; this is the last guard
+            log.exception("worker thread stopped")
 
     def _run(self) -> None:
         try:
@@ -41,7 +54,8 @@ class Worker:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        self.ctx.signals.wake(EVENTS)
+        for channel in (EVENTS, "journeys", "email", "webhooks"):
+            self.ctx.signals.wake(channel)
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()

@@ -12,7 +12,9 @@ from sqlalchemy.engine import Connection
 from leadflow.audit import service as audit
 from leadflow.contacts import queries as contact_queries
 from leadflow.contacts.schemas import Contact
+from leadflow.events.models import events
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.db import where_in
 from leadflow.kernel.errors import Conflict, Invalid, NotFound
 from leadflow.kernel.ids import new_id
 from leadflow.scoring import bands
@@ -380,3 +382,34 @@ def refresh_due(ctx: AppContext, *, limit: int = 10) -> list[membership.Change]:
     if done:
         ctx.signals.announce("events")
     return done
+
+
+def resolve(conn: Connection, id_or_key: str) -> str | None:
+    """A segment's id, given its id or its key."""
+    query = sa.select(segments.c.id).where(sa.or_(segments.c.id == id_or_key, segments.c.key == id_or_key))
+    found: str | None = conn.execute(query).scalar()
+    return found
+
+
+def matching(conn: Connection, raw_rule: dict[str, Any], contact_ids: Sequence[str], now: Any) -> set[str]:
+    """Which of ``contact_ids`` the rule matches at ``now`` (journey branches), in one query."""
+    if not contact_ids:
+        return set()
+    compiler = Compiler(conn.dialect.name, now, lowest_band=bands.lowest(conn))
+    return set(conn.execute(compiler.select_ids(rules.parse(raw_rule), list(contact_ids))).scalars())
+
+
+def matching_events(
+    conn: Connection, event_ids: Sequence[int], behaviour: rules.Behaviour, now: Any
+) -> set[int]:
+    """Which of ``event_ids`` are occurrences of ``behaviour`` (its event name and property conditions),
+    in one query: journey triggers, exits and goals share the segment language's semantics."""
+    if not event_ids:
+        return set()
+    query = sa.select(events.c.id).where(*event_conditions(conn, events, behaviour, now))
+    return set(conn.execute(where_in(conn, query, events.c.id, list(event_ids))).scalars())
+
+
+def event_conditions(conn: Connection, table: Any, behaviour: rules.Behaviour, now: Any) -> list[Any]:
+    """The SQL conditions an event row of ``table`` meets to be an occurrence of ``behaviour``."""
+    return Compiler(conn.dialect.name, now, lowest_band="cold").event_filter(table, behaviour)

@@ -1,0 +1,300 @@
+"""The journey simulator: the real engine on a scratch database and a virtual clock.
+
+A simulation copies the installation's configuration (email templates, layouts, topics, segments,
+scoring rules and bands) into a private SQLite database in memory-backed storage, creates one contact
+from the request, publishes the journey there, and lets the real pipeline run — events, qualifiers,
+executor, deliverer (into a capturing transport) — jumping the clock from one due moment to the next up
+to the horizon. Nothing touches the real database or sends anything.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import datetime, timedelta
+from email import message_from_bytes
+from email.policy import default as email_policy
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from leadflow.events import ingest, schemas
+from leadflow.events.processor import EventProcessor
+from leadflow.journeys import catalog, definitions, executor, runs, service
+from leadflow.journeys.models import journey_steps
+from leadflow.journeys.schemas import JourneyCreate
+from leadflow.kernel.clock import VirtualClock
+from leadflow.kernel.config import config_entries
+from leadflow.kernel.context import AppContext
+from leadflow.messaging.deliverer import Deliverer
+from leadflow.messaging.models import email_layouts, email_templates, email_topics, messages
+from leadflow.messaging.transport.capture import CaptureTransport
+from leadflow.schema import metadata
+from leadflow.scoring.models import scoring_rules
+from leadflow.segments import durations
+from leadflow.segments.models import segments
+
+COPIED = (email_layouts, email_templates, email_topics, segments, scoring_rules, config_entries)
+USER_ID = "simulated-contact"
+ACTOR = "system:simulator"
+MAX_ROUNDS = 10_000
+EMAIL_STEPS = ("send_email", "notify_owner")
+
+
+class SimContact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str | None = "simulated@example.com"
+    first_name: str | None = None
+    last_name: str | None = None
+    traits: dict[str, Any] = Field(default_factory=dict)
+    timezone: str | None = None
+
+
+class SimEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    after: str = Field(default="0m", description="time since the start, like 2d or 90m")
+    event: str = Field(min_length=1, max_length=255)
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("after")
+    @classmethod
+    def _after(cls, value: str) -> str:
+        if value.strip() not in ("0", "0m", "0h", "0d"):
+            durations.parse(value)
+        return value
+
+    @property
+    def offset(self) -> timedelta:
+        return timedelta(0) if self.after.strip() in ("0", "0m", "0h", "0d") else durations.parse(self.after)
+
+
+class SimulationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    contact: SimContact = Field(default_factory=SimContact)
+    events: list[SimEvent] = Field(default_factory=list, max_length=500)
+    horizon: str = "90d"
+    definition: dict[str, Any] | None = Field(
+        default=None, description="simulate this instead of a saved journey"
+    )
+
+    _horizon = field_validator("horizon")(classmethod(lambda cls, v: (durations.parse(v), v)[1]))
+
+
+class Email(BaseModel):
+    to: str
+    subject: str
+    html: str
+    text: str
+
+
+class Moment(BaseModel):
+    at: datetime
+    step: str
+    type: str
+    branch: str | None
+    status: str
+    email: Email | None = None
+    error: str | None = None
+
+
+class Simulation(BaseModel):
+    journey: str
+    started_at: datetime
+    run_status: str | None
+    exit_reason: str | None
+    timeline: list[Moment]
+
+
+def simulate(ctx: AppContext, definition: dict[str, Any], request: SimulationRequest) -> Simulation:
+    """Run ``definition`` for the request's contact and events; returns what happened, in order."""
+    parsed = service.validate(definition)
+    folder = tempfile.mkdtemp(prefix="leadflow-sim-", dir=_scratch_dir())
+    start = ctx.clock.now().replace(microsecond=0)
+    clock = VirtualClock(start)
+    scratch = _scratch_context(ctx, f"sqlite+pysqlite:///{folder}/sim.db", clock)
+    try:
+        _copy_configuration(ctx, scratch)
+        journey_id = _publish(scratch, definition)
+        return _run(scratch, clock, parsed, journey_id, request, start)
+    finally:
+        scratch.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _scratch_dir() -> str | None:
+    return "/dev/shm" if shutil.disk_usage("/dev/shm").free > 64 * 2**20 else None
+
+
+def _scratch_context(ctx: AppContext, url: str, clock: VirtualClock) -> AppContext:
+    from leadflow.runtime.context import build_context
+
+    settings = ctx.settings.model_copy(update={"database_url": url, "smtp_url": None})
+    scratch = build_context(settings, clock=clock)
+    scratch._secret = ctx.secret_key
+    metadata.create_all(scratch.db.engine)
+    return scratch
+
+
+def _copy_configuration(ctx: AppContext, scratch: AppContext) -> None:
+    with ctx.db.read() as source, scratch.db.write() as target:
+        for table in COPIED:
+            rows = [dict(row._mapping) for row in source.execute(sa.select(table))]
+            if rows:
+                target.execute(table.insert(), rows)
+
+
+def _publish(scratch: AppContext, definition: dict[str, Any]) -> str:
+    journey = service.create(scratch, JourneyCreate(definition=definition), actor=ACTOR)
+    service.publish(scratch, journey.id, actor=ACTOR)
+    return journey.id
+
+
+def _send(scratch: AppContext, *messages_: dict[str, Any]) -> None:
+    rows = schemas.batch_rows({"batch": list(messages_)}, scratch.clock.now())
+    ingest.store(scratch.db, scratch.signals, scratch.metrics, rows)
+
+
+def _identify(scratch: AppContext, contact: SimContact) -> None:
+    traits = {**contact.traits}
+    for name in ("email", "first_name", "last_name", "timezone"):
+        value = getattr(contact, name)
+        if value is not None:
+            traits[name] = value
+    _send(scratch, {"type": "identify", "userId": USER_ID, "traits": traits})
+
+
+def _run(
+    scratch: AppContext,
+    clock: VirtualClock,
+    parsed: definitions.Definition,
+    journey_id: str,
+    request: SimulationRequest,
+    start: datetime,
+) -> Simulation:
+    end = start + durations.parse(request.horizon)
+    script = sorted(request.events, key=lambda e: e.offset)
+    deliverer = Deliverer(scratch, CaptureTransport())
+    _identify(scratch, request.contact)
+    _settle(scratch, deliverer)
+    if not _scripted_trigger(parsed, script):
+        _enter(scratch, journey_id)
+    for _ in range(MAX_ROUNDS):
+        while script and start + script[0].offset <= clock.now():
+            event = script.pop(0)
+            _send(
+                scratch,
+                {"type": "track", "userId": USER_ID, "event": event.event, "properties": event.properties},
+            )
+        _settle(scratch, deliverer)
+        upcoming = [
+            moment for moment in (_next_due(scratch), start + script[0].offset if script else None) if moment
+        ]
+        if not upcoming or min(upcoming) > end:
+            break
+        clock.set(max(min(upcoming), clock.now()))
+    return _timeline(scratch, parsed, deliverer, start)
+
+
+def _scripted_trigger(parsed: definitions.Definition, script: list[SimEvent]) -> bool:
+    """An event-triggered journey whose trigger event is in the script enters through the pipeline;
+    any other journey (segment, schedule, stage …) is entered at the start, as if the trigger fired."""
+    trigger = parsed.trigger
+    return isinstance(trigger, definitions.EventTrigger) and any(e.event == trigger.event for e in script)
+
+
+def _enter(scratch: AppContext, journey_id: str) -> None:
+    with scratch.db.write() as conn:
+        contact_id: str = conn.execute(
+            sa.text("SELECT contact_id FROM contact_identities WHERE kind = 'user' AND value = :v"),
+            {"v": USER_ID},
+        ).scalar_one()
+        journey = next(j for j in catalog.active(conn, scratch) if j.journey_id == journey_id)
+        trigger: dict[str, Any] = {
+            "event": None,
+            "properties": {},
+            "timestamp": scratch.clock.now().isoformat(),
+        }
+        runs.enrol(
+            conn, scratch, [runs.Entry(journey, contact_id, "simulated", trigger)], scratch.clock.now()
+        )
+
+
+def _settle(scratch: AppContext, deliverer: Deliverer) -> None:
+    processor = EventProcessor(scratch)
+    for _ in range(1000):
+        worked = 0
+        while processor.process_next():
+            worked += 1
+        while executor.run_due(scratch):
+            worked += 1
+        while deliverer.deliver_due():
+            worked += 1
+        if not worked:
+            return
+
+
+def _next_due(scratch: AppContext) -> datetime | None:
+    with scratch.db.read() as conn:
+        found: datetime | None = conn.execute(
+            sa.select(sa.func.min(journey_steps.c.due_at)).where(journey_steps.c.status == "pending")
+        ).scalar()
+        queued: datetime | None = conn.execute(
+            sa.select(sa.func.min(messages.c.due_at)).where(messages.c.status.in_(("queued", "deferred")))
+        ).scalar()
+    return min((m for m in (found, queued) if m is not None), default=None)
+
+
+def _timeline(
+    scratch: AppContext, parsed: definitions.Definition, deliverer: Deliverer, start: datetime
+) -> Simulation:
+    transport = deliverer.transport
+    assert isinstance(transport, CaptureTransport)
+    captured = {item.message_id: item for item in transport.sent}
+    with scratch.db.read() as conn:
+        steps = list(conn.execute(sa.select(journey_steps).order_by(journey_steps.c.id)))
+        sent = list(conn.execute(sa.select(messages).order_by(messages.c.created_at, messages.c.id)))
+        run = conn.execute(sa.text("SELECT status, exit_reason FROM journey_runs")).first()
+    emails = _emails_by_step(sent, captured)
+    timeline = []
+    for row in steps:
+        mails = emails.get(row.step_id) if row.type in EMAIL_STEPS and row.status == "done" else None
+        email = mails.pop(0) if mails else None
+        timeline.append(
+            Moment(
+                at=row.finished_at or row.due_at,
+                step=row.step_id,
+                type=row.type,
+                branch=row.branch,
+                status=row.status,
+                email=email,
+                error=row.error,
+            )
+        )
+    return Simulation(
+        journey=parsed.name,
+        started_at=start,
+        run_status=run.status if run else None,
+        exit_reason=run.exit_reason if run else None,
+        timeline=timeline,
+    )
+
+
+def _emails_by_step(sent: list[Any], captured: dict[str, Any]) -> dict[str, list[Email | None]]:
+    found: dict[str, list[Email | None]] = {}
+    for message in sent:
+        item = captured.get(message.id)
+        found.setdefault(message.step_id, []).append(_email(item) if item is not None else None)
+    return found
+
+
+def _email(item: Any) -> Email:
+    parsed = message_from_bytes(item.data, policy=email_policy)
+    html = parsed.get_body(("html",))
+    text = parsed.get_body(("plain",))
+    return Email(
+        to=item.recipient,
+        subject=str(parsed["Subject"]),
+        html=html.get_content() if html is not None else "",
+        text=text.get_content() if text is not None else "",
+    )

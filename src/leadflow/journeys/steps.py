@@ -1,0 +1,336 @@
+"""What each step type does, for a whole group of runs at the same step at once (set-based).
+
+A handler receives the items standing at one step of one journey version and answers an
+:class:`Outcome` for each: go on to a step, wait longer at this one, end the run, or fail (retried).
+Side effects go to outboxes (``messages``, ``webhook_deliveries``) keyed by the item's idempotency key,
+in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from leadflow.contacts import queries as contact_queries
+from leadflow.contacts import service as contacts
+from leadflow.contacts import tags as contact_tags
+from leadflow.contacts.batch import ProfileBatch
+from leadflow.contacts.changes import ProfileChanges
+from leadflow.contacts.lifecycle import forward
+from leadflow.events.models import events
+from leadflow.journeys import definitions, timing
+from leadflow.journeys.runs import Item, zones
+from leadflow.kernel.context import AppContext
+from leadflow.kernel.db import where_in
+from leadflow.messaging import outbox as messaging
+from leadflow.segments import durations
+from leadflow.segments import service as segments
+from leadflow.webhooks import service as webhooks
+
+PROFILE_RETRY = timedelta(seconds=1)
+
+
+@dataclass
+class Outcome:
+    item: Item
+    kind: str  # next | hold | end | fail
+    target: str | None = None
+    branch: str | None = None
+    due_at: datetime | None = None
+    waiting_for: str | None = None
+    status: str | None = None
+    reason: str | None = None
+    detail: dict[str, Any] | None = None
+    variant: str | None = None
+
+
+def advance(item: Item, target: str | None, branch: str | None = None, **extra: Any) -> Outcome:
+    return Outcome(item, "next", target=target, branch=branch, **extra)
+
+
+def hold(item: Item, due_at: datetime, waiting_for: str | None = None, **extra: Any) -> Outcome:
+    return Outcome(item, "hold", due_at=due_at, waiting_for=waiting_for, **extra)
+
+
+def end(item: Item, status: str, reason: str, branch: str | None = None, **extra: Any) -> Outcome:
+    return Outcome(item, "end", status=status, reason=reason, branch=branch, **extra)
+
+
+def fail(item: Item, reason: str) -> Outcome:
+    return Outcome(item, "fail", reason=reason)
+
+
+Handler = Callable[[Connection, AppContext, list[Item], datetime], list[Outcome]]
+
+
+def _context(item: Item) -> dict[str, Any]:
+    """What a template sees besides the contact: the entering event, journey and step variables."""
+    step = item.step
+    variables = {**item.journey.definition.variables, **getattr(step, "variables", {})}
+    return {
+        "event": (item.trigger or {}).get("properties") or {},
+        "vars": variables,
+        "journey": {"id": item.journey.journey_id, "key": item.journey.key, "name": item.journey.name},
+    }
+
+
+def _message(item: Item, now: datetime, **values: Any) -> dict[str, Any]:
+    row = {
+        "key": f"j:{item.key}",
+        "contact_id": item.contact_id,
+        "journey_id": item.journey.journey_id,
+        "run_id": item.run_id,
+        "step_id": item.step_id,
+        "context": _context(item),
+        "due_at": now,
+        "to_address": None,
+        "error": None,
+    }
+    row.update(values)
+    return row
+
+
+def send_email(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
+    """Queue the email in the outbox. Quiet hours (contact's time zone) hold the step until they end;
+    over the frequency cap the email is recorded as suppressed (``frequency_capped``) and the run goes
+    on, as it does after any email."""
+    step: definitions.SendEmail = items[0].step
+    settings = items[0].journey.definition.settings
+    outcomes: list[Outcome] = []
+    ready = items
+    if settings.quiet_hours is not None:
+        tz = zones(conn, [item.contact_id for item in items])
+        ready = []
+        for item in items:
+            zone = timing.zone(tz.get(item.contact_id), ctx.settings.default_timezone)
+            until = timing.quiet_until(now, zone, settings.quiet_hours)
+            if until is None:
+                ready.append(item)
+            else:
+                outcomes.append(hold(item, until, detail={"held": "quiet_hours"}))
+    marketing = settings.kind == "marketing"
+    capped = (
+        messaging.over_cap(conn, ctx, [item.contact_id for item in ready], now)
+        if marketing and settings.frequency_cap
+        else set()
+    )
+    rows = [
+        _message(
+            item,
+            now,
+            kind=settings.kind,
+            template=step.template,
+            topic=settings.topic,
+            status="suppressed" if item.contact_id in capped else "queued",
+            error="frequency_capped" if item.contact_id in capped else None,
+        )
+        for item in ready
+    ]
+    messaging.enqueue_many(conn, ctx, rows, now)
+    for item in ready:
+        outcomes.append(advance(item, step.next, "capped" if item.contact_id in capped else None))
+    return outcomes
+
+
+def notify_owner(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
+    """Email the contact's owner (an owner id that is an email address) or the step's fallback. With
+    neither, the notice is recorded as failed with the reason and the run goes on."""
+    step: definitions.NotifyOwner = items[0].step
+    owners = {c.id: c.owner_id for c in contact_queries.by_ids(conn, [item.contact_id for item in items])}
+    rows = []
+    for item in items:
+        owner = owners.get(item.contact_id)
+        address = owner if owner and "@" in owner else step.fallback
+        rows.append(
+            _message(
+                item,
+                now,
+                kind="internal",
+                template=step.template,
+                topic=None,
+                to_address=address,
+                status="queued" if address else "failed",
+                error=None if address else "the contact has no owner email and the step no fallback",
+            )
+        )
+    messaging.enqueue_many(conn, ctx, rows, now)
+    return [
+        advance(item, step.next, None if row["to_address"] else "no_owner")
+        for item, row in zip(items, rows, strict=True)
+    ]
+
+
+def webhook(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
+    step: definitions.Webhook = items[0].step
+    found = {c.id: c for c in contact_queries.by_ids(conn, [item.contact_id for item in items])}
+    rows = []
+    for item in items:
+        contact = found.get(item.contact_id)
+        payload = {
+            "journey": {"id": item.journey.journey_id, "key": item.journey.key, "name": item.journey.name},
+            "run_id": item.run_id,
+            "step": item.step_id,
+            "contact": contact.model_dump(mode="json") if contact else {"id": item.contact_id},
+            "data": step.data,
+        }
+        rows.append(
+            {
+                "key": f"j:{item.key}",
+                "url": step.url,
+                "event": step.event,
+                "payload": payload,
+                "at": now,
+                "contact_id": item.contact_id,
+                "journey_id": item.journey.journey_id,
+                "run_id": item.run_id,
+            }
+        )
+    webhooks.enqueue_many(conn, ctx, rows)
+    return [advance(item, step.next) for item in items]
+
+
+def branch(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
+    step: definitions.Branch = items[0].step
+    matched = segments.matching(conn, step.condition, [item.contact_id for item in items], now)
+    return [
+        advance(item, step.then, "then")
+        if item.contact_id in matched
+        else advance(item, step.otherwise, "else")
+        for item in items
+    ]
+
+
+def split(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
+    step: definitions.Split = items[0].step
+    outcomes = []
+    for item in items:
+        name, target = timing.split_path(item.journey.journey_id, step, item.contact_id)
+        if name == "holdout":
+            outcomes.append(end(item, "exited", "holdout", branch=name, variant=name))
+        else:
+            outcomes.append(advance(item, target, name, variant=name))
+    return outcomes
+
+
+def passing(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
+    """``wait`` and ``wait_for_time``: the waiting happened before the step became due."""
+    return [advance(item, item.step.next) for item in items]
+
+
+def wait_until(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
+    """Due because the event arrived (``branch`` set by the pipeline) or because the timeout passed."""
+    step: definitions.WaitUntil = items[0].step
+    return [
+        advance(item, step.on_event, "event")
+        if item.branch == "event"
+        else advance(item, step.on_timeout, "timeout")
+        for item in items
+    ]
+
+
+def goal(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
+    """Converted if the goal event happened since the contact entered (or arrives within ``within``)."""
+    step: definitions.GoalStep = items[0].step
+    done = _did_since(conn, step, items, now)
+    outcomes = []
+    for item in items:
+        if item.branch == "event" or item.run_id in done:
+            outcomes.append(end(item, "converted", "goal", branch="converted"))
+        elif step.within and not (item.detail or {}).get("waited"):
+            outcomes.append(
+                hold(item, now + durations.parse(step.within), step.event, detail={"waited": True})
+            )
+        else:
+            outcomes.append(advance(item, step.next, "not_converted"))
+    return outcomes
+
+
+def _did_since(
+    conn: Connection, condition: definitions.EventCondition, items: list[Item], now: datetime
+) -> set[str]:
+    earliest = min(item.entered_at for item in items)
+    query = (
+        sa.select(events.c.contact_id, sa.func.max(events.c.timestamp))
+        .where(
+            events.c.timestamp >= earliest,
+            *segments.event_conditions(conn, events, condition.behaviour(), now),
+        )
+        .group_by(events.c.contact_id)
+    )
+    last = dict(conn.execute(where_in(conn, query, events.c.contact_id, [i.contact_id for i in items])).all())
+    return {
+        item.run_id for item in items if item.contact_id in last and last[item.contact_id] >= item.entered_at
+    }
+
+
+def exit_step(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
+    return [end(item, "completed", "exit step") for item in items]
+
+
+def _profile_locked(conn: Connection, items: list[Item], now: datetime) -> list[Outcome] | None:
+    """Profile changes need the profile lock; a worker never waits for it while holding step rows (the
+    event processor may be waiting for those rows): it tries, and if busy holds the steps a moment."""
+    if contacts.profile_lock(conn, wait=False):
+        return None
+    return [hold(item, now + PROFILE_RETRY) for item in items]
+
+
+def change_tags(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
+    busy = _profile_locked(conn, items, now)
+    if busy is not None:
+        return busy
+    step: definitions.Tags = items[0].step
+    ids = [item.contact_id for item in items]
+    adding = step.tags if step.type == "add_tag" else []
+    removing = step.tags if step.type == "remove_tag" else []
+    contact_tags.change_many(conn, ctx, ids, adding, removing)
+    return [advance(item, step.next) for item in items]
+
+
+def change_profile(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
+    """``update_field`` and ``set_stage`` (forward only unless ``force``), through the profile batch so
+    the change is qualified (segments, scoring, stage events) like any other."""
+    busy = _profile_locked(conn, items, now)
+    if busy is not None:
+        return busy
+    step = items[0].step
+    batch = ProfileBatch(conn, ctx.clock, ctx.bus)
+    batch.preload(contact_ids=[item.contact_id for item in items])
+    for item in items:
+        contact = batch.contact(item.contact_id)
+        if contact is not None:
+            batch.apply_changes(contact, _changes(step, contact.lifecycle_stage), manual=True)
+    contacts.publish_changes(conn, ctx, batch.flush())
+    return [advance(item, step.next) for item in items]
+
+
+def _changes(step: Any, stage: str) -> ProfileChanges:
+    if isinstance(step, definitions.SetStage):
+        return ProfileChanges(lifecycle_stage=step.stage if step.force else forward(stage, step.stage))
+    field: str = step.field
+    if field.startswith("traits."):
+        return ProfileChanges(traits={field.removeprefix("traits."): step.value})
+    return ProfileChanges(**{field: step.value})
+
+
+HANDLERS: dict[str, Handler] = {
+    "send_email": send_email,
+    "notify_owner": notify_owner,
+    "webhook": webhook,
+    "branch": branch,
+    "split": split,
+    "wait": passing,
+    "wait_for_time": passing,
+    "wait_until": wait_until,
+    "goal": goal,
+    "exit": exit_step,
+    "add_tag": change_tags,
+    "remove_tag": change_tags,
+    "update_field": change_profile,
+    "set_stage": change_profile,
+}

@@ -1,0 +1,330 @@
+"""Turning queued message rows into finished emails: who they go to, whether they may, what they say.
+
+Decided at the moment of sending, always: the suppression list (unsubscribed, hard bounce, complaint),
+the contact's subscription and topic preferences (marketing only), and the text itself (rendered from
+the current template with the current profile). A message that may not or cannot go is not sent and
+keeps the reason: ``suppressed`` (a rule said no) or ``failed`` (no address, a missing variable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parseaddr
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from leadflow.contacts.models import companies, contacts
+from leadflow.kernel.context import AppContext
+from leadflow.kernel.db import where_in
+from leadflow.messaging import links, mime, render, templates
+from leadflow.messaging.models import email_preferences, email_topics, suppressions
+from leadflow.messaging.tokens import Tokens
+from leadflow.messaging.transport.base import Outgoing
+from leadflow.scoring.models import contact_scores
+
+UNSUBSCRIBE, PREFERENCES = "unsubscribe", "preferences"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What became of one message before sending: an email to send, or a status with the reason."""
+
+    message: Any
+    outgoing: Outgoing | None
+    status: str | None = None  # suppressed | failed when not sending
+    reason: str | None = None
+    recipient: str | None = None
+    subject: str | None = None
+
+
+class StampClock:
+    """The time tokens are stamped with: the message's creation, not the moment of sending, so that a
+    message sent again after a crash is byte for byte the same."""
+
+    def __init__(self) -> None:
+        self.at = datetime.fromtimestamp(0, UTC)
+
+    def now(self) -> datetime:
+        return self.at
+
+
+class Composer:
+    """Per deliverer: the renderer's cache, the token signer, the sender's identity, the DKIM signer."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.renderer = render.Renderer()
+        self.stamp = StampClock()
+        self.tokens = Tokens(ctx.secret_key, self.stamp)
+        settings = ctx.settings
+        self.sender = parseaddr(settings.email_from)[1]
+        self.domain = self.sender.rpartition("@")[2] or "localhost"
+        self.base_url = settings.public_url
+        self.signer = _signer(ctx)
+
+    def message_id(self, message_id: str) -> str:
+        """Stable per message: a resend after a crash carries the same ``Message-ID``, which receivers
+        use to drop the duplicate."""
+        return f"{message_id}@{self.domain}"
+
+    def unsubscribe_url(self, message: Any) -> str:
+        return f"{self.base_url}/u/{self.tokens.sign(UNSUBSCRIBE, [message.id])}"
+
+    def preferences_url(self, message: Any) -> str:
+        return f"{self.base_url}/p/{self.tokens.sign(PREFERENCES, [message.id])}"
+
+    def compose(self, conn: Connection, batch: Sequence[Any], now: datetime) -> list[Verdict]:
+        facts = Facts.load(conn, self.ctx, batch)
+        return [self._one(message, facts, now) for message in batch]
+
+    def _one(self, message: Any, facts: Facts, now: datetime) -> Verdict:
+        self.stamp.at = message.created_at
+        contact = facts.contacts.get(message.contact_id) if message.contact_id else None
+        recipient = message.to_address or (contact.email if contact is not None else None)
+        if not recipient:
+            return Verdict(message, None, "failed", "no email address")
+        refused = facts.refusal(message, contact, recipient)
+        if refused:
+            return Verdict(message, None, "suppressed", refused, recipient)
+        source = facts.templates.get(message.template_id)
+        if source is None:
+            return Verdict(message, None, "failed", "the email template no longer exists", recipient)
+        template, layout = source
+        unsubscribe, preferences = self.unsubscribe_url(message), self.preferences_url(message)
+        variables = self.variables(message, contact, facts, unsubscribe, preferences)
+        try:
+            rendered = self.renderer.render(_source(template), variables, _layout(layout))
+        except render.TemplateError as exc:
+            return Verdict(message, None, "failed", f"template: {exc}", recipient)
+        html = rendered.html
+        if message.kind != "internal":
+            html = links.track(
+                html,
+                message_id=message.id,
+                base_url=self.base_url,
+                tokens=self.tokens,
+                skip=(unsubscribe, preferences),
+            )
+        data = mime.build(
+            from_addr=self.ctx.settings.email_from,
+            to_addr=recipient,
+            subject=rendered.subject,
+            html=html,
+            text=rendered.text,
+            message_id=self.message_id(message.id),
+            date=message.created_at,
+            headers=self.headers(message, unsubscribe),
+        )
+        if self.signer is not None:
+            data = self.signer.sign(data)
+        outgoing = Outgoing(sender=self.sender, recipient=recipient, data=data, message_id=message.id)
+        return Verdict(message, outgoing, recipient=recipient, subject=rendered.subject)
+
+    def headers(self, message: Any, unsubscribe: str) -> list[tuple[str, str]]:
+        """RFC 8058 one-click unsubscribe on every marketing message: one HTTPS (here: our public) URI
+        and a mailto, plus ``List-Unsubscribe-Post``; both are covered by the DKIM signature."""
+        found: list[tuple[str, str]] = []
+        if self.ctx.settings.email_reply_to:
+            found.append(("Reply-To", self.ctx.settings.email_reply_to))
+        if message.kind == "marketing":
+            mailto = f"mailto:unsubscribe@{self.domain}?subject=unsubscribe-{message.id}"
+            found.append(("List-Unsubscribe", f"<{unsubscribe}>, <{mailto}>"))
+            found.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+        found.append(("X-Leadflow-Message", message.id))
+        return found
+
+    def variables(
+        self, message: Any, contact: Any, facts: Facts, unsubscribe: str, preferences: str
+    ) -> dict[str, Any]:
+        context = message.context or {}
+        settings = self.ctx.settings
+        person = _person(contact, facts.scores.get(contact.id) if contact is not None else None)
+        company = (
+            facts.companies.get(contact.company_id) if contact is not None and contact.company_id else None
+        )
+        found = {
+            "contact": person,
+            "company": _company(company),
+            "event": context.get("event") or {},
+            "vars": context.get("vars") or {},
+            "journey": context.get("journey") or {},
+            "brand": {
+                "name": settings.brand_name,
+                "url": settings.brand_url or settings.public_url,
+                "address": settings.brand_address,
+            },
+            "links": {"unsubscribe": unsubscribe, "preferences": preferences},
+            "message": {"id": message.id},
+        }
+        if message.kind == "internal":
+            found["owner"] = {"email": message.to_address, "name": message.to_address}
+        return found
+
+
+def _person(contact: Any, score: Any) -> dict[str, Any] | None:
+    if contact is None:
+        return None
+    return {
+        "id": contact.id,
+        "email": contact.email,
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "phone": contact.phone,
+        "timezone": contact.timezone,
+        "lifecycle_stage": contact.lifecycle_stage,
+        "owner_id": contact.owner_id,
+        "traits": contact.traits or {},
+        "score": score.total if score is not None else 0,
+        "score_band": score.band if score is not None else None,
+    }
+
+
+def _company(row: Any) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {
+        "name": row.name,
+        "domain": row.domain,
+        "industry": row.industry,
+        "size": row.size,
+        "traits": row.traits or {},
+    }
+
+
+def _source(row: Any) -> render.Source:
+    return render.Source(
+        key=row.key, revision=row.revision, subject=row.subject, html=row.html, text=row.text
+    )
+
+
+def _layout(row: Any) -> render.Layout | None:
+    if row is None:
+        return None
+    return render.Layout(key=row.key, revision=row.revision, html=row.html, text=row.text)
+
+
+@dataclass
+class Facts:
+    """Everything a batch of messages needs, each loaded in one query."""
+
+    contacts: dict[str, Any]
+    companies: dict[str, Any]
+    scores: dict[str, Any]
+    templates: dict[str, tuple[Any, Any]]
+    suppressed: dict[str, str]
+    opted_out: set[tuple[str, str]]
+    topic_defaults: dict[str, bool]
+
+    @classmethod
+    def load(cls, conn: Connection, ctx: AppContext, batch: Sequence[Any]) -> Facts:
+        ids = sorted({m.contact_id for m in batch if m.contact_id})
+        people = (
+            {r.id: r for r in conn.execute(where_in(conn, sa.select(contacts), contacts.c.id, ids))}
+            if ids
+            else {}
+        )
+        company_ids = sorted({r.company_id for r in people.values() if r.company_id})
+        firms = (
+            {r.id: r for r in conn.execute(where_in(conn, sa.select(companies), companies.c.id, company_ids))}
+            if company_ids
+            else {}
+        )
+        scores = (
+            {
+                r.contact_id: r
+                for r in conn.execute(
+                    where_in(conn, sa.select(contact_scores), contact_scores.c.contact_id, ids)
+                )
+            }
+            if ids
+            else {}
+        )
+        addresses = sorted(
+            {(m.to_address or getattr(people.get(m.contact_id), "email", None) or "").lower() for m in batch}
+            - {""}
+        )
+        blocked = (
+            dict(
+                conn.execute(
+                    where_in(
+                        conn,
+                        sa.select(suppressions.c.email, suppressions.c.reason),
+                        suppressions.c.email,
+                        addresses,
+                    )
+                ).all()
+            )
+            if addresses
+            else {}
+        )
+        prefs = (
+            {
+                (r.contact_id, r.topic)
+                for r in conn.execute(
+                    where_in(
+                        conn,
+                        sa.select(email_preferences).where(email_preferences.c.subscribed.is_(False)),
+                        email_preferences.c.contact_id,
+                        ids,
+                    )
+                )
+            }
+            if ids
+            else set()
+        )
+        topics = dict(conn.execute(sa.select(email_topics.c.key, email_topics.c.default_subscribed)).all())
+        opted_in = (
+            {
+                (r.contact_id, r.topic)
+                for r in conn.execute(
+                    where_in(
+                        conn,
+                        sa.select(email_preferences).where(email_preferences.c.subscribed.is_(True)),
+                        email_preferences.c.contact_id,
+                        ids,
+                    )
+                )
+            }
+            if ids
+            else set()
+        )
+        for contact_id in ids:
+            for topic, default in topics.items():
+                if not default and (contact_id, topic) not in opted_in:
+                    prefs.add((contact_id, topic))
+        found = templates.sources(conn, [m.template_id for m in batch])
+        return cls(people, firms, scores, found, blocked, prefs, topics)
+
+    def refusal(self, message: Any, contact: Any, recipient: str) -> str | None:
+        """Why this message must not go, or None. Hard bounces and complaints block every kind of
+        mail; unsubscribes and topic opt-outs block marketing only."""
+        reason = self.suppressed.get(recipient.lower())
+        if reason in ("hard_bounce", "complaint", "manual"):
+            return reason
+        if message.kind != "marketing":
+            return None
+        if reason == "unsubscribed":
+            return "unsubscribed"
+        if contact is not None and contact.subscription_status != "subscribed":
+            return f"contact {contact.subscription_status}"
+        if message.topic and contact is not None and (contact.id, message.topic) in self.opted_out:
+            return f"unsubscribed from {message.topic}"
+        return None
+
+
+def _signer(ctx: AppContext) -> Any:
+    settings = ctx.settings
+    key = settings.dkim_private_key.get_secret_value() if settings.dkim_private_key else None
+    if key is None and settings.dkim_private_key_file:
+        with open(settings.dkim_private_key_file, "rb") as handle:
+            key = handle.read().decode()
+    if not key or not settings.dkim_selector:
+        return None
+    from leadflow.messaging.dkim import DkimSigner
+
+    domain = settings.dkim_domain or parseaddr(settings.email_from)[1].rpartition("@")[2]
+    return DkimSigner(selector=settings.dkim_selector, domain=domain, private_key_pem=key.encode())

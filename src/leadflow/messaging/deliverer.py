@@ -1,0 +1,222 @@
+"""The email deliverer: drains the outbox through the transport, and records every outcome.
+
+1. **Claim** (a short transaction): due ``queued``/``deferred`` rows are locked (``SKIP LOCKED`` on
+   PostgreSQL, so several workers share the load) and leased: ``due_at`` moves to the end of the lease.
+2. **Compose and send**, outside any transaction (SQLite's single writer is never held during SMTP).
+3. **Record** (a short transaction): ``sent`` / ``deferred`` (retried with backoff) / ``bounced`` (and a
+   hard-bounce suppression) / ``failed`` / ``suppressed``, each also an event in the pipeline.
+
+A crash after the SMTP server accepted a message but before step 3 leaves the row leased; when the
+lease ends it is sent again, byte for byte the same, with the same ``Message-ID`` — at-least-once
+transport, which receivers (and our SMTP peer in the crash test) de-duplicate by ``Message-ID``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from leadflow.kernel.context import AppContext
+from leadflow.kernel.db import bulk_update, dialect_insert
+from leadflow.messaging import outbox
+from leadflow.messaging.compose import Composer, Verdict
+from leadflow.messaging.models import messages, suppressions
+from leadflow.messaging.throttle import Throttle
+from leadflow.messaging.transport.base import EmailTransport, Outcome
+from leadflow.messaging.transport.factory import build_transport
+
+log = logging.getLogger(__name__)
+
+RETRY = (
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=15),
+    timedelta(hours=1),
+    timedelta(hours=3),
+    timedelta(hours=6),
+    timedelta(hours=12),
+)
+CACHE = "messaging.deliverer"
+
+
+class Deliverer:
+    def __init__(self, ctx: AppContext, transport: EmailTransport | None = None) -> None:
+        self.ctx = ctx
+        self.transport = transport or build_transport(ctx.settings)
+        self.composer = Composer(ctx)
+        settings = ctx.settings
+        self.throttle = (
+            Throttle(settings.email_rate_per_minute, settings.email_domain_rate_per_minute, ctx.clock)
+            if settings.email_rate_per_minute or settings.email_domain_rate_per_minute
+            else None
+        )
+
+    def deliver_due(self, limit: int | None = None) -> int:
+        """Send one batch of due messages; returns how many rows were handled (0: none due)."""
+        now = self.ctx.clock.now()
+        batch = self.claim(now, limit or self.ctx.settings.email_batch_size)
+        if not batch:
+            return 0
+        with self.ctx.db.read() as conn:
+            verdicts = self.composer.compose(conn, batch, now)
+        verdicts, later = self._throttled(verdicts)
+        sending = [v for v in verdicts if v.outgoing is not None]
+        results = self.transport.send_many([v.outgoing for v in sending if v.outgoing is not None])
+        self.record(verdicts, dict(zip([v.message.id for v in sending], results, strict=True)), later)
+        return len(batch)
+
+    def claim(self, now: datetime, limit: int) -> list[Any]:
+        with self.ctx.db.write() as conn:
+            query = (
+                sa.select(messages)
+                .where(messages.c.status.in_(("queued", "deferred")), messages.c.due_at <= now)
+                .order_by(messages.c.due_at)
+                .limit(limit)
+            )
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = list(conn.execute(query))
+            if rows:
+                lease_end = now + timedelta(seconds=self.ctx.settings.email_lease_seconds)
+                lease = [{"id": r.id, "due_at": lease_end, "attempts": r.attempts + 1} for r in rows]
+                bulk_update(conn, messages, "id", lease)
+        return rows
+
+    def _throttled(self, verdicts: list[Verdict]) -> tuple[list[Verdict], list[Verdict]]:
+        """Rate limits (per minute, per recipient domain): what may not go yet is put back, unchanged."""
+        if self.throttle is None:
+            return verdicts, []
+        sending = [v for v in verdicts if v.outgoing is not None]
+        allowed, _ = self.throttle.take(
+            [v.outgoing.recipient.rpartition("@")[2] for v in sending if v.outgoing]
+        )
+        keep = {id(sending[i]) for i in allowed}
+        later = [v for v in sending if id(v) not in keep]
+        return [v for v in verdicts if v.outgoing is None or id(v) in keep], later
+
+    def record(
+        self, verdicts: Sequence[Verdict], results: dict[str, Outcome], later: Sequence[Verdict]
+    ) -> None:
+        now = self.ctx.clock.now()
+        updates: list[dict[str, Any]] = []
+        changed: list[tuple[dict[str, Any], str]] = []
+        bounced: list[dict[str, Any]] = []
+        for verdict in verdicts:
+            row = _update(verdict, results.get(verdict.message.id), now)
+            updates.append(row)
+            changed.append(({**verdict.message._mapping, "error": row["error"]}, row["status"]))
+            if row["status"] == "bounced":
+                bounced.append(
+                    {
+                        "email": (verdict.recipient or "").lower(),
+                        "reason": "hard_bounce",
+                        "detail": row["error"],
+                        "message_id": verdict.message.id,
+                        "created_at": now,
+                    }
+                )
+        for verdict in later:
+            updates.append(
+                _base(
+                    verdict,
+                    "queued",
+                    now,
+                    due_at=now + timedelta(seconds=5),
+                    attempts=verdict.message.attempts,
+                )
+            )
+        with self.ctx.db.write() as conn:
+            bulk_update(conn, messages, "id", updates)
+            if bounced:
+                conn.execute(
+                    dialect_insert(conn, suppressions).on_conflict_do_nothing(index_elements=["email"]),
+                    bounced,
+                )
+            outbox.emit(conn, self.ctx, [(row, status) for row, status in changed if status != "queued"], now)
+        for _, status in changed:
+            self.ctx.metrics.emails.labels(status).inc()
+
+    def run(self, stop: threading.Event) -> None:
+        """The worker loop: deliver while anything is due, then sleep until woken."""
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                if self.deliver_due():
+                    backoff = 0.5
+                    continue
+            except Exception:
+                log.exception("email delivery batch failed; retrying in %.1fs", backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            self.ctx.signals.wait(outbox.CHANNEL, self.ctx.settings.worker_poll_interval)
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+def _base(verdict: Verdict, status: str, now: datetime, **values: Any) -> dict[str, Any]:
+    row = {
+        "id": verdict.message.id,
+        "status": status,
+        "due_at": verdict.message.due_at,
+        "attempts": verdict.message.attempts + 1,
+        "recipient": verdict.recipient,
+        "subject": verdict.subject,
+        "error": None,
+        "response": None,
+        "sent_at": None,
+    }
+    row.update(values)
+    return row
+
+
+def _update(verdict: Verdict, result: Outcome | None, now: datetime) -> dict[str, Any]:
+    """The row's next state. A deferral is retried on :data:`RETRY`; after the last, it has failed."""
+    if verdict.outgoing is None or result is None:
+        return _base(verdict, verdict.status or "failed", now, error=verdict.reason)
+    if result.status == "sent":
+        return _base(verdict, "sent", now, sent_at=now, response=result.response[:500])
+    if result.status == "bounced":
+        return _base(
+            verdict,
+            "bounced",
+            now,
+            error=f"{result.code} {result.response}"[:1000],
+            response=result.response[:500],
+        )
+    attempts = verdict.message.attempts + 1
+    if attempts > len(RETRY):
+        return _base(
+            verdict, "failed", now, error=f"gave up after {attempts} attempts: {result.response}"[:1000]
+        )
+    return _base(
+        verdict,
+        "deferred",
+        now,
+        due_at=now + RETRY[attempts - 1],
+        error=result.response[:1000],
+        response=result.response[:500],
+    )
+
+
+def deliverer(ctx: AppContext) -> Deliverer:
+    """The process's deliverer (one transport and connection pool per process)."""
+    found: Deliverer | None = ctx.caches.get(CACHE)
+    if found is None:
+        found = ctx.caches.setdefault(CACHE, Deliverer(ctx))
+    return found
+
+
+def pending(conn: Connection) -> int:
+    return int(
+        conn.execute(
+            sa.select(sa.func.count()).where(messages.c.status.in_(("queued", "deferred")))
+        ).scalar_one()
+    )

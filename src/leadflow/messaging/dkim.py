@@ -1,0 +1,193 @@
+"""DKIM signing (rsa-sha256, relaxed/relaxed) with dkimpy, the RSA step done by OpenSSL.
+
+dkimpy computes RSA signatures in pure Python (~150 signatures/s). On import this module points the two
+names dkimpy's ``dkim`` module uses at sign time at faster equivalents:
+
+* ``parse_pem_private_key``: dkimpy's own parser (same validation and errors), memoised per PEM, whose
+  result additionally carries the key loaded by ``cryptography`` — only once a probe signature made by
+  OpenSSL has been checked to be byte-identical to dkimpy's own for that key;
+* ``RSASSA_PKCS1_v1_5_sign``: uses that OpenSSL key (which releases the GIL) when present, otherwise
+  falls back to dkimpy's implementation.
+
+RSASSA-PKCS1-v1_5 is deterministic, so signatures are byte-identical either way; verification and
+everything else in dkimpy is untouched. If something else already replaced those names, nothing is
+patched and signing simply stays slower.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import dkim
+import dkim.crypto
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+DEFAULT_HEADERS: tuple[bytes, ...] = (
+    b"From",
+    b"To",
+    b"Subject",
+    b"Date",
+    b"Message-ID",
+    b"MIME-Version",
+    b"Content-Type",
+    b"List-Unsubscribe",
+    b"List-Unsubscribe-Post",
+    b"Reply-To",
+)
+MIN_KEY_BITS = 1024
+
+_ORIGINAL_PARSE = dkim.crypto.parse_pem_private_key
+_ORIGINAL_SIGN = dkim.crypto.RSASSA_PKCS1_v1_5_sign
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"sha256": hashes.SHA256, "sha1": hashes.SHA1}
+_PROBE = b"leadflow dkim openssl self-check"
+_CACHE_SIZE = 64
+
+
+class DkimSigner:
+    """Signs complete RFC 5322 messages for one selector/domain.
+
+    Every header in ``headers`` is listed in ``h=``, present or not: an absent header is signed as empty
+    (RFC 6376 §5.4), which verifies fine and stops anyone adding it later (e.g. a second List-Unsubscribe).
+    """
+
+    def __init__(
+        self,
+        *,
+        selector: str,
+        domain: str,
+        private_key_pem: bytes,
+        headers: Sequence[bytes] = DEFAULT_HEADERS,
+    ) -> None:
+        if not selector.isascii() or not domain.isascii() or not selector or not domain:
+            raise ValueError("DKIM selector and domain must be non-empty ASCII (use IDNA for domains)")
+        if b"from" not in {header.lower() for header in headers}:
+            raise ValueError("the From header must be signed")
+        self._selector = selector.encode("ascii")
+        self._domain = domain.encode("ascii")
+        self._key = _normalised_pem(private_key_pem)
+        self._headers = list(headers)
+
+    def sign(self, message: bytes) -> bytes:
+        """``message`` with a ``DKIM-Signature`` header prepended."""
+        header: bytes = dkim.sign(
+            message,
+            self._selector,
+            self._domain,
+            self._key,
+            canonicalize=(b"relaxed", b"relaxed"),
+            include_headers=self._headers,
+        )
+        return header + message
+
+
+def load_private_key(pem_or_path: str) -> bytes:
+    """A PEM RSA private key given inline (``\\n`` escapes allowed, as in env vars) or as a file path."""
+    if "-----BEGIN" in pem_or_path:
+        text = pem_or_path if "\n" in pem_or_path else pem_or_path.replace("\\n", "\n")
+        return _normalised_pem(text.encode("ascii"))
+    return _normalised_pem(Path(pem_or_path).read_bytes())
+
+
+def dns_record(private_key_pem: bytes) -> str:
+    """The TXT value to publish at ``<selector>._domainkey.<domain>`` (in 255-byte strings in DNS)."""
+    public = _load_rsa(private_key_pem).public_key()
+    der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode('ascii')}"
+
+
+def _load_rsa(pem: bytes) -> rsa.RSAPrivateKey:
+    try:
+        key = serialization.load_pem_private_key(pem.replace(b"\r\n", b"\n"), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as err:
+        raise ValueError(f"not an unencrypted PEM private key: {err}") from err
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("DKIM signing needs an RSA private key")
+    if key.key_size < MIN_KEY_BITS:
+        raise ValueError(f"RSA key of {key.key_size} bits is too small for DKIM (minimum {MIN_KEY_BITS})")
+    return key
+
+
+def _normalised_pem(pem: bytes) -> bytes:
+    """The key re-serialised as PKCS#1 PEM with LF line endings, the form dkimpy's parser always reads."""
+    return _load_rsa(pem).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+
+
+# ------------------------------------------------------------------------------------ OpenSSL acceleration
+
+
+class _OpenSSLKey(dict[str, int]):
+    """dkimpy's parsed private key (a dict of integers) plus the same key loaded into OpenSSL."""
+
+    def __init__(self, parsed: dict[str, int], key: rsa.RSAPrivateKey) -> None:
+        super().__init__(parsed)
+        self.openssl = key
+
+
+_cache: dict[bytes, dict[str, int]] = {}
+_cache_lock = threading.Lock()
+
+
+def _parse_pem_private_key(data: bytes) -> dict[str, int]:
+    """dkimpy's ``parse_pem_private_key``, memoised, carrying an OpenSSL key when provably equivalent."""
+    with _cache_lock:
+        cached = _cache.get(data)
+    if cached is not None:
+        return cached
+    parsed: dict[str, int] = _ORIGINAL_PARSE(data)
+    result = _with_openssl(data, parsed)
+    with _cache_lock:
+        if len(_cache) >= _CACHE_SIZE:
+            _cache.clear()
+        _cache[data] = result
+    return result
+
+
+def _with_openssl(data: bytes, parsed: dict[str, int]) -> dict[str, int]:
+    try:  # the slow key validation is unnecessary: the probe below proves the key signs like dkimpy
+        key = serialization.load_pem_private_key(data, password=None, unsafe_skip_rsa_key_validation=True)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return parsed
+    if not isinstance(key, rsa.RSAPrivateKey) or key.private_numbers().d != parsed.get("privateExponent"):
+        return parsed
+    candidate = _OpenSSLKey(parsed, key)
+    probe = hashlib.sha256(_PROBE)
+    if _rsassa_pkcs1_v1_5_sign(probe, candidate) != bytes(_ORIGINAL_SIGN(probe, parsed)):
+        return parsed
+    return candidate
+
+
+def _rsassa_pkcs1_v1_5_sign(digest: Any, private_key: dict[str, int]) -> bytes:
+    """dkimpy's ``RSASSA_PKCS1_v1_5_sign(hash, private_key)`` done by OpenSSL when the key allows it."""
+    algorithm = _HASHES.get(str(digest.name).lower())
+    if isinstance(private_key, _OpenSSLKey) and algorithm is not None:
+        try:
+            return private_key.openssl.sign(digest.digest(), padding.PKCS1v15(), Prehashed(algorithm()))
+        except ValueError:
+            pass  # e.g. digest too large for the modulus: let dkimpy raise its own error
+    return bytes(_ORIGINAL_SIGN(digest, private_key))
+
+
+def _install() -> bool:
+    """Point dkimpy at the OpenSSL-backed functions, once, unless someone else already changed them."""
+    if dkim.RSASSA_PKCS1_v1_5_sign is _rsassa_pkcs1_v1_5_sign:
+        return True
+    if dkim.RSASSA_PKCS1_v1_5_sign is not _ORIGINAL_SIGN or dkim.parse_pem_private_key is not _ORIGINAL_PARSE:
+        return False
+    dkim.parse_pem_private_key = _parse_pem_private_key
+    dkim.RSASSA_PKCS1_v1_5_sign = _rsassa_pkcs1_v1_5_sign
+    return True
+
+
+ACCELERATED = _install()

@@ -1,0 +1,288 @@
+"""Fast, deterministic RFC 5322 / MIME assembly of a multipart/alternative (text + HTML) email.
+
+``email.message.EmailMessage`` is too slow for bulk sending (under 1,000 messages/s), so the bytes are
+built by hand. Rules:
+
+* CRLF line endings everywhere; header lines folded at 78 characters where possible; non-ASCII header
+  text as RFC 2047 encoded-words (base64, UTF-8, never splitting a character).
+* Both parts are UTF-8 quoted-printable (lines of at most 76 characters). A line starting with ``From ``
+  is written as ``=46rom `` so mbox-style mangling (``>From``) cannot alter the message.
+* The same inputs always give the same bytes: the boundary is derived from the Message-ID. It starts
+  with ``=_``, which can never occur in quoted-printable text, so it cannot collide with the body.
+* Header values containing CR, LF or NUL are rejected (header injection).
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import re
+from base64 import b64encode
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from email.utils import format_datetime, formataddr, getaddresses, parseaddr
+from functools import lru_cache
+
+MAX_LINE = 78
+_QP_LINE = 76
+_HARD_LIMIT = 998
+_WORD_OVERHEAD = len("=?utf-8?b??=")
+_WORD_BYTES = (75 - _WORD_OVERHEAD) // 4 * 3  # an encoded-word is at most 75 characters
+_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+")
+_SIMPLE_ADDRESS = re.compile(
+    r"\s*(?:(?P<bare>[\w.+-]+@[\w.-]+)|(?P<name>[\w -]*?)\s*<(?P<addr>[\w.+-]+@[\w.-]+)>)\s*"
+)
+_MSG_ID = re.compile(r"[!-;=?-~]+@[!-;=?-~]+")
+_HEADER_NAME = re.compile(r"[!-9;-~]+")
+_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,./:=?-]{1,70}")
+_RESERVED = frozenset(
+    {
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
+    }
+)
+_ADDRESS_HEADERS = frozenset({"reply-to", "cc", "sender"})
+_PART_HEADERS = "Content-Type: text/{}; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+
+
+def build(
+    *,
+    from_addr: str,
+    to_addr: str,
+    subject: str,
+    html: str,
+    text: str,
+    message_id: str,
+    date: datetime,
+    headers: Sequence[tuple[str, str]] = (),
+    boundary: str | None = None,
+) -> bytes:
+    """The complete message: headers, then a text/plain and a text/html quoted-printable part."""
+    message_id = _message_id(message_id)
+    text_body, html_body = _quoted_printable(text), _quoted_printable(html)
+    boundary = _boundary(boundary, message_id, text_body, html_body)
+    lines = [
+        _address_header("From", [_address_words(from_addr)]),
+        _address_header("To", [_address_words(to_addr)]),
+        _unstructured("Subject", subject),
+        f"Date: {_date(date)}",
+        f"Message-ID: {message_id}",
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"',
+        *(_extra(name, value) for name, value in headers),
+    ]
+    head = "\r\n".join(lines).encode("ascii")
+    delimiter = f"\r\n--{boundary}\r\n".encode("ascii")
+    return b"".join(
+        (
+            head,
+            b"\r\n\r\nThis is a multi-part message in MIME format.",
+            delimiter,
+            _PART_HEADERS.format("plain").encode("ascii"),
+            text_body,
+            delimiter,
+            _PART_HEADERS.format("html").encode("ascii"),
+            html_body,
+            f"\r\n--{boundary}--\r\n".encode("ascii"),
+        )
+    )
+
+
+def domain_of(address: str) -> str:
+    """The lower-cased (IDNA/ASCII) domain of an address such as ``"Ann <ann@Example.com>"``."""
+    _, addr = parseaddr(address)
+    local, at, domain = addr.rpartition("@")
+    if not at or not local or not domain:
+        raise ValueError(f"not an email address: {address!r}")
+    return _ascii_domain(domain).lower()
+
+
+# ------------------------------------------------------------------------------------------------ headers
+
+
+def _check_value(name: str, value: str) -> None:
+    if "\r" in value or "\n" in value or "\0" in value:
+        raise ValueError(f"{name} header must not contain CR, LF or NUL")
+
+
+def _extra(name: str, value: str) -> str:
+    if not _HEADER_NAME.fullmatch(name):
+        raise ValueError(f"invalid header name {name!r}")
+    if name.lower() in _RESERVED:
+        raise ValueError(f"the {name} header is set by build() itself")
+    _check_value(name, value)
+    if name.lower() in _ADDRESS_HEADERS:
+        return _address_header(name, [_mailbox_words(*pair) for pair in getaddresses([value])])
+    return _unstructured(name, value)
+
+
+def _address_header(name: str, mailboxes: Sequence[tuple[str, ...]]) -> str:
+    words: list[str] = []
+    for index, mailbox in enumerate(mailboxes):
+        words.extend(mailbox)
+        if index < len(mailboxes) - 1:
+            words[-1] += ","
+    return _fold(f"{name}:", words)
+
+
+def _unstructured(name: str, value: str) -> str:
+    """``Name: value`` folded at spaces, or as encoded-words when non-ASCII (or not foldable to 998).
+
+    Leading and trailing whitespace is dropped: parsers do not preserve it consistently.
+    """
+    _check_value(name, value)
+    value = value.strip()
+    if value.isascii() and "=?" not in value:
+        words = value.split(" ")
+        if all(len(word) + len(name) + 2 <= _HARD_LIMIT for word in words):
+            return _fold(f"{name}:", words)
+    return _fold(f"{name}:", _encoded_words(value, len(name) + 2))
+
+
+def _fold(start: str, words: Sequence[str]) -> str:
+    """Join ``words`` with spaces after ``start``, breaking lines (CRLF + space) to stay within 78."""
+    lines: list[str] = []
+    line = start
+    for index, word in enumerate(words):
+        if index and word and len(line) + 1 + len(word) > MAX_LINE and line.strip():
+            lines.append(line)
+            line = ""
+        line = f"{line} {word}"
+    lines.append(line)
+    return "\r\n".join(lines)
+
+
+def _encoded_words(value: str, used: int) -> list[str]:
+    """RFC 2047 B encoded-words, each at most 75 chars, the first fitting after ``used`` characters."""
+    data = value.encode("utf-8")
+    limit = min(max(((MAX_LINE - 1 - used - _WORD_OVERHEAD) // 4) * 3, 12), _WORD_BYTES)
+    words: list[str] = []
+    start = 0
+    while True:
+        end = start + limit
+        if end >= len(data):
+            words.append(f"=?utf-8?b?{b64encode(data[start:]).decode('ascii')}?=")
+            return words
+        while data[end] & 0xC0 == 0x80:  # never split a UTF-8 sequence: back off to a character start
+            end -= 1
+        words.append(f"=?utf-8?b?{b64encode(data[start:end]).decode('ascii')}?=")
+        start, limit = end, _WORD_BYTES
+
+
+@lru_cache(maxsize=4096)
+def _address_words(address: str) -> tuple[str, ...]:
+    """One address (``Name <local@domain>`` or bare) as header words; see `_mailbox_words`."""
+    _check_value("address", address)
+    simple = _SIMPLE_ADDRESS.fullmatch(address)  # parseaddr is slow; most addresses need none of it
+    if simple:
+        return _mailbox_words(simple["name"] or "", simple["bare"] or simple["addr"])
+    return _mailbox_words(*parseaddr(address))
+
+
+def _mailbox_words(name: str, addr: str) -> tuple[str, ...]:
+    """The display name quoted or encoded as needed and the IDNA-encoded address, as header words."""
+    local, at, domain = addr.rpartition("@")
+    if not at or not local or not domain:
+        raise ValueError(f"not an email address: {addr!r}")
+    if not local.isascii():
+        raise ValueError(f"non-ASCII local part needs SMTPUTF8: {addr!r}")
+    addr = f"{local}@{_ascii_domain(domain)}"
+    if not name:
+        return (addr,)
+    if name.isascii() and "=?" not in name:
+        return (formataddr((name, addr)),)
+    return (*_phrase_words(" ".join(name.split())), f"<{addr}>")
+
+
+def _phrase_words(name: str) -> list[str]:
+    """A non-ASCII display name as words: plain ASCII atoms kept, runs of other words encoded.
+
+    Keeping the ASCII words plain (as the stdlib does) means adjacent encoded-words only occur for runs
+    longer than one encoded-word, which the stdlib's own address parser decodes with a stray space.
+    """
+    words: list[str] = []
+    run: list[str] = []
+    for token in name.split(" "):
+        if _ATOM.fullmatch(token) and "=?" not in token:
+            if run:
+                words.extend(_encoded_words(" ".join(run), len("Reply-To: ")))
+                run.clear()
+            words.append(token)
+        else:
+            run.append(token)
+    if run:
+        words.extend(_encoded_words(" ".join(run), len("Reply-To: ")))
+    return words
+
+
+def _ascii_domain(domain: str) -> str:
+    if domain.isascii():
+        return domain
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError as err:
+        raise ValueError(f"invalid domain {domain!r}") from err
+
+
+def _date(date: datetime) -> str:
+    if date.tzinfo is None or date.utcoffset() is None:
+        raise ValueError("date must be timezone-aware")
+    return _format_date(date.replace(microsecond=0), date.utcoffset())  # same second → same string
+
+
+@lru_cache(maxsize=64)
+def _format_date(date: datetime, offset: timedelta | None) -> str:
+    # ``offset`` is part of the cache key: aware datetimes of the same instant compare (and hash) equal
+    return format_datetime(date)
+
+
+def _message_id(message_id: str) -> str:
+    bare = message_id.strip().removeprefix("<").removesuffix(">")
+    if not _MSG_ID.fullmatch(bare):
+        raise ValueError(f"invalid Message-ID {message_id!r}")
+    return f"<{bare}>"
+
+
+def _boundary(boundary: str | None, message_id: str, *bodies: bytes) -> str:
+    if boundary is None:
+        return "=_lf_" + hashlib.sha256(message_id.encode("ascii")).hexdigest()[:40]
+    if not _BOUNDARY.fullmatch(boundary):
+        raise ValueError(f"invalid MIME boundary {boundary!r}")
+    marker = f"--{boundary}".encode("ascii")
+    if any(marker in body for body in bodies):
+        raise ValueError("MIME boundary occurs in the body")
+    return boundary
+
+
+# ---------------------------------------------------------------------------------------- quoted-printable
+
+
+def _quoted_printable(text: str) -> bytes:
+    """UTF-8 quoted-printable with CRLF line breaks (any input line ending is normalised to CRLF)."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    data = text.replace("\n", "\r\n").encode("utf-8")
+    encoded = binascii.b2a_qp(data, istext=True)
+    if b"\r\n" not in data:  # b2a_qp copies the first line ending it sees; without one it uses LF
+        encoded = encoded.replace(b"\n", b"\r\n")
+    if encoded.startswith(b"From ") or b"\nFrom " in encoded:
+        encoded = b"\r\n".join(_escape_from(line) for line in encoded.split(b"\r\n"))
+    return encoded
+
+
+def _escape_from(line: bytes) -> bytes:
+    if not line.startswith(b"From "):
+        return line
+    line = b"=46" + line[1:]
+    if len(line) <= _QP_LINE:
+        return line
+    cut = _QP_LINE - 1
+    while b"=" in line[cut - 2 : cut]:  # never split an =XX escape
+        cut -= 1
+    return line[:cut] + b"=\r\n" + line[cut:]

@@ -1,0 +1,243 @@
+"""Email templates, layouts and preference-centre topics: saved, validated Liquid (MJML compiled once)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.engine import Connection
+
+from leadflow.audit import service as audit
+from leadflow.kernel.context import AppContext
+from leadflow.kernel.db import dialect_insert
+from leadflow.kernel.errors import Conflict, Invalid, NotFound
+from leadflow.kernel.ids import new_id
+from leadflow.messaging import render
+from leadflow.messaging.models import email_layouts, email_templates, email_topics
+
+KEY = r"^[a-z0-9][a-z0-9_.\-]{0,99}$"
+
+
+class TemplateFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    kind: Literal["marketing", "transactional"] = "marketing"
+    topic: str | None = Field(default=None, max_length=64)
+    layout: str | None = Field(default=None, max_length=100)
+    subject: str = Field(min_length=1, max_length=1000)
+    html: str | None = Field(default=None, max_length=500_000)
+    text: str | None = Field(default=None, max_length=500_000)
+    mjml: str | None = Field(default=None, max_length=500_000)
+
+    @model_validator(mode="after")
+    def _body(self) -> TemplateFields:
+        if (self.html is None) == (self.mjml is None):
+            raise ValueError("give the body as 'html' (Liquid) or as 'mjml', not both")
+        return self
+
+
+class TemplateCreate(TemplateFields):
+    key: str = Field(pattern=KEY)
+
+
+class Template(BaseModel):
+    id: str
+    key: str
+    name: str
+    kind: str
+    topic: str | None
+    layout: str | None
+    subject: str
+    html: str
+    text: str | None
+    mjml: str | None
+    revision: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class LayoutFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(pattern=KEY)
+    name: str = Field(min_length=1, max_length=200)
+    html: str = Field(min_length=1, max_length=500_000)
+    text: str | None = Field(default=None, max_length=500_000)
+
+
+class Topic(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,63}$")
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    default_subscribed: bool = True
+
+
+def _html(fields: TemplateFields) -> str:
+    if fields.mjml is not None:
+        try:
+            return render.compile_mjml(fields.mjml)
+        except render.TemplateError as exc:
+            raise Invalid(str(exc), code="invalid_template") from None
+    assert fields.html is not None
+    return fields.html
+
+
+def _check(key: str, subject: str, html: str, text: str | None) -> None:
+    try:
+        render.check(render.Source(key=key, revision=0, subject=subject, html=html, text=text))
+    except render.TemplateError as exc:
+        raise Invalid(str(exc), code="invalid_template") from None
+
+
+def _check_links(conn: Connection, fields: TemplateFields) -> None:
+    if (
+        fields.layout
+        and not conn.execute(
+            sa.select(email_layouts.c.id).where(email_layouts.c.key == fields.layout)
+        ).first()
+    ):
+        raise Invalid(f"layout {fields.layout} does not exist", code="unknown_layout")
+    topic = sa.select(email_topics.c.key).where(email_topics.c.key == fields.topic)
+    if fields.kind == "marketing" and fields.topic and not conn.execute(topic).first():
+        raise Invalid(f"topic {fields.topic} does not exist", code="unknown_topic")
+
+
+def _view(row: Any) -> Template:
+    return Template(**{name: row._mapping[name] for name in Template.model_fields})
+
+
+def _row(conn: Connection, id_or_key: str) -> Any:
+    row = conn.execute(
+        sa.select(email_templates).where(
+            sa.or_(email_templates.c.id == id_or_key, email_templates.c.key == id_or_key)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"email template {id_or_key} not found", code="template_not_found")
+    return row
+
+
+def create(ctx: AppContext, data: TemplateCreate, *, actor: str) -> Template:
+    html = _html(data)
+    _check(data.key, data.subject, html, data.text)
+    now = ctx.clock.now()
+    with ctx.db.write() as conn:
+        _check_links(conn, data)
+        if conn.execute(sa.select(email_templates.c.id).where(email_templates.c.key == data.key)).first():
+            raise Conflict(f"an email template with key {data.key} exists", code="template_exists")
+        template_id = new_id()
+        values = data.model_dump()
+        values.update(id=template_id, html=html, created_at=now, updated_at=now, revision=1)
+        conn.execute(email_templates.insert().values(**values))
+        audit.record(
+            conn,
+            ctx.clock,
+            actor=actor,
+            action="template.created",
+            entity_type="email_template",
+            entity_id=template_id,
+        )
+        return _view(_row(conn, template_id))
+
+
+def update(ctx: AppContext, id_or_key: str, data: TemplateFields, *, actor: str) -> Template:
+    with ctx.db.write() as conn:
+        row = _row(conn, id_or_key)
+        html = _html(data)
+        _check(row.key, data.subject, html, data.text)
+        _check_links(conn, data)
+        values = data.model_dump()
+        values.update(html=html, updated_at=ctx.clock.now(), revision=row.revision + 1)
+        conn.execute(email_templates.update().where(email_templates.c.id == row.id).values(**values))
+        audit.record(
+            conn,
+            ctx.clock,
+            actor=actor,
+            action="template.updated",
+            entity_type="email_template",
+            entity_id=row.id,
+        )
+        return _view(_row(conn, row.id))
+
+
+def get(ctx: AppContext, id_or_key: str) -> Template:
+    with ctx.db.read() as conn:
+        return _view(_row(conn, id_or_key))
+
+
+def listing(ctx: AppContext, *, after: str | None, limit: int) -> list[Template]:
+    query = sa.select(email_templates).order_by(email_templates.c.id).limit(limit)
+    if after:
+        query = query.where(email_templates.c.id > after)
+    with ctx.db.read() as conn:
+        return [_view(row) for row in conn.execute(query)]
+
+
+def delete(ctx: AppContext, id_or_key: str, *, actor: str) -> None:
+    with ctx.db.write() as conn:
+        row = _row(conn, id_or_key)
+        conn.execute(email_templates.delete().where(email_templates.c.id == row.id))
+        audit.record(
+            conn,
+            ctx.clock,
+            actor=actor,
+            action="template.deleted",
+            entity_type="email_template",
+            entity_id=row.id,
+        )
+
+
+def save_layout(conn: Connection, ctx: AppContext, data: LayoutFields, *, replace: bool = True) -> None:
+    """Create or (with ``replace``) overwrite a layout, which must place ``{{ content }}``."""
+    if "content" not in data.html:
+        raise Invalid("a layout places the message with {{ content }}", code="invalid_layout")
+    _check(data.key, "layout", data.html, data.text)
+    now = ctx.clock.now()
+    statement = dialect_insert(conn, email_layouts).values(
+        id=new_id(), created_at=now, updated_at=now, **data.model_dump()
+    )
+    if replace:
+        statement = statement.on_conflict_do_update(
+            index_elements=["key"],
+            set_={
+                "name": data.name,
+                "html": data.html,
+                "text": data.text,
+                "updated_at": now,
+                "revision": email_layouts.c.revision + 1,
+            },
+        )
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=["key"])
+    conn.execute(statement)
+
+
+def save_topic(conn: Connection, ctx: AppContext, topic: Topic) -> None:
+    statement = dialect_insert(conn, email_topics).values(created_at=ctx.clock.now(), **topic.model_dump())
+    conn.execute(statement.on_conflict_do_nothing(index_elements=["key"]))
+
+
+def topics(conn: Connection) -> list[Topic]:
+    rows = conn.execute(sa.select(email_topics).order_by(email_topics.c.key))
+    return [
+        Topic(key=r.key, name=r.name, description=r.description, default_subscribed=r.default_subscribed)
+        for r in rows
+    ]
+
+
+def sources(conn: Connection, template_ids: list[str]) -> dict[str, tuple[Any, Any]]:
+    """Templates by id with their layouts, for rendering: ``id -> (template row, layout row | None)``."""
+    if not template_ids:
+        return {}
+    rows = list(
+        conn.execute(sa.select(email_templates).where(email_templates.c.id.in_(sorted(set(template_ids)))))
+    )
+    keys = sorted({r.layout for r in rows if r.layout})
+    layouts = (
+        {r.key: r for r in conn.execute(sa.select(email_layouts).where(email_layouts.c.key.in_(keys)))}
+        if keys
+        else {}
+    )
+    return {r.id: (r, layouts.get(r.layout) if r.layout else None) for r in rows}

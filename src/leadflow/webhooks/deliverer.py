@@ -1,0 +1,321 @@
+"""Sends queued webhooks (Standard Webhooks v1) and records what became of them.
+
+A pass claims due rows with a lease: one short write transaction selects them (``FOR UPDATE SKIP
+LOCKED`` on PostgreSQL, so several deliverers share the work), pushes their ``due_at`` to the end of the
+lease and counts the attempt. The POSTs then run concurrently outside any transaction, and one more
+write transaction records the outcomes. A crash in between leaves the rows queued until the lease ends,
+when they are sent again with the same ``webhook-id``: transport is at-least-once and receivers
+de-duplicate on ``webhook-id``. An outcome is only recorded if the row still carries the attempt count
+of its claim, so a late answer to a claim that was taken over (the lease ran out) changes nothing.
+
+Outcomes: 2xx → delivered; 410 → failed ("endpoint gone"); any other 4xx but 408/429 → failed at once;
+408, 429, 3xx (redirects are not followed), 5xx, timeouts and connection errors → retried after the
+Standard Webhooks schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h), or after ``Retry-After`` when
+that is longer; when the eighth attempt fails too, the delivery fails with the last reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from standardwebhooks.webhooks import Webhook
+
+from leadflow.kernel import jsonutil
+from leadflow.kernel.clock import as_utc
+from leadflow.kernel.context import AppContext
+from leadflow.webhooks import service
+from leadflow.webhooks.models import webhook_deliveries as table
+from leadflow.webhooks.service import DELIVERED, FAILED, QUEUED
+
+log = logging.getLogger(__name__)
+
+BACKOFF = (
+    timedelta(seconds=5),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+    timedelta(hours=10),
+    timedelta(hours=10),
+)
+MAX_ATTEMPTS = len(BACKOFF) + 1  # the first attempt, then one per step of the schedule
+LEASE_MARGIN = timedelta(seconds=30)
+MAX_RETRY_AFTER = timedelta(days=1)  # a receiver cannot park a delivery for longer
+SENDERS = 8  # concurrent POSTs per pass
+USER_AGENT = "leadflow-webhooks/1"
+BODY_EXCERPT = 500  # characters of a failing response kept as the reason
+_BODY_READ_LIMIT = 64 * 1024
+MAX_PAUSE = 60.0  # seconds between tries while the database is unavailable
+RETRY = "retry"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery taken for one attempt; ``attempts`` counts this one."""
+
+    id: str
+    url: str
+    event: str
+    payload: Any
+    created_at: datetime
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one POST came to: ``outcome`` is delivered, failed (for good) or retry."""
+
+    outcome: str
+    code: int | None = None
+    reason: str | None = None
+    retry_after: timedelta | None = None
+
+
+def body_of(claimed: Claimed) -> str:
+    """The request body: ``{"type", "timestamp" (ISO-8601 of when it was queued), "data"}``, compact."""
+    return jsonutil.dumps({"type": claimed.event, "timestamp": claimed.created_at, "data": claimed.payload})
+
+
+def request_headers(signer: Webhook, msg_id: str, at: datetime, body: str) -> dict[str, str]:
+    """The Standard Webhooks headers for ``body`` sent as message ``msg_id`` at ``at``."""
+    return {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(math.floor(at.timestamp())),
+        "webhook-signature": signer.sign(msg_id, at, body),
+    }
+
+
+def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
+    """``Retry-After`` as a delay: delta-seconds or an HTTP date; capped at :data:`MAX_RETRY_AFTER`."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        delay = timedelta(seconds=int(value))
+    else:
+        try:
+            delay = as_utc(parsedate_to_datetime(value)) - now
+        except (TypeError, ValueError, IndexError):
+            return None
+    return max(timedelta(0), min(delay, MAX_RETRY_AFTER))
+
+
+def classify(code: int, headers: httpx.Headers, excerpt: str, now: datetime) -> Attempt:
+    """The Standard Webhooks reading of a response status (see the module docstring)."""
+    detail = f"HTTP {code}: {excerpt}" if excerpt else f"HTTP {code}"
+    if 200 <= code < 300:
+        return Attempt(DELIVERED, code)
+    if code == 410:
+        return Attempt(FAILED, code, "endpoint gone (410)")
+    if 400 <= code < 500 and code not in (408, 429):
+        return Attempt(FAILED, code, detail)
+    if 300 <= code < 400:
+        detail = f"HTTP {code}: redirect to {headers.get('location', '?')} not followed"
+    return Attempt(RETRY, code, detail, parse_retry_after(headers.get("retry-after"), now))
+
+
+def decide(claimed: Claimed, attempt: Attempt, now: datetime) -> dict[str, Any]:
+    """The row's new values after ``attempt`` (``status`` is delivered, failed or queued again)."""
+    values: dict[str, Any] = {"response_code": attempt.code, "error": attempt.reason, "delivered_at": None}
+    if attempt.outcome == DELIVERED:
+        return values | {"status": DELIVERED, "due_at": now, "delivered_at": now}
+    if attempt.outcome == FAILED or claimed.attempts >= MAX_ATTEMPTS:
+        return values | {"status": FAILED, "due_at": now}
+    delay = max(BACKOFF[claimed.attempts - 1], attempt.retry_after or timedelta(0))
+    return values | {"status": QUEUED, "due_at": now + delay}
+
+
+def _excerpt(response: httpx.Response) -> str:
+    """The start of the response body (what a receiver explains a refusal with); never raises."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= _BODY_READ_LIMIT:
+                break
+    except httpx.HTTPError:
+        pass
+    return b"".join(chunks).decode("utf-8", "replace").strip()[:BODY_EXCERPT]
+
+
+class WebhookDeliverer:
+    """Delivers due webhooks; :meth:`run` is the worker loop, :meth:`deliver_due` one pass."""
+
+    def __init__(self, ctx: AppContext, *, client: httpx.Client | None = None) -> None:
+        self.ctx = ctx
+        self.timeout = ctx.settings.webhook_timeout
+        self.lease = timedelta(seconds=self.timeout) + LEASE_MARGIN
+        self._own_client = client is None
+        self._client = client or httpx.Client(timeout=self.timeout, follow_redirects=False)
+        self._signer: Webhook | None = None
+
+    def close(self) -> None:
+        """Close the HTTP client if this deliverer made it."""
+        if self._own_client:
+            self._client.close()
+
+    def __enter__(self) -> WebhookDeliverer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def signer(self) -> Webhook:
+        """The signer for :func:`service.signing_secret` (read lazily, outside any transaction)."""
+        if self._signer is None:
+            self._signer = Webhook(service.signing_secret(self.ctx))
+        return self._signer
+
+    def deliver_due(self, limit: int = 100) -> int:
+        """Claim up to ``limit`` due deliveries, POST them, record the outcomes; returns how many."""
+        signer = self.signer()
+        batch = self.claim(limit)
+        if not batch:
+            return 0
+        workers = min(SENDERS, len(batch))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="leadflow-webhook") as pool:
+            attempts = list(pool.map(lambda claimed: self._send(signer, claimed), batch))
+        self._record(batch, attempts)
+        return len(batch)
+
+    def claim(self, limit: int) -> list[Claimed]:
+        """Lease up to ``limit`` due deliveries: ``due_at`` moves to the lease's end, ``attempts`` + 1.
+
+        Internal to :meth:`deliver_due` (public for tests that simulate a crash after claiming).
+        """
+        now = self.ctx.clock.now()
+        query = (
+            sa.select(
+                table.c.id, table.c.url, table.c.event, table.c.payload, table.c.created_at, table.c.attempts
+            )
+            .where(table.c.status == QUEUED, table.c.due_at <= now)
+            .order_by(table.c.due_at)
+            .limit(limit)
+        )
+        with self.ctx.db.write() as conn:
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = conn.execute(query).all()
+            if not rows:
+                return []
+            conn.execute(
+                table.update()
+                .where(table.c.id.in_([row.id for row in rows]))
+                .values(due_at=now + self.lease, attempts=table.c.attempts + 1)
+            )
+        return [
+            Claimed(row.id, row.url, row.event, row.payload, row.created_at, row.attempts + 1) for row in rows
+        ]
+
+    def _send(self, signer: Webhook, claimed: Claimed) -> Attempt:
+        """POST one delivery; every error becomes an :class:`Attempt` (one bad URL must not stop a batch)."""
+        now = self.ctx.clock.now()
+        body = body_of(claimed)
+        headers = request_headers(signer, claimed.id, now, body)
+        try:
+            with self._client.stream(
+                "POST",
+                claimed.url,
+                content=body.encode(),
+                headers=headers,
+                timeout=self.timeout,
+                follow_redirects=False,
+            ) as response:
+                return classify(response.status_code, response.headers, _excerpt(response), now)
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            return Attempt(FAILED, reason=f"invalid URL: {exc}")
+        except httpx.TimeoutException:
+            return Attempt(RETRY, reason=f"no answer within {self.timeout:g} s")
+        except httpx.HTTPError as exc:
+            return Attempt(RETRY, reason=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            log.exception("webhook %s to %s: unexpected error", claimed.id, claimed.url)
+            return Attempt(RETRY, reason=f"unexpected error: {exc!r}")
+
+    def _record(self, batch: list[Claimed], attempts: list[Attempt]) -> None:
+        """Store every outcome in one transaction, each guarded by its claim's attempt count."""
+        now = self.ctx.clock.now()
+        columns = ("status", "due_at", "response_code", "error", "delivered_at")
+        statement = (
+            table.update()
+            .where(
+                table.c.id == sa.bindparam("b_id"),
+                table.c.attempts == sa.bindparam("b_attempts"),
+                table.c.status == QUEUED,
+            )
+            .values({name: sa.bindparam(f"v_{name}", type_=table.c[name].type) for name in columns})
+        )
+        params: list[dict[str, Any]] = []
+        statuses: list[str] = []
+        for claimed, attempt in zip(batch, attempts, strict=True):
+            values = decide(claimed, attempt, now)
+            params.append(
+                {"b_id": claimed.id, "b_attempts": claimed.attempts}
+                | {f"v_{name}": values[name] for name in columns}
+            )
+            statuses.append(values["status"])
+            self._note(claimed, values)
+        with self.ctx.db.write() as conn:
+            conn.execute(statement, params)
+        for status in statuses:
+            self._count(status)
+
+    def _note(self, claimed: Claimed, values: dict[str, Any]) -> None:
+        if values["status"] == FAILED:
+            log.warning("webhook %s to %s failed: %s", claimed.id, claimed.url, values["error"])
+        elif values["status"] == QUEUED:
+            log.info("webhook %s to %s will be retried: %s", claimed.id, claimed.url, values["error"])
+
+    def _count(self, status: str) -> None:
+        counters = service.counters(self.ctx)
+        {DELIVERED: counters.delivered, FAILED: counters.failed, QUEUED: counters.retried}[status].inc()
+
+    def next_due(self) -> datetime | None:
+        """When the earliest queued delivery (or lease) falls due."""
+        query = sa.select(sa.func.min(table.c.due_at)).where(table.c.status == QUEUED)
+        with self.ctx.db.read() as conn:
+            due: datetime | None = conn.execute(query).scalar()  # min() keeps the column's UTC type
+        return due
+
+    def _idle_wait(self, poll: float) -> float:
+        due = self.next_due()
+        if due is None:
+            return poll
+        return min(poll, max(0.0, (due - self.ctx.clock.now()).total_seconds()))
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until ``stop`` is set: deliver while work is due, else sleep until woken, the next due
+        time or the poll interval. Database and other errors are logged and retried with a growing
+        pause; the loop never ends on its own."""
+        poll = self.ctx.settings.worker_poll_interval
+        pause = poll
+        while not stop.is_set():
+            try:
+                if self.deliver_due():
+                    pause = poll
+                    continue
+                wait = self._idle_wait(poll)
+            except sa_exc.SQLAlchemyError as exc:
+                log.warning("webhook delivery paused for %.1f s: %s", pause, exc)
+            except Exception:
+                log.exception("webhook delivery failed; retrying in %.1f s", pause)
+            else:
+                pause = poll
+                self.ctx.signals.wait(service.CHANNEL, wait)
+                continue
+            stop.wait(pause)
+            pause = min(MAX_PAUSE, pause * 2)

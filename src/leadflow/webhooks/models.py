@@ -1,0 +1,38 @@
+"""Tables owned by the webhooks domain: the outgoing webhook outbox."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from leadflow.kernel.db import metadata
+from leadflow.kernel.types import ID_LENGTH, UTCDateTime, json_type
+
+# Each row is one webhook to deliver, written in the transaction that decided to send it; the key makes
+# a retried decision a no-op, and the row id is the Standard Webhooks ``webhook-id`` the receiver can
+# de-duplicate on.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("key", sa.String(200), nullable=False, unique=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("event", sa.String(100), nullable=False),  # the payload's ``type``
+    sa.Column("payload", json_type(), nullable=False),
+    # queued | delivered | failed
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("due_at", UTCDateTime(), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("response_code", sa.Integer),
+    sa.Column("error", sa.Text),
+    sa.Column("contact_id", sa.String(ID_LENGTH)),
+    sa.Column("journey_id", sa.String(ID_LENGTH)),
+    sa.Column("run_id", sa.String(ID_LENGTH)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("delivered_at", UTCDateTime()),
+    sa.Index(
+        "ix_webhook_deliveries_due",
+        "due_at",
+        postgresql_where=sa.text("status = 'queued'"),
+        sqlite_where=sa.text("status = 'queued'"),
+    ),
+)

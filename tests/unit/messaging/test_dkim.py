@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+
+import dkim
+import dkim.crypto
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from leadflow.messaging import dkim as signing
+from leadflow.messaging.dkim import DEFAULT_HEADERS, DkimSigner, dns_record, load_private_key
+from leadflow.messaging.mime import build
+
+SELECTOR = "lf2024"
+DOMAIN = "acme.example"
+
+
+@cache
+def rsa_key() -> rsa.RSAPrivateKey:
+    """One 2048-bit key for the whole test session (generation is slow)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def pem(private_format: serialization.PrivateFormat = serialization.PrivateFormat.PKCS8) -> bytes:
+    return rsa_key().private_bytes(serialization.Encoding.PEM, private_format, serialization.NoEncryption())
+
+
+def dns_for(record: str) -> Callable[..., bytes | None]:
+    def lookup(name: bytes, timeout: int = 5) -> bytes | None:
+        return record.encode("ascii") if name == f"{SELECTOR}._domainkey.{DOMAIN}.".encode() else None
+
+    return lookup
+
+
+def message(*, headers: list[tuple[str, str]] | None = None, html: str = "<p>Hi Zoë</p>") -> bytes:
+    return build(
+        from_addr="Acme <news@acme.example>",
+        to_addr="Zoë <zoe@example.com>",
+        subject="Grüße — spring sale",
+        html=html,
+        text="Hi Zoë\nFrom the team\n.\n",
+        message_id="01HX@mail.acme.example",
+        date=datetime(2024, 5, 1, 12, 0, tzinfo=UTC),
+        headers=headers or [],
+    )
+
+
+@cache
+def signer() -> DkimSigner:
+    return DkimSigner(selector=SELECTOR, domain=DOMAIN, private_key_pem=pem())
+
+
+@cache
+def published_record() -> str:
+    return dns_record(pem())
+
+
+def verify(data: bytes) -> bool:
+    return bool(dkim.verify(data, dnsfunc=dns_for(published_record())))
+
+
+def test_signed_message_verifies() -> None:
+    original = message(headers=[("List-Unsubscribe", "<https://acme.example/u/1>")])
+    signed = signer().sign(original)
+    assert signed.startswith(b"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=acme.example;")
+    assert signed.endswith(original)
+    assert verify(signed)
+
+
+def test_signature_lists_the_default_headers_even_when_absent() -> None:
+    signed = signer().sign(message())
+    header = signed.split(b"\r\n\r\n", 1)[0].split(b"\r\nFrom:", 1)[0]
+    signed_names = header.replace(b"\r\n", b"").split(b"h=", 1)[1].split(b";", 1)[0]
+    assert [name.strip() for name in signed_names.split(b":")] == [h.lower() for h in DEFAULT_HEADERS]
+    assert b"Reply-To" not in signed
+    assert verify(signed)
+
+
+def test_tampering_breaks_verification() -> None:
+    signed = signer().sign(message())
+    assert verify(signed)
+    assert not verify(signed.replace(b"Hi Zo=C3=AB", b"Hi Bob"))
+    assert not verify(signed.replace(b"Subject: ", b"Subject: FWD "))
+    # an absent but signed header cannot be added afterwards
+    head, body = signed.split(b"\r\n\r\n", 1)
+    assert not verify(head + b"\r\nList-Unsubscribe: <https://evil.example/>\r\n\r\n" + body)
+
+
+def test_relaxed_canonicalisation_survives_header_refolding() -> None:
+    signed = signer().sign(message())
+    assert verify(signed.replace(b"Subject: ", b"Subject:    "))
+
+
+def test_openssl_signature_is_byte_identical_to_pure_dkimpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert signing.ACCELERATED
+    assert dkim.RSASSA_PKCS1_v1_5_sign is not dkim.crypto.RSASSA_PKCS1_v1_5_sign
+    data = message()
+    for _ in range(3):  # t= is dkimpy's current second: retry if the two runs straddle a second
+        fast = signer().sign(data)
+        with monkeypatch.context() as patch:  # put dkimpy's own functions back for one signature
+            patch.setattr(dkim, "RSASSA_PKCS1_v1_5_sign", dkim.crypto.RSASSA_PKCS1_v1_5_sign)
+            patch.setattr(dkim, "parse_pem_private_key", dkim.crypto.parse_pem_private_key)
+            pure = signer().sign(data)
+        if fast == pure:
+            break
+    assert fast == pure
+    assert verify(pure)
+
+
+@pytest.mark.parametrize("algorithm", [hashlib.sha256, hashlib.sha1])
+def test_rsa_step_matches_dkimpy_for_several_digests(algorithm: Callable[[bytes], object]) -> None:
+    key = dkim.parse_pem_private_key(pem(serialization.PrivateFormat.TraditionalOpenSSL))
+    assert getattr(key, "openssl", None) is not None  # the OpenSSL path is really taken
+    pure_key = dkim.crypto.parse_pem_private_key(pem(serialization.PrivateFormat.TraditionalOpenSSL))
+    for payload in (b"", b"a", b"x" * 10_000):
+        assert dkim.RSASSA_PKCS1_v1_5_sign(algorithm(payload), key) == bytes(
+            dkim.crypto.RSASSA_PKCS1_v1_5_sign(algorithm(payload), pure_key)
+        )
+
+
+def test_unknown_hash_falls_back_to_dkimpy() -> None:
+    key = dkim.parse_pem_private_key(pem(serialization.PrivateFormat.TraditionalOpenSSL))
+    with pytest.raises(KeyError):  # dkimpy itself does not know md5
+        dkim.RSASSA_PKCS1_v1_5_sign(hashlib.md5(b"x"), key)
+
+
+def test_patch_is_installed_once_and_never_over_a_foreign_patch(monkeypatch: pytest.MonkeyPatch) -> None:
+    installed = dkim.RSASSA_PKCS1_v1_5_sign
+    assert signing._install() is True
+    assert dkim.RSASSA_PKCS1_v1_5_sign is installed
+
+    def foreign(digest: object, key: object) -> bytes:
+        return b""
+
+    monkeypatch.setattr(dkim, "RSASSA_PKCS1_v1_5_sign", foreign)
+    assert signing._install() is False
+    assert dkim.RSASSA_PKCS1_v1_5_sign is foreign
+
+
+def test_signing_from_many_threads() -> None:
+    sign = signer()
+    messages = [message(html=f"<p>{n}</p>") for n in range(16)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        signed = list(pool.map(sign.sign, messages))
+    assert all(s.endswith(m) for s, m in zip(signed, messages, strict=True))
+    assert all(verify(s) for s in signed)
+
+
+def test_signer_validates_its_arguments() -> None:
+    with pytest.raises(ValueError, match="From"):
+        DkimSigner(selector="s", domain=DOMAIN, private_key_pem=pem(), headers=(b"To", b"Subject"))
+    with pytest.raises(ValueError, match="ASCII"):
+        DkimSigner(selector="s", domain="bücher.example", private_key_pem=pem())
+    with pytest.raises(ValueError, match="PEM"):
+        DkimSigner(selector="s", domain=DOMAIN, private_key_pem=b"not a key")
+    ec_pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    with pytest.raises(ValueError, match="RSA"):
+        DkimSigner(selector="s", domain=DOMAIN, private_key_pem=ec_pem)
+
+
+def test_load_private_key_inline_escaped_and_from_file(tmp_path: Path) -> None:
+    expected = pem(serialization.PrivateFormat.TraditionalOpenSSL)
+    inline = pem().decode("ascii")
+    assert load_private_key(inline) == expected
+    assert load_private_key(inline.replace("\n", "\\n")) == expected
+    assert load_private_key(inline.replace("\n", "\r\n")) == expected
+    path = tmp_path / "dkim.pem"
+    path.write_bytes(pem())
+    assert load_private_key(str(path)) == expected
+    with pytest.raises(ValueError, match="PEM"):
+        load_private_key("-----BEGIN PRIVATE KEY-----\\ngarbage\\n-----END PRIVATE KEY-----")
+    with pytest.raises(FileNotFoundError):
+        load_private_key(str(tmp_path / "missing.pem"))
+
+
+def test_dns_record_publishes_the_public_key() -> None:
+    record = dns_record(pem())
+    assert record.startswith("v=DKIM1; k=rsa; p=")
+    der = base64.b64decode(record.split("p=", 1)[1])
+    public = serialization.load_der_public_key(der)
+    assert isinstance(public, rsa.RSAPublicKey)
+    assert public.public_numbers() == rsa_key().public_key().public_numbers()
