@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import tempfile
 import time
 from datetime import timedelta
@@ -133,14 +134,26 @@ def _worker(url: str, results: multiprocessing.Queue) -> None:  # type: ignore[t
     ctx.close()
 
 
+def busy_cores() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
+    fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - idle) / ticks, sum(fields) / ticks
+
+
 def drain(url: str, workers: int) -> tuple[int, float]:
     results: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
     procs = [multiprocessing.Process(target=_worker, args=(url, results)) for _ in range(workers)]
     started = time.perf_counter()
+    busy_before, _ = busy_cores()
     for proc in procs:
         proc.start()
     found = [results.get() for _ in procs]
     elapsed = time.perf_counter() - started
+    busy_after, _ = busy_cores()
+    busy = (busy_after - busy_before) / elapsed
+    print(f"  machine CPU busy while draining: {busy:.2f} of {os.cpu_count()} cores")
     for proc in procs:
         proc.join()
     return sum(executed for executed, _ in found), elapsed

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from leadflow.journeys.cli import journeys_app
+from leadflow.journeys.cli import journeys_app, webhooks_app
 from leadflow.kernel import migrate as migrations
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import LeadflowError
@@ -30,6 +30,7 @@ app.add_typer(events_app, name="events")
 app.add_typer(segments_app, name="segments")
 app.add_typer(scoring_app, name="scoring")
 app.add_typer(journeys_app, name="journeys")
+app.add_typer(webhooks_app, name="webhooks")
 
 console = Console()
 CLI_ACTOR = "cli"

@@ -87,3 +87,31 @@ def test_migrate_then_serve_refuses_an_unmigrated_database(
         f"database at revision {head_revision(Database(databases.sqlite_url(tmp_path)))} (sqlite)"
         in migrated.stdout
     )
+
+
+def test_journeys_simulate_a_shipped_file_without_installing_it(cli: CliRunner, ctx: AppContext) -> None:
+    import json
+
+    from leadflow.messaging.models import email_templates
+
+    path = Path(__file__).parents[2] / "src/leadflow/journeys/templates/welcome-series.yaml"
+    result = cli.invoke(app, ["journeys", "simulate", str(path), "--horizon", "10d", "--json"])
+    assert result.exit_code == 0, result.output
+    timeline = json.loads(result.stdout)["timeline"]
+    assert [m["step"] for m in timeline if m["email"]] == [
+        "send-welcome",
+        "send-choosing",
+        "send-how-it-works",
+        "send-consultation",
+    ]
+    with ctx.db.read() as conn:
+        assert conn.execute(email_templates.select()).first() is None  # nothing was installed
+
+
+def test_journeys_install_templates_then_webhooks_secret(cli: CliRunner, ctx: AppContext) -> None:
+    result = cli.invoke(app, ["journeys", "install-templates", "birthday", "--publish"])
+    assert result.exit_code == 0, result.output
+    assert "birthday: installed, active" in result.output
+    secret = cli.invoke(app, ["webhooks", "secret"])
+    assert secret.exit_code == 0
+    assert secret.stdout.strip().startswith("whsec_")

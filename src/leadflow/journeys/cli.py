@@ -18,10 +18,14 @@ console = Console()
 CLI_ACTOR = "cli"
 
 
+def read(path: Path) -> Any:
+    text = path.read_text("utf-8")
+    return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+
+
 def load_file(path: Path) -> Any:
     """A JSON or YAML file (a shipped template file is unwrapped to its definition)."""
-    text = path.read_text("utf-8")
-    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    data = read(path)
     if isinstance(data, dict) and "definition" in data and "steps" not in data:
         return {
             "name": data.get("name", path.stem),
@@ -65,15 +69,16 @@ def simulate(
     from leadflow.cli import _context, _require_schema
     from leadflow.journeys import simulator
 
-    request_data: dict[str, Any] = load_file(script) if script else {}
+    request_data: dict[str, Any] = read(script) if script else {}
+    raw = read(file)
+    support = raw if isinstance(raw, dict) and "definition" in raw else None
     if horizon:
         request_data["horizon"] = horizon
     with _context() as ctx:
         _require_schema(ctx)
         try:
-            result = simulator.simulate(
-                ctx, load_file(file), simulator.SimulationRequest.model_validate(request_data)
-            )
+            request = simulator.SimulationRequest.model_validate(request_data)
+            result = simulator.simulate(ctx, load_file(file), request, support=support)
         except LeadflowError as exc:
             console.print(f"[red]{exc.message}[/red]")
             raise typer.Exit(2) from None
@@ -91,3 +96,17 @@ def simulate(
         )
     console.print(table)
     console.print(f"run: {result.run_status} {result.exit_reason or ''}")
+
+
+webhooks_app = typer.Typer(help="Outgoing webhooks.", no_args_is_help=True)
+
+
+@webhooks_app.command("secret")
+def webhooks_secret() -> None:
+    """Print the ``whsec_`` secret receivers verify leadflow's webhook signatures with."""
+    from leadflow.cli import _context, _require_schema
+    from leadflow.webhooks import service
+
+    with _context() as ctx:
+        _require_schema(ctx)
+        typer.echo(service.signing_secret(ctx))

@@ -106,8 +106,16 @@ class Simulation(BaseModel):
     timeline: list[Moment]
 
 
-def simulate(ctx: AppContext, definition: dict[str, Any], request: SimulationRequest) -> Simulation:
-    """Run ``definition`` for the request's contact and events; returns what happened, in order."""
+def simulate(
+    ctx: AppContext,
+    definition: dict[str, Any],
+    request: SimulationRequest,
+    *,
+    support: dict[str, Any] | None = None,
+) -> Simulation:
+    """Run ``definition`` for the request's contact and events; returns what happened, in order.
+    ``support`` (a template file's ``emails``, ``segments``, ``topics``) adds what the installation
+    lacks, in the scratch database only."""
     parsed = service.validate(definition)
     folder = tempfile.mkdtemp(prefix="leadflow-sim-", dir=_scratch_dir())
     start = ctx.clock.now().replace(microsecond=0)
@@ -115,6 +123,10 @@ def simulate(ctx: AppContext, definition: dict[str, Any], request: SimulationReq
     scratch = _scratch_context(ctx, f"sqlite+pysqlite:///{folder}/sim.db", clock)
     try:
         _copy_configuration(ctx, scratch)
+        if support:
+            from leadflow.journeys import installer
+
+            installer.install_support(scratch, support, actor=ACTOR)
         journey_id = _publish(scratch, definition)
         return _run(scratch, clock, parsed, journey_id, request, start)
     finally:
