@@ -214,7 +214,11 @@ def claim(conn: Connection, ctx: AppContext, now: datetime, limit: int) -> list[
             journey_steps.c.branch,
             journey_steps.c.detail,
         )
-        .where(journey_steps.c.status == "pending", journey_steps.c.due_at <= now)
+        .where(
+            journey_steps.c.status == "pending",
+            journey_steps.c.due_at <= now,
+            journey_steps.c.journey_id.in_(sa.select(journeys.c.id).where(journeys.c.status == "active")),
+        )
         .order_by(journey_steps.c.due_at)
         .limit(limit)
     )
@@ -235,11 +239,13 @@ def claim(conn: Connection, ctx: AppContext, now: datetime, limit: int) -> list[
         row.id: row
         for row in conn.execute(where_in(conn, run_query, journey_runs.c.id, [s.run_id for s in steps]))
     }
-    _share_journeys(conn, {row.journey_id for row in runs.values()})
+    active = _share_journeys(conn, {row.journey_id for row in runs.values()})
     published = versions(conn, ctx, {(row.journey_id, row.version) for row in runs.values()})
     items = []
     for step in steps:
         run = runs[step.run_id]
+        if run.journey_id not in active:
+            continue  # paused or archived since the claim: left pending for the pause to hold
         items.append(
             Item(
                 row_id=step.id,
@@ -259,13 +265,21 @@ def claim(conn: Connection, ctx: AppContext, now: datetime, limit: int) -> list[
     return items
 
 
-def _share_journeys(conn: Connection, journey_ids: set[str]) -> None:
-    """Hold the journeys' rows shared while their steps run: pausing waits for this batch to commit,
-    so no step of a paused journey runs after the pause."""
-    if conn.dialect.name == "postgresql" and journey_ids:
-        conn.execute(
-            sa.select(journeys.c.id).where(journeys.c.id.in_(sorted(journey_ids))).with_for_update(read=True)
-        )
+def _share_journeys(conn: Connection, journey_ids: set[str]) -> set[str]:
+    """Hold the journeys' rows shared while their steps run, and answer those still active.
+
+    Pausing changes the journey's status first (waiting for batches that hold it shared) and holds
+    its pending steps in a second transaction; a batch that claimed steps just before sees the new
+    status here and leaves them. No lock is ever waited for while holding another the pause needs.
+    """
+    if not journey_ids:
+        return set()
+    query = sa.select(journeys.c.id).where(
+        journeys.c.id.in_(sorted(journey_ids)), journeys.c.status == "active"
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(read=True)
+    return set(conn.execute(query).scalars())
 
 
 def flush(conn: Connection, writes: Writes) -> None:

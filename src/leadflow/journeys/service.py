@@ -206,10 +206,11 @@ def _set_status(
             raise Conflict(f"a {row.status} journey cannot be {wanted}", code="journey_status")
         now = ctx.clock.now()
         conn.execute(journeys.update().where(journeys.c.id == row.id).values(status=wanted, updated_at=now))
-        _move_steps(conn, ctx, row.id, wanted, now)
         audit.record(
             conn, ctx.clock, actor=actor, action=f"journey.{wanted}", entity_type="journey", entity_id=row.id
         )
+    with ctx.db.write() as conn:  # a second transaction: see claim() in runs.py for why
+        _move_steps(conn, ctx, row.id, wanted, now)
         return _view(_row(conn, row.id))
 
 
