@@ -14,8 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import re
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -133,11 +136,20 @@ def load(url: str, write_key: str, rate: int, seconds: int) -> dict[int, float]:
     return answered
 
 
+def start_worker(url: str, env: dict[str, str], workdir: Path, n: int) -> subprocess.Popen[bytes]:
+    environment = {**os.environ, "LEADFLOW_DATABASE_URL": url, "LEADFLOW_LOG_LEVEL": "warning", **env}
+    with (workdir / f"worker-{n}.log").open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "leadflow", "worker"], env=environment, stdout=log, stderr=log
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--backend", default="postgresql", choices=["postgresql", "sqlite"])
+    parser.add_argument("--workers", type=int, default=0, help="separate worker processes (0: in the server)")
     args = parser.parse_args()
     print(machine())
     workdir = Path(tempfile.mkdtemp())
@@ -154,7 +166,8 @@ def main() -> None:
         "LEADFLOW_FREQUENCY_CAP_PER_WEEK": "0",
         "LEADFLOW_WORKER_POLL_INTERVAL": "0.2",
     }
-    server = start_server(url, api_port, workdir, env=env)
+    server = start_server(url, api_port, workdir, *(["--no-worker"] if args.workers else []), env=env)
+    workers = [start_worker(url, env, workdir, n) for n in range(args.workers)]
     try:
         setup(server.url, server.admin_key)
         identify(server.url, server.write_key)
@@ -174,8 +187,9 @@ def main() -> None:
         def pct(p: float) -> float:
             return latencies[min(len(latencies) - 1, int(p * len(latencies)))]
 
+        where = f"{args.workers} worker process(es)" if args.workers else "worker inside the server"
         print(
-            f"{args.backend}: {expected:,} events at {args.rate}/s for {args.seconds} s; "
+            f"{args.backend}, {where}: {expected:,} events at {args.rate}/s for {args.seconds} s; "
             f"{len(arrived):,} emails arrived"
         )
         print(
@@ -186,6 +200,9 @@ def main() -> None:
             f" (target p99 ≤ 1000 ms)"
         )
     finally:
+        for worker in workers:
+            worker.terminate()
+            worker.wait(30)
         server.stop()
         stop.set()
         smtp.join(10)
