@@ -1,0 +1,255 @@
+"""The step types of the journey language (each a node of the graph; ``targets`` are its edges)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from leadflow.journeys.language import (
+    STEP_ID,
+    WEEKDAYS,
+    EventCondition,
+    StageTrigger,
+    Strict,
+    _clock_time,
+    _duration,
+    _zone,
+)
+from leadflow.segments import rules
+
+
+class _Step(BaseModel):
+    model_config = Strict
+    id: str = Field(pattern=STEP_ID)
+    name: str | None = Field(default=None, max_length=200)
+
+    def targets(self) -> list[str | None]:
+        """The steps this one can lead to (``None``: the journey ends there)."""
+        return [getattr(self, "next", None)]
+
+    @property
+    def delays(self) -> bool:
+        """Whether the step waits (a cycle must pass through one)."""
+        return False
+
+
+class SendEmail(_Step):
+    type: Literal["send_email"]
+    template: str = Field(min_length=1, max_length=100)
+    variables: dict[str, Any] = Field(default_factory=dict)
+    next: str | None = None
+
+
+class Wait(_Step):
+    type: Literal["wait"]
+    duration: str
+    next: str | None = None
+
+    _duration = field_validator("duration")(classmethod(lambda cls, v: _duration(v)))
+
+    @property
+    def delays(self) -> bool:
+        return True
+
+
+class WaitUntil(EventCondition):
+    """Wait for an event (with conditions), at most ``timeout``; each outcome has its own branch."""
+
+    id: str = Field(pattern=STEP_ID)
+    name: str | None = Field(default=None, max_length=200)
+    type: Literal["wait_until"]
+    timeout: str
+    on_event: str | None = None
+    on_timeout: str | None = None
+
+    _timeout = field_validator("timeout")(classmethod(lambda cls, v: _duration(v)))
+
+    def targets(self) -> list[str | None]:
+        return [self.on_event, self.on_timeout]
+
+    @property
+    def delays(self) -> bool:
+        return True
+
+
+class WaitForTime(_Step):
+    """Wait until the next ``time`` (e.g. 09:00) on an allowed weekday in the contact's time zone
+    (``timezone`` overrides it; contacts without one use the installation default)."""
+
+    type: Literal["wait_for_time"]
+    time: str
+    weekdays: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        default_factory=lambda: list(WEEKDAYS),  # type: ignore[arg-type]
+        min_length=1,
+    )
+    timezone: str | None = None
+    next: str | None = None
+
+    _time = field_validator("time")(classmethod(lambda cls, v: _clock_time(v)))
+    _zone = field_validator("timezone")(classmethod(lambda cls, v: _zone(v)))
+
+    @property
+    def delays(self) -> bool:
+        return True
+
+
+class Branch(_Step):
+    """If the contact matches the rule (segment rule language) at that moment, ``then``, else ``else``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    type: Literal["branch"]
+    condition: dict[str, Any] = Field(alias="if")
+    then: str | None = None
+    otherwise: str | None = Field(default=None, alias="else")
+
+    @field_validator("condition")
+    @classmethod
+    def _rule(cls, value: dict[str, Any]) -> dict[str, Any]:
+        rules.parse(value, root="if")
+        return value
+
+    def targets(self) -> list[str | None]:
+        return [self.then, self.otherwise]
+
+
+class Path(BaseModel):
+    model_config = Strict
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    weight: float = Field(gt=0, le=100)
+    next: str | None = None
+
+
+class Split(_Step):
+    """A/B/n: each contact takes one path at random by weight, the same path every time (hashed from
+    journey, step and contact); ``holdout`` percent of contacts leave at once as a control group."""
+
+    type: Literal["split"]
+    paths: list[Path] = Field(min_length=2, max_length=10)
+    holdout: float = Field(default=0, ge=0, lt=100)
+
+    @model_validator(mode="after")
+    def _names(self) -> Split:
+        if len({p.name for p in self.paths}) != len(self.paths) or "holdout" in {p.name for p in self.paths}:
+            raise ValueError("split paths need different names, and 'holdout' is reserved")
+        return self
+
+    def targets(self) -> list[str | None]:
+        return [p.next for p in self.paths]
+
+
+class Tags(_Step):
+    type: Literal["add_tag", "remove_tag"]
+    tags: list[str] = Field(min_length=1, max_length=50)
+    next: str | None = None
+
+
+class UpdateField(_Step):
+    """Set a contact field (``first_name``, ``timezone``, ``traits.course`` …) to a value."""
+
+    type: Literal["update_field"]
+    field: str = Field(min_length=1, max_length=200)
+    value: Any = None
+    next: str | None = None
+
+    @field_validator("field")
+    @classmethod
+    def _settable(cls, value: str) -> str:
+        if value in {"first_name", "last_name", "phone", "timezone", "owner_id"}:
+            return value
+        if value.startswith("traits.") and len(value) > 7 and "." not in value[7:]:
+            return value
+        raise ValueError(
+            "update_field sets first_name, last_name, phone, timezone, owner_id or traits.<name>"
+        )
+
+
+class SetStage(_Step):
+    """Move the contact to a lifecycle stage; only forward unless ``force``."""
+
+    type: Literal["set_stage"]
+    stage: str
+    force: bool = False
+    next: str | None = None
+
+    _stage = field_validator("stage")(classmethod(lambda cls, v: StageTrigger._stage(v)))
+
+
+class Webhook(_Step):
+    """POST the contact (and ``data``) to a URL through the signed webhook outbox."""
+
+    type: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://", max_length=2000)
+    event: str = Field(default="journey.step", max_length=100)
+    data: dict[str, Any] = Field(default_factory=dict)
+    next: str | None = None
+
+
+class NotifyOwner(_Step):
+    """Email the contact's owner (or ``fallback`` when the contact has none) about the contact."""
+
+    type: Literal["notify_owner"]
+    template: str = Field(default="owner-notification", max_length=100)
+    fallback: str | None = Field(default=None, max_length=320)
+    next: str | None = None
+
+
+class GoalStep(EventCondition):
+    """A conversion checkpoint: a contact who has done ``event`` since entering (or does within
+    ``within``) leaves as converted; otherwise they go on to ``next``."""
+
+    id: str = Field(pattern=STEP_ID)
+    name: str | None = Field(default=None, max_length=200)
+    type: Literal["goal"]
+    within: str | None = None
+    next: str | None = None
+
+    _within = field_validator("within")(classmethod(lambda cls, v: _duration(v)))
+
+    def targets(self) -> list[str | None]:
+        return [self.next]
+
+    @property
+    def delays(self) -> bool:
+        return self.within is not None
+
+
+class Exit(_Step):
+    type: Literal["exit"]
+
+    def targets(self) -> list[str | None]:
+        return []
+
+
+Step = Annotated[
+    SendEmail
+    | Wait
+    | WaitUntil
+    | WaitForTime
+    | Branch
+    | Split
+    | Tags
+    | UpdateField
+    | SetStage
+    | Webhook
+    | NotifyOwner
+    | GoalStep
+    | Exit,
+    Field(discriminator="type"),
+]
+STEP_TYPES = (
+    "send_email",
+    "wait",
+    "wait_until",
+    "wait_for_time",
+    "branch",
+    "split",
+    "add_tag",
+    "remove_tag",
+    "update_field",
+    "set_stage",
+    "webhook",
+    "notify_owner",
+    "goal",
+    "exit",
+)
