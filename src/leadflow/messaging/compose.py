@@ -9,7 +9,7 @@ keeps the reason: ``suppressed`` (a rule said no) or ``failed`` (no address, a m
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parseaddr
 from typing import Any
@@ -65,6 +65,11 @@ class Composer:
         self.domain = self.sender.rpartition("@")[2] or "localhost"
         self.base_url = settings.public_url
         self.signer = _signer(ctx)
+        self.brand = {  # the same for every message (never modified by rendering)
+            "name": settings.brand_name,
+            "url": settings.brand_url or settings.public_url,
+            "address": settings.brand_address,
+        }
 
     def message_id(self, message_id: str) -> str:
         """Stable per message: a resend after a crash carries the same ``Message-ID``, which receivers
@@ -90,14 +95,14 @@ class Composer:
         refused = facts.refusal(message, contact, recipient)
         if refused:
             return Verdict(message, None, "suppressed", refused, recipient)
-        source = facts.templates.get(message.template_id)
+        source = facts.renderable(message.template_id)
         if source is None:
             return Verdict(message, None, "failed", "the email template no longer exists", recipient)
         template, layout = source
         unsubscribe, preferences = self.unsubscribe_url(message), self.preferences_url(message)
         variables = self.variables(message, contact, facts, unsubscribe, preferences)
         try:
-            rendered = self.renderer.render(_source(template), variables, _layout(layout))
+            rendered = self.renderer.render(template, variables, layout)
         except render.TemplateError as exc:
             return Verdict(message, None, "failed", f"template: {exc}", recipient)
         html = rendered.html
@@ -141,7 +146,6 @@ class Composer:
         self, message: Any, contact: Any, facts: Facts, unsubscribe: str, preferences: str
     ) -> dict[str, Any]:
         context = message.context or {}
-        settings = self.ctx.settings
         person = _person(contact, facts.scores.get(contact.id) if contact is not None else None)
         company = (
             facts.companies.get(contact.company_id) if contact is not None and contact.company_id else None
@@ -152,11 +156,7 @@ class Composer:
             "event": context.get("event") or {},
             "vars": context.get("vars") or {},
             "journey": context.get("journey") or {},
-            "brand": {
-                "name": settings.brand_name,
-                "url": settings.brand_url or settings.public_url,
-                "address": settings.brand_address,
-            },
+            "brand": self.brand,
             "links": {"unsubscribe": unsubscribe, "preferences": preferences},
             "message": {"id": message.id},
         }
@@ -207,6 +207,32 @@ def _layout(row: Any) -> render.Layout | None:
     return render.Layout(key=row.key, revision=row.revision, html=row.html, text=row.text)
 
 
+# Only what composing reads (no consent, timestamps...: each column costs a conversion per row).
+_CONTACT_COLUMNS = [
+    contacts.c[name]
+    for name in (
+        "id",
+        "email",
+        "first_name",
+        "last_name",
+        "phone",
+        "timezone",
+        "lifecycle_stage",
+        "owner_id",
+        "traits",
+        "company_id",
+        "subscription_status",
+    )
+]
+_COMPANY_COLUMNS = [companies.c[name] for name in ("id", "name", "domain", "industry", "size", "traits")]
+_SCORE_COLUMNS = [contact_scores.c.contact_id, contact_scores.c.total, contact_scores.c.band]
+
+
+def _rows(conn: Connection, query: Any, column: Any, values: Sequence[Any]) -> Sequence[Any]:
+    """The rows of ``query`` whose ``column`` is one of ``values`` (no query for no values)."""
+    return list(conn.execute(where_in(conn, query, column, values))) if values else []
+
+
 @dataclass
 class Facts:
     """Everything a batch of messages needs, each loaded in one query."""
@@ -218,86 +244,46 @@ class Facts:
     suppressed: dict[str, str]
     opted_out: set[tuple[str, str]]
     topic_defaults: dict[str, bool]
+    _renderable: dict[str, tuple[render.Source, render.Layout | None]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, conn: Connection, ctx: AppContext, batch: Sequence[Any]) -> Facts:
         ids = sorted({m.contact_id for m in batch if m.contact_id})
-        people = (
-            {r.id: r for r in conn.execute(where_in(conn, sa.select(contacts), contacts.c.id, ids))}
-            if ids
-            else {}
-        )
+        people = {r.id: r for r in _rows(conn, sa.select(*_CONTACT_COLUMNS), contacts.c.id, ids)}
         company_ids = sorted({r.company_id for r in people.values() if r.company_id})
-        firms = (
-            {r.id: r for r in conn.execute(where_in(conn, sa.select(companies), companies.c.id, company_ids))}
-            if company_ids
-            else {}
-        )
-        scores = (
-            {
-                r.contact_id: r
-                for r in conn.execute(
-                    where_in(conn, sa.select(contact_scores), contact_scores.c.contact_id, ids)
-                )
-            }
-            if ids
-            else {}
-        )
+        firms = {r.id: r for r in _rows(conn, sa.select(*_COMPANY_COLUMNS), companies.c.id, company_ids)}
+        scores = {
+            r.contact_id: r for r in _rows(conn, sa.select(*_SCORE_COLUMNS), contact_scores.c.contact_id, ids)
+        }
         addresses = sorted(
             {(m.to_address or getattr(people.get(m.contact_id), "email", None) or "").lower() for m in batch}
             - {""}
         )
-        blocked = (
-            dict(
-                conn.execute(
-                    where_in(
-                        conn,
-                        sa.select(suppressions.c.email, suppressions.c.reason),
-                        suppressions.c.email,
-                        addresses,
-                    )
-                ).all()
-            )
-            if addresses
-            else {}
+        query = sa.select(suppressions.c.email, suppressions.c.reason)
+        blocked = {r.email: r.reason for r in _rows(conn, query, suppressions.c.email, addresses)}
+        query = sa.select(
+            email_preferences.c.contact_id, email_preferences.c.topic, email_preferences.c.subscribed
         )
-        prefs = (
-            {
-                (r.contact_id, r.topic)
-                for r in conn.execute(
-                    where_in(
-                        conn,
-                        sa.select(email_preferences).where(email_preferences.c.subscribed.is_(False)),
-                        email_preferences.c.contact_id,
-                        ids,
-                    )
-                )
-            }
-            if ids
-            else set()
-        )
+        choices = list(_rows(conn, query, email_preferences.c.contact_id, ids))
+        prefs = {(r.contact_id, r.topic) for r in choices if not r.subscribed}
+        opted_in = {(r.contact_id, r.topic) for r in choices if r.subscribed}
         topics = dict(conn.execute(sa.select(email_topics.c.key, email_topics.c.default_subscribed)).all())
-        opted_in = (
-            {
-                (r.contact_id, r.topic)
-                for r in conn.execute(
-                    where_in(
-                        conn,
-                        sa.select(email_preferences).where(email_preferences.c.subscribed.is_(True)),
-                        email_preferences.c.contact_id,
-                        ids,
-                    )
-                )
-            }
-            if ids
-            else set()
-        )
         for contact_id in ids:
             for topic, default in topics.items():
                 if not default and (contact_id, topic) not in opted_in:
                     prefs.add((contact_id, topic))
         found = templates.sources(conn, [m.template_id for m in batch])
         return cls(people, firms, scores, found, blocked, prefs, topics)
+
+    def renderable(self, template_id: str) -> tuple[render.Source, render.Layout | None] | None:
+        """The template (and its layout) as the renderer takes them, made once per batch."""
+        found = self._renderable.get(template_id)
+        if found is None:
+            rows = self.templates.get(template_id)
+            if rows is None:
+                return None
+            found = self._renderable[template_id] = (_source(rows[0]), _layout(rows[1]))
+        return found
 
     def refusal(self, message: Any, contact: Any, recipient: str) -> str | None:
         """Why this message must not go, or None. Hard bounces and complaints block every kind of

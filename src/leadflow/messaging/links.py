@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import html as htmllib
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -56,7 +56,7 @@ _HTTP = re.compile(r"https?://", re.IGNORECASE)
 def track(html: str, *, message_id: str, base_url: str, tokens: Tokens, skip: Collection[str] = ()) -> str:
     """``html`` with its web links going through the click endpoint, an open pixel and a honeypot link."""
     base = htmllib.escape(base_url.rstrip("/"), quote=True)
-    tracked = _ANCHOR_HREF.sub(_Rewriter(message_id, base, tokens.signer(CLICK), skip), html)
+    tracked = _rewrite_anchors(html, _Rewriter(message_id, base, tokens.signer(CLICK), skip))
     pixel = (
         f'<img src="{base}/t/o/{tokens.sign(OPEN, [message_id])}" width="1" height="1" alt="" '
         'style="display:block;border:0">'
@@ -66,6 +66,36 @@ def track(html: str, *, message_id: str, base_url: str, tokens: Tokens, skip: Co
         'aria-hidden="true" tabindex="-1">&#8203;</a>'
     )
     return _insert(tracked, pixel, honeypot)
+
+
+def _rewrite_anchors(html: str, rewrite: Callable[[re.Match[str]], str]) -> str:
+    """``_ANCHOR_HREF.sub(rewrite, html)``, with the pattern only tried where ``<a`` or ``<A`` starts (the
+    only places a match can start): a case-insensitive pattern is scanned for slowly, a substring quickly."""
+    parts: list[str] = []
+    done = 0  # html[:done] is in parts
+    for start in _anchor_starts(html):
+        if start < done:
+            continue  # inside the previous match
+        match = _ANCHOR_HREF.match(html, start)
+        if match is not None:
+            parts.append(html[done:start])
+            parts.append(rewrite(match))
+            done = match.end()
+    if not parts:
+        return html
+    parts.append(html[done:])
+    return "".join(parts)
+
+
+def _anchor_starts(html: str) -> Iterator[int]:
+    lower, upper = html.find("<a"), html.find("<A")
+    while lower >= 0 or upper >= 0:
+        if upper < 0 or 0 <= lower < upper:
+            yield lower
+            lower = html.find("<a", lower + 1)
+        else:
+            yield upper
+            upper = html.find("<A", upper + 1)
 
 
 class _Rewriter:

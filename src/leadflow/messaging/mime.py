@@ -264,16 +264,99 @@ def _boundary(boundary: str | None, message_id: str, *bodies: bytes) -> str:
 
 
 def _quoted_printable(text: str) -> bytes:
-    """UTF-8 quoted-printable with CRLF line breaks (any input line ending is normalised to CRLF)."""
+    """UTF-8 quoted-printable with CRLF line breaks (any input line ending is normalised to CRLF).
+
+    The bytes are exactly those of ``binascii.b2a_qp(data, istext=True)`` with CRLF soft breaks (and
+    ``From `` escaped), which encodes byte by byte, slowly for a bulk send: here the escaping is done on
+    the whole text at once, and only lines longer than a quoted-printable line are broken in Python (the
+    long lines every message of a send repeats, from a cache).
+    """
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    data = text.replace("\n", "\r\n").encode("utf-8")
-    encoded = binascii.b2a_qp(data, istext=True)
-    if b"\r\n" not in data:  # b2a_qp copies the first line ending it sees; without one it uses LF
-        encoded = encoded.replace(b"\n", b"\r\n")
-    if encoded.startswith(b"From ") or b"\nFrom " in encoded:
-        encoded = b"\r\n".join(_escape_from(line) for line in encoded.split(b"\r\n"))
+    data = text.encode("utf-8")
+    others = data.translate(None, _QP_PLAIN)
+    if others and others.translate(None, _QP_8BIT_BYTES):  # control characters: b2a_qp, line by line
+        lines = data.split(b"\n")
+        return b"\r\n".join(_qp_b2a(line, final=index == len(lines) - 1) for index, line in enumerate(lines))
+    escaped = data.replace(b"=", b"=3D")
+    if others:
+        escaped = _QP_8BIT.sub(_qp_hex, escaped)
+    if escaped.endswith(_QP_BLANKS):  # b2a_qp encodes a blank at the very end as a character of its own
+        escaped = escaped[:-1] + (b"=20" if escaped[-1] == 32 else b"=09")
+    lines = escaped.split(b"\n")
+    final = _qp_finish(lines.pop(), final=True)
+    if b" \n" in escaped or b"\t\n" in escaped or b"From " in escaped or b"." in lines:
+        lines = [_qp_finish(line, final=False) for line in lines]
+    else:
+        known = _QP_LONG.get
+        lines = [line if len(line) < _QP_LINE else known(line) or _qp_long(line) for line in lines]
+    lines.append(final)
+    return b"\r\n".join(lines)
+
+
+_QP_LONG: dict[bytes, bytes] = {}
+_QP_CACHE_SIZE = 4096
+_QP_PLAIN = bytes([9, 10, *range(32, 127)])
+_QP_8BIT = re.compile(rb"[\x80-\xff]+")
+_QP_8BIT_BYTES = bytes(range(128, 256))
+_QP_BLANKS = (b" ", b"\t")
+
+
+def _qp_hex(match: re.Match[bytes]) -> bytes:
+    return b"".join(b"=%02X" % byte for byte in match[0])
+
+
+def _qp_long(line: bytes) -> bytes:
+    encoded = _qp_line(line, final=False)
+    if len(_QP_LONG) >= _QP_CACHE_SIZE:
+        _QP_LONG.clear()
+    _QP_LONG[line] = encoded
     return encoded
+
+
+def _qp_finish(line: bytes, *, final: bool) -> bytes:
+    """An escaped line (a blank ending the data already encoded) with its soft breaks and protections."""
+    if len(line) >= _QP_LINE or line == b"." or (not final and line.endswith(_QP_BLANKS)):
+        line = _qp_line(line, final=final)
+    if b"From " in line:
+        line = b"\r\n".join(_escape_from(segment) for segment in line.split(b"\r\n"))
+    return line
+
+
+def _qp_b2a(line: bytes, *, final: bool) -> bytes:
+    encoded = binascii.b2a_qp(line if final else line + b"\r\n", istext=True)
+    encoded = encoded.replace(b"\n", b"\r\n") if final else encoded[:-2]
+    if b"From " in encoded:
+        encoded = b"\r\n".join(_escape_from(segment) for segment in encoded.split(b"\r\n"))
+    return encoded
+
+
+def _qp_line(line: bytes, *, final: bool) -> bytes:
+    """One escaped line with b2a_qp's soft breaks and end-of-line protection.
+
+    b2a_qp breaks before a character whose column (counted from 0 after the last break) is 75 or more,
+    or before an ``=XX`` starting at column 73 or more, except before the very last character of the data.
+    """
+    if line == b".":
+        return b"=2E"  # a lone dot (line start, then a line end or the end of the data)
+    segments: list[bytes] = []
+    start, size = 0, len(line)
+    while size - start > _QP_LINE - 1:
+        if line[start + 73] == 61:  # "="
+            cut = start + 73
+        elif line[start + 74] == 61:
+            cut = start + 74
+        else:
+            cut = start + 75  # a character boundary: an "=XX" before it started at column 72 or less
+            if final and cut == size - 1 and line[cut] != 61:
+                break
+        segments.append(line[start:cut])
+        start = cut
+    segments.append(line[start:])
+    if not final and segments[-1].endswith((b" ", b"\t")):
+        tail = segments[-1]
+        segments[-1] = tail[:-1] + (b"=20" if tail[-1] == 32 else b"=09")
+    return b"=\r\n".join(segments)
 
 
 def _escape_from(line: bytes) -> bytes:

@@ -19,7 +19,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from html import unescape
 from typing import Any, TextIO
 
 from liquid import BoundTemplate, Environment, Markup, RenderContext, StrictDefaultUndefined
@@ -29,6 +28,21 @@ from liquid.builtin.tags.echo_tag import EchoNode, EchoTag
 from liquid.exceptions import LiquidError, UndefinedError
 from liquid.stringify import to_liquid_string
 from mjml import mjml2html
+
+from leadflow.messaging import fastpath, textpart
+from leadflow.messaging.htmltext import html_to_text
+
+__all__ = [
+    "Layout",
+    "MissingVariable",
+    "Rendered",
+    "Renderer",
+    "Source",
+    "TemplateError",
+    "check",
+    "compile_mjml",
+    "html_to_text",
+]
 
 
 class TemplateError(Exception):
@@ -168,8 +182,13 @@ def _render(template: BoundTemplate, data: Mapping[str, Any], label: str) -> str
 class _Part:
     template: BoundTemplate
     label: str
+    program: fastpath.Program | None  # the compiled fast path, when the template has no tags
 
-    def render(self, data: Mapping[str, Any]) -> str:
+    def render(self, data: dict[str, Any]) -> str:
+        if self.program is not None:
+            found = self.program.render(data)
+            if found is not None:
+                return found
         return _render(self.template, data, self.label)
 
 
@@ -179,6 +198,11 @@ class _Compiled:
     subject: _Part | None
     html: _Part
     text: _Part | None
+    parts: textpart.Parts | None  # the HTML as literal text and output expressions, when it has no tags
+    derived: textpart.DerivedText | None  # template: text from its HTML; layout: the frame around a text body
+
+
+_CONTENT_MARK = "\ue000leadflow-content\ue000"
 
 
 def _compile(kind: str, item: Source | Layout) -> _Compiled:
@@ -189,19 +213,34 @@ def _compile(kind: str, item: Source | Layout) -> _Compiled:
         if text is None:
             return None
         label = f"{name} {what}"
-        return _Part(_parse(env, text, label), label)
+        template = _parse(env, text, label)
+        return _Part(
+            template, label, fastpath.compile_program(template, _StrictOutputNode, autoescape=env.autoescape)
+        )
 
     html = part(_HTML_ENV, item.html, "html")
     assert html is not None
+    parts = fastpath.template_parts(html.template, _StrictOutputNode)
+    derived = None
+    if item.text is None:
+        content = parts if isinstance(item, Source) else textpart.with_content(parts, [_CONTENT_MARK])
+        derived = textpart.derive_text(content, _TEXT_ENV)
     return _Compiled(
         (subject, item.html, item.text),
         part(_TEXT_ENV, subject, "subject"),
         html,
         part(_TEXT_ENV, item.text, "text"),
+        parts,
+        derived,
     )
 
 
-_CONTENT_MARK = "\ue000leadflow-content\ue000"
+_Pair = tuple[_Compiled, _Compiled, textpart.DerivedText | None]  # template, layout, text of both
+
+
+def _text_of(derived: textpart.DerivedText | None, data: dict[str, Any], html: str) -> str:
+    found = None if derived is None else derived.render(data)
+    return html_to_text(html) if found is None else found
 
 
 class Renderer:
@@ -213,35 +252,68 @@ class Renderer:
     Text part rules: the source's text (rendered) is used when given, otherwise it is derived from the
     HTML with `html_to_text`. With a layout, a layout text (rendered with ``content`` = text body) wins;
     without one, the layout's HTML is converted to text around the body so footers survive.
+
+    Speed (same results): templates without tags render through `fastpath`, and a text derived from HTML
+    is worked out once per template (and layout) revision with `htmltext.derive` rather than converted from
+    every rendered HTML, whenever the values allow it.
     """
 
     def __init__(self, *, max_entries: int = 512) -> None:
         self._max_entries = max_entries
         self._cache: OrderedDict[tuple[str, str, int], _Compiled] = OrderedDict()
+        self._pairs: OrderedDict[tuple[str, int, str, int], _Pair] = OrderedDict()
         self._lock = threading.Lock()
 
     def render(self, source: Source, variables: Mapping[str, Any], layout: Layout | None = None) -> Rendered:
+        data = variables if type(variables) is dict else dict(variables)
         compiled = self._get("template", source)
         assert compiled.subject is not None
-        subject = " ".join(compiled.subject.render(variables).split())
-        html = compiled.html.render(variables)
-        text = None if compiled.text is None else compiled.text.render(variables)
+        subject = " ".join(compiled.subject.render(data).split())
+        html = compiled.html.render(data)
+        text = None if compiled.text is None else compiled.text.render(data)
         if layout is not None:
-            html, text = self._wrap(layout, variables, html, text)
-        return Rendered(subject=subject, html=html, text=html_to_text(html) if text is None else text)
+            wrapped, text = self._wrap(source, compiled, layout, data, html, text)
+            return Rendered(subject=subject, html=wrapped, text=text)
+        return Rendered(
+            subject=subject, html=html, text=_text_of(compiled.derived, data, html) if text is None else text
+        )
 
     def _wrap(
-        self, layout: Layout, variables: Mapping[str, Any], html: str, text: str | None
-    ) -> tuple[str, str | None]:
-        compiled = self._get("layout", layout)
-        wrapped = compiled.html.render({**variables, "content": Markup(html)})
-        if compiled.text is not None:
-            body = html_to_text(html) if text is None else text
-            return wrapped, compiled.text.render({**variables, "content": body})
+        self,
+        source: Source,
+        compiled: _Compiled,
+        layout: Layout,
+        data: dict[str, Any],
+        html: str,
+        text: str | None,
+    ) -> tuple[str, str]:
+        frame = self._get("layout", layout)
+        wrapped = frame.html.render({**data, "content": Markup(html)})
+        if frame.text is not None:
+            body = _text_of(compiled.derived, data, html) if text is None else text
+            return wrapped, frame.text.render({**data, "content": body})
         if text is None:
-            return wrapped, None
-        frame = html_to_text(compiled.html.render({**variables, "content": Markup(_CONTENT_MARK)}))
-        return wrapped, frame.replace(_CONTENT_MARK, text.strip()) if _CONTENT_MARK in frame else text
+            return wrapped, _text_of(self._pair(source, compiled, layout, frame), data, wrapped)
+        around = None if frame.derived is None else frame.derived.render(data)
+        if around is None:
+            around = html_to_text(frame.html.render({**data, "content": Markup(_CONTENT_MARK)}))
+        return wrapped, around.replace(_CONTENT_MARK, text.strip()) if _CONTENT_MARK in around else text
+
+    def _pair(
+        self, source: Source, compiled: _Compiled, layout: Layout, frame: _Compiled
+    ) -> textpart.DerivedText | None:
+        """The text derived from the layout's HTML around the template's, once per pair of revisions."""
+        key = (source.key, source.revision, layout.key, layout.revision)
+        with self._lock:
+            entry = self._pairs.get(key)
+        if entry is not None and entry[0] is compiled and entry[1] is frame:
+            return entry[2]
+        derived = textpart.derive_text(textpart.with_content(frame.parts, compiled.parts), _TEXT_ENV)
+        with self._lock:
+            self._pairs[key] = (compiled, frame, derived)
+            while len(self._pairs) > self._max_entries:
+                self._pairs.popitem(last=False)
+        return derived
 
     def _get(self, kind: str, item: Source | Layout) -> _Compiled:
         cache_key = (kind, item.key, item.revision)
@@ -288,152 +360,3 @@ def compile_mjml(source: str) -> str:
     except (ValueError, TypeError) as err:
         raise TemplateError(f"invalid MJML: {err}") from err
     return html
-
-
-# ---------------------------------------------------------------------------------------------- html → text
-# A small regex tokenizer instead of html.parser.HTMLParser (same stdlib entity decoding, several times
-# faster): the text part of most emails is derived from the rendered HTML on every send.
-
-_TOKEN = re.compile(
-    r"<(?:!--.*?(?:-->|\Z)|!\[CDATA\[.*?(?:\]\]>|\Z)|[!?][^>]*>"
-    r"|(?P<close>/?)(?P<tag>[a-zA-Z][^\s/>]*)(?P<attrs>(?:[^>\"']+|\"[^\"]*\"|'[^']*')*)>)",
-    re.DOTALL,
-)
-_ATTR = re.compile(r"""([^\s=/>"']+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+)))?""")
-_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
-_RAW_END = {"script": re.compile(r"</script\s*>", re.IGNORECASE), "style": re.compile(r"</style\s*>", re.I)}
-_SKIPPED = frozenset({"head", "title", "template", "noscript", "svg"})
-_VOID = frozenset(
-    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
-)
-_PARAGRAPHS = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "blockquote", "pre", "hr"})
-_LINES = frozenset(
-    {"div", "tr", "td", "th", "table", "section", "article", "header", "footer", "center", "address", "dl"}
-    | {"dt", "dd", "form", "nav", "main", "aside", "figure", "figcaption", "tbody", "thead", "tfoot", "body"}
-)
-# Line structure: block boundaries only *request* newlines (1 for a line, 2 for a paragraph, each <br>
-# adds one, never more than 2); they are written as markers just before the next visible text, so runs of
-# nested blocks collapse and there are no leading or trailing blank lines. Source newlines are whitespace.
-_NEWLINE = "\x00"
-
-
-def _attributes(raw: str) -> dict[str, str]:
-    return {
-        m.group(1).lower(): unescape(m.group(2) or m.group(3) or m.group(4) or "")
-        for m in _ATTR.finditer(raw)
-    }
-
-
-def _is_hidden(raw_attrs: str) -> bool:
-    lowered = raw_attrs.lower()
-    if "hidden" not in lowered and "display" not in lowered:
-        return False
-    attrs = _attributes(raw_attrs)
-    return "hidden" in attrs or bool(_HIDDEN_STYLE.search(attrs.get("style", "")))
-
-
-class _TextBuilder:
-    def __init__(self) -> None:
-        self.out: list[str] = []
-        self._newlines = 0  # requested before the next text
-        self._started = False
-        self._skip_tag = ""  # the element whose content is being dropped, and how deeply it is nested
-        self._skip_depth = 0
-        self._links: list[tuple[str, int]] = []  # (href, index in out where the label starts)
-        self._pre = 0
-
-    def start(self, tag: str, raw_attrs: str) -> None:
-        if self._skip_depth:
-            self._skip_depth += tag == self._skip_tag and tag not in _VOID
-        elif tag in _SKIPPED or _is_hidden(raw_attrs):
-            if tag not in _VOID:
-                self._skip_tag, self._skip_depth = tag, 1
-        elif tag == "br":
-            self._newlines = min(self._newlines + 1, 2)
-        elif tag == "li":
-            self._break(1)
-            self._text("- ")
-        elif tag == "a":
-            self._links.append((_attributes(raw_attrs).get("href", ""), len(self.out)))
-        elif tag in _PARAGRAPHS:
-            self._pre += tag == "pre"
-            self._break(2)
-        elif tag in _LINES:
-            self._break(1)
-
-    def end(self, tag: str) -> None:
-        if self._skip_depth:
-            self._skip_depth -= tag == self._skip_tag
-        elif tag == "a" and self._links:
-            self._close_link(*self._links.pop())
-        elif tag in _PARAGRAPHS:
-            self._pre -= tag == "pre" and self._pre > 0
-            self._break(2)
-        elif tag in _LINES or tag == "li":
-            self._break(1)
-
-    def _break(self, newlines: int) -> None:
-        self._newlines = max(self._newlines, newlines)
-
-    def _text(self, text: str) -> None:
-        if self._newlines:
-            if self._started:
-                self.out.append(_NEWLINE * self._newlines)
-            self._newlines = 0
-        self._started = True
-        self.out.append(text)
-
-    def _close_link(self, href: str, start: int) -> None:
-        label = " ".join("".join(self.out[start:]).split())
-        href = href.strip()
-        if not href or href.startswith(("#", "javascript:")) or label in (href, href.removeprefix("mailto:")):
-            return
-        self.out.append(f" ({href})" if label else href)
-
-    def data(self, text: str) -> None:
-        if self._skip_depth or not text:
-            return
-        if "&" in text:
-            text = unescape(text)
-        if self._pre:
-            self._text(text.replace("\n", _NEWLINE))
-        elif text.isspace():
-            self.out.append(" ")
-        else:
-            self._text(text)
-
-    def result(self) -> str:
-        text = " ".join("".join(self.out).split())  # the marker is not whitespace: it survives
-        text = text.replace(" " + _NEWLINE, _NEWLINE).replace(_NEWLINE + " ", _NEWLINE)
-        return text.replace(_NEWLINE, "\n").strip()
-
-
-def html_to_text(html: str) -> str:
-    """Readable plain text from HTML.
-
-    Head, style, script and hidden elements (``hidden``, ``display:none``) are dropped, blocks go on their
-    own lines, list items become ``- item``, links become ``label (URL)`` (just the URL when the label is
-    the URL), entities are decoded and whitespace is collapsed.
-    """
-    if _NEWLINE in html:
-        html = html.replace(_NEWLINE, "")
-    builder = _TextBuilder()
-    pos = 0
-    for match in _TOKEN.finditer(html):
-        if match.start() < pos:
-            continue  # inside a script/style body that was jumped over
-        builder.data(html[pos : match.start()])
-        pos = match.end()
-        tag = match.group("tag")
-        if tag is None:
-            continue  # comment, doctype, CDATA, processing instruction
-        tag = tag.lower()
-        if match.group("close"):
-            builder.end(tag)
-        elif tag in _RAW_END:
-            end = _RAW_END[tag].search(html, pos)
-            pos = end.end() if end else len(html)
-        else:
-            builder.start(tag, match.group("attrs"))
-    builder.data(html[pos:])
-    return builder.result()

@@ -78,8 +78,8 @@ class _ClockSigner(TimestampSigner):
         super().__init__(secret_key, salt=salt, digest_method=hashlib.sha1)
         self._clock = clock
         key = self.derive_key().ljust(64, b"\0")  # SHA-1 block size; a derived key is 20 bytes
-        self._inner = hashlib.sha1(key.translate(_IPAD))
-        self._outer = hashlib.sha1(key.translate(_OPAD))
+        self.inner = hashlib.sha1(key.translate(_IPAD))  # keyed hash states: copy, never update
+        self.outer = hashlib.sha1(key.translate(_OPAD))
         self._stamp = (-1, b"")
 
     def get_timestamp(self) -> int:
@@ -88,15 +88,16 @@ class _ClockSigner(TimestampSigner):
     def stamp(self) -> bytes:
         """The separator and encoded timestamp that follow the payload."""
         now = self.get_timestamp()
-        if self._stamp[0] != now:
-            self._stamp = (now, b"." + _b64(int_to_bytes(now)))
-        return self._stamp[1]
+        cached = self._stamp  # read once: another thread may replace it
+        if cached[0] != now:
+            cached = self._stamp = (now, b"." + _b64(int_to_bytes(now)))
+        return cached[1]
 
     def mac(self, value: bytes) -> bytes:
         """The encoded HMAC of ``value`` (payload and stamp)."""
-        inner = self._inner.copy()
+        inner = self.inner.copy()
         inner.update(value)
-        outer = self._outer.copy()
+        outer = self.outer.copy()
         outer.update(inner.digest())
         return _b64(outer.digest())
 
@@ -124,15 +125,36 @@ class _Serializer(URLSafeTimedSerializer):
             secret, salt=salt, serializer=_Json, signer=_ClockSigner, signer_kwargs=signer_kwargs
         )
         self._signer = _ClockSigner(self.secret_keys, salt=salt, clock=clock)
+        self._stamped: tuple[bytes | None, Callable[[Any], str]] = (None, str)
 
     def stamped(self) -> Callable[[Any], str]:
-        """``dumps`` without its indirections, every token stamped with the time of this call."""
-        stamp, mac, dump = self._signer.stamp(), self._signer.mac, self.dump_payload
+        """``dumps`` without its indirections, every token stamped with the time of this call.
 
-        def sign(obj: Any) -> str:
-            value = dump(obj) + stamp
-            return (value + b"." + mac(value)).decode("ascii")
+        The function is kept for as long as the stamp (a second) stays the same: the messages of a
+        broadcast, stamped with their common creation time, all share one.
+        """
+        stamp = self._signer.stamp()
+        cached_stamp, cached = self._stamped
+        if cached_stamp is stamp:
+            return cached
+        dump, inner, outer = self.dump_payload, self._signer.inner, self._signer.outer
+        encode, dumps = binascii.b2a_base64, orjson.dumps
 
+        def sign(obj: Any) -> str:  # dump_payload and mac, inlined for short payloads (nearly all)
+            data = dumps(obj)
+            if len(data) < _COMPRESS_FROM:
+                value = encode(data, newline=False).translate(_URLSAFE).rstrip(b"=") + stamp
+            else:
+                value = dump(obj) + stamp
+            digest = inner.copy()
+            digest.update(value)
+            final = outer.copy()
+            final.update(digest.digest())
+            return (
+                value + b"." + encode(final.digest(), newline=False).translate(_URLSAFE).rstrip(b"=")
+            ).decode()
+
+        self._stamped = (stamp, sign)
         return sign
 
     def make_signer(self, salt: str | bytes | None = None) -> Signer:

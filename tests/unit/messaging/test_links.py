@@ -7,9 +7,18 @@ from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from leadflow.kernel.clock import VirtualClock
-from leadflow.messaging.links import decode_click, decode_honeypot, decode_open, track
+from leadflow.messaging.links import (
+    _ANCHOR_HREF,
+    _rewrite_anchors,
+    decode_click,
+    decode_honeypot,
+    decode_open,
+    track,
+)
 from leadflow.messaging.tokens import BadToken, Tokens
 
 BASE = "https://t.example.com"
@@ -227,3 +236,26 @@ def test_decoders_honour_max_age(clock: VirtualClock, tokens: Tokens) -> None:
     with pytest.raises(BadToken) as caught:
         decode_click(tokens, token, max_age=timedelta(days=30))
     assert caught.value.reason == "expired"
+
+
+ANCHOR_PIECES = [
+    "<a",
+    "<A",
+    "<abbr>",
+    ' href="https://x.example/p"',
+    " HREF='http://y.example/'",
+    " href=z",
+    ">",
+]
+ANCHOR_PIECES += ["</a>", " title='>'", ' data-href="https://no.example/"', "text", "\n", "<b>", "é", "<a\n"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(ANCHOR_PIECES), max_size=25).map("".join))
+def test_anchor_rewriting_finds_what_the_pattern_finds_anywhere(html: str) -> None:
+    """Trying the pattern only where ``<a``/``<A`` starts rewrites exactly the matches of a full scan."""
+
+    def rewrite(match: re.Match[str]) -> str:
+        return f"[{match.start()}:{match.group(0)}]"
+
+    assert _rewrite_anchors(html, rewrite) == _ANCHOR_HREF.sub(rewrite, html)

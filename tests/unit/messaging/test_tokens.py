@@ -153,3 +153,16 @@ def test_secret_and_purpose_are_required(clock: VirtualClock, tokens: Tokens) ->
         Tokens("", clock)
     with pytest.raises(ValueError, match="purpose"):
         tokens.sign("", [1])
+
+
+def test_a_signer_is_reused_while_the_stamp_stays_the_same(clock: VirtualClock, tokens: Tokens) -> None:
+    """The messages of a broadcast share their creation time: one signing function serves them all."""
+    sign = tokens.signer("click")
+    assert tokens.signer("click") is sign
+    clock.advance(timedelta(milliseconds=200))
+    assert tokens.signer("click") is sign  # the stamp has a resolution of a second
+    clock.advance(timedelta(seconds=1))
+    later = tokens.signer("click")
+    assert later is not sign
+    assert later([MESSAGE_ID]) != sign([MESSAGE_ID])
+    assert tokens.load("click", later([MESSAGE_ID])) == [MESSAGE_ID]
