@@ -36,9 +36,8 @@ from leadflow.contacts import service as contacts_service
 from leadflow.contacts.batch import ProfileBatch
 from leadflow.contacts.changes import ProfileChanges
 from leadflow.contacts.models import contacts
-from leadflow.events import service as events
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.db import bulk_update, chunk_size, chunked, dialect_insert, on_commit, where_in
+from leadflow.kernel.db import bulk_update, chunk_size, chunked, dialect_insert, where_in
 from leadflow.kernel.errors import NotFound
 from leadflow.messaging import bounces, machine, outbox
 from leadflow.messaging.models import email_preferences, email_topics, messages, suppressions
@@ -138,16 +137,9 @@ def _hit(
 def _emit_machine(
     conn: Connection, ctx: AppContext, row: dict[str, Any], status: str, at: datetime, **extra: Any
 ) -> None:
-    """Like :func:`outbox.emit`, under a key of its own (``email:<id>:<status>:machine``)."""
-    if row.get("kind") not in outbox.PERSONAL or not row.get("contact_id"):
-        return
-    names = ("journey_id", "broadcast_id", "step_id", "template_id", "kind")
-    properties = {"message_id": row["id"], **{n: row.get(n) for n in names}, "machine_generated": True}
-    key = f"email:{row['id']}:{status}:machine"
-    events.emit_many(
-        conn, [(row["contact_id"], f"leadflow.email_{status}", {**properties, **extra}, key)], at
-    )
-    on_commit(conn, lambda: ctx.signals.announce("events"))
+    """:func:`outbox.emit` under a key of its own (``email:<id>:<status>:machine``), so a scanner's hit
+    never takes the place of the person's own event."""
+    outbox.emit(conn, ctx, [(row, status)], at, key_suffix=":machine", machine_generated=True, **extra)
 
 
 # --- unsubscribe and the preference centre -----------------------------------------------------------

@@ -87,9 +87,12 @@ def emit(
     ctx: AppContext,
     changed: Sequence[tuple[dict[str, Any], str]],
     at: datetime,
+    *,
+    key_suffix: str = "",
     **extra: Any,
 ) -> None:
-    """Status events for messages to contacts: ``(message row, status)`` each."""
+    """Status events for messages to contacts: ``(message row, status)`` each. An event is stored once
+    per message and status; ``key_suffix`` keeps a second kind apart (machine-generated hits)."""
     items = []
     for row, status in changed:
         if row.get("kind") not in PERSONAL or not row.get("contact_id"):
@@ -105,7 +108,12 @@ def emit(
             **extra,
         }
         items.append(
-            (row["contact_id"], f"leadflow.email_{status}", properties, f"email:{row['id']}:{status}")
+            (
+                row["contact_id"],
+                f"leadflow.email_{status}",
+                properties,
+                f"email:{row['id']}:{status}{key_suffix}",
+            )
         )
     if items:
         events.emit_many(conn, items, at)
