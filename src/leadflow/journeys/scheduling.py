@@ -23,7 +23,6 @@ from leadflow.kernel.db import where_in
 from leadflow.segments import rules
 from leadflow.segments import service as segments
 from leadflow.segments.compiler import Compiler
-from leadflow.segments.models import segment_members
 
 CHUNK = 5_000
 
@@ -88,16 +87,7 @@ def _set_next(conn: Connection, journey_id: str, moment: datetime) -> None:
 
 def _members(conn: Connection, segment_id: str) -> Iterator[list[str]]:
     after = ""
-    while True:
-        query = (
-            sa.select(segment_members.c.contact_id)
-            .where(segment_members.c.segment_id == segment_id, segment_members.c.contact_id > after)
-            .order_by(segment_members.c.contact_id)
-            .limit(CHUNK)
-        )
-        chunk = list(conn.execute(query).scalars())
-        if not chunk:
-            return
+    while chunk := segments.member_ids(conn, segment_id, after=after, limit=CHUNK):
         yield chunk
         after = chunk[-1]
 

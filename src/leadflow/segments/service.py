@@ -413,3 +413,15 @@ def matching_events(
 def event_conditions(conn: Connection, table: Any, behaviour: rules.Behaviour, now: Any) -> list[Any]:
     """The SQL conditions an event row of ``table`` meets to be an occurrence of ``behaviour``."""
     return Compiler(conn.dialect.name, now, lowest_band="cold").event_filter(table, behaviour)
+
+
+def member_ids(conn: Connection, segment_id: str, *, after: str = "", limit: int = 5_000) -> list[str]:
+    """One page of a segment's member ids, in id order after ``after`` (keyset pagination: callers
+    walk a million members in bounded memory)."""
+    query = (
+        sa.select(segment_members.c.contact_id)
+        .where(segment_members.c.segment_id == segment_id, segment_members.c.contact_id > after)
+        .order_by(segment_members.c.contact_id)
+        .limit(limit)
+    )
+    return list(conn.execute(query).scalars())
