@@ -14,6 +14,7 @@ on and off; peak RSS of a 1M-contact broadcast ≤ 500 MB.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import resource
 import shutil
@@ -23,6 +24,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
@@ -104,7 +106,7 @@ def dkim_key() -> str:
     ).decode()
 
 
-def context(url: str, port: int, *, dkim: bool) -> AppContext:
+def context(url: str, port: int, *, dkim: str | None) -> AppContext:
     settings = Settings(
         database_url=url,
         secret_key="bench",
@@ -118,7 +120,7 @@ def context(url: str, port: int, *, dkim: bool) -> AppContext:
         frequency_cap_per_day=0,
         frequency_cap_per_week=0,
         dkim_selector="bench" if dkim else None,
-        dkim_private_key=dkim_key() if dkim else None,
+        dkim_private_key=dkim,
     )
     return build_context(settings, clock=SystemClock())
 
@@ -174,46 +176,84 @@ def queue_broadcast(ctx: AppContext, count: int) -> None:
         pass
 
 
-def drain(ctx: AppContext, threads: int, count: int) -> tuple[float, int]:
+def drain(ctx: AppContext, threads: int) -> int:
+    """Deliver until nothing is due, with ``threads`` deliverers sharing one SMTP pool."""
     deliverer = Deliverer(ctx)
     done = threading.Event()
+    handled = [0] * threads
 
-    def loop() -> None:
+    def loop(index: int) -> None:
         local = Deliverer(ctx, deliverer.transport)
         while not done.is_set():
-            if not local.deliver_due():
+            count = local.deliver_due()
+            handled[index] += count
+            if not count:
                 done.set()
 
-    started = time.perf_counter()
-    workers = [threading.Thread(target=loop) for _ in range(threads)]
+    workers = [threading.Thread(target=loop, args=(n,)) for n in range(threads)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
-    elapsed = time.perf_counter() - started
     deliverer.close()
+    return sum(handled)
+
+
+def drain_process(url: str, port: int, dkim: str | None, threads: int, go: Any) -> None:
+    """One worker process: its own context, connections and SMTP pool (as ``leadflow worker`` has)."""
+    ctx = context(url, port, dkim=dkim)
+    Deliverer(ctx).composer  # noqa: B018 -- warm the caches before the clock starts
+    go.wait()
+    drain(ctx, threads)
+    ctx.close()
+
+
+def drain_all(ctx: AppContext, url: str, port: int, dkim: str | None, threads: int, processes: int) -> float:
+    """Messages per second sent by ``processes`` worker processes (1: in this process)."""
+    if processes == 1:
+        started = time.perf_counter()
+        drain(ctx, threads)
+        elapsed = time.perf_counter() - started
+    else:
+        spawn = multiprocessing.get_context("spawn")
+        go = spawn.Event()
+        children = [
+            spawn.Process(target=drain_process, args=(url, port, dkim, threads, go)) for _ in range(processes)
+        ]
+        for child in children:
+            child.start()
+        time.sleep(3)  # imports and connections, outside the measured time
+        started = time.perf_counter()
+        go.set()
+        for child in children:
+            child.join()
+        elapsed = time.perf_counter() - started
     with ctx.db.read() as conn:
         sent = conn.execute(sa.select(sa.func.count()).where(messages.c.status == "sent")).scalar_one()
-    return sent / elapsed, int(sent)
+    return int(sent) / elapsed
 
 
-def one_run(backend: str, count: int, threads: int, dkim: bool, workdir: Path) -> None:
+def one_run(backend: str, count: int, threads: int, processes: int, dkim: bool, workdir: Path) -> None:
     port = free_port()
     sink = start_sink(port)
     url = create_database(backend, workdir)
+    key = dkim_key() if dkim else None
     try:
         populate(url, count)
-        ctx = context(url, port, dkim=dkim)
+        ctx = context(url, port, dkim=key)
         started = time.perf_counter()
         queue_broadcast(ctx, count)
         queued = time.perf_counter() - started
-        rate, sent = drain(ctx, threads, count)
+        rate = drain_all(ctx, url, port, key, threads, processes)
+        with ctx.db.read() as conn:
+            unsent = conn.execute(sa.select(sa.func.count()).where(messages.c.status != "sent")).scalar_one()
         ctx.close()
         top = ceiling(port, count, 6000)
         label = "DKIM on " if dkim else "DKIM off"
         print(
             f"{backend} {label}: queued {count:,} in {queued:.1f} s; "
-            f"sent {sent:,} at {rate:,.0f}/s with {threads} thread(s); "
+            f"sent {count - unsent:,} at {rate:,.0f}/s "
+            f"({processes} process(es) x {threads} thread(s)); "
             f"smtp-source ceiling {top:,.0f}/s; ratio {rate / top:.2f}"
         )
     finally:
@@ -228,7 +268,7 @@ def broadcast_rss(backend: str, count: int, workdir: Path) -> None:
     url = create_database(backend, workdir)
     try:
         populate(url, count)
-        ctx = context(url, port, dkim=False)
+        ctx = context(url, port, dkim=None)
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         started = time.perf_counter()
         queue_broadcast(ctx, count)
@@ -256,6 +296,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--backend", default="postgresql", choices=["postgresql", "sqlite"])
     parser.add_argument("--threads", type=int, default=3)
+    parser.add_argument("--processes", type=int, default=1, help="deliverer processes (like workers)")
     parser.add_argument("--broadcast-rss", type=int, default=0)
     parser.add_argument("--dkim", choices=["both", "on", "off"], default="both")
     args = parser.parse_args()
@@ -268,7 +309,7 @@ def main() -> None:
             broadcast_rss(args.backend, args.broadcast_rss, workdir)
             return
         for dkim in {"both": (False, True), "on": (True,), "off": (False,)}[args.dkim]:
-            one_run(args.backend, args.messages, args.threads, dkim, workdir)
+            one_run(args.backend, args.messages, args.threads, args.processes, dkim, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

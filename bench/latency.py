@@ -144,6 +144,36 @@ def start_worker(url: str, env: dict[str, str], workdir: Path, n: int) -> subpro
         )
 
 
+STAGES = {
+    "received -> processed (event processor)": (
+        "SELECT extract(epoch FROM processed_at - received_at) FROM events"
+        " WHERE type = 'track' AND processed_at IS NOT NULL"
+    ),
+    "processed -> email queued (journey executor)": (
+        "SELECT extract(epoch FROM m.created_at - r.entered_at) FROM messages m"
+        " JOIN journey_runs r ON r.id = m.run_id"
+    ),
+    "queued -> sent (deliverer, SMTP answer)": (
+        "SELECT extract(epoch FROM sent_at - created_at) FROM messages WHERE sent_at IS NOT NULL"
+    ),
+}
+
+
+def stages(url: str) -> None:
+    """Where the time went: p50/p99 of each stage, from the timestamps the database recorded."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        for label, query in STAGES.items():
+            p50, p99 = conn.exec_driver_sql(
+                f"SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s), "
+                f"percentile_cont(0.99) WITHIN GROUP (ORDER BY s) FROM ({query}) AS t(s)"
+            ).one()
+            print(f"  {label}: p50 {float(p50 or 0) * 1000:.0f} ms, p99 {float(p99 or 0) * 1000:.0f} ms")
+    engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=int, default=1000)
@@ -165,6 +195,7 @@ def main() -> None:
         "LEADFLOW_FREQUENCY_CAP_PER_DAY": "0",
         "LEADFLOW_FREQUENCY_CAP_PER_WEEK": "0",
         "LEADFLOW_WORKER_POLL_INTERVAL": "0.2",
+        **({"LEADFLOW_EMAIL_BATCH_SIZE": os.environ["EB"]} if "EB" in os.environ else {}),
     }
     server = start_server(url, api_port, workdir, *(["--no-worker"] if args.workers else []), env=env)
     workers = [start_worker(url, env, workdir, n) for n in range(args.workers)]
@@ -199,6 +230,8 @@ def main() -> None:
             f"mean {statistics.mean(latencies) * 1000:.0f} ms"
             f" (target p99 ≤ 1000 ms)"
         )
+        if args.backend == "postgresql":
+            stages(url)
     finally:
         for worker in workers:
             worker.terminate()

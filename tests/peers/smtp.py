@@ -18,6 +18,10 @@ errors.
 
 ``reject={"x@example.com": (550, "5.1.1 no such user")}`` answers RCPT TO for that address with that
 reply (any code: 550 bounces, 450 defers).
+
+``pipelining=True`` offers PIPELINING (RFC 2920) in the EHLO reply (aiosmtpd reads commands in order
+either way) and counts, in :attr:`SmtpPeer.pipelined`, the MAIL commands whose RCPT TO had already
+arrived with them: the proof that a client really pipelined.
 """
 
 from __future__ import annotations
@@ -63,6 +67,8 @@ class _Handler:
     async def handle_MAIL(  # noqa: N802 (aiosmtpd's hook name)
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        if self.peer.pipelining and b"RCPT TO" in bytes(getattr(server._reader, "_buffer", b"")):
+            self.peer._count_pipelined()
         if self.peer.auth is not None and not session.authenticated:
             return "530 5.7.0 Authentication required"
         envelope.mail_from = address
@@ -99,6 +105,14 @@ class _Handler:
         return AuthResult(success=good, auth_data=data if good else None, handled=False)
 
 
+class _PipeliningHandler(_Handler):
+    async def handle_EHLO(  # noqa: N802
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+
 class _Controller(Controller):
     """Binds port 0 and learns the real port before aiosmtpd's start-up probe connects."""
 
@@ -116,12 +130,15 @@ class SmtpPeer:
         tls: TlsMode = "none",
         reject: Mapping[str, tuple[int, str]] | None = None,
         port: int = 0,
+        pipelining: bool = False,
     ) -> None:
         """``port``: 0 for an ephemeral one; a known port to restart a server where a stopped one was."""
         self.auth = auth
         self.tls = tls
         self.reject = {address.lower(): reply for address, reply in (reject or {}).items()}
         self.port = port
+        self.pipelining = pipelining
+        self.pipelined = 0
         self._messages: list[Received] = []
         self._clients: set[object] = set()
         self._cond = threading.Condition()
@@ -131,7 +148,7 @@ class SmtpPeer:
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> SmtpPeer:
-        handler = _Handler(self)
+        handler = _PipeliningHandler(self) if self.pipelining else _Handler(self)
         context = self._tls_context() if self.tls != "none" else None
         options: dict[str, Any] = {"server_hostname": "smtp-peer.test", "ready_timeout": 5.0}
         if self.auth is not None:
@@ -193,6 +210,10 @@ class SmtpPeer:
     def parsed(self) -> list[EmailMessage]:
         parser = BytesParser(policy=email.policy.default)
         return [parser.parsebytes(message.data) for message in self.messages]
+
+    def _count_pipelined(self) -> None:
+        with self._cond:
+            self.pipelined += 1
 
     def _record(self, received: Received, client: object) -> int:
         with self._cond:

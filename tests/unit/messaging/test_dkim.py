@@ -12,7 +12,7 @@ import dkim
 import dkim.crypto
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from leadflow.messaging import dkim as signing
 from leadflow.messaging.dkim import DEFAULT_HEADERS, DkimSigner, dns_record, load_private_key
@@ -163,7 +163,7 @@ def test_signer_validates_its_arguments() -> None:
     ec_pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    with pytest.raises(ValueError, match="RSA"):
+    with pytest.raises(ValueError, match="RSA or Ed25519"):
         DkimSigner(selector="s", domain=DOMAIN, private_key_pem=ec_pem)
 
 
@@ -189,3 +189,33 @@ def test_dns_record_publishes_the_public_key() -> None:
     public = serialization.load_der_public_key(der)
     assert isinstance(public, rsa.RSAPublicKey)
     assert public.public_numbers() == rsa_key().public_key().public_numbers()
+
+
+@cache
+def ed25519_pem() -> bytes:
+    key = ed25519.Ed25519PrivateKey.generate()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def test_ed25519_key_signs_ed25519_sha256_that_verifies() -> None:
+    """RFC 8463: an Ed25519 key gives a=ed25519-sha256, published as k=ed25519 with the raw public key."""
+    record = dns_record(ed25519_pem())
+    assert record.startswith("v=DKIM1; k=ed25519; p=")
+    public = base64.b64decode(record.split("p=", 1)[1])
+    assert len(public) == 32
+    signer = DkimSigner(selector=SELECTOR, domain=DOMAIN, private_key_pem=ed25519_pem())
+    original = message(headers=[("List-Unsubscribe", "<https://acme.example/u/1>")])
+    signed = signer.sign(original)
+    assert signed.startswith(b"DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=acme.example;")
+    assert dkim.verify(signed, dnsfunc=dns_for(record))
+    assert not dkim.verify(signed.replace(b"Subject: ", b"Subject: FWD "), dnsfunc=dns_for(record))
+    assert not dkim.verify(signed, dnsfunc=dns_for(published_record()))  # not with the RSA key
+
+
+def test_load_private_key_reads_ed25519(tmp_path: Path) -> None:
+    path = tmp_path / "ed25519.pem"
+    path.write_bytes(ed25519_pem())
+    assert load_private_key(str(path)) == ed25519_pem()
+    assert load_private_key(ed25519_pem().decode("ascii").replace("\n", "\\n")) == ed25519_pem()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.policy
+import socket
 import threading
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -41,9 +42,13 @@ def statuses(outcomes: list[Outcome]) -> list[str]:
     return [outcome.status for outcome in outcomes]
 
 
-def test_plain_pool_of_three_delivers_every_message_byte_for_byte_and_reuses_connections() -> None:
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_plain_pool_of_three_delivers_every_message_byte_for_byte_and_reuses_connections(
+    pipelining: bool,
+) -> None:
     batch = [outgoing(number) for number in range(10)]
-    with SmtpPeer() as peer, SmtpTransport.from_url(peer.url, pool_size=3) as transport:
+    peer = SmtpPeer(pipelining=pipelining)
+    with peer, SmtpTransport.from_url(peer.url, pool_size=3) as transport:
         outcomes = transport.send_many(batch)
         assert statuses(outcomes) == ["sent"] * 10
         assert all(outcome.code == 250 and "queued as" in outcome.response for outcome in outcomes)
@@ -59,6 +64,7 @@ def test_plain_pool_of_three_delivers_every_message_byte_for_byte_and_reuses_con
         assert statuses(transport.send_many(second)) == ["sent"] * 6
         assert len(peer.wait_for(16)) == 16
         assert peer.connections <= 3  # the second batch reused the pooled connections
+        assert peer.pipelined == (16 if pipelining else 0)  # RFC 2920 only when offered
 
 
 def test_starttls_with_auth_delivers() -> None:
@@ -117,22 +123,29 @@ def test_wrong_password_defers_every_message_with_the_servers_reason() -> None:
         assert peer.messages == []
 
 
-def test_missing_login_means_the_sender_is_refused_which_defers() -> None:
-    with SmtpPeer(auth=AUTH) as peer, SmtpTransport.from_url(f"smtp://127.0.0.1:{peer.port}") as transport:
-        outcomes = transport.send_many([outgoing(1)])
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_missing_login_means_the_sender_is_refused_which_defers(pipelining: bool) -> None:
+    peer = SmtpPeer(auth=AUTH, pipelining=pipelining)
+    with peer, SmtpTransport.from_url(f"smtp://127.0.0.1:{peer.port}") as transport:
+        outcomes = transport.send_many([outgoing(1), outgoing(2)])
+        assert peer.messages == []
+    assert statuses(outcomes) == ["deferred", "deferred"]
     assert outcomes[0].status == "deferred"
     assert outcomes[0].code == 530
     assert outcomes[0].response.startswith(f"sender {SENDER} refused: 530")
 
 
-def test_rejected_recipients_bounce_or_defer_in_place_and_the_rest_is_delivered() -> None:
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_rejected_recipients_bounce_or_defer_in_place_and_the_rest_is_delivered(pipelining: bool) -> None:
     reject = {"gone@example.test": (550, "5.1.1 No such user"), "busy@example.test": (450, "4.2.1 Try later")}
     batch = [outgoing(number) for number in range(6)]
     batch[1] = outgoing(1, "gone@example.test")
     batch[4] = outgoing(4, "busy@example.test")
-    with SmtpPeer(reject=reject) as peer, SmtpTransport.from_url(peer.url, pool_size=2) as transport:
+    peer = SmtpPeer(reject=reject, pipelining=pipelining)
+    with peer, SmtpTransport.from_url(peer.url, pool_size=2) as transport:
         outcomes = transport.send_many(batch)
         assert statuses(outcomes) == ["sent", "bounced", "sent", "sent", "deferred", "sent"]
+        assert peer.pipelined == (6 if pipelining else 0)
         assert (outcomes[1].code, outcomes[1].response) == (550, "550 5.1.1 No such user")
         assert (outcomes[4].code, outcomes[4].response) == (450, "450 4.2.1 Try later")
         received = peer.wait_for(4)
@@ -145,10 +158,14 @@ def test_rejected_recipients_bounce_or_defer_in_place_and_the_rest_is_delivered(
         assert peer.connections <= 2  # a refusal does not cost the connection
 
 
-def test_a_421_closing_reply_defers_and_gives_up_the_rest_of_that_connections_share() -> None:
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_a_421_closing_reply_defers_and_gives_up_the_rest_of_that_connections_share(
+    pipelining: bool,
+) -> None:
     reject = {"closing@example.test": (421, "4.3.2 Service shutting down")}
     batch = [outgoing(0), outgoing(1, "closing@example.test"), outgoing(2)]
-    with SmtpPeer(reject=reject) as peer, SmtpTransport.from_url(peer.url, pool_size=1) as transport:
+    peer = SmtpPeer(reject=reject, pipelining=pipelining)
+    with peer, SmtpTransport.from_url(peer.url, pool_size=1) as transport:
         outcomes = transport.send_many(batch)
         assert statuses(outcomes) == ["sent", "deferred", "deferred"]
         assert outcomes[1].code == 421
@@ -358,3 +375,43 @@ def test_every_transport_speaks_the_protocol(tmp_path: Path) -> None:
         assert transport.description
         assert transport.send_many([]) == []
         transport.close()
+
+
+def test_a_pipelining_server_that_accepts_data_after_refusing_the_recipient_gets_no_message() -> None:
+    """RFC 2920 §3.1: if DATA is answered 354 though no recipient was accepted, the client must not send
+    the message; it ends the data phase with a lone dot. A scripted server over a real socket."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    heard: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn, conn.makefile("rb") as lines:
+            conn.sendall(b"220 scripted ESMTP\r\n")
+            replies = {
+                b"EHLO": b"250-scripted\r\n250 PIPELINING\r\n",
+                b"MAIL": b"250 OK\r\n",
+                b"RCPT": b"550 5.1.1 No such user\r\n",
+                b"DATA": b"354 go ahead (wrongly)\r\n",
+                b".": b"554 5.5.1 No valid recipients\r\n",
+                b"RSET": b"250 OK\r\n",
+                b"QUIT": b"221 Bye\r\n",
+            }
+            for line in lines:
+                heard.append(line)
+                command = line.split(b" ", 1)[0].strip().split(b":")[0].upper()
+                conn.sendall(replies.get(command, b"500 what?\r\n"))
+                if command == b"QUIT":
+                    return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    with SmtpTransport.from_url(f"smtp://127.0.0.1:{port}", pool_size=1) as transport:
+        outcomes = transport.send_many([outgoing(1, "gone@example.test")])
+    thread.join(5)
+    listener.close()
+    assert statuses(outcomes) == ["bounced"], (outcomes, heard)
+    assert outcomes[0].response == "550 5.1.1 No such user"
+    commands = [line.split(b" ", 1)[0].strip().upper() for line in heard]
+    assert commands[1:] == [b"MAIL", b"RCPT", b"DATA", b".", b"RSET", b"QUIT"]
+    assert not any(b"Hello number" in line for line in heard)  # the message itself never went

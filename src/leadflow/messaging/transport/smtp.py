@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from leadflow.messaging.transport.base import Outcome, Outgoing
+from leadflow.messaging.transport.pipelining import pipelined
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -127,6 +128,17 @@ class _Client(smtplib.SMTP):
     def data(self, msg: ReadableBuffer | str) -> tuple[int, bytes]:
         self.last_reply = super().data(msg)
         return self.last_reply
+
+    def transaction(self, sender: str, recipient: str, data: bytes, options: list[str]) -> None:
+        """Send one message: pipelined when the server offers PIPELINING, else :meth:`sendmail`.
+
+        Raises what :meth:`sendmail` raises for the same replies, so callers handle both alike.
+        """
+        self.ehlo_or_helo_if_needed()
+        if options or not self.has_extn("pipelining"):
+            self.sendmail(sender, [recipient], data, options)
+            return
+        pipelined(self, sender, recipient, data)
 
 
 class _ClientSSL(smtplib.SMTP_SSL, _Client):
@@ -335,7 +347,7 @@ def _attempt(client: _Client, message: Outgoing) -> Outcome:
     ascii_only = message.sender.isascii() and message.recipient.isascii()
     options = [] if ascii_only else ["SMTPUTF8"]
     try:
-        client.sendmail(message.sender, [message.recipient], message.data, options)
+        client.transaction(message.sender, message.recipient, message.data, options)
     except smtplib.SMTPRecipientsRefused as error:
         code, text = next(iter(error.recipients.values()))
         return _refused(code, f"{code} {_text(text)}")

@@ -1,0 +1,72 @@
+"""SMTP command pipelining (RFC 2920): one message in two round trips instead of four.
+
+``MAIL FROM``, ``RCPT TO`` and ``DATA`` go out in one write and their three replies are read in order;
+the message content follows only when ``DATA`` was answered ``354``. Used only when the server lists
+``PIPELINING`` in its EHLO reply (postfix, Exim and the big providers do). The replies are judged as
+:meth:`smtplib.SMTP.sendmail` judges them and the same exceptions are raised, so a caller cannot tell
+the two apart except by speed:
+
+* MAIL refused: :class:`smtplib.SMTPSenderRefused` (after the RCPT and DATA replies are read and the
+  transaction is reset);
+* RCPT refused: :class:`smtplib.SMTPRecipientsRefused`;
+* DATA or the end of data refused: :class:`smtplib.SMTPDataError`;
+* a lost connection: :class:`smtplib.SMTPServerDisconnected` or :class:`OSError`.
+
+If a server answers ``354`` although it refused the sender or recipient (it should not), an empty
+message is never sent: the data phase is ended with a lone ``.``, whose reply is read, and the
+transaction reset.
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+from contextlib import suppress
+from typing import Protocol
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+_CRLF = b"\r\n"
+_START_DATA = 354
+
+
+class _Connection(Protocol):
+    last_reply: tuple[int, bytes]
+
+    def send(self, s: bytes | str) -> None: ...
+
+    def getreply(self) -> tuple[int, bytes]: ...
+
+    def rset(self) -> tuple[int, bytes]: ...
+
+
+def pipelined(client: _Connection, sender: str, recipient: str, data: bytes) -> None:
+    """One pipelined transaction for ASCII addresses; ``client.last_reply`` holds the final reply."""
+    client.send(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode("ascii"))
+    mail, rcpt, start = client.getreply(), client.getreply(), client.getreply()
+    if mail[0] != 250 or rcpt[0] not in (250, 251) or start[0] != _START_DATA:
+        if start[0] == _START_DATA:  # accepted DATA after a refusal: send nothing, end it
+            client.send(b"." + _CRLF)
+            client.getreply()
+        _reset(client)
+        if mail[0] != 250:
+            raise smtplib.SMTPSenderRefused(mail[0], mail[1], sender)
+        if rcpt[0] not in (250, 251):
+            raise smtplib.SMTPRecipientsRefused({recipient: rcpt})
+        raise smtplib.SMTPDataError(*start)
+    client.send(content(data))
+    client.last_reply = reply = client.getreply()
+    if reply[0] != 250:
+        raise smtplib.SMTPDataError(*reply)
+
+
+def content(data: bytes) -> bytes:
+    """The message as sent after ``354``: leading dots doubled, ended by ``CRLF . CRLF``."""
+    quoted = _LEADING_DOT.sub(b"..", data)
+    if not quoted.endswith(_CRLF):
+        quoted += _CRLF
+    return quoted + b"." + _CRLF
+
+
+def _reset(client: _Connection) -> None:
+    with suppress(smtplib.SMTPServerDisconnected):
+        client.rset()
