@@ -195,7 +195,6 @@ def main() -> None:
         "LEADFLOW_FREQUENCY_CAP_PER_DAY": "0",
         "LEADFLOW_FREQUENCY_CAP_PER_WEEK": "0",
         "LEADFLOW_WORKER_POLL_INTERVAL": "0.2",
-        **({"LEADFLOW_EMAIL_BATCH_SIZE": os.environ["EB"]} if "EB" in os.environ else {}),
     }
     server = start_server(url, api_port, workdir, *(["--no-worker"] if args.workers else []), env=env)
     workers = [start_worker(url, env, workdir, n) for n in range(args.workers)]

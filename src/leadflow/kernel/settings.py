@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -76,6 +77,9 @@ class Settings(BaseSettings):
     dkim_domain: str | None = None
     dkim_private_key: SecretStr | None = None
     dkim_private_key_file: str | None = None
+    dkim_canonicalization: Literal["relaxed/simple", "relaxed/relaxed", "simple/simple", "simple/relaxed"] = (
+        "relaxed/simple"
+    )
 
     # Outgoing webhooks (Standard Webhooks). Without a secret, one is derived from the secret key.
     webhook_secret: SecretStr | None = None

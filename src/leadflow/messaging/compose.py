@@ -313,4 +313,9 @@ def _signer(ctx: AppContext) -> Any:
     from leadflow.messaging.dkim import DkimSigner
 
     domain = settings.dkim_domain or parseaddr(settings.email_from)[1].rpartition("@")[2]
-    return DkimSigner(selector=settings.dkim_selector, domain=domain, private_key_pem=key.encode())
+    return DkimSigner(
+        selector=settings.dkim_selector,
+        domain=domain,
+        private_key_pem=key.encode(),
+        canonicalization=settings.dkim_canonicalization,
+    )

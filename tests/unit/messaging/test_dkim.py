@@ -69,7 +69,7 @@ def verify(data: bytes) -> bool:
 def test_signed_message_verifies() -> None:
     original = message(headers=[("List-Unsubscribe", "<https://acme.example/u/1>")])
     signed = signer().sign(original)
-    assert signed.startswith(b"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=acme.example;")
+    assert signed.startswith(b"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/simple; d=acme.example;")
     assert signed.endswith(original)
     assert verify(signed)
 
@@ -208,7 +208,7 @@ def test_ed25519_key_signs_ed25519_sha256_that_verifies() -> None:
     signer = DkimSigner(selector=SELECTOR, domain=DOMAIN, private_key_pem=ed25519_pem())
     original = message(headers=[("List-Unsubscribe", "<https://acme.example/u/1>")])
     signed = signer.sign(original)
-    assert signed.startswith(b"DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed; d=acme.example;")
+    assert signed.startswith(b"DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/simple; d=acme.example;")
     assert dkim.verify(signed, dnsfunc=dns_for(record))
     assert not dkim.verify(signed.replace(b"Subject: ", b"Subject: FWD "), dnsfunc=dns_for(record))
     assert not dkim.verify(signed, dnsfunc=dns_for(published_record()))  # not with the RSA key
@@ -219,3 +219,19 @@ def test_load_private_key_reads_ed25519(tmp_path: Path) -> None:
     path.write_bytes(ed25519_pem())
     assert load_private_key(str(path)) == ed25519_pem()
     assert load_private_key(ed25519_pem().decode("ascii").replace("\n", "\\n")) == ed25519_pem()
+
+
+@pytest.mark.parametrize("canonicalization", ["relaxed/relaxed", "simple/simple", "simple/relaxed"])
+def test_other_canonicalizations_can_be_chosen(canonicalization: str) -> None:
+    chosen = DkimSigner(
+        selector=SELECTOR, domain=DOMAIN, private_key_pem=pem(), canonicalization=canonicalization
+    )
+    signed = chosen.sign(message())
+    assert f"c={canonicalization};".encode() in signed.split(b"\r\n", 1)[0]
+    assert verify(signed)
+    # relaxed body canonicalisation tolerates a relay that re-spaces the text; simple does not
+    respaced = signed.replace(b"<p>Hi Zo=C3=AB</p>", b"<p>Hi  Zo=C3=AB</p>")
+    assert respaced != signed
+    assert verify(respaced) == canonicalization.endswith("/relaxed")
+    with pytest.raises(ValueError, match="canonicalization"):
+        DkimSigner(selector=SELECTOR, domain=DOMAIN, private_key_pem=pem(), canonicalization="loose/simple")
