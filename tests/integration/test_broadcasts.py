@@ -344,3 +344,22 @@ def test_the_api_round_trip(api: TestClient, ctx: AppContext, make_key: Any) -> 
     reader = bearer(make_key("read"))
     assert api.get("/api/v1/broadcasts", headers=reader).status_code == 200
     assert api.post(f"/api/v1/broadcasts/{second['id']}/cancel", headers=reader).status_code == 403
+
+
+def test_a_big_start_refreshes_the_planner_statistics_of_messages(
+    ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without fresh statistics PostgreSQL sorts every queued row on each claim (see kernel.db.analyze)."""
+    if ctx.db.is_sqlite:
+        pytest.skip("PostgreSQL's planner statistics")
+    monkeypatch.setattr(service, "ANALYZE_AFTER_ROWS", 2)
+    _people(ctx)
+    _broadcast(ctx)
+    with ctx.db.write() as conn:  # forget whatever an earlier analysis counted
+        conn.exec_driver_sql("UPDATE pg_class SET reltuples = -1 WHERE relname = 'messages'")
+    written = service.start_due(ctx)
+    with ctx.db.read() as conn:
+        estimate = conn.exec_driver_sql("SELECT reltuples FROM pg_class WHERE relname = 'messages'").scalar()
+        total = conn.execute(sa.select(sa.func.count()).select_from(messages)).scalar_one()
+    assert written == 5
+    assert estimate == total

@@ -135,6 +135,17 @@ def insert_ignore(conn: Connection, table: sa.Table, index_elements: Sequence[st
     return dialect_insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
 
 
+def analyze(conn: Connection, table: sa.Table) -> None:
+    """Refresh PostgreSQL's planner statistics for ``table`` after a bulk write.
+
+    Autovacuum analyses a table only a while after it grew; until then the planner believes the old row
+    counts. A claim query (``ORDER BY due_at LIMIT n``) over a million freshly written rows then sorts all
+    of them (0.4 s a batch) instead of reading the first n from the index (2 ms). SQLite needs nothing.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"ANALYZE {conn.dialect.identifier_preparer.quote(table.name)}")
+
+
 def dialect_insert(conn: Connection, table: sa.Table) -> Any:
     """The dialect's ``insert`` construct, for ``on_conflict_do_update``."""
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection
 from leadflow.audit import service as audit
 from leadflow.kernel.clock import as_utc
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.db import on_commit
+from leadflow.kernel.db import analyze, on_commit
 from leadflow.kernel.errors import Conflict, Invalid, NotFound
 from leadflow.kernel.ids import new_id
 from leadflow.kernel.types import UTCDateTime, json_type
@@ -38,6 +38,7 @@ from leadflow.segments import service as segments
 CANCELLED = "broadcast cancelled"
 CAPPED = "frequency_capped"
 WAITING = ("queued", "deferred")  # messages still to be sent (or retried)
+ANALYZE_AFTER_ROWS = 10_000  # a chunk this big refreshes the planner's statistics of the messages table
 
 
 class BroadcastCreate(BaseModel):
@@ -273,7 +274,11 @@ def _start(ctx: AppContext, broadcast_id: str, limit_rows: int) -> int:
             written += new
             if upto is None:
                 _mark_sending(conn, broadcast_id)
-                return written
+        if new >= ANALYZE_AFTER_ROWS and not ctx.db.is_sqlite:  # deliverers drain the first chunks already
+            with ctx.db.write() as conn:
+                analyze(conn, messages)
+        if upto is None:
+            return written
         # A chunk found written means another start is ahead: go on from where its rows end.
         plan = (
             replace(plan, after=upto, offset=plan.offset + limit_rows) if new else _claim(ctx, broadcast_id)
