@@ -142,7 +142,7 @@ def test_sigkill_ten_times_delivers_each_email_exactly_once(postgres: str, tmp_p
     ctx = _prepare(postgres, contacts)
     log = tmp_path / "worker.log"
     chance = random.Random(20261122)
-    with SmtpPeer() as peer:
+    with SmtpPeer(pipelining=True) as peer:
         env = _environment(postgres, peer.url, log)
         for _ in range(10):
             worker = _start(env, log)
@@ -156,6 +156,7 @@ def test_sigkill_ten_times_delivers_each_email_exactly_once(postgres: str, tmp_p
             worker.terminate()
             worker.wait(10)
         received = list(peer.messages)
+        assert peer.pipelined >= len(received)  # killed mid-pipeline too: the peer offers PIPELINING
     unique = _by_message_id(received)
     assert len(unique) == 6000
     per_contact = Counter(item[0].recipients[0] for item in unique.values())

@@ -74,7 +74,7 @@ def delivered(ctx: AppContext, clock: VirtualClock) -> Iterator[list[Received]]:
     installer.install(ctx, "welcome-series", actor="test", publish=True)
     j.identify(ctx, "u1", email="ann@example.com", first_name="Ann")
     j.track(ctx, "u1", "Signed Up")
-    with SmtpPeer() as peer:
+    with SmtpPeer(pipelining=True) as peer:  # as production MTAs offer (RFC 2920)
         deliverer = Deliverer(ctx, SmtpTransport.from_url(peer.url, pool_size=2))
         j.settle(ctx)
         deliverer.deliver_due()
@@ -82,7 +82,9 @@ def delivered(ctx: AppContext, clock: VirtualClock) -> Iterator[list[Received]]:
             j.advance(ctx, clock, timedelta(days=1), step=timedelta(hours=6))
             deliverer.deliver_due()
         deliverer.close()
-        yield peer.wait_for(4)
+        received = peer.wait_for(4)
+        assert peer.pipelined == 4  # every message went MAIL+RCPT+DATA in one write
+        yield received
 
 
 def parsed(item: Received) -> EmailMessage:

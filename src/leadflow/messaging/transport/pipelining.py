@@ -41,7 +41,8 @@ class _Connection(Protocol):
 
 def pipelined(client: _Connection, sender: str, recipient: str, data: bytes) -> None:
     """One pipelined transaction for ASCII addresses; ``client.last_reply`` holds the final reply."""
-    client.send(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode("ascii"))
+    mail_from, rcpt_to = smtplib.quoteaddr(sender), smtplib.quoteaddr(recipient)  # as sendmail() does
+    client.send(f"MAIL FROM:{mail_from}\r\nRCPT TO:{rcpt_to}\r\nDATA\r\n".encode("ascii"))
     mail, rcpt, start = client.getreply(), client.getreply(), client.getreply()
     if mail[0] != 250 or rcpt[0] not in (250, 251) or start[0] != _START_DATA:
         if start[0] == _START_DATA:  # accepted DATA after a refusal: send nothing, end it
