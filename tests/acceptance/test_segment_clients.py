@@ -38,7 +38,11 @@ def _event_count(live: LiveServer, contact_id: object) -> int:
     total, cursor = 0, None
     with live.api() as api:
         while True:
-            params = {"limit": 500, "source": "segment", **({"cursor": cursor} if cursor else {})}
+            params: dict[str, str | int] = {
+                "limit": 500,
+                "source": "segment",
+                **({"cursor": cursor} if cursor else {}),
+            }
             page = api.get(f"/api/v1/contacts/{contact_id}/events", params=params).json()
             total += len(page["data"])
             cursor = page["next_cursor"]

@@ -201,7 +201,7 @@ def evaluate(rule: Any, contact: dict[str, Any], world: World) -> bool:
     if ref.kind == "tags":
         tags = world.tags.get(contact["id"], set())
         if rule.op in ("is_set", "is_not_set"):
-            return bool(tags) == (rule.op == "is_set")
+            return bool(tags) == bool(rule.op == "is_set")
         wanted = [rule.value] if rule.op in ("contains", "not_contains") else rule.value
         found = any(fold(v.strip()) in tags for v in wanted)
         return found if rule.op in ("contains", "in") else not found

@@ -17,6 +17,10 @@ names dkimpy's ``dkim`` module uses at sign time at faster equivalents:
 RSASSA-PKCS1-v1_5 is deterministic, so signatures are byte-identical either way; verification and
 everything else in dkimpy is untouched. If something else already replaced those names, nothing is
 patched and signing simply stays slower.
+
+Messages that are plain CRLF text (all of ours) reach dkimpy's signer already split into header fields
+and body (see ``_prepared``) instead of being re-split line by line; the signature is the same bytes
+``dkim.sign`` makes.
 """
 
 from __future__ import annotations
@@ -97,8 +101,10 @@ class DkimSigner:
 
     def sign(self, message: bytes) -> bytes:
         """``message`` with a ``DKIM-Signature`` header prepended."""
-        header: bytes = dkim.sign(
-            message,
+        signer = _prepared(message)
+        if signer is None:  # not plain CRLF text: let dkimpy parse (and normalise) the whole message
+            signer = dkim.DKIM(message)
+        header: bytes = signer.sign(
             self._selector,
             self._domain,
             self._key,
@@ -107,6 +113,25 @@ class DkimSigner:
             include_headers=self._headers,
         )
         return header + message
+
+
+def _prepared(message: bytes) -> dkim.DKIM | None:
+    """A dkimpy signer loaded with ``message`` without running its parser over the body.
+
+    dkimpy splits the whole message into lines and joins them again (a third of the cost of signing a
+    7 KB message besides the RSA step); for a message that is already plain CRLF text the body is the
+    bytes after the first empty line, unchanged, and only the header block needs dkimpy's parser. The
+    resulting headers and body are exactly what ``dkim.sign`` would see; anything else returns ``None``.
+    """
+    end = message.find(b"\r\n\r\n")
+    if end <= 0 or message.count(b"\n") != message.count(b"\r\n"):
+        return None
+    headers, rest = dkim.rfc822_parse(message[: end + 4])
+    if rest:  # the header block ended earlier than the first CRLF CRLF (a leading empty line)
+        return None
+    signer = dkim.DKIM()
+    signer.headers, signer.body = headers, message[end + 4 :]
+    return signer
 
 
 def load_private_key(pem_or_path: str) -> bytes:

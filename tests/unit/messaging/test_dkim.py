@@ -114,6 +114,52 @@ def test_openssl_signature_is_byte_identical_to_pure_dkimpy(monkeypatch: pytest.
     assert verify(pure)
 
 
+SHAPES = {
+    "built by leadflow": message(headers=[("List-Unsubscribe", "<https://acme.example/u/1>")]),
+    "repeated and folded headers": b"From: a@acme.example\r\nTo: b@example.com\r\nSubject: one\r\n two\r\n"
+    b"To: c@example.com\r\n\r\nbody\r\n\r\n\r\n",
+    "empty body": b"From: a@acme.example\r\nSubject: x\r\n\r\n",
+    "body without final CRLF": b"From: a@acme.example\r\n\r\nline\r\nlast",
+    "bare LF (dkimpy normalises)": b"From: a@acme.example\nSubject: x\n\nbody\nmore\n",
+    "mixed line endings": b"From: a@acme.example\r\nSubject: x\r\n\r\nbody\nmore\r\n",
+    "leading empty line": b"\r\nFrom: a@acme.example\r\n\r\nbody\r\n",
+    "no body separator": b"From: a@acme.example\r\nSubject: x\r\n",
+    "mbox From_ line": b"From someone Mon Jan 1 00:00:00 2024\r\nFrom: a@acme.example\r\n\r\nhi\r\n",
+    "bare CR in body": b"From: a@acme.example\r\n\r\nhi\rthere\r\n",
+}
+
+
+@pytest.mark.parametrize("canonicalization", ["relaxed/simple", "simple/relaxed"])
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_signature_is_byte_identical_to_dkim_sign(
+    shape: str, canonicalization: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parsing only the header block (the fast path) must sign exactly what ``dkim.sign`` signs."""
+    monkeypatch.setattr(dkim.time, "time", lambda: 1_714_564_800.0)  # the same t= for both
+    key = pem(serialization.PrivateFormat.TraditionalOpenSSL)
+    header_canon, body_canon = canonicalization.encode("ascii").split(b"/")
+    data = SHAPES[shape]
+    reference = dkim.sign(
+        data,
+        SELECTOR.encode(),
+        DOMAIN.encode(),
+        key,
+        canonicalize=(header_canon, body_canon),
+        include_headers=list(DEFAULT_HEADERS),
+    )
+    ours = DkimSigner(
+        selector=SELECTOR, domain=DOMAIN, private_key_pem=key, canonicalization=canonicalization
+    ).sign(data)
+    assert ours == reference + data
+
+
+def test_only_plain_crlf_messages_skip_dkimpys_parser() -> None:
+    assert signing._prepared(SHAPES["built by leadflow"]) is not None
+    others = ("bare LF (dkimpy normalises)", "mixed line endings", "leading empty line", "no body separator")
+    for shape in others:
+        assert signing._prepared(SHAPES[shape]) is None, shape
+
+
 @pytest.mark.parametrize("algorithm", [hashlib.sha256, hashlib.sha1])
 def test_rsa_step_matches_dkimpy_for_several_digests(algorithm: Callable[[bytes], object]) -> None:
     key = dkim.parse_pem_private_key(pem(serialization.PrivateFormat.TraditionalOpenSSL))
