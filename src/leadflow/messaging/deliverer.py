@@ -4,7 +4,8 @@
    PostgreSQL, so several workers share the load) and leased: ``due_at`` moves to the end of the lease.
 2. **Compose and send**, outside any transaction (SQLite's single writer is never held during SMTP).
 3. **Record** (a short transaction): ``sent`` / ``deferred`` (retried with backoff) / ``bounced`` (and a
-   hard-bounce suppression) / ``failed`` / ``suppressed``, each also an event in the pipeline.
+   hard-bounce suppression) / ``failed`` / ``suppressed``, each also an event in the pipeline — only
+   while the claim's lease holds; after a send slower than the lease, see :func:`_applicable`.
 
 A crash after the SMTP server accepted a message but before step 3 leaves the row leased; when the
 lease ends it is sent again, byte for byte the same, with the same ``Message-ID`` — at-least-once
@@ -43,6 +44,9 @@ RETRY = (
     timedelta(hours=12),
 )
 CACHE = "messaging.deliverer"
+WAITING = ("queued", "deferred")
+DELIVERED = ("sent", "bounced")  # the SMTP server's final word on a message that left
+Pairing = tuple[Verdict, dict[str, Any]]
 
 
 class Deliverer:
@@ -75,7 +79,7 @@ class Deliverer:
         with self.ctx.db.write() as conn:
             query = (
                 sa.select(messages)
-                .where(messages.c.status.in_(("queued", "deferred")), messages.c.due_at <= now)
+                .where(messages.c.status.in_(WAITING), messages.c.due_at <= now)
                 .order_by(messages.c.due_at)
                 .limit(limit)
             )
@@ -104,40 +108,23 @@ class Deliverer:
         self, verdicts: Sequence[Verdict], results: dict[str, Outcome], later: Sequence[Verdict]
     ) -> None:
         now = self.ctx.clock.now()
-        updates: list[dict[str, Any]] = []
-        changed: list[tuple[dict[str, Any], str]] = []
-        bounced: list[dict[str, Any]] = []
-        for verdict in verdicts:
-            row = _update(verdict, results.get(verdict.message.id), now)
-            updates.append(row)
-            changed.append(({**verdict.message._mapping, "error": row["error"]}, row["status"]))
-            if row["status"] == "bounced":
-                bounced.append(
-                    {
-                        "email": (verdict.recipient or "").lower(),
-                        "reason": "hard_bounce",
-                        "detail": row["error"],
-                        "message_id": verdict.message.id,
-                        "created_at": now,
-                    }
-                )
-        for verdict in later:
-            updates.append(
-                _base(
-                    verdict,
-                    "queued",
-                    now,
-                    due_at=now + timedelta(seconds=5),
-                    attempts=verdict.message.attempts,
-                )
-            )
+        outcomes = [(v, _update(v, results.get(v.message.id), now)) for v in verdicts]
+        outcomes += [
+            (v, _base(v, "queued", now, due_at=now + timedelta(seconds=5), attempts=v.message.attempts))
+            for v in later
+        ]
         with self.ctx.db.write() as conn:
-            bulk_update(conn, messages, "id", updates)
+            held, delivered = _applicable(conn, outcomes)
+            bulk_update(conn, messages, "id", [row for _, row in held])
+            bulk_update(conn, messages, "id", [_outcome_only(row) for _, row in delivered])
+            applied = held + delivered
+            bounced = [_suppression(v, row, now) for v, row in applied if row["status"] == "bounced"]
             if bounced:
                 conn.execute(
                     dialect_insert(conn, suppressions).on_conflict_do_nothing(index_elements=["email"]),
                     bounced,
                 )
+            changed = [({**v.message._mapping, "error": row["error"]}, row["status"]) for v, row in applied]
             outbox.emit(conn, self.ctx, [(row, status) for row, status in changed if status != "queued"], now)
         for _, status in changed:
             self.ctx.metrics.emails.labels(status).inc()
@@ -159,6 +146,61 @@ class Deliverer:
 
     def close(self) -> None:
         self.transport.close()
+
+
+def _applicable(conn: Connection, outcomes: list[Pairing]) -> tuple[list[Pairing], list[Pairing]]:
+    """Which outcomes may be written: ``(held, delivered)``.
+
+    *Held*: the message still carries this claim's lease (still waiting, ``attempts`` as the claim set
+    it); the outcome is written whole. A send slower than ``email_lease_seconds`` lets the lease end and
+    another worker claim the message again (or a cancel suppress it); then only the SMTP server's final
+    word about a message that left (*delivered*: ``sent`` or ``bounced``) is still written, unless the
+    row already has one, and without touching the newer claim's lease. Any other outcome of a lost lease
+    (a deferral, a compose failure, a throttled hand-back) is dropped and logged: the newer claim decides.
+    The rows are locked (in id order) while this is decided, so two deliverers never both write.
+    """
+    if not outcomes:
+        return [], []
+    query = (
+        sa.select(messages.c.id, messages.c.status, messages.c.attempts)
+        .where(messages.c.id.in_([verdict.message.id for verdict, _ in outcomes]))
+        .order_by(messages.c.id)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    current = {row.id: row for row in conn.execute(query)}
+    held: list[Pairing] = []
+    delivered: list[Pairing] = []
+    for verdict, row in outcomes:
+        now = current.get(verdict.message.id)
+        if now is not None and now.status in WAITING and now.attempts == verdict.message.attempts + 1:
+            held.append((verdict, row))
+        elif now is not None and row["status"] in DELIVERED and now.status not in DELIVERED:
+            delivered.append((verdict, row))
+        else:
+            log.warning(
+                "message %s: outcome %r not recorded: its lease ended and it is now %s",
+                verdict.message.id,
+                row["status"],
+                "deleted" if now is None else f"{now.status} (attempt {now.attempts})",
+            )
+    return held, delivered
+
+
+def _outcome_only(row: dict[str, Any]) -> dict[str, Any]:
+    """A delivered outcome without the lease columns (``due_at``, ``attempts``) of a newer claim."""
+    return {name: value for name, value in row.items() if name not in ("due_at", "attempts")}
+
+
+def _suppression(verdict: Verdict, row: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A hard bounce suppresses the address."""
+    return {
+        "email": (verdict.recipient or "").lower(),
+        "reason": "hard_bounce",
+        "detail": row["error"],
+        "message_id": verdict.message.id,
+        "created_at": now,
+    }
 
 
 def _base(verdict: Verdict, status: str, now: datetime, **values: Any) -> dict[str, Any]:
