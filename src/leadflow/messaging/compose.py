@@ -318,4 +318,5 @@ def _signer(ctx: AppContext) -> Any:
         domain=domain,
         private_key_pem=key.encode(),
         canonicalization=settings.dkim_canonicalization,
+        clock=ctx.clock,
     )

@@ -18,9 +18,8 @@ RSASSA-PKCS1-v1_5 is deterministic, so signatures are byte-identical either way;
 everything else in dkimpy is untouched. If something else already replaced those names, nothing is
 patched and signing simply stays slower.
 
-Messages that are plain CRLF text (all of ours) reach dkimpy's signer already split into header fields
-and body (see ``_prepared``) instead of being re-split line by line; the signature is the same bytes
-``dkim.sign`` makes.
+Messages that are plain CRLF text (all of ours) are signed by :mod:`leadflow.messaging.dkim_header`, which
+makes the same bytes as ``dkim.sign`` with less work per message; dkimpy signs anything else.
 """
 
 from __future__ import annotations
@@ -28,7 +27,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,9 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+from leadflow.kernel.clock import Clock
+from leadflow.messaging import dkim_header
 
 DEFAULT_HEADERS: tuple[bytes, ...] = (
     b"From",
@@ -76,6 +79,7 @@ class DkimSigner:
         private_key_pem: bytes,
         headers: Sequence[bytes] = DEFAULT_HEADERS,
         canonicalization: str = "relaxed/simple",
+        clock: Clock | None = None,
     ) -> None:
         if canonicalization not in CANONICALIZATIONS:
             raise ValueError(f"DKIM canonicalization must be one of {', '.join(CANONICALIZATIONS)}")
@@ -98,13 +102,24 @@ class DkimSigner:
             self.algorithm = b"rsa-sha256"
             self._key = _normalised_pem(private_key_pem)
         self._headers = list(headers)
+        self._clock = clock
+        self._fast = dkim_header.HeaderSigner(
+            selector=self._selector,
+            domain=self._domain,
+            algorithm=self.algorithm,
+            canonicalization=self._canonicalize,
+            include=self._headers,
+            sign=_signature_of(key),
+        )
 
     def sign(self, message: bytes) -> bytes:
-        """``message`` with a ``DKIM-Signature`` header prepended."""
-        signer = _prepared(message)
-        if signer is None:  # not plain CRLF text: let dkimpy parse (and normalise) the whole message
-            signer = dkim.DKIM(message)
-        header: bytes = signer.sign(
+        """``message`` with a ``DKIM-Signature`` header prepended (``t=`` from the clock)."""
+        parts = dkim_header.split(message)
+        if parts is not None:
+            now = self._clock.now().timestamp() if self._clock is not None else time.time()
+            return self._fast.header(*parts, timestamp=int(now)) + message
+        header: bytes = dkim.sign(  # not plain CRLF text: dkimpy parses (and normalises) it
+            message,
             self._selector,
             self._domain,
             self._key,
@@ -115,23 +130,12 @@ class DkimSigner:
         return header + message
 
 
-def _prepared(message: bytes) -> dkim.DKIM | None:
-    """A dkimpy signer loaded with ``message`` without running its parser over the body.
-
-    dkimpy splits the whole message into lines and joins them again (a third of the cost of signing a
-    7 KB message besides the RSA step); for a message that is already plain CRLF text the body is the
-    bytes after the first empty line, unchanged, and only the header block needs dkimpy's parser. The
-    resulting headers and body are exactly what ``dkim.sign`` would see; anything else returns ``None``.
-    """
-    end = message.find(b"\r\n\r\n")
-    if end <= 0 or message.count(b"\n") != message.count(b"\r\n"):
-        return None
-    headers, rest = dkim.rfc822_parse(message[: end + 4])
-    if rest:  # the header block ended earlier than the first CRLF CRLF (a leading empty line)
-        return None
-    signer = dkim.DKIM()
-    signer.headers, signer.body = headers, message[end + 4 :]
-    return signer
+def _signature_of(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> Callable[[bytes], bytes]:
+    """The signature of a SHA-256 digest: RSASSA-PKCS1-v1_5 (``rsa-sha256``) or Ed25519 over the digest
+    (``ed25519-sha256``, RFC 8463 §3), as dkimpy computes them."""
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.sign
+    return lambda digest: key.sign(digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
 
 
 def load_private_key(pem_or_path: str) -> bytes:
