@@ -6,9 +6,11 @@
 A broadcast to N contacts is queued (the real set-based enqueue), then deliverer threads drain it: claim,
 render the personalised Liquid template with the default layout, track links, build the MIME message,
 sign it (DKIM run), send it over a pool of SMTP connections, record every status and its event. In the
-same run ``smtp-source`` sends N messages of the same size to the same sink over 10 sessions: the most
-this machine's sink accepts. Targets: ≥ 2,000 personalised messages/s and ≥ 0.2 of the ceiling, with DKIM
-on and off; peak RSS of a 1M-contact broadcast ≤ 500 MB.
+same run ``smtp-source`` sends N messages of the same size to the same sink over 10 sessions, once before
+the broadcast is queued and once after it is delivered: the higher of the two is the ceiling (the most
+this machine's sink accepts; taking the higher keeps a noisy moment from flattering the ratio).
+Targets: ≥ 2,000 personalised messages/s and ≥ 0.2 of the ceiling, with DKIM on and off; peak RSS of a
+1M-contact broadcast ≤ 500 MB.
 """
 
 from __future__ import annotations
@@ -245,6 +247,7 @@ def one_run(backend: str, count: int, threads: int, processes: int, dkim: str | 
     key = dkim_key(dkim) if dkim else None
     try:
         populate(url, count)
+        before = ceiling(port, count, 6000)
         ctx = context(url, port, dkim=key)
         started = time.perf_counter()
         queue_broadcast(ctx, count)
@@ -253,13 +256,15 @@ def one_run(backend: str, count: int, threads: int, processes: int, dkim: str | 
         with ctx.db.read() as conn:
             unsent = conn.execute(sa.select(sa.func.count()).where(messages.c.status != "sent")).scalar_one()
         ctx.close()
-        top = ceiling(port, count, 6000)
+        after = ceiling(port, count, 6000)
+        top = max(before, after)  # the sink's best of the two: the stricter ceiling on a noisy machine
         label = f"DKIM {dkim}" if dkim else "DKIM off"
         print(
             f"{backend} {label}: queued {count:,} in {queued:.1f} s; "
             f"sent {count - unsent:,} at {rate:,.0f}/s "
             f"({processes} process(es) x {threads} thread(s)); "
-            f"smtp-source ceiling {top:,.0f}/s; ratio {rate / top:.2f}"
+            f"smtp-source ceiling {top:,.0f}/s (before {before:,.0f}, after {after:,.0f}); "
+            f"ratio {rate / top:.2f}"
         )
     finally:
         sink.terminate()

@@ -25,7 +25,6 @@ from dkim.canonicalization import CanonicalizationPolicy
 Field = tuple[bytes, bytes]  # (name, value as it follows the colon, with its CRLF), as dkimpy keeps it
 
 _NAME = re.compile(rb"[\x21-\x7e]+?:")  # dkimpy's rfc822_parse: the field name and its colon
-_LINE_BREAK = re.compile(rb"\r?\n")
 _WSP = re.compile(rb"[\t ]+")
 _HEADER = b"DKIM-Signature"
 
@@ -53,11 +52,16 @@ def split(message: bytes) -> tuple[list[Field], bytes] | None:
 
 def _relaxed(fields: Sequence[Field]) -> list[Field]:
     """RFC 6376 §3.4.2, as dkimpy's ``Relaxed.canonicalize_headers``: lower-case names, unfold, compress
-    blanks, strip."""
+    blanks, strip. (Fields from :func:`split` have no bare LF, so unfolding is removing CRLFs.)"""
     return [
-        (name.lower().rstrip(), _WSP.sub(b" ", _LINE_BREAK.sub(b"", value)).strip() + b"\r\n")
+        (name.lower().rstrip(), _compressed(value.replace(b"\r\n", b"")).strip() + b"\r\n")
         for name, value in fields
     ]
+
+
+def _compressed(value: bytes) -> bytes:
+    """Runs of blanks as one space (the pattern only when there is a run or a tab to replace)."""
+    return _WSP.sub(b" ", value) if b"\t" in value or b"  " in value else value
 
 
 def _simple(fields: Sequence[Field]) -> list[Field]:
@@ -115,7 +119,7 @@ class HeaderSigner:
         digest = hashlib.sha256()
         for name, text in dkim.select_headers(self._canonical(signed), self._include):
             digest.update(name + b":" + text)
-        ((name, text),) = self._canonical([(_HEADER, dkim.RE_BTAG.sub(b"\\1", b" " + value))])
+        ((name, text),) = self._canonical([(_HEADER, b" " + value)])  # b= is already blank
         digest.update(name + b":" + text.rstrip())  # hashed without its trailing CRLF
         tags[-1] = (b"b", base64.b64encode(self._sign(digest.digest())))
         folded: bytes = dkim.fold(_joined(tags) + b"\r\n", namelen=len(_HEADER), linesep=b"\r\n")
