@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     email_reply_to: str | None = None
     email_outbox_dir: str = "./outbox"
     email_batch_size: int = Field(default=200, ge=1, le=5_000, description="messages claimed at once")
+    email_threads: int = Field(
+        default=2, ge=1, le=16, description="deliverer threads per worker, sharing its SMTP pool"
+    )
     email_lease_seconds: float = Field(
         default=120.0, gt=0, description="a claimed message is retried after this if its sender vanished"
     )

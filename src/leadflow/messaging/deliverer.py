@@ -50,10 +50,19 @@ Pairing = tuple[Verdict, dict[str, Any]]
 
 
 class Deliverer:
-    def __init__(self, ctx: AppContext, transport: EmailTransport | None = None) -> None:
+    def __init__(
+        self, ctx: AppContext, transport: EmailTransport | None = None, *, share: Deliverer | None = None
+    ) -> None:
+        """``share``: another deliverer of this process whose transport (connection pool) and rate budget
+        this one uses too — a second thread composing and recording while the first waits on SMTP."""
         self.ctx = ctx
-        self.transport = transport or build_transport(ctx.settings)
         self.composer = Composer(ctx)
+        self.transport: EmailTransport
+        self.throttle: Throttle | None
+        if share is not None:
+            self.transport, self.throttle = transport or share.transport, share.throttle
+            return
+        self.transport = transport or build_transport(ctx.settings)
         settings = ctx.settings
         self.throttle = (
             Throttle(settings.email_rate_per_minute, settings.email_domain_rate_per_minute, ctx.clock)

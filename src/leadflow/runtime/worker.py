@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from functools import partial
 
 from leadflow.events.ingest import CHANNEL as EVENTS
 from leadflow.events.processor import EventProcessor
 from leadflow.journeys.executor import Executor
 from leadflow.kernel.context import AppContext
-from leadflow.messaging.deliverer import deliverer
+from leadflow.messaging.deliverer import Deliverer, deliverer
 from leadflow.runtime import scheduler
 from leadflow.webhooks.deliverer import WebhookDeliverer
 
@@ -31,7 +32,10 @@ class Worker:
         for index in range(self.concurrency):
             self._spawn(self._run, f"leadflow-worker-{index}")
         self._spawn(lambda: self._guard(Executor(self.ctx).run), "leadflow-journeys")
-        self._spawn(lambda: self._guard(deliverer(self.ctx).run), "leadflow-email")
+        email = deliverer(self.ctx)
+        for index in range(self.ctx.settings.email_threads):
+            sender = email if index == 0 else Deliverer(self.ctx, share=email)
+            self._spawn(partial(self._guard, sender.run), f"leadflow-email-{index}")
         self._spawn(lambda: self._guard(WebhookDeliverer(self.ctx).run), "leadflow-webhooks")
         self._spawn(lambda: scheduler.run(self.ctx, self._stop), "leadflow-scheduler")
 
