@@ -415,3 +415,56 @@ def test_a_pipelining_server_that_accepts_data_after_refusing_the_recipient_gets
     commands = [line.split(b" ", 1)[0].strip().upper() for line in heard]
     assert commands[1:] == [b"MAIL", b"RCPT", b"DATA", b".", b"RSET", b"QUIT"]
     assert not any(b"Hello number" in line for line in heard)  # the message itself never went
+
+
+def test_a_421_before_the_server_hangs_up_mid_pipeline_is_the_reason_given(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A server shutting down answers the pipelined MAIL with 421 and closes before reading RCPT and DATA:
+    the 421 text (not "connection unexpectedly closed") is what the log and the retry report, and the
+    message goes on a fresh connection."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    heard: list[list[bytes]] = []
+
+    def session(conn: socket.socket, closing: bool) -> None:
+        commands: list[bytes] = []
+        heard.append(commands)
+        with conn, conn.makefile("rb") as lines:
+            conn.sendall(b"220 scripted ESMTP\r\n")
+            for line in lines:
+                command = line.split(b" ", 1)[0].strip().split(b":")[0].upper()
+                commands.append(command)
+                if command == b"MAIL" and closing:
+                    conn.sendall(b"421 4.3.2 Service shutting down\r\n")
+                    return  # hangs up with RCPT and DATA unread
+                if command == b"DATA":
+                    conn.sendall(b"354 go ahead\r\n")
+                    for body in lines:
+                        if body == b".\r\n":
+                            break
+                    conn.sendall(b"250 2.0.0 Ok: queued\r\n")
+                    continue
+                reply = b"250-scripted\r\n250 PIPELINING\r\n" if command == b"EHLO" else b"250 OK\r\n"
+                conn.sendall(b"221 Bye\r\n" if command == b"QUIT" else reply)
+                if command == b"QUIT":
+                    return
+
+    def serve() -> None:
+        for closing in (True, False):
+            conn, _ = listener.accept()
+            session(conn, closing)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    with (
+        caplog.at_level("INFO", logger="leadflow.messaging.transport.smtp"),
+        SmtpTransport.from_url(f"smtp://127.0.0.1:{port}", pool_size=1) as transport,
+    ):
+        outcomes = transport.send_many([outgoing(1)])
+    thread.join(5)
+    listener.close()
+    assert statuses(outcomes) == ["sent"], (outcomes, heard)
+    assert heard[0] == [b"EHLO", b"MAIL"]
+    assert heard[1][:4] == [b"EHLO", b"MAIL", b"RCPT", b"DATA"]
+    assert "SMTP connection lost (421 4.3.2 Service shutting down)" in caplog.text
