@@ -71,6 +71,18 @@ def _lease_ends(ctx: AppContext, clock: VirtualClock) -> None:
     clock.advance(timedelta(seconds=ctx.settings.email_lease_seconds + 1))
 
 
+def _claim_later(
+    ctx: AppContext, clock: VirtualClock, worker: Deliverer, claimed: list[Any]
+) -> Callable[[], None]:
+    """Mid-send: the lease ends and ``worker`` claims the message again (its rows go to ``claimed``)."""
+
+    def claim() -> None:
+        _lease_ends(ctx, clock)
+        claimed.extend(worker.claim(clock.now(), 10))
+
+    return claim
+
+
 def _finish(ctx: AppContext, worker: Deliverer, claimed: list[Any]) -> None:
     """The rest of ``deliver_due`` for rows ``worker`` claimed earlier: compose, send, record."""
     with ctx.db.read() as conn:
@@ -106,12 +118,7 @@ def test_a_late_send_is_recorded_over_a_newer_claim_which_then_cannot_undo_it(
 ) -> None:
     second = Deliverer(ctx, Scripted(LATER))
     claimed: list[Any] = []
-
-    def other_worker_claims_it() -> None:
-        _lease_ends(ctx, clock)
-        claimed.extend(second.claim(clock.now(), 10))
-
-    first = Deliverer(ctx, Scripted(SENT, during=other_worker_claims_it))
+    first = Deliverer(ctx, Scripted(SENT, during=_claim_later(ctx, clock, second, claimed)))
     assert first.deliver_due() == 1
     assert len(claimed) == 1
     row = _row(ctx, message_id)
@@ -128,12 +135,7 @@ def test_a_late_deferral_is_dropped_and_the_newer_claim_decides(
 ) -> None:
     second = Deliverer(ctx, Scripted(SENT))
     claimed: list[Any] = []
-
-    def other_worker_claims_it() -> None:
-        _lease_ends(ctx, clock)
-        claimed.extend(second.claim(clock.now(), 10))
-
-    first = Deliverer(ctx, Scripted(LATER, during=other_worker_claims_it))
+    first = Deliverer(ctx, Scripted(LATER, during=_claim_later(ctx, clock, second, claimed)))
     first.deliver_due()
     row = _row(ctx, message_id)
     assert (row["status"], row["attempts"], row["error"]) == ("queued", 2, None)  # the newer lease, untouched
@@ -149,12 +151,7 @@ def test_a_late_hard_bounce_is_recorded_and_suppresses_the_address(
     newer = Scripted(SENT)
     second = Deliverer(ctx, newer)
     claimed: list[Any] = []
-
-    def other_worker_claims_it() -> None:
-        _lease_ends(ctx, clock)
-        claimed.extend(second.claim(clock.now(), 10))
-
-    Deliverer(ctx, Scripted(GONE, during=other_worker_claims_it)).deliver_due()
+    Deliverer(ctx, Scripted(GONE, during=_claim_later(ctx, clock, second, claimed))).deliver_due()
     assert _row(ctx, message_id)["status"] == "bounced"
     with ctx.db.read() as conn:
         assert conn.execute(sa.select(suppressions.c.email, suppressions.c.reason)).all() == [
