@@ -27,7 +27,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from leadflow.kernel.clock import Clock
+from leadflow.kernel.clock import Clock, SystemClock
 from leadflow.messaging import dkim_header
 
 DEFAULT_HEADERS: tuple[bytes, ...] = (
@@ -102,7 +101,7 @@ class DkimSigner:
             self.algorithm = b"rsa-sha256"
             self._key = _normalised_pem(private_key_pem)
         self._headers = list(headers)
-        self._clock = clock
+        self._clock = clock or SystemClock()
         self._fast = dkim_header.HeaderSigner(
             selector=self._selector,
             domain=self._domain,
@@ -116,8 +115,7 @@ class DkimSigner:
         """``message`` with a ``DKIM-Signature`` header prepended (``t=`` from the clock)."""
         parts = dkim_header.split(message)
         if parts is not None:
-            now = self._clock.now().timestamp() if self._clock is not None else time.time()
-            return self._fast.header(*parts, timestamp=int(now)) + message
+            return self._fast.header(*parts, timestamp=int(self._clock.now().timestamp())) + message
         header: bytes = dkim.sign(  # not plain CRLF text: dkimpy parses (and normalises) it
             message,
             self._selector,
