@@ -16,6 +16,7 @@ from leadflow.kernel import migrate as migrations
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import LeadflowError
 from leadflow.kernel.settings import Settings
+from leadflow.messaging.cli import email_app
 from leadflow.runtime.context import build_context
 
 app = typer.Typer(help="leadflow: marketing automation and CRM integration engine.", no_args_is_help=True)
@@ -31,6 +32,7 @@ app.add_typer(segments_app, name="segments")
 app.add_typer(scoring_app, name="scoring")
 app.add_typer(journeys_app, name="journeys")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(email_app, name="email")
 
 console = Console()
 CLI_ACTOR = "cli"

@@ -303,20 +303,16 @@ class Facts:
 
 
 def _signer(ctx: AppContext) -> Any:
-    settings = ctx.settings
-    key = settings.dkim_private_key.get_secret_value() if settings.dkim_private_key else None
-    if key is None and settings.dkim_private_key_file:
-        with open(settings.dkim_private_key_file, "rb") as handle:
-            key = handle.read().decode()
-    if not key or not settings.dkim_selector:
-        return None
-    from leadflow.messaging.dkim import DkimSigner
+    from leadflow.messaging.dkim import DkimSigner, configured
 
-    domain = settings.dkim_domain or parseaddr(settings.email_from)[1].rpartition("@")[2]
+    found = configured(ctx.settings)
+    if found is None:
+        return None
+    selector, domain, key = found
     return DkimSigner(
-        selector=settings.dkim_selector,
+        selector=selector,
         domain=domain,
-        private_key_pem=key.encode(),
-        canonicalization=settings.dkim_canonicalization,
+        private_key_pem=key,
+        canonicalization=ctx.settings.dkim_canonicalization,
         clock=ctx.clock,
     )

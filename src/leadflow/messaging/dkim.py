@@ -28,6 +28,7 @@ import base64
 import hashlib
 import threading
 from collections.abc import Callable, Sequence
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from leadflow.kernel.clock import Clock, SystemClock
+from leadflow.kernel.settings import Settings
 from leadflow.messaging import dkim_header
 
 DEFAULT_HEADERS: tuple[bytes, ...] = (
@@ -134,6 +136,23 @@ def _signature_of(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> Callabl
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return key.sign
     return lambda digest: key.sign(digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+
+
+def configured(settings: Settings) -> tuple[str, str, bytes] | None:
+    """``(selector, domain, private key PEM)`` from ``LEADFLOW_DKIM_*``, or ``None`` when signing is off.
+    The domain defaults to the one of ``LEADFLOW_EMAIL_FROM``."""
+    key = settings.dkim_private_key.get_secret_value().encode() if settings.dkim_private_key else None
+    if key is None and settings.dkim_private_key_file:
+        key = Path(settings.dkim_private_key_file).read_bytes()
+    if not key or not settings.dkim_selector:
+        return None
+    domain = settings.dkim_domain or parseaddr(settings.email_from)[1].rpartition("@")[2]
+    return settings.dkim_selector, domain, key
+
+
+def dns_strings(record: str) -> str:
+    """A TXT value as DNS zone files and most DNS hosts take a long one: quoted strings of at most 255."""
+    return " ".join(f'"{record[at : at + 255]}"' for at in range(0, len(record), 255))
 
 
 def load_private_key(pem_or_path: str) -> bytes:

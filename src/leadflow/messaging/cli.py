@@ -1,0 +1,76 @@
+"""``leadflow email ...``: make a DKIM key and show the DNS record receivers look it up in."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import typer
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from rich.console import Console
+
+from leadflow.kernel.settings import Settings
+from leadflow.messaging.dkim import configured, dns_record, dns_strings, load_private_key
+
+email_app = typer.Typer(help="Email: DKIM keys and their DNS records.", no_args_is_help=True)
+console = Console()
+
+
+@email_app.command("dkim-keygen")
+def dkim_keygen(
+    out: Path = typer.Argument(..., help="where to write the private key (PEM); never overwritten"),
+    kind: str = typer.Option("rsa", "--type", help="rsa (what every receiver verifies) or ed25519"),
+    bits: int = typer.Option(2048, help="RSA key size: 2048 (RFC 8301's advice) or more"),
+    selector: str = typer.Option("leadflow", help="the selector to publish the key under"),
+) -> None:
+    """Write a new DKIM private key (readable by its owner only) and print the settings and DNS record."""
+    if kind not in ("rsa", "ed25519"):
+        console.print("[red]--type must be rsa or ed25519[/red]")
+        raise typer.Exit(2)
+    if kind == "rsa" and not 2048 <= bits <= 8192:
+        console.print("[red]--bits must be between 2048 and 8192[/red]")
+        raise typer.Exit(2)
+    pem = _new_key("rsa" if kind == "rsa" else "ed25519", bits)
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        console.print(f"[red]{out} exists: not overwritten[/red]")
+        raise typer.Exit(1) from None
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+    console.print(f"Wrote {out}. Set:")
+    console.print(f"  LEADFLOW_DKIM_SELECTOR={selector}", soft_wrap=True)
+    console.print(f"  LEADFLOW_DKIM_PRIVATE_KEY_FILE={out.resolve()}", soft_wrap=True)
+    console.print("and publish (domain: LEADFLOW_DKIM_DOMAIN, else that of LEADFLOW_EMAIL_FROM):")
+    console.print(f"  {selector}._domainkey.<domain>  TXT  {dns_strings(dns_record(pem))}", soft_wrap=True)
+
+
+@email_app.command("dkim-record")
+def dkim_record() -> None:
+    """The TXT record to publish for the configured key (LEADFLOW_DKIM_*)."""
+    found = configured(Settings())
+    if found is None:
+        console.print(
+            "[red]DKIM is off: set LEADFLOW_DKIM_SELECTOR and LEADFLOW_DKIM_PRIVATE_KEY(_FILE)[/red]"
+        )
+        raise typer.Exit(2)
+    selector, domain, key = found
+    try:
+        record = dns_record(load_private_key(key.decode("ascii")))
+    except (ValueError, UnicodeDecodeError) as err:
+        console.print(f"[red]The DKIM key cannot be used: {err}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"{selector}._domainkey.{domain}  TXT  {dns_strings(record)}", soft_wrap=True)
+
+
+def _new_key(kind: Literal["rsa", "ed25519"], bits: int) -> bytes:
+    key = (
+        rsa.generate_private_key(public_exponent=65537, key_size=bits)
+        if kind == "rsa"
+        else ed25519.Ed25519PrivateKey.generate()
+    )
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
