@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     dkim_domain: str | None = None
     dkim_private_key: SecretStr | None = None
     dkim_private_key_file: str | None = None
+    # A second signature (RFC 8463 §4: Ed25519 beside RSA while receivers catch up), same domain.
+    dkim_second_selector: str | None = None
+    dkim_second_private_key: SecretStr | None = None
+    dkim_second_private_key_file: str | None = None
     dkim_canonicalization: Literal["relaxed/simple", "relaxed/relaxed", "simple/simple", "simple/relaxed"] = (
         "relaxed/simple"
     )

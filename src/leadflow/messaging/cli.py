@@ -49,20 +49,19 @@ def dkim_keygen(
 
 @email_app.command("dkim-record")
 def dkim_record() -> None:
-    """The TXT record to publish for the configured key (LEADFLOW_DKIM_*)."""
+    """The TXT record to publish for each configured key (LEADFLOW_DKIM_*, LEADFLOW_DKIM_SECOND_*)."""
     found = configured(Settings())
-    if found is None:
-        console.print(
-            "[red]DKIM is off: set LEADFLOW_DKIM_SELECTOR and LEADFLOW_DKIM_PRIVATE_KEY(_FILE)[/red]"
-        )
+    if not found:
+        console.print("[red]DKIM is off: set LEADFLOW_DKIM_SELECTOR and a key,[/red]")
+        console.print("[red]LEADFLOW_DKIM_PRIVATE_KEY or LEADFLOW_DKIM_PRIVATE_KEY_FILE[/red]")
         raise typer.Exit(2)
-    selector, domain, key = found
-    try:
-        record = dns_record(load_private_key(key.decode("ascii")))
-    except (ValueError, UnicodeDecodeError) as err:
-        console.print(f"[red]The DKIM key cannot be used: {err}[/red]")
-        raise typer.Exit(2) from None
-    console.print(f"{selector}._domainkey.{domain}  TXT  {dns_strings(record)}", soft_wrap=True)
+    for selector, domain, key in found:
+        try:
+            record = dns_record(load_private_key(key.decode("ascii")))
+        except (ValueError, UnicodeDecodeError) as err:
+            console.print(f"[red]The DKIM key of selector {selector} cannot be used: {err}[/red]")
+            raise typer.Exit(2) from None
+        console.print(f"{selector}._domainkey.{domain}  TXT  {dns_strings(record)}", soft_wrap=True)
 
 
 def _new_key(kind: Literal["rsa", "ed25519"], bits: int) -> bytes:

@@ -64,7 +64,7 @@ class Composer:
         self.sender = parseaddr(settings.email_from)[1]
         self.domain = self.sender.rpartition("@")[2] or "localhost"
         self.base_url = settings.public_url
-        self.signer = _signer(ctx)
+        self.signers = _signers(ctx)
         self.brand = {  # the same for every message (never modified by rendering)
             "name": settings.brand_name,
             "url": settings.brand_url or settings.public_url,
@@ -124,8 +124,8 @@ class Composer:
             date=message.created_at,
             headers=self.headers(message, unsubscribe),
         )
-        if self.signer is not None:
-            data = self.signer.sign(data)
+        for signer in self.signers:
+            data = signer.sign(data)
         outgoing = Outgoing(sender=self.sender, recipient=recipient, data=data, message_id=message.id)
         return Verdict(message, outgoing, recipient=recipient, subject=rendered.subject)
 
@@ -302,17 +302,17 @@ class Facts:
         return None
 
 
-def _signer(ctx: AppContext) -> Any:
+def _signers(ctx: AppContext) -> list[Any]:
+    """One DKIM signer per configured key (each adds its own ``DKIM-Signature``; none covers another)."""
     from leadflow.messaging.dkim import DkimSigner, configured
 
-    found = configured(ctx.settings)
-    if found is None:
-        return None
-    selector, domain, key = found
-    return DkimSigner(
-        selector=selector,
-        domain=domain,
-        private_key_pem=key,
-        canonicalization=ctx.settings.dkim_canonicalization,
-        clock=ctx.clock,
-    )
+    return [
+        DkimSigner(
+            selector=selector,
+            domain=domain,
+            private_key_pem=key,
+            canonicalization=ctx.settings.dkim_canonicalization,
+            clock=ctx.clock,
+        )
+        for selector, domain, key in configured(ctx.settings)
+    ]

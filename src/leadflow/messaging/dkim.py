@@ -138,16 +138,24 @@ def _signature_of(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> Callabl
     return lambda digest: key.sign(digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
 
 
-def configured(settings: Settings) -> tuple[str, str, bytes] | None:
-    """``(selector, domain, private key PEM)`` from ``LEADFLOW_DKIM_*``, or ``None`` when signing is off.
-    The domain defaults to the one of ``LEADFLOW_EMAIL_FROM``."""
-    key = settings.dkim_private_key.get_secret_value().encode() if settings.dkim_private_key else None
-    if key is None and settings.dkim_private_key_file:
-        key = Path(settings.dkim_private_key_file).read_bytes()
-    if not key or not settings.dkim_selector:
-        return None
+def configured(settings: Settings) -> list[tuple[str, str, bytes]]:
+    """``(selector, domain, private key PEM)`` for each signature ``LEADFLOW_DKIM_*`` asks for: none (signing
+    off), one, or two (``LEADFLOW_DKIM_SECOND_*``: e.g. Ed25519 beside RSA). The domain defaults to the one
+    of ``LEADFLOW_EMAIL_FROM``."""
     domain = settings.dkim_domain or parseaddr(settings.email_from)[1].rpartition("@")[2]
-    return settings.dkim_selector, domain, key
+    found = []
+    for selector, inline, path in (
+        (settings.dkim_selector, settings.dkim_private_key, settings.dkim_private_key_file),
+        (
+            settings.dkim_second_selector,
+            settings.dkim_second_private_key,
+            settings.dkim_second_private_key_file,
+        ),
+    ):
+        key = inline.get_secret_value().encode() if inline else Path(path).read_bytes() if path else None
+        if selector and key:
+            found.append((selector, domain, key))
+    return found
 
 
 def dns_strings(record: str) -> str:

@@ -124,3 +124,23 @@ def test_record_with_an_unusable_key_is_an_error(monkeypatch: pytest.MonkeyPatch
     result = runner.invoke(app, ["email", "dkim-record"])
     assert result.exit_code == 2
     assert "cannot be used" in result.output
+
+
+def test_record_lists_the_second_key_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rsa_file, ed_file = tmp_path / "rsa.pem", tmp_path / "ed.pem"
+    assert runner.invoke(app, ["email", "dkim-keygen", str(rsa_file)]).exit_code == 0
+    assert runner.invoke(app, ["email", "dkim-keygen", str(ed_file), "--type", "ed25519"]).exit_code == 0
+    monkeypatch.setenv("LEADFLOW_EMAIL_FROM", "news@acme.example")
+    monkeypatch.setenv("LEADFLOW_DKIM_SELECTOR", "rsa1")
+    monkeypatch.setenv("LEADFLOW_DKIM_PRIVATE_KEY_FILE", str(rsa_file))
+    monkeypatch.setenv("LEADFLOW_DKIM_SECOND_SELECTOR", "ed1")
+    monkeypatch.setenv("LEADFLOW_DKIM_SECOND_PRIVATE_KEY_FILE", str(ed_file))
+    result = runner.invoke(app, ["email", "dkim-record"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "._domainkey." in line]
+    assert [line.split()[0] for line in lines] == [
+        "rsa1._domainkey.acme.example",
+        "ed1._domainkey.acme.example",
+    ]
+    assert "k=rsa" in lines[0]
+    assert "k=ed25519" in lines[1]
