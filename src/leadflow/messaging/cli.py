@@ -50,7 +50,11 @@ def dkim_keygen(
 @email_app.command("dkim-record")
 def dkim_record() -> None:
     """The TXT record to publish for each configured key (LEADFLOW_DKIM_*, LEADFLOW_DKIM_SECOND_*)."""
-    found = configured(Settings())
+    try:
+        found = configured(Settings())
+    except OSError as err:
+        console.print(f"[red]The DKIM key file cannot be read: {err}[/red]")
+        raise typer.Exit(2) from None
     if not found:
         console.print("[red]DKIM is off: set LEADFLOW_DKIM_SELECTOR and a key,[/red]")
         console.print("[red]LEADFLOW_DKIM_PRIVATE_KEY or LEADFLOW_DKIM_PRIVATE_KEY_FILE[/red]")

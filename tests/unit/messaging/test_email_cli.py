@@ -144,3 +144,11 @@ def test_record_lists_the_second_key_too(tmp_path: Path, monkeypatch: pytest.Mon
     ]
     assert "k=rsa" in lines[0]
     assert "k=ed25519" in lines[1]
+
+
+def test_record_with_a_missing_key_file_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEADFLOW_DKIM_SELECTOR", "s1")
+    monkeypatch.setenv("LEADFLOW_DKIM_PRIVATE_KEY_FILE", str(tmp_path / "missing.pem"))
+    result = runner.invoke(app, ["email", "dkim-record"])
+    assert result.exit_code == 2
+    assert "cannot be read" in result.output
