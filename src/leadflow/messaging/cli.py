@@ -38,6 +38,9 @@ def dkim_keygen(
     except FileExistsError:
         console.print(f"[red]{out} exists: not overwritten[/red]")
         raise typer.Exit(1) from None
+    except OSError as err:
+        console.print(f"[red]{out} cannot be written: {err.strerror}[/red]")
+        raise typer.Exit(1) from None
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)
     console.print(f"Wrote {out}. Set:")

@@ -152,3 +152,9 @@ def test_record_with_a_missing_key_file_is_an_error(tmp_path: Path, monkeypatch:
     result = runner.invoke(app, ["email", "dkim-record"])
     assert result.exit_code == 2
     assert "cannot be read" in result.output
+
+
+def test_keygen_into_a_missing_folder_is_an_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["email", "dkim-keygen", str(tmp_path / "nowhere" / "dkim.pem")])
+    assert result.exit_code == 1
+    assert "cannot be written" in result.output
