@@ -1,39 +1,23 @@
-"""DKIM signing with dkimpy: ``rsa-sha256`` (the RSA step done by OpenSSL) or
-``ed25519-sha256`` (RFC 8463), chosen by the type of the configured key.
+"""DKIM signing as dkimpy signs: ``rsa-sha256`` or ``ed25519-sha256`` (RFC 8463), chosen by the type of
+the configured key.
 
 An Ed25519 signature costs a tenth of an RSA-2048 one (0.03 ms against 0.27 ms here), which matters at
 thousands of messages a second; but not every receiver verifies Ed25519 yet (RFC 8463 suggests signing
 with both while they catch up), so RSA stays the default advice in ``docs/journeys.md``.
 
-dkimpy computes RSA signatures in pure Python (~150 signatures/s). On import this module points the two
-names dkimpy's ``dkim`` module uses at sign time at faster equivalents:
-
-* ``parse_pem_private_key``: dkimpy's own parser (same validation and errors), memoised per PEM, whose
-  result additionally carries the key loaded by ``cryptography`` — only once a probe signature made by
-  OpenSSL has been checked to be byte-identical to dkimpy's own for that key;
-* ``RSASSA_PKCS1_v1_5_sign``: uses that OpenSSL key (which releases the GIL) when present, otherwise
-  falls back to dkimpy's implementation.
-
-RSASSA-PKCS1-v1_5 is deterministic, so signatures are byte-identical either way; verification and
-everything else in dkimpy is untouched. If something else already replaced those names, nothing is
-patched and signing simply stays slower.
-
-Messages that are plain CRLF text (all of ours) are signed by :mod:`leadflow.messaging.dkim_header`, which
-makes the same bytes as ``dkim.sign`` with less work per message; dkimpy signs anything else.
+Messages that are plain CRLF text (all of ours) are signed by :mod:`leadflow.messaging.dkim_header` with
+the key loaded into OpenSSL: the same bytes as ``dkim.sign``, with far less work (dkimpy computes RSA in
+pure Python, ~150 signatures/s). ``dkim.sign`` itself signs anything else.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import threading
 from collections.abc import Callable, Sequence
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any
 
 import dkim
-import dkim.crypto
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
@@ -57,12 +41,6 @@ DEFAULT_HEADERS: tuple[bytes, ...] = (
 )
 MIN_KEY_BITS = 1024
 CANONICALIZATIONS = ("relaxed/simple", "relaxed/relaxed", "simple/simple", "simple/relaxed")
-
-_ORIGINAL_PARSE = dkim.crypto.parse_pem_private_key
-_ORIGINAL_SIGN = dkim.crypto.RSASSA_PKCS1_v1_5_sign
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"sha256": hashes.SHA256, "sha1": hashes.SHA1}
-_PROBE = b"leadflow dkim openssl self-check"
-_CACHE_SIZE = 64
 
 
 class DkimSigner:
@@ -101,7 +79,7 @@ class DkimSigner:
             self._key = base64.b64encode(raw)  # the form dkimpy (PyNaCl) reads
         else:
             self.algorithm = b"rsa-sha256"
-            self._key = _normalised_pem(private_key_pem)
+            self._key = _serialised(key)
         self._headers = list(headers)
         self._clock = clock or SystemClock()
         self._fast = dkim_header.HeaderSigner(
@@ -199,81 +177,15 @@ def _load_key(pem: bytes) -> rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey:
 
 
 def _normalised_pem(pem: bytes) -> bytes:
-    """RSA keys re-serialised as PKCS#1 PEM with LF line endings (the form dkimpy's parser always reads);
-    Ed25519 keys as PKCS#8 PEM."""
-    key = _load_key(pem)
+    return _serialised(_load_key(pem))
+
+
+def _serialised(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> bytes:
+    """RSA keys as PKCS#1 PEM with LF line endings (the form dkimpy's parser always reads); Ed25519 keys
+    as PKCS#8 PEM."""
     private_format = (
         serialization.PrivateFormat.PKCS8
         if isinstance(key, ed25519.Ed25519PrivateKey)
         else serialization.PrivateFormat.TraditionalOpenSSL
     )
     return key.private_bytes(serialization.Encoding.PEM, private_format, serialization.NoEncryption())
-
-
-# ------------------------------------------------------------------------------------ OpenSSL acceleration
-
-
-class _OpenSSLKey(dict[str, int]):
-    """dkimpy's parsed private key (a dict of integers) plus the same key loaded into OpenSSL."""
-
-    def __init__(self, parsed: dict[str, int], key: rsa.RSAPrivateKey) -> None:
-        super().__init__(parsed)
-        self.openssl = key
-
-
-_cache: dict[bytes, dict[str, int]] = {}
-_cache_lock = threading.Lock()
-
-
-def _parse_pem_private_key(data: bytes) -> dict[str, int]:
-    """dkimpy's ``parse_pem_private_key``, memoised, carrying an OpenSSL key when provably equivalent."""
-    with _cache_lock:
-        cached = _cache.get(data)
-    if cached is not None:
-        return cached
-    parsed: dict[str, int] = _ORIGINAL_PARSE(data)
-    result = _with_openssl(data, parsed)
-    with _cache_lock:
-        if len(_cache) >= _CACHE_SIZE:
-            _cache.clear()
-        _cache[data] = result
-    return result
-
-
-def _with_openssl(data: bytes, parsed: dict[str, int]) -> dict[str, int]:
-    try:  # the slow key validation is unnecessary: the probe below proves the key signs like dkimpy
-        key = serialization.load_pem_private_key(data, password=None, unsafe_skip_rsa_key_validation=True)
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        return parsed
-    if not isinstance(key, rsa.RSAPrivateKey) or key.private_numbers().d != parsed.get("privateExponent"):
-        return parsed
-    candidate = _OpenSSLKey(parsed, key)
-    probe = hashlib.sha256(_PROBE)
-    if _rsassa_pkcs1_v1_5_sign(probe, candidate) != bytes(_ORIGINAL_SIGN(probe, parsed)):
-        return parsed
-    return candidate
-
-
-def _rsassa_pkcs1_v1_5_sign(digest: Any, private_key: dict[str, int]) -> bytes:
-    """dkimpy's ``RSASSA_PKCS1_v1_5_sign(hash, private_key)`` done by OpenSSL when the key allows it."""
-    algorithm = _HASHES.get(str(digest.name).lower())
-    if isinstance(private_key, _OpenSSLKey) and algorithm is not None:
-        try:
-            return private_key.openssl.sign(digest.digest(), padding.PKCS1v15(), Prehashed(algorithm()))
-        except ValueError:
-            pass  # e.g. digest too large for the modulus: let dkimpy raise its own error
-    return bytes(_ORIGINAL_SIGN(digest, private_key))
-
-
-def _install() -> bool:
-    """Point dkimpy at the OpenSSL-backed functions, once, unless someone else already changed them."""
-    if dkim.RSASSA_PKCS1_v1_5_sign is _rsassa_pkcs1_v1_5_sign:
-        return True
-    if dkim.RSASSA_PKCS1_v1_5_sign is not _ORIGINAL_SIGN or dkim.parse_pem_private_key is not _ORIGINAL_PARSE:
-        return False
-    dkim.parse_pem_private_key = _parse_pem_private_key
-    dkim.RSASSA_PKCS1_v1_5_sign = _rsassa_pkcs1_v1_5_sign
-    return True
-
-
-ACCELERATED = _install()

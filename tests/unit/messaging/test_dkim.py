@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leadflow.kernel.clock import VirtualClock
-from leadflow.messaging import dkim as signing
 from leadflow.messaging import dkim_header
 from leadflow.messaging.dkim import (
     CANONICALIZATIONS,
@@ -106,22 +104,6 @@ def test_tampering_breaks_verification() -> None:
 def test_relaxed_canonicalisation_survives_header_refolding() -> None:
     signed = signer().sign(message())
     assert verify(signed.replace(b"Subject: ", b"Subject:    "))
-
-
-def test_openssl_signature_is_byte_identical_to_pure_dkimpy(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert signing.ACCELERATED
-    assert dkim.RSASSA_PKCS1_v1_5_sign is not dkim.crypto.RSASSA_PKCS1_v1_5_sign
-    data = message()
-    for _ in range(3):  # t= is dkimpy's current second: retry if the two runs straddle a second
-        fast = signer().sign(data)
-        with monkeypatch.context() as patch:  # put dkimpy's own functions back for one signature
-            patch.setattr(dkim, "RSASSA_PKCS1_v1_5_sign", dkim.crypto.RSASSA_PKCS1_v1_5_sign)
-            patch.setattr(dkim, "parse_pem_private_key", dkim.crypto.parse_pem_private_key)
-            pure = signer().sign(data)
-        if fast == pure:
-            break
-    assert fast == pure
-    assert verify(pure)
 
 
 SHAPES = {
@@ -231,36 +213,6 @@ def test_t_comes_from_the_clock() -> None:
     signed = signer.sign(message())
     assert f"t={int(clock.now().timestamp())};".encode() in signed.replace(b"\r\n ", b"")
     assert verify(signed)
-
-
-@pytest.mark.parametrize("algorithm", [hashlib.sha256, hashlib.sha1])
-def test_rsa_step_matches_dkimpy_for_several_digests(algorithm: Callable[[bytes], object]) -> None:
-    key = dkim.parse_pem_private_key(pem(serialization.PrivateFormat.TraditionalOpenSSL))
-    assert getattr(key, "openssl", None) is not None  # the OpenSSL path is really taken
-    pure_key = dkim.crypto.parse_pem_private_key(pem(serialization.PrivateFormat.TraditionalOpenSSL))
-    for payload in (b"", b"a", b"x" * 10_000):
-        assert dkim.RSASSA_PKCS1_v1_5_sign(algorithm(payload), key) == bytes(
-            dkim.crypto.RSASSA_PKCS1_v1_5_sign(algorithm(payload), pure_key)
-        )
-
-
-def test_unknown_hash_falls_back_to_dkimpy() -> None:
-    key = dkim.parse_pem_private_key(pem(serialization.PrivateFormat.TraditionalOpenSSL))
-    with pytest.raises(KeyError):  # dkimpy itself does not know md5
-        dkim.RSASSA_PKCS1_v1_5_sign(hashlib.md5(b"x"), key)
-
-
-def test_patch_is_installed_once_and_never_over_a_foreign_patch(monkeypatch: pytest.MonkeyPatch) -> None:
-    installed = dkim.RSASSA_PKCS1_v1_5_sign
-    assert signing._install() is True
-    assert dkim.RSASSA_PKCS1_v1_5_sign is installed
-
-    def foreign(digest: object, key: object) -> bytes:
-        return b""
-
-    monkeypatch.setattr(dkim, "RSASSA_PKCS1_v1_5_sign", foreign)
-    assert signing._install() is False
-    assert dkim.RSASSA_PKCS1_v1_5_sign is foreign
 
 
 def test_signing_from_many_threads() -> None:
