@@ -1,11 +1,11 @@
 """From a ``track`` call's HTTP answer to its email reaching the SMTP server, under load.
 
-    python -m bench.latency [--rate 1000] [--seconds 60] [--backend postgresql|sqlite]
+    python -m bench.latency [--rate 1000] [--seconds 60] [--workers 2] [--smtp smtp-sink|aiosmtpd]
 
 A real ``leadflow serve`` (API + worker) on a fresh database; a journey sends one email on every
 ``Order Completed``. The load generator posts ``track`` events at ``--rate`` per second (batches of 10 per
-``/v1/batch`` request, every 10 ms) for ``--seconds``; an SMTP server in its own process (aiosmtpd,
-offering PIPELINING like any production MTA) notes the arrival time of each message, whose subject
+``/v1/batch`` request, every 10 ms) for ``--seconds``; a real SMTP server (postfix's ``smtp-sink`` by
+default, or aiosmtpd; see :mod:`bench.sinks`) notes the arrival time of each message, whose subject
 carries the event's sequence number. Latency is arrival minus the moment the HTTP answer for that event
 was received. Target: p99 ≤ 1 s. ``--workers N`` runs the API alone (``serve --no-worker``) and N
 ``leadflow worker`` processes beside it.
@@ -14,10 +14,10 @@ was received. Target: p99 ≤ 1 s. ``--workers N`` runs the API alone (``serve -
 from __future__ import annotations
 
 import argparse
-import asyncio
-import multiprocessing
+import base64
+import http.client
+import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -25,39 +25,13 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
+from bench import sinks
 from bench.common import create_database, drop_database, machine, start_server
 
 USERS = 500
-SUBJECT = re.compile(rb"Subject: Order (\d+) received")
-
-
-def smtp_server(port: int, arrivals: Any, ready: Any, stop: Any) -> None:
-    """aiosmtpd in its own process: records (sequence number, arrival time) for every message."""
-    from aiosmtpd.controller import Controller
-
-    class Handler:
-        async def handle_EHLO(  # noqa: N802 -- offer PIPELINING, as postfix and the big providers do
-            self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
-        ) -> list[str]:
-            session.host_name = hostname
-            return [*responses[:-1], "250-PIPELINING", responses[-1]]
-
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-            found = SUBJECT.search(envelope.original_content or envelope.content)
-            if found:
-                arrivals.put((int(found.group(1)), time.time()))
-            return "250 OK"
-
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
-    controller.start()
-    ready.set()
-    stop.wait()
-    controller.stop()
-    _ = asyncio
 
 
 def setup(url: str, key: str) -> None:
@@ -105,36 +79,56 @@ def identify(url: str, write_key: str) -> None:
 
 
 def load(url: str, write_key: str, rate: int, seconds: int) -> dict[int, float]:
-    """Post ``rate`` events/s; answers each event's HTTP answer time."""
+    """Post ``rate`` events/s; answers each event's HTTP answer time.
+
+    Bodies are serialised before the clock starts and sent over ``http.client`` keep-alive
+    connections: the load generator shares the cores with what it measures, so it does as little as
+    it can per request.
+    """
     answered: dict[int, float] = {}
     lock = threading.Lock()
     per_request = 10
     requests = rate * seconds // per_request
     interval = per_request / rate
-    start = time.perf_counter()
-
-    def sender(offset: int, step: int) -> None:
-        with httpx.Client(base_url=url, auth=(write_key, ""), timeout=30) as client:
-            for index in range(offset, requests, step):
-                due = start + index * interval
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                first = index * per_request
-                batch = [
+    target = httpx.URL(url)
+    token = base64.b64encode(f"{write_key}:".encode()).decode()
+    headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+    bodies = [
+        json.dumps(
+            {
+                "batch": [
                     {
                         "type": "track",
-                        "userId": f"u{(first + k) % USERS}",
+                        "userId": f"u{(index * per_request + k) % USERS}",
                         "event": "Order Completed",
-                        "properties": {"n": first + k},
+                        "properties": {"n": index * per_request + k},
                     }
                     for k in range(per_request)
                 ]
-                client.post("/v1/batch", json={"batch": batch}).raise_for_status()
+            }
+        ).encode()
+        for index in range(requests)
+    ]
+    start = time.perf_counter()
+
+    def sender(offset: int, step: int) -> None:
+        client = http.client.HTTPConnection(target.host, target.port, timeout=30)
+        try:
+            for index in range(offset, requests, step):
+                delay = start + index * interval - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                client.request("POST", "/v1/batch", body=bodies[index], headers=headers)
+                answer = client.getresponse()
+                answer.read()
                 now = time.time()
+                if answer.status != 200:
+                    raise RuntimeError(f"/v1/batch answered {answer.status}")
                 with lock:
                     for k in range(per_request):
-                        answered[first + k] = now
+                        answered[index * per_request + k] = now
+        finally:
+            client.close()
 
     threads = [threading.Thread(target=sender, args=(n, 4)) for n in range(4)]
     for thread in threads:
@@ -166,6 +160,18 @@ STAGES = {
     ),
 }
 
+WINDOWS = {
+    "event processor": (
+        "SELECT floor(extract(epoch FROM received_at - min(received_at) OVER ()) / 5),"
+        " extract(epoch FROM processed_at - received_at) FROM events"
+        " WHERE type = 'track' AND processed_at IS NOT NULL"
+    ),
+    "deliverer": (
+        "SELECT floor(extract(epoch FROM created_at - min(created_at) OVER ()) / 5),"
+        " extract(epoch FROM sent_at - created_at) FROM messages WHERE sent_at IS NOT NULL"
+    ),
+}
+
 
 def stages(url: str) -> None:
     """Where the time went: p50/p99 of each stage, from the timestamps the database recorded."""
@@ -179,6 +185,14 @@ def stages(url: str) -> None:
                 f"percentile_cont(0.99) WITHIN GROUP (ORDER BY s) FROM ({query}) AS t(s)"
             ).one()
             print(f"  {label}: p50 {float(p50 or 0) * 1000:.0f} ms, p99 {float(p99 or 0) * 1000:.0f} ms")
+        for label, query in WINDOWS.items():
+            windows: dict[int, list[float]] = {}
+            for window, lag in conn.exec_driver_sql(query):
+                windows.setdefault(int(window), []).append(float(lag))
+            print(
+                f"  {label}, max/median per 5 s (s): "
+                + " ".join(f"{max(v):.1f}/{sorted(v)[len(v) // 2]:.1f}" for _, v in sorted(windows.items()))
+            )
     engine.dispose()
 
 
@@ -188,15 +202,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--backend", default="postgresql", choices=["postgresql", "sqlite"])
     parser.add_argument("--workers", type=int, default=0, help="separate worker processes (0: in the server)")
+    parser.add_argument(
+        "--smtp",
+        default="smtp-sink",
+        choices=["smtp-sink", "aiosmtpd"],
+        help="the receiving SMTP server: postfix's smtp-sink (C) or aiosmtpd (Python, same cores)",
+    )
     args = parser.parse_args()
     print(machine())
     workdir = Path(tempfile.mkdtemp())
     smtp_port, api_port = 2600, 8700
-    arrivals: Any = multiprocessing.Queue()
-    ready, stop = multiprocessing.Event(), multiprocessing.Event()
-    smtp = multiprocessing.Process(target=smtp_server, args=(smtp_port, arrivals, ready, stop))
-    smtp.start()
-    ready.wait(10)
+    sink = sinks.start(args.smtp, smtp_port)
     url = create_database(args.backend, workdir)
     env = {
         "LEADFLOW_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
@@ -212,14 +228,10 @@ def main() -> None:
         time.sleep(2)
         answered = load(server.url, server.write_key, args.rate, args.seconds)
         expected = len(answered)
-        arrived: dict[int, float] = {}
         deadline = time.time() + 120
-        while len(arrived) < expected and time.time() < deadline:
-            try:
-                number, at = arrivals.get(timeout=1)
-            except Exception:
-                continue
-            arrived.setdefault(number, at)
+        while sink.received() < expected and time.time() < deadline:
+            time.sleep(0.5)
+        arrived = sink.arrivals()
         latencies = sorted(arrived[n] - answered[n] for n in arrived if n in answered)
 
         def pct(p: float) -> float:
@@ -228,7 +240,7 @@ def main() -> None:
         where = f"{args.workers} worker process(es)" if args.workers else "worker inside the server"
         print(
             f"{args.backend}, {where}: {expected:,} events at {args.rate}/s for {args.seconds} s; "
-            f"{len(arrived):,} emails arrived"
+            f"{len(arrived):,} emails arrived at {args.smtp}"
         )
         print(
             f"latency from HTTP answer to SMTP arrival: p50 {pct(0.5) * 1000:.0f} ms, "
@@ -244,8 +256,7 @@ def main() -> None:
             worker.terminate()
             worker.wait(30)
         server.stop()
-        stop.set()
-        smtp.join(10)
+        sink.stop()
         drop_database(url)
 
 

@@ -112,10 +112,12 @@ def _email_destination(settings: Settings) -> str:
 @app.command()
 def worker(concurrency: int = typer.Option(1, min=1, help="worker threads")) -> None:
     """Run background processing only (scale out: run one per machine against PostgreSQL)."""
+    from leadflow.runtime import collector
     from leadflow.runtime.worker import Worker
 
     with _context() as ctx:
         _require_schema(ctx)
+        collector.tune()
         runner = Worker(ctx, concurrency=concurrency)
         runner.start()
         console.print(f"worker running with {concurrency} thread(s); Ctrl-C stops it")
