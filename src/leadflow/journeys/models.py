@@ -40,6 +40,11 @@ journey_versions = sa.Table(
     sa.Column("published_by", sa.String(64), nullable=False),
 )
 
+# Partial-index predicates, repeated word for word by the queries that must use them (SQLite matches
+# an index's WHERE terms textually; PostgreSQL proves them, also for generic plans).
+OPEN_RUN = "converted_at IS NULL AND (status = 'active' OR goal_until IS NOT NULL)"
+WAITING_STEP = "status IN ('pending', 'held') AND waiting_for IS NOT NULL"
+
 journey_runs = sa.Table(
     "journey_runs",
     metadata,
@@ -64,6 +69,14 @@ journey_runs = sa.Table(
     sa.UniqueConstraint("journey_id", "active_key"),
     sa.Index("ix_journey_runs_contact_id", "contact_id"),
     sa.Index("ix_journey_runs_journey_id_status", "journey_id", "status"),
+    # The runs an event can still end or convert (see ``triggers._runs_of``): without it, every
+    # processed batch read each contact's whole journey history.
+    sa.Index(
+        "ix_journey_runs_open",
+        "contact_id",
+        postgresql_where=sa.text(OPEN_RUN),
+        sqlite_where=sa.text(OPEN_RUN),
+    ),
 )
 
 # One row per step a run takes: the work queue (status pending, due_at) and the run's history.
@@ -96,8 +109,8 @@ journey_steps = sa.Table(
         "ix_journey_steps_waiting",
         "contact_id",
         "waiting_for",
-        postgresql_where=sa.text("status = 'pending' AND waiting_for IS NOT NULL"),
-        sqlite_where=sa.text("status = 'pending' AND waiting_for IS NOT NULL"),
+        postgresql_where=sa.text(WAITING_STEP),
+        sqlite_where=sa.text(WAITING_STEP),
     ),
     sa.Index("ix_journey_steps_run_id", "run_id"),
     sa.Index("ix_journey_steps_journey_id_step_id", "journey_id", "step_id"),

@@ -21,12 +21,14 @@ from sqlalchemy.engine import Connection
 from leadflow.contacts.domain_events import ContactsTouched, TouchedEvent
 from leadflow.journeys import catalog, definitions, runs
 from leadflow.journeys.catalog import Published
-from leadflow.journeys.models import journey_runs, journey_steps
+from leadflow.journeys.models import OPEN_RUN, journey_runs, journey_steps
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import on_commit, where_in
 from leadflow.scoring import bands
 from leadflow.segments import service as segments
 
+# ``WAITING_STEP`` (the predicate of ix_journey_steps_waiting), qualified for the join with runs
+WAITING = "journey_steps.status IN ('pending', 'held') AND journey_steps.waiting_for IS NOT NULL"
 SEGMENT_ENTERED, SEGMENT_EXITED = "leadflow.segment_entered", "leadflow.segment_exited"
 STAGE_CHANGED, BAND_CHANGED = "leadflow.stage_changed", "leadflow.score_band_changed"
 
@@ -133,8 +135,12 @@ def _band_changes(
     return chosen
 
 
-def _runs_of(conn: Connection, contact_ids: list[str], now: datetime) -> list[Any]:
-    """Active runs of these contacts, and ended ones still inside their conversion window."""
+def runs_query(conn: Connection, contact_ids: list[str], now: datetime) -> Any:
+    """Active runs of these contacts, and ended ones still inside their conversion window.
+
+    Repeats the predicate of ``ix_journey_runs_open`` word for word, so that only those runs are read,
+    never a contact's whole journey history (which grows with every run).
+    """
     query = sa.select(
         journey_runs.c.id,
         journey_runs.c.journey_id,
@@ -144,10 +150,10 @@ def _runs_of(conn: Connection, contact_ids: list[str], now: datetime) -> list[An
         journey_runs.c.entered_at,
         journey_runs.c.goal_until,
     ).where(
-        journey_runs.c.converted_at.is_(None),
+        sa.text(OPEN_RUN),
         sa.or_(journey_runs.c.status == "active", journey_runs.c.goal_until >= now),
     )
-    return list(conn.execute(where_in(conn, query, journey_runs.c.contact_id, contact_ids)))
+    return where_in(conn, query, journey_runs.c.contact_id, contact_ids)
 
 
 def _exits_and_goals(
@@ -155,7 +161,7 @@ def _exits_and_goals(
 ) -> None:
     """A goal event within the window converts the run (ending it if still active; a contact who already
     left — a holdout — still counts). An exit event ends an active run as ``exited``."""
-    found = _runs_of(conn, contact_ids, now)
+    found = list(conn.execute(runs_query(conn, contact_ids, now)))
     if not found:
         return
     published = catalog.versions(conn, ctx, {(r.journey_id, r.version) for r in found})
@@ -203,12 +209,9 @@ def _exit(conn: Connection, exited: dict[str, str], now: datetime) -> None:
         )
 
 
-def _resume_waiting(
-    conn: Connection, ctx: AppContext, matcher: Matcher, contact_ids: list[str], now: datetime
-) -> None:
-    """``wait_until`` and ``goal`` steps waiting for an event that arrived become due now, with the
-    outcome ``event``. A paused journey's held steps are marked too and run when it resumes."""
-    names = sorted(matcher.by_name)
+def waiting_query(conn: Connection, names: list[str], contact_ids: list[str]) -> Any:
+    """Steps of these contacts waiting for one of these events (held ones too), through
+    ``ix_journey_steps_waiting`` (whose predicate it repeats): never the contacts' finished steps."""
     query = (
         sa.select(
             journey_steps.c.id,
@@ -219,12 +222,18 @@ def _resume_waiting(
             journey_runs.c.version,
         )
         .join(journey_runs, journey_runs.c.id == journey_steps.c.run_id)
-        .where(
-            journey_steps.c.status.in_(("pending", "held")),
-            journey_steps.c.waiting_for.in_(names),
-        )
+        .where(sa.text(WAITING), journey_steps.c.waiting_for.in_(names))
     )
-    waiting = list(conn.execute(where_in(conn, query, journey_steps.c.contact_id, contact_ids)))
+    return where_in(conn, query, journey_steps.c.contact_id, contact_ids)
+
+
+def _resume_waiting(
+    conn: Connection, ctx: AppContext, matcher: Matcher, contact_ids: list[str], now: datetime
+) -> None:
+    """``wait_until`` and ``goal`` steps waiting for an event that arrived become due now, with the
+    outcome ``event``. A paused journey's held steps are marked too and run when it resumes."""
+    query = waiting_query(conn, sorted(matcher.by_name), contact_ids)
+    waiting = list(conn.execute(query))
     if not waiting:
         return
     published = catalog.versions(conn, ctx, {(w.journey_id, w.version) for w in waiting})
