@@ -40,6 +40,7 @@ from leadflow.kernel.settings import Settings
 from leadflow.messaging import broadcasts, templates
 from leadflow.messaging.deliverer import Deliverer
 from leadflow.messaging.models import messages
+from leadflow.runtime import collector
 from leadflow.runtime.context import build_context
 from leadflow.segments import service as segments
 from leadflow.segments.schemas import SegmentCreate
@@ -210,6 +211,7 @@ def drain_process(url: str, port: int, dkim: str | None, threads: int, go: Any) 
     """One worker process: its own context, connections and SMTP pool (as ``leadflow worker`` has)."""
     ctx = context(url, port, dkim=dkim)
     Deliverer(ctx).composer  # noqa: B018 -- warm the caches before the clock starts
+    collector.tune()  # as ``leadflow worker`` does once started
     go.wait()
     drain(ctx, threads)
     ctx.close()

@@ -3,6 +3,7 @@ delivery to a real SMTP server, and the HTTP API."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -371,3 +372,50 @@ def test_a_big_start_refreshes_the_planner_statistics_of_messages(
         total = conn.execute(sa.select(sa.func.count()).select_from(messages)).scalar_one()
     assert written == 5
     assert estimate == total
+
+
+def _blocked(ctx: AppContext) -> bool:
+    """Some other session waits for a row lock."""
+    with ctx.db.read() as conn:
+        found = conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        ).scalar_one()
+    return bool(found)
+
+
+def test_cancel_locks_messages_in_the_order_a_deliverer_does(ctx: AppContext) -> None:
+    """A deliverer recording outcomes locks its messages in id order; a cancel that locked them in
+    storage order could hold a later one while waiting for an earlier one the deliverer holds, and the
+    deliverer then wait for the later one: a deadlock. Here the earliest message's row is stored last
+    (it was updated), a "deliverer" holds it, and asks for the latest while the cancel waits."""
+    if ctx.db.dialect != "postgresql":
+        pytest.skip("SQLite runs one writer at a time")
+    _people(ctx)
+    broadcast = _broadcast(ctx, per_minute=1000)
+    service.start_due(ctx)
+    found = sorted(_messages(ctx, broadcast.id), key=lambda m: m["id"])
+    ids = [m["id"] for m in found]
+    with ctx.db.write() as conn:  # a new row version (an indexed column changed): now stored last
+        later = found[0]["due_at"] + timedelta(seconds=1)
+        conn.execute(messages.update().where(messages.c.id == ids[0]).values(due_at=later))
+    engine = sa.create_engine(ctx.settings.database_url)
+    try:
+        with engine.connect() as deliverer, ThreadPoolExecutor(1) as pool:
+            deliverer.exec_driver_sql("SET lock_timeout = '5s'")
+            lock = sa.select(messages.c.id).with_for_update()
+            deliverer.execute(lock.where(messages.c.id == ids[0])).one()
+            cancelling = pool.submit(service.cancel, ctx, broadcast.id, actor=ACTOR)
+            for _ in range(200):
+                if _blocked(ctx):
+                    break
+                time.sleep(0.01)
+            assert _blocked(ctx)
+            deliverer.execute(lock.where(messages.c.id == ids[-1])).one()  # a deadlock raises here
+            deliverer.execute(messages.update().where(messages.c.id == ids[-1]).values(status="sent"))
+            deliverer.commit()
+            cancelled = cancelling.result(timeout=10)
+    finally:
+        engine.dispose()
+    assert cancelled.counts == {"sent": 1, "suppressed": 4}
+    assert {m["id"]: m["status"] for m in _messages(ctx, broadcast.id)}[ids[-1]] == "sent"

@@ -174,6 +174,20 @@ def schedule(ctx: AppContext, broadcast_id: str, *, actor: str) -> Broadcast:
         return _done(conn, ctx, row.id, "broadcast.scheduled", actor, {"send_at": send_at.isoformat()})
 
 
+def _lock_waiting(conn: Connection, broadcast_id: str) -> None:
+    """Lock the broadcast's waiting messages in id order, the order a deliverer recording outcomes
+    locks them in. The UPDATE alone would lock them in storage order, and a deliverer holding some
+    while waiting for others could deadlock with it (PostgreSQL would abort one of the two)."""
+    if conn.dialect.name != "postgresql":
+        return  # SQLite: one writer at a time
+    conn.execute(
+        sa.select(messages.c.id)
+        .where(messages.c.broadcast_id == broadcast_id, messages.c.status.in_(WAITING))
+        .order_by(messages.c.id)
+        .with_for_update()
+    ).all()
+
+
 def cancel(ctx: AppContext, broadcast_id: str, *, actor: str) -> Broadcast:
     """Stop a broadcast: every message of it still waiting (queued, or deferred for a retry) becomes
     ``suppressed`` (``broadcast cancelled``) in one statement, with its ``leadflow.email_suppressed``
@@ -185,6 +199,7 @@ def cancel(ctx: AppContext, broadcast_id: str, *, actor: str) -> Broadcast:
         conn.execute(
             broadcasts.update().where(broadcasts.c.id == row.id).values(status="cancelled", finished_at=now)
         )
+        _lock_waiting(conn, row.id)
         suppressed = conn.execute(
             messages.update()
             .where(messages.c.broadcast_id == row.id, messages.c.status.in_(WAITING))
