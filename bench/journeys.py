@@ -29,6 +29,7 @@ from leadflow.journeys.models import journey_steps
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.settings import Settings
+from leadflow.runtime import collector
 from leadflow.runtime.context import build_context
 
 JOURNEY = {
@@ -123,6 +124,7 @@ def make_due(url: str) -> int:
 
 def _worker(url: str, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     ctx = context(url)
+    collector.tune()  # as ``leadflow worker`` does once started
     executed = 0
     idle = 0
     started = time.perf_counter()
