@@ -18,6 +18,10 @@ OPEN_ROUTES = {"/healthz", "/metrics"}
 INGEST_PREFIX = "/v1/"
 
 
+def _scopes(requirement: dict[str, list[str]]) -> list[str]:
+    return next(iter(requirement.values()))
+
+
 def _protected_routes(client: TestClient) -> list[tuple[str, str, str]]:
     """(method, path with placeholders filled, required scope) for every protected operation, read from
     the OpenAPI document, which names each operation's scope in its security requirement."""
@@ -27,8 +31,8 @@ def _protected_routes(client: TestClient) -> list[tuple[str, str, str]]:
             if path in OPEN_ROUTES:
                 assert not operation.get("security"), path
                 continue
-            [requirement] = operation["security"]
-            [scope] = next(iter(requirement.values()))
+            # one requirement, or alternatives (a Bearer key, or the key as Basic credentials) of one scope
+            [scope] = {scope for requirement in operation["security"] for scope in _scopes(requirement)}
             routes.append((method.upper(), re.sub(r"\{[^}]+\}", "some-id", path), scope))
     return routes
 

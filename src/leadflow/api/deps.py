@@ -6,14 +6,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Request, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 
-from leadflow.auth.service import KeyCache, Principal
+from leadflow.auth.service import KEY_PREFIX, KeyCache, Principal
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Forbidden, Unauthorized
 from leadflow.kernel.ratelimit import RateLimiter
 
 bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer lf_...`")
+basic = HTTPBasic(
+    auto_error=False,
+    description="webhook senders only: the API key as Basic auth password (`https://leadflow:lf_...@host/...`)",
+)
 
 
 @dataclass
@@ -33,6 +37,19 @@ def context(request: Request) -> AppContext:
     return state(request).ctx
 
 
+def _admit(request: Request, key: str | None, scope: str, missing: str) -> Principal:
+    if not key:
+        raise Unauthorized(missing, code="missing_api_key")
+    api = state(request)
+    principal = api.keys.authenticate(key)
+    if principal is None:
+        raise Unauthorized("the API key is unknown or revoked", code="invalid_api_key")
+    if not principal.allows(scope):
+        raise Forbidden(f"this key lacks the '{scope}' scope", code="insufficient_scope")
+    api.api_limiter.check(principal.key_id)
+    return principal
+
+
 def require(scope: str) -> Callable[..., Principal]:
     """A dependency admitting keys whose scopes grant ``scope``: 401 without a valid key, 403 without
     the scope, 429 past the key's rate limit."""
@@ -40,16 +57,35 @@ def require(scope: str) -> Callable[..., Principal]:
     def dependency(
         request: Request, credentials: HTTPAuthorizationCredentials | None = Security(bearer, scopes=[scope])
     ) -> Principal:
-        if credentials is None:
-            raise Unauthorized("send an API key as 'Authorization: Bearer <key>'", code="missing_api_key")
-        api = state(request)
-        principal = api.keys.authenticate(credentials.credentials)
-        if principal is None:
-            raise Unauthorized("the API key is unknown or revoked", code="invalid_api_key")
-        if not principal.allows(scope):
-            raise Forbidden(f"this key lacks the '{scope}' scope", code="insufficient_scope")
-        api.api_limiter.check(principal.key_id)
-        return principal
+        key = credentials.credentials if credentials is not None else None
+        return _admit(request, key, scope, "send an API key as 'Authorization: Bearer <key>'")
 
     dependency.__name__ = f"require_{scope}"
+    return dependency
+
+
+def url_key(credentials: HTTPBasicCredentials | None) -> str | None:
+    """The API key of Basic credentials: the password, or the user name when that is the key."""
+    if credentials is None:
+        return None
+    if not credentials.password and credentials.username.startswith(KEY_PREFIX):
+        return credentials.username
+    return credentials.password or None
+
+
+def require_for_webhooks(scope: str) -> Callable[..., Principal]:
+    """:func:`require`, also admitting the key as Basic credentials — for senders that cannot add a
+    header but keep credentials in the address they call (SendGrid, Postmark, Mailgun and Amazon SNS:
+    ``https://leadflow:<key>@host/...``)."""
+
+    def dependency(
+        request: Request,
+        credentials: HTTPAuthorizationCredentials | None = Security(bearer, scopes=[scope]),
+        login: HTTPBasicCredentials | None = Security(basic, scopes=[scope]),
+    ) -> Principal:
+        key = credentials.credentials if credentials is not None else url_key(login)
+        missing = "send an API key as 'Authorization: Bearer <key>' or as the Basic auth password"
+        return _admit(request, key, scope, missing)
+
+    dependency.__name__ = f"require_{scope}_for_webhooks"
     return dependency

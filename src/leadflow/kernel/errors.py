@@ -48,6 +48,12 @@ class Invalid(LeadflowError):
     code = "invalid"
 
 
+class Upstream(LeadflowError):
+    """A service we had to call failed or refused (HTTP 502)."""
+
+    code = "bad_gateway"
+
+
 class RateLimited(LeadflowError):
     code = "rate_limited"
 

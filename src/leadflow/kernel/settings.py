@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     webhook_timeout: float = Field(default=15.0, gt=0, le=30)
 
+    # Amazon SNS (SES feedback): subscription confirmations are fetched only from addresses matching this.
+    sns_subscribe_url_pattern: str = Field(
+        default=r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/",
+        description="a regular expression the SubscribeURL of an SNS subscription confirmation must match",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _driver(cls, value: str) -> str:

@@ -35,12 +35,13 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from leadflow.api.deps import context, require
+from leadflow.api.deps import context, require_for_webhooks
 from leadflow.auth.service import Principal
 from leadflow.events.api import read_body
+from leadflow.kernel import jsonutil
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import BadRequest, NotFound
-from leadflow.messaging import bounces, feedback, links, pages
+from leadflow.messaging import bounces, feedback, links, pages, sns
 from leadflow.messaging.compose import PREFERENCES, UNSUBSCRIBE
 from leadflow.messaging.tokens import BadToken, Tokens
 
@@ -262,15 +263,25 @@ async def provider_feedback(
     provider: str,
     request: Request,
     ctx: AppContext = Depends(context),
-    _: Principal = Depends(require("write")),
+    _: Principal = Depends(require_for_webhooks("write")),
 ) -> Applied:
     """A bounce/complaint webhook of ``leadflow``, ``sendgrid``, ``postmark``, ``mailgun`` or ``ses``
-    (the JSON body as the provider sends it)."""
+    (the JSON body as the provider sends it). The key may travel as Basic credentials in the address the
+    provider calls. For ``ses``, an Amazon SNS subscription confirmation is confirmed (see
+    :mod:`leadflow.messaging.sns`)."""
     if provider not in PROVIDERS:
         raise NotFound(f"unknown feedback provider {provider!r}", code="unknown_provider")
     body = await read_body(request, ctx.settings.api_max_body_bytes)
     try:
-        items = bounces.parse_provider(provider, body)
+        payload = jsonutil.loads(body)
+    except ValueError:
+        raise BadRequest(f"the {provider} payload is not JSON", code="invalid_feedback") from None
+    subscribe = sns.confirmation(payload) if provider == "ses" else None
+    if subscribe is not None:
+        await run_in_threadpool(sns.confirm, subscribe, ctx.settings.sns_subscribe_url_pattern)
+        return Applied(applied=0)
+    try:
+        items = bounces.parse_provider(provider, payload)
     except ValueError as exc:
         raise BadRequest(str(exc), code="invalid_feedback") from None
     return Applied(applied=await _call(feedback.apply_feedback, ctx, items))
@@ -283,7 +294,9 @@ async def provider_feedback(
     openapi_extra={"requestBody": {"required": True, "content": {"message/rfc822": {"schema": _RAW}}}},
 )
 async def inbound(
-    request: Request, ctx: AppContext = Depends(context), _: Principal = Depends(require("write"))
+    request: Request,
+    ctx: AppContext = Depends(context),
+    _: Principal = Depends(require_for_webhooks("write")),
 ) -> Applied:
     """A raw RFC 5322 message (``message/rfc822`` or ``text/plain``): a DSN (RFC 3464) or an ARF abuse
     report (RFC 5965). Anything else is accepted and applies nothing."""
