@@ -3,13 +3,21 @@ and Amazon SNS's subscription handshake answered against a real HTTP peer, on bo
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from leadflow.api.app import create_app
 from leadflow.kernel.clock import VirtualClock
@@ -22,6 +30,8 @@ from tests.peers.http_receiver import HttpReceiver, Reply
 
 SENDGRID = "/api/v1/email/feedback/sendgrid"
 SES = "/api/v1/email/feedback/ses"
+MAILGUN = "/api/v1/email/feedback/mailgun"
+MAILGUN_KEY = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
 BOUNCE = [
     {"event": "bounce", "email": "gone@example.com", "type": "bounce", "reason": "550 5.1.1 no such user"}
 ]
@@ -43,12 +53,26 @@ def web(ctx: AppContext) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def local_sns(settings: Settings, clock: VirtualClock) -> Iterator[TestClient]:
+def configured(settings: Settings, clock: VirtualClock) -> Iterator[Callable[..., TestClient]]:
+    """The API with some settings changed: ``configured(mailgun_signing_key=...)``."""
+    opened: list[tuple[AppContext, TestClient]] = []
+
+    def make(**changes: Any) -> TestClient:
+        context = build_context(settings.model_copy(update=changes), clock=clock)
+        client = _client(context).__enter__()
+        opened.append((context, client))
+        return client
+
+    yield make
+    for context, client in opened:
+        client.__exit__(None, None, None)
+        context.close()
+
+
+@pytest.fixture
+def local_sns(configured: Callable[..., TestClient]) -> TestClient:
     """The API with SubscribeURLs on 127.0.0.1 allowed (the test's SNS peer)."""
-    context = build_context(settings.model_copy(update={"sns_subscribe_url_pattern": LOCAL_SNS}), clock=clock)
-    with _client(context) as client:
-        yield client
-    context.close()
+    return configured(sns_subscribe_url_pattern=LOCAL_SNS)
 
 
 def _suppressed(ctx: AppContext) -> list[str]:
@@ -131,3 +155,91 @@ def test_a_subscribe_url_outside_amazon_sns_is_never_fetched(web: TestClient, ad
 def test_a_payload_that_is_not_json_is_refused(web: TestClient, admin_key: str) -> None:
     answer = web.post(SES, content=b"Type=SubscriptionConfirmation", auth=("leadflow", admin_key))
     assert (answer.status_code, answer.json()["error"]["code"]) == (400, "invalid_feedback")
+
+
+# --- providers' own signatures ---------------------------------------------------------------------
+
+
+def _sendgrid_keys() -> tuple[ec.EllipticCurvePrivateKey, str]:
+    private = ec.generate_private_key(ec.SECP256R1())
+    der = private.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return private, base64.b64encode(der).decode()  # as SendGrid's settings page shows it
+
+
+def _sendgrid_signed(private: ec.EllipticCurvePrivateKey, body: bytes, timestamp: int) -> dict[str, str]:
+    signature = private.sign(str(timestamp).encode() + body, ec.ECDSA(hashes.SHA256()))
+    return {
+        "Content-Type": "application/json",
+        "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+        "X-Twilio-Email-Event-Webhook-Timestamp": str(timestamp),
+    }
+
+
+def test_a_signed_sendgrid_webhook_is_verified(
+    ctx: AppContext, configured: Callable[..., TestClient], admin_key: str, clock: VirtualClock
+) -> None:
+    private, public_key = _sendgrid_keys()
+    web = configured(sendgrid_verification_key=SecretStr(public_key))
+    body = json.dumps(BOUNCE).encode()
+    now = int(clock.now().timestamp())
+    auth = ("leadflow", admin_key)
+    for headers in (
+        {"Content-Type": "application/json"},  # unsigned
+        _sendgrid_signed(private, body + b" ", now),  # another payload
+        _sendgrid_signed(_sendgrid_keys()[0], body, now),  # another key
+        _sendgrid_signed(private, body, now - 600),  # a replay, ten minutes later
+    ):
+        refused = web.post(SENDGRID, content=body, headers=headers, auth=auth)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (401, "invalid_signature")
+    assert _suppressed(ctx) == []
+    signed = web.post(SENDGRID, content=body, headers=_sendgrid_signed(private, body, now), auth=auth)
+    assert signed.json() == {"applied": 1}
+    assert _suppressed(ctx) == ["gone@example.com"]
+
+
+def test_a_misconfigured_sendgrid_key_is_a_500_the_provider_retries(
+    configured: Callable[..., TestClient], admin_key: str
+) -> None:
+    web = configured(sendgrid_verification_key=SecretStr("not a key"))
+    answer = web.post(
+        SENDGRID,
+        json=BOUNCE,
+        headers=_sendgrid_signed(_sendgrid_keys()[0], b"[]", 0),
+        auth=("leadflow", admin_key),
+    )
+    assert (answer.status_code, answer.json()["error"]["code"]) == (500, "misconfigured")
+
+
+def _mailgun(
+    key: str, timestamp: int, token: str = "a8ce0edb2dd8301dee6c2405235584e45aa91d1e9f979f3de0"
+) -> Any:
+    digest = hmac.new(key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
+    return {
+        "signature": {"timestamp": str(timestamp), "token": token, "signature": digest},
+        "event-data": {
+            "event": "failed",
+            "severity": "permanent",
+            "reason": "bounce",
+            "recipient": "gone@example.com",
+            "delivery-status": {"code": 550, "message": "5.1.1 unknown"},
+        },
+    }
+
+
+def test_a_mailgun_webhook_signature_is_verified(
+    ctx: AppContext, configured: Callable[..., TestClient], admin_key: str, clock: VirtualClock
+) -> None:
+    web = configured(mailgun_signing_key=SecretStr(MAILGUN_KEY))
+    now = int(clock.now().timestamp())
+    auth = ("leadflow", admin_key)
+    for payload in (
+        _mailgun("another-signing-key", now),
+        _mailgun(MAILGUN_KEY, now - 600),
+        {"event-data": _mailgun("x", now)["event-data"]},
+    ):
+        refused = web.post(MAILGUN, json=payload, auth=auth)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (401, "invalid_signature")
+    assert _suppressed(ctx) == []
+    signed = web.post(MAILGUN, json=_mailgun(MAILGUN_KEY, now), auth=auth)
+    assert signed.json() == {"applied": 1}
+    assert _suppressed(ctx) == ["gone@example.com"]

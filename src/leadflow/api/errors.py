@@ -27,6 +27,7 @@ STATUS: dict[type[errors.LeadflowError], int] = {
     errors.PayloadTooLarge: 413,
     errors.Invalid: 422,
     errors.RateLimited: 429,
+    errors.Misconfigured: 500,
     errors.Upstream: 502,
 }
 

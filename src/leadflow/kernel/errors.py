@@ -48,6 +48,12 @@ class Invalid(LeadflowError):
     code = "invalid"
 
 
+class Misconfigured(LeadflowError):
+    """A setting this request needs is wrong (HTTP 500; the sender retries once it is fixed)."""
+
+    code = "misconfigured"
+
+
 class Upstream(LeadflowError):
     """A service we had to call failed or refused (HTTP 502)."""
 

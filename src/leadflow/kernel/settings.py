@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     webhook_timeout: float = Field(default=15.0, gt=0, le=30)
 
+    # Providers' own signatures on bounce webhooks, checked when set (beside the API key).
+    sendgrid_verification_key: SecretStr | None = Field(
+        default=None, description="SendGrid's signed Event Webhook public key (base64 DER, as shown)"
+    )
+    mailgun_signing_key: SecretStr | None = Field(default=None, description="Mailgun's webhook signing key")
+
     # Amazon SNS (SES feedback): subscription confirmations are fetched only from addresses matching this.
     sns_subscribe_url_pattern: str = Field(
         default=r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/",

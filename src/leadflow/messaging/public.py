@@ -41,7 +41,7 @@ from leadflow.events.api import read_body
 from leadflow.kernel import jsonutil
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import BadRequest, NotFound
-from leadflow.messaging import bounces, feedback, links, pages, sns
+from leadflow.messaging import bounces, feedback, links, pages, signatures, sns
 from leadflow.messaging.compose import PREFERENCES, UNSUBSCRIBE
 from leadflow.messaging.tokens import BadToken, Tokens
 
@@ -276,6 +276,7 @@ async def provider_feedback(
         payload = jsonutil.loads(body)
     except ValueError:
         raise BadRequest(f"the {provider} payload is not JSON", code="invalid_feedback") from None
+    signatures.check(provider, body, payload, request.headers, ctx.settings, ctx.clock.now())
     subscribe = sns.confirmation(payload) if provider == "ses" else None
     if subscribe is not None:
         await run_in_threadpool(sns.confirm, subscribe, ctx.settings.sns_subscribe_url_pattern)
