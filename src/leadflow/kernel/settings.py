@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     worker_poll_interval: float = Field(default=0.5, gt=0)
     default_phone_region: str | None = None
     scheduler_interval: float = Field(default=5.0, gt=0, description="seconds between checks for due work")
+    vacuum_interval: float = Field(
+        default=30.0, ge=0, description="PostgreSQL: seconds between vacuums of the queue tables; 0: never"
+    )
+    vacuum_min_dead_rows: int = Field(
+        default=10_000, ge=1, description="PostgreSQL: dead rows that make a queue table due for VACUUM"
+    )
     scoring_age_interval: float = Field(
         default=3600.0, gt=0, description="seconds between score aging passes"
     )

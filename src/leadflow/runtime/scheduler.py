@@ -1,4 +1,5 @@
-"""Periodic work in the worker: due segment refreshes, requested score recomputes, score aging."""
+"""Periodic work in the worker: due segment refreshes, requested score recomputes, score aging, journey
+schedules and anniversaries, broadcasts, and (PostgreSQL) vacuuming the queue tables."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from leadflow.journeys import scheduling
 from leadflow.kernel.context import AppContext
 from leadflow.lifecycle import service as lifecycle
 from leadflow.messaging import broadcasts
+from leadflow.runtime import vacuum
 from leadflow.scoring import service as scoring
 from leadflow.segments import service as segments
 
@@ -31,7 +33,7 @@ class Task:
 
 def tasks(ctx: AppContext) -> list[Task]:
     settings = ctx.settings
-    return [
+    found = [
         Task("segments.refresh_due", settings.scheduler_interval, lambda: segments.refresh_due(ctx)),
         Task(
             "scoring.recompute_if_requested",
@@ -44,6 +46,10 @@ def tasks(ctx: AppContext) -> list[Task]:
         Task("broadcasts.start_due", settings.scheduler_interval, lambda: broadcasts.start_due(ctx)),
         Task("broadcasts.finish_done", settings.scheduler_interval, lambda: broadcasts.finish_done(ctx)),
     ]
+    if settings.vacuum_interval > 0 and ctx.db.dialect == "postgresql":
+        dead = settings.vacuum_min_dead_rows
+        found.append(Task("vacuum.queues", settings.vacuum_interval, lambda: vacuum.vacuum_due(ctx.db, dead)))
+    return found
 
 
 def run(ctx: AppContext, stop: threading.Event) -> None:
