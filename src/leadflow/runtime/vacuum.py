@@ -53,6 +53,8 @@ def vacuum_due(db: Database, min_dead: int) -> list[str]:
                 conn.exec_driver_sql(f"VACUUM (ANALYZE, SKIP_LOCKED) {table}")
                 log.info("vacuumed %s in %.1f s", name, time.perf_counter() - started)
                 done.append(name)
-        finally:
+        finally:  # the connection goes back to the pool: leave its session as it was
+            conn.exec_driver_sql("RESET vacuum_cost_delay")
+            conn.exec_driver_sql("RESET vacuum_cost_limit")
             conn.exec_driver_sql("SELECT pg_advisory_unlock(%(k)s)", {"k": LOCK})
     return done
