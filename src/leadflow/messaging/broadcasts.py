@@ -180,12 +180,14 @@ def _lock_waiting(conn: Connection, broadcast_id: str) -> None:
     while waiting for others could deadlock with it (PostgreSQL would abort one of the two)."""
     if conn.dialect.name != "postgresql":
         return  # SQLite: one writer at a time
-    conn.execute(
+    locked = (
         sa.select(messages.c.id)
         .where(messages.c.broadcast_id == broadcast_id, messages.c.status.in_(WAITING))
         .order_by(messages.c.id)
         .with_for_update()
-    ).all()
+        .subquery()
+    )
+    conn.execute(sa.select(sa.func.count()).select_from(locked))  # one row back, however many locked
 
 
 def cancel(ctx: AppContext, broadcast_id: str, *, actor: str) -> Broadcast:
