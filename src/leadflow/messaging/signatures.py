@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 from collections.abc import Mapping
@@ -49,9 +50,10 @@ def _fresh(timestamp: str, now: datetime, provider: str) -> None:
         raise _refuse(f"the {provider} signature is more than 5 minutes away from now (a replay?)")
 
 
+@functools.lru_cache(maxsize=4)
 def sendgrid_key(text: str) -> ec.EllipticCurvePublicKey:
-    """The verification key as SendGrid shows it (base64 DER), or PEM. A key that is neither answers
-    ``500 misconfigured``: SendGrid retries, so nothing is lost once the setting is fixed."""
+    """The verification key as SendGrid shows it (base64 DER), or PEM, parsed once per process. A key
+    that is neither answers ``500 misconfigured``: SendGrid retries, so nothing is lost once fixed."""
     try:
         key = (
             serialization.load_pem_public_key(text.encode())
