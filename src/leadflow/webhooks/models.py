@@ -1,4 +1,4 @@
-"""Tables owned by the webhooks domain: the outgoing webhook outbox."""
+"""Tables owned by the webhooks domain: the outgoing webhook outbox and incoming replay tokens."""
 
 from __future__ import annotations
 
@@ -35,4 +35,19 @@ webhook_deliveries = sa.Table(
         postgresql_where=sa.text("status = 'queued'"),
         sqlite_where=sa.text("status = 'queued'"),
     ),
+)
+
+# Each row is one signature token an incoming provider webhook was applied with (Mailgun signs only its
+# timestamp and token, not the body): a token seen again within the signature window with the same body
+# digest is a harmless redelivery, with another body a replay. Rows past ``expires_at`` (the end of the
+# window in which the signature would still verify) no longer protect anything and are pruned.
+webhook_replay_tokens = sa.Table(
+    "webhook_replay_tokens",
+    metadata,
+    sa.Column("source", sa.String(32), primary_key=True),  # the provider: "mailgun", ...
+    sa.Column("token", sa.String(200), primary_key=True),
+    sa.Column("body_digest", sa.String(64), nullable=False),  # SHA-256 hex of the request body
+    sa.Column("seen_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_webhook_replay_tokens_expires_at", "expires_at"),
 )
