@@ -137,6 +137,8 @@ def _check_kind(ref: fields.FieldRef, op: str, value: Any) -> None:
     if ref.kind == "number" and not all(_is_number(v) for v in values):
         raise ValueError(f"{ref.path} holds numbers: compare it with numbers")
     if ref.kind == "stage":
+        # Stages are ordered (visitor < lead < mql < sql < customer < advocate): ``gt``/``gte``/``lt``/
+        # ``lte`` compare a stage's rank, so their value is a stage name, never a number.
         wanted = value if isinstance(value, list) and op in ("in", "not_in") else [value]
         if op == "between" or not all(isinstance(v, str) and v in lifecycle.STAGES for v in wanted):
             raise ValueError(f"lifecycle_stage values are {', '.join(lifecycle.STAGES)}")
@@ -150,7 +152,8 @@ class _Comparison(BaseModel):
     _ref: fields.FieldRef = PrivateAttr()
 
     def _validate(self, ref: fields.FieldRef) -> None:
-        _check_value(self.op, self.value)
+        if not (ref.kind == "stage" and self.op in ("gt", "gte", "lt", "lte")):
+            _check_value(self.op, self.value)
         _check_kind(ref, self.op, self.value)
         self._ref = ref
 
