@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from leadflow.contacts import identity, store, suppression, touchpoints
+from leadflow.contacts import identity, normalize, store, suppression, touchpoints
 from leadflow.contacts.batch import ProfileBatch
 from leadflow.contacts.changes import ProfileChanges, from_traits
 from leadflow.contacts.state import CompanyState, ContactState, FlushResult
@@ -40,7 +40,7 @@ def _update_company(company: CompanyState, traits: dict[str, Any], batch: Profil
     company.traits = {k: v for k, v in merged.items() if v is not None}
     company.name = _text(traits, "name", company.name)
     company.industry = _text(traits, "industry", company.industry)
-    company.domain = _text(traits, "website", None) or _text(traits, "domain", company.domain)
+    company.domain = _domain(traits, company.domain)
     size = traits.get("employees", traits.get("size"))
     if (isinstance(size, int | float) and not isinstance(size, bool)) or (
         isinstance(size, str) and size.strip().isdigit()
@@ -48,6 +48,20 @@ def _update_company(company: CompanyState, traits: dict[str, Any], batch: Profil
         company.size = int(size)
     company.updated_at = batch.now
     company.dirty = True
+
+
+def _domain(traits: dict[str, Any], current: str | None) -> str | None:
+    """The company's domain from ``domain`` (first) or ``website``, normalised (``https://www.Acme.example/x``
+    → ``acme.example``). Both stay as sent in the company's traits. A value that names no domain is kept
+    only there and leaves the domain as it was; ``null`` (with nothing valid beside it) clears it."""
+    given = [traits[key] for key in ("domain", "website") if key in traits]
+    if not given:
+        return current
+    for value in given:
+        found = normalize.domain(value)
+        if found is not None:
+            return found
+    return None if all(value is None for value in given) else current
 
 
 def _text(traits: dict[str, Any], key: str, default: str | None) -> str | None:

@@ -1,10 +1,13 @@
-"""Normalising what identifies and reaches a person: email, phone, time zone."""
+"""Normalising what identifies and reaches a person (email, phone, time zone) and a company (domain)."""
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import idna
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
@@ -51,3 +54,41 @@ def timezone(value: str) -> str:
             code="invalid_timezone",
         )
     return value
+
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def domain(value: object) -> str | None:
+    """A company's domain from what a ``group`` call sent as ``domain`` or ``website``, or None when it
+    names no domain.
+
+    ``https://www.Acme.example:8443/about?x`` → ``acme.example``: the scheme, user, port, path, query,
+    a trailing dot and a leading ``www.`` (before at least two labels) go, the rest is lower-cased.
+    Internationalised names are mapped as IDNA 2008 (UTS 46) does and kept in their Unicode form, as
+    contact email domains are (``MÜNCHEN.example`` → ``münchen.example``). IP addresses, single labels
+    (``localhost``) and anything IDNA refuses are not domains.
+    """
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text or len(text) > 2000 or any(ch.isspace() for ch in text):
+        return None
+    try:
+        host = urlsplit(text if "://" in text else f"//{text}").hostname
+    except ValueError:
+        return None
+    host = (host or "").rstrip(".")
+    if host.startswith("www.") and "." in host[4:]:
+        host = host[4:]
+    try:
+        ascii_host = idna.encode(host, uts46=True).decode("ascii")
+        unicode_host: str = idna.decode(ascii_host)
+    except (idna.IDNAError, UnicodeError):
+        return None
+    labels = ascii_host.split(".")
+    if len(labels) < 2 or len(ascii_host) > 253 or labels[-1].isdigit():
+        return None
+    if not all(_LABEL.fullmatch(label) for label in labels):
+        return None
+    return unicode_host
