@@ -37,11 +37,13 @@ __all__ = [
     "MissingVariable",
     "Rendered",
     "Renderer",
+    "Snippet",
     "Source",
     "TemplateError",
     "check",
     "compile_mjml",
     "html_to_text",
+    "snippet",
 ]
 
 
@@ -351,6 +353,27 @@ def _check_filters(part: _Part | None, text: str | None) -> None:
         if name not in known:
             line = text.count("\n", 0, spans[0].index) + 1
             raise TemplateError(f"{part.label}, line {line}: unknown filter {name!r}")
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """One Liquid string rendered as plain text (never HTML-escaped), as strictly and under the same
+    environment as an email's text part: the values of a journey webhook's ``data``."""
+
+    template: BoundTemplate
+    label: str
+
+    def render(self, variables: Mapping[str, Any]) -> str:
+        """Raises `MissingVariable` or `TemplateError` naming ``label``."""
+        return _render(self.template, variables, self.label)
+
+
+def snippet(source: str, label: str) -> Snippet:
+    """Compile ``source``; raise `TemplateError` naming ``label`` and the line of a syntax error or of an
+    unknown filter."""
+    template = _parse(_TEXT_ENV, source, label)
+    _check_filters(_Part(template, label, None), source)
+    return Snippet(template, label)
 
 
 def compile_mjml(source: str) -> str:
