@@ -1,0 +1,250 @@
+"""Where personal data lives, and what a GDPR erasure does with each place: the one list.
+
+Every text and JSON column of every table is named here with its treatment; a test
+(``tests/unit/test_privacy.py``) fails while a column of ``leadflow.schema.metadata`` is missing, so a
+table added later cannot be forgotten. Another (``tests/integration/test_erasure_everywhere.py``) erases
+a person who went through every part of leadflow and scans every text and JSON value of every table.
+
+Treatments:
+
+- ``DELETED``: the row goes with the person (it is found by their contact id, user or anonymous id).
+- ``REDACTED``: the row stays for the statistics or the history of others (a message's status and
+  times count in a journey's or broadcast's results), the value is cleared on the person's rows.
+- ``DIGEST``: the value is replaced by a keyed digest (HMAC-SHA256 with the installation's secret), so
+  that an erased address is still never mailed, or a late event of an erased id still dropped, without
+  the plaintext being kept.
+- ``NOT_PERSONAL``: random ids, states, names of things, configuration written by staff, staff
+  identities (API key names, owners' addresses), digests. Staff-authored text (a template, a segment
+  rule, a journey definition) could name a person only if someone typed one in; that is configuration,
+  outside erasure.
+
+Who does it: each domain's ``on_contacts_erased`` handler (wired in :mod:`leadflow.runtime.context`),
+run in the erasure's transaction by :func:`leadflow.contacts.erasure.erase`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+
+class Treatment(StrEnum):
+    DELETED = "deleted"
+    REDACTED = "redacted"
+    DIGEST = "digest"
+    NOT_PERSONAL = "not_personal"
+
+
+DELETED, REDACTED, DIGEST, NOT_PERSONAL = Treatment
+
+_ID = NOT_PERSONAL  # a random id (ULID) or a key chosen by staff
+
+REGISTRY: Final[dict[str, dict[str, Treatment]]] = {
+    # --- contacts: the profile and everything keyed to it goes with the person -------------------
+    "contacts": {
+        "id": DELETED,
+        "user_id": DELETED,
+        "email": DELETED,
+        "phone": DELETED,
+        "first_name": DELETED,
+        "last_name": DELETED,
+        "traits": DELETED,
+        "company_id": DELETED,
+        "lifecycle_stage": DELETED,
+        "owner_id": DELETED,
+        "timezone": DELETED,
+        "subscription_status": DELETED,
+        "consent": DELETED,
+    },
+    "contact_identities": {"kind": DELETED, "value": DELETED, "contact_id": DELETED},
+    "contact_tags": {"contact_id": DELETED, "tag": DELETED},
+    "contact_merges": {"merged_id": DELETED, "survivor_id": DELETED},
+    "touchpoints": {
+        "contact_id": DELETED,
+        "source": DELETED,
+        "medium": DELETED,
+        "campaign": DELETED,
+        "term": DELETED,
+        "content": DELETED,
+        "referrer": DELETED,
+        "url": DELETED,
+    },
+    # A company is a business, shared by its people: it stays when one of them is erased.
+    "companies": {
+        "id": _ID,
+        "group_id": NOT_PERSONAL,
+        "name": NOT_PERSONAL,
+        "domain": NOT_PERSONAL,
+        "industry": NOT_PERSONAL,
+        "traits": NOT_PERSONAL,
+    },
+    # The erasure record: ids, who asked (an API key's actor), row counts; never who was erased.
+    "erasures": {"id": _ID, "contact_id": _ID, "actor": NOT_PERSONAL, "summary": NOT_PERSONAL},
+    "erasure_suppressions": {"digest": DIGEST, "erasure_id": _ID},
+    # --- events: the person's events go, also those still waiting with their user/anonymous ids ----
+    "events": {
+        "message_id": DELETED,
+        "type": DELETED,
+        "event": DELETED,
+        "name": DELETED,
+        "user_id": DELETED,
+        "anonymous_id": DELETED,
+        "group_id": DELETED,
+        "previous_id": DELETED,
+        "contact_id": DELETED,
+        "properties": DELETED,
+        "traits": DELETED,
+        "context": DELETED,
+        "integrations": DELETED,
+        "source": DELETED,
+        "error": DELETED,
+    },
+    # --- segments and scoring: the person's memberships and scores go ----------------------------
+    "segments": {
+        "id": _ID,
+        "key": NOT_PERSONAL,
+        "name": NOT_PERSONAL,
+        "description": NOT_PERSONAL,
+        "kind": NOT_PERSONAL,
+        "rules": NOT_PERSONAL,
+        "dependencies": NOT_PERSONAL,
+    },
+    "segment_members": {"segment_id": DELETED, "contact_id": DELETED},
+    "scoring_rules": {
+        "id": _ID,
+        "name": NOT_PERSONAL,
+        "kind": NOT_PERSONAL,
+        "event": NOT_PERSONAL,
+        "definition": NOT_PERSONAL,
+    },
+    "score_counters": {"contact_id": DELETED, "rule_id": DELETED},
+    "score_points": {"contact_id": DELETED, "rule_id": DELETED},
+    "contact_scores": {"contact_id": DELETED, "band": DELETED},
+    # --- journeys: runs and steps stay for the journey's metrics; runs end, waiting steps are
+    # cancelled, what the person did or was (the entering event, step details, errors) is cleared ---
+    "journeys": {
+        "id": _ID,
+        "key": NOT_PERSONAL,
+        "name": NOT_PERSONAL,
+        "description": NOT_PERSONAL,
+        "status": NOT_PERSONAL,
+        "definition": NOT_PERSONAL,
+    },
+    "journey_versions": {"journey_id": _ID, "definition": NOT_PERSONAL, "published_by": NOT_PERSONAL},
+    "journey_runs": {
+        "id": _ID,
+        "journey_id": _ID,
+        "contact_id": _ID,
+        "status": NOT_PERSONAL,
+        "entry_key": NOT_PERSONAL,  # "once", an event's row id, a cron tick, a year
+        "active_key": NOT_PERSONAL,
+        "step_id": NOT_PERSONAL,
+        "variant": NOT_PERSONAL,
+        "trigger": REDACTED,
+        "exit_reason": NOT_PERSONAL,
+        "error": REDACTED,
+    },
+    "journey_steps": {
+        "run_id": _ID,
+        "journey_id": _ID,
+        "contact_id": _ID,
+        "step_id": NOT_PERSONAL,
+        "type": NOT_PERSONAL,
+        "status": NOT_PERSONAL,
+        "waiting_for": NOT_PERSONAL,  # an event name from the definition
+        "branch": NOT_PERSONAL,
+        "detail": REDACTED,
+        "error": REDACTED,
+    },
+    # --- messaging: a message keeps id, status and times (send statistics), loses whom and what;
+    # waiting messages are cancelled; the outbox's .eml files of the person's messages are removed ---
+    "email_layouts": {
+        "id": _ID,
+        "key": NOT_PERSONAL,
+        "name": NOT_PERSONAL,
+        "html": NOT_PERSONAL,
+        "text": NOT_PERSONAL,
+    },
+    "email_templates": {
+        "id": _ID,
+        "key": NOT_PERSONAL,
+        "name": NOT_PERSONAL,
+        "kind": NOT_PERSONAL,
+        "topic": NOT_PERSONAL,
+        "layout": NOT_PERSONAL,
+        "subject": NOT_PERSONAL,
+        "html": NOT_PERSONAL,
+        "text": NOT_PERSONAL,
+        "mjml": NOT_PERSONAL,
+    },
+    "email_topics": {"key": NOT_PERSONAL, "name": NOT_PERSONAL, "description": NOT_PERSONAL},
+    "messages": {
+        "id": _ID,
+        "key": NOT_PERSONAL,  # journey item / broadcast recipient ids
+        "kind": NOT_PERSONAL,
+        "contact_id": _ID,
+        "to_address": REDACTED,
+        "template_id": _ID,
+        "topic": NOT_PERSONAL,
+        "journey_id": _ID,
+        "run_id": _ID,
+        "step_id": NOT_PERSONAL,
+        "broadcast_id": _ID,
+        "status": NOT_PERSONAL,
+        "context": REDACTED,
+        "recipient": REDACTED,
+        "subject": REDACTED,
+        "error": REDACTED,  # a bounce's text often quotes the address
+        "response": REDACTED,
+    },
+    # Unsubscribed, hard bounce, complaint: the address stays blocked, as a digest.
+    "suppressions": {"email": DIGEST, "reason": NOT_PERSONAL, "detail": REDACTED, "message_id": _ID},
+    "email_preferences": {"contact_id": DELETED, "topic": DELETED},
+    "broadcasts": {
+        "id": _ID,
+        "name": NOT_PERSONAL,
+        "segment_id": _ID,
+        "template_id": _ID,
+        "topic": NOT_PERSONAL,
+        "status": NOT_PERSONAL,
+        "created_by": NOT_PERSONAL,
+    },
+    # --- webhooks: a delivery keeps its id, status and times; waiting ones are cancelled -----------
+    "webhook_deliveries": {
+        "id": _ID,
+        "key": NOT_PERSONAL,
+        "url": NOT_PERSONAL,  # from the journey's definition
+        "event": NOT_PERSONAL,
+        "payload": REDACTED,
+        "status": NOT_PERSONAL,
+        "error": REDACTED,  # a receiver's answer may echo the payload
+        "contact_id": _ID,
+        "journey_id": _ID,
+        "run_id": _ID,
+    },
+    "webhook_replay_tokens": {"source": NOT_PERSONAL, "token": NOT_PERSONAL, "body_digest": DIGEST},
+    # --- audit: entries about the person keep who did what when, lose their data -------------------
+    "audit_log": {
+        "actor": NOT_PERSONAL,
+        "action": NOT_PERSONAL,
+        "entity_type": NOT_PERSONAL,
+        "entity_id": _ID,
+        "data": REDACTED,
+    },
+    # --- staff and installation ------------------------------------------------------------------
+    "api_keys": {
+        "id": _ID,
+        "name": NOT_PERSONAL,
+        "prefix": NOT_PERSONAL,
+        "key_hash": NOT_PERSONAL,
+        "scopes": NOT_PERSONAL,
+        "created_by": NOT_PERSONAL,
+    },
+    "config_entries": {"key": NOT_PERSONAL, "value": NOT_PERSONAL},
+    "instance_values": {"key": NOT_PERSONAL, "value": NOT_PERSONAL},
+}
+
+
+def personal_columns(table: str) -> dict[str, Treatment]:
+    """The columns of ``table`` that can hold personal data, with their treatment."""
+    return {name: how for name, how in REGISTRY.get(table, {}).items() if how != NOT_PERSONAL}
