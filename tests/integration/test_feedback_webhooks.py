@@ -71,8 +71,9 @@ def configured(settings: Settings, clock: VirtualClock) -> Iterator[Callable[...
 
 @pytest.fixture
 def local_sns(configured: Callable[..., TestClient]) -> TestClient:
-    """The API with SubscribeURLs on 127.0.0.1 allowed (the test's SNS peer)."""
-    return configured(sns_subscribe_url_pattern=LOCAL_SNS)
+    """The API with SubscribeURLs on 127.0.0.1 allowed (the test's SNS peer), by the pattern and by the
+    network guard."""
+    return configured(sns_subscribe_url_pattern=LOCAL_SNS, network_allow="127.0.0.1")
 
 
 def _suppressed(ctx: AppContext) -> list[str]:

@@ -22,6 +22,7 @@ from standardwebhooks.webhooks import Webhook
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Conflict, Invalid, NotFound
+from leadflow.kernel.settings import Settings
 from leadflow.webhooks import service
 from leadflow.webhooks.deliverer import BACKOFF, MAX_ATTEMPTS, WebhookDeliverer, request_headers
 from leadflow.webhooks.models import webhook_deliveries
@@ -29,6 +30,12 @@ from leadflow.webhooks.service import DELIVERED, enqueue, enqueue_many, signing_
 from tests.peers.http_receiver import HttpReceiver, Received, Reply, closed_port_url
 
 PAYLOAD = {"contact": {"id": "c1", "email": "ada@example.com"}, "score": 42}
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The receivers here listen on 127.0.0.1, which the network guard admits only when told to."""
+    return settings.model_copy(update={"network_allow": "127.0.0.1"})
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from leadflow.kernel.netguard import Policy
+
 DEFAULT_SQLITE_URL = "sqlite:///./leadflow.db"
 
 
@@ -110,10 +112,23 @@ class Settings(BaseSettings):
         description="a regular expression the SubscribeURL of an SNS subscription confirmation must match",
     )
 
+    # Outgoing requests on a user's behalf never reach loopback, private, link-local, ... addresses
+    # (kernel/netguard.py) unless this admits them.
+    network_allow: str = Field(
+        default="",
+        description="comma-separated CIDRs and host names outgoing requests may reach although internal",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _driver(cls, value: str) -> str:
         return normalise_database_url(value)
+
+    @field_validator("network_allow")
+    @classmethod
+    def _allow_list(cls, value: str) -> str:
+        Policy.parse(value)  # an entry that is neither a network nor a name stops the start
+        return value
 
     @cached_property
     def public_url(self) -> str:

@@ -279,7 +279,7 @@ async def provider_feedback(
     signatures.check(provider, body, payload, request.headers, ctx.settings, ctx.clock.now())
     subscribe = sns.confirmation(payload) if provider == "ses" else None
     if subscribe is not None:
-        await run_in_threadpool(sns.confirm, subscribe, ctx.settings.sns_subscribe_url_pattern)
+        await run_in_threadpool(sns.confirm, subscribe, ctx.settings)
         return Applied(applied=0)
     try:
         items = bounces.parse_provider(provider, payload)

@@ -9,6 +9,8 @@ de-duplicate on ``webhook-id``. An outcome is only recorded if the row still car
 of its claim, so a late answer to a claim that was taken over (the lease ran out) changes nothing.
 
 Outcomes: 2xx → delivered; 410 → failed ("endpoint gone"); any other 4xx but 408/429 → failed at once;
+a target the network guard refuses (an internal address, see :mod:`leadflow.kernel.netguard`) → failed
+at once with the reason ("blocked: 127.0.0.1 is loopback; ...");
 408, 429, 3xx (redirects are not followed), 5xx, timeouts and connection errors → retried after the
 Standard Webhooks schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h), or after ``Retry-After`` when
 that is longer; when the eighth attempt fails too, the delivery fails with the last reason.
@@ -30,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from standardwebhooks.webhooks import Webhook
 
-from leadflow.kernel import jsonutil
+from leadflow.kernel import jsonutil, netguard
 from leadflow.kernel.clock import as_utc
 from leadflow.kernel.context import AppContext
 from leadflow.webhooks import service
@@ -160,7 +162,7 @@ class WebhookDeliverer:
         self.timeout = ctx.settings.webhook_timeout
         self.lease = timedelta(seconds=self.timeout) + LEASE_MARGIN
         self._own_client = client is None
-        self._client = client or httpx.Client(timeout=self.timeout, follow_redirects=False)
+        self._client = client or netguard.client(ctx.settings, timeout=self.timeout)
         self._signer: Webhook | None = None
 
     def close(self) -> None:
@@ -236,6 +238,8 @@ class WebhookDeliverer:
                 follow_redirects=False,
             ) as response:
                 return classify(response.status_code, response.headers, _excerpt(response), now)
+        except netguard.Blocked as exc:
+            return Attempt(FAILED, reason=str(exc))
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             return Attempt(FAILED, reason=f"invalid URL: {exc}")
         except httpx.TimeoutException:
