@@ -30,6 +30,9 @@ CONTACT_KEYS = {
     "created_at",
     "updated_at",
     "last_seen_at",
+    "subscription_status",
+    "consent",
+    "preferences",
 }
 EVENT_KEYS = {
     "id",

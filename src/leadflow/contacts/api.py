@@ -12,6 +12,7 @@ from leadflow.api.deps import context, require
 from leadflow.auth.service import Principal
 from leadflow.contacts import erasure, lifecycle, normalize, queries, tags
 from leadflow.contacts import service as contacts
+from leadflow.contacts.related_api import router as related_router
 from leadflow.contacts.schemas import Company, Contact, ContactPatch, ContactUpsert, Erasure, Event
 from leadflow.events import service as events
 from leadflow.kernel import pagination
@@ -181,3 +182,6 @@ def get_company(
 ) -> Company:
     with ctx.db.read() as conn:
         return queries.company(conn, company_id)
+
+
+router.include_router(related_router)

@@ -14,12 +14,19 @@ from leadflow.contacts.models import companies, contact_identities, contact_merg
 from leadflow.contacts.schemas import Company, Contact
 from leadflow.kernel.db import where_in
 from leadflow.kernel.errors import NotFound
+from leadflow.messaging import service as messaging
 
-CONTACT_COLUMNS = [contacts.c[name] for name in Contact.model_fields]
+CONTACT_COLUMNS = [contacts.c[name] for name in Contact.model_fields if name in contacts.c]
 
 
-def to_contact(row: Any) -> Contact:
-    return Contact.model_validate(dict(row._mapping))
+def to_contact(row: Any, preferences: dict[str, bool] | None = None) -> Contact:
+    return Contact.model_validate({**row._mapping, "preferences": preferences or {}})
+
+
+def to_contacts(conn: Connection, rows: Sequence[Any]) -> list[Contact]:
+    """Contacts with their topic preferences: one more query for the whole list, not one per contact."""
+    chosen = messaging.preferences_of(conn, [row.id for row in rows])
+    return [to_contact(row, chosen.get(row.id)) for row in rows]
 
 
 def live_id(conn: Connection, contact_id: str) -> str | None:
@@ -42,7 +49,7 @@ def get(conn: Connection, contact_id: str) -> Contact:
     )
     if row is None:
         raise NotFound(f"no contact {contact_id}", code="contact_not_found")
-    return to_contact(row)
+    return to_contacts(conn, [row])[0]
 
 
 def full_row(conn: Connection, contact_id: str) -> dict[str, Any]:
@@ -96,7 +103,7 @@ def search(conn: Connection, where: ContactFilter, *, after: str | None, limit: 
                 ).like(pattern, escape="\\"),
             )
         )
-    return [to_contact(row) for row in conn.execute(query)]
+    return to_contacts(conn, list(conn.execute(query)))
 
 
 def by_ids(conn: Connection, ids: Sequence[str]) -> list[Contact]:
@@ -104,7 +111,7 @@ def by_ids(conn: Connection, ids: Sequence[str]) -> list[Contact]:
     if not ids:
         return []
     query = where_in(conn, sa.select(*CONTACT_COLUMNS), contacts.c.id, list(dict.fromkeys(ids)))
-    return [to_contact(row) for row in conn.execute(query)]
+    return to_contacts(conn, list(conn.execute(query)))
 
 
 def live_ids(conn: Connection, ids: Sequence[str]) -> dict[str, str]:
@@ -179,3 +186,34 @@ def list_companies(conn: Connection, *, q: str | None, after: str | None, limit:
     if q:
         query = query.where(sa.func.lower(companies.c.name).like(_like(q), escape="\\"))
     return [Company.model_validate(dict(row._mapping)) for row in conn.execute(query)]
+
+
+def company_contacts(conn: Connection, company_id: str, *, after: str | None, limit: int) -> list[Contact]:
+    """A company's contacts in id order; the company may be named by its id or its group id."""
+    found = company(conn, company_id)
+    query = sa.select(*CONTACT_COLUMNS).where(contacts.c.company_id == found.id)
+    if after:
+        query = query.where(contacts.c.id > after)
+    return to_contacts(conn, list(conn.execute(query.order_by(contacts.c.id).limit(limit))))
+
+
+def touchpoints_page(
+    conn: Connection, contact_id: str, *, before: tuple[datetime, int] | None, limit: int
+) -> list[dict[str, Any]]:
+    """A contact's touchpoints, newest first, ``limit`` of them before ``(occurred_at, id)``."""
+    t = touchpoints
+    query = (
+        sa.select(t)
+        .where(t.c.contact_id == contact_id)
+        .order_by(t.c.occurred_at.desc(), t.c.id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        at, last_id = before
+        query = query.where(sa.or_(t.c.occurred_at < at, sa.and_(t.c.occurred_at == at, t.c.id < last_id)))
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def id_for_email(conn: Connection, email: str) -> str | None:
+    found = conn.execute(sa.select(contacts.c.id).where(contacts.c.email == email)).scalar()
+    return str(found) if found else None

@@ -25,6 +25,11 @@ class Contact(BaseModel):
     created_at: datetime
     updated_at: datetime
     last_seen_at: datetime | None
+    subscription_status: str = Field(description="subscribed or unsubscribed (marketing email as a whole)")
+    consent: dict[str, Any] = Field(description="consent records by purpose")
+    preferences: dict[str, bool] = Field(
+        default_factory=dict, description="email topic -> subscribed (the contact's choice, else the default)"
+    )
 
 
 class ContactFields(BaseModel):
@@ -86,3 +91,18 @@ class Erasure(BaseModel):
     contact_id: str
     erased_at: datetime
     summary: dict[str, int]
+
+
+class Touchpoint(BaseModel):
+    """A marketing touch (UTM-tagged or referred page view) that reached the contact."""
+
+    id: str
+    event_id: str
+    occurred_at: datetime
+    source: str | None
+    medium: str | None
+    campaign: str | None
+    term: str | None
+    content: str | None
+    referrer: str | None
+    url: str | None

@@ -146,3 +146,13 @@ def patch(ctx: AppContext, contact_id: str, data: ContactPatch, *, actor: str) -
             data=details,
         )
         return queries.get(conn, contact.id)
+
+
+def canonical_email(value: str) -> str:
+    """The form an email address is matched in everywhere (``invalid_email`` when it is not one)."""
+    return normalize.email(value)
+
+
+def contact_id_for_email(conn: Connection, email: str) -> str | None:
+    """The contact holding this (canonical) email address, if any."""
+    return queries.id_for_email(conn, email)

@@ -1,0 +1,91 @@
+"""What hangs off a contact or a company: ``/contacts/{id}/touchpoints``, ``/contacts/{id}/messages``,
+``/companies/{id}/contacts``. (Tags, events, score, segments and journey runs have their own routes.)"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Depends
+
+from leadflow.api.deps import context, require
+from leadflow.auth.service import Principal
+from leadflow.contacts import queries
+from leadflow.contacts.schemas import Contact, Touchpoint
+from leadflow.kernel import pagination
+from leadflow.kernel.context import AppContext
+from leadflow.kernel.errors import BadRequest
+from leadflow.kernel.pagination import Cursor, Limit, Page, paginate
+from leadflow.messaging import service as messaging
+from leadflow.messaging.service import ContactMessage
+
+router = APIRouter()
+
+
+@router.get(
+    "/contacts/{contact_id}/touchpoints",
+    response_model=Page[Touchpoint],
+    summary="A contact's marketing touchpoints (UTM, referrals), newest first",
+)
+def contact_touchpoints(
+    contact_id: str,
+    limit: int = Limit,
+    cursor: str | None = Cursor,
+    ctx: AppContext = Depends(context),
+    _: Principal = Depends(require("read")),
+) -> Page[Touchpoint]:
+    position = pagination.decode(cursor)
+    before = None
+    if position is not None:
+        try:
+            before = (datetime.fromisoformat(position["t"]), int(position["id"]))
+        except (KeyError, TypeError, ValueError):
+            raise BadRequest("the cursor is not one this API issued", code="invalid_cursor") from None
+    with ctx.db.read() as conn:
+        live = queries.get(conn, contact_id).id
+        rows = queries.touchpoints_page(conn, live, before=before, limit=limit + 1)
+    items, next_cursor = paginate(rows, limit, lambda r: {"t": r["occurred_at"].isoformat(), "id": r["id"]})
+    data = [
+        Touchpoint.model_validate({**r, "id": str(r["id"]), "event_id": str(r["event_id"])}) for r in items
+    ]
+    return Page[Touchpoint](data=data, next_cursor=next_cursor)
+
+
+@router.get(
+    "/contacts/{contact_id}/messages",
+    response_model=Page[ContactMessage],
+    summary="Emails to a contact, newest first: status, subject, sent / opened / clicked",
+)
+def contact_messages(
+    contact_id: str,
+    limit: int = Limit,
+    cursor: str | None = Cursor,
+    ctx: AppContext = Depends(context),
+    _: Principal = Depends(require("read")),
+) -> Page[ContactMessage]:
+    before = (pagination.decode(cursor) or {}).get("before")
+    with ctx.db.read() as conn:
+        live = queries.get(conn, contact_id).id
+        ids = [live, *queries.merged_ids(conn, live)]
+        found = messaging.messages_of(conn, ids, before=before, limit=limit + 1)
+    items, next_cursor = paginate(found, limit, lambda m: {"before": m.id})
+    return Page[ContactMessage](data=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/companies/{company_id}/contacts",
+    response_model=Page[Contact],
+    tags=["companies"],
+    summary="A company's contacts (company id or group id)",
+)
+def company_contacts(
+    company_id: str,
+    limit: int = Limit,
+    cursor: str | None = Cursor,
+    ctx: AppContext = Depends(context),
+    _: Principal = Depends(require("read")),
+) -> Page[Contact]:
+    after = (pagination.decode(cursor) or {}).get("after")
+    with ctx.db.read() as conn:
+        found = queries.company_contacts(conn, company_id, after=after, limit=limit + 1)
+    items, next_cursor = paginate(found, limit, lambda c: {"after": c.id})
+    return Page[Contact](data=items, next_cursor=next_cursor)
