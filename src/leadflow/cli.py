@@ -11,15 +11,20 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from leadflow.cli_errors import ErrorReportingGroup
 from leadflow.journeys.cli import journeys_app, webhooks_app
 from leadflow.kernel import migrate as migrations
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.errors import LeadflowError
+from leadflow.kernel.errors import Misconfigured
 from leadflow.kernel.settings import Settings
 from leadflow.messaging.cli import email_app
 from leadflow.runtime.context import build_context
 
-app = typer.Typer(help="leadflow: marketing automation and CRM integration engine.", no_args_is_help=True)
+app = typer.Typer(
+    help="leadflow: marketing automation and CRM integration engine.",
+    no_args_is_help=True,
+    cls=ErrorReportingGroup,
+)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 import_app = typer.Typer(help="Import data.", no_args_is_help=True)
 events_app = typer.Typer(help="The event log.", no_args_is_help=True)
@@ -44,6 +49,8 @@ def _context() -> Iterator[AppContext]:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Alembic says at INFO that it looked at the schema: noise on every command but ``migrate``.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
     ctx = build_context(settings)
     try:
         yield ctx
@@ -53,14 +60,14 @@ def _context() -> Iterator[AppContext]:
 
 def _require_schema(ctx: AppContext) -> None:
     if not migrations.is_up_to_date(ctx.db):
-        console.print("[red]The database schema is not up to date: run `leadflow migrate` first.[/red]")
-        raise typer.Exit(2)
+        raise Misconfigured("the database schema is not up to date: run `leadflow migrate` first")
 
 
 @app.command()
 def migrate() -> None:
     """Apply database migrations (SQLite or PostgreSQL, from LEADFLOW_DATABASE_URL)."""
     with _context() as ctx:
+        logging.getLogger("alembic").setLevel(logging.getLogger().level)
         migrations.upgrade(ctx.db)
         console.print(f"database at revision {migrations.current_revision(ctx.db)} ({ctx.db.dialect})")
 
@@ -137,14 +144,10 @@ def keys_create(
 
     with _context() as ctx:
         _require_schema(ctx)
-        try:
-            with ctx.db.write() as conn:
-                view, plaintext = keys.create_key(
-                    conn, ctx.clock, name=name, scopes=scopes.split(","), actor=CLI_ACTOR
-                )
-        except LeadflowError as exc:
-            console.print(f"[red]{exc.message}[/red]")
-            raise typer.Exit(2) from None
+        with ctx.db.write() as conn:
+            view, plaintext = keys.create_key(
+                conn, ctx.clock, name=name, scopes=scopes.split(","), actor=CLI_ACTOR
+            )
         console.print(f"created key {view.id} ({', '.join(view.scopes)})")
         print(plaintext)
 
@@ -176,12 +179,8 @@ def keys_revoke(key_id: str) -> None:
     from leadflow.auth import service as keys
 
     with _context() as ctx:
-        try:
-            with ctx.db.write() as conn:
-                keys.revoke_key(conn, ctx.clock, key_id, actor=CLI_ACTOR)
-        except LeadflowError as exc:
-            console.print(f"[red]{exc.message}[/red]")
-            raise typer.Exit(2) from None
+        with ctx.db.write() as conn:
+            keys.revoke_key(conn, ctx.clock, key_id, actor=CLI_ACTOR)
         console.print(f"revoked {key_id}")
 
 
@@ -237,11 +236,7 @@ def segments_refresh(segment_id: str) -> None:
 
     with _context() as ctx:
         _require_schema(ctx)
-        try:
-            result = segments.refresh(ctx, segment_id)
-        except LeadflowError as exc:
-            console.print(f"[red]{exc.message}[/red]")
-            raise typer.Exit(2) from None
+        result = segments.refresh(ctx, segment_id)
         console.print(f"{result.members} member(s): {result.entered} entered, {result.exited} left")
 
 
@@ -252,11 +247,7 @@ def scoring_install_defaults(rule_set: str = typer.Option(..., "--set", help="co
 
     with _context() as ctx:
         _require_schema(ctx)
-        try:
-            created = scoring.install_defaults(ctx, rule_set, actor=CLI_ACTOR)
-        except LeadflowError as exc:
-            console.print(f"[red]{exc.message}[/red]")
-            raise typer.Exit(2) from None
+        created = scoring.install_defaults(ctx, rule_set, actor=CLI_ACTOR)
         for rule in created:
             console.print(f"created rule {rule.name} ({rule.points:+g})")
         console.print(
@@ -300,11 +291,7 @@ def import_list(
 
     with _context() as ctx:
         _require_schema(ctx)
-        try:
-            status = run_list_import(ctx, segment_id, path, console, actor=CLI_ACTOR)
-        except LeadflowError as exc:
-            console.print(f"[red]{exc.message}[/red]")
-            raise typer.Exit(2) from None
+        status = run_list_import(ctx, segment_id, path, console, actor=CLI_ACTOR)
         raise typer.Exit(status)
 
 

@@ -11,7 +11,8 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from leadflow.kernel.errors import LeadflowError
+from leadflow import cli_errors
+from leadflow.kernel.errors import Invalid
 
 journeys_app = typer.Typer(help="Journeys: ready-made templates and the simulator.", no_args_is_help=True)
 console = Console()
@@ -19,8 +20,14 @@ CLI_ACTOR = "cli"
 
 
 def read(path: Path) -> Any:
+    """A JSON or YAML file; content that does not parse is a one-line :class:`Invalid` naming the file."""
     text = path.read_text("utf-8")
-    return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    try:
+        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except json.JSONDecodeError as error:
+        raise Invalid(f"{path}: not valid JSON: {error}", code="invalid_file") from None
+    except yaml.YAMLError as error:
+        raise Invalid(f"{path}: {cli_errors.yaml_problem(error)}", code="invalid_file") from None
 
 
 def load_file(path: Path) -> Any:
@@ -46,11 +53,7 @@ def install_templates(
 
     with _context() as ctx:
         _require_schema(ctx)
-        try:
-            found = installer.install_all(ctx, actor=CLI_ACTOR, names=names or None, publish=publish)
-        except LeadflowError as exc:
-            console.print(f"[red]{exc.message}[/red]")
-            raise typer.Exit(2) from None
+        found = installer.install_all(ctx, actor=CLI_ACTOR, names=names or None, publish=publish)
         for item in found:
             state = "installed" if item.created else "already there"
             console.print(f"{item.key}: {state}, {item.status} ({item.journey_id})")
@@ -69,19 +72,17 @@ def simulate(
     from leadflow.cli import _context, _require_schema
     from leadflow.journeys import simulator
 
-    request_data: dict[str, Any] = read(script) if script else {}
+    request_data = read(script) if script else {}
+    if not isinstance(request_data, dict):
+        raise Invalid(f"{script}: a script is a mapping with a contact and its events", code="invalid_file")
     raw = read(file)
     support = raw if isinstance(raw, dict) and "definition" in raw else None
     if horizon:
         request_data["horizon"] = horizon
     with _context() as ctx:
         _require_schema(ctx)
-        try:
-            request = simulator.SimulationRequest.model_validate(request_data)
-            result = simulator.simulate(ctx, load_file(file), request, support=support)
-        except LeadflowError as exc:
-            console.print(f"[red]{exc.message}[/red]")
-            raise typer.Exit(2) from None
+        request = simulator.SimulationRequest.model_validate(request_data)
+        result = simulator.simulate(ctx, load_file(file), request, support=support)
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
         return

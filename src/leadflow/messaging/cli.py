@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import Literal
@@ -11,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from rich.console import Console
 
+from leadflow.kernel.errors import Invalid, Misconfigured
 from leadflow.kernel.settings import Settings
 from leadflow.messaging.dkim import configured, dns_record, dns_strings, load_private_key
 
@@ -27,20 +29,16 @@ def dkim_keygen(
 ) -> None:
     """Write a new DKIM private key (readable by its owner only) and print the settings and DNS record."""
     if kind not in ("rsa", "ed25519"):
-        console.print("[red]--type must be rsa or ed25519[/red]")
-        raise typer.Exit(2)
+        raise Invalid("--type must be rsa or ed25519")
     if kind == "rsa" and not 2048 <= bits <= 8192:
-        console.print("[red]--bits must be between 2048 and 8192[/red]")
-        raise typer.Exit(2)
+        raise Invalid("--bits must be between 2048 and 8192")
     pem = _new_key("rsa" if kind == "rsa" else "ed25519", bits)
     try:
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        console.print(f"[red]{out} exists: not overwritten[/red]")
-        raise typer.Exit(1) from None
+        raise FileExistsError(errno.EEXIST, "exists: not overwritten", str(out)) from None
     except OSError as err:
-        console.print(f"[red]{out} cannot be written: {err.strerror}[/red]")
-        raise typer.Exit(1) from None
+        raise OSError(err.errno, f"cannot be written: {err.strerror}", str(out)) from None
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)
     console.print(f"Wrote {out}. Set:")
@@ -56,18 +54,17 @@ def dkim_record() -> None:
     try:
         found = configured(Settings())
     except OSError as err:
-        console.print(f"[red]The DKIM key file cannot be read: {err}[/red]")
-        raise typer.Exit(2) from None
+        raise Misconfigured(f"the DKIM key file cannot be read: {err}") from None
     if not found:
-        console.print("[red]DKIM is off: set LEADFLOW_DKIM_SELECTOR and a key,[/red]")
-        console.print("[red]LEADFLOW_DKIM_PRIVATE_KEY or LEADFLOW_DKIM_PRIVATE_KEY_FILE[/red]")
-        raise typer.Exit(2)
+        raise Misconfigured(
+            "DKIM is off: set LEADFLOW_DKIM_SELECTOR and a key, "
+            "LEADFLOW_DKIM_PRIVATE_KEY or LEADFLOW_DKIM_PRIVATE_KEY_FILE"
+        )
     for selector, domain, key in found:
         try:
             record = dns_record(load_private_key(key.decode("ascii")))
         except (ValueError, UnicodeDecodeError) as err:
-            console.print(f"[red]The DKIM key of selector {selector} cannot be used: {err}[/red]")
-            raise typer.Exit(2) from None
+            raise Misconfigured(f"the DKIM key of selector {selector} cannot be used: {err}") from None
         console.print(f"{selector}._domainkey.{domain}  TXT  {dns_strings(record)}", soft_wrap=True)
 
 
