@@ -153,6 +153,18 @@ def test_a_subscribe_url_outside_amazon_sns_is_never_fetched(web: TestClient, ad
     assert (answer.status_code, answer.json()["error"]["code"]) == (400, "untrusted_subscribe_url")
 
 
+def test_a_subscribe_url_on_an_internal_address_is_never_fetched(
+    configured: Callable[..., TestClient], admin_key: str
+) -> None:
+    """The pattern admits it, the network guard does not (no LEADFLOW_NETWORK_ALLOW)."""
+    web = configured(sns_subscribe_url_pattern=LOCAL_SNS)
+    with HttpReceiver() as inside:
+        answer = web.post(SES, content=_confirmation(inside.url), auth=("leadflow", admin_key))
+        assert not inside.wait_for(1, timeout=0.3)
+    assert (answer.status_code, answer.json()["error"]["code"]) == (400, "untrusted_subscribe_url")
+    assert "blocked: 127.0.0.1 is loopback" in answer.json()["error"]["message"]
+
+
 def test_a_payload_that_is_not_json_is_refused(web: TestClient, admin_key: str) -> None:
     answer = web.post(SES, content=b"Type=SubscriptionConfirmation", auth=("leadflow", admin_key))
     assert (answer.status_code, answer.json()["error"]["code"]) == (400, "invalid_feedback")

@@ -27,6 +27,7 @@ from leadflow.journeys.schemas import (
     StepMetrics,
     StepRecord,
 )
+from leadflow.kernel import netguard
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import on_commit
 from leadflow.kernel.errors import Conflict, Invalid, NotFound
@@ -51,6 +52,21 @@ def validate(data: Any) -> definitions.Definition:
         raise Invalid(summary, code="invalid_journey", details=problems) from None
     except Invalid as exc:
         raise Invalid(exc.message, code="invalid_journey", details=exc.details) from None
+
+
+def check_webhook_targets(ctx: AppContext, definition: definitions.Definition) -> None:
+    """A ``webhook`` step may not name an internal address by itself (``127.0.0.1``, ``127.1``,
+    ``[::1]``, ``localhost``, ``169.254.169.254``, ``10.0.0.1``... see :mod:`leadflow.kernel.netguard`)
+    unless ``LEADFLOW_NETWORK_ALLOW`` admits it: ``422 invalid_journey`` with each step's place, nothing
+    stored. A name that only resolves inside the network is refused when the webhook is sent."""
+    problems = [
+        {"path": f"steps.{index}.url", "message": reason}
+        for index, step in enumerate(definition.steps)
+        if isinstance(step, definitions.Webhook) and (reason := netguard.refusal(step.url, ctx.settings))
+    ]
+    if problems:
+        summary = "; ".join(f"{p['path']}: {p['message']}" for p in problems[:5])
+        raise Invalid(summary, code="invalid_journey", details=problems)
 
 
 def check_references(conn: Connection, definition: definitions.Definition) -> None:
@@ -80,6 +96,7 @@ def _view(row: Any) -> Journey:
 
 def create(ctx: AppContext, data: JourneyCreate, *, actor: str) -> Journey:
     definition = validate(data.definition)
+    check_webhook_targets(ctx, definition)
     now = ctx.clock.now()
     journey_id = new_id()
     with ctx.db.write() as conn:
@@ -125,6 +142,7 @@ def listing(ctx: AppContext, *, status: str | None, after: str | None, limit: in
 
 def update(ctx: AppContext, journey_id: str, data: JourneyPatch, *, actor: str) -> Journey:
     definition = validate(data.definition)
+    check_webhook_targets(ctx, definition)
     with ctx.db.write() as conn:
         row = _row(conn, journey_id, lock=True)
         if row.status == "archived":
