@@ -16,6 +16,8 @@ from leadflow.journeys.language import (
     _duration,
     _zone,
 )
+from leadflow.messaging import liquid_data
+from leadflow.messaging.render import TemplateError
 from leadflow.segments import rules
 
 
@@ -176,13 +178,23 @@ class SetStage(_Step):
 
 
 class Webhook(_Step):
-    """POST the contact (and ``data``) to a URL through the signed webhook outbox."""
+    """POST the contact, the triggering event and ``data`` to a URL through the signed webhook outbox.
+    The strings of ``data`` are Liquid (checked here, rendered per contact when the step runs)."""
 
     type: Literal["webhook"]
     url: str = Field(pattern=r"^https?://", max_length=2000)
     event: str = Field(default="journey.step", max_length=100)
     data: dict[str, Any] = Field(default_factory=dict)
     next: str | None = None
+
+    @field_validator("data")
+    @classmethod
+    def _liquid(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            liquid_data.check(value)
+        except TemplateError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
 
 class NotifyOwner(_Step):
