@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from leadflow import __version__
-from leadflow.api import errors
+from leadflow.api import docs, errors
 from leadflow.api.deps import ApiState
 from leadflow.api.health import BacklogCollector
 from leadflow.api.health import router as health_router
@@ -50,7 +50,14 @@ def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: 
             if worker:
                 worker.stop()
 
-    app = FastAPI(title="leadflow", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="leadflow",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # served by leadflow.api.docs, without a CDN
+        redoc_url=None,
+    )
     app.state.ctx = ctx
     app.state.api = ApiState(
         ctx=ctx,
@@ -60,6 +67,7 @@ def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: 
     )
     ctx.metrics.registry.register(BacklogCollector(ctx))
     errors.install(app)
+    docs.install(app)
     app.add_middleware(BodyLimit, limit=ctx.settings.api_max_body_bytes)
     routers = (
         tracking_router,
