@@ -61,7 +61,9 @@ START = VirtualClock().now()
 
 
 def context(url: str) -> AppContext:
-    settings = Settings(database_url=url, secret_key="bench", journey_batch_size=1000)
+    settings = Settings(
+        database_url=url, secret_key="bench", journey_batch_size=1000, brand_address="1 Main St, Springfield"
+    )
     return build_context(settings, clock=VirtualClock(START))
 
 

@@ -67,7 +67,11 @@ def clock() -> VirtualClock:
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return Settings(
-        database_url=database_url, secret_key="test-secret", ingest_rate_limit=0, api_rate_limit=0
+        database_url=database_url,
+        secret_key="test-secret",
+        ingest_rate_limit=0,
+        api_rate_limit=0,
+        brand_address="1 Main St, Springfield",  # marketing journeys and broadcasts need one to publish
     )
 
 

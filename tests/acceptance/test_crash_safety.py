@@ -80,7 +80,13 @@ def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 def _prepare(url: str, contacts: int, *, send: bool = True) -> AppContext:
     ctx = build_context(
-        Settings(database_url=url, secret_key="crash-test-secret", ingest_rate_limit=0, api_rate_limit=0),
+        Settings(
+            database_url=url,
+            secret_key="crash-test-secret",
+            ingest_rate_limit=0,
+            api_rate_limit=0,
+            brand_address="1 Main St, Springfield",
+        ),
         clock=SystemClock(),
     )
     for key in ("one", "two", "three"):

@@ -20,6 +20,7 @@ from tests.support.contacts import all_contacts
 def cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     monkeypatch.setenv("LEADFLOW_DATABASE_URL", database_url)
     monkeypatch.setenv("LEADFLOW_SECRET_KEY", "test-secret")
+    monkeypatch.setenv("LEADFLOW_BRAND_ADDRESS", "1 Main St, Springfield")  # to publish marketing journeys
     return CliRunner()
 
 

@@ -118,6 +118,11 @@ class Definition(BaseModel):
         """The email templates the steps use."""
         return {s.template for s in self.steps if isinstance(s, SendEmail | NotifyOwner)}
 
+    def sends_marketing(self) -> bool:
+        """Whether contacts get marketing email from it (a ``send_email`` step in a marketing journey):
+        such email must show the sender's postal address."""
+        return self.settings.kind == "marketing" and any(isinstance(s, SendEmail) for s in self.steps)
+
     def segments(self) -> set[str]:
         """The segments (ids or keys) the trigger and exit criteria name."""
         found = {e.segment for e in self.settings.exit if e.segment}

@@ -28,6 +28,7 @@ from leadflow.journeys.schemas import (
     StepRecord,
 )
 from leadflow.kernel import netguard
+from leadflow.kernel.brand import require_postal_address
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import on_commit
 from leadflow.kernel.errors import Conflict, Invalid, NotFound
@@ -163,13 +164,15 @@ def update(ctx: AppContext, journey_id: str, data: JourneyPatch, *, actor: str) 
         return _view(_row(conn, row.id))
 
 
-def publish(ctx: AppContext, journey_id: str, *, actor: str) -> Journey:
-    """Freeze the working copy as the next version; a draft becomes active."""
+def publish(ctx: AppContext, journey_id: str, *, actor: str, sending: bool = True) -> Journey:
+    """Freeze the working copy as the next version; a draft becomes active. A journey that sends
+    marketing email needs the sender's postal address (``422 missing_postal_address``), unless it will
+    never really send (``sending=False``: the simulator's scratch copy)."""
     with ctx.db.write() as conn:
         row = _row(conn, journey_id, lock=True)
         if row.status == "archived":
             raise Conflict("an archived journey cannot be published", code="journey_archived")
-        _publish(conn, ctx, row.id, validate(row.definition), row.definition, actor)
+        _publish(conn, ctx, row.id, validate(row.definition), row.definition, actor, sending=sending)
         return _view(_row(conn, row.id))
 
 
@@ -180,8 +183,12 @@ def _publish(
     definition: definitions.Definition,
     raw: Any,
     actor: str,
+    *,
+    sending: bool = True,
 ) -> None:
     check_references(conn, definition)
+    if sending and definition.sends_marketing():
+        require_postal_address(ctx.settings, "a marketing journey (one that sends marketing email)")
     now = ctx.clock.now()
     current = conn.execute(
         sa.select(sa.func.max(journey_versions.c.version)).where(journey_versions.c.journey_id == journey_id)

@@ -158,7 +158,7 @@ def _copy_configuration(ctx: AppContext, scratch: AppContext) -> None:
 
 def _publish(scratch: AppContext, definition: dict[str, Any]) -> str:
     journey = service.create(scratch, JourneyCreate(definition=definition), actor=ACTOR)
-    service.publish(scratch, journey.id, actor=ACTOR)
+    service.publish(scratch, journey.id, actor=ACTOR, sending=False)  # nothing is sent
     return journey.id
 
 

@@ -25,6 +25,7 @@ from leadflow.contacts.lifecycle import forward
 from leadflow.events.models import events
 from leadflow.journeys import definitions, timing
 from leadflow.journeys.runs import Item, zones
+from leadflow.kernel.brand import sales_address
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import where_in
 from leadflow.messaging import outbox as messaging
@@ -138,14 +139,16 @@ def send_email(conn: Connection, ctx: AppContext, items: list[Item], now: dateti
 
 
 def notify_owner(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
-    """Email the contact's owner (an owner id that is an email address) or the step's fallback. With
-    neither, the notice is recorded as failed with the reason and the run goes on."""
+    """Email the contact's owner (an owner id that is an email address), else the step's fallback, else
+    the sales inbox (:func:`leadflow.kernel.brand.sales_address`). With none, the notice is recorded as
+    failed with the reason and the run goes on."""
     step: definitions.NotifyOwner = items[0].step
     owners = {c.id: c.owner_id for c in contact_queries.by_ids(conn, [item.contact_id for item in items])}
+    fallback = step.fallback or sales_address(ctx.settings)
     rows = []
     for item in items:
         owner = owners.get(item.contact_id)
-        address = owner if owner and "@" in owner else step.fallback
+        address = owner if owner and "@" in owner else fallback
         rows.append(
             _message(
                 item,

@@ -64,13 +64,17 @@ class Settings(BaseSettings):
     smtp_url: SecretStr | None = Field(default=None, description="smtp://user:pass@host:port, smtps://...")
     smtp_pool_size: int = Field(default=4, ge=1, le=64, description="SMTP connections per process")
     email_from: str = "leadflow <noreply@localhost>"
-    brand_name: str = Field(
-        default="leadflow", description="the sender's name in templates ({{ brand.name }})"
+    # How they are derived when unset: leadflow.kernel.brand.
+    brand_name: str | None = Field(
+        default=None, description="the sender's name in templates (default: email_from's display name)"
     )
     brand_url: str | None = Field(
-        default=None, description="the website templates link to (default: base_url)"
+        default=None, description="the website templates link to (default: https:// + the sender's domain)"
     )
     brand_address: str = Field(default="", description="the postal address marketing email must show")
+    sales_email: str | None = Field(
+        default=None, description="owner notices for contacts without an owner (default: reply-to, sender)"
+    )
     email_reply_to: str | None = None
     email_outbox_dir: str = "./outbox"
     email_batch_size: int = Field(default=200, ge=1, le=5_000, description="messages claimed at once")

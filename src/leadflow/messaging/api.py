@@ -13,6 +13,7 @@ from leadflow.api.deps import context, require
 from leadflow.auth.service import Principal
 from leadflow.contacts import queries as contact_queries
 from leadflow.kernel import pagination
+from leadflow.kernel.brand import brand
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Invalid
 from leadflow.kernel.pagination import Cursor, Limit, Page, paginate
@@ -130,11 +131,7 @@ def preview_template(
         "event": body.event,
         "vars": body.vars,
         "journey": {"id": None, "key": "preview", "name": "Preview"},
-        "brand": {
-            "name": settings.brand_name,
-            "url": settings.brand_url or settings.public_url,
-            "address": settings.brand_address,
-        },
+        "brand": brand(settings).variables(),
         "links": {
             "unsubscribe": f"{settings.public_url}/u/preview",
             "preferences": f"{settings.public_url}/p/preview",

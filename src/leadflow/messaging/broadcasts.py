@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
+from leadflow.kernel.brand import require_postal_address
 from leadflow.kernel.clock import as_utc
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import analyze, on_commit
@@ -161,10 +162,12 @@ def create(ctx: AppContext, data: BroadcastCreate, *, actor: str) -> Broadcast:
 
 
 def schedule(ctx: AppContext, broadcast_id: str, *, actor: str) -> Broadcast:
-    """Draft → scheduled. Without a ``send_at`` it starts now; its segment and template must still exist."""
+    """Draft → scheduled. Without a ``send_at`` it starts now; its segment and template must still exist,
+    and the sender's postal address must be set (marketing email shows it: ``422 missing_postal_address``)."""
     with ctx.db.write() as conn:
         row = _row(conn, broadcast_id, lock=True)
         _expect(row, ("draft",), "scheduled")
+        require_postal_address(ctx.settings, "a broadcast (marketing email)")
         _segment(conn, row.segment_id)
         _template(conn, row.template_id)
         send_at = row.send_at or ctx.clock.now()

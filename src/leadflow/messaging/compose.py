@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadflow.contacts.models import companies, contacts
+from leadflow.kernel.brand import brand
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import where_in
 from leadflow.messaging import links, mime, render, templates
@@ -65,11 +66,7 @@ class Composer:
         self.domain = self.sender.rpartition("@")[2] or "localhost"
         self.base_url = settings.public_url
         self.signers = _signers(ctx)
-        self.brand = {  # the same for every message (never modified by rendering)
-            "name": settings.brand_name,
-            "url": settings.brand_url or settings.public_url,
-            "address": settings.brand_address,
-        }
+        self.brand = brand(settings).variables()  # the same for every message (rendering never edits it)
 
     def message_id(self, message_id: str) -> str:
         """Stable per message: a resend after a crash carries the same ``Message-ID``, which receivers

@@ -34,6 +34,7 @@ def settings(database_url: str) -> Settings:
         ingest_rate_limit=0,
         api_rate_limit=0,
         frequency_cap_per_day=1,
+        brand_address="1 Main St, Springfield",
     )
 
 

@@ -6,6 +6,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from leadflow.contacts import service as contacts
@@ -341,7 +342,31 @@ def test_notify_owner_emails_the_owner_or_the_fallback(ctx: AppContext) -> None:
     assert by_contact[owned]["status"] == by_contact[orphan]["status"] == "queued"
 
 
-def test_notify_owner_without_owner_or_fallback_is_recorded_failed(ctx: AppContext) -> None:
+@pytest.mark.parametrize(
+    ("values", "inbox"),
+    [
+        ({"sales_email": "Sales <sales@school.example>"}, "sales@school.example"),
+        ({"email_reply_to": "office@school.example"}, "office@school.example"),
+        ({"email_from": "Course School <hello@school.example>"}, "hello@school.example"),
+    ],
+    ids=["sales-email", "reply-to", "sender"],
+)
+def test_notify_owner_without_owner_or_fallback_goes_to_the_sales_inbox(
+    ctx: AppContext, monkeypatch: pytest.MonkeyPatch, values: dict[str, str], inbox: str
+) -> None:
+    for name, value in values.items():
+        monkeypatch.setattr(ctx.settings, name, value)
+    j.template(ctx, "owner-notification")
+    j.publish(ctx, _journey({"id": "tell", "type": "notify_owner"}))
+    _enter(ctx, "orphan")
+    (message,) = j.sent(ctx)
+    assert (message["kind"], message["status"], message["to_address"]) == ("internal", "queued", inbox)
+
+
+def test_notify_owner_without_owner_fallback_or_sender_address_is_recorded_failed(
+    ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ctx.settings, "email_from", "leadflow")
     j.template(ctx, "owner-notification")
     j.publish(ctx, _journey({"id": "tell", "type": "notify_owner", "next": "t"}, _tag("t", "after")))
     contact_id = _enter(ctx, "u1")
