@@ -25,10 +25,12 @@ from leadflow.contacts.lifecycle import forward
 from leadflow.events.models import events
 from leadflow.journeys import definitions, timing
 from leadflow.journeys.runs import Item, zones
-from leadflow.kernel.brand import sales_address
+from leadflow.kernel.brand import brand, sales_address
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import where_in
+from leadflow.messaging import liquid_data
 from leadflow.messaging import outbox as messaging
+from leadflow.messaging.render import TemplateError
 from leadflow.segments import durations
 from leadflow.segments import service as segments
 from leadflow.webhooks import service as webhooks
@@ -169,17 +171,36 @@ def notify_owner(conn: Connection, ctx: AppContext, items: list[Item], now: date
 
 
 def webhook(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
+    """POST the contact, the triggering event and ``data`` through the signed webhook outbox.
+
+    Every string of ``data`` is Liquid, rendered for each contact with an email's variables
+    (:mod:`leadflow.messaging.liquid_data`). A value that cannot be rendered (a missing variable, a
+    template limit) fails that contact's step with the reason, like any failing step: it is retried
+    with the engine's backoff (the profile may have gained the value by then), then the step and the run
+    are ``failed``; nothing is queued for that contact meanwhile, and the other contacts go on.
+    """
     step: definitions.Webhook = items[0].step
-    found = {c.id: c for c in contact_queries.by_ids(conn, [item.contact_id for item in items])}
-    rows = []
+    ids = [item.contact_id for item in items]
+    found = {c.id: c for c in contact_queries.by_ids(conn, ids)}
+    known = liquid_data.people(conn, ids)
+    message_ids = _message_ids(conn, items)
+    data = liquid_data.compile_data(step.data, f"webhook {step.id} data")
+    shared = {"brand": brand(ctx.settings).variables(), "contact": None, "company": None}
+    rows, outcomes = [], []
     for item in items:
         contact = found.get(item.contact_id)
+        try:
+            rendered = data.render({**shared, **known.get(item.contact_id, {}), **_context(item)})
+        except TemplateError as exc:
+            outcomes.append(fail(item, str(exc)))
+            continue
         payload = {
             "journey": {"id": item.journey.journey_id, "key": item.journey.key, "name": item.journey.name},
             "run_id": item.run_id,
             "step": item.step_id,
             "contact": contact.model_dump(mode="json") if contact else {"id": item.contact_id},
-            "data": step.data,
+            "event": _trigger_event(item.trigger, message_ids),
+            "data": rendered,
         }
         rows.append(
             {
@@ -193,8 +214,31 @@ def webhook(conn: Connection, ctx: AppContext, items: list[Item], now: datetime)
                 "run_id": item.run_id,
             }
         )
+        outcomes.append(advance(item, step.next))
     webhooks.enqueue_many(conn, ctx, rows)
-    return [advance(item, step.next) for item in items]
+    return outcomes
+
+
+def _message_ids(conn: Connection, items: list[Item]) -> dict[int, str]:
+    """The ``messageId`` of each triggering event still stored, in one query."""
+    wanted = sorted({i.trigger["event_id"] for i in items if isinstance(i.trigger.get("event_id"), int)})
+    if not wanted:
+        return {}
+    query = sa.select(events.c.id, events.c.message_id)
+    return {row.id: row.message_id for row in conn.execute(where_in(conn, query, events.c.id, wanted))}
+
+
+def _trigger_event(trigger: dict[str, Any] | None, message_ids: dict[int, str]) -> dict[str, Any]:
+    """What entered the contact: the event (``leadflow.segment_entered`` …, or ``schedule`` and
+    ``anniversary`` for the triggers that are not events)."""
+    trigger = trigger or {}
+    event_id = trigger.get("event_id")
+    return {
+        "name": trigger.get("event"),
+        "properties": trigger.get("properties") or {},
+        "timestamp": trigger.get("timestamp"),
+        "message_id": message_ids.get(event_id) if isinstance(event_id, int) else None,
+    }
 
 
 def branch(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
