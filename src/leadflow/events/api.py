@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from leadflow.api.deps import ApiState, state
 from leadflow.auth.service import Principal
 from leadflow.events import ingest, schemas
-from leadflow.kernel import jsonutil
+from leadflow.kernel import inputs
 from leadflow.kernel.errors import BadRequest, Forbidden, Unauthorized
 
 router = APIRouter(tags=["tracking"])
@@ -105,10 +105,11 @@ def authenticate(api: ApiState, request: Request, body: Any) -> Principal:
 
 
 def parse_json(body: bytes) -> Any:
+    """The body as JSON that leadflow accepts (:func:`inputs.loads`); every refusal is a 400 here."""
     try:
-        return jsonutil.loads(body)
-    except jsonutil.JSONDecodeError as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from None
+        return inputs.loads(body)
+    except inputs.InputError as exc:
+        raise BadRequest(exc.message, code=exc.code) from None
 
 
 async def _accept(request: Request, kind: str | None) -> Response:

@@ -1,0 +1,143 @@
+"""The edge: what enters the API is checked once, here, and no error ever drops a connection.
+
+:class:`InputGuard` applies :mod:`leadflow.kernel.inputs` to every request of the REST API (``/api/``)
+and the tracking API (``/v1/``) before a route sees it:
+
+* the path and every query parameter (name and value) hold no NUL and no lone surrogate;
+* a REST JSON body (``application/json``, ``application/*+json`` or no content type: what FastAPI
+  reads as JSON) is parsed strictly by :func:`inputs.loads`; the route then reads the same bytes. The
+  tracking API parses its own body (after gzip) with the same function.
+
+REST answers ``422`` (``400 invalid_json`` for what is not JSON), the tracking API ``400`` with Segment's
+top-level fields. Nothing is read from the database before the refusal, so nothing is stored.
+
+:class:`Unexpected` answers an unhandled exception with ``500 internal_error`` and *returns*: Starlette's
+own handler re-raises after answering, and uvicorn then closes the keep-alive connection.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qsl
+
+from fastapi import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from leadflow.api import errors
+from leadflow.kernel import inputs
+from leadflow.kernel.errors import LeadflowError
+
+log = logging.getLogger(__name__)
+
+GUARDED = ("/api/", "/v1/")
+_JSON_TYPES = ("application/json",)
+
+
+def _is_json(content_type: bytes | None) -> bool:
+    """What FastAPI parses as JSON: no content type, ``application/json`` or ``application/*+json``."""
+    if content_type is None:
+        return True
+    kind = content_type.decode("latin-1").partition(";")[0].strip().lower()
+    return kind in _JSON_TYPES or (kind.startswith("application/") and kind.endswith("+json"))
+
+
+def check_location(scope: Scope) -> None:
+    """The path and query parameters: no NUL, no lone surrogate (both are decoded first)."""
+    inputs.check_text(scope["path"], "the path")
+    query = scope.get("query_string", b"")
+    if not query:
+        return
+    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        inputs.check_text(name, "a query parameter name")
+        inputs.check_text(value, f"the query parameter {name!r}")
+
+
+async def _answer(scope: Scope, receive: Receive, send: Send, error: LeadflowError) -> None:
+    request = Request(scope)
+    status = errors.status_of(error)
+    if scope["path"].startswith("/v1/") and status == 422:
+        status = 400  # the tracking API answers every refusal with 400, as Segment does
+    response = errors.error_response(request, status, error.code, error.message, error.details)
+    await response(scope, receive, send)
+
+
+class InputGuard:
+    """Refuse what :mod:`leadflow.kernel.inputs` does not accept, before any route runs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(GUARDED):
+            await self.app(scope, receive, send)
+            return
+        try:
+            check_location(scope)
+        except LeadflowError as error:
+            await _answer(scope, receive, send, error)
+            return
+        if not scope["path"].startswith("/api/") or not _is_json(dict(scope["headers"]).get(b"content-type")):
+            await self.app(scope, receive, send)
+            return
+        body = await _read(receive)
+        if body is None:
+            return  # the client left, or the body limit has already answered 413
+        if body:
+            try:
+                inputs.loads(body)
+            except LeadflowError as error:
+                await _answer(scope, receive, send, error)
+                return
+        await self.app(scope, _replay(body, receive), send)
+
+
+async def _read(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+class Unexpected:
+    """Answer any exception no handler took with ``500 internal_error``, logged, keeping the connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise  # half an answer is out: only closing the connection can tell the client
+            request = Request(scope)
+            response = await errors.unexpected(request, exc)
+            await response(scope, receive, send)

@@ -1,0 +1,249 @@
+"""Bad input gets a 4xx with the error shape, stores nothing, on both databases (``docs/api.md``,
+"What leadflow accepts"): NUL and lone surrogates anywhere, deep nesting, integers beyond 64 bits or a
+column's range, NaN and Infinity; in bodies, paths and query parameters."""
+
+from __future__ import annotations
+
+import gzip as gz
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from leadflow.kernel import inputs
+from leadflow.kernel.context import AppContext
+from leadflow.schema import metadata
+from tests.support.http import basic, bearer
+
+EXAMPLES = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+EDGE_CODES = {"invalid_text", "nesting_too_deep", "number_out_of_range", "invalid_json"}
+
+good_text = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=8)
+good_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=inputs.INT_MIN, max_value=inputs.INT_MAX)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | good_text,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(good_text, children, max_size=3),
+    max_leaves=8,
+)
+nul_text = st.builds(lambda a, b: a + "\x00" + b, good_text, good_text)
+surrogate_text = st.builds(
+    lambda a, s, b: a + s + b, good_text, st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), good_text
+)
+huge_int = st.integers(min_value=inputs.INT_MAX + 1, max_value=2**200) | st.integers(
+    max_value=inputs.INT_MIN - 1, min_value=-(2**200)
+)
+non_finite = st.sampled_from([float("nan"), float("inf"), float("-inf")])
+
+
+def _deep(depth: int, leaf: Any) -> Any:
+    value = leaf
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+too_deep = st.builds(_deep, st.integers(min_value=inputs.MAX_DEPTH + 1, max_value=400), good_values)
+bad_text = nul_text | surrogate_text
+bad_values = bad_text | huge_int | non_finite | too_deep | st.dictionaries(bad_text, good_values, min_size=1)
+
+
+@st.composite
+def holding_one_bad(draw: st.DrawFn) -> Any:
+    """A JSON-able value with one bad value somewhere inside good ones."""
+    bad = draw(bad_values)
+    for _ in range(draw(st.integers(min_value=0, max_value=3))):
+        siblings = draw(st.dictionaries(good_text, good_values, max_size=2))
+        key = draw(good_text)
+        bad = {**siblings, key: bad} if draw(st.booleans()) else [*siblings.values(), bad]
+    return bad
+
+
+def encode(value: Any) -> bytes:
+    """JSON text as a permissive client writes it: ``\\u0000``, ``\\ud800``, ``NaN``, big integers."""
+    return json.dumps(value, ensure_ascii=True, allow_nan=True).encode()
+
+
+def row_counts(ctx: AppContext) -> dict[str, int]:
+    with ctx.db.read() as conn:
+        return {
+            table.name: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+            for table in metadata.sorted_tables
+        }
+
+
+def assert_refused(response: Any, codes: set[str] = EDGE_CODES) -> None:
+    assert 400 <= response.status_code < 500, response.text
+    error = response.json()["error"]
+    assert set(error) >= {"code", "message"}
+    assert error["code"] in codes, error
+
+
+Body = Callable[[Any], dict[str, Any]]
+REST_BODIES: list[tuple[str, str, Body]] = [
+    ("POST", "/api/v1/contacts", lambda bad: {"email": "a@example.com", "traits": {"plan": bad}}),
+    ("POST", "/api/v1/contacts", lambda bad: {"user_id": "u-1", "first_name": bad}),
+    ("PATCH", "/api/v1/contacts/{contact}", lambda bad: {"traits": {"x": bad}}),
+    (
+        "POST",
+        "/api/v1/segments/preview",
+        lambda bad: {"rules": {"field": "traits.n", "op": "eq", "value": bad}},
+    ),
+    (
+        "POST",
+        "/api/v1/segments",
+        lambda bad: {"name": "S", "rules": {"field": "score", "op": "gte", "value": bad}},
+    ),
+    ("POST", "/api/v1/scoring/rules", lambda bad: {"name": "R", "points": bad, "event": "Signed Up"}),
+    (
+        "POST",
+        "/api/v1/broadcasts",
+        lambda bad: {"name": "B", "segment": "s", "template": "t", "per_minute": bad},
+    ),
+    ("POST", "/api/v1/keys", lambda bad: {"name": bad, "scopes": ["read"]}),
+]
+TRACKING_BODIES: list[tuple[str, Body]] = [
+    ("/v1/track", lambda bad: {"userId": "u-1", "event": "Signed Up", "properties": {"p": bad}}),
+    ("/v1/track", lambda bad: {"userId": "u-1", "event": bad}),
+    ("/v1/identify", lambda bad: {"userId": bad, "traits": {"plan": "pro"}}),
+    ("/v1/identify", lambda bad: {"anonymousId": "a-1", "traits": bad}),
+    ("/v1/batch", lambda bad: {"batch": [{"type": "track", "userId": "u", "event": "E", "context": bad}]}),
+]
+
+
+@pytest.fixture
+def contact(client: TestClient, admin_key: str) -> str:
+    response = client.post(
+        "/api/v1/contacts", json={"email": "someone@example.com"}, headers=bearer(admin_key)
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+@EXAMPLES
+@given(target=st.sampled_from(REST_BODIES), bad=holding_one_bad())
+def test_rest_bodies_refuse_bad_values_and_store_nothing(
+    client: TestClient, ctx: AppContext, admin_key: str, contact: str, target: tuple[str, str, Body], bad: Any
+) -> None:
+    method, path, body = target
+    before = row_counts(ctx)
+    response = client.request(
+        method,
+        path.format(contact=contact),
+        content=encode(body(bad)),
+        headers={**bearer(admin_key), "Content-Type": "application/json"},
+    )
+    assert_refused(response)
+    assert response.status_code == (400 if response.json()["error"]["code"] == "invalid_json" else 422)
+    assert row_counts(ctx) == before
+
+
+@EXAMPLES
+@given(target=st.sampled_from(TRACKING_BODIES), bad=holding_one_bad(), gzip=st.booleans())
+def test_tracking_api_refuses_bad_values_with_400(
+    client: TestClient, ctx: AppContext, write_key: str, target: tuple[str, Body], bad: Any, gzip: bool
+) -> None:
+    path, body = target
+    before = row_counts(ctx)
+    raw = encode(body(bad))
+    headers = {**basic(write_key), "Content-Type": "application/json"}
+    if gzip:
+        raw, headers = gz.compress(raw), {**headers, "Content-Encoding": "gzip"}
+    response = client.post(path, content=raw, headers=headers)
+    assert_refused(response)
+    assert response.status_code == 400
+    assert response.json()["success"] is False
+    assert response.json()["code"] == response.json()["error"]["code"]
+    assert row_counts(ctx) == before
+
+
+@EXAMPLES
+@given(target=st.sampled_from(REST_BODIES), value=good_values)
+def test_rest_bodies_never_answer_5xx(
+    client: TestClient, admin_key: str, contact: str, target: tuple[str, str, Body], value: Any
+) -> None:
+    method, path, body = target
+    response = client.request(
+        method, path.format(contact=contact), json=body(value), headers=bearer(admin_key)
+    )
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert set(response.json()["error"]) >= {"code", "message"}
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/api/v1/contacts?q=a%00b", 422),
+        ("/api/v1/contacts?email=x%00%40example.com", 422),
+        ("/api/v1/contacts?a%00=1", 422),
+        ("/api/v1/contacts/a%00b", 422),
+        ("/api/v1/segments/a%00b/members", 422),
+        ("/api/v1/contacts?q=%ED%A0%80", 200),  # not UTF-8: decoded as U+FFFD, a harmless search
+    ],
+)
+def test_paths_and_query_parameters(client: TestClient, admin_key: str, path: str, status: int) -> None:
+    response = client.get(path, headers=bearer(admin_key))
+    assert response.status_code == status, response.text
+    if status == 422:
+        assert response.json()["error"]["code"] == "invalid_text"
+
+
+def test_tracking_query_parameters_are_checked_too(
+    client: TestClient, ctx: AppContext, write_key: str
+) -> None:
+    before = row_counts(ctx)
+    response = client.post("/v1/track?x=%00", json={"userId": "u", "event": "E"}, headers=basic(write_key))
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_text"
+    assert row_counts(ctx) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b'{"email": "a@example.com", "traits": {"n": NaN}}', "invalid_json"),
+        (b'{"email": "a@example.com", "traits": {"n": -Infinity}}', "invalid_json"),
+        (b'{"email": "a@example.com", "traits": {"n": 1e999}}', "number_out_of_range"),
+        (b'{"email": "a@example.com", "traits": {"n": "\\udead"}}', "invalid_text"),
+        (b'{"email": "a@example.com", "traits": {"n": 18446744073709551616}}', "number_out_of_range"),
+    ],
+)
+def test_what_stdlib_json_would_let_through(
+    client: TestClient, ctx: AppContext, admin_key: str, body: bytes, code: str
+) -> None:
+    before = row_counts(ctx)
+    response = client.post(
+        "/api/v1/contacts", content=body, headers={**bearer(admin_key), "Content-Type": "application/json"}
+    )
+    assert response.json()["error"]["code"] == code
+    assert row_counts(ctx) == before
+
+
+def test_the_limits_themselves_are_accepted(
+    client: TestClient, ctx: AppContext, admin_key: str, write_key: str
+) -> None:
+    traits = {
+        "max": inputs.INT_MAX,
+        "min": inputs.INT_MIN,
+        "deep": _deep(inputs.MAX_DEPTH - 3, 1),
+        "e": "é😀",
+    }
+    response = client.post(
+        "/api/v1/contacts", json={"email": "edge@example.com", "traits": traits}, headers=bearer(admin_key)
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["traits"] == traits
+    track = {"userId": "u-1", "event": "Edge", "properties": {"big": inputs.INT_MAX, "deep": _deep(60, 1)}}
+    assert client.post("/v1/track", json=track, headers=basic(write_key)).status_code == 200
