@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from leadflow import __version__
-from leadflow.api import docs, errors
+from leadflow.api import docs, errors, openapi
 from leadflow.api.deps import ApiState
 from leadflow.api.edge import InputGuard, Unexpected
 from leadflow.api.health import BacklogCollector
@@ -69,6 +69,7 @@ def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: 
     ctx.metrics.registry.register(BacklogCollector(ctx))
     errors.install(app)
     docs.install(app)
+    openapi.install(app)
     app.add_middleware(InputGuard)  # inside the body limit: it reads at most that many bytes
     app.add_middleware(BodyLimit, limit=ctx.settings.api_max_body_bytes)
     app.add_middleware(Unexpected)

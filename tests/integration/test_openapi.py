@@ -1,0 +1,132 @@
+"""``/openapi.json`` documents every status a REST operation answers, each error with ``ErrorBody``;
+every operation is called for real and what it answers must be in its document."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from leadflow.api.openapi import CONFLICTS
+from tests.support.http import bearer
+
+ERROR_REF = "#/components/schemas/ErrorBody"
+
+
+def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, items in document["paths"].items():
+        if path.startswith("/api/v1/"):
+            for method, operation in items.items():
+                yield method, path, operation
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "nope", path)
+
+
+def documented(operation: dict[str, Any], status: int) -> bool:
+    return str(status) in operation["responses"]
+
+
+def assert_error(operation: dict[str, Any], answer: Any, where: str) -> None:
+    """An error answer: its status is documented with ErrorBody, and its body has that shape."""
+    status = answer.status_code
+    assert documented(operation, status), f"{where} answered {status}, not documented: {answer.text}"
+    schema = operation["responses"][str(status)]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": ERROR_REF}, where
+    error = answer.json()["error"]
+    assert isinstance(error["code"], str)
+    assert isinstance(error["message"], str)
+
+
+@pytest.fixture
+def document(client: TestClient) -> dict[str, Any]:
+    answer = client.get("/openapi.json")
+    assert answer.status_code == 200
+    found: dict[str, Any] = answer.json()
+    return found
+
+
+def test_every_operation_documents_what_its_shape_can_answer(document: dict[str, Any]) -> None:
+    error_body = document["components"]["schemas"]["ErrorBody"]
+    assert error_body["required"] == ["error"]
+    detail = document["components"]["schemas"]["ErrorDetail"]
+    assert set(detail["required"]) == {"code", "message"}
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    checked = 0
+    for method, path, operation in operations(document):
+        wanted = {401, 403, 429} if operation.get("security") else set()
+        if "{" in path:
+            wanted.add(404)
+        if "requestBody" in operation:
+            wanted |= {400, 413, 422}
+        if (method, path) in CONFLICTS:
+            wanted.add(409)
+        missing = {s for s in wanted if not documented(operation, s)}
+        assert not missing, f"{method.upper()} {path} does not document {sorted(missing)}"
+        for status, response in operation["responses"].items():
+            if int(status) >= 400:
+                assert response["content"]["application/json"]["schema"] == {"$ref": ERROR_REF}
+        checked += 1
+    assert checked >= 50
+
+
+def test_every_conflict_entry_names_a_real_operation(document: dict[str, Any]) -> None:
+    found = {(method, path) for method, path, _ in operations(document)}
+    assert CONFLICTS <= found, CONFLICTS - found
+
+
+def test_every_operation_answers_only_what_it_documents(
+    client: TestClient, document: dict[str, Any], make_key: Callable[..., str]
+) -> None:
+    """Without a key, with a key lacking the scope, with an unknown id, an empty body and a body over
+    the limit: each answer's status is documented, with the error body it has."""
+    ingest_only, admin = bearer(make_key("ingest")), bearer(make_key("admin"))
+    too_large = b"{" + b" " * (1024 * 1024) + b"}"
+    for method, path, operation in operations(document):
+        url, where = concrete(path), f"{method.upper()} {path}"
+        body = {"json": {}} if "requestBody" in operation else {}
+        if operation.get("security"):
+            anonymous = client.request(method, url, **body)
+            assert anonymous.status_code == 401, where
+            assert_error(operation, anonymous, where)
+            lacking = client.request(method, url, headers=ingest_only, **body)
+            assert lacking.status_code == 403, where
+            assert_error(operation, lacking, where)
+        answer = client.request(method, url, headers=admin, **body)
+        assert answer.status_code < 500, f"{where}: {answer.text}"
+        if answer.status_code >= 400:
+            assert_error(operation, answer, where)
+        else:
+            assert documented(operation, answer.status_code), where
+        if "requestBody" in operation:
+            headers = {**admin, "content-type": "application/json"}
+            large = client.request(method, url, headers=headers, content=too_large)
+            assert large.status_code == 413, where
+            assert_error(operation, large, where)
+
+
+def test_post_contacts_answers_201_then_200_as_documented(
+    client: TestClient, document: dict[str, Any], admin_key: str
+) -> None:
+    operation = document["paths"]["/api/v1/contacts"]["post"]
+    contact = {"$ref": "#/components/schemas/Contact"}
+    for status in ("201", "200"):
+        assert operation["responses"][status]["content"]["application/json"]["schema"] == contact
+    body = {"email": "ann@example.com", "first_name": "Ann"}
+    created = client.post("/api/v1/contacts", json=body, headers=bearer(admin_key))
+    again = client.post("/api/v1/contacts", json=body, headers=bearer(admin_key))
+    assert (created.status_code, again.status_code) == (201, 200)
+    assert created.json()["id"] == again.json()["id"]
+    taken = client.post(
+        "/api/v1/contacts", json={"user_id": "u1", "email": "bob@example.com"}, headers=bearer(admin_key)
+    )
+    assert taken.status_code == 201
+    conflict = client.patch(
+        f"/api/v1/contacts/{created.json()['id']}", json={"user_id": "u1"}, headers=bearer(admin_key)
+    )
+    assert conflict.status_code == 409, conflict.text
+    assert_error(document["paths"]["/api/v1/contacts/{contact_id}"]["patch"], conflict, "PATCH contact")
