@@ -76,7 +76,7 @@ def test_every_operation_documents_what_its_shape_can_answer(document: dict[str,
 
 def test_every_conflict_entry_names_a_real_operation(document: dict[str, Any]) -> None:
     found = {(method, path) for method, path, _ in operations(document)}
-    assert CONFLICTS <= found, CONFLICTS - found
+    assert found >= CONFLICTS, CONFLICTS - found
 
 
 def test_every_operation_answers_only_what_it_documents(
