@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,6 +27,8 @@ from leadflow.kernel.settings import Settings
 from leadflow.messaging import public
 from leadflow.messaging.models import suppressions
 from leadflow.runtime.context import build_context
+from leadflow.webhooks import replay
+from leadflow.webhooks.models import webhook_replay_tokens as replay_tokens
 from tests.peers.http_receiver import HttpReceiver, Reply
 
 SENDGRID = "/api/v1/email/feedback/sendgrid"
@@ -256,3 +259,97 @@ def test_a_mailgun_webhook_signature_is_verified(
     signed = web.post(MAILGUN, json=_mailgun(MAILGUN_KEY, now), auth=auth)
     assert signed.json() == {"applied": 1}
     assert _suppressed(ctx) == ["gone@example.com"]
+
+
+# --- replayed signatures ---------------------------------------------------------------------------
+
+TOKEN = "a8ce0edb2dd8301dee6c2405235584e45aa91d1e9f979f3de0"
+
+
+def _tokens(ctx: AppContext) -> list[tuple[str, str]]:
+    with ctx.db.read() as conn:
+        return [tuple(row) for row in conn.execute(sa.select(replay_tokens.c.source, replay_tokens.c.token))]
+
+
+def _other_content(payload: Any, recipient: str) -> Any:
+    """The same signature block with other ``event-data`` (which Mailgun's signature does not cover)."""
+    return {**payload, "event-data": {**payload["event-data"], "recipient": recipient}}
+
+
+def test_a_mailgun_signature_replayed_with_other_content_is_refused(
+    ctx: AppContext, configured: Callable[..., TestClient], admin_key: str, clock: VirtualClock
+) -> None:
+    web = configured(mailgun_signing_key=SecretStr(MAILGUN_KEY))
+    auth = ("leadflow", admin_key)
+    signed = _mailgun(MAILGUN_KEY, int(clock.now().timestamp()))
+    assert web.post(MAILGUN, json=signed, auth=auth).json() == {"applied": 1}
+    clock.advance(timedelta(minutes=2))  # still within the signature's five minutes
+    replayed = web.post(MAILGUN, json=_other_content(signed, "ceo@example.com"), auth=auth)
+    assert (replayed.status_code, replayed.json()["error"]["code"]) == (409, "signature_replayed")
+    assert _suppressed(ctx) == ["gone@example.com"]
+    assert _tokens(ctx) == [("mailgun", TOKEN)]
+
+
+def test_the_same_mailgun_webhook_again_is_a_harmless_redelivery(
+    ctx: AppContext, configured: Callable[..., TestClient], admin_key: str, clock: VirtualClock
+) -> None:
+    """Same token, same content (however spaced or ordered): 200, nothing applied a second time."""
+    web = configured(mailgun_signing_key=SecretStr(MAILGUN_KEY))
+    auth = ("leadflow", admin_key)
+    signed = _mailgun(MAILGUN_KEY, int(clock.now().timestamp()))
+    assert web.post(MAILGUN, json=signed, auth=auth).json() == {"applied": 1}
+    with ctx.db.write() as conn:  # were it applied again, the suppression would come back
+        conn.execute(suppressions.delete())
+    again = json.dumps(dict(reversed(list(signed.items()))), indent=2)
+    answer = web.post(MAILGUN, content=again, headers={"Content-Type": "application/json"}, auth=auth)
+    assert (answer.status_code, answer.json()) == (200, {"applied": 0})
+    assert _suppressed(ctx) == []
+
+
+def test_a_mailgun_token_is_remembered_even_when_its_event_applies_nothing(
+    ctx: AppContext, configured: Callable[..., TestClient], admin_key: str, clock: VirtualClock
+) -> None:
+    """A ``delivered`` event changes nothing here, but its signature must not carry a bounce later."""
+    web = configured(mailgun_signing_key=SecretStr(MAILGUN_KEY))
+    auth = ("leadflow", admin_key)
+    delivered = _mailgun(MAILGUN_KEY, int(clock.now().timestamp()))
+    delivered["event-data"] = {"event": "delivered", "recipient": "gone@example.com"}
+    assert web.post(MAILGUN, json=delivered, auth=auth).json() == {"applied": 0}
+    bounce = {**delivered, "event-data": _mailgun(MAILGUN_KEY, 0)["event-data"]}
+    replayed = web.post(MAILGUN, json=bounce, auth=auth)
+    assert (replayed.status_code, replayed.json()["error"]["code"]) == (409, "signature_replayed")
+    assert _suppressed(ctx) == []
+
+
+def test_a_token_recorded_in_a_rolled_back_transaction_is_not_remembered(
+    ctx: AppContext, clock: VirtualClock
+) -> None:
+    """The token is written in the transaction that applies the feedback: if that fails, the provider's
+    retry is applied normally."""
+    seal = replay.Seal("mailgun", TOKEN, replay.digest({"n": 1}), clock.now() + timedelta(minutes=5))
+
+    def remember_then_fail() -> None:
+        with ctx.db.write() as conn:
+            assert replay.remember(conn, seal, clock.now())
+            raise RuntimeError("applying the feedback failed")
+
+    with pytest.raises(RuntimeError):
+        remember_then_fail()
+    assert _tokens(ctx) == []
+    with ctx.db.write() as conn:
+        assert replay.remember(conn, seal, clock.now()) is True
+    with ctx.db.write() as conn:
+        assert replay.remember(conn, seal, clock.now()) is False
+    assert _tokens(ctx) == [("mailgun", TOKEN)]
+
+
+def test_expired_tokens_are_pruned_when_new_ones_are_recorded(ctx: AppContext, clock: VirtualClock) -> None:
+    now = clock.now()
+    with ctx.db.write() as conn:
+        for n in range(3):
+            seal = replay.Seal("mailgun", f"old-{n}", replay.digest(n), now + timedelta(minutes=n + 1))
+            assert replay.remember(conn, seal, now)
+    later = now + timedelta(minutes=2, seconds=30)  # old-0 and old-1 have expired, old-2 has not
+    with ctx.db.write() as conn:
+        assert replay.remember(conn, replay.Seal("mailgun", "new", replay.digest(9), later), later)
+    assert sorted(token for _, token in _tokens(ctx)) == ["new", "old-2"]

@@ -41,6 +41,7 @@ from leadflow.kernel.db import bulk_update, chunk_size, chunked, dialect_insert,
 from leadflow.kernel.errors import NotFound
 from leadflow.messaging import bounces, machine, outbox
 from leadflow.messaging.models import email_preferences, email_topics, messages, suppressions
+from leadflow.webhooks import replay
 
 __all__ = [
     "PreferenceView",
@@ -318,18 +319,29 @@ def _view(conn: Connection, row: dict[str, Any]) -> PreferenceView:
 # --- bounces and complaints ----------------------------------------------------------------------
 
 
-def apply_feedback(ctx: AppContext, items: Sequence[bounces.Feedback]) -> int:
+def apply_feedback(
+    ctx: AppContext, items: Sequence[bounces.Feedback], *, seal: replay.Seal | None = None
+) -> int:
     """Apply bounce and complaint reports; returns how many changed anything (a replay returns 0).
 
     Each is matched to our message by its ``Message-ID`` (``<row id@domain>``), else to the latest message
     sent to that address. A hard bounce marks the message ``bounced`` and suppresses the address
     (``hard_bounce``); a soft bounce or delay only notes the diagnostic on the message; a complaint stamps
     ``complained_at``, suppresses the address (``complaint``) and unsubscribes the contact.
+
+    ``seal``: the signature token of a webhook whose signature does not cover its content (Mailgun),
+    remembered in this transaction even when the webhook reports nothing we apply; seen before with the
+    same content, nothing is applied; with other content, ``409 signature_replayed`` (see
+    :mod:`leadflow.webhooks.replay`).
     """
-    if not items:
+    if not items and seal is None:
         return 0
     now = ctx.clock.now()
     with ctx.db.write() as conn:
+        if seal is not None and not replay.remember(conn, seal, now):
+            return 0
+        if not items:
+            return 0
         complaints = any(item.kind == "complaint" for item in items)
         if complaints:
             contacts_service.profile_lock(conn)

@@ -276,7 +276,7 @@ async def provider_feedback(
         payload = jsonutil.loads(body)
     except ValueError:
         raise BadRequest(f"the {provider} payload is not JSON", code="invalid_feedback") from None
-    signatures.check(provider, body, payload, request.headers, ctx.settings, ctx.clock.now())
+    seal = signatures.check(provider, body, payload, request.headers, ctx.settings, ctx.clock.now())
     subscribe = sns.confirmation(payload) if provider == "ses" else None
     if subscribe is not None:
         await run_in_threadpool(sns.confirm, subscribe, ctx.settings)
@@ -285,7 +285,7 @@ async def provider_feedback(
         items = bounces.parse_provider(provider, payload)
     except ValueError as exc:
         raise BadRequest(str(exc), code="invalid_feedback") from None
-    return Applied(applied=await _call(feedback.apply_feedback, ctx, items))
+    return Applied(applied=await _call(feedback.apply_feedback, ctx, items, seal=seal))
 
 
 @router.post(

@@ -12,6 +12,17 @@ signature says the provider wrote this very payload, recently. Both are checked 
 
 A timestamp further than :data:`TOLERANCE` from the injected clock is refused (a replayed request), and
 so is a missing or wrong signature: ``401 invalid_signature``, nothing applied.
+
+Within those minutes a signature could be posted again. What stops a replay with new content:
+
+* SendGrid signs the body itself: other content breaks the signature. The same body again applies
+  nothing new (feedback is idempotent).
+* Mailgun signs only ``timestamp + token``, not ``event-data``: :func:`check` returns the token as a
+  :class:`~leadflow.webhooks.replay.Seal` with the payload's digest, remembered in the transaction that
+  applies it; the token again with other content is ``409 signature_replayed``
+  (:mod:`leadflow.webhooks.replay`).
+* Postmark and Amazon SNS send no signature we check: the API key in the address they call authenticates
+  them, and whoever holds it may write feedback anyway (SNS's own message signatures are not verified).
 """
 
 from __future__ import annotations
@@ -31,23 +42,27 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from leadflow.kernel.errors import Misconfigured, Unauthorized
 from leadflow.kernel.settings import Settings
+from leadflow.webhooks.replay import Seal, digest
 
 TOLERANCE = timedelta(minutes=5)
 SENDGRID_SIGNATURE = "x-twilio-email-event-webhook-signature"
 SENDGRID_TIMESTAMP = "x-twilio-email-event-webhook-timestamp"
+TOKEN_LIMIT = 200  # characters of a Mailgun token we remember (theirs are 50)
 
 
 def _refuse(message: str) -> Unauthorized:
     return Unauthorized(message, code="invalid_signature")
 
 
-def _fresh(timestamp: str, now: datetime, provider: str) -> None:
+def _fresh(timestamp: str, now: datetime, provider: str) -> datetime:
+    """The signature's time, if within :data:`TOLERANCE` of ``now``."""
     try:
         moment = datetime.fromtimestamp(int(timestamp), tz=now.tzinfo)
-    except (ValueError, OverflowError):
+    except (ValueError, OverflowError, OSError):
         raise _refuse(f"the {provider} signature timestamp is not a Unix time") from None
     if abs(now - moment) > TOLERANCE:
         raise _refuse(f"the {provider} signature is more than 5 minutes away from now (a replay?)")
+    return moment
 
 
 @functools.lru_cache(maxsize=4)
@@ -81,21 +96,28 @@ def check_sendgrid(key: str, body: bytes, headers: Mapping[str, str], now: datet
         raise _refuse("the SendGrid signature does not match the payload") from None
 
 
-def check_mailgun(key: str, payload: Any, now: datetime) -> None:
+def check_mailgun(key: str, payload: Any, now: datetime) -> Seal:
+    """Verify the signature block; returns its token, to be remembered (Mailgun does not sign the
+    ``event-data``, so the token is what ties the signature to one content)."""
     block = payload.get("signature") if isinstance(payload, dict) else None
     if not isinstance(block, dict) or not all(isinstance(block.get(k), str) for k in ("timestamp", "token")):
         raise _refuse("a Mailgun webhook needs its signature block (timestamp, token, signature)")
-    _fresh(block["timestamp"], now, "Mailgun")
+    if not 0 < len(block["token"]) <= TOKEN_LIMIT:
+        raise _refuse(f"the Mailgun signature token must be 1 to {TOKEN_LIMIT} characters")
+    signed_at = _fresh(block["timestamp"], now, "Mailgun")
     expected = hmac.new(key.encode(), (block["timestamp"] + block["token"]).encode(), hashlib.sha256)
     if not hmac.compare_digest(expected.hexdigest(), str(block.get("signature") or "")):
         raise _refuse("the Mailgun signature does not match the signing key")
+    return Seal("mailgun", block["token"], digest(payload), signed_at + TOLERANCE)
 
 
 def check(
     provider: str, body: bytes, payload: Any, headers: Mapping[str, str], settings: Settings, now: datetime
-) -> None:
-    """Refuse a webhook whose provider signs and whose signature is missing, wrong or stale."""
+) -> Seal | None:
+    """Refuse a webhook whose provider signs and whose signature is missing, wrong or stale. Returns
+    the :class:`Seal` to remember when the signature does not cover the content (Mailgun), else None."""
     if provider == "sendgrid" and settings.sendgrid_verification_key is not None:
         check_sendgrid(settings.sendgrid_verification_key.get_secret_value(), body, headers, now)
     elif provider == "mailgun" and settings.mailgun_signing_key is not None:
-        check_mailgun(settings.mailgun_signing_key.get_secret_value(), payload, now)
+        return check_mailgun(settings.mailgun_signing_key.get_secret_value(), payload, now)
+    return None
