@@ -184,14 +184,21 @@ def keys_revoke(key_id: str) -> None:
         console.print(f"revoked {key_id}")
 
 
+MAP_HELP = "read column HEADER as FIELD (email, first_name, company_domain, traits.NAME …; empty: skip it)"
+
+
 @import_app.command("contacts")
-def import_contacts(path: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True)) -> None:
-    """Upsert contacts by email from a CSV file; rejected rows are reported with line and reason."""
+def import_contacts(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
+    mapping: list[str] = typer.Option([], "--map", metavar="HEADER=FIELD", help=MAP_HELP),
+) -> None:
+    """Upsert contacts by email from a CSV file; rejected rows are reported with line and reason.
+    The accepted columns are listed in docs/api.md (CSV import)."""
     from leadflow.contacts.cli import run_import
 
     with _context() as ctx:
         _require_schema(ctx)
-        raise typer.Exit(run_import(ctx, path, console, actor=CLI_ACTOR))
+        raise typer.Exit(run_import(ctx, path, console, actor=CLI_ACTOR, mapping=mapping))
 
 
 @events_app.command("requeue-failed")
@@ -285,13 +292,14 @@ def scoring_recompute() -> None:
 def import_list(
     segment_id: str = typer.Argument(..., help="a static list"),
     path: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
+    mapping: list[str] = typer.Option([], "--map", metavar="HEADER=FIELD", help=MAP_HELP),
 ) -> None:
     """Upsert contacts by email from a CSV file and add them to a static list."""
     from leadflow.segments.cli import import_list as run_list_import
 
     with _context() as ctx:
         _require_schema(ctx)
-        status = run_list_import(ctx, segment_id, path, console, actor=CLI_ACTOR)
+        status = run_list_import(ctx, segment_id, path, console, actor=CLI_ACTOR, mapping=mapping)
         raise typer.Exit(status)
 
 

@@ -65,7 +65,7 @@ def test_import_contacts_reports_rejected_rows(cli: CliRunner, ctx: AppContext, 
     path.write_text("email,first_name,phone\nann@example.com,Ann,\nbad,Bad,\nbob@example.com,Bob,123\n")
     result = cli.invoke(app, ["import", "contacts", str(path)], terminal_width=200)
     assert result.exit_code == 1
-    assert "3 rows: 1 created, 0 updated, 0 unchanged, 2 rejected" in result.stdout
+    assert "3 rows: 1 created, 0 updated, 0 unchanged, 0 merged, 2 rejected" in result.stdout
     assert "invalid email address 'bad'" in result.stdout
     assert "invalid phone number '123'" in result.stdout
     assert [c["email"] for c in all_contacts(ctx)] == ["ann@example.com"]

@@ -1,20 +1,17 @@
-"""``leadflow import contacts FILE.csv``."""
+"""``leadflow import contacts FILE.csv`` and ``leadflow import list LIST FILE.csv``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from sqlalchemy.engine import Connection
 
-from leadflow.contacts.importer import ImportReport, import_contacts, read_csv
+from leadflow.contacts.import_run import ImportReport, import_contacts, scan
+from leadflow.contacts.importer import parse_mapping, read_csv
 from leadflow.kernel.context import AppContext
-
-
-def _count_records(path: Path) -> int:
-    return sum(1 for _ in read_csv(path))
 
 
 def run_import(
@@ -23,24 +20,31 @@ def run_import(
     console: Console,
     *,
     actor: str,
-    then: Callable[[ImportReport], str] | None = None,
+    mapping: list[str] | None = None,
+    list_id: str | None = None,
 ) -> int:
-    """Import with a progress bar; exit status 1 when any row was rejected. ``then`` runs on the report
-    (adding the contacts to a list, say) and returns a line to print."""
-    total = _count_records(path)
+    """Import with a progress bar; exit status 1 when any row was rejected. Warnings (duplicate emails
+    merged) are printed but do not fail the import. A bad mapping or file raises ``Invalid``."""
+    rows = read_csv(path)
+    found = scan(rows, parse_mapping(mapping or []))
     columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task("contacts", total=total)
+        task = bar.add_task("contacts", total=found.total)
+
+        def advance(_: Connection, report: ImportReport) -> None:
+            bar.update(task, completed=report.rows)
+
         report = import_contacts(
-            ctx, read_csv(path), actor=f"{actor}:import", progress=lambda n: bar.advance(task, n)
+            ctx, rows, actor=f"{actor}:import", list_id=list_id, scanned=found, on_chunk=advance
         )
-        bar.update(task, completed=total)
     console.print(
         f"{report.rows} rows: {report.created} created, {report.updated} updated, "
-        f"{report.unchanged} unchanged, {len(report.rejected)} rejected"
+        f"{report.unchanged} unchanged, {report.merged} merged, {len(report.rejected)} rejected"
     )
-    if then is not None:
-        console.print(then(report))
+    if list_id:
+        console.print(f"{report.listed} contact(s) added to the list")
+    for warning in report.warnings:
+        console.print(f"[yellow]warning[/yellow] line {warning.line}: {warning.message}")
     if report.rejected:
         table = Table("line", "reason", title="rejected rows")
         for item in report.rejected:

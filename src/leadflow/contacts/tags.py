@@ -92,3 +92,14 @@ def change_many(
             contact_tags.delete().where(contact_tags.c.contact_id.in_(ids), contact_tags.c.tag.in_(removing))
         )
     ctx.bus.publish(conn, ContactsTouched({cid: frozenset({"tags"}) for cid in ids}, (), now))
+
+
+def add_pairs(conn: Connection, ctx: AppContext, pairs: Sequence[tuple[str, str]]) -> None:
+    """Add each ``(contact id, normalised tag)`` in one statement (CSV import: each row its own tags);
+    the caller holds the profile lock. The contacts are handed to the qualifiers."""
+    if not pairs:
+        return
+    now = ctx.clock.now()
+    rows = [{"contact_id": cid, "tag": tag, "created_at": now} for cid, tag in dict.fromkeys(pairs)]
+    conn.execute(insert_ignore(conn, contact_tags, ["contact_id", "tag"]), rows)
+    ctx.bus.publish(conn, ContactsTouched({cid: frozenset({"tags"}) for cid, _ in pairs}, (), now))

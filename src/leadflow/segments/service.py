@@ -268,38 +268,50 @@ def change_static(
     ctx: AppContext, segment_id: str, add: Sequence[str], remove: Sequence[str], *, actor: str
 ) -> Refreshed:
     """Add and remove members of a static list (unknown contacts are refused; merged ids resolve)."""
-    now = ctx.clock.now()
     with ctx.db.write() as conn:
-        row = _row(conn, segment_id)
-        if row.kind != "static":
-            raise Invalid("members of a dynamic segment follow its rules", code="dynamic_segment")
-        membership.lock(conn, segment_id)
-        wanted_in = _live_ids(conn, add)
-        wanted_out = _live_ids(conn, remove)
-        m = segment_members.c
-        present = {
-            r[0]
-            for r in conn.execute(
-                sa.select(m.contact_id).where(
-                    m.segment_id == segment_id, m.contact_id.in_(sorted(wanted_in | wanted_out))
-                )
-            )
-        }
-        entered, exited = sorted(wanted_in - present), sorted((wanted_out & present) - wanted_in)
-        membership.apply(conn, row, entered, exited, now)
-        audit.record(
-            conn,
-            ctx.clock,
-            actor=actor,
-            action="segment.members_changed",
-            entity_type="segment",
-            entity_id=segment_id,
-            data={"added": entered, "removed": exited},
-        )
-        total = conn.execute(
-            sa.select(segments.c.member_count).where(segments.c.id == segment_id)
-        ).scalar_one()
+        changed = change_static_in(conn, ctx, segment_id, add, remove, actor=actor)
     ctx.signals.announce("events")
+    return changed
+
+
+def change_static_in(
+    conn: Connection,
+    ctx: AppContext,
+    segment_id: str,
+    add: Sequence[str],
+    remove: Sequence[str],
+    *,
+    actor: str,
+) -> Refreshed:
+    """:func:`change_static` in the caller's transaction (a CSV import adds each chunk's contacts in the
+    chunk's own transaction); the caller announces ``events`` after committing."""
+    row = _row(conn, segment_id)
+    if row.kind != "static":
+        raise Invalid("members of a dynamic segment follow its rules", code="dynamic_segment")
+    membership.lock(conn, segment_id)
+    wanted_in = _live_ids(conn, add)
+    wanted_out = _live_ids(conn, remove)
+    m = segment_members.c
+    present = {
+        r[0]
+        for r in conn.execute(
+            sa.select(m.contact_id).where(
+                m.segment_id == segment_id, m.contact_id.in_(sorted(wanted_in | wanted_out))
+            )
+        )
+    }
+    entered, exited = sorted(wanted_in - present), sorted((wanted_out & present) - wanted_in)
+    membership.apply(conn, row, entered, exited, ctx.clock.now())
+    audit.record(
+        conn,
+        ctx.clock,
+        actor=actor,
+        action="segment.members_changed",
+        entity_type="segment",
+        entity_id=segment_id,
+        data={"added": entered, "removed": exited},
+    )
+    total = conn.execute(sa.select(segments.c.member_count).where(segments.c.id == segment_id)).scalar_one()
     return Refreshed(segment_id=segment_id, entered=len(entered), exited=len(exited), members=int(total))
 
 
@@ -314,6 +326,7 @@ def _live_ids(conn: Connection, contact_ids: Sequence[str]) -> set[str]:
 __all__ = [
     "Contact",
     "change_static",
+    "change_static_in",
     "create",
     "delete",
     "get",
@@ -425,3 +438,15 @@ def member_ids(conn: Connection, segment_id: str, *, after: str = "", limit: int
         .limit(limit)
     )
     return list(conn.execute(query).scalars())
+
+
+def memberships_of(conn: Connection, contact_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The segments these contacts are in, with when they entered (GDPR export)."""
+    m = segment_members.c
+    query = (
+        sa.select(m.contact_id, m.segment_id, segments.c.key, segments.c.name, m.entered_at)
+        .join(segments, segments.c.id == m.segment_id)
+        .where(m.contact_id.in_(list(contact_ids)))
+        .order_by(segments.c.name, m.segment_id)
+    )
+    return [dict(row._mapping) for row in conn.execute(query)]
