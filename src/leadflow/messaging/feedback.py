@@ -52,6 +52,7 @@ __all__ = [
     "record_click",
     "record_honeypot",
     "record_open",
+    "resubscribe",
     "set_preferences",
     "unsubscribe",
 ]
@@ -68,11 +69,18 @@ class TopicChoice(BaseModel):
 
 
 class PreferenceView(BaseModel):
-    """What the preference centre shows: the address (masked), each topic, and marketing as a whole."""
+    """What the preference centre shows: the address (masked), each topic, and marketing as a whole;
+    ``topic``: the key of the message's own topic, if it has one."""
 
     email: str | None
     topics: list[TopicChoice]
     all_marketing: bool
+    topic: str | None = None
+
+    @property
+    def unsubscribed(self) -> bool:
+        """Whether this message's kind of email no longer reaches them: all marketing, or its topic."""
+        return not self.all_marketing or any(t.key == self.topic and not t.subscribed for t in self.topics)
 
 
 def mask(email: str | None) -> str | None:
@@ -165,6 +173,26 @@ def preferences(ctx: AppContext, message_id: str) -> PreferenceView:
         return _view(conn, _required(conn, message_id))
 
 
+def resubscribe(ctx: AppContext, message_id: str, *, source: str) -> PreferenceView:
+    """Take an unsubscribe back (the unsubscribe page, visited again, offers it): marketing as a whole and
+    the message's topic are on again, and an ``unsubscribed`` suppression is lifted (never a hard bounce
+    or complaint). Recorded as unsubscribing is: the contact's change is audited (actor
+    ``email:<source>``) and goes through the pipeline, and ``leadflow.email_resubscribed`` is emitted
+    when anything was off. Asking twice changes nothing."""
+    now = ctx.clock.now()
+    with ctx.db.write() as conn:
+        contacts_service.profile_lock(conn)
+        row = _required(conn, message_id)
+        was_off = _view(conn, row).unsubscribed
+        person = _person(conn, row)
+        if person is not None and row["topic"]:
+            _save_topics(conn, person, {row["topic"]: True}, now)
+        _resubscribe(conn, ctx, row, person, source)
+        if was_off:
+            outbox.emit(conn, ctx, [({**row, "error": None}, "resubscribed")], now, source=source)
+        return _view(conn, row)
+
+
 def set_preferences(
     ctx: AppContext, message_id: str, topics: Mapping[str, bool], all_marketing: bool
 ) -> PreferenceView:
@@ -205,10 +233,12 @@ def _unsubscribe(conn: Connection, ctx: AppContext, row: dict[str, Any], source:
         outbox.emit(conn, ctx, [({**row, "error": None}, "unsubscribed")], now, source=source)
 
 
-def _resubscribe(conn: Connection, ctx: AppContext, row: dict[str, Any], person: str | None) -> None:
+def _resubscribe(
+    conn: Connection, ctx: AppContext, row: dict[str, Any], person: str | None, source: str = "preferences"
+) -> None:
     addresses = {_address(row)}
     if person is not None:
-        _subscription(conn, ctx, [person], "subscribed", "preferences", row["id"])
+        _subscription(conn, ctx, [person], "subscribed", source, row["id"])
         addresses.add(_contact_email(conn, person))
     wanted = sorted(a for a in addresses if a)
     if wanted:
@@ -313,7 +343,7 @@ def _view(conn: Connection, row: dict[str, Any]) -> PreferenceView:
         if person is not None
         else []
     )
-    return PreferenceView(email=mask(address), topics=topics, all_marketing=subscribed)
+    return PreferenceView(email=mask(address), topics=topics, all_marketing=subscribed, topic=row["topic"])
 
 
 # --- bounces and complaints ----------------------------------------------------------------------

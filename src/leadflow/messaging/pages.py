@@ -1,9 +1,9 @@
-"""The small HTML pages recipients see: unsubscribe confirmation, "you are unsubscribed", the preference
-centre.
+"""The small HTML pages recipients see: unsubscribe confirmation, "you are unsubscribed" (with a
+resubscribe button), "you are subscribed again", the preference centre.
 
 Self-contained (inline CSS, no scripts, no external resources) and every value escaped with
-:func:`html.escape`: an address or a topic name is data, never markup. Forms have no ``action``: they
-post back to the page's own URL, wherever the app is mounted.
+:func:`html.escape`: an address or a topic name is data, never markup. Forms post back to the page's
+own URL (no ``action``) or to a relative one, so they work wherever the app is mounted.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from html import escape
 
 from leadflow.messaging.feedback import PreferenceView
 
-__all__ = ["preference_centre", "unsubscribe_confirm", "unsubscribed"]
+__all__ = ["preference_centre", "resubscribed", "unsubscribe_confirm", "unsubscribed"]
 
 _STYLE = """
 body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:0;
@@ -51,15 +51,40 @@ def unsubscribe_confirm(*, brand: str, address: str | None, preferences_url: str
     return _page(brand, "Unsubscribe", body)
 
 
-def unsubscribed(*, brand: str, address: str | None, preferences_url: str) -> str:
+def unsubscribed(
+    *,
+    brand: str,
+    address: str | None,
+    preferences_url: str,
+    resubscribe_url: str | None = None,
+    topic: str | None = None,
+) -> str:
+    """After unsubscribing, and when the link is visited again: says so, and offers to resubscribe (a form
+    posting to ``resubscribe_url``). ``topic``: the name of the topic they left, when only that is off."""
+    what = f"{escape(topic)} email" if topic else "marketing email"
+    again = (
+        f'<form method="post" action="{escape(resubscribe_url)}">'
+        '<button type="submit">Resubscribe</button></form>'
+        if resubscribe_url
+        else ""
+    )
     body = (
         "<h1>You are unsubscribed</h1>"
-        f"<p>{_who(address) if address else 'Your address'} will get no more marketing email from "
+        f"<p>{_who(address) if address else 'Your address'} will get no more {what} from "
         f"{escape(brand)}.</p>"
-        f'<p class="note">Changed your mind? <a href="{escape(preferences_url)}">'
-        "Manage your preferences</a>.</p>"
+        f'<p class="note">Changed your mind?</p>{again}'
+        f'<p class="note"><a href="{escape(preferences_url)}">Manage your preferences</a>.</p>'
     )
     return _page(brand, "Unsubscribed", body)
+
+
+def resubscribed(*, brand: str, address: str | None, preferences_url: str) -> str:
+    body = (
+        "<h1>You are subscribed again</h1>"
+        f"<p>{_who(address) if address else 'Your address'} will get {escape(brand)}'s email again.</p>"
+        f'<p class="note"><a href="{escape(preferences_url)}">Choose which emails you get</a>.</p>'
+    )
+    return _page(brand, "Subscribed", body)
 
 
 def preference_centre(*, brand: str, view: PreferenceView, saved: bool = False) -> str:

@@ -8,9 +8,13 @@ No authentication on the recipient-facing routes: the signed token in the path i
 * ``GET /t/c/{token}``: records the click and redirects (302) to the URL signed into the token, and only
   there (no open redirect); a bad token is ``400 invalid_link``.
 * ``GET /t/h/{token}``: the hidden honeypot link: an empty page, recorded as a machine hit.
-* ``GET /u/{token}``: a confirmation page (a link alone never unsubscribes: scanners follow links);
-  ``POST /u/{token}``: RFC 8058 one-click unsubscribe (``List-Unsubscribe=One-Click``, urlencoded or
-  multipart) or the confirmation form (any body): no cookies, no login, no redirect, ``200``.
+* ``GET /u/{token}``: a confirmation page (a link alone never unsubscribes: scanners follow links); once
+  unsubscribed (from all marketing, or from the message's topic), "you are unsubscribed" with a
+  resubscribe button. ``POST /u/{token}``: RFC 8058 one-click unsubscribe (``List-Unsubscribe=One-Click``,
+  urlencoded or multipart) or the confirmation form (any body): no cookies, no login, no redirect, ``200``.
+* ``POST /u/{token}/resubscribe``: the button: takes the unsubscribe back (:func:`feedback.resubscribe`).
+  The same signed token is the only credential; no cookie or session is involved, so a forged
+  cross-site form has nothing to ride on (and needs the token it would have to steal first).
 * ``GET|POST /p/{token}``: the preference centre.
 * ``POST /api/v1/email/feedback/{provider}`` and ``POST /api/v1/email/inbound`` (scope ``write``):
   provider webhooks and raw bounce/complaint emails, applied by :func:`feedback.apply_feedback`.
@@ -39,6 +43,7 @@ from leadflow.api.deps import context, require_for_webhooks
 from leadflow.auth.service import Principal
 from leadflow.events.api import read_body
 from leadflow.kernel import jsonutil
+from leadflow.kernel.brand import brand
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import BadRequest, NotFound
 from leadflow.messaging import bounces, feedback, links, pages, signatures, sns
@@ -144,16 +149,38 @@ def honeypot(token: str, request: Request, ctx: AppContext = Depends(context)) -
 # --- unsubscribe and preferences -----------------------------------------------------------------
 
 
-def _address(ctx: AppContext, message_id: str) -> str | None:
+def _preferences_link(ctx: AppContext, message_id: str, depth: int = 1) -> str:
+    """Relative (``/u/x`` -> ``../p/y``), so it works wherever the app is mounted; ``depth``: how many
+    path segments below ``/u/`` the page is."""
+    return "../" * depth + f"p/{_tokens(ctx).sign(PREFERENCES, [message_id])}"
+
+
+def _brand(ctx: AppContext) -> str:
+    return brand(ctx.settings).name
+
+
+def _state(ctx: AppContext, message_id: str) -> feedback.PreferenceView | None:
     try:
-        return feedback.preferences(ctx, message_id).email
+        return feedback.preferences(ctx, message_id)
     except NotFound:
         return None
 
 
-def _preferences_link(ctx: AppContext, message_id: str) -> str:
-    """Relative (``/u/x`` -> ``../p/y``), so it works wherever the app is mounted."""
-    return f"../p/{_tokens(ctx).sign(PREFERENCES, [message_id])}"
+def _unsubscribed_page(
+    ctx: AppContext, token: str, message_id: str, view: feedback.PreferenceView | None
+) -> str:
+    """The "you are unsubscribed" page, with the resubscribe button (``/u/{token}/resubscribe``,
+    relative)."""
+    topic = None
+    if view is not None and view.all_marketing:  # only the message's topic is off
+        topic = next((t.name for t in view.topics if t.key == view.topic), None)
+    return pages.unsubscribed(
+        brand=_brand(ctx),
+        address=view.email if view else None,
+        preferences_url=_preferences_link(ctx, message_id),
+        resubscribe_url=f"{token}/resubscribe" if view is not None else None,
+        topic=topic,
+    )
 
 
 @router.get(
@@ -164,9 +191,12 @@ def _preferences_link(ctx: AppContext, message_id: str) -> str:
 )
 def unsubscribe_page(token: str, ctx: AppContext = Depends(context)) -> HTMLResponse:
     message_id = _message_id(ctx, UNSUBSCRIBE, token)
+    view = _state(ctx, message_id)
+    if view is not None and view.unsubscribed:
+        return HTMLResponse(_unsubscribed_page(ctx, token, message_id, view), headers=PAGE_HEADERS)
     html = pages.unsubscribe_confirm(
-        brand=ctx.settings.brand_name,
-        address=_address(ctx, message_id),
+        brand=_brand(ctx),
+        address=view.email if view else None,
         preferences_url=_preferences_link(ctx, message_id),
     )
     return HTMLResponse(html, headers=PAGE_HEADERS)
@@ -185,10 +215,21 @@ async def unsubscribe(token: str, request: Request, ctx: AppContext = Depends(co
     form = parse_form(request.headers.get("content-type"), await read_body(request, FORM_LIMIT))
     source = "one_click" if ONE_CLICK in form.get("List-Unsubscribe", ()) else "unsubscribe_page"
     await _call(feedback.unsubscribe, ctx, message_id, source=source)
-    html = pages.unsubscribed(
-        brand=ctx.settings.brand_name,
-        address=await _call(_address, ctx, message_id),
-        preferences_url=_preferences_link(ctx, message_id),
+    view = await _call(_state, ctx, message_id)
+    return HTMLResponse(_unsubscribed_page(ctx, token, message_id, view), headers=PAGE_HEADERS)
+
+
+@router.post(
+    "/u/{token}/resubscribe",
+    include_in_schema=False,
+    response_class=HTMLResponse,
+    summary="Resubscribe (the unsubscribe page's button)",
+)
+def resubscribe(token: str, ctx: AppContext = Depends(context)) -> HTMLResponse:
+    message_id = _message_id(ctx, UNSUBSCRIBE, token)
+    view = feedback.resubscribe(ctx, message_id, source="resubscribe_page")
+    html = pages.resubscribed(
+        brand=_brand(ctx), address=view.email, preferences_url=_preferences_link(ctx, message_id, depth=2)
     )
     return HTMLResponse(html, headers=PAGE_HEADERS)
 
@@ -196,9 +237,7 @@ async def unsubscribe(token: str, request: Request, ctx: AppContext = Depends(co
 @router.get("/p/{token}", include_in_schema=False, response_class=HTMLResponse, summary="Preference centre")
 def preference_page(token: str, ctx: AppContext = Depends(context)) -> HTMLResponse:
     view = feedback.preferences(ctx, _message_id(ctx, PREFERENCES, token))
-    return HTMLResponse(
-        pages.preference_centre(brand=ctx.settings.brand_name, view=view), headers=PAGE_HEADERS
-    )
+    return HTMLResponse(pages.preference_centre(brand=_brand(ctx), view=view), headers=PAGE_HEADERS)
 
 
 @router.post(
@@ -213,7 +252,7 @@ async def save_preferences(token: str, request: Request, ctx: AppContext = Depen
     ticked = set(form.get("topic", ()))
     topics = {topic.key: topic.key in ticked for topic in current.topics}
     view = await _call(feedback.set_preferences, ctx, message_id, topics, "unsubscribe_all" not in form)
-    html = pages.preference_centre(brand=ctx.settings.brand_name, view=view, saved=True)
+    html = pages.preference_centre(brand=_brand(ctx), view=view, saved=True)
     return HTMLResponse(html, headers=PAGE_HEADERS)
 
 
