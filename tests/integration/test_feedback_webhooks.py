@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from pydantic import SecretStr
 from leadflow.api.app import create_app
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.errors import Conflict
 from leadflow.kernel.settings import Settings
 from leadflow.messaging import public
 from leadflow.messaging.models import suppressions
@@ -353,3 +355,36 @@ def test_expired_tokens_are_pruned_when_new_ones_are_recorded(ctx: AppContext, c
     with ctx.db.write() as conn:
         assert replay.remember(conn, replay.Seal("mailgun", "new", replay.digest(9), later), later)
     assert sorted(token for _, token in _tokens(ctx)) == ["new", "old-2"]
+
+
+def test_one_token_used_twice_at_once_is_applied_once(ctx: AppContext, clock: VirtualClock) -> None:
+    """The second transaction waits for the first's token (the primary key), then sees it: whichever
+    way the two interleave, one is recorded and the other refused."""
+    now, expires = clock.now(), clock.now() + timedelta(minutes=5)
+    first = replay.Seal("mailgun", TOKEN, replay.digest({"recipient": "gone@example.com"}), expires)
+    second = replay.Seal("mailgun", TOKEN, replay.digest({"recipient": "ceo@example.com"}), expires)
+    outcomes: dict[str, object] = {}
+    recorded, release = threading.Event(), threading.Event()
+
+    def hold_first() -> None:
+        with ctx.db.write() as conn:
+            outcomes["first"] = replay.remember(conn, first, now)
+            recorded.set()
+            release.wait(10)
+
+    def try_second() -> None:
+        try:
+            with ctx.db.write() as conn:
+                outcomes["second"] = replay.remember(conn, second, now)
+        except Conflict as exc:
+            outcomes["second"] = exc.code
+
+    holder = threading.Thread(target=hold_first)
+    holder.start()
+    assert recorded.wait(10)
+    contender = threading.Thread(target=try_second)
+    contender.start()
+    release.set()
+    holder.join(10)
+    contender.join(10)
+    assert outcomes == {"first": True, "second": "signature_replayed"}
