@@ -14,6 +14,7 @@ from leadflow.contacts.changes import ProfileChanges, from_traits
 from leadflow.contacts.state import CompanyState, ContactState, FlushResult
 from leadflow.kernel.bus import Bus
 from leadflow.kernel.clock import Clock
+from leadflow.kernel.inputs import INT32_MAX, INT32_MIN
 
 
 @dataclass
@@ -41,13 +42,25 @@ def _update_company(company: CompanyState, traits: dict[str, Any], batch: Profil
     company.name = _text(traits, "name", company.name)
     company.industry = _text(traits, "industry", company.industry)
     company.domain = _domain(traits, company.domain)
-    size = traits.get("employees", traits.get("size"))
-    if (isinstance(size, int | float) and not isinstance(size, bool)) or (
-        isinstance(size, str) and size.strip().isdigit()
-    ):
-        company.size = int(size)
+    size = _size(traits.get("employees", traits.get("size")))
+    if size is not None:
+        company.size = size
     company.updated_at = batch.now
     company.dirty = True
+
+
+def _size(value: Any) -> int | None:
+    """The head count for the company's ``size``: a number, or a string of digits, that fits its 32-bit
+    column. Anything else (``1e12`` employees, a word) stays only in the company's traits."""
+    if isinstance(value, bool) or not (
+        isinstance(value, int | float) or (isinstance(value, str) and value.strip().isdigit())
+    ):
+        return None
+    try:
+        size = int(value)
+    except (ValueError, OverflowError):  # "²" is a digit to str.isdigit(); a float may be infinite
+        return None
+    return size if INT32_MIN <= size <= INT32_MAX else None
 
 
 def _domain(traits: dict[str, Any], current: str | None) -> str | None:

@@ -31,6 +31,7 @@ from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import analyze, on_commit
 from leadflow.kernel.errors import Conflict, Invalid, NotFound
 from leadflow.kernel.ids import new_id
+from leadflow.kernel.inputs import INT32_MAX
 from leadflow.kernel.types import UTCDateTime, json_type
 from leadflow.messaging import outbox
 from leadflow.messaging.models import broadcasts, email_templates, messages
@@ -51,7 +52,10 @@ class BroadcastCreate(BaseModel):
     )
     send_at: datetime | None = Field(default=None, description="when to start; none: as soon as scheduled")
     per_minute: int | None = Field(
-        default=None, ge=1, description="throttle: at most this many messages fall due per minute"
+        default=None,
+        ge=1,
+        le=INT32_MAX,
+        description="throttle: at most this many messages fall due per minute",
     )
 
     @field_validator("send_at")

@@ -32,6 +32,7 @@ from pydantic import (
 from leadflow.contacts import lifecycle
 from leadflow.kernel import isodates as dates
 from leadflow.kernel.errors import Invalid
+from leadflow.kernel.inputs import INT32_MAX
 from leadflow.segments import durations, fields
 
 TEXT_OPS = frozenset({"eq", "neq", "contains", "not_contains", "starts_with", "ends_with", "in", "not_in"})
@@ -193,14 +194,15 @@ class Property(_Comparison):
 
 
 class Count(BaseModel):
-    """How many times: exactly one of ``eq``, ``gt``, ``gte``, ``lt``, ``lte``, ``between``."""
+    """How many times: exactly one of ``eq``, ``gt``, ``gte``, ``lt``, ``lte``, ``between``, each at most
+    2,147,483,647 (the compiled statement binds it as a 32-bit integer)."""
 
     model_config = Strict
-    eq: int | None = Field(default=None, ge=0)
-    gt: int | None = Field(default=None, ge=0)
-    gte: int | None = Field(default=None, ge=0)
-    lt: int | None = Field(default=None, ge=1)
-    lte: int | None = Field(default=None, ge=0)
+    eq: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    gt: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    gte: int | None = Field(default=None, ge=0, le=INT32_MAX)
+    lt: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    lte: int | None = Field(default=None, ge=0, le=INT32_MAX)
     between: tuple[int, int] | None = None
 
     @model_validator(mode="after")
@@ -210,8 +212,8 @@ class Count(BaseModel):
         ]
         if len(given) != 1:
             raise ValueError("give exactly one of eq, gt, gte, lt, lte, between")
-        if self.between is not None and not 0 <= self.between[0] <= self.between[1]:
-            raise ValueError("'between' needs 0 <= low <= high")
+        if self.between is not None and not 0 <= self.between[0] <= self.between[1] <= INT32_MAX:
+            raise ValueError(f"'between' needs 0 <= low <= high <= {INT32_MAX}")
         return self
 
     @property

@@ -1,0 +1,198 @@
+"""Numbers stay within what their columns hold, and no refusal (nor an unexpected error) drops a
+keep-alive connection: checked against a live uvicorn server."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from leadflow.api.app import create_app
+from leadflow.contacts.models import companies
+from leadflow.events.processor import EventProcessor
+from leadflow.kernel import inputs, jsonutil
+from leadflow.kernel.context import AppContext
+from tests.support.http import basic, bearer
+from tests.support.server import free_port
+
+
+def _integer_schemas(schema: Any, components: dict[str, Any], path: str, seen: set[str]) -> Iterator[Any]:
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        if name in seen:
+            return
+        seen = seen | {name}
+        schema = components[name]
+    if schema.get("type") == "integer":
+        yield path, schema
+    for key in ("anyOf", "oneOf", "allOf"):
+        for option in schema.get(key, []):
+            yield from _integer_schemas(option, components, path, seen)
+    for name, child in schema.get("properties", {}).items():
+        yield from _integer_schemas(child, components, f"{path}.{name}", seen)
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            yield from _integer_schemas(schema[key], components, f"{path}[]", seen)
+
+
+def test_every_integer_a_request_sends_is_bounded_to_32_bits(client: TestClient) -> None:
+    """Request bodies, query and path parameters: an integer has a minimum and a maximum within int32
+    (``sa.Integer`` is ``int4`` on PostgreSQL), so an out-of-range value is a 422, never an overflow."""
+    document = client.get("/openapi.json").json()
+    components = document.get("components", {}).get("schemas", {})
+    found: list[tuple[str, Any]] = []
+    for route, operations in document["paths"].items():
+        for method, operation in operations.items():
+            where = f"{method.upper()} {route}"
+            for parameter in operation.get("parameters", []):
+                found += _integer_schemas(parameter.get("schema", {}), components, where, set())
+            for content in operation.get("requestBody", {}).get("content", {}).values():
+                found += _integer_schemas(content.get("schema", {}), components, where, set())
+    assert found  # the walk does reach integers (page sizes, per_minute, max_occurrences...)
+    for where, schema in found:
+        low = schema.get("minimum", schema.get("exclusiveMinimum"))
+        high = schema.get("maximum", schema.get("exclusiveMaximum"))
+        assert low is not None, where
+        assert high is not None, where
+        assert inputs.INT32_MIN <= low <= high <= inputs.INT32_MAX, where
+
+
+@pytest.mark.parametrize(
+    ("per_minute", "code"),
+    [(2**31, "validation_error"), (2**63 - 1, "validation_error"), (2**31 - 1, "unknown_segment")],
+)
+def test_a_broadcast_throttle_fits_its_column(
+    client: TestClient, admin_key: str, per_minute: int, code: str
+) -> None:
+    body = {"name": "B", "segment": "missing", "template": "missing", "per_minute": per_minute}
+    response = client.post("/api/v1/broadcasts", json=body, headers=bearer(admin_key))
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == code  # unknown_segment: the throttle itself was fine
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    number=st.integers(min_value=inputs.INT_MIN, max_value=inputs.INT_MAX)
+    | st.sampled_from([inputs.INT_MIN, inputs.INT_MAX, inputs.INT32_MAX + 1, inputs.INT32_MIN - 1]),
+    rule=st.sampled_from(
+        [
+            lambda n: {"field": "score", "op": "gte", "value": n},
+            lambda n: {"field": "sessions", "op": "lt", "value": n},
+            lambda n: {"field": "company.size", "op": "eq", "value": n},
+            lambda n: {"field": "traits.seats", "op": "between", "value": [n, inputs.INT_MAX]},
+            lambda n: {"field": "traits.seats", "op": "in", "value": [n, 1]},
+            lambda n: {"event": "Signed Up", "count": {"gte": min(abs(n), inputs.INT_MAX)}},
+            lambda n: {"event": "Paid", "total": {"property": "amount", "gt": n}},
+        ]
+    ),
+)
+def test_rule_values_within_64_bits_never_overflow(
+    client: TestClient, admin_key: str, number: int, rule: Any
+) -> None:
+    response = client.post(
+        "/api/v1/segments/preview", json={"rules": rule(number)}, headers=bearer(admin_key)
+    )
+    assert response.status_code in (200, 422), response.text
+    if response.status_code == 422:
+        assert response.json()["error"]["code"] == "invalid_rule"
+
+
+@pytest.mark.parametrize("size", [2**31, 10**12, 1e300, "99999999999999999999", "²"])
+def test_a_head_count_beyond_the_column_stays_a_trait(
+    client: TestClient, ctx: AppContext, processor: EventProcessor, write_key: str, size: Any
+) -> None:
+    group = {"userId": "u-1", "groupId": "g-1", "traits": {"name": "Acme", "employees": size}}
+    assert client.post("/v1/group", json=group, headers=basic(write_key)).status_code == 200
+    processor.drain()
+    with ctx.db.read() as conn:
+        row = conn.execute(sa.select(companies.c.size, companies.c.traits)).one()
+    assert row.size is None
+    assert row.traits["employees"] == size
+
+
+# --- keep-alive ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def live(ctx: AppContext) -> Iterator[int]:
+    """The real app, plus one route that fails unexpectedly, served by uvicorn in this process."""
+    app: FastAPI = create_app(ctx, run_worker=False)
+
+    def boom() -> None:
+        raise RuntimeError("an unexpected failure")
+
+    app.add_api_route("/api/v1/boom", boom, methods=["GET"])
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        threading.Event().wait(0.02)
+    yield port
+    server.should_exit = True
+    thread.join()
+
+
+def test_refusals_and_errors_keep_the_connection(
+    live: int, ctx: AppContext, admin_key: str, write_key: str
+) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", live)
+    json_headers = {"Content-Type": "application/json"}
+    requests: list[tuple[str, str, bytes | None, dict[str, str], int]] = [
+        (
+            "POST",
+            "/api/v1/contacts",
+            b'{"email": "a@example.com", "traits": {"x": "\\u0000"}}',
+            bearer(admin_key),
+            422,
+        ),
+        (
+            "POST",
+            "/api/v1/contacts",
+            b'{"email": "a@example.com", "traits": {"x": NaN}}',
+            bearer(admin_key),
+            400,
+        ),
+        ("PATCH", "/api/v1/contacts/nope", b'{"traits": {"x": "\\ud800"}}', bearer(admin_key), 422),
+        ("GET", "/api/v1/contacts?q=a%00b", None, bearer(admin_key), 422),
+        (
+            "POST",
+            "/v1/track",
+            b'{"userId": "u", "event": "E", "properties": {"n": 1' + b"0" * 30 + b"}}",
+            basic(write_key),
+            400,
+        ),
+        ("POST", "/v1/track", b"[" * 100 + b"]" * 100, basic(write_key), 400),
+        ("GET", "/api/v1/boom", None, {}, 500),
+        ("POST", "/api/v1/contacts", b'{"email": "kept@example.com"}', bearer(admin_key), 201),
+    ]
+    socket = None
+    for method, path, body, headers, status in requests:
+        connection.request(method, path, body=body, headers={**json_headers, **headers})
+        response = connection.getresponse()
+        payload = jsonutil.loads(response.read())
+        assert response.status == status, (path, payload)
+        assert response.getheader("connection", "").lower() != "close", path
+        if status >= 400:
+            assert set(payload["error"]) >= {"code", "message"}
+        socket = socket or connection.sock
+        assert connection.sock is socket, f"{method} {path} dropped the connection"
+    connection.close()
+    with ctx.db.read() as conn:
+        emails = conn.execute(sa.text("SELECT email FROM contacts")).scalars().all()
+    assert emails == ["kept@example.com"]
