@@ -155,6 +155,8 @@ def preview_template(
         rendered = render.Renderer().render(source, variables, frame)
     except render.MissingVariable as exc:
         raise Invalid(str(exc), code="missing_variable", details={"variable": exc.name}) from None
+    except render.TemplateTooCostly as exc:
+        raise Invalid(str(exc), code="template_limit_exceeded") from None
     except render.TemplateError as exc:
         raise Invalid(str(exc), code="invalid_template") from None
     return Preview(subject=rendered.subject, html=rendered.html, text=rendered.text)

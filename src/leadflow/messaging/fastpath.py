@@ -17,6 +17,10 @@ Rules (each keeps the result identical to python-liquid's strict render):
   resolver does not know — the program returns ``None`` and the caller renders with python-liquid, which
   then produces the very same output or error as always. The fast path never raises and never decides
   about errors.
+* The limits of `leadflow.messaging.limits` hold here too: the filters are the environment's guarded
+  ones (a filter over a limit raises, so python-liquid renders and reports it), and a render whose
+  output would exceed `limits.OUTPUT_CHARS` characters stops and hands over to python-liquid. A
+  template without tags has no loops, so its work is bounded by its length and those limits.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ from liquid.builtin.output import OutputNode
 from liquid.expression import Expression
 from liquid.stringify import to_liquid_string
 from markupsafe import escape
+
+from leadflow.messaging.limits import OUTPUT_CHARS
 
 
 def _markup_escape(text: str, /) -> str:
@@ -337,10 +343,11 @@ def compile_output(
 class Program:
     """Literal chunks with compiled outputs in between; `render` is None where python-liquid must render."""
 
-    __slots__ = ("chunks", "outputs", "slots")
+    __slots__ = ("chunks", "outputs", "room", "slots")
 
     def __init__(self, parts: Sequence[str | Output]) -> None:
         self.chunks = ["" if isinstance(part, Output) else part for part in parts]
+        self.room = OUTPUT_CHARS - sum(len(chunk) for chunk in self.chunks)  # characters left for outputs
         self.slots = tuple(
             (index, part.render) for index, part in enumerate(parts) if isinstance(part, Output)
         )
@@ -348,10 +355,14 @@ class Program:
 
     def render(self, data: dict[str, Any]) -> str | None:
         chunks = self.chunks.copy()
+        room = self.room
         for index, render in self.slots:
             text = render(data)
             if text is None:
                 return None
+            room -= len(text)
+            if room < 0:
+                return None  # python-liquid refuses it
             chunks[index] = text
         return "".join(chunks)
 

@@ -10,6 +10,14 @@ Business rules:
   filter for trusted HTML. Subjects and text bodies are not escaped.
 * A layout wraps the rendered body where it says ``{{ content }}``; the body is inserted as-is (already
   rendered, never escaped or rendered again).
+* Templates are untrusted work: every render of an email (all its parts) runs within the limits of
+  `leadflow.messaging.limits` (loops, steps, output and value sizes, CPU time, nesting); going over one
+  raises `TemplateTooCostly`. ``include`` and ``render`` do not exist here (a syntax error): a template
+  cannot load another. Whatever else goes wrong inside a template is a `TemplateError`, never another
+  exception.
+* `check` (at save) parses every part and also renders it once with every variable empty, so a
+  template that is costly whatever the data (a loop of millions, a string doubled in a loop) is refused
+  before it is stored; one that is costly only with some data fails when rendered with that data.
 """
 
 from __future__ import annotations
@@ -21,15 +29,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from liquid import BoundTemplate, Environment, Markup, RenderContext, StrictDefaultUndefined
+from liquid import BoundTemplate, Environment, Markup, RenderContext, StrictDefaultUndefined, Undefined
 from liquid.builtin.filters.extra import safe
 from liquid.builtin.output import Output, OutputNode
 from liquid.builtin.tags.echo_tag import EchoNode, EchoTag
-from liquid.exceptions import LiquidError, UndefinedError
+from liquid.exceptions import LiquidError, ResourceLimitError, UndefinedError
 from liquid.stringify import to_liquid_string
 from mjml import mjml2html
 
-from leadflow.messaging import fastpath, textpart
+from leadflow.messaging import fastpath, limits, textpart
 from leadflow.messaging.htmltext import html_to_text
 
 __all__ = [
@@ -40,6 +48,7 @@ __all__ = [
     "Snippet",
     "Source",
     "TemplateError",
+    "TemplateTooCostly",
     "check",
     "compile_mjml",
     "html_to_text",
@@ -49,6 +58,10 @@ __all__ = [
 
 class TemplateError(Exception):
     """A template cannot be compiled or rendered (syntax error, bad filter arguments, invalid MJML)."""
+
+
+class TemplateTooCostly(TemplateError):
+    """A template went over a resource limit (`leadflow.messaging.limits`) or nests too deeply."""
 
 
 class MissingVariable(TemplateError):
@@ -127,16 +140,22 @@ class _StrictEcho(EchoTag):
     node_class = _StrictEchoNode
 
 
-def _environment(*, autoescape: bool) -> Environment:
-    env = Environment(undefined=StrictDefaultUndefined, autoescape=autoescape)
-    env.add_tag(_StrictOutput)
-    env.add_tag(_StrictEcho)
+def _environment(*, autoescape: bool, strict: bool = True) -> Environment:
+    env = limits.LimitedEnvironment(
+        undefined=StrictDefaultUndefined if strict else Undefined, autoescape=autoescape
+    )
+    if strict:
+        env.add_tag(_StrictOutput)
+        env.add_tag(_StrictEcho)
     env.add_filter("safe", safe)
     return env
 
 
 _HTML_ENV = _environment(autoescape=True)
 _TEXT_ENV = _environment(autoescape=False)
+_TRIAL_HTML_ENV = _environment(autoescape=True, strict=False)  # `check`'s render with empty variables
+_TRIAL_TEXT_ENV = _environment(autoescape=False, strict=False)
+_TOO_DEEP = "expressions or blocks nested too deeply"
 _UNDEFINED_MESSAGE = re.compile(r"'?(?P<name>.+?)'? is undefined")
 
 
@@ -162,19 +181,34 @@ def _variable_name(err: UndefinedError) -> str:
 
 def _parse(env: Environment, source: str, label: str) -> BoundTemplate:
     try:
+        limits.check_markup(source)
         return env.from_string(source)
+    except ResourceLimitError as err:
+        raise TemplateTooCostly(f"{_where(label, err)}: {err.message}") from err
     except LiquidError as err:
         raise TemplateError(f"{_where(label, err)}: {err.message}") from err
+    except RecursionError as err:
+        raise TemplateTooCostly(f"{label}: {_TOO_DEEP}") from err
 
 
 def _render(template: BoundTemplate, data: Mapping[str, Any], label: str) -> str:
+    """Render strictly; every failure is a `TemplateError` (user templates must not raise anything else
+    into the deliverer or the API)."""
     try:
         return template.render(data)
     except UndefinedError as err:
         name = _variable_name(err)
         raise MissingVariable(f"{_where(label, err)}: {err.message}", name=name) from err
+    except ResourceLimitError as err:
+        raise TemplateTooCostly(f"{_where(label, err)}: {err.message}") from err
     except LiquidError as err:
-        raise TemplateError(f"{_where(label, err)}: {err.message}") from err
+        # python-liquid reports a range too long to measure as a value error ("... limit reached")
+        kind = TemplateTooCostly if str(err.message).endswith("limit reached") else TemplateError
+        raise kind(f"{_where(label, err)}: {err.message}") from err
+    except RecursionError as err:
+        raise TemplateTooCostly(f"{label}: {_TOO_DEEP}") from err
+    except Exception as err:  # a filter's own error (an overflow, a bad value): the template's fault
+        raise TemplateError(f"{label}: {type(err).__name__}: {err}") from err
 
 
 # ------------------------------------------------------------------------------------------------- Renderer
@@ -267,6 +301,11 @@ class Renderer:
         self._lock = threading.Lock()
 
     def render(self, source: Source, variables: Mapping[str, Any], layout: Layout | None = None) -> Rendered:
+        """One email, all parts within one budget of `leadflow.messaging.limits`."""
+        with limits.metered():
+            return self._render(source, variables, layout)
+
+    def _render(self, source: Source, variables: Mapping[str, Any], layout: Layout | None) -> Rendered:
         data = variables if type(variables) is dict else dict(variables)
         compiled = self._get("template", source)
         assert compiled.subject is not None
@@ -337,12 +376,29 @@ class Renderer:
 def check(source: Source) -> None:
     """Parse every part of ``source``; raise `TemplateError` naming the part and line of a syntax error.
 
-    Unknown filters are reported too (Liquid itself only notices them when rendering).
+    Unknown filters are reported too (Liquid itself only notices them when rendering). Then every part
+    is rendered once with all variables empty (lenient: undefined is empty): going over a limit there
+    raises `TemplateTooCostly`, since it will with any data; any other error is left to the real render.
     """
     compiled = _compile("template", source)
     for part, text in ((compiled.subject, source.subject), (compiled.html, source.html)):
         _check_filters(part, text)
     _check_filters(compiled.text, source.text)
+    name = f"template {source.key!r}"
+    parts: list[tuple[Environment, str | None, str]] = [
+        (_TRIAL_TEXT_ENV, source.subject, "subject"),
+        (_TRIAL_HTML_ENV, source.html, "html"),
+        (_TRIAL_TEXT_ENV, source.text, "text"),
+    ]
+    trials = [(_parse(env, body, f"{name} {what}"), f"{name} {what}") for env, body, what in parts if body]
+    with limits.metered():  # one budget, as for an email
+        for template, label in trials:
+            try:
+                _render(template, {}, label)
+            except TemplateTooCostly:
+                raise
+            except TemplateError:
+                pass  # decided by the real render, with real data
 
 
 def _check_filters(part: _Part | None, text: str | None) -> None:

@@ -85,8 +85,12 @@ def _html(fields: TemplateFields) -> str:
 
 
 def _check(key: str, subject: str, html: str, text: str | None) -> None:
+    """Refuse (422) a template that does not parse, uses an unknown filter or ``include``/``render``, or
+    goes over a resource limit whatever the data (`render.check`)."""
     try:
         render.check(render.Source(key=key, revision=0, subject=subject, html=html, text=text))
+    except render.TemplateTooCostly as exc:
+        raise Invalid(str(exc), code="template_limit_exceeded") from None
     except render.TemplateError as exc:
         raise Invalid(str(exc), code="invalid_template") from None
 
