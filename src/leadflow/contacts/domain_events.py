@@ -21,12 +21,14 @@ class ContactsMerged:
 @dataclass(frozen=True)
 class ContactsErased:
     """GDPR erasure: every row about these contacts must go, and events still waiting that carry
-    their user or anonymous ids."""
+    their user or anonymous ids. ``emails``: the person's address (suppressions keyed by it become
+    digests). What each table keeps is listed in :mod:`leadflow.privacy`."""
 
     contact_ids: tuple[str, ...]
     user_ids: tuple[str, ...]
     anonymous_ids: tuple[str, ...]
     at: datetime
+    emails: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

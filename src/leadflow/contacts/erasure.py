@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
-from leadflow.contacts import queries, suppression
+from leadflow.contacts import queries, suppression, tags
 from leadflow.contacts.domain_events import ContactsErased
 from leadflow.contacts.models import (
     contact_identities,
@@ -22,8 +22,14 @@ from leadflow.contacts.models import (
 from leadflow.contacts.schemas import Erasure
 from leadflow.contacts.service import profile_lock
 from leadflow.events import service as events
+from leadflow.journeys import service as journeys
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.db import insert_ignore
 from leadflow.kernel.ids import new_id
+from leadflow.messaging import service as messaging
+from leadflow.scoring import service as scoring
+from leadflow.segments import service as segments
+from leadflow.webhooks import service as webhooks
 
 
 def _count(conn: Connection, table: sa.Table, column: sa.Column[Any], value: str) -> int:
@@ -33,16 +39,21 @@ def _count(conn: Connection, table: sa.Table, column: sa.Column[Any], value: str
 
 
 def erase(ctx: AppContext, contact_id: str, *, actor: str) -> Erasure:
-    """Erase a person: the profile, their events and touchpoints, the personal data in audit entries.
+    """Erase a person: the profile, their events and touchpoints, the personal data in audit entries,
+    and through ``ContactsErased`` everything other domains hold about them (memberships, scores,
+    journey runs, messages, webhook deliveries, preferences, suppressions): :mod:`leadflow.privacy`
+    lists what happens to every column of every table.
 
     What remains is an erasure record without personal data (ids, time, who asked, how many rows
     went) and keyed digests of their user / anonymous ids, so that events still in flight from their
-    devices are dropped instead of rebuilding the profile.
+    devices are dropped instead of rebuilding the profile. A digest already kept (the same user id
+    erased before, re-created since) is kept once: erasing such a person again works.
     """
-    secret = ctx.secret_key
+    secret = ctx.secret_key  # read before the transaction: the handlers use it too
     with ctx.db.write() as conn:
         profile_lock(conn)
         live = queries.get(conn, contact_id).id
+        email = queries.full_row(conn, live)["email"]
         all_ids = [live, *queries.merged_ids(conn, live)]
         ids = queries.identities(conn, live)
         user_ids = tuple(i["value"] for i in ids if i["kind"] == "user")
@@ -53,7 +64,10 @@ def erase(ctx: AppContext, contact_id: str, *, actor: str) -> Erasure:
             "identities": len(ids),
             "merged_contacts": len(all_ids) - 1,
         }
-        ctx.bus.publish(conn, ContactsErased(tuple(all_ids), user_ids, anon_ids, ctx.clock.now()))
+        erased = ContactsErased(
+            tuple(all_ids), user_ids, anon_ids, ctx.clock.now(), (email,) if email else ()
+        )
+        ctx.bus.publish(conn, erased)
         conn.execute(touchpoints.delete().where(touchpoints.c.contact_id == live))
         conn.execute(contact_tags.delete().where(contact_tags.c.contact_id == live))
         conn.execute(contact_identities.delete().where(contact_identities.c.contact_id == live))
@@ -71,7 +85,8 @@ def erase(ctx: AppContext, contact_id: str, *, actor: str) -> Erasure:
         digests = set(suppression.event_digests(secret, user_ids, anon_ids))
         if digests:
             conn.execute(
-                erasure_suppressions.insert(), [{"digest": d, "erasure_id": record["id"]} for d in digests]
+                insert_ignore(conn, erasure_suppressions, ["digest"]),
+                [{"digest": d, "erasure_id": record["id"]} for d in sorted(digests)],
             )
         audit.record(
             conn,
@@ -86,18 +101,31 @@ def erase(ctx: AppContext, contact_id: str, *, actor: str) -> Erasure:
 
 
 def export(ctx: AppContext, contact_id: str) -> dict[str, Any]:
-    """Everything leadflow holds about a person, as one JSON document."""
+    """Everything leadflow holds about a person, as one JSON document: the profile (with its consent),
+    identities, company, events, touchpoints, tags, segment memberships, scores, journey runs and
+    their steps, messages, suppressions of their addresses, topic preferences, webhook deliveries
+    about them, and the audit entries about them."""
+    secret = ctx.secret_key  # read outside the transaction
     with ctx.db.read() as conn:
         live = queries.get(conn, contact_id).id
         row = queries.full_row(conn, live)
         merged = queries.merged_ids(conn, live)
+        all_ids = [live, *merged]
         company = queries.company(conn, row["company_id"]).model_dump() if row["company_id"] else None
+        emails = [row["email"]] if row["email"] else []
         return {
             "contact": row,
+            "consent": row["consent"],
             "identities": queries.identities(conn, live),
             "merged_contact_ids": merged,
             "company": company,
             "events": events.for_contacts(conn, [live], limit=None),
             "touchpoints": queries.touchpoints_of(conn, live),
-            "audit": audit.entries(conn, entity_type="contact", entity_ids=[live, *merged], limit=10_000),
+            "tags": tags.of(conn, live),
+            "segments": segments.memberships_of(conn, all_ids),
+            **scoring.export(conn, all_ids),
+            "journey_runs": journeys.export(conn, all_ids),
+            **messaging.export(conn, secret, all_ids, emails),
+            "webhook_deliveries": webhooks.export(conn, all_ids),
+            "audit": audit.entries(conn, entity_type="contact", entity_ids=all_ids, limit=10_000),
         }

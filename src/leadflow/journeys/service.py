@@ -394,3 +394,35 @@ def _step_metrics(conn: Connection, journey_id: str) -> list[StepMetrics]:
         StepMetrics(step_id=a, type=b, entered=c, completed=d, waiting=e, failed=f, converted=g)
         for a, b, c, d, e, f, g in conn.execute(query)
     ]
+
+
+ERASED = "contact erased"
+
+
+def on_contacts_erased(conn: Connection, message: Any) -> None:
+    """GDPR erasure: the people's runs end (``exited``, ``contact erased``) and their waiting steps are
+    cancelled, so nothing more happens to them; runs and steps stay for the journeys' metrics but lose
+    what was personal: the entering event (``trigger``), step details and errors."""
+    ids, now = list(message.contact_ids), message.at
+    r, s = journey_runs.c, journey_steps.c
+    conn.execute(journey_steps.update().where(s.contact_id.in_(ids)).values(detail=None, error=None))
+    conn.execute(
+        journey_steps.update()
+        .where(s.contact_id.in_(ids), s.status.in_(("pending", "held")))
+        .values(status="cancelled", finished_at=now, error=ERASED)
+    )
+    redacted: dict[str, Any] = {"trigger": {}, "error": None, "goal_until": None}
+    conn.execute(journey_runs.update().where(r.contact_id.in_(ids)).values(**redacted))
+    conn.execute(
+        journey_runs.update()
+        .where(r.contact_id.in_(ids), r.status == "active")
+        .values(status="exited", ended_at=now, exit_reason=ERASED, active_key=None)
+    )
+
+
+def export(conn: Connection, contact_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The people's journey runs, each with its steps (GDPR export)."""
+    query = sa.select(journey_runs).where(journey_runs.c.contact_id.in_(list(contact_ids)))
+    rows = list(conn.execute(query.order_by(journey_runs.c.id)))
+    steps = _steps_of(conn, [row.id for row in rows])
+    return [_run_view(row, steps.get(row.id, [])).model_dump(mode="json") for row in rows]

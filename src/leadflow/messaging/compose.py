@@ -21,7 +21,7 @@ from leadflow.contacts.models import companies, contacts
 from leadflow.kernel.brand import brand
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import where_in
-from leadflow.messaging import links, mime, render, templates
+from leadflow.messaging import erasure, links, mime, render, templates
 from leadflow.messaging.models import email_preferences, email_topics, suppressions
 from leadflow.messaging.tokens import Tokens
 from leadflow.messaging.transport.base import Outgoing
@@ -256,8 +256,7 @@ class Facts:
             {(m.to_address or getattr(people.get(m.contact_id), "email", None) or "").lower() for m in batch}
             - {""}
         )
-        query = sa.select(suppressions.c.email, suppressions.c.reason)
-        blocked = {r.email: r.reason for r in _rows(conn, query, suppressions.c.email, addresses)}
+        blocked = _blocked(conn, ctx.secret_key, addresses)
         query = sa.select(
             email_preferences.c.contact_id, email_preferences.c.topic, email_preferences.c.subscribed
         )
@@ -297,6 +296,19 @@ class Facts:
         if message.topic and contact is not None and (contact.id, message.topic) in self.opted_out:
             return f"unsubscribed from {message.topic}"
         return None
+
+
+def _blocked(conn: Connection, secret: str, addresses: Sequence[str]) -> dict[str, str]:
+    """Suppressed addresses and why, in one query: an address is listed as itself or, once its
+    person was erased, as its keyed digest. A block on every kind of mail outweighs an unsubscribe."""
+    keys = erasure.suppression_keys(secret, addresses)
+    query = sa.select(suppressions.c.email, suppressions.c.reason)
+    blocked: dict[str, str] = {}
+    for row in _rows(conn, query, suppressions.c.email, sorted(keys)):
+        address = keys[row.email]
+        if blocked.get(address) in (None, "unsubscribed"):
+            blocked[address] = row.reason
+    return blocked
 
 
 def _signers(ctx: AppContext) -> list[Any]:

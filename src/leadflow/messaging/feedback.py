@@ -39,7 +39,7 @@ from leadflow.contacts.models import contacts
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import bulk_update, chunk_size, chunked, dialect_insert, where_in
 from leadflow.kernel.errors import NotFound
-from leadflow.messaging import bounces, machine, outbox
+from leadflow.messaging import bounces, erasure, machine, outbox
 from leadflow.messaging.models import email_preferences, email_topics, messages, suppressions
 from leadflow.webhooks import replay
 
@@ -240,8 +240,8 @@ def _resubscribe(
     if person is not None:
         _subscription(conn, ctx, [person], "subscribed", source, row["id"])
         addresses.add(_contact_email(conn, person))
-    wanted = sorted(a for a in addresses if a)
-    if wanted:
+    wanted = sorted(erasure.suppression_keys(ctx.secret_key, [a for a in addresses if a]))
+    if wanted:  # the addresses, and their digests (an unsubscribe kept from an erased person)
         conn.execute(
             suppressions.delete().where(
                 suppressions.c.email.in_(wanted), suppressions.c.reason == "unsubscribed"

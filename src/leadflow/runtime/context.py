@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from leadflow.contacts import import_jobs
 from leadflow.contacts.domain_events import ContactsErased, ContactsMerged, ContactsTouched
 from leadflow.events import service as events
+from leadflow.journeys import service as journeys
 from leadflow.kernel.bus import Bus
 from leadflow.kernel.clock import Clock, SystemClock
 from leadflow.kernel.context import AppContext
@@ -11,9 +13,11 @@ from leadflow.kernel.db import Database
 from leadflow.kernel.metrics import Metrics
 from leadflow.kernel.settings import Settings
 from leadflow.kernel.signals import Signals
+from leadflow.messaging import service as messaging
 from leadflow.runtime.pipeline import qualifier
 from leadflow.scoring import service as scoring
 from leadflow.segments import service as segments
+from leadflow.webhooks import service as webhooks
 
 
 def wire(ctx: AppContext) -> None:
@@ -21,7 +25,15 @@ def wire(ctx: AppContext) -> None:
     bus = ctx.bus
     for handler in (events.on_contacts_merged, segments.on_contacts_merged, scoring.on_contacts_merged):
         bus.subscribe(ContactsMerged, handler)
-    for erase in (events.on_contacts_erased, segments.on_contacts_erased, scoring.on_contacts_erased):
+    for erase in (
+        events.on_contacts_erased,
+        segments.on_contacts_erased,
+        scoring.on_contacts_erased,
+        journeys.on_contacts_erased,
+        messaging.erasure_handler(ctx),
+        webhooks.on_contacts_erased,
+        import_jobs.on_contacts_erased,
+    ):
         bus.subscribe(ContactsErased, erase)
     bus.subscribe(ContactsTouched, qualifier(ctx))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -298,3 +298,19 @@ def on_contacts_merged(conn: Connection, message: Any) -> None:
 def on_contacts_erased(conn: Connection, message: Any) -> None:
     for table in (score_counters, score_points, contact_scores):
         conn.execute(table.delete().where(table.c.contact_id.in_(list(message.contact_ids))))
+
+
+def export(conn: Connection, contact_ids: Sequence[str]) -> dict[str, Any]:
+    """These contacts' scores and the points each rule gave them (GDPR export)."""
+    ids = list(contact_ids)
+    totals = sa.select(contact_scores).where(contact_scores.c.contact_id.in_(ids))
+    points = (
+        sa.select(score_points, scoring_rules.c.name.label("rule"))
+        .join(scoring_rules, scoring_rules.c.id == score_points.c.rule_id)
+        .where(score_points.c.contact_id.in_(ids))
+        .order_by(score_points.c.contact_id, score_points.c.rule_id)
+    )
+    return {
+        "scores": [dict(row._mapping) for row in conn.execute(totals)],
+        "score_points": [dict(row._mapping) for row in conn.execute(points)],
+    }

@@ -35,7 +35,9 @@ CHANNEL = "webhooks"
 QUEUED = "queued"
 DELIVERED = "delivered"
 FAILED = "failed"
-STATUSES = (QUEUED, DELIVERED, FAILED)
+CANCELLED = "cancelled"  # its contact was erased before it went
+STATUSES = (QUEUED, DELIVERED, FAILED, CANCELLED)
+ERASED = "contact erased"
 
 SECRET_PREFIX = "whsec_"
 _DERIVATION_LABEL = b"leadflow-webhooks"
@@ -210,6 +212,8 @@ def retry(ctx: AppContext, delivery_id: str) -> None:
             raise NotFound(f"webhook delivery {delivery_id} not found")
         if status == DELIVERED:
             raise Conflict(f"webhook delivery {delivery_id} was delivered", code="already_delivered")
+        if status == CANCELLED:
+            raise Conflict(f"webhook delivery {delivery_id} was cancelled", code="delivery_cancelled")
         if status == QUEUED:
             return
         conn.execute(
@@ -219,3 +223,22 @@ def retry(ctx: AppContext, delivery_id: str) -> None:
         )
         on_commit(conn, _announcer(ctx))
     counters(ctx).requeued.inc()
+
+
+def on_contacts_erased(conn: Connection, message: Any) -> None:
+    """GDPR erasure: the people's deliveries still queued are ``cancelled`` (never sent); every delivery
+    about them keeps its id, status and times but loses its payload and the receiver's answers."""
+    mine = webhook_deliveries.c.contact_id.in_(list(message.contact_ids))
+    conn.execute(webhook_deliveries.update().where(mine).values(payload={}, error=None))
+    conn.execute(
+        webhook_deliveries.update()
+        .where(mine, webhook_deliveries.c.status == QUEUED)
+        .values(status=CANCELLED, error=ERASED)
+    )
+
+
+def export(conn: Connection, contact_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The webhook deliveries about these people (GDPR export)."""
+    table = webhook_deliveries
+    query = sa.select(table).where(table.c.contact_id.in_(list(contact_ids))).order_by(table.c.id)
+    return [_view(row) for row in conn.execute(query)]

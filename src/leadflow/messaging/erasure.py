@@ -1,0 +1,131 @@
+"""GDPR for messaging: erasure and export, and the keyed form an erased address keeps on the
+suppression list. Other domains reach these through :mod:`leadflow.messaging.service`.
+
+Erasure (see :mod:`leadflow.privacy` for the whole list):
+
+- a message keeps its id, kind, status, template, journey/broadcast and times, so send statistics
+  stay true; it loses to whom it went and what it said (recipient, to_address, subject, context, the
+  server's answers). Messages still waiting are ``suppressed`` (``contact erased``) and never sent;
+- the outbox's ``.eml`` file of each of the person's messages is removed once the erasure commits;
+- a suppression of the person's address (unsubscribed, hard bounce, complaint) is kept as a keyed
+  digest, ``hmac:`` + HMAC-SHA256(installation secret, address): that address is still never mailed
+  (the composer looks up both forms in one query), but the address itself is gone;
+- topic preferences go.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from leadflow.kernel.context import AppContext
+from leadflow.kernel.db import insert_ignore, on_commit
+from leadflow.messaging.models import email_preferences, messages, suppressions
+from leadflow.messaging.transport.file import safe_name
+
+ERASED = "contact erased"
+WAITING = ("queued", "deferred")
+PERSONAL = ("marketing", "transactional")
+DIGEST_PREFIX = "hmac:"
+
+
+def suppression_key(secret: str, address: str) -> str:
+    """The suppression-list key an erased address keeps (an address always holds ``@``, a key never)."""
+    mac = hmac.new(secret.encode(), f"email:{address.strip().lower()}".encode(), hashlib.sha256)
+    return DIGEST_PREFIX + mac.hexdigest()
+
+
+def suppression_keys(secret: str, addresses: Sequence[str]) -> dict[str, str]:
+    """Each lower-cased address and its digest, mapped to the address: one look-up finds both forms."""
+    found: dict[str, str] = {}
+    for address in addresses:
+        plain = address.strip().lower()
+        found[plain] = plain
+        found[suppression_key(secret, plain)] = plain
+    return found
+
+
+def erasure_handler(ctx: AppContext) -> Callable[[Connection, Any], None]:
+    """The ``ContactsErased`` subscriber. :func:`leadflow.contacts.erasure.erase` reads the installation
+    secret before its transaction begins, so reading it here never writes."""
+
+    def on_contacts_erased(conn: Connection, message: Any) -> None:
+        erase(conn, ctx, list(message.contact_ids), list(message.emails))
+
+    return on_contacts_erased
+
+
+def erase(conn: Connection, ctx: AppContext, contact_ids: Sequence[str], emails: Sequence[str]) -> None:
+    """Redact the people's messages, cancel those waiting, digest their suppressions, drop their
+    preferences; their outbox files go after the commit. Set-based: a handful of statements."""
+    if not contact_ids:
+        return
+    m = messages.c
+    mine = m.contact_id.in_(list(contact_ids))
+    sent_to = sa.select(m.recipient).where(mine, m.kind.in_(PERSONAL), m.recipient.is_not(None)).distinct()
+    addresses = {a.strip().lower() for a in (*emails, *conn.execute(sent_to).scalars()) if a}
+    ids = list(conn.execute(sa.select(m.id).where(mine)).scalars())
+    cleared = {"recipient": None, "to_address": None, "subject": None, "context": None}
+    conn.execute(messages.update().where(mine).values(**cleared, error=None, response=None))
+    conn.execute(
+        messages.update().where(mine, m.status.in_(WAITING)).values(status="suppressed", error=ERASED)
+    )
+    _digest_suppressions(conn, ctx.secret_key, sorted(addresses))
+    conn.execute(email_preferences.delete().where(email_preferences.c.contact_id.in_(list(contact_ids))))
+    if ids:
+        outbox = Path(ctx.settings.email_outbox_dir)
+        on_commit(conn, lambda: _remove_files(outbox, ids))
+
+
+def _digest_suppressions(conn: Connection, secret: str, addresses: list[str]) -> None:
+    if not addresses:
+        return
+    s = suppressions.c
+    rows = conn.execute(sa.select(suppressions).where(s.email.in_(addresses))).all()
+    if not rows:
+        return
+    keyed = [
+        {
+            "email": suppression_key(secret, row.email),
+            "reason": row.reason,
+            "detail": None,
+            "message_id": row.message_id,
+            "created_at": row.created_at,
+        }
+        for row in rows
+    ]
+    conn.execute(insert_ignore(conn, suppressions, ["email"]), keyed)
+    conn.execute(suppressions.delete().where(s.email.in_(addresses)))
+
+
+def _remove_files(outbox: Path, message_ids: Sequence[str]) -> None:
+    """The file transport names each message's file after its id (``FileTransport.path_for``)."""
+    for message_id in message_ids:
+        (outbox / f"{safe_name(message_id)}.eml").unlink(missing_ok=True)
+
+
+def export(
+    conn: Connection, secret: str, contact_ids: Sequence[str], emails: Sequence[str]
+) -> dict[str, Any]:
+    """The people's messages, suppressions of their addresses (also kept as digests) and preferences."""
+    ids = list(contact_ids)
+    m = messages.c
+    query = sa.select(messages).where(m.contact_id.in_(ids)).order_by(m.created_at, m.id)
+    found = [dict(row._mapping) for row in conn.execute(query)]
+    wanted = {a for a in emails if a} | {
+        r["recipient"] for r in found if r["recipient"] and r["kind"] in PERSONAL
+    }
+    keys = suppression_keys(secret, sorted(wanted))
+    blocked = conn.execute(sa.select(suppressions).where(suppressions.c.email.in_(sorted(keys)))).all()
+    prefs = sa.select(email_preferences).where(email_preferences.c.contact_id.in_(ids))
+    return {
+        "messages": found,
+        "suppressions": [{**row._mapping, "email": keys[row.email]} for row in blocked],
+        "email_preferences": [dict(row._mapping) for row in conn.execute(prefs.order_by("topic"))],
+    }

@@ -1,0 +1,238 @@
+"""GDPR erasure reaches every table, and export holds every category, on both databases.
+
+A person goes through everything leadflow does (events, identify with email, name and phone, a tag,
+a static list, a score, a journey with a sent email, a waiting step, a queued webhook, a queued
+transactional email, a topic preference, an unsubscribe); after ``DELETE /api/v1/contacts/{id}`` no
+text or JSON value of any table holds anything of theirs, their outbox file is gone, their run has
+ended and nothing waits to be sent to them, and another person is untouched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from leadflow.kernel.context import AppContext
+from leadflow.kernel.errors import Conflict
+from leadflow.kernel.settings import Settings
+from leadflow.messaging import feedback
+from leadflow.messaging.deliverer import Deliverer
+from leadflow.schema import metadata
+from leadflow.webhooks import service as webhooks
+from tests.support import journeys as j
+from tests.support.contacts import by_user
+from tests.support.events import send
+from tests.support.http import bearer
+
+PII = ("erin.private@example.com", "Erin", "Vasquez-Private", "+14155550199", "erin-1", "erin-device")
+BOB = "bob.keeps@example.com"
+HOOK = "https://hooks.example.com/leads"
+WELCOME = {
+    "name": "Welcome",
+    "trigger": {"type": "event", "event": "Signed Up"},
+    "settings": {"topic": "news"},
+    "steps": [
+        {"id": "hello", "type": "send_email", "template": "welcome", "next": "hook"},
+        {"id": "hook", "type": "webhook", "url": HOOK, "event": "lead.new", "data": {}, "next": "pause"},
+        {"id": "pause", "type": "wait", "duration": "2d", "next": "again"},
+        {"id": "again", "type": "send_email", "template": "welcome"},
+    ],
+}
+RECEIPT = {
+    "name": "Receipt",
+    "trigger": {"type": "event", "event": "Order Completed"},
+    "steps": [{"id": "receipt", "type": "send_email", "template": "receipt"}],
+}
+
+
+@pytest.fixture
+def settings(settings: Settings, tmp_path: Path) -> Settings:
+    return settings.model_copy(update={"email_outbox_dir": str(tmp_path / "outbox")})
+
+
+@pytest.fixture
+def api(client: TestClient, admin_key: str) -> TestClient:
+    client.headers.update(bearer(admin_key))
+    return client
+
+
+def _ok(answer: Any) -> Any:
+    assert answer.status_code < 300, answer.text
+    return answer.json() if answer.content else None
+
+
+def _world(ctx: AppContext, api: TestClient) -> tuple[str, str]:
+    """Erin and Bob through everything; answers their contact ids."""
+    j.template(
+        ctx,
+        "welcome",
+        subject="Welcome {{ contact.first_name }} {{ contact.last_name }}",
+        html="<p>Hi {{ contact.first_name }} ({{ contact.email }}, {{ contact.phone }})</p>",
+    )
+    j.template(ctx, "receipt", kind="transactional", subject="Receipt for {{ event.billing_name }}")
+    _ok(api.post("/api/v1/email/topics", json={"key": "news", "name": "News"}))
+    rule = {"name": "signed up", "kind": "behavioral", "event": "Signed Up", "points": 10}
+    _ok(api.post("/api/v1/scoring/rules", json=rule))
+    j.publish(ctx, WELCOME)
+    j.publish(ctx, RECEIPT)
+    for user, email, first, last, phone in (
+        ("erin-1", PII[0], PII[1], PII[2], PII[3]),
+        ("bob-1", BOB, "Bob", "Keeps", "+14155550100"),
+    ):
+        traits = {"email": email, "firstName": first, "lastName": last, "phone": phone}
+        send(
+            ctx,
+            {
+                "type": "page",
+                "anonymousId": f"{user.split('-')[0]}-device",
+                "properties": {"url": "https://x.test/"},
+            },
+            {
+                "type": "identify",
+                "userId": user,
+                "anonymousId": f"{user.split('-')[0]}-device",
+                "traits": traits,
+            },
+        )
+        j.track(ctx, user, "Signed Up", referrer=f"{first} {last}")
+    j.settle(ctx)
+    deliverer = Deliverer(ctx)
+    try:
+        assert deliverer.deliver_due() == 2  # both welcome emails, written as .eml files
+    finally:
+        deliverer.close()
+    j.track(ctx, "erin-1", "Order Completed", billing_name=f"{PII[1]} {PII[2]}", phone=PII[3])
+    j.settle(ctx)  # the receipt is queued and not sent
+    erin, bob = str(by_user(ctx, "erin-1")["id"]), str(by_user(ctx, "bob-1")["id"])
+    _ok(api.post(f"/api/v1/contacts/{erin}/tags", json={"add": ["vip"]}))
+    segment = _ok(api.post("/api/v1/segments", json={"name": "Friends", "kind": "static"}))
+    _ok(api.post(f"/api/v1/segments/{segment['id']}/members", json={"contact_ids": [erin, bob]}))
+    (welcome,) = [m for m in j.sent(ctx) if m["contact_id"] == erin and m["status"] == "sent"]
+    feedback.set_preferences(ctx, welcome["id"], {"news": False}, True)
+    feedback.unsubscribe(ctx, welcome["id"], source="one_click")
+    return erin, bob
+
+
+def _text_everywhere(ctx: AppContext) -> str:
+    """Every text and JSON value in every table, as one string."""
+    chunks: list[str] = []
+    with ctx.db.read() as conn:
+        for table in metadata.sorted_tables:
+            for row in conn.execute(sa.select(table)):
+                chunks.extend(str(value) for value in row if value is not None)
+    return "\n".join(chunks)
+
+
+def _outbox(ctx: AppContext) -> str:
+    return "\n".join(p.read_text() for p in sorted(Path(ctx.settings.email_outbox_dir).glob("*.eml")))
+
+
+def _rows(ctx: AppContext, table: str, contact_id: str) -> list[dict[str, Any]]:
+    found = metadata.tables[table]
+    with ctx.db.read() as conn:
+        query = sa.select(found).where(found.c.contact_id == contact_id)
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def test_erasure_leaves_nothing_of_the_person_anywhere(ctx: AppContext, api: TestClient) -> None:
+    erin, bob = _world(ctx, api)
+    before, files = _text_everywhere(ctx), _outbox(ctx)
+    for table in ("journey_runs", "journey_steps", "messages", "webhook_deliveries", "email_preferences"):
+        assert _rows(ctx, table, erin), table  # the world really reached every table
+    assert all(value in before for value in PII)
+    assert PII[0] in files
+    assert BOB in files
+    assert {m["status"] for m in _rows(ctx, "messages", erin)} == {"sent", "queued"}
+    assert [d["status"] for d in _rows(ctx, "webhook_deliveries", erin)] == ["queued"]
+
+    assert api.delete(f"/api/v1/contacts/{erin}").status_code == 200
+
+    after = _text_everywhere(ctx)
+    for value in PII:
+        assert value not in after, value
+        assert value not in _outbox(ctx), value
+    assert BOB in after  # everyone else is untouched
+    assert "Keeps" in after
+    assert BOB in _outbox(ctx)
+    runs = _rows(ctx, "journey_runs", erin)
+    assert {(r["status"], r["exit_reason"]) for r in runs if r["exit_reason"]} == {
+        ("exited", "contact erased")
+    }
+    assert all(r["status"] != "active" for r in runs)
+    assert not [s for s in _rows(ctx, "journey_steps", erin) if s["status"] in ("pending", "held")]
+    messages = {m["template_id"]: m for m in _rows(ctx, "messages", erin)}
+    assert sorted((m["status"], m["error"]) for m in messages.values()) == [
+        ("sent", None),  # the welcome's statistics stay
+        ("suppressed", "contact erased"),  # the queued receipt never goes
+    ]
+    assert [(d["status"], d["payload"]) for d in _rows(ctx, "webhook_deliveries", erin)] == [
+        ("cancelled", {})
+    ]
+    assert _rows(ctx, "email_preferences", erin) == []
+    bob_runs = _rows(ctx, "journey_runs", bob)
+    assert [r["status"] for r in bob_runs] == ["active"]
+    assert [d["status"] for d in _rows(ctx, "webhook_deliveries", bob)] == ["queued"]
+
+
+def test_an_erased_address_stays_suppressed_as_a_digest(ctx: AppContext, api: TestClient) -> None:
+    erin, _ = _world(ctx, api)
+    api.delete(f"/api/v1/contacts/{erin}")
+    j.identify(ctx, "erin-new", email=PII[0].upper())  # the same address signs up again: a new person
+    j.track(ctx, "erin-new", "Signed Up")
+    j.settle(ctx)
+    deliverer = Deliverer(ctx)
+    try:
+        deliverer.deliver_due()
+    finally:
+        deliverer.close()
+    newcomer = str(by_user(ctx, "erin-new")["id"])
+    (welcome,) = _rows(ctx, "messages", newcomer)
+    assert (welcome["status"], welcome["error"]) == ("suppressed", "unsubscribed")
+    assert PII[0] not in _outbox(ctx)
+
+
+def test_a_cancelled_webhook_delivery_cannot_be_retried(ctx: AppContext, api: TestClient) -> None:
+    erin, _ = _world(ctx, api)
+    api.delete(f"/api/v1/contacts/{erin}")
+    cancelled = webhooks.listing(ctx, status="cancelled", after=None, limit=10)
+    assert [d["contact_id"] for d in cancelled] == [erin]
+    with pytest.raises(Conflict):
+        webhooks.retry(ctx, cancelled[0]["id"])
+
+
+def test_a_re_created_person_can_be_erased_again(ctx: AppContext, api: TestClient) -> None:
+    body = {"user_id": "erin-1", "email": PII[0], "first_name": PII[1]}
+    for _ in range(2):
+        contact = _ok(api.post("/api/v1/contacts", json=body))
+        erased = api.delete(f"/api/v1/contacts/{contact['id']}")
+        assert erased.status_code == 200, erased.text
+        assert api.get(f"/api/v1/contacts/{contact['id']}").status_code == 404
+    assert PII[0] not in _text_everywhere(ctx)
+
+
+def test_export_holds_every_category(ctx: AppContext, api: TestClient) -> None:
+    erin, _ = _world(ctx, api)
+    data = _ok(api.get(f"/api/v1/contacts/{erin}/export"))
+    assert data["contact"]["email"] == PII[0]
+    assert data["consent"] == data["contact"]["consent"]
+    assert data["tags"] == ["vip"]
+    assert [s["name"] for s in data["segments"]] == ["Friends"]
+    assert [s["total"] for s in data["scores"]] == [10]
+    assert [p["rule"] for p in data["score_points"]] == ["signed up"]
+    assert sorted(r["journey_id"] for r in data["journey_runs"]) == sorted(
+        {r["journey_id"] for r in _rows(ctx, "journey_runs", erin)}
+    )
+    steps = {s["step_id"] for run in data["journey_runs"] for s in run["steps"]}
+    assert {"hello", "hook", "pause", "receipt"} <= steps
+    assert sorted(m["status"] for m in data["messages"]) == ["queued", "sent"]
+    assert [(s["email"], s["reason"]) for s in data["suppressions"]] == [(PII[0], "unsubscribed")]
+    assert [(p["topic"], p["subscribed"]) for p in data["email_preferences"]] == [("news", False)]
+    (delivery,) = data["webhook_deliveries"]
+    assert delivery["payload"]["contact"]["email"] == PII[0]
+    assert {e["event"] for e in data["events"]} >= {"Signed Up", "Order Completed"}
+    assert {i["value"] for i in data["identities"]} == {"erin-1", "erin-device"}
+    assert "contact.tags_changed" in [a["action"] for a in data["audit"]]
