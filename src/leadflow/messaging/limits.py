@@ -86,7 +86,7 @@ class TemplateLimitError(ResourceLimitError):
     """A template went over one of this module's limits."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, token=None)
+        super().__init__(f"limit exceeded: {message}", token=None)
 
 
 class Budget:
