@@ -66,6 +66,9 @@ def simulate(
         None, "--script", exists=True, help="contact and events (JSON or YAML)"
     ),
     horizon: str | None = typer.Option(None, help="how far to run, like 90d"),
+    start: str | None = typer.Option(
+        None, help="when the simulated clock starts, like 2026-03-02T09:00:00Z (default: now)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the whole timeline as JSON"),
 ) -> None:
     """Run a journey for one made-up contact on a virtual clock; nothing is saved or sent."""
@@ -79,6 +82,8 @@ def simulate(
     support = raw if isinstance(raw, dict) and "definition" in raw else None
     if horizon:
         request_data["horizon"] = horizon
+    if start:
+        request_data["start"] = start
     with _context() as ctx:
         _require_schema(ctx)
         request = simulator.SimulationRequest.model_validate(request_data)
@@ -86,15 +91,19 @@ def simulate(
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
         return
-    table = Table("after", "step", "type", "branch", "email subject")
+    table = Table("after", "step", "type", "branch", "email subject", "why not (or not then)")
     for moment in result.timeline:
         table.add_row(
             str(moment.at - result.started_at),
             moment.step,
             moment.type,
             moment.branch or "",
-            moment.email.subject if moment.email else (moment.error or ""),
+            moment.email.subject if moment.email else "",
+            moment.reason or "",
         )
+    console.print(f"from {result.started_at.isoformat()} on a scratch {result.database} database")
+    if result.note:
+        console.print(result.note)
     console.print(table)
     console.print(f"run: {result.run_status} {result.exit_reason or ''}")
 

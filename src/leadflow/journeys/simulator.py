@@ -1,17 +1,21 @@
 """The journey simulator: the real engine on a scratch database and a virtual clock.
 
 A simulation copies the installation's configuration (email templates, layouts, topics, segments,
-scoring rules and bands) into a private SQLite database in memory-backed storage, creates one contact
-from the request, publishes the journey there, and lets the real pipeline run — events, qualifiers,
-executor, deliverer (into a capturing transport) — jumping the clock from one due moment to the next up
-to the horizon. Nothing touches the real database or sends anything.
+scoring rules and bands, and a suppression of the made-up contact's address) into a private database of
+the installation's kind (:mod:`leadflow.journeys.scratch`: PostgreSQL when it runs on PostgreSQL),
+creates one contact from the request, publishes the journey there, and lets the real pipeline run —
+events, qualifiers, executor, deliverer (into a capturing transport) — jumping a virtual clock (from the
+request's ``start``, else now) from one due moment to the next up to the horizon. Nothing touches the
+real database or sends anything.
+
+The timeline says why an email did not go out, or not then (:attr:`Moment.reason`): the message's
+status and reason (``failed: missing variable contact.first_name (…)``, ``suppressed: frequency_capped``,
+``suppressed: contact unsubscribed`` …), a step held by quiet hours, or a step that failed.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.policy import default as email_policy
 from typing import Any
@@ -21,14 +25,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from leadflow.events import ingest, schemas
 from leadflow.events.processor import EventProcessor
-from leadflow.journeys import catalog, definitions, executor, runs, service
+from leadflow.journeys import catalog, definitions, executor, runs, scratch, service
 from leadflow.journeys.models import journey_steps
 from leadflow.journeys.schemas import JourneyCreate
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.config import config_entries
 from leadflow.kernel.context import AppContext
 from leadflow.messaging.deliverer import Deliverer
-from leadflow.messaging.models import email_layouts, email_templates, email_topics, messages
+from leadflow.messaging.models import email_layouts, email_templates, email_topics, messages, suppressions
 from leadflow.messaging.transport.capture import CaptureTransport
 from leadflow.schema import metadata
 from leadflow.scoring.models import scoring_rules
@@ -74,11 +78,22 @@ class SimulationRequest(BaseModel):
     contact: SimContact = Field(default_factory=SimContact)
     events: list[SimEvent] = Field(default_factory=list, max_length=500)
     horizon: str = "90d"
+    start: datetime | None = Field(
+        default=None,
+        description="when the simulated clock starts, ISO-8601 (UTC without an offset); default: now",
+    )
     definition: dict[str, Any] | None = Field(
         default=None, description="simulate this instead of a saved journey"
     )
 
     _horizon = field_validator("horizon")(classmethod(lambda cls, v: (durations.parse(v), v)[1]))
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).replace(microsecond=0)
 
 
 class Email(BaseModel):
@@ -96,6 +111,12 @@ class Moment(BaseModel):
     status: str
     email: Email | None = None
     error: str | None = None
+    email_status: str | None = Field(
+        default=None, description="an email step's message: sent, failed, suppressed, queued …"
+    )
+    reason: str | None = Field(
+        default=None, description="why the email did not go out (or not then), or why the step failed"
+    )
 
 
 class Simulation(BaseModel):
@@ -104,6 +125,8 @@ class Simulation(BaseModel):
     run_status: str | None
     exit_reason: str | None
     timeline: list[Moment]
+    database: str = Field(default="sqlite", description="the kind of scratch database it ran in")
+    note: str | None = None
 
 
 def simulate(
@@ -117,25 +140,21 @@ def simulate(
     ``support`` (a template file's ``emails``, ``segments``, ``topics``) adds what the installation
     lacks, in the scratch database only."""
     parsed = service.validate(definition)
-    folder = tempfile.mkdtemp(prefix="leadflow-sim-", dir=_scratch_dir())
-    start = ctx.clock.now().replace(microsecond=0)
+    start = request.start or ctx.clock.now().replace(microsecond=0)
     clock = VirtualClock(start)
-    scratch = _scratch_context(ctx, f"sqlite+pysqlite:///{folder}/sim.db", clock)
-    try:
-        _copy_configuration(ctx, scratch)
-        if support:
-            from leadflow.journeys import installer
+    with scratch.database(ctx.db) as place:
+        sim = _scratch_context(ctx, place.url, clock)
+        try:
+            _copy_configuration(ctx, sim, request.contact.email)
+            if support:
+                from leadflow.journeys import installer
 
-            installer.install_support(scratch, support, actor=ACTOR)
-        journey_id = _publish(scratch, definition)
-        return _run(scratch, clock, parsed, journey_id, request, start)
-    finally:
-        scratch.close()
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _scratch_dir() -> str | None:
-    return "/dev/shm" if shutil.disk_usage("/dev/shm").free > 64 * 2**20 else None
+                installer.install_support(sim, support, actor=ACTOR)
+            journey_id = _publish(sim, definition)
+            result = _run(sim, clock, parsed, journey_id, request, start)
+        finally:
+            sim.close()
+    return result.model_copy(update={"database": place.kind, "note": place.note})
 
 
 def _scratch_context(ctx: AppContext, url: str, clock: VirtualClock) -> AppContext:
@@ -148,12 +167,19 @@ def _scratch_context(ctx: AppContext, url: str, clock: VirtualClock) -> AppConte
     return scratch
 
 
-def _copy_configuration(ctx: AppContext, scratch: AppContext) -> None:
+def _copy_configuration(ctx: AppContext, scratch: AppContext, email: str | None) -> None:
+    """The installation's configuration, and the suppression of the contact's address if it has one
+    (an address the installation never mails is not mailed in the simulation either)."""
     with ctx.db.read() as source, scratch.db.write() as target:
         for table in COPIED:
             rows = [dict(row._mapping) for row in source.execute(sa.select(table))]
             if rows:
                 target.execute(table.insert(), rows)
+        if email:
+            query = sa.select(suppressions).where(suppressions.c.email == email.strip().lower())
+            blocked = [dict(row._mapping) for row in source.execute(query)]
+            if blocked:
+                target.execute(suppressions.insert(), blocked)
 
 
 def _publish(scratch: AppContext, definition: dict[str, Any]) -> str:
@@ -271,16 +297,19 @@ def _timeline(
     timeline = []
     for row in steps:
         mails = emails.get(row.step_id) if row.type in EMAIL_STEPS and row.status == "done" else None
-        email = mails.pop(0) if mails else None
+        email, message = mails.pop(0) if mails else (None, None)
+        at = row.finished_at or row.due_at
         timeline.append(
             Moment(
-                at=row.finished_at or row.due_at,
+                at=at,
                 step=row.step_id,
                 type=row.type,
                 branch=row.branch,
                 status=row.status,
                 email=email,
                 error=row.error,
+                email_status=message.status if message is not None else None,
+                reason=_reason(row, message, at),
             )
         )
     return Simulation(
@@ -292,11 +321,23 @@ def _timeline(
     )
 
 
-def _emails_by_step(sent: list[Any], captured: dict[str, Any]) -> dict[str, list[Email | None]]:
-    found: dict[str, list[Email | None]] = {}
+def _reason(row: Any, message: Any, at: datetime) -> str | None:
+    """Why the step's email did not go out (the message's status and reason), or went later than the
+    step was reached (quiet hours), or why the step failed."""
+    if message is not None and message.status != "sent":
+        return f"{message.status}: {message.error}" if message.error else message.status
+    if (row.detail or {}).get("held") == "quiet_hours":
+        waits = "waits" if row.status == "pending" else "waited"
+        return f"quiet hours: {waits} until {at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    return str(row.error) if row.error else None
+
+
+def _emails_by_step(sent: list[Any], captured: dict[str, Any]) -> dict[str, list[tuple[Email | None, Any]]]:
+    """Each step's messages in order, with the email as sent (None when it was not)."""
+    found: dict[str, list[tuple[Email | None, Any]]] = {}
     for message in sent:
         item = captured.get(message.id)
-        found.setdefault(message.step_id, []).append(_email(item) if item is not None else None)
+        found.setdefault(message.step_id, []).append((_email(item) if item is not None else None, message))
     return found
 
 

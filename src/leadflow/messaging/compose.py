@@ -100,6 +100,8 @@ class Composer:
         variables = self.variables(message, contact, facts, unsubscribe, preferences)
         try:
             rendered = self.renderer.render(template, variables, layout)
+        except render.MissingVariable as exc:
+            return Verdict(message, None, "failed", f"missing variable {exc.name} ({exc})", recipient)
         except render.TemplateError as exc:
             return Verdict(message, None, "failed", f"template: {exc}", recipient)
         html = rendered.html
