@@ -81,6 +81,30 @@ REGISTRY: Final[dict[str, dict[str, Treatment]]] = {
     # The erasure record: ids, who asked (an API key's actor), row counts; never who was erased.
     "erasures": {"id": _ID, "contact_id": _ID, "actor": NOT_PERSONAL, "summary": NOT_PERSONAL},
     "erasure_suppressions": {"digest": DIGEST, "erasure_id": _ID},
+    # CSV imports through the API (leadflow.contacts.import_jobs). The file is kept only while the job
+    # waits or runs; erasure empties the person's rows in it (matched by email) and deletes their
+    # rejected rows and warnings (by email or user id). A rejected row whose email cell is blank or
+    # unreadable cannot be tied to anyone: it goes when staff delete the job.
+    "import_jobs": {
+        "id": _ID,
+        "status": NOT_PERSONAL,
+        "filename": NOT_PERSONAL,  # named by staff
+        "mapping": NOT_PERSONAL,  # CSV headers -> fields
+        "list_id": _ID,
+        "source": REDACTED,
+        "error": NOT_PERSONAL,  # a file-level reason (a missing column, a deleted list)
+        "actor": NOT_PERSONAL,
+    },
+    "import_issues": {
+        "job_id": _ID,
+        "kind": NOT_PERSONAL,
+        "lines": NOT_PERSONAL,
+        "code": NOT_PERSONAL,
+        "message": DELETED,  # quotes the refused value
+        "email": DELETED,
+        "user_id": DELETED,
+        "row_values": DELETED,
+    },
     # --- events: the person's events go, also those still waiting with their user/anonymous ids ----
     "events": {
         "message_id": DELETED,

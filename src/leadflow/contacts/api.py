@@ -12,6 +12,7 @@ from leadflow.api.deps import context, require
 from leadflow.auth.service import Principal
 from leadflow.contacts import erasure, lifecycle, normalize, queries, tags
 from leadflow.contacts import service as contacts
+from leadflow.contacts.import_api import router as import_router
 from leadflow.contacts.related_api import router as related_router
 from leadflow.contacts.schemas import Company, Contact, ContactPatch, ContactUpsert, Erasure, Event
 from leadflow.events import service as events
@@ -185,3 +186,4 @@ def get_company(
 
 
 router.include_router(related_router)
+router.include_router(import_router)

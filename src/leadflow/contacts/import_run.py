@@ -54,7 +54,7 @@ class Warning:
 @dataclass
 class ImportReport:
     total: int = 0
-    rows: int = 0  # rows processed so far (every non-blank record)
+    rows: int = 0  # records processed so far (blank ones included, so a resumed job skips exactly these)
     created: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -76,11 +76,10 @@ class Scan:
     warnings: list[Warning]
 
 
-def _records(rows: Any) -> Any:
-    """Non-blank records after the header."""
-    for line, record in rows:
-        if any(cell.strip() for cell in record):
-            yield line, record
+def _blank(record: list[str]) -> bool:
+    """A blank line, or a row whose cells are all empty (an erased person's row in a waiting job):
+    counted, never imported nor rejected."""
+    return not any(cell.strip() for cell in record)
 
 
 def scan(open_rows: Opener, mapping: dict[str, str] | None) -> Scan:
@@ -92,8 +91,10 @@ def scan(open_rows: Opener, mapping: dict[str, str] | None) -> Scan:
     columns = resolve_columns(header[1], mapping)
     total = 0
     lines: dict[str, list[int]] = {}
-    for line, record in _records(rows):
+    for line, record in rows:
         total += 1
+        if _blank(record):
+            continue
         email = email_of(record, columns)
         if email is not None:
             lines.setdefault(email, []).append(line)
@@ -219,10 +220,12 @@ def import_contacts(
     next(rows)
     pending: list[ParsedRow] = []
     consumed = 0
-    for index, (line, record) in enumerate(_records(rows)):
+    for index, (line, record) in enumerate(rows):
         if index < start:
             continue
         consumed += 1
+        if _blank(record):
+            continue
         try:
             pending.append(parse_row(line, record, found.columns, region))
         except Invalid as exc:

@@ -112,3 +112,51 @@ erasure_suppressions = sa.Table(
     sa.Column("digest", sa.String(64), primary_key=True),
     sa.Column("erasure_id", sa.String(ID_LENGTH), sa.ForeignKey("erasures.id"), nullable=False),
 )
+
+# CSV imports sent through the API, worked through by the worker in chunks. ``source`` holds the file
+# only until the job ends; rejected rows and warnings stay in ``import_issues`` until the job is deleted.
+import_jobs = sa.Table(
+    "import_jobs",
+    metadata,
+    sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("status", sa.String(12), nullable=False),  # queued | running | done | failed
+    sa.Column("filename", sa.String(255)),
+    sa.Column("mapping", json_type(), nullable=False),  # CSV header -> field
+    sa.Column("list_id", sa.String(ID_LENGTH)),  # a static list the contacts are added to
+    sa.Column("source", sa.Text),  # the CSV text, cleared when the job ends
+    sa.Column("total", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("processed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("unchanged", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("merged", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rejected", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error", sa.Text),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("started_at", UTCDateTime()),
+    sa.Column("finished_at", UTCDateTime()),
+    sa.Column("lease_until", UTCDateTime()),
+    sa.Index("ix_import_jobs_status", "status"),
+)
+
+# A job's rejected rows (with the row as sent) and warnings (duplicate emails merged).
+import_issues = sa.Table(
+    "import_issues",
+    metadata,
+    sa.Column("id", bigint_pk(), primary_key=True, autoincrement=True),
+    sa.Column(
+        "job_id", sa.String(ID_LENGTH), sa.ForeignKey("import_jobs.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("kind", sa.String(8), nullable=False),  # rejected | warning
+    sa.Column("line", sa.Integer, nullable=False),
+    sa.Column("lines", json_type()),  # every line a warning is about
+    sa.Column("code", sa.String(64), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("email", sa.String(320)),  # who the row is about, for erasure
+    sa.Column("user_id", sa.String(255)),
+    sa.Column("row_values", json_type()),
+    sa.Index("ix_import_issues_job_id_kind_line", "job_id", "kind", "line"),
+    sa.Index("ix_import_issues_email", "email"),
+    sa.Index("ix_import_issues_user_id", "user_id"),
+)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 
 from leadflow.contacts.changes import UNSET
@@ -13,7 +15,7 @@ def column_key(header: str) -> str:
     return field_for(header) or clean(header)
 
 
-def _parse(line: int, record: dict[str, str | None], region: str | None, **mapping: str) -> ParsedRow:
+def _parse(line: int, record: Mapping[str, str | None], region: str | None, **mapping: str) -> ParsedRow:
     headers = list(record)
     columns = resolve_columns(headers, mapping)
     return parse_row(line, [record[h] or "" for h in headers], columns, region)

@@ -1,0 +1,340 @@
+"""CSV imports through the API: a job per upload, worked through by the worker in chunks.
+
+Rules:
+
+* ``POST /imports`` checks the file's columns, the mapping and the list at once (a ``422`` changes
+  nothing) and answers a ``queued`` job; the worker's scheduler runs queued jobs one at a time.
+* Each chunk commits its contacts together with the job's progress and the chunk's rejected rows, so
+  the counts are always true and a job interrupted by a crash is taken over after its lease expires
+  (:data:`LEASE`), from the first row not yet committed.
+* What is kept: the CSV text only until the job ends (then cleared); rejected rows as sent, with the
+  line and reason, and warnings (duplicate emails merged) until the job is deleted. A GDPR erasure
+  deletes the person's rejected rows and warnings (by email or user id) and blanks their rows in the
+  CSV of a job still waiting or running (see :mod:`leadflow.privacy`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, Field
+from sqlalchemy.engine import Connection
+
+from leadflow.audit import service as audit
+from leadflow.contacts import import_run
+from leadflow.contacts.import_run import ImportReport, Rejected, Warning
+from leadflow.contacts.importer import email_of, read_text, resolve_columns
+from leadflow.contacts.models import import_issues, import_jobs
+from leadflow.kernel.context import AppContext
+from leadflow.kernel.errors import Invalid, LeadflowError, NotFound
+from leadflow.kernel.ids import new_id
+from leadflow.segments import service as segments
+
+log = logging.getLogger(__name__)
+LEASE = timedelta(minutes=5)
+SHOWN = 100  # rejected rows and warnings a job's answer carries; the rest through /issues
+
+
+class ImportIssue(BaseModel):
+    line: int
+    lines: list[int] | None = Field(description="every line a warning is about")
+    code: str
+    message: str
+    values: dict[str, str] | None = Field(description="a rejected row's non-empty cells, by header")
+
+
+class ImportJob(BaseModel):
+    id: str
+    status: str = Field(description="queued, running, done or failed")
+    filename: str | None
+    list_id: str | None
+    mapping: dict[str, str]
+    total: int
+    processed: int
+    created: int
+    updated: int
+    unchanged: int
+    merged: int
+    rejected: int
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    rejected_rows: list[ImportIssue] = Field(description=f"the first {SHOWN}, by line")
+    warnings: list[ImportIssue] = Field(description=f"the first {SHOWN}, by line")
+
+
+def create(
+    ctx: AppContext,
+    text: str,
+    *,
+    filename: str | None,
+    mapping: dict[str, str],
+    list_id: str | None,
+    actor: str,
+) -> ImportJob:
+    """Check the file's header, the mapping and the list, then queue the job."""
+    header = next(read_text(text)(), None)
+    if header is None:
+        raise Invalid("the file is empty", code="empty_file")
+    resolve_columns(header[1], mapping)
+    if list_id is not None:
+        segment = segments.get(ctx, list_id)
+        if segment.kind != "static":
+            raise Invalid("contacts are imported into static lists", code="dynamic_segment")
+        list_id = segment.id
+    job_id = new_id()
+    with ctx.db.write() as conn:
+        conn.execute(
+            import_jobs.insert(),
+            {
+                "id": job_id,
+                "status": "queued",
+                "filename": (filename or "")[:255] or None,
+                "mapping": mapping,
+                "list_id": list_id,
+                "source": text,
+                "actor": actor,
+                "created_at": ctx.clock.now(),
+            },
+        )
+        audit.record(
+            conn, ctx.clock, actor=actor, action="import.created", entity_type="import", entity_id=job_id,
+            data={"filename": filename, "mapping": mapping, "list_id": list_id},
+        )  # fmt: skip
+        return _view(conn, job_id)
+
+
+def _issues(conn: Connection, job_id: str, kind: str, *, after: int, limit: int) -> list[ImportIssue]:
+    i = import_issues.c
+    query = (
+        sa.select(i.id, i.line, i.lines, i.code, i.message, i.row_values)
+        .where(i.job_id == job_id, i.kind == kind, i.line > after)
+        .order_by(i.line, i.id)
+        .limit(limit)
+    )
+    return [
+        ImportIssue(line=r.line, lines=r.lines, code=r.code, message=r.message, values=r.row_values)
+        for r in conn.execute(query)
+    ]
+
+
+def _view(conn: Connection, job_id: str) -> ImportJob:
+    row = conn.execute(sa.select(import_jobs).where(import_jobs.c.id == job_id)).first()
+    if row is None:
+        raise NotFound(f"no import {job_id}", code="import_not_found")
+    fields = {name: row._mapping[name] for name in ImportJob.model_fields if name in row._mapping}
+    return ImportJob(
+        **fields,
+        rejected_rows=_issues(conn, job_id, "rejected", after=0, limit=SHOWN),
+        warnings=_issues(conn, job_id, "warning", after=0, limit=SHOWN),
+    )
+
+
+def get(ctx: AppContext, job_id: str) -> ImportJob:
+    with ctx.db.read() as conn:
+        return _view(conn, job_id)
+
+
+def issues(ctx: AppContext, job_id: str, kind: str, *, after: int, limit: int) -> list[ImportIssue]:
+    """A job's rejected rows or warnings by line, ``limit`` of them after line ``after``."""
+    with ctx.db.read() as conn:
+        _view(conn, job_id)
+        return _issues(conn, job_id, kind, after=after, limit=limit)
+
+
+def listing(ctx: AppContext, *, after: str | None, limit: int) -> list[ImportJob]:
+    """Jobs newest first (without their issues: ask for one job to see them)."""
+    query = sa.select(import_jobs).order_by(import_jobs.c.id.desc()).limit(limit)
+    if after:
+        query = query.where(import_jobs.c.id < after)
+    with ctx.db.read() as conn:
+        rows = list(conn.execute(query))
+    return [
+        ImportJob(
+            **{n: r._mapping[n] for n in ImportJob.model_fields if n in r._mapping},
+            rejected_rows=[],
+            warnings=[],
+        )
+        for r in rows
+    ]
+
+
+def delete(ctx: AppContext, job_id: str, *, actor: str) -> None:
+    """Delete a finished job with its rejected rows and warnings."""
+    with ctx.db.write() as conn:
+        job = _view(conn, job_id)
+        if job.status in ("queued", "running"):
+            raise Invalid("a job is deleted once it has finished", code="import_running")
+        conn.execute(import_issues.delete().where(import_issues.c.job_id == job_id))
+        conn.execute(import_jobs.delete().where(import_jobs.c.id == job_id))
+        audit.record(
+            conn, ctx.clock, actor=actor, action="import.deleted", entity_type="import", entity_id=job_id
+        )
+
+
+# --- the worker side ---------------------------------------------------------------------------
+
+
+def _claim(ctx: AppContext) -> Any:
+    """The oldest queued job, or a running one whose worker stopped renewing its lease."""
+    now = ctx.clock.now()
+    j = import_jobs.c
+    due = sa.or_(j.status == "queued", sa.and_(j.status == "running", j.lease_until < now))
+    with ctx.db.write() as conn:
+        for candidate in conn.execute(sa.select(j.id).where(due).order_by(j.id).limit(5)).scalars():
+            taken = conn.execute(
+                import_jobs.update()
+                .where(j.id == candidate, due)
+                .values(
+                    status="running", lease_until=now + LEASE, started_at=sa.func.coalesce(j.started_at, now)
+                )
+            )
+            if taken.rowcount:
+                return conn.execute(sa.select(import_jobs).where(j.id == candidate)).one()
+    return None
+
+
+def _issue_rows(job_id: str, rejected: list[Rejected], warnings: list[Warning]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = [
+        {
+            "job_id": job_id, "kind": "rejected", "line": r.line, "lines": None, "code": r.code,
+            "message": r.reason, "email": (r.email or "")[:320] or None,
+            "user_id": (r.user_id or "")[:255] or None, "row_values": r.values,
+        }
+        for r in rejected
+    ]  # fmt: skip
+    rows += [
+        {
+            "job_id": job_id, "kind": "warning", "line": w.line, "lines": w.lines, "code": w.code,
+            "message": w.message, "email": w.email, "user_id": None, "row_values": None,
+        }
+        for w in warnings
+    ]  # fmt: skip
+    return rows
+
+
+def _run(ctx: AppContext, job: Any) -> None:
+    source = read_text(job.source)
+    found = import_run.scan(source, job.mapping)
+    with ctx.db.write() as conn:  # warnings and the total, once per run (a resumed run rewrites them)
+        conn.execute(
+            import_issues.delete().where(import_issues.c.job_id == job.id, import_issues.c.kind == "warning")
+        )
+        if found.warnings:
+            conn.execute(import_issues.insert(), _issue_rows(job.id, [], found.warnings))
+        conn.execute(import_jobs.update().where(import_jobs.c.id == job.id).values(total=found.total))
+    report = ImportReport(
+        rows=job.processed,
+        created=job.created,
+        updated=job.updated,
+        unchanged=job.unchanged,
+        merged=job.merged,
+    )
+    saved = len(report.rejected)
+
+    def progress(conn: Connection, report: ImportReport) -> None:
+        nonlocal saved
+        fresh = report.rejected[saved:]
+        if fresh:
+            conn.execute(import_issues.insert(), _issue_rows(job.id, fresh, []))
+        saved = len(report.rejected)
+        counts = {name: getattr(report, name) for name in ("created", "updated", "unchanged", "merged")}
+        conn.execute(
+            import_jobs.update()
+            .where(import_jobs.c.id == job.id)
+            .values(
+                **counts,
+                processed=report.rows,
+                rejected=import_jobs.c.rejected + len(fresh),
+                lease_until=ctx.clock.now() + LEASE,
+            )
+        )
+
+    import_run.import_contacts(
+        ctx, source, actor=f"{job.actor}:import", list_id=job.list_id, start=job.processed, report=report,
+        scanned=found, on_chunk=progress,
+    )  # fmt: skip
+
+
+def _finish(ctx: AppContext, job_id: str, error: str | None) -> None:
+    with ctx.db.write() as conn:
+        conn.execute(
+            import_jobs.update()
+            .where(import_jobs.c.id == job_id)
+            .values(
+                status="failed" if error else "done",
+                error=error,
+                source=None,
+                finished_at=ctx.clock.now(),
+                lease_until=None,
+            )
+        )
+
+
+def run_due(ctx: AppContext) -> int:
+    """Run every waiting job to its end, one after another; returns how many ran. A job whose file or
+    list turned out wrong (a list deleted meanwhile, say) fails with the reason; the rows it had
+    committed stay imported."""
+    ran = 0
+    while (job := _claim(ctx)) is not None:
+        try:
+            _run(ctx, job)
+        except LeadflowError as exc:
+            _finish(ctx, job.id, exc.message)
+        except Exception as exc:
+            log.exception("import %s failed", job.id)
+            _finish(ctx, job.id, f"internal error: {type(exc).__name__}")
+        else:
+            _finish(ctx, job.id, None)
+        ran += 1
+    return ran
+
+
+# --- GDPR ------------------------------------------------------------------------------------------
+
+
+def _blank_rows(text: str, mapping: dict[str, str], emails: set[str]) -> str | None:
+    """The CSV with the rows of these addresses emptied (same number of records), or None if none."""
+    records = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline="")))
+    if not records:
+        return None
+    columns = resolve_columns(records[0], mapping)
+    emails_at = [i for i, c in enumerate(columns) if c.field == "email"]
+    changed = False
+    for index, record in enumerate(records[1:], start=1):
+        raw = {record[i].strip().lower() for i in emails_at if i < len(record)}
+        if email_of(record, columns) in emails or raw & emails:
+            records[index] = [""] * len(record)
+            changed = True
+    if not changed:
+        return None
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(records)
+    return out.getvalue()
+
+
+def on_contacts_erased(conn: Connection, message: Any) -> None:
+    """Delete the person's rejected rows and warnings; blank their rows in the CSV of waiting jobs."""
+    emails = {e.strip().lower() for e in getattr(message, "emails", ()) if e}
+    user_ids = [u for u in message.user_ids if u]
+    i = import_issues.c
+    if emails:
+        conn.execute(import_issues.delete().where(i.email.in_(sorted(emails))))
+    if user_ids:
+        conn.execute(import_issues.delete().where(i.user_id.in_(user_ids)))
+    if not emails:
+        return
+    j = import_jobs.c
+    for row in conn.execute(sa.select(j.id, j.source, j.mapping).where(j.source.is_not(None))).all():
+        try:
+            blanked = _blank_rows(row.source, row.mapping, emails)
+        except Invalid:
+            continue  # a file whose columns no longer resolve fails when it runs; nothing of it is imported
+        if blanked is not None:
+            conn.execute(import_jobs.update().where(j.id == row.id).values(source=blanked))

@@ -1,0 +1,155 @@
+"""``/api/v1/imports``: a CSV uploaded through the API becomes a job the worker works through in
+chunks; its progress, rejected rows and warnings are readable; erasure reaches what it keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from leadflow.contacts import import_jobs
+from leadflow.contacts.models import import_issues
+from leadflow.kernel.clock import VirtualClock
+from leadflow.kernel.context import AppContext
+from tests.support.contacts import all_contacts
+from tests.support.http import bearer
+
+CSV = (
+    "E-Mail,Vorname,phone,country,company,company_domain,plan\n"
+    "ann@example.com,Ann,030 1234567,DE,Acme,acme.example,basic\n"
+    "bob@example.com,Bob,12,DE,,,\n"
+    "ANN@example.com,,,,,,pro\n"
+    "cy@example.com,Cy,(415) 555-0132,US,acme inc,,\n"
+)
+
+
+@pytest.fixture
+def api(client: TestClient, admin_key: str) -> TestClient:
+    client.headers.update(bearer(admin_key))
+    return client
+
+
+def _upload(api: TestClient, text: str, **data: object) -> dict[str, object]:
+    answer = api.post("/api/v1/imports", files={"file": ("people.csv", text.encode(), "text/csv")}, data=data)
+    assert answer.status_code == 202, answer.text
+    return dict(answer.json())
+
+
+def test_multipart_upload_is_queued_then_imported_with_its_report(api: TestClient, ctx: AppContext) -> None:
+    job = _upload(api, CSV, map=["E-Mail=email", "Vorname=first_name"])
+    assert (job["status"], job["filename"], job["processed"]) == ("queued", "people.csv", 0)
+    assert all_contacts(ctx) == []
+    assert import_jobs.run_due(ctx) == 1
+    done = api.get(f"/api/v1/imports/{job['id']}").json()
+    counts = [done[k] for k in ("status", "total", "processed", "created", "updated", "merged", "rejected")]
+    assert counts == ["done", 4, 4, 2, 0, 1, 1]
+    assert [(r["line"], r["code"], r["values"]) for r in done["rejected_rows"]] == [
+        (3, "invalid_phone", {"E-Mail": "bob@example.com", "Vorname": "Bob", "phone": "12", "country": "DE"})
+    ]
+    assert [(w["lines"], w["code"]) for w in done["warnings"]] == [([2, 4], "duplicate_email")]
+    people = {c["email"]: c for c in all_contacts(ctx)}
+    assert (people["ann@example.com"]["phone"], people["ann@example.com"]["traits"]) == (
+        "+49301234567",
+        {"country": "DE", "plan": "pro"},
+    )
+    assert people["cy@example.com"]["phone"] == "+14155550132"
+    assert people["ann@example.com"]["company_id"] is not None
+    assert people["cy@example.com"]["company_id"] != people["ann@example.com"]["company_id"]  # "acme inc"
+    assert import_jobs.run_due(ctx) == 0
+    listed = api.get("/api/v1/imports").json()
+    assert [j["id"] for j in listed["data"]] == [job["id"]]
+
+
+def test_csv_body_with_query_mapping_into_a_list(api: TestClient, ctx: AppContext) -> None:
+    listed = api.post("/api/v1/segments", json={"name": "Fair", "kind": "static"}).json()
+    rows = "\n".join(f"p{i}@example.com,P{i}" for i in range(1100))
+    answer = api.post(
+        "/api/v1/imports",
+        params={"map": ["mail=email", "name=first_name"], "list_id": listed["id"]},
+        content=f"mail,name\n{rows}\n".encode(),
+        headers={"content-type": "text/csv"},
+    )
+    assert answer.status_code == 202, answer.text
+    import_jobs.run_due(ctx)
+    done = api.get(f"/api/v1/imports/{answer.json()['id']}").json()
+    assert (done["status"], done["created"], done["processed"], done["total"]) == ("done", 1100, 1100, 1100)
+    assert api.get(f"/api/v1/segments/{listed['id']}").json()["member_count"] == 1100
+    with ctx.db.read() as conn:
+        source = conn.execute(sa.text("SELECT source FROM import_jobs")).scalar()
+    assert source is None  # the file is not kept once the job has ended
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code"),
+    [
+        ({"params": {"map": "Nope=email"}}, "unknown_column"),
+        ({"params": {"map": "email=mailbox"}}, "invalid_mapping"),
+        ({"params": {"list_id": "none"}}, "segment_not_found"),
+        ({"content": b"\xff\xfe", "headers": {"content-type": "text/csv"}}, "invalid_encoding"),
+    ],
+)
+def test_refused_uploads_queue_nothing(api: TestClient, kwargs: dict[str, object], code: str) -> None:
+    body = {"content": b"email\na@example.com\n", "headers": {"content-type": "text/csv"}}
+    answer = api.post("/api/v1/imports", **{**body, **kwargs})  # type: ignore[arg-type]
+    assert answer.status_code in (404, 422), answer.text
+    assert answer.json()["error"]["code"] == code
+    assert api.get("/api/v1/imports").json()["data"] == []
+
+
+def test_other_media_types_are_refused(api: TestClient) -> None:
+    answer = api.post("/api/v1/imports", json={"email": "a@example.com"})
+    assert (answer.status_code, answer.json()["error"]["code"]) == (400, "unsupported_media_type")
+
+
+def test_scopes(client: TestClient, make_key: Callable[..., str]) -> None:
+    reader = bearer(make_key("read"))
+    refused = client.post(
+        "/api/v1/imports", content=b"email\na@b.co\n", headers={**reader, "content-type": "text/csv"}
+    )
+    assert refused.status_code == 403
+    assert client.get("/api/v1/imports", headers=reader).status_code == 200
+
+
+def test_issues_are_paginated_and_a_finished_job_can_be_deleted(api: TestClient, ctx: AppContext) -> None:
+    job = _upload(api, "email\n" + "\n".join(f"bad{i}" for i in range(5)) + "\n")
+    import_jobs.run_due(ctx)
+    first = api.get(f"/api/v1/imports/{job['id']}/issues", params={"limit": 3}).json()
+    rest = api.get(
+        f"/api/v1/imports/{job['id']}/issues", params={"limit": 3, "cursor": first["next_cursor"]}
+    ).json()
+    assert [i["line"] for i in first["data"] + rest["data"]] == [2, 3, 4, 5, 6]
+    assert api.delete(f"/api/v1/imports/{job['id']}").status_code == 204
+    assert api.get(f"/api/v1/imports/{job['id']}").status_code == 404
+    with ctx.db.read() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(import_issues)).scalar() == 0
+
+
+def test_a_job_left_running_by_a_dead_worker_is_taken_over(
+    api: TestClient, ctx: AppContext, clock: VirtualClock
+) -> None:
+    job = _upload(api, "email\na@example.com\n")
+    assert import_jobs._claim(ctx) is not None  # a worker took it and died
+    assert import_jobs.run_due(ctx) == 0  # its lease still holds
+    clock.advance(import_jobs.LEASE + timedelta(seconds=1))
+    assert import_jobs.run_due(ctx) == 1
+    assert api.get(f"/api/v1/imports/{job['id']}").json()["status"] == "done"
+
+
+def test_erasure_reaches_rejected_rows_warnings_and_waiting_files(api: TestClient, ctx: AppContext) -> None:
+    ann = api.post("/api/v1/contacts", json={"email": "ann@example.com", "user_id": "u-ann"}).json()
+    done = _upload(api, "email,user_id\nann@example.com,u-other\nann@example.com,\nzed@example.com,\n")
+    import_jobs.run_due(ctx)
+    report = api.get(f"/api/v1/imports/{done['id']}").json()
+    assert [r["line"] for r in report["rejected_rows"]] == [2]
+    assert len(report["warnings"]) == 1
+    waiting = _upload(api, "email,first_name\nann@example.com,Ann again\nkim@example.com,Kim\n")
+    assert api.delete(f"/api/v1/contacts/{ann['id']}").status_code == 200
+    report = api.get(f"/api/v1/imports/{done['id']}").json()
+    assert (report["rejected_rows"], report["warnings"]) == ([], [])
+    import_jobs.run_due(ctx)
+    later = api.get(f"/api/v1/imports/{waiting['id']}").json()
+    assert (later["created"], later["rejected"], later["processed"]) == (1, 0, 2)
+    assert sorted(c["email"] for c in all_contacts(ctx)) == ["kim@example.com", "zed@example.com"]
