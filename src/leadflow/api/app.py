@@ -26,6 +26,7 @@ from leadflow.lifecycle.api import router as lifecycle_router
 from leadflow.messaging.api import router as email_router
 from leadflow.messaging.broadcasts_api import router as broadcasts_router
 from leadflow.messaging.public import router as recipient_router
+from leadflow.messaging.suppressions_api import router as suppressions_router
 from leadflow.runtime.worker import Worker
 from leadflow.scoring.api import router as scoring_router
 from leadflow.segments.api import router as segments_router
@@ -83,6 +84,7 @@ def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: 
         email_router,
         recipient_router,
         broadcasts_router,
+        suppressions_router,
         keys_router,
         audit_router,
         health_router,
