@@ -134,6 +134,17 @@ def worker(concurrency: int = typer.Option(1, min=1, help="worker threads")) -> 
             runner.stop()
 
 
+@app.command()
+def doctor(
+    timeout: float = typer.Option(3.0, min=0.1, help="seconds to wait for the SMTP server and the base URL"),
+) -> None:
+    """List what real sending still lacks (SMTP, sender, brand, postal address, DKIM, a reachable base
+    URL), each with what to set; exit status 1 while anything does."""
+    from leadflow.messaging.doctor import report
+
+    raise typer.Exit(report(Settings(), console, timeout=timeout))
+
+
 @keys_app.command("create")
 def keys_create(
     name: str = typer.Option(..., help="what the key is for"),
