@@ -236,3 +236,28 @@ def test_export_holds_every_category(ctx: AppContext, api: TestClient) -> None:
     assert {e["event"] for e in data["events"]} >= {"Signed Up", "Order Completed"}
     assert {i["value"] for i in data["identities"]} == {"erin-1", "erin-device"}
     assert "contact.tags_changed" in [a["action"] for a in data["audit"]]
+
+
+def test_an_email_sent_while_its_person_is_erased_leaves_nothing(ctx: AppContext, api: TestClient) -> None:
+    j.template(ctx, "hello")
+    steps = [{"id": "hello", "type": "send_email", "template": "hello"}]
+    j.publish(ctx, {"name": "Hello", "trigger": {"type": "event", "event": "Signed Up"}, "steps": steps})
+    j.identify(ctx, "erin-1", email=PII[0], first_name=PII[1])
+    j.track(ctx, "erin-1", "Signed Up")
+    j.settle(ctx)
+    erin = str(by_user(ctx, "erin-1")["id"])
+    deliverer = Deliverer(ctx)
+    try:
+        batch = deliverer.claim(ctx.clock.now(), 10)
+        with ctx.db.read() as conn:
+            verdicts = deliverer.composer.compose(conn, batch, ctx.clock.now())
+        assert api.delete(f"/api/v1/contacts/{erin}").status_code == 200  # while the email is on its way
+        results = deliverer.transport.send_many([v.outgoing for v in verdicts if v.outgoing is not None])
+        assert PII[0] in _outbox(ctx)
+        deliverer.record(verdicts, {v.message.id: r for v, r in zip(verdicts, results, strict=True)}, [])
+    finally:
+        deliverer.close()
+    (message,) = _rows(ctx, "messages", erin)
+    assert (message["status"], message["recipient"], message["subject"]) == ("suppressed", None, None)
+    assert PII[0] not in _outbox(ctx)
+    assert PII[1] not in _text_everywhere(ctx)

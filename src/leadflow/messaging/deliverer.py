@@ -25,12 +25,13 @@ from sqlalchemy.engine import Connection
 
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import bulk_update, dialect_insert
-from leadflow.messaging import outbox
+from leadflow.messaging import erasure, outbox
 from leadflow.messaging.compose import Composer, Verdict
 from leadflow.messaging.models import messages, suppressions
 from leadflow.messaging.throttle import Throttle
 from leadflow.messaging.transport.base import EmailTransport, Outcome
 from leadflow.messaging.transport.factory import build_transport
+from leadflow.messaging.transport.file import FileTransport
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class Deliverer:
             for v in later
         ]
         with self.ctx.db.write() as conn:
-            held, delivered = _applicable(conn, outcomes)
+            held, delivered, erased = _applicable(conn, outcomes)
             bulk_update(conn, messages, "id", [row for _, row in held])
             bulk_update(conn, messages, "id", [_outcome_only(row) for _, row in delivered])
             applied = held + delivered
@@ -137,6 +138,9 @@ class Deliverer:
             outbox.emit(conn, self.ctx, [(row, status) for row, status in changed if status != "queued"], now)
         for _, status in changed:
             self.ctx.metrics.emails.labels(status).inc()
+        if erased and isinstance(self.transport, FileTransport):  # written after the erasure removed files
+            for message_id in erased:
+                self.transport.path_for(message_id).unlink(missing_ok=True)
 
     def run(self, stop: threading.Event) -> None:
         """The worker loop: deliver while anything is due, then sleep until woken."""
@@ -157,21 +161,23 @@ class Deliverer:
         self.transport.close()
 
 
-def _applicable(conn: Connection, outcomes: list[Pairing]) -> tuple[list[Pairing], list[Pairing]]:
-    """Which outcomes may be written: ``(held, delivered)``.
+def _applicable(conn: Connection, outcomes: list[Pairing]) -> tuple[list[Pairing], list[Pairing], list[str]]:
+    """Which outcomes may be written: ``(held, delivered, erased)``, the last the ids of messages whose
+    person was erased while they were being sent.
 
     *Held*: the message still carries this claim's lease (still waiting, ``attempts`` as the claim set
     it); the outcome is written whole. A send slower than ``email_lease_seconds`` lets the lease end and
     another worker claim the message again (or a cancel suppress it); then only the SMTP server's final
     word about a message that left (*delivered*: ``sent`` or ``bounced``) is still written, unless the
-    row already has one, and without touching the newer claim's lease. Any other outcome of a lost lease
+    row already has one, or its person was erased meanwhile (the address, subject and answer would come
+    back), and without touching the newer claim's lease. Any other outcome of a lost lease
     (a deferral, a compose failure, a throttled hand-back) is dropped and logged: the newer claim decides.
     The rows are locked (in id order) while this is decided, so two deliverers never both write.
     """
     if not outcomes:
-        return [], []
+        return [], [], []
     query = (
-        sa.select(messages.c.id, messages.c.status, messages.c.attempts)
+        sa.select(messages.c.id, messages.c.status, messages.c.attempts, messages.c.error)
         .where(messages.c.id.in_([verdict.message.id for verdict, _ in outcomes]))
         .order_by(messages.c.id)
     )
@@ -180,10 +186,13 @@ def _applicable(conn: Connection, outcomes: list[Pairing]) -> tuple[list[Pairing
     current = {row.id: row for row in conn.execute(query)}
     held: list[Pairing] = []
     delivered: list[Pairing] = []
+    erased: list[str] = []
     for verdict, row in outcomes:
         now = current.get(verdict.message.id)
         if now is not None and now.status in WAITING and now.attempts == verdict.message.attempts + 1:
             held.append((verdict, row))
+        elif now is not None and now.error == erasure.ERASED:  # nothing of the person is written back
+            erased.append(now.id)
         elif now is not None and row["status"] in DELIVERED and now.status not in DELIVERED:
             delivered.append((verdict, row))
         else:
@@ -193,7 +202,7 @@ def _applicable(conn: Connection, outcomes: list[Pairing]) -> tuple[list[Pairing
                 row["status"],
                 "deleted" if now is None else f"{now.status} (attempt {now.attempts})",
             )
-    return held, delivered
+    return held, delivered, erased
 
 
 def _outcome_only(row: dict[str, Any]) -> dict[str, Any]:
