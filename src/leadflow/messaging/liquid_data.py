@@ -8,9 +8,12 @@ Rules:
 * The variables are an email's (docs/journeys.md): ``contact`` (with ``score`` and ``score_band``),
   ``company``, ``event`` (the triggering event's properties), ``vars``, ``journey`` and ``brand`` — but
   no ``links``: unsubscribe links belong to an email.
-* Rendering is as strict as an email's, under the same Liquid environment (and so its limits): an
-  undefined or nil variable raises :class:`~leadflow.messaging.render.MissingVariable` naming it and the
-  value's place (``data.seats``); optional values use ``| default:``.
+* Rendering is as strict as an email's, under the same Liquid environment: an undefined or nil variable
+  raises :class:`~leadflow.messaging.render.MissingVariable` naming it and the value's place
+  (``data.seats``); optional values use ``| default:``.
+* Limits (:mod:`leadflow.messaging.limits`): one contact's data is rendered within one budget, as one
+  email is; data that goes over a limit whatever the variables (a loop of a million steps) is refused
+  when the journey is saved, as a template is.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadflow.contacts.models import companies, contacts
-from leadflow.messaging import render
+from leadflow.messaging import limits, render
 from leadflow.messaging.compose import (
     _COMPANY_COLUMNS,
     _CONTACT_COLUMNS,
@@ -42,12 +45,27 @@ class Compiled:
     """A data object whose Liquid strings are compiled once (per batch) and rendered per contact."""
 
     def __init__(self, data: Any, label: str) -> None:
-        self._tree = _compile(data, label)
+        self.sources: list[tuple[str, str]] = []
+        self._tree = self._compile(data, label)
 
     def render(self, variables: Mapping[str, Any]) -> Any:
-        """The data with every template string rendered; raises `render.TemplateError` (or its
-        `render.MissingVariable`) naming the value's place."""
-        return _render(self._tree, variables)
+        """The data with every template string rendered, within one budget; raises
+        `render.TemplateError` (its `render.MissingVariable`, `render.TemplateTooCostly`) naming the
+        value's place."""
+        with limits.metered():
+            return _render(self._tree, variables)
+
+    def _compile(self, value: Any, path: str) -> Any:
+        if isinstance(value, str):
+            if not any(mark in value for mark in _MARKS):
+                return value
+            self.sources.append((value, path))
+            return render.snippet(value, path)
+        if isinstance(value, dict):
+            return {key: self._compile(item, f"{path}.{key}") for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._compile(item, f"{path}[{index}]") for index, item in enumerate(value)]
+        return value
 
 
 def compile_data(data: Any, label: str = "data") -> Compiled:
@@ -57,18 +75,9 @@ def compile_data(data: Any, label: str = "data") -> Compiled:
 
 
 def check(data: Any, label: str = "data") -> None:
-    """What a journey is validated with when saved: the same as :func:`compile_data`."""
-    compile_data(data, label)
-
-
-def _compile(value: Any, path: str) -> Any:
-    if isinstance(value, str):
-        return render.snippet(value, path) if any(mark in value for mark in _MARKS) else value
-    if isinstance(value, dict):
-        return {key: _compile(item, f"{path}.{key}") for key, item in value.items()}
-    if isinstance(value, list):
-        return [_compile(item, f"{path}[{index}]") for index, item in enumerate(value)]
-    return value
+    """What a journey is validated with when saved: :func:`compile_data`, then one lenient render with
+    empty variables, which refuses data too costly whatever the variables (`render.TemplateTooCostly`)."""
+    render.trial_snippets(compile_data(data, label).sources)
 
 
 def _render(node: Any, variables: Mapping[str, Any]) -> Any:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -53,6 +53,7 @@ __all__ = [
     "compile_mjml",
     "html_to_text",
     "snippet",
+    "trial_snippets",
 ]
 
 
@@ -430,6 +431,21 @@ def snippet(source: str, label: str) -> Snippet:
     template = _parse(_TEXT_ENV, source, label)
     _check_filters(_Part(template, label, None), source)
     return Snippet(template, label)
+
+
+def trial_snippets(sources: Sequence[tuple[str, str]]) -> None:
+    """Render each ``(source, label)`` once with empty variables, leniently and under one budget, as
+    `check` does for a template's parts: raises `TemplateTooCostly` for snippets that go over a limit
+    whatever the data (a missing variable is decided by the real render)."""
+    trials = [(_parse(_TRIAL_TEXT_ENV, source, label), label) for source, label in sources]
+    with limits.metered():
+        for template, label in trials:
+            try:
+                _render(template, {}, label)
+            except TemplateTooCostly:
+                raise
+            except TemplateError:
+                pass
 
 
 def compile_mjml(source: str) -> str:

@@ -159,6 +159,7 @@ def test_a_value_gained_before_the_retry_is_sent(
         ({"seats": "{{ event.seats "}, "data.seats"),
         ({"deep": {"list": ["ok", "{% if %}"]}}, "data.deep.list[1]"),
         ({"name": "{{ contact.first_name | shout }}"}, "data.name"),
+        ({"x": "{% for i in (1..500) %}{% for j in (1..500) %}{{ j }}{% endfor %}{% endfor %}"}, "data.x"),
     ],
 )
 def test_liquid_errors_in_data_refuse_the_journey_when_saved(
@@ -175,3 +176,21 @@ def test_liquid_errors_in_data_refuse_the_journey_when_saved(
     assert place in error["message"]
     listed = client.get("/api/v1/journeys", headers={"Authorization": f"Bearer {admin_key}"}).json()
     assert listed["data"] == []
+
+
+def test_data_over_a_limit_for_one_contact_fails_only_that_contacts_step(
+    ctx: AppContext, receiver: HttpReceiver
+) -> None:
+    _publish(ctx, receiver.url, {"dots": "{% for i in (1..event.n) %}.{% endfor %}"})
+    j.identify(ctx, "few", email="few@example.com")
+    j.identify(ctx, "many", email="many@example.com")
+    j.settle(ctx)
+    j.track(ctx, "few", "Signed Up", n=3)
+    j.track(ctx, "many", "Signed Up", n=5_000_000)
+    j.settle(ctx)
+    _deliver(ctx)
+    assert [r.json()["data"]["data"] for r in receiver.requests] == [{"dots": "..."}]
+    (held,) = [s for s in j.steps(ctx) if s["error"]]
+    assert (held["contact_id"], held["status"]) == (str(by_user(ctx, "many")["id"]), "pending")
+    assert "data.dots" in held["error"]
+    assert "limit" in held["error"]
