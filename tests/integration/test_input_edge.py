@@ -247,3 +247,44 @@ def test_the_limits_themselves_are_accepted(
     assert response.json()["traits"] == traits
     track = {"userId": "u-1", "event": "Edge", "properties": {"big": inputs.INT_MAX, "deep": _deep(60, 1)}}
     assert client.post("/v1/track", json=track, headers=basic(write_key)).status_code == 200
+
+
+SES_BOUNCE = (
+    b'{"Type": "Notification", "Message": "{\\"notificationType\\": \\"Bounce\\", \\"bounce\\": '
+    b'{\\"bounceType\\": \\"Permanent\\", \\"bouncedRecipients\\": [{\\"emailAddress\\": '
+    b'\\"a\\\\u0000@example.com\\"}]}, \\"mail\\": {\\"messageId\\": \\"m\\"}}"}'
+)
+DSN = (
+    b"From: MAILER-DAEMON@example.net\r\nTo: bounces@example.com\r\nContent-Type: multipart/report; "
+    b"report-type=delivery-status; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nbounced\r\n"
+    b"--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; example.net\r\n\r\n"
+    b"Final-Recipient: rfc822; a\x00b@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n--b--\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "body"),
+    [
+        (
+            "/api/v1/email/feedback/leadflow",
+            "application/json",
+            b'[{"type": "bounce", "email": "a\\u0000b@x.io"}]',
+        ),
+        ("/api/v1/email/feedback/leadflow", "text/plain", b'[{"type": "bounce", "email": "a\\u0000b@x.io"}]'),
+        (
+            "/api/v1/email/feedback/postmark",
+            "text/plain",
+            b'{"RecordType": "Bounce", "Email": "\\udc00@x.io"}',
+        ),
+        ("/api/v1/email/feedback/ses", "text/plain; charset=UTF-8", SES_BOUNCE),
+        ("/api/v1/email/inbound", "message/rfc822", DSN),
+    ],
+)
+def test_feedback_reports_whatever_their_content_type(
+    client: TestClient, ctx: AppContext, admin_key: str, path: str, content_type: str, body: bytes
+) -> None:
+    before = row_counts(ctx)
+    response = client.post(path, content=body, headers={**bearer(admin_key), "Content-Type": content_type})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid_text"
+    assert row_counts(ctx) == before

@@ -5,8 +5,9 @@ and the tracking API (``/v1/``) before a route sees it:
 
 * the path and every query parameter (name and value) hold no NUL and no lone surrogate;
 * a REST JSON body (``application/json``, ``application/*+json`` or no content type: what FastAPI
-  reads as JSON) is parsed strictly by :func:`inputs.loads`; the route then reads the same bytes. The
-  tracking API parses its own body (after gzip) with the same function.
+  reads as JSON) is parsed strictly by :func:`inputs.loads`; the route then reads the same bytes. A
+  body that is not JSON at all goes on to the route, which refuses it its own way. The tracking API
+  parses its own body (after gzip) with the same function.
 
 REST answers ``422`` (``400 invalid_json`` for what is not JSON), the tracking API ``400`` with Segment's
 top-level fields. Nothing is read from the database before the refusal, so nothing is stored.
@@ -17,7 +18,7 @@ own handler re-raises after answering, and uvicorn then closes the keep-alive co
 
 from __future__ import annotations
 
-import logging
+import json
 from urllib.parse import parse_qsl
 
 from fastapi import Request
@@ -26,8 +27,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from leadflow.api import errors
 from leadflow.kernel import inputs
 from leadflow.kernel.errors import LeadflowError
-
-log = logging.getLogger(__name__)
 
 GUARDED = ("/api/", "/v1/")
 _JSON_TYPES = ("application/json",)
@@ -86,9 +85,21 @@ class InputGuard:
             try:
                 inputs.loads(body)
             except LeadflowError as error:
-                await _answer(scope, receive, send, error)
-                return
+                if error.code != inputs.INVALID_JSON or _lenient_json(body):
+                    await _answer(scope, receive, send, error)
+                    return
         await self.app(scope, _replay(body, receive), send)
+
+
+def _lenient_json(body: bytes) -> bool:
+    """Whether Python's own parser, which FastAPI uses, would take what :func:`inputs.loads` refused as
+    not JSON (``NaN``, ``Infinity``, UTF-16): refused here. What it would not take either goes on to the
+    route, which answers it as it always has (``invalid_json``; a webhook's own code)."""
+    try:
+        json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 async def _read(receive: Receive) -> bytes | None:

@@ -1,8 +1,8 @@
 """What leadflow accepts from the outside: one decision, applied at the edge (see ``docs/api.md``).
 
 * **Text** — every string, object keys included — holds no U+0000 (PostgreSQL refuses it in ``text``
-  and ``jsonb``) and no lone UTF-16 surrogate (it cannot be stored as UTF-8). Input that is not valid
-  UTF-8 is refused the same way. Code ``invalid_text``.
+  and ``jsonb``) and no lone UTF-16 surrogate (it cannot be stored as UTF-8). Code ``invalid_text``.
+  A body that is not UTF-8 is not JSON (``invalid_json``).
 * **Nesting**: a JSON document nests at most :data:`MAX_DEPTH` (64) arrays/objects. leadflow wraps what
   it stores in a few levels of its own (exports, audit entries, the ingest document), and its JSON
   encoder stops at 254: 64 leaves that room many times over. Code ``nesting_too_deep``.
@@ -119,8 +119,10 @@ def check(value: Any, *, limit: int = MAX_DEPTH) -> None:
 
 def _decode_error(exc: orjson.JSONDecodeError) -> LeadflowError:
     reason = str(exc)
-    if "surrogate" in reason or "UTF-8" in reason:
-        return InputError(f"the body holds text that is not valid Unicode: {reason}", code=INVALID_TEXT)
+    if "UTF-8" in reason:
+        return BadRequest(f"the body is not UTF-8: {reason}", code=INVALID_JSON)
+    if "surrogate" in reason:
+        return InputError(f"a string holds a lone UTF-16 surrogate: {reason}", code=INVALID_TEXT)
     if "depth limit" in reason:
         return _too_deep(MAX_DEPTH)
     if "infinity" in reason:
@@ -165,7 +167,10 @@ def loads(body: bytes | str) -> Any:
     """Parse a JSON document strictly, or raise: :class:`BadRequest` ``invalid_json`` when it is not
     JSON, :class:`InputError` (``invalid_text``, ``nesting_too_deep``, ``number_out_of_range``) when
     it is JSON that leadflow does not accept."""
-    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    if isinstance(body, str):
+        check_text(body.replace("\x00", ""), "the body")  # a raw NUL is a JSON syntax error below
+        body = body.encode()
+    raw = body
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

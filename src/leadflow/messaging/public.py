@@ -42,7 +42,7 @@ from starlette.exceptions import HTTPException
 from leadflow.api.deps import context, require_for_webhooks
 from leadflow.auth.service import Principal
 from leadflow.events.api import read_body
-from leadflow.kernel import jsonutil
+from leadflow.kernel import inputs
 from leadflow.kernel.brand import brand
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import BadRequest, NotFound
@@ -312,8 +312,8 @@ async def provider_feedback(
         raise NotFound(f"unknown feedback provider {provider!r}", code="unknown_provider")
     body = await read_body(request, ctx.settings.api_max_body_bytes)
     try:
-        payload = jsonutil.loads(body)
-    except ValueError:
+        payload = inputs.loads(body)  # whatever the content type (SNS posts text/plain)
+    except BadRequest:
         raise BadRequest(f"the {provider} payload is not JSON", code="invalid_feedback") from None
     seal = signatures.check(provider, body, payload, request.headers, ctx.settings, ctx.clock.now())
     subscribe = sns.confirmation(payload) if provider == "ses" else None
@@ -324,7 +324,7 @@ async def provider_feedback(
         items = bounces.parse_provider(provider, payload)
     except ValueError as exc:
         raise BadRequest(str(exc), code="invalid_feedback") from None
-    return Applied(applied=await _call(feedback.apply_feedback, ctx, items, seal=seal))
+    return Applied(applied=await _call(feedback.apply_feedback, ctx, _accepted(items), seal=seal))
 
 
 @router.post(
@@ -344,4 +344,13 @@ async def inbound(
     if kind not in RAW_MESSAGE_TYPES:
         raise HTTPException(415, "send the message as message/rfc822 (or text/plain)")
     items = bounces.parse_dsn(await read_body(request, ctx.settings.api_max_body_bytes))
-    return Applied(applied=await _call(feedback.apply_feedback, ctx, items))
+    return Applied(applied=await _call(feedback.apply_feedback, ctx, _accepted(items)))
+
+
+def _accepted(items: list[bounces.Feedback]) -> list[bounces.Feedback]:
+    """Addresses and diagnostics decoded from a report (an SNS message inside the JSON, a MIME part):
+    text leadflow accepts, or ``422 invalid_text`` (see :mod:`leadflow.kernel.inputs`)."""
+    for item in items:
+        for text in (item.email, item.detail, item.message_id or ""):
+            inputs.check_text(text, "the report")
+    return items
