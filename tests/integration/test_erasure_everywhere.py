@@ -261,3 +261,17 @@ def test_an_email_sent_while_its_person_is_erased_leaves_nothing(ctx: AppContext
     assert (message["status"], message["recipient"], message["subject"]) == ("suppressed", None, None)
     assert PII[0] not in _outbox(ctx)
     assert PII[1] not in _text_everywhere(ctx)
+
+
+def test_an_address_suppressed_before_its_person_existed_is_erased_too(
+    ctx: AppContext, api: TestClient
+) -> None:
+    _ok(api.post("/api/v1/suppressions", json={"email": PII[0], "detail": f"asked by {PII[1]} {PII[2]}"}))
+    contact = _ok(api.post("/api/v1/contacts", json={"user_id": "erin-1", "email": PII[0]}))
+    assert PII[0] in _text_everywhere(ctx)
+    assert api.delete(f"/api/v1/contacts/{contact['id']}").status_code == 200
+    after = _text_everywhere(ctx)
+    for value in (PII[0], PII[2]):
+        assert value not in after, value
+    (kept,) = _ok(api.get("/api/v1/suppressions"))["data"]
+    assert (kept["email"].startswith("hmac:"), kept["reason"], kept["detail"]) == (True, "manual", None)

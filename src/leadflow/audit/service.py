@@ -79,6 +79,22 @@ def redact(conn: Connection, entity_type: str, entity_ids: Iterable[str]) -> int
     return result.rowcount
 
 
+def redact_mentioning(conn: Connection, entity_type: str, key: str, values: Iterable[str]) -> int:
+    """Drop the data of every ``entity_type`` entry whose ``data[key]`` is one of ``values`` (GDPR
+    erasure of what is recorded by address, not by contact: an address suppressed before its person
+    existed). One statement."""
+    wanted = sorted(set(values))
+    if not wanted:
+        return 0
+    mentioned = audit_log.c.data[key].as_string()
+    result = conn.execute(
+        audit_log.update()
+        .where(audit_log.c.entity_type == entity_type, mentioned.in_(wanted))
+        .values(data=None, redacted=True)
+    )
+    return result.rowcount
+
+
 def entries(
     conn: Connection,
     *,

@@ -73,7 +73,9 @@ def erase(ctx: AppContext, contact_id: str, *, actor: str) -> Erasure:
         conn.execute(contact_identities.delete().where(contact_identities.c.contact_id == live))
         conn.execute(contact_merges.delete().where(contact_merges.c.survivor_id == live))
         conn.execute(contacts.delete().where(contacts.c.id == live))
-        summary["audit_entries_redacted"] = audit.redact(conn, "contact", all_ids)
+        redacted = audit.redact(conn, "contact", all_ids)
+        redacted += audit.redact_mentioning(conn, "suppression", "email", [email.lower()] if email else [])
+        summary["audit_entries_redacted"] = redacted
         record: dict[str, Any] = {
             "id": new_id(),
             "contact_id": live,
