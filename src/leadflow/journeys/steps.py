@@ -182,9 +182,9 @@ def webhook(conn: Connection, ctx: AppContext, items: list[Item], now: datetime)
     step: definitions.Webhook = items[0].step
     ids = [item.contact_id for item in items]
     found = {c.id: c for c in contact_queries.by_ids(conn, ids)}
-    known = liquid_data.people(conn, ids)
     message_ids = _message_ids(conn, items)
     data = liquid_data.compile_data(step.data, f"webhook {step.id} data")
+    known = liquid_data.people(conn, ids) if data.sources else {}  # static data needs no variables
     shared = {"brand": brand(ctx.settings).variables(), "contact": None, "company": None}
     rows, outcomes = [], []
     for item in items:
