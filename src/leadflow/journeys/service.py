@@ -405,10 +405,11 @@ def on_contacts_erased(conn: Connection, message: Any) -> None:
     what was personal: the entering event (``trigger``), step details and errors."""
     ids, now = list(message.contact_ids), message.at
     r, s = journey_runs.c, journey_steps.c
-    conn.execute(journey_steps.update().where(s.contact_id.in_(ids)).values(detail=None, error=None))
+    theirs = s.run_id.in_(sa.select(r.id).where(r.contact_id.in_(ids)))  # both by index
+    conn.execute(journey_steps.update().where(theirs).values(detail=None, error=None))
     conn.execute(
         journey_steps.update()
-        .where(s.contact_id.in_(ids), s.status.in_(("pending", "held")))
+        .where(theirs, s.status.in_(("pending", "held")))
         .values(status="cancelled", finished_at=now, error=ERASED)
     )
     redacted: dict[str, Any] = {"trigger": {}, "error": None, "goal_until": None}
