@@ -46,9 +46,12 @@ def json_objects(text: str) -> list[Any]:
     return found
 
 
-def examples(page: str) -> list[Any]:
+def examples(page: str, *, inline: bool = True) -> list[Any]:
+    """The JSON objects of a page's ``json`` blocks and, with ``inline``, of its inline code."""
     text = (DOCS / page).read_text("utf-8")
     fenced = [obj for block in FENCED.findall(text) for obj in json_objects(block)]
+    if not inline:
+        return fenced
     prose = FENCED.sub("", text)
     inline = [obj for code in INLINE.findall(prose) for obj in json_objects(code)]
     return fenced + inline
@@ -141,3 +144,17 @@ def test_an_ordered_stage_comparison_needs_a_stage(api: TestClient, value: Any) 
     answer = api.post("/api/v1/segments/preview", json={"rules": rule})
     assert answer.status_code == 422
     assert answer.json()["error"]["code"] == "invalid_rule"
+
+
+def test_the_journey_simulation_script_of_docs_journeys_runs(api: TestClient) -> None:
+    """docs/journeys.md's JSON example is a simulation script: it runs against a shipped journey."""
+    scripts = examples("journeys.md", inline=False)  # inline JSON there shows answers
+    assert scripts, "docs/journeys.md has no JSON example any more"
+    installed = api.post("/api/v1/journeys/install-templates", json={"names": ["welcome-series"]})
+    assert installed.status_code == 200, installed.text
+    journey_id = installed.json()[0]["journey_id"]
+    for script in scripts:
+        assert {"contact", "events"} & set(script), f"docs/journeys.md: not a simulation script: {script}"
+        answer = api.post(f"/api/v1/journeys/{journey_id}/simulate", json=script)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["timeline"]
