@@ -53,8 +53,8 @@ def examples(page: str, *, inline: bool = True) -> list[Any]:
     if not inline:
         return fenced
     prose = FENCED.sub("", text)
-    inline = [obj for code in INLINE.findall(prose) for obj in json_objects(code)]
-    return fenced + inline
+    spans = [obj for code in INLINE.findall(prose) for obj in json_objects(code)]
+    return fenced + spans
 
 
 def _substitute(value: Any, ids: dict[str, str]) -> Any:
