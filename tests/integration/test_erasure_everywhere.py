@@ -193,6 +193,9 @@ def test_an_erased_address_stays_suppressed_as_a_digest(ctx: AppContext, api: Te
     (welcome,) = _rows(ctx, "messages", newcomer)
     assert (welcome["status"], welcome["error"]) == ("suppressed", "unsubscribed")
     assert PII[0] not in _outbox(ctx)
+    assert feedback.preferences(ctx, welcome["id"]).all_marketing is False  # the page tells them
+    feedback.set_preferences(ctx, welcome["id"], {}, True)  # they ask to get marketing email again
+    assert _ok(api.get("/api/v1/suppressions"))["data"] == []
 
 
 def test_a_cancelled_webhook_delivery_cannot_be_retried(ctx: AppContext, api: TestClient) -> None:

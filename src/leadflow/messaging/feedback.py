@@ -169,8 +169,9 @@ def unsubscribe(ctx: AppContext, message_id: str, *, source: str) -> None:
 
 def preferences(ctx: AppContext, message_id: str) -> PreferenceView:
     """The preference centre for the recipient of a message; :class:`NotFound` if it is gone."""
+    secret = ctx.secret_key
     with ctx.db.read() as conn:
-        return _view(conn, _required(conn, message_id))
+        return _view(conn, _required(conn, message_id), secret)
 
 
 def resubscribe(ctx: AppContext, message_id: str, *, source: str) -> PreferenceView:
@@ -183,14 +184,14 @@ def resubscribe(ctx: AppContext, message_id: str, *, source: str) -> PreferenceV
     with ctx.db.write() as conn:
         contacts_service.profile_lock(conn)
         row = _required(conn, message_id)
-        was_off = _view(conn, row).unsubscribed
+        was_off = _view(conn, row, ctx.secret_key).unsubscribed
         person = _person(conn, row)
         if person is not None and row["topic"]:
             _save_topics(conn, person, {row["topic"]: True}, now)
         _resubscribe(conn, ctx, row, person, source)
         if was_off:
             outbox.emit(conn, ctx, [({**row, "error": None}, "resubscribed")], now, source=source)
-        return _view(conn, row)
+        return _view(conn, row, ctx.secret_key)
 
 
 def set_preferences(
@@ -210,7 +211,7 @@ def set_preferences(
             _resubscribe(conn, ctx, row, person)
         else:
             _unsubscribe(conn, ctx, row, "preferences", now)
-        return _view(conn, row)
+        return _view(conn, row, ctx.secret_key)
 
 
 def _unsubscribe(conn: Connection, ctx: AppContext, row: dict[str, Any], source: str, now: datetime) -> None:
@@ -316,16 +317,14 @@ def _save_topics(conn: Connection, contact_id: str, topics: Mapping[str, bool], 
         )
 
 
-def _view(conn: Connection, row: dict[str, Any]) -> PreferenceView:
+def _view(conn: Connection, row: dict[str, Any], secret: str) -> PreferenceView:
     person = _person(conn, row)
     contact = conn.execute(sa.select(contacts).where(contacts.c.id == person)).first() if person else None
     address = _address(row) or (contact.email if contact is not None else None)
-    reason = (
-        conn.execute(sa.select(suppressions.c.reason).where(suppressions.c.email == address)).scalar()
-        if address
-        else None
-    )
-    subscribed = (contact is None or contact.subscription_status == "subscribed") and reason != "unsubscribed"
+    keys = sorted(erasure.suppression_keys(secret, [address])) if address else []  # or as its digest
+    query = sa.select(suppressions.c.reason).where(suppressions.c.email.in_(keys))
+    unsubscribed = "unsubscribed" in set(conn.execute(query).scalars())
+    subscribed = (contact is None or contact.subscription_status == "subscribed") and not unsubscribed
     chosen: dict[str, bool] = {}
     if person is not None:
         query = sa.select(email_preferences.c.topic, email_preferences.c.subscribed)
