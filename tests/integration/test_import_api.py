@@ -101,7 +101,7 @@ def test_refused_uploads_queue_nothing(api: TestClient, kwargs: dict[str, object
 
 def test_other_media_types_are_refused(api: TestClient) -> None:
     answer = api.post("/api/v1/imports", json={"email": "a@example.com"})
-    assert (answer.status_code, answer.json()["error"]["code"]) == (400, "unsupported_media_type")
+    assert (answer.status_code, answer.json()["error"]["code"]) == (415, "unsupported_media_type")
 
 
 def test_scopes(client: TestClient, make_key: Callable[..., str]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -62,7 +62,7 @@ async def _upload(request: Request) -> tuple[str, str | None, list[str], str | N
             return text, upload.filename, maps, list_id if isinstance(list_id, str) and list_id else None
     if kind in CSV_TYPES:
         return _decode(await request.body()), None, [], None
-    raise BadRequest("send text/csv or multipart/form-data", code="unsupported_media_type")
+    raise HTTPException(415, "send the file as text/csv or as the multipart/form-data field 'file'")
 
 
 @router.post(
