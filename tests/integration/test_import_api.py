@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from leadflow.contacts import import_jobs
+from leadflow.contacts.domain_events import ContactsTouched
 from leadflow.contacts.models import import_issues
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
@@ -153,3 +154,40 @@ def test_erasure_reaches_rejected_rows_warnings_and_waiting_files(api: TestClien
     later = api.get(f"/api/v1/imports/{waiting['id']}").json()
     assert (later["created"], later["rejected"], later["processed"]) == (1, 0, 2)
     assert sorted(c["email"] for c in all_contacts(ctx)) == ["kim@example.com", "zed@example.com"]
+
+
+class WorkerKilled(BaseException):
+    """Stands for the worker process dying mid-transaction (not an error the job could record)."""
+
+
+def test_a_job_killed_mid_file_resumes_after_its_last_committed_chunk(
+    api: TestClient, ctx: AppContext, clock: VirtualClock
+) -> None:
+    rows = "\n".join(f"p{i}@example.com" for i in range(1100))
+    job = _upload(api, f"email\n{rows}\n")
+    chunks = {"seen": 0, "armed": True}
+
+    def die_in_the_second_chunk(_: object, message: ContactsTouched) -> None:
+        if len(message.changes) >= 500:
+            chunks["seen"] += 1
+            if chunks["armed"] and chunks["seen"] == 2:
+                raise WorkerKilled
+
+    ctx.bus.subscribe(ContactsTouched, die_in_the_second_chunk)
+    with pytest.raises(WorkerKilled):
+        import_jobs.run_due(ctx)
+    midway = api.get(f"/api/v1/imports/{job['id']}").json()
+    assert [midway[k] for k in ("status", "total", "processed", "created")] == ["running", 1100, 500, 500]
+    assert len(all_contacts(ctx)) == 500  # the second chunk rolled back whole
+    chunks["armed"] = False
+    clock.advance(import_jobs.LEASE + timedelta(seconds=1))
+    assert import_jobs.run_due(ctx) == 1
+    done = api.get(f"/api/v1/imports/{job['id']}").json()
+    assert [done[k] for k in ("status", "processed", "created", "updated", "unchanged")] == [
+        "done",
+        1100,
+        1100,
+        0,
+        0,
+    ]
+    assert len(all_contacts(ctx)) == 1100
