@@ -176,3 +176,24 @@ def test_mql_handoff_notifies_the_owner_at_once(ctx: AppContext) -> None:
 def test_every_template_publishes(ctx: AppContext, name: str) -> None:
     installed = installer.install(ctx, name, actor="test", publish=True)
     assert installed.status == "active"
+
+
+def test_with_only_the_sender_set_the_welcome_email_speaks_for_its_brand(
+    ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only ``LEADFLOW_EMAIL_FROM`` (and the postal address) set: the brand's name comes from the
+    sender's display name and its website from the sender's domain; nothing says "leadflow" or links to
+    leadflow's own pages."""
+    monkeypatch.setattr(ctx.settings, "email_from", "Course School <hello@school.example>")
+    result = run(ctx, "welcome-series", {"events": [{"event": "Signed Up"}], "horizon": "2d"})
+    first, second = [m.email for m in result.timeline if m.email is not None]
+    assert first.subject == "Welcome to Course School, Ann"
+    for email in (first, second):
+        assert "The Course School team" in email.text
+        assert "1 Main St, Springfield" in email.text  # the footer's postal address
+        assert "leadflow" not in (email.subject + email.html + email.text).lower()
+    assert "https://school.example/courses" in first.text
+    assert "https://school.example/courses?level=beginner" in second.text
+    assert ctx.settings.public_url not in first.text.replace(f"{ctx.settings.public_url}/u/", "").replace(
+        f"{ctx.settings.public_url}/p/", ""
+    )  # leadflow's own address only in the unsubscribe and preference links
