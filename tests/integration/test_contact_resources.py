@@ -14,6 +14,7 @@ from leadflow.events.processor import EventProcessor
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.messaging.models import email_preferences, messages, suppressions
+from tests.support import journeys as j
 from tests.support.events import send
 from tests.support.http import bearer
 
@@ -121,7 +122,7 @@ def test_messages_of_a_contact_with_status_and_engagement(
 
 def test_every_contact_sub_resource_is_reachable(api: TestClient) -> None:
     ann = _contact(api, "ann@example.com")
-    for path in ("tags", "score", "segments", "journey-runs", "touchpoints", "messages", "events"):
+    for path in ("tags", "score", "segments", "journey-runs", "runs", "touchpoints", "messages", "events"):
         answer = api.get(f"/api/v1/contacts/{ann['id']}/{path}")
         assert answer.status_code == 200, (path, answer.text)
 
@@ -203,3 +204,31 @@ def test_suppression_scopes(client: TestClient, make_key: object) -> None:
     refused = client.post("/api/v1/suppressions", json={"email": "a@example.com"}, headers=reader)
     assert refused.status_code == 403
     assert client.delete("/api/v1/suppressions/a@example.com", headers=reader).status_code == 403
+
+
+def test_a_contacts_runs_and_messages_from_a_real_journey(api: TestClient, ctx: AppContext) -> None:
+    j.template(ctx, "receipt", kind="transactional", subject="Your receipt")
+    j.publish(
+        ctx,
+        {
+            "name": "Receipt then wait",
+            "trigger": {"type": "event", "event": "Signed Up"},
+            "steps": [
+                {"id": "receipt", "type": "send_email", "template": "receipt", "next": "pause"},
+                {"id": "pause", "type": "wait", "duration": "1d"},
+            ],
+        },
+    )
+    j.identify(ctx, "u1", email="ann@example.com")
+    j.track(ctx, "u1", "Signed Up")
+    j.settle(ctx)
+    contact_id = api.get("/api/v1/contacts", params={"email": "ann@example.com"}).json()["data"][0]["id"]
+    runs = api.get(f"/api/v1/contacts/{contact_id}/runs").json()
+    assert [(r["status"], r["step_id"]) for r in runs["data"]] == [("active", "pause")]
+    assert [s["step_id"] for s in runs["data"][0]["steps"]] == ["receipt", "pause"]
+    assert api.get(f"/api/v1/contacts/{contact_id}/runs", params={"status": "completed"}).json()["data"] == []
+    assert api.get("/api/v1/contacts/nobody/runs").status_code == 404
+    sent = api.get(f"/api/v1/contacts/{contact_id}/messages").json()["data"]
+    assert [(m["step_id"], m["status"], m["run_id"]) for m in sent] == [
+        ("receipt", "queued", runs["data"][0]["id"])  # the deliverer has not run: queued, no subject yet
+    ]

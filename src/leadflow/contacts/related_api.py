@@ -1,16 +1,18 @@
-"""What hangs off a contact or a company: ``/contacts/{id}/touchpoints``, ``/contacts/{id}/messages``,
-``/companies/{id}/contacts``. (Tags, events, score, segments and journey runs have their own routes.)"""
+"""What hangs off a contact or a company: ``/contacts/{id}/touchpoints``, ``/messages``, ``/runs``, and
+``/companies/{id}/contacts``. (Tags, events, score and segments have their own routes.)"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
 from leadflow.api.deps import context, require
 from leadflow.auth.service import Principal
 from leadflow.contacts import queries
 from leadflow.contacts.schemas import Contact, Touchpoint
+from leadflow.journeys import service as journeys
+from leadflow.journeys.schemas import Run
 from leadflow.kernel import pagination
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import BadRequest
@@ -69,6 +71,29 @@ def contact_messages(
         found = messaging.messages_of(conn, ids, before=before, limit=limit + 1)
     items, next_cursor = paginate(found, limit, lambda m: {"before": m.id})
     return Page[ContactMessage](data=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/contacts/{contact_id}/runs",
+    response_model=Page[Run],
+    summary="A contact's journey runs, oldest first: status, current step, each step's record",
+)
+def contact_runs(
+    contact_id: str,
+    status: str | None = Query(None, pattern="^(active|completed|exited|converted|failed)$"),
+    limit: int = Limit,
+    cursor: str | None = Cursor,
+    ctx: AppContext = Depends(context),
+    _: Principal = Depends(require("read")),
+) -> Page[Run]:
+    after = (pagination.decode(cursor) or {}).get("after")
+    with ctx.db.read() as conn:
+        live = queries.get(conn, contact_id).id
+    found = journeys.runs_of(
+        ctx, contact_id=live, status=status, after=after, limit=limit + 1, with_steps=True
+    )
+    items, next_cursor = paginate(found, limit, lambda r: {"after": r.id})
+    return Page[Run](data=items, next_cursor=next_cursor)
 
 
 @router.get(
