@@ -2,9 +2,9 @@
 
 Every command runs inside :class:`ErrorReportingGroup`, the root command group, so commands raise
 (a :class:`~leadflow.kernel.errors.LeadflowError`, an ``OSError``, a file that does not parse, a value
-pydantic refuses) and never catch to print. Exit statuses: ``2`` when what was asked is wrong (a bad
-option, value or file content, an unknown id), ``1`` when the system could not do it (a file that cannot
-be read or written).
+pydantic refuses, a database that cannot be reached) and never catch to print. Exit statuses: ``2``
+when what was asked is wrong (a bad option, value or file content, an unknown id), ``1`` when the
+system could not do it (a file that cannot be read or written, a database that cannot be reached).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 import typer
 import yaml
 from pydantic import ValidationError
+from sqlalchemy import exc as sql
 from typer.core import TyperGroup
 
 from leadflow.kernel.errors import LeadflowError
@@ -66,6 +67,10 @@ def describe(error: BaseException) -> tuple[str, int] | None:
         return yaml_problem(error), USAGE
     if isinstance(error, UnicodeDecodeError):
         return f"not UTF-8 text: {error.reason} at byte {error.start}", USAGE
+    if isinstance(error, sql.ArgumentError):
+        return f"LEADFLOW_DATABASE_URL: {error}", USAGE
+    if isinstance(error, sql.OperationalError):
+        return f"the database cannot be used: {error.orig or error}", FAILED
     if isinstance(error, OSError):
         reason = error.strerror or str(error)
         return (f"{error.filename}: {reason}" if error.filename else reason), FAILED

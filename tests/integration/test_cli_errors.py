@@ -103,3 +103,20 @@ def test_the_installed_command_reports_the_same_way(workdir: Path) -> None:
     assert "Traceback" not in result.stderr
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("error: horizon: ")
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "expected"),
+    [
+        ("nonsense://", 2, "error: LEADFLOW_DATABASE_URL: "),
+        ("postgresql+psycopg://user@db-host.invalid/leadflow", 1, "error: the database cannot be used: "),
+    ],
+)
+def test_a_database_that_cannot_be_used_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, url: str, status: int, expected: str
+) -> None:
+    monkeypatch.setenv("LEADFLOW_DATABASE_URL", url)
+    result = CliRunner().invoke(app, ["migrate"])
+    assert result.exit_code == status, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(expected)
