@@ -27,6 +27,7 @@ COSTLY = {
     "{% endcapture %}{% endfor %}",
     "assign growth": "{% assign s = 'ab' %}{% for i in (1..60) %}{% assign s = s | append: s %}{% endfor %}",
     "deep nesting": "{% if true %}" * 40 + "{% endif %}" * 40,
+    "loop in an untaken branch": "{% if contact.vip %}{% for i in (1..20000) %}x{% endfor %}{% endif %}",
 }
 LOADING = {"include": "{% include 'footer' %}", "render": "{% render 'footer' %}"}
 # Costly only with some data: saved, then refused at preview and failed at send.

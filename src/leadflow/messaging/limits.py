@@ -36,13 +36,16 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from io import StringIO
 from typing import Any
 
 from liquid import BoundTemplate, Environment, RenderContext
+from liquid.ast import Node
+from liquid.builtin.expressions import LoopExpression
+from liquid.builtin.expressions.primitive import IntegerLiteral, RangeLiteral
 from liquid.exceptions import LiquidSyntaxError, ResourceLimitError
 from liquid.stream import TokenStream
 from liquid.stringify import to_liquid_string
@@ -65,6 +68,7 @@ __all__ = [
     "MeteredContext",
     "MeteredTemplate",
     "TemplateLimitError",
+    "check_loops",
     "check_markup",
     "metered",
 ]
@@ -155,6 +159,39 @@ def check_markup(source: str) -> None:
             position = source.find("{", position + 1)
     if total > MARKUP_CHARS:
         raise TemplateLimitError(f"more than {MARKUP_CHARS:,} characters of Liquid markup")
+
+
+def _literal_length(node: Node) -> int | None:
+    """The length of a loop over a range of integer literals (with literal limit/offset), else None."""
+    loop = getattr(node, "expression", None)
+    if type(loop) is not LoopExpression or type(loop.iterable) is not RangeLiteral:
+        return None
+    bounds = [loop.iterable.start, loop.iterable.stop, loop.limit, loop.offset]
+    values: list[int | None] = []
+    for bound in bounds:
+        if bound is not None and type(bound) is not IntegerLiteral:
+            return None
+        values.append(None if bound is None else int(bound.value))
+    start, stop, limit, offset = values
+    length = max(0, (stop or 0) - (start or 0) + 1 - (offset or 0))
+    return length if limit is None else min(length, max(limit, 0))
+
+
+def check_loops(template: BoundTemplate) -> None:
+    """Refuse loops over literal ranges whose lengths, multiplied along any nesting, exceed
+    `LOOP_ITERATIONS` — in every branch, taken or not (a render, and `check`'s trial render, only meet
+    the branches its data takes; these would be refused whenever reached)."""
+    context = RenderContext(template)
+
+    def walk(nodes: Iterable[Node], outer: int) -> None:
+        for node in nodes:
+            length = _literal_length(node)
+            inner = outer if length is None else outer * length
+            if inner > LOOP_ITERATIONS:
+                raise TemplateLimitError(f"loops of {inner:,} iterations (at most {LOOP_ITERATIONS:,})")
+            walk(node.children(context, include_partials=False), inner)
+
+    walk(template.nodes, 1)
 
 
 # ------------------------------------------------------------------------------------------- rendering

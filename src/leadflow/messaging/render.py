@@ -377,14 +377,21 @@ class Renderer:
 def check(source: Source) -> None:
     """Parse every part of ``source``; raise `TemplateError` naming the part and line of a syntax error.
 
-    Unknown filters are reported too (Liquid itself only notices them when rendering). Then every part
-    is rendered once with all variables empty (lenient: undefined is empty): going over a limit there
-    raises `TemplateTooCostly`, since it will with any data; any other error is left to the real render.
+    Unknown filters are reported too (Liquid itself only notices them when rendering), and so are loops
+    over literal ranges too long in any branch (`limits.check_loops`). Then every part is rendered once
+    with all variables empty (lenient: undefined is empty): going over a limit there raises
+    `TemplateTooCostly`, since it will with any data; any other error is left to the real render.
     """
     compiled = _compile("template", source)
     for part, text in ((compiled.subject, source.subject), (compiled.html, source.html)):
         _check_filters(part, text)
     _check_filters(compiled.text, source.text)
+    for found in (compiled.subject, compiled.html, compiled.text):
+        if found is not None:
+            try:
+                limits.check_loops(found.template)
+            except ResourceLimitError as err:
+                raise TemplateTooCostly(f"{found.label}: {err.message}") from err
     name = f"template {source.key!r}"
     parts: list[tuple[Environment, str | None, str]] = [
         (_TRIAL_TEXT_ENV, source.subject, "subject"),

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from liquid import Environment
-from liquid.exceptions import LiquidError
+from liquid.exceptions import LiquidError, ResourceLimitError
 
 from leadflow.messaging import limits
 from leadflow.messaging.render import (
@@ -91,6 +91,39 @@ def test_include_and_render_are_template_errors(tag: str) -> None:
         check(template)
     with pytest.raises(TemplateError, match=f"'{tag}' tag is not available"):
         Renderer().render(template, {})
+
+
+@pytest.mark.parametrize(
+    ("html", "costly"),
+    [
+        ("{% if contact.vip %}{% for i in (1..20000) %}x{% endfor %}{% endif %}", True),
+        (
+            "{% for i in (1..200) %}{% unless x %}{% for j in (1..200) %}.{% endfor %}{% endunless %}"
+            "{% endfor %}",
+            True,
+        ),
+        ("{% case x %}{% when 1 %}{% tablerow i in (1..20000) %}{% endtablerow %}{% endcase %}", True),
+        ("{% if x %}{% for i in (1..20000) limit: 10 %}x{% endfor %}{% endif %}", False),
+        ("{% if x %}{% for i in (1..20000) offset: 19995 %}x{% endfor %}{% endif %}", False),
+        (
+            "{% if x %}{% for i in (1..100) %}{% for j in (1..100) %}.{% endfor %}{% endfor %}{% endif %}",
+            False,
+        ),
+        (
+            "{% if x %}{% for i in (1..vars.n) %}{% for j in (1..9000) %}.{% endfor %}{% endfor %}"
+            "{% endif %}",
+            False,
+        ),
+    ],
+)
+def test_literal_loops_are_checked_in_every_branch(html: str, costly: bool) -> None:
+    """The trial render at save takes only the branches empty variables take; literal ranges are
+    checked in all of them."""
+    if costly:
+        with pytest.raises(TemplateTooCostly, match="loops of"):
+            check(source(html))
+    else:
+        check(source(html))
 
 
 def test_data_can_make_a_saved_template_costly() -> None:
@@ -193,7 +226,7 @@ def test_limits_refuse_or_agree_with_python_liquid(template: str, steps: int, ch
     try:
         with limits.metered(budget):
             found = env.from_string(template).render()
-    except limits.TemplateLimitError:
+    except ResourceLimitError:  # ours, or python-liquid's loop iteration limit
         assert budget.steps <= steps + 1
         assert budget.chars <= chars + limits.VALUE_CHARS
         return
