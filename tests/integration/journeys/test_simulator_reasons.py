@@ -113,6 +113,10 @@ def test_the_start_instant_is_honoured_and_quiet_hours_are_the_reason_for_a_late
     (moment,) = _emails(result)
     assert moment.at == datetime(2026, 7, 5, 6, 0, tzinfo=UTC)  # 08:00 in Berlin
     assert (moment.email_status, moment.reason) == ("sent", "quiet hours: waited until 2026-07-05 06:00 UTC")
+    cut = _simulate(ctx, definition, start=start, horizon="2h", contact={"timezone": "Europe/Berlin"})
+    (waiting,) = _emails(cut)
+    assert (waiting.status, waiting.email_status) == ("pending", None)
+    assert waiting.reason == "quiet hours: waits until 2026-07-05 06:00 UTC"
     naive = _simulate(ctx, _journey(*_mails(1)), start="2026-03-02T10:15:00")
     assert naive.started_at == datetime(2026, 3, 2, 10, 15, tzinfo=UTC)
     assert _emails(naive)[0].at == naive.started_at
