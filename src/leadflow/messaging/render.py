@@ -386,20 +386,25 @@ def check(source: Source) -> None:
     for part, text in ((compiled.subject, source.subject), (compiled.html, source.html)):
         _check_filters(part, text)
     _check_filters(compiled.text, source.text)
-    for found in (compiled.subject, compiled.html, compiled.text):
-        if found is not None:
-            try:
-                limits.check_loops(found.template)
-            except ResourceLimitError as err:
-                raise TemplateTooCostly(f"{found.label}: {err.message}") from err
     name = f"template {source.key!r}"
     parts: list[tuple[Environment, str | None, str]] = [
         (_TRIAL_TEXT_ENV, source.subject, "subject"),
         (_TRIAL_HTML_ENV, source.html, "html"),
         (_TRIAL_TEXT_ENV, source.text, "text"),
     ]
-    trials = [(_parse(env, body, f"{name} {what}"), f"{name} {what}") for env, body, what in parts if body]
-    with limits.metered():  # one budget, as for an email
+    _trial([(env, body, f"{name} {what}") for env, body, what in parts if body])
+
+
+def _trial(parts: Sequence[tuple[Environment, str, str]]) -> None:
+    """`check`'s cost checks of ``(environment, source, label)``: literal loops in every branch, then one
+    lenient render of each with empty variables, all under one budget (as for an email)."""
+    trials = [(_parse(env, source, label), label) for env, source, label in parts]
+    for template, label in trials:
+        try:
+            limits.check_loops(template)
+        except ResourceLimitError as err:
+            raise TemplateTooCostly(f"{label}: {err.message}") from err
+    with limits.metered():
         for template, label in trials:
             try:
                 _render(template, {}, label)
@@ -444,15 +449,7 @@ def trial_snippets(sources: Sequence[tuple[str, str]]) -> None:
     """Render each ``(source, label)`` once with empty variables, leniently and under one budget, as
     `check` does for a template's parts: raises `TemplateTooCostly` for snippets that go over a limit
     whatever the data (a missing variable is decided by the real render)."""
-    trials = [(_parse(_TRIAL_TEXT_ENV, source, label), label) for source, label in sources]
-    with limits.metered():
-        for template, label in trials:
-            try:
-                _render(template, {}, label)
-            except TemplateTooCostly:
-                raise
-            except TemplateError:
-                pass
+    _trial([(_TRIAL_TEXT_ENV, source, label) for source, label in sources])
 
 
 def compile_mjml(source: str) -> str:
