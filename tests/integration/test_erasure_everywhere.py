@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.errors import Conflict
+from leadflow.kernel.errors import Conflict, NotFound
 from leadflow.kernel.settings import Settings
-from leadflow.messaging import feedback
+from leadflow.messaging import bounces, feedback
 from leadflow.messaging.deliverer import Deliverer
 from leadflow.schema import metadata
 from leadflow.webhooks import service as webhooks
@@ -117,6 +117,18 @@ def _world(ctx: AppContext, api: TestClient) -> tuple[str, str]:
     return erin, bob
 
 
+def _late_news_about(ctx: AppContext, contact_id: str) -> None:
+    """After the erasure: their sent email bounces, is opened, clicked and unsubscribed from."""
+    (sent,) = [m for m in _rows(ctx, "messages", contact_id) if m["status"] == "sent"]
+    report = bounces.Feedback("bounce", PII[0], True, f"{sent['id']}@localhost", f"550 {PII[0]} gone", "dsn")
+    feedback.apply_feedback(ctx, [report])
+    feedback.record_open(ctx, sent["id"], user_agent="Mozilla/5.0", ip=None)
+    feedback.record_click(ctx, sent["id"], f"https://x.test/?who={PII[0]}", user_agent="Mozilla/5.0", ip=None)
+    feedback.unsubscribe(ctx, sent["id"], source="one_click")
+    with pytest.raises(NotFound):
+        feedback.preferences(ctx, sent["id"])
+
+
 def _text_everywhere(ctx: AppContext) -> str:
     """Every text and JSON value in every table, as one string."""
     chunks: list[str] = []
@@ -150,6 +162,7 @@ def test_erasure_leaves_nothing_of_the_person_anywhere(ctx: AppContext, api: Tes
     assert [d["status"] for d in _rows(ctx, "webhook_deliveries", erin)] == ["queued"]
 
     assert api.delete(f"/api/v1/contacts/{erin}").status_code == 200
+    _late_news_about(ctx, erin)
 
     after = _text_everywhere(ctx)
     for value in PII:
@@ -166,9 +179,12 @@ def test_erasure_leaves_nothing_of_the_person_anywhere(ctx: AppContext, api: Tes
     assert not [s for s in _rows(ctx, "journey_steps", erin) if s["status"] in ("pending", "held")]
     messages = {m["template_id"]: m for m in _rows(ctx, "messages", erin)}
     assert sorted((m["status"], m["error"]) for m in messages.values()) == [
-        ("sent", None),  # the welcome's statistics stay
+        ("sent", "contact erased"),  # the welcome's statistics stay
         ("suppressed", "contact erased"),  # the queued receipt never goes
     ]
+    assert not _rows(ctx, "events", erin)  # the late news emitted nothing about them
+    (kept,) = _ok(api.get("/api/v1/suppressions"))["data"]  # the bounce upgraded the digest
+    assert (kept["email"].startswith("hmac:"), kept["reason"], kept["detail"]) == (True, "hard_bounce", None)
     assert [(d["status"], d["payload"]) for d in _rows(ctx, "webhook_deliveries", erin)] == [
         ("cancelled", {})
     ]

@@ -11,6 +11,10 @@ Erasure (see :mod:`leadflow.privacy` for the whole list):
   digest, ``hmac:`` + HMAC-SHA256(installation secret, address): that address is still never mailed
   (the composer looks up both forms in one query), but the address itself is gone;
 - topic preferences go.
+
+``error = 'contact erased'`` marks the person's messages: what arrives about them later (a send that
+was on its way, a bounce, a complaint, an open, a click, an unsubscribe) writes nothing of them back
+and emits no event; a bounce or complaint still suppresses the address, as a digest.
 """
 
 from __future__ import annotations
@@ -71,8 +75,8 @@ def erase(conn: Connection, ctx: AppContext, contact_ids: Sequence[str], emails:
     sent_to = sa.select(m.recipient).where(mine, m.kind.in_(PERSONAL), m.recipient.is_not(None)).distinct()
     addresses = {a.strip().lower() for a in (*emails, *conn.execute(sent_to).scalars()) if a}
     ids = list(conn.execute(sa.select(m.id).where(mine)).scalars())
-    cleared = {"recipient": None, "to_address": None, "subject": None, "context": None}
-    conn.execute(messages.update().where(mine).values(**cleared, error=None, response=None))
+    cleared = {"recipient": None, "to_address": None, "subject": None, "context": None, "response": None}
+    conn.execute(messages.update().where(mine).values(**cleared, error=ERASED))  # the mark: see below
     conn.execute(
         messages.update().where(mine, m.status.in_(WAITING)).values(status="suppressed", error=ERASED)
     )

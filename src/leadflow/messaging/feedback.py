@@ -400,10 +400,14 @@ class _Plan:
         self.suppressed: dict[str, str] = {}
         self.suppress: dict[str, dict[str, Any]] = {}
         self.batch = ProfileBatch(conn, ctx.clock, ctx.bus) if profiles else None
+        self.erased: set[str] = set()  # addresses reported about messages whose person was erased
+        self.keys = erasure.suppression_keys(ctx.secret_key, sorted({item.email for item in items}))
         query = sa.select(suppressions.c.email, suppressions.c.reason)
-        for chunk in chunked(sorted({item.email for item in items}), chunk_size(conn)):
+        for chunk in chunked(sorted(self.keys), chunk_size(conn)):
             for row in conn.execute(where_in(conn, query, suppressions.c.email, chunk)):
-                self.suppressed[row.email] = row.reason
+                address = self.keys[row.email]  # listed as itself, or as its digest
+                if self.suppressed.get(address) not in STRONGER:
+                    self.suppressed[address] = row.reason
 
     def match(self, items: Sequence[bounces.Feedback]) -> list[dict[str, Any] | None]:
         """Our message for each report: by ``Message-ID`` (when it went to that address), else the latest
@@ -424,6 +428,9 @@ class _Plan:
 
     def _by_id(self, item: bounces.Feedback) -> dict[str, Any] | None:
         row = self.rows.get(_row_id(item.message_id) or "")
+        if row is not None and row["error"] == erasure.ERASED:
+            self.erased.add(item.email)  # nothing of the person is written back, see _suppress
+            return None
         return row if row is not None and _address(row) in (None, item.email) else None
 
     def _latest(self, emails: list[str]) -> dict[str, dict[str, Any]]:
@@ -495,10 +502,11 @@ class _Plan:
         if current is not None and current in STRONGER:
             return False
         self.suppressed[item.email] = reason
+        erased = row is None and item.email in self.erased  # kept as a digest, like the erasure keeps it
         self.suppress[item.email] = {
-            "email": item.email,
+            "email": erasure.suppression_key(self.ctx.secret_key, item.email) if erased else item.email,
             "reason": reason,
-            "detail": f"{item.provider}: {item.detail}"[:1000],
+            "detail": None if erased else f"{item.provider}: {item.detail}"[:1000],
             "message_id": row["id"] if row is not None else None,
             "created_at": self.now,
         }
@@ -537,8 +545,9 @@ def _row_id(message_id: str | None) -> str | None:
 
 
 def _message(conn: Connection, message_id: str) -> dict[str, Any] | None:
+    """The message, or None when it is gone or its person was erased (their links no longer work)."""
     row = conn.execute(sa.select(messages).where(messages.c.id == message_id)).first()
-    return dict(row._mapping) if row is not None else None
+    return dict(row._mapping) if row is not None and row.error != erasure.ERASED else None
 
 
 def _required(conn: Connection, message_id: str) -> dict[str, Any]:
