@@ -181,7 +181,8 @@ REGISTRY: Final[dict[str, dict[str, Treatment]]] = {
         "error": REDACTED,
     },
     # --- messaging: a message keeps id, status and times (send statistics), loses whom and what;
-    # waiting messages are cancelled; the outbox's .eml files of the person's messages are removed ---
+    # waiting messages are suppressed; the outbox's .eml files of the person's messages are removed;
+    # later news of them (a send under way, a bounce, an open, a click) writes nothing back ------------
     "email_layouts": {
         "id": _ID,
         "key": NOT_PERSONAL,
@@ -218,7 +219,7 @@ REGISTRY: Final[dict[str, dict[str, Treatment]]] = {
         "context": REDACTED,
         "recipient": REDACTED,
         "subject": REDACTED,
-        "error": REDACTED,  # a bounce's text often quotes the address
+        "error": REDACTED,  # becomes "contact erased", the mark later news is checked against
         "response": REDACTED,
     },
     # Unsubscribed, hard bounce, complaint: the address stays blocked, as a digest.
@@ -241,7 +242,7 @@ REGISTRY: Final[dict[str, dict[str, Treatment]]] = {
         "event": NOT_PERSONAL,
         "payload": REDACTED,
         "status": NOT_PERSONAL,
-        "error": REDACTED,  # a receiver's answer may echo the payload
+        "error": REDACTED,  # a receiver's answer may echo the payload; "contact erased" when cancelled
         "contact_id": _ID,
         "journey_id": _ID,
         "run_id": _ID,
