@@ -3,6 +3,8 @@ chunks; its progress, rejected rows and warnings are readable; erasure reaches w
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -191,3 +193,24 @@ def test_a_job_killed_mid_file_resumes_after_its_last_committed_chunk(
         0,
     ]
     assert len(all_contacts(ctx)) == 1100
+
+
+def test_the_worker_thread_runs_an_upload_when_woken(api: TestClient, ctx: AppContext) -> None:
+    stop = threading.Event()
+    thread = threading.Thread(target=import_jobs.run, args=(ctx, stop), daemon=True)
+    thread.start()
+    try:
+        job = _upload(api, "email\nw1@example.com\nw2@example.com\n")
+        status = job["status"]
+        for _ in range(600):  # a bound on waiting, not a timing assertion
+            status = api.get(f"/api/v1/imports/{job['id']}").json()["status"]
+            if status == "done":
+                break
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        ctx.signals.wake(import_jobs.CHANNEL)
+        thread.join(10)
+    assert status == "done"
+    assert not thread.is_alive()
+    assert sorted(c["email"] for c in all_contacts(ctx)) == ["w1@example.com", "w2@example.com"]

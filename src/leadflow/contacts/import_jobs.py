@@ -3,7 +3,8 @@
 Rules:
 
 * ``POST /imports`` checks the file's columns, the mapping and the list at once (a ``422`` changes
-  nothing) and answers a ``queued`` job; the worker's scheduler runs queued jobs one at a time.
+  nothing) and answers a ``queued`` job; the worker's import thread (:func:`run`), woken on the
+  ``imports`` channel, runs queued jobs one at a time.
 * Each chunk commits its contacts together with the job's progress and the chunk's rejected rows, so
   the counts are always true and a job interrupted by a crash is taken over after its lease expires
   (:data:`LEASE`), from the first row not yet committed.
@@ -18,11 +19,13 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
@@ -36,6 +39,7 @@ from leadflow.kernel.ids import new_id
 from leadflow.segments import service as segments
 
 log = logging.getLogger(__name__)
+CHANNEL = "imports"
 LEASE = timedelta(minutes=5)
 SHOWN = 100  # rejected rows and warnings a job's answer carries; the rest through /issues
 
@@ -107,7 +111,9 @@ def create(
             conn, ctx.clock, actor=actor, action="import.created", entity_type="import", entity_id=job_id,
             data={"filename": filename, "mapping": mapping, "list_id": list_id},
         )  # fmt: skip
-        return _view(conn, job_id)
+        job = _view(conn, job_id)
+    ctx.signals.announce(CHANNEL)
+    return job
 
 
 def _issues(conn: Connection, job_id: str, kind: str, *, after: int, limit: int) -> list[ImportIssue]:
@@ -182,12 +188,15 @@ def delete(ctx: AppContext, job_id: str, *, actor: str) -> None:
 
 
 def _claim(ctx: AppContext) -> Any:
-    """The oldest queued job, or a running one whose worker stopped renewing its lease."""
+    """The oldest queued job, or a running one whose worker stopped renewing its lease; taken with a
+    conditional update, so two workers never run the same job. Idle, it only reads."""
     now = ctx.clock.now()
     j = import_jobs.c
     due = sa.or_(j.status == "queued", sa.and_(j.status == "running", j.lease_until < now))
-    with ctx.db.write() as conn:
-        for candidate in conn.execute(sa.select(j.id).where(due).order_by(j.id).limit(5)).scalars():
+    with ctx.db.read() as conn:
+        candidates = list(conn.execute(sa.select(j.id).where(due).order_by(j.id).limit(5)).scalars())
+    for candidate in candidates:
+        with ctx.db.write() as conn:
             taken = conn.execute(
                 import_jobs.update()
                 .where(j.id == candidate, due)
@@ -294,6 +303,20 @@ def run_due(ctx: AppContext) -> int:
             _finish(ctx, job.id, None)
         ran += 1
     return ran
+
+
+def run(ctx: AppContext, stop: threading.Event) -> None:
+    """The worker's import thread: run waiting jobs, then sleep until an upload wakes it or the poll
+    interval passes (a job left by a dead worker is found then). Database errors pause and retry."""
+    idle = ctx.settings.scheduler_interval
+    while not stop.is_set():
+        try:
+            run_due(ctx)
+        except sa_exc.SQLAlchemyError as exc:
+            log.warning("imports paused: %s", exc)
+            stop.wait(idle)
+            continue
+        ctx.signals.wait(CHANNEL, idle)
 
 
 # --- GDPR ------------------------------------------------------------------------------------------

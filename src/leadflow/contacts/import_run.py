@@ -61,7 +61,6 @@ class ImportReport:
     merged: int = 0
     rejected: list[Rejected] = field(default_factory=list)
     warnings: list[Warning] = field(default_factory=list)
-    contact_ids: list[str] = field(default_factory=list)
     listed: int = 0  # contacts newly added to the list
 
 
@@ -176,7 +175,6 @@ class _Chunk:
             if self.list_id and ids:
                 change = segments.change_static_in(conn, self.ctx, self.list_id, ids, [], actor=self.actor)
                 report.listed += change.entered
-            report.contact_ids += ids
             report.rows += consumed
             if self.on_chunk is not None:
                 self.on_chunk(conn, report)

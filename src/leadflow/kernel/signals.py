@@ -19,7 +19,7 @@ from leadflow.kernel.db import Database
 log = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "leadflow_"
-CHANNELS = ("events", "segments", "journeys", "email", "webhooks")
+CHANNELS = ("events", "segments", "journeys", "email", "webhooks", "imports")
 NOTIFY_EVERY = 0.01  # seconds: the most a cross-process wake-up is delayed
 
 

@@ -1,6 +1,5 @@
 """Periodic work in the worker: due segment refreshes, requested score recomputes, score aging, journey
-schedules and anniversaries, broadcasts, CSV imports sent through the API, and (PostgreSQL) vacuuming
-the queue tables."""
+schedules and anniversaries, broadcasts, and (PostgreSQL) vacuuming the queue tables."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import exc as sa_exc
 
-from leadflow.contacts import import_jobs
 from leadflow.journeys import scheduling
 from leadflow.kernel.context import AppContext
 from leadflow.lifecycle import service as lifecycle
@@ -47,7 +45,6 @@ def tasks(ctx: AppContext) -> list[Task]:
         Task("journeys.anniversaries", ANNIVERSARY_EVERY, lambda: scheduling.tick_anniversaries(ctx)),
         Task("broadcasts.start_due", settings.scheduler_interval, lambda: broadcasts.start_due(ctx)),
         Task("broadcasts.finish_done", settings.scheduler_interval, lambda: broadcasts.finish_done(ctx)),
-        Task("imports.run_due", settings.scheduler_interval, lambda: import_jobs.run_due(ctx)),
     ]
     if settings.vacuum_interval > 0 and ctx.db.dialect == "postgresql":
         dead = settings.vacuum_min_dead_rows

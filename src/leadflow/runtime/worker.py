@@ -1,5 +1,6 @@
 """Background work in threads: the event processor, the journey executor, the email and webhook
-deliverers, and the scheduler. Every loop waits on its signal channel, so new work starts at once."""
+deliverers, CSV imports, and the scheduler. Every loop waits on its signal channel, so new work starts
+at once."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import threading
 from collections.abc import Callable
 from functools import partial
 
+from leadflow.contacts import import_jobs
 from leadflow.events.ingest import CHANNEL as EVENTS
 from leadflow.events.processor import EventProcessor
 from leadflow.journeys.executor import Executor
@@ -37,6 +39,7 @@ class Worker:
             sender = email if index == 0 else Deliverer(self.ctx, share=email)
             self._spawn(partial(self._guard, sender.run), f"leadflow-email-{index}")
         self._spawn(lambda: self._guard(WebhookDeliverer(self.ctx).run), "leadflow-webhooks")
+        self._spawn(lambda: self._guard(partial(import_jobs.run, self.ctx)), "leadflow-imports")
         self._spawn(lambda: scheduler.run(self.ctx, self._stop), "leadflow-scheduler")
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
@@ -58,7 +61,7 @@ class Worker:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        for channel in (EVENTS, "journeys", "email", "webhooks"):
+        for channel in (EVENTS, "journeys", "email", "webhooks", import_jobs.CHANNEL):
             self.ctx.signals.wake(channel)
         for thread in self._threads:
             thread.join(timeout)
