@@ -160,6 +160,7 @@ def test_a_value_gained_before_the_retry_is_sent(
         ({"deep": {"list": ["ok", "{% if %}"]}}, "data.deep.list[1]"),
         ({"name": "{{ contact.first_name | shout }}"}, "data.name"),
         ({"x": "{% for i in (1..500) %}{% for j in (1..500) %}{{ j }}{% endfor %}{% endfor %}"}, "data.x"),
+        ({"y": ["{% if event.big %}{% for i in (1..50000) %}.{% endfor %}{% endif %}"]}, "data.y[0]"),
     ],
 )
 def test_liquid_errors_in_data_refuse_the_journey_when_saved(
