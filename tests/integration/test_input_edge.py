@@ -288,3 +288,24 @@ def test_feedback_reports_whatever_their_content_type(
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "invalid_text"
     assert row_counts(ctx) == before
+
+
+def test_csv_imports_refuse_nul_in_the_file_and_the_form(
+    client: TestClient, ctx: AppContext, admin_key: str
+) -> None:
+    before = row_counts(ctx)
+    csv = client.post(
+        "/api/v1/imports",
+        content=b"email,first_name\na@example.com,Jo\x00e\n",
+        headers={**bearer(admin_key), "Content-Type": "text/csv"},
+    )
+    form = client.post(
+        "/api/v1/imports",
+        files={"file": ("a.csv", b"email\na@example.com\n", "text/csv")},
+        data={"list_id": "x\x00y"},
+        headers=bearer(admin_key),
+    )
+    for response in (csv, form):
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "invalid_text"
+    assert row_counts(ctx) == before

@@ -13,7 +13,7 @@ from leadflow.auth.service import Principal
 from leadflow.contacts import import_jobs
 from leadflow.contacts.import_jobs import ImportIssue, ImportJob
 from leadflow.contacts.importer import parse_mapping
-from leadflow.kernel import pagination
+from leadflow.kernel import inputs, pagination
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import BadRequest, Invalid
 from leadflow.kernel.pagination import Cursor, Limit, Page, paginate
@@ -43,9 +43,11 @@ UPLOAD: dict[str, Any] = {
 
 def _decode(data: bytes) -> str:
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise Invalid("the file is not UTF-8 text", code="invalid_encoding") from None
+    inputs.check_text(text, "the file")  # 422 invalid_text: PostgreSQL cannot store NUL
+    return text
 
 
 async def _upload(request: Request) -> tuple[str, str | None, list[str], str | None]:
@@ -59,6 +61,8 @@ async def _upload(request: Request) -> tuple[str, str | None, list[str], str | N
             text = _decode(await upload.read())
             maps = [str(v) for v in form.getlist("map")]
             list_id = form.get("list_id")
+            for value in (*maps, list_id if isinstance(list_id, str) else ""):
+                inputs.check_text(value, "a form field")
             return text, upload.filename, maps, list_id if isinstance(list_id, str) and list_id else None
     if kind in CSV_TYPES:
         return _decode(await request.body()), None, [], None
