@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from standardwebhooks.webhooks import Webhook
 
 from leadflow.events.models import events
+from leadflow.journeys import executor
 from leadflow.journeys.executor import BACKOFF
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
@@ -195,3 +197,37 @@ def test_data_over_a_limit_for_one_contact_fails_only_that_contacts_step(
     assert (held["contact_id"], held["status"]) == (str(by_user(ctx, "many")["id"]), "pending")
     assert "data.dots" in held["error"]
     assert "limit" in held["error"]
+
+
+def test_a_batch_costs_the_same_statements_for_3_or_12_contacts(
+    ctx: AppContext, clock: VirtualClock, receiver: HttpReceiver
+) -> None:
+    wait = {"id": "wait", "type": "wait", "duration": "1h", "next": "hook"}
+    hook = {"id": "hook", "type": "webhook", "url": receiver.url, "data": DATA}
+    definition = {"name": "Batch", "trigger": {"type": "event", "event": "Signed Up"}, "steps": [wait, hook]}
+    j.publish(ctx, {**definition, "variables": {"plan": "pro"}})
+
+    def round_of(users: list[str]) -> int:
+        for user in users:
+            j.identify(ctx, user, email=f"{user}@example.com", first_name=user)
+            j.track(ctx, user, "Signed Up", seats=1)
+        j.settle(ctx)
+        clock.advance(timedelta(hours=1))
+        statements: list[str] = []
+
+        def count(*args: Any) -> None:
+            statements.append(args[2])
+
+        sa.event.listen(ctx.db.engine, "before_cursor_execute", count)
+        try:
+            assert executor.run_due(ctx) == 2 * len(users)  # the wait and the webhook of each
+        finally:
+            sa.event.remove(ctx.db.engine, "before_cursor_execute", count)
+        return len(statements)
+
+    few = round_of([f"a{n}" for n in range(3)])
+    many = round_of([f"b{n}" for n in range(12)])
+    assert few == many
+    sent = webhooks.listing(ctx, status=None, after=None, limit=100)
+    assert sorted(d["payload"]["data"]["who"]["name"] for d in sent)[:2] == ["a0 ", "a1 "]
+    assert len(sent) == 15
