@@ -150,6 +150,9 @@ def test_the_cli_takes_start_and_prints_the_reasons(
     assert text.exit_code == 0, text.output
     assert "from 2026-03-02T09:00:00+00:00" in text.stdout
     assert "suppressed: frequency_capped" in text.stdout
+    wrong = CliRunner().invoke(app, [*args[:-1], "someday"])
+    assert wrong.exit_code == 2
+    assert "start" in wrong.output
 
 
 def _chain(path: Path) -> None:
