@@ -309,3 +309,36 @@ def test_csv_imports_refuse_nul_in_the_file_and_the_form(
         assert response.status_code == 422, response.text
         assert response.json()["error"]["code"] == "invalid_text"
     assert row_counts(ctx) == before
+
+
+BAD_BODIES = [
+    (b'{"name": "a\\u0000b"}', "invalid_text"),
+    (b'{"name": ["\\udfff"]}', "invalid_text"),
+    (b'{"name": 99999999999999999999}', "number_out_of_range"),
+    (b'{"name": NaN}', "invalid_json"),
+    (b'{"name": ' + b"[" * 100 + b"]" * 100 + b"}", "nesting_too_deep"),
+]
+
+
+def test_every_json_route_is_behind_the_edge(
+    client: TestClient, ctx: AppContext, admin_key: str, write_key: str
+) -> None:
+    """Every operation of /openapi.json that takes JSON refuses each kind of bad value, whatever its
+    own schema: the check runs before any route does."""
+    document = client.get("/openapi.json").json()
+    operations = [
+        (method.upper(), path.replace("{", "").replace("}", ""))
+        for path, methods in document["paths"].items()
+        for method, operation in methods.items()
+        if "application/json" in operation.get("requestBody", {}).get("content", {})
+    ]
+    assert len(operations) > 25
+    before = row_counts(ctx)
+    for method, path in operations:
+        key = basic(write_key) if path.startswith("/v1/") else bearer(admin_key)
+        for body, code in BAD_BODIES:
+            headers = {**key, "Content-Type": "application/json"}
+            response = client.request(method, path, content=body, headers=headers)
+            assert response.status_code in (400, 422), (method, path, response.text)
+            assert response.json()["error"]["code"] == code, (method, path, response.text)
+    assert row_counts(ctx) == before
