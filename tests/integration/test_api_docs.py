@@ -43,3 +43,10 @@ def test_the_scripts_are_the_real_bundles(client: TestClient) -> None:
     redoc = client.get("/docs-assets/redoc.standalone.js")
     assert b"SwaggerUIBundle" in swagger.content
     assert b"Redoc" in redoc.content
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_browser_may_load_only_from_leadflow(client: TestClient, page: str) -> None:
+    policy = client.get(page).headers["content-security-policy"]
+    assert "default-src 'self'" in policy
+    assert "http" not in policy
