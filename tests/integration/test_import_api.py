@@ -148,6 +148,11 @@ def test_erasure_reaches_rejected_rows_warnings_and_waiting_files(api: TestClien
     report = api.get(f"/api/v1/imports/{done['id']}").json()
     assert [r["line"] for r in report["rejected_rows"]] == [2]
     assert len(report["warnings"]) == 1
+    held = api.get(f"/api/v1/contacts/{ann['id']}/export").json()["import_issues"]
+    assert sorted((i["kind"], i["line"], i["code"]) for i in held) == [
+        ("rejected", 2, "user_id_conflict"),
+        ("warning", 2, "duplicate_email"),
+    ]
     waiting = _upload(api, "email,first_name\nann@example.com,Ann again\nkim@example.com,Kim\n")
     assert api.delete(f"/api/v1/contacts/{ann['id']}").status_code == 200
     report = api.get(f"/api/v1/imports/{done['id']}").json()

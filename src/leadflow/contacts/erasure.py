@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
-from leadflow.contacts import queries, suppression, tags
+from leadflow.contacts import import_jobs, queries, suppression, tags
 from leadflow.contacts.domain_events import ContactsErased
 from leadflow.contacts.models import (
     contact_identities,
@@ -106,7 +106,8 @@ def export(ctx: AppContext, contact_id: str) -> dict[str, Any]:
     """Everything leadflow holds about a person, as one JSON document: the profile (with its consent),
     identities, company, events, touchpoints, tags, segment memberships, scores, journey runs and
     their steps, messages, suppressions of their addresses, topic preferences, webhook deliveries
-    about them, and the audit entries about them."""
+    about them, CSV import rows about them that were rejected or merged, and the audit entries about
+    them."""
     secret = ctx.secret_key  # read outside the transaction
     with ctx.db.read() as conn:
         live = queries.get(conn, contact_id).id
@@ -129,5 +130,8 @@ def export(ctx: AppContext, contact_id: str) -> dict[str, Any]:
             "journey_runs": journeys.export(conn, all_ids),
             **messaging.export(conn, secret, all_ids, emails),
             "webhook_deliveries": webhooks.export(conn, all_ids),
+            "import_issues": import_jobs.export(
+                conn, emails, [i["value"] for i in queries.identities(conn, live) if i["kind"] == "user"]
+            ),
             "audit": audit.entries(conn, entity_type="contact", entity_ids=all_ids, limit=10_000),
         }

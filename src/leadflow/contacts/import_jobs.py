@@ -342,6 +342,21 @@ def _blank_rows(text: str, mapping: dict[str, str], emails: set[str]) -> str | N
     return out.getvalue()
 
 
+def export(conn: Connection, emails: list[str], user_ids: list[str]) -> list[dict[str, Any]]:
+    """The rejected rows and warnings of imports that name the person (GDPR access)."""
+    i = import_issues.c
+    wanted = [i.email.in_(sorted({e.strip().lower() for e in emails}))] if emails else []
+    wanted += [i.user_id.in_(user_ids)] if user_ids else []
+    if not wanted:
+        return []
+    query = (
+        sa.select(i.job_id, i.kind, i.line, i.lines, i.code, i.message, i.row_values)
+        .where(sa.or_(*wanted))
+        .order_by(i.job_id, i.line)
+    )
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
 def on_contacts_erased(conn: Connection, message: Any) -> None:
     """Delete the person's rejected rows and warnings; blank their rows in the CSV of waiting jobs."""
     emails = {e.strip().lower() for e in getattr(message, "emails", ()) if e}
