@@ -31,6 +31,7 @@ from leadflow.journeys.schemas import JourneyCreate
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.config import config_entries
 from leadflow.kernel.context import AppContext
+from leadflow.messaging import erasure
 from leadflow.messaging.deliverer import Deliverer
 from leadflow.messaging.models import email_layouts, email_templates, email_topics, messages, suppressions
 from leadflow.messaging.transport.capture import CaptureTransport
@@ -175,8 +176,9 @@ def _copy_configuration(ctx: AppContext, scratch: AppContext, email: str | None)
             rows = [dict(row._mapping) for row in source.execute(sa.select(table))]
             if rows:
                 target.execute(table.insert(), rows)
-        if email:
-            query = sa.select(suppressions).where(suppressions.c.email == email.strip().lower())
+        if email:  # as itself or, once its person was erased, as its keyed digest
+            keys = sorted(erasure.suppression_keys(scratch.secret_key, [email]))
+            query = sa.select(suppressions).where(suppressions.c.email.in_(keys))
             blocked = [dict(row._mapping) for row in source.execute(query)]
             if blocked:
                 target.execute(suppressions.insert(), blocked)
