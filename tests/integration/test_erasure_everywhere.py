@@ -42,6 +42,7 @@ WELCOME = {
         {"id": "again", "type": "send_email", "template": "welcome"},
     ],
 }
+KEYED = ("contact_tags", "segment_members", "contact_scores", "score_points", "email_preferences")
 RECEIPT = {
     "name": "Receipt",
     "trigger": {"type": "event", "event": "Order Completed"},
@@ -153,7 +154,7 @@ def _rows(ctx: AppContext, table: str, contact_id: str) -> list[dict[str, Any]]:
 def test_erasure_leaves_nothing_of_the_person_anywhere(ctx: AppContext, api: TestClient) -> None:
     erin, bob = _world(ctx, api)
     before, files = _text_everywhere(ctx), _outbox(ctx)
-    for table in ("journey_runs", "journey_steps", "messages", "webhook_deliveries", "email_preferences"):
+    for table in (*KEYED, "journey_runs", "journey_steps", "messages", "webhook_deliveries"):
         assert _rows(ctx, table, erin), table  # the world really reached every table
     assert all(value in before for value in PII)
     assert PII[0] in files
@@ -188,7 +189,8 @@ def test_erasure_leaves_nothing_of_the_person_anywhere(ctx: AppContext, api: Tes
     assert [(d["status"], d["payload"]) for d in _rows(ctx, "webhook_deliveries", erin)] == [
         ("cancelled", {})
     ]
-    assert _rows(ctx, "email_preferences", erin) == []
+    for table in KEYED:
+        assert _rows(ctx, table, erin) == [], table
     bob_runs = _rows(ctx, "journey_runs", bob)
     assert [r["status"] for r in bob_runs] == ["active"]
     assert [d["status"] for d in _rows(ctx, "webhook_deliveries", bob)] == ["queued"]
