@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -18,6 +19,7 @@ from leadflow.audit.models import audit_log
 from leadflow.contacts.models import contacts
 from leadflow.events.models import events
 from leadflow.events.processor import EventProcessor
+from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.ids import new_id
 from leadflow.messaging import feedback, outbox, public, templates
@@ -139,7 +141,9 @@ def test_the_link_visited_again_says_unsubscribed_and_resubscribing_works(
     _process(ctx)  # the profile changes and the events go through the pipeline without a failure
 
 
-def test_one_click_still_unsubscribes_after_a_resubscribe(ctx: AppContext, web: TestClient) -> None:
+def test_one_click_still_unsubscribes_after_a_resubscribe(
+    ctx: AppContext, web: TestClient, clock: VirtualClock
+) -> None:
     sent = _sent(ctx)
     feedback.unsubscribe(ctx, sent.message_id, source="one_click")
     assert web.post(f"{sent.path}/resubscribe").status_code == 200
@@ -152,6 +156,13 @@ def test_one_click_still_unsubscribes_after_a_resubscribe(ctx: AppContext, web: 
     assert "You are unsubscribed" in answer.text
     assert _subscription(ctx, sent.contact_id) == "unsubscribed"
     assert _suppression(ctx).reason == "unsubscribed"
+    sources = [event["source"] for event in _emitted(ctx, "leadflow.email_unsubscribed")]
+    assert sources == ["one_click", "one_click"]  # each unsubscribe of the cycle is an event
+
+    clock.advance(timedelta(days=1))
+    assert web.post(f"{sent.path}/resubscribe").status_code == 200
+    assert len(_emitted(ctx, "leadflow.email_resubscribed")) == 2
+    _process(ctx)
 
 
 def test_a_topic_left_in_the_preference_centre_can_be_taken_back(ctx: AppContext, web: TestClient) -> None:

@@ -190,7 +190,8 @@ def resubscribe(ctx: AppContext, message_id: str, *, source: str) -> PreferenceV
             _save_topics(conn, person, {row["topic"]: True}, now)
         _resubscribe(conn, ctx, row, person, source)
         if was_off:
-            outbox.emit(conn, ctx, [({**row, "error": None}, "resubscribed")], now, source=source)
+            changed = [({**row, "error": None}, "resubscribed")]
+            outbox.emit(conn, ctx, changed, now, key_suffix=_cycle(now), source=source)
         return _view(conn, row, ctx.secret_key)
 
 
@@ -231,7 +232,16 @@ def _unsubscribe(conn: Connection, ctx: AppContext, row: dict[str, Any], source:
         .values(unsubscribed_at=now)
     )
     if changed or stamped.rowcount:
-        outbox.emit(conn, ctx, [({**row, "error": None}, "unsubscribed")], now, source=source)
+        again = "" if stamped.rowcount else _cycle(now)  # this message unsubscribed them before
+        outbox.emit(
+            conn, ctx, [({**row, "error": None}, "unsubscribed")], now, key_suffix=again, source=source
+        )
+
+
+def _cycle(now: datetime) -> str:
+    """Keeps apart the events of each unsubscribe → resubscribe → unsubscribe cycle through one message
+    (its status events are otherwise stored once per message and status)."""
+    return now.strftime(":%Y%m%dT%H%M%S.%f")
 
 
 def _resubscribe(
