@@ -296,3 +296,15 @@ def test_an_address_suppressed_before_its_person_existed_is_erased_too(
         assert value not in after, value
     (kept,) = _ok(api.get("/api/v1/suppressions"))["data"]
     assert (kept["email"].startswith("hmac:"), kept["reason"], kept["detail"]) == (True, "manual", None)
+
+
+def test_a_second_erasure_of_an_address_keeps_the_stronger_suppression(
+    ctx: AppContext, api: TestClient
+) -> None:
+    erin, _ = _world(ctx, api)  # Erin unsubscribed
+    api.delete(f"/api/v1/contacts/{erin}")
+    newcomer = _ok(api.post("/api/v1/contacts", json={"email": PII[0]}))
+    feedback.apply_feedback(ctx, [bounces.Feedback("bounce", PII[0], True, None, "550 no such user", "dsn")])
+    assert api.delete(f"/api/v1/contacts/{newcomer['id']}").status_code == 200
+    (kept,) = _ok(api.get("/api/v1/suppressions"))["data"]
+    assert (kept["email"].startswith("hmac:"), kept["reason"]) == (True, "hard_bounce")

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.db import insert_ignore, on_commit
+from leadflow.kernel.db import dialect_insert, on_commit
 from leadflow.messaging.models import email_preferences, messages, suppressions
 from leadflow.messaging.transport.file import safe_name
 
@@ -88,23 +88,34 @@ def erase(conn: Connection, ctx: AppContext, contact_ids: Sequence[str], emails:
 
 
 def _digest_suppressions(conn: Connection, secret: str, addresses: list[str]) -> None:
+    """Each suppression of these addresses becomes its digest's. A digest already kept (the address was
+    erased before) is upgraded as a new suppression would be: a hard bounce, complaint or manual block
+    replaces an unsubscribe, never the other way round."""
     if not addresses:
         return
     s = suppressions.c
-    rows = conn.execute(sa.select(suppressions).where(s.email.in_(addresses))).all()
-    if not rows:
-        return
-    keyed = [
-        {
-            "email": suppression_key(secret, row.email),
+    keyed: dict[str, dict[str, Any]] = {}
+    for row in conn.execute(sa.select(suppressions).where(s.email.in_(addresses))):
+        key = suppression_key(secret, row.email)
+        if key in keyed and row.reason == "unsubscribed":
+            continue
+        keyed[key] = {
+            "email": key,
             "reason": row.reason,
             "detail": None,
             "message_id": row.message_id,
             "created_at": row.created_at,
         }
-        for row in rows
-    ]
-    conn.execute(insert_ignore(conn, suppressions, ["email"]), keyed)
+    if not keyed:
+        return
+    statement = dialect_insert(conn, suppressions)
+    upgrade = {name: statement.excluded[name] for name in ("reason", "message_id", "created_at")}
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["email"], set_=upgrade, where=s.reason == "unsubscribed"
+        ),
+        list(keyed.values()),
+    )
     conn.execute(suppressions.delete().where(s.email.in_(addresses)))
 
 
