@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import dialect_insert, on_commit
 from leadflow.messaging.models import email_preferences, messages, suppressions
 from leadflow.messaging.transport.file import safe_name
+
+log = logging.getLogger(__name__)
 
 ERASED = "contact erased"
 WAITING = ("queued", "deferred")
@@ -120,9 +123,14 @@ def _digest_suppressions(conn: Connection, secret: str, addresses: list[str]) ->
 
 
 def _remove_files(outbox: Path, message_ids: Sequence[str]) -> None:
-    """The file transport names each message's file after its id (``FileTransport.path_for``)."""
+    """The file transport names each message's file after its id (``FileTransport.path_for``). A file
+    that cannot be removed is logged with its path (the erasure itself has committed)."""
     for message_id in message_ids:
-        (outbox / f"{safe_name(message_id)}.eml").unlink(missing_ok=True)
+        path = outbox / f"{safe_name(message_id)}.eml"
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.error("erasure: cannot remove %s: %s", path, exc)
 
 
 def export(
