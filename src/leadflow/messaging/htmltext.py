@@ -26,10 +26,13 @@ from html import unescape
 __all__ = ["TextShape", "derive", "html_to_text"]
 
 # A small regex tokenizer instead of html.parser.HTMLParser (same stdlib entity decoding, several times
-# faster).
+# faster). Linear in the HTML, whatever it holds (templates are untrusted): possessive quantifiers leave
+# nothing to backtrack into (``(?:[^>]+)*`` was exponential on ``<a xxxx...`` without ``>``), and a tag,
+# declaration or quoted attribute value never spans a ``<``, so a start that fails stops at the next one
+# (a raw ``<`` inside an attribute value makes that tag text; write ``&lt;``).
 _TOKEN = re.compile(
-    r"<(?:!--.*?(?:-->|\Z)|!\[CDATA\[.*?(?:\]\]>|\Z)|[!?][^>]*>"
-    r"|(?P<close>/?)(?P<tag>[a-zA-Z][^\s/>]*)(?P<attrs>(?:[^>\"']+|\"[^\"]*\"|'[^']*')*)>)",
+    r"<(?:!--.*?(?:-->|\Z)|!\[CDATA\[.*?(?:\]\]>|\Z)|[!?][^<>]*+>"
+    r"|(?P<close>/?)(?P<tag>[a-zA-Z][^\s/<>]*+)(?P<attrs>(?:[^<>\"']++|\"[^<\"]*+\"|'[^<']*+')*+)>)",
     re.DOTALL,
 )
 _ATTR = re.compile(r"""([^\s=/>"']+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+)))?""")
@@ -190,7 +193,8 @@ _OPEN, _CLOSE = "\ue001", "\ue002"  # private-use characters around a hole's num
 _HOLE = re.compile("\ue001(\\d+)\ue002")
 # Where a value could merge with the markup around it: after "<" (a tag, comment or end tag would start),
 # after an unfinished character reference, and before ">" (which could end a comment or CDATA section).
-_UNSAFE = re.compile(r"<[^\s>]*\ue001|&[#A-Za-z0-9]*\ue001|\ue002[\-\]]*>")
+# Linear: ``[^\s<>]`` stops a scan at the next ``<`` (the last ``<`` before a hole finds it just the same).
+_UNSAFE = re.compile(r"<[^\s<>]*+\ue001|&[#A-Za-z0-9]*+\ue001|\ue002[\-\]]*+>")
 
 _Pieces = tuple[str | int, ...]  # literal text and hole numbers
 

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from liquid import Environment
 from liquid.exceptions import LiquidError, ResourceLimitError
 
-from leadflow.messaging import limits
+from leadflow.messaging import htmltext, limits
+from leadflow.messaging.htmltext import html_to_text
 from leadflow.messaging.render import (
     Layout,
     Renderer,
@@ -247,3 +248,32 @@ def test_markup_counting_never_undercounts(text: str) -> None:
     except limits.TemplateLimitError:
         return
     assert big.count("{{") + big.count("{%") <= limits.MARKUP_CHARS // 2 + 1
+
+
+# ------------------------------------------------------------------------------------- HTML to text
+
+# Inputs on which the former tokenizer backtracked exponentially (``<a `` + 40 characters without ``>``:
+# 2**40 ways to split) or rescanned to the end from every ``<`` (quadratic): each now converts in one pass.
+UNCLOSED = {
+    "tag without >": ("<p>hi <a " + "x" * 40, "hi <a " + "x" * 40),
+    "declaration without >": ("<b>x</b>" + "<!" * 200_000, "x" + "<!" * 200_000),
+    "quotes without >": ('<a "' * 100_000, '<a "' * 100_000),
+    "names without >": ("<a" * 200_000, "<a" * 200_000),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNCLOSED))
+def test_html_to_text_passes_unclosed_markup_through_as_text(name: str) -> None:
+    html, text = UNCLOSED[name]
+    assert html_to_text(html) == text
+
+
+def test_a_raw_less_than_inside_an_attribute_makes_the_tag_text() -> None:
+    assert html_to_text('<p>a <img alt="x < y"> b</p>') == 'a <img alt="x < y"> b'
+    assert html_to_text('<p>a <img alt="x &lt; y"> b</p>') == "a b"
+
+
+def test_derive_scans_markup_once() -> None:
+    """``<!<!<!...`` before a hole: the check for values inside markup stops at every next ``<``."""
+    assert htmltext.derive(["<!" * 200_000, 0]) is not None
+    assert htmltext.derive(["<!" * 200_000 + "<a", 0, ">"]) is None  # a value in a tag name
