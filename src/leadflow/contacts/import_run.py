@@ -23,7 +23,16 @@ from sqlalchemy.engine import Connection
 from leadflow.audit import service as audit
 from leadflow.contacts import import_companies, tags
 from leadflow.contacts.batch import ProfileBatch
-from leadflow.contacts.importer import Column, Opener, ParsedRow, cells, email_of, parse_row, resolve_columns
+from leadflow.contacts.importer import (
+    Column,
+    Opener,
+    ParsedRow,
+    cells,
+    email_of,
+    forget,
+    parse_row,
+    resolve_columns,
+)
 from leadflow.contacts.service import profile_lock, publish_changes
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Invalid
@@ -209,8 +218,23 @@ def import_contacts(
 ) -> ImportReport:
     """Import every row of the file (after the first ``start`` rows, already imported by an earlier
     run that ``report`` holds the counts of); returns the report. See the module's rules."""
-    found = scanned or scan(open_rows, mapping)
-    report = report or ImportReport()
+    try:
+        found = scanned or scan(open_rows, mapping)
+        return _import(ctx, open_rows, found, actor, list_id, start, report or ImportReport(), on_chunk)
+    finally:
+        forget()
+
+
+def _import(
+    ctx: AppContext,
+    open_rows: Opener,
+    found: Scan,
+    actor: str,
+    list_id: str | None,
+    start: int,
+    report: ImportReport,
+    on_chunk: ChunkHook | None,
+) -> ImportReport:
     report.total, report.warnings = found.total, found.warnings
     chunk = _Chunk(ctx, report, actor, found.first_line, list_id, on_chunk)
     region = ctx.settings.default_phone_region

@@ -25,6 +25,7 @@ import io
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import phonenumbers
@@ -66,6 +67,18 @@ ALIASES = {
     "tag": "tags",
 }
 _TAG_SEPARATORS = re.compile(r"[,;|]")
+
+# The import validates each email twice (the duplicate scan, then the row) and sees the same few company
+# domains again and again: both passes of a file up to this many rows validate each address once.
+# :func:`forget` empties them when an import ends, so no address outlives it in memory.
+canonical_email = lru_cache(maxsize=65_536)(normalize.email)
+company_domain = lru_cache(maxsize=4_096)(normalize.domain)
+
+
+def forget() -> None:
+    canonical_email.cache_clear()
+    company_domain.cache_clear()
+
 
 Rows = Iterator[tuple[int, list[str]]]
 Opener = Callable[[], Rows]
@@ -186,7 +199,7 @@ def email_of(record: Sequence[str], columns: Sequence[Column]) -> str | None:
     """The row's canonical email, or None when it has none or an invalid one (the duplicate scan)."""
     values, _ = _fields(record, columns)
     try:
-        return normalize.email(values["email"]) if values.get("email") else None
+        return canonical_email(values["email"]) if values.get("email") else None
     except Invalid:
         return None
 
@@ -198,7 +211,7 @@ def parse_row(
     values, traits = _fields(record, columns)
     if not values.get("email"):
         raise Invalid("email is required", code="missing_email")
-    changes = ProfileChanges(email=normalize.email(values["email"]))
+    changes = ProfileChanges(email=canonical_email(values["email"]))
     if values.get("phone"):
         changes.phone = normalize.phone(values["phone"], region(values.get("country"), phone_region))
     if values.get("timezone"):
@@ -213,7 +226,7 @@ def parse_row(
     changes.traits = dict(traits)
     domain = None
     if values.get("company_domain"):
-        domain = normalize.domain(values["company_domain"])
+        domain = company_domain(values["company_domain"])
         if domain is None:
             raise Invalid(f"invalid company domain {values['company_domain'][:100]!r}", code="invalid_domain")
     named = [t for t in _TAG_SEPARATORS.split(values.get("tags", "")) if t.strip()]
