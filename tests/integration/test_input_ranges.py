@@ -196,3 +196,43 @@ def test_refusals_and_errors_keep_the_connection(
     with ctx.db.read() as conn:
         emails = conn.execute(sa.text("SELECT email FROM contacts")).scalars().all()
     assert emails == ["kept@example.com"]
+
+
+# --- durations and dates in rules --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        {"field": "created_at", "op": "within_last", "value": "999999w"},
+        {"field": "traits.d", "op": "more_than_ago", "value": "5300w"},
+        {"event": "Signed Up", "within": "999999d"},
+        {"event": "Signed Up", "last": {"op": "more_than_ago", "value": "999999w"}},
+        {"field": "created_at", "op": "after", "value": "0001-01-01T00:00:00+14:00"},
+    ],
+)
+def test_durations_and_dates_beyond_the_calendar_are_invalid_rules(
+    client: TestClient, admin_key: str, rules: dict[str, Any]
+) -> None:
+    response = client.post("/api/v1/segments/preview", json={"rules": rules}, headers=bearer(admin_key))
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid_rule"
+
+
+@pytest.mark.parametrize(("interval", "status"), [("999999w", 422), ("400d", 422), ("52w", 201)])
+def test_a_refresh_interval_fits_its_column(
+    client: TestClient, admin_key: str, interval: str, status: int
+) -> None:
+    body = {"name": "S", "rules": {"field": "score", "op": "gte", "value": 1}, "refresh_interval": interval}
+    response = client.post("/api/v1/segments", json=body, headers=bearer(admin_key))
+    assert response.status_code == status, response.text
+
+
+def test_a_stored_date_before_the_calendar_is_not_a_date(client: TestClient, admin_key: str) -> None:
+    """In year 1 at +14:00 the UTC instant falls in year 0, which Python cannot hold: not a date."""
+    contact = {"email": "old@example.com", "traits": {"d": "0001-01-01T00:00:00+14:00"}}
+    assert client.post("/api/v1/contacts", json=contact, headers=bearer(admin_key)).status_code == 201
+    rules = {"field": "traits.d", "op": "within_last", "value": "5200w"}
+    response = client.post("/api/v1/segments/preview", json={"rules": rules}, headers=bearer(admin_key))
+    assert response.status_code == 200, response.text
+    assert response.json()["count"] == 0

@@ -25,9 +25,9 @@ def parse(text: object) -> datetime | None:
         return None
     try:
         value = datetime.fromisoformat(text)
-    except ValueError:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (ValueError, OverflowError):  # 0001-01-01T00:00+14:00 is in year 0 in UTC: not a date
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def julian(text: object) -> float | None:

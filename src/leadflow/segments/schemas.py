@@ -18,6 +18,8 @@ def _interval(value: str | None) -> str | None:
         seconds = durations.parse(value).total_seconds()
         if seconds < 60:
             raise ValueError("refresh at most once a minute")
+        if seconds > 366 * 86400:  # stored in a 32-bit column of seconds
+            raise ValueError("refresh at least once a year")
     return value
 
 
