@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection
 from leadflow.audit import service as audit
 from leadflow.contacts import import_run
 from leadflow.contacts.import_run import ImportReport, Rejected, Warning
-from leadflow.contacts.importer import email_of, read_text, resolve_columns
+from leadflow.contacts.importer import email_of, forget, read_text, resolve_columns
 from leadflow.contacts.models import import_issues, import_jobs
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Invalid, LeadflowError, NotFound
@@ -301,6 +301,8 @@ def run_due(ctx: AppContext) -> int:
             _finish(ctx, job.id, f"internal error: {type(exc).__name__}")
         else:
             _finish(ctx, job.id, None)
+        finally:
+            forget()
         ran += 1
     return ran
 
