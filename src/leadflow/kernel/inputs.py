@@ -9,12 +9,16 @@
 * **Numbers**: an integer lies within signed 64 bits (:data:`INT_MIN` .. :data:`INT_MAX`); a float is
   finite (``1e400`` overflows; ``NaN`` and ``Infinity`` are not JSON at all and are ``invalid_json``).
   An integer is never turned silently into a float. Code ``number_out_of_range``. Integer *fields*
-  stored in a 32-bit column are bounded further by their schema (:data:`Int32`).
+  stored in a 32-bit column are bounded further by its schema (``le=INT32_MAX``).
 
-:func:`loads` is the one strict JSON parser of every request body. It is on the tracking API's hot
-path, so the full walk of the parsed value only runs when a scan of the raw bytes (in C, a few
-microseconds per kilobyte) says it could find something: an escaped ``\\u0000``, more brackets than
-the depth limit, or a run of 19+ digits (any smaller integer fits 64 bits).
+:func:`loads` is the one strict JSON parser of every request body. orjson already refuses lone
+surrogates, ``NaN`` and depth beyond 1,024; the rest is decided from the raw bytes in C-speed passes,
+because :func:`loads` is on the tracking API's hot path: the nesting depth from the brackets outside
+strings (:func:`depth_exceeds`); a walk of the parsed value only when an escaped ``\\u0000`` appears;
+a second, digit-preserving parse only when a run of 19+ digits is out of range (any shorter integer
+fits 64 bits). Measured on the benchmark's messages: +0.7 µs per event for 100-message batches
+(orjson alone: 0.8 µs), +2.9 µs for a full 2,500-message batch; walking every value instead would
+cost 6-9 µs per event.
 """
 
 from __future__ import annotations
@@ -22,10 +26,9 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from pydantic import Field
 
 from leadflow.kernel.errors import BadRequest, Invalid, LeadflowError
 
@@ -39,9 +42,6 @@ INVALID_TEXT = "invalid_text"
 NESTING_TOO_DEEP = "nesting_too_deep"
 NUMBER_OUT_OF_RANGE = "number_out_of_range"
 INVALID_JSON = "invalid_json"
-
-Int32 = Annotated[int, Field(ge=INT32_MIN, le=INT32_MAX)]
-"""An integer field stored in a 32-bit column (``sa.Integer`` is ``int4`` on PostgreSQL)."""
 
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 _ESCAPED_NUL = b"\\u0000"
