@@ -46,7 +46,10 @@ KEYED = ("contact_tags", "segment_members", "contact_scores", "score_points", "e
 RECEIPT = {
     "name": "Receipt",
     "trigger": {"type": "event", "event": "Order Completed"},
-    "steps": [{"id": "receipt", "type": "send_email", "template": "receipt"}],
+    "steps": [
+        {"id": "receipt", "type": "send_email", "template": "receipt", "next": "tell"},
+        {"id": "tell", "type": "notify_owner"},  # an internal notice about the person
+    ],
 }
 
 
@@ -75,6 +78,7 @@ def _world(ctx: AppContext, api: TestClient) -> tuple[str, str]:
         html="<p>Hi {{ contact.first_name }} ({{ contact.email }}, {{ contact.phone }})</p>",
     )
     j.template(ctx, "receipt", kind="transactional", subject="Receipt for {{ event.billing_name }}")
+    j.template(ctx, "owner-notification", html="<p>{{ contact.email }} bought</p>")
     _ok(api.post("/api/v1/email/topics", json={"key": "news", "name": "News"}))
     rule = {"name": "signed up", "kind": "behavioral", "event": "Signed Up", "points": 10}
     _ok(api.post("/api/v1/scoring/rules", json=rule))
@@ -182,6 +186,7 @@ def test_erasure_leaves_nothing_of_the_person_anywhere(ctx: AppContext, api: Tes
     assert sorted((m["status"], m["error"]) for m in messages.values()) == [
         ("sent", "contact erased"),  # the welcome's statistics stay
         ("suppressed", "contact erased"),  # the queued receipt never goes
+        ("suppressed", "contact erased"),  # nor the owner's notice about them
     ]
     assert not _rows(ctx, "events", erin)  # the late news emitted nothing about them
     (kept,) = _ok(api.get("/api/v1/suppressions"))["data"]  # the bounce upgraded the digest
@@ -248,8 +253,12 @@ def test_export_holds_every_category(ctx: AppContext, api: TestClient) -> None:
         {r["journey_id"] for r in _rows(ctx, "journey_runs", erin)}
     )
     steps = {s["step_id"] for run in data["journey_runs"] for s in run["steps"]}
-    assert {"hello", "hook", "pause", "receipt"} <= steps
-    assert sorted(m["status"] for m in data["messages"]) == ["queued", "sent"]
+    assert {"hello", "hook", "pause", "receipt", "tell"} <= steps
+    assert sorted((m["step_id"], m["status"]) for m in data["messages"]) == [
+        ("hello", "sent"),
+        ("receipt", "queued"),
+        ("tell", "queued"),
+    ]
     assert [(s["email"], s["reason"]) for s in data["suppressions"]] == [(PII[0], "unsubscribed")]
     assert [(p["topic"], p["subscribed"]) for p in data["email_preferences"]] == [("news", False)]
     (delivery,) = data["webhook_deliveries"]
