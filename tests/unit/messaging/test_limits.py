@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -10,7 +11,8 @@ from hypothesis import strategies as st
 from liquid import Environment
 from liquid.exceptions import LiquidError, ResourceLimitError
 
-from leadflow.messaging import htmltext, limits
+from leadflow.kernel.clock import VirtualClock
+from leadflow.messaging import htmltext, limits, links
 from leadflow.messaging.htmltext import html_to_text
 from leadflow.messaging.render import (
     Layout,
@@ -20,6 +22,7 @@ from leadflow.messaging.render import (
     TemplateTooCostly,
     check,
 )
+from leadflow.messaging.tokens import Tokens
 
 
 def source(html: str, *, subject: str = "Hello", text: str | None = None) -> Source:
@@ -277,3 +280,25 @@ def test_derive_scans_markup_once() -> None:
     """``<!<!<!...`` before a hole: the check for values inside markup stops at every next ``<``."""
     assert htmltext.derive(["<!" * 200_000, 0]) is not None
     assert htmltext.derive(["<!" * 200_000 + "<a", 0, ">"]) is None  # a value in a tag name
+
+
+def _track(html: str) -> str:
+    tokens = Tokens("s" * 32, VirtualClock(datetime(2026, 1, 1, tzinfo=UTC)))
+    return links.track(html, message_id="m1", base_url="https://acme.example", tokens=tokens)
+
+
+def test_link_tracking_passes_unclosed_anchors_through() -> None:
+    """``<a <a <a ...`` (no ``>``) was rescanned to the end from every ``<a``: quadratic at send time."""
+    html = "<body><p>" + "<a " * 100_000 + "</p></body>"
+    tracked = _track(html)
+    assert "<p>" + "<a " * 100_000 + "</p>" in tracked
+    assert "/t/o/" in tracked  # the pixel is still added
+
+
+def test_link_tracking_still_rewrites_anchors_around_them() -> None:
+    tracked = _track(
+        '<a <a title="x>y" href="https://shop.example/a">A</a> <a href="https://b.example">B</a>'
+    )
+    assert "https://shop.example/a" not in tracked
+    assert "https://b.example" not in tracked
+    assert tracked.count("/t/c/") == 2
