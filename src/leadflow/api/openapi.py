@@ -67,6 +67,7 @@ CONFLICTS = frozenset(
         ("post", "/api/v1/email/templates"),
         ("post", "/api/v1/broadcasts/{broadcast_id}/schedule"),
         ("post", "/api/v1/broadcasts/{broadcast_id}/cancel"),
+        ("post", "/api/v1/email/feedback/{provider}"),  # a provider's signature replayed
     }
 )
 CREATED_OR_UPDATED = frozenset({("post", "/api/v1/contacts")})
