@@ -52,10 +52,10 @@ HOSTILE = {
     + "{% assign s = 'y' | append: '"
     + "z" * 2000
     + "' %}{{ a | join: s }}",
-    "split into millions": doubled(18) + "{% assign parts = s | split: '' %}{{ parts | size }}",
+    "split into millions": doubled(17) + "{% assign parts = s | split: '' %}{{ parts | size }}",
     "number growth": "{% assign n = 3 %}"
     + "{% for i in (1..40) %}{% assign n = n | times: n %}{% endfor %}{{ n }}",
-    "churning megabytes": doubled(18) + "{% for i in (1..5000) %}{% assign t = s | upcase %}{% endfor %}",
+    "churning megabytes": doubled(17) + "{% for i in (1..5000) %}{% assign t = s | upcase %}{% endfor %}",
     "deep nesting": "{% if true %}" * 40 + "x" + "{% endif %}" * 40,
     "giant markup": "{{ brand.name | default: 'x' }}" * 2000,
 }
