@@ -169,3 +169,14 @@ def test_a_send_over_a_limit_fails_once_with_the_reason(ctx: AppContext) -> None
     assert [m.recipient for m in capture.sent] == ["ann@example.com"]
     ctx.clock.advance(timedelta(days=2))  # type: ignore[attr-defined]
     assert deliverer.deliver_due() == 0  # failed for good: never retried
+
+
+def test_mjml_that_expands_past_the_html_limit_is_refused(
+    client: TestClient, make_key: Any, ctx: AppContext
+) -> None:
+    section = "<mj-section><mj-column><mj-text>x</mj-text></mj-column></mj-section>"
+    mjml = "<mjml><mj-body>" + section * 1000 + "</mj-body></mjml>"  # 68 KB of MJML, 1.3 MB of HTML
+    request = {k: v for k, v in body("").items() if k != "html"} | {"mjml": mjml}
+    answer = client.post("/api/v1/email/templates", json=request, headers=bearer(make_key("write")))
+    assert "characters of HTML" in refused(answer, "template_limit_exceeded")
+    assert count(ctx, email_templates) == 0

@@ -18,6 +18,7 @@ from leadflow.messaging import render
 from leadflow.messaging.models import email_layouts, email_templates, email_topics
 
 KEY = r"^[a-z0-9][a-z0-9_.\-]{0,99}$"
+HTML_CHARS = 500_000  # the most HTML a template holds, given as is or compiled from MJML
 
 
 class TemplateFields(BaseModel):
@@ -27,7 +28,7 @@ class TemplateFields(BaseModel):
     topic: str | None = Field(default=None, max_length=64)
     layout: str | None = Field(default=None, max_length=100)
     subject: str = Field(min_length=1, max_length=1000)
-    html: str | None = Field(default=None, max_length=500_000)
+    html: str | None = Field(default=None, max_length=HTML_CHARS)
     text: str | None = Field(default=None, max_length=500_000)
     mjml: str | None = Field(default=None, max_length=500_000)
 
@@ -75,11 +76,18 @@ class Topic(BaseModel):
 
 
 def _html(fields: TemplateFields) -> str:
+    """The template's HTML; MJML expands about twentyfold, and its HTML is held to the same size."""
     if fields.mjml is not None:
         try:
-            return render.compile_mjml(fields.mjml)
+            html = render.compile_mjml(fields.mjml)
         except render.TemplateError as exc:
             raise Invalid(str(exc), code="invalid_template") from None
+        if len(html) > HTML_CHARS:
+            raise Invalid(
+                f"the MJML compiles to {len(html):,} characters of HTML (at most {HTML_CHARS:,})",
+                code="template_limit_exceeded",
+            )
+        return html
     assert fields.html is not None
     return fields.html
 
