@@ -21,6 +21,7 @@ from leadflow.kernel.errors import Conflict, NotFound
 from leadflow.kernel.settings import Settings
 from leadflow.messaging import bounces, feedback
 from leadflow.messaging.deliverer import Deliverer
+from leadflow.privacy import REGISTRY, Treatment
 from leadflow.schema import metadata
 from leadflow.webhooks import service as webhooks
 from tests.support import journeys as j
@@ -144,6 +145,22 @@ def _text_everywhere(ctx: AppContext) -> str:
     return "\n".join(chunks)
 
 
+def _redacted_as_registered(ctx: AppContext, contact_id: str) -> int:
+    """Every column the registry says is redacted holds nothing on the person's remaining rows (only
+    empty values or the erasure mark); answers how many such columns were checked on rows."""
+    checked = 0
+    for name, columns in REGISTRY.items():
+        table = metadata.tables[name]
+        redacted = [column for column, how in columns.items() if how == Treatment.REDACTED]
+        if "contact_id" not in table.c or not redacted:
+            continue
+        for row in _rows(ctx, name, contact_id):
+            for column in redacted:
+                assert row[column] in (None, {}, "contact erased"), (name, column, row[column])
+                checked += 1
+    return checked
+
+
 def _outbox(ctx: AppContext) -> str:
     return "\n".join(p.read_text() for p in sorted(Path(ctx.settings.email_outbox_dir).glob("*.eml")))
 
@@ -196,6 +213,7 @@ def test_erasure_leaves_nothing_of_the_person_anywhere(ctx: AppContext, api: Tes
     ]
     for table in KEYED:
         assert _rows(ctx, table, erin) == [], table
+    assert _redacted_as_registered(ctx, erin) >= 30  # messages, runs, steps, deliveries
     bob_runs = _rows(ctx, "journey_runs", bob)
     assert [r["status"] for r in bob_runs] == ["active"]
     assert [d["status"] for d in _rows(ctx, "webhook_deliveries", bob)] == ["queued"]
