@@ -71,6 +71,7 @@ __all__ = [
     "check_loops",
     "check_markup",
     "metered",
+    "unmetered",
 ]
 
 LOOP_ITERATIONS = 10_000
@@ -129,6 +130,19 @@ class Budget:
 
 
 _CURRENT: ContextVar[Budget | None] = ContextVar("leadflow_template_budget", default=None)
+
+
+@contextmanager
+def unmetered() -> Iterator[None]:
+    """Work inside (compiling a template on a cache miss) does not count towards the current budget's CPU
+    time: whether a render is refused must not depend on whether its template was cached."""
+    start = time.thread_time()
+    try:
+        yield
+    finally:
+        budget = _CURRENT.get()
+        if budget is not None:
+            budget.deadline += time.thread_time() - start
 
 
 @contextmanager

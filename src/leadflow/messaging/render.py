@@ -350,7 +350,8 @@ class Renderer:
             entry = self._pairs.get(key)
         if entry is not None and entry[0] is compiled and entry[1] is frame:
             return entry[2]
-        derived = textpart.derive_text(textpart.with_content(frame.parts, compiled.parts), _TEXT_ENV)
+        with limits.unmetered():
+            derived = textpart.derive_text(textpart.with_content(frame.parts, compiled.parts), _TEXT_ENV)
         with self._lock:
             self._pairs[key] = (compiled, frame, derived)
             while len(self._pairs) > self._max_entries:
@@ -366,7 +367,8 @@ class Renderer:
         subject = item.subject if isinstance(item, Source) else None
         if compiled is not None and compiled.sources == (subject, item.html, item.text):
             return compiled
-        compiled = _compile(kind, item)
+        with limits.unmetered():
+            compiled = _compile(kind, item)
         with self._lock:
             self._cache[cache_key] = compiled
             while len(self._cache) > self._max_entries:

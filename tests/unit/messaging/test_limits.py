@@ -302,3 +302,13 @@ def test_link_tracking_still_rewrites_anchors_around_them() -> None:
     assert "https://shop.example/a" not in tracked
     assert "https://b.example" not in tracked
     assert tracked.count("/t/c/") == 2
+
+
+def test_compiling_does_not_count_towards_the_cpu_time() -> None:
+    """A cache miss compiles inside the render's budget; that time is given back."""
+    budget = limits.Budget(cpu_seconds=0.05)
+    before = budget.deadline
+    with limits.metered(budget):
+        Renderer()._get("template", source("<p>{{ a }}</p>" * 500))
+    assert budget.deadline > before
+    assert budget.steps == 0
