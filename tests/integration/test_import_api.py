@@ -219,3 +219,17 @@ def test_the_worker_thread_runs_an_upload_when_woken(api: TestClient, ctx: AppCo
     assert status == "done"
     assert not thread.is_alive()
     assert sorted(c["email"] for c in all_contacts(ctx)) == ["w1@example.com", "w2@example.com"]
+
+
+def test_a_person_erased_while_a_worker_runs_the_file_is_not_brought_back(
+    api: TestClient, ctx: AppContext
+) -> None:
+    ann = api.post("/api/v1/contacts", json={"email": "ann@example.com"}).json()
+    job = _upload(api, "email,first_name\nkim@example.com,Kim\nann@example.com,Ann again\n")
+    running = import_jobs._claim(ctx)  # the worker has read the file, ann's row included
+    assert running is not None
+    assert api.delete(f"/api/v1/contacts/{ann['id']}").status_code == 200
+    import_jobs._run(ctx, running)
+    assert [c["email"] for c in all_contacts(ctx)] == ["kim@example.com"]
+    progress = api.get(f"/api/v1/imports/{job['id']}").json()
+    assert (progress["processed"], progress["created"], progress["rejected"]) == (2, 1, 0)

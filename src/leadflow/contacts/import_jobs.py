@@ -30,9 +30,9 @@ from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
 from leadflow.contacts import import_run
-from leadflow.contacts.import_run import ImportReport, Rejected, Warning
-from leadflow.contacts.importer import email_of, forget, read_text, resolve_columns
-from leadflow.contacts.models import import_issues, import_jobs
+from leadflow.contacts.import_run import ImportReport, Rejected, RowFilter, Warning
+from leadflow.contacts.importer import Column, ParsedRow, email_of, forget, read_text, resolve_columns
+from leadflow.contacts.models import erasures, import_issues, import_jobs
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Invalid, LeadflowError, NotFound
 from leadflow.kernel.ids import new_id
@@ -228,6 +228,28 @@ def _issue_rows(job_id: str, rejected: list[Rejected], warnings: list[Warning]) 
     return rows
 
 
+def _unerased(job: Any, columns: list[Column]) -> RowFilter:
+    """A run works from the file as it read it; a person erased meanwhile has had their rows emptied
+    in the stored copy (:func:`on_contacts_erased`). Under the profile lock, before each chunk: once an
+    erasure has happened since the job started, rows whose address the stored copy no longer holds are
+    dropped, so the import never brings an erased person back."""
+    known: dict[str, Any] = {"erasures": 0, "present": None}
+
+    def keep(conn: Connection, rows: list[ParsedRow]) -> list[ParsedRow]:
+        since = sa.select(sa.func.count()).select_from(erasures).where(erasures.c.erased_at >= job.started_at)
+        count = conn.execute(since).scalar_one()
+        if not count:
+            return rows
+        if count != known["erasures"]:
+            source = conn.execute(sa.select(import_jobs.c.source).where(import_jobs.c.id == job.id)).scalar()
+            records = read_text(source or "")()
+            next(records, None)
+            known["erasures"], known["present"] = count, {email_of(r, columns) for _, r in records}
+        return [row for row in rows if row.email in known["present"]]
+
+    return keep
+
+
 def _run(ctx: AppContext, job: Any) -> None:
     source = read_text(job.source)
     found = import_run.scan(source, job.mapping)
@@ -267,7 +289,7 @@ def _run(ctx: AppContext, job: Any) -> None:
 
     import_run.import_contacts(
         ctx, source, actor=f"{job.actor}:import", list_id=job.list_id, start=job.processed, report=report,
-        scanned=found, on_chunk=progress,
+        scanned=found, on_chunk=progress, keep=_unerased(job, found.columns),
     )  # fmt: skip
 
 

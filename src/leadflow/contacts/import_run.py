@@ -74,6 +74,7 @@ class ImportReport:
 
 
 ChunkHook = Callable[[Connection, ImportReport], None]
+RowFilter = Callable[[Connection, list[ParsedRow]], list[ParsedRow]]
 
 
 @dataclass(frozen=True)
@@ -148,11 +149,14 @@ class _Chunk:
     first_line: dict[str, int]
     list_id: str | None
     on_chunk: ChunkHook | None
+    keep: RowFilter | None
 
     def write(self, rows: list[ParsedRow], consumed: int) -> None:
         report = self.report
         with self.ctx.db.write() as conn:
             profile_lock(conn)
+            if self.keep is not None:
+                rows = self.keep(conn, rows)
             batch = ProfileBatch(conn, self.ctx.clock, self.ctx.bus)
             batch.preload(emails=[r.email for r in rows], user_ids=[r.user_id for r in rows if r.user_id])
             import_companies.link(conn, batch, rows)
@@ -215,29 +219,23 @@ def import_contacts(
     report: ImportReport | None = None,
     scanned: Scan | None = None,
     on_chunk: ChunkHook | None = None,
+    keep: RowFilter | None = None,
 ) -> ImportReport:
     """Import every row of the file (after the first ``start`` rows, already imported by an earlier
-    run that ``report`` holds the counts of); returns the report. See the module's rules."""
+    run that ``report`` holds the counts of); returns the report. See the module's rules. ``keep``
+    filters each chunk's rows under the profile lock (a job drops rows of people erased meanwhile)."""
     try:
         found = scanned or scan(open_rows, mapping)
-        return _import(ctx, open_rows, found, actor, list_id, start, report or ImportReport(), on_chunk)
+        chunk = _Chunk(ctx, report or ImportReport(), actor, found.first_line, list_id, on_chunk, keep)
+        return _import(open_rows, found, start, chunk)
     finally:
         forget()
 
 
-def _import(
-    ctx: AppContext,
-    open_rows: Opener,
-    found: Scan,
-    actor: str,
-    list_id: str | None,
-    start: int,
-    report: ImportReport,
-    on_chunk: ChunkHook | None,
-) -> ImportReport:
+def _import(open_rows: Opener, found: Scan, start: int, chunk: _Chunk) -> ImportReport:
+    report = chunk.report
     report.total, report.warnings = found.total, found.warnings
-    chunk = _Chunk(ctx, report, actor, found.first_line, list_id, on_chunk)
-    region = ctx.settings.default_phone_region
+    region = chunk.ctx.settings.default_phone_region
     rows = open_rows()
     next(rows)
     pending: list[ParsedRow] = []
