@@ -236,3 +236,20 @@ def test_a_stored_date_before_the_calendar_is_not_a_date(client: TestClient, adm
     response = client.post("/api/v1/segments/preview", json={"rules": rules}, headers=bearer(admin_key))
     assert response.status_code == 200, response.text
     assert response.json()["count"] == 0
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_an_instant_beyond_the_calendar_in_utc_is_invalid(
+    client: TestClient, ctx: AppContext, admin_key: str, write_key: str, moment: str
+) -> None:
+    for path in ("/api/v1/contacts", "/api/v1/audit"):
+        query = "updated_since" if path.endswith("contacts") else "since"
+        response = client.get(path, params={query: moment}, headers=bearer(admin_key))
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "invalid_datetime"
+    body = {"name": "B", "segment": "s", "template": "t", "send_at": moment}
+    response = client.post("/api/v1/broadcasts", json=body, headers=bearer(admin_key))
+    assert (response.status_code, response.json()["error"]["code"]) == (422, "invalid_datetime")
+    track = {"userId": "u", "event": "E", "timestamp": moment}
+    response = client.post("/v1/track", json=track, headers=basic(write_key))
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_timestamp")

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from leadflow.kernel import errors
@@ -104,6 +105,15 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _statement_error(request: Request, exc: Exception) -> JSONResponse:
+    """A domain error raised while binding a parameter (a datetime beyond the calendar, say) is still
+    that error; SQLAlchemy only wrapped it."""
+    assert isinstance(exc, StatementError)
+    if isinstance(exc.orig, errors.LeadflowError):
+        return await _leadflow_error(request, exc.orig)
+    return await unexpected(request, exc)
+
+
 async def unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(
@@ -115,4 +125,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.LeadflowError, _leadflow_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StatementError, _statement_error)
     app.add_exception_handler(Exception, unexpected)

@@ -6,6 +6,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from leadflow.kernel.errors import Invalid
+
 
 class Clock(Protocol):
     def now(self) -> datetime:
@@ -41,8 +43,18 @@ class VirtualClock:
             self._now = as_utc(moment)
 
 
+class BeyondCalendar(Invalid, OverflowError):
+    """An instant whose UTC time falls outside years 1-9999 (``0001-01-01T00:00+14:00``): ``422
+    invalid_datetime`` when it reaches the API, an ``OverflowError`` to code that already expects one."""
+
+    code = "invalid_datetime"
+
+
 def as_utc(moment: datetime) -> datetime:
     """Interpret a naive datetime as UTC and convert an aware one to UTC."""
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise BeyondCalendar(f"{moment.isoformat()} is outside the years 1 to 9999 in UTC") from None
