@@ -342,3 +342,27 @@ def test_every_json_route_is_behind_the_edge(
             assert response.status_code in (400, 422), (method, path, response.text)
             assert response.json()["error"]["code"] == code, (method, path, response.text)
     assert row_counts(ctx) == before
+
+
+def test_every_parameter_of_every_route_is_behind_the_edge(
+    client: TestClient, ctx: AppContext, admin_key: str
+) -> None:
+    """A NUL in any query or path parameter of any REST or tracking operation: refused before the route."""
+    document = client.get("/openapi.json").json()
+    checked = 0
+    before = row_counts(ctx)
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] not in ("query", "path"):
+                    continue
+                url = path.replace("{" + parameter["name"] + "}", "a%00b")
+                url = url.replace("{", "").replace("}", "")
+                if parameter["in"] == "query":
+                    url += f"?{parameter['name']}=a%00b"
+                response = client.request(method.upper(), url, headers=bearer(admin_key))
+                assert response.status_code in (400, 422), (method, url, response.text)
+                assert response.json()["error"]["code"] == "invalid_text", (method, url)
+                checked += 1
+    assert checked > 40
+    assert row_counts(ctx) == before
