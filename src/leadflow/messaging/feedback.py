@@ -180,11 +180,11 @@ def resubscribe(ctx: AppContext, message_id: str, *, source: str) -> PreferenceV
     or complaint). Recorded as unsubscribing is: the contact's change is audited (actor
     ``email:<source>``) and goes through the pipeline, and ``leadflow.email_resubscribed`` is emitted
     when anything was off. Asking twice changes nothing."""
-    now = ctx.clock.now()
+    now, secret = ctx.clock.now(), ctx.secret_key  # the secret's first read writes: not inside
     with ctx.db.write() as conn:
         contacts_service.profile_lock(conn)
         row = _required(conn, message_id)
-        was_off = _view(conn, row, ctx.secret_key).unsubscribed
+        was_off = _view(conn, row, secret).unsubscribed
         person = _person(conn, row)
         if person is not None and row["topic"]:
             _save_topics(conn, person, {row["topic"]: True}, now)
@@ -192,7 +192,7 @@ def resubscribe(ctx: AppContext, message_id: str, *, source: str) -> PreferenceV
         if was_off:
             changed = [({**row, "error": None}, "resubscribed")]
             outbox.emit(conn, ctx, changed, now, key_suffix=_cycle(now), source=source)
-        return _view(conn, row, ctx.secret_key)
+        return _view(conn, row, secret)
 
 
 def set_preferences(
@@ -201,7 +201,7 @@ def set_preferences(
     """Save topic choices (unknown topic keys are ignored) and marketing as a whole: ``False`` is a full
     unsubscribe; ``True`` re-subscribes the contact and lifts an ``unsubscribed`` suppression (never a
     hard bounce or complaint)."""
-    now = ctx.clock.now()
+    now, secret = ctx.clock.now(), ctx.secret_key  # the secret's first read writes: not inside
     with ctx.db.write() as conn:
         contacts_service.profile_lock(conn)
         row = _required(conn, message_id)
@@ -212,7 +212,7 @@ def set_preferences(
             _resubscribe(conn, ctx, row, person)
         else:
             _unsubscribe(conn, ctx, row, "preferences", now)
-        return _view(conn, row, ctx.secret_key)
+        return _view(conn, row, secret)
 
 
 def _unsubscribe(conn: Connection, ctx: AppContext, row: dict[str, Any], source: str, now: datetime) -> None:
@@ -375,7 +375,7 @@ def apply_feedback(
     """
     if not items and seal is None:
         return 0
-    now = ctx.clock.now()
+    now, secret = ctx.clock.now(), ctx.secret_key  # the secret's first read writes: not inside
     with ctx.db.write() as conn:
         if seal is not None and not replay.remember(conn, seal, now):
             return 0
@@ -384,7 +384,7 @@ def apply_feedback(
         complaints = any(item.kind == "complaint" for item in items)
         if complaints:
             contacts_service.profile_lock(conn)
-        plan = _Plan(conn, ctx, items, now, profiles=complaints)
+        plan = _Plan(conn, ctx, items, now, profiles=complaints, secret=secret)
         applied = sum(plan.apply(item, row) for item, row in zip(items, plan.match(items), strict=True))
         plan.write()
     return applied
@@ -402,8 +402,9 @@ class _Plan:
         now: datetime,
         *,
         profiles: bool,
+        secret: str,
     ) -> None:
-        self.conn, self.ctx, self.now = conn, ctx, now
+        self.conn, self.ctx, self.now, self.secret = conn, ctx, now, secret
         self.rows: dict[str, dict[str, Any]] = {}
         self.updated: set[str] = set()
         self.events: list[tuple[dict[str, Any], str]] = []
@@ -411,7 +412,7 @@ class _Plan:
         self.suppress: dict[str, dict[str, Any]] = {}
         self.batch = ProfileBatch(conn, ctx.clock, ctx.bus) if profiles else None
         self.erased: set[str] = set()  # addresses reported about messages whose person was erased
-        self.keys = erasure.suppression_keys(ctx.secret_key, sorted({item.email for item in items}))
+        self.keys = erasure.suppression_keys(secret, sorted({item.email for item in items}))
         query = sa.select(suppressions.c.email, suppressions.c.reason)
         for chunk in chunked(sorted(self.keys), chunk_size(conn)):
             for row in conn.execute(where_in(conn, query, suppressions.c.email, chunk)):
@@ -514,7 +515,7 @@ class _Plan:
         self.suppressed[item.email] = reason
         erased = row is None and item.email in self.erased  # kept as a digest, like the erasure keeps it
         self.suppress[item.email] = {
-            "email": erasure.suppression_key(self.ctx.secret_key, item.email) if erased else item.email,
+            "email": erasure.suppression_key(self.secret, item.email) if erased else item.email,
             "reason": reason,
             "detail": None if erased else f"{item.provider}: {item.detail}"[:1000],
             "message_id": row["id"] if row is not None else None,
