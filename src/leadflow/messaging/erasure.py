@@ -79,7 +79,7 @@ def erase(conn: Connection, ctx: AppContext, contact_ids: Sequence[str], emails:
     addresses = {a.strip().lower() for a in (*emails, *conn.execute(sent_to).scalars()) if a}
     ids = list(conn.execute(sa.select(m.id).where(mine)).scalars())
     cleared = {"recipient": None, "to_address": None, "subject": None, "context": None, "response": None}
-    conn.execute(messages.update().where(mine).values(**cleared, error=ERASED))  # the mark: see below
+    conn.execute(messages.update().where(mine).values(**cleared, error=ERASED))  # the mark (module doc)
     conn.execute(
         messages.update().where(mine, m.status.in_(WAITING)).values(status="suppressed", error=ERASED)
     )
