@@ -253,3 +253,17 @@ def test_an_instant_beyond_the_calendar_in_utc_is_invalid(
     track = {"userId": "u", "event": "E", "timestamp": moment}
     response = client.post("/v1/track", json=track, headers=basic(write_key))
     assert (response.status_code, response.json()["code"]) == (400, "invalid_timestamp")
+
+
+def test_a_total_beyond_64_bits_is_summed_not_an_overflow(
+    client: TestClient, processor: EventProcessor, admin_key: str, write_key: str
+) -> None:
+    """Each amount fits 64 bits, their sum does not: SQLite's sum() of integers would fail."""
+    for _ in range(2):
+        paid = {"userId": "u-1", "event": "Paid", "properties": {"amount": inputs.INT_MAX}}
+        assert client.post("/v1/track", json=paid, headers=basic(write_key)).status_code == 200
+    processor.drain()
+    rules = {"event": "Paid", "total": {"property": "amount", "gt": inputs.INT_MAX}}
+    response = client.post("/api/v1/segments/preview", json={"rules": rules}, headers=bearer(admin_key))
+    assert response.status_code == 200, response.text
+    assert response.json()["count"] == 1

@@ -348,9 +348,14 @@ class Compiler:
         having = [self._count(tally, count)]
         if total is not None:
             amount = JsonPath(self.dialect, e.c.properties, total.keys).number()
-            having.append(
-                self._count(sa.func.coalesce(sa.func.sum(sa.func.coalesce(amount, 0.0)), 0.0), total)
+            # SQLite's sum() of integers fails past 64 bits ("integer overflow"); total() adds as
+            # floats, as PostgreSQL does here, and is 0.0 when nothing counts.
+            summed = (
+                sa.func.total(amount)
+                if self.dialect == "sqlite"
+                else sa.func.sum(sa.func.coalesce(amount, 0.0))
             )
+            having.append(self._count(sa.func.coalesce(summed, 0.0), total))
         for when, moment in ((first, sa.func.min(e.c.timestamp)), (last, sa.func.max(e.c.timestamp))):
             if when is not None:
                 having.append(self._date(Column(self.dialect, moment, "datetime"), when.op, when.value))
