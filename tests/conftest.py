@@ -78,9 +78,17 @@ def settings(database_url: str) -> Settings:
 @pytest.fixture
 def ctx(settings: Settings, clock: VirtualClock, request: pytest.FixtureRequest) -> Iterator[AppContext]:
     """The application context; afterwards, no event may have failed processing unless the test says so
-    (``@pytest.mark.processing_errors``): the processor isolates failures, which must not hide bugs."""
+    (``@pytest.mark.processing_errors``): the processor isolates failures, which must not hide bugs.
+    Nor may any request have been answered ``500 internal_error`` unless the test says so
+    (``@pytest.mark.internal_errors``): the API answers an unexpected exception instead of raising it,
+    so without this check a test client would no longer see a bug."""
     context = build_context(settings, clock=clock)
     yield context
+    if request.node.get_closest_marker("internal_errors") is None:
+        answered = context.metrics.registry.get_sample_value(
+            "leadflow_http_errors_total", {"code": "internal_error"}
+        )
+        assert not answered, f"{answered:.0f} request(s) answered 500 internal_error (see the log)"
     if request.node.get_closest_marker("processing_errors") is None:
         with context.db.read() as conn:
             failed = conn.execute(

@@ -148,6 +148,7 @@ def live(ctx: AppContext) -> Iterator[int]:
     thread.join()
 
 
+@pytest.mark.internal_errors
 def test_refusals_and_errors_keep_the_connection(
     live: int, ctx: AppContext, admin_key: str, write_key: str
 ) -> None:
