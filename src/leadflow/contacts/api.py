@@ -18,7 +18,7 @@ from leadflow.contacts.schemas import Company, Contact, ContactPatch, ContactUps
 from leadflow.events import service as events
 from leadflow.kernel import pagination
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.errors import BadRequest, Invalid
+from leadflow.kernel.errors import Invalid
 from leadflow.kernel.pagination import Cursor, Limit, Page, paginate
 
 router = APIRouter(prefix="/api/v1", tags=["contacts"])
@@ -116,19 +116,13 @@ def contact_events(
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[Event]:
-    position = pagination.decode(cursor)
-    before = None
-    if position is not None:
-        try:
-            before = (datetime.fromisoformat(position["t"]), int(position["id"]))
-        except (KeyError, TypeError, ValueError):
-            raise BadRequest("the cursor is not one this API issued", code="invalid_cursor") from None
+    before = pagination.decode_time(cursor)
     with ctx.db.read() as conn:
         live = queries.get(conn, contact_id).id
         rows = events.for_contacts(
             conn, [live], kind=type, name=name, source=source, before=before, limit=limit + 1
         )
-    items, next_cursor = paginate(rows, limit, lambda r: {"t": r["timestamp"].isoformat(), "id": r["id"]})
+    items, next_cursor = paginate(rows, limit, lambda r: pagination.time_position(r["timestamp"], r["id"]))
     return Page[Event](
         data=[Event.model_validate({**r, "id": str(r["id"])}) for r in items], next_cursor=next_cursor
     )

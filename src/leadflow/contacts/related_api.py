@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Depends, Query
 
 from leadflow.api.deps import context, require
@@ -15,7 +13,6 @@ from leadflow.journeys import service as journeys
 from leadflow.journeys.schemas import Run
 from leadflow.kernel import pagination
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.errors import BadRequest
 from leadflow.kernel.pagination import Cursor, Limit, Page, paginate
 from leadflow.messaging import service as messaging
 from leadflow.messaging.service import ContactMessage
@@ -35,17 +32,11 @@ def contact_touchpoints(
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[Touchpoint]:
-    position = pagination.decode(cursor)
-    before = None
-    if position is not None:
-        try:
-            before = (datetime.fromisoformat(position["t"]), int(position["id"]))
-        except (KeyError, TypeError, ValueError):
-            raise BadRequest("the cursor is not one this API issued", code="invalid_cursor") from None
+    before = pagination.decode_time(cursor)
     with ctx.db.read() as conn:
         live = queries.get(conn, contact_id).id
         rows = queries.touchpoints_page(conn, live, before=before, limit=limit + 1)
-    items, next_cursor = paginate(rows, limit, lambda r: {"t": r["occurred_at"].isoformat(), "id": r["id"]})
+    items, next_cursor = paginate(rows, limit, lambda r: pagination.time_position(r["occurred_at"], r["id"]))
     data = [
         Touchpoint.model_validate({**r, "id": str(r["id"]), "event_id": str(r["event_id"])}) for r in items
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from fastapi import Query
@@ -43,6 +44,10 @@ def encode(position: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(jsonutil.dumpb(position)).decode().rstrip("=")
 
 
+def _foreign() -> BadRequest:
+    return BadRequest("the cursor is not one this API issued", code="invalid_cursor")
+
+
 def decode(cursor: str | None) -> dict[str, Any] | None:
     if not cursor:
         return None
@@ -50,7 +55,23 @@ def decode(cursor: str | None) -> dict[str, Any] | None:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value = jsonutil.loads(raw)
     except (binascii.Error, ValueError, jsonutil.JSONDecodeError):
-        raise BadRequest("the cursor is not one this API issued", code="invalid_cursor") from None
+        raise _foreign() from None
     if not isinstance(value, dict):
-        raise BadRequest("the cursor is not one this API issued", code="invalid_cursor")
+        raise _foreign()
     return value
+
+
+def time_position(instant: datetime, row_id: int) -> dict[str, Any]:
+    """The position of a row in a list ordered by (time, id), newest first."""
+    return {"t": instant.isoformat(), "id": row_id}
+
+
+def decode_time(cursor: str | None) -> tuple[datetime, int] | None:
+    """The (time, id) a newest-first list continues before, from a cursor of :func:`time_position`."""
+    position = decode(cursor)
+    if position is None:
+        return None
+    try:
+        return datetime.fromisoformat(position["t"]), int(position["id"])
+    except (KeyError, TypeError, ValueError):
+        raise _foreign() from None
