@@ -20,7 +20,7 @@ from leadflow.events.processor import EventProcessor
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.ids import new_id
-from leadflow.messaging import bounces, feedback, links, outbox, public, templates
+from leadflow.messaging import bounces, feedback, links, outbox, public, subscription, templates
 from leadflow.messaging.compose import Composer
 from leadflow.messaging.models import email_preferences, messages, suppressions
 from leadflow.messaging.tokens import Tokens
@@ -343,7 +343,7 @@ def test_all_marketing_off_and_on_again(ctx: AppContext, web: TestClient, sent: 
     assert _subscription(ctx, sent.contact_id) == "unsubscribed"
     assert len(_emitted(ctx, "leadflow.email_unsubscribed")) == 1
 
-    view = feedback.set_preferences(ctx, sent.message_id, {"product": True}, all_marketing=True)
+    view = subscription.set_preferences(ctx, sent.message_id, {"product": True}, all_marketing=True)
     assert view.all_marketing is True
     assert view.email == "a***@example.com"
     assert _suppression(ctx) is None
@@ -355,9 +355,9 @@ def test_resubscribing_never_lifts_a_hard_bounce(ctx: AppContext, sent: SimpleNa
         conn.execute(
             suppressions.insert().values(email=EMAIL, reason="hard_bounce", created_at=ctx.clock.now())
         )
-    feedback.set_preferences(ctx, sent.message_id, {}, all_marketing=True)
+    subscription.set_preferences(ctx, sent.message_id, {}, all_marketing=True)
     assert _suppression(ctx).reason == "hard_bounce"
-    feedback.unsubscribe(ctx, sent.message_id, source="test")
+    subscription.unsubscribe(ctx, sent.message_id, source="test")
     assert _suppression(ctx).reason == "hard_bounce"  # an unsubscribe does not replace it either
     assert _subscription(ctx, sent.contact_id) == "unsubscribed"
 
@@ -428,7 +428,7 @@ def test_an_ses_complaint_unsubscribes_the_contact(
 
 
 def test_a_complaint_outranks_an_unsubscribe_and_applies_once(ctx: AppContext, sent: SimpleNamespace) -> None:
-    feedback.unsubscribe(ctx, sent.message_id, source="one_click")
+    subscription.unsubscribe(ctx, sent.message_id, source="one_click")
     report = bounces.Feedback("complaint", EMAIL, True, f"{sent.message_id}@localhost", "abuse report", "arf")
     assert feedback.apply_feedback(ctx, [report, report]) == 1
     assert _suppression(ctx).reason == "complaint"

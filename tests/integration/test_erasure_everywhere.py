@@ -20,7 +20,7 @@ from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Conflict, NotFound
 from leadflow.kernel.settings import Settings
-from leadflow.messaging import bounces, feedback
+from leadflow.messaging import bounces, feedback, subscription
 from leadflow.messaging.deliverer import Deliverer
 from leadflow.privacy import REGISTRY, Treatment
 from leadflow.runtime.context import build_context
@@ -120,8 +120,8 @@ def _world(ctx: AppContext, api: TestClient) -> tuple[str, str]:
     segment = _ok(api.post("/api/v1/segments", json={"name": "Friends", "kind": "static"}))
     _ok(api.post(f"/api/v1/segments/{segment['id']}/members", json={"contact_ids": [erin, bob]}))
     (welcome,) = [m for m in j.sent(ctx) if m["contact_id"] == erin and m["status"] == "sent"]
-    feedback.set_preferences(ctx, welcome["id"], {"news": False}, True)
-    feedback.unsubscribe(ctx, welcome["id"], source="one_click")
+    subscription.set_preferences(ctx, welcome["id"], {"news": False}, True)
+    subscription.unsubscribe(ctx, welcome["id"], source="one_click")
     return erin, bob
 
 
@@ -132,9 +132,9 @@ def _late_news_about(ctx: AppContext, contact_id: str) -> None:
     feedback.apply_feedback(ctx, [report])
     feedback.record_open(ctx, sent["id"], user_agent="Mozilla/5.0", ip=None)
     feedback.record_click(ctx, sent["id"], f"https://x.test/?who={PII[0]}", user_agent="Mozilla/5.0", ip=None)
-    feedback.unsubscribe(ctx, sent["id"], source="one_click")
+    subscription.unsubscribe(ctx, sent["id"], source="one_click")
     with pytest.raises(NotFound):
-        feedback.preferences(ctx, sent["id"])
+        subscription.preferences(ctx, sent["id"])
 
 
 def _text_everywhere(ctx: AppContext) -> str:
@@ -236,8 +236,8 @@ def test_an_erased_address_stays_suppressed_as_a_digest(ctx: AppContext, api: Te
     (welcome,) = _rows(ctx, "messages", newcomer)
     assert (welcome["status"], welcome["error"]) == ("suppressed", "unsubscribed")
     assert PII[0] not in _outbox(ctx)
-    assert feedback.preferences(ctx, welcome["id"]).all_marketing is False  # the page tells them
-    feedback.set_preferences(ctx, welcome["id"], {}, True)  # they ask to get marketing email again
+    assert subscription.preferences(ctx, welcome["id"]).all_marketing is False  # the page tells them
+    subscription.set_preferences(ctx, welcome["id"], {}, True)  # they ask to get marketing email again
     assert _ok(api.get("/api/v1/suppressions"))["data"] == []
 
 

@@ -22,7 +22,7 @@ from leadflow.events.processor import EventProcessor
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.ids import new_id
-from leadflow.messaging import feedback, outbox, public, templates
+from leadflow.messaging import outbox, public, subscription, templates
 from leadflow.messaging.compose import Composer
 from leadflow.messaging.models import email_preferences, messages, suppressions
 from tests.support import events as ingest
@@ -145,7 +145,7 @@ def test_one_click_still_unsubscribes_after_a_resubscribe(
     ctx: AppContext, web: TestClient, clock: VirtualClock
 ) -> None:
     sent = _sent(ctx)
-    feedback.unsubscribe(ctx, sent.message_id, source="one_click")
+    subscription.unsubscribe(ctx, sent.message_id, source="one_click")
     assert web.post(f"{sent.path}/resubscribe").status_code == 200
     assert _subscription(ctx, sent.contact_id) == "subscribed"
 
@@ -167,7 +167,7 @@ def test_one_click_still_unsubscribes_after_a_resubscribe(
 
 def test_a_topic_left_in_the_preference_centre_can_be_taken_back(ctx: AppContext, web: TestClient) -> None:
     sent = _sent(ctx, topic="product")
-    feedback.set_preferences(ctx, sent.message_id, {"product": False}, all_marketing=True)
+    subscription.set_preferences(ctx, sent.message_id, {"product": False}, all_marketing=True)
 
     page = web.get(sent.path)
     assert "You are unsubscribed" in page.text

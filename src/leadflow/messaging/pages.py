@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from html import escape
 
-from leadflow.messaging.feedback import PreferenceView
+from leadflow.messaging.subscription import PreferenceView
 
 __all__ = ["preference_centre", "resubscribed", "unsubscribe_confirm", "unsubscribed"]
 

@@ -12,7 +12,7 @@ No authentication on the recipient-facing routes: the signed token in the path i
   unsubscribed (from all marketing, or from the message's topic), "you are unsubscribed" with a
   resubscribe button. ``POST /u/{token}``: RFC 8058 one-click unsubscribe (``List-Unsubscribe=One-Click``,
   urlencoded or multipart) or the confirmation form (any body): no cookies, no login, no redirect, ``200``.
-* ``POST /u/{token}/resubscribe``: the button: takes the unsubscribe back (:func:`feedback.resubscribe`).
+* ``POST /u/{token}/resubscribe``: the button: takes the unsubscribe back (:func:`subscription.resubscribe`).
   The same signed token is the only credential; no cookie or session is involved, so a forged
   cross-site form has nothing to ride on (and needs the token it would have to steal first).
 * ``GET|POST /p/{token}``: the preference centre.
@@ -46,7 +46,7 @@ from leadflow.kernel import inputs
 from leadflow.kernel.brand import brand
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import BadRequest, NotFound
-from leadflow.messaging import bounces, feedback, links, pages, signatures, sns
+from leadflow.messaging import bounces, feedback, links, pages, signatures, sns, subscription
 from leadflow.messaging.compose import PREFERENCES, UNSUBSCRIBE
 from leadflow.messaging.tokens import BadToken, Tokens
 
@@ -159,15 +159,15 @@ def _brand(ctx: AppContext) -> str:
     return brand(ctx.settings).name
 
 
-def _state(ctx: AppContext, message_id: str) -> feedback.PreferenceView | None:
+def _state(ctx: AppContext, message_id: str) -> subscription.PreferenceView | None:
     try:
-        return feedback.preferences(ctx, message_id)
+        return subscription.preferences(ctx, message_id)
     except NotFound:
         return None
 
 
 def _unsubscribed_page(
-    ctx: AppContext, token: str, message_id: str, view: feedback.PreferenceView | None
+    ctx: AppContext, token: str, message_id: str, view: subscription.PreferenceView | None
 ) -> str:
     """The "you are unsubscribed" page, with the resubscribe button (``/u/{token}/resubscribe``,
     relative)."""
@@ -214,7 +214,7 @@ async def unsubscribe(token: str, request: Request, ctx: AppContext = Depends(co
     message_id = await _call(_message_id, ctx, UNSUBSCRIBE, token)
     form = parse_form(request.headers.get("content-type"), await read_body(request, FORM_LIMIT))
     source = "one_click" if ONE_CLICK in form.get("List-Unsubscribe", ()) else "unsubscribe_page"
-    await _call(feedback.unsubscribe, ctx, message_id, source=source)
+    await _call(subscription.unsubscribe, ctx, message_id, source=source)
     view = await _call(_state, ctx, message_id)
     return HTMLResponse(_unsubscribed_page(ctx, token, message_id, view), headers=PAGE_HEADERS)
 
@@ -227,7 +227,7 @@ async def unsubscribe(token: str, request: Request, ctx: AppContext = Depends(co
 )
 def resubscribe(token: str, ctx: AppContext = Depends(context)) -> HTMLResponse:
     message_id = _message_id(ctx, UNSUBSCRIBE, token)
-    view = feedback.resubscribe(ctx, message_id, source="resubscribe_page")
+    view = subscription.resubscribe(ctx, message_id, source="resubscribe_page")
     html = pages.resubscribed(
         brand=_brand(ctx), address=view.email, preferences_url=_preferences_link(ctx, message_id, depth=2)
     )
@@ -236,7 +236,7 @@ def resubscribe(token: str, ctx: AppContext = Depends(context)) -> HTMLResponse:
 
 @router.get("/p/{token}", include_in_schema=False, response_class=HTMLResponse, summary="Preference centre")
 def preference_page(token: str, ctx: AppContext = Depends(context)) -> HTMLResponse:
-    view = feedback.preferences(ctx, _message_id(ctx, PREFERENCES, token))
+    view = subscription.preferences(ctx, _message_id(ctx, PREFERENCES, token))
     return HTMLResponse(pages.preference_centre(brand=_brand(ctx), view=view), headers=PAGE_HEADERS)
 
 
@@ -248,10 +248,10 @@ async def save_preferences(token: str, request: Request, ctx: AppContext = Depen
     ``unsubscribe_all`` when marketing as a whole is refused."""
     message_id = await _call(_message_id, ctx, PREFERENCES, token)
     form = parse_form(request.headers.get("content-type"), await read_body(request, FORM_LIMIT))
-    current = await _call(feedback.preferences, ctx, message_id)
+    current = await _call(subscription.preferences, ctx, message_id)
     ticked = set(form.get("topic", ()))
     topics = {topic.key: topic.key in ticked for topic in current.topics}
-    view = await _call(feedback.set_preferences, ctx, message_id, topics, "unsubscribe_all" not in form)
+    view = await _call(subscription.set_preferences, ctx, message_id, topics, "unsubscribe_all" not in form)
     html = pages.preference_centre(brand=_brand(ctx), view=view, saved=True)
     return HTMLResponse(html, headers=PAGE_HEADERS)
 
