@@ -17,15 +17,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from leadflow.contacts.models import companies, contacts
 from leadflow.kernel.brand import brand
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.db import where_in
-from leadflow.messaging import erasure, links, mime, render, templates
+from leadflow.messaging import erasure, links, mime, profiles, render, templates
 from leadflow.messaging.models import email_preferences, email_topics, suppressions
 from leadflow.messaging.tokens import Tokens
 from leadflow.messaging.transport.base import Outgoing
-from leadflow.scoring.models import contact_scores
 
 UNSUBSCRIBE, PREFERENCES = "unsubscribe", "preferences"
 
@@ -145,13 +142,13 @@ class Composer:
         self, message: Any, contact: Any, facts: Facts, unsubscribe: str, preferences: str
     ) -> dict[str, Any]:
         context = message.context or {}
-        person = _person(contact, facts.scores.get(contact.id) if contact is not None else None)
+        person = profiles.person(contact, facts.scores.get(contact.id) if contact is not None else None)
         company = (
             facts.companies.get(contact.company_id) if contact is not None and contact.company_id else None
         )
         found = {
             "contact": person,
-            "company": _company(company),
+            "company": profiles.company(company),
             "event": context.get("event") or {},
             "vars": context.get("vars") or {},
             "journey": context.get("journey") or {},
@@ -164,36 +161,6 @@ class Composer:
         return found
 
 
-def _person(contact: Any, score: Any) -> dict[str, Any] | None:
-    if contact is None:
-        return None
-    return {
-        "id": contact.id,
-        "email": contact.email,
-        "first_name": contact.first_name,
-        "last_name": contact.last_name,
-        "phone": contact.phone,
-        "timezone": contact.timezone,
-        "lifecycle_stage": contact.lifecycle_stage,
-        "owner_id": contact.owner_id,
-        "traits": contact.traits or {},
-        "score": score.total if score is not None else 0,
-        "score_band": score.band if score is not None else None,
-    }
-
-
-def _company(row: Any) -> dict[str, Any] | None:
-    if row is None:
-        return None
-    return {
-        "name": row.name,
-        "domain": row.domain,
-        "industry": row.industry,
-        "size": row.size,
-        "traits": row.traits or {},
-    }
-
-
 def _source(row: Any) -> render.Source:
     return render.Source(
         key=row.key, revision=row.revision, subject=row.subject, html=row.html, text=row.text
@@ -204,32 +171,6 @@ def _layout(row: Any) -> render.Layout | None:
     if row is None:
         return None
     return render.Layout(key=row.key, revision=row.revision, html=row.html, text=row.text)
-
-
-# Only what composing reads (no consent, timestamps...: each column costs a conversion per row).
-_CONTACT_COLUMNS = [
-    contacts.c[name]
-    for name in (
-        "id",
-        "email",
-        "first_name",
-        "last_name",
-        "phone",
-        "timezone",
-        "lifecycle_stage",
-        "owner_id",
-        "traits",
-        "company_id",
-        "subscription_status",
-    )
-]
-_COMPANY_COLUMNS = [companies.c[name] for name in ("id", "name", "domain", "industry", "size", "traits")]
-_SCORE_COLUMNS = [contact_scores.c.contact_id, contact_scores.c.total, contact_scores.c.band]
-
-
-def _rows(conn: Connection, query: Any, column: Any, values: Sequence[Any]) -> Sequence[Any]:
-    """The rows of ``query`` whose ``column`` is one of ``values`` (no query for no values)."""
-    return list(conn.execute(where_in(conn, query, column, values))) if values else []
 
 
 @dataclass
@@ -248,12 +189,8 @@ class Facts:
     @classmethod
     def load(cls, conn: Connection, ctx: AppContext, batch: Sequence[Any]) -> Facts:
         ids = sorted({m.contact_id for m in batch if m.contact_id})
-        people = {r.id: r for r in _rows(conn, sa.select(*_CONTACT_COLUMNS), contacts.c.id, ids)}
-        company_ids = sorted({r.company_id for r in people.values() if r.company_id})
-        firms = {r.id: r for r in _rows(conn, sa.select(*_COMPANY_COLUMNS), companies.c.id, company_ids)}
-        scores = {
-            r.contact_id: r for r in _rows(conn, sa.select(*_SCORE_COLUMNS), contact_scores.c.contact_id, ids)
-        }
+        found = profiles.load(conn, ids)
+        people = found.contacts
         addresses = sorted(
             {(m.to_address or getattr(people.get(m.contact_id), "email", None) or "").lower() for m in batch}
             - {""}
@@ -262,7 +199,7 @@ class Facts:
         query = sa.select(
             email_preferences.c.contact_id, email_preferences.c.topic, email_preferences.c.subscribed
         )
-        choices = list(_rows(conn, query, email_preferences.c.contact_id, ids))
+        choices = list(profiles.rows(conn, query, email_preferences.c.contact_id, ids))
         prefs = {(r.contact_id, r.topic) for r in choices if not r.subscribed}
         opted_in = {(r.contact_id, r.topic) for r in choices if r.subscribed}
         topics = dict(conn.execute(sa.select(email_topics.c.key, email_topics.c.default_subscribed)).all())
@@ -270,8 +207,8 @@ class Facts:
             for topic, default in topics.items():
                 if not default and (contact_id, topic) not in opted_in:
                     prefs.add((contact_id, topic))
-        found = templates.sources(conn, [m.template_id for m in batch])
-        return cls(people, firms, scores, found, blocked, prefs, topics)
+        sources = templates.sources(conn, [m.template_id for m in batch])
+        return cls(people, found.companies, found.scores, sources, blocked, prefs, topics)
 
     def renderable(self, template_id: str) -> tuple[render.Source, render.Layout | None] | None:
         """The template (and its layout) as the renderer takes them, made once per batch."""
@@ -306,7 +243,7 @@ def _blocked(conn: Connection, secret: str, addresses: Sequence[str]) -> dict[st
     keys = erasure.suppression_keys(secret, addresses)
     query = sa.select(suppressions.c.email, suppressions.c.reason)
     blocked: dict[str, str] = {}
-    for row in _rows(conn, query, suppressions.c.email, sorted(keys)):
+    for row in profiles.rows(conn, query, suppressions.c.email, sorted(keys)):
         address = keys[row.email]
         if blocked.get(address) in (None, "unsubscribed"):
             blocked[address] = row.reason

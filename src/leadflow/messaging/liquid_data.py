@@ -21,20 +21,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from leadflow.contacts.models import companies, contacts
-from leadflow.messaging import limits, render
-from leadflow.messaging.compose import (
-    _COMPANY_COLUMNS,
-    _CONTACT_COLUMNS,
-    _SCORE_COLUMNS,
-    _company,
-    _person,
-    _rows,
-)
-from leadflow.scoring.models import contact_scores
+from leadflow.messaging import limits, profiles, render
 
 __all__ = ["Compiled", "check", "compile_data", "people"]
 
@@ -93,16 +82,5 @@ def _render(node: Any, variables: Mapping[str, Any]) -> Any:
 def people(conn: Connection, contact_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """``contact`` and ``company`` as an email sees them, for each of ``contact_ids`` that exists: three
     queries however many contacts."""
-    ids = sorted(set(contact_ids))
-    found = {r.id: r for r in _rows(conn, sa.select(*_CONTACT_COLUMNS), contacts.c.id, ids)}
-    company_ids = sorted({r.company_id for r in found.values() if r.company_id})
-    firms = {r.id: r for r in _rows(conn, sa.select(*_COMPANY_COLUMNS), companies.c.id, company_ids)}
-    query = sa.select(*_SCORE_COLUMNS)
-    scores = {r.contact_id: r for r in _rows(conn, query, contact_scores.c.contact_id, ids)}
-    return {
-        contact_id: {
-            "contact": _person(row, scores.get(contact_id)),
-            "company": _company(firms.get(row.company_id) if row.company_id else None),
-        }
-        for contact_id, row in found.items()
-    }
+    found = profiles.load(conn, contact_ids)
+    return {contact_id: found.variables(contact_id) for contact_id in found.contacts}
