@@ -366,3 +366,100 @@ def test_every_parameter_of_every_route_is_behind_the_edge(
                 checked += 1
     assert checked > 40
     assert row_counts(ctx) == before
+
+
+# --- media types ---------------------------------------------------------------------------------
+
+NOT_JSON = [
+    "text/plain",
+    "text/plain; charset=utf-8",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=b",
+    "application/xml",
+]
+
+
+@pytest.mark.parametrize("media_type", NOT_JSON)
+def test_json_operations_refuse_another_media_type_with_415(
+    client: TestClient, ctx: AppContext, admin_key: str, contact: str, media_type: str
+) -> None:
+    """A good JSON body sent as another media type: 415 for every operation that reads JSON, before
+    anything is stored (FastAPI alone would not parse it and answer 422)."""
+    document = client.get("/openapi.json").json()
+    operations = [
+        (method.upper(), path.replace("{contact_id}", contact), operation)
+        for path, methods in document["paths"].items()
+        for method, operation in methods.items()
+        if path.startswith("/api/v1/")
+        and set(operation.get("requestBody", {}).get("content", {})) == {"application/json"}
+        and path != "/api/v1/email/feedback/{provider}"  # reads any media type: SNS posts text/plain
+    ]
+    assert len(operations) > 20
+    before = row_counts(ctx)
+    for method, path, operation in operations:
+        headers = {**bearer(admin_key), "Content-Type": media_type}
+        response = client.request(method, path, content=b'{"email": "new@example.com"}', headers=headers)
+        assert response.status_code == 415, (method, path, response.text)
+        assert response.json()["error"]["code"] == "unsupported_media_type"
+        assert "415" in operation["responses"], (method, path)
+    assert row_counts(ctx) == before
+
+
+def test_a_json_body_without_content_type_is_read_as_json(
+    client: TestClient, ctx: AppContext, admin_key: str
+) -> None:
+    created = client.post(
+        "/api/v1/contacts", content=b'{"email": "plain@example.com"}', headers=bearer(admin_key)
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["email"] == "plain@example.com"
+    before = row_counts(ctx)
+    refused = client.post(
+        "/api/v1/contacts",
+        content=b'{"email": "nan@example.com", "traits": {"n": NaN}}',
+        headers=bearer(admin_key),
+    )
+    assert (refused.status_code, refused.json()["error"]["code"]) == (400, "invalid_json")
+    assert row_counts(ctx) == before
+
+
+def test_an_optional_json_body_may_be_left_out_whatever_the_content_type(
+    client: TestClient, admin_key: str
+) -> None:
+    """No body is no body of another media type: the operation runs with its default."""
+    headers = {**bearer(admin_key), "Content-Type": "application/x-www-form-urlencoded"}
+    response = client.post("/api/v1/journeys/install-templates", content=b"", headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()
+
+
+def test_operations_reading_other_media_types_keep_their_answers(
+    client: TestClient, ctx: AppContext, admin_key: str
+) -> None:
+    """A CSV import sent JSON, a bounce email sent as a form: their own 415; a feedback webhook sent
+    text/plain reads it (SNS does); the tracking API reads its own body."""
+    headers = bearer(admin_key)
+    csv_as_json = client.post(
+        "/api/v1/imports", content=b'{"email": 1}', headers={**headers, "Content-Type": "application/json"}
+    )
+    assert csv_as_json.status_code == 415
+    assert "text/csv" in csv_as_json.json()["error"]["message"]
+    inbound_as_form = client.post(
+        "/api/v1/email/inbound",
+        content=b"a=b",
+        headers={**headers, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert inbound_as_form.status_code == 415
+    assert "message/rfc822" in inbound_as_form.json()["error"]["message"]
+    feedback = client.post(
+        "/api/v1/email/feedback/leadflow",
+        content=b'[{"type": "bounce", "email": "gone@example.com"}]',
+        headers={**headers, "Content-Type": "text/plain"},
+    )
+    assert feedback.status_code == 200, feedback.text
+    csv = client.post(
+        "/api/v1/imports",
+        content=b"email\nann@example.com\n",
+        headers={**headers, "Content-Type": "text/csv"},
+    )
+    assert csv.status_code == 202, csv.text

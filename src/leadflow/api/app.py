@@ -13,7 +13,7 @@ from leadflow.api.deps import ApiState
 from leadflow.api.edge import InputGuard, Unexpected
 from leadflow.api.health import BacklogCollector
 from leadflow.api.health import router as health_router
-from leadflow.api.limits import BodyLimit
+from leadflow.api.limits import BodyLimit, Limit
 from leadflow.audit.api import router as audit_router
 from leadflow.auth.api import router as keys_router
 from leadflow.auth.service import KeyCache
@@ -71,8 +71,12 @@ def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: 
     errors.install(app)
     docs.install(app)
     openapi.install(app)
-    app.add_middleware(InputGuard)  # inside the body limit: it reads at most that many bytes
-    app.add_middleware(BodyLimit, limit=ctx.settings.api_max_body_bytes)
+    # Built at start-up, once every router below is included; inside the body limit: it reads at most
+    # that many bytes.
+    app.add_middleware(InputGuard, routes=app.router.routes)
+    rest = Limit(ctx.settings.api_max_body_bytes, "LEADFLOW_API_MAX_BODY_BYTES")
+    imports = Limit(ctx.settings.import_max_bytes, "LEADFLOW_IMPORT_MAX_BYTES")
+    app.add_middleware(BodyLimit, limit=rest, paths={"/api/v1/imports": imports})
     app.add_middleware(Unexpected)
     routers = (
         tracking_router,

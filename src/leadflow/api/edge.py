@@ -4,10 +4,15 @@
 and the tracking API (``/v1/``) before a route sees it:
 
 * the path and every query parameter (name and value) hold no NUL and no lone surrogate;
-* a REST JSON body (``application/json``, ``application/*+json`` or no content type: what FastAPI
-  reads as JSON) is parsed strictly by :func:`inputs.loads`; the route then reads the same bytes. A
-  body that is not JSON at all goes on to the route, which refuses it its own way. The tracking API
-  parses its own body (after gzip) with the same function.
+* a REST JSON body (``application/json``, ``application/*+json`` or no content type) is parsed
+  strictly by :func:`inputs.loads`; the route then reads the same bytes. A body that is not JSON at all
+  goes on to the route, which refuses it its own way. The tracking API parses its own body (after gzip)
+  with the same function;
+* an operation that reads JSON (:mod:`leadflow.api.media`, decided once at start-up) sent a body of
+  another media type (``text/plain``, a form, ...) answers ``415 unsupported_media_type``: FastAPI would
+  not parse it and answer a confusing ``422``. Sent without a content type, its body is read as JSON
+  (the route is told ``application/json``: FastAPI 0.16x would no longer parse it otherwise). The API
+  needs an ``Authorization`` header, which no cross-site form can send, so this opens no CSRF hole.
 
 REST answers ``422`` (``400 invalid_json`` for what is not JSON), the tracking API ``400`` with Segment's
 top-level fields. Nothing is read from the database before the refusal, so nothing is stored.
@@ -19,25 +24,19 @@ own handler re-raises after answering, and uvicorn then closes the keep-alive co
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from urllib.parse import parse_qsl
 
 from fastapi import Request
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from leadflow.api import errors
+from leadflow.api import errors, media
 from leadflow.kernel import inputs
 from leadflow.kernel.errors import LeadflowError
 
 GUARDED = ("/api/", "/v1/")
-_JSON_TYPES = ("application/json",)
-
-
-def _is_json(content_type: bytes | None) -> bool:
-    """What FastAPI parses as JSON: no content type, ``application/json`` or ``application/*+json``."""
-    if content_type is None:
-        return True
-    kind = content_type.decode("latin-1").partition(";")[0].strip().lower()
-    return kind in _JSON_TYPES or (kind.startswith("application/") and kind.endswith("+json"))
+UNSUPPORTED = "unsupported_media_type"
 
 
 def check_location(scope: Scope) -> None:
@@ -61,10 +60,14 @@ async def _answer(scope: Scope, receive: Receive, send: Send, error: LeadflowErr
 
 
 class InputGuard:
-    """Refuse what :mod:`leadflow.kernel.inputs` does not accept, before any route runs."""
+    """Refuse what :mod:`leadflow.kernel.inputs` does not accept, before any route runs.
 
-    def __init__(self, app: ASGIApp) -> None:
+    ``routes`` is the app's route list: read when the middleware is built, at start-up, once every
+    router is included."""
+
+    def __init__(self, app: ASGIApp, *, routes: Sequence[BaseRoute]) -> None:
         self.app = app
+        self.bodies = media.Bodies(routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(GUARDED):
@@ -75,12 +78,22 @@ class InputGuard:
         except LeadflowError as error:
             await _answer(scope, receive, send, error)
             return
-        if not scope["path"].startswith("/api/") or not _is_json(dict(scope["headers"]).get(b"content-type")):
+        if not scope["path"].startswith("/api/"):
             await self.app(scope, receive, send)
+            return
+        content_type = dict(scope["headers"]).get(b"content-type") or None
+        reads_json = self.bodies.reads_json(scope["method"], scope["path"])
+        if content_type is not None and not media.is_json(content_type) and not reads_json:
+            await self.app(scope, receive, send)  # a CSV, a form, a raw report: the route's own rules
             return
         body = await _read(receive)
         if body is None:
             return  # the client left, or the body limit has already answered 413
+        if body and content_type is not None and not media.is_json(content_type):
+            await _unsupported(scope, receive, send, content_type)
+            return
+        if body and content_type is None and reads_json:
+            scope = {**scope, "headers": [*scope["headers"], (b"content-type", media.JSON.encode())]}
         if body:
             try:
                 inputs.loads(body)
@@ -89,6 +102,13 @@ class InputGuard:
                     await _answer(scope, receive, send, error)
                     return
         await self.app(scope, _replay(body, receive), send)
+
+
+async def _unsupported(scope: Scope, receive: Receive, send: Send, content_type: bytes) -> None:
+    kind = content_type.decode("latin-1").partition(";")[0].strip()
+    message = f"this operation reads JSON: send the body as {media.JSON}, not {kind!r}"
+    response = errors.error_response(Request(scope), 415, UNSUPPORTED, message)
+    await response(scope, receive, send)
 
 
 def _lenient_json(body: bytes) -> bool:

@@ -7,7 +7,9 @@ added here in one pass over the generated document (whatever the FastAPI version
   ``429`` past the key's rate limit;
 * it names an item in its path: ``404``;
 * it takes parameters or a body: ``422``; a body: ``400`` (not JSON) and ``413`` (over
-  ``LEADFLOW_API_MAX_BODY_BYTES``), and ``415`` when the body is a media type other than JSON;
+  ``LEADFLOW_API_MAX_BODY_BYTES``, ``LEADFLOW_IMPORT_MAX_BYTES`` for a CSV import); ``415`` when it
+  reads JSON (:mod:`leadflow.api.media`, from the routes: the document alone cannot tell a JSON body
+  from a webhook that documents JSON but reads whatever it is sent) or only other media types;
 * it pages (a ``cursor`` parameter): ``400`` for a cursor it did not hand out;
 * it can collide with existing data (:data:`CONFLICTS`, the few that can): ``409``.
 
@@ -21,6 +23,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
+
+from leadflow.api.media import Bodies
 
 REST = "/api/v1/"
 ERROR_REF = "#/components/schemas/ErrorBody"
@@ -45,7 +49,7 @@ REASONS = {
     403: "the key lacks the scope this operation needs",
     404: "no such item",
     409: "conflicts with existing data",
-    413: "the body is larger than LEADFLOW_API_MAX_BODY_BYTES",
+    413: "the body is larger than LEADFLOW_API_MAX_BODY_BYTES (LEADFLOW_IMPORT_MAX_BYTES for a CSV import)",
     415: "the body is not of the media type this operation reads",
     422: "well-formed but invalid",
     429: "the key is past its rate limit; retry after Retry-After seconds",
@@ -73,8 +77,11 @@ CONFLICTS = frozenset(
 CREATED_OR_UPDATED = frozenset({("post", "/api/v1/contacts")})
 
 
-def error_statuses(method: str, path: str, operation: dict[str, Any]) -> set[int]:
-    """The error statuses an operation can answer, from what it is (see the module's docstring)."""
+def error_statuses(
+    method: str, path: str, operation: dict[str, Any], json_bodies: frozenset[tuple[str, str]] = frozenset()
+) -> set[int]:
+    """The error statuses an operation can answer, from what it is (see the module's docstring);
+    ``json_bodies`` names the operations that read JSON, ``(method, path)``."""
     found: set[int] = set()
     parameters = operation.get("parameters", [])
     body = operation.get("requestBody")
@@ -86,7 +93,9 @@ def error_statuses(method: str, path: str, operation: dict[str, Any]) -> set[int
         found.add(422)
     if body:
         found |= {400, 413}
-        if any(kind != JSON and not kind.endswith("+json") for kind in body.get("content", {})):
+        if (method, path) in json_bodies or any(
+            kind != JSON and not kind.endswith("+json") for kind in body.get("content", {})
+        ):
             found.add(415)
     if any(p.get("in") == "query" and p.get("name") == "cursor" for p in parameters):
         found.add(400)
@@ -117,7 +126,7 @@ def _created_or_updated(responses: dict[str, Any]) -> None:
     }
 
 
-def document(schema: dict[str, Any]) -> dict[str, Any]:
+def document(schema: dict[str, Any], json_bodies: frozenset[tuple[str, str]] = frozenset()) -> dict[str, Any]:
     """Add the error responses and :class:`ErrorBody` to a generated document (in place)."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     found = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -128,7 +137,7 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
             continue
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
-            for status in sorted(error_statuses(method, path, operation)):
+            for status in sorted(error_statuses(method, path, operation, json_bodies)):
                 responses[str(status)] = _error_response(status)
             if (method, path) in CREATED_OR_UPDATED:
                 _created_or_updated(responses)
@@ -144,7 +153,8 @@ def install(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document(generate())
+            json_bodies = frozenset(Bodies(app.router.routes).json_operations())
+            app.openapi_schema = document(generate(), json_bodies)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     ingest_rate_limit: float = Field(default=2000.0, ge=0, description="ingest requests per second per key")
     api_rate_limit: float = Field(default=500.0, ge=0, description="REST requests per second per key")
     api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="largest REST request body")
+    import_max_bytes: int = Field(
+        default=50 * 1024 * 1024,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="largest CSV upload to POST /api/v1/imports (it is held in memory and stored until done)",
+    )
 
     # Journeys.
     default_timezone: str = Field(default="UTC", description="for contacts with no time zone of their own")
