@@ -232,3 +232,42 @@ def test_a_contacts_runs_and_messages_from_a_real_journey(api: TestClient, ctx: 
     assert [(m["step_id"], m["status"], m["run_id"]) for m in sent] == [
         ("receipt", "queued", runs["data"][0]["id"])  # the deliverer has not run: queued, no subject yet
     ]
+
+
+@pytest.mark.parametrize("path", ["runs", "journey-runs"])
+def test_a_merged_contacts_runs_are_its_survivors_and_an_unknown_id_is_404(
+    api: TestClient, ctx: AppContext, processor: EventProcessor, path: str
+) -> None:
+    """``/journey-runs`` is the older name of ``/runs``: the same route, the same answers. A merged
+    contact's id answers as its survivor: the runs of the survivor and of every contact merged into it."""
+    j.template(ctx, "hello", kind="transactional", subject="Hello")
+    j.publish(
+        ctx,
+        {
+            "name": "Hello then wait",
+            "trigger": {"type": "event", "event": "Visit"},
+            "steps": [
+                {"id": "hello", "type": "send_email", "template": "hello", "next": "pause"},
+                {"id": "pause", "type": "wait", "duration": "1d"},
+            ],
+        },
+    )
+    send(ctx, {"type": "identify", "userId": "u1", "traits": {"email": "m@example.com"}})
+    send(ctx, {"type": "track", "anonymousId": "a1", "event": "Visit"})
+    j.settle(ctx)
+    (run,) = j.runs(ctx)
+    anonymous_id = run["contact_id"]
+    send(ctx, {"type": "identify", "userId": "u1", "anonymousId": "a1"})
+    processor.drain()
+    j.settle(ctx)
+    survivor = api.get(f"/api/v1/contacts/{anonymous_id}").json()["id"]
+    assert survivor != anonymous_id
+    for asked in (anonymous_id, survivor):  # the merged id answers as its survivor does
+        answer = api.get(f"/api/v1/contacts/{asked}/{path}")
+        assert answer.status_code == 200, answer.text
+        # the run keeps the id it started with, and is the survivor's too
+        assert [(r["id"], r["contact_id"]) for r in answer.json()["data"]] == [(run["id"], anonymous_id)]
+        assert [s["step_id"] for s in answer.json()["data"][0]["steps"]] == ["hello", "pause"]
+    unknown = api.get(f"/api/v1/contacts/nobody/{path}")
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "contact_not_found"

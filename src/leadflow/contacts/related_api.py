@@ -1,5 +1,6 @@
-"""What hangs off a contact or a company: ``/contacts/{id}/touchpoints``, ``/messages``, ``/runs``, and
-``/companies/{id}/contacts``. (Tags, events, score and segments have their own routes.)"""
+"""What hangs off a contact or a company: ``/contacts/{id}/touchpoints``, ``/messages``, ``/runs`` (also
+``/journey-runs``, its older name), and ``/companies/{id}/contacts``. (Tags, events, score and segments
+have their own routes.)"""
 
 from __future__ import annotations
 
@@ -69,6 +70,12 @@ def contact_messages(
     response_model=Page[Run],
     summary="A contact's journey runs, oldest first: status, current step, each step's record",
 )
+@router.get(
+    "/contacts/{contact_id}/journey-runs",
+    response_model=Page[Run],
+    tags=["journeys"],
+    summary="A contact's journey runs (the older name of /contacts/{contact_id}/runs)",
+)
 def contact_runs(
     contact_id: str,
     status: str | None = Query(None, pattern="^(active|completed|exited|converted|failed)$"),
@@ -77,11 +84,15 @@ def contact_runs(
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[Run]:
+    """Both paths are this one route. A merged contact's id answers as its survivor: the survivor's runs
+    and those of every contact merged into it (a run keeps the id it started with); an unknown id
+    ``404``."""
     after = (pagination.decode(cursor) or {}).get("after")
     with ctx.db.read() as conn:
         live = queries.get(conn, contact_id).id
+        ids = [live, *queries.merged_ids(conn, live)]
     found = journeys.runs_of(
-        ctx, contact_id=live, status=status, after=after, limit=limit + 1, with_steps=True
+        ctx, contact_ids=ids, status=status, after=after, limit=limit + 1, with_steps=True
     )
     items, next_cursor = paginate(found, limit, lambda r: {"after": r.id})
     return Page[Run](data=items, next_cursor=next_cursor)

@@ -164,17 +164,3 @@ def simulate_journey(
 @router.get("/journey-runs/{run_id}", response_model=Run, summary="One run with each step")
 def get_run(run_id: str, ctx: AppContext = Depends(context), _: Principal = Depends(require("read"))) -> Run:
     return service.run(ctx, run_id)
-
-
-@router.get("/contacts/{contact_id}/journey-runs", response_model=Page[Run], summary="A contact's runs")
-def contact_runs(
-    contact_id: str,
-    limit: int = Limit,
-    cursor: str | None = Cursor,
-    ctx: AppContext = Depends(context),
-    _: Principal = Depends(require("read")),
-) -> Page[Run]:
-    after = (pagination.decode(cursor) or {}).get("after")
-    found = service.runs_of(ctx, contact_id=contact_id, after=after, limit=limit + 1, with_steps=True)
-    items, next_cursor = paginate(found, limit, lambda r: {"after": r.id})
-    return Page[Run](data=items, next_cursor=next_cursor)

@@ -293,19 +293,20 @@ def runs_of(
     ctx: AppContext,
     *,
     journey_id: str | None = None,
-    contact_id: str | None = None,
+    contact_ids: Sequence[str] | None = None,
     status: str | None = None,
     after: str | None = None,
     limit: int = 50,
     with_steps: bool = False,
 ) -> list[Run]:
-    """Runs of a journey or of a contact, oldest first; ``with_steps`` adds each step's record."""
+    """Runs of a journey or of a contact, oldest first; ``with_steps`` adds each step's record.
+    ``contact_ids``: a contact's id and the ids merged into it (runs keep the id they started with)."""
     query = sa.select(journey_runs).order_by(journey_runs.c.id).limit(limit)
     with ctx.db.read() as conn:
         if journey_id is not None:
             query = query.where(journey_runs.c.journey_id == _row(conn, journey_id).id)
-        if contact_id is not None:
-            query = query.where(journey_runs.c.contact_id == contact_id)
+        if contact_ids is not None:
+            query = query.where(journey_runs.c.contact_id.in_(list(contact_ids)))
         if status:
             query = query.where(journey_runs.c.status == status)
         if after:
