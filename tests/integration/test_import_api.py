@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from leadflow.api.app import create_app
 from leadflow.contacts import import_jobs
 from leadflow.contacts.domain_events import ContactsTouched
 from leadflow.contacts.models import import_issues
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.settings import Settings
+from leadflow.runtime.context import build_context
 from tests.support.contacts import all_contacts
 from tests.support.http import bearer
 
@@ -105,6 +108,62 @@ def test_refused_uploads_queue_nothing(api: TestClient, kwargs: dict[str, object
 def test_other_media_types_are_refused(api: TestClient) -> None:
     answer = api.post("/api/v1/imports", json={"email": "a@example.com"})
     assert (answer.status_code, answer.json()["error"]["code"]) == (415, "unsupported_media_type")
+
+
+def test_a_file_larger_than_the_rest_limit_is_imported(api: TestClient, ctx: AppContext) -> None:
+    """Uploads are limited by LEADFLOW_IMPORT_MAX_BYTES (50 MiB), not the 1 MiB of other REST bodies."""
+    rows = "\n".join(
+        f"person{i:05d}@example.com,First{i},Last{i},the plan named number {i:05d}" for i in range(15_000)
+    )
+    data = f"email,first_name,last_name,plan\n{rows}\n".encode()
+    assert len(data) > ctx.settings.api_max_body_bytes
+    answer = api.post("/api/v1/imports", content=data, headers={"content-type": "text/csv"})
+    assert answer.status_code == 202, answer.text
+    form = api.post("/api/v1/imports", files={"file": ("big.csv", data, "text/csv")})
+    assert form.status_code == 202, form.text
+    assert import_jobs.run_due(ctx) == 2
+    for job in (answer.json(), form.json()):
+        done = api.get(f"/api/v1/imports/{job['id']}").json()
+        assert (done["status"], done["processed"], done["rejected"]) == ("done", 15_000, 0)
+    assert (done["created"], done["unchanged"]) == (0, 15_000)  # the second run found them all
+    with ctx.db.read() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM contacts")).scalar() == 15_000
+
+
+@pytest.fixture
+def small_imports(settings: Settings, clock: VirtualClock, admin_key: str) -> Iterator[TestClient]:
+    """The app with LEADFLOW_IMPORT_MAX_BYTES at 64 KiB."""
+    context = build_context(settings.model_copy(update={"import_max_bytes": 64 * 1024}), clock=clock)
+    with TestClient(create_app(context, run_worker=False), headers=bearer(admin_key)) as client:
+        yield client
+    context.close()
+
+
+def test_a_file_over_the_import_limit_is_413_and_stores_nothing(
+    small_imports: TestClient, ctx: AppContext
+) -> None:
+    data = b"email\n" + b"".join(b"p%05d@example.com\n" % i for i in range(5_000))
+    assert 64 * 1024 < len(data) < ctx.settings.api_max_body_bytes
+
+    def streamed() -> Iterator[bytes]:
+        yield from (data[i : i + 8192] for i in range(0, len(data), 8192))
+
+    answers = [
+        small_imports.post("/api/v1/imports", content=data, headers={"content-type": "text/csv"}),
+        small_imports.post("/api/v1/imports", files={"file": ("big.csv", data, "text/csv")}),
+        small_imports.post("/api/v1/imports", content=streamed(), headers={"content-type": "text/csv"}),
+    ]
+    for answer in answers:
+        assert answer.status_code == 413, answer.text
+        assert answer.json()["error"]["code"] == "payload_too_large"
+        assert "LEADFLOW_IMPORT_MAX_BYTES" in answer.json()["error"]["message"]
+    with ctx.db.read() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM import_jobs")).scalar() == 0
+        assert conn.execute(sa.text("SELECT count(*) FROM contacts")).scalar() == 0
+    under = small_imports.post(
+        "/api/v1/imports", content=data[:60_000].rsplit(b"\n", 1)[0], headers={"content-type": "text/csv"}
+    )
+    assert under.status_code == 202, under.text
 
 
 def test_scopes(client: TestClient, make_key: Callable[..., str]) -> None:

@@ -3,6 +3,7 @@ keep-alive connection: checked against a live uvicorn server."""
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import threading
 from collections.abc import Iterator
@@ -127,16 +128,19 @@ def test_a_head_count_beyond_the_column_stays_a_trait(
 
 
 @pytest.fixture
-def live(ctx: AppContext) -> Iterator[int]:
-    """The real app, plus one route that fails unexpectedly, served by uvicorn in this process."""
-    app: FastAPI = create_app(ctx, run_worker=False)
+def live(ctx: AppContext, request: pytest.FixtureRequest) -> Iterator[int]:
+    """The real app, plus one route that fails unexpectedly, served by uvicorn in this process (with the
+    HTTP implementation the test names, else uvicorn's choice). CSV imports are limited to 64 KiB."""
+    settings = ctx.settings.model_copy(update={"import_max_bytes": IMPORT_LIMIT})
+    app: FastAPI = create_app(dataclasses.replace(ctx, settings=settings), run_worker=False)
 
     def boom() -> None:
         raise RuntimeError("an unexpected failure")
 
     app.add_api_route("/api/v1/boom", boom, methods=["GET"])
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
+    http = getattr(request, "param", "auto")
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", http=http))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
@@ -197,6 +201,87 @@ def test_refusals_and_errors_keep_the_connection(
     with ctx.db.read() as conn:
         emails = conn.execute(sa.text("SELECT email FROM contacts")).scalars().all()
     assert emails == ["kept@example.com"]
+
+
+IMPORT_LIMIT = 64 * 1024
+REST_LIMIT = 1024 * 1024
+
+
+def _chunks(head: bytes, size: int, tail: bytes = b"") -> Iterator[bytes]:
+    yield head
+    for _ in range(size // 16384 + 1):
+        yield b" " * 16384
+    yield tail
+
+
+def _too_large_json() -> bytes:
+    return b'{"email": "big@example.com", "traits": {"blob": "' + b"x" * REST_LIMIT + b'"}}'
+
+
+@pytest.mark.parametrize("live", ["h11", "httptools"], indirect=True)
+def test_bodies_over_the_limit_keep_the_connection(
+    live: int, ctx: AppContext, admin_key: str, write_key: str
+) -> None:
+    """413 for a body over its limit, declared by Content-Length or streamed chunked, to a route the
+    edge reads for, to one that reads its body itself and to a CSV import: the server skips the rest of
+    the body, and the next request on the same connection is answered as if nothing had happened."""
+    connection = http.client.HTTPConnection("127.0.0.1", live)
+    json_headers = {**bearer(admin_key), "Content-Type": "application/json"}
+    csv_headers = {**bearer(admin_key), "Content-Type": "text/csv"}
+    rfc822 = {**bearer(admin_key), "Content-Type": "message/rfc822"}
+    good = ("POST", "/api/v1/contacts", b'{"email": "kept@example.com"}', json_headers, (201, 200))
+    csv_rows = b"email\n" + b"p@example.com\n" * (IMPORT_LIMIT // 14 + 1)
+    requests: list[tuple[str, str, bytes | Iterator[bytes], dict[str, str], tuple[int, ...]]] = [
+        ("POST", "/api/v1/contacts", _too_large_json(), json_headers, (413,)),
+        good,
+        (
+            "POST",
+            "/api/v1/contacts",
+            _chunks(b'{"email": "a@example.com", "x": "', REST_LIMIT, b'"}'),
+            json_headers,
+            (413,),
+        ),
+        good,
+        (
+            "POST",
+            "/api/v1/email/inbound",
+            _chunks(b"From: a@example.com\r\n\r\n", REST_LIMIT),
+            rfc822,
+            (413,),
+        ),
+        good,
+        ("POST", "/api/v1/email/inbound", b"From: a@example.com\r\n\r\n" + b"x" * REST_LIMIT, rfc822, (413,)),
+        good,
+        ("POST", "/api/v1/imports", csv_rows, csv_headers, (413,)),
+        good,
+        ("POST", "/api/v1/imports", _chunks(b"email\n", IMPORT_LIMIT), csv_headers, (413,)),
+        good,
+        ("POST", "/v1/batch", b'{"batch": [' + b" " * 600_000 + b"]}", basic(write_key), (400,)),
+        good,
+        ("POST", "/api/v1/contacts", b"{}", {**bearer(admin_key), "Content-Type": "text/plain"}, (415,)),
+        good,
+    ]
+    socket = None
+    for method, path, body, headers, statuses in requests:
+        chunked = not isinstance(body, bytes)
+        connection.request(method, path, body=body, headers=headers, encode_chunked=chunked)
+        response = connection.getresponse()
+        payload = jsonutil.loads(response.read())
+        where = f"{method} {path}{' (chunked)' if chunked else ''}"
+        assert response.status in statuses, (where, payload)
+        assert response.getheader("connection", "").lower() != "close", where
+        if response.status >= 400:
+            assert set(payload["error"]) >= {"code", "message"}
+        if response.status == 413:
+            assert payload["error"]["code"] == "payload_too_large"
+            setting = "LEADFLOW_IMPORT_MAX_BYTES" if "imports" in path else "LEADFLOW_API_MAX_BODY_BYTES"
+            assert setting in payload["error"]["message"], where
+        socket = socket or connection.sock
+        assert connection.sock is socket, f"{where} dropped the connection"
+    connection.close()
+    with ctx.db.read() as conn:
+        assert conn.execute(sa.text("SELECT email FROM contacts")).scalars().all() == ["kept@example.com"]
+        assert conn.execute(sa.text("SELECT count(*) FROM import_jobs")).scalar() == 0
 
 
 # --- durations and dates in rules --------------------------------------------------------------

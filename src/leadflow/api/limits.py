@@ -7,14 +7,16 @@ one mechanism, one answer, ``413 payload_too_large`` naming the setting to raise
 The refusal keeps a keep-alive connection usable. A body declared by ``Content-Length`` is refused
 before any of it is read; the server (uvicorn, h11 or httptools) then skips what the client still sends
 of it before reading the next request. A body streamed without a length is refused once the bytes
-received pass the limit; the app is told the client left, so it stops, and the server again skips the
-rest of the body.
+received pass the limit; the app is told the client left, so it stops (a route reading the body itself
+then raises :class:`~starlette.requests.ClientDisconnect`, which is not passed on: the server would
+close the connection), and the server again skips the rest of the body.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from leadflow.kernel import jsonutil
@@ -72,7 +74,13 @@ class BodyLimit:
                     return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, limited, guarded_send)
+        try:
+            await self.app(scope, limited, guarded_send)
+        except ClientDisconnect:
+            if not refused:
+                raise
+            # The route read on after the refusal and was told the client left. The 413 is out:
+            # raising on would make the server close the connection.
 
 
 async def _refuse(send: Send, limit: Limit) -> None:
