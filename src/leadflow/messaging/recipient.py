@@ -28,6 +28,7 @@ from leadflow.messaging.models import messages
 
 __all__ = [
     "address",
+    "change_subscriptions",
     "contact_email",
     "flush_subscriptions",
     "message",
@@ -35,7 +36,6 @@ __all__ = [
     "personal",
     "required",
     "set_subscription",
-    "subscribe_contacts",
 ]
 
 
@@ -74,7 +74,7 @@ def contact_email(conn: Connection, contact_id: str) -> str | None:
     return str(email) if email else None
 
 
-def subscribe_contacts(
+def change_subscriptions(
     conn: Connection, ctx: AppContext, contact_ids: Iterable[str], status: str, source: str, message_id: str
 ) -> bool:
     """Set contacts' ``subscription_status`` through a profile unit of work (the caller holds the profile

@@ -144,7 +144,7 @@ def _unsubscribe(conn: Connection, ctx: AppContext, row: dict[str, Any], source:
             conn.execute(statement.returning(suppressions.c.email), {**entry, "created_at": now}).all()
         )
     if recipient.personal(row):
-        changed |= recipient.subscribe_contacts(
+        changed |= recipient.change_subscriptions(
             conn, ctx, [row["contact_id"]], "unsubscribed", source, row["id"]
         )
     stamped = conn.execute(
@@ -170,7 +170,7 @@ def _resubscribe(
 ) -> None:
     addresses = {recipient.address(row)}
     if person is not None:
-        recipient.subscribe_contacts(conn, ctx, [person], "subscribed", source, row["id"])
+        recipient.change_subscriptions(conn, ctx, [person], "subscribed", source, row["id"])
         addresses.add(recipient.contact_email(conn, person))
     wanted = sorted(erasure.suppression_keys(ctx.secret_key, [a for a in addresses if a]))
     if wanted:  # the addresses, and their digests (an unsubscribe kept from an erased person)
