@@ -413,6 +413,9 @@ def test_a_json_body_without_content_type_is_read_as_json(
     )
     assert created.status_code == 201, created.text
     assert created.json()["email"] == "plain@example.com"
+    empty = {**bearer(admin_key), "Content-Type": ""}
+    blank = client.post("/api/v1/contacts", content=b'{"email": "blank@example.com"}', headers=empty)
+    assert blank.status_code == 201, blank.text
     before = row_counts(ctx)
     refused = client.post(
         "/api/v1/contacts",

@@ -82,18 +82,20 @@ class InputGuard:
             await self.app(scope, receive, send)
             return
         content_type = dict(scope["headers"]).get(b"content-type") or None
+        sent_json = content_type is None or media.is_json(content_type)
         reads_json = self.bodies.reads_json(scope["method"], scope["path"])
-        if content_type is not None and not media.is_json(content_type) and not reads_json:
+        if not sent_json and not reads_json:
             await self.app(scope, receive, send)  # a CSV, a form, a raw report: the route's own rules
             return
         body = await _read(receive)
         if body is None:
             return  # the client left, or the body limit has already answered 413
-        if body and content_type is not None and not media.is_json(content_type):
+        if body and content_type is None and reads_json:
+            scope = _declared_json(scope)
+        elif body and not sent_json:
+            assert content_type is not None
             await _unsupported(scope, receive, send, content_type)
             return
-        if body and content_type is None and reads_json:
-            scope = {**scope, "headers": [*scope["headers"], (b"content-type", media.JSON.encode())]}
         if body:
             try:
                 inputs.loads(body)
@@ -102,6 +104,11 @@ class InputGuard:
                     await _answer(scope, receive, send, error)
                     return
         await self.app(scope, _replay(body, receive), send)
+
+
+def _declared_json(scope: Scope) -> Scope:
+    headers = [(name, value) for name, value in scope["headers"] if name != b"content-type"]
+    return {**scope, "headers": [*headers, (b"content-type", media.JSON.encode())]}
 
 
 async def _unsupported(scope: Scope, receive: Receive, send: Send, content_type: bytes) -> None:
