@@ -68,12 +68,15 @@ class Bodies:
             for route, path, pattern in _api_routes(routes)
             for method in sorted(route.methods or ())
         ]
+        self._by_method: dict[str, list[Operation]] = {}
+        for operation in self.operations:
+            self._by_method.setdefault(operation.method, []).append(operation)
 
     def reads_json(self, method: str, path: str) -> bool:
         """Whether the operation a request reaches reads JSON: the first route matching both its path
         and its method is the one that answers it, as in routing."""
-        for operation in self.operations:
-            if operation.method == method and operation.pattern.match(path):
+        for operation in self._by_method.get(method, ()):
+            if operation.pattern.match(path):
                 return operation.reads_json
         return False
 
