@@ -23,17 +23,10 @@ from typing import Any
 import yaml
 
 from bench.common import machine
+from bench.email import HTML as EMAIL_HTML
 from leadflow.messaging import render
 
-WELCOME = """<h1>Hi {{ contact.first_name }},</h1>
-<p>Thanks for looking at our courses. Based on what you explored, here are three we think you'll like.</p>
-<ul>
-  <li><a href="{{ brand.url }}/courses/python?c={{ contact.id }}">Python for analysts</a></li>
-  <li><a href="{{ brand.url }}/courses/sql">SQL from zero</a></li>
-  <li><a href="{{ brand.url }}/courses/stats">Statistics that sticks</a></li>
-</ul>
-<p>Your plan: {{ contact.traits.plan | default: "free" }}. Questions? Just reply to this email.</p>
-<p><a href="{{ brand.url }}/consultation">Book a free 20-minute call</a></p>"""
+WELCOME = EMAIL_HTML  # the welcome email bench/email.py sends
 WELCOME_LOOP = WELCOME.replace(
     "<ul>\n", "<ul>\n{% for course in vars.courses %}<li>{{ course | upcase }}</li>{% endfor %}\n"
 )
