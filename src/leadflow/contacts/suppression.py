@@ -6,13 +6,9 @@ ids — never the ids themselves — and drop any later event that carries one o
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Iterable
 
-
-def digest(secret: str, kind: str, value: str) -> str:
-    return hmac.new(secret.encode(), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+from leadflow.kernel.digests import keyed as digest
 
 
 def event_digests(secret: str, user_ids: Iterable[str | None], anon_ids: Iterable[str | None]) -> list[str]:

@@ -19,8 +19,6 @@ and emits no event; a bounce or complaint still suppresses the address, as a dig
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,6 +29,7 @@ from sqlalchemy.engine import Connection
 
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import dialect_insert, on_commit
+from leadflow.kernel.digests import keyed
 from leadflow.messaging.models import email_preferences, messages, suppressions
 from leadflow.messaging.transport.file import safe_name
 
@@ -44,8 +43,7 @@ DIGEST_PREFIX = "hmac:"
 
 def suppression_key(secret: str, address: str) -> str:
     """The suppression-list key an erased address keeps (an address always holds ``@``, a key never)."""
-    mac = hmac.new(secret.encode(), f"email:{address.strip().lower()}".encode(), hashlib.sha256)
-    return DIGEST_PREFIX + mac.hexdigest()
+    return DIGEST_PREFIX + keyed(secret, "email", address.strip().lower())
 
 
 def suppression_keys(secret: str, addresses: Sequence[str]) -> dict[str, str]:
