@@ -37,8 +37,9 @@ from leadflow.journeys import installer
 from leadflow.kernel.clock import SystemClock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.settings import Settings
-from leadflow.messaging import broadcasts, templates
-from leadflow.messaging.deliverer import Deliverer
+from leadflow.messaging import templates
+from leadflow.messaging.delivery import broadcasts
+from leadflow.messaging.delivery.deliverer import Deliverer
 from leadflow.messaging.models import messages
 from leadflow.runtime import collector
 from leadflow.runtime.context import build_context

@@ -24,7 +24,7 @@ import yaml
 
 from bench.common import machine
 from bench.email import HTML as EMAIL_HTML
-from leadflow.messaging import render
+from leadflow.messaging.build import render
 
 WELCOME = EMAIL_HTML  # the welcome email bench/email.py sends
 WELCOME_LOOP = WELCOME.replace(
@@ -134,9 +134,9 @@ UNTRUSTED_HTML = {  # what a template may output within the limits, as the send 
 
 def html_work(repeat: int) -> None:
     from leadflow.kernel.clock import SystemClock
-    from leadflow.messaging import links
-    from leadflow.messaging.htmltext import html_to_text
-    from leadflow.messaging.tokens import Tokens
+    from leadflow.messaging.build import links
+    from leadflow.messaging.build.htmltext import html_to_text
+    from leadflow.messaging.build.tokens import Tokens
 
     tokens = Tokens("s" * 32, SystemClock())
     print(f"  {'rendered HTML':30} {'to text ms (cpu)':>17} {'track links ms (cpu)':>21}")

@@ -110,7 +110,7 @@ def _email_destination(settings: Settings) -> str:
     if settings.smtp_url is None:
         outbox = Path(settings.email_outbox_dir).resolve()
         return f"no LEADFLOW_SMTP_URL set: messages are written to {outbox} as .eml files"
-    from leadflow.messaging.transport.smtp import parse_smtp_url
+    from leadflow.messaging.delivery.transport.smtp import parse_smtp_url
 
     found = parse_smtp_url(settings.smtp_url.get_secret_value())
     return f"SMTP {found.host}:{found.port}"

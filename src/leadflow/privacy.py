@@ -1,7 +1,7 @@
 """Where personal data lives, and what a GDPR erasure does with each place: the one list.
 
 Every text and JSON column of every table is named here with its treatment; a test
-(``tests/unit/test_privacy.py``) fails while a column of ``leadflow.schema.metadata`` is missing, so a
+(``tests/unit/test_privacy.py``) fails while a column of ``leadflow.tables.metadata`` is missing, so a
 table added later cannot be forgotten. Another (``tests/integration/test_erasure_everywhere.py``) erases
 a person who went through every part of leadflow and scans every text and JSON value of every table.
 

@@ -30,10 +30,10 @@ from leadflow.journeys import installer
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.settings import Settings
-from leadflow.messaging.deliverer import Deliverer
-from leadflow.messaging.dkim import dns_record
+from leadflow.messaging.build.dkim import dns_record
+from leadflow.messaging.delivery.deliverer import Deliverer
+from leadflow.messaging.delivery.transport.smtp import SmtpTransport
 from leadflow.messaging.models import messages, suppressions
-from leadflow.messaging.transport.smtp import SmtpTransport
 from tests.peers.smtp import Received, SmtpPeer
 from tests.support import journeys as j
 

@@ -19,10 +19,11 @@ from leadflow.events.processor import EventProcessor
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Conflict, Invalid
-from leadflow.messaging import broadcasts as service
-from leadflow.messaging import outbox, templates
-from leadflow.messaging.broadcasts import BroadcastCreate
-from leadflow.messaging.broadcasts_api import router
+from leadflow.messaging import templates
+from leadflow.messaging.delivery import broadcasts as service
+from leadflow.messaging.delivery import outbox
+from leadflow.messaging.delivery.broadcasts import BroadcastCreate
+from leadflow.messaging.delivery.broadcasts_api import router
 from leadflow.messaging.models import broadcasts, messages, suppressions
 from leadflow.segments import service as segments
 from leadflow.segments.schemas import SegmentCreate
@@ -265,8 +266,8 @@ def test_contacts_over_the_frequency_cap_get_a_suppressed_message(
 def test_messages_are_delivered_and_the_broadcast_finishes(ctx: AppContext, clock: VirtualClock) -> None:
     """Suppression is decided at send time, as for journey email: an unsubscribed member's message is
     written, then suppressed by the deliverer."""
-    from leadflow.messaging.deliverer import Deliverer
-    from leadflow.messaging.transport.smtp import SmtpTransport
+    from leadflow.messaging.delivery.deliverer import Deliverer
+    from leadflow.messaging.delivery.transport.smtp import SmtpTransport
     from tests.peers.smtp import SmtpPeer
 
     _people(ctx)

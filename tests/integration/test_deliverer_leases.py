@@ -13,10 +13,10 @@ import sqlalchemy as sa
 from leadflow.events.models import events
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
-from leadflow.messaging import outbox
-from leadflow.messaging.deliverer import Deliverer
+from leadflow.messaging.delivery import outbox
+from leadflow.messaging.delivery.deliverer import Deliverer
+from leadflow.messaging.delivery.transport.base import Outcome, Outgoing
 from leadflow.messaging.models import messages, suppressions
-from leadflow.messaging.transport.base import Outcome, Outgoing
 from tests.support import journeys as j
 from tests.support.contacts import by_user
 

@@ -11,11 +11,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from leadflow.kernel.settings import Settings
-from leadflow.messaging import outbox
-from leadflow.messaging.deliverer import Deliverer
-from leadflow.messaging.dkim import configured, dns_record
+from leadflow.messaging.build.dkim import configured, dns_record
+from leadflow.messaging.delivery import outbox
+from leadflow.messaging.delivery.deliverer import Deliverer
+from leadflow.messaging.delivery.transport.capture import CaptureTransport
 from leadflow.messaging.models import messages
-from leadflow.messaging.transport.capture import CaptureTransport
 from leadflow.runtime.context import build_context
 from tests.support import journeys as j
 

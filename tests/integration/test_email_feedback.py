@@ -20,10 +20,13 @@ from leadflow.events.processor import EventProcessor
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.ids import new_id
-from leadflow.messaging import bounces, feedback, links, outbox, public, subscription, templates
-from leadflow.messaging.compose import Composer
+from leadflow.messaging import templates
+from leadflow.messaging.build import links
+from leadflow.messaging.build.compose import Composer
+from leadflow.messaging.build.tokens import Tokens
+from leadflow.messaging.delivery import outbox
+from leadflow.messaging.feedback import api, bounces, subscription, tracking
 from leadflow.messaging.models import email_preferences, messages, suppressions
-from leadflow.messaging.tokens import Tokens
 from tests.support import events as ingest
 from tests.support.http import bearer
 
@@ -36,7 +39,7 @@ LANDING = "https://example.com/pricing?plan=pro&utm_source=email&q=a%20b#compare
 @pytest.fixture
 def web(ctx: AppContext) -> Iterator[TestClient]:
     app = create_app(ctx, run_worker=False)
-    app.include_router(public.router)
+    app.include_router(api.router)
     with TestClient(app, follow_redirects=False) as test_client:
         yield test_client
 
@@ -132,7 +135,7 @@ def test_the_open_pixel_counts_people_and_proxies_apart(
     assert proxied.status_code == 200
     assert proxied.headers["content-type"] == "image/gif"
     assert proxied.headers["cache-control"] == "no-store"
-    assert proxied.content == public.PIXEL
+    assert proxied.content == api.PIXEL
     assert len(proxied.content) == 43
     opened_at = clock.advance(timedelta(minutes=1))
     assert web.get(pixel, headers={"User-Agent": HUMAN}).status_code == 200
@@ -157,7 +160,7 @@ def test_a_bad_pixel_token_still_gets_the_image_and_records_nothing(
     for token in ("garbage", wrong_purpose, tokens.sign(links.OPEN, ["no-such-message"])):
         response = web.get(f"/t/o/{token}", headers={"User-Agent": HUMAN})
         assert response.status_code == 200
-        assert response.content == public.PIXEL
+        assert response.content == api.PIXEL
     row = _row(ctx, sent.message_id)
     assert (row.opens, row.machine_hits, row.opened_at) == (0, 0, None)
     assert _emitted(ctx, "leadflow.email_opened") == []
@@ -430,10 +433,10 @@ def test_an_ses_complaint_unsubscribes_the_contact(
 def test_a_complaint_outranks_an_unsubscribe_and_applies_once(ctx: AppContext, sent: SimpleNamespace) -> None:
     subscription.unsubscribe(ctx, sent.message_id, source="one_click")
     report = bounces.Feedback("complaint", EMAIL, True, f"{sent.message_id}@localhost", "abuse report", "arf")
-    assert feedback.apply_feedback(ctx, [report, report]) == 1
+    assert tracking.apply_feedback(ctx, [report, report]) == 1
     assert _suppression(ctx).reason == "complaint"
     assert _row(ctx, sent.message_id).complained_at == ctx.clock.now()
-    assert feedback.apply_feedback(ctx, [report]) == 0
+    assert tracking.apply_feedback(ctx, [report]) == 0
     assert len(_emitted(ctx, "leadflow.email_complained")) == 1
     _process(ctx)
 

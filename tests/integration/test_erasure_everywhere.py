@@ -20,11 +20,11 @@ from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Conflict, NotFound
 from leadflow.kernel.settings import Settings
-from leadflow.messaging import bounces, feedback, subscription
-from leadflow.messaging.deliverer import Deliverer
+from leadflow.messaging.delivery.deliverer import Deliverer
+from leadflow.messaging.feedback import bounces, subscription, tracking
 from leadflow.privacy import REGISTRY, Treatment
 from leadflow.runtime.context import build_context
-from leadflow.schema import metadata
+from leadflow.tables import metadata
 from leadflow.webhooks import service as webhooks
 from tests.support import journeys as j
 from tests.support.contacts import by_user
@@ -129,9 +129,9 @@ def _late_news_about(ctx: AppContext, contact_id: str) -> None:
     """After the erasure: their sent email bounces, is opened, clicked and unsubscribed from."""
     (sent,) = [m for m in _rows(ctx, "messages", contact_id) if m["status"] == "sent"]
     report = bounces.Feedback("bounce", PII[0], True, f"{sent['id']}@localhost", f"550 {PII[0]} gone", "dsn")
-    feedback.apply_feedback(ctx, [report])
-    feedback.record_open(ctx, sent["id"], user_agent="Mozilla/5.0", ip=None)
-    feedback.record_click(ctx, sent["id"], f"https://x.test/?who={PII[0]}", user_agent="Mozilla/5.0", ip=None)
+    tracking.apply_feedback(ctx, [report])
+    tracking.record_open(ctx, sent["id"], user_agent="Mozilla/5.0", ip=None)
+    tracking.record_click(ctx, sent["id"], f"https://x.test/?who={PII[0]}", user_agent="Mozilla/5.0", ip=None)
     subscription.unsubscribe(ctx, sent["id"], source="one_click")
     with pytest.raises(NotFound):
         subscription.preferences(ctx, sent["id"])
@@ -333,7 +333,7 @@ def test_a_second_erasure_of_an_address_keeps_the_stronger_suppression(
     erin, _ = _world(ctx, api)  # Erin unsubscribed
     api.delete(f"/api/v1/contacts/{erin}")
     newcomer = _ok(api.post("/api/v1/contacts", json={"email": PII[0]}))
-    feedback.apply_feedback(ctx, [bounces.Feedback("bounce", PII[0], True, None, "550 no such user", "dsn")])
+    tracking.apply_feedback(ctx, [bounces.Feedback("bounce", PII[0], True, None, "550 no such user", "dsn")])
     assert api.delete(f"/api/v1/contacts/{newcomer['id']}").status_code == 200
     (kept,) = _ok(api.get("/api/v1/suppressions"))["data"]
     assert (kept["email"].startswith("hmac:"), kept["reason"]) == (True, "hard_bounce")
@@ -347,7 +347,7 @@ def test_reports_and_preferences_read_a_generated_secret_outside_their_transacti
     fresh = build_context(settings.model_copy(update={"secret_key": None}), clock=clock)
     try:
         report = bounces.Feedback("bounce", PII[0], True, None, "550 no such user", "dsn")
-        assert feedback.apply_feedback(fresh, [report]) == 1
+        assert tracking.apply_feedback(fresh, [report]) == 1
     finally:
         fresh.close()
     with ctx.db.read() as conn:

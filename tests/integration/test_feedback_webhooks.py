@@ -26,7 +26,7 @@ from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Conflict
 from leadflow.kernel.settings import Settings
-from leadflow.messaging import public
+from leadflow.messaging.feedback import api
 from leadflow.messaging.models import suppressions
 from leadflow.runtime.context import build_context
 from leadflow.webhooks import replay
@@ -47,7 +47,7 @@ KIND = "SubscriptionConfirmation"
 
 def _client(ctx: AppContext) -> TestClient:
     app = create_app(ctx, run_worker=False)
-    app.include_router(public.router)
+    app.include_router(api.router)
     return TestClient(app)
 
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from leadflow.events.processor import EventProcessor
 from leadflow.kernel.context import AppContext
-from leadflow.schema import metadata
+from leadflow.tables import metadata
 from tests.support.contacts import all_contacts
 from tests.support.events import send, stored
 from tests.support.http import bearer

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from leadflow.kernel import inputs
 from leadflow.kernel.context import AppContext
-from leadflow.schema import metadata
+from leadflow.tables import metadata
 from tests.support.http import basic, bearer
 
 EXAMPLES = settings(

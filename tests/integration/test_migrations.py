@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import Database
 from leadflow.kernel.migrate import current_revision, head_revision, is_up_to_date, upgrade
-from leadflow.schema import metadata
+from leadflow.tables import metadata
 from tests.support import databases
 
 

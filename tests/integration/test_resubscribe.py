@@ -22,8 +22,10 @@ from leadflow.events.processor import EventProcessor
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.ids import new_id
-from leadflow.messaging import outbox, public, subscription, templates
-from leadflow.messaging.compose import Composer
+from leadflow.messaging import templates
+from leadflow.messaging.build.compose import Composer
+from leadflow.messaging.delivery import outbox
+from leadflow.messaging.feedback import api, subscription
 from leadflow.messaging.models import email_preferences, messages, suppressions
 from tests.support import events as ingest
 
@@ -35,7 +37,7 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 @pytest.fixture
 def web(ctx: AppContext) -> Iterator[TestClient]:
     app = create_app(ctx, run_worker=False)
-    app.include_router(public.router)
+    app.include_router(api.router)
     with TestClient(app, follow_redirects=False) as client:
         yield client
 

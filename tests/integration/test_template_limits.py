@@ -12,10 +12,10 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from leadflow.kernel.context import AppContext
-from leadflow.messaging import outbox
-from leadflow.messaging.deliverer import Deliverer
+from leadflow.messaging.delivery import outbox
+from leadflow.messaging.delivery.deliverer import Deliverer
+from leadflow.messaging.delivery.transport.capture import CaptureTransport
 from leadflow.messaging.models import email_layouts, email_templates, messages
-from leadflow.messaging.transport.capture import CaptureTransport
 from tests.support import journeys as j
 from tests.support.http import bearer
 

@@ -9,10 +9,10 @@ import sqlalchemy as sa
 
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.settings import Settings
-from leadflow.messaging import outbox
-from leadflow.messaging.deliverer import CACHE, Deliverer
+from leadflow.messaging.delivery import outbox
+from leadflow.messaging.delivery.deliverer import CACHE, Deliverer
+from leadflow.messaging.delivery.transport.capture import CaptureTransport
 from leadflow.messaging.models import messages
-from leadflow.messaging.transport.capture import CaptureTransport
 from leadflow.runtime.worker import Worker
 from tests.support import journeys as j
 

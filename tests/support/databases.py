@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from leadflow.kernel.db import Database
 from leadflow.kernel.migrate import upgrade
-from leadflow.schema import metadata
+from leadflow.tables import metadata
 
 ADMIN_URL = os.environ.get("LEADFLOW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("LEADFLOW_REQUIRE_POSTGRES") == "1"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from leadflow.contacts import lifecycle
+from leadflow.contacts import stages
 from leadflow.kernel import isodates
 from leadflow.kernel.text import fold
 from leadflow.segments import durations, rules
@@ -107,7 +107,7 @@ def compare(value: Any, op: str, wanted: Any, kind: str, world: World, zone: str
         }[op]
     if op in ("gt", "gte", "lt", "lte", "between"):
         if kind == "stage":
-            value, wanted = lifecycle.rank(value), (lifecycle.rank(wanted) if op != "between" else wanted)
+            value, wanted = stages.rank(value), (stages.rank(wanted) if op != "between" else wanted)
         elif not _number(value):
             return False
         if op == "between":

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from hypothesis import strategies as st
 
-from leadflow.contacts import lifecycle
+from leadflow.contacts import stages
 from leadflow.contacts.models import companies, contact_tags, contacts
 from leadflow.events.models import events
 from leadflow.kernel.context import AppContext
@@ -86,7 +86,7 @@ def worlds(draw: st.DrawFn) -> World:
                 "last_name": None,
                 "traits": draw(traits),
                 "company_id": draw(st.sampled_from([None, "co1", "co2"])),
-                "lifecycle_stage": draw(st.sampled_from(lifecycle.STAGES)),
+                "lifecycle_stage": draw(st.sampled_from(stages.STAGES)),
                 "owner_id": None,
                 "timezone": draw(st.sampled_from(ZONES)),
                 "subscription_status": draw(st.sampled_from(["subscribed", "unsubscribed"])),
@@ -203,7 +203,7 @@ def _op_value(kind: str) -> st.SearchStrategy[tuple[str, Any]]:
         "number": st.one_of(presence, numeric),
         "datetime": st.one_of(presence, dated),
         "stage": st.tuples(
-            st.sampled_from(["eq", "neq", "gt", "gte", "lt", "lte"]), st.sampled_from(lifecycle.STAGES)
+            st.sampled_from(["eq", "neq", "gt", "gte", "lt", "lte"]), st.sampled_from(stages.STAGES)
         ),
         "json": st.one_of(presence, textual, numeric, dated, booleans),
         "tags": st.one_of(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from leadflow.privacy import REGISTRY, Treatment, personal_columns
-from leadflow.schema import metadata
+from leadflow.tables import metadata
 
 
 def _textual(column: sa.Column[object]) -> bool:

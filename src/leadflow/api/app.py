@@ -24,8 +24,8 @@ from leadflow.kernel.context import AppContext
 from leadflow.kernel.ratelimit import RateLimiter
 from leadflow.lifecycle.api import router as lifecycle_router
 from leadflow.messaging.api import router as email_router
-from leadflow.messaging.broadcasts_api import router as broadcasts_router
-from leadflow.messaging.public import router as recipient_router
+from leadflow.messaging.delivery.broadcasts_api import router as broadcasts_router
+from leadflow.messaging.feedback.api import router as recipient_router
 from leadflow.messaging.suppressions_api import router as suppressions_router
 from leadflow.runtime.worker import Worker
 from leadflow.scoring.api import router as scoring_router

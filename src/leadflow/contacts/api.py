@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from leadflow.api.deps import context, require
 from leadflow.auth.service import Principal
-from leadflow.contacts import erasure, lifecycle, normalize, queries, tags
+from leadflow.contacts import erasure, normalize, queries, stages, tags
 from leadflow.contacts import service as contacts
 from leadflow.contacts.import_api import router as import_router
 from leadflow.contacts.related_api import router as related_router
@@ -37,7 +37,7 @@ def list_contacts(
 ) -> Page[Contact]:
     after = (pagination.decode(cursor) or {}).get("after")
     if lifecycle_stage is not None:
-        lifecycle.validate(lifecycle_stage)
+        stages.validate(lifecycle_stage)
     where = queries.ContactFilter(
         email=_email_filter(email), q=q, lifecycle_stage=lifecycle_stage, updated_since=updated_since
     )

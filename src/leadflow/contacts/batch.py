@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from leadflow.contacts import lifecycle, store
+from leadflow.contacts import stages, store
 from leadflow.contacts.changes import ProfileChanges
 from leadflow.contacts.domain_events import ContactsMerged
 from leadflow.contacts.state import MERGEABLE_FIELDS, CompanyState, ContactState, FlushResult
@@ -204,9 +204,9 @@ class ProfileBatch:
                     traits[key] = value
             contact.traits = traits
         if "lifecycle_stage" in values:
-            stage = lifecycle.validate(values["lifecycle_stage"])
-            contact.lifecycle_stage = stage if manual else lifecycle.forward(contact.lifecycle_stage, stage)
-        contact.lifecycle_stage = lifecycle.floor_for(contact.lifecycle_stage, has_email=bool(contact.email))
+            stage = stages.validate(values["lifecycle_stage"])
+            contact.lifecycle_stage = stage if manual else stages.forward(contact.lifecycle_stage, stage)
+        contact.lifecycle_stage = stages.floor_for(contact.lifecycle_stage, has_email=bool(contact.email))
         if contact.row() != before:
             self._changed(contact)
         return warnings
@@ -232,10 +232,8 @@ class ProfileBatch:
         survivor.traits = {**older.traits, **newer.traits}
         survivor.consent = {**older.consent, **newer.consent}
         survivor.user_id = survivor.user_id or loser.user_id
-        survivor.lifecycle_stage = lifecycle.forward(survivor.lifecycle_stage, loser.lifecycle_stage)
-        survivor.lifecycle_stage = lifecycle.floor_for(
-            survivor.lifecycle_stage, has_email=bool(survivor.email)
-        )
+        survivor.lifecycle_stage = stages.forward(survivor.lifecycle_stage, loser.lifecycle_stage)
+        survivor.lifecycle_stage = stages.floor_for(survivor.lifecycle_stage, has_email=bool(survivor.email))
         survivor.created_at = min(survivor.created_at, loser.created_at)
         survivor.sessions += loser.sessions
         if loser.last_seen_at and (

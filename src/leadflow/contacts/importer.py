@@ -30,7 +30,7 @@ from pathlib import Path
 
 import phonenumbers
 
-from leadflow.contacts import lifecycle, normalize, tags
+from leadflow.contacts import normalize, stages, tags
 from leadflow.contacts.changes import ProfileChanges
 from leadflow.kernel.errors import Invalid
 
@@ -217,7 +217,7 @@ def parse_row(
     if values.get("timezone"):
         changes.timezone = normalize.timezone(values["timezone"])
     if values.get("lifecycle_stage"):
-        changes.lifecycle_stage = lifecycle.validate(values["lifecycle_stage"].lower())
+        changes.lifecycle_stage = stages.validate(values["lifecycle_stage"].lower())
     for name in ("first_name", "last_name", "owner_id"):
         if values.get(name):
             setattr(changes, name, values[name])

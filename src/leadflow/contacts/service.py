@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
-from leadflow.contacts import lifecycle, normalize, queries
+from leadflow.contacts import normalize, queries, stages
 from leadflow.contacts.apply import Applied, apply_events
 from leadflow.contacts.batch import ProfileBatch
 from leadflow.contacts.changes import ProfileChanges
@@ -62,7 +62,7 @@ def changes_from(fields: ContactFields, phone_region: str | None) -> ProfileChan
     if "lifecycle_stage" in given:
         if given["lifecycle_stage"] is None:
             raise Invalid("lifecycle_stage cannot be cleared", code="invalid_stage")
-        lifecycle.validate(given["lifecycle_stage"])
+        stages.validate(given["lifecycle_stage"])
     if "subscription_status" in given and given["subscription_status"] not in SUBSCRIPTION_STATUSES:
         raise Invalid("subscription_status is subscribed or unsubscribed", code="invalid_subscription_status")
     for name, value in given.items():

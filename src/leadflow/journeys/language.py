@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from leadflow.contacts.lifecycle import STAGES
+from leadflow.contacts.stages import STAGES
 from leadflow.segments import durations, rules
 
 Strict = ConfigDict(extra="forbid", frozen=True)

@@ -33,7 +33,7 @@ from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import on_commit
 from leadflow.kernel.errors import Conflict, Invalid, NotFound
 from leadflow.kernel.ids import new_id
-from leadflow.messaging import outbox
+from leadflow.messaging.delivery import outbox
 from leadflow.segments import service as segments
 
 

@@ -32,13 +32,13 @@ from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.config import config_entries
 from leadflow.kernel.context import AppContext
 from leadflow.messaging import erasure
-from leadflow.messaging.deliverer import Deliverer
+from leadflow.messaging.delivery.deliverer import Deliverer
+from leadflow.messaging.delivery.transport.capture import CaptureTransport
 from leadflow.messaging.models import email_layouts, email_templates, email_topics, messages, suppressions
-from leadflow.messaging.transport.capture import CaptureTransport
-from leadflow.schema import metadata
 from leadflow.scoring.models import scoring_rules
 from leadflow.segments import durations
 from leadflow.segments.models import segments
+from leadflow.tables import metadata
 
 COPIED = (email_layouts, email_templates, email_topics, segments, scoring_rules, config_entries)
 USER_ID = "simulated-contact"

@@ -16,8 +16,8 @@ from leadflow.journeys.language import (
     _duration,
     _zone,
 )
-from leadflow.messaging import liquid_data
-from leadflow.messaging.render import TemplateError
+from leadflow.messaging.build import liquid_data
+from leadflow.messaging.build.render import TemplateError
 from leadflow.segments import rules
 
 

@@ -21,16 +21,16 @@ from leadflow.contacts import service as contacts
 from leadflow.contacts import tags as contact_tags
 from leadflow.contacts.batch import ProfileBatch
 from leadflow.contacts.changes import ProfileChanges
-from leadflow.contacts.lifecycle import forward
+from leadflow.contacts.stages import forward
 from leadflow.events.models import events
 from leadflow.journeys import definitions, timing
 from leadflow.journeys.runs import Item, zones
 from leadflow.kernel.brand import brand, sales_address
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import where_in
-from leadflow.messaging import liquid_data
-from leadflow.messaging import outbox as messaging
-from leadflow.messaging.render import TemplateError
+from leadflow.messaging.build import liquid_data
+from leadflow.messaging.build.render import TemplateError
+from leadflow.messaging.delivery import outbox as messaging
 from leadflow.segments import durations
 from leadflow.segments import service as segments
 from leadflow.webhooks import service as webhooks
@@ -174,7 +174,7 @@ def webhook(conn: Connection, ctx: AppContext, items: list[Item], now: datetime)
     """POST the contact, the triggering event and ``data`` through the signed webhook outbox.
 
     Every string of ``data`` is Liquid, rendered for each contact with an email's variables
-    (:mod:`leadflow.messaging.liquid_data`). A value that cannot be rendered (a missing variable, a
+    (:mod:`leadflow.messaging.build.liquid_data`). A value that cannot be rendered (a missing variable, a
     template limit) fails that contact's step with the reason, like any failing step: it is retried
     with the engine's backoff (the profile may have gained the value by then), then the step and the run
     are ``failed``; nothing is queued for that contact meanwhile, and the other contacts go on.

@@ -17,7 +17,8 @@ from leadflow.kernel.brand import brand
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Invalid
 from leadflow.kernel.pagination import Cursor, Limit, Page, paginate
-from leadflow.messaging import render, templates
+from leadflow.messaging import templates
+from leadflow.messaging.build import render
 from leadflow.messaging.models import messages
 
 router = APIRouter(prefix="/api/v1/email", tags=["email"])

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from leadflow.kernel.errors import Invalid, Misconfigured
 from leadflow.kernel.settings import Settings
-from leadflow.messaging.dkim import configured, dns_record, dns_strings, load_private_key
+from leadflow.messaging.build.dkim import configured, dns_record, dns_strings, load_private_key
 
 email_app = typer.Typer(help="Email: DKIM keys and their DNS records.", no_args_is_help=True)
 console = Console()

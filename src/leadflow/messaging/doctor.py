@@ -31,8 +31,8 @@ from rich.markup import escape
 
 from leadflow.kernel.brand import brand, is_local_host, sender_domain
 from leadflow.kernel.settings import Settings
-from leadflow.messaging import dkim
-from leadflow.messaging.transport.smtp import SmtpSettings, parse_smtp_url
+from leadflow.messaging.build import dkim
+from leadflow.messaging.delivery.transport.smtp import SmtpSettings, parse_smtp_url
 
 __all__ = ["Check", "checks", "report"]
 

@@ -30,8 +30,8 @@ from sqlalchemy.engine import Connection
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import dialect_insert, on_commit
 from leadflow.kernel.digests import keyed
+from leadflow.messaging.delivery.transport.file import safe_name
 from leadflow.messaging.models import email_preferences, messages, suppressions
-from leadflow.messaging.transport.file import safe_name
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ Rules:
   person, through the preference centre or the contact's ``subscription_status``.
 * **Adding is idempotent**, as at Postmark, SendGrid or Customer.io: an address already suppressed
   answers its existing entry (``200``) instead of a conflict, so a sync job can re-send its whole list.
-  A stronger reason replaces an ``unsubscribed`` entry (as a complaint does in :mod:`.feedback`); any
+  A stronger reason replaces an ``unsubscribed`` entry (as a complaint does in :mod:`.feedback.tracking`); any
   other existing entry is kept as it is, with its original reason and date.
 * **Removing** deletes the entry whatever its reason (a hard bounce fixed by the recipient's IT, a
   mistaken manual entry). It does not resubscribe a contact whose ``subscription_status`` says

@@ -14,7 +14,7 @@ from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import dialect_insert
 from leadflow.kernel.errors import Conflict, Invalid, NotFound
 from leadflow.kernel.ids import new_id
-from leadflow.messaging import render
+from leadflow.messaging.build import render
 from leadflow.messaging.models import email_layouts, email_templates, email_topics
 
 KEY = r"^[a-z0-9][a-z0-9_.\-]{0,99}$"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from leadflow.kernel.db import Database, advisory_lock
-from leadflow.schema import metadata
+from leadflow.tables import metadata
 
 
 def run_migrations_online() -> None:

@@ -16,7 +16,7 @@ from leadflow.kernel.context import AppContext
 from leadflow.lifecycle import service as lifecycle
 from leadflow.scoring import bands
 from leadflow.scoring import engine as scoring
-from leadflow.segments import deps, realtime
+from leadflow.segments import dependencies, realtime
 
 
 def signals(message: ContactsTouched, scored: set[str], peers: set[str]) -> dict[str, set[str]]:
@@ -25,9 +25,9 @@ def signals(message: ContactsTouched, scored: set[str], peers: set[str]) -> dict
     for contact_id in peers:
         found[contact_id].add("company")
     for contact_id, fields in message.changes.items():
-        found[contact_id] |= deps.field_signals(fields)
+        found[contact_id] |= dependencies.field_signals(fields)
     for event in message.events:
-        found[event.contact_id] |= deps.event_signals(event)
+        found[event.contact_id] |= dependencies.event_signals(event)
     for contact_id in scored:
         found[contact_id].add("score")
     return {contact_id: values for contact_id, values in found.items() if values}

@@ -14,7 +14,7 @@ from sqlalchemy import exc as sa_exc
 from leadflow.journeys import scheduling
 from leadflow.kernel.context import AppContext
 from leadflow.lifecycle import service as lifecycle
-from leadflow.messaging import broadcasts
+from leadflow.messaging.delivery import broadcasts
 from leadflow.runtime import vacuum
 from leadflow.scoring import service as scoring
 from leadflow.segments import service as segments

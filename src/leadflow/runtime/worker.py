@@ -14,7 +14,7 @@ from leadflow.events.ingest import CHANNEL as EVENTS
 from leadflow.events.processor import EventProcessor
 from leadflow.journeys.executor import Executor
 from leadflow.kernel.context import AppContext
-from leadflow.messaging.deliverer import Deliverer, deliverer
+from leadflow.messaging.delivery.deliverer import Deliverer, deliverer
 from leadflow.runtime import scheduler
 from leadflow.webhooks.deliverer import WebhookDeliverer
 

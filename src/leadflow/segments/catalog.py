@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadflow.segments import rules
-from leadflow.segments.deps import Dependencies
+from leadflow.segments.dependencies import Dependencies
 from leadflow.segments.models import segments
 
 

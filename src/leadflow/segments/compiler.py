@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from leadflow.contacts import lifecycle
+from leadflow.contacts import stages
 from leadflow.contacts.models import companies, contact_tags, contacts
 from leadflow.events.models import events
 from leadflow.kernel import isodates
@@ -32,9 +32,7 @@ from leadflow.segments.models import segment_members
 from leadflow.segments.values import Column, Expr, JsonPath, Moment, compare, fold_sql
 
 NEGATED = {"neq": "eq", "not_in": "in", "not_contains": "contains"}
-_RANK = sa.case(
-    {stage: rank for rank, stage in enumerate(lifecycle.STAGES)}, value=contacts.c.lifecycle_stage
-)
+_RANK = sa.case({stage: rank for rank, stage in enumerate(stages.STAGES)}, value=contacts.c.lifecycle_stage)
 
 
 _OTHER_JSON = re.compile(r"^([-+0-9.e]+|true|false|null|[\[{].*)$", re.DOTALL)
@@ -236,7 +234,7 @@ class Compiler:
     def _order(self, source: Column | JsonPath, op: str, value: Any, kind: str) -> Expr:
         if kind == "stage":
             number: Expr | None = _RANK
-            value = lifecycle.rank(value)
+            value = stages.rank(value)
         else:
             number = source.number()
         if number is None:

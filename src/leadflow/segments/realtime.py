@@ -22,7 +22,7 @@ from leadflow.kernel.db import where_in
 from leadflow.segments import membership
 from leadflow.segments.catalog import Catalog, Definition
 from leadflow.segments.compiler import Compiler
-from leadflow.segments.deps import affected
+from leadflow.segments.dependencies import affected
 from leadflow.segments.models import segment_members
 
 
@@ -75,7 +75,7 @@ def caches(ctx: AppContext) -> tuple[Catalog, Statements]:
 def reevaluate(
     conn: Connection, ctx: AppContext, signals: Mapping[str, set[str]], at: datetime, *, lowest_band: str
 ) -> list[membership.Change]:
-    """``signals``: contact id → what changed for it (see :mod:`leadflow.segments.deps`)."""
+    """``signals``: contact id → what changed for it (see :mod:`leadflow.segments.dependencies`)."""
     if not signals:
         return []
     catalog, statements = caches(ctx)

@@ -18,7 +18,7 @@ from leadflow.kernel.db import where_in
 from leadflow.kernel.errors import Conflict, Invalid, NotFound
 from leadflow.kernel.ids import new_id
 from leadflow.scoring import bands
-from leadflow.segments import deps, durations, membership, rules
+from leadflow.segments import dependencies, durations, membership, rules
 from leadflow.segments.compiler import Compiler
 from leadflow.segments.models import segment_members, segments
 from leadflow.segments.schemas import (
@@ -51,9 +51,9 @@ def _references(conn: Connection) -> dict[str, set[str]]:
     return {row.id: set(row.dependencies.get("segments", ())) for row in rows}
 
 
-def _check_references(conn: Connection, segment_id: str, rule: Any) -> deps.Dependencies:
+def _check_references(conn: Connection, segment_id: str, rule: Any) -> dependencies.Dependencies:
     """The rule's dependencies, after checking every referenced segment exists and no cycle forms."""
-    found = deps.of(rule)
+    found = dependencies.of(rule)
     graph = _references(conn)
     missing = sorted(ref for ref in found.segments if ref not in graph)
     if missing:

@@ -40,8 +40,8 @@ def test_queued_email_is_delivered_to_a_real_smtp_server(ctx: AppContext, clock:
     from email import message_from_bytes
     from email.policy import default
 
-    from leadflow.messaging.deliverer import Deliverer
-    from leadflow.messaging.transport.smtp import SmtpTransport
+    from leadflow.messaging.delivery.deliverer import Deliverer
+    from leadflow.messaging.delivery.transport.smtp import SmtpTransport
     from tests.peers.smtp import SmtpPeer
 
     j.template(

@@ -15,7 +15,7 @@ from leadflow.contacts.schemas import ContactPatch
 from leadflow.events.models import events
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
-from leadflow.messaging import outbox
+from leadflow.messaging.delivery import outbox
 from leadflow.webhooks import service as webhooks
 from tests.support import journeys as j
 from tests.support.contacts import by_user

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from leadflow.journeys import definitions
-from leadflow.messaging import render
+from leadflow.messaging.build import render
 from leadflow.messaging.templates import LayoutFields, TemplateCreate, Topic
 from leadflow.segments import durations, rules
 from leadflow.segments.schemas import SegmentCreate

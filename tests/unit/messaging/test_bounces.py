@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from leadflow.messaging.bounces import Feedback, parse_dsn, parse_provider
+from leadflow.messaging.feedback.bounces import Feedback, parse_dsn, parse_provider
 
 OUR_ID = "01JQ8Z6M4T3V7W9X2Y5A000001@mail.leadflow.example"
 

@@ -16,15 +16,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leadflow.kernel.clock import VirtualClock
-from leadflow.messaging import dkim_header
-from leadflow.messaging.dkim import (
+from leadflow.messaging.build import dkim_header
+from leadflow.messaging.build.dkim import (
     CANONICALIZATIONS,
     DEFAULT_HEADERS,
     DkimSigner,
     dns_record,
     load_private_key,
 )
-from leadflow.messaging.mime import build
+from leadflow.messaging.build.mime import build
 
 SELECTOR = "lf2024"
 DOMAIN = "acme.example"

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from leadflow.cli import app
 from leadflow.kernel.clock import VirtualClock
-from leadflow.messaging.dkim import DkimSigner, dns_record
-from leadflow.messaging.mime import build
+from leadflow.messaging.build.dkim import DkimSigner, dns_record
+from leadflow.messaging.build.mime import build
 
 runner = CliRunner()
 

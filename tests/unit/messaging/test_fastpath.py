@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from liquid import BoundTemplate
 from liquid.exceptions import LiquidError
 
-from leadflow.messaging import fastpath
-from leadflow.messaging.render import _HTML_ENV, _TEXT_ENV, _StrictOutputNode
+from leadflow.messaging.build import fastpath
+from leadflow.messaging.build.render import _HTML_ENV, _TEXT_ENV, _StrictOutputNode
 
 TEMPLATES = [
     "Hi {{ contact.first_name }}, welcome!",

@@ -12,9 +12,9 @@ from liquid import Environment
 from liquid.exceptions import LiquidError, ResourceLimitError
 
 from leadflow.kernel.clock import VirtualClock
-from leadflow.messaging import htmltext, limits, links
-from leadflow.messaging.htmltext import html_to_text
-from leadflow.messaging.render import (
+from leadflow.messaging.build import htmltext, limits, links
+from leadflow.messaging.build.htmltext import html_to_text
+from leadflow.messaging.build.render import (
     Layout,
     Renderer,
     Source,
@@ -22,7 +22,7 @@ from leadflow.messaging.render import (
     TemplateTooCostly,
     check,
 )
-from leadflow.messaging.tokens import Tokens
+from leadflow.messaging.build.tokens import Tokens
 
 
 def source(html: str, *, subject: str = "Hello", text: str | None = None) -> Source:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leadflow.kernel.clock import VirtualClock
-from leadflow.messaging.links import (
+from leadflow.messaging.build.links import (
     _ANCHOR_HREF,
     _rewrite_anchors,
     decode_click,
@@ -19,7 +19,7 @@ from leadflow.messaging.links import (
     decode_open,
     track,
 )
-from leadflow.messaging.tokens import BadToken, Tokens
+from leadflow.messaging.build.tokens import BadToken, Tokens
 
 BASE = "https://t.example.com"
 MESSAGE_ID = "01JQ8Z6M4T3V7W9X2Y5A000001"

@@ -7,7 +7,7 @@ from typing import Literal
 
 import pytest
 
-from leadflow.messaging.machine import classify
+from leadflow.messaging.feedback.bots import classify
 
 Kind = Literal["open", "click", "honeypot"]
 SENT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leadflow.messaging.mime import build, domain_of
+from leadflow.messaging.build.mime import build, domain_of
 
 DATE = datetime(2024, 5, 1, 12, 30, 15, tzinfo=UTC)
 HTML = '<html><body><p>Hi Zoë — <a href="https://acme.example/?a=1&amp;b=2">go</a></p></body></html>'

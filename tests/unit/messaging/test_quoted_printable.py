@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leadflow.messaging.mime import _escape_from, _quoted_printable
+from leadflow.messaging.build.mime import _escape_from, _quoted_printable
 
 
 def reference(text: str) -> bytes:

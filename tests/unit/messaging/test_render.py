@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from leadflow.messaging.render import (
+from leadflow.messaging.build.render import (
     Layout,
     MissingVariable,
     Rendered,

@@ -12,7 +12,7 @@ import pytest
 
 from leadflow.kernel.errors import Unauthorized
 from leadflow.kernel.settings import Settings
-from leadflow.messaging import signatures
+from leadflow.messaging.feedback import signatures
 from leadflow.webhooks.replay import Seal, digest
 
 KEY = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"

@@ -15,8 +15,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leadflow.messaging import htmltext
-from leadflow.messaging.render import _TEXT_ENV, Layout, Renderer, Source, html_to_text
+from leadflow.messaging.build import htmltext
+from leadflow.messaging.build.render import _TEXT_ENV, Layout, Renderer, Source, html_to_text
 
 _DEFAULT = yaml.safe_load((resources.files("leadflow.messaging.layouts") / "default.yaml").read_text("utf-8"))
 DEFAULT_LAYOUT = Layout(key="default", revision=1, html=_DEFAULT["html"], text=_DEFAULT["text"])

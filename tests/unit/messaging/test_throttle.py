@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from leadflow.kernel.clock import VirtualClock
-from leadflow.messaging.throttle import Throttle
+from leadflow.messaging.delivery.throttle import Throttle
 
 
 @pytest.fixture

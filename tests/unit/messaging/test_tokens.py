@@ -10,7 +10,7 @@ from itsdangerous import URLSafeTimedSerializer
 
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.errors import BadRequest
-from leadflow.messaging.tokens import BadToken, Tokens
+from leadflow.messaging.build.tokens import BadToken, Tokens
 
 SECRET = "test-secret-0123456789abcdef"
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

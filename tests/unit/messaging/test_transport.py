@@ -12,10 +12,10 @@ from typing import Literal
 
 import pytest
 
-from leadflow.messaging.transport.base import EmailTransport, Outcome, Outgoing
-from leadflow.messaging.transport.capture import CaptureTransport
-from leadflow.messaging.transport.file import FileTransport, safe_name
-from leadflow.messaging.transport.smtp import SmtpSettings, SmtpTransport, parse_smtp_url
+from leadflow.messaging.delivery.transport.base import EmailTransport, Outcome, Outgoing
+from leadflow.messaging.delivery.transport.capture import CaptureTransport
+from leadflow.messaging.delivery.transport.file import FileTransport, safe_name
+from leadflow.messaging.delivery.transport.smtp import SmtpSettings, SmtpTransport, parse_smtp_url
 from tests.peers.smtp import SmtpPeer
 from tests.support.server import free_port
 
@@ -458,7 +458,7 @@ def test_a_421_before_the_server_hangs_up_mid_pipeline_is_the_reason_given(
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     with (
-        caplog.at_level("INFO", logger="leadflow.messaging.transport.smtp"),
+        caplog.at_level("INFO", logger="leadflow.messaging.delivery.transport.smtp"),
         SmtpTransport.from_url(f"smtp://127.0.0.1:{port}", pool_size=1) as transport,
     ):
         outcomes = transport.send_many([outgoing(1)])

@@ -19,10 +19,11 @@ from sqlalchemy.engine import Connection
 
 from leadflow.kernel.brand import brand
 from leadflow.kernel.context import AppContext
-from leadflow.messaging import erasure, links, mime, profiles, render, templates
+from leadflow.messaging import erasure, templates
+from leadflow.messaging.build import links, mime, profiles, render
+from leadflow.messaging.build.tokens import Tokens
+from leadflow.messaging.delivery.transport.base import Outgoing
 from leadflow.messaging.models import email_preferences, email_topics, suppressions
-from leadflow.messaging.tokens import Tokens
-from leadflow.messaging.transport.base import Outgoing
 
 UNSUBSCRIBE, PREFERENCES = "unsubscribe", "preferences"
 
@@ -252,7 +253,7 @@ def _blocked(conn: Connection, secret: str, addresses: Sequence[str]) -> dict[st
 
 def _signers(ctx: AppContext) -> list[Any]:
     """One DKIM signer per configured key (each adds its own ``DKIM-Signature``; none covers another)."""
-    from leadflow.messaging.dkim import DkimSigner, configured
+    from leadflow.messaging.build.dkim import DkimSigner, configured
 
     return [
         DkimSigner(

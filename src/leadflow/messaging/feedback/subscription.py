@@ -4,7 +4,7 @@ centre that shows them.
 Each function is one write transaction and idempotent. Rules:
 
 * **Unsubscribing** (one-click, the confirmation page, the preference centre; a complaint does the same
-  in :mod:`.feedback`) suppresses the address the message went to (reason ``unsubscribed``: marketing
+  in :mod:`.tracking`) suppresses the address the message went to (reason ``unsubscribed``: marketing
   only) and sets the contact's ``subscription_status`` through the contacts domain, so the change flows
   through the pipeline (segments, scoring) like any other profile change. Hard bounces and complaints
   outrank an unsubscribe in the suppression list; re-subscribing removes only an ``unsubscribed``
@@ -29,7 +29,9 @@ from leadflow.contacts import service as contacts_service
 from leadflow.contacts.models import contacts
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import dialect_insert
-from leadflow.messaging import erasure, outbox, recipient
+from leadflow.messaging import erasure
+from leadflow.messaging.delivery import outbox
+from leadflow.messaging.feedback import recipient
 from leadflow.messaging.models import email_preferences, email_topics, messages, suppressions
 
 __all__ = [

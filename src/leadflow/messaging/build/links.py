@@ -22,8 +22,8 @@ Rules:
 * A honeypot link (``{base_url}/t/h/{token}``) goes just after ``<body>`` (or, failing a body tag, next to
   the pixel). It is hidden from people (``display:none``, ``aria-hidden``, out of the tab order, its only
   text a zero-width space) but security scanners that follow every link of a message follow it, which
-  identifies their other hits as machine-generated (see :mod:`leadflow.messaging.machine`). It comes first
-  in the body because some scanners only follow the first few links.
+  identifies their other hits as machine-generated (see :mod:`leadflow.messaging.feedback.bots`). It comes
+  first in the body because some scanners only follow the first few links.
 
 Each kind has its own token purpose, so an open token is never accepted as a click or honeypot token.
 """
@@ -36,7 +36,7 @@ from collections.abc import Callable, Collection, Iterator
 from datetime import timedelta
 from typing import Any
 
-from leadflow.messaging.tokens import BadToken, Tokens
+from leadflow.messaging.build.tokens import BadToken, Tokens
 
 __all__ = ["decode_click", "decode_honeypot", "decode_open", "track"]
 

@@ -1,6 +1,6 @@
 """The message a recipient's link or a provider's report points at, the contact it went to, and the
 audited change of that contact's ``subscription_status`` (shared by :mod:`.preferences` and
-:mod:`.feedback`).
+:mod:`.tracking`).
 
 * Internal notices (``kind = internal``) are about a contact but went to someone else: nothing here
   treats their contact as the recipient.
@@ -23,7 +23,8 @@ from leadflow.contacts.changes import ProfileChanges
 from leadflow.contacts.models import contacts
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import NotFound
-from leadflow.messaging import erasure, outbox
+from leadflow.messaging import erasure
+from leadflow.messaging.delivery import outbox
 from leadflow.messaging.models import messages
 
 __all__ = [

@@ -24,7 +24,7 @@ render is untrusted work. Every email render (subject, HTML, text and layout tog
   (`check_markup`); the text around it is cheap and only bounded by the API's size limits.
 
 Exceeding any of these raises `TemplateLimitError`, a python-liquid ``ResourceLimitError``, which the
-renderer reports as `leadflow.messaging.render.TemplateTooCostly`.
+renderer reports as `leadflow.messaging.build.render.TemplateTooCostly`.
 
 This module relies on python-liquid internals (pinned in ``pyproject.toml``): `MeteredContext` counts a
 step wherever ``Node.render`` reads ``context.disabled_tags``, which it does for every node it renders,

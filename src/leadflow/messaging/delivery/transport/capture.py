@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from leadflow.messaging.transport.base import Outcome, Outgoing
+from leadflow.messaging.delivery.transport.base import Outcome, Outgoing
 
 
 class CaptureTransport:

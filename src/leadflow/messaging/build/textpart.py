@@ -20,7 +20,7 @@ from liquid.builtin.expressions import FilteredExpression
 from liquid.builtin.expressions.primitive import StringLiteral
 from liquid.expression import Expression
 
-from leadflow.messaging import fastpath, htmltext
+from leadflow.messaging.build import fastpath, htmltext
 
 __all__ = ["DerivedText", "Parts", "derive_text", "with_content"]
 

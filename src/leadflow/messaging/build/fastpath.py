@@ -17,7 +17,7 @@ Rules (each keeps the result identical to python-liquid's strict render):
   resolver does not know — the program returns ``None`` and the caller renders with python-liquid, which
   then produces the very same output or error as always. The fast path never raises and never decides
   about errors.
-* The limits of `leadflow.messaging.limits` hold here too: the filters are the environment's guarded
+* The limits of `leadflow.messaging.build.limits` hold here too: the filters are the environment's guarded
   ones (a filter over a limit raises, so python-liquid renders and reports it), and a render whose
   output would exceed `limits.OUTPUT_CHARS` characters stops and hands over to python-liquid. A
   template without tags has no loops, so its work is bounded by its length and those limits.
@@ -48,7 +48,7 @@ from liquid.expression import Expression
 from liquid.stringify import to_liquid_string
 from markupsafe import escape
 
-from leadflow.messaging.limits import OUTPUT_CHARS
+from leadflow.messaging.build.limits import OUTPUT_CHARS
 
 
 def _markup_escape(text: str, /) -> str:

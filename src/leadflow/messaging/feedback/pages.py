@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from html import escape
 
-from leadflow.messaging.subscription import PreferenceView
+from leadflow.messaging.feedback.subscription import PreferenceView
 
 __all__ = ["preference_centre", "resubscribed", "unsubscribe_confirm", "unsubscribed"]
 

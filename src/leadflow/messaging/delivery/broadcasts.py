@@ -33,7 +33,7 @@ from leadflow.kernel.errors import Conflict, Invalid, NotFound
 from leadflow.kernel.ids import new_id
 from leadflow.kernel.inputs import INT32_MAX
 from leadflow.kernel.types import UTCDateTime, json_type
-from leadflow.messaging import outbox
+from leadflow.messaging.delivery import outbox
 from leadflow.messaging.models import broadcasts, email_templates, messages
 from leadflow.segments import service as segments
 

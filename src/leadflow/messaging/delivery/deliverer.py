@@ -25,13 +25,14 @@ from sqlalchemy.engine import Connection
 
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import bulk_update, dialect_insert
-from leadflow.messaging import erasure, outbox
-from leadflow.messaging.compose import Composer, Verdict
+from leadflow.messaging import erasure
+from leadflow.messaging.build.compose import Composer, Verdict
+from leadflow.messaging.delivery import outbox
+from leadflow.messaging.delivery.throttle import Throttle
+from leadflow.messaging.delivery.transport.base import EmailTransport, Outcome
+from leadflow.messaging.delivery.transport.factory import build_transport
+from leadflow.messaging.delivery.transport.file import FileTransport
 from leadflow.messaging.models import messages, suppressions
-from leadflow.messaging.throttle import Throttle
-from leadflow.messaging.transport.base import EmailTransport, Outcome
-from leadflow.messaging.transport.factory import build_transport
-from leadflow.messaging.transport.file import FileTransport
 
 log = logging.getLogger(__name__)
 

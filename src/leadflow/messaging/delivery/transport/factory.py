@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from leadflow.kernel.settings import Settings
-from leadflow.messaging.transport.base import EmailTransport
-from leadflow.messaging.transport.file import FileTransport
-from leadflow.messaging.transport.smtp import SmtpTransport
+from leadflow.messaging.delivery.transport.base import EmailTransport
+from leadflow.messaging.delivery.transport.file import FileTransport
+from leadflow.messaging.delivery.transport.smtp import SmtpTransport
 
 
 def build_transport(settings: Settings) -> EmailTransport:

@@ -9,9 +9,9 @@ Rules:
   ``company``, ``event`` (the triggering event's properties), ``vars``, ``journey`` and ``brand`` — but
   no ``links``: unsubscribe links belong to an email.
 * Rendering is as strict as an email's, under the same Liquid environment: an undefined or nil variable
-  raises :class:`~leadflow.messaging.render.MissingVariable` naming it and the value's place
+  raises :class:`~leadflow.messaging.build.render.MissingVariable` naming it and the value's place
   (``data.seats``); optional values use ``| default:``.
-* Limits (:mod:`leadflow.messaging.limits`): one contact's data is rendered within one budget, as one
+* Limits (:mod:`leadflow.messaging.build.limits`): one contact's data is rendered within one budget, as one
   email is; data that goes over a limit whatever the variables (a loop of a million steps) is refused
   when the journey is saved, as a template is.
 """
@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from leadflow.messaging import limits, profiles, render
+from leadflow.messaging.build import limits, profiles, render
 
 __all__ = ["Compiled", "check", "compile_data", "people"]
 

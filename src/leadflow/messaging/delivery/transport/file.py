@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from leadflow.messaging.transport.base import Outcome, Outgoing
+from leadflow.messaging.delivery.transport.base import Outcome, Outgoing
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]")
 _MAX_STEM = 150

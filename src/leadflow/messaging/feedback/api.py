@@ -1,7 +1,7 @@
 """The links in emails, and where providers report bounces and complaints.
 
 No authentication on the recipient-facing routes: the signed token in the path is the credential (see
-:mod:`leadflow.messaging.tokens`), and each route accepts only tokens signed for its own purpose.
+:mod:`leadflow.messaging.build.tokens`), and each route accepts only tokens signed for its own purpose.
 
 * ``GET /t/o/{token}``: the open pixel, a 43-byte transparent GIF, ``no-store``. A bad token still gets
   the GIF (never a broken image in someone's mail) and records nothing.
@@ -17,7 +17,7 @@ No authentication on the recipient-facing routes: the signed token in the path i
   cross-site form has nothing to ride on (and needs the token it would have to steal first).
 * ``GET|POST /p/{token}``: the preference centre.
 * ``POST /api/v1/email/feedback/{provider}`` and ``POST /api/v1/email/inbound`` (scope ``write``):
-  provider webhooks and raw bounce/complaint emails, applied by :func:`feedback.apply_feedback`.
+  provider webhooks and raw bounce/complaint emails, applied by :func:`tracking.apply_feedback`.
 
 The recipient-facing routes are left out of the OpenAPI document: they are links in emails, not API.
 """
@@ -46,9 +46,10 @@ from leadflow.kernel import inputs
 from leadflow.kernel.brand import brand
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import BadRequest, NotFound
-from leadflow.messaging import bounces, feedback, links, pages, signatures, sns, subscription
-from leadflow.messaging.compose import PREFERENCES, UNSUBSCRIBE
-from leadflow.messaging.tokens import BadToken, Tokens
+from leadflow.messaging.build import links
+from leadflow.messaging.build.compose import PREFERENCES, UNSUBSCRIBE
+from leadflow.messaging.build.tokens import BadToken, Tokens
+from leadflow.messaging.feedback import bounces, pages, signatures, sns, subscription, tracking
 
 __all__ = ["PIXEL", "router"]
 
@@ -117,7 +118,7 @@ def open_pixel(token: str, request: Request, ctx: AppContext = Depends(context))
     except BadToken:
         message_id = None
     if message_id is not None:
-        feedback.record_open(ctx, message_id, **_visitor(request))
+        tracking.record_open(ctx, message_id, **_visitor(request))
     return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
 
 
@@ -129,7 +130,7 @@ def click(token: str, request: Request, ctx: AppContext = Depends(context)) -> R
         message_id, url = links.decode_click(_tokens(ctx), token)
     except BadToken:
         raise _invalid() from None
-    feedback.record_click(ctx, message_id, url, **_visitor(request))
+    tracking.record_click(ctx, message_id, url, **_visitor(request))
     return Response(status_code=302, headers={**NO_STORE, "Location": quote(url, safe=_LOCATION_SAFE)})
 
 
@@ -142,7 +143,7 @@ def honeypot(token: str, request: Request, ctx: AppContext = Depends(context)) -
     except BadToken:
         message_id = None
     if message_id is not None:
-        feedback.record_honeypot(ctx, message_id, **_visitor(request))
+        tracking.record_honeypot(ctx, message_id, **_visitor(request))
     return Response(b"", media_type="text/plain", headers=NO_STORE)
 
 
@@ -307,7 +308,7 @@ async def provider_feedback(
     """A bounce/complaint webhook of ``leadflow``, ``sendgrid``, ``postmark``, ``mailgun`` or ``ses``
     (the JSON body as the provider sends it). The key may travel as Basic credentials in the address the
     provider calls. For ``ses``, an Amazon SNS subscription confirmation is confirmed (see
-    :mod:`leadflow.messaging.sns`)."""
+    :mod:`leadflow.messaging.feedback.sns`)."""
     if provider not in PROVIDERS:
         raise NotFound(f"unknown feedback provider {provider!r}", code="unknown_provider")
     body = await read_body(request, ctx.settings.api_max_body_bytes)
@@ -324,7 +325,7 @@ async def provider_feedback(
         items = bounces.parse_provider(provider, payload)
     except ValueError as exc:
         raise BadRequest(str(exc), code="invalid_feedback") from None
-    return Applied(applied=await _call(feedback.apply_feedback, ctx, _accepted(items), seal=seal))
+    return Applied(applied=await _call(tracking.apply_feedback, ctx, _accepted(items), seal=seal))
 
 
 @router.post(
@@ -344,7 +345,7 @@ async def inbound(
     if kind not in RAW_MESSAGE_TYPES:
         raise HTTPException(415, "send the message as message/rfc822 (or text/plain)")
     items = bounces.parse_dsn(await read_body(request, ctx.settings.api_max_body_bytes))
-    return Applied(applied=await _call(feedback.apply_feedback, ctx, _accepted(items)))
+    return Applied(applied=await _call(tracking.apply_feedback, ctx, _accepted(items)))
 
 
 def _accepted(items: list[bounces.Feedback]) -> list[bounces.Feedback]:

@@ -33,8 +33,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from leadflow.messaging.transport.base import Outcome, Outgoing
-from leadflow.messaging.transport.pipelining import pipelined
+from leadflow.messaging.delivery.transport.base import Outcome, Outgoing
+from leadflow.messaging.delivery.transport.pipelining import pipelined
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer

@@ -9,7 +9,7 @@ A token is an itsdangerous ``URLSafeTimedSerializer`` token: base64url(compact J
   both when signing and when checking ``max_age``.
 * Tokens go into URLs, so they are kept short: the payload is compact JSON (callers should pass lists rather
   than dicts), and zlib is only tried on payloads long enough for it to pay off.
-* Signers are cached per purpose: signing is on the hot path of :func:`leadflow.messaging.links.track`.
+* Signers are cached per purpose: signing is on the hot path of :func:`leadflow.messaging.build.links.track`.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class BadToken(BadRequest):
       secret; these cannot be told apart, by design);
     * ``"expired"``: older than ``max_age`` (or dated in the future of the clock);
     * ``"malformed"``: signed correctly but the payload does not decode (or has the wrong shape for the
-      caller, see :mod:`leadflow.messaging.links`).
+      caller, see :mod:`leadflow.messaging.build.links`).
     """
 
     code = "bad_token"
@@ -197,7 +197,7 @@ class Tokens:
     def signer(self, purpose: str) -> Callable[[Any], str]:
         """A function signing payloads for ``purpose``, all stamped with the clock's time now.
 
-        For the many tokens of one message (:func:`leadflow.messaging.links.track`): it reads the clock
+        For the many tokens of one message (:func:`leadflow.messaging.build.links.track`): it reads the clock
         once, not once per token.
         """
         return self._for(purpose).stamped()

@@ -11,7 +11,7 @@ Business rules:
 * A layout wraps the rendered body where it says ``{{ content }}``; the body is inserted as-is (already
   rendered, never escaped or rendered again).
 * Templates are untrusted work: every render of an email (all its parts) runs within the limits of
-  `leadflow.messaging.limits` (loops, steps, output and value sizes, CPU time, nesting); going over one
+  `leadflow.messaging.build.limits` (loops, steps, output and value sizes, CPU time, nesting); going over one
   raises `TemplateTooCostly`. ``include`` and ``render`` do not exist here (a syntax error): a template
   cannot load another. Whatever else goes wrong inside a template is a `TemplateError`, never another
   exception.
@@ -37,8 +37,8 @@ from liquid.exceptions import LiquidError, ResourceLimitError, UndefinedError
 from liquid.stringify import to_liquid_string
 from mjml import mjml2html
 
-from leadflow.messaging import fastpath, limits, textpart
-from leadflow.messaging.htmltext import html_to_text
+from leadflow.messaging.build import fastpath, limits, textpart
+from leadflow.messaging.build.htmltext import html_to_text
 
 __all__ = [
     "Layout",
@@ -62,7 +62,7 @@ class TemplateError(Exception):
 
 
 class TemplateTooCostly(TemplateError):
-    """A template went over a resource limit (`leadflow.messaging.limits`) or nests too deeply."""
+    """A template went over a resource limit (`leadflow.messaging.build.limits`) or nests too deeply."""
 
 
 class MissingVariable(TemplateError):
@@ -302,7 +302,7 @@ class Renderer:
         self._lock = threading.Lock()
 
     def render(self, source: Source, variables: Mapping[str, Any], layout: Layout | None = None) -> Rendered:
-        """One email, all parts within one budget of `leadflow.messaging.limits`."""
+        """One email, all parts within one budget of `leadflow.messaging.build.limits`."""
         with limits.metered():
             return self._render(source, variables, layout)
 

@@ -5,7 +5,7 @@ in :mod:`.subscription`).
 Each function is one write transaction and idempotent. Rules:
 
 * **Machine hits are not engagement.** An open, click or honeypot hit that
-  :func:`leadflow.messaging.machine.classify` calls machine-generated only increments
+  :func:`leadflow.messaging.feedback.bots.classify` calls machine-generated only increments
   ``messages.machine_hits``; its event carries ``machine_generated: true`` (one per message and status,
   keyed apart from the human one, so a scanner's early hit never hides the person's later one).
 * A human hit counts (``opens``/``clicks``), stamps the first ``opened_at``/``clicked_at`` and emits
@@ -33,7 +33,9 @@ from leadflow.contacts.batch import ProfileBatch
 from leadflow.contacts.models import contacts
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import bulk_update, chunk_size, chunked, dialect_insert, where_in
-from leadflow.messaging import bounces, erasure, machine, outbox, recipient
+from leadflow.messaging import erasure
+from leadflow.messaging.delivery import outbox
+from leadflow.messaging.feedback import bots, bounces, recipient
 from leadflow.messaging.models import messages, suppressions
 from leadflow.webhooks import replay
 
@@ -78,7 +80,7 @@ def _hit(
             return
         record = {**row, "error": None}
         status = "opened" if kind == "open" else "clicked"
-        reason = machine.classify(user_agent=user_agent, ip=ip, sent_at=row["sent_at"], at=now, kind=kind)
+        reason = bots.classify(user_agent=user_agent, ip=ip, sent_at=row["sent_at"], at=now, kind=kind)
         if reason is not None:
             _update(conn, message_id, machine_hits=messages.c.machine_hits + 1)
             _emit_machine(conn, ctx, record, status, now, machine_reason=reason, **extra)

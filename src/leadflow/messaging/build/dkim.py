@@ -5,7 +5,7 @@ An Ed25519 signature costs a tenth of an RSA-2048 one (0.03 ms against 0.27 ms h
 thousands of messages a second; but not every receiver verifies Ed25519 yet (RFC 8463 suggests signing
 with both while they catch up), so RSA stays the default advice in ``docs/journeys.md``.
 
-Messages that are plain CRLF text (all of ours) are signed by :mod:`leadflow.messaging.dkim_header` with
+Messages that are plain CRLF text (all of ours) are signed by :mod:`leadflow.messaging.build.dkim_header` with
 the key loaded into OpenSSL: the same bytes as ``dkim.sign``, with far less work (dkimpy computes RSA in
 pure Python, ~150 signatures/s). ``dkim.sign`` itself signs anything else.
 """
@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from leadflow.kernel.clock import Clock, SystemClock
 from leadflow.kernel.settings import Settings
-from leadflow.messaging import dkim_header
+from leadflow.messaging.build import dkim_header
 
 DEFAULT_HEADERS: tuple[bytes, ...] = (
     b"From",

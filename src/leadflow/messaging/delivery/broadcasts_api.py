@@ -9,8 +9,8 @@ from leadflow.auth.service import Principal
 from leadflow.kernel import pagination
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.pagination import Cursor, Limit, Page, paginate
-from leadflow.messaging import broadcasts as service
-from leadflow.messaging.broadcasts import Broadcast, BroadcastCreate
+from leadflow.messaging.delivery import broadcasts as service
+from leadflow.messaging.delivery.broadcasts import Broadcast, BroadcastCreate
 
 router = APIRouter(prefix="/api/v1/broadcasts", tags=["broadcasts"])
 
