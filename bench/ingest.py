@@ -27,9 +27,9 @@ import orjson
 import sqlalchemy as sa
 
 from bench.common import fresh_database, machine, start_server
+from leadflow.contacts.processor import EventProcessor
 from leadflow.events import schemas
 from leadflow.events.models import events
-from leadflow.events.processor import EventProcessor
 from leadflow.kernel.clock import SystemClock
 from leadflow.kernel.db import Database
 from leadflow.kernel.settings import Settings

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from leadflow.api.app import create_app
 from leadflow.auth import service as keys
+from leadflow.contacts.processor import EventProcessor
 from leadflow.events.models import events
-from leadflow.events.processor import EventProcessor
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.settings import Settings

@@ -82,8 +82,8 @@ def serve(
     processes: int = typer.Option(1, "--processes", min=1, help="HTTP server processes (PostgreSQL)"),
 ) -> None:
     """Start the API (and, unless --no-worker, an in-process worker)."""
+    from leadflow.api.server import serve as run_server
     from leadflow.runtime.bootstrap import banner, first_start
-    from leadflow.runtime.server import serve as run_server
 
     with _context() as ctx:
         _require_schema(ctx)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from leadflow.audit.models import audit_log
-from leadflow.events.processor import EventProcessor
+from leadflow.contacts.processor import EventProcessor
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.messaging.models import email_preferences, messages, suppressions

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from leadflow.events.processor import EventProcessor
+from leadflow.contacts.processor import EventProcessor
 from leadflow.kernel.context import AppContext
 from tests.support.contacts import by_user
 from tests.support.events import send

@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 
 from leadflow.api.app import create_app
 from leadflow.contacts.models import contacts
+from leadflow.contacts.processor import EventProcessor
 from leadflow.events.models import events
-from leadflow.events.processor import EventProcessor
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.ids import new_id

@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 
 from leadflow.api.app import create_app
 from leadflow.contacts import import_jobs
-from leadflow.contacts.domain_events import ContactsTouched
 from leadflow.contacts.models import import_issues
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.facts import ContactsTouched
 from leadflow.kernel.settings import Settings
 from leadflow.runtime.context import build_context
 from tests.support.contacts import all_contacts

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from leadflow.api.app import create_app
 from leadflow.contacts.models import companies
-from leadflow.events.processor import EventProcessor
+from leadflow.contacts.processor import EventProcessor
 from leadflow.kernel import inputs, jsonutil
 from leadflow.kernel.context import AppContext
 from tests.support.http import basic, bearer

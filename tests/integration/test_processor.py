@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import exc as sa_exc
 
 from leadflow.contacts import apply, store
-from leadflow.events.processor import EventProcessor
+from leadflow.contacts.processor import EventProcessor
 from leadflow.kernel.context import AppContext
 from tests.support.contacts import all_contacts, all_touchpoints
 from tests.support.events import send, stored
@@ -110,7 +110,7 @@ def test_a_systemic_failure_halts_processing_instead_of_failing_every_event(
     from typer.testing import CliRunner
 
     from leadflow.cli import app
-    from leadflow.events.processor import BREAKER, ProcessingHalted
+    from leadflow.contacts.processor import BREAKER, ProcessingHalted
 
     def broken(*_: Any) -> Any:
         raise NameError("a bug in the deployed code")

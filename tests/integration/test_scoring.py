@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from leadflow.contacts.processor import EventProcessor
 from leadflow.events.models import events
-from leadflow.events.processor import EventProcessor
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.scoring import service

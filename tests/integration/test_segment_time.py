@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from leadflow.events.processor import EventProcessor
+from leadflow.contacts.processor import EventProcessor
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.segments import library

@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from leadflow.cli import app
+from leadflow.contacts.processor import EventProcessor
 from leadflow.events.models import events
-from leadflow.events.processor import EventProcessor
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.segments import service as segments

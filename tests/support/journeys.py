@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from leadflow.events.processor import EventProcessor
+from leadflow.contacts.processor import EventProcessor
 from leadflow.journeys import executor, service
 from leadflow.journeys.models import journey_runs, journey_steps
 from leadflow.journeys.schemas import JourneyCreate

@@ -9,7 +9,6 @@ from fastapi import FastAPI
 
 from leadflow import __version__
 from leadflow.api import docs, errors, openapi
-from leadflow.api.deps import ApiState
 from leadflow.api.edge import InputGuard, Unexpected
 from leadflow.api.health import BacklogCollector
 from leadflow.api.health import router as health_router
@@ -21,6 +20,7 @@ from leadflow.contacts.api import router as contacts_router
 from leadflow.events.api import router as tracking_router
 from leadflow.journeys.api import router as journeys_router
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.http import ApiState
 from leadflow.kernel.ratelimit import RateLimiter
 from leadflow.lifecycle.api import router as lifecycle_router
 from leadflow.messaging.api import router as email_router

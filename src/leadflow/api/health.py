@@ -12,9 +12,9 @@ from prometheus_client.registry import Collector
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
-from leadflow.api.deps import context
 from leadflow.events import service as events
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.http import context
 
 router = APIRouter(tags=["operations"])
 

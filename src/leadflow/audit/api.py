@@ -8,11 +8,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from leadflow.api.deps import context, require
 from leadflow.audit import service as audit
-from leadflow.auth.service import Principal
 from leadflow.kernel import pagination
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.http import Principal, context, require
 from leadflow.kernel.pagination import Cursor, Limit, Page, paginate
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])

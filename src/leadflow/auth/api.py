@@ -7,11 +7,11 @@ from datetime import datetime
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from leadflow.api.deps import ApiState, context, require, state
 from leadflow.auth import service as keys
 from leadflow.auth.scopes import SCOPES
 from leadflow.auth.service import Principal
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.http import ApiState, context, require, state
 from leadflow.kernel.pagination import Page
 
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"])

@@ -19,26 +19,9 @@ from leadflow.auth.scopes import granted, parse_scopes
 from leadflow.kernel.clock import Clock
 from leadflow.kernel.db import Database
 from leadflow.kernel.errors import Invalid, NotFound
+from leadflow.kernel.http import KEY_PREFIX as KEY_PREFIX
+from leadflow.kernel.http import Principal as Principal
 from leadflow.kernel.ids import new_id, new_token
-
-KEY_PREFIX = "lf_"
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: an API key and what its scopes grant."""
-
-    key_id: str
-    name: str
-    scopes: tuple[str, ...]
-    grants: frozenset[str]
-
-    @property
-    def actor(self) -> str:
-        return f"key:{self.key_id}"
-
-    def allows(self, scope: str) -> bool:
-        return scope in self.grants
 
 
 @dataclass(frozen=True)

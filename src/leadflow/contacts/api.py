@@ -8,8 +8,6 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from leadflow.api.deps import context, require
-from leadflow.auth.service import Principal
 from leadflow.contacts import erasure, normalize, queries, stages, tags
 from leadflow.contacts import service as contacts
 from leadflow.contacts.import_api import router as import_router
@@ -19,6 +17,7 @@ from leadflow.events import service as events
 from leadflow.kernel import pagination
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Invalid
+from leadflow.kernel.http import Principal, context, require
 from leadflow.kernel.pagination import Cursor, Limit, Page, paginate
 
 router = APIRouter(prefix="/api/v1", tags=["contacts"])

@@ -14,12 +14,12 @@ from sqlalchemy.engine import Connection
 
 from leadflow.contacts import stages, store
 from leadflow.contacts.changes import ProfileChanges
-from leadflow.contacts.domain_events import ContactsMerged
 from leadflow.contacts.state import MERGEABLE_FIELDS, CompanyState, ContactState, FlushResult
 from leadflow.events import service as events
 from leadflow.kernel.bus import Bus
 from leadflow.kernel.clock import Clock
 from leadflow.kernel.errors import Conflict
+from leadflow.kernel.facts import ContactsMerged
 from leadflow.kernel.ids import new_id
 
 STAGE_CHANGED = "leadflow.stage_changed"

@@ -9,7 +9,6 @@ from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
 from leadflow.contacts import import_jobs, queries, suppression, tags
-from leadflow.contacts.domain_events import ContactsErased
 from leadflow.contacts.models import (
     contact_identities,
     contact_merges,
@@ -25,6 +24,7 @@ from leadflow.events import service as events
 from leadflow.journeys import service as journeys
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import insert_ignore
+from leadflow.kernel.facts import ContactsErased
 from leadflow.kernel.ids import new_id
 from leadflow.messaging import service as messaging
 from leadflow.scoring import service as scoring

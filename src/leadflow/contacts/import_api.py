@@ -8,14 +8,13 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from leadflow.api.deps import context, require
-from leadflow.auth.service import Principal
 from leadflow.contacts import import_jobs
 from leadflow.contacts.import_jobs import ImportIssue, ImportJob
 from leadflow.contacts.importer import parse_mapping
 from leadflow.kernel import inputs, pagination
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import BadRequest, Invalid
+from leadflow.kernel.http import Principal, context, require
 from leadflow.kernel.pagination import Cursor, Limit, Page, paginate
 
 router = APIRouter(tags=["imports"])

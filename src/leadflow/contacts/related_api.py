@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
 
-from leadflow.api.deps import context, require
-from leadflow.auth.service import Principal
 from leadflow.contacts import queries
 from leadflow.contacts.schemas import Contact, Touchpoint
 from leadflow.journeys import service as journeys
 from leadflow.journeys.schemas import Run
 from leadflow.kernel import pagination
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.http import Principal, context, require
 from leadflow.kernel.pagination import Cursor, Limit, Page, paginate
 from leadflow.messaging import service as messaging
 from leadflow.messaging.service import ContactMessage

@@ -12,12 +12,12 @@ from leadflow.contacts import normalize, queries, stages
 from leadflow.contacts.apply import Applied, apply_events
 from leadflow.contacts.batch import ProfileBatch
 from leadflow.contacts.changes import ProfileChanges
-from leadflow.contacts.domain_events import ContactsTouched
 from leadflow.contacts.schemas import Contact, ContactFields, ContactPatch, ContactUpsert
 from leadflow.contacts.state import ContactState, FlushResult
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import advisory_lock
 from leadflow.kernel.errors import Conflict, Invalid
+from leadflow.kernel.facts import ContactsTouched
 
 PROFILE_LOCK = "leadflow.profiles"
 SUBSCRIPTION_STATUSES = ("subscribed", "unsubscribed")

@@ -9,12 +9,12 @@ from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
 from leadflow.contacts import queries
-from leadflow.contacts.domain_events import ContactsTouched
 from leadflow.contacts.models import contact_tags
 from leadflow.contacts.service import profile_lock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import insert_ignore
 from leadflow.kernel.errors import Invalid
+from leadflow.kernel.facts import ContactsTouched
 from leadflow.kernel.text import fold
 
 

@@ -17,11 +17,10 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from leadflow.api.deps import ApiState, state
-from leadflow.auth.service import Principal
 from leadflow.events import ingest, schemas
 from leadflow.kernel import inputs
 from leadflow.kernel.errors import BadRequest, Forbidden, Unauthorized
+from leadflow.kernel.http import ApiState, Principal, state
 
 router = APIRouter(tags=["tracking"])
 write_key = HTTPBasic(

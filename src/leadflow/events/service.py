@@ -9,9 +9,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from leadflow.contacts.domain_events import ContactsErased, ContactsMerged
+from leadflow.events.ingest import CHANNEL as CHANNEL
 from leadflow.events.models import events
 from leadflow.kernel.db import bulk_update, chunked, insert_new
+from leadflow.kernel.facts import ContactsErased, ContactsMerged
 
 EVENT_FIELDS = (
     "id",

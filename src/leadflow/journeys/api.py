@@ -7,13 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import BaseModel
 
-from leadflow.api.deps import context, require
-from leadflow.auth.service import Principal
 from leadflow.journeys import installer, service, simulator
 from leadflow.journeys.schemas import Journey, JourneyCreate, JourneyMetrics, JourneyPatch, Run
 from leadflow.journeys.simulator import Simulation, SimulationRequest
 from leadflow.kernel import pagination
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.http import Principal, context, require
 from leadflow.kernel.pagination import Cursor, Limit, Page, paginate
 
 router = APIRouter(prefix="/api/v1", tags=["journeys"])

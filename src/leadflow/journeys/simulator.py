@@ -23,8 +23,8 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from leadflow.contacts.processor import EventProcessor
 from leadflow.events import ingest, schemas
-from leadflow.events.processor import EventProcessor
 from leadflow.journeys import catalog, definitions, executor, runs, scratch, service
 from leadflow.journeys.models import journey_steps
 from leadflow.journeys.schemas import JourneyCreate

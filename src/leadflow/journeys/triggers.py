@@ -18,12 +18,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from leadflow.contacts.domain_events import ContactsTouched, TouchedEvent
 from leadflow.journeys import catalog, definitions, runs
 from leadflow.journeys.catalog import Published
 from leadflow.journeys.models import OPEN_RUN, journey_runs, journey_steps
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import on_commit, where_in
+from leadflow.kernel.facts import ContactsTouched, TouchedEvent
 from leadflow.scoring import bands
 from leadflow.segments import service as segments
 

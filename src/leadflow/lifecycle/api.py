@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from leadflow.api.deps import context, require
-from leadflow.auth.service import Principal
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.http import Principal, context, require
 from leadflow.lifecycle import service
 from leadflow.lifecycle.service import Definition
 

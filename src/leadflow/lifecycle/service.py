@@ -15,10 +15,10 @@ from sqlalchemy.engine import Connection
 
 from leadflow.contacts.batch import ProfileBatch
 from leadflow.contacts.changes import ProfileChanges
-from leadflow.contacts.domain_events import ContactsTouched
 from leadflow.contacts.service import profile_lock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Conflict
+from leadflow.kernel.facts import ContactsTouched
 from leadflow.segments import service as segments
 from leadflow.segments.models import segments as segments_table
 from leadflow.segments.schemas import SegmentCreate, SegmentPatch

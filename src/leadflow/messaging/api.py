@@ -9,13 +9,12 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
-from leadflow.api.deps import context, require
-from leadflow.auth.service import Principal
 from leadflow.contacts import queries as contact_queries
 from leadflow.kernel import pagination
 from leadflow.kernel.brand import brand
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Invalid
+from leadflow.kernel.http import Principal, context, require
 from leadflow.kernel.pagination import Cursor, Limit, Page, paginate
 from leadflow.messaging import templates
 from leadflow.messaging.build import render

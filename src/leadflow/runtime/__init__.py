@@ -1,1 +1,2 @@
-"""Composition root: building the context, the worker threads, the server, first start."""
+"""Composition root: building the context, the worker threads, first start (the HTTP server is
+:mod:`leadflow.api.server`)."""

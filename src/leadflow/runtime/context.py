@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from leadflow.contacts import import_jobs
-from leadflow.contacts.domain_events import ContactsErased, ContactsMerged, ContactsTouched
 from leadflow.events import service as events
 from leadflow.journeys import service as journeys
 from leadflow.kernel.bus import Bus
 from leadflow.kernel.clock import Clock, SystemClock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import Database
+from leadflow.kernel.facts import ContactsErased, ContactsMerged, ContactsTouched
 from leadflow.kernel.metrics import Metrics
 from leadflow.kernel.settings import Settings
 from leadflow.kernel.signals import Signals

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from sqlalchemy.engine import Connection
 
 from leadflow.contacts import queries
-from leadflow.contacts.domain_events import ContactsTouched
 from leadflow.journeys import triggers as journeys
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.facts import ContactsTouched
 from leadflow.lifecycle import service as lifecycle
 from leadflow.scoring import bands
 from leadflow.scoring import engine as scoring

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from functools import partial
 
 from leadflow.contacts import import_jobs
+from leadflow.contacts.processor import EventProcessor
 from leadflow.events.ingest import CHANNEL as EVENTS
-from leadflow.events.processor import EventProcessor
 from leadflow.journeys.executor import Executor
 from leadflow.kernel.context import AppContext
 from leadflow.messaging.delivery.deliverer import Deliverer, deliverer

@@ -5,9 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel
 
-from leadflow.api.deps import context, require
-from leadflow.auth.service import Principal
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.http import Principal, context, require
 from leadflow.kernel.pagination import Page
 from leadflow.scoring import service
 from leadflow.scoring.bands import Bands, Decay

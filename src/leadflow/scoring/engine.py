@@ -19,10 +19,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from leadflow.contacts.domain_events import EVERYTHING, ContactsTouched, TouchedEvent
 from leadflow.events import service as events
 from leadflow.events.models import events as events_table
 from leadflow.kernel.db import dialect_insert, where_in
+from leadflow.kernel.facts import EVERYTHING, ContactsTouched, TouchedEvent
 from leadflow.scoring import bands, definitions, points
 from leadflow.scoring.models import contact_scores, score_counters, score_points, scoring_rules
 from leadflow.segments.compiler import Compiler

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from leadflow.contacts.domain_events import EVERYTHING, TouchedEvent
+from leadflow.kernel.facts import EVERYTHING, TouchedEvent
 from leadflow.segments import rules
 
 RELATIVE_OPS = frozenset({"within_last", "more_than_ago", "anniversary_today"})

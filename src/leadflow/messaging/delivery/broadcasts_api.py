@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from leadflow.api.deps import context, require
-from leadflow.auth.service import Principal
 from leadflow.kernel import pagination
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.http import Principal, context, require
 from leadflow.kernel.pagination import Cursor, Limit, Page, paginate
 from leadflow.messaging.delivery import broadcasts as service
 from leadflow.messaging.delivery.broadcasts import Broadcast, BroadcastCreate

@@ -39,13 +39,12 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from leadflow.api.deps import context, require_for_webhooks
-from leadflow.auth.service import Principal
 from leadflow.events.api import read_body
 from leadflow.kernel import inputs
 from leadflow.kernel.brand import brand
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import BadRequest, NotFound
+from leadflow.kernel.http import Principal, context, require_for_webhooks
 from leadflow.messaging.build import links
 from leadflow.messaging.build.compose import PREFERENCES, UNSUBSCRIBE
 from leadflow.messaging.build.tokens import BadToken, Tokens

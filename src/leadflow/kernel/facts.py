@@ -1,4 +1,6 @@
-"""Facts the contacts domain publishes on the bus."""
+"""Facts that cross domains on the bus (:mod:`leadflow.kernel.bus`), published in the transaction that
+made them true. They live in the kernel so that every domain can subscribe without importing the one
+that publishes them (the contacts domain publishes all three today)."""
 
 from __future__ import annotations
 

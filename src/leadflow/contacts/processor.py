@@ -24,10 +24,9 @@ import threading
 from sqlalchemy import exc as sa_exc
 
 from leadflow.contacts import service as contacts
-from leadflow.contacts.domain_events import ContactsTouched, TouchedEvent
-from leadflow.events import service
-from leadflow.events.ingest import CHANNEL
+from leadflow.events import service as events
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.facts import ContactsTouched, TouchedEvent
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +70,13 @@ class EventProcessor:
         with ctx.db.write() as conn:
             if not contacts.profile_lock(conn, wait=False):
                 return 0
-            rows = service.pending(conn, limit)
+            rows = events.pending(conn, limit)
             if not rows:
                 return 0
             applied = contacts.apply_batch(conn, ctx, rows, secret=secret)
             now = ctx.clock.now()
-            service.mark_processed(conn, applied.contacts, now)
-            service.delete(conn, applied.dropped)
+            events.mark_processed(conn, applied.contacts, now)
+            events.delete(conn, applied.dropped)
             touched = tuple(
                 TouchedEvent(
                     id=row.id,
@@ -102,10 +101,10 @@ class EventProcessor:
         ctx = self.ctx
         with ctx.db.write() as conn:
             contacts.profile_lock(conn)
-            rows = service.pending(conn, 1)
+            rows = events.pending(conn, 1)
             if not rows:
                 return
-            service.mark_failed(conn, rows[0].id, f"{type(error).__name__}: {error}", ctx.clock.now())
+            events.mark_failed(conn, rows[0].id, f"{type(error).__name__}: {error}", ctx.clock.now())
         ctx.metrics.processing_errors.inc()
         log.error("event %s could not be processed: %s", rows[0].id, error, exc_info=error)
 
@@ -134,4 +133,4 @@ class EventProcessor:
                 continue
             backoff = poll
             if handled == 0:
-                self.ctx.signals.wait(CHANNEL, poll)
+                self.ctx.signals.wait(events.CHANNEL, poll)

@@ -30,7 +30,7 @@ def serve(ctx: AppContext, *, host: str, port: int, run_worker: bool, processes:
         return
     os.environ[_WORKER_ENV] = "1" if run_worker else "0"
     uvicorn.run(
-        "leadflow.runtime.server:app_from_environment",
+        "leadflow.api.server:app_from_environment",
         factory=True,
         host=host,
         port=port,

@@ -1,17 +1,48 @@
-"""Request dependencies: the application context, the caller's key and its scopes."""
+"""Request dependencies every domain's routes use: the application context, the caller's key and its
+scopes. The kernel holds them (not ``leadflow.api``) so that a domain's ``api.py`` depends on nothing above
+the kernel; the auth domain supplies the :class:`Authenticator` the application is built with."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 
-from leadflow.auth.service import KEY_PREFIX, KeyCache, Principal
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Forbidden, Unauthorized
 from leadflow.kernel.ratelimit import RateLimiter
+
+KEY_PREFIX = "lf_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an API key and what its scopes grant."""
+
+    key_id: str
+    name: str
+    scopes: tuple[str, ...]
+    grants: frozenset[str]
+
+    @property
+    def actor(self) -> str:
+        return f"key:{self.key_id}"
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.grants
+
+
+class Authenticator(Protocol):
+    """Finds the principal an API key stands for (the auth domain's key cache)."""
+
+    def authenticate(self, key: str) -> Principal | None: ...
+
+    def invalidate(self) -> None:
+        """Forget cached look-ups (after a key is revoked)."""
+
 
 bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer lf_...`")
 basic = HTTPBasic(
@@ -23,7 +54,7 @@ basic = HTTPBasic(
 @dataclass
 class ApiState:
     ctx: AppContext
-    keys: KeyCache
+    keys: Authenticator
     api_limiter: RateLimiter
     ingest_limiter: RateLimiter
 
