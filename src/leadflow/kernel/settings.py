@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from leadflow.kernel.netguard import Policy
+from leadflow.kernel.netpolicy import Policy
 
 DEFAULT_SQLITE_URL = "sqlite:///./leadflow.db"
 
