@@ -1,7 +1,7 @@
 """A unit of work over profiles: load by key, change in memory, write back set-based.
 
 Every profile write — the event processor, the REST API, CSV import — runs in a transaction holding
-the profile lock (see :func:`leadflow.contacts.service.profile_lock`), so two units of work never race
+the profile lock (see :func:`leadflow.contacts.writes.profile_lock`), so two units of work never race
 over the same contact and the in-memory state is the truth until :meth:`ProfileBatch.flush`.
 """
 

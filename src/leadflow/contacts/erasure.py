@@ -19,7 +19,7 @@ from leadflow.contacts.models import (
     touchpoints,
 )
 from leadflow.contacts.schemas import Erasure
-from leadflow.contacts.service import profile_lock
+from leadflow.contacts.writes import profile_lock
 from leadflow.events import service as events
 from leadflow.journeys import service as journeys
 from leadflow.kernel.context import AppContext

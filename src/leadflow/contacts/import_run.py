@@ -33,7 +33,7 @@ from leadflow.contacts.importer import (
     parse_row,
     resolve_columns,
 )
-from leadflow.contacts.service import profile_lock, publish_changes
+from leadflow.contacts.writes import profile_lock, publish_changes
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Invalid
 from leadflow.segments import service as segments

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from leadflow.audit import service as audit
 from leadflow.contacts import queries
 from leadflow.contacts.models import contact_tags
-from leadflow.contacts.service import profile_lock
+from leadflow.contacts.writes import profile_lock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import insert_ignore
 from leadflow.kernel.errors import Invalid
