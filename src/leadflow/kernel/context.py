@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,10 @@ class AppContext:
     bus: Bus
     metrics: Metrics
     signals: Signals
+    #: A context for other settings (another database), built and wired like this one, its database
+    #: holding every table: the simulator's scratch copy. Set by the composition root
+    #: (``runtime.context.build_context``), which alone knows every domain.
+    derive: Callable[[Settings, Clock], AppContext] | None = field(default=None, repr=False)
     caches: dict[str, Any] = field(default_factory=dict, repr=False)
     _secret: str | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

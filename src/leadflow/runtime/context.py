@@ -17,6 +17,7 @@ from leadflow.messaging import service as messaging
 from leadflow.runtime.pipeline import qualifier
 from leadflow.scoring import service as scoring
 from leadflow.segments import service as segments
+from leadflow.tables import metadata
 from leadflow.webhooks import service as webhooks
 
 
@@ -48,6 +49,15 @@ def build_context(settings: Settings | None = None, *, clock: Clock | None = Non
         bus=Bus(),
         metrics=Metrics(),
         signals=Signals(db),
+        derive=derive,
     )
     wire(ctx)
+    return ctx
+
+
+def derive(settings: Settings, clock: Clock) -> AppContext:
+    """A context like :func:`build_context`'s for other settings, every table created in its database
+    if missing (the simulator's scratch database starts empty)."""
+    ctx = build_context(settings, clock=clock)
+    metadata.create_all(ctx.db.engine)
     return ctx
