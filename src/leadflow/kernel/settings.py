@@ -121,6 +121,12 @@ class Settings(BaseSettings):
         default=r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/",
         description="a regular expression the SubscribeURL of an SNS subscription confirmation must match",
     )
+    # Every SNS message's signature is verified with the certificate at its SigningCertURL, fetched only
+    # from addresses matching this (messaging/feedback/sns.py).
+    sns_cert_url_pattern: str = Field(
+        default=r"^https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[^/?#]+\.pem$",
+        description="a regular expression the SigningCertURL of an SNS message must match",
+    )
 
     # Outgoing requests on a user's behalf never reach loopback, private, link-local, ... addresses
     # (kernel/netguard.py) unless this admits them.

@@ -30,6 +30,8 @@ from leadflow.kernel.db import chunked, insert_ignore, on_commit
 from leadflow.kernel.errors import Conflict, Invalid, NotFound
 from leadflow.kernel.ids import new_id
 from leadflow.webhooks.models import webhook_deliveries
+from leadflow.webhooks.replay import Seal as Seal
+from leadflow.webhooks.replay import digest as digest
 
 CHANNEL = "webhooks"
 QUEUED = "queued"
