@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.expression import Executable
 
 from leadflow.kernel import isodates, jsonutil
 
@@ -28,6 +29,10 @@ NAMING_CONVENTION = {
 }
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+#: One entry of a queries module's ``SAMPLES``: builds one statement (or several) with made-up
+#: arguments, so ``tests/unit/test_sql_places.py`` compiles it on both databases without a connection.
+Sample = Callable[[], Executable | Sequence[Executable]]
 
 _WRITE = "leadflow_write"
 _AFTER_COMMIT = "leadflow_after_commit"
