@@ -62,17 +62,8 @@ NOT_YET_CONVERTED: set[str] = {
     "contacts/tags.py",
     "events/ingest.py",
     "events/service.py",
-    "journeys/catalog.py",
-    "journeys/runs.py",
-    "journeys/scheduling.py",
-    "journeys/scratch.py",
-    "journeys/service.py",
-    "journeys/simulator.py",
-    "journeys/steps.py",
-    "journeys/triggers.py",
     "kernel/config.py",
     "kernel/instance.py",
-    "lifecycle/service.py",
     "messaging/api.py",
     "messaging/build/compose.py",
     "messaging/build/profiles.py",
@@ -91,10 +82,6 @@ NOT_YET_CONVERTED: set[str] = {
     "scoring/points.py",
     "scoring/rebuild.py",
     "scoring/service.py",
-    "segments/catalog.py",
-    "segments/membership.py",
-    "segments/realtime.py",
-    "segments/service.py",
     "webhooks/deliverer.py",
     "webhooks/replay.py",
     "webhooks/service.py",
@@ -103,7 +90,6 @@ NOT_YET_CONVERTED: set[str] = {
 #: Formatted SQL not yet rewritten (issue 12 in progress). THE FINAL LIST MUST BE EMPTY.
 FORMATTED_NOT_YET_CONVERTED: set[str] = {
     "kernel/signals.py",
-    "segments/membership.py",
 }
 
 #: queries modules whose statements are still built inside functions that need a Connection, with no

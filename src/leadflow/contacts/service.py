@@ -6,7 +6,32 @@ Re-exports and thin functions over the contacts modules; nothing in :mod:`leadfl
 
 from __future__ import annotations
 
+from leadflow.contacts import stages
 from leadflow.contacts.apply import Applied as Applied
+from leadflow.contacts.batch import ProfileBatch as ProfileBatch
+from leadflow.contacts.changes import ProfileChanges as ProfileChanges
+from leadflow.contacts.erasure import Held as Held
+from leadflow.contacts.erasure import erase as erase
+from leadflow.contacts.erasure import held as held
+from leadflow.contacts.lists import use_static_lists as use_static_lists
+from leadflow.contacts.preferences import use_preferences as use_preferences
+from leadflow.contacts.processor import EventProcessor as EventProcessor
+from leadflow.contacts.queries import by_ids as by_ids
+from leadflow.contacts.queries import company_rows_of as company_rows_of
+from leadflow.contacts.queries import email_of as email_of
+from leadflow.contacts.queries import get as get
+from leadflow.contacts.queries import id_for_user as id_for_user
+from leadflow.contacts.queries import ids_holding as ids_holding
+from leadflow.contacts.queries import live_id as live_id
+from leadflow.contacts.queries import live_ids as live_ids
+from leadflow.contacts.queries import rows_of as rows_of
+from leadflow.contacts.queries import time_zones as time_zones
+from leadflow.contacts.queries import with_email as with_email
+from leadflow.contacts.queries import with_merged as with_merged
+from leadflow.contacts.schemas import Contact as Contact
+from leadflow.contacts.stages import STAGES as STAGES
+from leadflow.contacts.stages import forward as forward
+from leadflow.contacts.tags import change_many as change_many
 from leadflow.contacts.writes import PROFILE_LOCK as PROFILE_LOCK
 from leadflow.contacts.writes import apply_batch as apply_batch
 from leadflow.contacts.writes import canonical_email as canonical_email
@@ -16,3 +41,9 @@ from leadflow.contacts.writes import patch as patch
 from leadflow.contacts.writes import profile_lock as profile_lock
 from leadflow.contacts.writes import publish_changes as publish_changes
 from leadflow.contacts.writes import upsert as upsert
+
+
+def stage_rank(stage: str) -> int:
+    """A lifecycle stage's position in :data:`STAGES` (visitor 0 … advocate 5)."""
+    return stages.rank(stage)
+from leadflow.contacts.writes import advance_stage as advance_stage

@@ -9,9 +9,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from leadflow.events.api import read_body as read_body
 from leadflow.events.ingest import CHANNEL as CHANNEL
+from leadflow.events.ingest import store as store
 from leadflow.events.models import events
-from leadflow.kernel.db import bulk_update, chunked, insert_new
+from leadflow.events.schemas import batch_rows as batch_rows
+from leadflow.kernel.db import bulk_update, chunked, insert_new, where_in
 from leadflow.kernel.facts import ContactsErased, ContactsMerged
 
 EVENT_FIELDS = (
@@ -156,3 +159,31 @@ def emit_many(conn: Connection, items: Sequence[tuple[str, str, dict[str, Any], 
         for contact_id, event, properties, key in items
     ]
     insert_new(conn, events, rows, conflict=["message_id"])
+
+
+#: The columns of :func:`insert_internal`'s ``SELECT``, in order.
+INTERNAL_COLUMNS = (
+    "message_id",
+    "type",
+    "event",
+    "contact_id",
+    "properties",
+    "timestamp",
+    "received_at",
+    "source",
+)
+
+
+def insert_internal(select: sa.Select[Any], *, returning_ids: bool = False) -> Any:
+    """Internal events written set-based by one ``INSERT … SELECT`` (segment entries and exits of a
+    refresh, score band crossings of a rebuild); ``select`` yields :data:`INTERNAL_COLUMNS`."""
+    statement = events.insert().from_select(list(INTERNAL_COLUMNS), select)
+    return statement.returning(events.c.id) if returning_ids else statement
+
+
+def message_ids(conn: Connection, event_ids: Sequence[int]) -> dict[int, str]:
+    """The ``messageId`` of each of these events still stored, in one query."""
+    if not event_ids:
+        return {}
+    query = where_in(conn, sa.select(events.c.id, events.c.message_id), events.c.id, list(event_ids))
+    return {row.id: row.message_id for row in conn.execute(query)}

@@ -14,9 +14,10 @@ from sqlalchemy.engine import Connection
 
 from leadflow.kernel import config
 from leadflow.kernel.clock import Clock
-from leadflow.segments import durations
+from leadflow.scoring.models import BANDS_KEY as BANDS_KEY
+from leadflow.scoring.models import DEFAULT_LOWEST_BAND
+from leadflow.segments import service as segments
 
-BANDS_KEY = "scoring.bands"
 DECAY_KEY = "scoring.decay"
 
 
@@ -49,7 +50,7 @@ class Bands(BaseModel):
         return name
 
 
-DEFAULT_BANDS = Bands(bands=[Band(name="cold"), Band(name="warm", min=50), Band(name="hot", min=80)])
+DEFAULT_BANDS = Bands(bands=[Band(name=DEFAULT_LOWEST_BAND), Band(name="warm", min=50), Band(name="hot", min=80)])
 COURSE_BANDS = Bands(
     bands=[
         Band(name="general"),
@@ -69,7 +70,7 @@ class Decay(BaseModel):
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None:
-            durations.parse(value)
+            segments.parse_duration(value)
         return value
 
     @property

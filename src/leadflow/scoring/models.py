@@ -7,6 +7,12 @@ import sqlalchemy as sa
 from leadflow.kernel.db import metadata
 from leadflow.kernel.types import ID_LENGTH, UTCDateTime, json_type
 
+#: Where the operator's score bands are kept (:mod:`leadflow.kernel.config`), and the name of the lowest
+#: band when none are set. The segment compiler reads them: a contact without a score is in the lowest
+#: band (see :mod:`leadflow.scoring.bands`).
+BANDS_KEY = "scoring.bands"
+DEFAULT_LOWEST_BAND = "cold"
+
 scoring_rules = sa.Table(
     "scoring_rules",
     metadata,

@@ -6,12 +6,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from leadflow.segments import rules
+from leadflow.segments import queries, rules
 from leadflow.segments.dependencies import Dependencies
-from leadflow.segments.models import segments
 
 
 @dataclass(frozen=True)
@@ -63,12 +61,10 @@ class Catalog:
         return found
 
     def _load(self, conn: Connection) -> list[Definition]:
-        stamps = conn.execute(
-            sa.select(segments.c.id, segments.c.revision).where(segments.c.kind == "dynamic")
-        ).all()
+        stamps = conn.execute(queries.DYNAMIC_STAMPS).all()
         missing = [row.id for row in stamps if (row.id, row.revision) not in self._parsed]
         if missing:
-            rows = conn.execute(sa.select(segments).where(segments.c.id.in_(missing))).all()
+            rows = conn.execute(queries.by_ids(missing)).all()
             with self._lock:
                 for row in rows:
                     self._parsed[(row.id, row.revision)] = Definition(

@@ -5,7 +5,8 @@ Every leaf is made two-valued (``coalesce(..., false)``) so that ``not`` and the
 always bound parameters; field keys are validated by :mod:`leadflow.segments.fields` and bound too.
 
 This is the one place that reads other domains' tables (events, companies, scores, tags, members):
-evaluating a segment in a single statement is the point.
+evaluating a segment in a single statement is the point. It also reads scoring's one setting a rule
+needs (the lowest score band, :func:`lowest_band`), so that nothing else in segments looks upward.
 """
 
 from __future__ import annotations
@@ -17,25 +18,35 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
 
-from leadflow.contacts import stages
+from leadflow.contacts import service as contacts_service
 from leadflow.contacts.models import companies, contact_tags, contacts
 from leadflow.events.models import events
-from leadflow.kernel import isodates
+from leadflow.kernel import config, isodates
 from leadflow.kernel.db import where_in_dialect
 from leadflow.kernel.text import fold
 from leadflow.kernel.types import UTCDateTime
-from leadflow.scoring.models import contact_scores
+from leadflow.scoring.models import BANDS_KEY, DEFAULT_LOWEST_BAND, contact_scores
 from leadflow.segments import durations, rules
 from leadflow.segments.anniversaries import today_pairs
 from leadflow.segments.models import segment_members
 from leadflow.segments.values import Column, Expr, JsonPath, Moment, compare, fold_sql
 
 NEGATED = {"neq": "eq", "not_in": "in", "not_contains": "contains"}
-_RANK = sa.case({stage: rank for rank, stage in enumerate(stages.STAGES)}, value=contacts.c.lifecycle_stage)
+_RANK = sa.case(
+    {stage: rank for rank, stage in enumerate(contacts_service.STAGES)}, value=contacts.c.lifecycle_stage
+)
 
 
 _OTHER_JSON = re.compile(r"^([-+0-9.e]+|true|false|null|[\[{].*)$", re.DOTALL)
+
+
+def lowest_band(conn: Connection) -> str:
+    """The lowest score band's name (scoring's bands setting): a contact without a score is in it, so a
+    rule ``score.band eq <lowest>`` matches contacts never scored."""
+    stored: Any = config.get(conn, BANDS_KEY)
+    return str(stored["bands"][0]["name"]) if stored else DEFAULT_LOWEST_BAND
 
 
 def _like_other_json(text: str) -> bool:
@@ -234,7 +245,7 @@ class Compiler:
     def _order(self, source: Column | JsonPath, op: str, value: Any, kind: str) -> Expr:
         if kind == "stage":
             number: Expr | None = _RANK
-            value = stages.rank(value)
+            value = contacts_service.stage_rank(value)
         else:
             number = source.number()
         if number is None:
@@ -302,6 +313,42 @@ class Compiler:
             source = JsonPath(self.dialect, e.c.properties, condition.ref.keys)
             where.append(self.compare(source, condition.op, condition.value, "json"))
         return where
+
+    def select_event_ids(self, node: rules.Behaviour, event_ids: Sequence[int]) -> sa.Select[Any]:
+        """``SELECT events.id`` of those of ``event_ids`` that are occurrences of ``node`` (journey
+        triggers and scoring's counters share the segment language's semantics)."""
+        query = sa.select(events.c.id).where(*self.event_filter(events, node))
+        selected: sa.Select[Any] = where_in_dialect(self.dialect, query, events.c.id, list(event_ids))
+        return selected
+
+    def last_occurrences(
+        self, node: rules.Behaviour, contact_ids: Sequence[str], since: datetime
+    ) -> sa.Select[Any]:
+        """``(contact_id, last)``: when each of ``contact_ids`` that did ``node`` at or after ``since``
+        last did (a journey's goal step)."""
+        query = (
+            sa.select(events.c.contact_id, sa.func.max(events.c.timestamp))
+            .where(events.c.timestamp >= since, *self.event_filter(events, node))
+            .group_by(events.c.contact_id)
+        )
+        selected: sa.Select[Any] = where_in_dialect(
+            self.dialect, query, events.c.contact_id, list(contact_ids)
+        )
+        return selected
+
+    def daily_occurrences(self, node: rules.Behaviour, tag: str) -> sa.Select[Any]:
+        """``(contact_id, tag, day, occurrences)``: the human occurrences of ``node`` in the whole event
+        log, per contact and UTC day (scoring rebuilds a rule's counters from it, ``tag`` its id)."""
+        e = events.alias()
+        if self.dialect == "postgresql":
+            day: Expr = sa.cast(sa.func.timezone("UTC", e.c.timestamp), sa.Date)
+        else:
+            day = sa.func.date(e.c.timestamp)
+        return (
+            sa.select(e.c.contact_id, sa.literal(tag), day, sa.func.count())
+            .where(e.c.contact_id.is_not(None), *self.event_filter(e, node), self.human(e))
+            .group_by(e.c.contact_id, day)
+        )
 
     def human(self, e: Any) -> Expr:
         """The event was not machine-generated (security scanners, privacy proxies)."""

@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadflow.events import service as events
-from leadflow.events.models import events as events_table
 from leadflow.kernel.db import advisory_lock, bulk_insert, lock_key
-from leadflow.segments.models import segment_members, segments
+from leadflow.segments import queries
+from leadflow.segments.models import segment_members
 
 ENTERED, EXITED = "leadflow.segment_entered", "leadflow.segment_exited"
 
@@ -41,10 +41,7 @@ def lock_all(conn: Connection, segment_ids: list[str]) -> None:
     if conn.dialect.name != "postgresql" or not segment_ids:
         return
     keys = sorted(lock_key(f"leadflow.segment.{segment_id}") for segment_id in segment_ids)
-    conn.execute(
-        sa.text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k"),
-        {"keys": keys},
-    )
+    conn.execute(queries.LOCK_ALL, {"keys": keys})
 
 
 def _properties(segment: Any) -> dict[str, Any]:
@@ -53,17 +50,11 @@ def _properties(segment: Any) -> dict[str, Any]:
 
 def _temp(conn: Connection, name: str, query: Any) -> sa.Table:
     """A temporary table holding the contact ids ``query`` selects (dropped at commit on PostgreSQL)."""
-    table = sa.Table(
-        name,
-        sa.MetaData(),
-        sa.Column("id", sa.String(26), primary_key=True),
-        prefixes=["TEMPORARY"],
-        postgresql_on_commit="DROP",
-    )
+    table = queries.temporary_ids(name)
     table.create(conn)
-    conn.execute(table.insert().from_select(["id"], query))
+    conn.execute(queries.fill(table, query))
     if conn.dialect.name == "postgresql":
-        conn.execute(sa.text(f"ANALYZE {name}"))
+        conn.execute(queries.analyze(table))
     return table
 
 
@@ -71,28 +62,8 @@ def _emit_from(conn: Connection, source: sa.Table, segment: Any, name: str, at: 
     """One internal event per contact id in ``source``, written by a single INSERT … SELECT."""
     run = uuid.uuid4().hex
     tag = "in" if name == ENTERED else "out"
-    message_id = sa.literal(f"seg:{run}:") + source.c.id + sa.literal(f":{tag}")
-    select = sa.select(
-        message_id,
-        sa.literal("track"),
-        sa.literal(name),
-        source.c.id,
-        sa.bindparam(None, _properties(segment), type_=events_table.c.properties.type),
-        sa.bindparam(None, at, type_=events_table.c.timestamp.type),
-        sa.bindparam(None, at, type_=events_table.c.received_at.type),
-        sa.literal("internal"),
-    ).select_from(source)
-    columns = [
-        "message_id",
-        "type",
-        "event",
-        "contact_id",
-        "properties",
-        "timestamp",
-        "received_at",
-        "source",
-    ]
-    conn.execute(events_table.insert().from_select(columns, select))
+    select = queries.internal_events(source, f"seg:{run}:", f":{tag}", name, _properties(segment), at)
+    conn.execute(events.insert_internal(select))
 
 
 def refresh(conn: Connection, segment: Any, query: Any, at: datetime) -> Change:
@@ -100,37 +71,19 @@ def refresh(conn: Connection, segment: Any, query: Any, at: datetime) -> Change:
     who belongs now, who enters and who leaves are temporary tables; nothing is loaded into Python."""
     lock(conn, segment.id)
     suffix = uuid.uuid4().hex[:12]
-    members = segment_members.c
     current = _temp(conn, f"seg_now_{suffix}", query)
-    was_member = sa.exists().where(members.segment_id == segment.id, members.contact_id == current.c.id)
-    entering = _temp(conn, f"seg_in_{suffix}", sa.select(current.c.id).where(sa.not_(was_member)))
-    still_in = sa.exists().where(current.c.id == members.contact_id)
-    leaving = _temp(
-        conn,
-        f"seg_out_{suffix}",
-        sa.select(members.contact_id).where(members.segment_id == segment.id, sa.not_(still_in)),
-    )
-    at_param = sa.bindparam(None, at, type_=members.entered_at.type)
-    conn.execute(
-        segment_members.insert().from_select(
-            ["segment_id", "contact_id", "entered_at"],
-            sa.select(sa.literal(segment.id), entering.c.id, at_param),
-        )
-    )
-    conn.execute(
-        segment_members.delete().where(
-            members.segment_id == segment.id, members.contact_id.in_(sa.select(leaving.c.id))
-        )
-    )
+    entering = _temp(conn, f"seg_in_{suffix}", queries.entering(current, segment.id))
+    leaving = _temp(conn, f"seg_out_{suffix}", queries.leaving(current, segment.id))
+    conn.execute(queries.add_members(segment.id, entering, at))
+    conn.execute(queries.remove_members(segment.id, leaving))
     _emit_from(conn, entering, segment, ENTERED, at)
     _emit_from(conn, leaving, segment, EXITED, at)
     entered, exited, total = (
-        int(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one())
-        for t in (entering, leaving, current)
+        int(conn.execute(queries.count_rows(t)).scalar_one()) for t in (entering, leaving, current)
     )
     for table in (current, entering, leaving):
         table.drop(conn)
-    _set_count(conn, segment.id, total, at)
+    conn.execute(queries.set_count(segment.id, total, at))
     return Change(segment.id, entered, exited, total)
 
 
@@ -138,31 +91,15 @@ def apply(
     conn: Connection, segment: Any, entered: Sequence[str], exited: Sequence[str], at: datetime
 ) -> None:
     """Add and remove members (ids known to be outside / inside), with their events and the count."""
-    members = segment_members.c
     bulk_insert(
         conn,
         segment_members,
         [{"segment_id": segment.id, "contact_id": c, "entered_at": at} for c in entered],
     )
     if exited:
-        conn.execute(
-            segment_members.delete().where(
-                members.segment_id == segment.id, members.contact_id.in_(list(exited))
-            )
-        )
+        conn.execute(queries.remove_listed(segment.id, exited))
     run = uuid.uuid4().hex
     items = [(c, ENTERED, _properties(segment), f"seg:{run}:{c}:in") for c in entered]
     items += [(c, EXITED, _properties(segment), f"seg:{run}:{c}:out") for c in exited]
     events.emit_many(conn, items, at)
-    delta = len(entered) - len(exited)
-    conn.execute(
-        segments.update()
-        .where(segments.c.id == segment.id)
-        .values(member_count=segments.c.member_count + delta)
-    )
-
-
-def _set_count(conn: Connection, segment_id: str, total: int, at: datetime) -> None:
-    conn.execute(
-        segments.update().where(segments.c.id == segment_id).values(member_count=total, last_refreshed_at=at)
-    )
+    conn.execute(queries.add_to_count(segment.id, len(entered) - len(exited)))

@@ -17,13 +17,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from leadflow.kernel.context import AppContext
-from leadflow.kernel.db import where_in
-from leadflow.segments import membership
+from leadflow.kernel.context import AppContext, Slot
+from leadflow.segments import membership, queries
 from leadflow.segments.catalog import Catalog, Definition
 from leadflow.segments.compiler import Compiler
 from leadflow.segments.dependencies import affected
-from leadflow.segments.models import segment_members
 
 
 @dataclass(frozen=True)
@@ -52,12 +50,8 @@ class Statements:
         prefix = f"s{len(self._cache)}x{abs(hash(key)) % 100000}"
         compiler = Compiler(dialect, at, lowest_band=lowest_band, prefix=prefix)
         restrict_key = f"{prefix}_ids"
-        matching = compiler.select_ids(definition.rule, [], restrict_key=restrict_key).subquery()
-        query = sa.select(
-            sa.literal(definition.id, sa.String).label("segment_id"),
-            matching.c.id,
-            sa.literal(1).label("now"),
-        )
+        matching = compiler.select_ids(definition.rule, [], restrict_key=restrict_key)
+        query = queries.evaluation(definition.id, matching)
         prepared = Prepared(query, compiler, restrict_key, minute if compiler.dated else None)
         with self._lock:
             if len(self._cache) > 4096:
@@ -66,10 +60,12 @@ class Statements:
         return prepared
 
 
+_CATALOG: Slot[Catalog] = Slot("segments.catalog", lambda _ctx: Catalog())
+_STATEMENTS: Slot[Statements] = Slot("segments.statements", lambda _ctx: Statements())
+
+
 def caches(ctx: AppContext) -> tuple[Catalog, Statements]:
-    catalog = ctx.caches.setdefault("segments.catalog", Catalog())
-    statements = ctx.caches.setdefault("segments.statements", Statements())
-    return catalog, statements
+    return ctx.get(_CATALOG), ctx.get(_STATEMENTS)
 
 
 def reevaluate(
@@ -94,10 +90,11 @@ def reevaluate(
         parts.append(prepared.query)
         params.update(prepared.compiler.params(at))
         params[prepared.restrict_key] = contact_ids
-    parts.append(_members(conn, [d.id for d, _ in plan], sorted({c for _, ids in plan for c in ids})))
+    everyone = sorted({c for _, ids in plan for c in ids})
+    parts.append(queries.current_members(conn.dialect.name, [d.id for d, _ in plan], everyone))
     now_in: set[tuple[str, str]] = set()
     was_in: set[tuple[str, str]] = set()
-    for segment_id, contact_id, now in conn.execute(sa.union_all(*parts), params):
+    for segment_id, contact_id, now in conn.execute(queries.all_of(parts), params):
         (now_in if now else was_in).add((segment_id, contact_id))
     changes = []
     for definition, contact_ids in plan:
@@ -108,13 +105,3 @@ def reevaluate(
             membership.apply(conn, definition, entered, exited, at)
             changes.append(membership.Change(definition.id, len(entered), len(exited), -1))
     return changes
-
-
-def _members(conn: Connection, segment_ids: list[str], contact_ids: list[str]) -> sa.Select[Any]:
-    """Current members among these contacts, shaped like the evaluation rows (``now`` = 0)."""
-    m = segment_members.c
-    query = sa.select(m.segment_id, m.contact_id, sa.literal(0).label("now")).where(
-        m.segment_id.in_(segment_ids)
-    )
-    members: sa.Select[Any] = where_in(conn, query, m.contact_id, contact_ids)
-    return members

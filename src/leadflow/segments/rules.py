@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from leadflow.contacts import stages
+from leadflow.contacts import service as contacts
 from leadflow.kernel import isodates as dates
 from leadflow.kernel.errors import Invalid
 from leadflow.kernel.inputs import INT32_MAX
@@ -141,8 +141,8 @@ def _check_kind(ref: fields.FieldRef, op: str, value: Any) -> None:
         # Stages are ordered (visitor < lead < mql < sql < customer < advocate): ``gt``/``gte``/``lt``/
         # ``lte`` compare a stage's rank, so their value is a stage name, never a number.
         wanted = value if isinstance(value, list) and op in ("in", "not_in") else [value]
-        if op == "between" or not all(isinstance(v, str) and v in stages.STAGES for v in wanted):
-            raise ValueError(f"lifecycle_stage values are {', '.join(stages.STAGES)}")
+        if op == "between" or not all(isinstance(v, str) and v in contacts.STAGES for v in wanted):
+            raise ValueError(f"lifecycle_stage values are {', '.join(contacts.STAGES)}")
 
 
 class _Comparison(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from leadflow.contacts.schemas import Contact
+from leadflow.contacts.service import Contact
 from leadflow.segments import durations
 
 DEFAULT_REFRESH = "5m"

@@ -1,4 +1,8 @@
-"""What other domains and the API may do with segments."""
+"""What other domains and the API may do with segments: the one module they import.
+
+Besides segments' own operations it hands out the rule language (:func:`parse_rule`, :class:`Compiler`,
+:func:`parse_duration`), which scoring rules and journey conditions share.
+"""
 
 from __future__ import annotations
 
@@ -6,37 +10,33 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
-from leadflow.contacts import queries as contact_queries
-from leadflow.contacts.schemas import Contact
-from leadflow.events.models import events
+from leadflow.contacts import service as contacts
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.db import where_in
+from leadflow.kernel.db import copy_rows
 from leadflow.kernel.errors import Conflict, Invalid, NotFound
 from leadflow.kernel.ids import new_id
-from leadflow.scoring import bands
-from leadflow.segments import dependencies, durations, membership, rules
-from leadflow.segments.compiler import Compiler
-from leadflow.segments.models import segment_members, segments
-from leadflow.segments.schemas import (
-    DEFAULT_REFRESH,
-    ContactSegment,
-    Member,
-    Preview,
-    Refreshed,
-    Segment,
-    SegmentCreate,
-    SegmentPatch,
-)
+from leadflow.segments import dependencies, durations, membership, queries, rules
+from leadflow.segments.compiler import Compiler as Compiler
+from leadflow.segments.compiler import lowest_band as lowest_band
+from leadflow.segments.membership import Change as Change
+from leadflow.segments.rules import Behaviour as Behaviour
+from leadflow.segments.schemas import DEFAULT_REFRESH as DEFAULT_REFRESH
+from leadflow.segments.schemas import ContactSegment as ContactSegment
+from leadflow.segments.schemas import Member as Member
+from leadflow.segments.schemas import Preview as Preview
+from leadflow.segments.schemas import Refreshed as Refreshed
+from leadflow.segments.schemas import Segment as Segment
+from leadflow.segments.schemas import SegmentCreate as SegmentCreate
+from leadflow.segments.schemas import SegmentPatch as SegmentPatch
 
 SAFETY_REFRESH = timedelta(days=1)  # every dynamic segment is recomputed at least daily
 
 
 def _row(conn: Connection, segment_id: str) -> Any:
-    row = conn.execute(sa.select(segments).where(segments.c.id == segment_id)).first()
+    row = conn.execute(queries.SEGMENT, {"segment_id": segment_id}).first()
     if row is None:
         raise NotFound(f"no segment {segment_id}", code="segment_not_found")
     return row
@@ -47,7 +47,7 @@ def _view(row: Any) -> Segment:
 
 
 def _references(conn: Connection) -> dict[str, set[str]]:
-    rows = conn.execute(sa.select(segments.c.id, segments.c.dependencies)).all()
+    rows = conn.execute(queries.REFERENCES).all()
     return {row.id: set(row.dependencies.get("segments", ())) for row in rows}
 
 
@@ -88,7 +88,7 @@ def create(ctx: AppContext, data: SegmentCreate, *, actor: str, key: str | None 
     now = ctx.clock.now()
     segment_id = new_id()
     with ctx.db.write() as conn:
-        if key is not None and conn.execute(sa.select(segments.c.id).where(segments.c.key == key)).first():
+        if key is not None and conn.execute(queries.ID_BY_KEY, {"key": key}).first():
             raise Conflict(f"a segment with key {key!r} exists", code="segment_exists")
         values: dict[str, Any] = {
             "rules": None,
@@ -112,7 +112,7 @@ def create(ctx: AppContext, data: SegmentCreate, *, actor: str, key: str | None 
             "created_at": now,
             "updated_at": now,
         }
-        conn.execute(segments.insert(), row)
+        conn.execute(queries.INSERT, row)
         audit.record(
             conn,
             ctx.clock,
@@ -140,8 +140,7 @@ def update(ctx: AppContext, segment_id: str, data: SegmentPatch, *, actor: str) 
             values |= _definition(conn, segment_id, given.get("rules") or row.rules, interval)
             values["next_refresh_at"] = now
         values["updated_at"] = now
-        values["revision"] = segments.c.revision + 1
-        conn.execute(segments.update().where(segments.c.id == segment_id).values(values))
+        conn.execute(queries.change(segment_id, values))
         audit.record(
             conn,
             ctx.clock,
@@ -163,8 +162,8 @@ def delete(ctx: AppContext, segment_id: str, *, actor: str) -> None:
         if users:
             raise Conflict(f"segment(s) {', '.join(users)} refer to this one", code="segment_in_use")
         membership.lock(conn, segment_id)
-        conn.execute(segment_members.delete().where(segment_members.c.segment_id == segment_id))
-        conn.execute(segments.delete().where(segments.c.id == segment_id))
+        conn.execute(queries.DELETE_MEMBERS, {"segment_id": segment_id})
+        conn.execute(queries.DELETE, {"segment_id": segment_id})
         audit.record(
             conn,
             ctx.clock,
@@ -183,20 +182,28 @@ def get(ctx: AppContext, segment_id: str) -> Segment:
 
 
 def by_key(conn: Connection, key: str) -> Segment | None:
-    row = conn.execute(sa.select(segments).where(segments.c.key == key)).first()
+    row = conn.execute(queries.SEGMENT_BY_KEY, {"key": key}).first()
     return _view(row) if row else None
 
 
+def id_of_key(conn: Connection, key: str) -> str | None:
+    """The id of the segment with this key (shipped and system segments have one), if it exists."""
+    found: str | None = conn.execute(queries.ID_BY_KEY, {"key": key}).scalar()
+    return found
+
+
+def rules_by_key(conn: Connection, keys: Sequence[str]) -> dict[str, Any]:
+    """The stored rules of the segments with these keys, by key (those that exist)."""
+    return {row.key: row.rules for row in conn.execute(queries.rules_by_key(keys))}
+
+
 def listing(ctx: AppContext, *, after: str | None, limit: int) -> list[Segment]:
-    query = sa.select(segments).order_by(segments.c.id).limit(limit)
-    if after:
-        query = query.where(segments.c.id > after)
     with ctx.db.read() as conn:
-        return [_view(row) for row in conn.execute(query)]
+        return [_view(row) for row in conn.execute(queries.listing(after, limit))]
 
 
 def _compiler(conn: Connection, ctx: AppContext) -> Compiler:
-    return Compiler(conn.dialect.name, ctx.clock.now(), lowest_band=bands.lowest(conn))
+    return Compiler(conn.dialect.name, ctx.clock.now(), lowest_band=lowest_band(conn))
 
 
 def preview(ctx: AppContext, raw_rules: dict[str, Any], *, sample: int = 20) -> Preview:
@@ -204,12 +211,10 @@ def preview(ctx: AppContext, raw_rules: dict[str, Any], *, sample: int = 20) -> 
     rule = rules.parse(raw_rules)
     with ctx.db.read() as conn:
         _check_references(conn, "__preview__", rule)
-        matching = _compiler(conn, ctx).select_ids(rule).subquery()
-        count = conn.execute(sa.select(sa.func.count()).select_from(matching)).scalar_one()
-        first = [
-            row[0] for row in conn.execute(sa.select(matching.c.id).order_by(matching.c.id).limit(sample))
-        ]
-        found = {c.id: c for c in contact_queries.by_ids(conn, first)}
+        counting, sampling = queries.preview(_compiler(conn, ctx).select_ids(rule), sample)
+        count = conn.execute(counting).scalar_one()
+        first = [row[0] for row in conn.execute(sampling)]
+        found = {c.id: c for c in contacts.by_ids(conn, first)}
     return Preview(count=int(count), contacts=[found[i] for i in first if i in found])
 
 
@@ -230,37 +235,26 @@ def refresh_in(conn: Connection, ctx: AppContext, row: Any) -> membership.Change
     query = _compiler(conn, ctx).select_ids(rules.parse(row.rules))
     change = membership.refresh(conn, row, query, now)
     interval = timedelta(seconds=row.refresh_interval_seconds) if row.time_relative else SAFETY_REFRESH
-    conn.execute(segments.update().where(segments.c.id == row.id).values(next_refresh_at=now + interval))
+    conn.execute(queries.set_next_refresh(row.id, now + interval))
     return change
 
 
 def members(ctx: AppContext, segment_id: str, *, after: str | None, limit: int) -> list[Member]:
-    m = segment_members.c
     with ctx.db.read() as conn:
         _row(conn, segment_id)
-        query = sa.select(m.contact_id, m.entered_at).where(m.segment_id == segment_id).order_by(m.contact_id)
-        if after:
-            query = query.where(m.contact_id > after)
-        rows = conn.execute(query.limit(limit)).all()
-        found = {c.id: c for c in contact_queries.by_ids(conn, [r.contact_id for r in rows])}
+        rows = conn.execute(queries.members_page(segment_id, after, limit)).all()
+        found = {c.id: c for c in contacts.by_ids(conn, [r.contact_id for r in rows])}
     return [
         Member(contact=found[r.contact_id], entered_at=r.entered_at) for r in rows if r.contact_id in found
     ]
 
 
 def of_contact(ctx: AppContext, contact_id: str) -> list[ContactSegment]:
-    m = segment_members.c
     with ctx.db.read() as conn:
-        live = contact_queries.get(conn, contact_id).id
-        query = (
-            sa.select(m.segment_id, segments.c.name, segments.c.kind, m.entered_at)
-            .join(segments, segments.c.id == m.segment_id)
-            .where(m.contact_id == live)
-            .order_by(segments.c.name)
-        )
+        live = contacts.get(conn, contact_id).id
         return [
             ContactSegment(segment_id=r.segment_id, name=r.name, kind=r.kind, entered_at=r.entered_at)
-            for r in conn.execute(query)
+            for r in conn.execute(queries.CONTACT_SEGMENTS, {"contact_id": live})
         ]
 
 
@@ -291,15 +285,7 @@ def change_static_in(
     membership.lock(conn, segment_id)
     wanted_in = _live_ids(conn, add)
     wanted_out = _live_ids(conn, remove)
-    m = segment_members.c
-    present = {
-        r[0]
-        for r in conn.execute(
-            sa.select(m.contact_id).where(
-                m.segment_id == segment_id, m.contact_id.in_(sorted(wanted_in | wanted_out))
-            )
-        )
-    }
+    present = {r[0] for r in conn.execute(queries.present(segment_id, sorted(wanted_in | wanted_out)))}
     entered, exited = sorted(wanted_in - present), sorted((wanted_out & present) - wanted_in)
     membership.apply(conn, row, entered, exited, ctx.clock.now())
     audit.record(
@@ -311,61 +297,30 @@ def change_static_in(
         entity_id=segment_id,
         data={"added": entered, "removed": exited},
     )
-    total = conn.execute(sa.select(segments.c.member_count).where(segments.c.id == segment_id)).scalar_one()
+    total = conn.execute(queries.MEMBER_COUNT, {"segment_id": segment_id}).scalar_one()
     return Refreshed(segment_id=segment_id, entered=len(entered), exited=len(exited), members=int(total))
 
 
 def _live_ids(conn: Connection, contact_ids: Sequence[str]) -> set[str]:
-    found = contact_queries.live_ids(conn, contact_ids)
+    found = contacts.live_ids(conn, contact_ids)
     missing = [c for c in contact_ids if c not in found]
     if missing:
         raise NotFound(f"no contact {', '.join(missing[:5])}", code="contact_not_found")
     return set(found.values())
 
 
-__all__ = [
-    "Contact",
-    "change_static",
-    "change_static_in",
-    "create",
-    "delete",
-    "get",
-    "listing",
-    "members",
-    "of_contact",
-    "preview",
-    "refresh",
-    "update",
-]
-
-
 def on_contacts_merged(conn: Connection, message: Any) -> None:
     """The survivor takes the merged contact's memberships; where both were members, one membership goes."""
-    m = segment_members.c
     for loser, survivor in message.pairs:
-        shared = sa.select(m.segment_id).where(m.contact_id == survivor).scalar_subquery()
-        conn.execute(
-            segment_members.update()
-            .where(m.contact_id == loser, m.segment_id.not_in(shared))
-            .values(contact_id=survivor)
-        )
-        doubled = sa.select(m.segment_id).where(m.contact_id == loser).scalar_subquery()
-        conn.execute(
-            segments.update()
-            .where(segments.c.id.in_(doubled))
-            .values(member_count=segments.c.member_count - 1)
-        )
-        conn.execute(segment_members.delete().where(m.contact_id == loser))
+        conn.execute(queries.MOVE_MEMBERSHIPS, {"loser": loser, "survivor": survivor})
+        conn.execute(queries.UNCOUNT_MEMBER, {"contact_id": loser})
+        conn.execute(queries.DROP_MEMBERSHIPS, {"contact_id": loser})
 
 
 def on_contacts_erased(conn: Connection, message: Any) -> None:
-    m = segment_members.c
     for contact_id in message.contact_ids:
-        held = sa.select(m.segment_id).where(m.contact_id == contact_id).scalar_subquery()
-        conn.execute(
-            segments.update().where(segments.c.id.in_(held)).values(member_count=segments.c.member_count - 1)
-        )
-        conn.execute(segment_members.delete().where(m.contact_id == contact_id))
+        conn.execute(queries.UNCOUNT_MEMBER, {"contact_id": contact_id})
+        conn.execute(queries.DROP_MEMBERSHIPS, {"contact_id": contact_id})
 
 
 def refresh_due(ctx: AppContext, *, limit: int = 10) -> list[membership.Change]:
@@ -376,19 +331,12 @@ def refresh_due(ctx: AppContext, *, limit: int = 10) -> list[membership.Change]:
     """
     now = ctx.clock.now()
     with ctx.db.read() as conn:
-        due = list(
-            conn.execute(
-                sa.select(segments.c.id)
-                .where(segments.c.kind == "dynamic", segments.c.next_refresh_at <= now)
-                .order_by(segments.c.next_refresh_at)
-                .limit(limit)
-            ).scalars()
-        )
+        due = list(conn.execute(queries.due(now, limit)).scalars())
     done: list[membership.Change] = []
     for segment_id in due:
         with ctx.db.write() as conn:
             membership.lock(conn, segment_id)
-            row = conn.execute(sa.select(segments).where(segments.c.id == segment_id)).first()
+            row = conn.execute(queries.SEGMENT, {"segment_id": segment_id}).first()
             if row is None or row.next_refresh_at is None or row.next_refresh_at > ctx.clock.now():
                 continue
             done.append(refresh_in(conn, ctx, row))
@@ -399,8 +347,7 @@ def refresh_due(ctx: AppContext, *, limit: int = 10) -> list[membership.Change]:
 
 def resolve(conn: Connection, id_or_key: str) -> str | None:
     """A segment's id, given its id or its key."""
-    query = sa.select(segments.c.id).where(sa.or_(segments.c.id == id_or_key, segments.c.key == id_or_key))
-    found: str | None = conn.execute(query).scalar()
+    found: str | None = conn.execute(queries.ID_BY_ID_OR_KEY, {"id_or_key": id_or_key}).scalar()
     return found
 
 
@@ -408,22 +355,20 @@ def matching(conn: Connection, raw_rule: dict[str, Any], contact_ids: Sequence[s
     """Which of ``contact_ids`` the rule matches at ``now`` (journey branches), in one query."""
     if not contact_ids:
         return set()
-    compiler = Compiler(conn.dialect.name, now, lowest_band=bands.lowest(conn))
+    compiler = Compiler(conn.dialect.name, now, lowest_band=lowest_band(conn))
     return set(conn.execute(compiler.select_ids(rules.parse(raw_rule), list(contact_ids))).scalars())
 
 
-def matching_events(
-    conn: Connection, event_ids: Sequence[int], behaviour: rules.Behaviour, now: Any
-) -> set[int]:
+def matching_events(conn: Connection, event_ids: Sequence[int], behaviour: Behaviour, now: Any) -> set[int]:
     """Which of ``event_ids`` are occurrences of ``behaviour`` (its event name and property conditions),
     in one query: journey triggers, exits and goals share the segment language's semantics."""
     if not event_ids:
         return set()
-    query = sa.select(events.c.id).where(*event_conditions(conn, events, behaviour, now))
-    return set(conn.execute(where_in(conn, query, events.c.id, list(event_ids))).scalars())
+    compiler = Compiler(conn.dialect.name, now, lowest_band="cold")
+    return set(conn.execute(compiler.select_event_ids(behaviour, event_ids)).scalars())
 
 
-def event_conditions(conn: Connection, table: Any, behaviour: rules.Behaviour, now: Any) -> list[Any]:
+def event_conditions(conn: Connection, table: Any, behaviour: Behaviour, now: Any) -> list[Any]:
     """The SQL conditions an event row of ``table`` meets to be an occurrence of ``behaviour``."""
     return Compiler(conn.dialect.name, now, lowest_band="cold").event_filter(table, behaviour)
 
@@ -431,22 +376,70 @@ def event_conditions(conn: Connection, table: Any, behaviour: rules.Behaviour, n
 def member_ids(conn: Connection, segment_id: str, *, after: str = "", limit: int = 5_000) -> list[str]:
     """One page of a segment's member ids, in id order after ``after`` (keyset pagination: callers
     walk a million members in bounded memory)."""
-    query = (
-        sa.select(segment_members.c.contact_id)
-        .where(segment_members.c.segment_id == segment_id, segment_members.c.contact_id > after)
-        .order_by(segment_members.c.contact_id)
-        .limit(limit)
-    )
-    return list(conn.execute(query).scalars())
+    return list(conn.execute(queries.member_ids(segment_id, after, limit)).scalars())
 
 
 def memberships_of(conn: Connection, contact_ids: Sequence[str]) -> list[dict[str, Any]]:
     """The segments these contacts are in, with when they entered (GDPR export)."""
-    m = segment_members.c
-    query = (
-        sa.select(m.contact_id, m.segment_id, segments.c.key, segments.c.name, m.entered_at)
-        .join(segments, segments.c.id == m.segment_id)
-        .where(m.contact_id.in_(list(contact_ids)))
-        .order_by(segments.c.name, m.segment_id)
+    return [dict(row._mapping) for row in conn.execute(queries.memberships_of(contact_ids))]
+
+
+# --- what the journeys domain uses of the segment language ------------------------------------------
+
+
+def parse_duration(text: str) -> timedelta:
+    """A duration of the segment language (``90m``, ``2d``, ``3w``); ``ValueError`` names the forms."""
+    return durations.parse(text)
+
+
+def parse_rule(data: Any, *, root: str = "rules") -> Any:
+    """A validated rule tree, or :class:`Invalid` (``invalid_rule``) naming each offending path."""
+    return rules.parse(data, root=root)
+
+
+def anniversary_ids(conn: Connection, field: str, now: Any) -> list[str]:
+    """The contacts whose date ``field`` has its anniversary today (journeys' anniversary trigger)."""
+    rule = rules.parse({"field": field, "op": "anniversary_today"})
+    return list(conn.execute(Compiler(conn.dialect.name, now).select_ids(rule)).scalars())
+
+
+def last_occurrences(
+    conn: Connection, behaviour: Behaviour, contact_ids: Sequence[str], since: Any, now: Any
+) -> dict[str, Any]:
+    """For each of ``contact_ids`` that did ``behaviour`` at or after ``since``, when it last did, in one
+    query (a journey's goal step)."""
+    query = Compiler(conn.dialect.name, now, lowest_band="cold").last_occurrences(
+        behaviour, contact_ids, since
     )
-    return [dict(row._mapping) for row in conn.execute(query)]
+    return dict(conn.execute(query).all())
+
+
+def copy_configuration(source: Connection, target: Connection) -> None:
+    """Every segment definition, into another database (the journey simulator's scratch copy)."""
+    copy_rows(source, target, queries.TABLE)
+
+
+# --- what scoring uses of the segment language ---------------------------------------------------------
+
+
+def dump_rule(rule: Any) -> dict[str, Any]:
+    """A parsed rule in the JSON form to store."""
+    return rules.dump(rule)
+
+
+# --- what a CSV import uses (wired into contacts by leadflow.runtime.context) ---------------------------
+
+
+def static_list(ctx: AppContext, segment_id: str) -> str:
+    """The id of the static list ``segment_id`` names (``dynamic_segment`` if it follows rules)."""
+    segment = get(ctx, segment_id)
+    if segment.kind != "static":
+        raise Invalid("contacts are imported into static lists", code="dynamic_segment")
+    return segment.id
+
+
+def add_to_static_list(
+    conn: Connection, ctx: AppContext, segment_id: str, contact_ids: Sequence[str], actor: str
+) -> int:
+    """:func:`change_static_in` adding only; how many contacts were not members yet."""
+    return change_static_in(conn, ctx, segment_id, contact_ids, [], actor=actor).entered
