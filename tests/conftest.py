@@ -20,6 +20,7 @@ from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.settings import Settings
 from leadflow.runtime.context import build_context
+from tests.peers.sns import SnsPeer
 from tests.support import databases
 
 BACKENDS = ("sqlite", "postgresql")
@@ -65,14 +66,25 @@ def clock() -> VirtualClock:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return Settings(
+def settings(database_url: str, request: pytest.FixtureRequest) -> Settings:
+    """The test settings; ``@pytest.mark.settings(name=value, ...)`` changes some for one test."""
+    made = Settings(
         database_url=database_url,
         secret_key="test-secret",
         ingest_rate_limit=0,
         api_rate_limit=0,
         brand_address="1 Main St, Springfield",  # marketing journeys and broadcasts need one to publish
     )
+    marker = request.node.get_closest_marker("settings")
+    return made if marker is None else made.model_copy(update=marker.kwargs)
+
+
+@pytest.fixture
+def sns_peer(clock: VirtualClock) -> Iterator[SnsPeer]:
+    """Amazon SNS signing messages, its certificate served on 127.0.0.1 (admit it with
+    ``@pytest.mark.settings(**LOCAL_CERTS)``, see :mod:`tests.peers.sns`)."""
+    with SnsPeer(clock) as peer:
+        yield peer
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from leadflow.messaging.build.tokens import Tokens
 from leadflow.messaging.delivery import outbox
 from leadflow.messaging.feedback import api, bounces, subscription, tracking
 from leadflow.messaging.models import email_preferences, messages, suppressions
+from tests.peers.sns import LOCAL_CERTS, SnsPeer
 from tests.support import events as ingest
 from tests.support.http import bearer
 
@@ -403,8 +404,14 @@ def test_a_sendgrid_bounce_suppresses_the_address(
     assert unknown.status_code == 404
 
 
+@pytest.mark.settings(**LOCAL_CERTS)
 def test_an_ses_complaint_unsubscribes_the_contact(
-    ctx: AppContext, web: TestClient, admin_key: str, sent: SimpleNamespace, clock: VirtualClock
+    ctx: AppContext,
+    web: TestClient,
+    admin_key: str,
+    sent: SimpleNamespace,
+    clock: VirtualClock,
+    sns_peer: SnsPeer,
 ) -> None:
     older = sent.message_id
     clock.advance(timedelta(days=1))
@@ -414,7 +421,7 @@ def test_an_ses_complaint_unsubscribes_the_contact(
         "complaint": {"complainedRecipients": [{"emailAddress": EMAIL}], "complaintFeedbackType": "abuse"},
         "mail": {"messageId": "0100018f-ses-own-id"},  # not ours: matched by address to the latest
     }
-    envelope = {"Type": "Notification", "Message": json.dumps(notification)}
+    envelope = sns_peer.notification(notification)  # signed, as SNS sends it
     response = web.post(
         "/api/v1/email/feedback/ses",
         content=json.dumps(envelope),

@@ -32,6 +32,7 @@ from leadflow.runtime.context import build_context
 from leadflow.webhooks import replay
 from leadflow.webhooks.models import webhook_replay_tokens as replay_tokens
 from tests.peers.http_receiver import HttpReceiver, Reply
+from tests.peers.sns import LOCAL_CERTS, SnsPeer
 
 SENDGRID = "/api/v1/email/feedback/sendgrid"
 SES = "/api/v1/email/feedback/ses"
@@ -42,6 +43,7 @@ BOUNCE = [
 ]
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:ses-feedback"
 LOCAL_SNS = r"^http://127\.0\.0\.1:\d+/"
+CERT_ON_LOCALHOST = r"^http://localhost:\d+/[^/?#]+\.pem$"
 KIND = "SubscriptionConfirmation"
 
 
@@ -76,9 +78,9 @@ def configured(settings: Settings, clock: VirtualClock) -> Iterator[Callable[...
 
 @pytest.fixture
 def local_sns(configured: Callable[..., TestClient]) -> TestClient:
-    """The API with SubscribeURLs on 127.0.0.1 allowed (the test's SNS peer), by the pattern and by the
-    network guard."""
-    return configured(sns_subscribe_url_pattern=LOCAL_SNS, network_allow="127.0.0.1")
+    """The API with SubscribeURLs and signing certificates on 127.0.0.1 allowed (the test's SNS peers), by
+    the patterns and by the network guard."""
+    return configured(**LOCAL_CERTS, sns_subscribe_url_pattern=LOCAL_SNS)
 
 
 def _suppressed(ctx: AppContext) -> list[str]:
@@ -86,17 +88,10 @@ def _suppressed(ctx: AppContext) -> list[str]:
         return list(conn.execute(sa.select(suppressions.c.email)).scalars())
 
 
-def _confirmation(url: str) -> str:
+def _confirmation(sns: SnsPeer, url: str) -> str:
+    """A subscription confirmation, signed by the SNS peer ``sns``, whose SubscribeURL is on ``url``."""
     return json.dumps(
-        {
-            "Type": "SubscriptionConfirmation",
-            "MessageId": "165545c9-2a5c-472c-8df2-7ff2be2b3b1b",
-            "Token": "2336412f37f",
-            "TopicArn": TOPIC,
-            "Message": f"You have chosen to subscribe to the topic {TOPIC}.",
-            "SubscribeURL": f"{url}/?Action=ConfirmSubscription&TopicArn={TOPIC}&Token=2336412f37f",
-            "Timestamp": "2026-03-02T09:00:00.000Z",
-        }
+        sns.confirmation(f"{url}/?Action=ConfirmSubscription&TopicArn={TOPIC}&Token=2336412f37f")
     )
 
 
@@ -120,12 +115,14 @@ def test_wrong_or_missing_basic_credentials_change_nothing(
     assert _suppressed(ctx) == []
 
 
-def test_an_sns_subscription_confirmation_is_confirmed(local_sns: TestClient, admin_key: str) -> None:
+def test_an_sns_subscription_confirmation_is_confirmed(
+    local_sns: TestClient, admin_key: str, sns_peer: SnsPeer
+) -> None:
     with HttpReceiver() as sns:
         sns.reply(Reply(200, b"<ConfirmSubscriptionResponse/>", {"Content-Type": "text/xml"}))
         answer = local_sns.post(
             SES,
-            content=_confirmation(sns.url),
+            content=_confirmation(sns_peer, sns.url),
             headers={
                 "Content-Type": "text/plain; charset=UTF-8",
                 "x-amz-sns-message-type": "SubscriptionConfirmation",
@@ -143,28 +140,36 @@ def test_an_sns_subscription_confirmation_is_confirmed(local_sns: TestClient, ad
     )
 
 
-def test_a_refused_confirmation_is_a_502(local_sns: TestClient, admin_key: str) -> None:
+def test_a_refused_confirmation_is_a_502(local_sns: TestClient, admin_key: str, sns_peer: SnsPeer) -> None:
     with HttpReceiver() as sns:
         sns.reply(Reply(403, b"<Error><Code>AuthorizationError</Code></Error>"))
-        answer = local_sns.post(SES, content=_confirmation(sns.url), auth=("leadflow", admin_key))
+        answer = local_sns.post(SES, content=_confirmation(sns_peer, sns.url), auth=("leadflow", admin_key))
     assert (answer.status_code, answer.json()["error"]["code"]) == (502, "sns_confirmation_failed")
     assert "403" in answer.json()["error"]["message"]
 
 
-def test_a_subscribe_url_outside_amazon_sns_is_never_fetched(web: TestClient, admin_key: str) -> None:
+def test_a_subscribe_url_outside_amazon_sns_is_never_fetched(
+    configured: Callable[..., TestClient], admin_key: str, sns_peer: SnsPeer
+) -> None:
+    """The message verifies (its certificate on the local peer); its SubscribeURL is not Amazon's."""
+    web = configured(**LOCAL_CERTS)
     with HttpReceiver() as elsewhere:
-        answer = web.post(SES, content=_confirmation(elsewhere.url), auth=("leadflow", admin_key))
+        answer = web.post(SES, content=_confirmation(sns_peer, elsewhere.url), auth=("leadflow", admin_key))
         assert not elsewhere.wait_for(1, timeout=0.3)
     assert (answer.status_code, answer.json()["error"]["code"]) == (400, "untrusted_subscribe_url")
 
 
 def test_a_subscribe_url_on_an_internal_address_is_never_fetched(
-    configured: Callable[..., TestClient], admin_key: str
+    configured: Callable[..., TestClient], admin_key: str, sns_peer: SnsPeer
 ) -> None:
-    """The pattern admits it, the network guard does not (no LEADFLOW_NETWORK_ALLOW)."""
-    web = configured(sns_subscribe_url_pattern=LOCAL_SNS)
+    """The pattern admits it, the network guard does not (LEADFLOW_NETWORK_ALLOW admits only the
+    certificate's host name)."""
+    certs = {**LOCAL_CERTS, "sns_cert_url_pattern": CERT_ON_LOCALHOST, "network_allow": "localhost"}
+    web = configured(**certs, sns_subscribe_url_pattern=LOCAL_SNS)
+    cert_url = sns_peer.cert_url.replace("127.0.0.1", "localhost")
     with HttpReceiver() as inside:
-        answer = web.post(SES, content=_confirmation(inside.url), auth=("leadflow", admin_key))
+        signed = sns_peer.confirmation(f"{inside.url}/?Action=ConfirmSubscription", cert_url=cert_url)
+        answer = web.post(SES, content=json.dumps(signed), auth=("leadflow", admin_key))
         assert not inside.wait_for(1, timeout=0.3)
     assert (answer.status_code, answer.json()["error"]["code"]) == (400, "untrusted_subscribe_url")
     assert "blocked: 127.0.0.1 is loopback" in answer.json()["error"]["message"]

@@ -1,8 +1,9 @@
 """A real HTTP server on 127.0.0.1 that records every request and answers as the test programs it.
 
 ``HttpReceiver().reply(500, Reply(429, headers={"Retry-After": "120"}))`` answers the next two requests
-that way, then 200. An optional ``check`` runs on each request as it arrives (e.g. a signature check);
-if it raises, the request is answered ``400`` with the error and the error is recorded.
+that way, then 200 (or the ``default`` reply given). An optional ``check`` runs on each request as it
+arrives (e.g. a signature check); if it raises, the request is answered ``400`` with the error and the
+error is recorded.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ class Reply:
 class HttpReceiver:
     """Start with ``with HttpReceiver() as receiver:``; ``receiver.url`` is its base address."""
 
-    def __init__(self, check: Callable[[Received], None] | None = None) -> None:
+    def __init__(self, check: Callable[[Received], None] | None = None, default: Reply | None = None) -> None:
         self.check = check
+        self.default = default or Reply()  # the answer once the queued ones are used up
         self.requests: list[Received] = []
         self._replies: deque[Reply] = deque()
         self._arrived = threading.Condition()
@@ -82,7 +84,7 @@ class HttpReceiver:
                 error = f"{type(exc).__name__}: {exc}"
         with self._arrived:
             self.requests.append(replace(received, check_error=error))
-            reply = self._replies.popleft() if self._replies else Reply()
+            reply = self._replies.popleft() if self._replies else self.default
             self._arrived.notify_all()
         return Reply(400, error.encode()) if error else reply
 

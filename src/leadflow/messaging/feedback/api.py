@@ -39,10 +39,10 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from leadflow.events.api import read_body
+from leadflow.events.service import read_body
 from leadflow.kernel import inputs
 from leadflow.kernel.brand import brand
-from leadflow.kernel.context import AppContext
+from leadflow.kernel.context import AppContext, Slot
 from leadflow.kernel.errors import BadRequest, NotFound
 from leadflow.kernel.http import Principal, context, require_for_webhooks
 from leadflow.messaging.build import links
@@ -62,7 +62,6 @@ FORM_LIMIT = 64 * 1024
 PROVIDERS = ("leadflow", "sendgrid", "postmark", "mailgun", "ses")
 RAW_MESSAGE_TYPES = ("message/rfc822", "text/plain")
 ONE_CLICK = "One-Click"
-CACHE = "messaging.public.tokens"
 # Everything printable in ASCII but the space: a Location keeps the signed URL byte for byte, and only
 # what a header cannot carry (non-ASCII, spaces, control characters) is percent-encoded.
 _LOCATION_SAFE = "".join(chr(code) for code in range(0x21, 0x7F))
@@ -74,11 +73,11 @@ class Applied(BaseModel):
     applied: int
 
 
+_TOKENS: Slot[Tokens] = Slot("messaging.public.tokens", lambda ctx: Tokens(ctx.secret_key, ctx.clock))
+
+
 def _tokens(ctx: AppContext) -> Tokens:
-    found: Tokens | None = ctx.caches.get(CACHE)
-    if found is None:
-        found = ctx.caches.setdefault(CACHE, Tokens(ctx.secret_key, ctx.clock))
-    return found
+    return ctx.get(_TOKENS)
 
 
 def _invalid() -> BadRequest:
@@ -306,7 +305,8 @@ async def provider_feedback(
 ) -> Applied:
     """A bounce/complaint webhook of ``leadflow``, ``sendgrid``, ``postmark``, ``mailgun`` or ``ses``
     (the JSON body as the provider sends it). The key may travel as Basic credentials in the address the
-    provider calls. For ``ses``, an Amazon SNS subscription confirmation is confirmed (see
+    provider calls. For ``ses``, every Amazon SNS message's signature is verified (``403
+    invalid_sns_signature`` otherwise) and a subscription confirmation is confirmed (see
     :mod:`leadflow.messaging.feedback.sns`)."""
     if provider not in PROVIDERS:
         raise NotFound(f"unknown feedback provider {provider!r}", code="unknown_provider")
@@ -316,10 +316,12 @@ async def provider_feedback(
     except BadRequest:
         raise BadRequest(f"the {provider} payload is not JSON", code="invalid_feedback") from None
     seal = signatures.check(provider, body, payload, request.headers, ctx.settings, ctx.clock.now())
-    subscribe = sns.confirmation(payload) if provider == "ses" else None
-    if subscribe is not None:
-        await run_in_threadpool(sns.confirm, subscribe, ctx.settings)
-        return Applied(applied=0)
+    if provider == "ses":  # Amazon SNS: its signature verified before anything else (403 if not)
+        seal = await _call(sns.verify, ctx, payload)
+        subscribe = sns.confirmation(payload)
+        if subscribe is not None:
+            await _call(sns.confirm, subscribe, ctx.settings)
+            return Applied(applied=0)
     try:
         items = bounces.parse_provider(provider, payload)
     except ValueError as exc:

@@ -21,8 +21,11 @@ Within those minutes a signature could be posted again. What stops a replay with
   :class:`~leadflow.webhooks.replay.Seal` with the payload's digest, remembered in the transaction that
   applies it; the token again with other content is ``409 signature_replayed``
   (:mod:`leadflow.webhooks.replay`).
-* Postmark and Amazon SNS send no signature we check: the API key in the address they call authenticates
-  them, and whoever holds it may write feedback anyway (SNS's own message signatures are not verified).
+* Postmark sends no signature: the API key in the address it calls authenticates it, and whoever holds
+  it may write feedback anyway.
+
+Amazon SNS (SES feedback) signs every message with a certificate of its own: :mod:`.sns` verifies each,
+always (no key to configure), and remembers notifications' ``MessageId`` the same way.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from leadflow.kernel.errors import Misconfigured, Unauthorized
 from leadflow.kernel.settings import Settings
-from leadflow.webhooks.replay import Seal, digest
+from leadflow.webhooks.service import Seal, digest
 
 TOLERANCE = timedelta(minutes=5)
 SENDGRID_SIGNATURE = "x-twilio-email-event-webhook-signature"
