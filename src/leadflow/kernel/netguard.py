@@ -1,5 +1,6 @@
-"""The one guard on every HTTP request leadflow makes on a user's behalf (webhook steps, SNS
-subscription confirmations, and any later connector or feed): no such request reaches inside the network.
+"""The one guard on every HTTP request leadflow makes on a user's behalf (webhook steps, SNS signing
+certificates and subscription confirmations, and any later connector or feed): no such request reaches
+inside the network.
 
 Rules:
 
