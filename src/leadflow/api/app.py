@@ -18,15 +18,18 @@ from leadflow.auth.api import router as keys_router
 from leadflow.auth.service import KeyCache
 from leadflow.contacts.api import router as contacts_router
 from leadflow.events.api import router as tracking_router
+from leadflow.journeys.api import contact_router as journey_runs_router
 from leadflow.journeys.api import router as journeys_router
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.http import ApiState
 from leadflow.kernel.ratelimit import RateLimiter
 from leadflow.lifecycle.api import router as lifecycle_router
+from leadflow.messaging.api import contact_router as contact_messages_router
 from leadflow.messaging.api import router as email_router
 from leadflow.messaging.delivery.broadcasts_api import router as broadcasts_router
 from leadflow.messaging.feedback.api import router as recipient_router
 from leadflow.messaging.suppressions_api import router as suppressions_router
+from leadflow.privacy.api import router as privacy_router
 from leadflow.runtime.worker import Worker
 from leadflow.scoring.api import router as scoring_router
 from leadflow.segments.api import router as segments_router
@@ -81,6 +84,9 @@ def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: 
     routers = (
         tracking_router,
         contacts_router,
+        privacy_router,
+        contact_messages_router,
+        journey_runs_router,
         segments_router,
         scoring_router,
         lifecycle_router,

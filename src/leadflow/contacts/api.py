@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -90,13 +90,6 @@ def erase_contact(
     contact_id: str, ctx: AppContext = Depends(context), principal: Principal = Depends(require("write"))
 ) -> Erasure:
     return erasure.erase(ctx, contact_id, actor=principal.actor)
-
-
-@router.get("/contacts/{contact_id}/export", summary="Everything held about a contact (GDPR access)")
-def export_contact(
-    contact_id: str, ctx: AppContext = Depends(context), _: Principal = Depends(require("read"))
-) -> dict[str, Any]:
-    return erasure.export(ctx, contact_id)
 
 
 @router.get(

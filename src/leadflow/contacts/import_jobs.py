@@ -25,22 +25,23 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
 from leadflow.contacts import import_run
 from leadflow.contacts.import_run import ImportReport, Rejected, RowFilter, Warning
 from leadflow.contacts.importer import Column, ParsedRow, email_of, forget, read_text, resolve_columns
+from leadflow.contacts.lists import static_list
 from leadflow.contacts.models import erasures, import_issues, import_jobs
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Invalid, LeadflowError, NotFound
 from leadflow.kernel.ids import new_id
-from leadflow.segments import service as segments
+from leadflow.kernel.worker_loop import WorkerLoop
 
 log = logging.getLogger(__name__)
 CHANNEL = "imports"
 LEASE = timedelta(minutes=5)
+MAX_PAUSE = 60.0  # seconds: the longest pause after failures in a row
 SHOWN = 100  # rejected rows and warnings a job's answer carries; the rest through /issues
 
 
@@ -88,10 +89,7 @@ def create(
         raise Invalid("the file is empty", code="empty_file")
     resolve_columns(header[1], mapping)
     if list_id is not None:
-        segment = segments.get(ctx, list_id)
-        if segment.kind != "static":
-            raise Invalid("contacts are imported into static lists", code="dynamic_segment")
-        list_id = segment.id
+        list_id = static_list(ctx, list_id)
     job_id = new_id()
     with ctx.db.write() as conn:
         conn.execute(
@@ -333,14 +331,21 @@ def run(ctx: AppContext, stop: threading.Event) -> None:
     """The worker's import thread: run waiting jobs, then sleep until an upload wakes it or the poll
     interval passes (a job left by a dead worker is found then). Database errors pause and retry."""
     idle = ctx.settings.scheduler_interval
-    while not stop.is_set():
-        try:
-            run_due(ctx)
-        except sa_exc.SQLAlchemyError as exc:
-            log.warning("imports paused: %s", exc)
-            stop.wait(idle)
-            continue
-        ctx.signals.wait(CHANNEL, idle)
+    WorkerLoop(
+        "imports",
+        lambda: _run_all(ctx),
+        CHANNEL,
+        poll=idle,
+        backoff=idle,
+        max_backoff=max(MAX_PAUSE, idle),
+        pause=idle,
+        logger=log,
+    ).run(ctx.signals, stop)
+
+
+def _run_all(ctx: AppContext) -> int:
+    run_due(ctx)
+    return 0  # run_due ran jobs until none was waiting: sleep until woken
 
 
 # --- GDPR ------------------------------------------------------------------------------------------

@@ -33,10 +33,10 @@ from leadflow.contacts.importer import (
     parse_row,
     resolve_columns,
 )
+from leadflow.contacts.lists import add_to_list
 from leadflow.contacts.writes import profile_lock, publish_changes
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Invalid
-from leadflow.segments import service as segments
 
 CHUNK = 500
 
@@ -186,8 +186,7 @@ class _Chunk:
                 items=touched,
             )  # fmt: skip
             if self.list_id and ids:
-                change = segments.change_static_in(conn, self.ctx, self.list_id, ids, [], actor=self.actor)
-                report.listed += change.entered
+                report.listed += add_to_list(conn, self.ctx, self.list_id, ids, self.actor)
             report.rows += consumed
             if self.on_chunk is not None:
                 self.on_chunk(conn, report)

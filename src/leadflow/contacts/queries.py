@@ -11,10 +11,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadflow.contacts.models import companies, contact_identities, contact_merges, contacts, touchpoints
+from leadflow.contacts.preferences import preferences_of
 from leadflow.contacts.schemas import Company, Contact
 from leadflow.kernel.db import where_in
 from leadflow.kernel.errors import NotFound
-from leadflow.messaging import service as messaging
 
 CONTACT_COLUMNS = [contacts.c[name] for name in Contact.model_fields if name in contacts.c]
 
@@ -25,7 +25,7 @@ def to_contact(row: Any, preferences: dict[str, bool] | None = None) -> Contact:
 
 def to_contacts(conn: Connection, rows: Sequence[Any]) -> list[Contact]:
     """Contacts with their topic preferences: one more query for the whole list, not one per contact."""
-    chosen = messaging.preferences_of(conn, [row.id for row in rows])
+    chosen = preferences_of(conn, [row.id for row in rows])
     return [to_contact(row, chosen.get(row.id)) for row in rows]
 
 
@@ -50,6 +50,14 @@ def get(conn: Connection, contact_id: str) -> Contact:
     if row is None:
         raise NotFound(f"no contact {contact_id}", code="contact_not_found")
     return to_contacts(conn, [row])[0]
+
+
+def with_merged(conn: Connection, contact_id: str) -> list[str]:
+    """The id a contact lives under, then every id merged into it; an unknown id is ``404``."""
+    live = live_id(conn, contact_id)
+    if live is None:
+        raise NotFound(f"no contact {contact_id}", code="contact_not_found")
+    return [live, *merged_ids(conn, live)]
 
 
 def full_row(conn: Connection, contact_id: str) -> dict[str, Any]:
@@ -157,6 +165,11 @@ def identities(conn: Connection, contact_id: str) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in conn.execute(query.order_by(table.c.created_at, table.c.value))]
 
 
+def touchpoint_count(conn: Connection, contact_id: str) -> int:
+    query = sa.select(sa.func.count()).select_from(touchpoints).where(touchpoints.c.contact_id == contact_id)
+    return int(conn.execute(query).scalar_one())
+
+
 def touchpoints_of(conn: Connection, contact_id: str) -> list[dict[str, Any]]:
     query = (
         sa.select(touchpoints)
@@ -216,4 +229,58 @@ def touchpoints_page(
 
 def id_for_email(conn: Connection, email: str) -> str | None:
     found = conn.execute(sa.select(contacts.c.id).where(contacts.c.email == email)).scalar()
+    return str(found) if found else None
+
+
+# --- reads other domains make through contacts.service (messaging: email variables, feedback) -------
+
+
+def rows_of(conn: Connection, columns: Sequence[str], contact_ids: Sequence[str]) -> list[Any]:
+    """The named columns of those of ``contact_ids`` that exist, in one query (none for no ids)."""
+    if not contact_ids:
+        return []
+    query = sa.select(*(contacts.c[name] for name in columns))
+    return list(conn.execute(where_in(conn, query, contacts.c.id, contact_ids)))
+
+
+def company_rows_of(conn: Connection, columns: Sequence[str], company_ids: Sequence[str]) -> list[Any]:
+    """The named columns of those of ``company_ids`` that exist, in one query (none for no ids)."""
+    if not company_ids:
+        return []
+    query = sa.select(*(companies.c[name] for name in columns))
+    return list(conn.execute(where_in(conn, query, companies.c.id, company_ids)))
+
+
+def email_of(conn: Connection, contact_id: str) -> str | None:
+    email = conn.execute(sa.select(contacts.c.email).where(contacts.c.id == contact_id)).scalar()
+    return str(email) if email else None
+
+
+def ids_holding(emails: Sequence[str]) -> sa.Select[Any]:
+    """The ids of the contacts holding one of ``emails`` (to embed in another domain's statement)."""
+    return sa.select(contacts.c.id).where(contacts.c.email.in_(list(emails)))
+
+
+def with_email(query: sa.Select[Any], contact_id: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    """``query`` joined to the contacts its ``contact_id`` names, keeping those with an email address."""
+    return query.join(contacts, contacts.c.id == contact_id).where(
+        contacts.c.email.is_not(None), contacts.c.email != ""
+    )
+
+
+# --- reads the journeys domain makes through contacts.service ---------------------------------------
+
+
+def time_zones(conn: Connection, contact_ids: Sequence[str]) -> dict[str, str | None]:
+    """Each contact's own time zone (None: not set), in one query (none for no ids)."""
+    if not contact_ids:
+        return {}
+    query = where_in(conn, sa.select(contacts.c.id, contacts.c.timezone), contacts.c.id, list(contact_ids))
+    return {row.id: row.timezone for row in conn.execute(query)}
+
+
+def id_for_user(conn: Connection, user_id: str) -> str | None:
+    """The contact a ``userId`` identifies, if any."""
+    i = contact_identities.c
+    found = conn.execute(sa.select(i.contact_id).where(i.kind == "user", i.value == user_id)).scalar()
     return str(found) if found else None

@@ -46,4 +46,6 @@ from leadflow.contacts.writes import upsert as upsert
 def stage_rank(stage: str) -> int:
     """A lifecycle stage's position in :data:`STAGES` (visitor 0 … advocate 5)."""
     return stages.rank(stage)
+
+
 from leadflow.contacts.writes import advance_stage as advance_stage

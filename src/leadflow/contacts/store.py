@@ -19,6 +19,7 @@ from leadflow.contacts.models import (
     contact_tags,
     contacts,
     erasure_suppressions,
+    erasures,
     touchpoints,
 )
 from leadflow.contacts.state import CompanyState, ContactState
@@ -161,3 +162,26 @@ def insert_identities(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 def insert_touchpoints(conn: Connection, rows: list[dict[str, Any]]) -> None:
     bulk_insert(conn, touchpoints, rows)
+
+
+def delete_profile(conn: Connection, contact_id: str) -> None:
+    """An erased contact's own rows: touchpoints, tags, identities, merge records, then the contact."""
+    for table, column in (
+        (touchpoints, touchpoints.c.contact_id),
+        (contact_tags, contact_tags.c.contact_id),
+        (contact_identities, contact_identities.c.contact_id),
+        (contact_merges, contact_merges.c.survivor_id),
+        (contacts, contacts.c.id),
+    ):
+        conn.execute(table.delete().where(column == contact_id))
+
+
+def record_erasure(conn: Connection, record: dict[str, Any], digests: Iterable[str]) -> None:
+    """The erasure record, and the digests of the erased ids (one kept once, however often erased)."""
+    conn.execute(erasures.insert(), record)
+    unique = sorted(set(digests))
+    if unique:
+        conn.execute(
+            insert_ignore(conn, erasure_suppressions, ["digest"]),
+            [{"digest": d, "erasure_id": record["id"]} for d in unique],
+        )

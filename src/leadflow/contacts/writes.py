@@ -23,6 +23,7 @@ from leadflow.kernel.facts import ContactsTouched
 PROFILE_LOCK = "leadflow.profiles"
 SUBSCRIPTION_STATUSES = ("subscribed", "unsubscribed")
 
+
 def profile_lock(conn: Connection, *, wait: bool = True) -> bool:
     """Serialise every profile write across processes (see :mod:`leadflow.contacts.batch`)."""
     return advisory_lock(conn, PROFILE_LOCK, wait=wait)
@@ -154,3 +155,18 @@ def canonical_email(value: str) -> str:
 def contact_id_for_email(conn: Connection, email: str) -> str | None:
     """The contact holding this (canonical) email address, if any."""
     return queries.id_for_email(conn, email)
+
+
+def advance_stage(conn: Connection, ctx: AppContext, contact_ids: Sequence[str], stage: str) -> None:
+    """Move these contacts forward to ``stage`` (an automatic change: a contact already past it stays
+    where it is); in the caller's transaction, under the profile lock."""
+    if not contact_ids:
+        return
+    profile_lock(conn)
+    batch = ProfileBatch(conn, ctx.clock, ctx.bus)
+    batch.preload(contact_ids=list(contact_ids))
+    for contact_id in contact_ids:
+        contact = batch.contact(contact_id)
+        if contact is not None:
+            batch.apply_changes(contact, ProfileChanges(lifecycle_stage=stage))
+    batch.flush()

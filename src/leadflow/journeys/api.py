@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import BaseModel
 
+from leadflow.contacts import service as contacts
 from leadflow.journeys import installer, service, simulator
 from leadflow.journeys.schemas import Journey, JourneyCreate, JourneyMetrics, JourneyPatch, Run
 from leadflow.journeys.simulator import Simulation, SimulationRequest
@@ -16,6 +17,7 @@ from leadflow.kernel.http import Principal, context, require
 from leadflow.kernel.pagination import Cursor, Limit, Page, paginate
 
 router = APIRouter(prefix="/api/v1", tags=["journeys"])
+contact_router = APIRouter(prefix="/api/v1", tags=["contacts"])  # a contact's runs
 STATUS = Query(None, pattern="^(draft|active|paused|archived)$")
 RUN_STATUS = Query(None, pattern="^(active|completed|exited|converted|failed)$")
 
@@ -163,3 +165,35 @@ def simulate_journey(
 @router.get("/journey-runs/{run_id}", response_model=Run, summary="One run with each step")
 def get_run(run_id: str, ctx: AppContext = Depends(context), _: Principal = Depends(require("read"))) -> Run:
     return service.run(ctx, run_id)
+
+
+@contact_router.get(
+    "/contacts/{contact_id}/runs",
+    response_model=Page[Run],
+    summary="A contact's journey runs, oldest first: status, current step, each step's record",
+)
+@contact_router.get(
+    "/contacts/{contact_id}/journey-runs",
+    response_model=Page[Run],
+    tags=["journeys"],
+    summary="A contact's journey runs (the older name of /contacts/{contact_id}/runs)",
+)
+def contact_runs(
+    contact_id: str,
+    status: str | None = RUN_STATUS,
+    limit: int = Limit,
+    cursor: str | None = Cursor,
+    ctx: AppContext = Depends(context),
+    _: Principal = Depends(require("read")),
+) -> Page[Run]:
+    """Both paths are this one route. A merged contact's id answers as its survivor: the survivor's runs
+    and those of every contact merged into it (a run keeps the id it started with); an unknown id
+    ``404``."""
+    after = (pagination.decode(cursor) or {}).get("after")
+    with ctx.db.read() as conn:
+        ids = contacts.with_merged(conn, contact_id)
+    found = service.runs_of(
+        ctx, contact_ids=ids, status=status, after=after, limit=limit + 1, with_steps=True
+    )
+    items, next_cursor = paginate(found, limit, lambda r: {"after": r.id})
+    return Page[Run](data=items, next_cursor=next_cursor)

@@ -9,19 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import Connection
 
-from leadflow.contacts.batch import ProfileBatch
-from leadflow.contacts.changes import ProfileChanges
-from leadflow.contacts.service import profile_lock
+from leadflow.contacts import service as contacts
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Conflict
 from leadflow.kernel.facts import ContactsTouched
 from leadflow.segments import service as segments
-from leadflow.segments.models import segments as segments_table
-from leadflow.segments.schemas import SegmentCreate, SegmentPatch
+from leadflow.segments.service import SegmentCreate, SegmentPatch
 
 ICP_KEY, MQL_KEY = "lifecycle.icp", "lifecycle.mql"
 ENTERED = "leadflow.segment_entered"
@@ -52,7 +48,7 @@ class Definition(BaseModel):
 
 
 def _id(conn: Connection, key: str) -> str | None:
-    return conn.execute(sa.select(segments_table.c.id).where(segments_table.c.key == key)).scalar()
+    return segments.id_of_key(conn, key)
 
 
 def ensure_defaults(ctx: AppContext) -> None:
@@ -89,14 +85,7 @@ def ensure_defaults(ctx: AppContext) -> None:
 def definition(ctx: AppContext) -> Definition:
     ensure_defaults(ctx)
     with ctx.db.read() as conn:
-        rows = {
-            row.key: row.rules
-            for row in conn.execute(
-                sa.select(segments_table.c.key, segments_table.c.rules).where(
-                    segments_table.c.key.in_([ICP_KEY, MQL_KEY])
-                )
-            )
-        }
+        rows = segments.rules_by_key(conn, [ICP_KEY, MQL_KEY])
     return Definition(mql=rows.get(MQL_KEY), icp=rows.get(ICP_KEY))
 
 
@@ -113,16 +102,7 @@ def change_definition(ctx: AppContext, value: Definition, *, actor: str) -> Defi
 
 def promote(conn: Connection, ctx: AppContext, contact_ids: list[str]) -> None:
     """Move these contacts forward to ``mql``; a contact already past it stays where it is."""
-    if not contact_ids:
-        return
-    profile_lock(conn)
-    batch = ProfileBatch(conn, ctx.clock, ctx.bus)
-    batch.preload(contact_ids=contact_ids)
-    for contact_id in contact_ids:
-        contact = batch.contact(contact_id)
-        if contact is not None:
-            batch.apply_changes(contact, ProfileChanges(lifecycle_stage="mql"))
-    batch.flush()
+    contacts.advance_stage(conn, ctx, contact_ids, "mql")
 
 
 def on_touched(conn: Connection, ctx: AppContext, message: ContactsTouched) -> None:

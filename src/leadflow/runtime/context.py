@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from leadflow.contacts import import_jobs
+from leadflow.contacts import service as contacts
 from leadflow.events import service as events
 from leadflow.journeys import service as journeys
 from leadflow.kernel.bus import Bus
@@ -23,6 +24,8 @@ from leadflow.webhooks import service as webhooks
 
 def wire(ctx: AppContext) -> None:
     """Subscribe every domain's handlers, in the order they must run."""
+    contacts.use_preferences(messaging.preferences_of)  # a contact view shows its topic preferences
+    contacts.use_static_lists(segments.static_list, segments.add_to_static_list)  # CSV import into a list
     bus = ctx.bus
     for handler in (events.on_contacts_merged, segments.on_contacts_merged, scoring.on_contacts_merged):
         bus.subscribe(ContactsMerged, handler)
