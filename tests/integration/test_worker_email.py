@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.settings import Settings
 from leadflow.messaging.delivery import outbox
-from leadflow.messaging.delivery.deliverer import CACHE, Deliverer
+from leadflow.messaging.delivery.deliverer import DELIVERER, Deliverer
 from leadflow.messaging.delivery.transport.capture import CaptureTransport
 from leadflow.messaging.models import messages
 from leadflow.runtime.worker import Worker
@@ -52,7 +52,7 @@ def test_a_second_deliverer_shares_the_transport_and_the_rate_budget(settings: S
 def test_the_worker_delivers_through_several_threads_each_message_once(ctx: AppContext) -> None:
     assert ctx.settings.email_threads == 2
     capture = CaptureTransport()
-    ctx.caches[CACHE] = Deliverer(ctx, capture)
+    ctx.put(DELIVERER, Deliverer(ctx, capture))
     _queue(ctx)
     worker = Worker(ctx)
     worker.start()

@@ -6,14 +6,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from leadflow.journeys import definitions
-from leadflow.journeys.models import journey_versions, journeys
-from leadflow.kernel.context import AppContext
-
-CACHE = "journeys.versions"
+from leadflow.journeys import definitions, queries
+from leadflow.kernel.context import AppContext, Slot
 
 
 @dataclass(frozen=True)
@@ -39,9 +35,11 @@ class _Versions:
         self.items: dict[tuple[str, int], Published] = {}
 
 
+_VERSIONS: Slot[_Versions] = Slot("journeys.versions", lambda _ctx: _Versions())
+
+
 def _versions(ctx: AppContext) -> _Versions:
-    cache: _Versions = ctx.caches.setdefault(CACHE, _Versions())
-    return cache
+    return ctx.get(_VERSIONS)
 
 
 def _published(row: Any) -> Published:
@@ -56,16 +54,6 @@ def _published(row: Any) -> Published:
     )
 
 
-def _query() -> sa.Select[Any]:
-    return sa.select(
-        journey_versions.c.journey_id,
-        journey_versions.c.version,
-        journey_versions.c.definition,
-        journeys.c.key,
-        journeys.c.name,
-    ).join(journeys, journeys.c.id == journey_versions.c.journey_id)
-
-
 def versions(
     conn: Connection, ctx: AppContext, wanted: set[tuple[str, int]]
 ) -> dict[tuple[str, int], Published]:
@@ -75,14 +63,8 @@ def versions(
         found = {key: cache.items[key] for key in wanted if key in cache.items}
     missing = wanted - set(found)
     if missing:
-        condition = sa.or_(
-            *(
-                sa.and_(journey_versions.c.journey_id == j, journey_versions.c.version == v)
-                for j, v in missing
-            )
-        )
         loaded = {
-            (row.journey_id, row.version): _published(row) for row in conn.execute(_query().where(condition))
+            (row.journey_id, row.version): _published(row) for row in conn.execute(queries.versions(missing))
         }
         with cache.lock:
             cache.items.update(loaded)
@@ -92,10 +74,6 @@ def versions(
 
 def active(conn: Connection, ctx: AppContext) -> list[Published]:
     """The journeys contacts may enter now, each at its current version."""
-    rows = conn.execute(
-        sa.select(journeys.c.id, journeys.c.version).where(
-            journeys.c.status == "active", journeys.c.version.is_not(None)
-        )
-    ).all()
+    rows = conn.execute(queries.ACTIVE_VERSIONS).all()
     found = versions(conn, ctx, {(row.id, row.version) for row in rows})
     return [found[(row.id, row.version)] for row in rows if (row.id, row.version) in found]

@@ -118,10 +118,6 @@ class Database:
             for callback in conn.info.pop(_AFTER_COMMIT, ()):
                 callback()
 
-    def ping(self) -> None:
-        with self.engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -281,23 +277,6 @@ def bulk_update(conn: Connection, table: sa.Table, key: str, rows: Sequence[dict
     )
 
 
-def json_rows(conn: Connection, rows: Sequence[dict[str, Any]], columns: dict[str, Any], name: str) -> Any:
-    """A derived table of ``rows`` (one bound JSON document) with typed ``columns``: join a batch of
-    keys against real tables in one statement, on either dialect."""
-    document = sa.bindparam(None, jsonutil.dumps(list(rows)), type_=sa.String())
-    if conn.dialect.name == "postgresql":
-        record = ", ".join(f"{col} {kind.compile(dialect=conn.dialect)}" for col, kind in columns.items())
-        function = sa.text(f"json_to_recordset(CAST(:doc AS json)) AS {name}({record})").bindparams(document)
-        return (
-            sa.select(*(sa.column(col, kind) for col, kind in columns.items()))
-            .select_from(function)
-            .subquery(name)
-        )
-    each = sa.func.json_each(document).table_valued("value")
-    picked = [sa.func.json_extract(each.c.value, f"$.{col}").label(col) for col in columns]
-    return sa.select(*picked).select_from(each).subquery(name)
-
-
 def chunk_size(conn: Connection) -> int:
     """How many values one look-up may carry (SQLite limits bound variables per statement)."""
     return 50_000 if conn.dialect.name == "postgresql" else 5_000
@@ -312,3 +291,32 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
             batch = []
     if batch:
         yield batch
+
+
+def copy_rows(
+    source: Connection, target: Connection, table: sa.Table, where: sa.ColumnElement[bool] | None = None
+) -> None:
+    """Copy a table's rows (those meeting ``where``) from one database into the same table of another:
+    one read, one executemany (the simulator's scratch copy of the configuration)."""
+    query = sa.select(table) if where is None else sa.select(table).where(where)
+    rows = [dict(row._mapping) for row in source.execute(query)]
+    if rows:
+        target.execute(table.insert(), rows)
+
+
+def create_database(db: Database, name: str) -> None:
+    """``CREATE DATABASE`` on the server of ``db`` (PostgreSQL), the name quoted by the dialect."""
+    quoted = db.engine.dialect.identifier_preparer.quote_identifier(name)
+    _autocommit(db, f"CREATE DATABASE {quoted}")
+
+
+def drop_database(db: Database, name: str) -> None:
+    """``DROP DATABASE IF EXISTS … WITH (FORCE)``: its sessions are ended first (PostgreSQL 13+)."""
+    quoted = db.engine.dialect.identifier_preparer.quote_identifier(name)
+    _autocommit(db, f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+
+
+def _autocommit(db: Database, statement: str) -> None:
+    """``CREATE``/``DROP DATABASE`` cannot run inside a transaction."""
+    with db.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(statement)

@@ -1,7 +1,7 @@
 """The outgoing webhook outbox: queueing deliveries, the signing secret, and the operator's view.
 
 Rows are written by the code that decides to send a webhook (the journey engine), inside its own
-transaction, through :func:`enqueue` or :func:`enqueue_many`; the :mod:`leadflow.webhooks.deliverer`
+transaction, through :func:`enqueue_many`; the :mod:`leadflow.webhooks.deliverer`
 sends them later. Each row's ``key`` makes a repeated decision a no-op, and its ``id`` is the Standard
 Webhooks ``webhook-id``: delivery is at-least-once (a crash between the POST and recording its outcome
 sends the same message again, with the same id), so receivers de-duplicate on ``webhook-id``.
@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,13 +24,14 @@ import sqlalchemy as sa
 from prometheus_client import Counter
 from sqlalchemy.engine import Connection
 
-from leadflow.kernel.context import AppContext
-from leadflow.kernel.db import chunked, insert_ignore, on_commit
+from leadflow.kernel.context import AppContext, Slot
+from leadflow.kernel.db import chunked, on_commit
 from leadflow.kernel.errors import Conflict, Invalid, NotFound
 from leadflow.kernel.ids import new_id
-from leadflow.webhooks.models import webhook_deliveries
+from leadflow.webhooks import queries
 from leadflow.webhooks.replay import Seal as Seal
 from leadflow.webhooks.replay import digest as digest
+from leadflow.webhooks.replay import remember as remember
 
 CHANNEL = "webhooks"
 QUEUED = "queued"
@@ -46,8 +46,6 @@ _DERIVATION_LABEL = b"leadflow-webhooks"
 _INSERT_CHUNK = 1000  # rows per INSERT: 13 columns each stays far below SQLite's bound-variable limit
 _OPTIONAL = ("contact_id", "journey_id", "run_id")
 
-_counters_lock = threading.Lock()
-
 
 @dataclass(frozen=True)
 class WebhookCounters:
@@ -59,29 +57,28 @@ class WebhookCounters:
     requeued: Counter
 
 
+def _make_counters(ctx: AppContext) -> WebhookCounters:
+    registry = ctx.metrics.registry
+    return WebhookCounters(
+        delivered=Counter("leadflow_webhooks_delivered", "Webhooks a receiver accepted", registry=registry),
+        retried=Counter(
+            "leadflow_webhooks_retried",
+            "Webhook attempts that failed and were rescheduled",
+            registry=registry,
+        ),
+        failed=Counter("leadflow_webhooks_failed", "Webhooks given up on", registry=registry),
+        requeued=Counter(
+            "leadflow_webhooks_requeued", "Failed webhooks queued again by an operator", registry=registry
+        ),
+    )
+
+
+_COUNTERS: Slot[WebhookCounters] = Slot("webhooks.counters", _make_counters)
+
+
 def counters(ctx: AppContext) -> WebhookCounters:
     """The webhook counters of ``ctx`` (created on first use: the kernel's Metrics stays generic)."""
-    with _counters_lock:
-        found = ctx.caches.get("webhooks.counters")
-        if isinstance(found, WebhookCounters):
-            return found
-        registry = ctx.metrics.registry
-        made = WebhookCounters(
-            delivered=Counter(
-                "leadflow_webhooks_delivered", "Webhooks a receiver accepted", registry=registry
-            ),
-            retried=Counter(
-                "leadflow_webhooks_retried",
-                "Webhook attempts that failed and were rescheduled",
-                registry=registry,
-            ),
-            failed=Counter("leadflow_webhooks_failed", "Webhooks given up on", registry=registry),
-            requeued=Counter(
-                "leadflow_webhooks_requeued", "Failed webhooks queued again by an operator", registry=registry
-            ),
-        )
-        ctx.caches["webhooks.counters"] = made
-        return made
+    return ctx.get(_COUNTERS)
 
 
 def signing_secret(ctx: AppContext) -> str:
@@ -99,12 +96,16 @@ def signing_secret(ctx: AppContext) -> str:
     return SECRET_PREFIX + base64.b64encode(digest).decode()
 
 
+def _make_announcer(ctx: AppContext) -> Callable[[], None]:
+    return lambda: ctx.signals.announce(CHANNEL)
+
+
+_ANNOUNCE: Slot[Callable[[], None]] = Slot("webhooks.announce", _make_announcer)
+
+
 def _announcer(ctx: AppContext) -> Callable[[], None]:
     """One callback per context, so many enqueues in one transaction wake the deliverer once."""
-    callback = ctx.caches.get("webhooks.announce")
-    if callback is None:
-        callback = ctx.caches.setdefault("webhooks.announce", lambda: ctx.signals.announce(CHANNEL))
-    return callback  # type: ignore[no-any-return]
+    return ctx.get(_ANNOUNCE)
 
 
 def _row(item: dict[str, Any], created_at: datetime) -> dict[str, Any]:
@@ -136,42 +137,12 @@ def enqueue_many(conn: Connection, ctx: AppContext, rows: Sequence[dict[str, Any
     created_at = ctx.clock.now()
     inserted = 0
     for batch in chunked(rows, _INSERT_CHUNK):
-        statement = insert_ignore(conn, webhook_deliveries, ["key"]).returning(webhook_deliveries.c.id)
-        result = conn.execute(statement.values([_row(item, created_at) for item in batch]))
+        statement = queries.enqueue(conn.dialect.name, [_row(item, created_at) for item in batch])
+        result = conn.execute(statement)
         inserted += len(result.all())  # rowcount is -1 for multi-row VALUES on psycopg
     if inserted:
         on_commit(conn, _announcer(ctx))
     return inserted
-
-
-def enqueue(
-    conn: Connection,
-    ctx: AppContext,
-    *,
-    key: str,
-    url: str,
-    event: str,
-    payload: dict[str, Any],
-    at: datetime,
-    contact_id: str | None = None,
-    journey_id: str | None = None,
-    run_id: str | None = None,
-) -> bool:
-    """Queue one webhook to ``url`` due at ``at``, in the caller's transaction; False if ``key`` exists.
-
-    The body sent is ``{"type": event, "timestamp": <created_at>, "data": payload}``.
-    """
-    item = {
-        "key": key,
-        "url": url,
-        "event": event,
-        "payload": payload,
-        "at": at,
-        "contact_id": contact_id,
-        "journey_id": journey_id,
-        "run_id": run_id,
-    }
-    return enqueue_many(conn, ctx, [item]) == 1
 
 
 def _view(row: sa.Row[Any]) -> dict[str, Any]:
@@ -180,23 +151,16 @@ def _view(row: sa.Row[Any]) -> dict[str, Any]:
 
 def listing(ctx: AppContext, *, status: str | None, after: str | None, limit: int) -> list[dict[str, Any]]:
     """Deliveries in id order (oldest first), optionally of one status, after the id ``after``."""
-    table = webhook_deliveries
-    query = sa.select(table).order_by(table.c.id).limit(limit)
-    if status is not None:
-        if status not in STATUSES:
-            raise Invalid(f"status must be one of {', '.join(STATUSES)}", code="invalid_status")
-        query = query.where(table.c.status == status)
-    if after:
-        query = query.where(table.c.id > after)
+    if status is not None and status not in STATUSES:
+        raise Invalid(f"status must be one of {', '.join(STATUSES)}", code="invalid_status")
+    query = queries.page(status, after, limit)
     with ctx.db.read() as conn:
         return [_view(row) for row in conn.execute(query)]
 
 
 def get(ctx: AppContext, delivery_id: str) -> dict[str, Any]:
     with ctx.db.read() as conn:
-        row = conn.execute(
-            sa.select(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id)
-        ).first()
+        row = conn.execute(queries.delivery(delivery_id)).first()
     if row is None:
         raise NotFound(f"webhook delivery {delivery_id} not found")
     return _view(row)
@@ -207,9 +171,8 @@ def retry(ctx: AppContext, delivery_id: str) -> None:
 
     A queued delivery is left alone (it will be sent anyway); a delivered one cannot be retried.
     """
-    table = webhook_deliveries
     with ctx.db.write() as conn:
-        status = conn.execute(sa.select(table.c.status).where(table.c.id == delivery_id)).scalar()
+        status = conn.execute(queries.status_of(delivery_id)).scalar()
         if status is None:
             raise NotFound(f"webhook delivery {delivery_id} not found")
         if status == DELIVERED:
@@ -218,11 +181,7 @@ def retry(ctx: AppContext, delivery_id: str) -> None:
             raise Conflict(f"webhook delivery {delivery_id} was cancelled", code="delivery_cancelled")
         if status == QUEUED:
             return
-        conn.execute(
-            table.update()
-            .where(table.c.id == delivery_id, table.c.status == FAILED)
-            .values(status=QUEUED, due_at=ctx.clock.now(), attempts=0, response_code=None, error=None)
-        )
+        conn.execute(queries.requeue_failed(delivery_id, ctx.clock.now()))
         on_commit(conn, _announcer(ctx))
     counters(ctx).requeued.inc()
 
@@ -230,17 +189,10 @@ def retry(ctx: AppContext, delivery_id: str) -> None:
 def on_contacts_erased(conn: Connection, message: Any) -> None:
     """GDPR erasure: the people's deliveries still queued are ``cancelled`` (never sent); every delivery
     about them keeps its id, status and times but loses its payload and the receiver's answers."""
-    mine = webhook_deliveries.c.contact_id.in_(list(message.contact_ids))
-    conn.execute(webhook_deliveries.update().where(mine).values(payload={}, error=None))
-    conn.execute(
-        webhook_deliveries.update()
-        .where(mine, webhook_deliveries.c.status == QUEUED)
-        .values(status=CANCELLED, error=ERASED)
-    )
+    conn.execute(queries.clear_payloads(message.contact_ids))
+    conn.execute(queries.cancel_queued(message.contact_ids, ERASED))
 
 
 def export(conn: Connection, contact_ids: Sequence[str]) -> list[dict[str, Any]]:
     """The webhook deliveries about these people (GDPR export)."""
-    table = webhook_deliveries
-    query = sa.select(table).where(table.c.contact_id.in_(list(contact_ids))).order_by(table.c.id)
-    return [_view(row) for row in conn.execute(query)]
+    return [_view(row) for row in conn.execute(queries.of_contacts(contact_ids))]

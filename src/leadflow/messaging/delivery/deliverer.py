@@ -23,29 +23,32 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from leadflow.kernel.context import AppContext
+from leadflow.kernel.context import AppContext, Slot
 from leadflow.kernel.db import bulk_update, dialect_insert
-from leadflow.messaging import erasure
+from leadflow.kernel.retry import RetrySchedule
+from leadflow.kernel.worker_loop import WorkerLoop
 from leadflow.messaging.build.compose import Composer, Verdict
 from leadflow.messaging.delivery import outbox
 from leadflow.messaging.delivery.throttle import Throttle
 from leadflow.messaging.delivery.transport.base import EmailTransport, Outcome
 from leadflow.messaging.delivery.transport.factory import build_transport
 from leadflow.messaging.delivery.transport.file import FileTransport
+from leadflow.messaging.erased import ERASED
 from leadflow.messaging.models import messages, suppressions
 
 log = logging.getLogger(__name__)
 
-RETRY = (
-    timedelta(minutes=1),
-    timedelta(minutes=5),
-    timedelta(minutes=15),
-    timedelta(hours=1),
-    timedelta(hours=3),
-    timedelta(hours=6),
-    timedelta(hours=12),
+SCHEDULE = RetrySchedule(
+    (
+        timedelta(minutes=1),
+        timedelta(minutes=5),
+        timedelta(minutes=15),
+        timedelta(hours=1),
+        timedelta(hours=3),
+        timedelta(hours=6),
+        timedelta(hours=12),
+    )
 )
-CACHE = "messaging.deliverer"
 WAITING = ("queued", "deferred")
 DELIVERED = ("sent", "bounced")  # the SMTP server's final word on a message that left
 Pairing = tuple[Verdict, dict[str, Any]]
@@ -145,18 +148,15 @@ class Deliverer:
 
     def run(self, stop: threading.Event) -> None:
         """The worker loop: deliver while anything is due, then sleep until woken."""
-        backoff = 0.5
-        while not stop.is_set():
-            try:
-                if self.deliver_due():
-                    backoff = 0.5
-                    continue
-            except Exception:
-                log.exception("email delivery batch failed; retrying in %.1fs", backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            self.ctx.signals.wait(outbox.CHANNEL, self.ctx.settings.worker_poll_interval)
+        WorkerLoop(
+            "email delivery",
+            self.deliver_due,
+            outbox.CHANNEL,
+            poll=self.ctx.settings.worker_poll_interval,
+            backoff=0.5,
+            max_backoff=30.0,
+            logger=log,
+        ).run(self.ctx.signals, stop)
 
     def close(self) -> None:
         self.transport.close()
@@ -192,7 +192,7 @@ def _applicable(conn: Connection, outcomes: list[Pairing]) -> tuple[list[Pairing
         now = current.get(verdict.message.id)
         if now is not None and now.status in WAITING and now.attempts == verdict.message.attempts + 1:
             held.append((verdict, row))
-        elif now is not None and now.error == erasure.ERASED:  # nothing of the person is written back
+        elif now is not None and now.error == ERASED:  # nothing of the person is written back
             erased.append(now.id)
         elif now is not None and row["status"] in DELIVERED and now.status not in DELIVERED:
             delivered.append((verdict, row))
@@ -239,7 +239,7 @@ def _base(verdict: Verdict, status: str, now: datetime, **values: Any) -> dict[s
 
 
 def _update(verdict: Verdict, result: Outcome | None, now: datetime) -> dict[str, Any]:
-    """The row's next state. A deferral is retried on :data:`RETRY`; after the last, it has failed."""
+    """The row's next state. A deferral is retried on :data:`SCHEDULE`; after the last, it has failed."""
     if verdict.outgoing is None or result is None:
         return _base(verdict, verdict.status or "failed", now, error=verdict.reason)
     if result.status == "sent":
@@ -253,7 +253,8 @@ def _update(verdict: Verdict, result: Outcome | None, now: datetime) -> dict[str
             response=result.response[:500],
         )
     attempts = verdict.message.attempts + 1
-    if attempts > len(RETRY):
+    due = SCHEDULE.next_due(now, attempts)
+    if due is None:
         return _base(
             verdict, "failed", now, error=f"gave up after {attempts} attempts: {result.response}"[:1000]
         )
@@ -261,18 +262,19 @@ def _update(verdict: Verdict, result: Outcome | None, now: datetime) -> dict[str
         verdict,
         "deferred",
         now,
-        due_at=now + RETRY[attempts - 1],
+        due_at=due,
         error=result.response[:1000],
         response=result.response[:500],
     )
 
 
+#: The process's deliverer (a test may put its own in, with a capturing transport).
+DELIVERER: Slot[Deliverer] = Slot("messaging.deliverer", Deliverer)
+
+
 def deliverer(ctx: AppContext) -> Deliverer:
     """The process's deliverer (one transport and connection pool per process)."""
-    found: Deliverer | None = ctx.caches.get(CACHE)
-    if found is None:
-        found = ctx.caches.setdefault(CACHE, Deliverer(ctx))
-    return found
+    return ctx.get(DELIVERER)
 
 
 def pending(conn: Connection) -> int:
