@@ -78,19 +78,13 @@ NOT_YET_CONVERTED: set[str] = {
     "messaging/service.py",
     "messaging/suppressions.py",
     "messaging/templates.py",
-    "scoring/engine.py",
-    "scoring/points.py",
-    "scoring/rebuild.py",
-    "scoring/service.py",
     "webhooks/deliverer.py",
     "webhooks/replay.py",
     "webhooks/service.py",
 }
 
 #: Formatted SQL not yet rewritten (issue 12 in progress). THE FINAL LIST MUST BE EMPTY.
-FORMATTED_NOT_YET_CONVERTED: set[str] = {
-    "kernel/signals.py",
-}
+FORMATTED_NOT_YET_CONVERTED: set[str] = set()
 
 #: queries modules whose statements are still built inside functions that need a Connection, with no
 #: SAMPLES yet (issue 12 in progress). THE FINAL LIST MUST BE EMPTY.
@@ -197,7 +191,8 @@ def _is_formatted(node: ast.expr) -> bool:
             return True
         return _is_formatted(node.left) or _is_formatted(node.right)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-        return node.func.attr in {"format", "join"}
+        target = node.func.value  # "...".format(...), ", ".join(...)
+        return node.func.attr in {"format", "join"} and isinstance(target, ast.Constant)
     return False
 
 

@@ -81,7 +81,10 @@ def _like(text: str) -> str:
 
 
 def search(conn: Connection, where: ContactFilter, *, after: str | None, limit: int) -> list[Contact]:
-    """Contacts in id order (creation order), ``limit`` of them after the id ``after``."""
+    """Contacts in id order (creation order), ``limit`` of them after the id ``after``.
+
+    ``q`` ignores case with the database's ``lower``: every letter on PostgreSQL, ASCII only on SQLite.
+    """
     query = sa.select(*CONTACT_COLUMNS).order_by(contacts.c.id).limit(limit)
     if after:
         query = query.where(contacts.c.id > after)

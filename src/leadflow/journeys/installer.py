@@ -15,9 +15,8 @@ from leadflow.journeys import service
 from leadflow.journeys.schemas import JourneyCreate
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Conflict, NotFound
-from leadflow.messaging import templates
+from leadflow.messaging import service as messaging
 from leadflow.segments import service as segments
-from leadflow.segments.schemas import SegmentCreate
 
 NAMES = (
     "welcome-series",
@@ -60,19 +59,19 @@ def default_layout() -> dict[str, Any]:
 def install_support(ctx: AppContext, data: dict[str, Any], *, actor: str) -> None:
     """The layout, topics, segments and emails a template file needs (existing keys are kept)."""
     with ctx.db.write() as conn:
-        templates.save_layout(conn, ctx, templates.LayoutFields(**default_layout()), replace=False)
+        messaging.save_layout(conn, ctx, messaging.LayoutFields(**default_layout()), replace=False)
         for topic in data.get("topics", []):
-            templates.save_topic(conn, ctx, templates.Topic(**topic))
+            messaging.save_topic(conn, ctx, messaging.Topic(**topic))
     for segment in data.get("segments", []):
         with ctx.db.read() as conn:
             exists = segments.by_key(conn, segment["key"]) is not None
         if not exists:
             fields = {k: v for k, v in segment.items() if k != "key"}
             with contextlib.suppress(Conflict):  # created meanwhile by another process
-                segments.create(ctx, SegmentCreate(**fields), actor=actor, key=segment["key"])
+                segments.create(ctx, segments.SegmentCreate(**fields), actor=actor, key=segment["key"])
     for email in data.get("emails", []):
         with contextlib.suppress(Conflict):  # an existing (perhaps edited) template is kept
-            templates.create(ctx, templates.TemplateCreate(**email), actor=actor)
+            messaging.create_template(ctx, messaging.TemplateCreate(**email), actor=actor)
 
 
 def _borrowed(data: dict[str, Any]) -> list[dict[str, Any]]:

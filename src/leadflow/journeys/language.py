@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from leadflow.contacts.stages import STAGES
-from leadflow.segments import durations, rules
+from leadflow.contacts import service as contacts
+from leadflow.segments import service as segments
 
 Strict = ConfigDict(extra="forbid", frozen=True)
 STEP_ID = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
@@ -21,7 +21,7 @@ CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 def _duration(value: str | None) -> str | None:
     if value is not None:
-        durations.parse(value)
+        segments.parse_duration(value)
     return value
 
 
@@ -58,9 +58,9 @@ class EventCondition(BaseModel):
         self.behaviour()
         return self
 
-    def behaviour(self) -> rules.Behaviour:
-        parsed = rules.parse({"event": self.event, "where": self.where}, root="where")
-        assert isinstance(parsed, rules.Behaviour)
+    def behaviour(self) -> segments.Behaviour:
+        parsed = segments.parse_rule({"event": self.event, "where": self.where}, root="where")
+        assert isinstance(parsed, segments.Behaviour)
         return parsed
 
 
@@ -117,8 +117,8 @@ class StageTrigger(BaseModel):
     @field_validator("stage")
     @classmethod
     def _stage(cls, value: str | None) -> str | None:
-        if value is not None and value not in STAGES:
-            raise ValueError(f"stage is one of {', '.join(STAGES)}")
+        if value is not None and value not in contacts.STAGES:
+            raise ValueError(f"stage is one of {', '.join(contacts.STAGES)}")
         return value
 
 
@@ -131,7 +131,7 @@ class AnniversaryTrigger(BaseModel):
 
     @model_validator(mode="after")
     def _date_field(self) -> AnniversaryTrigger:
-        rules.parse({"field": self.field, "op": "anniversary_today"}, root="trigger")
+        segments.parse_rule({"field": self.field, "op": "anniversary_today"}, root="trigger")
         return self
 
 
@@ -161,7 +161,7 @@ class Entry(BaseModel):
 
     @property
     def wait(self) -> timedelta | None:
-        return durations.parse(self.after) if self.after else None
+        return segments.parse_duration(self.after) if self.after else None
 
 
 class ExitWhen(BaseModel):
@@ -196,7 +196,7 @@ class Goal(EventCondition):
 
     @property
     def window(self) -> timedelta:
-        return durations.parse(self.within)
+        return segments.parse_duration(self.within)
 
 
 class QuietHours(BaseModel):

@@ -69,7 +69,7 @@ journey_runs = sa.Table(
     sa.UniqueConstraint("journey_id", "active_key"),
     sa.Index("ix_journey_runs_contact_id", "contact_id"),
     sa.Index("ix_journey_runs_journey_id_status", "journey_id", "status"),
-    # The runs an event can still end or convert (see ``triggers.runs_query``): without it, every
+    # The runs an event can still end or convert (see ``queries.open_runs``): without it, every
     # processed batch read each contact's whole journey history.
     sa.Index(
         "ix_journey_runs_open",

@@ -12,17 +12,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from leadflow.contacts.models import contacts
-from leadflow.journeys import definitions, timing
+from leadflow.contacts import service as contacts
+from leadflow.journeys import definitions, queries, timing
 from leadflow.journeys.catalog import Published, versions
-from leadflow.journeys.models import journey_runs, journey_steps, journeys
+from leadflow.journeys.models import journey_runs, journey_steps
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.db import bulk_insert, bulk_update, insert_new, on_commit, where_in
+from leadflow.kernel.db import bulk_insert, bulk_update, insert_new, on_commit
 from leadflow.kernel.ids import new_id
-from leadflow.segments import durations
+from leadflow.segments import service as segments
 
 CHANNEL = "journeys"
 WAITING_TYPES = ("wait", "wait_until", "wait_for_time")
@@ -74,19 +73,16 @@ class Writes:
 
 
 def zones(conn: Connection, contact_ids: Iterable[str]) -> dict[str, str | None]:
-    ids = list(set(contact_ids))
-    if not ids:
-        return {}
-    query = where_in(conn, sa.select(contacts.c.id, contacts.c.timezone), contacts.c.id, ids)
-    return {row.id: row.timezone for row in conn.execute(query)}
+    """Each contact's own time zone (None: not set), in one query."""
+    return contacts.time_zones(conn, list(set(contact_ids)))
 
 
 def when_ready(ctx: AppContext, step: Any, now: datetime, tz_name: str | None) -> tuple[datetime, str | None]:
     """When a step reached at ``now`` becomes due, and the event a waiting step listens for."""
     if isinstance(step, definitions.Wait):
-        return now + durations.parse(step.duration), None
+        return now + segments.parse_duration(step.duration), None
     if isinstance(step, definitions.WaitUntil):
-        return now + durations.parse(step.timeout), step.event
+        return now + segments.parse_duration(step.timeout), step.event
     if isinstance(step, definitions.WaitForTime):
         tz = timing.zone(step.timezone or tz_name, ctx.settings.default_timezone)
         return timing.next_time(now, tz, step.time, list(step.weekdays)), None
@@ -185,14 +181,9 @@ def _admitted(conn: Connection, entries: Sequence[Entry], now: datetime) -> list
     for journey_id in {e.journey.journey_id for e in waiting}:
         window = next(e for e in waiting if e.journey.journey_id == journey_id).journey.definition.entry.wait
         assert window is not None
-        query = sa.select(journey_runs.c.contact_id).where(
-            journey_runs.c.journey_id == journey_id, journey_runs.c.entered_at > now - window
-        )
         ids = [e.contact_id for e in waiting if e.journey.journey_id == journey_id]
-        recent |= {
-            (journey_id, c)
-            for c in conn.execute(where_in(conn, query, journey_runs.c.contact_id, ids)).scalars()
-        }
+        query = queries.recent_entries(conn.dialect.name, journey_id, now - window, ids)
+        recent |= {(journey_id, c) for c in conn.execute(query).scalars()}
     admitted, seen = [], set()
     for entry in entries:
         pair = (entry.journey.journey_id, entry.contact_id)
@@ -205,40 +196,11 @@ def _admitted(conn: Connection, entries: Sequence[Entry], now: datetime) -> list
 
 def claim(conn: Connection, ctx: AppContext, now: datetime, limit: int) -> list[Item]:
     """Lock up to ``limit`` due pending steps of active journeys (other workers skip them)."""
-    query = (
-        sa.select(
-            journey_steps.c.id,
-            journey_steps.c.run_id,
-            journey_steps.c.step_id,
-            journey_steps.c.attempts,
-            journey_steps.c.branch,
-            journey_steps.c.detail,
-        )
-        .where(
-            journey_steps.c.status == "pending",
-            journey_steps.c.due_at <= now,
-            journey_steps.c.journey_id.in_(sa.select(journeys.c.id).where(journeys.c.status == "active")),
-        )
-        .order_by(journey_steps.c.due_at)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    steps = conn.execute(query).all()
+    steps = conn.execute(queries.claim_due(conn.dialect.name, now, limit)).all()
     if not steps:
         return []
-    run_query = sa.select(
-        journey_runs.c.id,
-        journey_runs.c.journey_id,
-        journey_runs.c.version,
-        journey_runs.c.contact_id,
-        journey_runs.c.trigger,
-        journey_runs.c.entered_at,
-    )
-    runs = {
-        row.id: row
-        for row in conn.execute(where_in(conn, run_query, journey_runs.c.id, [s.run_id for s in steps]))
-    }
+    query = queries.claimed_runs(conn.dialect.name, [s.run_id for s in steps])
+    runs = {row.id: row for row in conn.execute(query)}
     active = _share_journeys(conn, {row.journey_id for row in runs.values()})
     published = versions(conn, ctx, {(row.journey_id, row.version) for row in runs.values()})
     items = []
@@ -274,12 +236,7 @@ def _share_journeys(conn: Connection, journey_ids: set[str]) -> set[str]:
     """
     if not journey_ids:
         return set()
-    query = sa.select(journeys.c.id).where(
-        journeys.c.id.in_(sorted(journey_ids)), journeys.c.status == "active"
-    )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(read=True)
-    return set(conn.execute(query).scalars())
+    return set(conn.execute(queries.share_active(conn.dialect.name, journey_ids)).scalars())
 
 
 def flush(conn: Connection, writes: Writes) -> None:
@@ -299,11 +256,7 @@ def flush(conn: Connection, writes: Writes) -> None:
 def cancel(conn: Connection, run_ids: Sequence[str], now: datetime, reason: str) -> None:
     """Cancel the pending (or held) steps of these runs."""
     for chunk in _chunks(run_ids):
-        conn.execute(
-            journey_steps.update()
-            .where(journey_steps.c.run_id.in_(chunk), journey_steps.c.status.in_(("pending", "held")))
-            .values(status="cancelled", finished_at=now, error=reason)
-        )
+        conn.execute(queries.cancel_steps(chunk, now, reason))
 
 
 def _chunks(values: Sequence[str], size: int = 2000) -> Iterable[list[str]]:

@@ -10,19 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-import sqlalchemy as sa
 from croniter import croniter
 from sqlalchemy.engine import Connection
 
-from leadflow.contacts.models import contacts
-from leadflow.journeys import catalog, definitions, runs, timing
+from leadflow.contacts import service as contacts
+from leadflow.journeys import catalog, definitions, queries, runs, timing
 from leadflow.journeys.catalog import Published
-from leadflow.journeys.models import journeys
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.db import where_in
-from leadflow.segments import rules
 from leadflow.segments import service as segments
-from leadflow.segments.compiler import Compiler
 
 CHUNK = 5_000
 
@@ -53,9 +48,7 @@ def _tick(ctx: AppContext, journey: Published) -> int:
     assert isinstance(trigger, definitions.ScheduleTrigger)
     now = ctx.clock.now()
     with ctx.db.write() as conn:
-        fire_at = conn.execute(
-            sa.select(journeys.c.next_fire_at).where(journeys.c.id == journey.journey_id)
-        ).scalar()
+        fire_at = conn.execute(queries.next_fire(journey.journey_id)).scalar()
         if fire_at is None:
             _set_next(conn, journey.journey_id, next_tick(trigger, now))
             return 0
@@ -82,7 +75,7 @@ def _tick(ctx: AppContext, journey: Published) -> int:
 
 
 def _set_next(conn: Connection, journey_id: str, moment: datetime) -> None:
-    conn.execute(journeys.update().where(journeys.c.id == journey_id).values(next_fire_at=moment))
+    conn.execute(queries.set_next_fire(journey_id, moment))
 
 
 def _members(conn: Connection, segment_id: str) -> Iterator[list[str]]:
@@ -106,16 +99,10 @@ def tick_anniversaries(ctx: AppContext) -> int:
         assert isinstance(trigger, definitions.AnniversaryTrigger)
         now = ctx.clock.now()
         with ctx.db.write() as conn:
-            rule = rules.parse({"field": trigger.field, "op": "anniversary_today"})
-            query = Compiler(conn.dialect.name, now).select_ids(rule)
-            ids = list(conn.execute(query).scalars())
+            ids = segments.anniversary_ids(conn, trigger.field, now)
             for start in range(0, len(ids), CHUNK):
                 chunk = ids[start : start + CHUNK]
-                zones = dict(
-                    conn.execute(
-                        where_in(conn, sa.select(contacts.c.id, contacts.c.timezone), contacts.c.id, chunk)
-                    ).all()
-                )
+                zones = contacts.time_zones(conn, chunk)
                 entries = [
                     runs.Entry(
                         journey,

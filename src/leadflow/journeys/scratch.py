@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from leadflow.kernel.db import Database
+from leadflow.kernel.db import Database, create_database, drop_database
 
 PREFIX = "leadflow_sim_"
 INSUFFICIENT_PRIVILEGE = "42501"
@@ -56,12 +56,12 @@ def database(db: Database) -> Iterator[Scratch]:
         url = sa.make_url(db.url).set(database=name).render_as_string(hide_password=False)
         yield Scratch(url, "postgresql")
     finally:
-        _autocommit(db, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(db, name)
 
 
 def _created(db: Database, name: str) -> bool:
     try:
-        _autocommit(db, f'CREATE DATABASE "{name}"')
+        create_database(db, name)
     except sa_exc.DBAPIError as exc:
         if getattr(exc.orig, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
             raise
@@ -80,9 +80,3 @@ def _sqlite() -> Iterator[str]:
 
 def _scratch_dir() -> str | None:
     return "/dev/shm" if shutil.disk_usage("/dev/shm").free > 64 * 2**20 else None
-
-
-def _autocommit(db: Database, statement: str) -> None:
-    """``CREATE``/``DROP DATABASE`` cannot run inside a transaction."""
-    with db.engine.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(statement)

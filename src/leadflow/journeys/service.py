@@ -11,13 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
-from leadflow.journeys import definitions, runs
-from leadflow.journeys.models import journey_runs, journey_steps, journey_versions, journeys
+from leadflow.journeys import definitions, queries, runs
 from leadflow.journeys.schemas import (
     Journey,
     JourneyCreate,
@@ -33,7 +31,7 @@ from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import on_commit
 from leadflow.kernel.errors import Conflict, Invalid, NotFound
 from leadflow.kernel.ids import new_id
-from leadflow.messaging.delivery import outbox
+from leadflow.messaging import service as messaging
 from leadflow.segments import service as segments
 
 
@@ -73,7 +71,7 @@ def check_webhook_targets(ctx: AppContext, definition: definitions.Definition) -
 def check_references(conn: Connection, definition: definitions.Definition) -> None:
     """Publishing needs every email template and segment the journey names to exist."""
     templates = definition.templates()
-    missing = sorted(templates - set(outbox.template_ids(conn, sorted(templates))))
+    missing = sorted(templates - set(messaging.template_ids(conn, sorted(templates))))
     if missing:
         raise Invalid(f"email templates not found: {', '.join(missing)}", code="unknown_template")
     unknown = sorted(s for s in definition.segments() if segments.resolve(conn, s) is None)
@@ -82,10 +80,7 @@ def check_references(conn: Connection, definition: definitions.Definition) -> No
 
 
 def _row(conn: Connection, journey_id: str, *, lock: bool = False) -> Any:
-    query = sa.select(journeys).where(sa.or_(journeys.c.id == journey_id, journeys.c.key == journey_id))
-    if lock and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    row = conn.execute(queries.journey(conn.dialect.name, journey_id, lock=lock)).first()
     if row is None:
         raise NotFound(f"journey {journey_id} not found", code="journey_not_found")
     return row
@@ -101,10 +96,10 @@ def create(ctx: AppContext, data: JourneyCreate, *, actor: str) -> Journey:
     now = ctx.clock.now()
     journey_id = new_id()
     with ctx.db.write() as conn:
-        if data.key and conn.execute(sa.select(journeys.c.id).where(journeys.c.key == data.key)).first():
+        if data.key and conn.execute(queries.journey_with_key(data.key)).first():
             raise Conflict(f"a journey with key {data.key} exists", code="journey_exists")
         conn.execute(
-            journeys.insert().values(
+            queries.insert_journey(
                 id=journey_id,
                 key=data.key,
                 name=definition.name,
@@ -132,11 +127,7 @@ def get(ctx: AppContext, journey_id: str) -> Journey:
 
 
 def listing(ctx: AppContext, *, status: str | None, after: str | None, limit: int) -> list[Journey]:
-    query = sa.select(journeys).order_by(journeys.c.id).limit(limit)
-    if status:
-        query = query.where(journeys.c.status == status)
-    if after:
-        query = query.where(journeys.c.id > after)
+    query = queries.journeys_page(status=status, after=after, limit=limit)
     with ctx.db.read() as conn:
         return [_view(row) for row in conn.execute(query)]
 
@@ -155,7 +146,7 @@ def update(ctx: AppContext, journey_id: str, data: JourneyPatch, *, actor: str) 
             "revision": row.revision + 1,
             "updated_at": ctx.clock.now(),
         }
-        conn.execute(journeys.update().where(journeys.c.id == row.id).values(**values))
+        conn.execute(queries.update_journey(row.id, **values))
         audit.record(
             conn, ctx.clock, actor=actor, action="journey.updated", entity_type="journey", entity_id=row.id
         )
@@ -190,20 +181,17 @@ def _publish(
     if sending and definition.sends_marketing():
         require_postal_address(ctx.settings, "a marketing journey (one that sends marketing email)")
     now = ctx.clock.now()
-    current = conn.execute(
-        sa.select(sa.func.max(journey_versions.c.version)).where(journey_versions.c.journey_id == journey_id)
-    ).scalar()
+    current = conn.execute(queries.latest_version(journey_id)).scalar()
     version = (current or 0) + 1
     conn.execute(
-        journey_versions.insert().values(
+        queries.insert_version(
             journey_id=journey_id, version=version, definition=raw, published_at=now, published_by=actor[:64]
         )
     )
-    status = conn.execute(sa.select(journeys.c.status).where(journeys.c.id == journey_id)).scalar_one()
+    status = conn.execute(queries.journey_status(journey_id)).scalar_one()
     conn.execute(
-        journeys.update()
-        .where(journeys.c.id == journey_id)
-        .values(
+        queries.update_journey(
+            journey_id,
             version=version,
             status="active" if status == "draft" else status,
             published_at=now,
@@ -230,7 +218,7 @@ def _set_status(
         if row.status not in allowed:
             raise Conflict(f"a {row.status} journey cannot be {wanted}", code="journey_status")
         now = ctx.clock.now()
-        conn.execute(journeys.update().where(journeys.c.id == row.id).values(status=wanted, updated_at=now))
+        conn.execute(queries.update_journey(row.id, status=wanted, updated_at=now))
         audit.record(
             conn, ctx.clock, actor=actor, action=f"journey.{wanted}", entity_type="journey", entity_id=row.id
         )
@@ -240,23 +228,10 @@ def _set_status(
 
 
 def _move_steps(conn: Connection, ctx: AppContext, journey_id: str, status: str, now: Any) -> None:
-    steps = journey_steps.update().where(journey_steps.c.journey_id == journey_id)
-    if status == "paused":
-        conn.execute(steps.where(journey_steps.c.status == "pending").values(status="held"))
-    elif status == "active":
-        conn.execute(steps.where(journey_steps.c.status == "held").values(status="pending"))
+    for statement in queries.move_steps(journey_id, status, now):
+        conn.execute(statement)
+    if status == "active":
         on_commit(conn, lambda: ctx.signals.announce(runs.CHANNEL))
-    elif status == "archived":
-        conn.execute(
-            steps.where(journey_steps.c.status.in_(("pending", "held"))).values(
-                status="cancelled", finished_at=now, error="journey archived"
-            )
-        )
-        conn.execute(
-            journey_runs.update()
-            .where(journey_runs.c.journey_id == journey_id, journey_runs.c.status == "active")
-            .values(status="exited", ended_at=now, exit_reason="journey archived", active_key=None)
-        )
 
 
 def pause(ctx: AppContext, journey_id: str, *, actor: str) -> Journey:
@@ -279,7 +254,7 @@ def delete(ctx: AppContext, journey_id: str, *, actor: str) -> None:
             raise Conflict(
                 "a published journey keeps its history: archive it instead", code="journey_published"
             )
-        conn.execute(journeys.delete().where(journeys.c.id == row.id))
+        conn.execute(queries.delete_journey(row.id))
         audit.record(
             conn, ctx.clock, actor=actor, action="journey.deleted", entity_type="journey", entity_id=row.id
         )
@@ -301,16 +276,14 @@ def runs_of(
 ) -> list[Run]:
     """Runs of a journey or of a contact, oldest first; ``with_steps`` adds each step's record.
     ``contact_ids``: a contact's id and the ids merged into it (runs keep the id they started with)."""
-    query = sa.select(journey_runs).order_by(journey_runs.c.id).limit(limit)
     with ctx.db.read() as conn:
-        if journey_id is not None:
-            query = query.where(journey_runs.c.journey_id == _row(conn, journey_id).id)
-        if contact_ids is not None:
-            query = query.where(journey_runs.c.contact_id.in_(list(contact_ids)))
-        if status:
-            query = query.where(journey_runs.c.status == status)
-        if after:
-            query = query.where(journey_runs.c.id > after)
+        query = queries.runs_page(
+            journey_id=_row(conn, journey_id).id if journey_id is not None else None,
+            contact_ids=contact_ids,
+            status=status,
+            after=after,
+            limit=limit,
+        )
         rows = list(conn.execute(query))
         steps = _steps_of(conn, [row.id for row in rows]) if with_steps else {}
     return [_run_view(row, steps.get(row.id, []) if with_steps else None) for row in rows]
@@ -319,13 +292,8 @@ def runs_of(
 def _steps_of(conn: Connection, run_ids: list[str]) -> dict[str, list[StepRecord]]:
     if not run_ids:
         return {}
-    query = (
-        sa.select(journey_steps)
-        .where(journey_steps.c.run_id.in_(run_ids))
-        .order_by(journey_steps.c.run_id, journey_steps.c.id)
-    )
     found: dict[str, list[StepRecord]] = {}
-    for row in conn.execute(query):
+    for row in conn.execute(queries.steps_of(run_ids)):
         found.setdefault(row.run_id, []).append(
             StepRecord(**{name: row._mapping[name] for name in StepRecord.model_fields})
         )
@@ -334,7 +302,7 @@ def _steps_of(conn: Connection, run_ids: list[str]) -> dict[str, list[StepRecord
 
 def run(ctx: AppContext, run_id: str) -> Run:
     with ctx.db.read() as conn:
-        row = conn.execute(sa.select(journey_runs).where(journey_runs.c.id == run_id)).first()
+        row = conn.execute(queries.run(run_id)).first()
         if row is None:
             raise NotFound(f"run {run_id} not found", code="run_not_found")
         return _run_view(row, _steps_of(conn, [row.id]).get(row.id, []))
@@ -345,18 +313,8 @@ def metrics(ctx: AppContext, journey_id: str) -> JourneyMetrics:
     (a step's ``converted`` counts runs that passed it and converted)."""
     with ctx.db.read() as conn:
         row = _row(conn, journey_id)
-        by_status: dict[str, int] = dict(
-            conn.execute(
-                sa.select(journey_runs.c.status, sa.func.count())
-                .where(journey_runs.c.journey_id == row.id)
-                .group_by(journey_runs.c.status)
-            ).all()
-        )
-        converted = conn.execute(
-            sa.select(sa.func.count()).where(
-                journey_runs.c.journey_id == row.id, journey_runs.c.converted_at.is_not(None)
-            )
-        ).scalar_one()
+        by_status: dict[str, int] = dict(conn.execute(queries.runs_by_status(row.id)).all())
+        converted = conn.execute(queries.converted_runs(row.id)).scalar_one()
         steps = _step_metrics(conn, row.id)
     return JourneyMetrics(
         journey_id=row.id,
@@ -371,26 +329,7 @@ def metrics(ctx: AppContext, journey_id: str) -> JourneyMetrics:
 
 
 def _step_metrics(conn: Connection, journey_id: str) -> list[StepMetrics]:
-    s, r = journey_steps, journey_runs
-
-    def count(condition: Any) -> Any:
-        return sa.func.count(sa.distinct(sa.case((condition, s.c.run_id))))
-
-    query = (
-        sa.select(
-            s.c.step_id,
-            sa.func.min(s.c.type),
-            sa.func.count(sa.distinct(s.c.run_id)),
-            count(s.c.status == "done"),
-            count(s.c.status.in_(("pending", "held"))),
-            count(s.c.status == "failed"),
-            count(r.c.converted_at.is_not(None)),
-        )
-        .join(r, r.c.id == s.c.run_id)
-        .where(s.c.journey_id == journey_id)
-        .group_by(s.c.step_id)
-        .order_by(s.c.step_id)
-    )
+    query = queries.step_metrics(journey_id)
     return [
         StepMetrics(step_id=a, type=b, entered=c, completed=d, waiting=e, failed=f, converted=g)
         for a, b, c, d, e, f, g in conn.execute(query)
@@ -404,27 +343,12 @@ def on_contacts_erased(conn: Connection, message: Any) -> None:
     """GDPR erasure: the people's runs end (``exited``, ``contact erased``) and their waiting steps are
     cancelled, so nothing more happens to them; runs and steps stay for the journeys' metrics but lose
     what was personal: the entering event (``trigger``), step details and errors."""
-    ids, now = list(message.contact_ids), message.at
-    r, s = journey_runs.c, journey_steps.c
-    theirs = s.run_id.in_(sa.select(r.id).where(r.contact_id.in_(ids)))  # both by index
-    conn.execute(journey_steps.update().where(theirs).values(detail=None, error=None))
-    conn.execute(
-        journey_steps.update()
-        .where(theirs, s.status.in_(("pending", "held")))
-        .values(status="cancelled", finished_at=now, error=ERASED)
-    )
-    redacted: dict[str, Any] = {"trigger": {}, "error": None, "goal_until": None}
-    conn.execute(journey_runs.update().where(r.contact_id.in_(ids)).values(**redacted))
-    conn.execute(
-        journey_runs.update()
-        .where(r.contact_id.in_(ids), r.status == "active")
-        .values(status="exited", ended_at=now, exit_reason=ERASED, active_key=None)
-    )
+    for statement in queries.erase(list(message.contact_ids), message.at, ERASED):
+        conn.execute(statement)
 
 
 def export(conn: Connection, contact_ids: Sequence[str]) -> list[dict[str, Any]]:
     """The people's journey runs, each with its steps (GDPR export)."""
-    query = sa.select(journey_runs).where(journey_runs.c.contact_id.in_(list(contact_ids)))
-    rows = list(conn.execute(query.order_by(journey_runs.c.id)))
+    rows = list(conn.execute(queries.runs_of_contacts(contact_ids)))
     steps = _steps_of(conn, [row.id for row in rows])
     return [_run_view(row, steps.get(row.id, [])).model_dump(mode="json") for row in rows]

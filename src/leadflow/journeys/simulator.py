@@ -20,27 +20,21 @@ from email import message_from_bytes
 from email.policy import default as email_policy
 from typing import Any
 
-import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from leadflow.contacts.processor import EventProcessor
-from leadflow.events import ingest, schemas
-from leadflow.journeys import catalog, definitions, executor, runs, scratch, service
-from leadflow.journeys.models import journey_steps
+from leadflow.contacts import service as contacts
+from leadflow.events import service as events
+from leadflow.journeys import catalog, definitions, executor, installer, queries, runs, scratch, service
 from leadflow.journeys.schemas import JourneyCreate
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.config import config_entries
 from leadflow.kernel.context import AppContext
-from leadflow.messaging import erasure
-from leadflow.messaging.delivery.deliverer import Deliverer
-from leadflow.messaging.delivery.transport.capture import CaptureTransport
-from leadflow.messaging.models import email_layouts, email_templates, email_topics, messages, suppressions
-from leadflow.scoring.models import scoring_rules
-from leadflow.segments import durations
-from leadflow.segments.models import segments
-from leadflow.tables import metadata
+from leadflow.kernel.db import copy_rows
+from leadflow.messaging import service as messaging
+from leadflow.messaging.service import CaptureTransport, Deliverer
+from leadflow.scoring import service as scoring
+from leadflow.segments import service as segments
 
-COPIED = (email_layouts, email_templates, email_topics, segments, scoring_rules, config_entries)
 USER_ID = "simulated-contact"
 ACTOR = "system:simulator"
 MAX_ROUNDS = 10_000
@@ -66,12 +60,16 @@ class SimEvent(BaseModel):
     @classmethod
     def _after(cls, value: str) -> str:
         if value.strip() not in ("0", "0m", "0h", "0d"):
-            durations.parse(value)
+            segments.parse_duration(value)
         return value
 
     @property
     def offset(self) -> timedelta:
-        return timedelta(0) if self.after.strip() in ("0", "0m", "0h", "0d") else durations.parse(self.after)
+        return (
+            timedelta(0)
+            if self.after.strip() in ("0", "0m", "0h", "0d")
+            else segments.parse_duration(self.after)
+        )
 
 
 class SimulationRequest(BaseModel):
@@ -87,7 +85,7 @@ class SimulationRequest(BaseModel):
         default=None, description="simulate this instead of a saved journey"
     )
 
-    _horizon = field_validator("horizon")(classmethod(lambda cls, v: (durations.parse(v), v)[1]))
+    _horizon = field_validator("horizon")(classmethod(lambda cls, v: (segments.parse_duration(v), v)[1]))
 
     @field_validator("start")
     @classmethod
@@ -148,8 +146,6 @@ def simulate(
         try:
             _copy_configuration(ctx, sim, request.contact.email)
             if support:
-                from leadflow.journeys import installer
-
                 installer.install_support(sim, support, actor=ACTOR)
             journey_id = _publish(sim, definition)
             result = _run(sim, clock, parsed, journey_id, request, start)
@@ -159,29 +155,22 @@ def simulate(
 
 
 def _scratch_context(ctx: AppContext, url: str, clock: VirtualClock) -> AppContext:
-    from leadflow.runtime.context import build_context
-
-    settings = ctx.settings.model_copy(update={"database_url": url, "smtp_url": None})
-    scratch = build_context(settings, clock=clock)
-    scratch._secret = ctx.secret_key
-    metadata.create_all(scratch.db.engine)
-    return scratch
+    """A context on the scratch database (its tables created), built by the composition root like the
+    installation's: same settings and secret key (suppression digests match), no SMTP server."""
+    assert ctx.derive is not None, "the simulator needs a context built by runtime.context.build_context"
+    update = {"database_url": url, "smtp_url": None, "secret_key": SecretStr(ctx.secret_key)}
+    return ctx.derive(ctx.settings.model_copy(update=update), clock)
 
 
 def _copy_configuration(ctx: AppContext, scratch: AppContext, email: str | None) -> None:
     """The installation's configuration, and the suppression of the contact's address if it has one
     (an address the installation never mails is not mailed in the simulation either)."""
     with ctx.db.read() as source, scratch.db.write() as target:
-        for table in COPIED:
-            rows = [dict(row._mapping) for row in source.execute(sa.select(table))]
-            if rows:
-                target.execute(table.insert(), rows)
-        if email:  # as itself or, once its person was erased, as its keyed digest
-            keys = sorted(erasure.suppression_keys(scratch.secret_key, [email]))
-            query = sa.select(suppressions).where(suppressions.c.email.in_(keys))
-            blocked = [dict(row._mapping) for row in source.execute(query)]
-            if blocked:
-                target.execute(suppressions.insert(), blocked)
+        # as itself or, once its person was erased, as its keyed digest
+        messaging.copy_configuration(source, target, scratch.secret_key, [email] if email else [])
+        segments.copy_configuration(source, target)
+        scoring.copy_configuration(source, target)
+        copy_rows(source, target, config_entries)
 
 
 def _publish(scratch: AppContext, definition: dict[str, Any]) -> str:
@@ -191,8 +180,8 @@ def _publish(scratch: AppContext, definition: dict[str, Any]) -> str:
 
 
 def _send(scratch: AppContext, *messages_: dict[str, Any]) -> None:
-    rows = schemas.batch_rows({"batch": list(messages_)}, scratch.clock.now())
-    ingest.store(scratch.db, scratch.signals, scratch.metrics, rows)
+    rows = events.batch_rows({"batch": list(messages_)}, scratch.clock.now())
+    events.store(scratch.db, scratch.signals, scratch.metrics, rows)
 
 
 def _identify(scratch: AppContext, contact: SimContact) -> None:
@@ -212,7 +201,7 @@ def _run(
     request: SimulationRequest,
     start: datetime,
 ) -> Simulation:
-    end = start + durations.parse(request.horizon)
+    end = start + segments.parse_duration(request.horizon)
     script = sorted(request.events, key=lambda e: e.offset)
     deliverer = Deliverer(scratch, CaptureTransport())
     _identify(scratch, request.contact)
@@ -245,10 +234,8 @@ def _scripted_trigger(parsed: definitions.Definition, script: list[SimEvent]) ->
 
 def _enter(scratch: AppContext, journey_id: str) -> None:
     with scratch.db.write() as conn:
-        contact_id: str = conn.execute(
-            sa.text("SELECT contact_id FROM contact_identities WHERE kind = 'user' AND value = :v"),
-            {"v": USER_ID},
-        ).scalar_one()
+        contact_id = contacts.id_for_user(conn, USER_ID)
+        assert contact_id is not None, "the simulated contact was identified first"
         journey = next(j for j in catalog.active(conn, scratch) if j.journey_id == journey_id)
         trigger: dict[str, Any] = {
             "event": None,
@@ -261,7 +248,7 @@ def _enter(scratch: AppContext, journey_id: str) -> None:
 
 
 def _settle(scratch: AppContext, deliverer: Deliverer) -> None:
-    processor = EventProcessor(scratch)
+    processor = contacts.EventProcessor(scratch)
     for _ in range(1000):
         worked = 0
         while processor.process_next():
@@ -276,12 +263,8 @@ def _settle(scratch: AppContext, deliverer: Deliverer) -> None:
 
 def _next_due(scratch: AppContext) -> datetime | None:
     with scratch.db.read() as conn:
-        found: datetime | None = conn.execute(
-            sa.select(sa.func.min(journey_steps.c.due_at)).where(journey_steps.c.status == "pending")
-        ).scalar()
-        queued: datetime | None = conn.execute(
-            sa.select(sa.func.min(messages.c.due_at)).where(messages.c.status.in_(("queued", "deferred")))
-        ).scalar()
+        found: datetime | None = conn.execute(queries.NEXT_DUE_STEP).scalar()
+        queued = messaging.next_due(conn)
     return min((m for m in (found, queued) if m is not None), default=None)
 
 
@@ -292,9 +275,9 @@ def _timeline(
     assert isinstance(transport, CaptureTransport)
     captured = {item.message_id: item for item in transport.sent}
     with scratch.db.read() as conn:
-        steps = list(conn.execute(sa.select(journey_steps).order_by(journey_steps.c.id)))
-        sent = list(conn.execute(sa.select(messages).order_by(messages.c.created_at, messages.c.id)))
-        run = conn.execute(sa.text("SELECT status, exit_reason FROM journey_runs")).first()
+        steps = list(conn.execute(queries.ALL_STEPS))
+        sent = messaging.all_messages(conn)
+        run = conn.execute(queries.RUN_OUTCOME).first()
     emails = _emails_by_step(sent, captured)
     timeline = []
     for row in steps:

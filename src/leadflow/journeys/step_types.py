@@ -16,9 +16,8 @@ from leadflow.journeys.language import (
     _duration,
     _zone,
 )
-from leadflow.messaging.build import liquid_data
-from leadflow.messaging.build.render import TemplateError
-from leadflow.segments import rules
+from leadflow.messaging import service as messaging
+from leadflow.segments import service as segments
 
 
 class _Step(BaseModel):
@@ -108,7 +107,7 @@ class Branch(_Step):
     @field_validator("condition")
     @classmethod
     def _rule(cls, value: dict[str, Any]) -> dict[str, Any]:
-        rules.parse(value, root="if")
+        segments.parse_rule(value, root="if")
         return value
 
     def targets(self) -> list[str | None]:
@@ -191,8 +190,8 @@ class Webhook(_Step):
     @classmethod
     def _liquid(cls, value: dict[str, Any]) -> dict[str, Any]:
         try:
-            liquid_data.check(value)
-        except TemplateError as exc:
+            messaging.check_data(value)
+        except messaging.TemplateError as exc:
             raise ValueError(str(exc)) from None
         return value
 

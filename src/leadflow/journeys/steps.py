@@ -13,25 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from leadflow.contacts import queries as contact_queries
 from leadflow.contacts import service as contacts
-from leadflow.contacts import tags as contact_tags
-from leadflow.contacts.batch import ProfileBatch
-from leadflow.contacts.changes import ProfileChanges
-from leadflow.contacts.stages import forward
-from leadflow.events.models import events
+from leadflow.contacts.service import ProfileBatch, ProfileChanges
+from leadflow.events import service as events
 from leadflow.journeys import definitions, timing
 from leadflow.journeys.runs import Item, zones
 from leadflow.kernel.brand import brand, sales_address
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.db import where_in
-from leadflow.messaging.build import liquid_data
-from leadflow.messaging.build.render import TemplateError
-from leadflow.messaging.delivery import outbox as messaging
-from leadflow.segments import durations
+from leadflow.messaging import service as messaging
 from leadflow.segments import service as segments
 from leadflow.webhooks import service as webhooks
 
@@ -145,7 +136,7 @@ def notify_owner(conn: Connection, ctx: AppContext, items: list[Item], now: date
     the sales inbox (:func:`leadflow.kernel.brand.sales_address`). With none, the notice is recorded as
     failed with the reason and the run goes on."""
     step: definitions.NotifyOwner = items[0].step
-    owners = {c.id: c.owner_id for c in contact_queries.by_ids(conn, [item.contact_id for item in items])}
+    owners = {c.id: c.owner_id for c in contacts.by_ids(conn, [item.contact_id for item in items])}
     fallback = step.fallback or sales_address(ctx.settings)
     rows = []
     for item in items:
@@ -181,17 +172,17 @@ def webhook(conn: Connection, ctx: AppContext, items: list[Item], now: datetime)
     """
     step: definitions.Webhook = items[0].step
     ids = [item.contact_id for item in items]
-    found = {c.id: c for c in contact_queries.by_ids(conn, ids)}
+    found = {c.id: c for c in contacts.by_ids(conn, ids)}
     message_ids = _message_ids(conn, items)
-    data = liquid_data.compile_data(step.data, f"webhook {step.id} data")
-    known = liquid_data.people(conn, ids) if data.sources else {}  # static data needs no variables
+    data = messaging.compile_data(step.data, f"webhook {step.id} data")
+    known = messaging.people(conn, ids) if data.sources else {}  # static data needs no variables
     shared = {"brand": brand(ctx.settings).variables(), "contact": None, "company": None}
     rows, outcomes = [], []
     for item in items:
         contact = found.get(item.contact_id)
         try:
             rendered = data.render({**shared, **known.get(item.contact_id, {}), **_context(item)})
-        except TemplateError as exc:
+        except messaging.TemplateError as exc:
             outcomes.append(fail(item, str(exc)))
             continue
         payload = {
@@ -222,10 +213,7 @@ def webhook(conn: Connection, ctx: AppContext, items: list[Item], now: datetime)
 def _message_ids(conn: Connection, items: list[Item]) -> dict[int, str]:
     """The ``messageId`` of each triggering event still stored, in one query."""
     wanted = sorted({i.trigger["event_id"] for i in items if isinstance(i.trigger.get("event_id"), int)})
-    if not wanted:
-        return {}
-    query = sa.select(events.c.id, events.c.message_id)
-    return {row.id: row.message_id for row in conn.execute(where_in(conn, query, events.c.id, wanted))}
+    return events.message_ids(conn, wanted)
 
 
 def _trigger_event(trigger: dict[str, Any] | None, message_ids: dict[int, str]) -> dict[str, Any]:
@@ -290,7 +278,7 @@ def goal(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) ->
             outcomes.append(end(item, "converted", "goal", branch="converted"))
         elif step.within and not (item.detail or {}).get("waited"):
             outcomes.append(
-                hold(item, now + durations.parse(step.within), step.event, detail={"waited": True})
+                hold(item, now + segments.parse_duration(step.within), step.event, detail={"waited": True})
             )
         else:
             outcomes.append(advance(item, step.next, "not_converted"))
@@ -301,15 +289,8 @@ def _did_since(
     conn: Connection, condition: definitions.EventCondition, items: list[Item], now: datetime
 ) -> set[str]:
     earliest = min(item.entered_at for item in items)
-    query = (
-        sa.select(events.c.contact_id, sa.func.max(events.c.timestamp))
-        .where(
-            events.c.timestamp >= earliest,
-            *segments.event_conditions(conn, events, condition.behaviour(), now),
-        )
-        .group_by(events.c.contact_id)
-    )
-    last = dict(conn.execute(where_in(conn, query, events.c.contact_id, [i.contact_id for i in items])).all())
+    ids = [i.contact_id for i in items]
+    last = segments.last_occurrences(conn, condition.behaviour(), ids, earliest, now)
     return {
         item.run_id for item in items if item.contact_id in last and last[item.contact_id] >= item.entered_at
     }
@@ -335,7 +316,7 @@ def change_tags(conn: Connection, ctx: AppContext, items: list[Item], now: datet
     ids = [item.contact_id for item in items]
     adding = step.tags if step.type == "add_tag" else []
     removing = step.tags if step.type == "remove_tag" else []
-    contact_tags.change_many(conn, ctx, ids, adding, removing)
+    contacts.change_many(conn, ctx, ids, adding, removing)
     return [advance(item, step.next) for item in items]
 
 
@@ -358,7 +339,9 @@ def change_profile(conn: Connection, ctx: AppContext, items: list[Item], now: da
 
 def _changes(step: Any, stage: str) -> ProfileChanges:
     if isinstance(step, definitions.SetStage):
-        return ProfileChanges(lifecycle_stage=step.stage if step.force else forward(stage, step.stage))
+        return ProfileChanges(
+            lifecycle_stage=step.stage if step.force else contacts.forward(stage, step.stage)
+        )
     field: str = step.field
     if field.startswith("traits."):
         return ProfileChanges(traits={field.removeprefix("traits."): step.value})

@@ -15,20 +15,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from leadflow.journeys import catalog, definitions, runs
+from leadflow.journeys import catalog, definitions, queries, runs
 from leadflow.journeys.catalog import Published
-from leadflow.journeys.models import OPEN_RUN, journey_runs, journey_steps
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.db import on_commit, where_in
+from leadflow.kernel.db import on_commit
 from leadflow.kernel.facts import ContactsTouched, TouchedEvent
-from leadflow.scoring import bands
+from leadflow.scoring import service as scoring
 from leadflow.segments import service as segments
 
-# ``WAITING_STEP`` (the predicate of ix_journey_steps_waiting), qualified for the join with runs
-WAITING = "journey_steps.status IN ('pending', 'held') AND journey_steps.waiting_for IS NOT NULL"
 SEGMENT_ENTERED, SEGMENT_EXITED = "leadflow.segment_entered", "leadflow.segment_exited"
 STAGE_CHANGED, BAND_CHANGED = "leadflow.stage_changed", "leadflow.score_band_changed"
 
@@ -123,7 +119,7 @@ def _band_changes(
     """Band changes to ``band`` (any band when unset) in the given direction (by the bands' order)."""
     if not found:
         return []
-    order = {band.name: rank for rank, band in enumerate(bands.bands(conn).bands)}
+    order = {name: rank for rank, name in enumerate(scoring.band_names(conn))}
     chosen = []
     for event in found:
         props = event.properties or {}
@@ -135,33 +131,12 @@ def _band_changes(
     return chosen
 
 
-def runs_query(conn: Connection, contact_ids: list[str], now: datetime) -> Any:
-    """Active runs of these contacts, and ended ones still inside their conversion window.
-
-    Repeats the predicate of ``ix_journey_runs_open`` word for word, so that only those runs are read,
-    never a contact's whole journey history (which grows with every run).
-    """
-    query = sa.select(
-        journey_runs.c.id,
-        journey_runs.c.journey_id,
-        journey_runs.c.version,
-        journey_runs.c.contact_id,
-        journey_runs.c.status,
-        journey_runs.c.entered_at,
-        journey_runs.c.goal_until,
-    ).where(
-        sa.text(OPEN_RUN),
-        sa.or_(journey_runs.c.status == "active", journey_runs.c.goal_until >= now),
-    )
-    return where_in(conn, query, journey_runs.c.contact_id, contact_ids)
-
-
 def _exits_and_goals(
     conn: Connection, ctx: AppContext, matcher: Matcher, contact_ids: list[str], now: datetime
 ) -> None:
     """A goal event within the window converts the run (ending it if still active; a contact who already
     left — a holdout — still counts). An exit event ends an active run as ``exited``."""
-    found = list(conn.execute(runs_query(conn, contact_ids, now)))
+    found = list(conn.execute(queries.open_runs(conn.dialect.name, contact_ids, now)))
     if not found:
         return
     published = catalog.versions(conn, ctx, {(r.journey_id, r.version) for r in found})
@@ -197,34 +172,12 @@ def _convert(conn: Connection, converted: dict[str, datetime], active: set[str],
         values: dict[str, Any] = {"converted_at": at}
         if run_id in active:
             values.update(status="converted", ended_at=now, exit_reason="goal", active_key=None)
-        conn.execute(journey_runs.update().where(journey_runs.c.id == run_id).values(**values))
+        conn.execute(queries.convert_run(run_id, values))
 
 
 def _exit(conn: Connection, exited: dict[str, str], now: datetime) -> None:
     for run_id, reason in exited.items():
-        conn.execute(
-            journey_runs.update()
-            .where(journey_runs.c.id == run_id, journey_runs.c.status == "active")
-            .values(status="exited", ended_at=now, exit_reason=reason[:64], active_key=None)
-        )
-
-
-def waiting_query(conn: Connection, names: list[str], contact_ids: list[str]) -> Any:
-    """Steps of these contacts waiting for one of these events (held ones too), through
-    ``ix_journey_steps_waiting`` (whose predicate it repeats): never the contacts' finished steps."""
-    query = (
-        sa.select(
-            journey_steps.c.id,
-            journey_steps.c.run_id,
-            journey_steps.c.contact_id,
-            journey_steps.c.step_id,
-            journey_runs.c.journey_id,
-            journey_runs.c.version,
-        )
-        .join(journey_runs, journey_runs.c.id == journey_steps.c.run_id)
-        .where(sa.text(WAITING), journey_steps.c.waiting_for.in_(names))
-    )
-    return where_in(conn, query, journey_steps.c.contact_id, contact_ids)
+        conn.execute(queries.exit_run(run_id, reason[:64], now))
 
 
 def _resume_waiting(
@@ -232,7 +185,7 @@ def _resume_waiting(
 ) -> None:
     """``wait_until`` and ``goal`` steps waiting for an event that arrived become due now, with the
     outcome ``event``. A paused journey's held steps are marked too and run when it resumes."""
-    query = waiting_query(conn, sorted(matcher.by_name), contact_ids)
+    query = queries.waiting_steps(conn.dialect.name, sorted(matcher.by_name), contact_ids)
     waiting = list(conn.execute(query))
     if not waiting:
         return
@@ -244,9 +197,5 @@ def _resume_waiting(
             ready.append(row.id)
     if not ready:
         return
-    conn.execute(
-        journey_steps.update()
-        .where(journey_steps.c.id.in_(ready), journey_steps.c.status.in_(("pending", "held")))
-        .values(due_at=now, branch="event", waiting_for=None)
-    )
+    conn.execute(queries.resume_steps(ready, now))
     on_commit(conn, lambda: ctx.signals.announce(runs.CHANNEL))

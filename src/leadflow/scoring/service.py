@@ -1,4 +1,4 @@
-"""What other domains and the API may do with scoring."""
+"""What other domains and the API may do with scoring: the one module they import."""
 
 from __future__ import annotations
 
@@ -6,22 +6,24 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
-from leadflow.contacts import queries as contact_queries
-from leadflow.contacts.service import profile_lock
+from leadflow.contacts import service as contacts
 from leadflow.kernel import config
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.db import dialect_insert
+from leadflow.kernel.db import copy_rows
 from leadflow.kernel.errors import Invalid, NotFound
 from leadflow.kernel.ids import new_id
-from leadflow.scoring import bands, defaults, definitions, rebuild
-from leadflow.scoring.definitions import ScoringRule, ScoringRuleCreate, ScoringRuleFields
-from leadflow.scoring.models import contact_scores, score_counters, score_points, scoring_rules
-from leadflow.segments import durations
+from leadflow.scoring import bands, defaults, definitions, queries, rebuild
+from leadflow.scoring.bands import Bands as Bands
+from leadflow.scoring.bands import Decay as Decay
+from leadflow.scoring.definitions import ScoringRule as ScoringRule
+from leadflow.scoring.definitions import ScoringRuleCreate as ScoringRuleCreate
+from leadflow.scoring.definitions import ScoringRuleFields as ScoringRuleFields
+from leadflow.scoring.engine import BAND_CHANGED as BAND_CHANGED
+from leadflow.segments import service as segments
 
 RECOMPUTE_KEY = "scoring.recompute_requested_at"
 
@@ -43,7 +45,7 @@ class ScoreExplanation(BaseModel):
 
 
 def _row(conn: Connection, rule_id: str) -> Any:
-    row = conn.execute(sa.select(scoring_rules).where(scoring_rules.c.id == rule_id)).first()
+    row = conn.execute(queries.RULE, {"rule_id": rule_id}).first()
     if row is None:
         raise NotFound(f"no scoring rule {rule_id}", code="scoring_rule_not_found")
     return row
@@ -55,7 +57,7 @@ def _values(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
         "definition": definitions.definition_json(kind, fields),
         "event": fields.get("event") if kind == "behavioral" else None,
         "max_occurrences": fields.get("max_occurrences") if kind == "behavioral" else None,
-        "window_seconds": int(durations.parse(window).total_seconds()) if window else None,
+        "window_seconds": int(segments.parse_duration(window).total_seconds()) if window else None,
     }
 
 
@@ -67,8 +69,7 @@ def request_recompute(conn: Connection, ctx: AppContext) -> None:
 
 def list_rules(ctx: AppContext) -> list[ScoringRule]:
     with ctx.db.read() as conn:
-        rows = conn.execute(sa.select(scoring_rules).order_by(scoring_rules.c.created_at, scoring_rules.c.id))
-        return [definitions.view(row) for row in rows]
+        return [definitions.view(row) for row in conn.execute(queries.RULES)]
 
 
 def get_rule(ctx: AppContext, rule_id: str) -> ScoringRule:
@@ -82,7 +83,7 @@ def create_rule(ctx: AppContext, data: ScoringRuleCreate, *, actor: str) -> Scor
     fields = data.model_dump(exclude_unset=True)
     with ctx.db.write() as conn:
         conn.execute(
-            scoring_rules.insert(),
+            queries.INSERT_RULE,
             {
                 "id": rule_id,
                 "name": data.name,
@@ -125,10 +126,9 @@ def update_rule(ctx: AppContext, rule_id: str, data: ScoringRuleFields, *, actor
             "points": merged["points"],
             "active": merged.get("active", True),
             "updated_at": ctx.clock.now(),
-            "revision": scoring_rules.c.revision + 1,
             **_values(row.kind, merged),
         }
-        conn.execute(scoring_rules.update().where(scoring_rules.c.id == rule_id).values(values))
+        conn.execute(queries.change_rule(rule_id, values))
         audit.record(
             conn,
             ctx.clock,
@@ -145,7 +145,7 @@ def update_rule(ctx: AppContext, rule_id: str, data: ScoringRuleFields, *, actor
 def delete_rule(ctx: AppContext, rule_id: str, *, actor: str) -> None:
     with ctx.db.write() as conn:
         row = _row(conn, rule_id)
-        conn.execute(scoring_rules.delete().where(scoring_rules.c.id == rule_id))
+        conn.execute(queries.DELETE_RULE, {"rule_id": rule_id})
         audit.record(
             conn,
             ctx.clock,
@@ -161,20 +161,9 @@ def delete_rule(ctx: AppContext, rule_id: str, *, actor: str) -> None:
 def explain(ctx: AppContext, contact_id: str) -> ScoreExplanation:
     """A contact's score, its breakdown, and what each rule contributes (occurrences counted, points)."""
     with ctx.db.read() as conn:
-        live = contact_queries.get(conn, contact_id).id
-        score = conn.execute(sa.select(contact_scores).where(contact_scores.c.contact_id == live)).first()
-        rows = conn.execute(
-            sa.select(
-                score_points.c.rule_id,
-                scoring_rules.c.name,
-                scoring_rules.c.kind,
-                score_points.c.occurrences,
-                score_points.c.points,
-            )
-            .join(scoring_rules, scoring_rules.c.id == score_points.c.rule_id)
-            .where(score_points.c.contact_id == live)
-            .order_by(scoring_rules.c.kind, scoring_rules.c.name)
-        ).all()
+        live = contacts.get(conn, contact_id).id
+        score = conn.execute(queries.SCORE, {"contact_id": live}).first()
+        rows = conn.execute(queries.RULE_SCORES, {"contact_id": live}).all()
         lowest = bands.lowest(conn)
     breakdown = {
         k: float(getattr(score, k)) if score else 0.0
@@ -195,7 +184,7 @@ def explain(ctx: AppContext, contact_id: str) -> ScoreExplanation:
 def recompute(ctx: AppContext, progress: Callable[[str], None] | None = None) -> rebuild.Rebuilt:
     """Set-based recompute of every score, holding the profile lock (it serialises with processing)."""
     with ctx.db.write() as conn:
-        profile_lock(conn)
+        contacts.profile_lock(conn)
         requested = config.get(conn, RECOMPUTE_KEY)
         result = rebuild.everything(conn, ctx.clock.now(), progress)
         if config.get(conn, RECOMPUTE_KEY) == requested:
@@ -212,7 +201,7 @@ def recompute_if_requested(ctx: AppContext) -> rebuild.Rebuilt | None:
 
 def age(ctx: AppContext) -> rebuild.Rebuilt:
     with ctx.db.write() as conn:
-        profile_lock(conn)
+        contacts.profile_lock(conn)
         result = rebuild.age(conn, ctx.clock.now())
     ctx.signals.announce("events")
     return result
@@ -277,40 +266,40 @@ def install_defaults(ctx: AppContext, name: str, *, actor: str) -> list[ScoringR
 
 def on_contacts_merged(conn: Connection, message: Any) -> None:
     """Counters add up on the survivor; its points and total are recomputed by the qualifiers."""
-    c = score_counters
     for loser, survivor in message.pairs:
-        moved = sa.select(sa.literal(survivor), c.c.rule_id, c.c.day, c.c.occurrences).where(
-            c.c.contact_id == loser
-        )
-        statement = dialect_insert(conn, c).from_select(
-            ["contact_id", "rule_id", "day", "occurrences"], moved
-        )
-        conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["contact_id", "rule_id", "day"],
-                set_={"occurrences": c.c.occurrences + statement.excluded.occurrences},
-            )
-        )
-        for table in (score_counters, score_points, contact_scores):
-            conn.execute(table.delete().where(table.c.contact_id == loser))
+        conn.execute(queries.move_counters(conn.dialect.name, loser, survivor))
+        for statement in queries.FORGET:
+            conn.execute(statement, {"contact_id": loser})
 
 
 def on_contacts_erased(conn: Connection, message: Any) -> None:
-    for table in (score_counters, score_points, contact_scores):
-        conn.execute(table.delete().where(table.c.contact_id.in_(list(message.contact_ids))))
+    for statement in queries.forget_all(message.contact_ids):
+        conn.execute(statement)
 
 
 def export(conn: Connection, contact_ids: Sequence[str]) -> dict[str, Any]:
     """These contacts' scores and the points each rule gave them (GDPR export)."""
-    ids = list(contact_ids)
-    totals = sa.select(contact_scores).where(contact_scores.c.contact_id.in_(ids))
-    points = (
-        sa.select(score_points, scoring_rules.c.name.label("rule"))
-        .join(scoring_rules, scoring_rules.c.id == score_points.c.rule_id)
-        .where(score_points.c.contact_id.in_(ids))
-        .order_by(score_points.c.contact_id, score_points.c.rule_id)
-    )
+    totals, points = queries.export(contact_ids)
     return {
         "scores": [dict(row._mapping) for row in conn.execute(totals)],
         "score_points": [dict(row._mapping) for row in conn.execute(points)],
     }
+
+
+def scores_of(conn: Connection, contact_ids: Sequence[str]) -> list[Any]:
+    """``(contact_id, total, band)`` of those of ``contact_ids`` that have a score, in one query (an
+    email's ``contact.score`` and ``score_band``)."""
+    if not contact_ids:
+        return []
+    return list(conn.execute(queries.score_summaries(conn.dialect.name, contact_ids)))
+
+
+def band_names(conn: Connection) -> list[str]:
+    """The score bands' names, lowest first (a journey trigger's direction: up or down)."""
+    return [band.name for band in bands.bands(conn).bands]
+
+
+def copy_configuration(source: Connection, target: Connection) -> None:
+    """Every scoring rule, into another database (the journey simulator's scratch copy; the bands
+    travel with the configuration entries)."""
+    copy_rows(source, target, queries.RULES_TABLE)

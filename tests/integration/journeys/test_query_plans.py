@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from leadflow.journeys import triggers
+from leadflow.journeys import queries
 from leadflow.journeys.models import WAITING_STEP
 from leadflow.kernel.context import AppContext
 
@@ -34,7 +34,7 @@ def _plan(conn: Connection, query: Any) -> str:
 
 def test_open_runs_are_read_through_their_partial_index(ctx: AppContext) -> None:
     with ctx.db.write() as conn:
-        plan = _plan(conn, triggers.runs_query(conn, CONTACTS, NOW))
+        plan = _plan(conn, queries.open_runs(conn.dialect.name, CONTACTS, NOW))
     if ctx.db.dialect == "postgresql":
         assert "ix_journey_runs_open" in plan, plan
     else:
@@ -44,9 +44,9 @@ def test_open_runs_are_read_through_their_partial_index(ctx: AppContext) -> None
 
 def test_waiting_steps_are_read_through_their_partial_index(ctx: AppContext) -> None:
     with ctx.db.write() as conn:
-        plan = _plan(conn, triggers.waiting_query(conn, ["Order Completed"], CONTACTS))
+        plan = _plan(conn, queries.waiting_steps(conn.dialect.name, ["Order Completed"], CONTACTS))
     assert "ix_journey_steps_waiting" in plan, plan
 
 
 def test_the_join_repeats_the_waiting_index_predicate_word_for_word() -> None:
-    assert triggers.WAITING.replace("journey_steps.", "") == WAITING_STEP
+    assert queries.WAITING.replace("journey_steps.", "") == WAITING_STEP
