@@ -50,7 +50,9 @@ class Bands(BaseModel):
         return name
 
 
-DEFAULT_BANDS = Bands(bands=[Band(name=DEFAULT_LOWEST_BAND), Band(name="warm", min=50), Band(name="hot", min=80)])
+DEFAULT_BANDS = Bands(
+    bands=[Band(name=DEFAULT_LOWEST_BAND), Band(name="warm", min=50), Band(name="hot", min=80)]
+)
 COURSE_BANDS = Bands(
     bands=[
         Band(name="general"),

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from leadflow.segments import durations, rules
+from leadflow.segments import service as segments
 
 Kind = Literal["behavioral", "demographic", "firmographic"]
 EMAIL_PREFIX = "leadflow.email_"
@@ -16,7 +16,7 @@ EMAIL_PREFIX = "leadflow.email_"
 
 def _window(value: str | None) -> str | None:
     if value is not None:
-        durations.parse(value)
+        segments.parse_duration(value)
     return value
 
 
@@ -103,7 +103,7 @@ class Loaded:
     points: float
     max_occurrences: int | None
     window_seconds: int | None
-    behaviour: rules.Behaviour | None
+    behaviour: segments.Behaviour | None
     condition: Any
     updated_at: datetime
 
@@ -116,16 +116,18 @@ def definition_json(kind: str, fields: dict[str, Any]) -> dict[str, Any]:
     """The stored definition; validates the embedded rule language (errors name the path)."""
     if kind == "behavioral":
         body = {k: fields[k] for k in ("event", "page", "where") if fields.get(k) is not None}
-        stored = rules.dump(rules.parse(body, root="rule"))
+        stored = segments.dump_rule(segments.parse_rule(body, root="rule"))
         return {**stored, "window": fields["window"]} if fields.get("window") else stored
-    return {"conditions": rules.dump(rules.parse(fields["conditions"], root="conditions"))}
+    return {"conditions": segments.dump_rule(segments.parse_rule(fields["conditions"], root="conditions"))}
 
 
 def load(row: Any) -> Loaded:
     definition = row.definition
     event_rule = {k: v for k, v in definition.items() if k != "window"}
-    behaviour = rules.parse(event_rule, root="rule") if row.kind == "behavioral" else None
-    condition = rules.parse(definition["conditions"], root="conditions") if row.kind != "behavioral" else None
+    behaviour = segments.parse_rule(event_rule, root="rule") if row.kind == "behavioral" else None
+    condition = (
+        segments.parse_rule(definition["conditions"], root="conditions") if row.kind != "behavioral" else None
+    )
     return Loaded(
         id=row.id,
         name=row.name,

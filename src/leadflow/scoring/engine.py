@@ -16,19 +16,15 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadflow.events import service as events
-from leadflow.events.models import events as events_table
-from leadflow.kernel.db import dialect_insert, where_in
 from leadflow.kernel.facts import EVERYTHING, ContactsTouched, TouchedEvent
-from leadflow.scoring import bands, definitions, points
-from leadflow.scoring.models import contact_scores, score_counters, score_points, scoring_rules
-from leadflow.segments.compiler import Compiler
+from leadflow.scoring import bands, definitions, queries
+from leadflow.scoring.queries import KINDS
+from leadflow.segments.service import Compiler
 
 BAND_CHANGED = "leadflow.score_band_changed"
-KINDS = ("behavioral", "demographic", "firmographic")
 
 
 class RuleCache:
@@ -37,12 +33,10 @@ class RuleCache:
         self._lock = threading.Lock()
 
     def active(self, conn: Connection) -> list[definitions.Loaded]:
-        stamps = conn.execute(
-            sa.select(scoring_rules.c.id, scoring_rules.c.revision).where(scoring_rules.c.active.is_(True))
-        ).all()
+        stamps = conn.execute(queries.ACTIVE_STAMPS).all()
         missing = [row.id for row in stamps if (row.id, row.revision) not in self._loaded]
         if missing:
-            rows = conn.execute(sa.select(scoring_rules).where(scoring_rules.c.id.in_(missing))).all()
+            rows = conn.execute(queries.rules_by_ids(missing)).all()
             with self._lock:
                 for row in rows:
                     self._loaded[(row.id, row.revision)] = definitions.load(row)
@@ -72,9 +66,8 @@ def _occurrences(
     assert rule.behaviour is not None
     if not rule.behaviour.where or not found:
         return found
-    e = events_table.alias()
-    query = sa.select(e.c.id).where(*Compiler(conn.dialect.name, now).event_filter(e, rule.behaviour))
-    matched = {row[0] for row in conn.execute(where_in(conn, query, e.c.id, [ev.id for ev in found]))}
+    query = Compiler(conn.dialect.name, now).select_event_ids(rule.behaviour, [ev.id for ev in found])
+    matched = {row[0] for row in conn.execute(query)}
     return [ev for ev in found if ev.id in matched]
 
 
@@ -95,42 +88,28 @@ def count(
         rows = [
             {"contact_id": c, "rule_id": r, "day": d, "occurrences": n} for (c, r, d), n in increments.items()
         ]
-        statement = dialect_insert(conn, score_counters)
-        conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["contact_id", "rule_id", "day"],
-                set_={"occurrences": score_counters.c.occurrences + statement.excluded.occurrences},
-            ),
-            rows,
-        )
+        conn.execute(queries.add_to_counters(conn.dialect.name), rows)
     return pairs
 
 
 def _upsert_points(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
-        statement = dialect_insert(conn, score_points)
-        conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["contact_id", "rule_id"],
-                set_={"occurrences": statement.excluded.occurrences, "points": statement.excluded.points},
-            ),
-            rows,
-        )
+        conn.execute(queries.upsert_points(conn.dialect.name), rows)
 
 
 def _clear_points(conn: Connection, rule_id: str, contact_ids: Iterable[str]) -> None:
     ids = sorted(contact_ids)
     if ids:
-        conn.execute(
-            score_points.delete().where(score_points.c.rule_id == rule_id, score_points.c.contact_id.in_(ids))
-        )
+        conn.execute(queries.clear_points(rule_id, ids))
 
 
 def rescore(
     conn: Connection, rule: definitions.Loaded, contact_ids: set[str], now: datetime, decay: bands.Decay
 ) -> None:
     """Recompute one behavioural rule's points for these contacts from their counters."""
-    results = conn.execute(points.query(conn, rule, now, decay, sorted(contact_ids))).all()
+    results = conn.execute(
+        queries.rule_points(conn.dialect.name, rule, now, decay, sorted(contact_ids))
+    ).all()
     kept = [
         {
             "contact_id": row.contact_id,
@@ -168,17 +147,14 @@ def totals(
     by_id = {rule.id: rule for rule in rules}
     ids = sorted(contact_ids)
     sums: dict[str, dict[str, float]] = {c: dict.fromkeys((*KINDS, "engagement"), 0.0) for c in ids}
-    rows = conn.execute(where_in(conn, sa.select(score_points), score_points.c.contact_id, ids))
+    rows = conn.execute(queries.points_of(conn.dialect.name, ids))
     for row in rows:
         rule = by_id.get(row.rule_id)
         if rule is not None:
             sums[row.contact_id][rule.kind] += row.points
             if rule.engagement:
                 sums[row.contact_id]["engagement"] += row.points
-    before = {
-        row.contact_id: row
-        for row in conn.execute(where_in(conn, sa.select(contact_scores), contact_scores.c.contact_id, ids))
-    }
+    before = {row.contact_id: row for row in conn.execute(queries.scores_of(conn.dialect.name, ids))}
     config = bands.bands(conn)
     lowest = config.bands[0].name
     changed: list[dict[str, Any]] = []
@@ -206,14 +182,7 @@ def totals(
             properties = {"from": previous, "to": score["band"], "score": total}
             crossings.append((contact_id, BAND_CHANGED, properties, f"band:{uuid.uuid4().hex}"))
     if changed:
-        statement = dialect_insert(conn, contact_scores)
-        columns = ("total", *KINDS, "engagement", "band", "updated_at")
-        conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["contact_id"], set_={k: statement.excluded[k] for k in columns}
-            ),
-            changed,
-        )
+        conn.execute(queries.upsert_scores(conn.dialect.name), changed)
     events.emit_many(conn, crossings, now)
     return {row["contact_id"] for row in changed}
 

@@ -6,14 +6,14 @@ touch a connection. :data:`SAMPLES` builds each function's statement for the com
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.expression import Executable
 
-from leadflow.kernel.db import where_in_dialect
+from leadflow.kernel.db import Sample, where_in_dialect
 from leadflow.kernel.types import UTCDateTime, json_type
 from leadflow.segments.models import segment_members, segments
 
@@ -278,7 +278,7 @@ def _sample_events() -> Executable:
 _NOW = datetime(2026, 1, 1, tzinfo=UTC)
 _IDS = sa.select(_m.contact_id.label("id"))
 
-SAMPLES: list[Callable[[], Executable | Sequence[Executable]]] = [
+SAMPLES: list[Sample] = [
     lambda: change("s", {"name": "n"}),
     lambda: rules_by_key(["system.icp", "system.mql"]),
     lambda: listing("a", 10),
