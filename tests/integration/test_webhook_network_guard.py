@@ -13,7 +13,7 @@ from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.webhooks import service
 from leadflow.webhooks.deliverer import WebhookDeliverer
-from leadflow.webhooks.service import DELIVERED, FAILED, enqueue
+from leadflow.webhooks.service import DELIVERED, FAILED, enqueue_many
 from tests.peers.http_receiver import HttpReceiver
 
 
@@ -25,7 +25,8 @@ def peer() -> Iterator[HttpReceiver]:
 
 def _queue(ctx: AppContext, url: str, key: str) -> None:
     with ctx.db.write() as conn:
-        enqueue(conn, ctx, key=key, url=url, event="lead.hot", payload={"n": 1}, at=ctx.clock.now())
+        item = {"key": key, "url": url, "event": "lead.hot", "payload": {"n": 1}, "at": ctx.clock.now()}
+        enqueue_many(conn, ctx, [item])
 
 
 def test_deliveries_to_internal_addresses_fail_for_good(

@@ -26,7 +26,7 @@ from leadflow.kernel.settings import Settings
 from leadflow.webhooks import service
 from leadflow.webhooks.deliverer import BACKOFF, MAX_ATTEMPTS, WebhookDeliverer, request_headers
 from leadflow.webhooks.models import webhook_deliveries
-from leadflow.webhooks.service import DELIVERED, enqueue, enqueue_many, signing_secret
+from leadflow.webhooks.service import DELIVERED, enqueue_many, signing_secret
 from tests.peers.http_receiver import HttpReceiver, Received, Reply, closed_port_url
 
 PAYLOAD = {"contact": {"id": "c1", "email": "ada@example.com"}, "score": 42}
@@ -52,9 +52,14 @@ def deliverer(ctx: AppContext) -> Iterator[WebhookDeliverer]:
 
 def queue(ctx: AppContext, url: str, *, key: str = "k1", at: datetime | None = None) -> bool:
     with ctx.db.write() as conn:
-        return enqueue(
-            conn, ctx, key=key, url=url, event="contact.qualified", payload=PAYLOAD, at=at or ctx.clock.now()
-        )
+        item = {
+            "key": key,
+            "url": url,
+            "event": "contact.qualified",
+            "payload": PAYLOAD,
+            "at": at or ctx.clock.now(),
+        }
+        return enqueue_many(conn, ctx, [item]) == 1
 
 
 def rows(ctx: AppContext) -> list[dict[str, Any]]:
@@ -143,7 +148,9 @@ def test_enqueue_wakes_the_deliverer_only_after_commit_and_only_when_new(
     ctx: AppContext, receiver: HttpReceiver
 ) -> None:
     with ctx.db.write() as conn:
-        enqueue(conn, ctx, key="a", url=receiver.url, event="e", payload={}, at=ctx.clock.now())
+        enqueue_many(
+            conn, ctx, [{"key": "a", "url": receiver.url, "event": "e", "payload": {}, "at": ctx.clock.now()}]
+        )
         assert ctx.signals.wait(service.CHANNEL, 0) is False
     assert ctx.signals.wait(service.CHANNEL, 0) is True
     queue(ctx, receiver.url, key="a")

@@ -5,22 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
-from leadflow.contacts import queries as contact_queries
+from leadflow.contacts import service as contacts
 from leadflow.kernel import pagination
 from leadflow.kernel.brand import brand
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Invalid
 from leadflow.kernel.http import Principal, context, require
 from leadflow.kernel.pagination import Cursor, Limit, Page, paginate
-from leadflow.messaging import templates
+from leadflow.messaging import queries, templates
+from leadflow.messaging.build import queries as build_queries
 from leadflow.messaging.build import render
-from leadflow.messaging.models import messages
+from leadflow.messaging.contact_view import ContactMessage, messages_of
 
 router = APIRouter(prefix="/api/v1/email", tags=["email"])
+contact_router = APIRouter(prefix="/api/v1", tags=["contacts"])  # what messaging holds about a contact
 
 
 class PreviewRequest(BaseModel):
@@ -120,10 +121,10 @@ def preview_template(
 ) -> Preview:
     template = templates.get(ctx, key)
     with ctx.db.read() as conn:
-        layout = templates.sources(conn, [template.id]).get(template.id, (None, None))[1]
+        layout = build_queries.sources(conn, [template.id]).get(template.id, (None, None))[1]
         person = body.contact or {}
         if body.contact_id:
-            person = contact_queries.get(conn, body.contact_id).model_dump(mode="json")
+            person = contacts.get(conn, body.contact_id).model_dump(mode="json")
     settings = ctx.settings
     variables = {
         "contact": person,
@@ -206,16 +207,8 @@ def list_messages(
     _: Principal = Depends(require("read")),
 ) -> Page[MessageView]:
     before = (pagination.decode(cursor) or {}).get("before")
-    query = sa.select(messages).order_by(messages.c.id.desc()).limit(limit + 1)
-    for column, value in (
-        (messages.c.status, status),
-        (messages.c.contact_id, contact_id),
-        (messages.c.journey_id, journey_id),
-    ):
-        if value:
-            query = query.where(column == value)
-    if before:
-        query = query.where(messages.c.id < before)
+    filters = {"status": status, "contact_id": contact_id, "journey_id": journey_id}
+    query = queries.message_log(filters, before, limit + 1)
     with ctx.db.read() as conn:
         found = [
             MessageView(**{n: row._mapping[n] for n in MessageView.model_fields})
@@ -223,3 +216,23 @@ def list_messages(
         ]
     items, next_cursor = paginate(found, limit, lambda m: {"before": m.id})
     return Page[MessageView](data=items, next_cursor=next_cursor)
+
+
+@contact_router.get(
+    "/contacts/{contact_id}/messages",
+    response_model=Page[ContactMessage],
+    summary="Emails to a contact, newest first: status, subject, sent / opened / clicked",
+)
+def contact_messages(
+    contact_id: str,
+    limit: int = Limit,
+    cursor: str | None = Cursor,
+    ctx: AppContext = Depends(context),
+    _: Principal = Depends(require("read")),
+) -> Page[ContactMessage]:
+    # A merged contact's id answers as its survivor, with the emails to every contact merged into it.
+    before = (pagination.decode(cursor) or {}).get("before")
+    with ctx.db.read() as conn:
+        found = messages_of(conn, contacts.with_merged(conn, contact_id), before=before, limit=limit + 1)
+    items, next_cursor = paginate(found, limit, lambda m: {"before": m.id})
+    return Page[ContactMessage](data=items, next_cursor=next_cursor)

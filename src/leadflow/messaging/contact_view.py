@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
-from leadflow.messaging.models import messages
+from leadflow.messaging import queries
 
 
 class ContactMessage(BaseModel):
@@ -43,13 +42,5 @@ def messages_of(
 ) -> list[ContactMessage]:
     """A contact's messages (give its id and the ids merged into it), newest first (ids are
     time-ordered), ``limit`` of them before id ``before``."""
-    columns = [messages.c[name] for name in ContactMessage.model_fields]
-    query = (
-        sa.select(*columns)
-        .where(messages.c.contact_id.in_(list(contact_ids)))
-        .order_by(messages.c.id.desc())
-        .limit(limit)
-    )
-    if before:
-        query = query.where(messages.c.id < before)
+    query = queries.messages_of_contacts(list(ContactMessage.model_fields), contact_ids, before, limit)
     return [ContactMessage.model_validate(dict(row._mapping)) for row in conn.execute(query)]

@@ -24,36 +24,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.db import dialect_insert, on_commit
-from leadflow.kernel.digests import keyed
+from leadflow.kernel.db import on_commit
+from leadflow.messaging import queries
 from leadflow.messaging.delivery.transport.file import safe_name
-from leadflow.messaging.models import email_preferences, messages, suppressions
+from leadflow.messaging.erased import ERASED, suppression_key, suppression_keys
 
 log = logging.getLogger(__name__)
 
-ERASED = "contact erased"
-WAITING = ("queued", "deferred")
-PERSONAL = ("marketing", "transactional")
-DIGEST_PREFIX = "hmac:"
-
-
-def suppression_key(secret: str, address: str) -> str:
-    """The suppression-list key an erased address keeps (an address always holds ``@``, a key never)."""
-    return DIGEST_PREFIX + keyed(secret, "email", address.strip().lower())
-
-
-def suppression_keys(secret: str, addresses: Sequence[str]) -> dict[str, str]:
-    """Each lower-cased address and its digest, mapped to the address: one look-up finds both forms."""
-    found: dict[str, str] = {}
-    for address in addresses:
-        plain = address.strip().lower()
-        found[plain] = plain
-        found[suppression_key(secret, plain)] = plain
-    return found
+PERSONAL = queries.PERSONAL
 
 
 def erasure_handler(ctx: AppContext) -> Callable[[Connection, Any], None]:
@@ -71,18 +52,13 @@ def erase(conn: Connection, ctx: AppContext, contact_ids: Sequence[str], emails:
     preferences; their outbox files go after the commit. Set-based: a handful of statements."""
     if not contact_ids:
         return
-    m = messages.c
-    mine = m.contact_id.in_(list(contact_ids))
-    sent_to = sa.select(m.recipient).where(mine, m.kind.in_(PERSONAL), m.recipient.is_not(None)).distinct()
-    addresses = {a.strip().lower() for a in (*emails, *conn.execute(sent_to).scalars()) if a}
-    ids = list(conn.execute(sa.select(m.id).where(mine)).scalars())
-    cleared = {"recipient": None, "to_address": None, "subject": None, "context": None, "response": None}
-    conn.execute(messages.update().where(mine).values(**cleared, error=ERASED))  # the mark (module doc)
-    conn.execute(
-        messages.update().where(mine, m.status.in_(WAITING)).values(status="suppressed", error=ERASED)
-    )
+    sent_to = conn.execute(queries.recipients_of(contact_ids)).scalars()
+    addresses = {a.strip().lower() for a in (*emails, *sent_to) if a}
+    ids = list(conn.execute(queries.message_ids_of(contact_ids)).scalars())
+    conn.execute(queries.redact_messages(contact_ids, ERASED))  # the mark (module doc)
+    conn.execute(queries.suppress_waiting(contact_ids, ERASED))
     _digest_suppressions(conn, ctx.secret_key, sorted(addresses))
-    conn.execute(email_preferences.delete().where(email_preferences.c.contact_id.in_(list(contact_ids))))
+    conn.execute(queries.delete_preferences(contact_ids))
     if ids:
         outbox = Path(ctx.settings.email_outbox_dir)
         on_commit(conn, lambda: _remove_files(outbox, ids))
@@ -94,9 +70,8 @@ def _digest_suppressions(conn: Connection, secret: str, addresses: list[str]) ->
     replaces an unsubscribe, never the other way round."""
     if not addresses:
         return
-    s = suppressions.c
     keyed: dict[str, dict[str, Any]] = {}
-    for row in conn.execute(sa.select(suppressions).where(s.email.in_(addresses))):
+    for row in conn.execute(queries.suppressions_of(addresses)):
         key = suppression_key(secret, row.email)
         if key in keyed and row.reason == "unsubscribed":
             continue
@@ -109,15 +84,8 @@ def _digest_suppressions(conn: Connection, secret: str, addresses: list[str]) ->
         }
     if not keyed:
         return
-    statement = dialect_insert(conn, suppressions)
-    upgrade = {name: statement.excluded[name] for name in ("reason", "message_id", "created_at")}
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=["email"], set_=upgrade, where=s.reason == "unsubscribed"
-        ),
-        list(keyed.values()),
-    )
-    conn.execute(suppressions.delete().where(s.email.in_(addresses)))
+    conn.execute(queries.digest_suppressions(conn), list(keyed.values()))
+    conn.execute(queries.delete_suppressions(addresses))
 
 
 def _remove_files(outbox: Path, message_ids: Sequence[str]) -> None:
@@ -135,18 +103,15 @@ def export(
     conn: Connection, secret: str, contact_ids: Sequence[str], emails: Sequence[str]
 ) -> dict[str, Any]:
     """The people's messages, suppressions of their addresses (also kept as digests) and preferences."""
-    ids = list(contact_ids)
-    m = messages.c
-    query = sa.select(messages).where(m.contact_id.in_(ids)).order_by(m.created_at, m.id)
-    found = [dict(row._mapping) for row in conn.execute(query)]
+    found = [dict(row._mapping) for row in conn.execute(queries.messages_for_export(contact_ids))]
     wanted = {a for a in emails if a} | {
         r["recipient"] for r in found if r["recipient"] and r["kind"] in PERSONAL
     }
     keys = suppression_keys(secret, sorted(wanted))
-    blocked = conn.execute(sa.select(suppressions).where(suppressions.c.email.in_(sorted(keys)))).all()
-    prefs = sa.select(email_preferences).where(email_preferences.c.contact_id.in_(ids))
+    blocked = conn.execute(queries.suppressions_of(sorted(keys))).all()
+    prefs = conn.execute(queries.preferences_for_export(contact_ids))
     return {
         "messages": found,
         "suppressions": [{**row._mapping, "email": keys[row.email]} for row in blocked],
-        "email_preferences": [dict(row._mapping) for row in conn.execute(prefs.order_by("topic"))],
+        "email_preferences": [dict(row._mapping) for row in prefs],
     }

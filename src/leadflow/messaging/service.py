@@ -1,37 +1,86 @@
-"""What other domains and the composition root may do with messaging."""
+"""What other domains and the composition root may do with messaging: the one module they import.
+
+Re-exports and thin functions; nothing in :mod:`leadflow.messaging` imports it (it sits above every
+other module of the package).
+
+- *contacts* show each contact's topic preferences (:func:`preferences_of`) and messages;
+- *privacy* erases and exports a person's messaging data (:func:`erasure_handler`, :func:`export`);
+- *journeys* render a webhook's Liquid data with an email's variables (:func:`compile_data`,
+  :func:`check_data`, :func:`people`), queue email (:func:`enqueue_many`, :func:`over_cap`,
+  :func:`template_ids`), install ready-made templates (:func:`save_layout`, :func:`save_topic`,
+  :func:`create_template`), and simulate a journey with a deliverer that captures what it would send
+  (:class:`Deliverer`, :class:`CaptureTransport`, :func:`copy_configuration`, :func:`next_due`,
+  :func:`all_messages`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from leadflow.kernel.db import where_in
-from leadflow.messaging.contact_view import ContactMessage, messages_of
-from leadflow.messaging.erasure import erasure_handler, export, suppression_key
-from leadflow.messaging.models import email_preferences, email_topics
+from leadflow.messaging import erased, queries
+from leadflow.messaging.build.liquid_data import check as check_data
+from leadflow.messaging.build.liquid_data import compile_data as compile_data
+from leadflow.messaging.build.liquid_data import people as people
+from leadflow.messaging.build.render import TemplateError as TemplateError
+from leadflow.messaging.contact_view import ContactMessage as ContactMessage
+from leadflow.messaging.contact_view import messages_of as messages_of
+from leadflow.messaging.delivery.deliverer import Deliverer as Deliverer
+from leadflow.messaging.delivery.outbox import MissingTemplate as MissingTemplate
+from leadflow.messaging.delivery.outbox import enqueue_many as enqueue_many
+from leadflow.messaging.delivery.outbox import over_cap as over_cap
+from leadflow.messaging.delivery.outbox import template_ids as template_ids
+from leadflow.messaging.delivery.transport.capture import CaptureTransport as CaptureTransport
+from leadflow.messaging.erased import suppression_key as suppression_key
+from leadflow.messaging.erased import suppression_keys as suppression_keys
+from leadflow.messaging.erasure import erasure_handler as erasure_handler
+from leadflow.messaging.erasure import export as export
+from leadflow.messaging.queries import all_messages as all_messages
+from leadflow.messaging.queries import next_due as next_due
+from leadflow.messaging.queries import preferences_of as preferences_of
+from leadflow.messaging.templates import LayoutFields as LayoutFields
+from leadflow.messaging.templates import TemplateCreate as TemplateCreate
+from leadflow.messaging.templates import Topic as Topic
+from leadflow.messaging.templates import create as create_template
+from leadflow.messaging.templates import save_layout as save_layout
+from leadflow.messaging.templates import save_topic as save_topic
 
 __all__ = [
+    "CaptureTransport",
     "ContactMessage",
+    "Deliverer",
+    "LayoutFields",
+    "MissingTemplate",
+    "TemplateCreate",
+    "TemplateError",
+    "Topic",
+    "all_messages",
+    "check_data",
+    "compile_data",
+    "copy_configuration",
+    "create_template",
+    "enqueue_many",
     "erasure_handler",
     "export",
     "messages_of",
+    "next_due",
+    "over_cap",
+    "people",
     "preferences_of",
+    "save_layout",
+    "save_topic",
     "suppression_key",
+    "suppression_keys",
+    "template_ids",
 ]
 
 
-def preferences_of(conn: Connection, contact_ids: Sequence[str]) -> dict[str, dict[str, bool]]:
-    """Each contact's topic preferences: topic -> subscribed, the contact's choice, else the topic's
-    default. Two queries for the whole list."""
-    ids = sorted(set(contact_ids))
-    if not ids:
-        return {}
-    defaults = dict(conn.execute(sa.select(email_topics.c.key, email_topics.c.default_subscribed)).all())
-    found = {contact_id: dict(defaults) for contact_id in ids}
-    p = email_preferences.c
-    query = sa.select(p.contact_id, p.topic, p.subscribed)
-    for row in conn.execute(where_in(conn, query, p.contact_id, ids)):
-        found[row.contact_id][row.topic] = row.subscribed
-    return found
+def copy_configuration(
+    source: Connection, target: Connection, secret: str, emails: Sequence[str] = ()
+) -> None:
+    """Layouts, templates and topics, and the suppressions of ``emails`` (as themselves or, once their
+    person was erased, as their keyed digests), from one database to another: the journey simulator's
+    scratch copy, where an address the installation never mails is not mailed either."""
+    keys = sorted(erased.suppression_keys(secret, [email for email in emails if email]))
+    queries.copy_configuration(source, target, keys)

@@ -32,8 +32,8 @@ from leadflow.audit import service as audit
 from leadflow.contacts import service as contacts
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import NotFound
-from leadflow.messaging.erasure import suppression_keys
-from leadflow.messaging.models import suppressions
+from leadflow.messaging import queries
+from leadflow.messaging.erased import suppression_keys
 
 REASONS = ("unsubscribed", "hard_bounce", "complaint", "manual")
 ManualReason = Literal["manual", "hard_bounce", "complaint"]
@@ -61,7 +61,7 @@ def _view(row: sa.Row[tuple[object, ...]]) -> Suppression:
 
 def _find(conn: Connection, secret: str, address: str) -> list[Suppression]:
     keys = sorted(suppression_keys(secret, [address]))
-    rows = conn.execute(sa.select(suppressions).where(suppressions.c.email.in_(keys)))
+    rows = conn.execute(queries.suppressions_under(keys))
     return [_view(row) for row in rows]
 
 
@@ -70,14 +70,8 @@ def listing(
 ) -> list[Suppression]:
     """Entries in address order, ``limit`` of them after ``after``; ``email`` finds one address (also
     in its digest form)."""
-    query = sa.select(suppressions).order_by(suppressions.c.email).limit(limit)
-    if email is not None:
-        keys = sorted(suppression_keys(ctx.secret_key, [email]))
-        query = query.where(suppressions.c.email.in_(keys))
-    if reason:
-        query = query.where(suppressions.c.reason == reason)
-    if after:
-        query = query.where(suppressions.c.email > after)
+    keys = sorted(suppression_keys(ctx.secret_key, [email])) if email is not None else None
+    query = queries.suppressions_page(keys, reason, after, limit)
     with ctx.db.read() as conn:
         return [_view(row) for row in conn.execute(query)]
 
@@ -93,12 +87,10 @@ def add(ctx: AppContext, data: SuppressionCreate, *, actor: str) -> tuple[Suppre
             return next(e for e in existing if e.reason != "unsubscribed"), False
         entry = {"reason": data.reason, "detail": data.detail, "message_id": None, "created_at": now}
         if existing:
-            conn.execute(
-                suppressions.update().where(suppressions.c.email == existing[0].email).values(**entry)
-            )
+            conn.execute(queries.update_suppression(existing[0].email, entry))
             email = existing[0].email
         else:
-            conn.execute(suppressions.insert(), {"email": address, **entry})
+            conn.execute(queries.SUPPRESSION_INSERT, {"email": address, **entry})
             email = address
         _audit(conn, ctx, address, actor, "suppression.added", {"reason": data.reason, "detail": data.detail})
         return Suppression(email=email, **entry), True
@@ -112,7 +104,7 @@ def remove(ctx: AppContext, email: str, *, actor: str) -> None:
         existing = _find(conn, secret, address)
         if not existing:
             raise NotFound(f"{address[:80]} is not suppressed", code="suppression_not_found")
-        conn.execute(suppressions.delete().where(suppressions.c.email.in_([e.email for e in existing])))
+        conn.execute(queries.delete_suppressions([e.email for e in existing]))
         _audit(conn, ctx, address, actor, "suppression.removed", {"reasons": [e.reason for e in existing]})
 
 

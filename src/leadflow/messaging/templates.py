@@ -5,17 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.db import dialect_insert
 from leadflow.kernel.errors import Conflict, Invalid, NotFound
 from leadflow.kernel.ids import new_id
+from leadflow.messaging import queries
 from leadflow.messaging.build import render
-from leadflow.messaging.models import email_layouts, email_templates, email_topics
 
 KEY = r"^[a-z0-9][a-z0-9_.\-]{0,99}$"
 HTML_CHARS = 500_000  # the most HTML a template holds, given as is or compiled from MJML
@@ -104,14 +102,9 @@ def _check(key: str, subject: str, html: str, text: str | None) -> None:
 
 
 def _check_links(conn: Connection, fields: TemplateFields) -> None:
-    if (
-        fields.layout
-        and not conn.execute(
-            sa.select(email_layouts.c.id).where(email_layouts.c.key == fields.layout)
-        ).first()
-    ):
+    if fields.layout and not conn.execute(queries.layout_exists(fields.layout)).first():
         raise Invalid(f"layout {fields.layout} does not exist", code="unknown_layout")
-    topic = sa.select(email_topics.c.key).where(email_topics.c.key == fields.topic)
+    topic = queries.topic_exists(fields.topic)
     if fields.kind == "marketing" and fields.topic and not conn.execute(topic).first():
         raise Invalid(f"topic {fields.topic} does not exist", code="unknown_topic")
 
@@ -121,11 +114,7 @@ def _view(row: Any) -> Template:
 
 
 def _row(conn: Connection, id_or_key: str) -> Any:
-    row = conn.execute(
-        sa.select(email_templates).where(
-            sa.or_(email_templates.c.id == id_or_key, email_templates.c.key == id_or_key)
-        )
-    ).first()
+    row = conn.execute(queries.template(id_or_key)).first()
     if row is None:
         raise NotFound(f"email template {id_or_key} not found", code="template_not_found")
     return row
@@ -137,12 +126,12 @@ def create(ctx: AppContext, data: TemplateCreate, *, actor: str) -> Template:
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         _check_links(conn, data)
-        if conn.execute(sa.select(email_templates.c.id).where(email_templates.c.key == data.key)).first():
+        if conn.execute(queries.template_id_of_key(data.key)).first():
             raise Conflict(f"an email template with key {data.key} exists", code="template_exists")
         template_id = new_id()
         values = data.model_dump()
         values.update(id=template_id, html=html, created_at=now, updated_at=now, revision=1)
-        conn.execute(email_templates.insert().values(**values))
+        conn.execute(queries.TEMPLATE_INSERT, values)
         audit.record(
             conn,
             ctx.clock,
@@ -162,7 +151,7 @@ def update(ctx: AppContext, id_or_key: str, data: TemplateFields, *, actor: str)
         _check_links(conn, data)
         values = data.model_dump()
         values.update(html=html, updated_at=ctx.clock.now(), revision=row.revision + 1)
-        conn.execute(email_templates.update().where(email_templates.c.id == row.id).values(**values))
+        conn.execute(queries.update_template(row.id, values))
         audit.record(
             conn,
             ctx.clock,
@@ -180,9 +169,7 @@ def get(ctx: AppContext, id_or_key: str) -> Template:
 
 
 def listing(ctx: AppContext, *, after: str | None, limit: int) -> list[Template]:
-    query = sa.select(email_templates).order_by(email_templates.c.id).limit(limit)
-    if after:
-        query = query.where(email_templates.c.id > after)
+    query = queries.templates_page(after, limit)
     with ctx.db.read() as conn:
         return [_view(row) for row in conn.execute(query)]
 
@@ -190,7 +177,7 @@ def listing(ctx: AppContext, *, after: str | None, limit: int) -> list[Template]
 def delete(ctx: AppContext, id_or_key: str, *, actor: str) -> None:
     with ctx.db.write() as conn:
         row = _row(conn, id_or_key)
-        conn.execute(email_templates.delete().where(email_templates.c.id == row.id))
+        conn.execute(queries.delete_template(row.id))
         audit.record(
             conn,
             ctx.clock,
@@ -207,49 +194,17 @@ def save_layout(conn: Connection, ctx: AppContext, data: LayoutFields, *, replac
         raise Invalid("a layout places the message with {{ content }}", code="invalid_layout")
     _check(data.key, "layout", data.html, data.text)
     now = ctx.clock.now()
-    statement = dialect_insert(conn, email_layouts).values(
-        id=new_id(), created_at=now, updated_at=now, **data.model_dump()
-    )
-    if replace:
-        statement = statement.on_conflict_do_update(
-            index_elements=["key"],
-            set_={
-                "name": data.name,
-                "html": data.html,
-                "text": data.text,
-                "updated_at": now,
-                "revision": email_layouts.c.revision + 1,
-            },
-        )
-    else:
-        statement = statement.on_conflict_do_nothing(index_elements=["key"])
-    conn.execute(statement)
+    values = {"id": new_id(), "created_at": now, "updated_at": now, **data.model_dump()}
+    conn.execute(queries.save_layout(conn.dialect.name, values, replace=replace))
 
 
 def save_topic(conn: Connection, ctx: AppContext, topic: Topic) -> None:
-    statement = dialect_insert(conn, email_topics).values(created_at=ctx.clock.now(), **topic.model_dump())
-    conn.execute(statement.on_conflict_do_nothing(index_elements=["key"]))
+    conn.execute(queries.save_topic(conn.dialect.name, {"created_at": ctx.clock.now(), **topic.model_dump()}))
 
 
 def topics(conn: Connection) -> list[Topic]:
-    rows = conn.execute(sa.select(email_topics).order_by(email_topics.c.key))
+    rows = conn.execute(queries.ALL_TOPICS)
     return [
         Topic(key=r.key, name=r.name, description=r.description, default_subscribed=r.default_subscribed)
         for r in rows
     ]
-
-
-def sources(conn: Connection, template_ids: list[str]) -> dict[str, tuple[Any, Any]]:
-    """Templates by id with their layouts, for rendering: ``id -> (template row, layout row | None)``."""
-    if not template_ids:
-        return {}
-    rows = list(
-        conn.execute(sa.select(email_templates).where(email_templates.c.id.in_(sorted(set(template_ids)))))
-    )
-    keys = sorted({r.layout for r in rows if r.layout})
-    layouts = (
-        {r.key: r for r in conn.execute(sa.select(email_layouts).where(email_layouts.c.key.in_(keys)))}
-        if keys
-        else {}
-    )
-    return {r.id: (r, layouts.get(r.layout) if r.layout else None) for r in rows}

@@ -23,12 +23,10 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from leadflow.kernel.db import dialect_insert
 from leadflow.kernel.errors import Conflict
-from leadflow.webhooks.models import webhook_replay_tokens as table
+from leadflow.webhooks import queries
 
 __all__ = ["PRUNE_BATCH", "Seal", "digest", "remember"]
 
@@ -53,15 +51,7 @@ def digest(payload: Any) -> str:
 
 
 def _prune(conn: Connection, now: datetime) -> None:
-    expired = (
-        sa.select(table.c.source, table.c.token)
-        .where(table.c.expires_at < now)
-        .order_by(table.c.expires_at)
-        .limit(PRUNE_BATCH)
-    )
-    if conn.dialect.name == "postgresql":
-        expired = expired.with_for_update(skip_locked=True)
-    conn.execute(table.delete().where(sa.tuple_(table.c.source, table.c.token).in_(expired)))
+    conn.execute(queries.prune_tokens(conn.dialect.name, now, PRUNE_BATCH))
 
 
 def remember(conn: Connection, seal: Seal, now: datetime) -> bool:
@@ -70,17 +60,13 @@ def remember(conn: Connection, seal: Seal, now: datetime) -> bool:
     token came before with other content."""
     _prune(conn, now)
     row = {"source": seal.source, "token": seal.token, "body_digest": seal.digest}
-    inserted = conn.execute(
-        dialect_insert(conn, table)
-        .values(**row, seen_at=now, expires_at=seal.expires_at)
-        .on_conflict_do_nothing(index_elements=["source", "token"])
-        .returning(table.c.token)
-    ).first()
+    statement = queries.record_token(
+        conn.dialect.name, {**row, "seen_at": now, "expires_at": seal.expires_at}
+    )
+    inserted = conn.execute(statement).first()
     if inserted is not None:
         return True
-    seen = conn.execute(
-        sa.select(table.c.body_digest).where(table.c.source == seal.source, table.c.token == seal.token)
-    ).scalar()
+    seen = conn.execute(queries.token_digest(seal.source, seal.token)).scalar()
     if seen == seal.digest:
         return False
     raise Conflict(

@@ -14,16 +14,14 @@ from datetime import UTC, datetime
 from email.utils import parseaddr
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadflow.kernel.brand import brand
 from leadflow.kernel.context import AppContext
-from leadflow.messaging import erasure, templates
-from leadflow.messaging.build import links, mime, profiles, render
+from leadflow.messaging import erased
+from leadflow.messaging.build import dkim, links, mime, profiles, queries, render
+from leadflow.messaging.build.outgoing import Outgoing
 from leadflow.messaging.build.tokens import Tokens
-from leadflow.messaging.delivery.transport.base import Outgoing
-from leadflow.messaging.models import email_preferences, email_topics, suppressions
 
 UNSUBSCRIBE, PREFERENCES = "unsubscribe", "preferences"
 
@@ -49,6 +47,9 @@ class StampClock:
 
     def now(self) -> datetime:
         return self.at
+
+    def monotonic(self) -> float:
+        return self.at.timestamp()
 
 
 class Composer:
@@ -197,18 +198,15 @@ class Facts:
             - {""}
         )
         blocked = _blocked(conn, ctx.secret_key, addresses)
-        query = sa.select(
-            email_preferences.c.contact_id, email_preferences.c.topic, email_preferences.c.subscribed
-        )
-        choices = list(profiles.rows(conn, query, email_preferences.c.contact_id, ids))
+        choices = queries.preferences(conn, ids)
         prefs = {(r.contact_id, r.topic) for r in choices if not r.subscribed}
         opted_in = {(r.contact_id, r.topic) for r in choices if r.subscribed}
-        topics = dict(conn.execute(sa.select(email_topics.c.key, email_topics.c.default_subscribed)).all())
+        topics = queries.topic_defaults(conn)
         for contact_id in ids:
             for topic, default in topics.items():
                 if not default and (contact_id, topic) not in opted_in:
                     prefs.add((contact_id, topic))
-        sources = templates.sources(conn, [m.template_id for m in batch])
+        sources = queries.sources(conn, [m.template_id for m in batch])
         return cls(people, found.companies, found.scores, sources, blocked, prefs, topics)
 
     def renderable(self, template_id: str) -> tuple[render.Source, render.Layout | None] | None:
@@ -241,10 +239,9 @@ class Facts:
 def _blocked(conn: Connection, secret: str, addresses: Sequence[str]) -> dict[str, str]:
     """Suppressed addresses and why, in one query: an address is listed as itself or, once its
     person was erased, as its keyed digest. A block on every kind of mail outweighs an unsubscribe."""
-    keys = erasure.suppression_keys(secret, addresses)
-    query = sa.select(suppressions.c.email, suppressions.c.reason)
+    keys = erased.suppression_keys(secret, addresses)
     blocked: dict[str, str] = {}
-    for row in profiles.rows(conn, query, suppressions.c.email, sorted(keys)):
+    for row in queries.suppressed(conn, sorted(keys)):
         address = keys[row.email]
         if blocked.get(address) in (None, "unsubscribed"):
             blocked[address] = row.reason
@@ -253,15 +250,13 @@ def _blocked(conn: Connection, secret: str, addresses: Sequence[str]) -> dict[st
 
 def _signers(ctx: AppContext) -> list[Any]:
     """One DKIM signer per configured key (each adds its own ``DKIM-Signature``; none covers another)."""
-    from leadflow.messaging.build.dkim import DkimSigner, configured
-
     return [
-        DkimSigner(
+        dkim.DkimSigner(
             selector=selector,
             domain=domain,
             private_key_pem=key,
             canonicalization=ctx.settings.dkim_canonicalization,
             clock=ctx.clock,
         )
-        for selector, domain, key in configured(ctx.settings)
+        for selector, domain, key in dkim.configured(ctx.settings)
     ]

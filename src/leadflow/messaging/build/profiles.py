@@ -8,43 +8,35 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from leadflow.contacts.models import companies, contacts
-from leadflow.kernel.db import where_in
-from leadflow.scoring.models import contact_scores
+from leadflow.contacts import service as contacts
+from leadflow.scoring import service as scoring
 
 __all__ = [
     "COMPANY_COLUMNS",
     "CONTACT_COLUMNS",
-    "SCORE_COLUMNS",
     "Profiles",
     "company",
     "load",
     "person",
-    "rows",
 ]
 
 # Only what composing reads (no consent, timestamps...: each column costs a conversion per row).
-CONTACT_COLUMNS = [
-    contacts.c[name]
-    for name in (
-        "id",
-        "email",
-        "first_name",
-        "last_name",
-        "phone",
-        "timezone",
-        "lifecycle_stage",
-        "owner_id",
-        "traits",
-        "company_id",
-        "subscription_status",
-    )
-]
-COMPANY_COLUMNS = [companies.c[name] for name in ("id", "name", "domain", "industry", "size", "traits")]
-SCORE_COLUMNS = [contact_scores.c.contact_id, contact_scores.c.total, contact_scores.c.band]
+CONTACT_COLUMNS = (
+    "id",
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "timezone",
+    "lifecycle_stage",
+    "owner_id",
+    "traits",
+    "company_id",
+    "subscription_status",
+)
+COMPANY_COLUMNS = ("id", "name", "domain", "industry", "size", "traits")
 
 
 @dataclass(frozen=True)
@@ -65,11 +57,10 @@ class Profiles:
 def load(conn: Connection, contact_ids: Sequence[str]) -> Profiles:
     """The contacts of ``contact_ids`` that exist, their companies and scores: three queries."""
     ids = sorted(set(contact_ids))
-    found = {r.id: r for r in rows(conn, sa.select(*CONTACT_COLUMNS), contacts.c.id, ids)}
+    found = {r.id: r for r in contacts.rows_of(conn, CONTACT_COLUMNS, ids)}
     company_ids = sorted({r.company_id for r in found.values() if r.company_id})
-    firms = {r.id: r for r in rows(conn, sa.select(*COMPANY_COLUMNS), companies.c.id, company_ids)}
-    query = sa.select(*SCORE_COLUMNS)
-    scores = {r.contact_id: r for r in rows(conn, query, contact_scores.c.contact_id, ids)}
+    firms = {r.id: r for r in contacts.company_rows_of(conn, COMPANY_COLUMNS, company_ids)}
+    scores = {r.contact_id: r for r in scoring.scores_of(conn, ids)}
     return Profiles(found, firms, scores)
 
 
@@ -103,8 +94,3 @@ def company(row: Any) -> dict[str, Any] | None:
         "size": row.size,
         "traits": row.traits or {},
     }
-
-
-def rows(conn: Connection, query: Any, column: Any, values: Sequence[Any]) -> Sequence[Any]:
-    """The rows of ``query`` whose ``column`` is one of ``values`` (no query for no values)."""
-    return list(conn.execute(where_in(conn, query, column, values))) if values else []

@@ -16,14 +16,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
-from leadflow.contacts import queries
 from leadflow.contacts import service as contacts_service
-from leadflow.contacts.batch import ProfileBatch
-from leadflow.contacts.changes import ProfileChanges
-from leadflow.contacts.models import contacts
+from leadflow.contacts.service import ProfileBatch, ProfileChanges
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import NotFound
-from leadflow.messaging import erasure
+from leadflow.messaging import erased
 from leadflow.messaging.delivery import outbox
 from leadflow.messaging.models import messages
 
@@ -43,7 +40,7 @@ __all__ = [
 def message(conn: Connection, message_id: str) -> dict[str, Any] | None:
     """The message, or None when it is gone or its person was erased (their links no longer work)."""
     row = conn.execute(sa.select(messages).where(messages.c.id == message_id)).first()
-    return dict(row._mapping) if row is not None and row.error != erasure.ERASED else None
+    return dict(row._mapping) if row is not None and row.error != erased.ERASED else None
 
 
 def required(conn: Connection, message_id: str) -> dict[str, Any]:
@@ -67,12 +64,11 @@ def address(row: Mapping[str, Any]) -> str | None:
 
 def person(conn: Connection, row: Mapping[str, Any]) -> str | None:
     """The contact a message went to, as it lives now (after merges); None for internal notices."""
-    return queries.live_id(conn, row["contact_id"]) if personal(row) else None
+    return contacts_service.live_id(conn, row["contact_id"]) if personal(row) else None
 
 
 def contact_email(conn: Connection, contact_id: str) -> str | None:
-    email = conn.execute(sa.select(contacts.c.email).where(contacts.c.id == contact_id)).scalar()
-    return str(email) if email else None
+    return contacts_service.email_of(conn, contact_id)
 
 
 def change_subscriptions(

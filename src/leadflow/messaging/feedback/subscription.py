@@ -26,10 +26,9 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
 from leadflow.contacts import service as contacts_service
-from leadflow.contacts.models import contacts
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import dialect_insert
-from leadflow.messaging import erasure
+from leadflow.messaging import erased
 from leadflow.messaging.delivery import outbox
 from leadflow.messaging.feedback import recipient
 from leadflow.messaging.models import email_preferences, email_topics, messages, suppressions
@@ -174,7 +173,7 @@ def _resubscribe(
     if person is not None:
         recipient.change_subscriptions(conn, ctx, [person], "subscribed", source, row["id"])
         addresses.add(recipient.contact_email(conn, person))
-    wanted = sorted(erasure.suppression_keys(ctx.secret_key, [a for a in addresses if a]))
+    wanted = sorted(erased.suppression_keys(ctx.secret_key, [a for a in addresses if a]))
     if wanted:  # the addresses, and their digests (an unsubscribe kept from an erased person)
         conn.execute(
             suppressions.delete().where(
@@ -214,9 +213,10 @@ def _save_topics(conn: Connection, contact_id: str, topics: Mapping[str, bool], 
 
 def _view(conn: Connection, row: dict[str, Any], secret: str) -> PreferenceView:
     person = recipient.person(conn, row)
-    contact = conn.execute(sa.select(contacts).where(contacts.c.id == person)).first() if person else None
+    found = contacts_service.rows_of(conn, ("email", "subscription_status"), [person]) if person else []
+    contact = found[0] if found else None
     address = recipient.address(row) or (contact.email if contact is not None else None)
-    keys = sorted(erasure.suppression_keys(secret, [address])) if address else []  # or as its digest
+    keys = sorted(erased.suppression_keys(secret, [address])) if address else []  # or as its digest
     query = sa.select(suppressions.c.reason).where(suppressions.c.email.in_(keys))
     unsubscribed = "unsubscribed" in set(conn.execute(query).scalars())
     subscribed = (contact is None or contact.subscription_status == "subscribed") and not unsubscribed

@@ -29,15 +29,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadflow.contacts import service as contacts_service
-from leadflow.contacts.batch import ProfileBatch
-from leadflow.contacts.models import contacts
+from leadflow.contacts.service import ProfileBatch
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import bulk_update, chunk_size, chunked, dialect_insert, where_in
-from leadflow.messaging import erasure
 from leadflow.messaging.delivery import outbox
+from leadflow.messaging.erased import ERASED, suppression_key, suppression_keys
 from leadflow.messaging.feedback import bots, bounces, recipient
 from leadflow.messaging.models import messages, suppressions
-from leadflow.webhooks import replay
+from leadflow.webhooks import service as webhooks
 
 __all__ = ["apply_feedback", "record_click", "record_honeypot", "record_open"]
 
@@ -109,7 +108,7 @@ def _emit_machine(
 
 
 def apply_feedback(
-    ctx: AppContext, items: Sequence[bounces.Feedback], *, seal: replay.Seal | None = None
+    ctx: AppContext, items: Sequence[bounces.Feedback], *, seal: webhooks.Seal | None = None
 ) -> int:
     """Apply bounce and complaint reports; returns how many changed anything (a replay returns 0).
 
@@ -127,7 +126,7 @@ def apply_feedback(
         return 0
     now, secret = ctx.clock.now(), ctx.secret_key  # the secret's first read writes: not inside
     with ctx.db.write() as conn:
-        if seal is not None and not replay.remember(conn, seal, now):
+        if seal is not None and not webhooks.remember(conn, seal, now):
             return 0
         if not items:
             return 0
@@ -162,7 +161,7 @@ class _Plan:
         self.suppress: dict[str, dict[str, Any]] = {}
         self.batch = ProfileBatch(conn, ctx.clock, ctx.bus) if profiles else None
         self.erased: set[str] = set()  # addresses reported about messages whose person was erased
-        self.keys = erasure.suppression_keys(secret, sorted({item.email for item in items}))
+        self.keys = suppression_keys(secret, sorted({item.email for item in items}))
         query = sa.select(suppressions.c.email, suppressions.c.reason)
         for chunk in chunked(sorted(self.keys), chunk_size(conn)):
             for row in conn.execute(where_in(conn, query, suppressions.c.email, chunk)):
@@ -189,7 +188,7 @@ class _Plan:
 
     def _by_id(self, item: bounces.Feedback) -> dict[str, Any] | None:
         row = self.rows.get(_row_id(item.message_id) or "")
-        if row is not None and row["error"] == erasure.ERASED:
+        if row is not None and row["error"] == ERASED:
             self.erased.add(item.email)  # nothing of the person is written back, see _suppress
             return None
         return row if row is not None and recipient.address(row) in (None, item.email) else None
@@ -206,7 +205,7 @@ class _Plan:
             ranked = (
                 sa.select(messages, rank.label("rank"))
                 .where(
-                    messages.c.contact_id.in_(sa.select(contacts.c.id).where(contacts.c.email.in_(chunk))),
+                    messages.c.contact_id.in_(contacts_service.ids_holding(chunk)),
                     messages.c.sent_at.is_not(None),
                     recipient.in_(chunk),
                 )
@@ -265,7 +264,7 @@ class _Plan:
         self.suppressed[item.email] = reason
         erased = row is None and item.email in self.erased  # kept as a digest, like the erasure keeps it
         self.suppress[item.email] = {
-            "email": erasure.suppression_key(self.secret, item.email) if erased else item.email,
+            "email": suppression_key(self.secret, item.email) if erased else item.email,
             "reason": reason,
             "detail": None if erased else f"{item.provider}: {item.detail}"[:1000],
             "message_id": row["id"] if row is not None else None,

@@ -11,17 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from leadflow.messaging.build.outgoing import Outgoing as Outgoing
+
 OutcomeStatus = Literal["sent", "deferred", "bounced"]
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One message for one recipient, ready for the wire."""
-
-    sender: str  # the envelope MAIL FROM address (bounces go there)
-    recipient: str
-    data: bytes  # the full RFC 5322 message, CRLF line endings
-    message_id: str
 
 
 @dataclass(frozen=True)
