@@ -7,8 +7,7 @@ import importlib
 from leadflow.kernel.db import metadata
 
 MODEL_MODULES = (
-    "leadflow.kernel.instance",
-    "leadflow.kernel.config",
+    "leadflow.kernel.models",
     "leadflow.auth.models",
     "leadflow.audit.models",
     "leadflow.contacts.models",

@@ -23,7 +23,8 @@ def _known(
     conn: Connection, domains: list[str], names: list[str]
 ) -> tuple[dict[str, str], dict[str, tuple[str, str | None]]]:
     """Existing companies by domain (→ group id) and by lower-cased name (→ group id, domain), in one
-    query."""
+    query. Names are found with the database's ``lower``: any case on PostgreSQL, ASCII case only on
+    SQLite (``Ärzte`` there does not find ``ÄRZTE``)."""
     c = companies.c
     conditions = []
     if domains:

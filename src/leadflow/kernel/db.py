@@ -130,10 +130,15 @@ def on_commit(conn: Connection, callback: Callable[[], None]) -> None:
         callbacks.append(callback)
 
 
+def insert_for(dialect: str, table: sa.Table) -> Any:
+    """The ``insert`` construct of the dialect named ``dialect`` (it has ``on_conflict_do_nothing`` and
+    ``on_conflict_do_update``): a queries module builds the statement without a connection."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
 def insert_ignore(conn: Connection, table: sa.Table, index_elements: Sequence[str]) -> Any:
     """``INSERT ... ON CONFLICT (index_elements) DO NOTHING`` for the connection's dialect."""
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    return dialect_insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
+    return insert_for(conn.dialect.name, table).on_conflict_do_nothing(index_elements=list(index_elements))
 
 
 def analyze(conn: Connection, table: sa.Table) -> None:
@@ -149,7 +154,7 @@ def analyze(conn: Connection, table: sa.Table) -> None:
 
 def dialect_insert(conn: Connection, table: sa.Table) -> Any:
     """The dialect's ``insert`` construct, for ``on_conflict_do_update``."""
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+    return insert_for(conn.dialect.name, table)
 
 
 def lock_key(name: str) -> int:

@@ -4,27 +4,22 @@ from __future__ import annotations
 
 import secrets
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from leadflow.kernel.db import Database, insert_ignore, metadata
-
-instance_values = sa.Table(
-    "instance_values",
-    metadata,
-    sa.Column("key", sa.String(64), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-)
+from leadflow.kernel import queries
+from leadflow.kernel.db import Database
+from leadflow.kernel.models import instance_values as instance_values
 
 
 def claim(conn: Connection, key: str, value: str) -> bool:
     """Store ``value`` under ``key`` unless present; True when this call stored it (first one wins)."""
-    statement = insert_ignore(conn, instance_values, ["key"]).returning(instance_values.c.key)
+    statement = queries.claim_instance_value(conn.dialect.name)
     return conn.execute(statement, {"key": key, "value": value}).first() is not None
 
 
 def get(conn: Connection, key: str) -> str | None:
-    return conn.execute(sa.select(instance_values.c.value).where(instance_values.c.key == key)).scalar()
+    value: str | None = conn.execute(queries.INSTANCE_VALUE, {"key": key}).scalar()
+    return value
 
 
 def secret_key(db: Database) -> str:

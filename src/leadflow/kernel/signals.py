@@ -13,6 +13,7 @@ import logging
 import threading
 
 import psycopg
+from psycopg import sql
 
 from leadflow.kernel.db import Database
 
@@ -21,6 +22,11 @@ log = logging.getLogger(__name__)
 CHANNEL_PREFIX = "leadflow_"
 CHANNELS = ("events", "segments", "journeys", "email", "webhooks", "imports")
 NOTIFY_EVERY = 0.01  # seconds: the most a cross-process wake-up is delayed
+
+
+def _statement(command: str, channel: str) -> sql.Composed:
+    """``NOTIFY``/``LISTEN`` with the channel's name quoted as an identifier (it cannot be a parameter)."""
+    return sql.SQL(command + " {}").format(sql.Identifier(CHANNEL_PREFIX + channel))
 
 
 class Signals:
@@ -102,7 +108,7 @@ class Signals:
                         with self._lock:
                             channels, self._outgoing = self._outgoing, set()
                         for channel in channels:
-                            conn.execute(f"NOTIFY {CHANNEL_PREFIX}{channel}")
+                            conn.execute(_statement("NOTIFY", channel))
                         self._stop.wait(NOTIFY_EVERY)
             except psycopg.Error as exc:
                 log.warning("NOTIFY connection lost (%s); retrying", exc)
@@ -113,7 +119,7 @@ class Signals:
             try:
                 with psycopg.connect(self._url(), autocommit=True) as conn:
                     for channel in channels:
-                        conn.execute(f"LISTEN {CHANNEL_PREFIX}{channel}")
+                        conn.execute(_statement("LISTEN", channel))
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=0.2):
                             self.wake(note.channel.removeprefix(CHANNEL_PREFIX))

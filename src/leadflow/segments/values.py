@@ -3,7 +3,7 @@
 A field is a column or a JSON path. Each view answers NULL when the value is not of that type, so a
 condition on a string never matches a number (``"5"`` is not ``5``) and a missing field is never
 "equal" to anything. Text comparisons fold ASCII case on both sides (SQLite's ``lower`` folds only
-ASCII; PostgreSQL uses ``translate`` to fold exactly the same characters).
+ASCII; PostgreSQL's ``lower`` under the ``C`` collation folds exactly the same characters).
 """
 
 from __future__ import annotations
