@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -14,10 +15,18 @@ class Clock(Protocol):
         """The current time, timezone-aware, in UTC."""
         ...
 
+    def monotonic(self) -> float:
+        """Seconds from an arbitrary origin, for measuring intervals (rate limits): never set back on a
+        running system, unlike :meth:`now`; a virtual clock answers its own time."""
+        ...
+
 
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
 
 class VirtualClock:
@@ -27,11 +36,18 @@ class VirtualClock:
         self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
         if self._now.tzinfo is None:
             raise ValueError("VirtualClock needs a timezone-aware start")
+        self._origin = self._now
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
         with self._lock:
             return self._now
+
+    def monotonic(self) -> float:
+        """Seconds of virtual time since the start: moves exactly as :meth:`advance` and :meth:`set` say
+        (measured from the start, not 1970, so that float seconds keep microseconds exact)."""
+        with self._lock:
+            return (self._now - self._origin).total_seconds()
 
     def advance(self, delta: timedelta) -> datetime:
         with self._lock:

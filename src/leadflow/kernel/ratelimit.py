@@ -1,31 +1,78 @@
-"""Token buckets per caller: a steady ``rate`` per second with bursts up to twice that."""
+"""Token buckets: the one rate-limiting mechanism (API keys here, email budgets in messaging's throttle,
+the connectors' vendor limits).
+
+A bucket holds at most ``size`` tokens and earns ``rate`` tokens per second, continuously, on the
+injected clock's :meth:`~leadflow.kernel.clock.Clock.monotonic` seconds: after a quiet period a whole
+bucket may be spent at once (the burst), after that work flows at the steady rate. Time that goes back
+(a virtual clock set back) earns nothing until it has caught up again: time already counted is not
+counted twice.
+"""
 
 from __future__ import annotations
 
 import math
 import threading
-import time
 
+from leadflow.kernel.clock import Clock, SystemClock
 from leadflow.kernel.errors import RateLimited
+
+EPSILON = 1e-9  # float refill arithmetic must not hold back a token that is due
+
+
+class TokenBucket:
+    """One bucket; not thread-safe on its own (its owner holds a lock around a whole decision)."""
+
+    __slots__ = ("rate", "size", "stamp", "tokens")
+
+    def __init__(self, rate: float, size: float, now: float) -> None:
+        self.rate = rate  # tokens per second
+        self.size = size
+        self.tokens = size
+        self.stamp = now
+
+    def refill(self, now: float) -> None:
+        """Add the tokens earned since the last refill (``now``: the clock's monotonic seconds)."""
+        if now <= self.stamp:
+            return
+        self.tokens = min(self.size, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def ready(self, cost: float = 1.0) -> bool:
+        """Whether ``cost`` tokens are there (spend them with ``tokens -= cost``)."""
+        return self.tokens + EPSILON >= cost
+
+    def wait(self, cost: float = 1.0) -> float:
+        """Seconds until ``cost`` tokens are there."""
+        return 0.0 if self.ready(cost) else (cost - self.tokens) / self.rate
+
+    def full(self) -> bool:
+        """Whether the bucket is whole again (a fresh bucket would be the same)."""
+        return self.tokens + EPSILON >= self.size
 
 
 class RateLimiter:
-    def __init__(self, rate: float, *, burst: float | None = None) -> None:
+    """A bucket per caller: a steady ``rate`` per second with bursts up to ``burst`` (twice the rate,
+    at least one); a rate of 0 or less turns limiting off. Thread-safe."""
+
+    def __init__(self, rate: float, *, burst: float | None = None, clock: Clock | None = None) -> None:
         self.rate = rate
         self.burst = burst if burst is not None else max(1.0, rate * 2)
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._clock = clock or SystemClock()
+        self._buckets: dict[str, TokenBucket] = {}
         self._lock = threading.Lock()
 
     def check(self, caller: str, cost: float = 1.0) -> None:
         """Spend ``cost`` tokens or raise :class:`RateLimited` with the seconds to wait."""
         if self.rate <= 0:
             return
-        now = time.monotonic()
+        now = self._clock.monotonic()
         with self._lock:
-            tokens, stamp = self._buckets.get(caller, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - stamp) * self.rate)
-            if tokens < cost:
-                self._buckets[caller] = (tokens, now)
-                wait = max(1, math.ceil((cost - tokens) / self.rate))
+            bucket = self._buckets.get(caller)
+            if bucket is None:
+                bucket = self._buckets[caller] = TokenBucket(self.rate, self.burst, now)
+            else:
+                bucket.refill(now)
+            if not bucket.ready(cost):
+                wait = max(1, math.ceil(bucket.wait(cost)))
                 raise RateLimited(f"rate limit of {self.rate:g} requests/s exceeded", retry_after=wait)
-            self._buckets[caller] = (tokens - cost, now)
+            bucket.tokens -= cost

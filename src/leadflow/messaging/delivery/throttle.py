@@ -14,41 +14,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from datetime import datetime
 
 from leadflow.kernel.clock import Clock
+from leadflow.kernel.ratelimit import TokenBucket
 
-_EPSILON = 1e-9  # float refill arithmetic must not hold back a token that is due
 _PRUNE_FLOOR = 1024  # domain buckets kept before full ones are dropped
 
 
-class _Bucket:
-    __slots__ = ("rate", "size", "stamp", "tokens")
-
-    def __init__(self, size: int, now: datetime) -> None:
-        self.size = float(size)
-        self.rate = size / 60.0  # tokens per second
-        self.tokens = float(size)
-        self.stamp = now
-
-    def refill(self, now: datetime) -> None:
-        """Add the tokens earned since the last refill; a clock set back earns nothing until it has
-        caught up again (time already counted is not counted twice)."""
-        if now <= self.stamp:
-            return
-        elapsed = (now - self.stamp).total_seconds()
-        self.tokens = min(self.size, self.tokens + elapsed * self.rate)
-        self.stamp = now
-
-    def ready(self) -> bool:
-        return self.tokens + _EPSILON >= 1.0
-
-    def wait(self) -> float:
-        """Seconds until a whole token is available."""
-        return 0.0 if self.ready() else (1.0 - self.tokens) / self.rate
-
-    def full(self) -> bool:
-        return self.tokens + _EPSILON >= self.size
+def _bucket(per_minute: int, now: float) -> TokenBucket:
+    """A bucket that holds one minute's budget and refills it over a minute."""
+    return TokenBucket(per_minute / 60.0, float(per_minute), now)
 
 
 class Throttle:
@@ -61,8 +36,8 @@ class Throttle:
         self.per_domain_per_minute = per_domain_per_minute
         self._clock = clock
         self._lock = threading.Lock()
-        self._global = _Bucket(per_minute, clock.now()) if per_minute else None
-        self._domains: dict[str, _Bucket] = {}
+        self._global = _bucket(per_minute, clock.monotonic()) if per_minute else None
+        self._domains: dict[str, TokenBucket] = {}
         self._prune_at = _PRUNE_FLOOR
 
     def take(self, domains: Sequence[str]) -> tuple[list[int], float]:
@@ -73,7 +48,7 @@ class Throttle:
         the next held-back one could go (``0.0`` when nothing was held back).
         """
         with self._lock:
-            now = self._clock.now()
+            now = self._clock.monotonic()
             if self._global is not None:
                 self._global.refill(now)
             allowed: list[int] = []
@@ -97,17 +72,17 @@ class Throttle:
             self._prune(now)
             return allowed, wait
 
-    def _domain_bucket(self, domain: str, now: datetime) -> _Bucket | None:
+    def _domain_bucket(self, domain: str, now: float) -> TokenBucket | None:
         if not self.per_domain_per_minute:
             return None
         bucket = self._domains.get(domain)
         if bucket is None:
-            bucket = self._domains[domain] = _Bucket(self.per_domain_per_minute, now)
+            bucket = self._domains[domain] = _bucket(self.per_domain_per_minute, now)
         else:
             bucket.refill(now)
         return bucket
 
-    def _wait(self, held: set[str], now: datetime) -> float:
+    def _wait(self, held: set[str], now: float) -> float:
         """The earliest moment one held-back message has both a global and a domain token."""
         global_wait = self._global.wait() if self._global is not None else 0.0
         domain_wait = min(
@@ -116,7 +91,7 @@ class Throttle:
         )
         return max(global_wait, domain_wait)
 
-    def _prune(self, now: datetime) -> None:
+    def _prune(self, now: float) -> None:
         """Forget domain buckets that refilled completely (a fresh bucket is the same)."""
         if len(self._domains) <= self._prune_at:
             return
