@@ -21,21 +21,19 @@ from __future__ import annotations
 import logging
 import threading
 
-from sqlalchemy import exc as sa_exc
-
-from leadflow.contacts import service as contacts
+from leadflow.contacts import writes as contacts
 from leadflow.events import service as events
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.facts import ContactsTouched, TouchedEvent
+from leadflow.kernel.worker_loop import TRANSIENT, Halted, WorkerLoop
 
 log = logging.getLogger(__name__)
 
-TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
 BREAKER = 5
 MAX_BACKOFF = 60.0
 
 
-class ProcessingHalted(RuntimeError):
+class ProcessingHalted(Halted):
     """Several events in a row failed on their own: the cause is not the events."""
 
 
@@ -116,21 +114,15 @@ class EventProcessor:
         return total
 
     def run(self, stop: threading.Event) -> None:
-        """Loop until ``stop`` is set: process while there is work, otherwise sleep until woken."""
+        """Loop until ``stop`` is set: process while there is work, otherwise sleep until woken; a halt
+        (:class:`ProcessingHalted`) is retried after a pause that doubles up to :data:`MAX_BACKOFF`."""
         poll = self.ctx.settings.worker_poll_interval
-        backoff = poll
-        while not stop.is_set():
-            try:
-                handled = self.process_next()
-            except TRANSIENT as exc:
-                log.warning("event processing paused: %s", exc)
-                stop.wait(min(5.0, poll * 4))
-                continue
-            except ProcessingHalted as exc:
-                log.critical("event processing halted, retrying in %.0f s: %s", backoff, exc)
-                stop.wait(backoff)
-                backoff = min(MAX_BACKOFF, backoff * 2)
-                continue
-            backoff = poll
-            if handled == 0:
-                self.ctx.signals.wait(events.CHANNEL, poll)
+        WorkerLoop(
+            "event processing",
+            self.process_next,
+            events.CHANNEL,
+            poll=poll,
+            backoff=poll,
+            max_backoff=MAX_BACKOFF,
+            logger=log,
+        ).run(self.ctx.signals, stop)

@@ -4,9 +4,10 @@ One batch is one transaction: claimed rows, the steps reached without waiting, t
 wrote and the runs' new positions commit together or not at all. A crash anywhere rolls the batch back;
 the rows are claimed again and every side effect carries the same idempotency key, so it is written once.
 
-A step that fails is retried with backoff (:data:`BACKOFF`); after the last attempt the step and its run
-are ``failed`` with the reason, and the failure is counted — nothing is dropped silently. One failing
-contact does not fail the others in its group: the group is retried one item at a time.
+A step that fails is retried on :data:`SCHEDULE` (30 s, 2 min, 10 min, 1 h); after the last attempt the
+step and its run are ``failed`` with the reason, and the failure is counted — nothing is dropped
+silently. One failing contact does not fail the others in its group: the group is retried one item at a
+time.
 """
 
 from __future__ import annotations
@@ -17,19 +18,22 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from leadflow.journeys import runs, steps
 from leadflow.journeys.runs import Item, Writes
 from leadflow.journeys.steps import Outcome
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.retry import RetrySchedule
+from leadflow.kernel.worker_loop import TRANSIENT, WorkerLoop
 
 log = logging.getLogger(__name__)
 
-BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10), timedelta(hours=1))
+SCHEDULE = RetrySchedule(
+    (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10), timedelta(hours=1))
+)
+BACKOFF = SCHEDULE.delays
 MAX_CHAIN = 100  # steps one claimed row may lead through without waiting (the graph check forbids loops)
-TRANSIENT = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
 
 
 def run_due(ctx: AppContext, limit: int | None = None) -> int:
@@ -201,12 +205,11 @@ def _end(run: dict[str, Any], status: str, reason: str | None, now: datetime) ->
 
 
 def _failed(ctx: AppContext, item: Item, reason: str, writes: Writes, now: datetime) -> None:
-    """Retry with backoff; after the last attempt the step and the run fail with the reason."""
+    """Retry on :data:`SCHEDULE`; after the last attempt the step and the run fail with the reason."""
     attempts = item.attempts + 1
-    final = attempts > len(BACKOFF)
-    ctx.metrics.journey_step_failures.labels(str(final).lower()).inc()
-    if not final:
-        due = now + BACKOFF[attempts - 1]
+    due = SCHEDULE.next_due(now, attempts)
+    ctx.metrics.journey_step_failures.labels(str(due is None).lower()).inc()
+    if due is not None:
         _finish(
             item, writes, now, status="pending", due_at=due, error=reason, attempts=attempts, finished_at=None
         )
@@ -218,21 +221,18 @@ def _failed(ctx: AppContext, item: Item, reason: str, writes: Writes, now: datet
 
 
 class Executor:
-    """The worker loop: run due steps until none are due, then sleep until woken or the next due time."""
+    """The worker loop: run due steps until none are due, then sleep until woken or the poll interval."""
 
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
 
     def run(self, stop: threading.Event) -> None:
-        backoff = 0.5
-        while not stop.is_set():
-            try:
-                if run_due(self.ctx):
-                    backoff = 0.5
-                    continue
-            except Exception:
-                log.exception("journey executor batch failed; retrying in %.1fs", backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            self.ctx.signals.wait(runs.CHANNEL, self.ctx.settings.worker_poll_interval)
+        WorkerLoop(
+            "journey executor",
+            lambda: run_due(self.ctx),
+            runs.CHANNEL,
+            poll=self.ctx.settings.worker_poll_interval,
+            backoff=0.5,
+            max_backoff=30.0,
+            logger=log,
+        ).run(self.ctx.signals, stop)

@@ -1,6 +1,7 @@
 """Background work in threads: the event processor, the journey executor, the email and webhook
-deliverers, CSV imports, and the scheduler. Every loop waits on its signal channel, so new work starts
-at once."""
+deliverers, CSV imports, and the scheduler. Every loop but the scheduler's is a
+:class:`~leadflow.kernel.worker_loop.WorkerLoop` waiting on its signal channel, so new work starts at
+once."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ class Worker:
         _ = self.ctx.secret_key  # resolved once, before any worker transaction needs it
         self.ctx.signals.listen()
         for index in range(self.concurrency):
-            self._spawn(self._run, f"leadflow-worker-{index}")
+            self._spawn(lambda: self._guard(EventProcessor(self.ctx).run), f"leadflow-worker-{index}")
         self._spawn(lambda: self._guard(Executor(self.ctx).run), "leadflow-journeys")
         email = deliverer(self.ctx)
         for index in range(self.ctx.settings.email_threads):
@@ -48,15 +49,11 @@ class Worker:
         self._threads.append(thread)
 
     def _guard(self, loop: Callable[[threading.Event], None]) -> None:
+        """Run one loop (a :class:`~leadflow.kernel.worker_loop.WorkerLoop`, which handles its own
+        errors) until stopped; this is the last guard."""
         try:
             loop(self._stop)
-        except Exception:  # pragma: no cover - each loop handles its own errors; this is the last guard
-            log.exception("worker thread stopped")
-
-    def _run(self) -> None:
-        try:
-            EventProcessor(self.ctx).run(self._stop)
-        except Exception:  # pragma: no cover - the loop handles its own errors; this is the last guard
+        except Exception:  # pragma: no cover
             log.exception("worker thread stopped")
 
     def stop(self, timeout: float = 10.0) -> None:

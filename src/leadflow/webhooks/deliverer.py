@@ -24,35 +24,38 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
 from standardwebhooks.webhooks import Webhook
 
-from leadflow.kernel import jsonutil, netguard
-from leadflow.kernel.clock import as_utc
+from leadflow.kernel import jsonutil, netguard, retry
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.retry import RetrySchedule
+from leadflow.kernel.worker_loop import WorkerLoop
 from leadflow.webhooks import service
 from leadflow.webhooks.models import webhook_deliveries as table
 from leadflow.webhooks.service import DELIVERED, FAILED, QUEUED
 
 log = logging.getLogger(__name__)
 
-BACKOFF = (
-    timedelta(seconds=5),
-    timedelta(minutes=5),
-    timedelta(minutes=30),
-    timedelta(hours=2),
-    timedelta(hours=5),
-    timedelta(hours=10),
-    timedelta(hours=10),
-)
-MAX_ATTEMPTS = len(BACKOFF) + 1  # the first attempt, then one per step of the schedule
-LEASE_MARGIN = timedelta(seconds=30)
 MAX_RETRY_AFTER = timedelta(days=1)  # a receiver cannot park a delivery for longer
+SCHEDULE = RetrySchedule(
+    (
+        timedelta(seconds=5),
+        timedelta(minutes=5),
+        timedelta(minutes=30),
+        timedelta(hours=2),
+        timedelta(hours=5),
+        timedelta(hours=10),
+        timedelta(hours=10),
+    ),
+    retry_after_cap=MAX_RETRY_AFTER,
+)
+BACKOFF = SCHEDULE.delays
+MAX_ATTEMPTS = SCHEDULE.max_attempts  # the first attempt, then one per step of the schedule
+LEASE_MARGIN = timedelta(seconds=30)
 SENDERS = 8  # concurrent POSTs per pass
 USER_AGENT = "leadflow-webhooks/1"
 BODY_EXCERPT = 500  # characters of a failing response kept as the reason
@@ -101,17 +104,7 @@ def request_headers(signer: Webhook, msg_id: str, at: datetime, body: str) -> di
 
 def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
     """``Retry-After`` as a delay: delta-seconds or an HTTP date; capped at :data:`MAX_RETRY_AFTER`."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        delay = timedelta(seconds=int(value))
-    else:
-        try:
-            delay = as_utc(parsedate_to_datetime(value)) - now
-        except (TypeError, ValueError, IndexError):
-            return None
-    return max(timedelta(0), min(delay, MAX_RETRY_AFTER))
+    return retry.parse_retry_after(value, now, MAX_RETRY_AFTER)
 
 
 def classify(code: int, headers: httpx.Headers, excerpt: str, now: datetime) -> Attempt:
@@ -133,10 +126,10 @@ def decide(claimed: Claimed, attempt: Attempt, now: datetime) -> dict[str, Any]:
     values: dict[str, Any] = {"response_code": attempt.code, "error": attempt.reason, "delivered_at": None}
     if attempt.outcome == DELIVERED:
         return values | {"status": DELIVERED, "due_at": now, "delivered_at": now}
-    if attempt.outcome == FAILED or claimed.attempts >= MAX_ATTEMPTS:
+    due = None if attempt.outcome == FAILED else SCHEDULE.next_due(now, claimed.attempts, attempt.retry_after)
+    if due is None:
         return values | {"status": FAILED, "due_at": now}
-    delay = max(BACKOFF[claimed.attempts - 1], attempt.retry_after or timedelta(0))
-    return values | {"status": QUEUED, "due_at": now + delay}
+    return values | {"status": QUEUED, "due_at": due}
 
 
 def _excerpt(response: httpx.Response) -> str:
@@ -303,23 +296,17 @@ class WebhookDeliverer:
 
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set: deliver while work is due, else sleep until woken, the next due
-        time or the poll interval. Database and other errors are logged and retried with a growing
-        pause; the loop never ends on its own."""
+        time or the poll interval. A lost database connection pauses it for a few polls; other errors
+        are logged and retried with a growing pause (up to :data:`MAX_PAUSE`); the loop never ends on
+        its own (:class:`~leadflow.kernel.worker_loop.WorkerLoop`)."""
         poll = self.ctx.settings.worker_poll_interval
-        pause = poll
-        while not stop.is_set():
-            try:
-                if self.deliver_due():
-                    pause = poll
-                    continue
-                wait = self._idle_wait(poll)
-            except sa_exc.SQLAlchemyError as exc:
-                log.warning("webhook delivery paused for %.1f s: %s", pause, exc)
-            except Exception:
-                log.exception("webhook delivery failed; retrying in %.1f s", pause)
-            else:
-                pause = poll
-                self.ctx.signals.wait(service.CHANNEL, wait)
-                continue
-            stop.wait(pause)
-            pause = min(MAX_PAUSE, pause * 2)
+        WorkerLoop(
+            "webhook delivery",
+            self.deliver_due,
+            service.CHANNEL,
+            poll=poll,
+            backoff=poll,
+            max_backoff=MAX_PAUSE,
+            idle=lambda: self._idle_wait(poll),
+            logger=log,
+        ).run(self.ctx.signals, stop)
