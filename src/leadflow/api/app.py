@@ -67,8 +67,8 @@ def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: 
     app.state.api = ApiState(
         ctx=ctx,
         keys=KeyCache(ctx.db),
-        api_limiter=RateLimiter(ctx.settings.api_rate_limit),
-        ingest_limiter=RateLimiter(ctx.settings.ingest_rate_limit),
+        api_limiter=RateLimiter(ctx.settings.api_rate_limit, clock=ctx.clock),
+        ingest_limiter=RateLimiter(ctx.settings.ingest_rate_limit, clock=ctx.clock),
     )
     ctx.metrics.registry.register(BacklogCollector(ctx))
     errors.install(app)
