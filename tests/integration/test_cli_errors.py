@@ -1,5 +1,5 @@
 """Every mistake on the command line is one ``error: ...`` line on stderr and a non-zero exit, never a
-traceback (``leadflow.cli_errors``)."""
+traceback (``leadflow.kernel.commands``)."""
 
 from __future__ import annotations
 

@@ -1,54 +1,25 @@
-"""``leadflow import contacts FILE.csv`` and ``leadflow import list LIST FILE.csv``."""
+"""``leadflow import contacts FILE.csv``: contacts upserted by email, with a progress bar."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
-from sqlalchemy.engine import Connection
+import typer
 
-from leadflow.contacts.import_run import ImportReport, import_contacts, scan
-from leadflow.contacts.importer import parse_mapping, read_csv
-from leadflow.kernel.context import AppContext
+from leadflow.contacts.import_console import MAP_HELP, run_import
+from leadflow.kernel.commands import CLI_ACTOR, console, open_context, require_schema
+
+import_app = typer.Typer()
+"""Merged into ``leadflow import`` beside the commands of other domains (``import list``)."""
 
 
-def run_import(
-    ctx: AppContext,
-    path: Path,
-    console: Console,
-    *,
-    actor: str,
-    mapping: list[str] | None = None,
-    list_id: str | None = None,
-) -> int:
-    """Import with a progress bar; exit status 1 when any row was rejected. Warnings (duplicate emails
-    merged) are printed but do not fail the import. A bad mapping or file raises ``Invalid``."""
-    rows = read_csv(path)
-    found = scan(rows, parse_mapping(mapping or []))
-    columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task("contacts", total=found.total)
-
-        def advance(_: Connection, report: ImportReport) -> None:
-            bar.update(task, completed=report.rows)
-
-        report = import_contacts(
-            ctx, rows, actor=f"{actor}:import", list_id=list_id, scanned=found, on_chunk=advance
-        )
-    console.print(
-        f"{report.rows} rows: {report.created} created, {report.updated} updated, "
-        f"{report.unchanged} unchanged, {report.merged} merged, {len(report.rejected)} rejected"
-    )
-    if list_id:
-        console.print(f"{report.listed} contact(s) added to the list")
-    for warning in report.warnings:
-        console.print(f"[yellow]warning[/yellow] line {warning.line}: {warning.message}")
-    if report.rejected:
-        table = Table("line", "reason", title="rejected rows")
-        for item in report.rejected:
-            table.add_row(str(item.line), item.reason)
-        console.print(table)
-        return 1
-    return 0
+@import_app.command("contacts")
+def import_contacts(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
+    mapping: list[str] = typer.Option([], "--map", metavar="HEADER=FIELD", help=MAP_HELP),
+) -> None:
+    """Upsert contacts by email from a CSV file; rejected rows are reported with line and reason.
+    The accepted columns are listed in docs/api.md (CSV import)."""
+    with open_context() as ctx:
+        require_schema(ctx)
+        raise typer.Exit(run_import(ctx, path, console, actor=CLI_ACTOR, mapping=mapping))

@@ -13,6 +13,8 @@ from leadflow.contacts.changes import ProfileChanges as ProfileChanges
 from leadflow.contacts.erasure import Held as Held
 from leadflow.contacts.erasure import erase as erase
 from leadflow.contacts.erasure import held as held
+from leadflow.contacts.import_console import MAP_HELP as MAP_HELP
+from leadflow.contacts.import_console import run_import as run_import
 from leadflow.contacts.lists import use_static_lists as use_static_lists
 from leadflow.contacts.preferences import use_preferences as use_preferences
 from leadflow.contacts.processor import EventProcessor as EventProcessor

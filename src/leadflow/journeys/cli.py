@@ -8,15 +8,13 @@ from typing import Any
 
 import typer
 import yaml
-from rich.console import Console
 from rich.table import Table
 
-from leadflow import cli_errors
+from leadflow.journeys import installer, simulator
+from leadflow.kernel.commands import CLI_ACTOR, console, open_context, require_schema, yaml_problem
 from leadflow.kernel.errors import Invalid
 
 journeys_app = typer.Typer(help="Journeys: ready-made templates and the simulator.", no_args_is_help=True)
-console = Console()
-CLI_ACTOR = "cli"
 
 
 def read(path: Path) -> Any:
@@ -27,7 +25,7 @@ def read(path: Path) -> Any:
     except json.JSONDecodeError as error:
         raise Invalid(f"{path}: not valid JSON: {error}", code="invalid_file") from None
     except yaml.YAMLError as error:
-        raise Invalid(f"{path}: {cli_errors.yaml_problem(error)}", code="invalid_file") from None
+        raise Invalid(f"{path}: {yaml_problem(error)}", code="invalid_file") from None
 
 
 def load_file(path: Path) -> Any:
@@ -48,11 +46,8 @@ def install_templates(
     publish: bool = typer.Option(False, "--publish", help="publish them at once (default: drafts)"),
 ) -> None:
     """Install the ready-made journeys with their email templates, segments and topics (idempotent)."""
-    from leadflow.cli import _context, _require_schema
-    from leadflow.journeys import installer
-
-    with _context() as ctx:
-        _require_schema(ctx)
+    with open_context() as ctx:
+        require_schema(ctx)
         found = installer.install_all(ctx, actor=CLI_ACTOR, names=names or None, publish=publish)
         for item in found:
             state = "installed" if item.created else "already there"
@@ -72,9 +67,6 @@ def simulate(
     as_json: bool = typer.Option(False, "--json", help="print the whole timeline as JSON"),
 ) -> None:
     """Run a journey for one made-up contact on a virtual clock; nothing is saved or sent."""
-    from leadflow.cli import _context, _require_schema
-    from leadflow.journeys import simulator
-
     request_data = read(script) if script else {}
     if not isinstance(request_data, dict):
         raise Invalid(f"{script}: a script is a mapping with a contact and its events", code="invalid_file")
@@ -84,8 +76,8 @@ def simulate(
         request_data["horizon"] = horizon
     if start:
         request_data["start"] = start
-    with _context() as ctx:
-        _require_schema(ctx)
+    with open_context() as ctx:
+        require_schema(ctx)
         request = simulator.SimulationRequest.model_validate(request_data)
         result = simulator.simulate(ctx, load_file(file), request, support=support)
     if as_json:
@@ -106,17 +98,3 @@ def simulate(
         console.print(result.note)
     console.print(table)
     console.print(f"run: {result.run_status} {result.exit_reason or ''}")
-
-
-webhooks_app = typer.Typer(help="Outgoing webhooks.", no_args_is_help=True)
-
-
-@webhooks_app.command("secret")
-def webhooks_secret() -> None:
-    """Print the ``whsec_`` secret receivers verify leadflow's webhook signatures with."""
-    from leadflow.cli import _context, _require_schema
-    from leadflow.webhooks import service
-
-    with _context() as ctx:
-        _require_schema(ctx)
-        typer.echo(service.signing_secret(ctx))

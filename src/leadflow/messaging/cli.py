@@ -1,4 +1,5 @@
-"""``leadflow email ...``: make a DKIM key and show the DNS record receivers look it up in."""
+"""``leadflow email ...``: make a DKIM key and show the DNS record receivers look it up in; and
+``leadflow doctor``: what real sending still lacks."""
 
 from __future__ import annotations
 
@@ -10,14 +11,25 @@ from typing import Literal
 import typer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from rich.console import Console
 
+from leadflow.kernel.commands import console
 from leadflow.kernel.errors import Invalid, Misconfigured
 from leadflow.kernel.settings import Settings
 from leadflow.messaging.build.dkim import configured, dns_record, dns_strings, load_private_key
+from leadflow.messaging.doctor import report
 
 email_app = typer.Typer(help="Email: DKIM keys and their DNS records.", no_args_is_help=True)
-console = Console()
+root_app = typer.Typer()
+"""Merged into the ``leadflow`` command itself: ``leadflow doctor``."""
+
+
+@root_app.command()
+def doctor(
+    timeout: float = typer.Option(3.0, min=0.1, help="seconds to wait for the SMTP server and the base URL"),
+) -> None:
+    """List what real sending still lacks (SMTP, sender, brand, postal address, DKIM, a reachable base
+    URL), each with what to set; exit status 1 while anything does."""
+    raise typer.Exit(report(Settings(), console, timeout=timeout))
 
 
 @email_app.command("dkim-keygen")

@@ -1,26 +1,75 @@
-"""How the ``leadflow`` command reports a mistake: one line on stderr, a non-zero exit, no traceback.
+"""What every ``leadflow`` command shares: the root group that reports mistakes, the application
+context a command opens, the schema check, the actor commands act as, and the console they print on.
 
-Every command runs inside :class:`ErrorReportingGroup`, the root command group, so commands raise
-(a :class:`~leadflow.kernel.errors.LeadflowError`, an ``OSError``, a file that does not parse, a value
+How a mistake is reported: one line on stderr, a non-zero exit, no traceback. Every command runs
+inside :class:`ErrorReportingGroup`, the root command group, so commands raise (a
+:class:`~leadflow.kernel.errors.LeadflowError`, an ``OSError``, a file that does not parse, a value
 pydantic refuses, a database that cannot be reached) and never catch to print. Exit statuses: ``2``
 when what was asked is wrong (a bad option, value or file content, an unknown id), ``1`` when the
 system could not do it (a file that cannot be read or written, a database that cannot be reached).
+
+The context: each domain's ``cli.py`` opens one with :func:`open_context`. Building it wires every
+domain together, which only the composition root may do, so ``leadflow.cli`` hands the builder over
+with :func:`use_context_builder` when it is imported; the kernel imports nothing above it.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import typer
 import yaml
 from pydantic import ValidationError
+from rich.console import Console
 from sqlalchemy import exc as sql
 from typer.core import TyperGroup
 
-from leadflow.kernel.errors import LeadflowError
+from leadflow.kernel import migrate as migrations
+from leadflow.kernel.context import AppContext
+from leadflow.kernel.errors import LeadflowError, Misconfigured
+from leadflow.kernel.settings import Settings
 
 USAGE = 2
 FAILED = 1
+CLI_ACTOR = "cli"
+"""The actor the audit log names for what a command did."""
+
+console = Console()
+
+ContextBuilder = Callable[[Settings], AppContext]
+_builders: list[ContextBuilder] = []
+
+
+def use_context_builder(build: ContextBuilder) -> None:
+    """Set how :func:`open_context` builds the application context (``leadflow.cli`` does, on import)."""
+    _builders[:] = [build]
+
+
+@contextmanager
+def open_context() -> Iterator[AppContext]:
+    """The application context for one command, from the environment's settings; closed on leaving."""
+    if not _builders:
+        raise RuntimeError("no context builder: import leadflow.cli, which wires the application")
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Alembic says at INFO that it looked at the schema: noise on every command but ``migrate``.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+    ctx = _builders[0](settings)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+def require_schema(ctx: AppContext) -> None:
+    """Refuse to work on a database whose schema is behind the code."""
+    if not migrations.is_up_to_date(ctx.db):
+        raise Misconfigured("the database schema is not up to date: run `leadflow migrate` first")
 
 
 def one_line(text: str) -> str:
