@@ -61,7 +61,16 @@ from leadflow.kernel.errors import BadRequest, Forbidden, Upstream
 from leadflow.kernel.settings import Settings
 from leadflow.webhooks.service import Seal, digest
 
-__all__ = ["Certificates", "Refused", "confirm", "confirmation", "string_to_sign", "verify"]
+__all__ = [
+    "Certificates",
+    "Refused",
+    "certificates",
+    "check_cert_url",
+    "confirm",
+    "confirmation",
+    "string_to_sign",
+    "verify",
+]
 
 log = logging.getLogger(__name__)
 
