@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from leadflow.events.api import read_body as read_body
@@ -179,6 +180,14 @@ def insert_internal(select: sa.Select[Any], *, returning_ids: bool = False) -> A
     refresh, score band crossings of a rebuild); ``select`` yields :data:`INTERNAL_COLUMNS`."""
     statement = events.insert().from_select(list(INTERNAL_COLUMNS), select)
     return statement.returning(events.c.id) if returning_ids else statement
+
+
+def insert_internal_once(dialect: str, select: sa.Select[Any]) -> Any:
+    """:func:`insert_internal`, skipping an event whose message id is stored already (``ON CONFLICT
+    (message_id) DO NOTHING``): email status events written set-based by a broadcast."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(events).from_select(list(INTERNAL_COLUMNS), select)
+    return statement.on_conflict_do_nothing(index_elements=["message_id"])
 
 
 def message_ids(conn: Connection, event_ids: Sequence[int]) -> dict[int, str]:

@@ -96,6 +96,15 @@ def member_ids(segment_id: str, after: str, limit: int) -> sa.Select[Any]:
     )
 
 
+def members_after(*, bounded: bool) -> sa.Select[Any]:
+    """Member ids of the segment ``:segment_id`` after ``:after`` (and, ``bounded``, up to ``:upto``):
+    parameters, so one statement serves every chunk of a broadcast's recipients."""
+    query = sa.select(_m.contact_id).where(
+        _m.segment_id == sa.bindparam("segment_id"), _m.contact_id > sa.bindparam("after")
+    )
+    return query.where(_m.contact_id <= sa.bindparam("upto")) if bounded else query
+
+
 CONTACT_SEGMENTS = (
     sa.select(_m.segment_id, segments.c.name, segments.c.kind, _m.entered_at)
     .join(segments, segments.c.id == _m.segment_id)
@@ -288,6 +297,7 @@ SAMPLES: list[Sample] = [
     lambda: preview(_IDS, 20),
     lambda: members_page("s", "a", 10),
     lambda: member_ids("s", "", 5000),
+    lambda: [members_after(bounded=True), members_after(bounded=False)],
     lambda: memberships_of(["a"]),
     lambda: present("s", ["a", "b"]),
     lambda: fill(temporary_ids("seg_sample"), _IDS),

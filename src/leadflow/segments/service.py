@@ -22,6 +22,7 @@ from leadflow.segments import dependencies, durations, membership, queries, rule
 from leadflow.segments.compiler import Compiler as Compiler
 from leadflow.segments.compiler import lowest_band as lowest_band
 from leadflow.segments.membership import Change as Change
+from leadflow.segments.queries import members_after as members_after
 from leadflow.segments.rules import Behaviour as Behaviour
 from leadflow.segments.schemas import DEFAULT_REFRESH as DEFAULT_REFRESH
 from leadflow.segments.schemas import ContactSegment as ContactSegment

@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Connection
 
@@ -32,14 +31,12 @@ from leadflow.kernel.db import analyze, on_commit
 from leadflow.kernel.errors import Conflict, Invalid, NotFound
 from leadflow.kernel.ids import new_id
 from leadflow.kernel.inputs import INT32_MAX
-from leadflow.kernel.types import UTCDateTime, json_type
-from leadflow.messaging.delivery import outbox
-from leadflow.messaging.models import broadcasts, email_templates, messages
+from leadflow.messaging.delivery import outbox, queries
+from leadflow.messaging.models import messages
 from leadflow.segments import service as segments
 
 CANCELLED = "broadcast cancelled"
-CAPPED = "frequency_capped"
-WAITING = ("queued", "deferred")  # messages still to be sent (or retried)
+CAPPED = queries.CAPPED
 ANALYZE_AFTER_ROWS = 10_000  # a chunk this big refreshes the planner's statistics of the messages table
 
 
@@ -86,10 +83,7 @@ class Broadcast(BaseModel):
 
 def _row(conn: Connection, broadcast_id: str, *, lock: bool = False) -> Any:
     """The broadcast; ``lock`` takes its row lock (PostgreSQL), which serialises cancel with a start."""
-    query = sa.select(broadcasts).where(broadcasts.c.id == broadcast_id)
-    if lock and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    row = conn.execute(queries.broadcast(conn.dialect.name, broadcast_id, lock=lock)).first()
     if row is None:
         raise NotFound(f"no broadcast {broadcast_id}", code="broadcast_not_found")
     return row
@@ -99,12 +93,7 @@ def _views(conn: Connection, rows: Sequence[Any]) -> list[Broadcast]:
     counts: dict[str, dict[str, int]] = defaultdict(dict)
     ids = [row.id for row in rows]
     if ids:
-        query = (
-            sa.select(messages.c.broadcast_id, messages.c.status, sa.func.count())
-            .where(messages.c.broadcast_id.in_(ids))
-            .group_by(messages.c.broadcast_id, messages.c.status)
-        )
-        for broadcast_id, status, count in conn.execute(query):
+        for broadcast_id, status, count in conn.execute(queries.status_counts(ids)):
             counts[broadcast_id][status] = int(count)
     return [Broadcast(**row._mapping, counts=counts.get(row.id, {})) for row in rows]
 
@@ -118,9 +107,7 @@ def _segment(conn: Connection, id_or_key: str) -> str:
 
 def _template(conn: Connection, id_or_key: str) -> Any:
     """A broadcast is marketing: its template must be a marketing one (its topic is the broadcast's)."""
-    t = email_templates.c
-    query = sa.select(t.id, t.kind, t.topic).where(sa.or_(t.key == id_or_key, t.id == id_or_key))
-    row = conn.execute(query).first()
+    row = conn.execute(queries.marketing_template(id_or_key)).first()
     if row is None:
         raise Invalid(f"email template {id_or_key} does not exist", code="unknown_template")
     if row.kind != "marketing":
@@ -161,7 +148,7 @@ def create(ctx: AppContext, data: BroadcastCreate, *, actor: str) -> Broadcast:
         values = data.model_dump(include={"name", "send_at", "per_minute"})
         values.update(id=broadcast_id, segment_id=segment_id, template_id=template.id, topic=template.topic)
         values.update(status="draft", recipients=0, created_by=actor, created_at=ctx.clock.now())
-        conn.execute(broadcasts.insert(), values)
+        conn.execute(queries.INSERT_BROADCAST, values)
         return _done(conn, ctx, broadcast_id, "broadcast.created", actor, data.model_dump(mode="json"))
 
 
@@ -175,9 +162,7 @@ def schedule(ctx: AppContext, broadcast_id: str, *, actor: str) -> Broadcast:
         _segment(conn, row.segment_id)
         _template(conn, row.template_id)
         send_at = row.send_at or ctx.clock.now()
-        conn.execute(
-            broadcasts.update().where(broadcasts.c.id == row.id).values(status="scheduled", send_at=send_at)
-        )
+        conn.execute(queries.update_broadcast(row.id, status="scheduled", send_at=send_at))
         return _done(conn, ctx, row.id, "broadcast.scheduled", actor, {"send_at": send_at.isoformat()})
 
 
@@ -187,14 +172,7 @@ def _lock_waiting(conn: Connection, broadcast_id: str) -> None:
     while waiting for others could deadlock with it (PostgreSQL would abort one of the two)."""
     if conn.dialect.name != "postgresql":
         return  # SQLite: one writer at a time
-    locked = (
-        sa.select(messages.c.id)
-        .where(messages.c.broadcast_id == broadcast_id, messages.c.status.in_(WAITING))
-        .order_by(messages.c.id)
-        .with_for_update()
-        .subquery()
-    )
-    conn.execute(sa.select(sa.func.count()).select_from(locked))  # one row back, however many locked
+    conn.execute(queries.lock_waiting(broadcast_id))  # one row back, however many locked
 
 
 def cancel(ctx: AppContext, broadcast_id: str, *, actor: str) -> Broadcast:
@@ -205,19 +183,12 @@ def cancel(ctx: AppContext, broadcast_id: str, *, actor: str) -> Broadcast:
     with ctx.db.write() as conn:
         row = _row(conn, broadcast_id, lock=True)
         _expect(row, ("draft", "scheduled", "sending"), "cancelled")
-        conn.execute(
-            broadcasts.update().where(broadcasts.c.id == row.id).values(status="cancelled", finished_at=now)
-        )
+        conn.execute(queries.update_broadcast(row.id, status="cancelled", finished_at=now))
         _lock_waiting(conn, row.id)
-        suppressed = conn.execute(
-            messages.update()
-            .where(messages.c.broadcast_id == row.id, messages.c.status.in_(WAITING))
-            .values(status="suppressed", error=CANCELLED)
-        ).rowcount
+        suppressed = conn.execute(queries.cancel_waiting(row.id, CANCELLED)).rowcount
         if suppressed:
-            condition = "m.broadcast_id = :broadcast_id AND m.status = 'suppressed' AND m.error = :error"
-            params = {"broadcast_id": row.id, "error": CANCELLED, "now": now}
-            _execute(conn, _emit_sql(conn.dialect.name, "messages", condition), params)
+            events = queries.cancelled_events(conn.dialect.name, CANCELLED)
+            conn.execute(events, {"broadcast_id": row.id, "now": now})
             on_commit(conn, lambda: ctx.signals.announce("events"))
         return _done(conn, ctx, row.id, "broadcast.cancelled", actor, {"suppressed": suppressed})
 
@@ -229,27 +200,14 @@ def get(ctx: AppContext, broadcast_id: str) -> Broadcast:
 
 def listing(ctx: AppContext, *, after: str | None, limit: int) -> list[Broadcast]:
     """Oldest first (ids are time-ordered); ``after`` is the last id of the previous page."""
-    query = sa.select(broadcasts).order_by(broadcasts.c.id).limit(limit)
-    if after:
-        query = query.where(broadcasts.c.id > after)
     with ctx.db.read() as conn:
-        return _views(conn, list(conn.execute(query)))
+        return _views(conn, list(conn.execute(queries.broadcasts_page(after, limit))))
 
 
 def finish_done(ctx: AppContext) -> int:
     """Sending broadcasts none of whose messages waits any more become ``sent``; returns how many."""
-    waiting = (
-        sa.select(messages.c.id)
-        .where(messages.c.broadcast_id == broadcasts.c.id, messages.c.status.in_(WAITING))
-        .exists()
-    )
     with ctx.db.write() as conn:
-        done = conn.execute(
-            broadcasts.update()
-            .where(broadcasts.c.status == "sending", ~waiting)
-            .values(status="sent", finished_at=ctx.clock.now())
-        )
-        return int(done.rowcount)
+        return int(conn.execute(queries.finish_done(ctx.clock.now())).rowcount)
 
 
 # --- starting: the outbox rows, set-based ------------------------------------------------------------
@@ -276,13 +234,8 @@ def start_due(ctx: AppContext, *, limit_rows: int = 50_000) -> int:
     Returns how many messages were written."""
     if limit_rows < 1:
         raise ValueError("limit_rows must be at least 1")
-    query = (
-        sa.select(broadcasts.c.id)
-        .where(broadcasts.c.status == "scheduled", broadcasts.c.send_at <= ctx.clock.now())
-        .order_by(broadcasts.c.send_at, broadcasts.c.id)
-    )
     with ctx.db.read() as conn:
-        due = list(conn.execute(query).scalars())
+        due = list(conn.execute(queries.due_broadcasts(ctx.clock.now())).scalars())
     return sum(_start(ctx, broadcast_id, limit_rows) for broadcast_id in due)
 
 
@@ -318,12 +271,8 @@ def _claim(ctx: AppContext, broadcast_id: str) -> _Plan | None:
             return None
         started = row.started_at or ctx.clock.now()
         if row.started_at is None:
-            conn.execute(broadcasts.update().where(broadcasts.c.id == row.id).values(started_at=started))
-        last, done = conn.execute(
-            sa.select(sa.func.max(messages.c.contact_id), sa.func.count()).where(
-                messages.c.broadcast_id == row.id
-            )
-        ).one()
+            conn.execute(queries.update_broadcast(row.id, started_at=started))
+        last, done = conn.execute(queries.progress(row.id)).one()
     return _Plan(
         id=row.id,
         name=row.name,
@@ -339,123 +288,15 @@ def _claim(ctx: AppContext, broadcast_id: str) -> _Plan | None:
 
 
 def _mark_sending(conn: Connection, broadcast_id: str) -> None:
-    recipients = conn.execute(
-        sa.select(sa.func.count()).where(messages.c.broadcast_id == broadcast_id)
-    ).scalar_one()
-    conn.execute(
-        broadcasts.update()
-        .where(broadcasts.c.id == broadcast_id)
-        .values(status="sending", recipients=int(recipients))
-    )
-
-
-# The segments domain owns these tables; this SQL is to move to a function of leadflow.segments.service.
-def _members_sql(bounded: bool) -> str:
-    """Members of the segment with an email address, after ``:after`` (and up to ``:upto``)."""
-    upto = " AND sm.contact_id <= :upto" if bounded else ""
-    return (
-        "SELECT sm.contact_id FROM segment_members sm JOIN contacts c ON c.id = sm.contact_id"
-        f" WHERE sm.segment_id = :segment_id AND sm.contact_id > :after{upto}"
-        " AND c.email IS NOT NULL AND c.email <> ''"
-    )
+    recipients = conn.execute(queries.written(broadcast_id)).scalar_one()
+    conn.execute(queries.update_broadcast(broadcast_id, status="sending", recipients=int(recipients)))
 
 
 def _boundary(conn: Connection, plan: _Plan, limit_rows: int) -> str | None:
     """The last member of the chunk after ``plan.after``; None when the rest fits in one chunk."""
-    query = sa.text(_members_sql(False) + " ORDER BY sm.contact_id LIMIT 1 OFFSET :skip")
     params = {"segment_id": plan.segment_id, "after": plan.after, "skip": limit_rows - 1}
-    found: str | None = conn.execute(query, params).scalar()
+    found: str | None = conn.execute(queries.BOUNDARY, params).scalar()
     return found
-
-
-def _capped_sql(ctx: AppContext, bounded: bool) -> str:
-    """Contacts of the chunk at or over the frequency cap: :func:`outbox.over_cap`'s count, in SQL."""
-    per_day, per_week = ctx.settings.frequency_cap_per_day, ctx.settings.frequency_cap_per_week
-    over = [
-        *(["SUM(CASE WHEN created_at > :day_ago THEN 1 ELSE 0 END) >= :per_day"] if per_day else []),
-        *(["COUNT(*) >= :per_week"] if per_week else []),
-    ]
-    if not over:
-        return "SELECT contact_id FROM messages WHERE 1 = 0"
-    counted = ", ".join(f"'{status}'" for status in outbox.COUNTED)
-    upto = " AND contact_id <= :upto" if bounded else ""
-    return (
-        f"SELECT contact_id FROM messages WHERE kind = 'marketing' AND status IN ({counted})"
-        f" AND created_at > :week_ago AND contact_id > :after{upto}"
-        f" GROUP BY contact_id HAVING {' OR '.join(over)}"
-    )
-
-
-def _due_sql(dialect: str, throttled: bool) -> str:
-    """``due_at``: the start, plus one minute per ``per_minute`` members before this one."""
-    if dialect == "postgresql":
-        base = "CAST(:base AS timestamptz)"
-        minute = "CAST((CAST(:offset AS bigint) + r.rn - 1) / CAST(:per_minute AS integer) AS integer)"
-        return f"{base} + {minute} * interval '1 minute'" if throttled else base
-    # SQLite stores 'YYYY-MM-DD HH:MM:SS.ffffff'; strftime's %f gives the milliseconds
-    minute = "(:offset + r.rn - 1) / :per_minute"
-    return (
-        f"strftime('%Y-%m-%d %H:%M:%f', :base, '+' || ({minute}) || ' minutes') || '000'"
-        if throttled
-        else ":base"
-    )
-
-
-def _insert_sql(ctx: AppContext, dialect: str, plan: _Plan, bounded: bool) -> str:
-    """``INSERT INTO messages ... SELECT`` one row per member of the chunk.
-
-    Ids are ULIDs made set-based: the first 16 characters of a fresh ULID for the chunk (its time and 30
-    random bits), then the member's row number in the chunk, zero-padded to 10 digits (digits are ULID
-    characters). Unique (one prefix per chunk, one number per row), time-ordered like every other id,
-    and increasing within the chunk, so the primary key (and the events' keys made from it) are
-    appended to, not written at random places.
-    """
-    pg = dialect == "postgresql"
-    number = "lpad(CAST(r.rn AS text), 10, '0')" if pg else "substr('0000000000' || r.rn, -10, 10)"
-    context = "CAST(:context AS jsonb)" if pg else ":context"
-    return (
-        "INSERT INTO messages (id, key, kind, contact_id, template_id, topic, broadcast_id, status,"
-        " due_at, attempts, context, error, created_at)"
-        f" SELECT :id_prefix || {number}, r.key, 'marketing', r.contact_id, :template_id, :topic,"
-        " :broadcast_id,"
-        " CASE WHEN cap.contact_id IS NULL THEN 'queued' ELSE 'suppressed' END,"
-        f" {_due_sql(dialect, plan.per_minute is not None)}, 0, {context},"
-        f" CASE WHEN cap.contact_id IS NULL THEN NULL ELSE '{CAPPED}' END, :now"
-        " FROM (SELECT mb.contact_id, :key_prefix || mb.contact_id AS key,"
-        " row_number() OVER (ORDER BY mb.contact_id) AS rn"
-        f" FROM ({_members_sql(bounded)}) mb) r"
-        f" LEFT JOIN ({_capped_sql(ctx, bounded)}) cap ON cap.contact_id = r.contact_id"
-        " WHERE true ON CONFLICT (key) DO NOTHING"  # (SQLite needs a WHERE before an upsert clause)
-    )
-
-
-def _emit_sql(dialect: str, source: str, condition: str) -> str:
-    """``leadflow.email_<status>`` events for the messages ``m`` of ``source`` meeting ``condition``,
-    shaped as :func:`outbox.emit` shapes them (key ``email:{id}:{status}``: written once)."""
-    build = "jsonb_build_object" if dialect == "postgresql" else "json_object"
-    fields = (
-        "'message_id', m.id, 'journey_id', NULL, 'broadcast_id', m.broadcast_id, 'step_id', NULL,"
-        " 'template_id', m.template_id, 'kind', 'marketing'"
-    )
-    properties = (
-        f"CASE WHEN m.error IS NULL THEN {build}({fields}) ELSE {build}({fields}, 'reason', m.error) END"
-    )
-    return (
-        "INSERT INTO events (message_id, type, event, contact_id, properties, timestamp, received_at, source)"
-        " SELECT 'email:' || m.id || ':' || m.status, 'track', 'leadflow.email_' || m.status, m.contact_id,"
-        f" {properties}, :now, :now, 'internal' FROM {source} m WHERE {condition}"
-        " ON CONFLICT (message_id) DO NOTHING"
-    )
-
-
-def _execute(conn: Connection, sql: str, params: dict[str, Any]) -> Any:
-    """Run a text statement with the parameters it names, dates and JSON bound by their column types."""
-    statement = sa.text(sql)
-    names = set(statement.compile().params)
-    typed = [sa.bindparam(name, type_=UTCDateTime()) for name in ("base", "now", "day_ago", "week_ago")]
-    typed.append(sa.bindparam("context", type_=json_type()))
-    statement = statement.bindparams(*(bind for bind in typed if bind.key in names))
-    return conn.execute(statement, {name: value for name, value in params.items() if name in names})
 
 
 def _write_chunk(conn: Connection, ctx: AppContext, plan: _Plan, upto: str | None) -> int:
@@ -482,23 +323,20 @@ def _write_chunk(conn: Connection, ctx: AppContext, plan: _Plan, upto: str | Non
         "per_day": ctx.settings.frequency_cap_per_day,
         "per_week": ctx.settings.frequency_cap_per_week,
     }
-    insert = _insert_sql(ctx, dialect, plan, bounded)
+    throttled = plan.per_minute is not None
+    per_day, per_week = ctx.settings.frequency_cap_per_day, ctx.settings.frequency_cap_per_week
     if dialect == "postgresql":
-        returning = " RETURNING id, contact_id, status, error, template_id, broadcast_id"
-        sql = (
-            f"WITH inserted AS ({insert}{returning}), emitted AS ({_emit_sql(dialect, 'inserted', 'true')})"
-            " SELECT count(*) FROM inserted"
+        statement = queries.chunk_with_events(
+            bounded=bounded, throttled=throttled, per_day=per_day, per_week=per_week
         )
-        written = int(_execute(conn, sql, params).scalar_one())
+        written = int(conn.execute(statement, params).scalar_one())
     else:
-        written = _execute(conn, insert, params).rowcount
-        upto_sql = " AND m.contact_id <= :upto" if bounded else ""
-        condition = (
-            f"m.broadcast_id = :broadcast_id AND m.contact_id > :after{upto_sql} AND m.created_at = :now"
-            f" AND (m.status = 'queued' OR m.error = '{CAPPED}')"
+        statement = queries.chunk_insert(
+            dialect, bounded=bounded, throttled=throttled, per_day=per_day, per_week=per_week
         )
+        written = conn.execute(statement, params).rowcount
         if written:
-            _execute(conn, _emit_sql(dialect, "messages", condition), params)
+            conn.execute(queries.chunk_events(bounded), params)
     if written:
         on_commit(conn, lambda: ctx.signals.announce("events"))
         on_commit(conn, lambda: ctx.signals.announce(outbox.CHANNEL))

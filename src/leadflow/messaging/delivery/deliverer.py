@@ -20,21 +20,20 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadflow.kernel.context import AppContext, Slot
-from leadflow.kernel.db import bulk_update, dialect_insert
+from leadflow.kernel.db import bulk_update
 from leadflow.kernel.retry import RetrySchedule
 from leadflow.kernel.worker_loop import WorkerLoop
 from leadflow.messaging.build.compose import Composer, Verdict
-from leadflow.messaging.delivery import outbox
+from leadflow.messaging.delivery import outbox, queries
 from leadflow.messaging.delivery.throttle import Throttle
 from leadflow.messaging.delivery.transport.base import EmailTransport, Outcome
 from leadflow.messaging.delivery.transport.factory import build_transport
 from leadflow.messaging.delivery.transport.file import FileTransport
 from leadflow.messaging.erased import ERASED
-from leadflow.messaging.models import messages, suppressions
+from leadflow.messaging.models import messages
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +90,7 @@ class Deliverer:
 
     def claim(self, now: datetime, limit: int) -> list[Any]:
         with self.ctx.db.write() as conn:
-            query = (
-                sa.select(messages)
-                .where(messages.c.status.in_(WAITING), messages.c.due_at <= now)
-                .order_by(messages.c.due_at)
-                .limit(limit)
-            )
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            rows = list(conn.execute(query))
+            rows = list(conn.execute(queries.claim(conn.dialect.name, now, limit)))
             if rows:
                 lease_end = now + timedelta(seconds=self.ctx.settings.email_lease_seconds)
                 lease = [{"id": r.id, "due_at": lease_end, "attempts": r.attempts + 1} for r in rows]
@@ -134,10 +125,7 @@ class Deliverer:
             applied = held + delivered
             bounced = [_suppression(v, row, now) for v, row in applied if row["status"] == "bounced"]
             if bounced:
-                conn.execute(
-                    dialect_insert(conn, suppressions).on_conflict_do_nothing(index_elements=["email"]),
-                    bounced,
-                )
+                conn.execute(queries.suppress(conn.dialect.name), bounced)
             changed = [({**v.message._mapping, "error": row["error"]}, row["status"]) for v, row in applied]
             outbox.emit(conn, self.ctx, [(row, status) for row, status in changed if status != "queued"], now)
         for _, status in changed:
@@ -177,13 +165,7 @@ def _applicable(conn: Connection, outcomes: list[Pairing]) -> tuple[list[Pairing
     """
     if not outcomes:
         return [], [], []
-    query = (
-        sa.select(messages.c.id, messages.c.status, messages.c.attempts, messages.c.error)
-        .where(messages.c.id.in_([verdict.message.id for verdict, _ in outcomes]))
-        .order_by(messages.c.id)
-    )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
+    query = queries.current(conn.dialect.name, [verdict.message.id for verdict, _ in outcomes])
     current = {row.id: row for row in conn.execute(query)}
     held: list[Pairing] = []
     delivered: list[Pairing] = []
@@ -278,8 +260,4 @@ def deliverer(ctx: AppContext) -> Deliverer:
 
 
 def pending(conn: Connection) -> int:
-    return int(
-        conn.execute(
-            sa.select(sa.func.count()).where(messages.c.status.in_(("queued", "deferred")))
-        ).scalar_one()
-    )
+    return int(conn.execute(queries.PENDING).scalar_one())

@@ -12,17 +12,17 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadflow.events import service as events
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.db import chunk_size, chunked, insert_new, on_commit, where_in
+from leadflow.kernel.db import chunk_size, chunked, insert_new, on_commit
 from leadflow.kernel.ids import new_id
-from leadflow.messaging.models import email_templates, messages
+from leadflow.messaging.delivery import queries
+from leadflow.messaging.models import messages
 
 CHANNEL = "email"
-COUNTED = ("queued", "deferred", "sent")  # what counts against the frequency cap
+COUNTED = queries.COUNTED  # what counts against the frequency cap
 PERSONAL = ("marketing", "transactional")  # messages to the contact (internal notices are about them)
 
 
@@ -34,8 +34,7 @@ def template_ids(conn: Connection, keys: Sequence[str]) -> dict[str, str]:
     wanted = sorted(set(keys))
     if not wanted:
         return {}
-    query = sa.select(email_templates.c.key, email_templates.c.id).where(email_templates.c.key.in_(wanted))
-    return {row.key: row.id for row in conn.execute(query)}
+    return {row.key: row.id for row in conn.execute(queries.template_ids(wanted))}
 
 
 def enqueue_many(conn: Connection, ctx: AppContext, rows: Sequence[dict[str, Any]], now: datetime) -> int:
@@ -127,20 +126,10 @@ def over_cap(conn: Connection, ctx: AppContext, contact_ids: Sequence[str], now:
     if not contact_ids or (per_day == 0 and per_week == 0):
         return set()
     day_ago, week_ago = now - timedelta(days=1), now - timedelta(days=7)
-    today = sa.func.sum(sa.case((messages.c.created_at > day_ago, 1), else_=0))
-    week = sa.func.count()
     capped: set[str] = set()
     for chunk in chunked(sorted(set(contact_ids)), chunk_size(conn)):
-        query = (
-            sa.select(messages.c.contact_id, today, week)
-            .where(
-                messages.c.kind == "marketing",
-                messages.c.status.in_(COUNTED),
-                messages.c.created_at > week_ago,
-            )
-            .group_by(messages.c.contact_id)
-        )
-        for contact_id, in_day, in_week in conn.execute(where_in(conn, query, messages.c.contact_id, chunk)):
+        query = queries.cap_counts(conn.dialect.name, day_ago, week_ago, chunk)
+        for contact_id, in_day, in_week in conn.execute(query):
             if (per_day and (in_day or 0) >= per_day) or (per_week and in_week >= per_week):
                 capped.add(contact_id)
     return capped
