@@ -6,10 +6,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from leadflow.audit.models import audit_log
+from leadflow.audit import queries
 from leadflow.kernel.clock import Clock
 
 
@@ -25,7 +24,7 @@ def record(
 ) -> None:
     """Write one audit entry in the caller's transaction, so it exists exactly when the change does."""
     conn.execute(
-        audit_log.insert(),
+        queries.INSERT,
         {
             "at": clock.now(),
             "actor": actor,
@@ -51,7 +50,7 @@ def record_many(
         return
     at = clock.now()
     conn.execute(
-        audit_log.insert(),
+        queries.INSERT,
         [
             {
                 "at": at,
@@ -71,12 +70,7 @@ def redact(conn: Connection, entity_type: str, entity_ids: Iterable[str]) -> int
     ids = list(entity_ids)
     if not ids:
         return 0
-    result = conn.execute(
-        audit_log.update()
-        .where(audit_log.c.entity_type == entity_type, audit_log.c.entity_id.in_(ids))
-        .values(data=None, redacted=True)
-    )
-    return result.rowcount
+    return conn.execute(queries.redact(entity_type, ids)).rowcount
 
 
 def redact_mentioning(conn: Connection, entity_type: str, key: str, values: Iterable[str]) -> int:
@@ -86,13 +80,7 @@ def redact_mentioning(conn: Connection, entity_type: str, key: str, values: Iter
     wanted = sorted(set(values))
     if not wanted:
         return 0
-    mentioned = audit_log.c.data[key].as_string()
-    result = conn.execute(
-        audit_log.update()
-        .where(audit_log.c.entity_type == entity_type, mentioned.in_(wanted))
-        .values(data=None, redacted=True)
-    )
-    return result.rowcount
+    return conn.execute(queries.redact_mentioning(entity_type, key, wanted)).rowcount
 
 
 def entries(
@@ -105,13 +93,11 @@ def entries(
     limit: int = 100,
 ) -> list[dict[str, Any]]:
     """Newest first."""
-    query = sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
-    if entity_type:
-        query = query.where(audit_log.c.entity_type == entity_type)
-    if entity_ids is not None:
-        query = query.where(audit_log.c.entity_id.in_(list(entity_ids)))
-    if before_id is not None:
-        query = query.where(audit_log.c.id < before_id)
-    if since is not None:
-        query = query.where(audit_log.c.at >= since)
+    query = queries.entries(
+        entity_type=entity_type,
+        entity_ids=None if entity_ids is None else list(entity_ids),
+        before_id=before_id,
+        since=since,
+        limit=limit,
+    )
     return [dict(row._mapping) for row in conn.execute(query)]

@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
-from leadflow.auth.models import api_keys
+from leadflow.auth import queries
 from leadflow.auth.scopes import granted, parse_scopes
 from leadflow.kernel.clock import Clock
 from leadflow.kernel.db import Database
@@ -71,7 +70,7 @@ def create_key(
         "created_by": actor,
         "revoked_at": None,
     }
-    conn.execute(api_keys.insert(), row)
+    conn.execute(queries.INSERT, row)
     audit.record(
         conn,
         clock,
@@ -85,14 +84,11 @@ def create_key(
 
 
 def list_keys(conn: Connection, *, include_revoked: bool = True) -> list[ApiKey]:
-    query = sa.select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)
-    if not include_revoked:
-        query = query.where(api_keys.c.revoked_at.is_(None))
-    return [_view(row._mapping) for row in conn.execute(query)]
+    return [_view(row._mapping) for row in conn.execute(queries.listing(include_revoked=include_revoked))]
 
 
 def get_key(conn: Connection, key_id: str) -> ApiKey:
-    row = conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id)).first()
+    row = conn.execute(queries.BY_ID, {"key_id": key_id}).first()
     if row is None:
         raise NotFound(f"no API key {key_id}", code="key_not_found")
     return _view(row._mapping)
@@ -101,21 +97,17 @@ def get_key(conn: Connection, key_id: str) -> ApiKey:
 def revoke_key(conn: Connection, clock: Clock, key_id: str, *, actor: str) -> ApiKey:
     key = get_key(conn, key_id)
     if key.revoked_at is None:
-        conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(revoked_at=clock.now()))
+        conn.execute(queries.REVOKE, {"key_id": key_id, "at": clock.now()})
         audit.record(conn, clock, actor=actor, action="key.revoked", entity_type="api_key", entity_id=key_id)
     return get_key(conn, key_id)
 
 
 def count_keys(conn: Connection) -> int:
-    return int(conn.execute(sa.select(sa.func.count()).select_from(api_keys)).scalar_one())
+    return int(conn.execute(queries.COUNT).scalar_one())
 
 
 def lookup(conn: Connection, key: str) -> Principal | None:
-    row = conn.execute(
-        sa.select(api_keys.c.id, api_keys.c.name, api_keys.c.scopes).where(
-            api_keys.c.key_hash == digest(key), api_keys.c.revoked_at.is_(None)
-        )
-    ).first()
+    row = conn.execute(queries.LIVE_BY_DIGEST, {"key_hash": digest(key)}).first()
     if row is None:
         return None
     return Principal(key_id=row.id, name=row.name, scopes=tuple(row.scopes), grants=granted(row.scopes))

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from leadflow.contacts import queries
 from leadflow.contacts.batch import ProfileBatch
 from leadflow.contacts.importer import ParsedRow
-from leadflow.contacts.models import companies
 from leadflow.kernel.ids import new_id
 
 
@@ -25,16 +24,9 @@ def _known(
     """Existing companies by domain (→ group id) and by lower-cased name (→ group id, domain), in one
     query. Names are found with the database's ``lower``: any case on PostgreSQL, ASCII case only on
     SQLite (``Ärzte`` there does not find ``ÄRZTE``)."""
-    c = companies.c
-    conditions = []
-    if domains:
-        conditions += [c.domain.in_(domains), c.group_id.in_(domains)]
-    if names:
-        conditions.append(sa.func.lower(c.name).in_(names))
     by_domain: dict[str, str] = {}
     by_name: dict[str, tuple[str, str | None]] = {}
-    query = sa.select(c.group_id, c.domain, c.name).where(sa.or_(*conditions)).order_by(c.id)
-    for row in conn.execute(query):
+    for row in conn.execute(queries.companies_named(domains, names)):
         if row.domain:
             by_domain.setdefault(row.domain.lower(), row.group_id)
         if row.group_id in domains:

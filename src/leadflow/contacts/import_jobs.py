@@ -23,16 +23,14 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
-from leadflow.contacts import import_run
+from leadflow.contacts import import_run, queries
 from leadflow.contacts.import_run import ImportReport, Rejected, RowFilter, Warning
 from leadflow.contacts.importer import Column, ParsedRow, email_of, forget, read_text, resolve_columns
 from leadflow.contacts.lists import static_list
-from leadflow.contacts.models import erasures, import_issues, import_jobs
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Invalid, LeadflowError, NotFound
 from leadflow.kernel.ids import new_id
@@ -93,7 +91,7 @@ def create(
     job_id = new_id()
     with ctx.db.write() as conn:
         conn.execute(
-            import_jobs.insert(),
+            queries.INSERT_JOB,
             {
                 "id": job_id,
                 "status": "queued",
@@ -115,13 +113,7 @@ def create(
 
 
 def _issues(conn: Connection, job_id: str, kind: str, *, after: int, limit: int) -> list[ImportIssue]:
-    i = import_issues.c
-    query = (
-        sa.select(i.id, i.line, i.lines, i.code, i.message, i.row_values)
-        .where(i.job_id == job_id, i.kind == kind, i.line > after)
-        .order_by(i.line, i.id)
-        .limit(limit)
-    )
+    query = queries.job_issues(job_id, kind, after=after, limit=limit)
     return [
         ImportIssue(line=r.line, lines=r.lines, code=r.code, message=r.message, values=r.row_values)
         for r in conn.execute(query)
@@ -129,7 +121,7 @@ def _issues(conn: Connection, job_id: str, kind: str, *, after: int, limit: int)
 
 
 def _view(conn: Connection, job_id: str) -> ImportJob:
-    row = conn.execute(sa.select(import_jobs).where(import_jobs.c.id == job_id)).first()
+    row = conn.execute(queries.JOB, {"job_id": job_id}).first()
     if row is None:
         raise NotFound(f"no import {job_id}", code="import_not_found")
     fields = {name: row._mapping[name] for name in ImportJob.model_fields if name in row._mapping}
@@ -154,11 +146,8 @@ def issues(ctx: AppContext, job_id: str, kind: str, *, after: int, limit: int) -
 
 def listing(ctx: AppContext, *, after: str | None, limit: int) -> list[ImportJob]:
     """Jobs newest first (without their issues: ask for one job to see them)."""
-    query = sa.select(import_jobs).order_by(import_jobs.c.id.desc()).limit(limit)
-    if after:
-        query = query.where(import_jobs.c.id < after)
     with ctx.db.read() as conn:
-        rows = list(conn.execute(query))
+        rows = list(conn.execute(queries.jobs_page(after=after, limit=limit)))
     return [
         ImportJob(
             **{n: r._mapping[n] for n in ImportJob.model_fields if n in r._mapping},
@@ -175,8 +164,8 @@ def delete(ctx: AppContext, job_id: str, *, actor: str) -> None:
         job = _view(conn, job_id)
         if job.status in ("queued", "running"):
             raise Invalid("a job is deleted once it has finished", code="import_running")
-        conn.execute(import_issues.delete().where(import_issues.c.job_id == job_id))
-        conn.execute(import_jobs.delete().where(import_jobs.c.id == job_id))
+        conn.execute(queries.DELETE_JOB_ISSUES, {"job_id": job_id})
+        conn.execute(queries.DELETE_JOB, {"job_id": job_id})
         audit.record(
             conn, ctx.clock, actor=actor, action="import.deleted", entity_type="import", entity_id=job_id
         )
@@ -189,21 +178,13 @@ def _claim(ctx: AppContext) -> Any:
     """The oldest queued job, or a running one whose worker stopped renewing its lease; taken with a
     conditional update, so two workers never run the same job. Idle, it only reads."""
     now = ctx.clock.now()
-    j = import_jobs.c
-    due = sa.or_(j.status == "queued", sa.and_(j.status == "running", j.lease_until < now))
     with ctx.db.read() as conn:
-        candidates = list(conn.execute(sa.select(j.id).where(due).order_by(j.id).limit(5)).scalars())
+        candidates = list(conn.execute(queries.due_jobs(now, 5)).scalars())
     for candidate in candidates:
         with ctx.db.write() as conn:
-            taken = conn.execute(
-                import_jobs.update()
-                .where(j.id == candidate, due)
-                .values(
-                    status="running", lease_until=now + LEASE, started_at=sa.func.coalesce(j.started_at, now)
-                )
-            )
+            taken = conn.execute(queries.take_job(candidate, now, now + LEASE))
             if taken.rowcount:
-                return conn.execute(sa.select(import_jobs).where(j.id == candidate)).one()
+                return conn.execute(queries.JOB, {"job_id": candidate}).one()
     return None
 
 
@@ -234,12 +215,11 @@ def _unerased(job: Any, columns: list[Column]) -> RowFilter:
     known: dict[str, Any] = {"erasures": 0, "present": None}
 
     def keep(conn: Connection, rows: list[ParsedRow]) -> list[ParsedRow]:
-        since = sa.select(sa.func.count()).select_from(erasures).where(erasures.c.erased_at >= job.started_at)
-        count = conn.execute(since).scalar_one()
+        count = conn.execute(queries.ERASURES_SINCE, {"since": job.started_at}).scalar_one()
         if not count:
             return rows
         if count != known["erasures"]:
-            source = conn.execute(sa.select(import_jobs.c.source).where(import_jobs.c.id == job.id)).scalar()
+            source = conn.execute(queries.JOB_SOURCE, {"job_id": job.id}).scalar()
             records = read_text(source or "")()
             next(records, None)
             known["erasures"], known["present"] = count, {email_of(r, columns) for _, r in records}
@@ -252,12 +232,10 @@ def _run(ctx: AppContext, job: Any) -> None:
     source = read_text(job.source)
     found = import_run.scan(source, job.mapping)
     with ctx.db.write() as conn:  # warnings and the total, once per run (a resumed run rewrites them)
-        conn.execute(
-            import_issues.delete().where(import_issues.c.job_id == job.id, import_issues.c.kind == "warning")
-        )
+        conn.execute(queries.DELETE_WARNINGS, {"job_id": job.id})
         if found.warnings:
-            conn.execute(import_issues.insert(), _issue_rows(job.id, [], found.warnings))
-        conn.execute(import_jobs.update().where(import_jobs.c.id == job.id).values(total=found.total))
+            conn.execute(queries.INSERT_ISSUES, _issue_rows(job.id, [], found.warnings))
+        conn.execute(queries.SET_TOTAL, {"job_id": job.id, "total": found.total})
     report = ImportReport(
         rows=job.processed,
         created=job.created,
@@ -271,19 +249,11 @@ def _run(ctx: AppContext, job: Any) -> None:
         nonlocal saved
         fresh = report.rejected[saved:]
         if fresh:
-            conn.execute(import_issues.insert(), _issue_rows(job.id, fresh, []))
+            conn.execute(queries.INSERT_ISSUES, _issue_rows(job.id, fresh, []))
         saved = len(report.rejected)
         counts = {name: getattr(report, name) for name in ("created", "updated", "unchanged", "merged")}
-        conn.execute(
-            import_jobs.update()
-            .where(import_jobs.c.id == job.id)
-            .values(
-                **counts,
-                processed=report.rows,
-                rejected=import_jobs.c.rejected + len(fresh),
-                lease_until=ctx.clock.now() + LEASE,
-            )
-        )
+        counts["processed"] = report.rows
+        conn.execute(queries.job_progress(job.id, counts, len(fresh), ctx.clock.now() + LEASE))
 
     import_run.import_contacts(
         ctx, source, actor=f"{job.actor}:import", list_id=job.list_id, start=job.processed, report=report,
@@ -293,17 +263,7 @@ def _run(ctx: AppContext, job: Any) -> None:
 
 def _finish(ctx: AppContext, job_id: str, error: str | None) -> None:
     with ctx.db.write() as conn:
-        conn.execute(
-            import_jobs.update()
-            .where(import_jobs.c.id == job_id)
-            .values(
-                status="failed" if error else "done",
-                error=error,
-                source=None,
-                finished_at=ctx.clock.now(),
-                lease_until=None,
-            )
-        )
+        conn.execute(queries.finish_job(job_id, error, ctx.clock.now()))
 
 
 def run_due(ctx: AppContext) -> int:
@@ -373,35 +333,22 @@ def _blank_rows(text: str, mapping: dict[str, str], emails: set[str]) -> str | N
 
 def export(conn: Connection, emails: list[str], user_ids: list[str]) -> list[dict[str, Any]]:
     """The rejected rows and warnings of imports that name the person (GDPR access)."""
-    i = import_issues.c
-    wanted = [i.email.in_(sorted({e.strip().lower() for e in emails}))] if emails else []
-    wanted += [i.user_id.in_(user_ids)] if user_ids else []
-    if not wanted:
-        return []
-    query = (
-        sa.select(i.job_id, i.kind, i.line, i.lines, i.code, i.message, i.row_values)
-        .where(sa.or_(*wanted))
-        .order_by(i.job_id, i.line)
-    )
-    return [dict(row._mapping) for row in conn.execute(query)]
+    query = queries.issues_naming(sorted({e.strip().lower() for e in emails}), user_ids)
+    return [] if query is None else [dict(row._mapping) for row in conn.execute(query)]
 
 
 def on_contacts_erased(conn: Connection, message: Any) -> None:
     """Delete the person's rejected rows and warnings; blank their rows in the CSV of waiting jobs."""
     emails = {e.strip().lower() for e in getattr(message, "emails", ()) if e}
     user_ids = [u for u in message.user_ids if u]
-    i = import_issues.c
-    if emails:
-        conn.execute(import_issues.delete().where(i.email.in_(sorted(emails))))
-    if user_ids:
-        conn.execute(import_issues.delete().where(i.user_id.in_(user_ids)))
+    for statement in queries.delete_issues_naming(sorted(emails), user_ids):
+        conn.execute(statement)
     if not emails:
         return
-    j = import_jobs.c
-    for row in conn.execute(sa.select(j.id, j.source, j.mapping).where(j.source.is_not(None))).all():
+    for row in conn.execute(queries.STORED_FILES).all():
         try:
             blanked = _blank_rows(row.source, row.mapping, emails)
         except Invalid:
             continue  # a file whose columns no longer resolve fails when it runs; nothing of it is imported
         if blanked is not None:
-            conn.execute(import_jobs.update().where(j.id == row.id).values(source=blanked))
+            conn.execute(queries.SET_SOURCE, {"job_id": row.id, "new_source": blanked})

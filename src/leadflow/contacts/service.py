@@ -35,6 +35,7 @@ from leadflow.contacts.stages import STAGES as STAGES
 from leadflow.contacts.stages import forward as forward
 from leadflow.contacts.tags import change_many as change_many
 from leadflow.contacts.writes import PROFILE_LOCK as PROFILE_LOCK
+from leadflow.contacts.writes import advance_stage as advance_stage
 from leadflow.contacts.writes import apply_batch as apply_batch
 from leadflow.contacts.writes import canonical_email as canonical_email
 from leadflow.contacts.writes import changes_from as changes_from
@@ -48,6 +49,3 @@ from leadflow.contacts.writes import upsert as upsert
 def stage_rank(stage: str) -> int:
     """A lifecycle stage's position in :data:`STAGES` (visitor 0 … advocate 5)."""
     return stages.rank(stage)
-
-
-from leadflow.contacts.writes import advance_stage as advance_stage

@@ -185,3 +185,15 @@ def record_erasure(conn: Connection, record: dict[str, Any], digests: Iterable[s
             insert_ignore(conn, erasure_suppressions, ["digest"]),
             [{"digest": d, "erasure_id": record["id"]} for d in unique],
         )
+
+
+def add_tags(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """``(contact_id, tag, created_at)`` rows in one statement; a tag the contact has is kept as it is."""
+    conn.execute(insert_ignore(conn, contact_tags, ["contact_id", "tag"]), rows)
+
+
+def remove_tags(conn: Connection, contact_ids: list[str], tags: list[str]) -> None:
+    """These tags off these contacts, in one statement."""
+    conn.execute(
+        contact_tags.delete().where(contact_tags.c.contact_id.in_(contact_ids), contact_tags.c.tag.in_(tags))
+    )

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
-from leadflow.contacts import queries
-from leadflow.contacts.models import contact_tags
+from leadflow.contacts import queries, store
 from leadflow.contacts.writes import profile_lock
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.db import insert_ignore
 from leadflow.kernel.errors import Invalid
 from leadflow.kernel.facts import ContactsTouched
 from leadflow.kernel.text import fold
@@ -27,12 +24,7 @@ def normalise(tags: Iterable[str]) -> list[str]:
 
 
 def of(conn: Connection, contact_id: str) -> list[str]:
-    query = (
-        sa.select(contact_tags.c.tag)
-        .where(contact_tags.c.contact_id == contact_id)
-        .order_by(contact_tags.c.tag)
-    )
-    return list(conn.execute(query).scalars())
+    return list(conn.execute(queries.TAGS_OF, {"contact_id": contact_id}).scalars())
 
 
 def change(
@@ -43,13 +35,9 @@ def change(
     before = set(of(conn, contact_id))
     if adding:
         rows = [{"contact_id": contact_id, "tag": tag, "created_at": ctx.clock.now()} for tag in adding]
-        conn.execute(insert_ignore(conn, contact_tags, ["contact_id", "tag"]), rows)
+        store.add_tags(conn, rows)
     if removing:
-        conn.execute(
-            contact_tags.delete().where(
-                contact_tags.c.contact_id == contact_id, contact_tags.c.tag.in_(removing)
-            )
-        )
+        store.remove_tags(conn, [contact_id], removing)
     changed = set(of(conn, contact_id)) != before
     if changed:
         ctx.bus.publish(conn, ContactsTouched({contact_id: frozenset({"tags"})}, (), ctx.clock.now()))
@@ -86,11 +74,9 @@ def change_many(
     now = ctx.clock.now()
     if adding:
         rows = [{"contact_id": cid, "tag": tag, "created_at": now} for cid in ids for tag in adding]
-        conn.execute(insert_ignore(conn, contact_tags, ["contact_id", "tag"]), rows)
+        store.add_tags(conn, rows)
     if removing:
-        conn.execute(
-            contact_tags.delete().where(contact_tags.c.contact_id.in_(ids), contact_tags.c.tag.in_(removing))
-        )
+        store.remove_tags(conn, ids, removing)
     ctx.bus.publish(conn, ContactsTouched({cid: frozenset({"tags"}) for cid in ids}, (), now))
 
 
@@ -101,5 +87,5 @@ def add_pairs(conn: Connection, ctx: AppContext, pairs: Sequence[tuple[str, str]
         return
     now = ctx.clock.now()
     rows = [{"contact_id": cid, "tag": tag, "created_at": now} for cid, tag in dict.fromkeys(pairs)]
-    conn.execute(insert_ignore(conn, contact_tags, ["contact_id", "tag"]), rows)
+    store.add_tags(conn, rows)
     ctx.bus.publish(conn, ContactsTouched({cid: frozenset({"tags"}) for cid, _ in pairs}, (), now))
