@@ -51,15 +51,14 @@ def load(name: str) -> dict[str, Any]:
 
 
 def default_layout() -> dict[str, Any]:
-    text = resources.files("leadflow.messaging.layouts").joinpath("default.yaml").read_text("utf-8")
-    found: dict[str, Any] = yaml.safe_load(text)
-    return found
+    """The layout leadflow ships, as its fields."""
+    return messaging.default_layout().model_dump()
 
 
 def install_support(ctx: AppContext, data: dict[str, Any], *, actor: str) -> None:
     """The layout, topics, segments and emails a template file needs (existing keys are kept)."""
     with ctx.db.write() as conn:
-        messaging.save_layout(conn, ctx, messaging.LayoutFields(**default_layout()), replace=False)
+        messaging.save_layout(conn, ctx, messaging.default_layout(), replace=False)
         for topic in data.get("topics", []):
             messaging.save_topic(conn, ctx, messaging.Topic(**topic))
     for segment in data.get("segments", []):

@@ -16,7 +16,9 @@ other module of the package).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from importlib import resources
 
+import yaml
 from sqlalchemy.engine import Connection
 
 from leadflow.messaging import erased, queries
@@ -60,6 +62,7 @@ __all__ = [
     "compile_data",
     "copy_configuration",
     "create_template",
+    "default_layout",
     "enqueue_many",
     "erasure_handler",
     "export",
@@ -84,3 +87,9 @@ def copy_configuration(
     scratch copy, where an address the installation never mails is not mailed either."""
     keys = sorted(erased.suppression_keys(secret, [email for email in emails if email]))
     queries.copy_configuration(source, target, keys)
+
+
+def default_layout() -> LayoutFields:
+    """The layout leadflow ships (``messaging/layouts/default.yaml``), which ready-made journeys install."""
+    text = resources.files("leadflow.messaging.layouts").joinpath("default.yaml").read_text("utf-8")
+    return LayoutFields(**yaml.safe_load(text))
