@@ -20,6 +20,7 @@ from email.utils import parsedate_to_datetime
 from leadflow.kernel.clock import as_utc
 
 _ZERO = timedelta(0)
+_LONGEST = int(timedelta.max.total_seconds()) - 86_400  # delta-seconds a timedelta can hold
 
 
 @dataclass(frozen=True)
@@ -79,12 +80,16 @@ class RetrySchedule:
 
 def parse_retry_after(value: str | None, now: datetime, cap: timedelta | None = None) -> timedelta | None:
     """An HTTP ``Retry-After`` header as a delay: delta-seconds or an HTTP date (``now`` is when the
-    answer came); never negative, at most ``cap``; ``None`` when absent or unreadable."""
+    answer came); never negative, at most ``cap`` (a number of seconds too large for any date is the
+    cap); ``None`` when absent or unreadable."""
     if not value:
         return None
     value = value.strip()
     if value.isdigit():
-        delay = timedelta(seconds=int(value))
+        seconds = int(value)
+        if seconds > _LONGEST:  # beyond what a timedelta holds: as long as allowed
+            return cap
+        delay = timedelta(seconds=seconds)
     else:
         try:
             delay = as_utc(parsedate_to_datetime(value)) - now

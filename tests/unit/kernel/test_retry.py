@@ -81,4 +81,6 @@ def test_retry_after_headers(header: str | None, expected: timedelta | None) -> 
 
 def test_retry_after_is_capped() -> None:
     assert parse_retry_after("999999", NOW, timedelta(days=1)) == timedelta(days=1)
+    assert parse_retry_after("9" * 40, NOW, timedelta(days=1)) == timedelta(days=1)
+    assert parse_retry_after("9" * 40, NOW) is None  # no cap and more than any date: unreadable
     assert parse_retry_after("Sun, 01 Mar 2026 09:00:00 GMT", NOW, timedelta(days=1)) == timedelta(0)
