@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
@@ -22,7 +21,7 @@ from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import NotFound
 from leadflow.messaging import erased
 from leadflow.messaging.delivery import outbox
-from leadflow.messaging.models import messages
+from leadflow.messaging.feedback import queries
 
 __all__ = [
     "address",
@@ -39,7 +38,7 @@ __all__ = [
 
 def message(conn: Connection, message_id: str) -> dict[str, Any] | None:
     """The message, or None when it is gone or its person was erased (their links no longer work)."""
-    row = conn.execute(sa.select(messages).where(messages.c.id == message_id)).first()
+    row = conn.execute(queries.message(message_id)).first()
     return dict(row._mapping) if row is not None and row.error != erased.ERASED else None
 
 

@@ -21,17 +21,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
 from leadflow.contacts import service as contacts_service
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.db import dialect_insert
 from leadflow.messaging import erased
 from leadflow.messaging.delivery import outbox
-from leadflow.messaging.feedback import recipient
-from leadflow.messaging.models import email_preferences, email_topics, messages, suppressions
+from leadflow.messaging.feedback import queries, recipient
 
 __all__ = [
     "PreferenceView",
@@ -140,19 +137,13 @@ def _unsubscribe(conn: Connection, ctx: AppContext, row: dict[str, Any], source:
     address = recipient.address(row)
     if address:
         entry = {"email": address, "reason": "unsubscribed", "detail": source, "message_id": row["id"]}
-        statement = dialect_insert(conn, suppressions).on_conflict_do_nothing(index_elements=["email"])
-        changed = bool(
-            conn.execute(statement.returning(suppressions.c.email), {**entry, "created_at": now}).all()
-        )
+        statement = queries.unsubscribe(conn.dialect.name)
+        changed = bool(conn.execute(statement, {**entry, "created_at": now}).all())
     if recipient.personal(row):
         changed |= recipient.change_subscriptions(
             conn, ctx, [row["contact_id"]], "unsubscribed", source, row["id"]
         )
-    stamped = conn.execute(
-        messages.update()
-        .where(messages.c.id == row["id"], messages.c.unsubscribed_at.is_(None))
-        .values(unsubscribed_at=now)
-    )
+    stamped = conn.execute(queries.stamp_unsubscribed(row["id"], now))
     if changed or stamped.rowcount:
         again = "" if stamped.rowcount else _cycle(now)  # this message unsubscribed them before
         outbox.emit(
@@ -175,40 +166,20 @@ def _resubscribe(
         addresses.add(recipient.contact_email(conn, person))
     wanted = sorted(erased.suppression_keys(ctx.secret_key, [a for a in addresses if a]))
     if wanted:  # the addresses, and their digests (an unsubscribe kept from an erased person)
-        conn.execute(
-            suppressions.delete().where(
-                suppressions.c.email.in_(wanted), suppressions.c.reason == "unsubscribed"
-            )
-        )
+        conn.execute(queries.drop_unsubscribes(wanted))
 
 
 def _save_topics(conn: Connection, contact_id: str, topics: Mapping[str, bool], now: datetime) -> None:
     """Pin each choice that differs from what is stored (a topic never chosen is stored on first save)."""
-    known = set(conn.execute(sa.select(email_topics.c.key)).scalars())
-    stored = dict(
-        conn.execute(
-            sa.select(email_preferences.c.topic, email_preferences.c.subscribed).where(
-                email_preferences.c.contact_id == contact_id
-            )
-        ).all()
-    )
+    known = set(conn.execute(queries.TOPIC_KEYS).scalars())
+    stored = {row.topic: bool(row.subscribed) for row in conn.execute(queries.choices_of(contact_id))}
     rows = [
         {"contact_id": contact_id, "topic": key, "subscribed": bool(value), "updated_at": now}
         for key, value in sorted(topics.items())
         if key in known and stored.get(key) != bool(value)
     ]
     if rows:
-        statement = dialect_insert(conn, email_preferences)
-        conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["contact_id", "topic"],
-                set_={
-                    "subscribed": statement.excluded.subscribed,
-                    "updated_at": statement.excluded.updated_at,
-                },
-            ),
-            rows,
-        )
+        conn.execute(queries.save_choices(conn.dialect.name), rows)
 
 
 def _view(conn: Connection, row: dict[str, Any], secret: str) -> PreferenceView:
@@ -217,13 +188,11 @@ def _view(conn: Connection, row: dict[str, Any], secret: str) -> PreferenceView:
     contact = found[0] if found else None
     address = recipient.address(row) or (contact.email if contact is not None else None)
     keys = sorted(erased.suppression_keys(secret, [address])) if address else []  # or as its digest
-    query = sa.select(suppressions.c.reason).where(suppressions.c.email.in_(keys))
-    unsubscribed = "unsubscribed" in set(conn.execute(query).scalars())
+    unsubscribed = "unsubscribed" in set(conn.execute(queries.reasons_under(keys)).scalars())
     subscribed = (contact is None or contact.subscription_status == "subscribed") and not unsubscribed
     chosen: dict[str, bool] = {}
     if person is not None:
-        query = sa.select(email_preferences.c.topic, email_preferences.c.subscribed)
-        chosen = dict(conn.execute(query.where(email_preferences.c.contact_id == person)).all())
+        chosen = dict(conn.execute(queries.choices_of(person)).all())
     topics = (
         [
             TopicChoice(
@@ -232,7 +201,7 @@ def _view(conn: Connection, row: dict[str, Any], secret: str) -> PreferenceView:
                 description=t.description,
                 subscribed=chosen.get(t.key, t.default_subscribed),
             )
-            for t in conn.execute(sa.select(email_topics).order_by(email_topics.c.name, email_topics.c.key))
+            for t in conn.execute(queries.TOPICS_BY_NAME)
         ]
         if person is not None
         else []

@@ -25,17 +25,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leadflow.contacts import service as contacts_service
 from leadflow.contacts.service import ProfileBatch
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.db import bulk_update, chunk_size, chunked, dialect_insert, where_in
+from leadflow.kernel.db import bulk_update, chunk_size, chunked
 from leadflow.messaging.delivery import outbox
 from leadflow.messaging.erased import ERASED, suppression_key, suppression_keys
-from leadflow.messaging.feedback import bots, bounces, recipient
-from leadflow.messaging.models import messages, suppressions
+from leadflow.messaging.feedback import bots, bounces, queries, recipient
+from leadflow.messaging.models import messages
 from leadflow.webhooks import service as webhooks
 
 __all__ = ["apply_feedback", "record_click", "record_honeypot", "record_open"]
@@ -81,15 +80,13 @@ def _hit(
         status = "opened" if kind == "open" else "clicked"
         reason = bots.classify(user_agent=user_agent, ip=ip, sent_at=row["sent_at"], at=now, kind=kind)
         if reason is not None:
-            _update(conn, message_id, machine_hits=messages.c.machine_hits + 1)
+            conn.execute(queries.machine_hit(message_id))
             _emit_machine(conn, ctx, record, status, now, machine_reason=reason, **extra)
             return
-        opened = sa.func.coalesce(messages.c.opened_at, now)
         if kind == "open":
-            _update(conn, message_id, opens=messages.c.opens + 1, opened_at=opened)
+            conn.execute(queries.opened(message_id, now))
         else:
-            clicked = sa.func.coalesce(messages.c.clicked_at, now)
-            _update(conn, message_id, clicks=messages.c.clicks + 1, clicked_at=clicked, opened_at=opened)
+            conn.execute(queries.clicked(message_id, now))
         if row["opened_at"] is None:
             outbox.emit(conn, ctx, [(record, "opened")], now, machine_generated=False)
         if kind == "click" and row["clicked_at"] is None:
@@ -162,9 +159,8 @@ class _Plan:
         self.batch = ProfileBatch(conn, ctx.clock, ctx.bus) if profiles else None
         self.erased: set[str] = set()  # addresses reported about messages whose person was erased
         self.keys = suppression_keys(secret, sorted({item.email for item in items}))
-        query = sa.select(suppressions.c.email, suppressions.c.reason)
         for chunk in chunked(sorted(self.keys), chunk_size(conn)):
-            for row in conn.execute(where_in(conn, query, suppressions.c.email, chunk)):
+            for row in conn.execute(queries.suppressions_under(conn.dialect.name, chunk)):
                 address = self.keys[row.email]  # listed as itself, or as its digest
                 if self.suppressed.get(address) not in STRONGER:
                     self.suppressed[address] = row.reason
@@ -174,7 +170,7 @@ class _Plan:
         message sent to the address."""
         wanted = sorted({row_id for item in items if (row_id := _row_id(item.message_id))})
         for chunk in chunked(wanted, chunk_size(self.conn)):
-            for row in self.conn.execute(where_in(self.conn, sa.select(messages), messages.c.id, chunk)):
+            for row in self.conn.execute(queries.messages_by_id(self.conn.dialect.name, chunk)):
                 self.rows[row.id] = dict(row._mapping)
         found = [self._by_id(item) for item in items]
         latest = self._latest(
@@ -197,22 +193,8 @@ class _Plan:
         """The last message sent to each address, found through the contact holding it (the messages
         index is by contact)."""
         found: dict[str, dict[str, Any]] = {}
-        recipient = sa.func.lower(messages.c.recipient)
         for chunk in chunked(emails, chunk_size(self.conn)):
-            rank = sa.func.row_number().over(
-                partition_by=recipient, order_by=(messages.c.sent_at.desc(), messages.c.id.desc())
-            )
-            ranked = (
-                sa.select(messages, rank.label("rank"))
-                .where(
-                    messages.c.contact_id.in_(contacts_service.ids_holding(chunk)),
-                    messages.c.sent_at.is_not(None),
-                    recipient.in_(chunk),
-                )
-                .subquery()
-            )
-            query = sa.select(*(ranked.c[column.name] for column in messages.c)).where(ranked.c.rank == 1)
-            for row in self.conn.execute(query):
+            for row in self.conn.execute(queries.latest_sent(chunk)):
                 record = self.rows.setdefault(row.id, dict(row._mapping))
                 found[(record["recipient"] or "").lower()] = record
         return found
@@ -281,14 +263,7 @@ class _Plan:
         names = ("id", "status", "error", "bounced_at", "complained_at")
         bulk_update(conn, messages, "id", [{n: self.rows[i][n] for n in names} for i in sorted(self.updated)])
         if self.suppress:
-            statement = dialect_insert(conn, suppressions)
-            upgrade = {
-                name: statement.excluded[name] for name in ("reason", "detail", "message_id", "created_at")
-            }
-            statement = statement.on_conflict_do_update(
-                index_elements=["email"], set_=upgrade, where=suppressions.c.reason == "unsubscribed"
-            )
-            conn.execute(statement, list(self.suppress.values()))
+            conn.execute(queries.upgrade_suppressions(conn.dialect.name), list(self.suppress.values()))
         outbox.emit(conn, self.ctx, self.events, self.now)
         if self.batch is not None:
             recipient.flush_subscriptions(conn, self.ctx, self.batch, "unsubscribed", "complaint", None)
@@ -299,7 +274,3 @@ def _row_id(message_id: str | None) -> str | None:
     if not message_id:
         return None
     return message_id.strip().strip("<>").partition("@")[0] or None
-
-
-def _update(conn: Connection, message_id: str, **values: Any) -> None:
-    conn.execute(messages.update().where(messages.c.id == message_id).values(**values))
