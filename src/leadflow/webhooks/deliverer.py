@@ -27,15 +27,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
 from standardwebhooks.webhooks import Webhook
 
 from leadflow.kernel import jsonutil, netguard, retry
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.retry import RetrySchedule
 from leadflow.kernel.worker_loop import WorkerLoop
-from leadflow.webhooks import service
-from leadflow.webhooks.models import webhook_deliveries as table
+from leadflow.webhooks import queries, service
 from leadflow.webhooks.service import DELIVERED, FAILED, QUEUED
 
 log = logging.getLogger(__name__)
@@ -193,25 +191,11 @@ class WebhookDeliverer:
         Internal to :meth:`deliver_due` (public for tests that simulate a crash after claiming).
         """
         now = self.ctx.clock.now()
-        query = (
-            sa.select(
-                table.c.id, table.c.url, table.c.event, table.c.payload, table.c.created_at, table.c.attempts
-            )
-            .where(table.c.status == QUEUED, table.c.due_at <= now)
-            .order_by(table.c.due_at)
-            .limit(limit)
-        )
         with self.ctx.db.write() as conn:
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            rows = conn.execute(query).all()
+            rows = conn.execute(queries.claim(conn.dialect.name, now, limit)).all()
             if not rows:
                 return []
-            conn.execute(
-                table.update()
-                .where(table.c.id.in_([row.id for row in rows]))
-                .values(due_at=now + self.lease, attempts=table.c.attempts + 1)
-            )
+            conn.execute(queries.lease([row.id for row in rows], now + self.lease))
         return [
             Claimed(row.id, row.url, row.event, row.payload, row.created_at, row.attempts + 1) for row in rows
         ]
@@ -246,16 +230,7 @@ class WebhookDeliverer:
     def _record(self, batch: list[Claimed], attempts: list[Attempt]) -> None:
         """Store every outcome in one transaction, each guarded by its claim's attempt count."""
         now = self.ctx.clock.now()
-        columns = ("status", "due_at", "response_code", "error", "delivered_at")
-        statement = (
-            table.update()
-            .where(
-                table.c.id == sa.bindparam("b_id"),
-                table.c.attempts == sa.bindparam("b_attempts"),
-                table.c.status == QUEUED,
-            )
-            .values({name: sa.bindparam(f"v_{name}", type_=table.c[name].type) for name in columns})
-        )
+        columns = queries.RECORDED
         params: list[dict[str, Any]] = []
         statuses: list[str] = []
         for claimed, attempt in zip(batch, attempts, strict=True):
@@ -267,7 +242,7 @@ class WebhookDeliverer:
             statuses.append(values["status"])
             self._note(claimed, values)
         with self.ctx.db.write() as conn:
-            conn.execute(statement, params)
+            conn.execute(queries.RECORD, params)
         for status in statuses:
             self._count(status)
 
@@ -283,9 +258,10 @@ class WebhookDeliverer:
 
     def next_due(self) -> datetime | None:
         """When the earliest queued delivery (or lease) falls due."""
-        query = sa.select(sa.func.min(table.c.due_at)).where(table.c.status == QUEUED)
         with self.ctx.db.read() as conn:
-            due: datetime | None = conn.execute(query).scalar()  # min() keeps the column's UTC type
+            due: datetime | None = conn.execute(
+                queries.NEXT_DUE
+            ).scalar()  # min() keeps the column's UTC type
         return due
 
     def _idle_wait(self, poll: float) -> float:

@@ -76,6 +76,40 @@ def of_contacts(contact_ids: Sequence[str]) -> sa.Select[Any]:
     )
 
 
+# --- the deliverer ----------------------------------------------------------------------------------
+
+_d = deliveries.c
+NEXT_DUE = sa.select(sa.func.min(_d.due_at)).where(_d.status == QUEUED)  # min() keeps the UTC type
+RECORDED = ("status", "due_at", "response_code", "error", "delivered_at")
+#: One delivery's outcome, guarded by its claim (``b_id``, ``b_attempts``): values ``v_<column>``.
+RECORD = (
+    deliveries.update()
+    .where(_d.id == sa.bindparam("b_id"), _d.attempts == sa.bindparam("b_attempts"), _d.status == QUEUED)
+    .values({name: sa.bindparam(f"v_{name}", type_=_d[name].type) for name in RECORDED})
+)
+
+
+def claim(dialect: str, now: datetime, limit: int) -> sa.Select[Any]:
+    """Due queued deliveries, oldest due first; locked, skipping those another worker holds, on
+    PostgreSQL."""
+    query = (
+        sa.select(_d.id, _d.url, _d.event, _d.payload, _d.created_at, _d.attempts)
+        .where(_d.status == QUEUED, _d.due_at <= now)
+        .order_by(_d.due_at)
+        .limit(limit)
+    )
+    return query.with_for_update(skip_locked=True) if dialect == "postgresql" else query
+
+
+def lease(delivery_ids: Sequence[str], until: datetime) -> sa.Update:
+    """The claimed deliveries fall due again at the lease's end, one attempt more."""
+    return (
+        deliveries.update()
+        .where(_d.id.in_(list(delivery_ids)))
+        .values(due_at=until, attempts=_d.attempts + 1)
+    )
+
+
 # --- incoming providers' replay tokens ----------------------------------------------------------------
 
 
@@ -137,4 +171,5 @@ SAMPLES: list[Callable[[], Executable | Sequence[Executable]]] = [
     lambda: [prune_tokens(d, _AT, 100) for d in ("sqlite", "postgresql")],
     lambda: [record_token(d, _TOKEN) for d in ("postgresql",)],
     lambda: [token_digest("mailgun", "t")],
+    lambda: [claim(d, _AT, 10) for d in ("sqlite", "postgresql")] + [lease(["d1"], _AT)],
 ]
