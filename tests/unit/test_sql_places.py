@@ -56,25 +56,7 @@ FORMATTED_SQL_MODULES = {
 
 #: Modules that still build SQL outside their package's queries.py (issue 12 in progress). Each domain
 #: removes its entries as it moves its statements; THE FINAL LIST MUST BE EMPTY.
-NOT_YET_CONVERTED: set[str] = {
-    "messaging/api.py",
-    "messaging/build/compose.py",
-    "messaging/build/profiles.py",
-    "messaging/contact_view.py",
-    "messaging/delivery/broadcasts.py",
-    "messaging/delivery/deliverer.py",
-    "messaging/delivery/outbox.py",
-    "messaging/erasure.py",
-    "messaging/feedback/recipient.py",
-    "messaging/feedback/subscription.py",
-    "messaging/feedback/tracking.py",
-    "messaging/service.py",
-    "messaging/suppressions.py",
-    "messaging/templates.py",
-    "webhooks/deliverer.py",
-    "webhooks/replay.py",
-    "webhooks/service.py",
-}
+NOT_YET_CONVERTED: set[str] = set()
 
 #: Formatted SQL not yet rewritten (issue 12 in progress). THE FINAL LIST MUST BE EMPTY.
 FORMATTED_NOT_YET_CONVERTED: set[str] = set()
