@@ -257,7 +257,3 @@ DELIVERER: Slot[Deliverer] = Slot("messaging.deliverer", Deliverer)
 def deliverer(ctx: AppContext) -> Deliverer:
     """The process's deliverer (one transport and connection pool per process)."""
     return ctx.get(DELIVERER)
-
-
-def pending(conn: Connection) -> int:
-    return int(conn.execute(queries.PENDING).scalar_one())

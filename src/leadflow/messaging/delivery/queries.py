@@ -50,8 +50,6 @@ def cap_counts(dialect: str, day_ago: datetime, week_ago: datetime, contact_ids:
 
 # --- the deliverer ----------------------------------------------------------------------------------
 
-PENDING = sa.select(sa.func.count()).where(_m.status.in_(WAITING))
-
 
 def claim(dialect: str, now: datetime, limit: int) -> sa.Select[Any]:
     """Due waiting messages, oldest due first; locked, skipping those another worker holds, on
