@@ -34,7 +34,6 @@ from leadflow.contacts.schemas import Contact as Contact
 from leadflow.contacts.stages import STAGES as STAGES
 from leadflow.contacts.stages import forward as forward
 from leadflow.contacts.tags import change_many as change_many
-from leadflow.contacts.writes import PROFILE_LOCK as PROFILE_LOCK
 from leadflow.contacts.writes import advance_stage as advance_stage
 from leadflow.contacts.writes import apply_batch as apply_batch
 from leadflow.contacts.writes import canonical_email as canonical_email

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import zlib
 from typing import Any
 
 from fastapi import APIRouter, Request, Response, Security
@@ -18,6 +17,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from leadflow.events import ingest, schemas
+from leadflow.events.body import read_body
 from leadflow.kernel import inputs
 from leadflow.kernel.errors import BadRequest, Forbidden, Unauthorized
 from leadflow.kernel.http import ApiState, Principal, state
@@ -32,40 +32,6 @@ SUCCESS = b'{"success":true}'
 
 class Success(BaseModel):
     success: bool = True
-
-
-def _too_large(limit: int) -> BadRequest:
-    code = "message_too_large" if limit == schemas.MAX_MESSAGE_BYTES else "request_too_large"
-    return BadRequest(f"the request body is larger than {limit // 1024} KB", code=code)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, un-gzipped, refused past ``limit`` bytes without reading (or inflating) more than that."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    encoding = request.headers.get("content-encoding", "").strip().lower()
-    if encoding in ("", "identity"):
-        return body
-    if encoding != "gzip":
-        raise BadRequest(f"unsupported Content-Encoding {encoding!r}; use gzip", code="unsupported_encoding")
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        data = inflater.decompress(body, limit + 1)
-    except zlib.error:
-        raise BadRequest("the body is not valid gzip", code="invalid_gzip") from None
-    if len(data) > limit or inflater.unconsumed_tail:
-        raise _too_large(limit)
-    if not inflater.eof:
-        raise BadRequest("the gzip body is truncated", code="invalid_gzip")
-    return data
 
 
 def _header_key(request: Request) -> str | None:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from leadflow.events import queries
-from leadflow.events.api import read_body as read_body
+from leadflow.events.body import read_body as read_body
 from leadflow.events.ingest import CHANNEL as CHANNEL
 from leadflow.events.ingest import store as store
 from leadflow.events.models import events
