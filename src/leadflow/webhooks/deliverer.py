@@ -33,8 +33,8 @@ from leadflow.kernel import jsonutil, netguard, retry
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.retry import RetrySchedule
 from leadflow.kernel.worker_loop import WorkerLoop
-from leadflow.webhooks import queries, service
-from leadflow.webhooks.service import DELIVERED, FAILED, QUEUED
+from leadflow.webhooks import outbox, queries
+from leadflow.webhooks.outbox import DELIVERED, FAILED, QUEUED
 
 log = logging.getLogger(__name__)
 
@@ -168,9 +168,9 @@ class WebhookDeliverer:
         self.close()
 
     def signer(self) -> Webhook:
-        """The signer for :func:`service.signing_secret` (read lazily, outside any transaction)."""
+        """The signer for :func:`outbox.signing_secret` (read lazily, outside any transaction)."""
         if self._signer is None:
-            self._signer = Webhook(service.signing_secret(self.ctx))
+            self._signer = Webhook(outbox.signing_secret(self.ctx))
         return self._signer
 
     def deliver_due(self, limit: int = 100) -> int:
@@ -253,7 +253,7 @@ class WebhookDeliverer:
             log.info("webhook %s to %s will be retried: %s", claimed.id, claimed.url, values["error"])
 
     def _count(self, status: str) -> None:
-        counters = service.counters(self.ctx)
+        counters = outbox.counters(self.ctx)
         {DELIVERED: counters.delivered, FAILED: counters.failed, QUEUED: counters.retried}[status].inc()
 
     def next_due(self) -> datetime | None:
@@ -279,7 +279,7 @@ class WebhookDeliverer:
         WorkerLoop(
             "webhook delivery",
             self.deliver_due,
-            service.CHANNEL,
+            outbox.CHANNEL,
             poll=poll,
             backoff=poll,
             max_backoff=MAX_PAUSE,

@@ -29,7 +29,7 @@ webhook_deliveries = sa.Table(
     sa.Column("run_id", sa.String(ID_LENGTH)),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("delivered_at", UTCDateTime()),
-    # a person's deliveries, for the GDPR erasure and export (``webhooks.service``)
+    # a person's deliveries, for the GDPR erasure and export (``webhooks.outbox``)
     sa.Index("ix_webhook_deliveries_contact_id", "contact_id"),
     sa.Index(
         "ix_webhook_deliveries_due",
