@@ -25,7 +25,8 @@ from leadflow.webhooks import service as webhooks
 def wire(ctx: AppContext) -> None:
     """Subscribe every domain's handlers, in the order they must run."""
     contacts.use_preferences(messaging.preferences_of)  # a contact view shows its topic preferences
-    contacts.use_static_lists(segments.static_list, segments.add_to_static_list)  # CSV import into a list
+    # a CSV import may add its contacts to a static list (segments sit above contacts)
+    contacts.use_static_lists(ctx, segments.static_list, segments.add_to_static_list)
     bus = ctx.bus
     for handler in (events.on_contacts_merged, segments.on_contacts_merged, scoring.on_contacts_merged):
         bus.subscribe(ContactsMerged, handler)
