@@ -20,7 +20,7 @@ from leadflow.cli import app
 from leadflow.journeys import scratch, simulator
 from leadflow.journeys.simulator import Moment, SimulationRequest
 from leadflow.kernel.context import AppContext
-from leadflow.messaging import erasure
+from leadflow.messaging import erased
 from leadflow.messaging.models import suppressions
 from tests.support import databases
 from tests.support import journeys as j
@@ -101,7 +101,7 @@ def test_an_unsubscribed_contact_or_a_suppressed_address_is_the_reason(ctx: AppC
     bounced = _simulate(ctx, _journey(*_mails(1)), contact={"email": "Bounced@example.com"})
     assert [m.reason for m in _emails(bounced)] == ["suppressed: hard_bounce"]
     with ctx.db.write() as conn:  # an erased person's complaint is kept as a keyed digest of the address
-        digest = erasure.suppression_key(ctx.secret_key, "gone@example.com")
+        digest = erased.suppression_key(ctx.secret_key, "gone@example.com")
         conn.execute(
             suppressions.insert().values(email=digest, reason="complaint", created_at=ctx.clock.now())
         )
