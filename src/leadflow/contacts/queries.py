@@ -1,4 +1,7 @@
-"""Read side of the contacts domain."""
+"""The contacts domain's statements: profile, company and touchpoint reads (some for other domains,
+through :mod:`leadflow.contacts.service`) and the CSV import jobs' bookkeeping. The profile unit of
+work's bulk loads and writes are in :mod:`leadflow.contacts.store`. :data:`SAMPLES` builds each
+statement-building function's statement for the compile test."""
 
 from __future__ import annotations
 
