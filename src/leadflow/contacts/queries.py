@@ -444,4 +444,8 @@ SAMPLES: list[Sample] = [
     lambda: finish_job("j1", None, _AT),
     lambda: [q for q in [issues_naming(["a@example.com"], ["u1"])] if q is not None],
     lambda: delete_issues_naming(["a@example.com"], ["u1"]),
+    lambda: [
+        ids_holding(["a@example.com"]),
+        with_email(sa.select(contact_tags.c.contact_id), contact_tags.c.contact_id),
+    ],
 ]
