@@ -18,9 +18,9 @@ from leadflow.auth.scopes import granted, parse_scopes
 from leadflow.kernel.clock import Clock
 from leadflow.kernel.db import Database
 from leadflow.kernel.errors import Invalid, NotFound
-from leadflow.kernel.http import KEY_PREFIX as KEY_PREFIX
-from leadflow.kernel.http import Principal as Principal
 from leadflow.kernel.ids import new_id, new_token
+from leadflow.kernel.principal import KEY_PREFIX as KEY_PREFIX
+from leadflow.kernel.principal import Principal as Principal
 
 
 @dataclass(frozen=True)

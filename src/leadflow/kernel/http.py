@@ -6,43 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Forbidden, Unauthorized
+from leadflow.kernel.principal import KEY_PREFIX as KEY_PREFIX
+from leadflow.kernel.principal import Authenticator as Authenticator
+from leadflow.kernel.principal import Principal as Principal
 from leadflow.kernel.ratelimit import RateLimiter
-
-KEY_PREFIX = "lf_"
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: an API key and what its scopes grant."""
-
-    key_id: str
-    name: str
-    scopes: tuple[str, ...]
-    grants: frozenset[str]
-
-    @property
-    def actor(self) -> str:
-        return f"key:{self.key_id}"
-
-    def allows(self, scope: str) -> bool:
-        return scope in self.grants
-
-
-class Authenticator(Protocol):
-    """Finds the principal an API key stands for (the auth domain's key cache)."""
-
-    def authenticate(self, key: str) -> Principal | None: ...
-
-    def invalidate(self) -> None:
-        """Forget cached look-ups (after a key is revoked)."""
-
 
 bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer lf_...`")
 basic = HTTPBasic(
