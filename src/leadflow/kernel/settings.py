@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     # Outgoing webhooks (Standard Webhooks). Without a secret, one is derived from the secret key.
     webhook_secret: SecretStr | None = None
     webhook_timeout: float = Field(default=15.0, gt=0, le=30)
+    # After an endpoint's secret is rotated, its old secret signs too (a second signature) this long.
+    webhook_rotation_grace: float = Field(default=86400.0, ge=0, description="seconds")
 
     # Providers' own signatures on bounce webhooks, checked when set (beside the API key).
     sendgrid_verification_key: SecretStr | None = Field(

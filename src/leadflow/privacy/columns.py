@@ -246,6 +246,21 @@ REGISTRY: Final[dict[str, dict[str, Treatment]]] = {
         "contact_id": _ID,
         "journey_id": _ID,
         "run_id": _ID,
+        "endpoint_id": _ID,
+        "replay_of": _ID,
+        "request_headers": NOT_PERSONAL,  # our own headers: ids, times, signatures
+        "response_headers": NOT_PERSONAL,  # a subset: content type, length, Retry-After, Location
+        "response_body": REDACTED,  # a receiver's answer may echo the payload
+    },
+    # registered by staff: a receiver's address and its subscriptions
+    "webhook_endpoints": {
+        "id": _ID,
+        "url": NOT_PERSONAL,
+        "description": NOT_PERSONAL,
+        "event_types": NOT_PERSONAL,
+        "secret_salt": NOT_PERSONAL,
+        "previous_salt": NOT_PERSONAL,
+        "disabled_reason": NOT_PERSONAL,
     },
     "webhook_replay_tokens": {"source": NOT_PERSONAL, "token": NOT_PERSONAL, "body_digest": DIGEST},
     # --- audit: entries about the person keep who did what when, lose their data -------------------

@@ -29,6 +29,15 @@ webhook_deliveries = sa.Table(
     sa.Column("run_id", sa.String(ID_LENGTH)),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("delivered_at", UTCDateTime()),
+    # deliveries to a registered endpoint (``webhooks.endpoints``; NULL: a journey step's own URL)
+    sa.Column("endpoint_id", sa.String(ID_LENGTH)),
+    sa.Column("replay_of", sa.String(ID_LENGTH)),  # the delivery this one sends again
+    # the delivery log: the last attempt's request headers, the answer's headers subset and body start
+    sa.Column("request_headers", json_type()),
+    sa.Column("response_headers", json_type()),
+    sa.Column("response_body", sa.Text),
+    sa.Column("duration_ms", sa.Integer),
+    sa.Index("ix_webhook_deliveries_endpoint", "endpoint_id", "created_at"),
     # a person's deliveries, for the GDPR erasure and export (``webhooks.outbox``)
     sa.Index("ix_webhook_deliveries_contact_id", "contact_id"),
     sa.Index(
@@ -37,6 +46,27 @@ webhook_deliveries = sa.Table(
         postgresql_where=sa.text("status = 'queued'"),
         sqlite_where=sa.text("status = 'queued'"),
     ),
+)
+
+# Each row is a receiver registered by API (``webhooks.endpoints``): the pipeline's events of the types it
+# subscribes to become deliveries to it. Its ``whsec_`` secret is not stored: it is derived from the
+# installation's secret key and ``secret_salt`` (random); during a rotation the previous salt signs too,
+# until ``previous_until``.
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("event_types", json_type(), nullable=False),  # list of catalogue types, or ["*"]
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("rate_limit", sa.Float),  # deliveries per second; NULL: unlimited
+    sa.Column("secret_salt", sa.String(64), nullable=False),
+    sa.Column("previous_salt", sa.String(64)),
+    sa.Column("previous_until", UTCDateTime()),
+    sa.Column("disabled_reason", sa.Text),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 # Each row is one signature token an incoming provider webhook was applied with (Mailgun signs only its
