@@ -234,6 +234,22 @@ REGISTRY: Final[dict[str, dict[str, Treatment]]] = {
         "status": NOT_PERSONAL,
         "created_by": NOT_PERSONAL,
     },
+    # --- capture: form definitions are staff configuration; a submission (the consent record: what
+    # the person agreed to, when, from which address) goes with the person
+    "forms": {"id": _ID, "name": NOT_PERSONAL, "definition": NOT_PERSONAL, "created_by": NOT_PERSONAL},
+    "form_submissions": {
+        "id": _ID,
+        "form_id": _ID,
+        "contact_id": DELETED,
+        "email": DELETED,
+        "data": DELETED,
+        "utm": DELETED,
+        "page_url": DELETED,
+        "referrer": DELETED,
+        "ip": DELETED,
+        "consent_text": DELETED,
+        "status": DELETED,
+    },
     # --- webhooks: a delivery keeps its id, status and times; waiting ones are cancelled -----------
     "webhook_deliveries": {
         "id": _ID,
@@ -263,6 +279,21 @@ REGISTRY: Final[dict[str, dict[str, Treatment]]] = {
         "disabled_reason": NOT_PERSONAL,
     },
     "webhook_replay_tokens": {"source": NOT_PERSONAL, "token": NOT_PERSONAL, "body_digest": DIGEST},
+    # incoming webhooks: a sender's configuration; a delivery about the person keeps its sender id (so a
+    # late copy is still recognised as a duplicate), status and times, and loses its body and address
+    "webhook_sources": {"name": NOT_PERSONAL, "kind": NOT_PERSONAL, "secret": NOT_PERSONAL},
+    "inbound_webhooks": {
+        "id": _ID,
+        "source": NOT_PERSONAL,
+        "kind": NOT_PERSONAL,
+        "sender_id": NOT_PERSONAL,  # the sender's event id, or a digest of what identifies the event
+        "type": NOT_PERSONAL,
+        "body": REDACTED,
+        "status": NOT_PERSONAL,
+        "error": REDACTED,
+        "email": REDACTED,
+        "anonymous_id": REDACTED,
+    },
     # --- audit: entries about the person keep who did what when, lose their data -------------------
     "audit_log": {
         "actor": NOT_PERSONAL,

@@ -1,0 +1,2 @@
+"""Capture: hosted lead forms (definitions, the rendered form and its embed snippets, submissions with
+consent records and double opt-in)."""
