@@ -33,6 +33,9 @@ from leadflow.privacy.api import router as privacy_router
 from leadflow.runtime.worker import Worker
 from leadflow.scoring.api import router as scoring_router
 from leadflow.segments.api import router as segments_router
+from leadflow.webhooks.api import router as webhooks_router
+from leadflow.webhooks.inbound_api import hooks_router
+from leadflow.webhooks.inbound_api import router as inbound_router
 
 DESCRIPTION = """Marketing automation and CRM integration engine.
 
@@ -79,7 +82,7 @@ def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: 
     app.add_middleware(InputGuard, routes=app.router.routes)
     rest = Limit(ctx.settings.api_max_body_bytes, "LEADFLOW_API_MAX_BODY_BYTES")
     imports = Limit(ctx.settings.import_max_bytes, "LEADFLOW_IMPORT_MAX_BYTES")
-    app.add_middleware(BodyLimit, limit=rest, paths={"/api/v1/imports": imports})
+    app.add_middleware(BodyLimit, limit=rest, paths={"/api/v1/imports": imports}, prefix=("/api/", "/hooks/"))
     app.add_middleware(Unexpected)
     routers = (
         tracking_router,
@@ -95,8 +98,11 @@ def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: 
         recipient_router,
         broadcasts_router,
         suppressions_router,
+        webhooks_router,
         keys_router,
         audit_router,
+        inbound_router,
+        hooks_router,
         health_router,
     )
     for router in routers:

@@ -1,7 +1,8 @@
 """The edge: what enters the API is checked once, here, and no error ever drops a connection.
 
-:class:`InputGuard` applies :mod:`leadflow.kernel.inputs` to every request of the REST API (``/api/``)
-and the tracking API (``/v1/``) before a route sees it:
+:class:`InputGuard` applies :mod:`leadflow.kernel.inputs` to every request of the REST API (``/api/``),
+the tracking API (``/v1/``) and incoming webhooks (``/hooks/``, whose routes parse their signed body
+themselves with the same function) before a route sees it:
 
 * the path and every query parameter (name and value) hold no NUL and no lone surrogate;
 * a REST JSON body (``application/json``, ``application/*+json`` or no content type) is parsed
@@ -35,7 +36,7 @@ from leadflow.api import errors, media
 from leadflow.kernel import inputs
 from leadflow.kernel.errors import LeadflowError
 
-GUARDED = ("/api/", "/v1/")
+GUARDED = ("/api/", "/v1/", "/hooks/")
 UNSUPPORTED = "unsupported_media_type"
 
 
@@ -53,8 +54,8 @@ def check_location(scope: Scope) -> None:
 async def _answer(scope: Scope, receive: Receive, send: Send, error: LeadflowError) -> None:
     request = Request(scope)
     status = errors.status_of(error)
-    if scope["path"].startswith("/v1/") and status == 422:
-        status = 400  # the tracking API answers every refusal with 400, as Segment does
+    if scope["path"].startswith(("/v1/", "/hooks/")) and status == 422:
+        status = 400  # the tracking API answers every refusal with 400, as Segment does; webhooks too
     response = errors.error_response(request, status, error.code, error.message, error.details)
     await response(scope, receive, send)
 

@@ -1,6 +1,7 @@
 """Request body limits for the REST API (the tracking API applies Segment's own limits).
 
-Every ``/api/`` body is limited to ``LEADFLOW_API_MAX_BODY_BYTES``, except on the few paths given their
+Every ``/api/`` body (and every incoming webhook's, ``/hooks/``) is limited to
+``LEADFLOW_API_MAX_BODY_BYTES``, except on the few paths given their
 own :class:`Limit` (a CSV upload to ``/api/v1/imports`` is limited by ``LEADFLOW_IMPORT_MAX_BYTES``):
 one mechanism, one answer, ``413 payload_too_large`` naming the setting to raise.
 
@@ -41,7 +42,12 @@ class BodyLimit:
     """Refuse REST bodies over their path's limit with 413, by declared length or while reading."""
 
     def __init__(
-        self, app: ASGIApp, *, limit: Limit, paths: dict[str, Limit] | None = None, prefix: str = "/api/"
+        self,
+        app: ASGIApp,
+        *,
+        limit: Limit,
+        paths: dict[str, Limit] | None = None,
+        prefix: str | tuple[str, ...] = "/api/",
     ) -> None:
         self.app = app
         self.limit = limit

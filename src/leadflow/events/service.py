@@ -17,7 +17,9 @@ from leadflow.events.queries import EVENT_FIELDS as EVENT_FIELDS
 from leadflow.events.queries import INTERNAL_COLUMNS as INTERNAL_COLUMNS
 from leadflow.events.queries import insert_internal as insert_internal
 from leadflow.events.queries import insert_internal_once as insert_internal_once
+from leadflow.events.queries import insert_tracked as insert_tracked
 from leadflow.events.schemas import batch_rows as batch_rows
+from leadflow.events.schemas import to_row as to_row
 from leadflow.kernel.db import bulk_update, chunked, insert_new
 from leadflow.kernel.facts import ContactsErased, ContactsMerged
 
@@ -134,3 +136,17 @@ def message_ids(conn: Connection, event_ids: Sequence[int]) -> dict[int, str]:
         return {}
     query = queries.message_ids(conn.dialect.name, event_ids)
     return {row.id: row.message_id for row in conn.execute(query)}
+
+
+def timeline_of(
+    conn: Connection,
+    contact_id: str,
+    names: Sequence[str],
+    *,
+    before: tuple[datetime, int] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """A contact's page views and events named ``names``, newest first, ``limit`` of them continuing
+    before ``(timestamp, id)`` (a CRM lead's timeline); one query."""
+    query = queries.timeline([contact_id], names, before=before, limit=limit)
+    return [dict(row._mapping) for row in conn.execute(query)]

@@ -37,10 +37,13 @@ def wire(ctx: AppContext) -> None:
         journeys.on_contacts_erased,
         messaging.erasure_handler(ctx),
         webhooks.on_contacts_erased,
+        webhooks.on_inbound_contacts_erased,
         import_jobs.on_contacts_erased,
     ):
         bus.subscribe(ContactsErased, erase)
     bus.subscribe(ContactsTouched, qualifier(ctx))
+    # after qualifying: events the pipeline applied go out to the webhook endpoints subscribed to them
+    bus.subscribe(ContactsTouched, webhooks.fanout(ctx))
 
 
 def build_context(settings: Settings | None = None, *, clock: Clock | None = None) -> AppContext:

@@ -83,3 +83,45 @@ webhook_replay_tokens = sa.Table(
     sa.Column("expires_at", UTCDateTime(), nullable=False),
     sa.Index("ix_webhook_replay_tokens_expires_at", "expires_at"),
 )
+
+# --- incoming webhooks at /hooks/{source} (webhooks.inbound) -------------------------------------------
+
+# One row per sender configured by the operator: the ``{source}`` of ``/hooks/{source}``, how its
+# deliveries are signed (``stripe`` | ``calendly`` | ``standard``), the signing secret (never returned by
+# the API), the accepted clock distance in seconds, and whether it is accepted at all.
+webhook_sources = sa.Table(
+    "webhook_sources",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("tolerance", sa.Integer, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# One row per verified delivery: the sender's event id is unique per source (a replay is a no-op), the
+# body is kept as received (JSON), and ``status`` says whether it became events (``processed``) or not
+# (``failed``, with its ``error``; replayable). ``email`` is the person it was about, when known, for
+# the GDPR erasure; ``anonymous_id`` the id its events carried.
+inbound_webhooks = sa.Table(
+    "inbound_webhooks",
+    metadata,
+    sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("sender_id", sa.String(255), nullable=False),
+    sa.Column("type", sa.String(255)),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.Column("body", json_type(), nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("email", sa.String(320)),
+    sa.Column("anonymous_id", sa.String(255)),
+    sa.Column("processed_at", UTCDateTime()),
+    sa.UniqueConstraint("source", "sender_id"),
+    sa.Index("ix_inbound_webhooks_email", "email"),
+    sa.Index("ix_inbound_webhooks_anonymous_id", "anonymous_id"),
+    sa.Index("ix_inbound_webhooks_status", "status", "id"),
+)

@@ -12,8 +12,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import Executable
 
+from leadflow.webhooks.models import inbound_webhooks as inbound
 from leadflow.webhooks.models import webhook_deliveries as deliveries
+from leadflow.webhooks.models import webhook_endpoints as endpoints
 from leadflow.webhooks.models import webhook_replay_tokens as tokens
+from leadflow.webhooks.models import webhook_sources as sources
 
 QUEUED = "queued"
 FAILED = "failed"
@@ -60,7 +63,7 @@ def requeue_failed(delivery_id: str, now: datetime) -> sa.Update:
 def clear_payloads(contact_ids: Sequence[str]) -> sa.Update:
     """GDPR erasure: every delivery about the people loses its payload and the receiver's answers."""
     mine = deliveries.c.contact_id.in_(list(contact_ids))
-    return deliveries.update().where(mine).values(payload={}, error=None)
+    return deliveries.update().where(mine).values(payload={}, error=None, response_body=None)
 
 
 def cancel_queued(contact_ids: Sequence[str], reason: str) -> sa.Update:
@@ -80,7 +83,17 @@ def of_contacts(contact_ids: Sequence[str]) -> sa.Select[Any]:
 
 _d = deliveries.c
 NEXT_DUE = sa.select(sa.func.min(_d.due_at)).where(_d.status == QUEUED)  # min() keeps the UTC type
-RECORDED = ("status", "due_at", "response_code", "error", "delivered_at")
+RECORDED = (
+    "status",
+    "due_at",
+    "response_code",
+    "error",
+    "delivered_at",
+    "request_headers",
+    "response_headers",
+    "response_body",
+    "duration_ms",
+)
 #: One delivery's outcome, guarded by its claim (``b_id``, ``b_attempts``): values ``v_<column>``.
 RECORD = (
     deliveries.update()
@@ -93,7 +106,7 @@ def claim(dialect: str, now: datetime, limit: int) -> sa.Select[Any]:
     """Due queued deliveries, oldest due first; locked, skipping those another worker holds, on
     PostgreSQL."""
     query = (
-        sa.select(_d.id, _d.url, _d.event, _d.payload, _d.created_at, _d.attempts)
+        sa.select(_d.id, _d.url, _d.event, _d.payload, _d.created_at, _d.attempts, _d.endpoint_id)
         .where(_d.status == QUEUED, _d.due_at <= now)
         .order_by(_d.due_at)
         .limit(limit)
@@ -107,6 +120,112 @@ def lease(delivery_ids: Sequence[str], until: datetime) -> sa.Update:
         deliveries.update()
         .where(_d.id.in_(list(delivery_ids)))
         .values(due_at=until, attempts=_d.attempts + 1)
+    )
+
+
+#: A claimed delivery put back untried (its endpoint's rate limit): due at ``due``, the attempt uncounted.
+DEFER = (
+    deliveries.update()
+    .where(_d.id == sa.bindparam("b_id"), _d.attempts == sa.bindparam("b_attempts"), _d.status == QUEUED)
+    .values(due_at=sa.bindparam("v_due_at", type_=_d.due_at.type), attempts=_d.attempts - 1)
+)
+
+
+# --- endpoints --------------------------------------------------------------------------------------
+
+_e = endpoints.c
+ACTIVE_ENDPOINTS = sa.select(_e.id, _e.url, _e.event_types).where(_e.active.is_(True)).order_by(_e.id)
+
+
+def insert_endpoint(row: dict[str, Any]) -> sa.Insert:
+    return endpoints.insert().values(**row)
+
+
+def endpoint(endpoint_id: str) -> sa.Select[Any]:
+    return sa.select(endpoints).where(_e.id == endpoint_id)
+
+
+def endpoints_of(endpoint_ids: Sequence[str]) -> sa.Select[Any]:
+    return sa.select(endpoints).where(_e.id.in_(list(endpoint_ids)))
+
+
+def endpoints_page(after: str | None, limit: int) -> sa.Select[Any]:
+    query = sa.select(endpoints).order_by(_e.id).limit(limit)
+    return query.where(_e.id > after) if after else query
+
+
+def update_endpoint(endpoint_id: str, values: dict[str, Any]) -> sa.Update:
+    return endpoints.update().where(_e.id == endpoint_id).values(**values)
+
+
+def delete_endpoint(endpoint_id: str) -> sa.Delete:
+    return endpoints.delete().where(_e.id == endpoint_id)
+
+
+def disable_endpoint(endpoint_id: str, reason: str, now: datetime) -> sa.Update:
+    """Turn an endpoint off (a ``410``), if it is still on."""
+    return (
+        endpoints.update()
+        .where(_e.id == endpoint_id, _e.active.is_(True))
+        .values(active=False, disabled_reason=reason, updated_at=now)
+    )
+
+
+def cancel_endpoint_queued(endpoint_id: str, reason: str) -> sa.Update:
+    """The endpoint's deliveries still waiting stop, with the reason."""
+    return (
+        deliveries.update()
+        .where(_d.endpoint_id == endpoint_id, _d.status == QUEUED)
+        .values(status=CANCELLED, error=reason)
+    )
+
+
+def endpoint_deliveries(
+    endpoint_id: str, status: str | None, after: str | None, limit: int
+) -> sa.Select[Any]:
+    """An endpoint's deliveries, newest first, optionally of one status, before the id ``after``."""
+    query = sa.select(deliveries).where(_d.endpoint_id == endpoint_id).order_by(_d.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(_d.status == status)
+    return query.where(_d.id < after) if after else query
+
+
+def failed_since(endpoint_id: str, since: datetime) -> sa.Select[Any]:
+    """The endpoint's failed deliveries created since ``since``, oldest first."""
+    return (
+        sa.select(deliveries)
+        .where(_d.endpoint_id == endpoint_id, _d.status == FAILED, _d.created_at >= since)
+        .order_by(_d.id)
+    )
+
+
+def status_counts(endpoint_id: str, since: datetime) -> sa.Select[Any]:
+    """How many of the endpoint's deliveries created since ``since`` are in each status."""
+    return (
+        sa.select(_d.status, sa.func.count())
+        .where(_d.endpoint_id == endpoint_id, _d.created_at >= since)
+        .group_by(_d.status)
+    )
+
+
+def _timed(endpoint_id: str, since: datetime) -> Any:
+    return sa.and_(_d.endpoint_id == endpoint_id, _d.created_at >= since, _d.duration_ms.is_not(None))
+
+
+def timed_count(endpoint_id: str, since: datetime) -> sa.Select[Any]:
+    """How many of the endpoint's deliveries since ``since`` have a measured last attempt."""
+    return sa.select(sa.func.count()).where(_timed(endpoint_id, since))
+
+
+def nth_duration(endpoint_id: str, since: datetime, rank: int) -> sa.Select[Any]:
+    """The ``rank``-th smallest attempt duration (0-based): one row of an index range, not a sort in
+    Python."""
+    return (
+        sa.select(_d.duration_ms)
+        .where(_timed(endpoint_id, since))
+        .order_by(_d.duration_ms)
+        .limit(1)
+        .offset(rank)
     )
 
 
@@ -137,6 +256,70 @@ def token_digest(source: str, token: str) -> sa.Select[Any]:
     return sa.select(tokens.c.body_digest).where(tokens.c.source == source, tokens.c.token == token)
 
 
+# --- incoming webhooks: sources and deliveries (webhooks.inbound) --------------------------------------
+
+PROCESSED = "processed"
+
+
+def source(name: str) -> sa.Select[Any]:
+    return sa.select(sources).where(sources.c.name == name)
+
+
+ALL_SOURCES = sa.select(sources).order_by(sources.c.name)
+
+
+def add_source(row: dict[str, Any]) -> sa.Insert:
+    return sources.insert().values(**row)
+
+
+def change_source(name: str, values: dict[str, Any]) -> sa.Update:
+    return sources.update().where(sources.c.name == name).values(**values)
+
+
+def remove_source(name: str) -> sa.Delete:
+    return sources.delete().where(sources.c.name == name)
+
+
+def record_inbound(dialect: str, row: dict[str, Any]) -> Any:
+    """Store a verified delivery unless its sender id was seen for that source; returns the new id."""
+    statement = _insert(dialect, inbound).values(**row)
+    statement = statement.on_conflict_do_nothing(index_elements=["source", "sender_id"])
+    return statement.returning(inbound.c.id)
+
+
+def inbound_of_sender(source_name: str, sender_id: str) -> sa.Select[Any]:
+    return sa.select(inbound.c.id).where(inbound.c.source == source_name, inbound.c.sender_id == sender_id)
+
+
+def inbound_one(inbound_id: str, *, lock: bool = False) -> sa.Select[Any]:
+    query = sa.select(inbound).where(inbound.c.id == inbound_id)
+    return query.with_for_update() if lock else query
+
+
+def inbound_page(
+    source_name: str | None, status: str | None, before: str | None, limit: int
+) -> sa.Select[Any]:
+    """Deliveries newest first (ids are time-ordered), optionally of one source and status, before the
+    id ``before``."""
+    query = sa.select(inbound).order_by(inbound.c.id.desc()).limit(limit)
+    if source_name is not None:
+        query = query.where(inbound.c.source == source_name)
+    if status is not None:
+        query = query.where(inbound.c.status == status)
+    return query.where(inbound.c.id < before) if before else query
+
+
+def settle_inbound(inbound_id: str, values: dict[str, Any]) -> sa.Update:
+    """A replayed delivery's outcome, only while it is still ``failed`` (two replays cannot both win)."""
+    return inbound.update().where(inbound.c.id == inbound_id, inbound.c.status == FAILED).values(**values)
+
+
+def redact_inbound(emails: Sequence[str], anonymous_ids: Sequence[str]) -> sa.Update:
+    """GDPR erasure: deliveries about the person keep their sender id, status and times, lose the rest."""
+    about = sa.or_(inbound.c.email.in_(list(emails)), inbound.c.anonymous_id.in_(list(anonymous_ids)))
+    return inbound.update().where(about).values(body={}, error=None, email=None, anonymous_id=None)
+
+
 _AT = datetime(2026, 1, 1, tzinfo=UTC)
 _ROW = {
     "id": "d1",
@@ -151,6 +334,19 @@ _ROW = {
     "contact_id": None,
     "journey_id": None,
     "run_id": None,
+    "endpoint_id": None,
+    "replay_of": None,
+}
+_ENDPOINT = {
+    "id": "e1",
+    "url": "https://example.com",
+    "description": "",
+    "event_types": ["*"],
+    "active": True,
+    "rate_limit": None,
+    "secret_salt": "s",
+    "created_at": _AT,
+    "updated_at": _AT,
 }
 _TOKEN = {
     "source": "mailgun",
@@ -172,4 +368,22 @@ SAMPLES: list[Callable[[], Executable | Sequence[Executable]]] = [
     lambda: [record_token(d, _TOKEN) for d in ("postgresql",)],
     lambda: [token_digest("mailgun", "t")],
     lambda: [claim(d, _AT, 10) for d in ("sqlite", "postgresql")] + [lease(["d1"], _AT)],
+    lambda: [source("s"), ALL_SOURCES, add_source({"name": "s"}), change_source("s", {"active": False})],
+    lambda: [remove_source("s"), inbound_of_sender("s", "e"), inbound_one("i", lock=True)],
+    lambda: [record_inbound("postgresql", {"id": "i", "source": "s", "sender_id": "e", "body": {}})],
+    lambda: [inbound_page("s", FAILED, "i", 10), inbound_page(None, None, None, 10)],
+    lambda: [settle_inbound("i", {"status": PROCESSED}), redact_inbound(["a@b.c"], ["x"])],
+    lambda: [insert_endpoint(_ENDPOINT), endpoint("e1"), endpoints_of(["e1"]), endpoints_page("e0", 10)],
+    lambda: [
+        update_endpoint("e1", {"active": False}),
+        delete_endpoint("e1"),
+        disable_endpoint("e1", "x", _AT),
+    ],
+    lambda: [cancel_endpoint_queued("e1", "x"), endpoint_deliveries("e1", FAILED, "d9", 10)],
+    lambda: [
+        failed_since("e1", _AT),
+        status_counts("e1", _AT),
+        timed_count("e1", _AT),
+        nth_duration("e1", _AT, 3),
+    ],
 ]

@@ -8,11 +8,24 @@ Re-exports only; nothing in :mod:`leadflow.webhooks` imports it.
   again (:func:`retry`);
 - *privacy*: GDPR erasure (:func:`on_contacts_erased`) and export (:func:`export`);
 - *messaging*: incoming provider webhooks refuse a signature replayed with other content
-  (:class:`Seal`, :func:`digest`, :func:`remember`).
+  (:class:`Seal`, :func:`digest`, :func:`remember`);
+- *runtime*: the fan-out of pipeline events to registered endpoints (:func:`fanout`, on
+  ``ContactsTouched``); the catalogue (:data:`SUBSCRIBABLE`, :func:`type_of`) for whoever emits events.
+- *runtime*: incoming webhooks lose the erased person's data (:func:`on_inbound_contacts_erased`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from sqlalchemy.engine import Connection
+
+from leadflow.kernel.context import AppContext
+from leadflow.kernel.facts import ContactsTouched
+from leadflow.webhooks.catalogue import SUBSCRIBABLE as SUBSCRIBABLE
+from leadflow.webhooks.catalogue import type_of as type_of
+from leadflow.webhooks.fanout import handler as fanout_handler
+from leadflow.webhooks.inbound import on_inbound_contacts_erased as on_inbound_contacts_erased
 from leadflow.webhooks.outbox import CANCELLED as CANCELLED
 from leadflow.webhooks.outbox import CHANNEL as CHANNEL
 from leadflow.webhooks.outbox import DELIVERED as DELIVERED
@@ -29,3 +42,8 @@ from leadflow.webhooks.outbox import signing_secret as signing_secret
 from leadflow.webhooks.replay import Seal as Seal
 from leadflow.webhooks.replay import digest as digest
 from leadflow.webhooks.replay import remember as remember
+
+
+def fanout(ctx: AppContext) -> Callable[[Connection, ContactsTouched], None]:
+    """The bus subscriber turning the pipeline's events into deliveries to registered endpoints."""
+    return fanout_handler(ctx)
