@@ -16,7 +16,11 @@ from leadflow.api.limits import BodyLimit, Limit
 from leadflow.audit.api import router as audit_router
 from leadflow.auth.api import router as keys_router
 from leadflow.auth.service import KeyCache
+from leadflow.capture.api import router as forms_router
+from leadflow.capture.public_api import router as hosted_forms_router
 from leadflow.contacts.api import router as contacts_router
+from leadflow.crm.api import router as crm_router
+from leadflow.crm.people_api import router as crm_people_router
 from leadflow.events.api import router as tracking_router
 from leadflow.journeys.api import contact_router as journey_runs_router
 from leadflow.journeys.api import router as journeys_router
@@ -83,6 +87,8 @@ def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: 
     rest = Limit(ctx.settings.api_max_body_bytes, "LEADFLOW_API_MAX_BODY_BYTES")
     imports = Limit(ctx.settings.import_max_bytes, "LEADFLOW_IMPORT_MAX_BYTES")
     app.add_middleware(BodyLimit, limit=rest, paths={"/api/v1/imports": imports}, prefix=("/api/", "/hooks/"))
+    hosted_forms = Limit(ctx.settings.form_max_body_bytes, "LEADFLOW_FORM_MAX_BODY_BYTES")
+    app.add_middleware(BodyLimit, limit=hosted_forms, prefix="/f/")
     app.add_middleware(Unexpected)
     routers = (
         tracking_router,
@@ -94,10 +100,14 @@ def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: 
         scoring_router,
         lifecycle_router,
         journeys_router,
+        crm_router,
+        crm_people_router,
         email_router,
         recipient_router,
         broadcasts_router,
         suppressions_router,
+        forms_router,
+        hosted_forms_router,
         webhooks_router,
         keys_router,
         audit_router,

@@ -2,7 +2,8 @@
 
 :class:`InputGuard` applies :mod:`leadflow.kernel.inputs` to every request of the REST API (``/api/``),
 the tracking API (``/v1/``) and incoming webhooks (``/hooks/``, whose routes parse their signed body
-themselves with the same function) before a route sees it:
+themselves with the same function) and hosted forms (``/f/``: their address here; a post's body is read
+by :mod:`leadflow.capture.public_api` with the same function) before a route sees it:
 
 * the path and every query parameter (name and value) hold no NUL and no lone surrogate;
 * a REST JSON body (``application/json``, ``application/*+json`` or no content type) is parsed
@@ -36,7 +37,7 @@ from leadflow.api import errors, media
 from leadflow.kernel import inputs
 from leadflow.kernel.errors import LeadflowError
 
-GUARDED = ("/api/", "/v1/", "/hooks/")
+GUARDED = ("/api/", "/v1/", "/hooks/", "/f/")
 UNSUPPORTED = "unsupported_media_type"
 
 

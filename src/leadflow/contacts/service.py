@@ -24,6 +24,8 @@ from leadflow.contacts.queries import email_of as email_of
 from leadflow.contacts.queries import get as get
 from leadflow.contacts.queries import id_for_user as id_for_user
 from leadflow.contacts.queries import ids_holding as ids_holding
+from leadflow.contacts.queries import lead_profiles as lead_profiles
+from leadflow.contacts.queries import lead_sources as lead_sources
 from leadflow.contacts.queries import live_id as live_id
 from leadflow.contacts.queries import live_ids as live_ids
 from leadflow.contacts.queries import rows_of as rows_of
@@ -31,6 +33,8 @@ from leadflow.contacts.queries import time_zones as time_zones
 from leadflow.contacts.queries import with_email as with_email
 from leadflow.contacts.queries import with_merged as with_merged
 from leadflow.contacts.schemas import Contact as Contact
+from leadflow.contacts.schemas import ContactPatch as ContactPatch
+from leadflow.contacts.schemas import ContactUpsert as ContactUpsert
 from leadflow.contacts.stages import STAGES as STAGES
 from leadflow.contacts.stages import forward as forward
 from leadflow.contacts.tags import change_many as change_many

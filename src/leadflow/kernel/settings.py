@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     ingest_rate_limit: float = Field(default=2000.0, ge=0, description="ingest requests per second per key")
     api_rate_limit: float = Field(default=500.0, ge=0, description="REST requests per second per key")
     api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="largest REST request body")
+    form_rate_per_minute: int = Field(
+        default=10, ge=0, description="hosted form posts per minute per client address; 0: unlimited"
+    )
+    form_max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="largest hosted form post")
     import_max_bytes: int = Field(
         default=50 * 1024 * 1024,
         ge=1024,

@@ -26,6 +26,12 @@ from leadflow.messaging.build.liquid_data import check as check_data
 from leadflow.messaging.build.liquid_data import compile_data as compile_data
 from leadflow.messaging.build.liquid_data import people as people
 from leadflow.messaging.build.render import TemplateError as TemplateError
+from leadflow.messaging.build.tokens import BadToken as BadToken
+from leadflow.messaging.build.tokens import Tokens as Tokens
+from leadflow.messaging.confirmation import UNCONFIRMED as UNCONFIRMED
+from leadflow.messaging.confirmation import held_for_confirmation as held_for_confirmation
+from leadflow.messaging.confirmation import hold_for_confirmation as hold_for_confirmation
+from leadflow.messaging.confirmation import release_confirmation as release_confirmation
 from leadflow.messaging.contact_view import ContactMessage as ContactMessage
 from leadflow.messaging.contact_view import messages_of as messages_of
 from leadflow.messaging.delivery.deliverer import Deliverer as Deliverer
@@ -49,6 +55,8 @@ from leadflow.messaging.templates import save_layout as save_layout
 from leadflow.messaging.templates import save_topic as save_topic
 
 __all__ = [
+    "UNCONFIRMED",
+    "BadToken",
     "CaptureTransport",
     "ContactMessage",
     "Deliverer",
@@ -56,6 +64,7 @@ __all__ = [
     "MissingTemplate",
     "TemplateCreate",
     "TemplateError",
+    "Tokens",
     "Topic",
     "all_messages",
     "check_data",
@@ -66,11 +75,14 @@ __all__ = [
     "enqueue_many",
     "erasure_handler",
     "export",
+    "held_for_confirmation",
+    "hold_for_confirmation",
     "messages_of",
     "next_due",
     "over_cap",
     "people",
     "preferences_of",
+    "release_confirmation",
     "save_layout",
     "save_topic",
     "suppression_key",

@@ -5,7 +5,8 @@ Rules:
 * **Reasons an operator may give**: ``manual`` (the default: never mail this address again), and
   ``hard_bounce`` / ``complaint`` for lists carried over from a previous provider. All three block every
   kind of email, transactional too. ``unsubscribed`` is not given by hand: an unsubscribe belongs to the
-  person, through the preference centre or the contact's ``subscription_status``.
+  person, through the preference centre or the contact's ``subscription_status``; ``unconfirmed``
+  (a double opt-in waiting, :mod:`.confirmation`) is not given by hand either.
 * **Adding is idempotent**, as at Postmark, SendGrid or Customer.io: an address already suppressed
   answers its existing entry (``200``) instead of a conflict, so a sync job can re-send its whole list.
   A stronger reason replaces an ``unsubscribed`` entry (as a complaint does in :mod:`.feedback.tracking`); any
@@ -35,7 +36,9 @@ from leadflow.kernel.errors import NotFound
 from leadflow.messaging import queries
 from leadflow.messaging.erased import suppression_keys
 
-REASONS = ("unsubscribed", "hard_bounce", "complaint", "manual")
+REASONS = ("unsubscribed", "hard_bounce", "complaint", "manual", "unconfirmed")
+# Entries that block marketing only: a manual, bounce or complaint entry replaces them.
+WEAK = ("unsubscribed", "unconfirmed")
 ManualReason = Literal["manual", "hard_bounce", "complaint"]
 
 
@@ -83,8 +86,8 @@ def add(ctx: AppContext, data: SuppressionCreate, *, actor: str) -> tuple[Suppre
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         existing = _find(conn, secret, address)
-        if any(entry.reason != "unsubscribed" for entry in existing):
-            return next(e for e in existing if e.reason != "unsubscribed"), False
+        if any(entry.reason not in WEAK for entry in existing):
+            return next(e for e in existing if e.reason not in WEAK), False
         entry = {"reason": data.reason, "detail": data.detail, "message_id": None, "created_at": now}
         if existing:
             conn.execute(queries.update_suppression(existing[0].email, entry))

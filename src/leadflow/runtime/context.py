@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from leadflow.capture import service as capture
 from leadflow.contacts import import_jobs
 from leadflow.contacts import service as contacts
+from leadflow.crm import service as crm
 from leadflow.events import service as events
 from leadflow.journeys import service as journeys
 from leadflow.kernel.bus import Bus
@@ -28,7 +30,13 @@ def wire(ctx: AppContext) -> None:
     # a CSV import may add its contacts to a static list (segments sit above contacts)
     contacts.use_static_lists(ctx, segments.static_list, segments.add_to_static_list)
     bus = ctx.bus
-    for handler in (events.on_contacts_merged, segments.on_contacts_merged, scoring.on_contacts_merged):
+    for handler in (
+        events.on_contacts_merged,
+        segments.on_contacts_merged,
+        scoring.on_contacts_merged,
+        crm.on_contacts_merged,
+        capture.on_contacts_merged,
+    ):
         bus.subscribe(ContactsMerged, handler)
     for erase in (
         events.on_contacts_erased,
@@ -39,8 +47,11 @@ def wire(ctx: AppContext) -> None:
         webhooks.on_contacts_erased,
         webhooks.on_inbound_contacts_erased,
         import_jobs.on_contacts_erased,
+        capture.on_contacts_erased,
+        crm.on_contacts_erased,
     ):
         bus.subscribe(ContactsErased, erase)
+    bus.subscribe(ContactsTouched, crm.on_contacts_touched)  # contacts at stage lead become CRM leads
     bus.subscribe(ContactsTouched, qualifier(ctx))
     # after qualifying: events the pipeline applied go out to the webhook endpoints subscribed to them
     bus.subscribe(ContactsTouched, webhooks.fanout(ctx))

@@ -227,8 +227,8 @@ class Facts:
             return reason
         if message.kind != "marketing":
             return None
-        if reason == "unsubscribed":
-            return "unsubscribed"
+        if reason in ("unsubscribed", "unconfirmed"):  # unconfirmed: a double opt-in not confirmed yet
+            return reason
         if contact is not None and contact.subscription_status != "subscribed":
             return f"contact {contact.subscription_status}"
         if message.topic and contact is not None and (contact.id, message.topic) in self.opted_out:

@@ -1,0 +1,311 @@
+"""A form submission: checked against the form, then a contact, a consent record and events.
+
+Rules:
+
+* **Rate limit** first: each client address may post ``LEADFLOW_FORM_RATE_PER_MINUTE`` times a minute
+  (a token bucket with that burst, on the injected clock); more answers ``429`` with ``Retry-After``.
+* **Origin**: a form with allowed origins refuses a post whose browser says it comes from another site
+  (``403 origin_not_allowed``); a post without ``Origin`` (a server, a plain form in an old browser) or
+  from leadflow's own address is accepted.
+* **Honeypot**: a post that fills the field hidden from people is answered as a success and stores
+  nothing but the form's ``spam_count``.
+* **Validation**: every error is reported at once, by field (``422 invalid_submission``); a form with a
+  consent checkbox refuses a post without it.
+* **Effects**, after the contact is created or updated by email (its first/last name and phone from the
+  fields of those names, the other visible fields as traits): in one transaction the submission (the
+  consent record: text, time, address), the static list, the tags, the double opt-in hold and its
+  confirmation email, and the tracking events of the same write path ``/v1/batch`` uses: an
+  ``identify`` linking the browser's anonymous id, a ``page`` carrying the UTM and the page address (the
+  touchpoint attribution reads) and the ``form.submitted`` track.
+* **Double opt-in**: a new contact, one not subscribed, or one whose address still waits for a
+  confirmation, is held (no marketing) until the link in the confirmation email is followed; a
+  subscribed contact is not held again.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from leadflow.capture import queries
+from leadflow.capture.forms import CONFIRMATION_TEMPLATE, fields_of, install_confirmation, row
+from leadflow.capture.schemas import CONSENT, HONEYPOT, UTM_FIELDS, FormField, FormFields
+from leadflow.capture.tokens import confirm_url
+from leadflow.contacts import service as contacts
+from leadflow.events import service as events
+from leadflow.kernel.context import AppContext, Slot
+from leadflow.kernel.db import on_commit
+from leadflow.kernel.errors import Forbidden, Invalid
+from leadflow.kernel.ids import new_id
+from leadflow.kernel.ratelimit import RateLimiter
+from leadflow.messaging import service as messaging
+from leadflow.segments import service as segments
+
+COLUMN_FIELDS = ("first_name", "last_name", "phone")
+TRUE = frozenset({"on", "true", "1", "yes"})
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+TEL = re.compile(r"^\+?[0-9 ()./-]{4,32}$")
+
+LIMITER: Slot[RateLimiter] = Slot(
+    "capture.rate_limit",
+    lambda ctx: RateLimiter(
+        ctx.settings.form_rate_per_minute / 60,
+        burst=max(1, ctx.settings.form_rate_per_minute),
+        clock=ctx.clock,
+    ),
+)
+
+
+class SubmissionInvalid(Invalid):
+    """The post breaks the form's rules; ``details`` maps each field to what is wrong."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("the form has errors", code="invalid_submission", details={"fields": errors})
+        self.errors = errors
+
+
+@dataclass
+class Posted:
+    """What a browser sent, and from where."""
+
+    values: Mapping[str, Any]
+    ip: str | None = None
+    origin: str | None = None
+    referer: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass
+class Outcome:
+    form: FormFields
+    form_id: str
+    submission_id: str | None  # None for a honeypot hit
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+def _text(value: Any, limit: int) -> str | None:
+    if value is None or isinstance(value, dict | list):
+        return None
+    text = (str(value).lower() if isinstance(value, bool) else str(value)).strip()
+    return text[:limit] or None
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or (isinstance(value, str | int) and str(value).strip().lower() in TRUE)
+
+
+def _one(spec: FormField, raw: Any) -> tuple[Any, str | None]:
+    """The clean value of one field, or the reason it is refused."""
+    if spec.type == "checkbox":
+        checked = _truthy(raw)
+        return checked, ("this box must be checked" if spec.required and not checked else None)
+    if isinstance(raw, dict | list):
+        return None, "a single value is expected"
+    text = None if raw is None else (str(raw).lower() if isinstance(raw, bool) else str(raw)).strip()
+    if spec.type == "hidden" and not text:
+        text = spec.value
+    if not text:
+        return None, ("this field is required" if spec.required else None)
+    if len(text) > spec.limit:
+        return None, f"at most {spec.limit} characters"
+    if spec.type == "email" and not EMAIL.match(text):
+        return None, "not an email address"
+    if spec.type == "tel" and not TEL.match(text):
+        return None, "not a phone number"
+    if spec.type == "select" and text not in (spec.options or []):
+        return None, "not one of the choices"
+    if spec.pattern and not re.fullmatch(spec.pattern, text):
+        return None, "not in the expected format"
+    if spec.type == "number":
+        try:
+            number = float(text)
+        except ValueError:
+            return None, "not a number"
+        if not math.isfinite(number):
+            return None, "not a number"
+        return (int(number) if number.is_integer() else number), None
+    return text, None
+
+
+def clean(form: FormFields, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The submitted fields, checked; raises :class:`SubmissionInvalid` with every error."""
+    found: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for spec in form.fields:
+        value, error = _one(spec, values.get(spec.name))
+        if error:
+            errors[spec.name] = error
+        elif value is not None:
+            found[spec.name] = value
+    if form.consent is not None and not _truthy(values.get(CONSENT)):
+        errors[CONSENT] = "your consent is required"
+    if errors:
+        raise SubmissionInvalid(errors)
+    return found
+
+
+def _meta(values: Mapping[str, Any], posted: Posted) -> dict[str, Any]:
+    utm = {name: v for name in UTM_FIELDS if (v := _text(values.get(name), 255))}
+    return {
+        "utm": utm,
+        "page_url": _text(values.get("page_url"), 2000) or _text(posted.referer, 2000),
+        "referrer": _text(values.get("referrer"), 2000),
+        "anonymous_id": _text(values.get("anonymous_id"), 255),
+    }
+
+
+def check_origin(ctx: AppContext, form: FormFields, origin: str | None) -> None:
+    own = ctx.settings.public_url.rstrip("/")
+    if form.allowed_origins and origin and origin != own and origin not in form.allowed_origins:
+        raise Forbidden(f"this form may not be posted from {origin[:100]}", code="origin_not_allowed")
+
+
+def submit(ctx: AppContext, form_id: str, posted: Posted) -> Outcome:
+    """Take one post of the form (see the module's rules)."""
+    with ctx.db.read() as conn:
+        form = fields_of(row(conn, form_id))
+    check_origin(ctx, form, posted.origin)
+    ctx.get(LIMITER).check(posted.ip or "unknown")
+    if _text(posted.values.get(HONEYPOT), 1000):
+        with ctx.db.write() as conn:
+            conn.execute(queries.COUNT_SPAM, {"form_id": form_id})
+        return Outcome(form, form_id, None)
+    values = clean(form, posted.values)
+    contact, created = _contact(ctx, form, form_id, values)
+    if form.double_opt_in:
+        install_confirmation(ctx, actor="system")
+    submission_id = new_id()
+    with ctx.db.write() as conn:
+        contacts.profile_lock(conn)
+        _record(conn, ctx, form, form_id, submission_id, contact, created, values, posted)
+    return Outcome(form, form_id, submission_id, values)
+
+
+def _contact(ctx: AppContext, form: FormFields, form_id: str, values: dict[str, Any]) -> tuple[Any, bool]:
+    hidden = {f.name for f in form.fields if f.type == "hidden"}
+    traits = {k: v for k, v in values.items() if k not in (*COLUMN_FIELDS, "email") and k not in hidden}
+    data = contacts.ContactUpsert(
+        email=values["email"],
+        **{k: str(values[k]) for k in COLUMN_FIELDS if k in values},
+        traits=traits or None,
+    )
+    try:
+        return contacts.upsert(ctx, data, actor=f"form:{form_id}")
+    except Invalid as exc:  # a phone the contacts domain cannot read
+        name = "phone" if "phone" in exc.code or "phone" in exc.message else "email"
+        raise SubmissionInvalid({name: exc.message}) from None
+
+
+def _record(
+    conn: Connection,
+    ctx: AppContext,
+    form: FormFields,
+    form_id: str,
+    submission_id: str,
+    contact: Any,
+    created: bool,
+    values: dict[str, Any],
+    posted: Posted,
+) -> None:
+    now = ctx.clock.now()
+    meta = _meta(posted.values, posted)
+    address = contact.email or values["email"]
+    pending = form.double_opt_in and (
+        created
+        or contact.subscription_status != "subscribed"
+        or messaging.held_for_confirmation(conn, ctx, address)
+    )
+    conn.execute(
+        queries.SUBMISSION_INSERT,
+        {
+            "id": submission_id,
+            "form_id": form_id,
+            "contact_id": contact.id,
+            "email": address,
+            "data": values,
+            "utm": meta["utm"] or None,
+            "page_url": meta["page_url"],
+            "referrer": meta["referrer"],
+            "ip": posted.ip,
+            "consent_text": form.consent.text if form.consent else None,
+            "consented_at": now if form.consent else None,
+            "status": "pending" if pending else "single",
+            "confirmed_at": None,
+            "created_at": now,
+        },
+    )
+    actor = f"form:{form_id}"
+    if form.list_id:
+        segments.add_to_static_list(conn, ctx, form.list_id, [contact.id], actor)
+    if form.tags:
+        contacts.change_many(conn, ctx, [contact.id], add=form.tags, remove=[])
+    if pending:
+        messaging.hold_for_confirmation(conn, ctx, address)
+        email = {
+            "key": f"form-confirm:{submission_id}",
+            "kind": "transactional",
+            "contact_id": contact.id,
+            "template": CONFIRMATION_TEMPLATE,
+            "context": {"vars": {"confirm_url": confirm_url(ctx, submission_id), "form_name": form.name}},
+        }
+        messaging.enqueue_many(conn, ctx, [email], now)
+    rows = _tracking(form, form_id, submission_id, values, meta, posted)
+    events.insert_tracked(conn, [events.to_row(raw, kind=None, received_at=now) for raw in rows])
+    on_commit(conn, lambda: ctx.signals.announce(events.CHANNEL))
+
+
+def _tracking(
+    form: FormFields,
+    form_id: str,
+    submission_id: str,
+    values: dict[str, Any],
+    meta: dict[str, Any],
+    posted: Posted,
+) -> list[dict[str, Any]]:
+    """The Segment messages of a submission, as ``/v1/batch`` would receive them from the page."""
+    utm = meta["utm"]
+    campaign = {("name" if k == "utm_campaign" else k.removeprefix("utm_")): v for k, v in utm.items()}
+    page = {"url": meta["page_url"], "referrer": meta["referrer"]}
+    context: dict[str, Any] = {"page": {k: v for k, v in page.items() if v}}
+    if campaign:
+        context["campaign"] = campaign
+    if posted.ip:
+        context["ip"] = posted.ip
+    if posted.user_agent:
+        context["userAgent"] = posted.user_agent[:500]
+    who = {"anonymousId": meta["anonymous_id"] or f"form-{submission_id}", "context": context}
+    key = f"form:{submission_id}"
+    found: list[dict[str, Any]] = [
+        {"type": "identify", "messageId": f"{key}:identify", "traits": {"email": values["email"]}, **who}
+    ]
+    if meta["page_url"] or utm:
+        properties = {k: v for k, v in page.items() if v}
+        found.append(
+            {"type": "page", "messageId": f"{key}:page", "name": form.name, "properties": properties, **who}
+        )
+    properties = {
+        "form_id": form_id,
+        "form_name": form.name,
+        "submission_id": submission_id,
+        "fields": values,
+        "utm": utm,
+        "page_url": meta["page_url"],
+        "referrer": meta["referrer"],
+        "journey_id": form.journey_id,
+        "double_opt_in": form.double_opt_in,
+    }
+    found.append(
+        {
+            "type": "track",
+            "messageId": f"{key}:submitted",
+            "event": "form.submitted",
+            "properties": properties,
+            **who,
+        }
+    )
+    return found
