@@ -12,6 +12,7 @@ import typer
 
 from leadflow.auth.cli import keys_app
 from leadflow.contacts.cli import import_app as import_contacts_app
+from leadflow.crm.cli import crm_app
 from leadflow.events.cli import events_app
 from leadflow.journeys.cli import journeys_app
 from leadflow.kernel import commands
@@ -48,6 +49,7 @@ app.add_typer(segments_app, name="segments")
 app.add_typer(scoring_app, name="scoring")
 app.add_typer(journeys_app, name="journeys")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(crm_app, name="crm")
 app.add_typer(email_app, name="email")
 
 HTTP_SERVER = "leadflow.api.server"

@@ -17,6 +17,7 @@ MODEL_MODULES = (
     "leadflow.journeys.models",
     "leadflow.messaging.models",
     "leadflow.webhooks.models",
+    "leadflow.crm.models",
     "leadflow.capture.models",
 )
 

@@ -72,6 +72,11 @@ CONFLICTS = frozenset(
         ("post", "/api/v1/broadcasts/{broadcast_id}/schedule"),
         ("post", "/api/v1/broadcasts/{broadcast_id}/cancel"),
         ("post", "/api/v1/email/feedback/{provider}"),  # a provider's signature replayed
+        ("post", "/api/v1/crm/users"),  # the email is taken
+        ("patch", "/api/v1/crm/users/{user_id}"),
+        ("delete", "/api/v1/crm/users/{user_id}"),  # the user owns leads or activities
+        ("post", "/api/v1/crm/teams"),  # the name is taken
+        ("patch", "/api/v1/crm/teams/{team_id}"),
     }
 )
 CREATED_OR_UPDATED = frozenset({("post", "/api/v1/contacts")})

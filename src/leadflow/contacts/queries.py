@@ -322,6 +322,34 @@ def id_for_user(conn: Connection, user_id: str) -> str | None:
     return str(found) if found else None
 
 
+# --- what the crm domain embeds through contacts.service ---------------------------------------------
+
+
+def lead_profiles() -> sa.Select[Any]:
+    """Each contact's id, name, email, stage and dates: the CRM joins its leads to it (as a subquery,
+    which both databases flatten into a join by primary key)."""
+    c = contacts.c
+    return sa.select(
+        c.id, c.email, c.first_name, c.last_name, c.lifecycle_stage, c.company_id, c.created_at, c.updated_at
+    )
+
+
+def lead_sources(contact_ids: Sequence[str], stages: Sequence[str]) -> sa.Select[Any]:
+    """``(contact_id, source)`` of those of ``contact_ids`` at one of ``stages``, to insert as CRM
+    leads in one statement. The source is the ``source`` trait, else the first touchpoint's source."""
+    first_touch = (
+        sa.select(touchpoints.c.source)
+        .where(touchpoints.c.contact_id == contacts.c.id, touchpoints.c.source.is_not(None))
+        .order_by(touchpoints.c.occurred_at, touchpoints.c.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    source = sa.func.substr(sa.func.coalesce(contacts.c.traits["source"].as_string(), first_touch), 1, 255)
+    return sa.select(contacts.c.id, source.label("source")).where(
+        contacts.c.id.in_(list(contact_ids)), contacts.c.lifecycle_stage.in_(list(stages))
+    )
+
+
 # --- CSV import jobs (leadflow.contacts.import_jobs) ------------------------------------------------
 
 INSERT_JOB = import_jobs.insert()
@@ -435,6 +463,8 @@ def delete_issues_naming(emails: Sequence[str], user_ids: Sequence[str]) -> list
 
 _AT = datetime(2026, 1, 1, tzinfo=UTC)
 SAMPLES: list[Sample] = [
+    lead_profiles,
+    lambda: lead_sources(["c1"], ["lead", "mql"]),
     lambda: companies_named(["example.com"], ["example"]),
     lambda: job_issues("j1", "rejected", after=0, limit=100),
     lambda: jobs_page(after="j1", limit=50),

@@ -155,6 +155,15 @@ def of_contacts(
     return query if limit is None else query.limit(limit)
 
 
+def timeline(
+    contact_ids: Sequence[str], names: Sequence[str], *, before: tuple[datetime, int] | None, limit: int
+) -> sa.Select[Any]:
+    """A contact's page views and the events named ``names``, newest first (a CRM lead's timeline),
+    through the ``(contact_id, timestamp)`` index; ``before`` as in :func:`of_contacts`."""
+    query = of_contacts(contact_ids, kind=None, name=None, source=None, before=before, limit=limit)
+    return query.where(sa.or_(events.c.type == "page", events.c.event.in_(list(names))))
+
+
 def message_ids(dialect: str, event_ids: Sequence[int]) -> Any:
     """The ``messageId`` of each of these events still stored."""
     return where_in_dialect(
@@ -198,6 +207,7 @@ def _internal_sample() -> sa.Select[Any]:
 
 _AT = datetime(2026, 1, 1, tzinfo=UTC)
 SAMPLES: list[Sample] = [
+    lambda: timeline(["c1"], ["leadflow.email_sent"], before=(datetime(2026, 1, 1, tzinfo=UTC), 5), limit=10),
     lambda: ingest("postgresql"),  # (SQLite's ON CONFLICT construct compiles on SQLite only)
     lambda: delete([1, 2]),
     lambda: [

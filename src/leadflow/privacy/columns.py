@@ -293,6 +293,34 @@ REGISTRY: Final[dict[str, dict[str, Treatment]]] = {
         "error": REDACTED,
         "email": REDACTED,
         "anonymous_id": REDACTED,
+        "subject": REDACTED,  # the sender's id of the person (a Stripe customer id)
+    },
+    # --- crm: the business's users and teams are staff; a lead's record and every activity logged
+    # about the person go with them
+    "crm_teams": {"id": _ID, "name": NOT_PERSONAL, "lead_user_id": _ID},
+    "crm_users": {
+        "id": _ID,
+        "name": NOT_PERSONAL,  # staff identities
+        "email": NOT_PERSONAL,
+        "role": NOT_PERSONAL,
+        "team_id": _ID,
+        "timezone": NOT_PERSONAL,
+        "working_hours": NOT_PERSONAL,
+    },
+    "crm_leads": {
+        "contact_id": DELETED,
+        "status": DELETED,
+        "reason": DELETED,
+        "owner_id": DELETED,
+        "source": DELETED,
+    },
+    "crm_activities": {
+        "contact_id": DELETED,
+        "kind": DELETED,
+        "subject": DELETED,
+        "body": DELETED,
+        "owner_id": DELETED,
+        "created_by": DELETED,
     },
     # --- audit: entries about the person keep who did what when, lose their data -------------------
     "audit_log": {

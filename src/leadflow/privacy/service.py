@@ -10,6 +10,7 @@ from typing import Any
 
 from leadflow.audit import service as audit
 from leadflow.contacts import service as contacts
+from leadflow.crm import service as crm
 from leadflow.events import service as events
 from leadflow.journeys import service as journeys
 from leadflow.kernel.context import AppContext
@@ -23,8 +24,9 @@ def export(ctx: AppContext, contact_id: str) -> dict[str, Any]:
     """Everything leadflow holds about a person, as one JSON document: the profile (with its consent),
     identities, company, events, touchpoints, tags, segment memberships, scores, journey runs and
     their steps, messages, suppressions of their addresses, topic preferences, webhook deliveries
-    about them, CSV import rows about them that were rejected or merged, and the audit entries about
-    them. A merged id answers as its survivor, with what is held under every id merged into it."""
+    about them, CSV import rows about them that were rejected or merged, their CRM lead record and
+    activities, and the audit entries about them. A merged id answers as its survivor, with what is
+    held under every id merged into it."""
     secret = ctx.secret_key  # read outside the transaction
     with ctx.db.read() as conn:
         person = contacts.held(conn, contact_id)
@@ -39,6 +41,7 @@ def export(ctx: AppContext, contact_id: str) -> dict[str, Any]:
             "journey_runs": journeys.export(conn, ids),
             **messaging.export(conn, secret, ids, person.emails),
             "webhook_deliveries": webhooks.export(conn, ids),
+            **crm.export(conn, ids),
             "import_issues": person.import_issues,
             "audit": audit.entries(conn, entity_type="contact", entity_ids=ids, limit=10_000),
         }

@@ -74,6 +74,12 @@ def score_summaries(dialect: str, contact_ids: Sequence[str]) -> sa.Select[Any]:
     return found
 
 
+def score_view() -> sa.Select[Any]:
+    """Every scored contact's ``(contact_id, total, band)``: the CRM joins its leads to it (a contact
+    without a row has no score yet: total 0, the lowest band)."""
+    return sa.select(_s.contact_id, _s.total, _s.band)
+
+
 def export(contact_ids: Sequence[str]) -> tuple[sa.Select[Any], sa.Select[Any]]:
     """These contacts' scores, and the points each rule gave them with the rule's name (GDPR export)."""
     ids = list(contact_ids)
@@ -382,6 +388,7 @@ def _upsert(build: Callable[[str], Any]) -> list[Executable]:
 
 
 SAMPLES: list[Sample] = [
+    score_view,
     lambda: change_rule("r", {"name": "n", "points": 2.0}),
     lambda: rules_by_ids(["r"]),
     lambda: _for_each_dialect(lambda d: score_summaries(d, ["a", "b"])),

@@ -23,6 +23,7 @@ from leadflow.scoring.definitions import ScoringRule as ScoringRule
 from leadflow.scoring.definitions import ScoringRuleCreate as ScoringRuleCreate
 from leadflow.scoring.definitions import ScoringRuleFields as ScoringRuleFields
 from leadflow.scoring.engine import BAND_CHANGED as BAND_CHANGED
+from leadflow.scoring.queries import score_view as score_view
 from leadflow.segments import service as segments
 
 RECOMPUTE_KEY = "scoring.recompute_requested_at"
@@ -303,3 +304,8 @@ def copy_configuration(source: Connection, target: Connection) -> None:
     """Every scoring rule, into another database (the journey simulator's scratch copy; the bands
     travel with the configuration entries)."""
     copy_rows(source, target, queries.RULES_TABLE)
+
+
+def lowest_band(conn: Connection) -> str:
+    """The lowest band's name: the band of a contact without a score."""
+    return bands.lowest(conn)

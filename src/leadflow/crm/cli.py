@@ -1,0 +1,114 @@
+"""``leadflow crm ...``: the CRM's users and leads from the command line."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from leadflow.crm import leads, people
+from leadflow.crm.schemas import LeadFilter, StatusChange, UserCreate
+from leadflow.kernel.commands import CLI_ACTOR, console, open_context, require_schema
+
+crm_app = typer.Typer(help="The built-in CRM: users and leads.", no_args_is_help=True)
+users_app = typer.Typer(help="The business's users (lead owners).", no_args_is_help=True)
+leads_app = typer.Typer(help="Leads: contacts with a sales status.", no_args_is_help=True)
+crm_app.add_typer(users_app, name="users")
+crm_app.add_typer(leads_app, name="leads")
+
+
+@users_app.command("list")
+def users_list(limit: int = typer.Option(100, min=1, max=500)) -> None:
+    """List users."""
+    with open_context() as ctx:
+        require_schema(ctx)
+        found = people.list_users(ctx, after=None, limit=limit)
+    table = Table("id", "name", "email", "role", "team", "time zone", "capacity", "active")
+    for user in found:
+        table.add_row(
+            user.id,
+            user.name,
+            user.email,
+            user.role,
+            user.team_id or "",
+            user.timezone,
+            str(user.capacity),
+            "yes" if user.active else "no",
+        )
+    console.print(table)
+
+
+@users_app.command("add")
+def users_add(
+    name: str = typer.Option(..., help="full name"),
+    email: str = typer.Option(..., help="work address"),
+    role: str = typer.Option("sales", help="admin, marketer, sales or viewer"),
+    team_id: str | None = typer.Option(None, "--team", help="team id"),
+    timezone: str = typer.Option("UTC", help="IANA time zone, e.g. Europe/Berlin"),
+    capacity: int = typer.Option(1, min=0, help="routing weight"),
+) -> None:
+    """Add a user; prints its id last."""
+    data = UserCreate.model_validate(
+        {
+            "name": name,
+            "email": email,
+            "role": role,
+            "team_id": team_id,
+            "timezone": timezone,
+            "capacity": capacity,
+        }
+    )
+    with open_context() as ctx:
+        require_schema(ctx)
+        user = people.create_user(ctx, data, actor=CLI_ACTOR)
+    console.print(f"added {user.name} <{user.email}> ({user.role})")
+    typer.echo(user.id)
+
+
+@leads_app.command("list")
+def leads_list(
+    status: list[str] | None = typer.Option(None, help="a status; repeat for several"),
+    owner_id: str | None = typer.Option(None, "--owner", help="an owner's user id"),
+    q: str | None = typer.Option(None, help="part of the name or email"),
+    limit: int = typer.Option(50, min=1, max=500),
+) -> None:
+    """List leads, newest first."""
+    where = LeadFilter(status=status or None, owner_id=owner_id, q=q)
+    with open_context() as ctx:
+        require_schema(ctx)
+        found = leads.search(ctx, where, before=None, limit=limit)
+    table = Table("email", "name", "status", "owner", "stage", "score", "created")
+    for lead in found:
+        name = " ".join(part for part in (lead.first_name, lead.last_name) if part)
+        table.add_row(
+            lead.email or lead.contact_id,
+            name,
+            lead.status,
+            lead.owner_id or "",
+            lead.lifecycle_stage,
+            f"{lead.score:g}",
+            lead.created_at.isoformat(timespec="seconds"),
+        )
+    console.print(table)
+
+
+@leads_app.command("show")
+def leads_show(email: str = typer.Argument(..., help="the lead's address")) -> None:
+    """Show one lead as JSON."""
+    with open_context() as ctx:
+        require_schema(ctx)
+        lead = leads.get(ctx, email)
+    typer.echo(lead.model_dump_json(indent=2))
+
+
+@leads_app.command("status")
+def leads_status(
+    email: str = typer.Argument(..., help="the lead's address"),
+    status: str = typer.Argument(..., help="new, contacted, qualified, unqualified, customer or lost"),
+    reason: str | None = typer.Option(None, help="required for unqualified and lost"),
+) -> None:
+    """Set a lead's status (audited, an event of the pipeline)."""
+    change = StatusChange.model_validate({"status": status, "reason": reason})
+    with open_context() as ctx:
+        require_schema(ctx)
+        lead = leads.change_status(ctx, email, change, actor=CLI_ACTOR)
+    console.print(f"{email}: {lead.status}" + (f" ({lead.reason})" if lead.reason else ""))

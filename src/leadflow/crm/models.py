@@ -1,0 +1,88 @@
+"""Tables owned by the CRM domain. Other domains use :mod:`leadflow.crm.service`."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from leadflow.kernel.db import metadata
+from leadflow.kernel.types import ID_LENGTH, UTCDateTime, bigint_pk, json_type
+
+# A team of users; its lead (a user id, no foreign key: users name their team) is who SLA breaches
+# escalate to.
+crm_teams = sa.Table(
+    "crm_teams",
+    metadata,
+    sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("lead_user_id", sa.String(ID_LENGTH)),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# The business's people: the owners leads are assigned to.
+crm_users = sa.Table(
+    "crm_users",
+    metadata,
+    sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),  # admin | marketer | sales | viewer
+    sa.Column("team_id", sa.String(ID_LENGTH), sa.ForeignKey("crm_teams.id")),
+    sa.Column("timezone", sa.String(64), nullable=False),  # IANA
+    sa.Column("working_hours", json_type(), nullable=False),  # {"mon": [["09:00", "17:00"]], ...}
+    sa.Column("capacity", sa.Integer, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_crm_users_team_id", "team_id"),
+)
+
+# A contact with a sales record. Lists are read newest first by (created_at, contact_id), filtered by
+# status or owner through the matching composite index.
+crm_leads = sa.Table(
+    "crm_leads",
+    metadata,
+    sa.Column("contact_id", sa.String(ID_LENGTH), sa.ForeignKey("contacts.id"), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("owner_id", sa.String(ID_LENGTH), sa.ForeignKey("crm_users.id")),
+    sa.Column("source", sa.String(255)),
+    sa.Column("status_changed_at", UTCDateTime(), nullable=False),
+    sa.Column("first_response_at", UTCDateTime()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_crm_leads_created_at", "created_at", "contact_id"),
+    sa.Index("ix_crm_leads_status_created_at", "status", "created_at", "contact_id"),
+    sa.Index("ix_crm_leads_owner_id_created_at", "owner_id", "created_at", "contact_id"),
+    sa.Index("ix_crm_leads_updated_at", "updated_at"),
+    sa.Index("ix_crm_leads_source", "source"),
+)
+
+# Calls, meetings, notes, tasks and emails logged by people (the derived entries of a timeline come
+# from the event log).
+crm_activities = sa.Table(
+    "crm_activities",
+    metadata,
+    sa.Column("id", bigint_pk(), primary_key=True, autoincrement=True),
+    sa.Column("contact_id", sa.String(ID_LENGTH), sa.ForeignKey("contacts.id"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # call | meeting | note | task | email
+    sa.Column("subject", sa.String(500)),
+    sa.Column("body", sa.Text),
+    sa.Column("due_at", UTCDateTime()),
+    sa.Column("done_at", UTCDateTime()),
+    sa.Column("owner_id", sa.String(ID_LENGTH), sa.ForeignKey("crm_users.id")),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("occurred_at", UTCDateTime(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_crm_activities_contact_id_occurred_at", "contact_id", "occurred_at", "id"),
+    sa.Index(
+        "ix_crm_activities_open_tasks",
+        "owner_id",
+        "due_at",
+        postgresql_where=sa.text("kind = 'task' AND done_at IS NULL"),
+        sqlite_where=sa.text("kind = 'task' AND done_at IS NULL"),
+    ),
+)
+
+#: A task not done yet (the open-task index holds exactly these).
+OPEN_TASK = sa.and_(crm_activities.c.kind == sa.literal_column("'task'"), crm_activities.c.done_at.is_(None))

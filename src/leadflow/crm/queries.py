@@ -1,0 +1,346 @@
+"""Every statement the CRM runs: users and teams, leads (created set-based from the pipeline, listed
+through composite indexes), activities, a lead's timeline, merges, erasure and export.
+
+A lead's profile and score come from the statements the contacts and scoring domains hand out
+(:func:`leadflow.contacts.service.lead_profiles`, :func:`leadflow.scoring.service.score_view`),
+embedded as subqueries that both databases flatten into joins by primary key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from leadflow.contacts import service as contacts
+from leadflow.crm.models import OPEN_TASK, crm_activities, crm_leads, crm_teams, crm_users
+from leadflow.crm.schemas import LeadFilter
+from leadflow.kernel.db import Sample, insert_for
+from leadflow.kernel.types import UTCDateTime
+from leadflow.scoring import service as scoring
+
+_t, _u, _l, _a = crm_teams.c, crm_users.c, crm_leads.c, crm_activities.c
+
+# ---- teams and users --------------------------------------------------------------------------------
+
+INSERT_TEAM = crm_teams.insert()
+TEAM = sa.select(crm_teams).where(_t.id == sa.bindparam("team_id"))
+TEAM_NAMED = sa.select(_t.id).where(_t.name == sa.bindparam("name"))
+DELETE_TEAM = crm_teams.delete().where(_t.id == sa.bindparam("team_id"))
+#: A deleted team's members stay, without a team.
+LEAVE_TEAM = crm_users.update().where(_u.team_id == sa.bindparam("team")).values(team_id=None)
+INSERT_USER = crm_users.insert()
+USER = sa.select(crm_users).where(_u.id == sa.bindparam("user_id"))
+USER_WITH_EMAIL = sa.select(_u.id).where(_u.email == sa.bindparam("email"))
+DELETE_USER = crm_users.delete().where(_u.id == sa.bindparam("user_id"))
+#: A deleted user no longer leads a team.
+DROP_TEAM_LEAD = (
+    crm_teams.update().where(_t.lead_user_id == sa.bindparam("user_id")).values(lead_user_id=None)
+)
+#: Whether a user owns a lead or an activity (then it is deactivated, not deleted).
+USER_OWNS = sa.select(
+    sa.or_(
+        sa.exists().where(_l.owner_id == sa.bindparam("user_id")),
+        sa.exists().where(_a.owner_id == sa.bindparam("user_id")),
+    )
+)
+
+
+def teams_page(*, after: str | None, limit: int) -> sa.Select[Any]:
+    query = sa.select(crm_teams).order_by(_t.id).limit(limit)
+    return query if after is None else query.where(_t.id > after)
+
+
+def change_team(team_id: str, values: dict[str, Any]) -> sa.Update:
+    return crm_teams.update().where(_t.id == team_id).values(values)
+
+
+def users_page(*, after: str | None, team_id: str | None, active: bool | None, limit: int) -> sa.Select[Any]:
+    query = sa.select(crm_users).order_by(_u.id).limit(limit)
+    if after is not None:
+        query = query.where(_u.id > after)
+    if team_id is not None:
+        query = query.where(_u.team_id == team_id)
+    if active is not None:
+        query = query.where(_u.active.is_(active))
+    return query
+
+
+def change_user(user_id: str, values: dict[str, Any]) -> sa.Update:
+    return crm_users.update().where(_u.id == user_id).values(values)
+
+
+# ---- leads ---------------------------------------------------------------------------------------------
+
+
+def insert_leads(dialect: str, contact_ids: Sequence[str], stages: Sequence[str], now: datetime) -> Any:
+    """Those of ``contact_ids`` at one of ``stages`` become ``new`` leads, in one
+    ``INSERT … SELECT … ON CONFLICT DO NOTHING`` (a lead already there is left alone)."""
+    found = contacts.lead_sources(contact_ids, stages).subquery("found")
+    at = sa.literal(now, UTCDateTime())
+    rows = sa.select(found.c.id, found.c.source, sa.literal("new"), at, at, at).where(sa.true())
+    columns = ["contact_id", "source", "status", "status_changed_at", "created_at", "updated_at"]
+    return (
+        insert_for(dialect, crm_leads)
+        .from_select(columns, rows)
+        .on_conflict_do_nothing(index_elements=["contact_id"])
+    )
+
+
+def ensure_lead(dialect: str, contact_id: str, now: datetime) -> Any:
+    """One ``new`` lead for this contact unless it has one (a status or owner set through the API)."""
+    values = {
+        "contact_id": contact_id,
+        "status": "new",
+        "status_changed_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+    return insert_for(dialect, crm_leads).values(values).on_conflict_do_nothing(index_elements=["contact_id"])
+
+
+LEAD = sa.select(crm_leads).where(_l.contact_id == sa.bindparam("contact_id"))
+SET_STATUS = (
+    crm_leads.update()
+    .where(_l.contact_id == sa.bindparam("contact_id"))
+    .values(
+        status=sa.bindparam("status"),
+        reason=sa.bindparam("reason"),
+        status_changed_at=sa.bindparam("now"),
+        updated_at=sa.bindparam("now"),
+        first_response_at=sa.func.coalesce(_l.first_response_at, sa.bindparam("responded_at")),
+    )
+)
+SET_OWNER = (
+    crm_leads.update()
+    .where(_l.contact_id == sa.bindparam("contact_id"))
+    .values(owner_id=sa.bindparam("owner_id"), updated_at=sa.bindparam("now"))
+)
+#: A logged call, email or meeting answers the lead (if nothing did before).
+RESPONDED = (
+    crm_leads.update()
+    .where(_l.contact_id == sa.bindparam("contact_id"))
+    .values(
+        first_response_at=sa.func.coalesce(_l.first_response_at, sa.bindparam("now")),
+        updated_at=sa.bindparam("now"),
+    )
+)
+TOUCH = (
+    crm_leads.update()
+    .where(_l.contact_id == sa.bindparam("contact_id"))
+    .values(updated_at=sa.bindparam("now"))
+)
+
+
+def _lead_view(lowest_band: str) -> sa.Select[Any]:
+    profile = contacts.lead_profiles().subquery("profile")
+    scores = scoring.score_view().subquery("scores")
+    open_tasks = (
+        sa.select(sa.func.count())
+        .where(_a.contact_id == _l.contact_id, OPEN_TASK)
+        .scalar_subquery()
+        .label("open_tasks")
+    )
+    return (
+        sa.select(
+            _l.contact_id,
+            profile.c.email,
+            profile.c.first_name,
+            profile.c.last_name,
+            profile.c.lifecycle_stage,
+            profile.c.company_id,
+            _l.status,
+            _l.reason,
+            _l.owner_id,
+            _l.source,
+            sa.func.coalesce(scores.c.total, 0.0).label("score"),
+            sa.func.coalesce(scores.c.band, lowest_band).label("score_band"),
+            _l.status_changed_at,
+            _l.first_response_at,
+            open_tasks,
+            _l.created_at,
+            _l.updated_at,
+        )
+        .select_from(crm_leads)
+        .join(profile, profile.c.id == _l.contact_id)
+        .outerjoin(scores, scores.c.contact_id == _l.contact_id)
+    )
+
+
+def lead(contact_id: str, lowest_band: str) -> sa.Select[Any]:
+    """One lead with its profile summary, score and open tasks."""
+    return _lead_view(lowest_band).where(_l.contact_id == contact_id)
+
+
+def _like(text: str) -> str:
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def leads_page(
+    where: LeadFilter, *, before: tuple[datetime, str] | None, limit: int, lowest_band: str
+) -> sa.Select[Any]:
+    """Leads newest first by ``(created_at, contact_id)``, continuing before ``before``. Status and owner
+    filters read ``(status | owner_id, created_at, contact_id)`` indexes in order; the rest filter the
+    joined rows (``q`` ignores case with the database's ``lower``)."""
+    query = _lead_view(lowest_band)
+    columns = query.selected_columns
+    if where.status:
+        query = query.where(_l.status.in_(where.status))
+    if where.unassigned:
+        query = query.where(_l.owner_id.is_(None))
+    elif where.owner_id is not None:
+        query = query.where(_l.owner_id == where.owner_id)
+    if where.stage:
+        query = query.where(columns.lifecycle_stage.in_(where.stage))
+    if where.score_min is not None:
+        query = query.where(columns.score >= where.score_min)
+    if where.score_max is not None:
+        query = query.where(columns.score <= where.score_max)
+    if where.source is not None:
+        query = query.where(_l.source == where.source)
+    for column, low, high in (
+        (_l.created_at, where.created_after, where.created_before),
+        (_l.updated_at, where.updated_after, where.updated_before),
+    ):
+        if low is not None:
+            query = query.where(column >= low)
+        if high is not None:
+            query = query.where(column < high)
+    if where.q:
+        pattern = _like(where.q)
+        name = sa.func.coalesce(columns.first_name, "") + " " + sa.func.coalesce(columns.last_name, "")
+        query = query.where(
+            sa.or_(*(sa.func.lower(c).like(pattern, escape="\\") for c in (columns.email, name)))
+        )
+    if before is not None:
+        stamp, contact_id = before
+        query = query.where(
+            sa.or_(_l.created_at < stamp, sa.and_(_l.created_at == stamp, _l.contact_id < contact_id))
+        )
+    return query.order_by(_l.created_at.desc(), _l.contact_id.desc()).limit(limit)
+
+
+# ---- activities ----------------------------------------------------------------------------------------
+
+INSERT_ACTIVITY = crm_activities.insert().returning(_a.id)
+ACTIVITY = sa.select(crm_activities).where(_a.id == sa.bindparam("activity_id"))
+DELETE_ACTIVITY = crm_activities.delete().where(_a.id == sa.bindparam("activity_id"))
+
+
+def change_activity(activity_id: int, values: dict[str, Any]) -> sa.Update:
+    return crm_activities.update().where(_a.id == activity_id).values(values)
+
+
+def activities_page(
+    *,
+    contact_id: str | None,
+    owner_id: str | None,
+    kind: str | None,
+    open_tasks: bool,
+    after: int | None,
+    limit: int,
+) -> sa.Select[Any]:
+    """Activities newest first by id; ``open_tasks``: tasks not done, soonest due first."""
+    query = sa.select(crm_activities).limit(limit)
+    if contact_id is not None:
+        query = query.where(_a.contact_id == contact_id)
+    if owner_id is not None:
+        query = query.where(_a.owner_id == owner_id)
+    if kind is not None:
+        query = query.where(_a.kind == kind)
+    if open_tasks:
+        query = query.where(OPEN_TASK)
+    if after is not None:
+        query = query.where(_a.id < after)
+    return query.order_by(_a.id.desc())
+
+
+def timeline_activities(
+    contact_id: str, *, before: tuple[datetime, int] | None, limit: int
+) -> sa.Select[Any]:
+    """A contact's activities newest first by ``(occurred_at, id)``, continuing before ``before``."""
+    query = sa.select(crm_activities).where(_a.contact_id == contact_id)
+    if before is not None:
+        stamp, activity_id = before
+        query = query.where(
+            sa.or_(_a.occurred_at < stamp, sa.and_(_a.occurred_at == stamp, _a.id < activity_id))
+        )
+    return query.order_by(_a.occurred_at.desc(), _a.id.desc()).limit(limit)
+
+
+# ---- merges, erasure, export ------------------------------------------------------------------------
+
+#: Activities follow a merged contact to its survivor.
+MOVE_ACTIVITIES = (
+    crm_activities.update()
+    .where(_a.contact_id == sa.bindparam("loser"))
+    .values(contact_id=sa.bindparam("survivor"))
+)
+_other = crm_leads.alias("other")
+#: The loser's lead becomes the survivor's when the survivor has none; otherwise the survivor's stays.
+MOVE_LEAD = (
+    crm_leads.update()
+    .where(
+        _l.contact_id == sa.bindparam("loser"),
+        ~sa.exists().where(_other.c.contact_id == sa.bindparam("survivor")),
+    )
+    .values(contact_id=sa.bindparam("survivor"))
+)
+DROP_LEAD = crm_leads.delete().where(_l.contact_id == sa.bindparam("loser"))
+
+
+def forget(contact_ids: Sequence[str]) -> list[sa.Delete]:
+    """Every CRM row about these contacts (GDPR erasure)."""
+    ids = list(contact_ids)
+    return [
+        crm_activities.delete().where(_a.contact_id.in_(ids)),
+        crm_leads.delete().where(_l.contact_id.in_(ids)),
+    ]
+
+
+def export(contact_ids: Sequence[str]) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    ids = list(contact_ids)
+    return (
+        sa.select(crm_leads).where(_l.contact_id.in_(ids)),
+        sa.select(crm_activities).where(_a.contact_id.in_(ids)).order_by(_a.id),
+    )
+
+
+_AT = datetime(2026, 1, 1, tzinfo=UTC)
+
+SAMPLES: list[Sample] = [
+    lambda: teams_page(after="t", limit=10),
+    lambda: change_team("t", {"name": "n"}),
+    lambda: users_page(after="u", team_id="t", active=True, limit=10),
+    lambda: change_user("u", {"name": "n"}),
+    lambda: [insert_leads(d, ["c1"], ["lead", "mql"], _AT) for d in ("sqlite", "postgresql")],
+    lambda: [ensure_lead(d, "c1", _AT) for d in ("sqlite", "postgresql")],
+    lambda: lead("c1", "cold"),
+    lambda: leads_page(
+        LeadFilter(
+            status=["new"],
+            owner_id="u",
+            stage=["lead"],
+            score_min=1,
+            score_max=9,
+            source="ads",
+            created_after=_AT,
+            created_before=_AT,
+            updated_after=_AT,
+            updated_before=_AT,
+            q="ann",
+        ),
+        before=(_AT, "c1"),
+        limit=50,
+        lowest_band="cold",
+    ),
+    lambda: leads_page(LeadFilter(unassigned=True), before=None, limit=50, lowest_band="cold"),
+    lambda: change_activity(1, {"subject": "s"}),
+    lambda: activities_page(contact_id="c", owner_id="u", kind="task", open_tasks=True, after=5, limit=10),
+    lambda: timeline_activities("c1", before=(_AT, 3), limit=10),
+    lambda: forget(["c1"]),
+    lambda: export(["c1"]),
+]
