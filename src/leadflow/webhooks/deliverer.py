@@ -14,6 +14,15 @@ at once with the reason ("blocked: 127.0.0.1 is loopback; ...");
 408, 429, 3xx (redirects are not followed), 5xx, timeouts and connection errors → retried after the
 Standard Webhooks schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h), or after ``Retry-After`` when
 that is longer; when the eighth attempt fails too, the delivery fails with the last reason.
+
+Deliveries to a registered endpoint (:mod:`leadflow.webhooks.endpoints`) go to the endpoint's current
+URL, signed with its own secret (both secrets during a rotation, space-separated). An endpoint deleted
+or turned off since the delivery was queued: the delivery is ``cancelled`` with the reason. An endpoint
+over its rate limit (a :class:`~leadflow.kernel.ratelimit.TokenBucket` per endpoint and deliverer): the
+delivery goes back untried, due when the bucket will have a token, its attempt uncounted. A ``410``
+turns the endpoint off and cancels its waiting deliveries ("endpoint gone (410)"). Every attempt's
+request headers, response status, headers subset, body start (4 KB) and duration are kept as the
+delivery log (:mod:`leadflow.webhooks.log`).
 """
 
 from __future__ import annotations
@@ -21,8 +30,10 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
+from collections import Counter as Tally
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,10 +42,11 @@ from standardwebhooks.webhooks import Webhook
 
 from leadflow.kernel import jsonutil, netguard, retry
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.ratelimit import TokenBucket
 from leadflow.kernel.retry import RetrySchedule
 from leadflow.kernel.worker_loop import WorkerLoop
-from leadflow.webhooks import outbox, queries
-from leadflow.webhooks.outbox import DELIVERED, FAILED, QUEUED
+from leadflow.webhooks import endpoints, outbox, queries
+from leadflow.webhooks.outbox import CANCELLED, DELIVERED, FAILED, QUEUED
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +69,9 @@ LEASE_MARGIN = timedelta(seconds=30)
 SENDERS = 8  # concurrent POSTs per pass
 USER_AGENT = "leadflow-webhooks/1"
 BODY_EXCERPT = 500  # characters of a failing response kept as the reason
+LOGGED_BODY = 4096  # characters of a response kept in the delivery log
+LOGGED_HEADERS = ("content-type", "content-length", "location", "retry-after", "date", "server")
+GONE = "endpoint gone (410)"
 _BODY_READ_LIMIT = 64 * 1024
 MAX_PAUSE = 60.0  # seconds between tries while the database is unavailable
 RETRY = "retry"
@@ -72,16 +87,29 @@ class Claimed:
     payload: Any
     created_at: datetime
     attempts: int
+    endpoint_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how one claimed delivery goes: ``secrets`` sign it (none: the installation's)."""
+
+    url: str
+    secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Attempt:
-    """What one POST came to: ``outcome`` is delivered, failed (for good) or retry."""
+    """What one POST came to: ``outcome`` is delivered, failed (for good), retry or cancelled."""
 
     outcome: str
     code: int | None = None
     reason: str | None = None
     retry_after: timedelta | None = None
+    request_headers: dict[str, str] | None = None
+    response_headers: dict[str, str] | None = None
+    response_body: str | None = None
+    duration_ms: int | None = None
 
 
 def body_of(claimed: Claimed) -> str:
@@ -89,14 +117,16 @@ def body_of(claimed: Claimed) -> str:
     return jsonutil.dumps({"type": claimed.event, "timestamp": claimed.created_at, "data": claimed.payload})
 
 
-def request_headers(signer: Webhook, msg_id: str, at: datetime, body: str) -> dict[str, str]:
-    """The Standard Webhooks headers for ``body`` sent as message ``msg_id`` at ``at``."""
+def request_headers(signer: Webhook | list[Webhook], msg_id: str, at: datetime, body: str) -> dict[str, str]:
+    """The Standard Webhooks headers for ``body`` sent as message ``msg_id`` at ``at``; several signers
+    (a rotation) give space-separated signatures."""
+    signers = signer if isinstance(signer, list) else [signer]
     return {
         "content-type": "application/json",
         "user-agent": USER_AGENT,
         "webhook-id": msg_id,
         "webhook-timestamp": str(math.floor(at.timestamp())),
-        "webhook-signature": signer.sign(msg_id, at, body),
+        "webhook-signature": " ".join(one.sign(msg_id, at, body) for one in signers),
     }
 
 
@@ -121,16 +151,26 @@ def classify(code: int, headers: httpx.Headers, excerpt: str, now: datetime) -> 
 
 def decide(claimed: Claimed, attempt: Attempt, now: datetime) -> dict[str, Any]:
     """The row's new values after ``attempt`` (``status`` is delivered, failed or queued again)."""
-    values: dict[str, Any] = {"response_code": attempt.code, "error": attempt.reason, "delivered_at": None}
+    values: dict[str, Any] = {
+        "response_code": attempt.code,
+        "error": attempt.reason,
+        "delivered_at": None,
+        "request_headers": attempt.request_headers,
+        "response_headers": attempt.response_headers,
+        "response_body": attempt.response_body,
+        "duration_ms": attempt.duration_ms,
+    }
     if attempt.outcome == DELIVERED:
         return values | {"status": DELIVERED, "due_at": now, "delivered_at": now}
+    if attempt.outcome == CANCELLED:
+        return values | {"status": CANCELLED, "due_at": now}
     due = None if attempt.outcome == FAILED else SCHEDULE.next_due(now, claimed.attempts, attempt.retry_after)
     if due is None:
         return values | {"status": FAILED, "due_at": now}
     return values | {"status": QUEUED, "due_at": due}
 
 
-def _excerpt(response: httpx.Response) -> str:
+def _read(response: httpx.Response) -> str:
     """The start of the response body (what a receiver explains a refusal with); never raises."""
     chunks: list[bytes] = []
     size = 0
@@ -142,7 +182,11 @@ def _excerpt(response: httpx.Response) -> str:
                 break
     except httpx.HTTPError:
         pass
-    return b"".join(chunks).decode("utf-8", "replace").strip()[:BODY_EXCERPT]
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def _logged(headers: httpx.Headers) -> dict[str, str]:
+    return {name: headers[name] for name in LOGGED_HEADERS if name in headers}
 
 
 class WebhookDeliverer:
@@ -155,6 +199,8 @@ class WebhookDeliverer:
         self._own_client = client is None
         self._client = client or netguard.client(ctx.settings, timeout=self.timeout)
         self._signer: Webhook | None = None
+        self._signers: dict[str, Webhook] = {}
+        self._buckets: dict[str, TokenBucket] = {}
 
     def close(self) -> None:
         """Close the HTTP client if this deliverer made it."""
@@ -173,17 +219,79 @@ class WebhookDeliverer:
             self._signer = Webhook(outbox.signing_secret(self.ctx))
         return self._signer
 
+    def _signers_of(self, target: Target) -> list[Webhook]:
+        if not target.secrets:
+            return [self.signer()]
+        found = []
+        for secret in target.secrets:
+            if secret not in self._signers:
+                self._signers[secret] = Webhook(secret)
+            found.append(self._signers[secret])
+        return found
+
     def deliver_due(self, limit: int = 100) -> int:
         """Claim up to ``limit`` due deliveries, POST them, record the outcomes; returns how many."""
-        signer = self.signer()
+        self.signer()
+        secret_key = self.ctx.secret_key  # both read outside any transaction
         batch = self.claim(limit)
         if not batch:
             return 0
-        workers = min(SENDERS, len(batch))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="leadflow-webhook") as pool:
-            attempts = list(pool.map(lambda claimed: self._send(signer, claimed), batch))
-        self._record(batch, attempts)
+        targets, settled, deferred = self._plan(batch, secret_key)
+        sending = [claimed for claimed in batch if claimed.id in targets]
+        attempts: dict[str, Attempt] = dict(settled)
+        if sending:
+            workers = min(SENDERS, len(sending))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="leadflow-webhook") as pool:
+                sent = pool.map(lambda claimed: self._send(claimed, targets[claimed.id]), sending)
+                attempts.update(zip((claimed.id for claimed in sending), sent, strict=True))
+        done = [claimed for claimed in batch if claimed.id in attempts]
+        self._record(done, [attempts[claimed.id] for claimed in done], deferred)
         return len(batch)
+
+    def _plan(
+        self, batch: list[Claimed], secret_key: str
+    ) -> tuple[dict[str, Target], dict[str, Attempt], dict[str, tuple[datetime, int]]]:
+        """Where each claimed delivery goes; which are cancelled (endpoint gone or off) and which wait
+        for their endpoint's rate limit (id → when due again)."""
+        now = self.ctx.clock.now()
+        ids = [claimed.endpoint_id for claimed in batch if claimed.endpoint_id is not None]
+        with self.ctx.db.read() as conn:
+            found = endpoints.of_ids(conn, ids)
+        targets: dict[str, Target] = {}
+        settled: dict[str, Attempt] = {}
+        deferred: dict[str, tuple[datetime, int]] = {}
+        waiting: Tally[str] = Tally()
+        for claimed in batch:
+            if claimed.endpoint_id is None:
+                targets[claimed.id] = Target(claimed.url)
+                continue
+            endpoint = found.get(claimed.endpoint_id)
+            if endpoint is None or not endpoint.active:
+                reason = (
+                    endpoints.DELETED if endpoint is None else endpoint.disabled_reason or endpoints.INACTIVE
+                )
+                settled[claimed.id] = Attempt(CANCELLED, reason=reason)
+                continue
+            if endpoint.rate_limit and not self._take(endpoint.id, float(endpoint.rate_limit)):
+                waiting[endpoint.id] += 1
+                wait = self._buckets[endpoint.id].wait(float(waiting[endpoint.id]))
+                deferred[claimed.id] = (now + timedelta(seconds=wait), claimed.attempts)
+                continue
+            secrets = tuple(endpoints.secrets_of(secret_key, endpoint, now))
+            targets[claimed.id] = Target(endpoint.url, secrets)
+        return targets, settled, deferred
+
+    def _take(self, endpoint_id: str, rate: float) -> bool:
+        """Spend a token of the endpoint's bucket (one second's worth of burst), if there is one."""
+        now = self.ctx.clock.monotonic()
+        bucket = self._buckets.get(endpoint_id)
+        if bucket is None or bucket.rate != rate:
+            bucket = self._buckets[endpoint_id] = TokenBucket(rate, max(1.0, rate), now)
+        bucket.refill(now)
+        if not bucket.ready():
+            return False
+        bucket.tokens -= 1
+        return True
 
     def claim(self, limit: int) -> list[Claimed]:
         """Lease up to ``limit`` due deliveries: ``due_at`` moves to the lease's end, ``attempts`` + 1.
@@ -197,24 +305,37 @@ class WebhookDeliverer:
                 return []
             conn.execute(queries.lease([row.id for row in rows], now + self.lease))
         return [
-            Claimed(row.id, row.url, row.event, row.payload, row.created_at, row.attempts + 1) for row in rows
+            Claimed(
+                row.id, row.url, row.event, row.payload, row.created_at, row.attempts + 1, row.endpoint_id
+            )
+            for row in rows
         ]
 
-    def _send(self, signer: Webhook, claimed: Claimed) -> Attempt:
+    def _send(self, claimed: Claimed, target: Target) -> Attempt:
         """POST one delivery; every error becomes an :class:`Attempt` (one bad URL must not stop a batch)."""
         now = self.ctx.clock.now()
         body = body_of(claimed)
-        headers = request_headers(signer, claimed.id, now, body)
+        headers = request_headers(self._signers_of(target), claimed.id, now, body)
+        started = time.perf_counter()
+        attempt = self._post(claimed, target.url, body, headers, now)
+        duration = round((time.perf_counter() - started) * 1000)
+        return replace(attempt, request_headers=headers, duration_ms=duration)
+
+    def _post(self, claimed: Claimed, url: str, body: str, headers: dict[str, str], now: datetime) -> Attempt:
         try:
             with self._client.stream(
                 "POST",
-                claimed.url,
+                url,
                 content=body.encode(),
                 headers=headers,
                 timeout=self.timeout,
                 follow_redirects=False,
             ) as response:
-                return classify(response.status_code, response.headers, _excerpt(response), now)
+                text = _read(response)
+                attempt = classify(response.status_code, response.headers, text.strip()[:BODY_EXCERPT], now)
+                return replace(
+                    attempt, response_headers=_logged(response.headers), response_body=text[:LOGGED_BODY]
+                )
         except netguard.Blocked as exc:
             return Attempt(FAILED, reason=str(exc))
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
@@ -224,15 +345,22 @@ class WebhookDeliverer:
         except httpx.HTTPError as exc:
             return Attempt(RETRY, reason=f"{type(exc).__name__}: {exc}")
         except Exception as exc:
-            log.exception("webhook %s to %s: unexpected error", claimed.id, claimed.url)
+            log.exception("webhook %s to %s: unexpected error", claimed.id, url)
             return Attempt(RETRY, reason=f"unexpected error: {exc!r}")
 
-    def _record(self, batch: list[Claimed], attempts: list[Attempt]) -> None:
-        """Store every outcome in one transaction, each guarded by its claim's attempt count."""
+    def _record(
+        self,
+        batch: list[Claimed],
+        attempts: list[Attempt],
+        deferred: dict[str, tuple[datetime, int]] | None = None,
+    ) -> None:
+        """Store every outcome in one transaction, each guarded by its claim's attempt count; a ``410``
+        from an endpoint turns it off."""
         now = self.ctx.clock.now()
         columns = queries.RECORDED
         params: list[dict[str, Any]] = []
         statuses: list[str] = []
+        gone: set[str] = set()
         for claimed, attempt in zip(batch, attempts, strict=True):
             values = decide(claimed, attempt, now)
             params.append(
@@ -241,8 +369,18 @@ class WebhookDeliverer:
             )
             statuses.append(values["status"])
             self._note(claimed, values)
+            if attempt.code == 410 and claimed.endpoint_id is not None:
+                gone.add(claimed.endpoint_id)
+        later = [
+            {"b_id": key, "b_attempts": n, "v_due_at": due} for key, (due, n) in (deferred or {}).items()
+        ]
         with self.ctx.db.write() as conn:
-            conn.execute(queries.RECORD, params)
+            if params:
+                conn.execute(queries.RECORD, params)
+            if later:
+                conn.execute(queries.DEFER, later)
+            for endpoint_id in sorted(gone):
+                endpoints.disable(conn, endpoint_id, GONE, now)
         for status in statuses:
             self._count(status)
 
@@ -254,6 +392,8 @@ class WebhookDeliverer:
 
     def _count(self, status: str) -> None:
         counters = outbox.counters(self.ctx)
+        if status == CANCELLED:
+            return
         {DELIVERED: counters.delivered, FAILED: counters.failed, QUEUED: counters.retried}[status].inc()
 
     def next_due(self) -> datetime | None:

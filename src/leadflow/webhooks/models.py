@@ -119,9 +119,12 @@ inbound_webhooks = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("email", sa.String(320)),
     sa.Column("anonymous_id", sa.String(255)),
+    # the sender's id of the person (a Stripe customer): a later delivery naming only it finds the email
+    sa.Column("subject", sa.String(255)),
     sa.Column("processed_at", UTCDateTime()),
     sa.UniqueConstraint("source", "sender_id"),
     sa.Index("ix_inbound_webhooks_email", "email"),
     sa.Index("ix_inbound_webhooks_anonymous_id", "anonymous_id"),
     sa.Index("ix_inbound_webhooks_status", "status", "id"),
+    sa.Index("ix_inbound_webhooks_subject", "source", "subject"),
 )

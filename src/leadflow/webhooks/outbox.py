@@ -41,8 +41,8 @@ ERASED = "contact erased"
 
 SECRET_PREFIX = "whsec_"
 _DERIVATION_LABEL = b"leadflow-webhooks"
-_INSERT_CHUNK = 1000  # rows per INSERT: 13 columns each stays far below SQLite's bound-variable limit
-_OPTIONAL = ("contact_id", "journey_id", "run_id")
+_INSERT_CHUNK = 1000  # rows per INSERT: 15 columns each stays below SQLite's bound-variable limit
+_OPTIONAL = ("contact_id", "journey_id", "run_id", "endpoint_id", "replay_of")
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def _announcer(ctx: AppContext) -> Callable[[], None]:
 def _row(item: dict[str, Any], created_at: datetime) -> dict[str, Any]:
     row = {
         # A bare ULID: the column holds 26 characters, so there is no room for a "msg_" prefix.
-        "id": new_id(),
+        "id": item.get("id") or new_id(),
         "key": item["key"],
         "url": item["url"],
         "event": item["event"],
@@ -127,7 +127,8 @@ def enqueue_many(conn: Connection, ctx: AppContext, rows: Sequence[dict[str, Any
     """Queue many webhooks in the caller's transaction; returns how many were new.
 
     Each item has ``key``, ``url``, ``event``, ``payload``, ``at`` (when it is due) and optionally
-    ``contact_id``, ``journey_id``, ``run_id``. An item whose ``key`` is already queued (or was sent)
+    ``contact_id``, ``journey_id``, ``run_id``, ``endpoint_id``, ``replay_of``, ``id`` (chosen by the
+    caller who needs to name the delivery). An item whose ``key`` is already queued (or was sent)
     is ignored. The deliverer is woken once the transaction commits.
     """
     if not rows:

@@ -317,7 +317,18 @@ def settle_inbound(inbound_id: str, values: dict[str, Any]) -> sa.Update:
 def redact_inbound(emails: Sequence[str], anonymous_ids: Sequence[str]) -> sa.Update:
     """GDPR erasure: deliveries about the person keep their sender id, status and times, lose the rest."""
     about = sa.or_(inbound.c.email.in_(list(emails)), inbound.c.anonymous_id.in_(list(anonymous_ids)))
-    return inbound.update().where(about).values(body={}, error=None, email=None, anonymous_id=None)
+    cleared = {"error": None, "email": None, "anonymous_id": None, "subject": None}
+    return inbound.update().where(about).values(body={}, **cleared)
+
+
+def email_of_subject(source_name: str, subject: str) -> sa.Select[Any]:
+    """The address an earlier processed delivery of this source gave for the sender's id of a person."""
+    return (
+        sa.select(inbound.c.email)
+        .where(inbound.c.source == source_name, inbound.c.subject == subject, inbound.c.email.is_not(None))
+        .order_by(inbound.c.id.desc())
+        .limit(1)
+    )
 
 
 _AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -373,6 +384,7 @@ SAMPLES: list[Callable[[], Executable | Sequence[Executable]]] = [
     lambda: [record_inbound("postgresql", {"id": "i", "source": "s", "sender_id": "e", "body": {}})],
     lambda: [inbound_page("s", FAILED, "i", 10), inbound_page(None, None, None, 10)],
     lambda: [settle_inbound("i", {"status": PROCESSED}), redact_inbound(["a@b.c"], ["x"])],
+    lambda: [email_of_subject("s", "cus_1")],
     lambda: [insert_endpoint(_ENDPOINT), endpoint("e1"), endpoints_of(["e1"]), endpoints_page("e0", 10)],
     lambda: [
         update_endpoint("e1", {"active": False}),
