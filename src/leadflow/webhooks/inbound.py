@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -50,7 +50,6 @@ from leadflow.webhooks.sources.common import Translation, Unprocessable
 PROCESSED, FAILED = queries.PROCESSED, queries.FAILED
 STATUSES = (PROCESSED, FAILED)
 EVENT_SOURCE = "webhook"  # the ``source`` of the events a delivery becomes
-MAX_BODY_BYTES = 512 * 1024  # Stripe's and Calendly's events are a few KB; the REST limit applies too
 MAX_ERROR = 2000
 
 
@@ -80,7 +79,7 @@ def _rows(row: Mapping[str, Any], translation: Translation, now: datetime) -> li
         {**base, "type": "identify", "traits": {**translation.traits, "email": translation.email}}
     ]
     for name, properties in translation.events:
-        clean = {key: value for key, value in properties.items() if value is not None}
+        clean = {"email": translation.email} | {k: v for k, v in properties.items() if v is not None}
         messages.append({**base, "type": "track", "event": name, "properties": clean})
     rows = []
     for part, message in enumerate(messages):
@@ -93,21 +92,33 @@ def _rows(row: Mapping[str, Any], translation: Translation, now: datetime) -> li
     return rows
 
 
+def _email(conn: Connection, row: Mapping[str, Any], translation: Translation) -> str:
+    """The delivery's person: its own email, else the one an earlier delivery gave for its subject."""
+    if translation.email is not None:
+        return translation.email
+    if translation.subject is None:
+        raise Unprocessable("the payload names no email address to attach its events to")
+    known = conn.execute(queries.email_of_subject(row["source"], translation.subject)).scalar()
+    if known is None:
+        raise Unprocessable(
+            f"the payload names no email, and no processed delivery gave one for {translation.subject!r} "
+            "yet: replay it once one has"
+        )
+    return str(known)
+
+
 def _process(conn: Connection, row: dict[str, Any], now: datetime) -> dict[str, Any]:
     """Turn the delivery into events in the caller's transaction; the row's outcome columns."""
     try:
         translation = KINDS[row["kind"]].translate(row["body"])
-        rows = _rows(row, translation, now)
+        email = _email(conn, row, translation).strip().lower()[:320]
+        rows = _rows(row, replace(translation, email=email), now)
     except Unprocessable as exc:
         return {"status": FAILED, "error": str(exc)[:MAX_ERROR], "processed_at": None}
     events.insert_tracked(conn, rows)
-    return {
-        "status": PROCESSED,
-        "error": None,
-        "processed_at": now,
-        "email": translation.email.strip().lower()[:320],
-        "anonymous_id": rows[0]["anonymous_id"],
-    }
+    subject = translation.subject[:255] if translation.subject else None
+    outcome = {"status": PROCESSED, "error": None, "processed_at": now, "email": email}
+    return outcome | {"anonymous_id": rows[0]["anonymous_id"], "subject": subject}
 
 
 def parse(body: bytes) -> Any:

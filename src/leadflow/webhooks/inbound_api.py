@@ -96,7 +96,7 @@ async def receive_hook(source: str, request: Request, ctx: AppContext = Depends(
     content_type = request.headers.get("content-type")
     if content_type is not None and not _is_json(content_type):
         raise BadRequest("a webhook body is JSON (application/json)", code="unsupported_media_type")
-    body = await read_body(request, inbound.MAX_BODY_BYTES)
+    body = await read_body(request, ctx.settings.api_max_body_bytes)  # the edge's 413 answers first
     headers = {name.lower(): value for name, value in request.headers.items()}
     received = await run_in_threadpool(inbound.receive, ctx, source, body, headers)
     return Received(**received.__dict__)

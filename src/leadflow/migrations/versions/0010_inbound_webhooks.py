@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("email", sa.String(length=320), nullable=True),
         sa.Column("anonymous_id", sa.String(length=255), nullable=True),
+        sa.Column("subject", sa.String(length=255), nullable=True),
         sa.Column("processed_at", UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_inbound_webhooks")),
         sa.UniqueConstraint("source", "sender_id", name=op.f("uq_inbound_webhooks_source_sender_id")),
@@ -51,6 +52,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_inbound_webhooks_email", ["email"], unique=False)
         batch_op.create_index("ix_inbound_webhooks_anonymous_id", ["anonymous_id"], unique=False)
         batch_op.create_index("ix_inbound_webhooks_status", ["status", "id"], unique=False)
+        batch_op.create_index("ix_inbound_webhooks_subject", ["source", "subject"], unique=False)
 
 
 def downgrade() -> None:

@@ -33,12 +33,14 @@ class Unprocessable(Exception):
 @dataclass(frozen=True)
 class Translation:
     """A delivery as the pipeline sees it: one person (``email``, ``traits``), the time it happened, and
-    the track events (name, properties) to record for them."""
+    the track events (name, properties) to record for them. ``subject`` is the sender's own id of the
+    person (a Stripe customer): a delivery naming only it takes the email an earlier one gave with it."""
 
-    email: str
+    email: str | None
     occurred_at: datetime | None
     events: list[tuple[str, dict[str, Any]]]
     traits: dict[str, Any] = field(default_factory=dict)
+    subject: str | None = None
 
 
 Verify = Callable[[bytes, Mapping[str, str], str, int, datetime], None]
@@ -100,13 +102,21 @@ def text(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-def email_of(*candidates: Any) -> str:
-    """The first candidate that looks like an address; :class:`Unprocessable` without one."""
+def first_email(*candidates: Any) -> str | None:
+    """The first candidate that looks like an address."""
     for value in candidates:
         found = text(value)
         if found is not None and "@" in found:
             return found.strip()
-    raise Unprocessable("the payload names no email address to attach its events to")
+    return None
+
+
+def email_of(*candidates: Any) -> str:
+    """:func:`first_email`; :class:`Unprocessable` without one."""
+    found = first_email(*candidates)
+    if found is None:
+        raise Unprocessable("the payload names no email address to attach its events to")
+    return found
 
 
 def unix_time(value: Any) -> datetime | None:

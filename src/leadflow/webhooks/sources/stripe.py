@@ -9,7 +9,12 @@ What an event means (Stripe delivers duplicates and out of order; its ``event.id
 * ``checkout.session.completed`` → ``Order Completed`` (order id, amount in minor units, total in major
   units, currency, payment status), the customer's email and name;
 * ``charge.refunded`` → ``Order Refunded`` (the payment intent as order id, amount refunded);
-* any other type → ``stripe.<type>`` with the object's id and kind, when the object names an email.
+* any other type → ``stripe.<type>`` with the object's id and kind.
+
+The person is the object's email (customer details, customer email, receipt or billing email); an
+object naming only its customer (a subscription, an invoice without email) takes the email of the last
+processed delivery of that customer. Stripe delivers out of order: a subscription's event before the
+checkout that made the customer is kept ``failed`` and replayed once the checkout is in.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from leadflow.webhooks.sources.common import (
     Unprocessable,
     check_fresh,
     digest_id,
-    email_of,
+    first_email,
     parse_pairs,
     refuse,
     text,
@@ -106,7 +111,7 @@ def translate(payload: Any) -> Translation:
         raise Unprocessable("a Stripe event needs its type")
     obj = _object(payload)
     customer, billing = _sub(obj, "customer_details"), _sub(obj, "billing_details")
-    email = email_of(
+    email = first_email(
         customer.get("email"),
         obj.get("customer_email"),
         obj.get("receipt_email"),
@@ -136,8 +141,22 @@ def translate(payload: Any) -> Translation:
     else:
         events = [(f"stripe.{kind}", {**base, "object_id": obj.get("id"), "object": obj.get("object")})]
     return Translation(
-        email=email, occurred_at=unix_time(payload.get("created")), events=events, traits=traits
+        email=email,
+        occurred_at=unix_time(payload.get("created")),
+        events=events,
+        traits=traits,
+        subject=_customer(obj),
     )
+
+
+def _customer(obj: dict[str, Any]) -> str | None:
+    """The Stripe customer the object belongs to (or is)."""
+    if obj.get("object") == "customer":
+        return text(obj.get("id"))
+    customer = obj.get("customer")
+    if isinstance(customer, dict):
+        customer = customer.get("id")
+    return text(customer)
 
 
 KIND = Kind(
