@@ -75,7 +75,7 @@ def log(ctx: AppContext, data: ActivityCreate, *, actor: str) -> Activity:
         }
         activity_id = conn.execute(queries.INSERT_ACTIVITY, row).scalar_one()
         answered = queries.RESPONDED if data.kind in rules.RESPONSES else queries.TOUCH
-        conn.execute(answered, {"contact_id": contact_id, "now": now})
+        conn.execute(answered, {"lead": contact_id, "now": now})
         audit.record(
             conn,
             ctx.clock,
@@ -108,7 +108,7 @@ def change(ctx: AppContext, activity_id: int, data: ActivityFields, *, actor: st
             given["done_at"] = (before.done_at or now) if done else None
         if given:
             conn.execute(queries.change_activity(activity_id, given))
-            conn.execute(queries.TOUCH, {"contact_id": before.contact_id, "now": now})
+            conn.execute(queries.TOUCH, {"lead": before.contact_id, "now": now})
         audit.record(
             conn,
             ctx.clock,

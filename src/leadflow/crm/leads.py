@@ -127,9 +127,9 @@ def change_status(ctx: AppContext, email: str, change: StatusChange, *, actor: s
         conn.execute(
             queries.SET_STATUS,
             {
-                "contact_id": contact_id,
-                "status": change.status,
-                "reason": reason,
+                "lead": contact_id,
+                "new_status": change.status,
+                "new_reason": reason,
                 "now": now,
                 "responded_at": now if change.status != "new" else None,
             },
@@ -158,7 +158,7 @@ def assign(ctx: AppContext, email: str, change: OwnerChange, *, actor: str) -> L
         before = _locked(conn, contact_id, now)
         if before.owner_id == change.owner_id:
             return read(conn, contact_id)
-        conn.execute(queries.SET_OWNER, {"contact_id": contact_id, "owner_id": change.owner_id, "now": now})
+        conn.execute(queries.SET_OWNER, {"lead": contact_id, "owner": change.owner_id, "now": now})
         details = {"from": before.owner_id, "to": change.owner_id}
         audit.record(
             conn,

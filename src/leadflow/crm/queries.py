@@ -104,10 +104,10 @@ def ensure_lead(dialect: str, contact_id: str, now: datetime) -> Any:
 LEAD = sa.select(crm_leads).where(_l.contact_id == sa.bindparam("contact_id"))
 SET_STATUS = (
     crm_leads.update()
-    .where(_l.contact_id == sa.bindparam("contact_id"))
+    .where(_l.contact_id == sa.bindparam("lead"))
     .values(
-        status=sa.bindparam("status"),
-        reason=sa.bindparam("reason"),
+        status=sa.bindparam("new_status"),
+        reason=sa.bindparam("new_reason"),
         status_changed_at=sa.bindparam("now"),
         updated_at=sa.bindparam("now"),
         first_response_at=sa.func.coalesce(_l.first_response_at, sa.bindparam("responded_at")),
@@ -115,23 +115,19 @@ SET_STATUS = (
 )
 SET_OWNER = (
     crm_leads.update()
-    .where(_l.contact_id == sa.bindparam("contact_id"))
-    .values(owner_id=sa.bindparam("owner_id"), updated_at=sa.bindparam("now"))
+    .where(_l.contact_id == sa.bindparam("lead"))
+    .values(owner_id=sa.bindparam("owner"), updated_at=sa.bindparam("now"))
 )
 #: A logged call, email or meeting answers the lead (if nothing did before).
 RESPONDED = (
     crm_leads.update()
-    .where(_l.contact_id == sa.bindparam("contact_id"))
+    .where(_l.contact_id == sa.bindparam("lead"))
     .values(
         first_response_at=sa.func.coalesce(_l.first_response_at, sa.bindparam("now")),
         updated_at=sa.bindparam("now"),
     )
 )
-TOUCH = (
-    crm_leads.update()
-    .where(_l.contact_id == sa.bindparam("contact_id"))
-    .values(updated_at=sa.bindparam("now"))
-)
+TOUCH = crm_leads.update().where(_l.contact_id == sa.bindparam("lead")).values(updated_at=sa.bindparam("now"))
 
 
 def _lead_view(lowest_band: str) -> sa.Select[Any]:
