@@ -41,13 +41,15 @@ class Reply:
 class HttpReceiver:
     """Start with ``with HttpReceiver() as receiver:``; ``receiver.url`` is its base address."""
 
-    def __init__(self, check: Callable[[Received], None] | None = None, default: Reply | None = None) -> None:
+    def __init__(
+        self, check: Callable[[Received], None] | None = None, default: Reply | None = None, *, port: int = 0
+    ) -> None:
         self.check = check
         self.default = default or Reply()  # the answer once the queued ones are used up
         self.requests: list[Received] = []
         self._replies: deque[Reply] = deque()
         self._arrived = threading.Condition()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())  # 0: any free port
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="http-receiver", daemon=True)
 
