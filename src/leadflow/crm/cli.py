@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from leadflow.crm import leads, people
 from leadflow.crm.schemas import LeadFilter, StatusChange, UserCreate
@@ -16,25 +15,34 @@ crm_app.add_typer(users_app, name="users")
 crm_app.add_typer(leads_app, name="leads")
 
 
+def _rows(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Tab-separated lines under a header: whole ids and addresses, whatever the terminal's width."""
+    for row in (header, *rows):
+        typer.echo("\t".join(row))
+
+
 @users_app.command("list")
 def users_list(limit: int = typer.Option(100, min=1, max=500)) -> None:
     """List users."""
     with open_context() as ctx:
         require_schema(ctx)
         found = people.list_users(ctx, after=None, limit=limit)
-    table = Table("id", "name", "email", "role", "team", "time zone", "capacity", "active")
-    for user in found:
-        table.add_row(
-            user.id,
-            user.name,
-            user.email,
-            user.role,
-            user.team_id or "",
-            user.timezone,
-            str(user.capacity),
-            "yes" if user.active else "no",
-        )
-    console.print(table)
+    _rows(
+        ("id", "name", "email", "role", "team", "time zone", "capacity", "active"),
+        [
+            (
+                u.id,
+                u.name,
+                u.email,
+                u.role,
+                u.team_id or "",
+                u.timezone,
+                str(u.capacity),
+                "yes" if u.active else "no",
+            )
+            for u in found
+        ],
+    )
 
 
 @users_app.command("add")
@@ -76,19 +84,21 @@ def leads_list(
     with open_context() as ctx:
         require_schema(ctx)
         found = leads.search(ctx, where, before=None, limit=limit)
-    table = Table("email", "name", "status", "owner", "stage", "score", "created")
-    for lead in found:
-        name = " ".join(part for part in (lead.first_name, lead.last_name) if part)
-        table.add_row(
-            lead.email or lead.contact_id,
-            name,
-            lead.status,
-            lead.owner_id or "",
-            lead.lifecycle_stage,
-            f"{lead.score:g}",
-            lead.created_at.isoformat(timespec="seconds"),
-        )
-    console.print(table)
+    _rows(
+        ("email", "name", "status", "owner", "stage", "score", "created"),
+        [
+            (
+                lead.email or lead.contact_id,
+                " ".join(part for part in (lead.first_name, lead.last_name) if part),
+                lead.status,
+                lead.owner_id or "",
+                lead.lifecycle_stage,
+                f"{lead.score:g}",
+                lead.created_at.isoformat(timespec="seconds"),
+            )
+            for lead in found
+        ],
+    )
 
 
 @leads_app.command("show")
