@@ -20,7 +20,6 @@ from standardwebhooks.webhooks import Webhook
 from leadflow.contacts.service import EventProcessor
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.settings import Settings
 from leadflow.webhooks import catalogue
 from leadflow.webhooks.deliverer import BACKOFF, WebhookDeliverer
 from tests.peers.http_receiver import HttpReceiver, Received, Reply
@@ -88,10 +87,12 @@ def test_endpoints_crud_catalogue_and_bad_input(client: TestClient, admin: dict[
     created = register(
         client, admin, "https://hooks.example.com/in", event_types=["segment.entered"], rate_limit=5
     )
-    assert created["secret"].startswith("whsec_") and created["active"] is True
+    assert created["secret"].startswith("whsec_")
+    assert created["active"] is True
     endpoint_id = created["id"]
     shown = client.get(f"{BASE}/endpoints/{endpoint_id}", headers=admin).json()
-    assert "secret" not in shown and shown["event_types"] == ["segment.entered"]
+    assert "secret" not in shown
+    assert shown["event_types"] == ["segment.entered"]
     listed = client.get(f"{BASE}/endpoints", headers=admin).json()["data"]
     assert [e["id"] for e in listed] == [endpoint_id]
     patched = client.patch(
@@ -116,8 +117,8 @@ def test_endpoints_crud_catalogue_and_bad_input(client: TestClient, admin: dict[
     assert client.get(f"{BASE}/endpoints/nope", headers=admin).status_code == 404
     assert client.get(f"{BASE}/deliveries/nope", headers=admin).status_code == 404
     assert client.get(f"{BASE}/stats/nope", headers=admin).status_code == 404
-    status = client.get(f"{BASE}/endpoints/{endpoint_id}/deliveries?status=weird", headers=admin)
-    assert (status.status_code, status.json()["error"]["code"]) == (422, "invalid_status")
+    filtered = client.get(f"{BASE}/endpoints/{endpoint_id}/deliveries?status=weird", headers=admin)
+    assert (filtered.status_code, filtered.json()["error"]["code"]) == (422, "invalid_status")
     assert client.post(f"{BASE}/endpoints/{endpoint_id}/replay", json={}, headers=admin).status_code == 422
     naive = client.post(
         f"{BASE}/endpoints/{endpoint_id}/replay", json={"since": "2026-01-01T00:00"}, headers=admin
@@ -198,7 +199,8 @@ def test_a_redirect_to_loopback_is_not_followed(
             deliverer.deliver_due()
     assert [r.path for r in receiver.requests] == ["/hook"]  # the redirect was not followed
     logged = delivery(client, admin, sent)
-    assert logged["status"] == "queued" and logged["response"]["status"] == 302
+    assert logged["status"] == "queued"
+    assert logged["response"]["status"] == 302
     assert "not followed" in logged["error"]
     assert logged["response"]["headers"]["location"].startswith("http://127.0.0.1")
 
@@ -214,7 +216,8 @@ def test_during_a_rotation_both_secrets_verify(
         )
         assert rotated.status_code == 200, rotated.text
         new = rotated.json()["secret"]
-        assert new != old and rotated.json()["rotation_ends_at"] is not None
+        assert new != old
+        assert rotated.json()["rotation_ends_at"] is not None
         test_send(client, admin, created["id"])
         with WebhookDeliverer(ctx) as deliverer:
             deliverer.deliver_due()
@@ -301,14 +304,16 @@ def test_rate_limit_stats_and_replays(
             stats = client.get(f"{BASE}/stats/{endpoint_id}?window_hours=1", headers=admin).json()
             assert (stats["counts"]["delivered"], stats["counts"]["failed"], stats["total"]) == (2, 1, 3)
             assert stats["success_rate"] == pytest.approx(2 / 3)
-            assert stats["latency_ms"]["measured"] == 3 and stats["latency_ms"]["p99"] is not None
+            assert stats["latency_ms"]["measured"] == 3
+            assert stats["latency_ms"]["p99"] is not None
 
             again = client.post(f"{BASE}/deliveries/{sent[0]}/replay", headers=admin)
             assert again.status_code == 202, again.text
             replay_id = again.json()["delivery_id"]
             since = (clock.now() - timedelta(hours=1)).isoformat()
             bulk = client.post(f"{BASE}/endpoints/{endpoint_id}/replay", json={"since": since}, headers=admin)
-            assert bulk.status_code == 202 and len(bulk.json()["delivery_ids"]) == 1
+            assert bulk.status_code == 202
+            assert len(bulk.json()["delivery_ids"]) == 1
             clock.advance(timedelta(seconds=5))
             deliverer.deliver_due()
             clock.advance(timedelta(seconds=5))
@@ -316,7 +321,8 @@ def test_rate_limit_stats_and_replays(
     replayed = delivery(client, admin, replay_id)
     assert (replayed["replay_of"], replayed["status"]) == (sent[0], "delivered")
     ids = [r.headers["webhook-id"] for r in receiver.requests]
-    assert len(ids) == 5 and len(set(ids)) == 5  # a replay is a new message
+    assert len(ids) == 5
+    assert len(set(ids)) == 5
     assert delivery(client, admin, sent[0])["status"] == "failed"  # the original stays as it was
     queued = client.post(f"{BASE}/deliveries/{sent[1]}/replay", headers=admin)
     assert queued.status_code == 202

@@ -73,6 +73,9 @@ CONFLICTS = frozenset(
         ("post", "/api/v1/broadcasts/{broadcast_id}/cancel"),
         ("post", "/api/v1/email/feedback/{provider}"),  # a provider's signature replayed
         ("post", "/api/v1/crm/users"),  # the email is taken
+        ("post", "/api/v1/webhooks/endpoints/{endpoint_id}/test"),  # the endpoint is off
+        ("post", "/api/v1/webhooks/endpoints/{endpoint_id}/replay"),  # the endpoint is off
+        ("post", "/api/v1/webhooks/deliveries/{delivery_id}/replay"),  # still queued, erased, endpoint off
         ("patch", "/api/v1/crm/users/{user_id}"),
         ("delete", "/api/v1/crm/users/{user_id}"),  # the user owns leads or activities
         ("post", "/api/v1/crm/teams"),  # the name is taken

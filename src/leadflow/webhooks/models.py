@@ -57,7 +57,7 @@ webhook_endpoints = sa.Table(
     metadata,
     sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
     sa.Column("url", sa.Text, nullable=False),
-    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("description", sa.Text, nullable=False),
     sa.Column("event_types", json_type(), nullable=False),  # list of catalogue types, or ["*"]
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("rate_limit", sa.Float),  # deliveries per second; NULL: unlimited

@@ -24,7 +24,7 @@ def upgrade() -> None:
         "webhook_endpoints",
         sa.Column("id", sa.String(length=26), nullable=False),
         sa.Column("url", sa.Text(), nullable=False),
-        sa.Column("description", sa.Text(), server_default="", nullable=False),
+        sa.Column("description", sa.Text(), nullable=False),
         sa.Column("event_types", json_type(), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("rate_limit", sa.Float(), nullable=True),
