@@ -32,6 +32,28 @@ router = APIRouter(prefix="/f", tags=["hosted forms"])
 
 STATUS = {"invalid_submission": 422, "origin_not_allowed": 403, "form_not_found": 404, "rate_limited": 429}
 HTML_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+#: What the pages answer besides their success (declared, so FastAPI adds no validation schema of its own).
+PAGE_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no such form (or link)", "content": ERROR},
+    422: {"description": "invalid input", "content": ERROR},
+}
+POST_ERRORS: dict[int | str, dict[str, Any]] = {
+    **PAGE_ERRORS,
+    303: {"description": "a browser post: on to the form's redirect address"},
+    400: {"description": "a body that is not JSON", "content": ERROR},
+    403: {"description": "posted from a site the form does not allow (origin_not_allowed)", "content": ERROR},
+    413: {"description": "a body over LEADFLOW_FORM_MAX_BODY_BYTES", "content": ERROR},
+    422: {
+        "description": "the form's errors by field (a browser without JavaScript: the form again)",
+        "content": ERROR,
+    },
+    429: {
+        "description": "too many posts from this address",
+        "content": ERROR,
+        "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+    },
+}
 
 
 def _form(ctx: AppContext, form_id: str) -> FormFields:
@@ -59,14 +81,24 @@ def _error_json(error: LeadflowError, headers: dict[str, str]) -> JSONResponse:
     return JSONResponse(body, status_code=_status(error), headers=headers)
 
 
-@router.get("/confirm/{token}", response_class=HTMLResponse, summary="Confirm a double opt-in")
+@router.get(
+    "/confirm/{token}",
+    response_class=HTMLResponse,
+    summary="Confirm a double opt-in",
+    responses={**PAGE_ERRORS, 400: {"description": "a bad or expired link", "content": ERROR}},
+)
 def confirm_subscription(token: str, ctx: AppContext = Depends(context)) -> HTMLResponse:
     confirm.confirm(ctx, token)
     text = "Thank you: your subscription is confirmed."
     return HTMLResponse(render.message("Subscription confirmed", text), headers=HTML_HEADERS)
 
 
-@router.get("/{form_id}", response_class=HTMLResponse, summary="The hosted form, as an HTML page")
+@router.get(
+    "/{form_id}",
+    response_class=HTMLResponse,
+    summary="The hosted form, as an HTML page",
+    responses=PAGE_ERRORS,
+)
 def show(form_id: str, request: Request, ctx: AppContext = Depends(context)) -> HTMLResponse:
     form = _form(ctx, form_id)
     query = request.query_params
@@ -77,20 +109,31 @@ def show(form_id: str, request: Request, ctx: AppContext = Depends(context)) -> 
     return HTMLResponse(page, headers=HTML_HEADERS)
 
 
-@router.get("/{form_id}/embed.js", summary="The script snippet's body: injects and posts the form")
+@router.get(
+    "/{form_id}/embed.js",
+    summary="The script snippet's body: injects and posts the form",
+    responses=PAGE_ERRORS,
+)
 def embed_js(form_id: str, ctx: AppContext = Depends(context)) -> Response:
     body = render.embed_js(_form(ctx, form_id), form_id, f"{ctx.settings.public_url}/f/{form_id}")
     headers = {"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"}
     return Response(body, media_type="text/javascript; charset=utf-8", headers=headers)
 
 
-@router.get("/{form_id}/embed.html", response_class=HTMLResponse, summary="The plain HTML form, to copy")
+@router.get(
+    "/{form_id}/embed.html",
+    response_class=HTMLResponse,
+    summary="The plain HTML form, to copy",
+    responses=PAGE_ERRORS,
+)
 def embed_html(form_id: str, ctx: AppContext = Depends(context)) -> HTMLResponse:
     _, html = render.snippets(_form(ctx, form_id), form_id, ctx.settings.public_url)
     return HTMLResponse(html, headers={"Cache-Control": "public, max-age=300"})
 
 
-@router.options("/{form_id}", status_code=204, summary="CORS preflight for posting the form")
+@router.options(
+    "/{form_id}", status_code=204, summary="CORS preflight for posting the form", responses=PAGE_ERRORS
+)
 def preflight(form_id: str, request: Request, ctx: AppContext = Depends(context)) -> Response:
     try:
         form = _form(ctx, form_id)
@@ -129,7 +172,7 @@ def _values(content_type: str, body: bytes) -> dict[str, Any]:
     raise submit.SubmissionInvalid({"": f"send the form urlencoded or as JSON, not {kind[:60]!r}"})
 
 
-@router.post("/{form_id}", summary="Submit the form (urlencoded or JSON)")
+@router.post("/{form_id}", summary="Submit the form (urlencoded or JSON)", responses=POST_ERRORS)
 async def post(form_id: str, request: Request, ctx: AppContext = Depends(context)) -> Response:
     content_type = request.headers.get("content-type", "")
     wants_json = "json" in content_type.lower() or "application/json" in request.headers.get("accept", "")

@@ -81,19 +81,17 @@ def test_definitions_crud_validation_and_snippets(
 ) -> None:
     form_id = _form(web, auth)
     shown = web.get(f"/api/v1/forms/{form_id}", headers=auth).json()
-    assert shown["consent"]["text"] == DEFINITION["consent"]["text"] and shown["url"].endswith(
-        f"/f/{form_id}"
-    )
+    assert shown["consent"]["text"] == DEFINITION["consent"]["text"]
+    assert shown["url"].endswith(f"/f/{form_id}")
     assert [f["id"] for f in web.get("/api/v1/forms", headers=auth).json()["data"]] == [form_id]
     patched = web.patch(f"/api/v1/forms/{form_id}", json={"thank_you": "Merci"}, headers=auth)
-    assert patched.status_code == 200 and patched.json()["thank_you"] == "Merci"
+    assert patched.status_code == 200
+    assert patched.json()["thank_you"] == "Merci"
     assert patched.json()["fields"] == shown["fields"]
     snippets = web.get(f"/api/v1/forms/{form_id}/embed", headers=auth).json()
-    assert f'data-leadflow-form="{form_id}"' in snippets["script"] and "/embed.js" in snippets["script"]
-    assert (
-        f'action="http://localhost:8000/f/{form_id}"' in snippets["html"]
-        or 'method="post"' in snippets["html"]
-    )
+    assert f'data-leadflow-form="{form_id}"' in snippets["script"]
+    assert "/embed.js" in snippets["script"]
+    assert f'method="post" action="{shown["url"]}"' in snippets["html"]
     assert web.get(f"/f/{form_id}/embed.js").headers["content-type"].startswith("text/javascript")
     assert "<form" in web.get(f"/f/{form_id}/embed.html").text
 
@@ -127,8 +125,10 @@ def test_posts_become_contacts_with_consent_utm_and_events(
     form_id = _form(web, auth, list_id=members.id, redirect_url=f"{SITE}/thanks")
     page = web.get(f"/f/{form_id}?utm_source=linkedin&utm_campaign=spring")
     assert page.status_code == 200
-    assert 'name="utm_source" value="linkedin"' in page.text and 'for="lf-first_name"' in page.text
-    assert 'aria-hidden="true"' in page.text and 'tabindex="-1"' in page.text  # the honeypot
+    assert 'name="utm_source" value="linkedin"' in page.text
+    assert 'for="lf-first_name"' in page.text
+    assert 'aria-hidden="true"' in page.text
+    assert 'tabindex="-1"' in page.text
     posted = web.post(
         f"/f/{form_id}",
         data={
@@ -145,28 +145,37 @@ def test_posts_become_contacts_with_consent_utm_and_events(
         },
         headers={"Origin": SITE},
     )
-    assert posted.status_code == 303 and posted.headers["location"] == f"{SITE}/thanks"
+    assert posted.status_code == 303
+    assert posted.headers["location"] == f"{SITE}/thanks"
     answer = web.post(
         f"/f/{form_id}", json={"email": "bob@example.com", "first_name": "Bob", "consent": True}, headers=JSON
     )
     assert answer.status_code == 200, answer.text
-    assert answer.json()["ok"] is True and answer.headers["access-control-allow-origin"] == SITE
+    assert answer.json()["ok"] is True
+    assert answer.headers["access-control-allow-origin"] == SITE
     _process(ctx)
 
     with ctx.db.read() as conn:
         ann = conn.execute(sa.select(contact_rows).where(contact_rows.c.email == "ann@example.com")).one()
-    assert ann.first_name == "Ann" and ann.traits["interest"] == "ai" and ann.traits["seats"] == 3
+    assert ann.first_name == "Ann"
+    assert ann.traits["interest"] == "ai"
+    assert ann.traits["seats"] == 3
     record = next(r for r in _rows(ctx, form_submissions) if r.email == "ann@example.com")
-    assert record.contact_id == ann.id and record.consent_text == DEFINITION["consent"]["text"]
-    assert record.consented_at == ctx.clock.now() and record.ip and record.status == "single"
+    assert record.contact_id == ann.id
+    assert record.consent_text == DEFINITION["consent"]["text"]
+    assert record.consented_at == ctx.clock.now()
+    assert record.ip
+    assert record.status == "single"
     assert record.utm == {"utm_source": "linkedin", "utm_medium": "social", "utm_campaign": "spring"}
     assert record.data["campaign_code"] == "spring"  # the hidden field's value
     touch = [t for t in _rows(ctx, touchpoints) if t.contact_id == ann.id]
     assert [(t.source, t.medium, t.campaign) for t in touch] == [("linkedin", "social", "spring")]
     submitted = [e for e in _rows(ctx, events) if e.event == "form.submitted"]
-    assert len(submitted) == 2 and all(e.contact_id for e in submitted)
+    assert len(submitted) == 2
+    assert all(e.contact_id for e in submitted)
     mine = next(e for e in submitted if e.contact_id == ann.id)
-    assert mine.properties["form_id"] == form_id and mine.properties["utm"]["utm_source"] == "linkedin"
+    assert mine.properties["form_id"] == form_id
+    assert mine.properties["utm"]["utm_source"] == "linkedin"
     assert mine.properties["page_url"] == f"{SITE}/course?utm_source=linkedin"
     assert {r.tag for r in _rows(ctx, contact_tags) if r.contact_id == ann.id} == {"newsletter"}
     assert {m.contact.id for m in segments.members(ctx, members.id, after=None, limit=10)} >= {ann.id}
@@ -180,13 +189,16 @@ def test_validation_errors_json_and_browser(ctx: AppContext, web: TestClient, au
     fields = answer.json()["error"]["details"]["fields"]
     assert set(fields) == {"email", "first_name", "interest", "seats", "consent"}
     page = web.post(f"/f/{form_id}", data={"email": "ann@example.com", "first_name": ""})
-    assert page.status_code == 422 and page.headers["content-type"].startswith("text/html")
-    assert 'id="lf-first_name-error" role="alert"' in page.text and 'value="ann@example.com"' in page.text
+    assert page.status_code == 422
+    assert page.headers["content-type"].startswith("text/html")
+    assert 'id="lf-first_name-error" role="alert"' in page.text
+    assert 'value="ann@example.com"' in page.text
     assert web.post(f"/f/{form_id}", content=b"[1]", headers=JSON).status_code == 422
     assert web.post(f"/f/{form_id}", content=b"{", headers=JSON).status_code == 400
     assert web.post(f"/f/{form_id}", content=b"x", headers={"Content-Type": "text/plain"}).status_code == 422
     assert web.post("/f/nope", json={}, headers=JSON).status_code == 404
-    assert _rows(ctx, form_submissions) == [] and _rows(ctx, contact_rows) == []
+    assert _rows(ctx, form_submissions) == []
+    assert _rows(ctx, contact_rows) == []
 
 
 def test_honeypot_pretends_success_and_stores_nothing(ctx: AppContext, web: TestClient, auth: Any) -> None:
@@ -194,7 +206,9 @@ def test_honeypot_pretends_success_and_stores_nothing(ctx: AppContext, web: Test
     data = {"email": "bot@example.com", "first_name": "Bot", "consent": "on", "lf_website": "http://spam"}
     assert web.post(f"/f/{form_id}", data=data).status_code == 200
     assert web.post(f"/f/{form_id}", json=data, headers=JSON).json()["ok"] is True
-    assert _rows(ctx, form_submissions) == [] and _rows(ctx, contact_rows) == [] and _rows(ctx, events) == []
+    assert _rows(ctx, form_submissions) == []
+    assert _rows(ctx, contact_rows) == []
+    assert _rows(ctx, events) == []
     assert _rows(ctx, forms)[0].spam_count == 2
 
 
@@ -204,7 +218,8 @@ def test_rate_limit_per_address(ctx: AppContext, web: TestClient, auth: Any, clo
     data = {"email": "ann@example.com", "first_name": "Ann", "consent": True}
     assert [web.post(f"/f/{form_id}", json=data, headers=JSON).status_code for _ in range(2)] == [200, 200]
     refused = web.post(f"/f/{form_id}", json=data, headers=JSON)
-    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) >= 1
     assert refused.json()["error"]["code"] == "rate_limited"
     assert web.post(f"/f/{form_id}", data={**data, "consent": "on"}).status_code == 429  # the browser too
     clock.advance(timedelta(seconds=31))
@@ -220,14 +235,16 @@ def test_cors_preflight_and_origins(web: TestClient, auth: Any) -> None:
         "Access-Control-Request-Headers": "content-type",
     }
     allowed = web.options(f"/f/{form_id}", headers=ask)
-    assert allowed.status_code == 204 and allowed.headers["access-control-allow-origin"] == SITE
+    assert allowed.status_code == 204
+    assert allowed.headers["access-control-allow-origin"] == SITE
     assert "POST" in allowed.headers["access-control-allow-methods"]
     assert "content-type" in allowed.headers["access-control-allow-headers"].lower()
     other = web.options(f"/f/{form_id}", headers={**ask, "Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in other.headers
     data = {"email": "ann@example.com", "first_name": "Ann", "consent": True}
     refused = web.post(f"/f/{form_id}", json=data, headers={**JSON, "Origin": "https://evil.example"})
-    assert refused.status_code == 403 and refused.json()["error"]["code"] == "origin_not_allowed"
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "origin_not_allowed"
     assert "access-control-allow-origin" not in refused.headers
     assert (
         web.post(f"/f/{form_id}", json=data, headers={"Content-Type": "application/json"}).status_code == 200
@@ -286,9 +303,11 @@ def test_double_opt_in(ctx: AppContext, web: TestClient, auth: Any) -> None:
     clicked = web.get(urlsplit(link.group(1)).path)
     assert clicked.status_code in (302, 303, 307)
     confirmed = web.get(urlsplit(clicked.headers["location"]).path)
-    assert confirmed.status_code == 200 and "confirmed" in confirmed.text
+    assert confirmed.status_code == 200
+    assert "confirmed" in confirmed.text
     assert web.get(urlsplit(clicked.headers["location"]).path).status_code == 200  # a second click: the same
-    assert _rows(ctx, suppressions) == [] and _rows(ctx, form_submissions)[0].status == "confirmed"
+    assert _rows(ctx, suppressions) == []
+    assert _rows(ctx, form_submissions)[0].status == "confirmed"
     assert [e.event for e in _rows(ctx, events)].count("form.confirmed") == 1
     _marketing(ctx, ann, "after")
     deliverer = Deliverer(ctx, capture)
