@@ -1,9 +1,10 @@
 """The edge: what enters the API is checked once, here, and no error ever drops a connection.
 
 :class:`InputGuard` applies :mod:`leadflow.kernel.inputs` to every request of the REST API (``/api/``),
-the tracking API (``/v1/``) and incoming webhooks (``/hooks/``, whose routes parse their signed body
-themselves with the same function) and hosted forms (``/f/``: their address here; a post's body is read
-by :mod:`leadflow.capture.public_api` with the same function) before a route sees it:
+the tracking API (``/v1/``), incoming webhooks (``/hooks/``: a JSON body is checked here as a REST
+one, and parsed again by the route once its signature holds) and hosted forms (``/f/``: their address
+here; a post's body is read by :mod:`leadflow.capture.public_api` with the same function) before a
+route sees it:
 
 * the path and every query parameter (name and value) hold no NUL and no lone surrogate;
 * a REST JSON body (``application/json``, ``application/*+json`` or no content type) is parsed
@@ -80,7 +81,7 @@ class InputGuard:
         except LeadflowError as error:
             await _answer(scope, receive, send, error)
             return
-        if not scope["path"].startswith("/api/"):
+        if not scope["path"].startswith(("/api/", "/hooks/")):
             await self.app(scope, receive, send)
             return
         content_type = dict(scope["headers"]).get(b"content-type") or None

@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 from leadflow.api.media import Bodies
 
 REST = "/api/v1/"
+HOOKS = "/hooks/"  # incoming webhooks: documented like the REST API (their 422 is a 400)
 ERROR_REF = "#/components/schemas/ErrorBody"
 JSON = "application/json"
 
@@ -80,6 +81,8 @@ CONFLICTS = frozenset(
         ("delete", "/api/v1/crm/users/{user_id}"),  # the user owns leads or activities
         ("post", "/api/v1/crm/teams"),  # the name is taken
         ("patch", "/api/v1/crm/teams/{team_id}"),
+        ("post", "/api/v1/webhooks/sources"),  # the name is taken
+        ("post", "/api/v1/webhooks/inbound/{inbound_id}/replay"),  # it was processed already
     }
 )
 CREATED_OR_UPDATED = frozenset({("post", "/api/v1/contacts")})
@@ -141,7 +144,7 @@ def document(schema: dict[str, Any], json_bodies: frozenset[tuple[str, str]] = f
     components.update(found.pop("$defs", {}))
     components["ErrorBody"] = found
     for path, operations in schema.get("paths", {}).items():
-        if not path.startswith(REST):
+        if not path.startswith((REST, HOOKS)):
             continue
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
