@@ -16,11 +16,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from standardwebhooks.webhooks import Webhook
+from typer.testing import CliRunner
 
+from leadflow.cli import app
 from leadflow.contacts.service import EventProcessor
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
-from leadflow.webhooks import catalogue
+from leadflow.webhooks import catalogue, endpoints
 from leadflow.webhooks.deliverer import BACKOFF, WebhookDeliverer
 from tests.peers.http_receiver import HttpReceiver, Received, Reply
 
@@ -126,6 +128,9 @@ def test_endpoints_crud_catalogue_and_bad_input(client: TestClient, admin: dict[
     assert naive.status_code == 422
     assert client.post(f"{BASE}/endpoints", json={"url": "https://x.example"}).status_code == 401
 
+    bare = client.post(f"{BASE}/endpoints/{endpoint_id}/rotate-secret", headers=admin)  # no body: the default
+    assert bare.status_code == 200, bare.text
+    assert bare.json()["rotation_ends_at"] is not None
     assert client.delete(f"{BASE}/endpoints/{endpoint_id}", headers=admin).status_code == 204
     assert client.get(f"{BASE}/endpoints/{endpoint_id}", headers=admin).status_code == 404
 
@@ -330,3 +335,29 @@ def test_rate_limit_stats_and_replays(
         client.post(f"{BASE}/deliveries/{queued.json()['delivery_id']}/replay", headers=admin).status_code
         == 409
     )
+
+
+def test_the_endpoints_commands(database_url: str, ctx: AppContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEADFLOW_DATABASE_URL", database_url)
+    monkeypatch.setenv("LEADFLOW_SECRET_KEY", "test-secret")
+    cli = CliRunner()
+    added = cli.invoke(
+        app, ["webhooks", "endpoints", "add", "https://hooks.example.com/in", "--events", "deal.created"]
+    )
+    assert added.exit_code == 0, added.output
+    secret = added.stdout.strip().splitlines()[-1]
+    assert secret.startswith("whsec_")
+    [endpoint] = endpoints.listing(ctx, after=None, limit=10)
+    assert endpoint["event_types"] == ["deal.created"]
+    listed = cli.invoke(app, ["webhooks", "endpoints", "list"], terminal_width=200)
+    assert endpoint["id"] in listed.stdout
+    assert secret not in listed.stdout
+    rotated = cli.invoke(app, ["webhooks", "endpoints", "rotate", endpoint["id"], "--grace", "60"])
+    assert rotated.exit_code == 0, rotated.output
+    assert rotated.stdout.strip().splitlines()[-1] not in (secret, "")
+    refused = cli.invoke(app, ["webhooks", "endpoints", "add", "http://10.0.0.1/", "--events", "*"])
+    assert refused.exit_code != 0
+    assert "url refused" in refused.output
+    assert cli.invoke(app, ["webhooks", "endpoints", "remove", endpoint["id"]]).exit_code == 0
+    assert endpoints.listing(ctx, after=None, limit=10) == []
+    assert cli.invoke(app, ["webhooks", "endpoints", "remove", "nope"]).exit_code != 0

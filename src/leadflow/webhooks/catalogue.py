@@ -103,7 +103,11 @@ TYPES: tuple[EventType, ...] = (
         "contact.updated",
         "Fields of a profile changed.",
         ("changed",),
-        changed={"type": "array", "items": _STRING, "description": "field names, traits.<key>"},
+        changed={
+            "type": "array",
+            "items": _STRING,
+            "description": "field names, traits.<key>; * when another profile was merged into it",
+        },
     ),
     _t("lead.captured", "A lead arrived from a source (form, chat, download, ads).", source=_STRING),
     _t("lead.status_updated", "A lead's sales status changed.", **_CHANGE, reason=_NULLABLE_STRING),

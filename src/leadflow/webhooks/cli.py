@@ -30,7 +30,10 @@ def endpoints_list() -> None:
     """List the endpoints."""
     with open_context() as ctx:
         require_schema(ctx)
-        table = Table("id", "url", "event types", "active", "rate/s", "description")
+        table = Table()
+        table.add_column("id", no_wrap=True)  # an id is copied whole
+        for name in ("url", "event types", "active", "rate/s", "description"):
+            table.add_column(name)
         after: str | None = None
         while page := endpoints.listing(ctx, after=after, limit=500):
             for row in page:
