@@ -199,3 +199,30 @@ def test_erasure_removes_the_lead_and_its_activities_and_export_shows_them(
     with ctx.db.read() as conn:
         assert conn.execute(sa.select(crm_leads.c.contact_id)).scalars().all() == [by_user(ctx, "u2")["id"]]
         assert conn.execute(sa.select(sa.func.count()).select_from(crm_activities)).scalar_one() == 1
+
+
+def test_a_merged_contacts_lead_and_activities_move_to_the_survivor(
+    api: TestClient, ctx: AppContext, processor: EventProcessor
+) -> None:
+    send(
+        ctx,
+        {"type": "identify", "anonymousId": "a9", "traits": {"email": "bob@example.com"}},
+        {"type": "identify", "userId": "u1", "traits": {"plan": "free"}},
+    )
+    processor.drain()
+    assert (
+        api.put("/api/v1/crm/leads/bob@example.com/status", json={"status": "contacted"}).status_code == 200
+    )
+    api.post(
+        "/api/v1/crm/activities", json={"email": "bob@example.com", "kind": "note", "body": "met at a fair"}
+    )
+    send(
+        ctx, {"type": "identify", "userId": "u1", "anonymousId": "a9"}
+    )  # the anonymous profile merges into u1
+    processor.drain()
+    survivor = by_user(ctx, "u1")["id"]
+    lead = api.get("/api/v1/crm/leads/bob@example.com").json()
+    assert (lead["contact_id"], lead["status"]) == (survivor, "contacted")
+    with ctx.db.read() as conn:
+        assert conn.execute(sa.select(crm_leads.c.contact_id)).scalars().all() == [survivor]
+        assert conn.execute(sa.select(crm_activities.c.contact_id)).scalars().all() == [survivor]
