@@ -15,13 +15,9 @@ from leadflow.crm.leads import on_contacts_erased as on_contacts_erased
 from leadflow.crm.leads import on_contacts_merged as on_contacts_merged
 from leadflow.crm.leads import on_contacts_touched as on_contacts_touched
 
-#: The webhook catalogue's name for a status change.
-STATUS_UPDATED_WEBHOOK = "lead.status_updated"
-
 __all__ = [
     "OWNER_ASSIGNED",
     "STATUS_CHANGED",
-    "STATUS_UPDATED_WEBHOOK",
     "ensure_lead",
     "export",
     "on_contacts_erased",
