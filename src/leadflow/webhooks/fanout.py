@@ -7,9 +7,11 @@ batch created or changed (``contact.created`` / ``contact.updated``), is offered
 (read once per batch). All deliveries of a batch are written by one multi-row ``INSERT`` (in chunks of
 1,000), with the contacts' summaries read in one query.
 
-Exactly one delivery per (event, endpoint): the delivery ``key`` is ``evt:<event id>:<endpoint>`` for
-an applied event and ``contact:<contact>:<created|updated>:<time of the batch>:<endpoint>`` for a
-profile change; a batch applied again after a crash finds its keys taken and adds nothing.
+Exactly one delivery per (event, endpoint): the delivery ``key`` (unique) is ``evt:<event id>:<endpoint>``
+for an applied event and ``contact:<contact>:<created|updated>:<time of the batch>:<endpoint>`` for a
+profile change. The deliveries commit or roll back with the batch, so a batch that fails and is applied
+again queues them once; an event offered twice (a replayed bus message) finds its key taken.
+Endpoints registered after an event was applied do not receive it (replay is per delivery).
 """
 
 from __future__ import annotations
