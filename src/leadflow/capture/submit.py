@@ -3,7 +3,7 @@
 Rules:
 
 * **Rate limit** first: each client address may post ``LEADFLOW_FORM_RATE_PER_MINUTE`` times a minute
-  (a token bucket with that burst, on the injected clock); more answers ``429`` with ``Retry-After``.
+  (:mod:`.throttle`); more answers ``429`` with ``Retry-After``.
 * **Origin**: a form with allowed origins refuses a post whose browser says it comes from another site
   (``403 origin_not_allowed``); a post without ``Origin`` (a server, a plain form in an old browser) or
   from leadflow's own address is accepted.
@@ -32,17 +32,16 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from leadflow.capture import queries
+from leadflow.capture import queries, throttle
 from leadflow.capture.forms import CONFIRMATION_TEMPLATE, fields_of, install_confirmation, row
 from leadflow.capture.schemas import CONSENT, HONEYPOT, UTM_FIELDS, FormField, FormFields
 from leadflow.capture.tokens import confirm_url
 from leadflow.contacts import service as contacts
 from leadflow.events import service as events
-from leadflow.kernel.context import AppContext, Slot
+from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import on_commit
 from leadflow.kernel.errors import Forbidden, Invalid
 from leadflow.kernel.ids import new_id
-from leadflow.kernel.ratelimit import RateLimiter
 from leadflow.messaging import service as messaging
 from leadflow.segments import service as segments
 
@@ -50,15 +49,6 @@ COLUMN_FIELDS = ("first_name", "last_name", "phone")
 TRUE = frozenset({"on", "true", "1", "yes"})
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 TEL = re.compile(r"^\+?[0-9 ()./-]{4,32}$")
-
-LIMITER: Slot[RateLimiter] = Slot(
-    "capture.rate_limit",
-    lambda ctx: RateLimiter(
-        ctx.settings.form_rate_per_minute / 60,
-        burst=max(1, ctx.settings.form_rate_per_minute),
-        clock=ctx.clock,
-    ),
-)
 
 
 class SubmissionInvalid(Invalid):
@@ -170,7 +160,7 @@ def submit(ctx: AppContext, form_id: str, posted: Posted) -> Outcome:
     with ctx.db.read() as conn:
         form = fields_of(row(conn, form_id))
     check_origin(ctx, form, posted.origin)
-    ctx.get(LIMITER).check(posted.ip or "unknown")
+    throttle.check(ctx, posted.ip)
     if _text(posted.values.get(HONEYPOT), 1000):
         with ctx.db.write() as conn:
             conn.execute(queries.COUNT_SPAM, {"form_id": form_id})

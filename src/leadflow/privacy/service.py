@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from leadflow.audit import service as audit
+from leadflow.capture import service as capture
 from leadflow.contacts import service as contacts
 from leadflow.crm import service as crm
 from leadflow.events import service as events
@@ -24,9 +25,9 @@ def export(ctx: AppContext, contact_id: str) -> dict[str, Any]:
     """Everything leadflow holds about a person, as one JSON document: the profile (with its consent),
     identities, company, events, touchpoints, tags, segment memberships, scores, journey runs and
     their steps, messages, suppressions of their addresses, topic preferences, webhook deliveries
-    about them, CSV import rows about them that were rejected or merged, their CRM lead record and
-    activities, and the audit entries about them. A merged id answers as its survivor, with what is
-    held under every id merged into it."""
+    about them, their form submissions (consent records), CSV import rows about them that were
+    rejected or merged, their CRM lead record and activities, and the audit entries about them. A
+    merged id answers as its survivor, with what is held under every id merged into it."""
     secret = ctx.secret_key  # read outside the transaction
     with ctx.db.read() as conn:
         person = contacts.held(conn, contact_id)
@@ -41,6 +42,7 @@ def export(ctx: AppContext, contact_id: str) -> dict[str, Any]:
             "journey_runs": journeys.export(conn, ids),
             **messaging.export(conn, secret, ids, person.emails),
             "webhook_deliveries": webhooks.export(conn, ids),
+            "form_submissions": capture.export(conn, ids),
             **crm.export(conn, ids),
             "import_issues": person.import_issues,
             "audit": audit.entries(conn, entity_type="contact", entity_ids=ids, limit=10_000),

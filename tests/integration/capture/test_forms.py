@@ -28,6 +28,7 @@ from leadflow.messaging.delivery import outbox
 from leadflow.messaging.delivery.deliverer import Deliverer
 from leadflow.messaging.delivery.transport.capture import CaptureTransport
 from leadflow.messaging.models import messages, suppressions
+from leadflow.privacy import service as privacy
 from leadflow.segments import service as segments
 
 SITE = "https://courses.example"
@@ -319,11 +320,13 @@ def test_double_opt_in(ctx: AppContext, web: TestClient, auth: Any) -> None:
     assert web.get("/f/confirm/not-a-token").status_code == 400
 
 
-def test_erasure_removes_submissions(ctx: AppContext, web: TestClient, auth: Any) -> None:
+def test_export_and_erasure_of_submissions(ctx: AppContext, web: TestClient, auth: Any) -> None:
     form_id = _form(web, auth)
     data = {"email": "ann@example.com", "first_name": "Ann", "consent": True}
     assert web.post(f"/f/{form_id}", json=data, headers=JSON).status_code == 200
     _process(ctx)
     [record] = _rows(ctx, form_submissions)
+    exported = privacy.export(ctx, record.contact_id)["form_submissions"]
+    assert [(s["id"], s["consent_text"]) for s in exported] == [(record.id, DEFINITION["consent"]["text"])]
     contacts.erase(ctx, record.contact_id, actor="t")
     assert _rows(ctx, form_submissions) == []
