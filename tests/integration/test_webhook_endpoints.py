@@ -22,8 +22,10 @@ from leadflow.cli import app
 from leadflow.contacts.service import EventProcessor
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.facts import ContactsMerged
 from leadflow.webhooks import catalogue, endpoints
 from leadflow.webhooks.deliverer import BACKOFF, WebhookDeliverer
+from leadflow.webhooks.service import enqueue_many, export
 from tests.peers.http_receiver import HttpReceiver, Received, Reply
 
 pytestmark = pytest.mark.settings(network_allow="127.0.0.1,localhost")
@@ -361,3 +363,12 @@ def test_the_endpoints_commands(database_url: str, ctx: AppContext, monkeypatch:
     assert cli.invoke(app, ["webhooks", "endpoints", "remove", endpoint["id"]]).exit_code == 0
     assert endpoints.listing(ctx, after=None, limit=10) == []
     assert cli.invoke(app, ["webhooks", "endpoints", "remove", "nope"]).exit_code != 0
+
+
+def test_a_merge_moves_deliveries_to_the_survivor(ctx: AppContext) -> None:
+    item = {"key": "k", "url": "https://hooks.example.com", "event": "contact.created", "payload": {}}
+    with ctx.db.write() as conn:
+        enqueue_many(conn, ctx, [item | {"at": ctx.clock.now(), "contact_id": "c-merged"}])
+        ctx.bus.publish(conn, ContactsMerged((("c-merged", "c-survivor"),), ctx.clock.now()))
+    with ctx.db.read() as conn:
+        assert [row["contact_id"] for row in export(conn, ["c-survivor"])] == ["c-survivor"]

@@ -36,6 +36,7 @@ def wire(ctx: AppContext) -> None:
         scoring.on_contacts_merged,
         crm.on_contacts_merged,
         capture.on_contacts_merged,
+        webhooks.on_contacts_merged,
     ):
         bus.subscribe(ContactsMerged, handler)
     for erase in (

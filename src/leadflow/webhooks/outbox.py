@@ -192,6 +192,13 @@ def on_contacts_erased(conn: Connection, message: Any) -> None:
     conn.execute(queries.cancel_queued(message.contact_ids, ERASED))
 
 
+def on_contacts_merged(conn: Connection, message: Any) -> None:
+    """A merge: the merged contact's deliveries are the survivor's (its erasure and export find them)."""
+    pairs = [{"loser": loser, "survivor": survivor} for loser, survivor in message.pairs]
+    if pairs:
+        conn.execute(queries.MOVE_TO_SURVIVOR, pairs)
+
+
 def export(conn: Connection, contact_ids: Sequence[str]) -> list[dict[str, Any]]:
     """The webhook deliveries about these people (GDPR export)."""
     return [_view(row) for row in conn.execute(queries.of_contacts(contact_ids))]

@@ -73,6 +73,14 @@ def cancel_queued(contact_ids: Sequence[str], reason: str) -> sa.Update:
     )
 
 
+#: A merge: the merged contact's deliveries name the survivor (executed with every ``loser, survivor``).
+MOVE_TO_SURVIVOR = (
+    deliveries.update()
+    .where(deliveries.c.contact_id == sa.bindparam("loser"))
+    .values(contact_id=sa.bindparam("survivor"))
+)
+
+
 def of_contacts(contact_ids: Sequence[str]) -> sa.Select[Any]:
     return (
         sa.select(deliveries).where(deliveries.c.contact_id.in_(list(contact_ids))).order_by(deliveries.c.id)

@@ -37,6 +37,7 @@ from leadflow.webhooks.outbox import export as export
 from leadflow.webhooks.outbox import get as get
 from leadflow.webhooks.outbox import listing as listing
 from leadflow.webhooks.outbox import on_contacts_erased as on_contacts_erased
+from leadflow.webhooks.outbox import on_contacts_merged as on_contacts_merged
 from leadflow.webhooks.outbox import retry as retry
 from leadflow.webhooks.outbox import signing_secret as signing_secret
 from leadflow.webhooks.replay import Seal as Seal
