@@ -9,12 +9,14 @@ ended and nothing waits to be sent to them, and another person is untouched.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from standardwebhooks.webhooks import Webhook
 
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
@@ -125,6 +127,21 @@ def _world(ctx: AppContext, api: TestClient) -> tuple[str, str]:
     return erin, bob
 
 
+def _incoming_webhook_about_erin(ctx: AppContext, api: TestClient) -> None:
+    """A Standard Webhooks sender tells about Erin (``/hooks/{source}``): its body holds her data."""
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    _ok(api.post("/api/v1/webhooks/sources", json={"name": "lms", "kind": "standard", "secret": secret}))
+    data = {"email": PII[0], "name": f"{PII[1]} {PII[2]}", "phone": PII[3]}
+    body = json.dumps({"type": "course.enrolled", "data": data}).encode()
+    headers = {
+        "webhook-id": "msg_erin",
+        "webhook-timestamp": str(int(ctx.clock.now().timestamp())),
+        "webhook-signature": Webhook(secret).sign("msg_erin", ctx.clock.now(), body),
+        "Content-Type": "application/json",
+    }
+    assert _ok(api.post("/hooks/lms", content=body, headers=headers))["status"] == "processed"
+
+
 def _late_news_about(ctx: AppContext, contact_id: str) -> None:
     """After the erasure: their sent email bounces, is opened, clicked and unsubscribed from."""
     (sent,) = [m for m in _rows(ctx, "messages", contact_id) if m["status"] == "sent"]
@@ -176,6 +193,8 @@ def _rows(ctx: AppContext, table: str, contact_id: str) -> list[dict[str, Any]]:
 
 def test_erasure_leaves_nothing_of_the_person_anywhere(ctx: AppContext, api: TestClient) -> None:
     erin, bob = _world(ctx, api)
+    _incoming_webhook_about_erin(ctx, api)
+    j.settle(ctx)
     before, files = _text_everywhere(ctx), _outbox(ctx)
     for table in (*KEYED, "journey_runs", "journey_steps", "messages", "webhook_deliveries"):
         assert _rows(ctx, table, erin), table  # the world really reached every table
