@@ -27,7 +27,9 @@ def on_contacts_erased(conn: Connection, message: ContactsErased) -> None:
 
 
 def on_contacts_merged(conn: Connection, message: ContactsMerged) -> None:
-    conn.execute(queries.MOVE_TO_SURVIVOR, [{"loser": a, "survivor": b} for a, b in message.pairs])
+    """A merge: the loser's submissions (and consent records) belong to the survivor."""
+    if message.pairs:
+        conn.execute(queries.MOVE_TO_SURVIVOR, [{"loser": a, "survivor": b} for a, b in message.pairs])
 
 
 def export(conn: Connection, contact_ids: Sequence[str]) -> list[dict[str, Any]]:

@@ -19,7 +19,8 @@ Rules:
   touchpoint attribution reads) and the ``form.submitted`` track.
 * **Double opt-in**: a new contact, one not subscribed, or one whose address still waits for a
   confirmation, is held (no marketing) until the link in the confirmation email is followed; a
-  subscribed contact is not held again.
+  subscribed contact is not held again. A single opt-in form changes no contact's subscription: an
+  unsubscribed person who posts one stays unsubscribed (only a confirmed double opt-in re-subscribes).
 """
 
 from __future__ import annotations
