@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from leadflow.contacts.processor import EventProcessor
 from leadflow.events.models import events
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
+from leadflow.webhooks import inbound
 from leadflow.webhooks.models import inbound_webhooks
 from tests.support.contacts import all_contacts
 
@@ -333,6 +335,9 @@ def test_erasure_redacts_the_persons_deliveries(
     answer = stripe_post(hooks, clock, checkout("evt_e"))
     processor.drain()
     [contact] = all_contacts(ctx)
+    [exported] = hooks.get(f"/api/v1/contacts/{contact['id']}/export").json()["inbound_webhooks"]
+    assert exported["sender_id"] == "evt_e"
+    assert exported["body"]["data"]["object"]["customer_details"]["email"] == "ada@example.com"
     assert hooks.delete(f"/api/v1/contacts/{contact['id']}").status_code == 200
     stored = hooks.get(f"/api/v1/webhooks/inbound/{answer.json()['id']}").json()
     assert stored["body"] == {}
@@ -342,3 +347,17 @@ def test_erasure_redacts_the_persons_deliveries(
     assert (row.email, row.anonymous_id, row.subject) == (None, None, None)
     # a late copy is still a duplicate: the person is not rebuilt
     assert stripe_post(hooks, clock, checkout("evt_e")).json()["duplicate"] is True
+
+
+def test_two_copies_at_once_are_stored_once(hooks: TestClient, ctx: AppContext, clock: VirtualClock) -> None:
+    """A sender delivering the same event twice concurrently: the unique sender id decides, one copy
+    is processed, the other is a duplicate, and the events are written once."""
+    body = _body(checkout("evt_twice"))
+    stamp = _now(clock)
+    signature = hmac.new(STRIPE_SECRET.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    headers = {"stripe-signature": f"t={stamp},v1={signature}"}
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: inbound.receive(ctx, "stripe", body, headers), range(2)))
+    assert sorted(r.duplicate for r in results) == [False, True]
+    assert len({r.id for r in results}) == 1
+    assert len(tracked(ctx, "Order Completed")) == 1

@@ -25,9 +25,9 @@ def export(ctx: AppContext, contact_id: str) -> dict[str, Any]:
     """Everything leadflow holds about a person, as one JSON document: the profile (with its consent),
     identities, company, events, touchpoints, tags, segment memberships, scores, journey runs and
     their steps, messages, suppressions of their addresses, topic preferences, webhook deliveries
-    about them, their form submissions (consent records), CSV import rows about them that were
-    rejected or merged, their CRM lead record and activities, and the audit entries about them. A
-    merged id answers as its survivor, with what is held under every id merged into it."""
+    and incoming webhooks about them, their form submissions (consent records), CSV import rows about
+    them that were rejected or merged, their CRM lead record and activities, and the audit entries
+    about them. A merged id answers as its survivor, with what is held under every id merged into it."""
     secret = ctx.secret_key  # read outside the transaction
     with ctx.db.read() as conn:
         person = contacts.held(conn, contact_id)
@@ -42,8 +42,13 @@ def export(ctx: AppContext, contact_id: str) -> dict[str, Any]:
             "journey_runs": journeys.export(conn, ids),
             **messaging.export(conn, secret, ids, person.emails),
             "webhook_deliveries": webhooks.export(conn, ids),
+            "inbound_webhooks": webhooks.export_inbound(conn, person.emails, _anonymous_ids(person)),
             "form_submissions": capture.export(conn, ids),
             **crm.export(conn, ids),
             "import_issues": person.import_issues,
             "audit": audit.entries(conn, entity_type="contact", entity_ids=ids, limit=10_000),
         }
+
+
+def _anonymous_ids(person: contacts.Held) -> list[str]:
+    return [i["value"] for i in person.profile.get("identities", []) if i.get("kind") == "anon"]

@@ -29,7 +29,7 @@ fixed (:func:`replay`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -198,6 +198,16 @@ def listing(
     with ctx.db.read() as conn:
         rows = conn.execute(queries.inbound_page(source, status, before, limit)).all()
     return [dict(row._mapping) for row in rows]
+
+
+def export_inbound(
+    conn: Connection, emails: Sequence[str], anonymous_ids: Sequence[str]
+) -> list[dict[str, Any]]:
+    """GDPR export: the incoming webhooks about the person, with their bodies as received."""
+    wanted = [email.strip().lower() for email in emails]
+    if not wanted and not anonymous_ids:
+        return []
+    return [dict(row._mapping) for row in conn.execute(queries.inbound_about(wanted, list(anonymous_ids)))]
 
 
 def on_inbound_contacts_erased(conn: Connection, message: ContactsErased) -> None:

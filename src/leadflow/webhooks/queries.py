@@ -329,6 +329,13 @@ def redact_inbound(emails: Sequence[str], anonymous_ids: Sequence[str]) -> sa.Up
     return inbound.update().where(about).values(body={}, **cleared)
 
 
+def inbound_about(emails: Sequence[str], anonymous_ids: Sequence[str]) -> sa.Select[Any]:
+    """A person's deliveries (by address, or by the anonymous id their events carried), oldest first."""
+    about = sa.or_(inbound.c.email.in_(list(emails)), inbound.c.anonymous_id.in_(list(anonymous_ids)))
+    columns = [c for c in inbound.c if c.name not in ("email", "anonymous_id", "subject")]
+    return sa.select(*columns).where(about).order_by(inbound.c.id)
+
+
 def email_of_subject(source_name: str, subject: str) -> sa.Select[Any]:
     """The address an earlier processed delivery of this source gave for the sender's id of a person."""
     return (
@@ -392,7 +399,7 @@ SAMPLES: list[Callable[[], Executable | Sequence[Executable]]] = [
     lambda: [record_inbound("postgresql", {"id": "i", "source": "s", "sender_id": "e", "body": {}})],
     lambda: [inbound_page("s", FAILED, "i", 10), inbound_page(None, None, None, 10)],
     lambda: [settle_inbound("i", {"status": PROCESSED}), redact_inbound(["a@b.c"], ["x"])],
-    lambda: [email_of_subject("s", "cus_1")],
+    lambda: [email_of_subject("s", "cus_1"), inbound_about(["a@b.c"], ["x"])],
     lambda: [insert_endpoint(_ENDPOINT), endpoint("e1"), endpoints_of(["e1"]), endpoints_page("e0", 10)],
     lambda: [
         update_endpoint("e1", {"active": False}),

@@ -25,6 +25,7 @@ from leadflow.kernel.facts import ContactsTouched
 from leadflow.webhooks.catalogue import SUBSCRIBABLE as SUBSCRIBABLE
 from leadflow.webhooks.catalogue import type_of as type_of
 from leadflow.webhooks.fanout import handler as fanout_handler
+from leadflow.webhooks.inbound import export_inbound as export_inbound
 from leadflow.webhooks.inbound import on_inbound_contacts_erased as on_inbound_contacts_erased
 from leadflow.webhooks.outbox import CANCELLED as CANCELLED
 from leadflow.webhooks.outbox import CHANNEL as CHANNEL
