@@ -135,6 +135,11 @@ def test_endpoints_crud_catalogue_and_bad_input(client: TestClient, admin: dict[
     assert bare.json()["rotation_ends_at"] is not None
     assert client.delete(f"{BASE}/endpoints/{endpoint_id}", headers=admin).status_code == 204
     assert client.get(f"{BASE}/endpoints/{endpoint_id}", headers=admin).status_code == 404
+    audited = client.get("/api/v1/audit?entity_type=webhook_endpoint", headers=admin)
+    actions = [entry["action"] for entry in audited.json()["data"]]
+    assert actions == [f"webhook_endpoint.{a}" for a in ("deleted", "secret_rotated", "updated", "created")]
+    assert created["secret"] not in audited.text
+    assert bare.json()["secret"] not in audited.text
 
 
 def test_a_receiver_down_for_a_while_gets_every_delivery_once(
@@ -185,6 +190,11 @@ def test_410_disables_the_endpoint_and_stops_its_queued_deliveries(
     }
     refused = client.post(f"{BASE}/endpoints/{created['id']}/test", headers=admin)
     assert (refused.status_code, refused.json()["error"]["code"]) == (409, "endpoint_inactive")
+    audited = client.get("/api/v1/audit?entity_type=webhook_endpoint", headers=admin).json()["data"]
+    assert (audited[0]["action"], audited[0]["data"]) == (
+        "webhook_endpoint.disabled",
+        {"reason": "endpoint gone (410)"},
+    )
 
 
 @pytest.mark.settings(network_allow="localhost")

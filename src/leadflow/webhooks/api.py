@@ -143,9 +143,9 @@ def event_types(_: Principal = Depends(require("read"))) -> Page[EventType]:
 def create_endpoint(
     body: EndpointIn,
     ctx: AppContext = Depends(context),
-    _: Principal = Depends(require("admin")),
+    principal: Principal = Depends(require("admin")),
 ) -> EndpointWithSecret:
-    view, secret = endpoints.create(ctx, **body.model_dump())
+    view, secret = endpoints.create(ctx, **body.model_dump(), actor=principal.actor)
     return EndpointWithSecret.model_validate(view | {"secret": secret})
 
 
@@ -174,22 +174,22 @@ def patch_endpoint(
     endpoint_id: str,
     body: EndpointPatch,
     ctx: AppContext = Depends(context),
-    _: Principal = Depends(require("admin")),
+    principal: Principal = Depends(require("admin")),
 ) -> Endpoint:
     changes = body.model_dump(exclude_unset=True)
     for name in ("url", "event_types", "active", "description"):
         if name in changes and changes[name] is None:
             del changes[name]  # only rate_limit may be cleared with null
-    return Endpoint.model_validate(endpoints.update(ctx, endpoint_id, changes))
+    return Endpoint.model_validate(endpoints.update(ctx, endpoint_id, changes, actor=principal.actor))
 
 
 @router.delete(
     "/endpoints/{endpoint_id}", status_code=204, response_class=Response, summary="Delete an endpoint"
 )
 def delete_endpoint(
-    endpoint_id: str, ctx: AppContext = Depends(context), _: Principal = Depends(require("admin"))
+    endpoint_id: str, ctx: AppContext = Depends(context), principal: Principal = Depends(require("admin"))
 ) -> Response:
-    endpoints.delete(ctx, endpoint_id)
+    endpoints.delete(ctx, endpoint_id, actor=principal.actor)
     return Response(status_code=204)
 
 
@@ -202,10 +202,10 @@ def rotate_secret(
     endpoint_id: str,
     body: Rotation | None = Body(None),
     ctx: AppContext = Depends(context),
-    _: Principal = Depends(require("admin")),
+    principal: Principal = Depends(require("admin")),
 ) -> EndpointWithSecret:
     grace = None if body is None or body.grace_seconds is None else timedelta(seconds=body.grace_seconds)
-    view, secret = endpoints.rotate(ctx, endpoint_id, grace=grace)
+    view, secret = endpoints.rotate(ctx, endpoint_id, grace=grace, actor=principal.actor)
     return EndpointWithSecret.model_validate(view | {"secret": secret})
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import typer
 from rich.table import Table
 
-from leadflow.kernel.commands import console, open_context, require_schema
+from leadflow.kernel.commands import CLI_ACTOR, console, open_context, require_schema
 from leadflow.webhooks import endpoints, service
 
 webhooks_app = typer.Typer(help="Outgoing webhooks.", no_args_is_help=True)
@@ -58,7 +58,7 @@ def endpoints_add(
     with open_context() as ctx:
         require_schema(ctx)
         view, secret = endpoints.create(
-            ctx, url=url, event_types=types, description=description, rate_limit=rate_limit
+            ctx, url=url, event_types=types, description=description, rate_limit=rate_limit, actor=CLI_ACTOR
         )
         console.print(f"created endpoint {view['id']} ({', '.join(view['event_types'])})")
         typer.echo(secret)
@@ -69,7 +69,7 @@ def endpoints_remove(endpoint_id: str) -> None:
     """Delete an endpoint (its waiting deliveries are cancelled)."""
     with open_context() as ctx:
         require_schema(ctx)
-        endpoints.delete(ctx, endpoint_id)
+        endpoints.delete(ctx, endpoint_id, actor=CLI_ACTOR)
         console.print(f"removed endpoint {endpoint_id}")
 
 
@@ -82,6 +82,6 @@ def endpoints_rotate(
     with open_context() as ctx:
         require_schema(ctx)
         span = None if grace is None else timedelta(seconds=grace)
-        view, secret = endpoints.rotate(ctx, endpoint_id, grace=span)
+        view, secret = endpoints.rotate(ctx, endpoint_id, grace=span, actor=CLI_ACTOR)
         console.print(f"rotated; the old secret signs until {view['rotation_ends_at']}")
         typer.echo(secret)

@@ -380,7 +380,7 @@ class WebhookDeliverer:
             if later:
                 conn.execute(queries.DEFER, later)
             for endpoint_id in sorted(gone):
-                endpoints.disable(conn, endpoint_id, GONE, now)
+                endpoints.disable(conn, self.ctx, endpoint_id, GONE)
         for status in statuses:
             self._count(status)
 

@@ -15,6 +15,10 @@ Rules:
   in ``webhook-signature``, new first, so a receiver verifies with either secret.
 - Deleting or disabling an endpoint stops its deliveries still waiting (``cancelled`` with the reason);
   a ``410`` from the receiver disables it the same way (:mod:`leadflow.webhooks.deliverer`).
+- Creating, changing, deleting and rotating an endpoint, and its turning off after a ``410``, are
+  audited (``webhook_endpoint.*``, entity ``webhook_endpoint``); an audit entry never holds a secret.
+- Endpoint secrets derive from the installation's secret key: changing ``LEADFLOW_SECRET_KEY`` changes
+  every one of them (rotate each endpoint and hand the new secrets to the receivers).
 - A replay is a new delivery (a new ``webhook-id``) with the original's event and payload, naming it in
   ``replay_of``; the original is left as it was.
 """
@@ -33,6 +37,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from leadflow.audit import service as audit
 from leadflow.kernel import netguard
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Conflict, Invalid, NotFound
@@ -41,6 +46,8 @@ from leadflow.webhooks import catalogue, outbox, queries
 from leadflow.webhooks.outbox import CANCELLED, QUEUED, SECRET_PREFIX
 
 _LABEL = b"leadflow-webhook-endpoint:"
+ENTITY = "webhook_endpoint"
+SYSTEM = "leadflow"  # the actor of what the deliverer decides (a 410)
 DELETED = "endpoint deleted"
 INACTIVE = "endpoint inactive"
 _PUBLIC = (
@@ -120,6 +127,7 @@ def create(
     description: str = "",
     active: bool = True,
     rate_limit: float | None = None,
+    actor: str = SYSTEM,
 ) -> tuple[dict[str, Any], str]:
     """Register an endpoint; returns its view and its secret (shown this once)."""
     values = {
@@ -135,6 +143,7 @@ def create(
     row = values | {"id": endpoint_id, "secret_salt": salt, "created_at": now, "updated_at": now}
     with ctx.db.write() as conn:
         conn.execute(queries.insert_endpoint(row))
+        _audit(conn, ctx, actor, "created", endpoint_id, {"url": url, "event_types": values["event_types"]})
         saved = _row(conn, endpoint_id)
     return _view(saved, now), secret_for(key, salt)
 
@@ -150,7 +159,23 @@ def listing(ctx: AppContext, *, after: str | None, limit: int) -> list[dict[str,
         return [_view(row, now) for row in conn.execute(queries.endpoints_page(after, limit))]
 
 
-def update(ctx: AppContext, endpoint_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+def _audit(
+    conn: Connection, ctx: AppContext, actor: str, action: str, endpoint_id: str, data: dict[str, Any]
+) -> None:
+    audit.record(
+        conn,
+        ctx.clock,
+        actor=actor,
+        action=f"{ENTITY}.{action}",
+        entity_type=ENTITY,
+        entity_id=endpoint_id,
+        data=data,
+    )
+
+
+def update(
+    ctx: AppContext, endpoint_id: str, changes: dict[str, Any], *, actor: str = SYSTEM
+) -> dict[str, Any]:
     """Change the given fields (url, description, event_types, active, rate_limit). Turning an endpoint
     off stops its waiting deliveries; turning it on clears why it was off."""
     values = dict(changes)
@@ -166,21 +191,23 @@ def update(ctx: AppContext, endpoint_id: str, changes: dict[str, Any]) -> dict[s
     with ctx.db.write() as conn:
         _row(conn, endpoint_id)
         conn.execute(queries.update_endpoint(endpoint_id, values | {"updated_at": now}))
+        _audit(conn, ctx, actor, "updated", endpoint_id, dict(changes))
         if values.get("active") is False:
             conn.execute(queries.cancel_endpoint_queued(endpoint_id, INACTIVE))
         return _view(_row(conn, endpoint_id), now)
 
 
-def delete(ctx: AppContext, endpoint_id: str) -> None:
+def delete(ctx: AppContext, endpoint_id: str, *, actor: str = SYSTEM) -> None:
     """Remove an endpoint; its waiting deliveries are cancelled, its delivery log stays."""
     with ctx.db.write() as conn:
-        _row(conn, endpoint_id)
+        gone = _row(conn, endpoint_id)
+        _audit(conn, ctx, actor, "deleted", endpoint_id, {"url": gone.url})
         conn.execute(queries.cancel_endpoint_queued(endpoint_id, DELETED))
         conn.execute(queries.delete_endpoint(endpoint_id))
 
 
 def rotate(
-    ctx: AppContext, endpoint_id: str, *, grace: timedelta | None = None
+    ctx: AppContext, endpoint_id: str, *, grace: timedelta | None = None, actor: str = SYSTEM
 ) -> tuple[dict[str, Any], str]:
     """A new secret (returned this once); the current one keeps signing beside it for ``grace``
     (default ``LEADFLOW_WEBHOOK_ROTATION_GRACE``)."""
@@ -200,6 +227,7 @@ def rotate(
             "updated_at": now,
         }
         conn.execute(queries.update_endpoint(endpoint_id, values))
+        _audit(conn, ctx, actor, "secret_rotated", endpoint_id, {"grace_seconds": grace.total_seconds()})
         saved = _row(conn, endpoint_id)
     return _view(saved, now), secret_for(key, salt)
 
@@ -275,9 +303,10 @@ def replay_failed(ctx: AppContext, endpoint_id: str, since: datetime) -> list[st
     return [str(item["id"]) for item in items]
 
 
-def disable(conn: Connection, endpoint_id: str, reason: str, now: datetime) -> None:
-    """Turn the endpoint off in the caller's transaction and stop its waiting deliveries."""
-    conn.execute(queries.disable_endpoint(endpoint_id, reason, now))
+def disable(conn: Connection, ctx: AppContext, endpoint_id: str, reason: str) -> None:
+    """Turn the endpoint off in the caller's transaction (audited) and stop its waiting deliveries."""
+    if conn.execute(queries.disable_endpoint(endpoint_id, reason, ctx.clock.now())).rowcount:
+        _audit(conn, ctx, SYSTEM, "disabled", endpoint_id, {"reason": reason})
     conn.execute(queries.cancel_endpoint_queued(endpoint_id, reason))
 
 
