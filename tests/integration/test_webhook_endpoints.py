@@ -297,6 +297,36 @@ def test_a_tracked_event_fans_out_to_each_subscribed_endpoint_once(
     assert [(d["event"], d["status"]) for d in log] == [("form.submitted", "delivered")]
 
 
+def test_internal_events_and_profile_changes_fan_out(
+    ctx: AppContext, client: TestClient, admin: dict[str, str], processor: EventProcessor
+) -> None:
+    with HttpReceiver() as receiver:
+        register(client, admin, receiver.url, event_types=["stage.changed", "contact.updated"])
+        contact = {"user_id": "c1", "email": "c@example.com", "lifecycle_stage": "customer"}
+        made = client.post("/api/v1/contacts", json=contact, headers=admin)
+        assert made.status_code == 201, made.text
+        contact_id = made.json()["id"]
+        patched = client.patch(f"/api/v1/contacts/{contact_id}", json={"first_name": "Ada"}, headers=admin)
+        assert patched.status_code == 200, patched.text
+        processor.drain()  # the stage change is an internal event in the pipeline
+        with WebhookDeliverer(ctx) as deliverer:
+            deliverer.deliver_due()
+    bodies = sorted((r.json() for r in receiver.requests), key=lambda body: str(body["type"]))
+    assert [body["type"] for body in bodies] == ["contact.updated", "stage.changed"]
+    updated, stage = bodies
+    assert updated["data"]["changed"] == ["first_name"]
+    assert updated["data"]["contact"]["first_name"] == "Ada"
+    assert (stage["data"]["from"], stage["data"]["to"]) == ("visitor", "customer")
+    assert stage["data"]["contact"] == {
+        "id": contact_id,
+        "email": "c@example.com",
+        "user_id": "c1",
+        "first_name": "Ada",
+        "last_name": None,
+        "lifecycle_stage": "customer",
+    }
+
+
 def test_rate_limit_stats_and_replays(
     ctx: AppContext, client: TestClient, admin: dict[str, str], clock: VirtualClock
 ) -> None:
