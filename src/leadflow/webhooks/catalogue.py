@@ -3,8 +3,9 @@ the JSON schema of its ``data``.
 
 A delivery's body is ``{"type", "timestamp", "data"}`` (Standard Webhooks); ``data`` always carries
 ``contact`` (``id``, ``email``, ``user_id``, ``first_name``, ``last_name``, ``lifecycle_stage``; null
-fields when unknown; the profile as it is when the pipeline applies the event) and the fields the type documents below (more may be added within a version; a
-field is never removed or changed without a new version).
+fields when unknown; the profile as it is when the pipeline applies the event) and the fields the type
+documents below (more may be added within a version; a field is never removed or changed without a new
+version).
 
 Where the events come from (the fan-out, :mod:`leadflow.webhooks.fanout`, reads every batch the
 pipeline applies, ``ContactsTouched``):
