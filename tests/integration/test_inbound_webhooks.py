@@ -28,7 +28,7 @@ from leadflow.events.models import events
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.webhooks import inbound
-from leadflow.webhooks.models import inbound_webhooks
+from leadflow.webhooks.models import inbound_webhooks, webhook_sources
 from tests.support.contacts import all_contacts
 
 STRIPE_SECRET = "whsec_test_5f2b8c1d9e7a4b3c2d1e0f9a8b7c6d5e"
@@ -305,7 +305,7 @@ def test_an_unprocessable_delivery_is_kept_failed_and_replayed_once_it_can_be(
 
 
 def test_sources_are_managed_by_api_and_never_show_their_secret(
-    hooks: TestClient, clock: VirtualClock
+    hooks: TestClient, ctx: AppContext, clock: VirtualClock
 ) -> None:
     listed = hooks.get("/api/v1/webhooks/sources").json()
     assert [(s["name"], s["kind"], s["tolerance"]) for s in listed] == [
@@ -325,6 +325,10 @@ def test_sources_are_managed_by_api_and_never_show_their_secret(
     assert "secret" not in off.json()
     refused = stripe_post(hooks, clock, checkout("evt_9"))
     assert (refused.status_code, refused.json()["error"]["code"]) == (404, "source_not_found")
+    with ctx.db.read() as conn:  # kept encrypted under the installation key
+        stored = conn.execute(sa.select(webhook_sources.c.secret)).scalars().all()
+    assert all(value.startswith("fernet:") for value in stored)
+    assert not any(secret in value for value in stored for secret in (STRIPE_SECRET, CALENDLY_KEY))
     assert hooks.delete("/api/v1/webhooks/sources/stripe").status_code == 204
     assert hooks.get("/api/v1/webhooks/sources/stripe").status_code == 404
 
