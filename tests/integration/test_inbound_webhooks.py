@@ -57,7 +57,7 @@ def _now(clock: VirtualClock) -> int:
     return int(clock.now().timestamp())
 
 
-def _body(payload: dict[str, Any]) -> bytes:
+def _body(payload: Any) -> bytes:
     return json.dumps(payload, indent=2).encode()  # as senders do: not our canonical form
 
 
@@ -92,7 +92,7 @@ def calendly_post(
 def standard_post(
     client: TestClient,
     clock: VirtualClock,
-    payload: dict[str, Any],
+    payload: Any,
     msg_id: str,
     secret: str = STANDARD_SECRET,
 ) -> Any:
@@ -212,6 +212,8 @@ def test_altered_stale_or_unsigned_deliveries_are_refused_and_change_nothing(
     assert (form.status_code, form.json()["error"]["code"]) == (400, "unsupported_media_type")
     huge = hooks.post("/hooks/stripe", content=b" " * (ctx.settings.api_max_body_bytes + 1))
     assert (huge.status_code, huge.json()["error"]["code"]) == (413, "payload_too_large")
+    listed = standard_post(hooks, clock, [1], "msg_list")
+    assert (listed.status_code, listed.json()["error"]["code"]) == (400, "invalid_payload")
     unknown = hooks.post("/hooks/nobody", content=b"{}")
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "source_not_found")
     assert counts(ctx) == before
@@ -259,6 +261,9 @@ def test_standard_webhooks_sender_and_its_replays(
     assert again.json()["duplicate"] is True
     processor.drain()
     assert counts(ctx) == before
+    bad = standard_post(hooks, clock, {"type": "course.enrolled", "data": {"email": "x@"}}, "msg_bad")
+    assert bad.json()["status"] == "failed"
+    assert "invalid email" in bad.json()["error"]
     [enrolled] = tracked(ctx, "course.enrolled")
     assert enrolled["properties"]["course"] == "python-101"
     assert [c["email"] for c in all_contacts(ctx)] == ["linus@example.com"]

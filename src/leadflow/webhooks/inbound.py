@@ -36,10 +36,11 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from leadflow.contacts import service as contacts
 from leadflow.events import service as events
 from leadflow.kernel import inputs
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.errors import BadRequest, Conflict, LeadflowError, NotFound
+from leadflow.kernel.errors import BadRequest, Conflict, Invalid, LeadflowError, NotFound
 from leadflow.kernel.facts import ContactsErased
 from leadflow.kernel.ids import new_id
 from leadflow.webhooks import queries
@@ -93,9 +94,13 @@ def _rows(row: Mapping[str, Any], translation: Translation, now: datetime) -> li
 
 
 def _email(conn: Connection, row: Mapping[str, Any], translation: Translation) -> str:
-    """The delivery's person: its own email, else the one an earlier delivery gave for its subject."""
+    """The delivery's person: its own email (in the canonical form contacts are matched by), else the
+    one an earlier delivery gave for its subject."""
     if translation.email is not None:
-        return translation.email
+        try:
+            return contacts.canonical_email(translation.email)
+        except Invalid as exc:
+            raise Unprocessable(exc.message) from None
     if translation.subject is None:
         raise Unprocessable("the payload names no email address to attach its events to")
     known = conn.execute(queries.email_of_subject(row["source"], translation.subject)).scalar()
@@ -111,7 +116,7 @@ def _process(conn: Connection, row: dict[str, Any], now: datetime) -> dict[str, 
     """Turn the delivery into events in the caller's transaction; the row's outcome columns."""
     try:
         translation = KINDS[row["kind"]].translate(row["body"])
-        email = _email(conn, row, translation).strip().lower()[:320]
+        email = _email(conn, row, translation)
         rows = _rows(row, replace(translation, email=email), now)
     except Unprocessable as exc:
         return {"status": FAILED, "error": str(exc)[:MAX_ERROR], "processed_at": None}
@@ -135,6 +140,8 @@ def receive(ctx: AppContext, source_name: str, body: bytes, headers: Mapping[str
     kind = KINDS[source.kind]
     kind.verify(body, headers, source.secret, source.tolerance, now)
     payload = parse(body)
+    if not isinstance(payload, dict):
+        raise BadRequest("a webhook body is a JSON object", code="invalid_payload")
     sender_id = kind.sender_id(payload, headers, body)
     if not sender_id:
         raise BadRequest("the delivery carries no event id", code="invalid_payload")
