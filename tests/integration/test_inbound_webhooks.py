@@ -342,18 +342,21 @@ def test_erasure_redacts_the_persons_deliveries(
     hooks: TestClient, ctx: AppContext, clock: VirtualClock, processor: EventProcessor
 ) -> None:
     answer = stripe_post(hooks, clock, checkout("evt_e"))
+    form = {"event": "routing_form_submission.created", "payload": {"submitter": "Ada@Example.com"}}
+    assert calendly_post(hooks, clock, form).json()["status"] == "failed"  # kept, naming her address
     processor.drain()
     [contact] = all_contacts(ctx)
-    [exported] = hooks.get(f"/api/v1/contacts/{contact['id']}/export").json()["inbound_webhooks"]
+    exported, failed = hooks.get(f"/api/v1/contacts/{contact['id']}/export").json()["inbound_webhooks"]
     assert exported["sender_id"] == "evt_e"
     assert exported["body"]["data"]["object"]["customer_details"]["email"] == "ada@example.com"
+    assert (failed["status"], failed["body"]["payload"]["submitter"]) == ("failed", "Ada@Example.com")
     assert hooks.delete(f"/api/v1/contacts/{contact['id']}").status_code == 200
     stored = hooks.get(f"/api/v1/webhooks/inbound/{answer.json()['id']}").json()
     assert stored["body"] == {}
     assert stored["sender_id"] == "evt_e"
     with ctx.db.read() as conn:
-        row = conn.execute(sa.select(inbound_webhooks)).one()
-    assert (row.email, row.anonymous_id, row.subject) == (None, None, None)
+        rows = conn.execute(sa.select(inbound_webhooks).order_by(inbound_webhooks.c.id)).all()
+    assert [(r.body, r.email, r.anonymous_id, r.subject) for r in rows] == [({}, None, None, None)] * 2
     # a late copy is still a duplicate: the person is not rebuilt
     assert stripe_post(hooks, clock, checkout("evt_e")).json()["duplicate"] is True
 

@@ -218,8 +218,9 @@ def export_inbound(
 
 
 def on_inbound_contacts_erased(conn: Connection, message: ContactsErased) -> None:
-    """Erasure: deliveries about the person (by address, or by the anonymous id their events carried)
-    lose body, address and error; their sender id stays, so a late copy is still a duplicate."""
+    """Erasure: deliveries about the person (by address, by the anonymous id their events carried, or
+    failed ones whose body mentions the address) lose body, address and error; their sender id stays,
+    so a late copy is still a duplicate."""
     emails = [email.strip().lower() for email in message.emails]
     if emails or message.anonymous_ids:
         conn.execute(queries.redact_inbound(emails, list(message.anonymous_ids)))

@@ -322,16 +322,26 @@ def settle_inbound(inbound_id: str, values: dict[str, Any]) -> sa.Update:
     return inbound.update().where(inbound.c.id == inbound_id, inbound.c.status == FAILED).values(**values)
 
 
+def _about(emails: Sequence[str], anonymous_ids: Sequence[str]) -> sa.ColumnElement[bool]:
+    """Deliveries about a person: by the address or anonymous id a processed one recorded, and failed
+    ones (which recorded neither) whose body mentions the address (a scan of the failed few only)."""
+    body = sa.func.lower(sa.cast(inbound.c.body, sa.Text))
+    mentioned = [body.contains(email, autoescape=True) for email in emails]
+    failed = sa.and_(inbound.c.status == FAILED, sa.or_(*mentioned)) if mentioned else sa.false()
+    recorded = sa.or_(inbound.c.email.in_(list(emails)), inbound.c.anonymous_id.in_(list(anonymous_ids)))
+    return sa.or_(recorded, failed)
+
+
 def redact_inbound(emails: Sequence[str], anonymous_ids: Sequence[str]) -> sa.Update:
     """GDPR erasure: deliveries about the person keep their sender id, status and times, lose the rest."""
-    about = sa.or_(inbound.c.email.in_(list(emails)), inbound.c.anonymous_id.in_(list(anonymous_ids)))
+    about = _about(emails, anonymous_ids)
     cleared = {"error": None, "email": None, "anonymous_id": None, "subject": None}
     return inbound.update().where(about).values(body={}, **cleared)
 
 
 def inbound_about(emails: Sequence[str], anonymous_ids: Sequence[str]) -> sa.Select[Any]:
     """A person's deliveries (by address, or by the anonymous id their events carried), oldest first."""
-    about = sa.or_(inbound.c.email.in_(list(emails)), inbound.c.anonymous_id.in_(list(anonymous_ids)))
+    about = _about(emails, anonymous_ids)
     columns = [c for c in inbound.c if c.name not in ("email", "anonymous_id", "subject")]
     return sa.select(*columns).where(about).order_by(inbound.c.id)
 
@@ -399,7 +409,7 @@ SAMPLES: list[Callable[[], Executable | Sequence[Executable]]] = [
     lambda: [record_inbound("postgresql", {"id": "i", "source": "s", "sender_id": "e", "body": {}})],
     lambda: [inbound_page("s", FAILED, "i", 10), inbound_page(None, None, None, 10)],
     lambda: [settle_inbound("i", {"status": PROCESSED}), redact_inbound(["a@b.c"], ["x"])],
-    lambda: [email_of_subject("s", "cus_1"), inbound_about(["a@b.c"], ["x"])],
+    lambda: [email_of_subject("s", "cus_1"), inbound_about(["a@b.c"], ["x"]), inbound_about([], ["x"])],
     lambda: [insert_endpoint(_ENDPOINT), endpoint("e1"), endpoints_of(["e1"]), endpoints_page("e0", 10)],
     lambda: [
         update_endpoint("e1", {"active": False}),
