@@ -4,33 +4,28 @@ they mean), the signing secret the sender shows, the accepted clock distance (``
 the kind's default when not given) and ``active``. The secret is write-only: no answer returns it.
 Every change is audited (without the secret).
 
-The secret is kept encrypted (Fernet: AES-128-CBC and HMAC-SHA256) under a key derived from the
-installation's secret key, so a copy of the database alone does not let anyone sign deliveries. If
-the installation's key changes, the stored secrets no longer open: a delivery then answers ``500
-misconfigured`` (the sender retries) until each source's secret is set again."""
+The secret is kept sealed (:mod:`leadflow.kernel.sealed`), so a copy of the database alone does not let
+anyone sign deliveries. If the installation's key changes, the stored secrets no longer open: a delivery
+then answers ``500 misconfigured`` (the sender retries) until each source's secret is set again."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
-
 from leadflow.audit import service as audit
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.errors import Conflict, Invalid, Misconfigured, NotFound
+from leadflow.kernel.errors import Conflict, Invalid, NotFound
+from leadflow.kernel.sealed import Sealer
 from leadflow.webhooks import queries
 from leadflow.webhooks.sources import KINDS
 from leadflow.webhooks.sources.standard import signer
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 MAX_TOLERANCE = 3600
-SEALED = "fernet:"  # the prefix of an encrypted secret in the ``secret`` column
+PURPOSE = "leadflow.webhooks.sources"  # the sealing key's purpose
 
 
 @dataclass(frozen=True)
@@ -48,25 +43,13 @@ class Source:
         return {k: v for k, v in self.__dict__.items() if k != "secret"}
 
 
-def _fernet(ctx: AppContext) -> Fernet:
-    key = hmac.new(ctx.secret_key.encode(), b"leadflow.webhooks.sources", hashlib.sha256).digest()
-    return Fernet(base64.urlsafe_b64encode(key))
+def _sealer(ctx: AppContext) -> Sealer:
+    return Sealer(ctx.secret_key, PURPOSE)
 
 
 def seal(ctx: AppContext, secret: str) -> str:
     """The ``secret`` column's value for a sender's secret."""
-    return SEALED + _fernet(ctx).encrypt(secret.encode()).decode()
-
-
-def unseal(fernet: Fernet, name: str, stored: str) -> str:
-    if not stored.startswith(SEALED):
-        return stored
-    try:
-        return fernet.decrypt(stored[len(SEALED) :].encode()).decode()
-    except InvalidToken:
-        raise Misconfigured(
-            f"the secret of webhook source {name!r} was sealed under another installation key: set it again"
-        ) from None
+    return _sealer(ctx).seal(secret)
 
 
 def _not_found(name: str) -> NotFound:
@@ -90,16 +73,17 @@ def _check_tolerance(tolerance: int) -> None:
         raise Invalid(f"tolerance is 1 to {MAX_TOLERANCE} seconds", code="invalid_tolerance")
 
 
-def _source(fernet: Fernet, row: Any) -> Source:
+def _source(sealer: Sealer, row: Any) -> Source:
     values = dict(row._mapping)
-    return Source(**{**values, "secret": unseal(fernet, values["name"], values["secret"])})
+    what = f"the secret of webhook source {values['name']!r}"
+    return Source(**{**values, "secret": sealer.unseal(values["secret"], what=what)})
 
 
 def _load(ctx: AppContext, name: str) -> Source | None:
-    fernet = _fernet(ctx)  # the installation key is read (or made) outside the transaction
+    sealer = _sealer(ctx)  # the installation key is read (or made) outside the transaction
     with ctx.db.read() as conn:
         row = conn.execute(queries.source(name)).first()
-    return _source(fernet, row) if row is not None else None
+    return _source(sealer, row) if row is not None else None
 
 
 def load_active(ctx: AppContext, name: str) -> Source:
@@ -119,10 +103,10 @@ def get(ctx: AppContext, name: str) -> Source:
 
 
 def listing(ctx: AppContext) -> list[Source]:
-    fernet = _fernet(ctx)
+    sealer = _sealer(ctx)
     with ctx.db.read() as conn:
         rows = conn.execute(queries.ALL_SOURCES).all()
-    return [_source(fernet, row) for row in rows]
+    return [_source(sealer, row) for row in rows]
 
 
 def create(
