@@ -86,3 +86,69 @@ crm_activities = sa.Table(
 
 #: A task not done yet (the open-task index holds exactly these).
 OPEN_TASK = sa.and_(crm_activities.c.kind == sa.literal_column("'task'"), crm_activities.c.done_at.is_(None))
+
+# ---- deals (see leadflow.crm.deals) ----------------------------------------------------------------
+
+# A sales pipeline; ``rules`` are its stage-progression rules ([{"event", "stage", "reason"?, "create"?}]).
+crm_pipelines = sa.Table(
+    "crm_pipelines",
+    metadata,
+    sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("is_default", sa.Boolean, nullable=False),
+    sa.Column("rules", json_type(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# A pipeline's stages in ``position`` order; ``kind`` open | won | lost, ``probability`` 0–100.
+crm_stages = sa.Table(
+    "crm_stages",
+    metadata,
+    sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("pipeline_id", sa.String(ID_LENGTH), sa.ForeignKey("crm_pipelines.id"), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("probability", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.UniqueConstraint("pipeline_id", "name"),
+)
+
+# A deal: exact value (Numeric, up to 4 decimals) in an ISO 4217 currency. ``status`` mirrors its stage's
+# kind. Lists are read newest first by (created_at, id).
+crm_deals = sa.Table(
+    "crm_deals",
+    metadata,
+    sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("pipeline_id", sa.String(ID_LENGTH), sa.ForeignKey("crm_pipelines.id"), nullable=False),
+    sa.Column("stage_id", sa.String(ID_LENGTH), sa.ForeignKey("crm_stages.id"), nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("title", sa.String(300), nullable=False),
+    sa.Column("value", sa.Numeric(20, 4), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("expected_close", sa.Date),
+    sa.Column("owner_id", sa.String(ID_LENGTH), sa.ForeignKey("crm_users.id")),
+    sa.Column("contact_id", sa.String(ID_LENGTH), sa.ForeignKey("contacts.id")),
+    sa.Column("company_id", sa.String(ID_LENGTH), sa.ForeignKey("companies.id")),
+    sa.Column("reason", sa.Text),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_crm_deals_created_at", "created_at", "id"),
+    sa.Index("ix_crm_deals_pipeline_id_stage_id", "pipeline_id", "stage_id"),
+    sa.Index("ix_crm_deals_owner_id", "owner_id"),
+    sa.Index("ix_crm_deals_contact_id", "contact_id"),
+    sa.Index("ix_crm_deals_stage_id", "stage_id"),
+)
+
+# Time in each stage: one row per visit (``left_at`` null while the deal is there).
+crm_deal_stages = sa.Table(
+    "crm_deal_stages",
+    metadata,
+    sa.Column("id", bigint_pk(), primary_key=True, autoincrement=True),
+    sa.Column("deal_id", sa.String(ID_LENGTH), sa.ForeignKey("crm_deals.id"), nullable=False),
+    sa.Column("stage_id", sa.String(ID_LENGTH), sa.ForeignKey("crm_stages.id"), nullable=False),
+    sa.Column("entered_at", UTCDateTime(), nullable=False),
+    sa.Column("left_at", UTCDateTime()),
+    sa.Index("ix_crm_deal_stages_deal_id", "deal_id", "entered_at"),
+    sa.Index("ix_crm_deal_stages_stage_id_entered_at", "stage_id", "entered_at", "deal_id"),
+)
