@@ -19,6 +19,7 @@ MODEL_MODULES = (
     "leadflow.webhooks.models",
     "leadflow.crm.models",
     "leadflow.capture.models",
+    "leadflow.scheduling.models",
 )
 
 

@@ -1,0 +1,1 @@
+"""Consultation booking: consultants' availability, busy times, bookings and their invitations."""
