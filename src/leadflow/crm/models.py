@@ -152,3 +152,65 @@ crm_deal_stages = sa.Table(
     sa.Index("ix_crm_deal_stages_deal_id", "deal_id", "entered_at"),
     sa.Index("ix_crm_deal_stages_stage_id_entered_at", "stage_id", "entered_at", "deal_id"),
 )
+
+# ---- routing and SLAs (leadflow.crm.routing, leadflow.crm.sla) -----------------------------------------
+
+# Routing rules, evaluated by ascending position: the first whose condition (segment rule language;
+# null matches every lead) holds picks a team (round-robin by capacity) or a user.
+crm_routing_rules = sa.Table(
+    "crm_routing_rules",
+    metadata,
+    sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("condition", json_type()),
+    sa.Column("team_id", sa.String(ID_LENGTH), sa.ForeignKey("crm_teams.id")),
+    sa.Column("user_id", sa.String(ID_LENGTH), sa.ForeignKey("crm_users.id")),
+    sa.Column("respect_working_hours", sa.Boolean, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_crm_routing_rules_position", "position", "id"),
+)
+
+# How many leads the rotation of a team gave each member (the weighted round-robin's memory).
+crm_routing_counts = sa.Table(
+    "crm_routing_counts",
+    metadata,
+    sa.Column("team_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("user_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("assigned", sa.BigInteger, nullable=False),
+)
+
+# The one routing and SLA configuration row (id "default"): the fallback owner and the SLA durations.
+crm_config = sa.Table(
+    "crm_config",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("fallback_owner_id", sa.String(ID_LENGTH), sa.ForeignKey("crm_users.id")),
+    sa.Column("assign_within_seconds", sa.Integer, nullable=False),
+    sa.Column("first_response_within_seconds", sa.Integer, nullable=False),
+    sa.Column("escalate_after_seconds", sa.Integer, nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# The SLA clock of each qualified lead: when it qualified, was assigned, must be answered by, and when
+# each breach, alert and escalation happened (each set once).
+crm_lead_sla = sa.Table(
+    "crm_lead_sla",
+    metadata,
+    sa.Column("contact_id", sa.String(ID_LENGTH), sa.ForeignKey("contacts.id"), primary_key=True),
+    sa.Column("owner_id", sa.String(ID_LENGTH)),
+    sa.Column("qualified_at", UTCDateTime(), nullable=False),
+    sa.Column("assigned_at", UTCDateTime()),
+    sa.Column("assign_breached_at", UTCDateTime()),
+    sa.Column("first_response_due_at", UTCDateTime()),
+    sa.Column("breached_at", UTCDateTime()),
+    sa.Column("alerted_at", UTCDateTime()),
+    sa.Column("escalate_due_at", UTCDateTime()),
+    sa.Column("escalated_at", UTCDateTime()),
+    sa.Index("ix_crm_lead_sla_qualified_at", "qualified_at"),
+    sa.Index("ix_crm_lead_sla_first_response_due_at", "first_response_due_at"),
+    sa.Index("ix_crm_lead_sla_escalate_due_at", "escalate_due_at"),
+    sa.Index("ix_crm_lead_sla_owner_id", "owner_id", "qualified_at"),
+)

@@ -314,6 +314,16 @@ REGISTRY: Final[dict[str, dict[str, Treatment]]] = {
         "owner_id": DELETED,
         "source": DELETED,
     },
+    "crm_routing_rules": {
+        "id": _ID,
+        "name": NOT_PERSONAL,
+        "condition": NOT_PERSONAL,  # a rule on fields, no person's data
+        "team_id": _ID,
+        "user_id": _ID,
+    },
+    "crm_routing_counts": {"team_id": _ID, "user_id": _ID},
+    "crm_config": {"id": NOT_PERSONAL, "fallback_owner_id": _ID},
+    "crm_lead_sla": {"contact_id": DELETED, "owner_id": DELETED},
     "crm_activities": {
         "contact_id": DELETED,
         "kind": DELETED,
