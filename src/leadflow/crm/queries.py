@@ -433,28 +433,36 @@ def _days(dialect: str, start: Any, end: Any) -> Any:
     return sa.extract("epoch", end - start) / 86400.0
 
 
-def stage_totals(pipeline_id: str | None) -> sa.Select[Any]:
-    """Per stage: deals in it now, their total value and value weighted by the stage's probability."""
+def _in_range(column: Any, start: datetime | None, end: datetime | None) -> list[Any]:
+    return [c for c in (column >= start if start else None, column < end if end else None) if c is not None]
+
+
+def stage_totals(pipeline_id: str | None, start: datetime | None, end: datetime | None) -> sa.Select[Any]:
+    """Per stage and currency: deals created in ``[start, end)`` that are in the stage now, their total
+    value and their value weighted by the stage's probability (percent: divide by 100)."""
+    on = sa.and_(_d.stage_id == _s.id, *_in_range(_d.created_at, start, end))
     query = (
         sa.select(
             _s.id,
+            _d.currency,
             sa.func.count(_d.id).label("count"),
             sa.func.coalesce(sa.func.sum(_d.value), 0).label("total"),
             sa.func.coalesce(sa.func.sum(_d.value * _s.probability), 0).label("weighted"),
         )
         .select_from(crm_stages)
-        .outerjoin(crm_deals, _d.stage_id == _s.id)
-        .group_by(_s.id)
+        .outerjoin(crm_deals, on)
+        .group_by(_s.id, _d.currency)
     )
     return query if pipeline_id is None else query.where(_s.pipeline_id == pipeline_id)
 
 
 def stage_flow(
-    dialect: str, pipeline_id: str | None, start: datetime, end: datetime, now: datetime
+    dialect: str, pipeline_id: str | None, start: datetime | None, end: datetime | None, now: datetime
 ) -> sa.Select[Any]:
-    """Per stage, over visits entered in ``[start, end)``: deals that reached it, those of them that
-    also reached the stage right after it (by position), and the average days spent in it (an open
-    visit counts until ``now``)."""
+    """Per stage, over the visits entered in ``[start, end)``: the deals that reached it, those of them
+    that also reached the stage right after it (by position), and the average days spent in it (an
+    open visit counts until ``now``). Reads ``crm_deal_stages`` by its ``(stage_id, entered_at)`` and
+    ``(deal_id, …)`` indexes."""
     nxt, later = crm_stages.alias("nxt"), crm_deal_stages.alias("later")
     reached_next = sa.exists().where(
         later.c.deal_id == _v.deal_id,
@@ -472,7 +480,7 @@ def stage_flow(
         )
         .select_from(crm_deal_stages)
         .join(crm_stages, _s.id == _v.stage_id)
-        .where(_v.entered_at >= start, _v.entered_at < end)
+        .where(*_in_range(_v.entered_at, start, end))
         .group_by(_s.id)
     )
     return query if pipeline_id is None else query.where(_s.pipeline_id == pipeline_id)
@@ -539,8 +547,8 @@ SAMPLES: list[Sample] = [
         pipeline_id="p", stage_id="s", owner_id="u", contact_id="c", status="open", before=(_AT, "d"), limit=9
     ),
     lambda: open_deals_of("p", ["c1"]),
-    lambda: [stage_totals(p) for p in ("p", None)],
-    lambda: [stage_flow(d, "p", _AT, _AT, _AT) for d in ("sqlite", "postgresql")],
+    lambda: [stage_totals(p, _AT, _AT) for p in ("p", None)],
+    lambda: [stage_flow(d, p, _AT, None, _AT) for d in ("sqlite", "postgresql") for p in ("p", None)],
     lambda: detach_deals(["c1"]),
     lambda: export_deals(["c1"]),
 ]

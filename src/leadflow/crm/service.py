@@ -7,6 +7,17 @@ webhooks): ``lead.status_changed`` (webhook catalogue: ``lead.status_updated``) 
 
 from __future__ import annotations
 
+from leadflow.crm.automation import NewActivity as NewActivity
+from leadflow.crm.automation import OwnerChange as OwnerChange
+from leadflow.crm.automation import StatusChange as StatusChange
+from leadflow.crm.automation import assign_owners as assign_owners
+from leadflow.crm.automation import check_kind as check_kind
+from leadflow.crm.automation import check_status as check_status
+from leadflow.crm.automation import copy_configuration as copy_configuration
+from leadflow.crm.automation import find_user as find_user
+from leadflow.crm.automation import log_activities as log_activities
+from leadflow.crm.automation import owner_emails as owner_emails
+from leadflow.crm.automation import set_statuses as set_statuses
 from leadflow.crm.leads import OWNER_ASSIGNED as OWNER_ASSIGNED
 from leadflow.crm.leads import STATUS_CHANGED as STATUS_CHANGED
 from leadflow.crm.leads import ensure as ensure_lead
@@ -14,13 +25,26 @@ from leadflow.crm.leads import export as export
 from leadflow.crm.leads import on_contacts_erased as on_contacts_erased
 from leadflow.crm.leads import on_contacts_merged as on_contacts_merged
 from leadflow.crm.leads import on_contacts_touched as on_contacts_touched
+from leadflow.crm.people import user_row as user_row
 
 __all__ = [
     "OWNER_ASSIGNED",
     "STATUS_CHANGED",
+    "NewActivity",
+    "OwnerChange",
+    "StatusChange",
+    "assign_owners",
+    "check_kind",
+    "check_status",
+    "copy_configuration",
     "ensure_lead",
     "export",
+    "find_user",
+    "log_activities",
     "on_contacts_erased",
     "on_contacts_merged",
     "on_contacts_touched",
+    "user_row",
+    "owner_emails",
+    "set_statuses",
 ]

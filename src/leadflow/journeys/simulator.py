@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from leadflow.contacts import service as contacts
+from leadflow.crm import service as crm
 from leadflow.events import service as events
 from leadflow.journeys import catalog, definitions, executor, installer, queries, runs, scratch, service
 from leadflow.journeys.schemas import JourneyCreate
@@ -170,6 +171,7 @@ def _copy_configuration(ctx: AppContext, scratch: AppContext, email: str | None)
         messaging.copy_configuration(source, target, scratch.secret_key, [email] if email else [])
         segments.copy_configuration(source, target)
         scoring.copy_configuration(source, target)
+        crm.copy_configuration(source, target)  # users and teams: owners named by CRM steps
         copy_rows(source, target, config_entries)
 
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from leadflow.crm import service as crm
 from leadflow.journeys.language import (
     STEP_ID,
     WEEKDAYS,
@@ -16,6 +17,7 @@ from leadflow.journeys.language import (
     _duration,
     _zone,
 )
+from leadflow.kernel.errors import Invalid
 from leadflow.messaging import service as messaging
 from leadflow.segments import service as segments
 
@@ -197,11 +199,71 @@ class Webhook(_Step):
 
 
 class NotifyOwner(_Step):
-    """Email the contact's owner (or ``fallback`` when the contact has none) about the contact."""
+    """Email the lead's owner (the CRM user's address) about the contact; without one, see
+    :func:`leadflow.journeys.steps.notify_owner` for the fallbacks."""
 
     type: Literal["notify_owner"]
     template: str = Field(default="owner-notification", max_length=100)
     fallback: str | None = Field(default=None, max_length=320)
+    next: str | None = None
+
+
+class LogActivity(_Step):
+    """Log a call, meeting, note, task or email on the contact's lead timeline (the contact becomes a
+    lead). ``subject`` and ``body`` are Liquid, rendered per contact like a webhook's data. A ``task``
+    may be due ``due`` after the step; the activity belongs to the lead's owner. Logged once per step
+    and run, even when the step is retried."""
+
+    type: Literal["log_activity"]
+    kind: str = "note"
+    subject: str = Field(min_length=1, max_length=500)
+    body: str | None = Field(default=None, max_length=20_000)
+    due: str | None = None
+    next: str | None = None
+
+    _due = field_validator("due")(classmethod(lambda cls, v: _duration(v)))
+
+    @model_validator(mode="after")
+    def _valid(self) -> LogActivity:
+        try:
+            crm.check_kind(self.kind)
+        except Invalid as exc:
+            raise ValueError(str(exc)) from None
+        if self.due is not None and self.kind != "task":
+            raise ValueError("only a task has a due date ('due')")
+        try:
+            messaging.check_data(self.texts())
+        except messaging.TemplateError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def texts(self) -> dict[str, Any]:
+        return {"subject": self.subject, "body": self.body or ""}
+
+
+class SetLeadStatus(_Step):
+    """Set the lead's sales status (``unqualified`` and ``lost`` need a ``reason``, the others take
+    none); setting the status the lead has changes nothing."""
+
+    type: Literal["set_lead_status"]
+    status: str
+    reason: str | None = Field(default=None, max_length=2000)
+    next: str | None = None
+
+    @model_validator(mode="after")
+    def _valid(self) -> SetLeadStatus:
+        try:
+            crm.check_status(self.status, self.reason)
+        except Invalid as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+class AssignOwner(_Step):
+    """Make a CRM user (``user``: its id or email; active when the step runs) the lead's owner."""
+
+    type: Literal["assign_owner"]
+    user: str = Field(min_length=1, max_length=320)
     next: str | None = None
 
 
@@ -244,6 +306,9 @@ Step = Annotated[
     | SetStage
     | Webhook
     | NotifyOwner
+    | LogActivity
+    | SetLeadStatus
+    | AssignOwner
     | GoalStep
     | Exit,
     Field(discriminator="type"),
@@ -261,6 +326,9 @@ STEP_TYPES = (
     "set_stage",
     "webhook",
     "notify_owner",
+    "log_activity",
+    "set_lead_status",
+    "assign_owner",
     "goal",
     "exit",
 )

@@ -17,11 +17,13 @@ from sqlalchemy.engine import Connection
 
 from leadflow.contacts import service as contacts
 from leadflow.contacts.service import ProfileBatch, ProfileChanges
+from leadflow.crm import service as crm
 from leadflow.events import service as events
 from leadflow.journeys import definitions, timing
 from leadflow.journeys.runs import Item, zones
 from leadflow.kernel.brand import brand, sales_address
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.errors import Invalid
 from leadflow.messaging import service as messaging
 from leadflow.segments import service as segments
 from leadflow.webhooks import service as webhooks
@@ -132,16 +134,25 @@ def send_email(conn: Connection, ctx: AppContext, items: list[Item], now: dateti
 
 
 def notify_owner(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
-    """Email the contact's owner (an owner id that is an email address), else the step's fallback, else
-    the sales inbox (:func:`leadflow.kernel.brand.sales_address`). With none, the notice is recorded as
-    failed with the reason and the run goes on."""
+    """Email the lead's owner — the address of the CRM user who owns the lead, when active — through
+    the messaging outbox as an internal notice (about the contact, not to them: no consent, topic or
+    frequency cap applies).
+
+    Without such an owner (no lead, no owner, or an inactive one) the notice goes, in this order, to the
+    contact's own ``owner_id`` when it is an email address (contacts imported with one), the step's
+    ``fallback``, the sales inbox (:func:`leadflow.kernel.brand.sales_address`); the step's branch is
+    then ``fallback``. With none of them the notice is recorded as failed with the reason, the branch is
+    ``no_owner``, and the run goes on."""
     step: definitions.NotifyOwner = items[0].step
-    owners = {c.id: c.owner_id for c in contacts.by_ids(conn, [item.contact_id for item in items])}
+    ids = [item.contact_id for item in items]
+    owners = crm.owner_emails(conn, ids)
+    legacy = {c.id: c.owner_id for c in contacts.by_ids(conn, ids) if c.id not in owners}
     fallback = step.fallback or sales_address(ctx.settings)
-    rows = []
+    rows, outcomes = [], []
     for item in items:
         owner = owners.get(item.contact_id)
-        address = owner if owner and "@" in owner else fallback
+        other = legacy.get(item.contact_id)
+        address = owner or (other if other and "@" in other else fallback)
         rows.append(
             _message(
                 item,
@@ -151,14 +162,89 @@ def notify_owner(conn: Connection, ctx: AppContext, items: list[Item], now: date
                 topic=None,
                 to_address=address,
                 status="queued" if address else "failed",
-                error=None if address else "the contact has no owner email and the step no fallback",
+                error=None if address else "the lead has no owner email and the step no fallback",
             )
         )
+        outcomes.append(advance(item, step.next, None if owner else "fallback" if address else "no_owner"))
     messaging.enqueue_many(conn, ctx, rows, now)
-    return [
-        advance(item, step.next, None if row["to_address"] else "no_owner")
-        for item, row in zip(items, rows, strict=True)
-    ]
+    return outcomes
+
+
+def _render_each(
+    conn: Connection, ctx: AppContext, items: list[Item], data: dict[str, Any], where: str
+) -> dict[str, dict[str, Any] | str]:
+    """Render ``data`` (Liquid strings) for each item's contact with an email's variables
+    (:mod:`leadflow.messaging.build.liquid_data`): the rendered data, or the error text."""
+    ids = [item.contact_id for item in items]
+    compiled = messaging.compile_data(data, where)
+    known = messaging.people(conn, ids) if compiled.sources else {}  # static data needs no variables
+    shared = {"brand": brand(ctx.settings).variables(), "contact": None, "company": None}
+    rendered: dict[str, dict[str, Any] | str] = {}
+    for item in items:
+        try:
+            values = {**shared, **known.get(item.contact_id, {}), **_context(item)}
+            rendered[item.key] = compiled.render(values)
+        except messaging.TemplateError as exc:
+            rendered[item.key] = str(exc)
+    return rendered
+
+
+def _actor(item: Item) -> str:
+    return f"journey:{item.journey.journey_id}"
+
+
+def _step_key(item: Item) -> str:
+    """The idempotency key a CRM change of this step carries (the same in any retry)."""
+    return f"journey:{item.key}"
+
+
+def log_activity(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
+    """Log the activity on each contact's lead timeline, once per step (keyed by the step's key). A
+    subject or body that cannot be rendered fails that contact's step (retried), as in a webhook."""
+    step: definitions.LogActivity = items[0].step
+    rendered = _render_each(conn, ctx, items, step.texts(), f"log_activity {step.id}")
+    due = now + segments.parse_duration(step.due) if step.due else None
+    entries, outcomes = [], []
+    for item in items:
+        texts = rendered[item.key]
+        if isinstance(texts, str):
+            outcomes.append(fail(item, texts))
+            continue
+        entries.append(
+            crm.NewActivity(
+                contact_id=item.contact_id,
+                kind=step.kind,
+                subject=str(texts["subject"]),
+                body=str(texts["body"]) or None,
+                key=_step_key(item),
+                due_at=due,
+            )
+        )
+        outcomes.append(advance(item, step.next))
+    if entries:
+        crm.log_activities(conn, ctx.clock, entries, actor=_actor(items[0]))
+    return outcomes
+
+
+def set_lead_status(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
+    """Set the lead's status; a lead already there is left alone (nothing audited or emitted)."""
+    step: definitions.SetLeadStatus = items[0].step
+    changes = [crm.StatusChange(item.contact_id, step.status, step.reason, _step_key(item)) for item in items]
+    changed = {c.contact_id for c in crm.set_statuses(conn, ctx.clock, changes, actor=_actor(items[0]))}
+    return [advance(item, step.next, None if item.contact_id in changed else "unchanged") for item in items]
+
+
+def assign_owner(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
+    """Make the step's user the lead's owner. A user that does not exist or is inactive fails the step
+    with the reason (retried: the user may be created or re-activated meanwhile)."""
+    step: definitions.AssignOwner = items[0].step
+    try:
+        user_id = crm.find_user(conn, step.user)
+    except Invalid as exc:
+        return [fail(item, str(exc)) for item in items]
+    changes = [crm.OwnerChange(item.contact_id, user_id, _step_key(item)) for item in items]
+    changed = {c.contact_id for c in crm.assign_owners(conn, ctx.clock, changes, actor=_actor(items[0]))}
+    return [advance(item, step.next, None if item.contact_id in changed else "unchanged") for item in items]
 
 
 def webhook(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
@@ -171,19 +257,15 @@ def webhook(conn: Connection, ctx: AppContext, items: list[Item], now: datetime)
     are ``failed``; nothing is queued for that contact meanwhile, and the other contacts go on.
     """
     step: definitions.Webhook = items[0].step
-    ids = [item.contact_id for item in items]
-    found = {c.id: c for c in contacts.by_ids(conn, ids)}
+    found = {c.id: c for c in contacts.by_ids(conn, [item.contact_id for item in items])}
     message_ids = _message_ids(conn, items)
-    data = messaging.compile_data(step.data, f"webhook {step.id} data")
-    known = messaging.people(conn, ids) if data.sources else {}  # static data needs no variables
-    shared = {"brand": brand(ctx.settings).variables(), "contact": None, "company": None}
+    each = _render_each(conn, ctx, items, step.data, f"webhook {step.id} data")
     rows, outcomes = [], []
     for item in items:
         contact = found.get(item.contact_id)
-        try:
-            rendered = data.render({**shared, **known.get(item.contact_id, {}), **_context(item)})
-        except messaging.TemplateError as exc:
-            outcomes.append(fail(item, str(exc)))
+        rendered = each[item.key]
+        if isinstance(rendered, str):
+            outcomes.append(fail(item, rendered))
             continue
         payload = {
             "journey": {"id": item.journey.journey_id, "key": item.journey.key, "name": item.journey.name},
@@ -351,6 +433,9 @@ def _changes(step: Any, stage: str) -> ProfileChanges:
 HANDLERS: dict[str, Handler] = {
     "send_email": send_email,
     "notify_owner": notify_owner,
+    "log_activity": log_activity,
+    "set_lead_status": set_lead_status,
+    "assign_owner": assign_owner,
     "webhook": webhook,
     "branch": branch,
     "split": split,
