@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 
 from leadflow import __version__
 from leadflow.api import docs, errors, openapi
@@ -19,7 +21,9 @@ from leadflow.auth.service import KeyCache
 from leadflow.capture.api import router as forms_router
 from leadflow.capture.public_api import router as hosted_forms_router
 from leadflow.contacts.api import router as contacts_router
+from leadflow.crm import service as crm
 from leadflow.crm.api import router as crm_router
+from leadflow.crm.deals_api import router as crm_deals_router
 from leadflow.crm.people_api import router as crm_people_router
 from leadflow.events.api import router as tracking_router
 from leadflow.journeys.api import contact_router as journey_runs_router
@@ -35,6 +39,8 @@ from leadflow.messaging.feedback.api import router as recipient_router
 from leadflow.messaging.suppressions_api import router as suppressions_router
 from leadflow.privacy.api import router as privacy_router
 from leadflow.runtime.worker import Worker
+from leadflow.scheduling.api import router as calendar_router
+from leadflow.scheduling.public_api import router as calendar_links_router
 from leadflow.scoring.api import router as scoring_router
 from leadflow.segments.api import router as segments_router
 from leadflow.webhooks.api import router as webhooks_router
@@ -49,10 +55,17 @@ DESCRIPTION = """Marketing automation and CRM integration engine.
 """
 
 
+log = logging.getLogger(__name__)
+
+
 def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: int = 1) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         ctx.signals.listen()
+        try:
+            crm.ensure_default_pipeline(ctx)  # the course-sales pipeline, if the database has none
+        except SQLAlchemyError as exc:
+            log.warning("could not create the default pipeline yet: %s", exc)
         worker = Worker(ctx, concurrency=worker_concurrency) if run_worker else None
         if worker:
             worker.start()
@@ -102,12 +115,15 @@ def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: 
         journeys_router,
         crm_router,
         crm_people_router,
+        crm_deals_router,
         email_router,
         recipient_router,
         broadcasts_router,
         suppressions_router,
         forms_router,
         hosted_forms_router,
+        calendar_router,
+        calendar_links_router,
         webhooks_router,
         keys_router,
         audit_router,

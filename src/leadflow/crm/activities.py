@@ -5,9 +5,10 @@ response if nothing answered it before. Only tasks have a due date and can be do
 
 The timeline merges the logged activities with what the event log already holds about the person
 (:data:`DERIVED`: emails sent, opened and clicked, page views, form submissions, stage and score band
-changes, status changes and assignments), newest first. Each source is read with one keyset query
-of at most a page plus one; the page is the newest of both, and its cursor ``(time, source, id)``
-continues both sources exactly where it stopped (at one instant, activities come before events).
+changes, status changes and assignments, deals opened and moved), newest first. Each source is read
+with one keyset query of at most a page plus one; the page is the newest of both, and its cursor
+``(time, source, id)`` continues both sources exactly where it stopped (at one instant, activities
+come before events).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ DERIVED = {
     "leadflow.score_band_changed": "score_band_changed",
     leads.STATUS_CHANGED: "status_changed",
     leads.OWNER_ASSIGNED: "owner_assigned",
+    "deal.created": "deal_created",
+    "deal.stage_changed": "deal_stage_changed",
 }
 ACTIVITY, EVENT = 1, 0  # a source's rank: at one instant, activities first
 _ALL_IDS = 2**62  # an id bound past every id: "everything at that instant"

@@ -101,7 +101,7 @@ crm_pipelines = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
-# A pipeline's stages in ``position`` order; ``kind`` open | won | lost, ``probability`` 0–100.
+# A pipeline's stages in ``position`` order; ``kind`` open | won | lost, ``probability`` 0-100.
 crm_stages = sa.Table(
     "crm_stages",
     metadata,

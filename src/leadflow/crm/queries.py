@@ -445,7 +445,7 @@ def stage_totals(pipeline_id: str | None, start: datetime | None, end: datetime 
         sa.select(
             _s.id,
             _d.currency,
-            sa.func.count(_d.id).label("count"),
+            sa.func.count(_d.id).label("deals"),
             sa.func.coalesce(sa.func.sum(_d.value), 0).label("total"),
             sa.func.coalesce(sa.func.sum(_d.value * _s.probability), 0).label("weighted"),
         )

@@ -2,7 +2,8 @@
 
 Event names (internal events of the pipeline, usable in segment rules, journey triggers and
 webhooks): ``lead.status_changed`` (webhook catalogue: ``lead.status_updated``) and
-``lead.owner_assigned``; see :mod:`leadflow.crm.leads`.
+``lead.owner_assigned``; see :mod:`leadflow.crm.leads`; ``deal.created`` and ``deal.stage_changed``
+(webhook catalogue names too); see :mod:`leadflow.crm.deals`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from leadflow.crm.automation import find_user as find_user
 from leadflow.crm.automation import log_activities as log_activities
 from leadflow.crm.automation import owner_emails as owner_emails
 from leadflow.crm.automation import set_statuses as set_statuses
+from leadflow.crm.deals import CREATED as DEAL_CREATED
+from leadflow.crm.deals import STAGE_CHANGED as DEAL_STAGE_CHANGED
+from leadflow.crm.deals import export as export_deals
+from leadflow.crm.deals import on_contacts_erased as on_deals_erased
+from leadflow.crm.deals import on_contacts_merged as on_deals_merged
 from leadflow.crm.leads import OWNER_ASSIGNED as OWNER_ASSIGNED
 from leadflow.crm.leads import STATUS_CHANGED as STATUS_CHANGED
 from leadflow.crm.leads import ensure as ensure_lead
@@ -26,25 +32,48 @@ from leadflow.crm.leads import on_contacts_erased as on_contacts_erased
 from leadflow.crm.leads import on_contacts_merged as on_contacts_merged
 from leadflow.crm.leads import on_contacts_touched as on_contacts_touched
 from leadflow.crm.people import user_row as user_row
+from leadflow.crm.pipelines import ensure_default_in as ensure_default_pipeline
+from leadflow.crm.progression import subscriber as deal_progression
+from leadflow.crm.routing import on_qualified as route_qualified
+from leadflow.crm.sla import BREACHED as SLA_BREACHED
+from leadflow.crm.sla import ESCALATED as SLA_ESCALATED
+from leadflow.crm.sla import check as check_slas
+from leadflow.crm.sla import export as export_sla
+from leadflow.crm.sla import on_contacts_erased as on_sla_erased
+from leadflow.crm.sla import on_contacts_merged as on_sla_merged
 
 __all__ = [
+    "DEAL_CREATED",
+    "DEAL_STAGE_CHANGED",
     "OWNER_ASSIGNED",
+    "SLA_BREACHED",
+    "SLA_ESCALATED",
     "STATUS_CHANGED",
     "NewActivity",
     "OwnerChange",
     "StatusChange",
     "assign_owners",
     "check_kind",
+    "check_slas",
     "check_status",
     "copy_configuration",
+    "deal_progression",
+    "ensure_default_pipeline",
     "ensure_lead",
     "export",
+    "export_deals",
+    "export_sla",
     "find_user",
     "log_activities",
     "on_contacts_erased",
     "on_contacts_merged",
     "on_contacts_touched",
-    "user_row",
+    "on_deals_erased",
+    "on_deals_merged",
+    "on_sla_erased",
+    "on_sla_merged",
     "owner_emails",
+    "route_qualified",
     "set_statuses",
+    "user_row",
 ]

@@ -324,6 +324,25 @@ REGISTRY: Final[dict[str, dict[str, Treatment]]] = {
     "crm_routing_counts": {"team_id": _ID, "user_id": _ID},
     "crm_config": {"id": NOT_PERSONAL, "fallback_owner_id": _ID},
     "crm_lead_sla": {"contact_id": DELETED, "owner_id": DELETED},
+    # pipelines and stages are staff configuration; an erased person's deals stay as revenue numbers
+    # (value, currency, stage, dates) without the person: the contact is detached and the free text
+    # (title, reason) is replaced (leadflow.crm.deals.on_contacts_erased); a deal's stage history holds
+    # no person's data
+    "crm_pipelines": {"id": _ID, "name": NOT_PERSONAL, "rules": NOT_PERSONAL},
+    "crm_stages": {"id": _ID, "pipeline_id": _ID, "name": NOT_PERSONAL, "kind": NOT_PERSONAL},
+    "crm_deals": {
+        "id": _ID,
+        "pipeline_id": _ID,
+        "stage_id": _ID,
+        "status": NOT_PERSONAL,
+        "title": REDACTED,
+        "currency": NOT_PERSONAL,
+        "owner_id": _ID,  # a staff user
+        "contact_id": REDACTED,
+        "company_id": _ID,  # an organisation, not the person
+        "reason": REDACTED,
+    },
+    "crm_deal_stages": {"deal_id": _ID, "stage_id": _ID},
     "crm_activities": {
         "contact_id": DELETED,
         "kind": DELETED,
@@ -331,6 +350,42 @@ REGISTRY: Final[dict[str, dict[str, Treatment]]] = {
         "body": DELETED,
         "owner_id": DELETED,
         "created_by": DELETED,
+    },
+    # --- scheduling: consultants' profiles and feeds are staff configuration; bookings and requests
+    # are the person's and go with them ----------------------------------------------------------------
+    "scheduling_profiles": {
+        "user_id": _ID,
+        "services": NOT_PERSONAL,
+        "availability": NOT_PERSONAL,
+        "ics_url": NOT_PERSONAL,
+        "ics_error": NOT_PERSONAL,
+    },
+    "scheduling_busy": {"user_id": _ID, "summary": NOT_PERSONAL},  # the consultant's own calendar
+    "scheduling_bookings": {
+        "id": _ID,
+        "user_id": _ID,
+        "contact_id": DELETED,
+        "email": DELETED,
+        "name": DELETED,
+        "service": DELETED,
+        "tz": DELETED,
+        "status": DELETED,
+        "source": DELETED,
+        "external_id": DELETED,
+        "notes": DELETED,
+        "cancel_reason": DELETED,
+    },
+    "scheduling_requests": {
+        "id": _ID,
+        "contact_id": DELETED,
+        "email": DELETED,
+        "name": DELETED,
+        "service": DELETED,
+        "preferred": DELETED,
+        "tz": DELETED,
+        "notes": DELETED,
+        "status": DELETED,
+        "booking_id": DELETED,
     },
     # --- audit: entries about the person keep who did what when, lose their data -------------------
     "audit_log": {

@@ -16,6 +16,7 @@ from leadflow.events import service as events
 from leadflow.journeys import service as journeys
 from leadflow.kernel.context import AppContext
 from leadflow.messaging import service as messaging
+from leadflow.scheduling import service as scheduling
 from leadflow.scoring import service as scoring
 from leadflow.segments import service as segments
 from leadflow.webhooks import service as webhooks
@@ -44,7 +45,10 @@ def export(ctx: AppContext, contact_id: str) -> dict[str, Any]:
             "webhook_deliveries": webhooks.export(conn, ids),
             "inbound_webhooks": webhooks.export_inbound(conn, person.emails, _anonymous_ids(person)),
             "form_submissions": capture.export(conn, ids),
+            "scheduling": scheduling.export(conn, ids),
             **crm.export(conn, ids),
+            "crm_deals": crm.export_deals(conn, ids),
+            "crm_lead_sla": crm.export_sla(conn, ids),
             "import_issues": person.import_issues,
             "audit": audit.entries(conn, entity_type="contact", entity_ids=ids, limit=10_000),
         }

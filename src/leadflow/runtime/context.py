@@ -18,6 +18,7 @@ from leadflow.kernel.settings import Settings
 from leadflow.kernel.signals import Signals
 from leadflow.messaging import service as messaging
 from leadflow.runtime.pipeline import qualifier
+from leadflow.scheduling import service as scheduling
 from leadflow.scoring import service as scoring
 from leadflow.segments import service as segments
 from leadflow.tables import metadata
@@ -35,7 +36,10 @@ def wire(ctx: AppContext) -> None:
         segments.on_contacts_merged,
         scoring.on_contacts_merged,
         crm.on_contacts_merged,
+        crm.on_sla_merged,
+        crm.on_deals_merged,
         capture.on_contacts_merged,
+        scheduling.on_contacts_merged,
         webhooks.on_contacts_merged,
     ):
         bus.subscribe(ContactsMerged, handler)
@@ -49,10 +53,16 @@ def wire(ctx: AppContext) -> None:
         webhooks.on_inbound_contacts_erased,
         import_jobs.on_contacts_erased,
         capture.on_contacts_erased,
+        scheduling.on_contacts_erased,
         crm.on_contacts_erased,
+        crm.on_sla_erased,
+        crm.on_deals_erased,
     ):
         bus.subscribe(ContactsErased, erase)
     bus.subscribe(ContactsTouched, crm.on_contacts_touched)  # contacts at stage lead become CRM leads
+    bus.subscribe(ContactsTouched, crm.route_qualified(ctx))  # MQLs start their SLA clock and get an owner
+    bus.subscribe(ContactsTouched, scheduling.calendly_handler(ctx))  # Calendly's bookings mirrored
+    bus.subscribe(ContactsTouched, crm.deal_progression(ctx))  # pipeline rules move (or open) deals
     bus.subscribe(ContactsTouched, qualifier(ctx))
     # after qualifying: events the pipeline applied go out to the webhook endpoints subscribed to them
     bus.subscribe(ContactsTouched, webhooks.fanout(ctx))
