@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import exc as sa_exc
 
+from leadflow.crm import service as crm
 from leadflow.journeys import scheduling
 from leadflow.kernel.context import AppContext
 from leadflow.lifecycle import service as lifecycle
 from leadflow.messaging.delivery import broadcasts
 from leadflow.runtime import vacuum
+from leadflow.scheduling import service as booking
 from leadflow.scoring import service as scoring
 from leadflow.segments import service as segments
 
@@ -45,6 +47,10 @@ def tasks(ctx: AppContext) -> list[Task]:
         Task("journeys.anniversaries", ANNIVERSARY_EVERY, lambda: scheduling.tick_anniversaries(ctx)),
         Task("broadcasts.start_due", settings.scheduler_interval, lambda: broadcasts.start_due(ctx)),
         Task("broadcasts.finish_done", settings.scheduler_interval, lambda: broadcasts.finish_done(ctx)),
+        Task(
+            "crm.sla", settings.scheduler_interval, lambda: crm.check_slas(ctx)
+        ),  # assignment, alerts, escalation
+        Task("scheduling.refresh_feeds", settings.scheduler_interval, lambda: booking.refresh_feeds(ctx)),
     ]
     if settings.vacuum_interval > 0 and ctx.db.dialect == "postgresql":
         dead = settings.vacuum_min_dead_rows

@@ -18,8 +18,8 @@ pipeline applies, ``ContactsTouched``):
   ``email.<status>``;
 - every other type (``lead.captured``, ``lead.status_updated``, ``assessment.completed``,
   ``consultation.requested``, ``consultation.scheduled``, ``deal.created``, ``deal.stage_changed``,
-  ``form.submitted``): a ``track`` event whose ``event`` name *is* the type (e.g. the CRM emits
-  ``track`` ``deal.created`` through the pipeline); its ``properties`` become ``data`` beside
+  ``form.submitted``, ``lead.sla_breached``, ``lead.sla_escalated``): a ``track`` event whose
+  ``event`` name *is* the type (e.g. the CRM emits ``track`` ``deal.created`` through the pipeline); its ``properties`` become ``data`` beside
   ``contact``. The aliases in :data:`ALIASES` map a few names other parts already use.
 
 ``webhook.test`` is sent only by ``POST /api/v1/webhooks/endpoints/{id}/test``, to that endpoint.
@@ -140,6 +140,20 @@ TYPES: tuple[EventType, ...] = (
     _t("deal.created", "A deal was opened for the contact.", ("deal_id",), **_DEAL, stage=_STRING),
     _t("deal.stage_changed", "A deal moved to another stage.", ("deal_id",), **_DEAL, **_CHANGE),
     _t("form.submitted", "A hosted form was submitted.", form_id=_STRING, source=_NULLABLE_STRING),
+    _t(
+        "lead.sla_breached",
+        "A qualified lead had no first response by its due time; its owner was alerted.",
+        ("owner_id",),
+        owner_id=_STRING,
+        due_at=_STRING,
+    ),
+    _t(
+        "lead.sla_escalated",
+        "A lead still unanswered after the alert was escalated to the owner's team lead.",
+        ("owner_id",),
+        owner_id=_STRING,
+        team_lead_id=_NULLABLE_STRING,
+    ),
     EventType(
         TEST,
         1,
