@@ -20,7 +20,8 @@ pipeline applies, ``ContactsTouched``):
   ``consultation.requested``, ``consultation.scheduled``, ``deal.created``, ``deal.stage_changed``,
   ``form.submitted``, ``lead.sla_breached``, ``lead.sla_escalated``): a ``track`` event whose
   ``event`` name *is* the type (e.g. the CRM emits ``track`` ``deal.created`` through the pipeline);
-  its ``properties`` become ``data`` beside ``contact``. The aliases in :data:`ALIASES` map a few names other parts already use.
+  its ``properties`` become ``data`` beside ``contact``. The aliases in :data:`ALIASES` map a few
+  names other parts already use.
 
 ``webhook.test`` is sent only by ``POST /api/v1/webhooks/endpoints/{id}/test``, to that endpoint.
 """
