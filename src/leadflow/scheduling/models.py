@@ -63,6 +63,7 @@ scheduling_bookings = sa.Table(
     sa.Column("external_id", sa.String(500)),  # Calendly: the invitee's URI
     sa.Column("notes", sa.Text),
     sa.Column("canceled_at", UTCDateTime()),
+    sa.Column("cancel_reason", sa.String(500)),  # "rescheduled" when Calendly moves it
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Index(

@@ -67,6 +67,7 @@ def upgrade() -> None:
         sa.Column("external_id", sa.String(length=500), nullable=True),
         sa.Column("notes", sa.Text(), nullable=True),
         sa.Column("canceled_at", UTCDateTime(), nullable=True),
+        sa.Column("cancel_reason", sa.String(length=500), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
