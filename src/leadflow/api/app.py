@@ -25,6 +25,7 @@ from leadflow.crm import service as crm
 from leadflow.crm.api import router as crm_router
 from leadflow.crm.deals_api import router as crm_deals_router
 from leadflow.crm.people_api import router as crm_people_router
+from leadflow.crm.routing_api import router as crm_routing_router
 from leadflow.events.api import router as tracking_router
 from leadflow.journeys.api import contact_router as journey_runs_router
 from leadflow.journeys.api import router as journeys_router
@@ -115,6 +116,7 @@ def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: 
         journeys_router,
         crm_router,
         crm_people_router,
+        crm_routing_router,
         crm_deals_router,
         email_router,
         recipient_router,

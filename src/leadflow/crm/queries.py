@@ -808,7 +808,7 @@ def escalation_due(now: datetime, limit: int) -> sa.Select[Any]:
 
 
 #: An SLA clock's state, most advanced first.
-SLA_STATE = sa.case(
+SLA_STATE: sa.ColumnElement[str] = sa.case(
     (_l.first_response_at.is_not(None), "responded"),
     (_q.escalated_at.is_not(None), "escalated"),
     (_q.alerted_at.is_not(None), "breached"),
@@ -830,7 +830,7 @@ def sla_page(*, owner_id: str | None, state: str | None, after: str | None, limi
     if owner_id is not None:
         query = query.where(_l.owner_id == owner_id)
     if state is not None:
-        query = query.where(state == SLA_STATE)
+        query = query.where(SLA_STATE.in_([state]))
     if after is not None:
         query = query.where(_q.contact_id > after)
     return query
