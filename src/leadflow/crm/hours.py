@@ -3,7 +3,7 @@
 Working hours are, per weekday, ``["HH:MM", "HH:MM"]`` intervals of local wall time
 (:func:`leadflow.crm.rules.working_hours`). An interval is turned into instants with :mod:`zoneinfo` on
 its own date, so a day that loses or gains an hour (DST) counts the hours the wall clock really shows:
-on the spring-forward night 09:00–17:00 is still 8 hours, and an interval spanning the skipped hour is
+on the spring-forward night 09:00-17:00 is still 8 hours, and an interval spanning the skipped hour is
 one hour shorter. A user with no working hours at all is counted in plain elapsed time (nobody would
 ever be due otherwise).
 """
