@@ -140,13 +140,16 @@ def _checked(conn: Connection, values: dict[str, Any], before: Any = None) -> di
 def create_rule(ctx: AppContext, data: RuleCreate, *, actor: str) -> Rule:
     now, rule_id = ctx.clock.now(), new_id()
     with ctx.db.write() as conn:
-        values = _checked(conn, data.model_dump())
-        if values["position"] is None:
+        values = _checked(conn, data.model_dump(exclude_unset=True))
+        if values.get("position") is None:
             values["position"] = int(conn.execute(queries.NEXT_POSITION).scalar_one())
         row = {
+            "condition": None,
+            "team_id": None,
+            "user_id": None,
+            "respect_working_hours": False,
+            "active": True,
             **values,
-            "respect_working_hours": bool(values["respect_working_hours"]),
-            "active": values["active"] is not False,
             "id": rule_id,
             "created_at": now,
             "updated_at": now,
