@@ -60,7 +60,7 @@ def refresh_one(ctx: AppContext, profile: Any, timezone: str) -> int:
     except (FeedError, Invalid) as exc:
         with ctx.db.write() as conn:
             conn.execute(
-                queries.FEED_DONE, {"user_id": profile.user_id, "at": now, "error": str(exc)[:MAX_ERROR]}
+                queries.FEED_DONE, {"consultant": profile.user_id, "at": now, "error": str(exc)[:MAX_ERROR]}
             )
         return 0
     rows = [
@@ -71,7 +71,7 @@ def refresh_one(ctx: AppContext, profile: Any, timezone: str) -> int:
         conn.execute(queries.BUSY_CLEAR, {"user_id": profile.user_id})
         if rows:
             conn.execute(queries.BUSY_INSERT, rows)
-        conn.execute(queries.FEED_DONE, {"user_id": profile.user_id, "at": now, "error": None})
+        conn.execute(queries.FEED_DONE, {"consultant": profile.user_id, "at": now, "error": None})
     return len(rows)
 
 

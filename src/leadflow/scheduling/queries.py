@@ -31,7 +31,7 @@ PROFILES = sa.select(scheduling_profiles).order_by(_p.user_id)
 FEEDS = sa.select(scheduling_profiles).where(_p.ics_url.is_not(None)).order_by(_p.user_id)
 FEED_DONE = (
     scheduling_profiles.update()
-    .where(_p.user_id == sa.bindparam("user_id"))
+    .where(_p.user_id == sa.bindparam("consultant"))
     .values(ics_refreshed_at=sa.bindparam("at"), ics_error=sa.bindparam("error"))
 )
 
