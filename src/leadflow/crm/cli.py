@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from leadflow.crm import leads, people
+from leadflow.crm.routing_cli import routing_app, sla_app
 from leadflow.crm.schemas import LeadFilter, StatusChange, UserCreate
 from leadflow.kernel.commands import CLI_ACTOR, console, open_context, require_schema
 
@@ -13,6 +14,8 @@ users_app = typer.Typer(help="The business's users (lead owners).", no_args_is_h
 leads_app = typer.Typer(help="Leads: contacts with a sales status.", no_args_is_help=True)
 crm_app.add_typer(users_app, name="users")
 crm_app.add_typer(leads_app, name="leads")
+crm_app.add_typer(routing_app, name="routing")
+crm_app.add_typer(sla_app, name="sla")
 
 
 def _rows(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

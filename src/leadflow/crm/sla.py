@@ -25,13 +25,13 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
 from leadflow.crm import hours, queries, routing
-from leadflow.crm.routing_schemas import Sla, SlaOwnerSummary
+from leadflow.crm.routing_schemas import Sla, SlaOwnerSummary, SlaState
 from leadflow.events import service as events
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import on_commit
@@ -222,6 +222,10 @@ def _view(row: Any) -> Sla:
 def listing(
     ctx: AppContext, *, owner_id: str | None, state: str | None, after: str | None, limit: int
 ) -> list[Sla]:
+    if state is not None and state not in get_args(SlaState):
+        raise Invalid(
+            f"unknown SLA state {state!r}; use one of {', '.join(get_args(SlaState))}", code="invalid_state"
+        )
     with ctx.db.read() as conn:
         query = queries.sla_page(owner_id=owner_id, state=state, after=after, limit=limit)
         return [_view(row) for row in conn.execute(query)]
