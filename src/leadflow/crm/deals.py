@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection
@@ -52,8 +52,8 @@ ENTITY = "crm_deal"
 SYSTEM = "system:deal-rules"
 DEFAULT_CURRENCY = "EUR"
 DealStatus = Literal["open", "won", "lost"]
-Money = Field(ge=0, le=Decimal("9999999999999999"), max_digits=20, decimal_places=4)
-Currency = Field(pattern="^[A-Z]{3}$", description="ISO 4217")
+Money = Annotated[Decimal, Field(ge=0, le=Decimal("9999999999999999"), max_digits=20, decimal_places=4)]
+Currency = Annotated[str, Field(pattern="^[A-Z]{3}$", description="ISO 4217")]
 
 
 class DealFields(BaseModel):
@@ -63,8 +63,8 @@ class DealFields(BaseModel):
     title: str | None = Field(default=None, min_length=1, max_length=300)
     stage: str | None = Field(default=None, min_length=1, max_length=100)
     reason: str | None = Field(default=None, max_length=2000, description="required for won/lost stages")
-    value: Decimal | None = Money
-    currency: str | None = Currency
+    value: Money | None = None
+    currency: Currency | None = None
     expected_close: date | None = None
     owner_id: str | None = Field(default=None, max_length=26)
     company_id: str | None = Field(default=None, max_length=26)
@@ -74,8 +74,8 @@ class DealCreate(DealFields):
     title: str = Field(min_length=1, max_length=300)
     pipeline_id: str | None = Field(default=None, max_length=26, description="the default pipeline if none")
     email: str | None = Field(default=None, max_length=320, description="the contact's email")
-    value: Decimal = Money
-    currency: str = Currency
+    value: Money
+    currency: Currency
 
 
 class Deal(BaseModel):
@@ -188,7 +188,7 @@ def listing(
                 )
             )
         )
-        names = dict(conn.execute(queries.STAGE_NAMES).tuples().all())
+        names: dict[str, str] = {row.id: row.name for row in conn.execute(queries.STAGE_NAMES)}
     return [_deal(r, names[r.stage_id]) for r in rows]
 
 

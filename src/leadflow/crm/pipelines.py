@@ -56,6 +56,7 @@ class StageIn(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     probability: int = Field(ge=0, le=100, description="win probability, percent")
     kind: StageKind = "open"
+    position: int | None = Field(default=None, description="ignored: the list's order is the order")
 
 
 class Rule(BaseModel):
