@@ -18,6 +18,7 @@ from leadflow.api.limits import BodyLimit, Limit
 from leadflow.audit.api import router as audit_router
 from leadflow.auth.api import router as keys_router
 from leadflow.auth.service import KeyCache
+from leadflow.capture.api import flows_router as capture_flows_router
 from leadflow.capture.api import router as forms_router
 from leadflow.capture.public_api import router as hosted_forms_router
 from leadflow.contacts.api import router as contacts_router
@@ -123,6 +124,7 @@ def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: 
         broadcasts_router,
         suppressions_router,
         forms_router,
+        capture_flows_router,
         hosted_forms_router,
         calendar_router,
         calendar_links_router,

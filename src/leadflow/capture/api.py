@@ -1,10 +1,11 @@
-"""``/api/v1/forms``: form definitions (write scope to change, read scope to read)."""
+"""``/api/v1/forms``: form definitions (write scope to change, read scope to read); ``/api/v1/capture``:
+the business's capture flows (write scope)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 
-from leadflow.capture import forms, render
+from leadflow.capture import flows, forms, render
 from leadflow.capture.schemas import Embed, Form, FormFields, FormPatch
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.http import context, require
@@ -63,3 +64,60 @@ def embed(form_id: str, ctx: AppContext = Depends(context), _: Principal = Depen
         form = forms.fields_of(forms.row(conn, form_id))
     script, html = render.snippets(form, form_id, ctx.settings.public_url)
     return Embed(script=script, html=html)
+
+
+# ---- the business's capture flows (leadflow.capture.flows) -----------------------------------------------
+
+flows_router = APIRouter(prefix="/api/v1/capture", tags=["capture"])
+_KEY = Header(
+    default=None,
+    alias="Idempotency-Key",
+    min_length=1,
+    max_length=80,
+    description="the same key answers the first call's result again and changes nothing",
+)
+
+
+@flows_router.post(
+    "/assessments",
+    response_model=flows.Captured,
+    status_code=202,
+    summary="An assessment completed: contact traits, a timeline note, the assessment.completed event",
+)
+def capture_assessment(
+    body: flows.Assessment,
+    ctx: AppContext = Depends(context),
+    _: Principal = Depends(require("write")),
+    idempotency_key: str | None = _KEY,
+) -> flows.Captured:
+    return flows.assessment(ctx, body, idempotency_key)
+
+
+@flows_router.post(
+    "/consultations",
+    response_model=flows.Captured,
+    status_code=202,
+    summary="A consultation requested: a task for the lead's owner, the consultation.requested event",
+)
+def capture_consultation(
+    body: flows.Consultation,
+    ctx: AppContext = Depends(context),
+    _: Principal = Depends(require("write")),
+    idempotency_key: str | None = _KEY,
+) -> flows.Captured:
+    return flows.consultation(ctx, body, idempotency_key)
+
+
+@flows_router.post(
+    "/leads",
+    response_model=flows.Captured,
+    status_code=202,
+    summary="A lead captured from a source (form, chat, content download, social lead ad): lead.captured",
+)
+def capture_lead(
+    body: flows.CapturedLead,
+    ctx: AppContext = Depends(context),
+    _: Principal = Depends(require("write")),
+    idempotency_key: str | None = _KEY,
+) -> flows.Captured:
+    return flows.lead(ctx, body, idempotency_key)

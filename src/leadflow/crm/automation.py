@@ -81,11 +81,12 @@ def _records(conn: Connection, contact_ids: Sequence[str], now: datetime) -> dic
     return {row.contact_id: row for row in conn.execute(queries.leads_of(sorted(set(contact_ids))))}
 
 
-def owner_emails(conn: Connection, contact_ids: Sequence[str]) -> dict[str, str]:
-    """The address of each lead's owner, for leads whose owner is an active user (one query)."""
+def owner_emails(conn: Connection, contact_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``{"email", "name"}`` of each lead's owner, for leads whose owner is an active user (one query)."""
     if not contact_ids:
         return {}
-    return {row.contact_id: row.email for row in conn.execute(queries.owner_emails(sorted(set(contact_ids))))}
+    found = conn.execute(queries.owner_emails(sorted(set(contact_ids))))
+    return {row.contact_id: {"email": row.email, "name": row.name} for row in found}
 
 
 def find_user(conn: Connection, ref: str) -> str:
@@ -99,6 +100,13 @@ def find_user(conn: Connection, ref: str) -> str:
     return str(row.id)
 
 
+def logged(conn: Connection, keys: Sequence[str]) -> set[str]:
+    """Which of these idempotency keys already logged an activity (one query)."""
+    if not keys:
+        return set()
+    return {row.created_by for row in conn.execute(queries.activities_by(sorted(set(keys))))}
+
+
 def log_activities(
     conn: Connection, clock: Clock, entries: Sequence[NewActivity], *, actor: str
 ) -> list[NewActivity]:
@@ -106,12 +114,12 @@ def log_activities(
     if not entries:
         return []
     now = clock.now()
-    keys = [entry.key for entry in entries]
-    done = {row.created_by for row in conn.execute(queries.activities_by(keys))}
+    # the leads are locked first: a concurrent call with the same key waits here, then sees it logged
+    records = _records(conn, [entry.contact_id for entry in entries], now)
+    done = logged(conn, [entry.key for entry in entries])
     fresh = [entry for entry in entries if entry.key not in done]
     if not fresh:
         return []
-    records = _records(conn, [entry.contact_id for entry in fresh], now)
     rows = [
         {
             "contact_id": entry.contact_id,

@@ -576,9 +576,9 @@ def leads_of(contact_ids: Sequence[str]) -> sa.Select[Any]:
 
 
 def owner_emails(contact_ids: Sequence[str]) -> sa.Select[Any]:
-    """The address of each lead's owner, when the owner is an active user."""
+    """The address and name of each lead's owner, when the owner is an active user."""
     return (
-        sa.select(_l.contact_id, _u.email)
+        sa.select(_l.contact_id, _u.email, _u.name)
         .join(crm_users, _u.id == _l.owner_id)
         .where(_l.contact_id.in_(list(contact_ids)), _u.active.is_(True))
     )

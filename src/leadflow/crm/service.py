@@ -17,6 +17,7 @@ from leadflow.crm.automation import check_status as check_status
 from leadflow.crm.automation import copy_configuration as copy_configuration
 from leadflow.crm.automation import find_user as find_user
 from leadflow.crm.automation import log_activities as log_activities
+from leadflow.crm.automation import logged as logged
 from leadflow.crm.automation import owner_emails as owner_emails
 from leadflow.crm.automation import set_statuses as set_statuses
 from leadflow.crm.deals import CREATED as DEAL_CREATED
@@ -65,6 +66,7 @@ __all__ = [
     "export_sla",
     "find_user",
     "log_activities",
+    "logged",
     "on_contacts_erased",
     "on_contacts_merged",
     "on_contacts_touched",

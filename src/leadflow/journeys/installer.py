@@ -27,6 +27,7 @@ NAMES = (
     "birthday",
     "score-band-nurture",
     "mql-handoff",
+    "assessment-career-changer",
 )
 
 

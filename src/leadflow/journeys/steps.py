@@ -152,11 +152,13 @@ def notify_owner(conn: Connection, ctx: AppContext, items: list[Item], now: date
     for item in items:
         owner = owners.get(item.contact_id)
         other = legacy.get(item.contact_id)
-        address = owner or (other if other and "@" in other else fallback)
+        address = owner["email"] if owner else (other if other and "@" in other else fallback)
+        context = {**_context(item), **({"owner": owner} if owner else {})}
         rows.append(
             _message(
                 item,
                 now,
+                context=context,
                 kind="internal",
                 template=step.template,
                 topic=None,

@@ -24,6 +24,7 @@ NAMES = (
     "birthday",
     "score-band-nurture",
     "mql-handoff",
+    "assessment-career-changer",
 )
 
 

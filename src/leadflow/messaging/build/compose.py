@@ -159,7 +159,8 @@ class Composer:
             "message": {"id": message.id},
         }
         if message.kind == "internal":
-            found["owner"] = {"email": message.to_address, "name": message.to_address}
+            owner = context.get("owner") or {}  # the CRM user a journey's notify_owner step wrote to
+            found["owner"] = {"email": message.to_address, "name": owner.get("name") or message.to_address}
         return found
 
 
