@@ -22,10 +22,11 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
-from leadflow.crm import leads, queries, rules
+from leadflow.crm import leads, queries, routing, rules
 from leadflow.crm.models import crm_teams, crm_users
 from leadflow.events import service as events
 from leadflow.kernel.clock import Clock
+from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import chunk_size, chunked, copy_rows
 from leadflow.kernel.errors import Invalid
 
@@ -221,6 +222,20 @@ def assign_owners(
     )
     events.emit_many(conn, emitted, now)
     return made
+
+
+def route(conn: Connection, ctx: AppContext, contact_ids: Sequence[str], *, actor: str) -> dict[str, str]:
+    """Give these contacts an owner by the routing rules (:mod:`leadflow.crm.routing`), making them
+    leads first; a lead that has an owner keeps it, so routing again changes nothing. Answers the
+    owner each lead has afterwards (a lead no rule and no fallback owner could take is absent)."""
+    if not contact_ids:
+        return {}
+    now = ctx.clock.now()
+    records = _records(conn, contact_ids, now)
+    owners = {cid: row.owner_id for cid, row in records.items() if row.owner_id is not None}
+    routed = routing.route(conn, ctx, [cid for cid in records if cid not in owners], actor=actor)
+    owners.update({r.contact_id: r.owner_id for r in routed if r.owner_id is not None})
+    return owners
 
 
 def copy_configuration(source: Connection, target: Connection) -> None:

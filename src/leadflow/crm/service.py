@@ -19,6 +19,7 @@ from leadflow.crm.automation import find_user as find_user
 from leadflow.crm.automation import log_activities as log_activities
 from leadflow.crm.automation import logged as logged
 from leadflow.crm.automation import owner_emails as owner_emails
+from leadflow.crm.automation import route as route_leads
 from leadflow.crm.automation import set_statuses as set_statuses
 from leadflow.crm.deals import CREATED as DEAL_CREATED
 from leadflow.crm.deals import STAGE_CHANGED as DEAL_STAGE_CHANGED
@@ -75,6 +76,7 @@ __all__ = [
     "on_sla_erased",
     "on_sla_merged",
     "owner_emails",
+    "route_leads",
     "route_qualified",
     "set_statuses",
     "user_row",

@@ -260,11 +260,19 @@ class SetLeadStatus(_Step):
 
 
 class AssignOwner(_Step):
-    """Make a CRM user (``user``: its id or email; active when the step runs) the lead's owner."""
+    """Make a CRM user (``user``: its id or email; active when the step runs) the lead's owner, or
+    (``route: true``) let the routing rules pick one for a lead that has none."""
 
     type: Literal["assign_owner"]
-    user: str = Field(min_length=1, max_length=320)
+    user: str | None = Field(default=None, min_length=1, max_length=320)
+    route: bool = False
     next: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> AssignOwner:
+        if (self.user is None) == (not self.route):
+            raise ValueError("assign_owner takes a 'user' (id or email) or 'route: true', not both")
+        return self
 
 
 class GoalStep(EventCondition):

@@ -238,8 +238,16 @@ def set_lead_status(conn: Connection, ctx: AppContext, items: list[Item], now: d
 
 def assign_owner(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
     """Make the step's user the lead's owner. A user that does not exist or is inactive fails the step
-    with the reason (retried: the user may be created or re-activated meanwhile)."""
+    with the reason (retried: the user may be created or re-activated meanwhile). With ``route`` the
+    routing rules pick the owner of a lead that has none (one that has keeps it); a lead no rule or
+    fallback owner could take goes on unowned, branch ``unassigned``."""
     step: definitions.AssignOwner = items[0].step
+    if step.route:
+        owners = crm.route_leads(conn, ctx, [item.contact_id for item in items], actor=_actor(items[0]))
+        return [
+            advance(item, step.next, None if item.contact_id in owners else "unassigned") for item in items
+        ]
+    assert step.user is not None
     try:
         user_id = crm.find_user(conn, step.user)
     except Invalid as exc:

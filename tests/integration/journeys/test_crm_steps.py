@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from leadflow.audit.models import audit_log
-from leadflow.crm import leads, people
+from leadflow.crm import leads, people, routing
 from leadflow.crm.models import crm_activities, crm_leads
+from leadflow.crm.routing_schemas import RuleCreate
 from leadflow.crm.schemas import OwnerChange, UserCreate, UserFields
 from leadflow.events.models import events
 from leadflow.journeys import executor, runs, steps
@@ -22,6 +23,8 @@ from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from tests.support import journeys as j
 from tests.support.contacts import by_user
+
+ADS = "ads"
 
 
 class Crash(Exception):
@@ -151,6 +154,36 @@ def test_assign_owner_by_email_and_an_unknown_user_fails_with_the_reason(
     assert "no user nobody@school.example" in failed["error"]
 
 
+def test_assign_owner_by_routing_keeps_an_owner_and_routes_the_others(
+    ctx: AppContext, clock: VirtualClock
+) -> None:
+    rep, kept = _user(ctx, "rep"), _user(ctx, "kept")
+    routing.create_rule(
+        ctx,
+        RuleCreate(
+            name="ads", condition={"field": "traits.channel", "op": "eq", "value": "ads"}, user_id=rep
+        ),
+        actor="test",
+    )
+    j.publish(ctx, _journey({"id": "route", "type": "assign_owner", "route": True}))
+    j.identify(ctx, "hal", channel="ads")
+    j.identify(ctx, "ida", channel="ads")
+    j.identify(ctx, "jon", channel="seo")
+    hal, ida, jon = _enter(ctx, "hal"), _enter(ctx, "ida"), _enter(ctx, "jon")
+    leads.assign(ctx, "ida@example.com", OwnerChange(owner_id=kept), actor="test")
+    claimed = _crash_then_retry(ctx, clock)
+    assert {c: _lead(ctx, c)["owner_id"] for c in (hal, ida, jon)} == {hal: rep, ida: kept, jon: None}
+    assert {s["contact_id"]: s["branch"] for s in j.steps(ctx) if s["step_id"] == "route"} == {
+        hal: None,
+        ida: None,
+        jon: "unassigned",
+    }
+    assigned = len(_events(ctx, "lead.owner_assigned"))
+    for item in claimed:
+        _again(ctx, clock, item, "route")
+    assert len(_events(ctx, "lead.owner_assigned")) == assigned
+
+
 def test_notify_owner_emails_the_leads_crm_owner(ctx: AppContext, clock: VirtualClock) -> None:
     j.template(ctx, "owner-notification", kind="transactional")
     owner = _user(ctx, "rep")
@@ -165,6 +198,7 @@ def test_notify_owner_emails_the_leads_crm_owner(ctx: AppContext, clock: Virtual
         "rep@school.example",
     )
     assert message["status"] == "queued"
+    assert message["context"]["owner"] == {"email": "rep@school.example", "name": "rep"}
     (step,) = [s for s in j.steps(ctx) if s["step_id"] == "tell"]
     assert step["branch"] is None
 
@@ -186,27 +220,29 @@ def test_notify_owner_without_an_active_owner_falls_back(ctx: AppContext, clock:
     assert {s["branch"] for s in j.steps(ctx) if s["step_id"] == "tell"} == {"fallback"}
 
 
-@pytest.mark.parametrize(
-    ("step", "words"),
-    [
-        ({"type": "set_lead_status", "status": "lost"}, "needs a reason"),
-        ({"type": "set_lead_status", "status": "contacted", "reason": "x"}, "take a reason"),
-        ({"type": "set_lead_status", "status": "hot"}, "unknown status"),
-        ({"type": "log_activity", "kind": "fax", "subject": "s"}, "unknown activity kind"),
-        ({"type": "log_activity", "kind": "note", "subject": "s", "due": "1d"}, "only a task"),
-        ({"type": "log_activity", "subject": "{{ contact.first_name "}, "subject"),
-        ({"type": "log_activity", "kind": "task", "subject": "s", "due": "soon"}, "due"),
-        ({"type": "assign_owner"}, "user"),
-    ],
-)
-def test_a_bad_crm_step_refuses_the_journey(
-    client: TestClient, admin_key: str, step: dict[str, Any], words: str
-) -> None:
-    definition = {"name": "Bad", "trigger": {"type": "event", "event": "Go"}, "steps": [{"id": "s", **step}]}
-    answer = client.post(
-        "/api/v1/journeys", json={"definition": definition}, headers={"Authorization": f"Bearer {admin_key}"}
-    )
-    assert answer.status_code == 422, answer.text
-    error = answer.json()["error"]
-    assert error["code"] == "invalid_journey"
-    assert words in error["message"]
+BAD_STEPS: list[tuple[dict[str, Any], str]] = [
+    ({"type": "set_lead_status", "status": "lost"}, "needs a reason"),
+    ({"type": "set_lead_status", "status": "contacted", "reason": "x"}, "take a reason"),
+    ({"type": "set_lead_status", "status": "hot"}, "unknown status"),
+    ({"type": "log_activity", "kind": "fax", "subject": "s"}, "unknown activity kind"),
+    ({"type": "log_activity", "kind": "note", "subject": "s", "due": "1d"}, "only a task"),
+    ({"type": "log_activity", "subject": "{{ contact.first_name "}, "subject"),
+    ({"type": "log_activity", "kind": "task", "subject": "s", "due": "soon"}, "due"),
+    ({"type": "assign_owner"}, "user"),
+    ({"type": "assign_owner", "user": "a@b.example", "route": True}, "not both"),
+]
+
+
+def test_a_bad_crm_step_refuses_the_journey(client: TestClient, admin_key: str) -> None:
+    for step, words in BAD_STEPS:
+        steps = [{"id": "s", **step}]
+        definition = {"name": "Bad", "trigger": {"type": "event", "event": "Go"}, "steps": steps}
+        answer = client.post(
+            "/api/v1/journeys",
+            json={"definition": definition},
+            headers={"Authorization": f"Bearer {admin_key}"},
+        )
+        assert answer.status_code == 422, answer.text
+        error = answer.json()["error"]
+        assert error["code"] == "invalid_journey"
+        assert words in error["message"], (step, error["message"])
