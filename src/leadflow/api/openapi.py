@@ -82,6 +82,7 @@ CONFLICTS = frozenset(
         ("post", "/api/v1/crm/teams"),  # the name is taken
         ("patch", "/api/v1/crm/teams/{team_id}"),
         ("post", "/api/v1/webhooks/sources"),  # the name is taken
+        ("post", "/api/v1/calendar/consultants"),  # the user is a consultant already
         ("post", "/api/v1/webhooks/inbound/{inbound_id}/replay"),  # it was processed already
     }
 )

@@ -65,11 +65,10 @@ def booking_row(conn: Connection, booking_id: str) -> Any:
 def _offering(conn: Connection, service: str, *, lock: bool = False) -> list[tuple[Any, Any, int]]:
     """(profile, user, duration) of every active consultant offering ``service``, in id order."""
     found = []
-    for profile in conn.execute(queries.PROFILES):
+    for profile, user in profiles.consultants(conn):
         duration = profiles.duration_of(profile, service)
         if duration is None:
             continue
-        user = crm.user_row(conn, profile.user_id)
         if user.active:
             if lock:
                 profile = profiles.row(conn, profile.user_id, lock=True)

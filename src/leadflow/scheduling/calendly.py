@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.facts import ContactsTouched, TouchedEvent
 from leadflow.kernel.ids import new_id
-from leadflow.scheduling import notify, queries
+from leadflow.scheduling import notify, profiles, queries
 from leadflow.scheduling.models import BOOKED
 
 SOURCE = "webhook"
@@ -41,7 +41,7 @@ def _time(value: Any) -> datetime | None:
 
 
 def _consultant(conn: Connection, name: Any, start: datetime) -> str | None:
-    found = list(conn.execute(queries.PROFILES))
+    found = [profile for profile, user in profiles.consultants(conn) if user.active]
     named = [p for p in found if any(s["name"] == name for s in p.services)]
     for profile in named + [p for p in found if p not in named]:
         if conn.execute(queries.LIVE_AT, {"user_id": profile.user_id, "starts_at": start}).first() is None:

@@ -14,11 +14,10 @@ from typing import Any
 
 import httpx
 
-from leadflow.crm import service as crm
 from leadflow.kernel import netguard
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Invalid
-from leadflow.scheduling import ics, queries
+from leadflow.scheduling import ics, profiles, queries
 from leadflow.scheduling.schemas import zone_of
 
 REFRESH_EVERY = timedelta(minutes=15)
@@ -80,9 +79,10 @@ def refresh_due(ctx: AppContext, *, force: bool = False) -> int:
     now = ctx.clock.now()
     with ctx.db.read() as conn:
         due = [
-            (profile, crm.user_row(conn, profile.user_id).timezone)
-            for profile in conn.execute(queries.FEEDS)
-            if force or profile.ics_refreshed_at is None or now - profile.ics_refreshed_at >= REFRESH_EVERY
+            (profile, user.timezone)
+            for profile, user in profiles.consultants(conn)
+            if profile.ics_url is not None
+            and (force or profile.ics_refreshed_at is None or now - profile.ics_refreshed_at >= REFRESH_EVERY)
         ]
     for profile, timezone in due:
         refresh_one(ctx, profile, timezone)

@@ -16,7 +16,8 @@ CANCELED = "canceled"
 scheduling_profiles = sa.Table(
     "scheduling_profiles",
     metadata,
-    sa.Column("user_id", sa.String(ID_LENGTH), sa.ForeignKey("crm_users.id"), primary_key=True),
+    # no foreign key: deleting the CRM user leaves a profile nobody can book (skipped everywhere)
+    sa.Column("user_id", sa.String(ID_LENGTH), primary_key=True),
     sa.Column("services", json_type(), nullable=False),
     sa.Column("availability", json_type(), nullable=False),
     sa.Column("slot_minutes", sa.Integer, nullable=False),
@@ -36,7 +37,7 @@ scheduling_busy = sa.Table(
     "scheduling_busy",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("user_id", sa.String(ID_LENGTH), sa.ForeignKey("crm_users.id"), nullable=False),
+    sa.Column("user_id", sa.String(ID_LENGTH), nullable=False),
     sa.Column("starts_at", UTCDateTime(), nullable=False),
     sa.Column("ends_at", UTCDateTime(), nullable=False),
     sa.Column("summary", sa.String(500)),

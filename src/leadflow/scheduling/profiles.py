@@ -25,6 +25,17 @@ def row(conn: Connection, user_id: str, *, lock: bool = False) -> Any:
     return found
 
 
+def consultants(conn: Connection) -> list[tuple[Any, Any]]:
+    """(profile, CRM user) of every consultant whose user still exists, in id order."""
+    found = []
+    for profile in conn.execute(queries.PROFILES):
+        try:
+            found.append((profile, crm.user_row(conn, profile.user_id)))
+        except NotFound:
+            continue
+    return found
+
+
 def rules_of(profile: Any, timezone: str) -> Rules:
     return Rules(
         zone=zone_of(timezone),
@@ -81,7 +92,7 @@ def get(ctx: AppContext, user_id: str) -> Profile:
 
 def listing(ctx: AppContext) -> list[Profile]:
     with ctx.db.read() as conn:
-        return [_view(found, crm.user_row(conn, found.user_id)) for found in conn.execute(queries.PROFILES)]
+        return [_view(profile, user) for profile, user in consultants(conn)]
 
 
 def update(ctx: AppContext, user_id: str, data: ProfileFields, *, actor: str) -> Profile:

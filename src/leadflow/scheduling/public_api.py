@@ -25,6 +25,11 @@ ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "a bad or expired link", "content": ERROR},
     404: {"description": "no such booking", "content": ERROR},
+    422: {"description": "invalid input", "content": ERROR},
+}
+POST_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    413: {"description": "a body too large", "content": ERROR},
 }
 STYLE = "body{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem}"
 
@@ -56,7 +61,7 @@ def cancel_page(token: str, ctx: AppContext = Depends(context)) -> HTMLResponse:
     return _page("Cancel your consultation?", body)
 
 
-@router.post("/c/{token}", response_class=HTMLResponse, summary="Cancel the booking", responses=ERRORS)
+@router.post("/c/{token}", response_class=HTMLResponse, summary="Cancel the booking", responses=POST_ERRORS)
 def cancel(token: str, ctx: AppContext = Depends(context)) -> HTMLResponse:
     booking.cancel(ctx, tokens.booking_of(ctx, tokens.CANCEL, token), reason="canceled by the invitee")
     return _page("Cancelled", "<p>Your consultation is cancelled.</p>")
@@ -89,7 +94,7 @@ def reschedule_page(token: str, ctx: AppContext = Depends(context)) -> HTMLRespo
     "/r/{token}",
     response_class=HTMLResponse,
     summary="Move the booking to another free time",
-    responses={**ERRORS, 409: {"description": "the time is not free", "content": ERROR}},
+    responses={**POST_ERRORS, 409: {"description": "the time is not free", "content": ERROR}},
 )
 def reschedule(
     token: str, start: str = Form(max_length=64), ctx: AppContext = Depends(context)

@@ -28,7 +28,6 @@ PROFILE = sa.select(scheduling_profiles).where(_p.user_id == sa.bindparam("user_
 PROFILE_LOCKED = PROFILE.with_for_update()
 PROFILE_DELETE = scheduling_profiles.delete().where(_p.user_id == sa.bindparam("user_id"))
 PROFILES = sa.select(scheduling_profiles).order_by(_p.user_id)
-FEEDS = sa.select(scheduling_profiles).where(_p.ics_url.is_not(None)).order_by(_p.user_id)
 FEED_DONE = (
     scheduling_profiles.update()
     .where(_p.user_id == sa.bindparam("consultant"))

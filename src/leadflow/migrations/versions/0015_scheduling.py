@@ -34,9 +34,6 @@ def upgrade() -> None:
         sa.Column("ics_error", sa.Text(), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["crm_users.id"], name=op.f("fk_scheduling_profiles_user_id_crm_users")
-        ),
         sa.PrimaryKeyConstraint("user_id", name=op.f("pk_scheduling_profiles")),
     )
     op.create_table(
@@ -46,7 +43,6 @@ def upgrade() -> None:
         sa.Column("starts_at", UTCDateTime(), nullable=False),
         sa.Column("ends_at", UTCDateTime(), nullable=False),
         sa.Column("summary", sa.String(length=500), nullable=True),
-        sa.ForeignKeyConstraint(["user_id"], ["crm_users.id"], name=op.f("fk_scheduling_busy_user_id_crm_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_scheduling_busy")),
     )
     op.create_index("ix_scheduling_busy_user_id_starts_at", "scheduling_busy", ["user_id", "starts_at"])
