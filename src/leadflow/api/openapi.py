@@ -80,6 +80,9 @@ CONFLICTS = frozenset(
         ("patch", "/api/v1/crm/users/{user_id}"),
         ("delete", "/api/v1/crm/users/{user_id}"),  # the user owns leads or activities
         ("post", "/api/v1/crm/teams"),  # the name is taken
+        ("post", "/api/v1/crm/pipelines"),  # the name is taken
+        ("put", "/api/v1/crm/pipelines/{pipeline_id}"),  # the name is taken, a removed stage is in use
+        ("delete", "/api/v1/crm/pipelines/{pipeline_id}"),  # the pipeline has deals
         ("patch", "/api/v1/crm/teams/{team_id}"),
         ("post", "/api/v1/webhooks/sources"),  # the name is taken
         ("post", "/api/v1/calendar/consultants"),  # the user is a consultant already

@@ -60,7 +60,7 @@ def upgrade() -> None:
             ["pipeline_id"], ["crm_pipelines.id"], name=op.f("fk_crm_stages_pipeline_id_crm_pipelines")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_crm_stages")),
-        sa.UniqueConstraint("pipeline_id", "name", name=op.f("uq_crm_stages_pipeline_id")),
+        sa.UniqueConstraint("pipeline_id", "name", name=op.f("uq_crm_stages_pipeline_id_name")),
     )
     op.create_table(
         "crm_deals",
@@ -81,7 +81,9 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["pipeline_id"], ["crm_pipelines.id"], name=op.f("fk_crm_deals_pipeline_id_crm_pipelines")
         ),
-        sa.ForeignKeyConstraint(["stage_id"], ["crm_stages.id"], name=op.f("fk_crm_deals_stage_id_crm_stages")),
+        sa.ForeignKeyConstraint(
+            ["stage_id"], ["crm_stages.id"], name=op.f("fk_crm_deals_stage_id_crm_stages")
+        ),
         sa.ForeignKeyConstraint(["owner_id"], ["crm_users.id"], name=op.f("fk_crm_deals_owner_id_crm_users")),
         sa.ForeignKeyConstraint(
             ["contact_id"], ["contacts.id"], name=op.f("fk_crm_deals_contact_id_contacts")
@@ -113,9 +115,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_crm_deal_stages")),
     )
-    op.create_index(
-        "ix_crm_deal_stages_deal_id", "crm_deal_stages", ["deal_id", "entered_at"], unique=False
-    )
+    op.create_index("ix_crm_deal_stages_deal_id", "crm_deal_stages", ["deal_id", "entered_at"], unique=False)
     op.create_index(
         "ix_crm_deal_stages_stage_id_entered_at",
         "crm_deal_stages",
@@ -138,7 +138,8 @@ def _default_pipeline() -> None:
         sa.column("updated_at", UTCDateTime()),
     )
     stages = sa.table(
-        "crm_stages", *(sa.column(c) for c in ("id", "pipeline_id", "name", "position", "probability", "kind"))
+        "crm_stages",
+        *(sa.column(c) for c in ("id", "pipeline_id", "name", "position", "probability", "kind")),
     )
     op.execute(
         pipelines.insert().values(
