@@ -29,6 +29,9 @@ ISSUE_TYPES = {
     "deal.created",
     "deal.stage_changed",
     "form.submitted",
+    # the SLA section: an unanswered lead alerts its owner "by email and webhook", then escalates
+    "lead.sla_breached",
+    "lead.sla_escalated",
 }
 
 
