@@ -1,10 +1,10 @@
-"""``leadflow crm ...``: the CRM's users and leads from the command line."""
+"""``leadflow crm ...``: the CRM's users, leads, pipelines and deals from the command line."""
 
 from __future__ import annotations
 
 import typer
 
-from leadflow.crm import leads, people
+from leadflow.crm import deals, leads, people, pipelines
 from leadflow.crm.routing_cli import routing_app, sla_app
 from leadflow.crm.schemas import LeadFilter, StatusChange, UserCreate
 from leadflow.kernel.commands import CLI_ACTOR, console, open_context, require_schema
@@ -14,6 +14,10 @@ users_app = typer.Typer(help="The business's users (lead owners).", no_args_is_h
 leads_app = typer.Typer(help="Leads: contacts with a sales status.", no_args_is_help=True)
 crm_app.add_typer(users_app, name="users")
 crm_app.add_typer(leads_app, name="leads")
+pipelines_app = typer.Typer(help="Sales pipelines and their stages.", no_args_is_help=True)
+deals_app = typer.Typer(help="Deals moving through a pipeline.", no_args_is_help=True)
+crm_app.add_typer(pipelines_app, name="pipelines")
+crm_app.add_typer(deals_app, name="deals")
 crm_app.add_typer(routing_app, name="routing")
 crm_app.add_typer(sla_app, name="sla")
 
@@ -125,3 +129,112 @@ def leads_status(
         require_schema(ctx)
         lead = leads.change_status(ctx, email, change, actor=CLI_ACTOR)
     console.print(f"{email}: {lead.status}" + (f" ({lead.reason})" if lead.reason else ""))
+
+
+# ---- pipelines and deals ---------------------------------------------------------------------------
+
+
+@pipelines_app.command("list")
+def pipelines_list() -> None:
+    """List pipelines with their stages (name:probability%, in order)."""
+    with open_context() as ctx:
+        require_schema(ctx)
+        found = pipelines.listing(ctx)
+    _rows(
+        ("id", "name", "default", "stages"),
+        [
+            (
+                p.id,
+                p.name,
+                "yes" if p.is_default else "no",
+                ", ".join(f"{s.name}:{s.probability}%" for s in p.stages),
+            )
+            for p in found
+        ],
+    )
+
+
+@deals_app.command("list")
+def deals_list(
+    pipeline_id: str | None = typer.Option(None, "--pipeline", help="a pipeline id"),
+    status: str | None = typer.Option(None, help="open, won or lost"),
+    owner_id: str | None = typer.Option(None, "--owner", help="an owner's user id"),
+    email: str | None = typer.Option(None, help="the contact's address"),
+    limit: int = typer.Option(50, min=1, max=500),
+) -> None:
+    """List deals, newest first."""
+    if status is not None and status not in ("open", "won", "lost"):
+        raise typer.BadParameter("open, won or lost", param_hint="--status")
+    with open_context() as ctx:
+        require_schema(ctx)
+        found = deals.listing(
+            ctx,
+            pipeline_id=pipeline_id,
+            stage_id=None,
+            owner_id=owner_id,
+            email=email,
+            status=status,
+            before=None,
+            limit=limit,
+        )
+    _rows(
+        ("id", "title", "stage", "status", "value", "currency", "owner", "created"),
+        [
+            (
+                d.id,
+                d.title,
+                d.stage,
+                d.status,
+                str(d.value),
+                d.currency,
+                d.owner_id or "",
+                d.created_at.isoformat(timespec="seconds"),
+            )
+            for d in found
+        ],
+    )
+
+
+@deals_app.command("add")
+def deals_add(
+    title: str = typer.Option(..., help="what is sold"),
+    value: str = typer.Option(..., help="amount, e.g. 1499.00"),
+    currency: str = typer.Option(..., help="ISO 4217 code, e.g. EUR"),
+    email: str | None = typer.Option(None, help="the contact's address"),
+    pipeline_id: str | None = typer.Option(None, "--pipeline", help="a pipeline id (the default if omitted)"),
+    stage: str | None = typer.Option(None, help="a stage name or id (the first open stage if omitted)"),
+    owner_id: str | None = typer.Option(None, "--owner", help="an owner's user id"),
+    reason: str | None = typer.Option(None, help="required for a won or lost stage"),
+) -> None:
+    """Open a deal; prints its id last."""
+    data = deals.DealCreate.model_validate(
+        {
+            "title": title,
+            "value": value,
+            "currency": currency,
+            "email": email,
+            "pipeline_id": pipeline_id,
+            "stage": stage,
+            "owner_id": owner_id,
+            "reason": reason,
+        }
+    )
+    with open_context() as ctx:
+        require_schema(ctx)
+        deal = deals.create(ctx, data, actor=CLI_ACTOR)
+    console.print(f"added {deal.title}: {deal.value} {deal.currency} ({deal.stage})")
+    typer.echo(deal.id)
+
+
+@deals_app.command("move")
+def deals_move(
+    deal_id: str = typer.Argument(..., help="the deal's id"),
+    stage: str = typer.Argument(..., help="a stage name or id of its pipeline"),
+    reason: str | None = typer.Option(None, help="required for a won or lost stage"),
+) -> None:
+    """Move a deal to a stage (audited, deal.stage_changed)."""
+    change = deals.DealFields.model_validate({"stage": stage, "reason": reason})
+    with open_context() as ctx:
+        require_schema(ctx)
+        deal = deals.update(ctx, deal_id, change, actor=CLI_ACTOR)
+    console.print(f"{deal.id}: {deal.stage}" + (f" ({deal.reason})" if deal.reason else ""))
