@@ -278,3 +278,21 @@ def test_calendly_bookings_and_a_reschedule_end_as_one_booking(
     processor.drain()
     with ctx.db.read() as conn:
         assert conn.execute(sa.select(scheduling_bookings.c.status)).scalar_one() == "canceled"
+
+
+def test_export_then_erasure_of_a_booked_person(
+    api: TestClient, ctx: AppContext, processor: EventProcessor
+) -> None:
+    consultant(api)
+    booked = ask(api, "ada@example.com", "2026-03-03T09:00:00+01:00")
+    ask(api, "ada@example.com", "2026-03-03T09:00:00+01:00")  # taken: pending
+    processor.drain()
+    contact_id = booked["booking"]["contact_id"]
+    exported = api.get(f"/api/v1/contacts/{contact_id}/export").json()["scheduling"]
+    assert [b["id"] for b in exported["bookings"]] == [booked["booking"]["id"]]
+    assert sorted(r["status"] for r in exported["requests"]) == ["booked", "pending"]
+    assert api.delete(f"/api/v1/contacts/{contact_id}").status_code == 200
+    with ctx.db.read() as conn:
+        left = conn.execute(sa.select(sa.func.count()).select_from(scheduling_bookings)).scalar_one()
+    assert left == 0
+    assert api.get(f"/calendar/ics/{token_of(booked['ics_url'])}").status_code == 404
