@@ -224,6 +224,16 @@ def _check_refs(conn: Connection, values: dict[str, Any]) -> None:
         raise Invalid(f"no company {company}", code="company_not_found")
 
 
+def _contact(conn: Connection, email: str | None) -> str | None:
+    """The contact a new deal is for (422 ``contact_not_found``: the address is a value of the body)."""
+    if email is None:
+        return None
+    try:
+        return leads.contact_of(conn, email)
+    except NotFound as missing:
+        raise Invalid(str(missing), code="contact_not_found") from None
+
+
 def _money(value: Decimal) -> float:
     return float(value)
 
@@ -240,7 +250,7 @@ def create(ctx: AppContext, data: DealCreate, *, actor: str) -> DealDetail:
         stage = _stage(conn, pipeline_id, data.stage)
         reason = _reason(stage, data.reason)
         _check_refs(conn, data.model_dump())
-        contact_id = leads.contact_of(conn, data.email) if data.email else None
+        contact_id = _contact(conn, data.email)
         if contact_id is not None:
             leads.ensure(conn, contact_id, now)
         row = {
@@ -362,7 +372,9 @@ def update(ctx: AppContext, deal_id: str, data: DealFields, *, actor: str) -> De
             raise Invalid(f"{required} cannot be cleared", code=f"invalid_{required}")
     now = ctx.clock.now()
     with ctx.db.write() as conn:
-        before = _row(conn, deal_id)
+        before = conn.execute(queries.DEAL.with_for_update(), {"deal_id": deal_id}).first()
+        if before is None:
+            raise NotFound(f"no deal {deal_id}", code="deal_not_found")
         _check_refs(conn, given)
         target = given.pop("stage", None)
         reason = given.pop("reason", None)

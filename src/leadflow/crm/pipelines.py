@@ -283,8 +283,9 @@ def ensure_default_in(ctx: AppContext) -> None:
 
 
 def ensure_default(conn: Connection, now: datetime) -> None:
-    """Make the course-sales pipeline when there is no default pipeline (idempotent; on start)."""
-    if conn.execute(queries.DEFAULT_PIPELINE).first() is not None:
+    """Make the course-sales pipeline when there is no pipeline at all (idempotent; on start). A
+    business that deleted it but keeps other pipelines does not get it back."""
+    if conn.execute(queries.ANY_PIPELINE).first() is not None:
         return
     pipeline_id = new_id()
     taken = conn.execute(queries.PIPELINE_NAMED, {"name": DEFAULT_NAME}).first() is not None

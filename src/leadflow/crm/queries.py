@@ -327,6 +327,7 @@ PIPELINE = sa.select(crm_pipelines).where(_p.id == sa.bindparam("pipeline_id"))
 PIPELINE_NAMED = sa.select(_p.id).where(_p.name == sa.bindparam("name"))
 DEFAULT_PIPELINE = sa.select(crm_pipelines).where(_p.is_default.is_(True)).order_by(_p.created_at).limit(1)
 PIPELINES = sa.select(crm_pipelines).order_by(_p.name, _p.id)
+ANY_PIPELINE = sa.select(_p.id).limit(1)
 #: Only one pipeline is the default.
 UNSET_DEFAULT = crm_pipelines.update().where(_p.id != sa.bindparam("pipeline_id")).values(is_default=False)
 DELETE_PIPELINE = crm_pipelines.delete().where(_p.id == sa.bindparam("pipeline_id"))
@@ -418,12 +419,14 @@ def deals_page(
 
 
 def open_deals_of(pipeline_id: str, contact_ids: Sequence[str]) -> sa.Select[Any]:
-    """The open deals of these contacts in one pipeline, with their stage's position (rules)."""
+    """The open deals of these contacts in one pipeline, with their stage's position (rules), locked
+    (PostgreSQL) so a person's move at the same time is seen, never undone."""
     return (
         sa.select(_d.id, _d.contact_id, _d.stage_id, _d.value, _d.currency, _s.position, _s.name)
         .join(crm_stages, _s.id == _d.stage_id)
         .where(_d.pipeline_id == pipeline_id, _d.status == "open", _d.contact_id.in_(list(contact_ids)))
         .order_by(_d.contact_id, _d.created_at, _d.id)
+        .with_for_update(of=crm_deals)
     )
 
 

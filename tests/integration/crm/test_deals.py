@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from leadflow.audit.models import audit_log
 from leadflow.contacts.processor import EventProcessor
+from leadflow.crm import service as crm
 from leadflow.crm.models import crm_deal_stages, crm_deals
 from leadflow.events.models import events
 from leadflow.kernel.clock import VirtualClock
@@ -46,8 +47,10 @@ def _events(ctx: AppContext, name: str) -> list[dict[str, Any]]:
         return [dict(row[0]) for row in rows]
 
 
-def test_pipelines_crud_the_default_one_and_stages_in_use(api: TestClient) -> None:
+def test_pipelines_crud_the_default_one_and_stages_in_use(api: TestClient, ctx: AppContext) -> None:
+    crm.ensure_default_pipeline(ctx)  # made on start already: a second start adds nothing
     default = _default(api)
+    assert len(api.get("/api/v1/crm/pipelines").json()) == 1
     assert default["name"] == "Course sales"
     assert [(s["name"], s["probability"], s["kind"]) for s in default["stages"]] == [
         ("interest", 10, "open"),
@@ -122,6 +125,7 @@ def test_deals_crud_reasons_time_in_stage_events_audit_and_timeline(
         ({"title": "T", "value": "1", "currency": "EUR", "owner_id": "nobody"}, "user_not_found"),
         ({"title": "T", "value": "1", "currency": "EUR", "company_id": "nope"}, "company_not_found"),
         ({"title": "T", "value": "1", "currency": "EUR", "pipeline_id": "nope"}, "pipeline_not_found"),
+        ({"title": "T", "value": "1", "currency": "EUR", "email": "nobody@example.com"}, "contact_not_found"),
     ):
         assert _error(api.post(url, json=body)) == (422, code), body
     for bad in ({"currency": "eur"}, {"value": "-1"}, {"value": "1.00001"}, {"extra": 1}):
