@@ -38,11 +38,14 @@ def test_dst_spring_forward_keeps_local_opening_hours() -> None:
 
 
 def test_dst_inside_a_working_interval_counts_the_wall_clock() -> None:
-    hours = {"sun": [["01:00", "04:00"]]}  # 02:00–03:00 does not exist that night
+    hours = {"sun": [["01:00", "04:00"]]}  # 02:00-03:00 does not exist that night
     start = datetime(2026, 3, 29, 0, 0, tzinfo=UTC)  # 01:00 CET
     due = add_working(hours, "Europe/Berlin", start, timedelta(hours=2))
-    assert due > datetime(2026, 3, 29, 1, 59, tzinfo=UTC)  # only 2 real hours in that interval
-    assert add_working(hours, "Europe/Berlin", start, timedelta(hours=1)) == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+    assert due == datetime(2026, 3, 29, 2, 0, tzinfo=UTC)  # only 2 real hours in that interval: all used
+    three = add_working(hours, "Europe/Berlin", start, timedelta(hours=3))
+    assert three == datetime(2026, 4, 5, 0, 0, tzinfo=UTC)  # the third: next Sunday 01:00-02:00 CEST
+    one_hour = add_working(hours, "Europe/Berlin", start, timedelta(hours=1))
+    assert one_hour == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
 
 
 def test_is_working_in_the_users_zone() -> None:
