@@ -26,7 +26,7 @@ from tests.support.contacts import by_user
 from tests.support.events import send
 
 ALWAYS = {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
-NEVER = {"sun": [["00:00", "00:01"]]}  # the test clock is a Monday
+WEEKDAYS = {day: [["09:00", "17:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
 
 
 def _team(api: TestClient, name: str) -> str:
@@ -188,10 +188,14 @@ def test_inactive_and_out_of_hours_users_are_skipped(
     api: TestClient, ctx: AppContext, processor: EventProcessor
 ) -> None:
     team = _team(api, "Sales")
-    on = user(api, "on", "on@corp.example", team_id=team, working_hours=ALWAYS)["id"]
-    away = user(api, "away", "away@corp.example", team_id=team, working_hours=NEVER, timezone="Asia/Tokyo")[
+    # Monday 09:00 UTC: 10:00 in Berlin (working), 04:00 in New York (not yet), the same office hours
+    on = user(api, "on", "on@corp.example", team_id=team, working_hours=WEEKDAYS, timezone="Europe/Berlin")[
         "id"
     ]
+    away = user(
+        api, "away", "away@corp.example", team_id=team, working_hours=WEEKDAYS, timezone="America/New_York"
+    )
+    away = away["id"]
     off = user(api, "off", "off@corp.example", team_id=team, working_hours=ALWAYS)["id"]
     api.patch(f"/api/v1/crm/users/{off}", json={"active": False})
     rule = _rule(api, name="Team in hours", team_id=team, respect_working_hours=True)
