@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, get_args
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
@@ -86,7 +87,8 @@ def install_templates(ctx: AppContext, *, actor: str = routing.ACTOR) -> None:
         present = set(messaging.template_ids(conn, [t["key"] for t in TEMPLATES]))
     for template in TEMPLATES:
         if template["key"] not in present:
-            with contextlib.suppress(Conflict):  # created meanwhile by another process
+            # created meanwhile by another worker: answered as a conflict, or by the unique key
+            with contextlib.suppress(Conflict, sa_exc.IntegrityError):
                 messaging.create_template(ctx, messaging.TemplateCreate(**template), actor=actor)
 
 

@@ -4,6 +4,7 @@ does neither; states and per-owner breaches are queryable."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -152,3 +153,37 @@ def test_a_lead_assigned_by_a_person_gets_its_due_time_in_the_owners_hours(
     [state] = api.get("/api/v1/crm/sla").json()["data"]
     assert state["first_response_due_at"] == "2026-03-03T10:00:00Z"  # 1 h on Monday, 1 h on Tuesday
     assert state["owner_id"] == owner["id"]
+
+
+def test_two_workers_checking_at_once_alert_each_lead_once(
+    api: TestClient,
+    ctx: AppContext,
+    processor: EventProcessor,
+    clock: VirtualClock,
+    identify: Callable[..., None],
+) -> None:
+    owner = user(api, "Olga", "olga@corp.example", working_hours=WEEKDAYS)
+    assert (
+        api.post("/api/v1/crm/routing-rules", json={"name": "All", "user_id": owner["id"]}).status_code == 201
+    )
+    identify({f"u{i}": {"email": f"p{i}@example.com"} for i in range(20)})
+    qualified = sorted(by_user(ctx, f"u{i}")["id"] for i in range(20))
+    for contact_id in qualified:
+        assert api.patch(f"/api/v1/contacts/{contact_id}", json={"lifecycle_stage": "mql"}).status_code == 200
+    processor.drain()  # one pipeline batch routes them all
+    clock.advance(timedelta(hours=3))
+    start = threading.Barrier(2)
+    done: list[sla.Checked] = []
+
+    def worker() -> None:
+        start.wait()
+        done.append(sla.check(ctx))
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(checked.alerted for checked in done) == 20
+    assert [key for key, _ in _sent(ctx)] == [f"crm-sla-breached:{c}" for c in qualified]
+    assert sorted(_events(ctx, "lead.sla_breached")) == qualified
