@@ -17,6 +17,7 @@ from leadflow.crm.models import crm_activities
 from leadflow.events.models import events
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
+from leadflow.webhooks.models import webhook_deliveries
 from tests.support import journeys as j
 
 ASSESSMENT = {
@@ -206,3 +207,20 @@ def test_the_flows_need_the_write_scope(client: TestClient, make_key: Callable[.
     reader = {"Authorization": f"Bearer {make_key('read')}"}
     assert client.post("/api/v1/capture/leads", json=LEAD, headers=reader).status_code == 403
     assert client.post("/api/v1/capture/leads", json=LEAD).status_code == 401
+
+
+def test_each_flow_reaches_the_subscribed_webhook_endpoints(
+    ctx: AppContext, client: TestClient, admin_key: str
+) -> None:
+    admin = {"Authorization": f"Bearer {admin_key}"}
+    types = ["assessment.completed", "consultation.requested", "lead.captured"]
+    endpoint = {"url": "https://hooks.example.com/leads", "event_types": types}
+    assert client.post("/api/v1/webhooks/endpoints", json=endpoint, headers=admin).status_code == 201
+    for path, body in (("assessments", ASSESSMENT), ("consultations", CONSULTATION), ("leads", LEAD)):
+        assert client.post(f"/api/v1/capture/{path}", json=body, headers=admin).status_code == 202
+    j.settle(ctx)
+    deliveries = {d["event"]: d for d in _rows(ctx, sa.select(webhook_deliveries))}
+    assert sorted(deliveries) == types
+    lead = deliveries["lead.captured"]["payload"]  # the event's data: its properties beside the contact
+    assert (lead["source"], lead["contact"]["email"]) == ("social_lead_ad", "cat@example.com")
+    assert deliveries["assessment.completed"]["payload"]["persona"] == "career_changer"
