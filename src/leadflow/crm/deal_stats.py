@@ -9,8 +9,9 @@
 - ``avg_days``: average days spent in the stage by the visits entered in the range (a deal still
   there counts until now).
 
-Two set-based queries over the whole range (see :func:`leadflow.crm.queries.stage_totals` and
-:func:`leadflow.crm.queries.stage_flow`), whatever the number of deals.
+Three set-based queries over the whole range (see :func:`leadflow.crm.queries.stage_totals`,
+:func:`leadflow.crm.queries.stage_flow`, :func:`leadflow.crm.queries.stage_onward`), whatever the
+number of deals.
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ def stats(
                 queries.stage_flow(conn.dialect.name, pipeline_id, start, end, ctx.clock.now())
             )
         }
+        onward_of: dict[str, int] = {
+            row.stage_id: row.reached_next
+            for row in conn.execute(queries.stage_onward(pipeline_id, start, end))
+        }
     counts: dict[str, int] = {}
     values: dict[str, list[CurrencyValue]] = {}
     for row in totals:
@@ -85,7 +90,7 @@ def stats(
         for n, stage in enumerate(pipeline.stages):
             reached = flow[stage.id].reached if stage.id in flow else 0
             has_next = n + 1 < len(pipeline.stages) and stage.kind == "open"
-            onward = flow[stage.id].reached_next if stage.id in flow else 0
+            onward = onward_of.get(stage.id, 0)
             days = flow[stage.id].avg_days if stage.id in flow else None
             rows.append(
                 StageStats(

@@ -462,27 +462,34 @@ def stage_totals(pipeline_id: str | None, start: datetime | None, end: datetime 
 def stage_flow(
     dialect: str, pipeline_id: str | None, start: datetime | None, end: datetime | None, now: datetime
 ) -> sa.Select[Any]:
-    """Per stage, over the visits entered in ``[start, end)``: the deals that reached it, those of them
-    that also reached the stage right after it (by position), and the average days spent in it (an
-    open visit counts until ``now``). Reads ``crm_deal_stages`` by its ``(stage_id, entered_at)`` and
-    ``(deal_id, …)`` indexes."""
-    nxt, later = crm_stages.alias("nxt"), crm_deal_stages.alias("later")
-    reached_next = sa.exists().where(
-        later.c.deal_id == _v.deal_id,
-        nxt.c.id == later.c.stage_id,
-        nxt.c.pipeline_id == _s.pipeline_id,
-        nxt.c.position == _s.position + 1,
-    )
+    """Per stage, over the visits entered in ``[start, end)``: the deals that reached it and the average
+    days spent in it (an open visit counts until ``now``). One pass over ``crm_deal_stages``."""
     left = sa.func.coalesce(_v.left_at, sa.literal(now, UTCDateTime()))
     query = (
         sa.select(
             _s.id,
             sa.func.count(sa.distinct(_v.deal_id)).label("reached"),
-            sa.func.count(sa.distinct(sa.case((reached_next, _v.deal_id)))).label("reached_next"),
             sa.func.avg(_days(dialect, _v.entered_at, left)).label("avg_days"),
         )
         .select_from(crm_deal_stages)
         .join(crm_stages, _s.id == _v.stage_id)
+        .where(*_in_range(_v.entered_at, start, end))
+        .group_by(_s.id)
+    )
+    return query if pipeline_id is None else query.where(_s.pipeline_id == pipeline_id)
+
+
+def stage_onward(pipeline_id: str | None, start: datetime | None, end: datetime | None) -> sa.Select[Any]:
+    """Per stage: of the deals that entered it in ``[start, end)``, those that also reached the stage
+    right after it by position (at any time): a join of the visits with themselves on
+    ``(deal_id, stage_id)``."""
+    nxt, later = crm_stages.alias("nxt"), crm_deal_stages.alias("later")
+    query = (
+        sa.select(_s.id.label("stage_id"), sa.func.count(sa.distinct(_v.deal_id)).label("reached_next"))
+        .select_from(crm_deal_stages)
+        .join(crm_stages, _s.id == _v.stage_id)
+        .join(nxt, sa.and_(nxt.c.pipeline_id == _s.pipeline_id, nxt.c.position == _s.position + 1))
+        .join(later, sa.and_(later.c.deal_id == _v.deal_id, later.c.stage_id == nxt.c.id))
         .where(*_in_range(_v.entered_at, start, end))
         .group_by(_s.id)
     )
@@ -552,6 +559,7 @@ SAMPLES: list[Sample] = [
     lambda: open_deals_of("p", ["c1"]),
     lambda: [stage_totals(p, _AT, _AT) for p in ("p", None)],
     lambda: [stage_flow(d, p, _AT, None, _AT) for d in ("sqlite", "postgresql") for p in ("p", None)],
+    lambda: [stage_onward(p, None, _AT) for p in ("p", None)],
     lambda: detach_deals(["c1"]),
     lambda: export_deals(["c1"]),
 ]
