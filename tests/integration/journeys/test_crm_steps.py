@@ -18,7 +18,8 @@ from leadflow.crm.models import crm_activities, crm_leads
 from leadflow.crm.routing_schemas import RuleCreate
 from leadflow.crm.schemas import OwnerChange, UserCreate, UserFields
 from leadflow.events.models import events
-from leadflow.journeys import executor, runs, steps
+from leadflow.journeys import executor, runs, simulator, steps
+from leadflow.journeys.simulator import SimulationRequest
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from tests.support import journeys as j
@@ -246,3 +247,26 @@ def test_a_bad_crm_step_refuses_the_journey(client: TestClient, admin_key: str) 
         error = answer.json()["error"]
         assert error["code"] == "invalid_journey"
         assert words in error["message"], (step, error["message"])
+
+
+def test_the_simulator_runs_the_crm_steps_with_the_installations_users(ctx: AppContext) -> None:
+    _user(ctx, "rep")
+    definition = {
+        "name": "Sim",
+        "trigger": {"type": "event", "event": "Go"},
+        "settings": {"kind": "transactional"},
+        "steps": [
+            {"id": "own", "type": "assign_owner", "user": "rep@school.example", "next": "status"},
+            {"id": "status", "type": "set_lead_status", "status": "contacted", "next": "log"},
+            {"id": "log", "type": "log_activity", "subject": "Hi {{ contact.first_name }}", "next": "nobody"},
+            {"id": "nobody", "type": "assign_owner", "user": "ghost@school.example"},
+        ],
+    }
+    request = SimulationRequest.model_validate(
+        {"contact": {"first_name": "Ann"}, "events": [{"event": "Go"}], "horizon": "1h"}
+    )
+    result = simulator.simulate(ctx, definition, request)
+    moments = {m.step: m for m in result.timeline}
+    assert [moments[s].error for s in ("own", "status", "log")] == [None, None, None]
+    assert "no user ghost@school.example" in (moments["nobody"].reason or moments["nobody"].error or "")
+    assert _activities(ctx) == []  # nothing touched the real database
