@@ -121,10 +121,9 @@ def _capture(
     message_id = f"{base}:event"
     if idempotency_key or person.messageId:
         with ctx.db.read() as conn:
-            seen = crm.logged(conn, [key])
-            known = contacts.contact_id_for_email(conn, contacts.canonical_email(person.email))
-        if seen and known:
-            return Captured(contact_id=known, event=event, message_id=message_id, replayed=True)
+            seen = crm.logged(conn, [key]).get(key)
+        if seen is not None:  # the first call's contact, whatever this body says
+            return Captured(contact_id=seen, event=event, message_id=message_id, replayed=True)
     data = contacts.ContactUpsert(
         email=person.email,
         **_names(person.name),

@@ -101,11 +101,11 @@ def find_user(conn: Connection, ref: str) -> str:
     return str(row.id)
 
 
-def logged(conn: Connection, keys: Sequence[str]) -> set[str]:
-    """Which of these idempotency keys already logged an activity (one query)."""
+def logged(conn: Connection, keys: Sequence[str]) -> dict[str, str]:
+    """The contact each of these idempotency keys already logged an activity on (one query)."""
     if not keys:
-        return set()
-    return {row.created_by for row in conn.execute(queries.activities_by(sorted(set(keys))))}
+        return {}
+    return {row.created_by: row.contact_id for row in conn.execute(queries.activities_by(sorted(set(keys))))}
 
 
 def log_activities(

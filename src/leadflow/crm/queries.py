@@ -605,7 +605,7 @@ def users_named(refs: Sequence[str]) -> sa.Select[Any]:
 
 def activities_by(creators: Sequence[str]) -> sa.Select[Any]:
     """Which of these ``created_by`` keys (an automation's idempotency key) already logged an activity."""
-    return sa.select(_a.created_by).where(_a.created_by.in_(list(creators)))
+    return sa.select(_a.created_by, _a.contact_id).where(_a.created_by.in_(list(creators)))
 
 
 INSERT_ACTIVITIES = crm_activities.insert()

@@ -168,7 +168,8 @@ def test_the_same_key_changes_nothing_the_second_time(
     else:
         body["messageId"] = "lead-42"
     first = client.post("/api/v1/capture/leads", json=body, headers=headers).json()
-    again = client.post("/api/v1/capture/leads", json={**body, "name": "Other Name"}, headers=headers).json()
+    other = {**body, "name": "Other Name", "email": "someone.else@example.com"}
+    again = client.post("/api/v1/capture/leads", json=other, headers=headers).json()
     j.settle(ctx)
     assert (first["replayed"], again["replayed"]) == (False, True)
     assert again["contact_id"] == first["contact_id"]
@@ -176,6 +177,8 @@ def test_the_same_key_changes_nothing_the_second_time(
     assert len(_rows(ctx, sa.select(events).where(events.c.event == "lead.captured"))) == 1
     assert len(_activities(ctx, first["contact_id"])) == 1
     assert _contact(ctx, first["contact_id"]).first_name == "Cat"
+    with ctx.db.read() as conn:
+        assert contacts.contact_id_for_email(conn, "someone.else@example.com") is None
     without = client.post("/api/v1/capture/leads", json=LEAD, headers=auth).json()
     assert without["replayed"] is False  # no key: a new capture
     assert len(_activities(ctx, first["contact_id"])) == 2
