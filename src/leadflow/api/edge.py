@@ -38,7 +38,7 @@ from leadflow.api import errors, media
 from leadflow.kernel import inputs
 from leadflow.kernel.errors import LeadflowError
 
-GUARDED = ("/api/", "/v1/", "/hooks/", "/f/")
+GUARDED = ("/api/", "/v1/", "/hooks/", "/f/", "/calendar/")  # /calendar/: a booking's signed links
 UNSUPPORTED = "unsupported_media_type"
 
 
