@@ -87,11 +87,13 @@ def test_export_holds_everything_about_the_person(
     assert sorted(e["event"] or e["type"] for e in sent) == [
         "Order Completed",
         "Visit",
+        "deal.created",  # the course-sales pipeline's rule: a paid order is a won deal
         "identify",
         "identify",
         "page",
     ]
     assert "leadflow.stage_changed" in [e["event"] for e in data["events"]]
+    assert [(d["status"], d["reason"]) for d in data["crm_deals"]] == [("won", "paid")]
     assert data["touchpoints"][0]["source"] == "ads"
     assert [a["action"] for a in data["audit"]] == ["contact.updated"]
 
