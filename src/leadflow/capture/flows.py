@@ -7,7 +7,8 @@ Each flow (an assessment completed, a consultation requested, a lead captured fr
 2. in one transaction: logs a CRM activity on the lead (the contact becomes a lead) and writes the
    tracking messages of the same write path ``/v1/batch`` uses — an ``identify`` and the flow's
    ``track`` event (``assessment.completed``, ``consultation.requested``, ``lead.captured``) with the
-   UTM in ``context.campaign`` like the tracking API and hosted forms, so attribution reads it. The
+   UTM in ``context.campaign`` like the tracking API and hosted forms, and with a campaign a ``page``
+   carrying it, the touchpoint attribution reads (as a hosted form's post writes one). The
    pipeline then applies the event: journeys triggered by it start (a persona-specific journey is one
    with a condition on ``persona``) and webhook endpoints subscribed to it receive it.
 
@@ -153,10 +154,15 @@ def _tracking(
     if utm:
         context["campaign"] = utm
     who = {"anonymousId": base[:100], "context": context}
-    return [
-        {"type": "identify", "messageId": f"{base}:identify", "traits": {"email": email}, **who},
-        {"type": "track", "messageId": f"{base}:event", "event": event, "properties": properties, **who},
+    found: list[dict[str, Any]] = [
+        {"type": "identify", "messageId": f"{base}:identify", "traits": {"email": email}, **who}
     ]
+    if utm:  # a visit carrying the UTM: the touchpoint attribution reads (as a hosted form's post)
+        found.append({"type": "page", "messageId": f"{base}:page", "name": event, "properties": {}, **who})
+    found.append(
+        {"type": "track", "messageId": f"{base}:event", "event": event, "properties": properties, **who}
+    )
+    return found
 
 
 def assessment(ctx: AppContext, data: Assessment, idempotency_key: str | None = None) -> Captured:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from leadflow.contacts import service as contacts
+from leadflow.contacts.models import touchpoints
 from leadflow.crm.models import crm_activities
 from leadflow.events.models import events
 from leadflow.kernel.clock import VirtualClock
@@ -154,6 +155,8 @@ def test_a_captured_lead_records_its_source_and_campaign(
     }
     assert event["context"]["campaign"] == LEAD["campaign"]
     assert _contact(ctx, contact_id).traits["marketing_consent"] is True
+    (touch,) = _rows(ctx, sa.select(touchpoints).where(touchpoints.c.contact_id == contact_id))
+    assert (touch["source"], touch["medium"], touch["campaign"]) == ("linkedin", "paid_social", "spring")
     (note,) = _activities(ctx, contact_id)
     assert note["subject"] == "Lead captured from social lead ad (LinkedIn spring ad)"
 
