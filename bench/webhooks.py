@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import functools
 import multiprocessing
 import shutil
 import tempfile
@@ -168,7 +169,7 @@ def _generate(port: int, total: int, body: bytes, result: Any) -> None:
         done = [loop.create_future() for _ in range(CONNECTIONS)]
         started = time.perf_counter()
         for future in done:
-            await loop.create_connection(lambda future=future: Client(future), "127.0.0.1", port)
+            await loop.create_connection(functools.partial(Client, future), "127.0.0.1", port)
         await asyncio.gather(*done)
         return total / (time.perf_counter() - started)
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpcore
 import httpx
 from standardwebhooks.webhooks import Webhook
 
@@ -73,6 +74,14 @@ LOGGED_BODY = 4096  # characters of a response kept in the delivery log
 LOGGED_HEADERS = ("content-type", "content-length", "location", "retry-after", "date", "server")
 GONE = "endpoint gone (410)"
 _BODY_READ_LIMIT = 64 * 1024
+#: What a failed exchange raises below httpx (the deliverer sends through a bare guarded pool).
+_TRANSPORT_ERRORS = (
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.ProxyError,
+    httpcore.ConnectionNotAvailable,
+    httpx.HTTPError,
+)
 MAX_PAUSE = 60.0  # seconds between tries while the database is unavailable
 RETRY = "retry"
 
@@ -170,17 +179,17 @@ def decide(claimed: Claimed, attempt: Attempt, now: datetime) -> dict[str, Any]:
     return values | {"status": QUEUED, "due_at": due}
 
 
-def _read(response: httpx.Response) -> str:
+def _read(response: httpcore.Response) -> str:
     """The start of the response body (what a receiver explains a refusal with); never raises."""
     chunks: list[bytes] = []
     size = 0
     try:
-        for chunk in response.iter_bytes():
+        for chunk in response.iter_stream():
             chunks.append(chunk)
             size += len(chunk)
             if size >= _BODY_READ_LIMIT:
                 break
-    except httpx.HTTPError:
+    except (*_TRANSPORT_ERRORS, httpcore.TimeoutException):
         pass
     return b"".join(chunks).decode("utf-8", "replace")
 
@@ -192,18 +201,22 @@ def _logged(headers: httpx.Headers) -> dict[str, str]:
 class WebhookDeliverer:
     """Delivers due webhooks; :meth:`run` is the worker loop, :meth:`deliver_due` one pass."""
 
-    def __init__(self, ctx: AppContext, *, client: httpx.Client | None = None) -> None:
+    def __init__(self, ctx: AppContext, *, pool: netguard.GuardedPool | None = None) -> None:
         self.ctx = ctx
         self.timeout = ctx.settings.webhook_timeout
         self.lease = timedelta(seconds=self.timeout) + LEASE_MARGIN
-        self._own_client = client is None
-        self._client = client or netguard.client(ctx.settings, timeout=self.timeout)
+        self._own_client = pool is None
+        self._client = pool or netguard.pool(ctx.settings)
+        self._senders: ThreadPoolExecutor | None = None
         self._signer: Webhook | None = None
         self._signers: dict[str, Webhook] = {}
         self._buckets: dict[str, TokenBucket] = {}
 
     def close(self) -> None:
-        """Close the HTTP client if this deliverer made it."""
+        """Stop the sender threads; close the connection pool if this deliverer made it."""
+        if self._senders is not None:
+            self._senders.shutdown()
+            self._senders = None
         if self._own_client:
             self._client.close()
 
@@ -240,10 +253,10 @@ class WebhookDeliverer:
         sending = [claimed for claimed in batch if claimed.id in targets]
         attempts: dict[str, Attempt] = dict(settled)
         if sending:
-            workers = min(SENDERS, len(sending))
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="leadflow-webhook") as pool:
-                sent = pool.map(lambda claimed: self._send(claimed, targets[claimed.id]), sending)
-                attempts.update(zip((claimed.id for claimed in sending), sent, strict=True))
+            if self._senders is None:  # kept between passes: threads are not started per batch
+                self._senders = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="leadflow-webhook")
+            sent = self._senders.map(lambda claimed: self._send(claimed, targets[claimed.id]), sending)
+            attempts.update(zip((claimed.id for claimed in sending), sent, strict=True))
         done = [claimed for claimed in batch if claimed.id in attempts]
         self._record(done, [attempts[claimed.id] for claimed in done], deferred)
         return len(batch)
@@ -324,25 +337,21 @@ class WebhookDeliverer:
     def _post(self, claimed: Claimed, url: str, body: str, headers: dict[str, str], now: datetime) -> Attempt:
         try:
             with self._client.stream(
-                "POST",
-                url,
-                content=body.encode(),
-                headers=headers,
-                timeout=self.timeout,
-                follow_redirects=False,
+                "POST", url, content=body.encode(), headers=list(headers.items()), timeout=self.timeout
             ) as response:
                 text = _read(response)
-                attempt = classify(response.status_code, response.headers, text.strip()[:BODY_EXCERPT], now)
-                return replace(
-                    attempt, response_headers=_logged(response.headers), response_body=text[:LOGGED_BODY]
-                )
+                answer = httpx.Headers(response.headers)
+                attempt = classify(response.status, answer, text.strip()[:BODY_EXCERPT], now)
+                return replace(attempt, response_headers=_logged(answer), response_body=text[:LOGGED_BODY])
         except netguard.Blocked as exc:
             return Attempt(FAILED, reason=str(exc))
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             return Attempt(FAILED, reason=f"invalid URL: {exc}")
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, httpcore.TimeoutException):
             return Attempt(RETRY, reason=f"no answer within {self.timeout:g} s")
-        except httpx.HTTPError as exc:
+        except httpcore.UnsupportedProtocol as exc:
+            return Attempt(FAILED, reason=f"invalid URL: {exc}")
+        except _TRANSPORT_ERRORS as exc:
             return Attempt(RETRY, reason=f"{type(exc).__name__}: {exc}")
         except Exception as exc:
             log.exception("webhook %s to %s: unexpected error", claimed.id, url)
