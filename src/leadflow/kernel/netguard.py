@@ -20,6 +20,8 @@ Rules:
   host names (``hooks.internal``, ``*.corp.example``). A name on the list is admitted whatever it resolves
   to; an address is admitted when it lies in a listed network.
 * Guarded clients ignore ``HTTP(S)_PROXY``: through a proxy the address checked would be the proxy's.
+* :func:`client` gives an httpx client; :func:`pool` a bare connection pool (:class:`GuardedPool`, for
+  the webhook deliverer's many POSTs) on the same backend, checking each request's literal host first.
 
 :func:`refusal` is the save-time check of a URL's literal host (an IP address in any form, or
 ``localhost``/``*.localhost``), for refusing a definition before anything is stored.

@@ -208,3 +208,40 @@ def test_a_unix_socket_is_never_opened() -> None:
 def test_an_unresolvable_name_is_an_ordinary_connect_error() -> None:
     with netguard.client(OPEN, timeout=5) as client, pytest.raises(httpx.ConnectError):
         client.get("http://no-such-host.invalid/")
+
+
+# --- the bare pool (the webhook deliverer's) ---------------------------------------------------------
+
+
+def _post(pool: netguard.GuardedPool, url: str) -> int:
+    headers = [("content-type", "text/plain")]
+    with pool.stream("POST", url, headers=headers, content=b"x", timeout=5) as answer:
+        answer.read()
+        return answer.status
+
+
+def test_the_bare_pool_refuses_a_literal_internal_host_before_connecting() -> None:
+    pool = netguard.pool(OPEN)
+    with pytest.raises(netguard.Blocked) as refused:
+        _post(pool, "http://169.254.169.254/latest/meta-data/")
+    assert "169.254.169.254" in str(refused.value)
+    pool.close()
+
+
+def test_the_bare_pool_refuses_a_name_resolving_to_loopback_at_connect_time(peer: HttpReceiver) -> None:
+    pool = netguard.pool(OPEN)
+    assert isinstance(pool._pool._network_backend, netguard.GuardedBackend)
+    with pytest.raises(netguard.Blocked) as refused:
+        _post(pool, f"http://localhost:{_port(peer)}/")
+    assert "localhost (127.0.0.1) is loopback" in str(refused.value)
+    assert peer.requests == []
+    pool.close()
+
+
+def test_the_bare_pool_sends_what_the_allow_list_admits(peer: HttpReceiver) -> None:
+    pool = netguard.pool(LOOPBACK_ALLOWED)
+    assert _post(pool, f"http://localhost:{_port(peer)}/ok") == 200
+    assert [r.path for r in peer.requests] == ["/ok"]
+    with pytest.raises(httpx.UnsupportedProtocol):
+        _post(pool, "ftp://example.com/x")
+    pool.close()
