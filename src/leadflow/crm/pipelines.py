@@ -56,7 +56,9 @@ class StageIn(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     probability: int = Field(ge=0, le=100, description="win probability, percent")
     kind: StageKind = "open"
-    position: int | None = Field(default=None, description="ignored: the list's order is the order")
+    position: int | None = Field(
+        default=None, ge=0, le=10_000, description="ignored: the list's order is the order"
+    )
 
 
 class Rule(BaseModel):
