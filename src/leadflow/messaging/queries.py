@@ -13,11 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import Executable
 
-from leadflow.kernel.db import dialect_insert, where_in, where_in_dialect
+from leadflow.kernel.db import dialect_insert, insert_for, where_in, where_in_dialect
 from leadflow.messaging.models import (
     email_layouts,
     email_preferences,
@@ -88,14 +87,10 @@ def templates_page(after: str | None, limit: int) -> sa.Select[Any]:
     return query.where(email_templates.c.id > after) if after else query
 
 
-def _insert(dialect: str, table: sa.Table) -> Any:
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
 def save_layout(dialect: str, values: dict[str, Any], *, replace: bool) -> Any:
     """Insert a layout; with ``replace`` an existing one of its key is overwritten (its revision goes
     up), else kept."""
-    statement = _insert(dialect, email_layouts).values(**values)
+    statement = insert_for(dialect, email_layouts).values(**values)
     if not replace:
         return statement.on_conflict_do_nothing(index_elements=["key"])
     changed = {name: values[name] for name in ("name", "html", "text", "updated_at")}
@@ -106,7 +101,7 @@ def save_layout(dialect: str, values: dict[str, Any], *, replace: bool) -> Any:
 
 def save_topic(dialect: str, values: dict[str, Any]) -> Any:
     """Insert a topic unless its key exists."""
-    return _insert(dialect, email_topics).values(**values).on_conflict_do_nothing(index_elements=["key"])
+    return insert_for(dialect, email_topics).values(**values).on_conflict_do_nothing(index_elements=["key"])
 
 
 # --- the suppression list ---------------------------------------------------------------------------

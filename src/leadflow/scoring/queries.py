@@ -13,10 +13,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import Executable
 
-from leadflow.kernel.db import Sample, where_in_dialect
+from leadflow.kernel.db import Sample, insert_for, where_in_dialect
 from leadflow.kernel.types import UTCDateTime
 from leadflow.scoring.bands import Bands, Decay
 from leadflow.scoring.definitions import EMAIL_PREFIX, Loaded
@@ -27,11 +26,6 @@ KINDS = ("behavioral", "demographic", "firmographic")
 SCORE_PARTS = ("total", *KINDS, "engagement")
 
 _r, _c, _p, _s = scoring_rules.c, score_counters.c, score_points.c, contact_scores.c
-
-
-def _insert(dialect: str, table: sa.Table) -> Any:
-    """The dialect's ``insert`` construct, for ``on_conflict_do_update``."""
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 # ---- rules --------------------------------------------------------------------------------------------
@@ -99,7 +93,7 @@ def export(contact_ids: Sequence[str]) -> tuple[sa.Select[Any], sa.Select[Any]]:
 def move_counters(dialect: str, loser: str, survivor: str) -> Any:
     """The loser's counters added to the survivor's (same rule and day: occurrences add up)."""
     moved = sa.select(sa.literal(survivor), _c.rule_id, _c.day, _c.occurrences).where(_c.contact_id == loser)
-    statement = _insert(dialect, score_counters).from_select(
+    statement = insert_for(dialect, score_counters).from_select(
         ["contact_id", "rule_id", "day", "occurrences"], moved
     )
     return statement.on_conflict_do_update(
@@ -128,7 +122,7 @@ def forget_all(contact_ids: Sequence[str]) -> list[sa.Delete]:
 
 def add_to_counters(dialect: str) -> Any:
     """Increment per-rule, per-day counters (executed with one row per increment)."""
-    statement = _insert(dialect, score_counters)
+    statement = insert_for(dialect, score_counters)
     return statement.on_conflict_do_update(
         index_elements=["contact_id", "rule_id", "day"],
         set_={"occurrences": _c.occurrences + statement.excluded.occurrences},
@@ -137,7 +131,7 @@ def add_to_counters(dialect: str) -> Any:
 
 def upsert_points(dialect: str) -> Any:
     """Set what a rule gives a contact (executed with one row per contact and rule)."""
-    statement = _insert(dialect, score_points)
+    statement = insert_for(dialect, score_points)
     return statement.on_conflict_do_update(
         index_elements=["contact_id", "rule_id"],
         set_={"occurrences": statement.excluded.occurrences, "points": statement.excluded.points},
@@ -160,7 +154,7 @@ def scores_of(dialect: str, contact_ids: Sequence[str]) -> sa.Select[Any]:
 
 def upsert_scores(dialect: str) -> Any:
     """Set contacts' totals and bands (executed with one row per contact)."""
-    statement = _insert(dialect, contact_scores)
+    statement = insert_for(dialect, contact_scores)
     columns = (*SCORE_PARTS, "band", "updated_at")
     return statement.on_conflict_do_update(
         index_elements=["contact_id"], set_={k: statement.excluded[k] for k in columns}
@@ -340,7 +334,7 @@ def store_new_scores(dialect: str, table: sa.Table, config: Bands, now: datetime
     """Totals and bands from ``table`` into ``contact_scores`` (inserted or replaced)."""
     new = table.c
     names = ["contact_id", *SCORE_PARTS]
-    upsert = _insert(dialect, contact_scores).from_select(
+    upsert = insert_for(dialect, contact_scores).from_select(
         [*names, "band", "updated_at"],
         sa.select(
             *(new[n] for n in names),

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import Executable
 
+from leadflow.kernel.db import insert_for
 from leadflow.webhooks.models import inbound_webhooks as inbound
 from leadflow.webhooks.models import webhook_deliveries as deliveries
 from leadflow.webhooks.models import webhook_endpoints as endpoints
@@ -25,13 +25,9 @@ CANCELLED = "cancelled"
 # --- the outbox -------------------------------------------------------------------------------------
 
 
-def _insert(dialect: str, table: sa.Table) -> Any:
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
 def enqueue(dialect: str, rows: Sequence[dict[str, Any]]) -> Any:
     """Insert deliveries, skipping a ``key`` already queued (or sent); returns the new ids."""
-    statement = _insert(dialect, deliveries).on_conflict_do_nothing(index_elements=["key"])
+    statement = insert_for(dialect, deliveries).on_conflict_do_nothing(index_elements=["key"])
     return statement.returning(deliveries.c.id).values(list(rows))
 
 
@@ -256,7 +252,7 @@ def prune_tokens(dialect: str, now: datetime, batch: int) -> sa.Delete:
 
 def record_token(dialect: str, row: dict[str, Any]) -> Any:
     """Insert a token unless it is known; returns the token when it was new."""
-    statement = _insert(dialect, tokens).values(**row)
+    statement = insert_for(dialect, tokens).values(**row)
     return statement.on_conflict_do_nothing(index_elements=["source", "token"]).returning(tokens.c.token)
 
 
@@ -290,7 +286,7 @@ def remove_source(name: str) -> sa.Delete:
 
 def record_inbound(dialect: str, row: dict[str, Any]) -> Any:
     """Store a verified delivery unless its sender id was seen for that source; returns the new id."""
-    statement = _insert(dialect, inbound).values(**row)
+    statement = insert_for(dialect, inbound).values(**row)
     statement = statement.on_conflict_do_nothing(index_elements=["source", "sender_id"])
     return statement.returning(inbound.c.id)
 

@@ -13,13 +13,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.expression import Executable, Grouping
 
 from leadflow.contacts import service as contacts
 from leadflow.events import service as events
-from leadflow.kernel.db import where_in_dialect
+from leadflow.kernel.db import insert_for, where_in_dialect
 from leadflow.kernel.types import UTCDateTime, json_type
 from leadflow.messaging.models import broadcasts, email_templates, messages, suppressions
 from leadflow.segments import service as segments
@@ -68,13 +68,9 @@ def current(dialect: str, message_ids: Sequence[str]) -> sa.Select[Any]:
     return query.with_for_update() if dialect == "postgresql" else query
 
 
-def _insert(dialect: str, table: sa.Table) -> Any:
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
 def suppress(dialect: str) -> Any:
     """Add suppressions, keeping any entry an address already has."""
-    return _insert(dialect, suppressions).on_conflict_do_nothing(index_elements=["email"])
+    return insert_for(dialect, suppressions).on_conflict_do_nothing(index_elements=["email"])
 
 
 # --- broadcasts -------------------------------------------------------------------------------------
@@ -273,7 +269,7 @@ def chunk_insert(dialect: str, *, bounded: bool, throttled: bool, per_day: int, 
         "error",
         "created_at",
     ]
-    insert = _insert(dialect, messages).from_select(columns, rows)
+    insert = insert_for(dialect, messages).from_select(columns, rows)
     return insert.on_conflict_do_nothing(index_elements=["key"])
 
 

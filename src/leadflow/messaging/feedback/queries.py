@@ -9,20 +9,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.expression import Executable
 
 from leadflow.contacts import service as contacts
-from leadflow.kernel.db import where_in_dialect
+from leadflow.kernel.db import insert_for, where_in_dialect
 from leadflow.messaging.models import email_preferences, email_topics, messages, suppressions
 
 _m = messages.c
 _s = suppressions.c
 _p = email_preferences.c
-
-
-def _insert(dialect: str, table: sa.Table) -> Any:
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 # --- links: opens and clicks ------------------------------------------------------------------------
@@ -85,7 +80,7 @@ def latest_sent(emails: Sequence[str]) -> sa.Select[Any]:
 
 def upgrade_suppressions(dialect: str) -> Any:
     """Insert suppressions; an address (or digest) already listed only as unsubscribed is upgraded."""
-    statement = _insert(dialect, suppressions)
+    statement = insert_for(dialect, suppressions)
     upgrade = {name: statement.excluded[name] for name in ("reason", "detail", "message_id", "created_at")}
     return statement.on_conflict_do_update(
         index_elements=["email"], set_=upgrade, where=_s.reason == "unsubscribed"
@@ -100,7 +95,7 @@ TOPICS_BY_NAME = sa.select(email_topics).order_by(email_topics.c.name, email_top
 
 def unsubscribe(dialect: str) -> Any:
     """Add an ``unsubscribed`` suppression unless the address has one; returns the address if added."""
-    statement = _insert(dialect, suppressions).on_conflict_do_nothing(index_elements=["email"])
+    statement = insert_for(dialect, suppressions).on_conflict_do_nothing(index_elements=["email"])
     return statement.returning(_s.email)
 
 
@@ -126,7 +121,7 @@ def choices_of(contact_id: str) -> sa.Select[Any]:
 
 def save_choices(dialect: str) -> Any:
     """Insert or overwrite topic choices."""
-    statement = _insert(dialect, email_preferences)
+    statement = insert_for(dialect, email_preferences)
     return statement.on_conflict_do_update(
         index_elements=["contact_id", "topic"],
         set_={"subscribed": statement.excluded.subscribed, "updated_at": statement.excluded.updated_at},
