@@ -20,6 +20,7 @@ MODEL_MODULES = (
     "leadflow.crm.models",
     "leadflow.capture.models",
     "leadflow.scheduling.models",
+    "leadflow.connectors.models",
 )
 
 

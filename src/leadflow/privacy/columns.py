@@ -387,6 +387,53 @@ REGISTRY: Final[dict[str, dict[str, Treatment]]] = {
         "status": DELETED,
         "booking_id": DELETED,
     },
+    # --- connectors: the person's links, waiting syncs, field audit and conflicts go; their erasure ----
+    # is queued for every connected vendor (by the remote id only) and recorded without any value
+    "connectors": {
+        "id": _ID,
+        "vendor": NOT_PERSONAL,
+        "name": NOT_PERSONAL,
+        "credentials": NOT_PERSONAL,  # sealed staff configuration
+        "host": NOT_PERSONAL,
+        "mapping": NOT_PERSONAL,
+        "triggers": NOT_PERSONAL,
+        "objects": NOT_PERSONAL,
+        "direction": NOT_PERSONAL,
+        "conflict": NOT_PERSONAL,
+        "limits": NOT_PERSONAL,
+        "last_error": REDACTED,  # a vendor's answer may echo a value: cleared by any erasure
+    },
+    "connector_links": {"connector_id": _ID, "kind": NOT_PERSONAL, "local_id": DELETED, "remote_id": DELETED},
+    "connector_outbox": {
+        "connector_id": _ID,
+        "kind": NOT_PERSONAL,
+        "local_id": _ID,
+        "contact_id": _ID,
+        "payload": NOT_PERSONAL,  # an erasure's remote id
+        "state": NOT_PERSONAL,
+        "last_error": DELETED,
+    },
+    "connector_audit": {
+        "connector_id": _ID,
+        "kind": NOT_PERSONAL,
+        "local_id": _ID,
+        "contact_id": _ID,
+        "remote_id": _ID,
+        "field": NOT_PERSONAL,
+        "old_value": DELETED,
+        "new_value": DELETED,
+        "direction": NOT_PERSONAL,
+        "outcome": NOT_PERSONAL,
+        "detail": DELETED,
+    },
+    "connector_conflicts": {
+        "connector_id": _ID,
+        "kind": NOT_PERSONAL,
+        "local_id": _ID,
+        "contact_id": _ID,
+        "candidates": DELETED,
+        "reason": DELETED,
+    },
     # --- audit: entries about the person keep who did what when, lose their data -------------------
     "audit_log": {
         "actor": NOT_PERSONAL,
