@@ -5,12 +5,14 @@ Three checks over ``src/leadflow`` (issue 12, "SQL in one visible place per pack
 1. Calls that build SQL (``select``, ``insert``, ``update``, ``delete``, ``text``, ``union_all``,
    ``exists``, ``values``, ``exec_driver_sql``, the dialect inserts, a table's ``insert()`` /
    ``update()`` / ``delete()`` / ``select()``, and the kernel/db helpers that return statements) appear
-   only in a package's ``queries.py`` or ``store.py``, in ``models.py`` (tables, index predicates) and
-   in the few modules whose job is SQL (:data:`SQL_MODULES`).
+   only in a package's ``queries.py`` or ``store.py`` (or the modules of a ``queries/`` package, when one
+   domain's statements outgrow a module: its ``__init__.py`` only re-exports them), in ``models.py``
+   (tables, index predicates) and in the few modules whose job is SQL (:data:`SQL_MODULES`).
 2. No SQL assembled with f-strings, ``%`` or ``.format`` is handed to ``text()`` /
    ``exec_driver_sql()`` (or a driver's ``execute()``) outside :data:`FORMATTED_SQL_MODULES`
    (identifiers quoted by the dialect).
-3. "At start-up": every ``queries.py`` / ``store.py`` imports, and every module-level statement and
+3. "At start-up": every ``queries.py`` / ``store.py`` (and every module of a ``queries/`` package)
+   imports, and every module-level statement and
    every statement its ``SAMPLES`` build compiles on SQLite and on PostgreSQL, so a broken query fails
    here rather than on the first request that runs it. A statement built by a function is reached
    through the module's ``SAMPLES: list[leadflow.kernel.db.Sample]``, zero-argument callables that
@@ -90,10 +92,17 @@ def _sources() -> Iterator[Path]:
     yield from sorted(SRC.rglob("*.py"))
 
 
+def _in_queries_package(relative: str) -> bool:
+    """A module of a ``queries/`` package (``crm/queries/deals.py``), not its ``__init__.py``."""
+    folder, _, name = relative.rpartition("/")
+    return folder.rsplit("/", 1)[-1] == "queries" and name != "__init__.py"
+
+
 def _may_build_sql(relative: str) -> bool:
     name = relative.rsplit("/", 1)[-1]
     return (
         name in {"queries.py", "store.py", "models.py"}
+        or _in_queries_package(relative)
         or relative in SQL_MODULES
         or relative.startswith("migrations/")
     )
@@ -254,7 +263,7 @@ def _query_modules() -> list[str]:
     return sorted(
         "leadflow." + _relative(path)[: -len(".py")].replace("/", ".")
         for path in _sources()
-        if path.name in {"queries.py", "store.py"}
+        if path.name in {"queries.py", "store.py"} or _in_queries_package(_relative(path))
     )
 
 
@@ -294,7 +303,7 @@ def test_every_statement_compiles_on_both_databases(module_name: str) -> None:
     statements = module_statements(module_name)
     if module_name in SAMPLES_NOT_YET_WRITTEN:
         assert not statements, f"{module_name} has statements now: remove it from SAMPLES_NOT_YET_WRITTEN"
-    elif module_name.endswith(".queries"):
+    elif module_name.endswith(".queries") or ".queries." in module_name:
         assert statements, f"{module_name} has no module-level statement and no SAMPLES: nothing is checked"
     for where, statement in statements:
         for dialect_name, dialect in _dialects_of(statement).items():
