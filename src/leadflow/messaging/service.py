@@ -22,6 +22,7 @@ import yaml
 from sqlalchemy.engine import Connection
 
 from leadflow.messaging import erased, queries
+from leadflow.messaging.build.attachments import attachment as attachment
 from leadflow.messaging.build.liquid_data import check as check_data
 from leadflow.messaging.build.liquid_data import compile_data as compile_data
 from leadflow.messaging.build.liquid_data import people as people
@@ -67,6 +68,7 @@ __all__ = [
     "Tokens",
     "Topic",
     "all_messages",
+    "attachment",
     "check_data",
     "compile_data",
     "copy_configuration",

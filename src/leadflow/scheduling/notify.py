@@ -3,8 +3,12 @@ email through the messaging outbox, the CRM's ``meeting`` activity, and the pipe
 (``consultation_scheduled``, ``consultation_canceled``, ``consultation.requested``) so deals move and
 journeys start.
 
-The email links to the invitation (``/calendar/ics/{token}``, ``text/calendar``, ``METHOD:REQUEST`` or
-``CANCEL``): the outbox's MIME builder carries no attachments, so the ICS is served, not attached.
+The email carries the invitation (:func:`leadflow.scheduling.ics.invitation`: ``METHOD:REQUEST``, or
+``CANCEL`` once cancelled; the booking's stable ``UID``, its ``SEQUENCE``) as calendar clients expect it
+(the shape of Google Calendar's and Outlook's own invitations): a ``text/calendar; method=…;
+charset=UTF-8`` part beside the text and HTML, which Gmail and Outlook turn into an invitation with its
+buttons, and the same ICS as an ``invite.ics`` attachment (``application/ics``) for clients that only
+look at attachments. It also links to it (``/calendar/ics/{token}``): "Add to your calendar".
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import on_commit
 from leadflow.kernel.errors import Conflict
 from leadflow.messaging import service as messaging
-from leadflow.scheduling import tokens
+from leadflow.scheduling import ics, tokens
 from leadflow.scheduling.schemas import zone_of
 
 CONFIRMATION, CANCELLATION = "consultation-confirmation", "consultation-cancellation"
@@ -85,9 +89,20 @@ def email(conn: Connection, ctx: AppContext, booking: Any, consultant: Any, *, c
         "kind": "transactional",
         "contact_id": booking.contact_id,
         "template": CANCELLATION if canceled else CONFIRMATION,
-        "context": {"vars": context},
+        "context": {"vars": context, "attachments": invitation_parts(booking, consultant, canceled=canceled)},
     }
     messaging.enqueue_many(conn, ctx, [message], ctx.clock.now())
+
+
+def invitation_parts(booking: Any, consultant: Any, *, canceled: bool) -> list[dict[str, Any]]:
+    """The invitation as the email carries it: an alternative ``text/calendar`` part and an
+    ``invite.ics`` attachment (see the module's docstring)."""
+    data = ics.invitation(booking, consultant, canceled=canceled)
+    method = "CANCEL" if canceled else "REQUEST"
+    return [
+        messaging.attachment(f"text/calendar; method={method}; charset=UTF-8", data, alternative=True),
+        messaging.attachment("application/ics", data, filename="invite.ics"),
+    ]
 
 
 def meeting(conn: Connection, ctx: AppContext, booking: Any, *, actor: str) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from leadflow.kernel.brand import brand
 from leadflow.kernel.context import AppContext
 from leadflow.messaging import erased
-from leadflow.messaging.build import dkim, links, mime, profiles, queries, render
+from leadflow.messaging.build import attachments, dkim, links, mime, profiles, queries, render
 from leadflow.messaging.build.outgoing import Outgoing
 from leadflow.messaging.build.tokens import Tokens
 
@@ -112,6 +112,10 @@ class Composer:
                 tokens=self.tokens,
                 skip=(unsubscribe, preferences),
             )
+        try:
+            parts = attachments.parts_of(message.context)
+        except ValueError as exc:
+            return Verdict(message, None, "failed", f"attachments: {exc}", recipient)
         data = mime.build(
             from_addr=self.ctx.settings.email_from,
             to_addr=recipient,
@@ -121,6 +125,7 @@ class Composer:
             message_id=self.message_id(message.id),
             date=message.created_at,
             headers=self.headers(message, unsubscribe),
+            parts=parts,
         )
         for signer in self.signers:
             data = signer.sign(data)

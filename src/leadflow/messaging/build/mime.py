@@ -1,4 +1,5 @@
-"""Fast, deterministic RFC 5322 / MIME assembly of a multipart/alternative (text + HTML) email.
+"""Fast, deterministic RFC 5322 / MIME assembly of a multipart/alternative (text + HTML) email, with
+optional extra parts (a calendar invitation, attachments).
 
 ``email.message.EmailMessage`` is too slow for bulk sending (under 1,000 messages/s), so the bytes are
 built by hand. Rules:
@@ -10,6 +11,12 @@ built by hand. Rules:
 * The same inputs always give the same bytes: the boundary is derived from the Message-ID. It starts
   with ``=_``, which can never occur in quoted-printable text, so it cannot collide with the body.
 * Header values containing CR, LF or NUL are rejected (header injection).
+* Extra :class:`Part`\\ s (base64, lines of 76): an ``alternative`` part joins text and HTML inside
+  the multipart/alternative (as an iMIP calendar invitation does, RFC 6047: ``text/calendar;
+  method=REQUEST``), the others are attachments, and then the message is a multipart/mixed around the
+  multipart/alternative -- the shape Google Calendar's and Outlook's invitations have, which calendar
+  clients look for. Without parts the bytes are exactly those of a message without them. All parts
+  together hold at most `MAX_PARTS_BYTES` (before encoding).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import hashlib
 import re
 from base64 import b64encode
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import format_datetime, formataddr, getaddresses, parseaddr
 from functools import lru_cache
@@ -48,7 +56,38 @@ _RESERVED = frozenset(
     }
 )
 _ADDRESS_HEADERS = frozenset({"reply-to", "cc", "sender"})
+MAX_PARTS_BYTES = 2 * 1024 * 1024
+_CONTENT_TYPE = re.compile(r"[a-z0-9.+-]+/[a-z0-9.+-]+(?:; ?[a-z0-9-]+=(?:[A-Za-z0-9._+-]+|\"[ -!#-~]*\"))*")
+_FILENAME = re.compile(r"[A-Za-z0-9._ -]{1,100}")
 _PART_HEADERS = "Content-Type: text/{}; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+
+
+@dataclass(frozen=True)
+class Part:
+    """An extra MIME part: ``content_type`` with its parameters (``text/calendar; method=REQUEST;
+    charset=UTF-8``), the raw ``data``, a ``filename`` for an attachment, and ``alternative`` for a part
+    that is another rendering of the message (beside text and HTML) rather than an attachment."""
+
+    content_type: str
+    data: bytes
+    filename: str | None = None
+    alternative: bool = False
+
+    def headers(self) -> str:
+        if not _CONTENT_TYPE.fullmatch(self.content_type):
+            raise ValueError(f"invalid part Content-Type {self.content_type!r}")
+        if self.filename is not None and not _FILENAME.fullmatch(self.filename):
+            raise ValueError(f"invalid attachment file name {self.filename!r}")
+        lines = [f"Content-Type: {self.content_type}"]
+        if self.filename is not None:
+            lines[0] += f';\r\n name="{self.filename}"'
+            disposition = "inline" if self.alternative else "attachment"
+            lines.append(f'Content-Disposition: {disposition};\r\n filename="{self.filename}"')
+        lines.append("Content-Transfer-Encoding: base64")
+        return "\r\n".join(lines) + "\r\n\r\n"
+
+    def encoded(self) -> bytes:
+        return self.headers().encode("ascii") + _base64_lines(self.data)
 
 
 def build(
@@ -62,11 +101,22 @@ def build(
     date: datetime,
     headers: Sequence[tuple[str, str]] = (),
     boundary: str | None = None,
+    parts: Sequence[Part] = (),
 ) -> bytes:
-    """The complete message: headers, then a text/plain and a text/html quoted-printable part."""
+    """The complete message: headers, then a text/plain and a text/html quoted-printable part (and the
+    extra ``parts``, see the module's rules)."""
     message_id = _message_id(message_id)
     text_body, html_body = _quoted_printable(text), _quoted_printable(html)
     boundary = _boundary(boundary, message_id, text_body, html_body)
+    if sum(len(part.data) for part in parts) > MAX_PARTS_BYTES:
+        raise ValueError(f"the attachments are larger than {MAX_PARTS_BYTES:,} bytes")
+    attachments = [part.encoded() for part in parts if not part.alternative]
+    mixed = _mixed_boundary(message_id) if attachments else None
+    top = (
+        f'multipart/mixed;\r\n boundary="{mixed}"'
+        if mixed
+        else f'multipart/alternative;\r\n boundary="{boundary}"'
+    )
     lines = [
         _address_header("From", [_address_words(from_addr)]),
         _address_header("To", [_address_words(to_addr)]),
@@ -74,24 +124,50 @@ def build(
         f"Date: {_date(date)}",
         f"Message-ID: {message_id}",
         "MIME-Version: 1.0",
-        f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"',
+        f"Content-Type: {top}",
         *(_extra(name, value) for name, value in headers),
     ]
     head = "\r\n".join(lines).encode("ascii")
     delimiter = f"\r\n--{boundary}\r\n".encode("ascii")
+    alternative = [
+        delimiter,
+        _PART_HEADERS.format("plain").encode("ascii"),
+        text_body,
+        delimiter,
+        _PART_HEADERS.format("html").encode("ascii"),
+        html_body,
+    ]
+    for part in parts:
+        if part.alternative:
+            alternative += [delimiter, part.encoded()]
+    alternative.append(f"\r\n--{boundary}--\r\n".encode("ascii"))
+    if mixed is None:
+        return b"".join((head, b"\r\n\r\nThis is a multi-part message in MIME format.", *alternative))
+    outer = f"\r\n--{mixed}\r\n".encode("ascii")
+    inner = f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n'.encode("ascii")
     return b"".join(
         (
             head,
             b"\r\n\r\nThis is a multi-part message in MIME format.",
-            delimiter,
-            _PART_HEADERS.format("plain").encode("ascii"),
-            text_body,
-            delimiter,
-            _PART_HEADERS.format("html").encode("ascii"),
-            html_body,
-            f"\r\n--{boundary}--\r\n".encode("ascii"),
+            outer,
+            inner,
+            *alternative,
+            *(piece for attachment in attachments for piece in (outer, attachment)),
+            f"\r\n--{mixed}--\r\n".encode("ascii"),
         )
     )
+
+
+def _base64_lines(data: bytes) -> bytes:
+    """Base64 in lines of 76 characters, CRLF between them (none after the last)."""
+    encoded = b64encode(data)
+    return b"\r\n".join(encoded[at : at + 76] for at in range(0, len(encoded), 76))
+
+
+def _mixed_boundary(message_id: str) -> str:
+    """The multipart/mixed boundary: unlike the alternative one (``=_lf_``), and like it made of
+    characters base64 and quoted-printable bodies never hold at a line start (``=_``)."""
+    return "=_lfm_" + hashlib.sha256(b"mixed:" + message_id.encode("ascii")).hexdigest()[:40]
 
 
 def domain_of(address: str) -> str:
