@@ -1,6 +1,10 @@
 """Following the confirmation link of a double opt-in.
 
-The first click confirms the submission, lifts the address's pending block (and an earlier
+Opening the link (``GET``) only shows a page with a *Confirm* button: mail scanners and link previewers
+fetch every link of a message, and a ``GET`` that confirmed would subscribe people who never clicked
+(the practice of listmonk and Mailchimp). Pressing the button (``POST``) confirms.
+
+The first confirmation confirms the submission, lifts the address's pending block (and an earlier
 unsubscribe: the person has just proven they want the mail), re-subscribes a contact whose profile says
 unsubscribed, and records ``form.confirmed`` in the pipeline. A second click changes nothing and
 answers the same page. A submission erased meanwhile answers ``404``.
@@ -18,6 +22,16 @@ from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import on_commit
 from leadflow.kernel.errors import NotFound
 from leadflow.messaging import service as messaging
+
+
+def pending(ctx: AppContext, token: str) -> bool:
+    """Whether the submission the token names still awaits confirmation (``404`` once erased)."""
+    submission_id = submission_of(ctx, token)
+    with ctx.db.read() as conn:
+        found = conn.execute(queries.SUBMISSION_BY_ID, {"submission_id": submission_id}).first()
+    if found is None:
+        raise NotFound("this confirmation link is no longer valid", code="submission_not_found")
+    return bool(found.status == "pending")
 
 
 def confirm(ctx: AppContext, token: str) -> Any:

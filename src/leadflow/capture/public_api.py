@@ -84,11 +84,30 @@ def _error_json(error: LeadflowError, headers: dict[str, str]) -> JSONResponse:
 @router.get(
     "/confirm/{token}",
     response_class=HTMLResponse,
+    summary="The double opt-in page: a button that confirms",
+    responses={**PAGE_ERRORS, 400: {"description": "a bad or expired link", "content": ERROR}},
+)
+def confirmation_page(token: str, ctx: AppContext = Depends(context)) -> HTMLResponse:
+    """Changes nothing (see :mod:`leadflow.capture.confirm`): the button posts to the same address."""
+    if not confirm.pending(ctx, token):
+        return _confirmed()
+    text = "Press the button to start receiving our email."
+    html = render.confirm_button("Confirm your subscription", text)
+    return HTMLResponse(html, headers=HTML_HEADERS)
+
+
+@router.post(
+    "/confirm/{token}",
+    response_class=HTMLResponse,
     summary="Confirm a double opt-in",
     responses={**PAGE_ERRORS, 400: {"description": "a bad or expired link", "content": ERROR}},
 )
 def confirm_subscription(token: str, ctx: AppContext = Depends(context)) -> HTMLResponse:
     confirm.confirm(ctx, token)
+    return _confirmed()
+
+
+def _confirmed() -> HTMLResponse:
     text = "Thank you: your subscription is confirmed."
     return HTMLResponse(render.message("Subscription confirmed", text), headers=HTML_HEADERS)
 

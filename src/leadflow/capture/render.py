@@ -127,6 +127,12 @@ def message(title: str, text: str) -> str:
     return page(title, f'<p role="status">{escape(text)}</p>')
 
 
+def confirm_button(title: str, text: str) -> str:
+    """A page whose one button posts back to the address it was opened at."""
+    button = '<form method="post"><button type="submit">Confirm</button></form>'
+    return page(title, f"<p>{escape(text)}</p>{button}")
+
+
 def embed_js(form: FormFields, form_id: str, action: str) -> str:
     """The script snippet's body: inject the form into ``<div data-leadflow-form="{id}">``, fill its
     hidden fields from this page's address and post it as JSON with fetch (CORS); show the errors per

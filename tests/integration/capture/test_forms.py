@@ -303,10 +303,17 @@ def test_double_opt_in(ctx: AppContext, web: TestClient, auth: Any) -> None:
     assert link, body
     clicked = web.get(urlsplit(link.group(1)).path)
     assert clicked.status_code in (302, 303, 307)
-    confirmed = web.get(urlsplit(clicked.headers["location"]).path)
+    confirmation_path = urlsplit(clicked.headers["location"]).path
+    opened = web.get(confirmation_path)  # what a mail scanner fetches: it changes nothing
+    assert opened.status_code == 200
+    assert '<form method="post">' in opened.text
+    assert _rows(ctx, form_submissions)[0].status == "pending"
+    assert [r.reason for r in _rows(ctx, suppressions)] == ["unconfirmed"]
+    confirmed = web.post(confirmation_path)
     assert confirmed.status_code == 200
     assert "confirmed" in confirmed.text
-    assert web.get(urlsplit(clicked.headers["location"]).path).status_code == 200  # a second click: the same
+    assert web.post(confirmation_path).status_code == 200  # a second press: the same page
+    assert "confirmed" in web.get(confirmation_path).text
     assert _rows(ctx, suppressions) == []
     assert _rows(ctx, form_submissions)[0].status == "confirmed"
     assert [e.event for e in _rows(ctx, events)].count("form.confirmed") == 1
@@ -318,6 +325,7 @@ def test_double_opt_in(ctx: AppContext, web: TestClient, auth: Any) -> None:
         deliverer.close()
     assert _status(ctx, "after") == ("sent", None)
     assert web.get("/f/confirm/not-a-token").status_code == 400
+    assert web.post("/f/confirm/not-a-token").status_code == 400
 
 
 def test_export_and_erasure_of_submissions(ctx: AppContext, web: TestClient, auth: Any) -> None:
