@@ -44,6 +44,8 @@ connector_links = sa.Table(
     sa.Column("remote_id", sa.String(64), nullable=False),
     sa.Column("remote_modified_at", UTCDateTime()),
     sa.Column("synced_at", UTCDateTime(), nullable=False),
+    # the remote fields as last written or read: the old values of the audit, what a pull compares with
+    sa.Column("fields", json_type(), nullable=False),
     sa.Index("ix_connector_links_remote", "connector_id", "kind", "remote_id"),
 )
 
@@ -95,6 +97,7 @@ connector_audit = sa.Table(
     sa.Column("direction", sa.String(8), nullable=False),  # push | pull | erase
     sa.Column("outcome", sa.String(16), nullable=False),  # written | read | kept | failed | erased | dead
     sa.Column("detail", sa.Text),
+    sa.Column("lag_ms", sa.Integer),  # a record's summary row: from the first change to the outcome
     sa.Column("at", UTCDateTime(), nullable=False),
     sa.Index("ix_connector_audit_connector", "connector_id", "at"),
     sa.Index("ix_connector_audit_contact", "contact_id", "at"),

@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("direction", sa.String(length=8), nullable=False),
         sa.Column("outcome", sa.String(length=16), nullable=False),
         sa.Column("detail", sa.Text(), nullable=True),
+        sa.Column("lag_ms", sa.Integer(), nullable=True),
         sa.Column("at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_connector_audit")),
     )
@@ -67,6 +68,7 @@ def upgrade() -> None:
         sa.Column("remote_id", sa.String(length=64), nullable=False),
         sa.Column("remote_modified_at", UTCDateTime(), nullable=True),
         sa.Column("synced_at", UTCDateTime(), nullable=False),
+        sa.Column("fields", json_type(), nullable=False),
         sa.PrimaryKeyConstraint("connector_id", "kind", "local_id", name=op.f("pk_connector_links")),
     )
     with op.batch_alter_table("connector_links", schema=None) as batch_op:

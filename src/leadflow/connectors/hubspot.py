@@ -1,0 +1,410 @@
+"""HubSpot (CRM v3 objects, v4 associations) through ``hubspot-api-client``.
+
+- People: a first write upserts by email (``POST /crm/v3/objects/contacts/batch/upsert``,
+  ``idProperty=email``), 100 per call; a record written before goes by its id (``batch/update``), so
+  an email change updates the same HubSpot contact. A contact's company is associated (v4 default).
+- Companies and deals: ``batch/create`` the first time, ``batch/update`` by id after; a deal is
+  associated with its contact and company (v4 ``batch/associate/default``).
+- Activities: notes and calls (``/crm/v3/objects/notes``, ``calls``; the other kinds are written as
+  notes) created with their association to the contact (types 202 and 194).
+- Owners: ``GET /crm/v3/owners`` maps an owner's email to the HubSpot owner id.
+- Pull: ``POST /crm/v3/objects/contacts/search`` on ``lastmodifieddate`` (greater than the cursor,
+  oldest first).
+- Erasure: ``POST /crm/v3/objects/contacts/gdpr-delete`` by id.
+- Limits: 100 requests per 10 s (the bucket earns 10 a second, holds 100); the answers'
+  ``X-HubSpot-RateLimit-Remaining``/``-Max``/``-Interval-Milliseconds`` (or ``-Secondly`` …) are read
+  back; ``429 {"errorType": "RATE_LIMIT", "policyName": "SECONDLY"|"DAILY"}`` waits ``Retry-After``
+  (else 10 s, or an hour for the daily cap).
+
+The token only travels in the ``Authorization`` header the client sets; it is never logged, and an
+error's text is built from the status and HubSpot's ``message``, not from the request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import urllib3
+from hubspot import HubSpot as Client
+from urllib3.util.retry import Retry
+
+from leadflow.connectors.vendor import (
+    ACTIVITY,
+    COMPANY,
+    CONTACT,
+    DEAL,
+    FAILED,
+    OK,
+    Change,
+    Network,
+    RateSeen,
+    Record,
+    VendorError,
+    Written,
+)
+from leadflow.kernel.retry import parse_retry_after
+
+HOST = "https://api.hubapi.com"
+OBJECTS = {CONTACT: "contacts", COMPANY: "companies", DEAL: "deals"}
+NOTE_TO_CONTACT, CALL_TO_CONTACT = 202, 194
+DAILY_WAIT = timedelta(hours=1)
+SECONDLY_WAIT = timedelta(seconds=10)
+EXCERPT = 300
+#: Lifecycle stages: leadflow's → HubSpot's internal values.
+STAGES = {
+    "visitor": "subscriber",
+    "lead": "lead",
+    "mql": "marketingqualifiedlead",
+    "sql": "salesqualifiedlead",
+    "customer": "customer",
+    "advocate": "evangelist",
+}
+DEAL_STAGES = {"open": "appointmentscheduled", "won": "closedwon", "lost": "closedlost"}
+DEFAULT_MAPPING: list[dict[str, Any]] = [
+    {"from": "email", "to": "email"},
+    {"from": "first_name", "to": "firstname"},
+    {"from": "last_name", "to": "lastname"},
+    {"from": "phone", "to": "phone", "transform": "e164"},
+    {"from": "lifecycle_stage", "to": "lifecyclestage", "transform": {"enum": STAGES}},
+    {"from": "owner.email", "to": "hubspot_owner_id", "transform": "owner"},
+    {"from": "company.name", "to": "company"},
+]
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    if isinstance(value, str) and value:
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+        if value.isdigit():
+            return datetime.fromtimestamp(int(value) / 1000, UTC)
+    return None
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value is not None and value.strip().isdigit() else None
+
+
+def rate_of(headers: Mapping[str, str]) -> RateSeen | None:
+    """What HubSpot's rate headers say (the 10-second window's, else the per-second one's)."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    remaining = _int(lower.get("x-hubspot-ratelimit-remaining"))
+    if remaining is not None:
+        window = _int(lower.get("x-hubspot-ratelimit-interval-milliseconds"))
+        limit = _int(lower.get("x-hubspot-ratelimit-max"))
+        return RateSeen(limit, remaining, window / 1000 if window else 10.0)
+    remaining = _int(lower.get("x-hubspot-ratelimit-secondly-remaining"))
+    if remaining is not None:
+        return RateSeen(_int(lower.get("x-hubspot-ratelimit-secondly")), remaining, 1.0)
+    return None
+
+
+def _email_of(result: Any) -> str:
+    return str((result.get("properties") or {}).get("email", "")).lower()
+
+
+def _body(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, bytes | str) and raw:
+        with contextlib.suppress(ValueError):
+            found = json.loads(raw)
+            return found if isinstance(found, dict) else {}
+    return {}
+
+
+class HubSpotVendor:
+    """One HubSpot account (a private app's access token)."""
+
+    name: ClassVar[str] = "hubspot"
+    batch_size: ClassVar[int] = 100
+    rate: ClassVar[float] = 10.0
+    burst: ClassVar[float] = 100.0
+    kinds: ClassVar[frozenset[str]] = frozenset({CONTACT, COMPANY, DEAL, ACTIVITY})
+    match_field: ClassVar[str] = "email"
+
+    def __init__(self, credentials: Mapping[str, Any], host: str | None, network: Network) -> None:
+        token = credentials.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise VendorError("HubSpot needs an access_token", retry=False)
+        self.host = (host or HOST).rstrip("/")
+        self.network = network
+        extra: dict[str, Any] = {"ssl_ca_cert": network.ca_file} if network.ca_file else {}
+        self._client = Client(access_token=token, host=self.host, retry=Retry(total=0), **extra)
+        crm = self._client.crm
+        self._batch = {
+            CONTACT: crm.contacts.batch_api,
+            COMPANY: crm.companies.batch_api,
+            DEAL: crm.deals.batch_api,
+            "notes": crm.objects.notes.batch_api,
+            "calls": crm.objects.calls.batch_api,
+        }
+        self._contacts = crm.contacts.basic_api
+        self._search = crm.contacts.search_api
+        self._associations = crm.associations.v4.batch_api
+        self._owners = crm.owners.owners_api
+        self.rate_seen: RateSeen | None = None
+
+    # --- one call -------------------------------------------------------------------------------
+
+    def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Run one client call; its answer's JSON (rate headers noted); failures as VendorError."""
+        self.network.check(self.host)
+        try:
+            answer = method(*args, _preload_content=False, _request_timeout=self.network.timeout, **kwargs)
+        except urllib3.exceptions.HTTPError as exc:
+            raise VendorError(f"HubSpot unreachable: {type(exc).__name__}", retry=True) from None
+        except Exception as exc:  # the client's ApiException of each sub-package
+            status = getattr(exc, "status", None)
+            if not isinstance(status, int):
+                raise
+            raise self._refusal(
+                status, getattr(exc, "headers", None) or {}, getattr(exc, "body", None)
+            ) from None
+        self._note(answer.headers)
+        return _body(answer.data)
+
+    def _note(self, headers: Mapping[str, str]) -> None:
+        seen = rate_of(headers)
+        if seen is not None:
+            self.rate_seen = seen
+
+    def _refusal(self, status: int, headers: Mapping[str, str], raw: Any) -> VendorError:
+        self._note(headers)
+        body = _body(raw)
+        message = str(body.get("message") or body.get("category") or "")[:EXCERPT]
+        text = f"HubSpot {status}: {message}" if message else f"HubSpot {status}"
+        if status == 0:  # the client's own failure (TLS)
+            return VendorError(text, retry=True)
+        if status == 429:
+            policy = str(body.get("policyName") or "")
+            asked = parse_retry_after(
+                {k.lower(): v for k, v in headers.items()}.get("retry-after"), datetime.now(UTC)
+            )
+            wait = asked or (DAILY_WAIT if policy == "DAILY" else SECONDLY_WAIT)
+            return VendorError(
+                f"HubSpot 429 rate limit ({policy or 'unknown'})",
+                retry=True,
+                status=429,
+                retry_after=wait,
+                rate_limited=True,
+            )
+        return VendorError(text, retry=status >= 500 or status == 408, status=status)
+
+    # --- the interface ----------------------------------------------------------------------------
+
+    def check(self) -> None:
+        self._call(self._contacts.get_page, limit=1)
+
+    def calls(self, kind: str, records: Sequence[Record]) -> int:
+        known = any(r.remote_id for r in records)
+        new = any(not r.remote_id for r in records)
+        linked = any(r.associations for r in records)
+        if kind == ACTIVITY:
+            return 2
+        return int(known) + int(new) + (2 if linked else 0)
+
+    def write(self, kind: str, records: Sequence[Record]) -> list[Written]:
+        if kind == ACTIVITY:
+            return self._activities(records)
+        found = self._by_id([r for r in records if r.remote_id], kind)
+        fresh = [r for r in records if not r.remote_id]
+        if fresh:
+            found += self._upsert(fresh) if kind == CONTACT else self._create(fresh, kind)
+        self._associate(kind, records, found)
+        return found
+
+    def _results(
+        self, records: Sequence[Record], answer: dict[str, Any], key: Callable[[Any], str]
+    ) -> list[Written]:
+        by_key = {key(result): result for result in answer.get("results") or []}
+        written: list[Written] = []
+        for record in records:
+            result = by_key.get(record.remote_id or record.match or record.local_id)
+            if result is None:
+                written.append(Written(record.local_id, FAILED, error=self._error_for(answer, record)))
+                continue
+            modified = _time(result.get("updatedAt")) or _time(
+                (result.get("properties") or {}).get("lastmodifieddate")
+            )
+            written.append(Written(record.local_id, OK, str(result["id"]), modified))
+        return written
+
+    @staticmethod
+    def _error_for(answer: dict[str, Any], record: Record) -> str:
+        for error in answer.get("errors") or []:
+            ids = {str(v) for v in (error.get("context") or {}).get("ids", [])}
+            if not ids or record.remote_id in ids or record.match in ids:
+                return f"HubSpot: {str(error.get('message') or error.get('category'))[:EXCERPT]}"
+        return "HubSpot returned no result for this record"
+
+    def _by_id(self, records: Sequence[Record], kind: str) -> list[Written]:
+        if not records:
+            return []
+        inputs = [{"id": r.remote_id, "properties": dict(r.properties)} for r in records]
+        answer = self._call(self._batch[kind].update, {"inputs": inputs})
+        return self._results(records, answer, lambda result: str(result.get("id")))
+
+    def _upsert(self, records: Sequence[Record]) -> list[Written]:
+        inputs = [
+            {"idProperty": "email", "id": r.match, "properties": {**r.properties, "email": r.match}}
+            for r in records
+            if r.match
+        ]
+        missing = [Written(r.local_id, FAILED, error="no email to upsert by") for r in records if not r.match]
+        if not inputs:
+            return missing
+        answer = self._call(self._batch[CONTACT].upsert, {"inputs": inputs})
+        key = _email_of
+        lowered = [
+            Record(r.kind, r.local_id, r.properties, None, (r.match or "").lower())
+            for r in records
+            if r.match
+        ]
+        return self._results(lowered, answer, key) + missing
+
+    def _create(self, records: Sequence[Record], kind: str) -> list[Written]:
+        inputs = [{"properties": dict(r.properties), "objectWriteTraceId": r.local_id} for r in records]
+        answer = self._call(self._batch[kind].create, {"inputs": inputs})
+        results = answer.get("results") or []
+        written = []
+        for index, record in enumerate(records):  # batch create answers in input order
+            result = results[index] if index < len(results) else None
+            if result is None:
+                written.append(Written(record.local_id, FAILED, error=self._error_for(answer, record)))
+            else:
+                written.append(
+                    Written(record.local_id, OK, str(result["id"]), _time(result.get("updatedAt")))
+                )
+        return written
+
+    def _associate(self, kind: str, records: Sequence[Record], written: Sequence[Written]) -> None:
+        """Default (unlabelled) v4 associations of the records just written with their linked objects."""
+        remote = {w.local_id: w.remote_id for w in written if w.outcome == OK and w.remote_id}
+        pairs: dict[str, list[dict[str, Any]]] = {}
+        for record in records:
+            source = remote.get(record.local_id)
+            for other, ids in record.associations.items():
+                if source is None or other not in OBJECTS:
+                    continue
+                for target in ids:
+                    pairs.setdefault(other, []).append({"from": {"id": source}, "to": {"id": target}})
+        for other, inputs in sorted(pairs.items()):
+            self._call(self._associations.create_default, OBJECTS[kind], OBJECTS[other], {"inputs": inputs})
+
+    def _activities(self, records: Sequence[Record]) -> list[Written]:
+        written: list[Written] = []
+        for api, type_id in (("calls", CALL_TO_CONTACT), ("notes", NOTE_TO_CONTACT)):
+            mine = [r for r in records if (r.properties.get("kind") == "call") == (api == "calls")]
+            if not mine:
+                continue
+            inputs = [
+                {
+                    "properties": {k: v for k, v in r.properties.items() if k != "kind"},
+                    "associations": [
+                        {
+                            "to": {"id": target},
+                            "types": [
+                                {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}
+                            ],
+                        }
+                        for target in r.associations.get(CONTACT, ())
+                    ],
+                }
+                for r in mine
+            ]
+            answer = self._call(self._batch[api].create, {"inputs": inputs})
+            results = answer.get("results") or []
+            for index, record in enumerate(mine):
+                result = results[index] if index < len(results) else None
+                if result is None:
+                    written.append(Written(record.local_id, FAILED, error=self._error_for(answer, record)))
+                else:
+                    written.append(
+                        Written(record.local_id, OK, str(result["id"]), _time(result.get("updatedAt")))
+                    )
+        return written
+
+    def erase(self, remote_ids: Sequence[str]) -> list[Written]:
+        done: list[Written] = []
+        for remote_id in remote_ids:
+            try:
+                self._call(self._contacts.purge, {"objectId": remote_id})
+            except VendorError as exc:
+                if exc.status != 404:  # already gone: erased
+                    raise
+            done.append(Written(remote_id, OK, remote_id))
+        return done
+
+    def changes(self, since: datetime | None, fields: Sequence[str], limit: int) -> list[Change]:
+        filters = (
+            [{"propertyName": "lastmodifieddate", "operator": "GT", "value": str(_ms(since))}]
+            if since
+            else []
+        )
+        request = {
+            "filterGroups": [{"filters": filters}] if filters else [],
+            "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+            "properties": sorted({*fields, "email", "lastmodifieddate"}),
+            "limit": min(limit, 200),
+        }
+        answer = self._call(self._search.do_search, request)
+        found: list[Change] = []
+        for result in answer.get("results") or []:
+            properties = result.get("properties") or {}
+            modified = _time(properties.get("lastmodifieddate")) or _time(result.get("updatedAt"))
+            if modified is None:
+                continue
+            email = properties.get("email")
+            found.append(
+                Change(str(result["id"]), email if isinstance(email, str) else None, properties, modified)
+            )
+        return found
+
+    def owners(self) -> dict[str, str]:
+        answer = self._call(self._owners.get_page, limit=500)
+        return {
+            str(owner["email"]).lower(): str(owner["id"])
+            for owner in answer.get("results") or []
+            if owner.get("email") and owner.get("id") is not None
+        }
+
+    def properties(self, kind: str, row: Mapping[str, Any]) -> dict[str, Any]:
+        if kind == COMPANY:
+            found = {"name": row.get("name"), "domain": row.get("domain"), "industry": row.get("industry")}
+        elif kind == DEAL:
+            status = row.get("status")
+            found = {
+                "dealname": row.get("title"),
+                "amount": str(row.get("value")) if row.get("value") is not None else None,
+                "deal_currency_code": row.get("currency"),
+                "pipeline": "default",
+                "dealstage": DEAL_STAGES.get(str(status), DEAL_STAGES["open"]),
+                "closedate": str(row["expected_close"]) if row.get("expected_close") else None,
+            }
+        else:
+            moment = row.get("occurred_at")
+            stamp = _ms(moment) if isinstance(moment, datetime) else None
+            text = "\n\n".join(str(v) for v in (row.get("subject"), row.get("body")) if v)
+            if row.get("kind") == "call":
+                found = {
+                    "kind": "call",
+                    "hs_timestamp": stamp,
+                    "hs_call_title": row.get("subject"),
+                    "hs_call_body": row.get("body"),
+                }
+            else:
+                found = {"kind": "note", "hs_timestamp": stamp, "hs_note_body": text or None}
+        return {k: v for k, v in found.items() if v is not None}
+
+    def close(self) -> None:
+        for api in (*self._batch.values(), self._contacts, self._search, self._associations, self._owners):
+            with contextlib.suppress(Exception):
+                api.api_client.close()

@@ -1,0 +1,152 @@
+"""The sync outbox: rows written in the transaction of the change, drained by the worker.
+
+- :func:`on_touched` (subscribed to ``ContactsTouched``): each active connector whose triggers match
+  queues its contacts — one multi-row statement per unit of work, never a vendor call.
+- Coalescing: one row per (connector, kind, local id). A second change before the first is written
+  bumps the row's ``version`` (and keeps its first ``enqueued_at``, the start of the lag); the worker
+  deletes the row only if the version it wrote is still the row's, so a change that arrived during the
+  write is written next.
+- No echo: a change that came *from* a connector (a pull applying a remote value) runs inside
+  :func:`pulling`; that connector does not queue it back.
+- Erasure (:func:`on_contacts_erased`): the person's links, waiting syncs, audit values and conflicts
+  go, and an ``erasure`` row is queued for every connector that knew them, holding only the remote id;
+  the worker deletes the remote person and records it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from leadflow.connectors import config, queries, triggers
+from leadflow.kernel.context import AppContext, Slot
+from leadflow.kernel.db import chunked, on_commit
+from leadflow.kernel.facts import ContactsErased, ContactsMerged, ContactsTouched
+
+CHANNEL = "connectors"
+CONTACT, ERASURE = "contact", "erasure"
+_CHUNK = 500
+_ORIGIN: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "leadflow_connector_origin", default=None
+)
+
+
+@contextmanager
+def pulling(connector_id: str) -> Iterator[None]:
+    """Changes made inside come from this connector: it does not queue them back (no echo)."""
+    token = _ORIGIN.set(connector_id)
+    try:
+        yield
+    finally:
+        _ORIGIN.reset(token)
+
+
+def _make_announcer(ctx: AppContext) -> Callable[[], None]:
+    return lambda: ctx.signals.announce(CHANNEL)
+
+
+_ANNOUNCE: Slot[Callable[[], None]] = Slot("connectors.announce", _make_announcer)
+
+
+def row(
+    connector_id: str,
+    kind: str,
+    local_id: str,
+    at: datetime,
+    *,
+    contact_id: str | None = None,
+    payload: Any = None,
+) -> dict[str, Any]:
+    return {
+        "connector_id": connector_id,
+        "kind": kind,
+        "local_id": local_id,
+        "contact_id": contact_id,
+        "payload": payload,
+        "state": queries.PENDING,
+        "enqueued_at": at,
+        "next_at": at,
+    }
+
+
+def enqueue_many(conn: Connection, ctx: AppContext, rows: Sequence[dict[str, Any]]) -> int:
+    """Queue (or coalesce) syncs in the caller's transaction; the worker is woken after the commit."""
+    unique = list({(r["connector_id"], r["kind"], r["local_id"]): r for r in rows}.values())
+    for chunk in chunked(unique, _CHUNK):
+        conn.execute(queries.enqueue(conn.dialect.name, chunk))
+    if unique:
+        on_commit(conn, ctx.get(_ANNOUNCE))
+    return len(unique)
+
+
+def active(conn: Connection, ctx: AppContext) -> list[config.Connector]:
+    return [config.opened(ctx, found) for found in conn.execute(queries.ACTIVE_CONNECTORS)]
+
+
+def _active_triggers(conn: Connection) -> list[tuple[str, triggers.Triggers]]:
+    """(id, triggers) of the active connectors: no credentials are opened on the hot path."""
+    return [(found.id, triggers.parse(found.triggers)) for found in conn.execute(queries.ACTIVE_CONNECTORS)]
+
+
+def on_touched(conn: Connection, ctx: AppContext, fact: ContactsTouched) -> int:
+    origin = _ORIGIN.get()
+    now = ctx.clock.now()
+    rows: list[dict[str, Any]] = []
+    for connector_id, wanted in _active_triggers(conn):
+        if connector_id == origin:
+            continue
+        for contact_id in set(triggers.contacts_for(fact, wanted)):
+            rows.append(row(connector_id, CONTACT, contact_id, now, contact_id=contact_id))
+    return enqueue_many(conn, ctx, rows)
+
+
+def handler(ctx: AppContext) -> Callable[[Connection, ContactsTouched], None]:
+    """The bus subscriber for ``ContactsTouched`` (wired in :mod:`leadflow.runtime.context`)."""
+
+    def touched(conn: Connection, fact: ContactsTouched) -> None:
+        on_touched(conn, ctx, fact)
+
+    return touched
+
+
+def erasure_handler(ctx: AppContext) -> Callable[[Connection, ContactsErased], None]:
+    def erased(conn: Connection, fact: ContactsErased) -> None:
+        ids = list(fact.contact_ids)
+        now = ctx.clock.now()
+        rows: list[dict[str, Any]] = []
+        for chunk in chunked(ids, _CHUNK):
+            for link in conn.execute(queries.contact_links(chunk)):
+                rows.append(
+                    row(
+                        link.connector_id,
+                        ERASURE,
+                        link.local_id,
+                        now,
+                        contact_id=link.local_id,
+                        payload={"remote_id": link.remote_id},
+                    )
+                )
+            for statement in (
+                queries.erase_outbox(chunk),
+                queries.drop_links(chunk),
+                queries.erase_audit(chunk),
+                queries.erase_conflicts(chunk),
+            ):
+                conn.execute(statement)
+        conn.execute(queries.CLEAR_LAST_ERRORS)
+        enqueue_many(conn, ctx, rows)
+
+    return erased
+
+
+def on_contacts_merged(conn: Connection, fact: ContactsMerged) -> None:
+    """A merged contact's remote record stays linked to nobody: the survivor is synced on its own
+    changes (and upserted by its email, so no duplicate is made)."""
+    losers = [loser for loser, _ in fact.pairs]
+    for chunk in chunked(losers, _CHUNK):
+        conn.execute(queries.erase_outbox(chunk))

@@ -1,0 +1,30 @@
+"""The vendors leadflow connects to: name → the factory of its client (see
+:mod:`leadflow.connectors.vendor`) and its default mapping. A vendor module is added here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from leadflow.connectors import hubspot
+from leadflow.connectors.vendor import Factory
+from leadflow.kernel.errors import Invalid
+
+
+@dataclass(frozen=True)
+class VendorKind:
+    name: str
+    make: Factory
+    default_mapping: list[dict[str, Any]]
+
+
+VENDORS: dict[str, VendorKind] = {
+    "hubspot": VendorKind("hubspot", hubspot.HubSpotVendor, hubspot.DEFAULT_MAPPING),
+}
+
+
+def factory(name: Any) -> VendorKind:
+    found = VENDORS.get(name) if isinstance(name, str) else None
+    if found is None:
+        raise Invalid(f"vendor is one of {', '.join(sorted(VENDORS))}", code="unknown_vendor")
+    return found

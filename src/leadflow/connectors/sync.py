@@ -1,0 +1,197 @@
+"""What a batch of contacts becomes at a vendor: the local records read set-based (one query per kind
+for the whole batch) and turned into :class:`~leadflow.connectors.vendor.Record` values.
+
+A contact's *view* is what the mapping reads: its columns, ``traits``, ``company`` (name, domain,
+industry, traits), ``score`` and ``band``, ``owner`` (email, name of its lead's owner) and ``consent``.
+A record whose rendered fields equal what was last written (the link's ``fields``) is not written again.
+The contact's company, deals and activities follow it when the connector syncs those objects: a
+company or deal when new or changed, an activity once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from leadflow.connectors import mapping, queries
+from leadflow.connectors.config import Connector
+from leadflow.connectors.vendor import ACTIVITY, COMPANY, CONTACT, DEAL, Record, Vendor
+from leadflow.contacts import service as contacts
+from leadflow.crm import service as crm
+
+COLUMNS = (
+    "id",
+    "email",
+    "user_id",
+    "first_name",
+    "last_name",
+    "phone",
+    "lifecycle_stage",
+    "subscription_status",
+    "timezone",
+    "traits",
+    "consent",
+    "company_id",
+    "created_at",
+    "updated_at",
+)
+COMPANY_COLUMNS = ("id", "name", "domain", "industry", "traits")
+
+
+@dataclass
+class Plan:
+    """One batch's writes per kind, in the order they must run, and what is already known."""
+
+    views: dict[str, dict[str, Any]]
+    links: dict[str, dict[str, Any]]  # kind:local_id → link row
+    writes: dict[str, list[Record]] = field(default_factory=dict)
+    unchanged: set[str] = field(default_factory=set)  # contacts with nothing new to write
+    missing: set[str] = field(default_factory=set)  # contacts gone (erased, merged away)
+    company_of: dict[str, str] = field(default_factory=dict)  # contact → company id
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # kind:local_id → local row
+
+    def link(self, kind: str, local_id: str) -> dict[str, Any] | None:
+        return self.links.get(f"{kind}:{local_id}")
+
+    def remote(self, kind: str, local_id: str | None) -> str | None:
+        found = self.link(kind, local_id) if local_id else None
+        return None if found is None else str(found["remote_id"])
+
+
+def views(conn: Connection, contact_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Each existing contact's view (see the module doc), read in one query per source."""
+    found = {row.id: dict(row._mapping) for row in contacts.rows_of(conn, COLUMNS, contact_ids)}
+    if not found:
+        return {}
+    company_ids = sorted({v["company_id"] for v in found.values() if v["company_id"]})
+    companies = {
+        row.id: dict(row._mapping) for row in contacts.company_rows_of(conn, COMPANY_COLUMNS, company_ids)
+    }
+    scores = {row.contact_id: row for row in conn.execute(queries.scores_of(list(found)))}
+    owners = crm.owner_emails(conn, list(found))
+    for contact_id, view in found.items():
+        view["company"] = companies.get(view["company_id"]) if view["company_id"] else None
+        score = scores.get(contact_id)
+        view["score"] = score.total if score is not None else 0
+        view["band"] = score.band if score is not None else None
+        view["owner"] = owners.get(contact_id)
+    return found
+
+
+def _links(
+    conn: Connection, connector_id: str, kind: str, local_ids: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    if not local_ids:
+        return {}
+    rows = conn.execute(queries.links_of(connector_id, kind, sorted(set(local_ids))))
+    return {f"{kind}:{row.local_id}": dict(row._mapping) for row in rows}
+
+
+def plan(
+    conn: Connection,
+    connector: Connector,
+    vendor: Vendor,
+    contact_ids: Sequence[str],
+    *,
+    owners: Mapping[str, str],
+    region: str | None,
+) -> Plan:
+    """Read everything the batch needs and decide each record's write (no vendor call)."""
+    found = views(conn, contact_ids)
+    result = Plan(found, _links(conn, connector.id, CONTACT, list(found)))
+    result.missing = set(contact_ids) - set(found)
+    objects = connector.objects & vendor.kinds
+    if COMPANY in objects:
+        _plan_companies(conn, connector, vendor, result)
+    _plan_contacts(connector, result, owners, region)
+    if DEAL in objects:
+        _plan_deals(conn, connector, vendor, result)
+    if ACTIVITY in objects:
+        _plan_activities(conn, connector, vendor, result)
+    return result
+
+
+def _remote(link: dict[str, Any] | None) -> str | None:
+    return str(link["remote_id"]) if link else None
+
+
+def _owner_lookup(owners: Mapping[str, str]) -> Any:
+    return lambda email: owners.get(email.lower())
+
+
+def _plan_contacts(connector: Connector, result: Plan, owners: Mapping[str, str], region: str | None) -> None:
+    records: list[Record] = []
+    for contact_id, view in result.views.items():
+        properties = mapping.render(connector.mapping, view, region=region, owners=_owner_lookup(owners))
+        link = result.link(CONTACT, contact_id)
+        company = result.remote(COMPANY, view["company_id"])
+        if (
+            link is not None
+            and all(link["fields"].get(k) == v for k, v in properties.items())
+            and not company
+        ):
+            result.unchanged.add(contact_id)
+            continue
+        associations = {COMPANY: [company]} if company and link is None else {}
+        records.append(Record(CONTACT, contact_id, properties, _remote(link), view["email"], associations))
+    result.writes[CONTACT] = records
+
+
+def _plan_companies(conn: Connection, connector: Connector, vendor: Vendor, result: Plan) -> None:
+    companies = {v["company"]["id"]: v["company"] for v in result.views.values() if v["company"]}
+    result.links.update(_links(conn, connector.id, COMPANY, list(companies)))
+    records = []
+    for company_id, row in companies.items():
+        properties = vendor.properties(COMPANY, row)
+        link = result.link(COMPANY, company_id)
+        if link is not None and link["fields"] == properties:
+            continue
+        records.append(Record(COMPANY, company_id, properties, _remote(link)))
+    result.writes[COMPANY] = records
+
+
+def _plan_deals(conn: Connection, connector: Connector, vendor: Vendor, result: Plan) -> None:
+    deals = list(crm.export_deals(conn, list(result.views)))
+    result.links.update(_links(conn, connector.id, DEAL, [row["id"] for row in deals]))
+    records = []
+    for row in deals:
+        properties = vendor.properties(DEAL, row)
+        link = result.link(DEAL, row["id"])
+        if link is not None and link["fields"] == properties:
+            continue
+        result.rows[f"{DEAL}:{row['id']}"] = row
+        records.append(Record(DEAL, row["id"], properties, _remote(link)))
+    result.writes[DEAL] = records
+
+
+def _plan_activities(conn: Connection, connector: Connector, vendor: Vendor, result: Plan) -> None:
+    logged = crm.export(conn, list(result.views))["crm_activities"]
+    ids = [str(row["id"]) for row in logged]
+    result.links.update(_links(conn, connector.id, ACTIVITY, ids))
+    records = []
+    for row in logged:
+        local_id = str(row["id"])
+        if result.link(ACTIVITY, local_id) is None:
+            result.rows[f"{ACTIVITY}:{local_id}"] = row
+            records.append(Record(ACTIVITY, local_id, vendor.properties(ACTIVITY, row)))
+    result.writes[ACTIVITY] = records
+
+
+def associate(result: Plan, kind: str, records: Sequence[Record]) -> list[Record]:
+    """Deals and activities with their contact's (and company's) remote ids, known once the contacts
+    are written; a record whose contact has no remote record yet waits for the next sync."""
+    ready = []
+    for record in records:
+        row = result.rows.get(f"{kind}:{record.local_id}") or {}
+        contact = result.remote(CONTACT, row.get("contact_id"))
+        if contact is None:
+            continue
+        links: dict[str, list[str]] = {CONTACT: [contact]}
+        company = result.remote(COMPANY, row.get("company_id"))
+        if company and kind == DEAL:
+            links[COMPANY] = [company]
+        ready.append(Record(record.kind, record.local_id, record.properties, record.remote_id, None, links))
+    return ready

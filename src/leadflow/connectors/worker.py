@@ -1,0 +1,659 @@
+"""The connector worker: drains the sync outbox into the vendors, paced, retried, audited.
+
+A pass (:meth:`ConnectorWorker.run_once`):
+
+1. **Claim** up to ``limit`` due rows in one short transaction (``FOR UPDATE SKIP LOCKED`` on
+   PostgreSQL, so several workers share the work; SQLite has one writer), moving ``next_at`` to the
+   lease's end and counting the attempt. A crash leaves the rows to be claimed again when the lease
+   ends: the vendor writes are idempotent (upsert by email, then by remote id), so a repeat creates
+   nothing twice.
+2. Per connector, per batch of the vendor's size: **read** the local records (one query per kind,
+   :mod:`leadflow.connectors.sync`), **take tokens** from the connector's bucket (the vendor's
+   documented limit, lowered to what its rate headers say remains) — too few: the batch waits,
+   its attempt uncounted — then **write** companies, contacts, deals, activities in that order (later
+   kinds are associated with the remote ids of the earlier).
+3. **Record** in one transaction: identity links, one audit row per field written (old value: what was
+   last written; new value) and one summary row per record (outcome, lag from the first change), the
+   conflicts, and the rows' fate: written → deleted if no newer change arrived meanwhile (else due
+   again at once); refused for good (4xx, blocked by the network guard) → dead at once with the reason;
+   worth retrying (5xx, timeout, connection lost) → due after :data:`SCHEDULE` (exponential, ±10 %
+   jitter), dead after its last step; ``429`` → due after ``Retry-After``, uncounted.
+
+Erasure rows call the vendor's GDPR delete and leave an audit row holding no value.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from leadflow.connectors import config, pull, queries, registry, sync
+from leadflow.connectors.outbox import CHANNEL, ERASURE
+from leadflow.connectors.vendor import (
+    ACTIVITY,
+    COMPANY,
+    CONFLICT,
+    CONTACT,
+    DEAL,
+    OK,
+    RETRY,
+    Network,
+    Vendor,
+    VendorError,
+    Written,
+)
+from leadflow.kernel import jsonutil, netguard
+from leadflow.kernel.context import AppContext
+from leadflow.kernel.netpolicy import Policy
+from leadflow.kernel.ratelimit import TokenBucket
+from leadflow.kernel.retry import RetrySchedule
+from leadflow.kernel.worker_loop import WorkerLoop
+
+log = logging.getLogger(__name__)
+
+SCHEDULE = RetrySchedule(
+    tuple(timedelta(seconds=s) for s in (5, 30, 120, 600, 1800, 3600, 7200, 14_400)),
+    retry_after_cap=timedelta(days=1),
+    jitter=0.1,
+)
+LEASE = timedelta(minutes=2)
+ORDER = (COMPANY, CONTACT, DEAL, ACTIVITY)
+OWNERS_TTL = 600.0  # seconds an owners list is trusted
+MAX_PAUSE = 60.0
+TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    connector_id: str
+    kind: str
+    local_id: str
+    contact_id: str | None
+    payload: Any
+    version: int
+    attempts: int  # counting this one
+    enqueued_at: datetime
+
+
+@dataclass
+class Fate:
+    """What becomes of one claimed row."""
+
+    done: bool = False
+    retry_after: timedelta | None = None
+    uncount: bool = False
+    dead: bool = False
+    error: str | None = None
+
+
+def network_check(settings: Any) -> Callable[[str], None]:
+    """The network guard for a vendor client that is not httpx (``urllib3``): the host is resolved
+    and judged before each call (``LEADFLOW_NETWORK_ALLOW`` admits a local peer)."""
+    policy = Policy.parse(settings.network_allow)
+    backend = netguard.GuardedBackend(policy)
+
+    def check(url: str) -> None:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        refused = policy.literal_refusal(host)
+        if refused is not None:
+            raise netguard.Blocked(refused)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            addresses = backend.resolve(host, port)
+        except Exception as exc:
+            raise VendorError(f"cannot resolve {host}: {exc}", retry=True) from None
+        for address in addresses:
+            refused = policy.judge(host, address)
+            if refused is not None:
+                raise netguard.Blocked(refused)
+
+    return check
+
+
+class ConnectorWorker:
+    """Drains the outbox (:meth:`run_once`) and pulls remote changes (:meth:`pull_due`)."""
+
+    def __init__(
+        self, ctx: AppContext, *, ca_file: str | None = None, rand: Callable[[], float] | None = None
+    ):
+        self.ctx = ctx
+        self.network = Network(network_check(ctx.settings), TIMEOUT, ca_file)
+        self._vendors: dict[str, tuple[datetime, Vendor]] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        self._owners: dict[str, tuple[float, dict[str, str]]] = {}
+        self._rand = rand
+        self._pulled_at: dict[str, float] = {}
+
+    def close(self) -> None:
+        for _, vendor in self._vendors.values():
+            vendor.close()
+        self._vendors.clear()
+
+    # --- vendors, buckets, owners ---------------------------------------------------------------------
+
+    def vendor(self, connector: config.Connector) -> Vendor:
+        held = self._vendors.get(connector.id)
+        if held is not None and held[0] == connector.updated_at:
+            return held[1]
+        if held is not None:
+            held[1].close()
+        made = registry.factory(connector.vendor).make(connector.credentials, connector.host, self.network)
+        self._vendors[connector.id] = (connector.updated_at, made)
+        return made
+
+    def bucket(self, connector: config.Connector, vendor: Vendor) -> TokenBucket:
+        rate = float(connector.limits.get("rate", vendor.rate))
+        size = float(connector.limits.get("burst", vendor.burst))
+        found = self._buckets.get(connector.id)
+        if found is None or found.rate != rate or found.size != size:
+            found = self._buckets[connector.id] = TokenBucket(rate, size, self.ctx.clock.monotonic())
+        found.refill(self.ctx.clock.monotonic())
+        return found
+
+    def _follow(self, bucket: TokenBucket, vendor: Vendor) -> None:
+        """Lower the bucket to what the vendor says remains of its window."""
+        seen = vendor.rate_seen
+        if seen is not None and seen.remaining is not None:
+            bucket.tokens = min(bucket.tokens, float(seen.remaining))
+
+    def owners(self, connector: config.Connector, vendor: Vendor) -> dict[str, str]:
+        now = self.ctx.clock.monotonic()
+        held = self._owners.get(connector.id)
+        if held is not None and now - held[0] < OWNERS_TTL:
+            return held[1]
+        found = vendor.owners()
+        self._owners[connector.id] = (now, found)
+        return found
+
+    # --- a pass ------------------------------------------------------------------------------------------
+
+    def claim(self, limit: int) -> list[Claimed]:
+        now = self.ctx.clock.now()
+        with self.ctx.db.write() as conn:
+            rows = conn.execute(queries.claim(conn.dialect.name, now, limit)).all()
+            if not rows:
+                return []
+            conn.execute(queries.lease([row.id for row in rows], now + LEASE))
+        return [
+            Claimed(
+                r.id,
+                r.connector_id,
+                r.kind,
+                r.local_id,
+                r.contact_id,
+                r.payload,
+                r.version,
+                r.attempts + 1,
+                r.enqueued_at,
+            )
+            for r in rows
+        ]
+
+    def run_once(self, limit: int = 500) -> int:
+        """One pass; how many rows it claimed."""
+        _ = self.ctx.secret_key  # read outside any transaction
+        batch = self.claim(limit)
+        if not batch:
+            return 0
+        by_connector: dict[str, list[Claimed]] = defaultdict(list)
+        for item in batch:
+            by_connector[item.connector_id].append(item)
+        with self.ctx.db.read() as conn:
+            found = {row.id: row for row in conn.execute(queries.connectors_of_ids(sorted(by_connector)))}
+        for connector_id, items in by_connector.items():
+            row = found.get(connector_id)
+            if row is None or not row.active:
+                self._settle(None, items, {item.id: Fate(done=True) for item in items}, [])
+                continue
+            self._connector(config.opened(self.ctx, row), items)
+        return len(batch)
+
+    def _connector(self, connector: config.Connector, items: list[Claimed]) -> None:
+        try:
+            vendor = self.vendor(connector)
+        except VendorError as exc:
+            self._fail(connector, items, exc)
+            return
+        erasures = [item for item in items if item.kind == ERASURE]
+        contacts = [item for item in items if item.kind == CONTACT]
+        dropped = [item for item in items if item.kind not in (ERASURE, CONTACT)]
+        if dropped:
+            self._settle(connector, dropped, {item.id: Fate(done=True) for item in dropped}, [])
+        if erasures:
+            self._erase(connector, vendor, erasures)
+        size = int(connector.limits.get("batch", vendor.batch_size))
+        for start in range(0, len(contacts), size):
+            self._contacts(connector, vendor, contacts[start : start + size])
+
+    def _take(self, connector: config.Connector, vendor: Vendor, cost: int, items: list[Claimed]) -> bool:
+        bucket = self.bucket(connector, vendor)
+        cost = min(cost, max(1, math.floor(bucket.size)))
+        if bucket.ready(cost):
+            bucket.tokens -= cost
+            return True
+        wait = timedelta(seconds=bucket.wait(cost))
+        fates = {
+            item.id: Fate(retry_after=wait, uncount=True, error="waiting for the rate limit")
+            for item in items
+        }
+        self._settle(connector, items, fates, [], quiet=True)
+        return False
+
+    def _fail(self, connector: config.Connector, items: list[Claimed], exc: Exception) -> None:
+        """The whole batch failed: retried (429 uncounted, after Retry-After) or dead."""
+        if isinstance(exc, VendorError) and exc.rate_limited:
+            bucket = self._buckets.get(connector.id)
+            if bucket is not None:
+                bucket.tokens = 0.0
+            template = Fate(retry_after=exc.retry_after, uncount=True, error=str(exc))
+        elif isinstance(exc, VendorError) and exc.retry:
+            template = Fate(retry_after=exc.retry_after, error=str(exc))
+        else:
+            template = Fate(dead=True, error=str(exc))
+        fates = {item.id: replace(template) for item in items}
+        self._settle(connector, items, fates, [], error=str(exc))
+
+    def _erase(self, connector: config.Connector, vendor: Vendor, items: list[Claimed]) -> None:
+        if not self._take(connector, vendor, len(items), items):
+            return
+        remote = {str((item.payload or {}).get("remote_id")): item for item in items}
+        try:
+            done = vendor.erase(sorted(remote))
+        except (VendorError, netguard.Blocked) as exc:
+            self._fail(connector, items, exc)
+            return
+        now = self.ctx.clock.now()
+        audit = [
+            self._audit(
+                connector.id,
+                ERASURE,
+                remote[w.local_id],
+                w.remote_id,
+                None,
+                None,
+                None,
+                "erase",
+                "erased",
+                now,
+            )
+            for w in done
+            if w.outcome == OK and w.local_id in remote
+        ]
+        self._settle(connector, items, {item.id: Fate(done=True) for item in items}, audit)
+
+    def _contacts(self, connector: config.Connector, vendor: Vendor, items: list[Claimed]) -> None:
+        ids = [item.local_id for item in items]
+        try:
+            owners = (
+                self.owners(connector, vendor)
+                if any(e.transform == "owner" for e in connector.mapping)
+                else {}
+            )
+            with self.ctx.db.read() as conn:
+                planned = sync.plan(
+                    conn, connector, vendor, ids, owners=owners, region=self.ctx.settings.default_phone_region
+                )
+            cost = sum(vendor.calls(kind, records) for kind, records in planned.writes.items() if records)
+            if cost and not self._take(connector, vendor, cost, items):
+                return
+            written: dict[str, list[Written]] = {}
+            self._write(vendor, planned, written)
+        except (VendorError, netguard.Blocked) as exc:
+            if written:  # what was created before the failure keeps its link: never created twice
+                self._save_links(connector, planned, written)
+            self._fail(connector, items, exc)
+            return
+        finally:
+            bucket = self._buckets.get(connector.id)
+            if bucket is not None:
+                self._follow(bucket, vendor)
+        self._record(connector, items, planned, written)
+
+    def _write(self, vendor: Vendor, planned: sync.Plan, written: dict[str, list[Written]]) -> None:
+        """Write each kind in order, filling ``written`` as the answers come."""
+        for kind in ORDER:
+            records = planned.writes.get(kind) or []
+            if kind in (DEAL, ACTIVITY):
+                records = sync.associate(planned, kind, records)
+            if not records:
+                continue
+            answers = vendor.write(kind, records)
+            written[kind] = answers
+            for answer in answers:  # later kinds associate with these
+                if answer.outcome == OK and answer.remote_id:
+                    planned.links.setdefault(
+                        f"{kind}:{answer.local_id}", {"remote_id": answer.remote_id, "fields": {}}
+                    )
+
+    def _link_rows(
+        self,
+        connector: config.Connector,
+        planned: sync.Plan,
+        written: dict[str, list[Written]],
+        now: datetime,
+    ) -> list[dict[str, Any]]:
+        records = {(r.kind, r.local_id): r for kind in planned.writes for r in planned.writes[kind]}
+        return [
+            {
+                "connector_id": connector.id,
+                "kind": kind,
+                "local_id": answer.local_id,
+                "remote_id": answer.remote_id,
+                "remote_modified_at": answer.modified_at,
+                "synced_at": now,
+                "fields": dict(records[(kind, answer.local_id)].properties),
+            }
+            for kind, answers in written.items()
+            for answer in answers
+            if answer.outcome == OK and answer.remote_id and (kind, answer.local_id) in records
+        ]
+
+    def _save_links(
+        self, connector: config.Connector, planned: sync.Plan, written: dict[str, list[Written]]
+    ) -> None:
+        rows = self._link_rows(connector, planned, written, self.ctx.clock.now())
+        if rows:
+            with self.ctx.db.write() as conn:
+                conn.execute(queries.save_links(conn.dialect.name, rows))
+
+    # --- recording ---------------------------------------------------------------------------------------
+
+    def _audit(
+        self,
+        connector_id: str,
+        kind: str,
+        item: Claimed | None,
+        remote_id: str | None,
+        field: str | None,
+        old: Any,
+        new: Any,
+        direction: str,
+        outcome: str,
+        at: datetime,
+        *,
+        local_id: str | None = None,
+        detail: str | None = None,
+    ) -> dict[str, Any]:
+        lag = None if item is None else max(0, round((at - item.enqueued_at).total_seconds() * 1000))
+        return {
+            "connector_id": connector_id,
+            "kind": kind,
+            "local_id": local_id or (item.local_id if item else ""),
+            "contact_id": item.contact_id if item else None,
+            "remote_id": remote_id,
+            "field": field,
+            "old_value": None if old is None else jsonutil.dumps(old),
+            "new_value": None if new is None else jsonutil.dumps(new),
+            "direction": direction,
+            "outcome": outcome,
+            "detail": detail,
+            "lag_ms": lag if field is None else None,
+            "at": at,
+        }
+
+    def _record(
+        self,
+        connector: config.Connector,
+        items: list[Claimed],
+        planned: sync.Plan,
+        written: dict[str, list[Written]],
+    ) -> None:
+        now = self.ctx.clock.now()
+        by_local = {item.local_id: item for item in items}
+        records = {(r.kind, r.local_id): r for kind in planned.writes for r in planned.writes[kind]}
+        links = self._link_rows(connector, planned, written, now)
+        audit: list[dict[str, Any]] = []
+        conflicts: list[dict[str, Any]] = []
+        fates: dict[int, Fate] = {}
+        for kind, answers in written.items():
+            for answer in answers:
+                record = records.get((kind, answer.local_id))
+                owner = by_local.get(answer.local_id) if kind == CONTACT else None
+                old = (planned.link(kind, answer.local_id) or {}).get("fields") or {}
+                if answer.outcome == OK and record is not None and kind == CONTACT:
+                    for name, value in record.properties.items():
+                        if old.get(name) != value:
+                            audit.append(
+                                self._audit(
+                                    connector.id,
+                                    kind,
+                                    owner,
+                                    answer.remote_id,
+                                    name,
+                                    old.get(name),
+                                    value,
+                                    "push",
+                                    "written",
+                                    now,
+                                )
+                            )
+                if owner is None:
+                    continue
+                if answer.outcome == OK:
+                    fates[owner.id] = Fate(done=True)
+                    audit.append(
+                        self._audit(
+                            connector.id,
+                            kind,
+                            owner,
+                            answer.remote_id,
+                            None,
+                            None,
+                            None,
+                            "push",
+                            "written",
+                            now,
+                        )
+                    )
+                elif answer.outcome == CONFLICT:
+                    fates[owner.id] = Fate(done=True)
+                    conflicts.append(
+                        {
+                            "connector_id": connector.id,
+                            "kind": kind,
+                            "local_id": answer.local_id,
+                            "contact_id": owner.contact_id,
+                            "candidates": list(answer.candidates),
+                            "reason": answer.error or "several remote records match",
+                            "created_at": now,
+                            "resolved_at": None,
+                        }
+                    )
+                    audit.append(
+                        self._audit(
+                            connector.id,
+                            kind,
+                            owner,
+                            None,
+                            None,
+                            None,
+                            None,
+                            "push",
+                            "conflict",
+                            now,
+                            detail=answer.error,
+                        )
+                    )
+                elif answer.outcome == RETRY:
+                    fates[owner.id] = Fate(error=answer.error)
+                else:
+                    fates[owner.id] = Fate(dead=True, error=answer.error)
+        for item in items:
+            if item.id in fates:
+                continue
+            fates[item.id] = Fate(done=True)  # unchanged, or gone
+            outcome = "gone" if item.local_id in planned.missing else "unchanged"
+            audit.append(
+                self._audit(
+                    connector.id,
+                    CONTACT,
+                    item,
+                    planned.remote(CONTACT, item.local_id),
+                    None,
+                    None,
+                    None,
+                    "push",
+                    outcome,
+                    now,
+                )
+            )
+        self._settle(connector, items, fates, audit, links=links, conflicts=conflicts)
+
+    def _settle(
+        self,
+        connector: config.Connector | None,
+        items: Sequence[Claimed],
+        fates: dict[int, Fate],
+        audit: list[dict[str, Any]],
+        *,
+        links: list[dict[str, Any]] | None = None,
+        conflicts: list[dict[str, Any]] | None = None,
+        error: str | None = None,
+        quiet: bool = False,
+    ) -> None:
+        now = self.ctx.clock.now()
+        done: list[dict[str, Any]] = []
+        retry: list[dict[str, Any]] = []
+        dead: list[dict[str, Any]] = []
+        for item in items:
+            fate = fates[item.id]
+            if fate.done:
+                done.append({"b_id": item.id, "b_version": item.version, "v_next_at": now})
+                continue
+            due = None if fate.dead else self._due(now, item, fate)
+            if due is None:
+                dead.append(
+                    {"b_id": item.id, "b_attempts": item.attempts, "v_dead_at": now, "v_error": fate.error}
+                )
+                if connector is not None:
+                    audit.append(
+                        self._audit(
+                            connector.id,
+                            item.kind,
+                            item,
+                            None,
+                            None,
+                            None,
+                            None,
+                            "push",
+                            "dead",
+                            now,
+                            detail=fate.error,
+                        )
+                    )
+                continue
+            retry.append(
+                {
+                    "b_id": item.id,
+                    "b_attempts": item.attempts,
+                    "v_next_at": due,
+                    "v_error": fate.error,
+                    "v_uncount": 1 if fate.uncount else 0,
+                }
+            )
+            if connector is not None and not quiet:
+                audit.append(
+                    self._audit(
+                        connector.id,
+                        item.kind,
+                        item,
+                        None,
+                        None,
+                        None,
+                        None,
+                        "push",
+                        "failed",
+                        now,
+                        detail=fate.error,
+                    )
+                )
+        with self.ctx.db.write() as conn:
+            if links:
+                conn.execute(queries.save_links(conn.dialect.name, links))
+            if done:
+                conn.execute(queries.DONE, done)
+                conn.execute(queries.RELEASE, done)
+            if retry:
+                conn.execute(queries.RETRY, retry)
+            if dead:
+                conn.execute(queries.KILL, dead)
+            if audit:
+                conn.execute(queries.INSERT_AUDIT, audit)
+            if conflicts:
+                conn.execute(queries.INSERT_CONFLICT, conflicts)
+            if connector is not None and error is not None:
+                conn.execute(queries.update_connector(connector.id, {"last_error": error[:1000]}))
+        if dead:
+            log.warning(
+                "connector %s: %d record(s) dead: %s",
+                connector.id if connector else "?",
+                len(dead),
+                dead[0]["v_error"],
+            )
+
+    def _due(self, now: datetime, item: Claimed, fate: Fate) -> datetime | None:
+        if fate.uncount:
+            return now + (fate.retry_after or timedelta(seconds=1))
+        if self._rand is None:
+            return SCHEDULE.next_due(now, item.attempts, fate.retry_after)
+        return SCHEDULE.next_due(now, item.attempts, fate.retry_after, rand=self._rand)
+
+    # --- pull and the loop -----------------------------------------------------------------------------
+
+    def pull_due(self, every: float) -> int:
+        """Pull every connector syncing both ways whose last pull is ``every`` seconds old."""
+        now = self.ctx.clock.monotonic()
+        with self.ctx.db.read() as conn:
+            rows = list(conn.execute(queries.ACTIVE_CONNECTORS))
+        applied = 0
+        for row in rows:
+            if row.direction != "both" or now - self._pulled_at.get(row.id, -math.inf) < every:
+                continue
+            self._pulled_at[row.id] = now
+            connector = config.opened(self.ctx, row)
+            try:
+                applied += pull.pull(self.ctx, connector, self.vendor(connector))
+            except (VendorError, netguard.Blocked) as exc:
+                log.warning("connector %s: pull failed: %s", connector.id, exc)
+        return applied
+
+    def next_due(self) -> datetime | None:
+        with self.ctx.db.read() as conn:
+            due: datetime | None = conn.execute(queries.NEXT_DUE).scalar()
+        return due
+
+    def _idle(self, poll: float) -> float:
+        due = self.next_due()
+        if due is None:
+            return poll
+        return min(poll, max(0.0, (due - self.ctx.clock.now()).total_seconds()))
+
+    def _job(self) -> int:
+        done = self.run_once()
+        self.pull_due(self.ctx.settings.scheduler_interval)
+        return done
+
+    def run(self, stop: threading.Event) -> None:
+        poll = self.ctx.settings.worker_poll_interval
+        try:
+            WorkerLoop(
+                "connector sync",
+                self._job,
+                CHANNEL,
+                poll=poll,
+                backoff=poll,
+                max_backoff=MAX_PAUSE,
+                idle=lambda: self._idle(poll),
+                logger=log,
+            ).run(self.ctx.signals, stop)
+        finally:
+            self.close()
