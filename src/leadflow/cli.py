@@ -26,6 +26,7 @@ from leadflow.runtime import collector
 from leadflow.runtime.bootstrap import banner, first_start
 from leadflow.runtime.context import build_context
 from leadflow.runtime.worker import Worker
+from leadflow.scheduling.cli import scheduling_app
 from leadflow.scoring.cli import scoring_app
 from leadflow.segments.cli import import_app as import_list_app
 from leadflow.segments.cli import segments_app
@@ -50,6 +51,7 @@ app.add_typer(scoring_app, name="scoring")
 app.add_typer(journeys_app, name="journeys")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(crm_app, name="crm")
+app.add_typer(scheduling_app, name="scheduling")
 app.add_typer(email_app, name="email")
 
 HTTP_SERVER = "leadflow.api.server"

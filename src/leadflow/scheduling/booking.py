@@ -31,7 +31,15 @@ from leadflow.kernel.errors import Conflict, Invalid, NotFound
 from leadflow.kernel.ids import new_id
 from leadflow.scheduling import notify, profiles, queries, tokens
 from leadflow.scheduling.models import BOOKED
-from leadflow.scheduling.schemas import Booking, ConsultationRequest, RequestOutcome, Slot, Slots, zone_of
+from leadflow.scheduling.schemas import (
+    Booking,
+    ConsultationRequest,
+    RequestOutcome,
+    RequestView,
+    Slot,
+    Slots,
+    zone_of,
+)
 from leadflow.scheduling.slots import Interval, available, bounds, candidates, free, padding
 
 MAX_RANGE = timedelta(days=62)
@@ -53,6 +61,19 @@ def view(row: Any) -> Booking:
         sequence=row.sequence,
         source=row.source,
     )
+
+
+def listing(ctx: AppContext, *, consultant_id: str | None, after: str | None, limit: int) -> list[Booking]:
+    """Bookings (live and cancelled) in id order, ``limit`` of them after ``after``."""
+    with ctx.db.read() as conn:
+        return [view(row) for row in conn.execute(queries.bookings_page(consultant_id, after, limit))]
+
+
+def requests(ctx: AppContext, *, status: str | None, after: str | None, limit: int) -> list[RequestView]:
+    """Consultation requests (``pending`` or ``booked``) in id order, ``limit`` of them after ``after``."""
+    with ctx.db.read() as conn:
+        rows = conn.execute(queries.requests_page(status, after, limit))
+        return [RequestView.model_validate(dict(row._mapping)) for row in rows]
 
 
 def booking_row(conn: Connection, booking_id: str) -> Any:

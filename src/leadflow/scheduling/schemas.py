@@ -112,6 +112,22 @@ class Booking(BaseModel):
     source: str
 
 
+class RequestView(BaseModel):
+    """A consultation request: ``pending`` for a person, or ``booked`` (its booking's id)."""
+
+    id: str
+    contact_id: str | None
+    email: str
+    name: str | None
+    service: str
+    preferred: list[str]
+    tz: str
+    notes: str | None
+    status: str
+    booking_id: str | None
+    created_at: datetime
+
+
 class RequestOutcome(BaseModel):
     status: Literal["booked", "pending"]
     request_id: str
