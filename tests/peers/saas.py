@@ -208,8 +208,9 @@ class WindowLimit:
 
 
 def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
-    """Declare a handler of a :class:`SaasPeer` subclass: ``pattern`` is a regex matched against the
-    whole path (no query); its named groups are passed as keyword arguments."""
+    r"""Declare a handler of a :class:`SaasPeer` subclass: ``pattern`` is a regex matched against the
+    whole path (no query); its named groups are passed as keyword arguments. The first route declared
+    that matches wins (declare ``/things/describe`` before ``/things/(?P<id>\w+)``)."""
 
     def mark(func: Handler) -> Handler:
         func.__dict__.setdefault("_saas_routes", []).append((method.upper(), pattern))
@@ -344,11 +345,11 @@ class SaasPeer:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         routes: list[tuple[str, re.Pattern[str], str]] = []
-        for klass in reversed(cls.__mro__):
+        for klass in cls.__mro__:  # a subclass's routes before its bases', each class's in declaration order
             for name, value in vars(klass).items():
                 for method, pattern in getattr(value, "_saas_routes", ()):
                     routes.append((method, re.compile(pattern), name))
-        cls._routes = routes[::-1]  # a subclass's routes before its bases'
+        cls._routes = routes
 
     def __init__(
         self,
