@@ -7,11 +7,12 @@ memberships (status 1 subscribed, 2 unsubscribed), deals, notes, and bulk import
 a request, 100 imports a minute; asynchronous: ``import/info`` answers ``status: false`` until the batch
 is processed, then ``completed`` with the new contacts' ids and the failed e-mails).
 
-Its habits: ids are strings in JSON; 5 requests per second per account (all tokens share it), over it
-``429`` with ``Retry-After``; every answer carries ``RateLimit-Limit`` and ``RateLimit-Remaining``; a
-wrong or missing token is ``403 {"message": ...}``; validation errors are ``422 {"errors": [{"title",
-"detail", "code", "source": {"pointer"}}]}``; an unknown id is ``404 {"message": "No Result found for
-<Thing> with id N"}``.
+Its habits: ids are strings in JSON; lists (contacts, fields, tags, lists) come 20 a page unless
+``limit`` (at most 100) says otherwise, with ``meta.total``; 5 requests per second per account (all
+tokens share it), over it ``429`` with ``Retry-After``; every answer carries ``RateLimit-Limit`` and
+``RateLimit-Remaining``; a wrong or missing token is ``403 {"message": ...}``; validation errors are
+``422 {"errors": [{"title", "detail", "code", "source": {"pointer"}}]}``; an unknown id is ``404
+{"message": "No Result found for <Thing> with id N"}``.
 
 A test reads the state with :meth:`ActiveCampaignPeer.contact` / :meth:`field_values` / :meth:`tags_of`
 / :meth:`lists_of`, changes a contact "remotely" with :meth:`change_remotely`, seeds the custom fields
@@ -63,6 +64,13 @@ def not_found(thing: str, ident: object) -> Answer:
 def invalid(title: str, code: str, pointer: str) -> Answer:
     error = {"title": title, "detail": "", "code": code, "source": {"pointer": pointer}}
     return Answer(422, {"errors": [error]})
+
+
+def paged(call: Call, name: str, items: list[dict[str, Any]], **sideloads: Any) -> Answer:
+    """A page as the vendor lists them: ``limit`` (default 20, at most 100) from ``offset``, and the total."""
+    limit, offset = min(int(call.arg("limit") or 20), 100), int(call.arg("offset") or 0)
+    meta = {"total": str(len(items)), "page_input": {"limit": limit, "offset": offset}}
+    return Answer(200, {**sideloads, name: items[offset : offset + limit], "meta": meta})
 
 
 def refused(reasons: list[Any], message: str = "") -> Answer:
@@ -243,12 +251,9 @@ class ActiveCampaignPeer(SaasPeer):
                 return invalid("Invalid date", "field_invalid", "/filters/updated_after")
             since = since if since.tzinfo else since.replace(tzinfo=self.now().tzinfo)
             found = [c for c in found if c.udate > since]
-        if call.arg("orders[udate]"):
-            found.sort(key=lambda c: (c.udate, c.id), reverse=call.arg("orders[udate]") == "DESC")
-        limit, offset = min(int(call.arg("limit") or 20), 100), int(call.arg("offset") or 0)
-        page = found[offset : offset + limit]
-        meta = {"total": str(len(found)), "page_input": {"limit": limit, "offset": offset}}
-        return Answer(200, {"scoreValues": [], "contacts": [self._out(c) for c in page], "meta": meta})
+        if call.arg("orders[id]", "").lower() == "desc":
+            found.reverse()
+        return paged(call, "contacts", [self._out(c) for c in found], scoreValues=[])
 
     @route("GET", r"/api/3/contacts/(?P<cid>\d+)")
     def read(self, call: Call, cid: str) -> Answer:
@@ -295,8 +300,7 @@ class ActiveCampaignPeer(SaasPeer):
     @route("GET", r"/api/3/fields")
     def list_fields(self, call: Call) -> Answer:
         fields = sorted(self.fields.values(), key=lambda f: int(f["id"]))
-        body = {"fieldOptions": [], "fieldRels": [], "fields": fields, "meta": {"total": str(len(fields))}}
-        return Answer(200, body)
+        return paged(call, "fields", fields, fieldOptions=[], fieldRels=[])
 
     @route("POST", r"/api/3/fields")
     def create_field(self, call: Call) -> Answer:
@@ -312,7 +316,7 @@ class ActiveCampaignPeer(SaasPeer):
         tags = [
             t for t in sorted(self.tags.values(), key=lambda t: int(t["id"])) if search in t["tag"].lower()
         ]
-        return Answer(200, {"tags": tags, "meta": {"total": str(len(tags))}})
+        return paged(call, "tags", tags)
 
     @route("POST", r"/api/3/tags")
     def create_tag(self, call: Call) -> Answer:
@@ -341,8 +345,7 @@ class ActiveCampaignPeer(SaasPeer):
     # ---- lists ------------------------------------------------------------------------------------
     @route("GET", r"/api/3/lists")
     def list_lists(self, call: Call) -> Answer:
-        lists = sorted(self.lists.values(), key=lambda item: int(item["id"]))
-        return Answer(200, {"lists": lists, "meta": {"total": str(len(lists))}})
+        return paged(call, "lists", sorted(self.lists.values(), key=lambda item: int(item["id"])))
 
     @route("POST", r"/api/3/lists")
     def create_list(self, call: Call) -> Answer:
@@ -474,7 +477,8 @@ class ActiveCampaignPeer(SaasPeer):
         contact.udate = self.now()
 
     def _set_fields(self, contact: Contact, values: list[dict[str, Any]]) -> None:
-        """Values for unknown field ids are dropped, as the vendor does."""
+        """Values for unknown field ids are dropped (the vendor's reference does not say; a connector must
+        not rely on an error)."""
         for item in values:
             field_id = int(item.get("field") or 0)
             if field_id in self.fields:

@@ -347,7 +347,9 @@ class MailchimpPeer(SaasPeer):
         if member is None:
             return missing()
         tags = (call.json() or {}).get("tags")
-        if not isinstance(tags, list) or any(not isinstance(t, dict) or not t.get("name") for t in tags):
+        if not isinstance(tags, list):  # the vendor answers 204 and changes nothing
+            return Answer(204)
+        if any(not isinstance(t, dict) or not t.get("name") for t in tags):
             return invalid(
                 "The resource submitted could not be validated.", "tags", "Schema describes array."
             )

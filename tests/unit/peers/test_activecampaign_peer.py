@@ -56,6 +56,8 @@ def test_sync_upserts_by_email_with_the_whole_event_profile(
 ) -> None:
     fields = api.get("/fields").json()["fields"]
     assert {f["title"] for f in fields} == {title for title, _ in EVENT_PROFILE_FIELDS}
+    page = api.get("/fields", params={"limit": 4, "offset": 8}).json()
+    assert (len(page["fields"]), page["meta"]["total"]) == (1, str(len(EVENT_PROFILE_FIELDS)))
     values = [{"field": str(field_ids[title]), "value": value} for title, value in PROFILE.items()]
     first = sync(
         api, "Ada@Example.com", firstName="Ada", lastName="Lovelace", phone="+441", fieldValues=values
