@@ -80,8 +80,13 @@ def enqueue_many(conn: Connection, ctx: AppContext, rows: Sequence[dict[str, Any
     for chunk in chunked(unique, _CHUNK):
         conn.execute(queries.enqueue(conn.dialect.name, chunk))
     if unique:
-        on_commit(conn, ctx.get(_ANNOUNCE))
+        announce(conn, ctx)
     return len(unique)
+
+
+def announce(conn: Connection, ctx: AppContext) -> None:
+    """Wake the worker once the caller's transaction commits."""
+    on_commit(conn, ctx.get(_ANNOUNCE))
 
 
 def active(conn: Connection, ctx: AppContext) -> list[config.Connector]:

@@ -18,6 +18,7 @@ from leadflow.connectors.models import (
 )
 from leadflow.kernel.db import Sample, insert_for
 from leadflow.scoring import service as scoring
+from leadflow.segments import service as segments
 
 PENDING, DEAD = "pending", "dead"
 _c = connectors.c
@@ -276,7 +277,13 @@ def scores_of(contact_ids: Sequence[str]) -> sa.Select[Any]:
     return sa.select(view).where(view.c.contact_id.in_(list(contact_ids)))
 
 
+def members_page(statement: sa.Select[Any], limit: int) -> sa.Select[Any]:
+    """A page of a segment's member ids (``segments.members_after``: ``:segment_id``, ``:after``)."""
+    return statement.order_by(statement.selected_columns.contact_id).limit(limit)
+
+
 SAMPLES: list[Sample] = [
+    lambda: members_page(segments.members_after(bounded=False), 10),
     lambda: enqueue(
         "postgresql",
         [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from leadflow.capture import service as capture
+from leadflow.connectors import service as connectors
 from leadflow.contacts import import_jobs
 from leadflow.contacts import service as contacts
 from leadflow.crm import service as crm
@@ -41,6 +42,7 @@ def wire(ctx: AppContext) -> None:
         capture.on_contacts_merged,
         scheduling.on_contacts_merged,
         webhooks.on_contacts_merged,
+        connectors.on_contacts_merged,
     ):
         bus.subscribe(ContactsMerged, handler)
     for erase in (
@@ -57,6 +59,7 @@ def wire(ctx: AppContext) -> None:
         crm.on_contacts_erased,
         crm.on_sla_erased,
         crm.on_deals_erased,
+        connectors.erasure_handler(ctx),  # every connected vendor deletes the person too
     ):
         bus.subscribe(ContactsErased, erase)
     bus.subscribe(ContactsTouched, crm.on_contacts_touched)  # contacts at stage lead become CRM leads
@@ -66,6 +69,8 @@ def wire(ctx: AppContext) -> None:
     bus.subscribe(ContactsTouched, qualifier(ctx))
     # after qualifying: events the pipeline applied go out to the webhook endpoints subscribed to them
     bus.subscribe(ContactsTouched, webhooks.fanout(ctx))
+    # after qualifying: contacts the connectors' triggers name get an outbox row (never a vendor call here)
+    bus.subscribe(ContactsTouched, connectors.outbox_handler(ctx))
 
 
 def build_context(settings: Settings | None = None, *, clock: Clock | None = None) -> AppContext:

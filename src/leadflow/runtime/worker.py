@@ -1,5 +1,5 @@
 """Background work in threads: the event processor, the journey executor, the email and webhook
-deliverers, CSV imports, and the scheduler. Every loop but the scheduler's is a
+deliverers, the connectors' sync, CSV imports, and the scheduler. Every loop but the scheduler's is a
 :class:`~leadflow.kernel.worker_loop.WorkerLoop` waiting on its signal channel, so new work starts at
 once."""
 
@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from functools import partial
 
+from leadflow.connectors import service as connectors
 from leadflow.contacts import import_jobs
 from leadflow.contacts.processor import EventProcessor
 from leadflow.events.ingest import CHANNEL as EVENTS
@@ -40,6 +41,7 @@ class Worker:
             sender = email if index == 0 else Deliverer(self.ctx, share=email)
             self._spawn(partial(self._guard, sender.run), f"leadflow-email-{index}")
         self._spawn(lambda: self._guard(WebhookDeliverer(self.ctx).run), "leadflow-webhooks")
+        self._spawn(lambda: self._guard(connectors.ConnectorWorker(self.ctx).run), "leadflow-connectors")
         self._spawn(lambda: self._guard(partial(import_jobs.run, self.ctx)), "leadflow-imports")
         self._spawn(lambda: scheduler.run(self.ctx, self._stop), "leadflow-scheduler")
 
@@ -58,7 +60,7 @@ class Worker:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        for channel in (EVENTS, "journeys", "email", "webhooks", import_jobs.CHANNEL):
+        for channel in (EVENTS, "journeys", "email", "webhooks", import_jobs.CHANNEL, connectors.CHANNEL):
             self.ctx.signals.wake(channel)
         for thread in self._threads:
             thread.join(timeout)

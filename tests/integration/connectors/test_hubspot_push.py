@@ -1,0 +1,58 @@
+"""Pushing contacts to HubSpot (the real client against the peer over a socket), on both databases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from leadflow.connectors.models import connector_links, connector_outbox
+from leadflow.connectors.worker import ConnectorWorker
+from leadflow.contacts.processor import EventProcessor
+from leadflow.kernel.clock import VirtualClock
+from leadflow.kernel.context import AppContext
+from tests.integration.connectors.conftest import connect, drain, identify
+from tests.peers.hubspot import HubSpotPeer
+
+pytestmark = pytest.mark.settings(network_allow="127.0.0.1")
+
+
+def _outbox(ctx: AppContext) -> list[dict[str, object]]:
+    with ctx.db.read() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.select(connector_outbox))]
+
+
+def test_create_then_update_then_email_change_keep_one_remote_record(
+    ctx: AppContext,
+    processor: EventProcessor,
+    peer: HubSpotPeer,
+    worker: ConnectorWorker,
+    clock: VirtualClock,
+) -> None:
+    connect(ctx, peer)
+    identify(ctx, processor, "u1", email="Ann@Example.com", firstName="Ann", phone="(415) 555-0100")
+    assert len(_outbox(ctx)) == 1  # written with the change, not sent
+    assert peer.records() == []
+    assert drain(worker) == 1
+    [remote] = peer.records()
+    assert remote["properties"]["email"] == "ann@example.com"
+    assert remote["properties"]["firstname"] == "Ann"
+    assert remote["properties"]["lifecyclestage"] in ("subscriber", "lead")
+    assert _outbox(ctx) == []
+    assert peer.calls_to("POST", r"/crm/v3/objects/contacts/batch/upsert")
+
+    clock.advance(timedelta(minutes=1))
+    identify(ctx, processor, "u1", lastName="Lee")
+    drain(worker)
+    assert [r["properties"]["lastname"] for r in peer.records()] == ["Lee"]
+    assert peer.calls_to("POST", r"/crm/v3/objects/contacts/batch/update")
+
+    clock.advance(timedelta(minutes=1))
+    identify(ctx, processor, "u1", email="ann.lee@example.com")
+    drain(worker)
+    [remote] = peer.records()  # the same record: updated by id, not upserted by the new email
+    assert remote["properties"]["email"] == "ann.lee@example.com"
+    with ctx.db.read() as conn:
+        [link] = conn.execute(sa.select(connector_links)).all()
+    assert link.remote_id == remote["id"]
