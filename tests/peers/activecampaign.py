@@ -3,9 +3,10 @@
 What it keeps, as the vendor does: contacts (upserted by e-mail through ``contact/sync``, ``udate``
 moved on every change, for pulls with ``filters[updated_after]``), custom fields and their values
 (``fieldValues`` by field id), tags (which must exist before ``contactTags``), lists and list
-memberships (status 1 subscribed, 2 unsubscribed), deals, notes, and bulk imports (at most 250 contacts
-a request, 100 imports a minute; asynchronous: ``import/info`` answers ``status: false`` until the batch
-is processed, then ``completed`` with the new contacts' ids and the failed e-mails).
+memberships (status 1 subscribed, 2 unsubscribed), users (deal owners), deals, notes, and bulk imports
+(at most 250 contacts a request, 100 imports a minute; asynchronous: ``import/info`` answers ``status:
+false`` until the batch is processed, then ``completed`` with the new contacts' ids and the failed
+e-mails).
 
 Its habits: ids are strings in JSON; lists (contacts, fields, tags, lists) come 20 a page unless
 ``limit`` (at most 100) says otherwise, with ``meta.total``; 5 requests per second per account (all
@@ -129,7 +130,9 @@ class ActiveCampaignPeer(SaasPeer):
         self.deals: dict[int, dict[str, Any]] = {}
         self.notes: dict[int, dict[str, Any]] = {}
         self.imports: dict[str, Import] = {}
+        self.users: dict[int, dict[str, Any]] = {}  # the account's users: deal owners
         self._ids = 0
+        self.seed_user("admin@example.com", "Account", "Admin")
 
     # ---- what a test asks or changes --------------------------------------------------------------
     def contact(self, email: str) -> Contact | None:
@@ -171,6 +174,16 @@ class ActiveCampaignPeer(SaasPeer):
     def seed_list(self, name: str) -> int:
         with self.lock:
             return int(self._add_list(name)["id"])
+
+    def seed_user(self, email: str, first_name: str, last_name: str) -> int:
+        with self.lock:
+            user = {
+                "username": email.split("@")[0],
+                "firstName": first_name,
+                "lastName": last_name,
+                "email": email,
+            }
+            return int(self._record(self.users, user)["id"])
 
     def change_remotely(self, email: str, **changes: str) -> Contact:
         """Edit a contact as a user of ActiveCampaign would (first_name=..., or a field title=value)."""
@@ -367,6 +380,10 @@ class ActiveCampaignPeer(SaasPeer):
             return invalid("Status must be 1 or 2", "field_invalid", "/data/attributes/status")
         membership = self._membership(contact_id, list_id, status)
         return Answer(200, {"contacts": [self._out(self.contacts[contact_id])], "contactList": membership})
+
+    @route("GET", r"/api/3/users")
+    def list_users(self, call: Call) -> Answer:
+        return paged(call, "users", sorted(self.users.values(), key=lambda user: int(user["id"])))
 
     # ---- deals and notes --------------------------------------------------------------------------
     @route("POST", r"/api/3/deals")

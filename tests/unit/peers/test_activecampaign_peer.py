@@ -119,6 +119,7 @@ def test_tags_lists_deals_and_notes(api: httpx.Client, peer: ActiveCampaignPeer)
     assert peer.tags_of("tim@example.com") == {"speaker"}
     assert peer.lists_of("tim@example.com") == {"Attendees 2026": 2}
 
+    assert [u["email"] for u in api.get("/users").json()["users"]] == ["admin@example.com"]  # deal owners
     incomplete = api.post("/deals", json={"deal": {"title": "Booth", "value": 45000, "contact": contact_id}})
     assert incomplete.status_code == 422
     assert incomplete.json()["errors"][0]["source"]["pointer"] == "/data/attributes/currency"
