@@ -6,7 +6,8 @@ What it keeps, as the vendor does: subscribers (``POST /v4/subscribers`` creates
 custom field keys are ignored and named in ``warnings``), their state (active, inactive, cancelled,
 bounced, complained; ``POST /v4/subscribers/{id}/unsubscribe`` cancels), custom fields (by ``key``, made
 from the label), tags (``POST /v4/tags/{tag_id}/subscribers {"email_address"}`` tags an existing
-subscriber: 201, or 200 when already tagged). Listing subscribers filters on ``email_address``,
+subscriber: 201, or 200 when already tagged), bulk upserts (``POST /v4/bulk/subscribers``, OAuth
+only, 100 answered at once, more with ``202``). Listing subscribers filters on ``email_address``,
 ``status`` (``active`` unless asked otherwise, as the vendor does: a cancelled subscriber is only found
 with ``status=cancelled`` or ``all``), ``created_after`` and ``updated_after``, with cursor pagination.
 
@@ -175,6 +176,34 @@ class KitPeer(SaasPeer):
         warnings = self._set_fields(found, data.get("fields") or {})
         found.updated_at = self.now()
         return Answer(201 if created else 200, self._envelope(found, warnings))
+
+    @route("POST", r"/v4/bulk/subscribers")
+    def bulk_upsert(self, call: Call) -> Answer:
+        """Up to 100 at once answered with the results; more answer ``202 {}`` (the vendor then posts the
+        results to ``callback_url``: this peer applies them at once and posts nothing). OAuth only."""
+        if self._credential(call) != "oauth":
+            return errors(401, "The access token is invalid")
+        items = (call.json() or {}).get("subscribers")
+        if not isinstance(items, list) or not items:
+            return errors(422, "No subscribers included for processing")
+        done, failures = [], []
+        for item in items:
+            email = str(item.get("email_address") or "").strip().lower()
+            if not EMAIL.match(email) or (item.get("state") or "active") not in STATES:
+                failures.append({"subscriber": item, "errors": ["Email address is invalid"]})
+                continue
+            found = self.subscriber(email)
+            if found is None:
+                found = Subscriber(
+                    self._next_id(), email, None, item.get("state") or "active", self.now(), self.now()
+                )
+                self.subscribers[found.id] = found
+            if "first_name" in item:
+                found.first_name, found.updated_at = item["first_name"], self.now()
+            done.append({k: v for k, v in self._out(found, None).items() if k != "fields"})
+        if len(items) > 100:
+            return Answer(202, {})
+        return Answer(200, {"subscribers": done, "failures": failures})
 
     @route("GET", r"/v4/subscribers")
     def search(self, call: Call) -> Answer:

@@ -487,7 +487,9 @@ class MailchimpPeer(SaasPeer):
             "web_id": member.web_id,
             "email_type": "html",
             "status": member.status,
-            "merge_fields": member.merge_fields,
+            "merge_fields": {
+                tag: member.merge_fields.get(tag, "") for tag in self.audiences[list_id].merge_fields
+            },
             "interests": {},
             "timestamp_signup": iso(member.signed_up),
             "timestamp_opt": iso(member.signed_up),

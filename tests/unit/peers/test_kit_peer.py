@@ -127,6 +127,17 @@ def test_auth_rolling_window_and_faults(clock: VirtualClock) -> None:
         clock.advance(timedelta(seconds=1))
         assert client.get("/tags", headers=key).status_code == 200
 
+        bulk = {
+            "subscribers": [{"email_address": "b1@example.com", "first_name": "B"}, {"email_address": "x"}]
+        }
+        assert client.post("/bulk/subscribers", headers=key, json=bulk).status_code == 401  # OAuth only
+        answer = client.post("/bulk/subscribers", headers=bearer, json=bulk).json()
+        assert [s["email_address"] for s in answer["subscribers"]] == ["b1@example.com"]
+        assert answer["failures"][0]["errors"] == ["Email address is invalid"]
+        many = {"subscribers": [{"email_address": f"m{i}@example.com"} for i in range(101)]}
+        assert client.post("/bulk/subscribers", headers=bearer, json=many).status_code == 202
+        assert peer.count() == 102
+
         peer.faults.error_rate = 1.0
         failed = client.get("/tags", headers=key)
         assert failed.status_code in (500, 502, 503)

@@ -49,7 +49,8 @@ def test_put_upserts_on_the_hash_and_post_of_a_member_is_refused(
     )
     assert created.status_code == 200
     assert created.json()["id"] == subscriber_hash("ada@example.com")
-    assert created.json()["merge_fields"] == {"FNAME": "Ada"}  # not an audience merge field: dropped
+    # every audience merge field, "" when unset; NOPE is not one of them: dropped
+    assert created.json()["merge_fields"] == {"FNAME": "Ada", "LNAME": "", "PHONE": ""}
     updated = put(api, "ada@example.com", status_if_new="subscribed", merge_fields={"LNAME": "Lovelace"})
     assert updated.json()["full_name"] == "Ada Lovelace"
     assert peer.count() == 1
