@@ -10,6 +10,7 @@ that cannot run here is listed in :data:`NOT_RUN` with the reason and is still c
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -50,7 +51,11 @@ FILLED_IN = {
     "<write key>": "the write key the first start printed",
     "127.0.0.1:8000": "the test server's free port instead of 8000",
     PLACEHOLDER_DB: "a new PostgreSQL database: there is no db-host here",
+    "<user id>": "the id the CRM user's creation printed",
+    "<form id>": "the id the form's creation printed",
 }
+#: Placeholders for an id a command printed: the ``id`` of the JSON a POST to this path answered.
+CAPTURED = {"<user id>": "/api/v1/crm/users", "<form id>": "/api/v1/forms"}
 
 
 @dataclass
@@ -92,12 +97,14 @@ class Reader:
     admin_key: str = ""
     write_key: str = ""
     databases: list[str] = field(default_factory=list)
+    captured: dict[str, str] = field(default_factory=dict)
 
     def fill(self, text: str) -> str:
         values = {
             "<admin key>": self.admin_key,
             "<write key>": self.write_key,
             "127.0.0.1:8000": f"127.0.0.1:{self.server.port if self.server else 8000}",
+            **self.captured,
         }
         if PLACEHOLDER_DB in text:
             if not self.databases:
@@ -145,6 +152,12 @@ class Reader:
         self.server.stop()
         self.server = LiveServer(database_url=self.database_url, workdir=self.workdir, env=extra, port=port)
         self.server.start()
+
+    def capture(self, command: str, output: str) -> None:
+        """Keep the id a reader copies from the JSON a creating ``curl`` printed (:data:`CAPTURED`)."""
+        for placeholder, path in CAPTURED.items():
+            if " -d " in command and bare(command).endswith(f"127.0.0.1:8000{path}"):
+                self.captured[placeholder] = json.loads(output)["id"]
 
     def close(self) -> None:
         if self.server is not None:
@@ -237,6 +250,7 @@ def _run_sh(reader: Reader, block: str) -> None:
             continue
         ran = reader.bash("\n".join([*map(reader.fill, exports), reader.fill(command)]))
         assert ran.returncode == 0, f"{command}\nstdout: {ran.stdout}\nstderr: {ran.stderr}"
+        reader.capture(command, ran.stdout)
 
 
 def test_every_readme_command_works_verbatim(reader: Reader) -> None:
@@ -265,6 +279,11 @@ def test_every_readme_command_works_verbatim(reader: Reader) -> None:
         assert [c["first_name"] for c in contacts] == ["Ann"]  # the python snippet reached the server
         journey = api.get("/api/v1/journeys/welcome-series").json()
         assert journey["status"] == "active"  # installed by the CLI, published by curl
+        reader.server.wait_processed()  # the form's post: a lead with an owner and a timeline
+        lead = api.get("/api/v1/crm/leads/bo@example.com").json()
+        assert lead["owner_id"] == reader.captured["<user id>"]
+        timeline = api.get("/api/v1/crm/leads/bo@example.com/activities").json()["data"]
+        assert {"form_submitted", "owner_assigned"} <= {entry["kind"] for entry in timeline}
 
 
 def _check_synopsis(reader: Reader, block: str) -> None:
