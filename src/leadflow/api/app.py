@@ -21,6 +21,7 @@ from leadflow.auth.service import KeyCache
 from leadflow.capture.api import flows_router as capture_flows_router
 from leadflow.capture.api import router as forms_router
 from leadflow.capture.public_api import router as hosted_forms_router
+from leadflow.connectors.api import router as connectors_router
 from leadflow.contacts.api import router as contacts_router
 from leadflow.crm import service as crm
 from leadflow.crm.api import router as crm_router
@@ -129,6 +130,7 @@ def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: 
         calendar_router,
         calendar_links_router,
         webhooks_router,
+        connectors_router,
         keys_router,
         audit_router,
         inbound_router,

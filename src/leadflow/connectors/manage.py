@@ -143,6 +143,7 @@ def health(ctx: AppContext, connector_id: str) -> dict[str, Any]:
     lags = sorted(o.lag_ms for o in outcomes if o.outcome == "written" and o.lag_ms is not None)
     return {
         "connector_id": connector_id,
+        "vendor": row.vendor,
         "since": since,
         "until": now,
         "succeeded": good,

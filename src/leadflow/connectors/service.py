@@ -31,6 +31,7 @@ from leadflow.connectors.manage import preview as preview
 from leadflow.connectors.manage import replay as replay
 from leadflow.connectors.manage import sync_now as sync_now
 from leadflow.connectors.manage import test_connection as test_connection
+from leadflow.connectors.metrics import register as register_metrics
 from leadflow.connectors.outbox import CHANNEL as CHANNEL
 from leadflow.connectors.outbox import erasure_handler as erasure_handler
 from leadflow.connectors.outbox import handler as outbox_handler
@@ -39,4 +40,4 @@ from leadflow.connectors.registry import VENDORS as VENDORS
 from leadflow.connectors.vendor import Vendor as Vendor
 from leadflow.connectors.worker import ConnectorWorker as ConnectorWorker
 
-__all__ = ["outbox_handler"]
+__all__ = ["outbox_handler", "register_metrics"]

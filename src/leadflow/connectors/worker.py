@@ -292,6 +292,7 @@ class ConnectorWorker:
 
     def _contacts(self, connector: config.Connector, vendor: Vendor, items: list[Claimed]) -> None:
         ids = [item.local_id for item in items]
+        written: dict[str, list[Written]] = {}
         try:
             owners = (
                 self.owners(connector, vendor)
@@ -305,7 +306,6 @@ class ConnectorWorker:
             cost = sum(vendor.calls(kind, records) for kind, records in planned.writes.items() if records)
             if cost and not self._take(connector, vendor, cost, items):
                 return
-            written: dict[str, list[Written]] = {}
             self._write(vendor, planned, written)
         except (VendorError, netguard.Blocked) as exc:
             if written:  # what was created before the failure keeps its link: never created twice

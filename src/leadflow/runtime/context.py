@@ -71,6 +71,7 @@ def wire(ctx: AppContext) -> None:
     bus.subscribe(ContactsTouched, webhooks.fanout(ctx))
     # after qualifying: contacts the connectors' triggers name get an outbox row (never a vendor call here)
     bus.subscribe(ContactsTouched, connectors.outbox_handler(ctx))
+    connectors.register_metrics(ctx)  # connector health gauges in /metrics
 
 
 def build_context(settings: Settings | None = None, *, clock: Clock | None = None) -> AppContext:
