@@ -123,6 +123,7 @@ class PipedrivePeer(SaasPeer):
         self._penalty_until: dict[str, float] = {}
         self._daily: dict[str, tuple[str, int]] = {}
         self._indexed_at: dict[tuple[str, int], float] = {}
+        self._emails: dict[str, set[int]] = {}  # lower-cased email -> person ids
 
     # ---- for tests --------------------------------------------------------------------------------
     def reset(self) -> None:
@@ -136,6 +137,7 @@ class PipedrivePeer(SaasPeer):
             self._penalty_until.clear()
             self._daily.clear()
             self._indexed_at.clear()
+            self._emails.clear()
 
     def add_field(self, kind: str, name: str, field_type: str = "varchar") -> str:
         """A custom field of ``kind`` (person, organization, deal): its key."""
@@ -146,8 +148,12 @@ class PipedrivePeer(SaasPeer):
         """A salesperson edits a record in Pipedrive: fields set, ``update_time`` moved to now()."""
         with self.lock:
             record = self.records[kind][record_id]
+            self._index_emails(kind, record, add=False)
+            if "emails" in fields:
+                fields["emails"] = _contact_points("emails", fields["emails"])
             record.update(fields)
             record["update_time"] = self._stamp(kind)
+            self._index_emails(kind, record, add=True)
             return copy.deepcopy(record)
 
     def get(self, kind: str, record_id: int) -> dict[str, Any] | None:
@@ -239,7 +245,10 @@ class PipedrivePeer(SaasPeer):
         wanted = term.lower()
         visible = self.clock()
         items = []
-        for record in self.records[kind].values():
+        candidates: Any = self.records[kind].values()
+        if exact and kind == "person" and fields == {"email"}:  # the connector's lookup: by the index
+            candidates = [self.records[kind][n] for n in sorted(self._emails.get(wanted, ()))]
+        for record in candidates:
             if self._indexed_at.get((kind, record["id"]), 0.0) > visible:
                 continue
             values = _searchable(kind, record, fields)
@@ -262,6 +271,7 @@ class PipedrivePeer(SaasPeer):
         record = {"id": record_id, "owner_id": OWNER, "add_time": stamp, "is_deleted": False, **record}
         record["update_time"] = stamp
         self.records[kind][record_id] = record
+        self._index_emails(kind, record, add=True)
         self._indexed_at[(kind, record_id)] = self.clock() + self.search_lag_s
         return ok(copy.deepcopy(record))
 
@@ -298,7 +308,9 @@ class PipedrivePeer(SaasPeer):
         except Rejected as exc:
             return fail(exc.status, exc.message, errorCode=exc.status)
         custom = changes.pop("custom_fields", None)
+        self._index_emails(kind, record, add=False)
         record.update(changes)
+        self._index_emails(kind, record, add=True)
         if custom is not None:
             record["custom_fields"] = {**record.get("custom_fields", {}), **custom}
         record["update_time"] = self._stamp(kind)
@@ -307,8 +319,10 @@ class PipedrivePeer(SaasPeer):
     @route("DELETE", r"/api/v2/(?P<plural>persons|organizations|deals)/(?P<record_id>\d+)")
     def delete(self, call: Call, plural: str, record_id: str) -> Answer:
         kind = PLURAL[plural]
-        if self.records[kind].pop(int(record_id), None) is None:
+        record = self.records[kind].pop(int(record_id), None)
+        if record is None:
             return self._missing(kind)
+        self._index_emails(kind, record, add=False)
         return ok({"id": int(record_id)})
 
     @route("GET", r"/api/v2/pipelines")
@@ -383,6 +397,16 @@ class PipedrivePeer(SaasPeer):
         return ok({**user, "company_domain": "leadflow-peer", "active_flag": True})
 
     # ---- inside -----------------------------------------------------------------------------------
+    def _index_emails(self, kind: str, record: dict[str, Any], *, add: bool) -> None:
+        if kind != "person":
+            return
+        for point in record.get("emails") or []:
+            email = str(point["value"]).lower()
+            if add:
+                self._emails.setdefault(email, set()).add(record["id"])
+            else:
+                self._emails.get(email, set()).discard(record["id"])
+
     def _window(self, token: str) -> tuple[WindowLimit, WindowLimit]:
         if token not in self._windows:
             self._windows[token] = (

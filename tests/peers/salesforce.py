@@ -150,6 +150,7 @@ class SalesforcePeer(SaasPeer):
         self._ids = itertools.count(1)
         self._day = self.now().date()
         self._cursors: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+        self._index: dict[tuple[str, str], dict[str, set[str]]] = {}
 
     # ---- for tests --------------------------------------------------------------------------------
     def client(self, session_id: str = SESSION_ID, version: str = "59.0") -> Salesforce:
@@ -162,6 +163,7 @@ class SalesforcePeer(SaasPeer):
             for records in self.records.values():
                 records.clear()
             self._cursors.clear()
+            self._index.clear()
             self.api_used = 0
 
     def seed(self, obj: str, **fields: Any) -> str:
@@ -173,8 +175,7 @@ class SalesforcePeer(SaasPeer):
         """A salesperson edits a record in Salesforce: fields set, modification times moved to now()."""
         with self.lock:
             record = self.records[obj][record_id]
-            record.update(fields)
-            self._touch(obj, record, SALES_USER)
+            self._modify(obj, record, fields, SALES_USER)
             return copy.deepcopy(record)
 
     def get(self, obj: str, record_id: str) -> dict[str, Any] | None:
@@ -272,8 +273,7 @@ class SalesforcePeer(SaasPeer):
             self._check(obj, fields, creating=False)
         except Invalid as exc:
             return error(400, exc.code, exc.message, exc.fields)
-        record.update(fields)
-        self._touch(obj, record, PEER_USER)
+        self._modify(obj, record, fields, PEER_USER)
         return Answer(204)
 
     @route("DELETE", API + r"/sobjects/(?P<obj>\w+)/(?P<record_id>\w+)/?")
@@ -281,6 +281,7 @@ class SalesforcePeer(SaasPeer):
         record = self._by_id(obj, record_id)
         if record is None:
             return error(404, "ENTITY_IS_DELETED", "entity is deleted")
+        self._unindex(obj, record)
         del self.records[obj][record["Id"]]
         return Answer(204)
 
@@ -307,8 +308,7 @@ class SalesforcePeer(SaasPeer):
         except Invalid as exc:
             return error(400, exc.code, exc.message, exc.fields)
         if matches:
-            matches[0].update(fields)
-            self._touch(obj, matches[0], PEER_USER)
+            self._modify(obj, matches[0], fields, PEER_USER)
             result = {"id": matches[0]["Id"], "success": True, "errors": [], "created": False}
             return Answer(200, result) if float(version) >= 46 else Answer(204)
         if call.arg("updateOnly") == "true":
@@ -342,7 +342,7 @@ class SalesforcePeer(SaasPeer):
                     raise Invalid("DUPLICATE_VALUE", f"Duplicate external id specified: {value}", [field])
                 if "Id" in fields:
                     raise Invalid("INVALID_FIELD", "Unable to create/update fields: Id.", ["Id"])
-                found = [r for r in self.records[obj].values() if _same(field_value(r, field), key)]
+                found = self._matching(obj, field, key)
                 if len(found) > 1:
                     ids = ", ".join(r["Id"] for r in found)
                     message = f"{field}: more than one record found for external id field: [{ids}]"
@@ -359,8 +359,7 @@ class SalesforcePeer(SaasPeer):
             elif failed and all_or_none:
                 results.append(_rolled_back())
             elif plan[2] is not None:
-                plan[2].update(plan[1])
-                self._touch(obj, plan[2], PEER_USER)
+                self._modify(obj, plan[2], plan[1], PEER_USER)
                 results.append({"id": plan[2]["Id"], "success": True, "errors": [], "created": False})
             else:
                 record_id = self._insert(obj, plan[1], PEER_USER)
@@ -469,7 +468,7 @@ class SalesforcePeer(SaasPeer):
         if field not in self.external_ids[obj]:
             message = f"Provided external ID field does not exist or is not accessible: {field}"
             return [], error(404, "NOT_FOUND", message)
-        matches = [r for r in self.records[obj].values() if _same(field_value(r, field), value)]
+        matches = self._matching(obj, field, value)
         if len(matches) > 1:
             return matches, Answer(
                 300, [f"/services/data/v{version}/sobjects/{obj}/{r['Id']}" for r in matches]
@@ -479,6 +478,8 @@ class SalesforcePeer(SaasPeer):
     def _by_id(self, obj: str, record_id: str) -> dict[str, Any] | None:
         if obj not in self.records or len(record_id) not in (15, 18):
             return None
+        if len(record_id) == 18:
+            return self.records[obj].get(record_id)
         for key, record in self.records[obj].items():
             if key[:15] == record_id[:15]:
                 return record
@@ -529,7 +530,45 @@ class SalesforcePeer(SaasPeer):
         record |= {"CreatedDate": stamp, "CreatedById": user, "IsDeleted": False}
         self.records[obj][record_id] = record
         self._touch(obj, record, user)
+        self._reindex(obj, record)
         return record_id
+
+    def _modify(self, obj: str, record: dict[str, Any], fields: dict[str, Any], user: str) -> None:
+        self._unindex(obj, record)
+        record.update(fields)
+        self._touch(obj, record, user)
+        self._reindex(obj, record)
+
+    def _matching(self, obj: str, field: str, value: Any) -> list[dict[str, Any]]:
+        """The records whose ``field`` equals ``value`` (any case), oldest first, through an index kept
+        per external-id field (10,000-record chaos runs look up every record)."""
+        if value is None:
+            return []
+        ids = self._field_index(obj, field).get(str(value).lower(), set())
+        return [self.records[obj][record_id] for record_id in sorted(ids)]
+
+    def _field_index(self, obj: str, field: str) -> dict[str, set[str]]:
+        key = (obj, field.lower())
+        if key not in self._index:
+            index: dict[str, set[str]] = {}
+            for record in self.records[obj].values():
+                value = field_value(record, field)
+                if value is not None:
+                    index.setdefault(str(value).lower(), set()).add(record["Id"])
+            self._index[key] = index
+        return self._index[key]
+
+    def _unindex(self, obj: str, record: dict[str, Any]) -> None:
+        for (indexed, field), index in self._index.items():
+            value = field_value(record, field) if indexed == obj else None
+            if value is not None:
+                index.get(str(value).lower(), set()).discard(record["Id"])
+
+    def _reindex(self, obj: str, record: dict[str, Any]) -> None:
+        for (indexed, field), index in self._index.items():
+            value = field_value(record, field) if indexed == obj else None
+            if value is not None:
+                index.setdefault(str(value).lower(), set()).add(record["Id"])
 
     def _touch(self, obj: str, record: dict[str, Any], user: str) -> None:
         stamp = sf_time(self.now())
@@ -553,12 +592,6 @@ class SalesforcePeer(SaasPeer):
 
 def _sort_key(name: str, record: dict[str, Any]) -> tuple[int, Any]:
     return sort_key(field_value(record, name))
-
-
-def _same(stored: Any, wanted: Any) -> bool:
-    if stored is None or wanted is None:
-        return False
-    return str(stored).lower() == str(wanted).lower()
 
 
 def _matches(record: dict[str, Any], where: dict[str, Any]) -> bool:

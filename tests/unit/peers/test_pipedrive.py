@@ -244,3 +244,14 @@ def test_injected_faults_take_pipedrives_shape(peer: PipedrivePeer, http: httpx.
     failed = http.get("/api/v2/pipelines")
     assert failed.status_code in (500, 502, 503)
     assert failed.json()["success"] is False
+
+
+def test_a_remote_email_change_is_what_search_finds(peer: PipedrivePeer, http: httpx.Client) -> None:
+    person = http.post("/api/v2/persons", json={"name": "E", "emails": [{"value": "e@example.com"}]}).json()[
+        "data"
+    ]
+    peer.remote_update("person", person["id"], emails=[{"value": "e.new@example.com"}])
+    assert search(http, "e@example.com") == []
+    assert [i["item"]["primary_email"] for i in search(http, "E.NEW@example.com")] == ["e.new@example.com"]
+    http.delete(f"/api/v2/persons/{person['id']}")
+    assert search(http, "e.new@example.com") == []

@@ -322,3 +322,19 @@ def test_injected_faults_take_salesforces_shapes(peer: SalesforcePeer, sf: Sales
         sf.query("SELECT Id FROM Lead")
     assert failed.value.status in (500, 503)
     assert failed.value.content[0]["errorCode"] in ("UNKNOWN_EXCEPTION", "SERVER_UNAVAILABLE")
+
+
+def test_an_email_changed_by_id_is_found_under_the_new_email_only(
+    peer: SalesforcePeer, sf: Salesforce
+) -> None:
+    lead = sf.Lead.upsert(
+        "Email/old@example.com", {"LastName": "O", "Company": "X"}, raw_response=True
+    ).json()["id"]
+    assert sf.Lead.update(lead, {"Email": "new@example.com"}) == 204
+    assert sf.Lead.upsert("Email/new@example.com", {"Title": "CEO"}) == 200
+    assert sf.Lead.get_by_custom_id("Email", "new@example.com")["Id"] == lead
+    with pytest.raises(SalesforceResourceNotFound):
+        sf.Lead.get_by_custom_id("Email", "old@example.com")
+    peer.remote_update("Lead", lead, Email="sales@example.com")
+    assert sf.Lead.get_by_custom_id("Email", "sales@example.com")["Title"] == "CEO"
+    assert peer.count("Lead") == 1
