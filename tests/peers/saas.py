@@ -365,7 +365,8 @@ class SaasPeer:
         self.faults = Faults(seed)
         self.calls: list[Call] = []
         self.lock = threading.RLock()
-        self.in_flight = 0  # requests read and not yet answered (under lock)
+        self.in_flight = 0  # requests read and not yet answered, counted before they wait for `lock`
+        self._counting = threading.Lock()  # guards `calls` appends and `in_flight`, never held long
         self.ca_file: str | None = None
         context = None
         if tls:
@@ -515,13 +516,13 @@ def _handler_class(peer: SaasPeer) -> type[BaseHTTPRequestHandler]:
                 headers={name.lower(): value for name, value in self.headers.items()},
                 body=body,
             )
-            with peer.lock:
+            with peer._counting:  # not peer.lock: a test holding it sees the requests queued behind it
                 peer.calls.append(call)
                 peer.in_flight += 1
             try:
                 answer = peer._dispatch(call)
             finally:
-                with peer.lock:
+                with peer._counting:
                     peer.in_flight -= 1
             if answer is None:
                 self.close_connection = True

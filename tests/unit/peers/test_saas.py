@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ssl
+import threading
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -233,3 +235,24 @@ def test_tls_peer_is_trusted_through_its_ca_file_by_httpx_and_requests() -> None
         gets = peer.calls_to("GET")
         assert len(gets) == 2
         assert all(call.status == 200 for call in gets)
+
+
+def test_requests_waiting_for_the_peers_lock_are_already_in_flight(peer: Toy) -> None:
+    results: list[int] = []
+
+    def get() -> None:
+        results.append(httpx.get(f"{peer.url}/v1/things/1", headers=TOKEN, timeout=5).status_code)
+
+    with peer.lock:  # holds every handler back
+        threads = [threading.Thread(target=get) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 5
+        while peer.in_flight < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert peer.in_flight == 3
+        assert results == []
+    for thread in threads:
+        thread.join(5)
+    assert results == [404, 404, 404]
+    assert peer.in_flight == 0
