@@ -30,7 +30,9 @@ from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
 from leadflow.crm import queries
+from leadflow.crm.models import crm_pipelines, crm_stages
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.db import copy_rows
 from leadflow.kernel.errors import Conflict, Invalid, NotFound
 from leadflow.kernel.ids import new_id
 
@@ -309,3 +311,23 @@ def ensure_default(conn: Connection, now: datetime) -> None:
             for n, s in enumerate(DEFAULT_STAGES)
         ],
     )
+
+
+def find(conn: Connection, ref: str | None) -> str:
+    """The id of the pipeline with this id or name, or of the default pipeline when ``ref`` is None
+    (422 ``pipeline_not_found`` / ``pipeline_required``): how automations name a pipeline."""
+    if ref is None:
+        return default_id(conn)
+    if conn.execute(queries.PIPELINE, {"pipeline_id": ref}).first() is not None:
+        return ref
+    named = conn.execute(queries.PIPELINE_NAMED, {"name": ref.strip()}).scalar()
+    if named is None:
+        raise Invalid(f"no pipeline {ref!r}", code="pipeline_not_found")
+    return str(named)
+
+
+def copy_configuration(source: Connection, target: Connection) -> None:
+    """The pipelines and their stages, into a scratch database (the journey simulator), so deal steps
+    run there as they would here."""
+    copy_rows(source, target, crm_pipelines)
+    copy_rows(source, target, crm_stages)

@@ -21,6 +21,12 @@ from leadflow.crm.automation import logged as logged
 from leadflow.crm.automation import owner_emails as owner_emails
 from leadflow.crm.automation import route as route_leads
 from leadflow.crm.automation import set_statuses as set_statuses
+from leadflow.crm.deal_automation import DealTarget as DealTarget
+from leadflow.crm.deal_automation import NewDeal as NewDeal
+from leadflow.crm.deal_automation import money as deal_money
+from leadflow.crm.deal_automation import move_deals as move_deals
+from leadflow.crm.deal_automation import open_deals as open_deals
+from leadflow.crm.deal_automation import target as deal_target
 from leadflow.crm.deals import CREATED as DEAL_CREATED
 from leadflow.crm.deals import STAGE_CHANGED as DEAL_STAGE_CHANGED
 from leadflow.crm.deals import export as export_deals
@@ -34,6 +40,7 @@ from leadflow.crm.leads import on_contacts_erased as on_contacts_erased
 from leadflow.crm.leads import on_contacts_merged as on_contacts_merged
 from leadflow.crm.leads import on_contacts_touched as on_contacts_touched
 from leadflow.crm.people import user_row as user_row
+from leadflow.crm.pipelines import copy_configuration as copy_pipelines
 from leadflow.crm.pipelines import ensure_default_in as ensure_default_pipeline
 from leadflow.crm.progression import subscriber as deal_progression
 from leadflow.crm.routing import on_qualified as route_qualified
@@ -51,7 +58,9 @@ __all__ = [
     "SLA_BREACHED",
     "SLA_ESCALATED",
     "STATUS_CHANGED",
+    "DealTarget",
     "NewActivity",
+    "NewDeal",
     "OwnerChange",
     "StatusChange",
     "assign_owners",
@@ -59,7 +68,10 @@ __all__ = [
     "check_slas",
     "check_status",
     "copy_configuration",
+    "copy_pipelines",
+    "deal_money",
     "deal_progression",
+    "deal_target",
     "ensure_default_pipeline",
     "ensure_lead",
     "export",
@@ -68,6 +80,7 @@ __all__ = [
     "find_user",
     "log_activities",
     "logged",
+    "move_deals",
     "on_contacts_erased",
     "on_contacts_merged",
     "on_contacts_touched",
@@ -75,6 +88,7 @@ __all__ = [
     "on_deals_merged",
     "on_sla_erased",
     "on_sla_merged",
+    "open_deals",
     "owner_emails",
     "route_leads",
     "route_qualified",
