@@ -42,7 +42,7 @@ def load_file(path: Path) -> Any:
 
 @journeys_app.command("install-templates")
 def install_templates(
-    names: list[str] = typer.Argument(None, help="which (default: all eight)"),
+    names: list[str] = typer.Argument(None, help="which (default: all of them)"),
     publish: bool = typer.Option(False, "--publish", help="publish them at once (default: drafts)"),
 ) -> None:
     """Install the ready-made journeys with their email templates, segments and topics (idempotent)."""

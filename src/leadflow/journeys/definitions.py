@@ -33,9 +33,11 @@ from leadflow.journeys.step_types import (
     STEP_TYPES,
     AssignOwner,
     Branch,
+    CreateDeal,
     Exit,
     GoalStep,
     LogActivity,
+    MoveDeal,
     NotifyOwner,
     Path,
     SendEmail,
@@ -48,6 +50,7 @@ from leadflow.journeys.step_types import (
     Wait,
     WaitForTime,
     WaitUntil,
+    WaitUntilTime,
     Webhook,
 )
 
@@ -58,6 +61,7 @@ __all__ = [
     "AnniversaryTrigger",
     "AssignOwner",
     "Branch",
+    "CreateDeal",
     "Definition",
     "Entry",
     "EventCondition",
@@ -67,6 +71,7 @@ __all__ = [
     "Goal",
     "GoalStep",
     "LogActivity",
+    "MoveDeal",
     "NotifyOwner",
     "Path",
     "QuietHours",
@@ -86,6 +91,7 @@ __all__ = [
     "Wait",
     "WaitForTime",
     "WaitUntil",
+    "WaitUntilTime",
     "Webhook",
     "check_graph",
     "parse",
@@ -128,6 +134,10 @@ class Definition(BaseModel):
         """Whether contacts get marketing email from it (a ``send_email`` step in a marketing journey):
         such email must show the sender's postal address."""
         return self.settings.kind == "marketing" and any(isinstance(s, SendEmail) for s in self.steps)
+
+    def deal_steps(self) -> list[CreateDeal | MoveDeal]:
+        """The steps that name a pipeline and stage (checked against the CRM when publishing)."""
+        return [s for s in self.steps if isinstance(s, CreateDeal | MoveDeal)]
 
     def segments(self) -> set[str]:
         """The segments (ids or keys) the trigger and exit criteria name."""

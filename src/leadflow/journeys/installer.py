@@ -28,6 +28,7 @@ NAMES = (
     "score-band-nurture",
     "mql-handoff",
     "assessment-career-changer",
+    "consultation-reminders",
 )
 
 

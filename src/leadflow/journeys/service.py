@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
+from leadflow.crm import service as crm
 from leadflow.journeys import definitions, queries, runs
 from leadflow.journeys.schemas import (
     Journey,
@@ -77,6 +78,22 @@ def check_references(conn: Connection, definition: definitions.Definition) -> No
     unknown = sorted(s for s in definition.segments() if segments.resolve(conn, s) is None)
     if unknown:
         raise Invalid(f"segments not found: {', '.join(unknown)}", code="unknown_segment")
+    check_deal_steps(conn, definition)
+
+
+DEAL_CODES = {"pipeline_not_found": "unknown_pipeline", "stage_not_found": "unknown_stage"}
+
+
+def check_deal_steps(conn: Connection, definition: definitions.Definition) -> None:
+    """Each ``create_deal`` / ``move_deal`` step names a pipeline that exists (or there is a default
+    one) and a stage of it, with the reason a won or lost stage needs: ``422 unknown_pipeline``,
+    ``unknown_stage``, ``pipeline_required`` or ``reason_required``, naming the step."""
+    for step in definition.deal_steps():
+        try:
+            crm.deal_target(conn, step.pipeline, step.stage, step.reason)
+        except Invalid as exc:
+            code = DEAL_CODES.get(exc.code, exc.code)
+            raise Invalid(f"step {step.id!r}: {exc.message}", code=code) from None
 
 
 def _row(conn: Connection, journey_id: str, *, lock: bool = False) -> Any:

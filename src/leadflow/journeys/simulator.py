@@ -6,7 +6,7 @@ the installation's kind (:mod:`leadflow.journeys.scratch`: PostgreSQL when it ru
 creates one contact from the request, publishes the journey there, and lets the real pipeline run —
 events, qualifiers, executor, deliverer (into a capturing transport) — jumping a virtual clock (from the
 request's ``start``, else now) from one due moment to the next up to the horizon. Nothing touches the
-real database or sends anything.
+real database or sends anything: CRM steps (deals, activities, owners) change the scratch copy only.
 
 The timeline says why an email did not go out, or not then (:attr:`Moment.reason`): the message's
 status and reason (``failed: missing variable contact.first_name (…)``, ``suppressed: frequency_capped``,
@@ -172,6 +172,7 @@ def _copy_configuration(ctx: AppContext, scratch: AppContext, email: str | None)
         segments.copy_configuration(source, target)
         scoring.copy_configuration(source, target)
         crm.copy_configuration(source, target)  # users and teams: owners named by CRM steps
+        crm.copy_pipelines(source, target)  # pipelines and stages: deal steps open and move deals
         copy_rows(source, target, config_entries)
 
 

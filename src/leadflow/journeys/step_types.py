@@ -275,6 +275,92 @@ class AssignOwner(_Step):
         return self
 
 
+class CreateDeal(_Step):
+    """Open a deal for the contact in ``pipeline`` (id or name; the default pipeline when omitted) at
+    ``stage`` (id or name; the pipeline's first open stage when omitted; a won or lost stage needs a
+    ``reason``). ``title``, ``value`` and ``currency`` are Liquid, rendered per contact like a webhook's
+    data (``"{{ event.total }}"``); ``expected_close`` is a duration after the step (``30d``). A contact
+    with an open deal in the pipeline keeps it (branch ``exists``); opened once per step and run, even
+    when the step is retried (:mod:`leadflow.crm.deal_automation`)."""
+
+    type: Literal["create_deal"]
+    pipeline: str | None = Field(default=None, min_length=1, max_length=200)
+    stage: str | None = Field(default=None, min_length=1, max_length=100)
+    title: str = Field(default="{{ journey.name }}", min_length=1, max_length=300)
+    value: str | int | float = 0
+    currency: str = Field(default="EUR", min_length=1, max_length=200)
+    expected_close: str | None = None
+    reason: str | None = Field(default=None, max_length=2000)
+    next: str | None = None
+
+    _close = field_validator("expected_close")(classmethod(lambda cls, v: _duration(v)))
+
+    @model_validator(mode="after")
+    def _valid(self) -> CreateDeal:
+        try:
+            messaging.check_data(self.texts())
+        except messaging.TemplateError as exc:
+            raise ValueError(str(exc)) from None
+        static = {k: v for k, v in self.texts().items() if "{{" not in v and "{%" not in v}
+        try:
+            crm.deal_money(static.get("value", 0), static.get("currency", "EUR"))
+        except Invalid as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def texts(self) -> dict[str, str]:
+        return {"title": self.title, "value": str(self.value), "currency": self.currency}
+
+
+class MoveDeal(_Step):
+    """Move the contact's open deal in ``pipeline`` (id or name; the default pipeline when omitted) to
+    ``stage`` (id or name; a won or lost stage needs a ``reason``). Forward only unless ``backwards``;
+    a deal already there is left alone (branch ``unchanged``), and a contact without an open deal
+    there gets none (branch ``no_deal``): the step never opens a deal."""
+
+    type: Literal["move_deal"]
+    pipeline: str | None = Field(default=None, min_length=1, max_length=200)
+    stage: str = Field(min_length=1, max_length=100)
+    reason: str | None = Field(default=None, max_length=2000)
+    backwards: bool = False
+    next: str | None = None
+
+
+class WaitUntilTime(_Step):
+    """Wait until a moment carried by the data: ``at`` is Liquid rendering an ISO-8601 date and time
+    with its UTC offset (``"{{ event.start_time }}"``), shifted by ``offset`` (``-24h``, ``+30m``).
+    A moment already past goes on at once to ``next`` (branch ``past``), or with ``skip_if_past`` to
+    ``on_past`` (none: the run ends). A value that is missing or not such a time fails the step with
+    the reason. Since it may go on at once, a loop through it needs another wait."""
+
+    type: Literal["wait_until_time"]
+    at: str = Field(min_length=1, max_length=500)
+    offset: str | None = Field(default=None, max_length=20)
+    skip_if_past: bool = False
+    on_past: str | None = None
+    next: str | None = None
+
+    @field_validator("offset")
+    @classmethod
+    def _offset(cls, value: str | None) -> str | None:
+        if value is not None:
+            _duration(value.strip().removeprefix("-").removeprefix("+"))
+        return value
+
+    @model_validator(mode="after")
+    def _valid(self) -> WaitUntilTime:
+        if self.on_past is not None and not self.skip_if_past:
+            raise ValueError("'on_past' goes with 'skip_if_past: true'")
+        try:
+            messaging.check_data({"at": self.at})
+        except messaging.TemplateError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def targets(self) -> list[str | None]:
+        return [self.next, self.on_past] if self.skip_if_past else [self.next]
+
+
 class GoalStep(EventCondition):
     """A conversion checkpoint: a contact who has done ``event`` since entering (or does within
     ``within``) leaves as converted; otherwise they go on to ``next``."""
@@ -307,6 +393,7 @@ Step = Annotated[
     | Wait
     | WaitUntil
     | WaitForTime
+    | WaitUntilTime
     | Branch
     | Split
     | Tags
@@ -317,6 +404,8 @@ Step = Annotated[
     | LogActivity
     | SetLeadStatus
     | AssignOwner
+    | CreateDeal
+    | MoveDeal
     | GoalStep
     | Exit,
     Field(discriminator="type"),
@@ -326,6 +415,7 @@ STEP_TYPES = (
     "wait",
     "wait_until",
     "wait_for_time",
+    "wait_until_time",
     "branch",
     "split",
     "add_tag",
@@ -337,6 +427,8 @@ STEP_TYPES = (
     "log_activity",
     "set_lead_status",
     "assign_owner",
+    "create_deal",
+    "move_deal",
     "goal",
     "exit",
 )

@@ -3,13 +3,12 @@
 A handler receives the items standing at one step of one journey version and answers an
 :class:`Outcome` for each: go on to a step, wait longer at this one, end the run, or fail (retried).
 Side effects go to outboxes (``messages``, ``webhook_deliveries``) keyed by the item's idempotency key,
-in the caller's transaction.
+in the caller's transaction. The CRM steps are in :mod:`leadflow.journeys.crm_steps`; what handlers
+answer and share, in :mod:`leadflow.journeys.outcomes`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,76 +18,27 @@ from leadflow.contacts import service as contacts
 from leadflow.contacts.service import ProfileBatch, ProfileChanges
 from leadflow.crm import service as crm
 from leadflow.events import service as events
-from leadflow.journeys import definitions, timing
+from leadflow.journeys import crm_steps, definitions, timing
+from leadflow.journeys.outcomes import (
+    Handler,
+    Outcome,
+    advance,
+    end,
+    fail,
+    hold,
+    liquid_context,
+    message_row,
+    render_each,
+)
 from leadflow.journeys.runs import Item, zones
-from leadflow.kernel.brand import brand, sales_address
+from leadflow.kernel.brand import sales_address
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.errors import Invalid
 from leadflow.messaging import service as messaging
 from leadflow.segments import service as segments
 from leadflow.webhooks import service as webhooks
 
 PROFILE_RETRY = timedelta(seconds=1)
-
-
-@dataclass
-class Outcome:
-    item: Item
-    kind: str  # next | hold | end | fail
-    target: str | None = None
-    branch: str | None = None
-    due_at: datetime | None = None
-    waiting_for: str | None = None
-    status: str | None = None
-    reason: str | None = None
-    detail: dict[str, Any] | None = None
-    variant: str | None = None
-
-
-def advance(item: Item, target: str | None, branch: str | None = None, **extra: Any) -> Outcome:
-    return Outcome(item, "next", target=target, branch=branch, **extra)
-
-
-def hold(item: Item, due_at: datetime, waiting_for: str | None = None, **extra: Any) -> Outcome:
-    return Outcome(item, "hold", due_at=due_at, waiting_for=waiting_for, **extra)
-
-
-def end(item: Item, status: str, reason: str, branch: str | None = None, **extra: Any) -> Outcome:
-    return Outcome(item, "end", status=status, reason=reason, branch=branch, **extra)
-
-
-def fail(item: Item, reason: str) -> Outcome:
-    return Outcome(item, "fail", reason=reason)
-
-
-Handler = Callable[[Connection, AppContext, list[Item], datetime], list[Outcome]]
-
-
-def _context(item: Item) -> dict[str, Any]:
-    """What a template sees besides the contact: the entering event, journey and step variables."""
-    step = item.step
-    variables = {**item.journey.definition.variables, **getattr(step, "variables", {})}
-    return {
-        "event": (item.trigger or {}).get("properties") or {},
-        "vars": variables,
-        "journey": {"id": item.journey.journey_id, "key": item.journey.key, "name": item.journey.name},
-    }
-
-
-def _message(item: Item, now: datetime, **values: Any) -> dict[str, Any]:
-    row = {
-        "key": f"j:{item.key}",
-        "contact_id": item.contact_id,
-        "journey_id": item.journey.journey_id,
-        "run_id": item.run_id,
-        "step_id": item.step_id,
-        "context": _context(item),
-        "due_at": now,
-        "to_address": None,
-        "error": None,
-    }
-    row.update(values)
-    return row
+__all__ = ["HANDLERS", "Handler", "Outcome", "advance", "end", "fail", "hold"]
 
 
 def send_email(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
@@ -116,7 +66,7 @@ def send_email(conn: Connection, ctx: AppContext, items: list[Item], now: dateti
         else set()
     )
     rows = [
-        _message(
+        message_row(
             item,
             now,
             kind=settings.kind,
@@ -153,9 +103,9 @@ def notify_owner(conn: Connection, ctx: AppContext, items: list[Item], now: date
         owner = owners.get(item.contact_id)
         other = legacy.get(item.contact_id)
         address = owner["email"] if owner else (other if other and "@" in other else fallback)
-        context = {**_context(item), **({"owner": owner} if owner else {})}
+        context = {**liquid_context(item), **({"owner": owner} if owner else {})}
         rows.append(
-            _message(
+            message_row(
                 item,
                 now,
                 context=context,
@@ -172,91 +122,6 @@ def notify_owner(conn: Connection, ctx: AppContext, items: list[Item], now: date
     return outcomes
 
 
-def _render_each(
-    conn: Connection, ctx: AppContext, items: list[Item], data: dict[str, Any], where: str
-) -> dict[str, dict[str, Any] | str]:
-    """Render ``data`` (Liquid strings) for each item's contact with an email's variables
-    (:mod:`leadflow.messaging.build.liquid_data`): the rendered data, or the error text."""
-    ids = [item.contact_id for item in items]
-    compiled = messaging.compile_data(data, where)
-    known = messaging.people(conn, ids) if compiled.sources else {}  # static data needs no variables
-    shared = {"brand": brand(ctx.settings).variables(), "contact": None, "company": None}
-    rendered: dict[str, dict[str, Any] | str] = {}
-    for item in items:
-        try:
-            values = {**shared, **known.get(item.contact_id, {}), **_context(item)}
-            rendered[item.key] = compiled.render(values)
-        except messaging.TemplateError as exc:
-            rendered[item.key] = str(exc)
-    return rendered
-
-
-def _actor(item: Item) -> str:
-    return f"journey:{item.journey.journey_id}"
-
-
-def _step_key(item: Item) -> str:
-    """The idempotency key a CRM change of this step carries (the same in any retry)."""
-    return f"journey:{item.key}"
-
-
-def log_activity(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
-    """Log the activity on each contact's lead timeline, once per step (keyed by the step's key). A
-    subject or body that cannot be rendered fails that contact's step (retried), as in a webhook."""
-    step: definitions.LogActivity = items[0].step
-    rendered = _render_each(conn, ctx, items, step.texts(), f"log_activity {step.id}")
-    due = now + segments.parse_duration(step.due) if step.due else None
-    entries, outcomes = [], []
-    for item in items:
-        texts = rendered[item.key]
-        if isinstance(texts, str):
-            outcomes.append(fail(item, texts))
-            continue
-        entries.append(
-            crm.NewActivity(
-                contact_id=item.contact_id,
-                kind=step.kind,
-                subject=str(texts["subject"]),
-                body=str(texts["body"]) or None,
-                key=_step_key(item),
-                due_at=due,
-            )
-        )
-        outcomes.append(advance(item, step.next))
-    if entries:
-        crm.log_activities(conn, ctx.clock, entries, actor=_actor(items[0]))
-    return outcomes
-
-
-def set_lead_status(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
-    """Set the lead's status; a lead already there is left alone (nothing audited or emitted)."""
-    step: definitions.SetLeadStatus = items[0].step
-    changes = [crm.StatusChange(item.contact_id, step.status, step.reason, _step_key(item)) for item in items]
-    changed = {c.contact_id for c in crm.set_statuses(conn, ctx.clock, changes, actor=_actor(items[0]))}
-    return [advance(item, step.next, None if item.contact_id in changed else "unchanged") for item in items]
-
-
-def assign_owner(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
-    """Make the step's user the lead's owner. A user that does not exist or is inactive fails the step
-    with the reason (retried: the user may be created or re-activated meanwhile). With ``route`` the
-    routing rules pick the owner of a lead that has none (one that has keeps it); a lead no rule or
-    fallback owner could take goes on unowned, branch ``unassigned``."""
-    step: definitions.AssignOwner = items[0].step
-    if step.route:
-        owners = crm.route_leads(conn, ctx, [item.contact_id for item in items], actor=_actor(items[0]))
-        return [
-            advance(item, step.next, None if item.contact_id in owners else "unassigned") for item in items
-        ]
-    assert step.user is not None
-    try:
-        user_id = crm.find_user(conn, step.user)
-    except Invalid as exc:
-        return [fail(item, str(exc)) for item in items]
-    changes = [crm.OwnerChange(item.contact_id, user_id, _step_key(item)) for item in items]
-    changed = {c.contact_id for c in crm.assign_owners(conn, ctx.clock, changes, actor=_actor(items[0]))}
-    return [advance(item, step.next, None if item.contact_id in changed else "unchanged") for item in items]
-
-
 def webhook(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
     """POST the contact, the triggering event and ``data`` through the signed webhook outbox.
 
@@ -269,7 +134,7 @@ def webhook(conn: Connection, ctx: AppContext, items: list[Item], now: datetime)
     step: definitions.Webhook = items[0].step
     found = {c.id: c for c in contacts.by_ids(conn, [item.contact_id for item in items])}
     message_ids = _message_ids(conn, items)
-    each = _render_each(conn, ctx, items, step.data, f"webhook {step.id} data")
+    each = render_each(conn, ctx, items, step.data, f"webhook {step.id} data")
     rows, outcomes = [], []
     for item in items:
         contact = found.get(item.contact_id)
@@ -347,6 +212,33 @@ def split(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -
 def passing(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
     """``wait`` and ``wait_for_time``: the waiting happened before the step became due."""
     return [advance(item, item.step.next) for item in items]
+
+
+def wait_until_time(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
+    """Reached: render ``at`` for each contact, shift it by ``offset`` and hold the step until then
+    (the moment is kept in the step's detail, in UTC); due again: go on. A moment already past goes on
+    at once, to ``next`` or with ``skip_if_past`` to ``on_past`` (branch ``past`` either way). A value
+    that cannot be rendered or is not an ISO-8601 time with an offset fails the step with the reason
+    (retried on the engine's schedule, then the run fails: never a loop)."""
+    step: definitions.WaitUntilTime = items[0].step
+    waited = [item for item in items if (item.detail or {}).get("until")]
+    outcomes = [advance(item, step.next) for item in waited]
+    fresh = [item for item in items if item not in waited]
+    rendered = render_each(conn, ctx, fresh, {"at": step.at}, f"wait_until_time {step.id}") if fresh else {}
+    for item in fresh:
+        value = rendered[item.key]
+        try:
+            if isinstance(value, str):
+                raise ValueError(value)
+            moment = timing.moment(value["at"]) + timing.shift(step.offset)
+        except ValueError as exc:
+            outcomes.append(fail(item, f"wait_until_time {step.id}: {exc}"))
+            continue
+        if moment > now:
+            outcomes.append(hold(item, moment, detail={"until": moment.isoformat()}))
+        else:
+            outcomes.append(advance(item, step.on_past if step.skip_if_past else step.next, "past"))
+    return outcomes
 
 
 def wait_until(conn: Connection, ctx: AppContext, items: list[Item], now: datetime) -> list[Outcome]:
@@ -443,15 +335,18 @@ def _changes(step: Any, stage: str) -> ProfileChanges:
 HANDLERS: dict[str, Handler] = {
     "send_email": send_email,
     "notify_owner": notify_owner,
-    "log_activity": log_activity,
-    "set_lead_status": set_lead_status,
-    "assign_owner": assign_owner,
+    "log_activity": crm_steps.log_activity,
+    "set_lead_status": crm_steps.set_lead_status,
+    "assign_owner": crm_steps.assign_owner,
+    "create_deal": crm_steps.create_deal,
+    "move_deal": crm_steps.move_deal,
     "webhook": webhook,
     "branch": branch,
     "split": split,
     "wait": passing,
     "wait_for_time": passing,
     "wait_until": wait_until,
+    "wait_until_time": wait_until_time,
     "goal": goal,
     "exit": exit_step,
     "add_tag": change_tags,

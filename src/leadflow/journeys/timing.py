@@ -1,12 +1,15 @@
-"""When things happen in a contact's own time: quiet hours, "next 09:00 on a weekday", split buckets."""
+"""When things happen in a contact's own time: quiet hours, "next 09:00 on a weekday", split buckets,
+and moments carried by the data ("24 hours before the consultation's start")."""
 
 from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from leadflow.journeys import definitions
+from leadflow.segments import service as segments
 
 UTC = ZoneInfo("UTC")
 
@@ -56,6 +59,31 @@ def next_time(now: datetime, tz: ZoneInfo, at: str, weekdays: list[str]) -> date
         if candidate >= local:
             return candidate.astimezone(UTC)
     raise ValueError("no allowed weekday")  # pragma: no cover - weekdays is never empty
+
+
+def moment(value: Any) -> datetime:
+    """An ISO-8601 date and time with its UTC offset (``2026-03-01T10:00:00+01:00``, ``…Z``), in UTC.
+    Anything else — empty, not a time, a time without an offset (whose zone would be a guess) — is a
+    ``ValueError`` saying what was given and what is expected."""
+    text = str(value).strip() if value is not None else ""
+    if not text:
+        raise ValueError("the time is empty")
+    try:
+        found = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text[:100]!r} is not an ISO-8601 time like 2026-03-01T10:00:00+01:00") from None
+    if found.tzinfo is None:
+        raise ValueError(f"{text[:100]!r} has no UTC offset (like +01:00 or Z)")
+    return found.astimezone(UTC)
+
+
+def shift(offset: str | None) -> timedelta:
+    """A signed duration of the segment language: ``-24h`` (before), ``30m`` or ``+30m`` (after)."""
+    if not offset:
+        return timedelta(0)
+    text = offset.strip()
+    size = segments.parse_duration(text.removeprefix("-").removeprefix("+"))
+    return -size if text.startswith("-") else size
 
 
 def bucket(*parts: str) -> float:
