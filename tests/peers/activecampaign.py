@@ -401,6 +401,16 @@ class ActiveCampaignPeer(SaasPeer):
         )
         return Answer(201, {"contacts": [self._out(self.contacts[int(data["contact"])])], "deal": deal})
 
+    @route("PUT", r"/api/3/deals/(?P<did>\d+)")
+    def update_deal(self, call: Call, did: str) -> Answer:
+        deal = self.deals.get(int(did))
+        if deal is None:
+            return not_found("Deal", did)
+        data = (call.json() or {}).get("deal") or {}
+        deal.update({k: str(v) for k, v in data.items() if k not in ("id", "cdate")})
+        deal["mdate"] = iso(self.now())
+        return Answer(200, {"deal": deal})
+
     @route("POST", r"/api/3/notes")
     def create_note(self, call: Call) -> Answer:
         data = (call.json() or {}).get("note") or {}

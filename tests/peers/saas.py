@@ -26,6 +26,7 @@ Faults are drawn from one ``random.Random(seed)``: the same sequence of requests
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import functools
 import json
 import random
@@ -547,6 +548,10 @@ def _handler_class(peer: SaasPeer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(payload)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle  # noqa: N815
+
+        def date_time_string(self, timestamp: float | None = None) -> str:
+            """The ``Date`` header on the peer's clock (``now``), as the vendor's server would send it."""
+            return email.utils.format_datetime(peer.now().astimezone(UTC), usegmt=True)
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet
             return

@@ -47,8 +47,11 @@ CONTACT_FIELDS = frozenset(
         "updated_at",
     }
 )
-#: Contact fields a pull may change (the rest are leadflow's own).
-PULLABLE_FIELDS = frozenset({"email", "first_name", "last_name", "phone", "lifecycle_stage", "timezone"})
+#: Contact fields a pull may change (the rest are leadflow's own). ``subscription_status``: an
+#: unsubscribe made at the vendor (Mailchimp, Kit, an ActiveCampaign list) comes back into leadflow.
+PULLABLE_FIELDS = frozenset(
+    {"email", "first_name", "last_name", "phone", "lifecycle_stage", "timezone", "subscription_status"}
+)
 ROOTS = frozenset({"traits", "company", "owner", "consent"})
 SIMPLE = frozenset({"rename", "e164", "owner", "string"})
 OWNER = "owner"

@@ -14,6 +14,9 @@ policy (``conflict``):
 - ``newest`` — whichever changed last wins: the remote one when its modification time is later than
   the contact's last update, else leadflow's.
 
+Whatever the policy, an unsubscribe read back (a mapped ``subscription_status`` that the vendor says is
+``unsubscribed``) is applied: an unsubscribe on either side reaches the other.
+
 Remote values are applied as the connector (audit actor ``connector:<id>``) inside
 :func:`leadflow.connectors.outbox.pulling`, so the change is not queued back to the same vendor (no
 echo) while other connectors still receive it. Every field read is audited (``pull``, ``applied`` or
@@ -33,6 +36,7 @@ from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import LeadflowError
 
 PAGE = 100
+UNSUBSCRIBED = "unsubscribed"
 
 
 def _audit(
@@ -120,7 +124,10 @@ def _apply(
         seen[entry.to] = remote
         policy = connector.policy(entry.to)
         remote_wins = policy == "remote" or (policy == "newest" and change.modified_at > local_updated)
-        back = mapping.reverse(entry, remote, region) if remote_wins else None
+        back = mapping.reverse(entry, remote, region)
+        if back is not None and back == ("subscription_status", UNSUBSCRIBED):
+            remote_wins = True  # an unsubscribe at the vendor always reaches leadflow, whatever the policy
+        back = back if remote_wins else None
         if back is None:
             push_back = True
             audit.append(

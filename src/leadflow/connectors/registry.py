@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from leadflow.connectors import hubspot
+from leadflow.connectors import activecampaign, hubspot
 from leadflow.connectors.vendor import Factory
 from leadflow.kernel.errors import Invalid
 
@@ -19,6 +19,9 @@ class VendorKind:
 
 
 VENDORS: dict[str, VendorKind] = {
+    "activecampaign": VendorKind(
+        "activecampaign", activecampaign.ActiveCampaignVendor, activecampaign.DEFAULT_MAPPING
+    ),
     "hubspot": VendorKind("hubspot", hubspot.HubSpotVendor, hubspot.DEFAULT_MAPPING),
 }
 

@@ -284,6 +284,7 @@ class ConnectorWorker:
                 "erase",
                 "erased",
                 now,
+                detail=w.error,  # e.g. "anonymised": the vendor allows no delete (Kit)
             )
             for w in done
             if w.outcome == OK and w.local_id in remote
