@@ -54,7 +54,7 @@ def test_the_simulator_shows_both_reminders_at_24_and_1_hour_before(ctx: AppCont
     ]
     day_before = next(m.email for m in result.timeline if m.email is not None)
     assert day_before is not None
-    assert "Thursday 05 March 2026 at 10:00" in day_before.text  # as the booking gave it (+01:00)
+    assert "Thursday 05 March 2026 at 10:00 (UTC+0100)" in day_before.text  # as the booking gave it
     assert result.run_status == "completed"
 
 

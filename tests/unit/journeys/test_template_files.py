@@ -25,6 +25,7 @@ NAMES = (
     "score-band-nurture",
     "mql-handoff",
     "assessment-career-changer",
+    "consultation-reminders",
 )
 
 
@@ -65,7 +66,11 @@ def _context(*, full: bool, owner: bool) -> dict[str, Any]:
         "total": 199,
         "currency": "eur",
         "checkout_url": "https://academy.example/checkout/c1",
+        "service": "Career consultation",
+        "reschedule_url": "https://calendly.example/reschedulings/i1",
+        "cancel_url": "https://calendly.example/cancellations/i1",
     }
+    booked = {"start_time": "2026-03-05T09:00:00+00:00"}  # what consultation_scheduled always carries
     context: dict[str, Any] = {
         "contact": {
             "id": "01J0CONTACT",
@@ -81,7 +86,7 @@ def _context(*, full: bool, owner: bool) -> dict[str, Any]:
         "company": {"name": "Analytical Engines", "domain": "engines.example", "traits": {}}
         if full
         else None,
-        "event": event if full else {},
+        "event": {**event, **booked} if full else booked,
         "journey": {"key": "welcome-series", "name": "Welcome series"},
         "vars": {"discount_code": "BDAY15", "discount_percent": 15},
         "brand": {"name": "Academy", "url": "https://academy.example", "address": "1 Main St, Berlin"},
@@ -113,7 +118,7 @@ def test_each_file_holds_a_valid_journey_whose_templates_are_defined(name: str) 
     assert definition.segments() <= {s["key"] for s in data.get("segments", [])}
 
 
-def test_only_the_eight_journeys_ship_and_topics_agree() -> None:
+def test_only_these_journeys_ship_and_topics_agree() -> None:
     shipped = {
         p.name for p in resources.files("leadflow.journeys.templates").iterdir() if p.name.endswith(".yaml")
     }
