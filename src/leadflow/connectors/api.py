@@ -14,6 +14,7 @@ from leadflow.connectors import config, manage
 from leadflow.kernel import pagination
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.http import Principal, context, require
+from leadflow.kernel.inputs import INT32_MAX
 from leadflow.kernel.pagination import Cursor, Limit, Page, paginate
 
 router = APIRouter(prefix="/api/v1/connectors", tags=["connectors"])
@@ -92,7 +93,7 @@ class SegmentRef(BaseModel):
 class Replay(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: int | None = Field(None, ge=1, le=2**63 - 1, description="one dead letter")
+    id: int | None = Field(None, ge=1, le=INT32_MAX, description="one dead letter")
     since: AwareDatetime | None = Field(None, description="every dead letter since")
 
 
@@ -131,7 +132,7 @@ def list_connectors(
 def contact_audit(
     contact_id: str = Query(min_length=1, max_length=64),
     limit: int = Limit,
-    before: int | None = Query(None, ge=1, le=2**63 - 1),
+    before: int | None = Query(None, ge=1, le=INT32_MAX),
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[dict[str, Any]]:
@@ -142,7 +143,7 @@ def contact_audit(
 @router.get("/dead-letters", response_model=Page[dict[str, Any]], summary="Dead letters of every connector")
 def all_dead_letters(
     limit: int = Limit,
-    after: int = Query(0, ge=0, le=2**63 - 1),
+    after: int = Query(0, ge=0, le=INT32_MAX),
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[dict[str, Any]]:
@@ -225,7 +226,7 @@ def connector_audit(
     connector_id: str,
     contact_id: str | None = Query(None, min_length=1, max_length=64),
     limit: int = Limit,
-    before: int | None = Query(None, ge=1, le=2**63 - 1),
+    before: int | None = Query(None, ge=1, le=INT32_MAX),
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[dict[str, Any]]:
@@ -257,7 +258,7 @@ def conflicts(
 def dead_letters(
     connector_id: str,
     limit: int = Limit,
-    after: int = Query(0, ge=0, le=2**63 - 1),
+    after: int = Query(0, ge=0, le=INT32_MAX),
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[dict[str, Any]]:
