@@ -296,7 +296,8 @@ class SalesforcePeer(SaasPeer):
 
     @route("PATCH", API + r"/sobjects/(?P<obj>\w+)/(?P<field>\w+)/(?P<value>.+)")
     def upsert(self, call: Call, version: str, obj: str, field: str, value: str) -> Answer:
-        matches, answer = self._lookup(call, version, obj, field, unquote(value))
+        value = unquote(value)  # the record created keeps the decoded value (an email sent as %40)
+        matches, answer = self._lookup(call, version, obj, field, value)
         if answer is not None:
             return answer
         try:

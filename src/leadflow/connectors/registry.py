@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from leadflow.connectors import activecampaign, hubspot, mailchimp
+from leadflow.connectors import activecampaign, hubspot, mailchimp, salesforce
 from leadflow.connectors.vendor import Factory
 from leadflow.kernel.errors import Invalid
 
@@ -24,6 +24,7 @@ VENDORS: dict[str, VendorKind] = {
     ),
     "hubspot": VendorKind("hubspot", hubspot.HubSpotVendor, hubspot.DEFAULT_MAPPING),
     "mailchimp": VendorKind("mailchimp", mailchimp.MailchimpVendor, mailchimp.DEFAULT_MAPPING),
+    "salesforce": VendorKind("salesforce", salesforce.SalesforceVendor, salesforce.DEFAULT_MAPPING),
 }
 
 

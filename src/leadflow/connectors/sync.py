@@ -195,3 +195,17 @@ def associate(result: Plan, kind: str, records: Sequence[Record]) -> list[Record
             links[COMPANY] = [company]
         ready.append(Record(record.kind, record.local_id, record.properties, record.remote_id, None, links))
     return ready
+
+
+def with_company(result: Plan, records: Sequence[Record]) -> list[Record]:
+    """A contact's first write with its company's remote id when the company was only written in this
+    batch (planned before it had one): a Salesforce Contact's Account, a HubSpot association."""
+    ready = []
+    for record in records:
+        company_id = (result.views.get(record.local_id) or {}).get("company_id")
+        company = result.remote(COMPANY, company_id)
+        if company and record.remote_id is None and COMPANY not in record.associations:
+            links = {**record.associations, COMPANY: [company]}
+            record = Record(record.kind, record.local_id, record.properties, None, record.match, links)
+        ready.append(record)
+    return ready

@@ -325,6 +325,8 @@ class ConnectorWorker:
             records = planned.writes.get(kind) or []
             if kind in (DEAL, ACTIVITY):
                 records = sync.associate(planned, kind, records)
+            elif kind == CONTACT:
+                records = sync.with_company(planned, records)
             if not records:
                 continue
             answers = vendor.write(kind, records)
@@ -485,7 +487,9 @@ class ConnectorWorker:
                         )
                     )
                 elif answer.outcome == RETRY:
-                    fates[owner.id] = Fate(error=answer.error)
+                    fates[owner.id] = Fate(
+                        error=answer.error, retry_after=answer.retry_after, uncount=answer.rate_limited
+                    )
                 else:
                     fates[owner.id] = Fate(dead=True, error=answer.error)
         for item in items:

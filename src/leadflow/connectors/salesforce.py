@@ -1,0 +1,487 @@
+"""Salesforce (REST, sObjects and sObject Collections) through ``simple-salesforce``.
+
+Settings ride with the credentials (one sealed object): ``session_id`` (or ``access_token``, an OAuth
+access token is a session id) with the instance URL as the connector's host, or ``username``,
+``password``, ``security_token`` (and ``domain``: ``login``/``test``) for a login; ``object`` — the
+people object, ``Lead`` (default) or ``Contact``; ``external_id`` — the field a first write upserts by,
+``Email`` (default) or a custom External ID field such as ``Leadflow_Id__c`` (given leadflow's contact
+id); ``stages`` — leadflow's deal stage ids → ``StageName`` (else open → ``Prospecting``, won →
+``Closed Won``, lost → ``Closed Lost``); ``version`` (``59.0``).
+
+- People: a first write upserts by the external id — one record ``PATCH sobjects/<Obj>/<Field>/<value>``,
+  several ``PATCH composite/sobjects/<Obj>/<Field>`` (sObject Collections, 200 a call) with one result
+  per record. A ``300`` ("several records match", or a collection's ``DUPLICATE_EXTERNAL_ID``) is a
+  **conflict** with the candidates' ids: nothing is written and nothing created, a human decides. A record
+  written before goes by its id (``PATCH sobjects/<Obj>/<Id>``): an email change updates the same record.
+  A Lead needs ``LastName`` and ``Company`` (a Contact ``LastName``): when Salesforce answers
+  ``REQUIRED_FIELD_MISSING`` to an upsert (it was creating), the record is upserted again with
+  ``[not provided]`` in the missing fields (as Web-to-Lead does); an existing record is never
+  overwritten with the placeholder. A Contact gets its company's Account as ``AccountId``; a Lead keeps
+  the company's name in ``Company`` (the mapping).
+- Accounts (companies), Opportunities (deals: ``AccountId``, and ``ContactId`` when people are
+  Contacts) and Tasks (activities: ``WhoId`` the person, completed) are created with ``POST
+  composite/sobjects`` (200 a call) and updated by id.
+- Limits: the daily API budget from every answer's ``Sforce-Limit-Info: api-usage=N/M`` (into
+  :attr:`rate_seen`); ``403 REQUEST_LIMIT_EXCEEDED`` is retried later, never dead: an hour for the
+  daily total, 30 s for the concurrency limit. ``401 INVALID_SESSION_ID`` is not retryable (reconnect).
+- Pull: SOQL on ``LastModifiedDate`` (greater than the cursor, oldest first).
+- Erasure: ``DELETE sobjects/<Obj>/<Id>`` (already deleted counts as erased).
+
+Every request goes through the network guard (checked in the session before it is sent). Tests give a
+CA bundle (:attr:`Network.ca_file`): the session then trusts it alone and ignores the environment's
+``REQUESTS_CA_BUNDLE``; without one, TLS is the library's default verification. Credentials travel in
+headers only and are never logged; errors are built from the status and Salesforce's ``errorCode``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import requests
+from simple_salesforce.api import Salesforce
+from simple_salesforce.exceptions import SalesforceError, SalesforceMoreThanOneRecord
+
+from leadflow.connectors.vendor import (
+    ACTIVITY,
+    COMPANY,
+    CONFLICT,
+    CONTACT,
+    DEAL,
+    FAILED,
+    OK,
+    RETRY,
+    Change,
+    Network,
+    RateSeen,
+    Record,
+    VendorError,
+    Written,
+)
+
+VERSION = "59.0"
+MAX_COLLECTION = 200
+PLACEHOLDER = "[not provided]"
+REQUIRED = {"Lead": ("LastName", "Company"), "Contact": ("LastName",)}
+OBJECTS = {COMPANY: "Account", DEAL: "Opportunity", ACTIVITY: "Task"}
+DAILY_WAIT = timedelta(hours=1)
+CONCURRENT_WAIT = timedelta(seconds=30)
+DEAL_STAGES = {"open": "Prospecting", "won": "Closed Won", "lost": "Closed Lost"}
+CLOSE_AFTER = timedelta(days=30)  # an opportunity needs a CloseDate: created + 30 days when none is expected
+RETRYABLE = {"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "UNKNOWN_EXCEPTION", "REQUEST_LIMIT_EXCEEDED"}
+EXCERPT = 300
+DEFAULT_MAPPING: list[dict[str, Any]] = [
+    {"from": "email", "to": "Email"},
+    {"from": "first_name", "to": "FirstName"},
+    {"from": "last_name", "to": "LastName"},
+    {"from": "phone", "to": "Phone", "transform": "e164"},
+    {"from": "company.name", "to": "Company"},
+]
+_IDS = re.compile(r"\[([^\]]*)\]")
+
+
+class GuardedSession(requests.Session):
+    """A ``requests`` session that asks the network guard before every request and sets a timeout.
+    ``ca_file`` (a local peer's certificate) is then the only trust, whatever the environment says."""
+
+    def __init__(self, network: Network) -> None:
+        super().__init__()
+        self.network = network
+        if network.ca_file:
+            self.verify = network.ca_file
+            self.trust_env = False  # REQUESTS_CA_BUNDLE would otherwise win over `verify`
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        self.network.check(url.decode() if isinstance(url, bytes) else url)
+        kwargs.setdefault("timeout", self.network.timeout)
+        return super().request(method, url, *args, **kwargs)
+
+
+def _time(value: Any) -> datetime | None:
+    """``2026-01-01T09:00:00.000+0000`` (Salesforce's datetimes) as an aware UTC datetime."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = re.sub(r"([+-]\d{2})(\d{2})$", r"\1:\2", value.replace("Z", "+00:00"))
+    with contextlib.suppress(ValueError):
+        return datetime.fromisoformat(text).astimezone(UTC)
+    return None
+
+
+def _day(value: Any) -> date | None:
+    """A date from a date, a datetime (its UTC day) or their ISO text (exports give strings)."""
+    if isinstance(value, str) and value:
+        with contextlib.suppress(ValueError):
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if isinstance(value, datetime):
+        return (value.astimezone(UTC) if value.tzinfo else value).date()
+    return value if isinstance(value, date) else None
+
+
+def _soql_time(moment: datetime) -> str:
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _errors(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, list):
+        return [e for e in content if isinstance(e, dict)]
+    if isinstance(content, dict):
+        return [content]
+    return []
+
+
+def _describe(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
+    """The first error's code and message."""
+    for found in errors:
+        code = str(found.get("errorCode") or found.get("statusCode") or "")
+        return code, str(found.get("message") or "")[:EXCERPT]
+    return "", ""
+
+
+def _candidates(content: Any) -> tuple[str, ...]:
+    """The ids of a ``300``'s matching records (a list of record URLs)."""
+    urls = content if isinstance(content, list) else []
+    return tuple(str(url).rstrip("/").rsplit("/", 1)[-1] for url in urls if isinstance(url, str))
+
+
+class SalesforceVendor:
+    """One Salesforce org."""
+
+    name: ClassVar[str] = "salesforce"
+    batch_size: ClassVar[int] = MAX_COLLECTION
+    rate: ClassVar[float] = 20.0  # no per-second limit is documented: the daily budget and 25 concurrent
+    burst: ClassVar[float] = 25.0
+    kinds: ClassVar[frozenset[str]] = frozenset({CONTACT, COMPANY, DEAL, ACTIVITY})
+    match_field: ClassVar[str] = "email"
+
+    def __init__(self, credentials: Mapping[str, Any], host: str | None, network: Network) -> None:
+        self.object = str(credentials.get("object") or "Lead")
+        if self.object not in REQUIRED:
+            raise VendorError("Salesforce object is Lead or Contact", retry=False)
+        self.external_id = str(credentials.get("external_id") or "Email")
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", self.external_id):
+            raise VendorError("Salesforce external_id is a field name", retry=False)
+        stages = credentials.get("stages") or {}
+        self.stages = {str(k): str(v) for k, v in stages.items()} if isinstance(stages, Mapping) else {}
+        self.network = network
+        self.session = GuardedSession(network)
+        self.rate_seen: RateSeen | None = None
+        version = str(credentials.get("version") or VERSION)
+        token = credentials.get("session_id") or credentials.get("access_token")
+        try:
+            if isinstance(token, str) and token:
+                if not host:
+                    raise VendorError("Salesforce needs the instance URL as the host", retry=False)
+                self.client = Salesforce(
+                    instance_url=host, session_id=token, session=self.session, version=version
+                )
+            elif credentials.get("username") and credentials.get("password"):
+                self.client = Salesforce(
+                    username=str(credentials["username"]),
+                    password=str(credentials["password"]),
+                    security_token=str(credentials.get("security_token") or ""),
+                    domain=str(credentials.get("domain") or "login"),
+                    session=self.session,
+                    version=version,
+                )
+            else:
+                raise VendorError("Salesforce needs a session_id or a username and password", retry=False)
+        except VendorError:
+            raise
+        except SalesforceError as exc:
+            raise self._refusal(exc) from None
+        except requests.RequestException as exc:
+            raise VendorError(f"Salesforce unreachable: {type(exc).__name__}", retry=True) from None
+        except Exception as exc:  # the login's own failure (SalesforceAuthenticationFailed, bad XML)
+            raise VendorError(f"Salesforce login failed: {type(exc).__name__}", retry=False) from None
+
+    # --- one call -------------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One REST call: its JSON (``None`` for 204); rate headers noted; failures as VendorError
+        (a 300 and a 400 pass through as :class:`SalesforceError` for the caller to judge)."""
+        try:
+            answer = self.client.restful(path, method=method, **kwargs)
+        except SalesforceMoreThanOneRecord:
+            raise
+        except SalesforceError as exc:
+            if exc.status == 400:
+                raise
+            raise self._refusal(exc) from None
+        except requests.RequestException as exc:
+            raise VendorError(f"Salesforce unreachable: {type(exc).__name__}", retry=True) from None
+        self._note()
+        return answer
+
+    def _note(self) -> None:
+        usage = self.client.api_usage.get("api-usage")
+        used, total = getattr(usage, "used", None), getattr(usage, "total", None)
+        if isinstance(used, int) and isinstance(total, int):
+            self.rate_seen = RateSeen(total, max(total - used, 0), 86_400.0)
+
+    def _refusal(self, exc: SalesforceError) -> VendorError:
+        code, message = _describe(_errors(exc.content))
+        text = f"Salesforce {exc.status} {code}: {message}".rstrip(": ")
+        if code == "REQUEST_LIMIT_EXCEEDED":
+            daily = "TotalRequests" in message
+            if daily:
+                self.rate_seen = RateSeen(self.rate_seen.limit if self.rate_seen else None, 0, 86_400.0)
+            return VendorError(
+                text,
+                retry=True,
+                status=exc.status,
+                retry_after=DAILY_WAIT if daily else CONCURRENT_WAIT,
+                rate_limited=True,
+            )
+        if code == "INVALID_SESSION_ID" or exc.status == 401:
+            return VendorError(f"{text} (reconnect: the session is not valid)", retry=False, status=401)
+        return VendorError(text, retry=exc.status >= 500 or code in RETRYABLE, status=exc.status)
+
+    # --- the interface ----------------------------------------------------------------------------
+
+    def check(self) -> None:
+        self._call("GET", "limits/")
+
+    def calls(self, kind: str, records: Sequence[Record]) -> int:
+        known = sum(1 for r in records if r.remote_id)
+        fresh = len(records) - known
+        if kind == CONTACT and fresh == 1:
+            return known + 1
+        return known + -(-fresh // MAX_COLLECTION)
+
+    def write(self, kind: str, records: Sequence[Record]) -> list[Written]:
+        obj = self.object if kind == CONTACT else OBJECTS[kind]
+        bodies = {r.local_id: self._body(kind, r) for r in records}
+        found = [self._update(obj, r, bodies[r.local_id]) for r in records if r.remote_id]
+        fresh = [r for r in records if not r.remote_id]
+        if not fresh:
+            return found
+        if kind != CONTACT:
+            return found + self._create(obj, fresh, bodies)
+        if len(fresh) == 1:
+            return [*found, self._upsert_one(fresh[0], bodies[fresh[0].local_id])]
+        return found + self._upsert_many(fresh, bodies)
+
+    def _body(self, kind: str, record: Record) -> dict[str, Any]:
+        body = dict(record.properties)
+        contact = next(iter(record.associations.get(CONTACT) or ()), None)
+        company = next(iter(record.associations.get(COMPANY) or ()), None)
+        if kind == CONTACT and self.object == "Contact":
+            body.pop("Company", None)  # a Contact's company is its Account
+            if company:
+                body["AccountId"] = company
+        elif kind == DEAL:
+            if company:
+                body["AccountId"] = company
+            if contact and self.object == "Contact":
+                body["ContactId"] = contact
+        elif kind == ACTIVITY and contact:
+            body["WhoId"] = contact
+        return body
+
+    def _key(self, record: Record) -> str | None:
+        """The external-id value a first write upserts by (the email, or leadflow's contact id)."""
+        return record.match if self.external_id.lower() == "email" else record.local_id
+
+    def _placeheld(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        filled = dict(body)
+        for name in REQUIRED[self.object]:
+            if filled.get(name) in (None, ""):
+                filled[name] = PLACEHOLDER
+        return filled
+
+    def _update(self, obj: str, record: Record, body: dict[str, Any]) -> Written:
+        try:
+            self._call("PATCH", f"sobjects/{obj}/{record.remote_id}", json=body)
+        except SalesforceError as exc:
+            code, message = _describe(_errors(exc.content))
+            return Written(record.local_id, FAILED, error=f"Salesforce {exc.status} {code}: {message}")
+        except VendorError as exc:
+            if exc.status != 404:
+                raise
+            return Written(record.local_id, FAILED, error=f"{exc} (the {obj} was deleted in Salesforce)")
+        return Written(record.local_id, OK, record.remote_id)
+
+    def _upsert_one(self, record: Record, body: dict[str, Any], *, filled: bool = False) -> Written:
+        key = self._key(record)
+        if not key:
+            return Written(record.local_id, FAILED, error=f"no {self.external_id} to upsert by")
+        field = self.external_id
+        sent = {k: v for k, v in body.items() if k.lower() not in (field.lower(), "id")}
+        try:
+            answer = self._call("PATCH", f"sobjects/{self.object}/{field}/{quote(key, safe='')}", json=sent)
+        except SalesforceMoreThanOneRecord as exc:
+            found = _candidates(exc.content)
+            return Written(
+                record.local_id,
+                CONFLICT,
+                error=f"{len(found)} Salesforce {self.object}s have this {field}",
+                candidates=found,
+            )
+        except SalesforceError as exc:
+            code, message = _describe(_errors(exc.content))
+            if code == "REQUIRED_FIELD_MISSING" and not filled:
+                return self._upsert_one(record, self._placeheld(body), filled=True)
+            return Written(record.local_id, FAILED, error=f"Salesforce {exc.status} {code}: {message}")
+        remote = answer.get("id") if isinstance(answer, dict) else None
+        if not remote:  # an API before 46 answers an update with 204 and no id
+            remote = self._id_of(field, key)
+        return Written(record.local_id, OK, remote) if remote else Written(record.local_id, RETRY)
+
+    def _id_of(self, field: str, key: str) -> str | None:
+        found = self._call(
+            "GET", f"sobjects/{self.object}/{field}/{quote(key, safe='')}", params={"fields": "Id"}
+        )
+        return str(found["Id"]) if isinstance(found, dict) and found.get("Id") else None
+
+    def _upsert_many(
+        self, records: Sequence[Record], bodies: Mapping[str, dict[str, Any]], *, filled: bool = False
+    ) -> list[Written]:
+        field = self.external_id
+        keyed = [(r, self._key(r)) for r in records]
+        written = [
+            Written(r.local_id, FAILED, error=f"no {field} to upsert by") for r, key in keyed if not key
+        ]
+        keyed = [(r, key) for r, key in keyed if key]
+        if not keyed:
+            return written
+        payload = {
+            "allOrNone": False,
+            "records": [
+                {
+                    "attributes": {"type": self.object},
+                    **{k: v for k, v in bodies[r.local_id].items() if k.lower() not in (field.lower(), "id")},
+                    field: key,
+                }
+                for r, key in keyed
+            ],
+        }
+        try:
+            answer = self._call("PATCH", f"composite/sobjects/{self.object}/{field}", json=payload)
+        except SalesforceError as exc:  # the whole collection refused (a 400): nothing was written
+            code, message = _describe(_errors(exc.content))
+            raise VendorError(f"Salesforce {exc.status} {code}: {message}", retry=False, status=400) from None
+        results = answer if isinstance(answer, list) else []
+        again: list[Record] = []
+        for index, (record, _) in enumerate(keyed):
+            result = results[index] if index < len(results) else {}
+            code, message = _describe(result.get("errors") or [])
+            if result.get("success") and result.get("id"):
+                written.append(Written(record.local_id, OK, str(result["id"])))
+            elif code == "DUPLICATE_EXTERNAL_ID":
+                ids = _IDS.search(message)
+                found = tuple(i.strip() for i in ids.group(1).split(",") if i.strip()) if ids else ()
+                error = f"{len(found) or 'several'} Salesforce {self.object}s have this {field}"
+                written.append(Written(record.local_id, CONFLICT, error=error, candidates=found))
+            elif code == "REQUIRED_FIELD_MISSING" and not filled:
+                again.append(record)
+            else:
+                outcome = RETRY if code in RETRYABLE or not result else FAILED
+                written.append(Written(record.local_id, outcome, error=f"Salesforce {code}: {message}"))
+        if again:
+            more = {r.local_id: self._placeheld(bodies[r.local_id]) for r in again}
+            written += self._upsert_many(again, more, filled=True)
+        return written
+
+    def _create(
+        self, obj: str, records: Sequence[Record], bodies: Mapping[str, dict[str, Any]]
+    ) -> list[Written]:
+        written: list[Written] = []
+        for start in range(0, len(records), MAX_COLLECTION):
+            chunk = records[start : start + MAX_COLLECTION]
+            payload = {
+                "allOrNone": False,
+                "records": [{"attributes": {"type": obj}, **bodies[r.local_id]} for r in chunk],
+            }
+            try:
+                answer = self._call("POST", "composite/sobjects", json=payload)
+            except SalesforceError as exc:
+                code, message = _describe(_errors(exc.content))
+                raise VendorError(
+                    f"Salesforce {exc.status} {code}: {message}", retry=False, status=400
+                ) from None
+            results = answer if isinstance(answer, list) else []
+            for index, record in enumerate(chunk):
+                result = results[index] if index < len(results) else {}
+                if result.get("success") and result.get("id"):
+                    written.append(Written(record.local_id, OK, str(result["id"])))
+                    continue
+                code, message = _describe(result.get("errors") or [])
+                outcome = RETRY if code in RETRYABLE or not result else FAILED
+                written.append(Written(record.local_id, outcome, error=f"Salesforce {code}: {message}"))
+        return written
+
+    def erase(self, remote_ids: Sequence[str]) -> list[Written]:
+        done: list[Written] = []
+        for remote_id in remote_ids:
+            try:
+                self._call("DELETE", f"sobjects/{self.object}/{remote_id}")
+            except VendorError as exc:
+                if exc.status != 404:  # already deleted: erased
+                    raise
+            except SalesforceError as exc:
+                code, message = _describe(_errors(exc.content))
+                raise VendorError(f"Salesforce {exc.status} {code}: {message}", retry=False) from None
+            done.append(Written(remote_id, OK, remote_id))
+        return done
+
+    def changes(self, since: datetime | None, fields: Sequence[str], limit: int) -> list[Change]:
+        names = sorted({*(f for f in fields if re.fullmatch(r"\w+", f)), "Id", "Email", "LastModifiedDate"})
+        where = f" WHERE LastModifiedDate > {_soql_time(since)}" if since else ""
+        soql = (
+            f"SELECT {', '.join(names)} FROM {self.object}{where}"
+            f" ORDER BY LastModifiedDate ASC, Id ASC LIMIT {max(1, min(limit, 2000))}"
+        )
+        try:
+            answer = self._call("GET", "query/", params={"q": soql})
+        except SalesforceError as exc:
+            code, message = _describe(_errors(exc.content))
+            raise VendorError(f"Salesforce {exc.status} {code}: {message}", retry=False) from None
+        found: list[Change] = []
+        for row in (answer or {}).get("records") or []:
+            modified = _time(row.get("LastModifiedDate"))
+            if modified is None:
+                continue
+            properties = {k: v for k, v in row.items() if k != "attributes"}
+            email = row.get("Email")
+            found.append(
+                Change(str(row["Id"]), email if isinstance(email, str) else None, properties, modified)
+            )
+        return found
+
+    def owners(self) -> dict[str, str]:
+        return {}  # owners are not mapped to Salesforce users (yet): OwnerId stays the integration user's
+
+    def properties(self, kind: str, row: Mapping[str, Any]) -> dict[str, Any]:
+        if kind == COMPANY:
+            domain = row.get("domain")
+            found = {"Name": row.get("name"), "Website": domain, "Industry": row.get("industry")}
+        elif kind == DEAL:
+            status = str(row.get("status") or "open")
+            stage = self.stages.get(str(row.get("stage_id"))) if status == "open" else None
+            created = _day(row.get("created_at"))
+            close = _day(row.get("expected_close")) or (created + CLOSE_AFTER if created else None)
+            value = row.get("value")
+            found = {
+                "Name": row.get("title"),
+                "Amount": float(value) if value is not None else None,
+                "StageName": stage or DEAL_STAGES.get(status, DEAL_STAGES["open"]),
+                "CloseDate": close.isoformat() if close else None,
+            }
+        else:
+            moment = _day(row.get("occurred_at"))
+            found = {
+                "Subject": str(row.get("subject") or str(row.get("kind") or "note").capitalize())[:255],
+                "Description": row.get("body"),
+                "Status": "Completed",
+                "ActivityDate": moment.isoformat() if moment else None,
+                "TaskSubtype": "Call" if row.get("kind") == "call" else "Task",
+            }
+        return {k: v for k, v in found.items() if v is not None}
+
+    def close(self) -> None:
+        self.session.close()
