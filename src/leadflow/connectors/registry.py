@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from leadflow.connectors import activecampaign, hubspot, mailchimp, salesforce
+from leadflow.connectors import activecampaign, hubspot, kit, mailchimp, salesforce
 from leadflow.connectors.vendor import Factory
 from leadflow.kernel.errors import Invalid
 
@@ -23,6 +23,7 @@ VENDORS: dict[str, VendorKind] = {
         "activecampaign", activecampaign.ActiveCampaignVendor, activecampaign.DEFAULT_MAPPING
     ),
     "hubspot": VendorKind("hubspot", hubspot.HubSpotVendor, hubspot.DEFAULT_MAPPING),
+    "kit": VendorKind("kit", kit.KitVendor, kit.DEFAULT_MAPPING),
     "mailchimp": VendorKind("mailchimp", mailchimp.MailchimpVendor, mailchimp.DEFAULT_MAPPING),
     "salesforce": VendorKind("salesforce", salesforce.SalesforceVendor, salesforce.DEFAULT_MAPPING),
 }

@@ -113,8 +113,9 @@ class Rest:
 def each(records: Sequence[Record], write_one: Callable[[Record], Written]) -> list[Written]:
     """Write records one call (or a few) at a time. A record the vendor refuses for good is ``FAILED``
     with its message and the others go on; a failure worth retrying raises when nothing was written
-    yet (the whole batch waits), else the rest are ``RETRY`` and what was written is kept (so nothing
-    that is not idempotent, a deal or a note, is written twice). A refused credential raises."""
+    yet (the whole batch waits), else the rest are ``RETRY`` — after the vendor's ``Retry-After`` and
+    uncounted when it was its rate limit — and what was written is kept (so nothing that is not
+    idempotent, a deal or a note, is written twice). A refused credential raises."""
     written: list[Written] = []
     for index, record in enumerate(records):
         try:
@@ -124,7 +125,16 @@ def each(records: Sequence[Record], write_one: Callable[[Record], Written]) -> l
                 written.append(Written(record.local_id, FAILED, error=str(exc)))
                 continue
             if exc.retry and any(w.outcome == OK for w in written):
-                written += [Written(r.local_id, RETRY, error=str(exc)) for r in records[index:]]
+                written += [
+                    Written(
+                        r.local_id,
+                        RETRY,
+                        error=str(exc),
+                        retry_after=exc.retry_after,
+                        rate_limited=exc.rate_limited,
+                    )
+                    for r in records[index:]
+                ]
                 break
             raise
     return written

@@ -70,6 +70,9 @@ class Written:
     modified_at: datetime | None = None
     error: str | None = None
     candidates: tuple[str, ...] = ()
+    # a RETRY cut short by the vendor's rate limit: due again after ``retry_after``, the attempt uncounted
+    retry_after: timedelta | None = None
+    rate_limited: bool = False
 
 
 @dataclass(frozen=True)
