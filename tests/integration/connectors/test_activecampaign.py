@@ -314,3 +314,25 @@ def test_429_waits_for_retry_after_and_5xx_is_retried_and_the_rate_headers_are_r
     [(_, vendor)] = worker._vendors.values()
     assert vendor.rate_seen is not None
     assert vendor.rate_seen.limit == 5
+
+
+def test_at_five_requests_a_second_a_batch_cut_short_keeps_its_writes_and_waits_uncounted(
+    ctx: AppContext,
+    processor: EventProcessor,
+    peer: ActiveCampaignPeer,
+    worker: ConnectorWorker,
+    clock: VirtualClock,
+) -> None:
+    connect(ctx, peer, limits=None)  # the vendor's own 5 a second, on the peer too
+    peer.window.limit = 5
+    for n in range(6):
+        identify(ctx, processor, f"t{n}", email=f"t{n}@example.com", tags=["fair"])
+    for _ in range(40):
+        worker.run_once()
+        assert all(row.attempts == 0 for row in _rows(ctx, connector_outbox))  # waits are not attempts
+        if not _rows(ctx, connector_outbox):
+            break
+        clock.advance(timedelta(seconds=1))
+    assert peer.count() == 6
+    assert all(peer.tags_of(f"t{n}@example.com") == {"fair"} for n in range(6))
+    assert any(call.status == 429 for call in peer.calls)  # the limit was met, and waited out
