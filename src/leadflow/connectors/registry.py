@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from leadflow.connectors import activecampaign, hubspot, kit, mailchimp, salesforce
+from leadflow.connectors import activecampaign, hubspot, kit, mailchimp, pipedrive, salesforce
 from leadflow.connectors.vendor import Factory
 from leadflow.kernel.errors import Invalid
 
@@ -25,6 +25,7 @@ VENDORS: dict[str, VendorKind] = {
     "hubspot": VendorKind("hubspot", hubspot.HubSpotVendor, hubspot.DEFAULT_MAPPING),
     "kit": VendorKind("kit", kit.KitVendor, kit.DEFAULT_MAPPING),
     "mailchimp": VendorKind("mailchimp", mailchimp.MailchimpVendor, mailchimp.DEFAULT_MAPPING),
+    "pipedrive": VendorKind("pipedrive", pipedrive.PipedriveVendor, pipedrive.DEFAULT_MAPPING),
     "salesforce": VendorKind("salesforce", salesforce.SalesforceVendor, salesforce.DEFAULT_MAPPING),
 }
 
