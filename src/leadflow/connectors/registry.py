@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from leadflow.connectors import activecampaign, hubspot, kit, mailchimp, pipedrive, salesforce
+from leadflow.connectors import activecampaign, hubspot, kit, mailchimp, salesforce
 from leadflow.connectors.vendor import Factory
 from leadflow.kernel.errors import Invalid
 
@@ -16,16 +17,20 @@ class VendorKind:
     name: str
     make: Factory
     default_mapping: list[dict[str, Any]]
+    #: ready-made mappings by name (ActiveCampaign's ``event_registration``: the badge business's profile)
+    presets: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 VENDORS: dict[str, VendorKind] = {
     "activecampaign": VendorKind(
-        "activecampaign", activecampaign.ActiveCampaignVendor, activecampaign.DEFAULT_MAPPING
+        "activecampaign",
+        activecampaign.ActiveCampaignVendor,
+        activecampaign.DEFAULT_MAPPING,
+        activecampaign.PRESETS,
     ),
     "hubspot": VendorKind("hubspot", hubspot.HubSpotVendor, hubspot.DEFAULT_MAPPING),
     "kit": VendorKind("kit", kit.KitVendor, kit.DEFAULT_MAPPING),
     "mailchimp": VendorKind("mailchimp", mailchimp.MailchimpVendor, mailchimp.DEFAULT_MAPPING),
-    "pipedrive": VendorKind("pipedrive", pipedrive.PipedriveVendor, pipedrive.DEFAULT_MAPPING),
     "salesforce": VendorKind("salesforce", salesforce.SalesforceVendor, salesforce.DEFAULT_MAPPING),
 }
 

@@ -32,7 +32,7 @@ from tests.support.contacts import by_user
 pytestmark = pytest.mark.settings(network_allow="127.0.0.1")
 
 MAPPING = [
-    *EVENT_REGISTRATION,
+    *connectors.VENDORS["activecampaign"].presets["event_registration"],  # the shipped preset
     {"from": "traits.tags", "to": "tags"},
     {"from": "subscription_status", "to": "list:Newsletter"},
 ]
@@ -112,6 +112,7 @@ def test_event_registration_profile_lands_completely_with_tags_and_list(
     assert peer.lists_of("bea@example.com") == {"Newsletter": SUBSCRIBED}
     assert len(peer.calls_to("GET", r"/api/3/fields")) == 1  # ids looked up once, then cached
     assert _rows(ctx, connector_outbox) == []
+    assert len(EVENT_REGISTRATION) == 13  # names, email, phone and the nine profile fields
 
 
 def test_update_and_email_change_keep_one_contact_and_a_leadflow_unsubscribe_reaches_the_list(
