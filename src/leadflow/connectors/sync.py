@@ -4,6 +4,9 @@ for the whole batch) and turned into :class:`~leadflow.connectors.vendor.Record`
 A contact's *view* is what the mapping reads: its columns, ``traits``, ``company`` (name, domain,
 industry, traits), ``score`` and ``band``, ``owner`` (email, name of its lead's owner) and ``consent``.
 A record whose rendered fields equal what was last written (the link's ``fields``) is not written again.
+``subscription_status`` reads ``unsubscribed`` for an address messaging suppresses (a hard bounce,
+a complaint, an unsubscribe): a vendor's marketing status (Mailchimp, Kit, an ActiveCampaign list)
+never lets it market to an address leadflow may not.
 The contact's company, deals and activities follow it when the connector syncs those objects: a
 company or deal when new or changed, an activity once.
 """
@@ -21,6 +24,7 @@ from leadflow.connectors.config import Connector
 from leadflow.connectors.vendor import ACTIVITY, COMPANY, CONTACT, DEAL, Record, Vendor
 from leadflow.contacts import service as contacts
 from leadflow.crm import service as crm
+from leadflow.messaging import service as messaging
 
 COLUMNS = (
     "id",
@@ -72,7 +76,10 @@ def views(conn: Connection, contact_ids: Sequence[str]) -> dict[str, dict[str, A
     }
     scores = {row.contact_id: row for row in conn.execute(queries.scores_of(list(found)))}
     owners = crm.owner_emails(conn, list(found))
+    suppressed = messaging.suppressed(conn, [v["email"] for v in found.values() if v["email"]])
     for contact_id, view in found.items():
+        if view["email"] in suppressed:
+            view["subscription_status"] = "unsubscribed"
         view["company"] = companies.get(view["company_id"]) if view["company_id"] else None
         score = scores.get(contact_id)
         view["score"] = score.total if score is not None else 0
@@ -128,11 +135,7 @@ def _plan_contacts(connector: Connector, result: Plan, owners: Mapping[str, str]
         properties = mapping.render(connector.mapping, view, region=region, owners=_owner_lookup(owners))
         link = result.link(CONTACT, contact_id)
         company = result.remote(COMPANY, view["company_id"])
-        if (
-            link is not None
-            and all(link["fields"].get(k) == v for k, v in properties.items())
-            and not company
-        ):
+        if link is not None and all(link["fields"].get(k) == v for k, v in properties.items()):
             result.unchanged.add(contact_id)
             continue
         associations = {COMPANY: [company]} if company and link is None else {}
