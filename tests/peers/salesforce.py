@@ -11,7 +11,8 @@
   ``{"id","success","errors":[{"statusCode","message","fields"}],"created"}`` per record, in order; several
   matches → that record's ``DUPLICATE_EXTERNAL_ID``; the same key twice → ``DUPLICATE_VALUE``;
   ``allOrNone: true`` writes nothing when one fails (the others ``ALL_OR_NONE_OPERATION_ROLLED_BACK``).
-  ``POST composite/sobjects`` creates up to 200 records of any types.
+  ``POST composite/sobjects`` creates up to 200 records of any types, ``PATCH composite/sobjects``
+  updates up to 200 by their ``Id`` (an unknown one: that record's ``ENTITY_IS_DELETED``).
 - ``POST sobjects/<Obj>/``, ``GET``/``PATCH`` (204)/``DELETE`` (204) ``sobjects/<Obj>/<Id>``, ``GET
   sobjects/<Obj>/<ExtIdField>/<value>`` (300 likewise), ``GET sobjects/<Obj>/describe``, ``GET limits``.
 - ``GET query?q=`` / ``queryAll`` with :mod:`tests.peers.salesforce_soql` (``WHERE LastModifiedDate >
@@ -398,6 +399,40 @@ class SalesforcePeer(SaasPeer):
                 results.append(
                     {"id": self._insert(plan[0], plan[1], PEER_USER), "success": True, "errors": []}
                 )
+        return Answer(200, results)
+
+    @route("PATCH", API + r"/composite/sobjects/?")
+    def collection_update(self, call: Call, version: str) -> Answer:
+        """sObject Collections update: up to 200 records of any types, each by its ``Id``."""
+        records, all_or_none, answer = self._collection(call)
+        if answer is not None:
+            return answer
+        plans: list[tuple[str, dict[str, Any], dict[str, Any]] | Invalid] = []
+        for record in records:
+            obj = (record.get("attributes") or {}).get("type", "")
+            fields = {k: v for k, v in record.items() if k not in ("attributes", "Id", "id")}
+            try:
+                if obj not in self.records:
+                    raise Invalid("INVALID_TYPE", f"sObject type '{obj}' is not supported.", [])
+                found = self._by_id(obj, str(record.get("Id") or record.get("id") or ""))
+                if found is None:
+                    raise Invalid("ENTITY_IS_DELETED", "entity is deleted", [])
+                self._check(obj, fields, creating=False)
+                plans.append((obj, found, fields))
+            except Invalid as exc:
+                plans.append(exc)
+        failed = any(isinstance(plan, Invalid) for plan in plans)
+        results: list[dict[str, Any]] = []
+        for plan in plans:
+            if isinstance(plan, Invalid):
+                results.append(
+                    {"success": False, "errors": _failure(plan.code, plan.message, plan.fields)["errors"]}
+                )
+            elif failed and all_or_none:
+                results.append({"id": plan[1]["Id"], "success": False, "errors": _rolled_back()["errors"]})
+            else:
+                self._modify(plan[0], plan[1], plan[2], PEER_USER)
+                results.append({"id": plan[1]["Id"], "success": True, "errors": []})
         return Answer(200, results)
 
     # ---- query ------------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ id); ``stages`` — leadflow's deal stage ids → ``StageName`` (else open → `
   the company's name in ``Company`` (the mapping).
 - Accounts (companies), Opportunities (deals: ``AccountId``, and ``ContactId`` when people are
   Contacts) and Tasks (activities: ``WhoId`` the person, completed) are created with ``POST
-  composite/sobjects`` (200 a call) and updated by id.
+  composite/sobjects`` (200 a call) and updated by id. Several records known by id (a backlog of
+  changes) are updated with ``PATCH composite/sobjects`` (200 a call), one alone with its own PATCH.
 - Limits: the daily API budget from every answer's ``Sforce-Limit-Info: api-usage=N/M`` (into
   :attr:`rate_seen`); ``403 REQUEST_LIMIT_EXCEEDED`` is retried later, never dead: an hour for the
   daily total, 30 s for the concurrency limit. ``401 INVALID_SESSION_ID`` is not retryable (reconnect).
@@ -35,10 +36,9 @@ headers only and are never logged; errors are built from the status and Salesfor
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -46,6 +46,16 @@ import requests
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError, SalesforceMoreThanOneRecord
 
+from leadflow.connectors.salesforce_rest import (
+    GuardedSession,
+    candidates_of,
+    duplicate_ids,
+    errors_of,
+    fields_of,
+    first_error,
+    parse_time,
+    soql_time,
+)
 from leadflow.connectors.vendor import (
     ACTIVITY,
     COMPANY,
@@ -70,10 +80,7 @@ REQUIRED = {"Lead": ("LastName", "Company"), "Contact": ("LastName",)}
 OBJECTS = {COMPANY: "Account", DEAL: "Opportunity", ACTIVITY: "Task"}
 DAILY_WAIT = timedelta(hours=1)
 CONCURRENT_WAIT = timedelta(seconds=30)
-DEAL_STAGES = {"open": "Prospecting", "won": "Closed Won", "lost": "Closed Lost"}
-CLOSE_AFTER = timedelta(days=30)  # an opportunity needs a CloseDate: created + 30 days when none is expected
 RETRYABLE = {"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "UNKNOWN_EXCEPTION", "REQUEST_LIMIT_EXCEEDED"}
-EXCERPT = 300
 DEFAULT_MAPPING: list[dict[str, Any]] = [
     {"from": "email", "to": "Email"},
     {"from": "first_name", "to": "FirstName"},
@@ -81,71 +88,6 @@ DEFAULT_MAPPING: list[dict[str, Any]] = [
     {"from": "phone", "to": "Phone", "transform": "e164"},
     {"from": "company.name", "to": "Company"},
 ]
-_IDS = re.compile(r"\[([^\]]*)\]")
-
-
-class GuardedSession(requests.Session):
-    """A ``requests`` session that asks the network guard before every request and sets a timeout.
-    ``ca_file`` (a local peer's certificate) is then the only trust, whatever the environment says."""
-
-    def __init__(self, network: Network) -> None:
-        super().__init__()
-        self.network = network
-        if network.ca_file:
-            self.verify = network.ca_file
-            self.trust_env = False  # REQUESTS_CA_BUNDLE would otherwise win over `verify`
-
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
-        self.network.check(url.decode() if isinstance(url, bytes) else url)
-        kwargs.setdefault("timeout", self.network.timeout)
-        return super().request(method, url, *args, **kwargs)
-
-
-def _time(value: Any) -> datetime | None:
-    """``2026-01-01T09:00:00.000+0000`` (Salesforce's datetimes) as an aware UTC datetime."""
-    if not isinstance(value, str) or not value:
-        return None
-    text = re.sub(r"([+-]\d{2})(\d{2})$", r"\1:\2", value.replace("Z", "+00:00"))
-    with contextlib.suppress(ValueError):
-        return datetime.fromisoformat(text).astimezone(UTC)
-    return None
-
-
-def _day(value: Any) -> date | None:
-    """A date from a date, a datetime (its UTC day) or their ISO text (exports give strings)."""
-    if isinstance(value, str) and value:
-        with contextlib.suppress(ValueError):
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if isinstance(value, datetime):
-        return (value.astimezone(UTC) if value.tzinfo else value).date()
-    return value if isinstance(value, date) else None
-
-
-def _soql_time(moment: datetime) -> str:
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def _errors(content: Any) -> list[dict[str, Any]]:
-    if isinstance(content, list):
-        return [e for e in content if isinstance(e, dict)]
-    if isinstance(content, dict):
-        return [content]
-    return []
-
-
-def _describe(errors: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
-    """The first error's code and message."""
-    for found in errors:
-        code = str(found.get("errorCode") or found.get("statusCode") or "")
-        return code, str(found.get("message") or "")[:EXCERPT]
-    return "", ""
-
-
-def _candidates(content: Any) -> tuple[str, ...]:
-    """The ids of a ``300``'s matching records (a list of record URLs)."""
-    urls = content if isinstance(content, list) else []
-    return tuple(str(url).rstrip("/").rsplit("/", 1)[-1] for url in urls if isinstance(url, str))
 
 
 class SalesforceVendor:
@@ -224,7 +166,7 @@ class SalesforceVendor:
             self.rate_seen = RateSeen(total, max(total - used, 0), 86_400.0)
 
     def _refusal(self, exc: SalesforceError) -> VendorError:
-        code, message = _describe(_errors(exc.content))
+        code, message = first_error(errors_of(exc.content))
         text = f"Salesforce {exc.status} {code}: {message}".rstrip(": ")
         if code == "REQUEST_LIMIT_EXCEEDED":
             daily = "TotalRequests" in message
@@ -247,21 +189,23 @@ class SalesforceVendor:
         self._call("GET", "limits/")
 
     def calls(self, kind: str, records: Sequence[Record]) -> int:
+        """One call per 200 known records and per 200 new ones (a record alone: its own call)."""
         known = sum(1 for r in records if r.remote_id)
-        fresh = len(records) - known
-        if kind == CONTACT and fresh == 1:
-            return known + 1
-        return known + -(-fresh // MAX_COLLECTION)
+        return -(-known // MAX_COLLECTION) + -(-(len(records) - known) // MAX_COLLECTION)
 
     def write(self, kind: str, records: Sequence[Record]) -> list[Written]:
         obj = self.object if kind == CONTACT else OBJECTS[kind]
         bodies = {r.local_id: self._body(kind, r) for r in records}
-        found = [self._update(obj, r, bodies[r.local_id]) for r in records if r.remote_id]
+        known = [r for r in records if r.remote_id]
         fresh = [r for r in records if not r.remote_id]
+        if len(known) == 1:
+            found = [self._update(obj, known[0], bodies[known[0].local_id])]
+        else:
+            found = self._collection(obj, "PATCH", known, bodies)
         if not fresh:
             return found
         if kind != CONTACT:
-            return found + self._create(obj, fresh, bodies)
+            return found + self._collection(obj, "POST", fresh, bodies)
         if len(fresh) == 1:
             return [*found, self._upsert_one(fresh[0], bodies[fresh[0].local_id])]
         return found + self._upsert_many(fresh, bodies)
@@ -298,7 +242,7 @@ class SalesforceVendor:
         try:
             self._call("PATCH", f"sobjects/{obj}/{record.remote_id}", json=body)
         except SalesforceError as exc:
-            code, message = _describe(_errors(exc.content))
+            code, message = first_error(errors_of(exc.content))
             return Written(record.local_id, FAILED, error=f"Salesforce {exc.status} {code}: {message}")
         except VendorError as exc:
             if exc.status != 404:
@@ -315,7 +259,7 @@ class SalesforceVendor:
         try:
             answer = self._call("PATCH", f"sobjects/{self.object}/{field}/{quote(key, safe='')}", json=sent)
         except SalesforceMoreThanOneRecord as exc:
-            found = _candidates(exc.content)
+            found = candidates_of(exc.content)
             return Written(
                 record.local_id,
                 CONFLICT,
@@ -323,7 +267,7 @@ class SalesforceVendor:
                 candidates=found,
             )
         except SalesforceError as exc:
-            code, message = _describe(_errors(exc.content))
+            code, message = first_error(errors_of(exc.content))
             if code == "REQUIRED_FIELD_MISSING" and not filled:
                 return self._upsert_one(record, self._placeheld(body), filled=True)
             return Written(record.local_id, FAILED, error=f"Salesforce {exc.status} {code}: {message}")
@@ -363,18 +307,17 @@ class SalesforceVendor:
         try:
             answer = self._call("PATCH", f"composite/sobjects/{self.object}/{field}", json=payload)
         except SalesforceError as exc:  # the whole collection refused (a 400): nothing was written
-            code, message = _describe(_errors(exc.content))
+            code, message = first_error(errors_of(exc.content))
             raise VendorError(f"Salesforce {exc.status} {code}: {message}", retry=False, status=400) from None
         results = answer if isinstance(answer, list) else []
         again: list[Record] = []
         for index, (record, _) in enumerate(keyed):
             result = results[index] if index < len(results) else {}
-            code, message = _describe(result.get("errors") or [])
+            code, message = first_error(result.get("errors") or [])
             if result.get("success") and result.get("id"):
                 written.append(Written(record.local_id, OK, str(result["id"])))
             elif code == "DUPLICATE_EXTERNAL_ID":
-                ids = _IDS.search(message)
-                found = tuple(i.strip() for i in ids.group(1).split(",") if i.strip()) if ids else ()
+                found = duplicate_ids(message)
                 error = f"{len(found) or 'several'} Salesforce {self.object}s have this {field}"
                 written.append(Written(record.local_id, CONFLICT, error=error, candidates=found))
             elif code == "REQUIRED_FIELD_MISSING" and not filled:
@@ -387,20 +330,25 @@ class SalesforceVendor:
             written += self._upsert_many(again, more, filled=True)
         return written
 
-    def _create(
-        self, obj: str, records: Sequence[Record], bodies: Mapping[str, dict[str, Any]]
+    def _collection(
+        self, obj: str, method: str, records: Sequence[Record], bodies: Mapping[str, dict[str, Any]]
     ) -> list[Written]:
+        """sObject Collections, 200 a call: ``POST`` creates, ``PATCH`` updates by ``Id``."""
         written: list[Written] = []
         for start in range(0, len(records), MAX_COLLECTION):
             chunk = records[start : start + MAX_COLLECTION]
+            ids = [{"Id": r.remote_id} if r.remote_id else {} for r in chunk]
             payload = {
                 "allOrNone": False,
-                "records": [{"attributes": {"type": obj}, **bodies[r.local_id]} for r in chunk],
+                "records": [
+                    {"attributes": {"type": obj}, **known, **bodies[r.local_id]}
+                    for r, known in zip(chunk, ids, strict=True)
+                ],
             }
             try:
-                answer = self._call("POST", "composite/sobjects", json=payload)
+                answer = self._call(method, "composite/sobjects", json=payload)
             except SalesforceError as exc:
-                code, message = _describe(_errors(exc.content))
+                code, message = first_error(errors_of(exc.content))
                 raise VendorError(
                     f"Salesforce {exc.status} {code}: {message}", retry=False, status=400
                 ) from None
@@ -410,9 +358,11 @@ class SalesforceVendor:
                 if result.get("success") and result.get("id"):
                     written.append(Written(record.local_id, OK, str(result["id"])))
                     continue
-                code, message = _describe(result.get("errors") or [])
+                code, message = first_error(result.get("errors") or [])
                 outcome = RETRY if code in RETRYABLE or not result else FAILED
-                written.append(Written(record.local_id, outcome, error=f"Salesforce {code}: {message}"))
+                gone = f" (the {obj} was deleted in Salesforce)" if code == "ENTITY_IS_DELETED" else ""
+                error = f"Salesforce {code}: {message}{gone}"
+                written.append(Written(record.local_id, outcome, error=error))
         return written
 
     def erase(self, remote_ids: Sequence[str]) -> list[Written]:
@@ -424,14 +374,14 @@ class SalesforceVendor:
                 if exc.status != 404:  # already deleted: erased
                     raise
             except SalesforceError as exc:
-                code, message = _describe(_errors(exc.content))
+                code, message = first_error(errors_of(exc.content))
                 raise VendorError(f"Salesforce {exc.status} {code}: {message}", retry=False) from None
             done.append(Written(remote_id, OK, remote_id))
         return done
 
     def changes(self, since: datetime | None, fields: Sequence[str], limit: int) -> list[Change]:
         names = sorted({*(f for f in fields if re.fullmatch(r"\w+", f)), "Id", "Email", "LastModifiedDate"})
-        where = f" WHERE LastModifiedDate > {_soql_time(since)}" if since else ""
+        where = f" WHERE LastModifiedDate > {soql_time(since)}" if since else ""
         soql = (
             f"SELECT {', '.join(names)} FROM {self.object}{where}"
             f" ORDER BY LastModifiedDate ASC, Id ASC LIMIT {max(1, min(limit, 2000))}"
@@ -439,11 +389,11 @@ class SalesforceVendor:
         try:
             answer = self._call("GET", "query/", params={"q": soql})
         except SalesforceError as exc:
-            code, message = _describe(_errors(exc.content))
+            code, message = first_error(errors_of(exc.content))
             raise VendorError(f"Salesforce {exc.status} {code}: {message}", retry=False) from None
         found: list[Change] = []
         for row in (answer or {}).get("records") or []:
-            modified = _time(row.get("LastModifiedDate"))
+            modified = parse_time(row.get("LastModifiedDate"))
             if modified is None:
                 continue
             properties = {k: v for k, v in row.items() if k != "attributes"}
@@ -457,31 +407,7 @@ class SalesforceVendor:
         return {}  # owners are not mapped to Salesforce users (yet): OwnerId stays the integration user's
 
     def properties(self, kind: str, row: Mapping[str, Any]) -> dict[str, Any]:
-        if kind == COMPANY:
-            domain = row.get("domain")
-            found = {"Name": row.get("name"), "Website": domain, "Industry": row.get("industry")}
-        elif kind == DEAL:
-            status = str(row.get("status") or "open")
-            stage = self.stages.get(str(row.get("stage_id"))) if status == "open" else None
-            created = _day(row.get("created_at"))
-            close = _day(row.get("expected_close")) or (created + CLOSE_AFTER if created else None)
-            value = row.get("value")
-            found = {
-                "Name": row.get("title"),
-                "Amount": float(value) if value is not None else None,
-                "StageName": stage or DEAL_STAGES.get(status, DEAL_STAGES["open"]),
-                "CloseDate": close.isoformat() if close else None,
-            }
-        else:
-            moment = _day(row.get("occurred_at"))
-            found = {
-                "Subject": str(row.get("subject") or str(row.get("kind") or "note").capitalize())[:255],
-                "Description": row.get("body"),
-                "Status": "Completed",
-                "ActivityDate": moment.isoformat() if moment else None,
-                "TaskSubtype": "Call" if row.get("kind") == "call" else "Task",
-            }
-        return {k: v for k, v in found.items() if v is not None}
+        return fields_of(kind, row, self.stages)
 
     def close(self) -> None:
         self.session.close()

@@ -156,6 +156,18 @@ def test_backlog_goes_in_collections_and_several_matches_are_conflicts_never_new
     assert [sorted(c.candidates) for c in conflicts] == [pair]
     assert [a.outcome for a in _rows(ctx, connector_audit, local_id=by_user(ctx, "b4")["id"])] == ["conflict"]
 
+    # a backlog of changes to leads known by id: one collection update
+    identify(ctx, processor, "b1", firstName="Bea")
+    identify(ctx, processor, "b3", lastName="Solo-Two")
+    drain(worker)
+    [update] = peer.calls_to("PATCH", r".*/composite/sobjects")
+    assert sorted(r["Id"] for r in update.json()["records"]) == sorted(
+        peer.find("Lead", Email=email)[0]["Id"] for email in ("bea@example.com", "solo@example.com")
+    )
+    assert peer.find("Lead", Email="bea@example.com")[0]["FirstName"] == "Bea"
+    assert peer.find("Lead", Email="solo@example.com")[0]["LastName"] == "Solo-Two"
+    assert peer.count("Lead") == 6
+
 
 def test_contacts_with_accounts_opportunities_and_tasks(
     ctx: AppContext, processor: EventProcessor, peer: SalesforcePeer, worker: ConnectorWorker
