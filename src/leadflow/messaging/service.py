@@ -5,6 +5,7 @@ other module of the package).
 
 - *contacts* show each contact's topic preferences (:func:`preferences_of`) and messages;
 - *privacy* erases and exports a person's messaging data (:func:`erasure_handler`, :func:`export`);
+- *connectors* read which addresses are suppressed (:func:`suppressed`);
 - *journeys* render a webhook's Liquid data with an email's variables (:func:`compile_data`,
   :func:`check_data`, :func:`people`), queue email (:func:`enqueue_many`, :func:`over_cap`,
   :func:`template_ids`), install ready-made templates (:func:`save_layout`, :func:`save_topic`,
@@ -87,6 +88,7 @@ __all__ = [
     "release_confirmation",
     "save_layout",
     "save_topic",
+    "suppressed",
     "suppression_key",
     "suppression_keys",
     "template_ids",
@@ -101,6 +103,15 @@ def copy_configuration(
     scratch copy, where an address the installation never mails is not mailed either."""
     keys = sorted(erased.suppression_keys(secret, [email for email in emails if email]))
     queries.copy_configuration(source, target, keys)
+
+
+def suppressed(conn: Connection, emails: Sequence[str]) -> set[str]:
+    """Which of these addresses are suppressed (bounced, complained, unsubscribed), in one query:
+    connectors keep a vendor's marketing status in step with it."""
+    wanted = sorted({email for email in emails if email})
+    if not wanted:
+        return set()
+    return {row.email for row in conn.execute(queries.suppressions_of(wanted))}
 
 
 def default_layout() -> LayoutFields:

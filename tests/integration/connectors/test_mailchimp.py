@@ -19,6 +19,7 @@ from leadflow.contacts import service as contacts
 from leadflow.contacts.processor import EventProcessor
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
+from leadflow.messaging.models import suppressions
 from tests.integration.connectors.conftest import drain, identify
 from tests.peers.mailchimp import API_KEY, LIST_ID, MailchimpPeer, subscriber_hash
 from tests.support.contacts import by_user
@@ -234,3 +235,27 @@ def test_429_waits_and_5xx_is_retried_to_success(
     worker.run_once()
     assert peer.member("rae@example.com") is not None
     assert _rows(ctx, connector_outbox) == []
+
+
+def test_an_address_messaging_suppresses_is_unsubscribed_in_mailchimp(
+    ctx: AppContext,
+    processor: EventProcessor,
+    peer: MailchimpPeer,
+    worker: ConnectorWorker,
+    clock: VirtualClock,
+) -> None:
+    connect(ctx, peer)
+    identify(ctx, processor, "h1", email="hal@example.com", firstName="Hal")
+    drain(worker)
+    assert peer.member("hal@example.com").status == "subscribed"  # type: ignore[union-attr]
+    with ctx.db.write() as conn:  # a hard bounce: the contact stays "subscribed", the address is not
+        conn.execute(
+            sa.insert(suppressions).values(email="hal@example.com", reason="bounced", created_at=clock.now())
+        )
+    clock.advance(timedelta(minutes=1))
+    identify(ctx, processor, "h1", lastName="Hill")
+    drain(worker)
+    member = peer.member("hal@example.com")
+    assert member is not None
+    assert (member.status, member.merge_fields["LNAME"]) == ("unsubscribed", "Hill")
+    assert by_user(ctx, "h1")["subscription_status"] == "subscribed"
