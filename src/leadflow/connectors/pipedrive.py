@@ -19,7 +19,8 @@ company's API URL (``https://<company>.pipedrive.com``; default ``https://api.pi
 - Limits: Pipedrive counts requests per token in 2-second windows and writes per day; every answer's
   ``x-ratelimit-limit``/``-remaining``/``-reset`` and ``x-daily-requests-left`` are read into
   :attr:`rate_seen` (the fewer of the window's and the day's remainders); ``429`` waits its
-  ``Retry-After`` (the window's reset, or Pipedrive's penalty), uncounted.
+  ``Retry-After`` (the window's reset, or Pipedrive's penalty; without one, ``x-ratelimit-reset``),
+  uncounted.
 - Pull: ``GET /api/v2/persons?updated_since=&sort_by=update_time`` (oldest first).
 - Erasure: ``DELETE /api/v2/persons/{id}`` (already gone counts as erased).
 """
@@ -149,14 +150,25 @@ class PipedriveVendor:
         left = min(v for v in (remaining, daily) if v is not None)
         self.rate_seen = RateSeen(_int(headers.get("x-ratelimit-limit")), left, WINDOW_S)
 
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One call; a ``429`` without ``Retry-After`` waits the window's ``x-ratelimit-reset``."""
+        try:
+            return self.http.call(method, path, **kwargs)
+        except VendorError as exc:
+            headers = self.http.last_headers
+            reset = _int(headers.get("x-ratelimit-reset"))
+            if exc.status == 429 and "retry-after" not in headers and reset:
+                exc.retry_after = timedelta(seconds=reset)
+            raise
+
     def _data(self, method: str, path: str, **kwargs: Any) -> Any:
-        body = self.http.call(method, path, **kwargs)
+        body = self._call(method, path, **kwargs)
         return body.get("data") if isinstance(body, dict) else None
 
     # --- the interface ----------------------------------------------------------------------------
 
     def check(self) -> None:
-        self.http.call("GET", "/api/v1/users/me")
+        self._call("GET", "/api/v1/users/me")
 
     def calls(self, kind: str, records: Sequence[Record]) -> int:
         return sum(2 if kind == CONTACT and not r.remote_id else 1 for r in records)
@@ -252,7 +264,7 @@ class PipedriveVendor:
     def erase(self, remote_ids: Sequence[str]) -> list[Written]:
         done: list[Written] = []
         for remote_id in remote_ids:
-            self.http.call("DELETE", f"/api/v2/persons/{remote_id}", missing_ok=True)  # gone: erased
+            self._call("DELETE", f"/api/v2/persons/{remote_id}", missing_ok=True)  # gone: erased
             done.append(Written(remote_id, OK, remote_id))
         return done
 
