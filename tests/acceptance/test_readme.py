@@ -35,6 +35,10 @@ FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
 INLINE = re.compile(r"`((?:curl -|(?:\.venv/bin/)?leadflow [a-z])[^`]*)`")
 PLACEHOLDER_DB = "postgresql+psycopg://user@db-host/leadflow"
 
+_HUBSPOT = (
+    "needs the reader's HubSpot account (a private app's token); tests/integration/connectors/test_api.py "
+    "runs add, test and backfill against the HubSpot peer (tests/peers/hubspot.py)"
+)
 NOT_RUN = {
     "make run": "serves until stopped: the test does what it does (migrate, then serve) through "
     "tests/support/server.py, on a temporary database and port, with the exports of its block; "
@@ -43,6 +47,10 @@ NOT_RUN = {
     ".venv/bin/leadflow serve --processes 4 --no-worker": "serves until stopped; its --help must list "
     "each option",
     ".venv/bin/leadflow worker --concurrency 2": "works until stopped; its --help must list each option",
+    '.venv/bin/leadflow connectors add hubspot --name HubSpot --token "$HUBSPOT_TOKEN" --objects '
+    "contact,company,deal,activity": _HUBSPOT,
+    ".venv/bin/leadflow connectors test HubSpot": _HUBSPOT,
+    ".venv/bin/leadflow connectors backfill HubSpot --segment <segment id>": _HUBSPOT,
     ".venv/bin/leadflow doctor": "checks the reader's own SMTP server, DKIM key and public address, none of "
     "which exists here (it exits 1, as it should); tests/integration/test_doctor.py runs it both ways",
 }
