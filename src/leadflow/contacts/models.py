@@ -44,6 +44,18 @@ contacts = sa.Table(
     sa.Index("ix_contacts_updated_at", "updated_at"),
     sa.Index("ix_contacts_lifecycle_stage", "lifecycle_stage"),
     sa.Index("ix_contacts_company_id", "company_id"),
+    # The CRM's lead search (part of a name or an email, ILIKE '%…%'): a pg_trgm GIN index on PostgreSQL
+    # (migration 0016). SQLite keeps scanning: its copy of the index is empty (WHERE 0), declared only so
+    # that both databases have the same indexes.
+    sa.Index(
+        "ix_contacts_search_trgm",
+        "email",
+        "first_name",
+        "last_name",
+        postgresql_using="gin",
+        postgresql_ops={"email": "gin_trgm_ops", "first_name": "gin_trgm_ops", "last_name": "gin_trgm_ops"},
+        sqlite_where=sa.text("0"),
+    ),
 )
 
 # Every user id and anonymous id ever seen for a contact ("user" / "anon" kinds).

@@ -9,9 +9,9 @@
 - ``avg_days``: average days spent in the stage by the visits entered in the range (a deal still
   there counts until now).
 
-Three set-based queries over the whole range (see :func:`leadflow.crm.queries.stage_totals`,
-:func:`leadflow.crm.queries.stage_flow`, :func:`leadflow.crm.queries.stage_onward`), whatever the
-number of deals.
+Two set-based queries over the whole range, whatever the number of deals (see
+:mod:`leadflow.crm.queries.pipeline_stats`): the totals from the deals created in the range, and the
+flow (reached, conversion, average days) from the stage visits entered in it.
 """
 
 from __future__ import annotations
@@ -60,17 +60,23 @@ def stats(
         found = [p for p in found if p.id == pipeline_id]
         if not found:
             raise Invalid(f"no pipeline {pipeline_id}", code="pipeline_not_found")
+    next_stage = {
+        stage.id: following.id
+        for pipeline in found
+        for stage in pipeline.stages
+        for following in pipeline.stages
+        if following.position == stage.position + 1
+    }
     with ctx.db.read() as conn:
+        if conn.dialect.name == "postgresql":
+            for setting in queries.TUNE:
+                conn.execute(setting)
         totals = list(conn.execute(queries.stage_totals(pipeline_id, start, end)))
         flow = {
             row.id: row
             for row in conn.execute(
-                queries.stage_flow(conn.dialect.name, pipeline_id, start, end, ctx.clock.now())
+                queries.stage_flow(conn.dialect.name, pipeline_id, start, end, ctx.clock.now(), next_stage)
             )
-        }
-        onward_of: dict[str, int] = {
-            row.stage_id: row.reached_next
-            for row in conn.execute(queries.stage_onward(pipeline_id, start, end))
         }
     counts: dict[str, int] = {}
     values: dict[str, list[CurrencyValue]] = {}
@@ -90,7 +96,7 @@ def stats(
         for n, stage in enumerate(pipeline.stages):
             reached = flow[stage.id].reached if stage.id in flow else 0
             has_next = n + 1 < len(pipeline.stages) and stage.kind == "open"
-            onward = onward_of.get(stage.id, 0)
+            onward = flow[stage.id].reached_next if stage.id in flow else 0
             days = flow[stage.id].avg_days if stage.id in flow else None
             rows.append(
                 StageStats(

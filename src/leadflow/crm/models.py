@@ -138,6 +138,8 @@ crm_deals = sa.Table(
     sa.Index("ix_crm_deals_owner_id", "owner_id"),
     sa.Index("ix_crm_deals_contact_id", "contact_id"),
     sa.Index("ix_crm_deals_stage_id", "stage_id"),
+    # Pipeline stats: the deals created in a range, read from the index alone.
+    sa.Index("ix_crm_deals_created_at_stage_id", "created_at", "stage_id", "currency", "value"),
 )
 
 # Time in each stage: one row per visit (``left_at`` null while the deal is there).
@@ -151,6 +153,10 @@ crm_deal_stages = sa.Table(
     sa.Column("left_at", UTCDateTime()),
     sa.Index("ix_crm_deal_stages_deal_id", "deal_id", "entered_at"),
     sa.Index("ix_crm_deal_stages_stage_id_entered_at", "stage_id", "entered_at", "deal_id"),
+    # Pipeline stats: the visits entered in a range (from the index alone), and whether a deal reached
+    # a given stage (an index-only probe).
+    sa.Index("ix_crm_deal_stages_entered_at", "entered_at", "stage_id", "deal_id", "left_at"),
+    sa.Index("ix_crm_deal_stages_deal_id_stage_id", "deal_id", "stage_id"),
 )
 
 # ---- routing and SLAs (leadflow.crm.routing, leadflow.crm.sla) -----------------------------------------

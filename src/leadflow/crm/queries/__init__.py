@@ -237,10 +237,10 @@ from leadflow.crm.queries.people import (
     users_page as users_page,
 )
 from leadflow.crm.queries.pipeline_stats import (
-    stage_flow as stage_flow,
+    TUNE as TUNE,
 )
 from leadflow.crm.queries.pipeline_stats import (
-    stage_onward as stage_onward,
+    stage_flow as stage_flow,
 )
 from leadflow.crm.queries.pipeline_stats import (
     stage_totals as stage_totals,
