@@ -143,15 +143,14 @@ class SalesforceVendor:
 
     # --- one call -------------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, *, per_record: bool = False, **kwargs: Any) -> Any:
         """One REST call: its JSON (``None`` for 204); rate headers noted; failures as VendorError
-        (a 300 and a 400 pass through as :class:`SalesforceError` for the caller to judge)."""
+        (``per_record``: a 300 and a 400 pass through as :class:`SalesforceError` for the caller to
+        judge one record by)."""
         try:
             answer = self.client.restful(path, method=method, **kwargs)
-        except SalesforceMoreThanOneRecord:
-            raise
         except SalesforceError as exc:
-            if exc.status == 400:
+            if per_record and exc.status in (300, 400):
                 raise
             raise self._refusal(exc) from None
         except requests.RequestException as exc:
@@ -240,7 +239,7 @@ class SalesforceVendor:
 
     def _update(self, obj: str, record: Record, body: dict[str, Any]) -> Written:
         try:
-            self._call("PATCH", f"sobjects/{obj}/{record.remote_id}", json=body)
+            self._call("PATCH", f"sobjects/{obj}/{record.remote_id}", json=body, per_record=True)
         except SalesforceError as exc:
             code, message = first_error(errors_of(exc.content))
             return Written(record.local_id, FAILED, error=f"Salesforce {exc.status} {code}: {message}")
@@ -257,7 +256,9 @@ class SalesforceVendor:
         field = self.external_id
         sent = {k: v for k, v in body.items() if k.lower() not in (field.lower(), "id")}
         try:
-            answer = self._call("PATCH", f"sobjects/{self.object}/{field}/{quote(key, safe='')}", json=sent)
+            answer = self._call(
+                "PATCH", f"sobjects/{self.object}/{field}/{quote(key, safe='')}", json=sent, per_record=True
+            )
         except SalesforceMoreThanOneRecord as exc:
             found = candidates_of(exc.content)
             return Written(
@@ -305,7 +306,9 @@ class SalesforceVendor:
             ],
         }
         try:
-            answer = self._call("PATCH", f"composite/sobjects/{self.object}/{field}", json=payload)
+            answer = self._call(
+                "PATCH", f"composite/sobjects/{self.object}/{field}", json=payload, per_record=True
+            )
         except SalesforceError as exc:  # the whole collection refused (a 400): nothing was written
             code, message = first_error(errors_of(exc.content))
             raise VendorError(f"Salesforce {exc.status} {code}: {message}", retry=False, status=400) from None
@@ -346,7 +349,7 @@ class SalesforceVendor:
                 ],
             }
             try:
-                answer = self._call(method, "composite/sobjects", json=payload)
+                answer = self._call(method, "composite/sobjects", json=payload, per_record=True)
             except SalesforceError as exc:
                 code, message = first_error(errors_of(exc.content))
                 raise VendorError(
@@ -373,9 +376,6 @@ class SalesforceVendor:
             except VendorError as exc:
                 if exc.status != 404:  # already deleted: erased
                     raise
-            except SalesforceError as exc:
-                code, message = first_error(errors_of(exc.content))
-                raise VendorError(f"Salesforce {exc.status} {code}: {message}", retry=False) from None
             done.append(Written(remote_id, OK, remote_id))
         return done
 
@@ -386,11 +386,7 @@ class SalesforceVendor:
             f"SELECT {', '.join(names)} FROM {self.object}{where}"
             f" ORDER BY LastModifiedDate ASC, Id ASC LIMIT {max(1, min(limit, 2000))}"
         )
-        try:
-            answer = self._call("GET", "query/", params={"q": soql})
-        except SalesforceError as exc:
-            code, message = first_error(errors_of(exc.content))
-            raise VendorError(f"Salesforce {exc.status} {code}: {message}", retry=False) from None
+        answer = self._call("GET", "query/", params={"q": soql})
         found: list[Change] = []
         for row in (answer or {}).get("records") or []:
             modified = parse_time(row.get("LastModifiedDate"))
