@@ -15,6 +15,8 @@
 - Erasure: Kit v4 has no delete. The subscriber is **anonymised** — its address replaced by an
   anonymous one, first name and every custom field cleared — and unsubscribed; the erasure's audit row
   says so (``anonymised``).
+- Backfills go one subscriber at a time: Kit's bulk endpoint needs OAuth and answers large batches
+  through a callback.
 - Limits: 120 requests per rolling 60 s per API key (the bucket earns 1.8 a second and holds 10, so
   no 60-second window exceeds 118); ``429`` (no ``Retry-After``) waits :data:`BUSY_WAIT`; ``422`` is
   ``FAILED`` with Kit's message; ``401`` a refused credential.
@@ -167,13 +169,19 @@ class KitVendor:
         answer = None
         if record.remote_id:
             answer = self.http.call("PUT", f"/v4/subscribers/{record.remote_id}", json=body, missing_ok=True)
-        if answer is None:
-            answer = self.http.call("POST", "/v4/subscribers", json=body)
+        if answer is None:  # someone unsubscribed arrives inactive (no welcome sequence), then cancelled
+            fresh = (
+                {**body, STATE: "inactive"} if str(record.properties.get(STATE)) == "unsubscribed" else body
+            )
+            answer = self.http.call("POST", "/v4/subscribers", json=fresh)
         subscriber = answer["subscriber"]
         remote_id = str(subscriber["id"])
         for tag_id in self.tag_ids(names_of(record.properties.get(TAGS))).values():
             self.http.call("POST", f"/v4/tags/{tag_id}/subscribers", json={EMAIL: body[EMAIL]})
-        if str(record.properties.get(STATE)) == "unsubscribed" and subscriber.get(STATE) == "active":
+        if str(record.properties.get(STATE)) == "unsubscribed" and subscriber.get(STATE) in (
+            "active",
+            "inactive",
+        ):
             self.http.call("POST", f"/v4/subscribers/{remote_id}/unsubscribe", json={})
         return Written(record.local_id, OK, remote_id, server_time(self.http.last_headers))
 

@@ -159,6 +159,12 @@ def test_an_unsubscribe_on_either_side_reaches_the_other(
     drain(worker)
     assert peer.subscriber("sue@example.com").state == "cancelled"  # type: ignore[union-attr]
     assert _rows(ctx, connector_outbox) == []
+    identify(ctx, processor, "s3", email="sid@example.com")  # unsubscribed before Kit ever saw him
+    contacts.patch(ctx, by_user(ctx, "s3")["id"], patch, actor="test")
+    drain(worker)
+    assert peer.subscriber("sid@example.com").state == "cancelled"  # type: ignore[union-attr]
+    created = peer.calls_to("POST", r"/v4/subscribers")[-1].json()
+    assert (created["email_address"], created["state"]) == ("sid@example.com", "inactive")
 
 
 def test_erasure_anonymises_and_unsubscribes_and_is_recorded_as_an_anonymisation(
