@@ -324,3 +324,19 @@ def test_erasure_deletes_the_lead_and_is_recorded(
     assert [r["Email"] for r in peer.find("Lead")] == ["eli@example.com"]
     [record] = _rows(ctx, connector_audit, direction="erase")
     assert (record.outcome, record.remote_id, record.new_value) == ("erased", eve["Id"], None)
+
+
+def test_without_the_peers_certificate_tls_is_refused_and_retried(
+    ctx: AppContext, processor: EventProcessor, peer: SalesforcePeer
+) -> None:
+    untrusting = ConnectorWorker(ctx, rand=lambda: 0.5)  # production TLS: the self-signed peer is not trusted
+    try:
+        connect(ctx, peer)
+        identify(ctx, processor, "t1", email="tia@example.com", lastName="Tia")
+        untrusting.run_once()
+    finally:
+        untrusting.close()
+    [row] = _rows(ctx, connector_outbox)
+    assert (row.attempts, row.state) == (1, "pending")
+    assert "unreachable: SSLError" in row.last_error
+    assert peer.count("Lead") == 0
