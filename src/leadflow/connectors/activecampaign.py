@@ -57,6 +57,7 @@ BULK_MIN = 20  # new people in one batch from which the bulk import is cheaper t
 BULK_MAX = 250
 PAGE = 100
 POLLS = 10
+POLL_PAUSE = 1.0  # seconds between two polls of an import not finished yet
 SUBSCRIBED, UNSUBSCRIBED = 1, 2
 DEAL_STATUS = {"open": 0, "won": 1, "lost": 2}
 
@@ -316,11 +317,11 @@ class ActiveCampaignVendor:
         started = server_time(self.http.last_headers) or datetime.now(UTC)
         batch_id = str(queued.get("batchId") or "")
         info: dict[str, Any] = {}
-        for attempt in range(POLLS):
+        for _ in range(POLLS):
             info = self.http.call("GET", "/api/3/import/info", params={"batchId": batch_id})
             if info.get("status") not in (False, None, "", "pending", "processing"):
                 break
-            self._pause(min(2.0, 0.2 * (attempt + 1)))
+            self._pause(POLL_PAUSE)  # one poll a second leaves the rest of the 5 a second to others
         else:
             return [Written(r.local_id, RETRY, error="ActiveCampaign import not finished") for r in records]
         failed = {str(e).lower() for e in info.get("failure") or []}

@@ -337,3 +337,31 @@ def test_at_five_requests_a_second_a_batch_cut_short_keeps_its_writes_and_waits_
     assert peer.count() == 6
     assert all(peer.tags_of(f"t{n}@example.com") == {"fair"} for n in range(6))
     assert any(call.status == 429 for call in peer.calls)  # the limit was met, and waited out
+
+
+def test_a_bulk_import_still_processing_is_polled_then_its_people_read_back(
+    peer: ActiveCampaignPeer, clock: VirtualClock
+) -> None:
+    peer.import_delay_s = 3.0  # ActiveCampaign processes the import a few seconds later
+    vendor = ActiveCampaignVendor(
+        {"api_token": TOKEN},
+        peer.url,
+        Network(lambda url: None, 5.0),
+        pause=lambda seconds: clock.advance(timedelta(seconds=seconds)),
+    )
+    people = [
+        Record(
+            CONTACT, f"l{n}", {"email": f"m{n}@example.com", "Badge Name": f"M{n}"}, match=f"m{n}@example.com"
+        )
+        for n in range(BULK_MIN)
+    ]
+    written = vendor.write(CONTACT, people)
+    assert {w.outcome for w in written} == {"ok"}
+    assert len(peer.calls_to("GET", r"/api/3/import/info")) == 4  # polled until processed
+    assert {w.remote_id for w in written} == {
+        str(peer.contact(f"m{n}@example.com").id) for n in range(BULK_MIN)
+    }  # type: ignore[union-attr]
+    peer.import_delay_s = 3600.0  # not finished within the polls: tried again later, nothing lost
+    again = vendor.write(CONTACT, [Record(r.kind, r.local_id, r.properties, match=r.match) for r in people])
+    assert {w.outcome for w in again} == {"retry"}
+    vendor.close()
