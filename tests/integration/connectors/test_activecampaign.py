@@ -25,6 +25,7 @@ from leadflow.crm.deals import DealCreate
 from leadflow.crm.schemas import ActivityCreate
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.errors import Upstream
 from tests.integration.connectors.conftest import drain, identify
 from tests.peers.activecampaign import SUBSCRIBED, TOKEN, UNSUBSCRIBED, ActiveCampaignPeer
 from tests.support.contacts import by_user
@@ -365,3 +366,15 @@ def test_a_bulk_import_still_processing_is_polled_then_its_people_read_back(
     again = vendor.write(CONTACT, [Record(r.kind, r.local_id, r.properties, match=r.match) for r in people])
     assert {w.outcome for w in again} == {"retry"}
     vendor.close()
+
+
+def test_connection_answers_ok_and_a_wrong_key_is_refused_without_showing_it(
+    ctx: AppContext, peer: ActiveCampaignPeer
+) -> None:
+    assert connectors.test_connection(ctx, connect(ctx, peer))["ok"] is True
+    wrong = connect(ctx, peer, credentials={"api_token": "wrong-secret"})
+    with pytest.raises(Upstream) as refused:
+        connectors.test_connection(ctx, wrong)
+    assert refused.value.code == "vendor_refused"
+    assert "403" in refused.value.message
+    assert "wrong-secret" not in refused.value.message

@@ -19,6 +19,7 @@ from leadflow.contacts import service as contacts
 from leadflow.contacts.processor import EventProcessor
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.errors import Upstream
 from tests.integration.connectors.conftest import drain, identify
 from tests.peers.kit import API_KEY, KitPeer, Subscriber
 from tests.support.contacts import by_user
@@ -221,3 +222,15 @@ def test_the_rolling_limit_429_is_waited_uncounted_5xx_retried_and_422_fails_wit
     [dead] = _rows(ctx, connector_outbox)
     assert dead.state == "dead"
     assert "Kit 422: Email address has already been taken" in dead.last_error
+
+
+def test_connection_answers_ok_and_a_wrong_key_is_refused_without_showing_it(
+    ctx: AppContext, peer: KitPeer
+) -> None:
+    assert connectors.test_connection(ctx, connect(ctx, peer))["ok"] is True
+    wrong = connect(ctx, peer, credentials={"api_key": "wrong-secret"})
+    with pytest.raises(Upstream) as refused:
+        connectors.test_connection(ctx, wrong)
+    assert refused.value.code == "vendor_refused"
+    assert "401" in refused.value.message
+    assert "wrong-secret" not in refused.value.message

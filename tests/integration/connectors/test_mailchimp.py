@@ -19,6 +19,7 @@ from leadflow.contacts import service as contacts
 from leadflow.contacts.processor import EventProcessor
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.errors import Upstream
 from leadflow.messaging.models import suppressions
 from tests.integration.connectors.conftest import drain, identify
 from tests.peers.mailchimp import API_KEY, LIST_ID, MailchimpPeer, subscriber_hash
@@ -259,3 +260,15 @@ def test_an_address_messaging_suppresses_is_unsubscribed_in_mailchimp(
     assert member is not None
     assert (member.status, member.merge_fields["LNAME"]) == ("unsubscribed", "Hill")
     assert by_user(ctx, "h1")["subscription_status"] == "subscribed"
+
+
+def test_connection_answers_ok_and_a_wrong_key_is_refused_without_showing_it(
+    ctx: AppContext, peer: MailchimpPeer
+) -> None:
+    assert connectors.test_connection(ctx, connect(ctx, peer))["ok"] is True
+    wrong = connect(ctx, peer, credentials={"api_key": "wrong-secret-us21", "list_id": LIST_ID})
+    with pytest.raises(Upstream) as refused:
+        connectors.test_connection(ctx, wrong)
+    assert refused.value.code == "vendor_refused"
+    assert "401" in refused.value.message
+    assert "wrong-secret" not in refused.value.message
