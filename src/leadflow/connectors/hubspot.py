@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -35,6 +36,7 @@ from urllib3.util.retry import Retry
 from leadflow.connectors.vendor import (
     ACTIVITY,
     COMPANY,
+    CONFLICT,
     CONTACT,
     DEAL,
     FAILED,
@@ -54,6 +56,8 @@ NOTE_TO_CONTACT, CALL_TO_CONTACT = 202, 194
 DAILY_WAIT = timedelta(hours=1)
 SECONDLY_WAIT = timedelta(seconds=10)
 EXCERPT = 300
+REFUSALS = frozenset({400, 404, 409})
+EXISTING = re.compile(r"Existing ID: (\d+)")
 #: Lifecycle stages: leadflow's → HubSpot's internal values.
 STAGES = {
     "visitor": "subscriber",
@@ -214,12 +218,43 @@ class HubSpotVendor:
     def write(self, kind: str, records: Sequence[Record]) -> list[Written]:
         if kind == ACTIVITY:
             return self._activities(records)
-        found = self._by_id([r for r in records if r.remote_id], kind)
+        found = self._guarded([r for r in records if r.remote_id], lambda rs: self._by_id(rs, kind))
         fresh = [r for r in records if not r.remote_id]
         if fresh:
-            found += self._upsert(fresh) if kind == CONTACT else self._create(fresh, kind)
+            found += self._guarded(
+                fresh, self._upsert if kind == CONTACT else lambda rs: self._create(rs, kind)
+            )
         self._associate(kind, records, found)
         return found
+
+    def _guarded(
+        self, records: Sequence[Record], batch: Callable[[Sequence[Record]], list[Written]]
+    ) -> list[Written]:
+        """A batch HubSpot refuses as a whole (400, 404, 409: one bad record) is written record by record,
+        so the others go through: a contact whose new email another HubSpot contact holds is a
+        ``CONFLICT`` naming it (a human merges them), one deleted in HubSpot since is upserted again by
+        email, any other refusal is that record's ``FAILED``."""
+        if not records:
+            return []
+        try:
+            return batch(records)
+        except VendorError as exc:
+            if exc.retry or exc.status not in REFUSALS:
+                raise
+            if len(records) > 1:
+                return [w for record in records for w in self._guarded([record], batch)]
+            return [self._refused(records[0], exc)]
+
+    def _refused(self, record: Record, exc: VendorError) -> Written:
+        existing = EXISTING.search(str(exc))
+        if exc.status == 409 and existing:
+            return Written(record.local_id, CONFLICT, error=str(exc), candidates=(existing.group(1),))
+        if exc.status == 404 and record.kind == CONTACT and record.remote_id and record.match:
+            fresh = Record(
+                record.kind, record.local_id, record.properties, None, record.match, record.associations
+            )
+            return self._guarded([fresh], self._upsert)[0]
+        return Written(record.local_id, FAILED, error=str(exc))
 
     def _results(
         self, records: Sequence[Record], answer: dict[str, Any], key: Callable[[Any], str]

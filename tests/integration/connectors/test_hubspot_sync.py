@@ -235,3 +235,39 @@ def test_erasure_deletes_the_person_in_hubspot_and_is_recorded(
         None,
     )
     assert connectors.health(ctx, connector_id)["backlog"] == 0
+
+
+def test_a_refused_record_does_not_hold_back_its_batch(
+    ctx: AppContext,
+    processor: EventProcessor,
+    peer: HubSpotPeer,
+    worker: ConnectorWorker,
+    clock: VirtualClock,
+) -> None:
+    connector_id = connect(ctx, peer)
+    identify(ctx, processor, "k1", email="kim@example.com")
+    identify(ctx, processor, "k2", email="kai@example.com")
+    drain(worker)
+    with peer.lock:  # someone created this contact in HubSpot directly
+        taken = peer._new("contacts", {"email": "taken@example.com"})
+    clock.advance(timedelta(minutes=1))
+    identify(ctx, processor, "k1", email="taken@example.com")
+    identify(ctx, processor, "k2", firstName="Kai")
+    assert worker.run_once() == 2
+    [conflict] = connectors.conflicts(ctx, connector_id, 10)
+    assert conflict["candidates"] == [taken["id"]]
+    assert conflict["contact_id"] == by_user(ctx, "k1")["id"]
+    assert peer.contact_by_email("kai@example.com")["properties"]["firstname"] == "Kai"  # type: ignore[index]
+    assert len(peer.records()) == 3  # nothing duplicated, nothing guessed
+    assert _outbox(ctx) == []
+    # a contact deleted in HubSpot since is upserted again by its email, and the link follows
+    kai = peer.contact_by_email("kai@example.com")
+    assert kai is not None
+    with peer.lock:
+        del peer.store["contacts"][kai["id"]]
+    identify(ctx, processor, "k2", lastName="Ito")
+    worker.run_once()
+    again = peer.contact_by_email("kai@example.com")
+    assert again is not None
+    assert again["id"] != kai["id"]
+    assert again["properties"]["lastname"] == "Ito"
