@@ -106,12 +106,14 @@ def copy_configuration(
 
 
 def suppressed(conn: Connection, emails: Sequence[str]) -> set[str]:
-    """Which of these addresses are suppressed (bounced, complained, unsubscribed), in one query:
-    connectors keep a vendor's marketing status in step with it."""
+    """Which of these addresses are suppressed for good (bounced, complained, unsubscribed, by hand), in
+    one query: connectors keep a vendor's marketing status in step with it. A double opt-in still
+    waiting (``unconfirmed``) is not: it is lifted by the confirmation."""
     wanted = sorted({email for email in emails if email})
     if not wanted:
         return set()
-    return {row.email for row in conn.execute(queries.suppressions_of(wanted))}
+    rows = conn.execute(queries.suppressions_of(wanted))
+    return {row.email for row in rows if row.reason != "unconfirmed"}
 
 
 def default_layout() -> LayoutFields:

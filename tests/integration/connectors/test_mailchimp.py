@@ -249,13 +249,22 @@ def test_an_address_messaging_suppresses_is_unsubscribed_in_mailchimp(
     identify(ctx, processor, "h1", email="hal@example.com", firstName="Hal")
     drain(worker)
     assert peer.member("hal@example.com").status == "subscribed"  # type: ignore[union-attr]
+    identify(ctx, processor, "h2", email="ida@example.com")
+    drain(worker)
     with ctx.db.write() as conn:  # a hard bounce: the contact stays "subscribed", the address is not
+        now = clock.now()
         conn.execute(
-            sa.insert(suppressions).values(email="hal@example.com", reason="bounced", created_at=clock.now())
+            sa.insert(suppressions),
+            [
+                {"email": "hal@example.com", "reason": "hard_bounce", "created_at": now},
+                {"email": "ida@example.com", "reason": "unconfirmed", "created_at": now},  # not a refusal
+            ],
         )
     clock.advance(timedelta(minutes=1))
     identify(ctx, processor, "h1", lastName="Hill")
+    identify(ctx, processor, "h2", lastName="Ide")
     drain(worker)
+    assert peer.member("ida@example.com").status == "subscribed"  # type: ignore[union-attr]
     member = peer.member("hal@example.com")
     assert member is not None
     assert (member.status, member.merge_fields["LNAME"]) == ("unsubscribed", "Hill")
