@@ -5,8 +5,8 @@ access token is a session id) with the instance URL as the connector's host, or 
 ``password``, ``security_token`` (and ``domain``: ``login``/``test``) for a login; ``object`` — the
 people object, ``Lead`` (default) or ``Contact``; ``external_id`` — the field a first write upserts by,
 ``Email`` (default) or a custom External ID field such as ``Leadflow_Id__c`` (given leadflow's contact
-id); ``stages`` — leadflow's deal stage ids → ``StageName`` (else open → ``Prospecting``, won →
-``Closed Won``, lost → ``Closed Lost``); ``version`` (``59.0``).
+id); ``link_field`` (below); ``stages`` — leadflow's deal stage ids → ``StageName`` (else open →
+``Prospecting``, won → ``Closed Won``, lost → ``Closed Lost``); ``version`` (``59.0``).
 
 - People: a first write upserts by the external id — one record ``PATCH sobjects/<Obj>/<Field>/<value>``,
   several ``PATCH composite/sobjects/<Obj>/<Field>`` (sObject Collections, 200 a call) with one result
@@ -20,8 +20,11 @@ id); ``stages`` — leadflow's deal stage ids → ``StageName`` (else open → `
   the company's name in ``Company`` (the mapping).
 - Accounts (companies), Opportunities (deals: ``AccountId``, and ``ContactId`` when people are
   Contacts) and Tasks (activities: ``WhoId`` the person, completed) are created with ``POST
-  composite/sobjects`` (200 a call) and updated by id. Several records known by id (a backlog of
-  changes) are updated with ``PATCH composite/sobjects`` (200 a call), one alone with its own PATCH.
+  composite/sobjects`` (200 a call) and updated by id; with ``link_field`` (an External ID field such
+  as ``Leadflow_Id__c`` on all three objects) they are upserted by leadflow's id instead, so a write
+  repeated after a crash (the answer lost before the link was kept) creates nothing twice. Several
+  records known by id (a backlog of changes) are updated with ``PATCH composite/sobjects`` (200 a
+  call), one alone with its own PATCH.
 - Limits: the daily API budget from every answer's ``Sforce-Limit-Info: api-usage=N/M`` (into
   :attr:`rate_seen`); ``403 REQUEST_LIMIT_EXCEEDED`` is retried later, never dead: an hour for the
   daily total, 30 s for the concurrency limit. ``401 INVALID_SESSION_ID`` is not retryable (reconnect).
@@ -107,6 +110,8 @@ class SalesforceVendor:
         self.external_id = str(credentials.get("external_id") or "Email")
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", self.external_id):
             raise VendorError("Salesforce external_id is a field name", retry=False)
+        link = credentials.get("link_field")
+        self.link_field = str(link) if isinstance(link, str) and re.fullmatch(r"\w+__c", link) else None
         stages = credentials.get("stages") or {}
         self.stages = {str(k): str(v) for k, v in stages.items()} if isinstance(stages, Mapping) else {}
         self.network = network
@@ -203,11 +208,13 @@ class SalesforceVendor:
             found = self._collection(obj, "PATCH", known, bodies)
         if not fresh:
             return found
+        if kind != CONTACT and self.link_field:  # idempotent: a repeat after a crash creates nothing
+            return found + self._upsert_many(obj, self.link_field, fresh, bodies)
         if kind != CONTACT:
             return found + self._collection(obj, "POST", fresh, bodies)
         if len(fresh) == 1:
             return [*found, self._upsert_one(fresh[0], bodies[fresh[0].local_id])]
-        return found + self._upsert_many(fresh, bodies)
+        return found + self._upsert_many(self.object, self.external_id, fresh, bodies)
 
     def _body(self, kind: str, record: Record) -> dict[str, Any]:
         body = dict(record.properties)
@@ -284,53 +291,65 @@ class SalesforceVendor:
         return str(found["Id"]) if isinstance(found, dict) and found.get("Id") else None
 
     def _upsert_many(
-        self, records: Sequence[Record], bodies: Mapping[str, dict[str, Any]], *, filled: bool = False
+        self,
+        obj: str,
+        field: str,
+        records: Sequence[Record],
+        bodies: Mapping[str, dict[str, Any]],
+        *,
+        filled: bool = False,
     ) -> list[Written]:
-        field = self.external_id
-        keyed = [(r, self._key(r)) for r in records]
+        """sObject Collections upsert by ``field`` (200 a call), one result per record."""
+        keyed = [(r, self._key(r) if obj == self.object else r.local_id) for r in records]
         written = [
             Written(r.local_id, FAILED, error=f"no {field} to upsert by") for r, key in keyed if not key
         ]
         keyed = [(r, key) for r, key in keyed if key]
-        if not keyed:
-            return written
-        payload = {
-            "allOrNone": False,
-            "records": [
-                {
-                    "attributes": {"type": self.object},
-                    **{k: v for k, v in bodies[r.local_id].items() if k.lower() not in (field.lower(), "id")},
-                    field: key,
-                }
-                for r, key in keyed
-            ],
-        }
-        try:
-            answer = self._call(
-                "PATCH", f"composite/sobjects/{self.object}/{field}", json=payload, per_record=True
-            )
-        except SalesforceError as exc:  # the whole collection refused (a 400): nothing was written
-            code, message = first_error(errors_of(exc.content))
-            raise VendorError(f"Salesforce {exc.status} {code}: {message}", retry=False, status=400) from None
-        results = answer if isinstance(answer, list) else []
         again: list[Record] = []
-        for index, (record, _) in enumerate(keyed):
-            result = results[index] if index < len(results) else {}
-            code, message = first_error(result.get("errors") or [])
-            if result.get("success") and result.get("id"):
-                written.append(Written(record.local_id, OK, str(result["id"])))
-            elif code == "DUPLICATE_EXTERNAL_ID":
-                found = duplicate_ids(message)
-                error = f"{len(found) or 'several'} Salesforce {self.object}s have this {field}"
-                written.append(Written(record.local_id, CONFLICT, error=error, candidates=found))
-            elif code == "REQUIRED_FIELD_MISSING" and not filled:
-                again.append(record)
-            else:
-                outcome = RETRY if code in RETRYABLE or not result else FAILED
-                written.append(Written(record.local_id, outcome, error=f"Salesforce {code}: {message}"))
+        for start in range(0, len(keyed), MAX_COLLECTION):
+            chunk = keyed[start : start + MAX_COLLECTION]
+            payload = {
+                "allOrNone": False,
+                "records": [
+                    {
+                        "attributes": {"type": obj},
+                        **{
+                            k: v
+                            for k, v in bodies[r.local_id].items()
+                            if k.lower() not in (field.lower(), "id")
+                        },
+                        field: key,
+                    }
+                    for r, key in chunk
+                ],
+            }
+            try:
+                answer = self._call(
+                    "PATCH", f"composite/sobjects/{obj}/{field}", json=payload, per_record=True
+                )
+            except SalesforceError as exc:  # the whole collection refused (a 400): nothing was written
+                code, message = first_error(errors_of(exc.content))
+                raise VendorError(
+                    f"Salesforce {exc.status} {code}: {message}", retry=False, status=400
+                ) from None
+            results = answer if isinstance(answer, list) else []
+            for index, (record, _) in enumerate(chunk):
+                result = results[index] if index < len(results) else {}
+                code, message = first_error(result.get("errors") or [])
+                if result.get("success") and result.get("id"):
+                    written.append(Written(record.local_id, OK, str(result["id"])))
+                elif code == "DUPLICATE_EXTERNAL_ID":
+                    found = duplicate_ids(message)
+                    error = f"{len(found) or 'several'} Salesforce {obj}s have this {field}"
+                    written.append(Written(record.local_id, CONFLICT, error=error, candidates=found))
+                elif code == "REQUIRED_FIELD_MISSING" and not filled and obj == self.object:
+                    again.append(record)
+                else:
+                    outcome = RETRY if code in RETRYABLE or not result else FAILED
+                    written.append(Written(record.local_id, outcome, error=f"Salesforce {code}: {message}"))
         if again:
             more = {r.local_id: self._placeheld(bodies[r.local_id]) for r in again}
-            written += self._upsert_many(again, more, filled=True)
+            written += self._upsert_many(obj, field, again, more, filled=True)
         return written
 
     def _collection(

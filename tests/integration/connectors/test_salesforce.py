@@ -229,6 +229,41 @@ def test_contacts_with_accounts_opportunities_and_tasks(
     assert counts == [1, 1, 1, 1]
 
 
+def test_with_a_link_field_a_lost_answer_creates_no_object_twice(
+    ctx: AppContext, processor: EventProcessor, peer: SalesforcePeer, worker: ConnectorWorker
+) -> None:
+    crm.ensure_default_pipeline(ctx)
+    credentials = {"object": "Contact", "external_id": "Leadflow_Id__c", "link_field": "Leadflow_Id__c"}
+    connector_id = connect(ctx, peer, credentials, objects=["contact", "company", "deal", "activity"])
+    identify(ctx, processor, "k1", email="kim@example.com", lastName="Kim")
+    send(ctx, {"type": "group", "userId": "k1", "groupId": "kco", "traits": {"name": "Kco"}})
+    processor.drain()
+    contact = by_user(ctx, "k1")
+    deal = deals.create(
+        ctx,
+        DealCreate(
+            title="Plan",
+            email="kim@example.com",
+            company_id=contact["company_id"],
+            value=Decimal("90"),
+            currency="EUR",
+        ),
+        actor="t",
+    )
+    activities.log(ctx, ActivityCreate(email="kim@example.com", kind="note", body="Hi"), actor="t")
+    processor.drain()
+    drain(worker)
+    [account], [opportunity] = peer.find("Account"), peer.find("Opportunity")
+    assert (account["Leadflow_Id__c"], opportunity["Leadflow_Id__c"]) == (contact["company_id"], deal.id)
+    assert peer.calls_to("PATCH", r".*/composite/sobjects/(Account|Opportunity|Task)/Leadflow_Id__c")
+    with ctx.db.write() as conn:  # the answers were lost before the links were kept (a crash)
+        conn.execute(sa.delete(connector_links).where(connector_links.c.kind != "contact"))
+    connectors.sync_now(ctx, connector_id, contact_id=contact["id"])
+    drain(worker)
+    assert [peer.count(obj) for obj in ("Account", "Contact", "Opportunity", "Task")] == [1, 1, 1, 1]
+    assert len(_rows(ctx, connector_links)) == 4
+
+
 def test_request_limit_waits_uncounted_5xx_retries_and_a_dead_session_is_dead(
     ctx: AppContext,
     processor: EventProcessor,
