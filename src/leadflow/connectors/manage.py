@@ -4,6 +4,7 @@ replay dead letters. None of these waits for a vendor except "test connection" (
 
 from __future__ import annotations
 
+import logging
 import statistics
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -18,6 +19,7 @@ from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import NotFound, Upstream
 from leadflow.segments import service as segments
 
+log = logging.getLogger(__name__)
 BACKFILL_PAGE = 5000
 HEALTH_WINDOW = timedelta(hours=1)
 SUCCESS = frozenset({"written", "unchanged", "gone"})
@@ -183,6 +185,22 @@ def replay(
         if count.rowcount:
             outbox.announce(conn, ctx)
     return int(count.rowcount or 0)
+
+
+def check_alerts(ctx: AppContext) -> list[str]:
+    """Log a warning for each connector whose success rate over the last hour is under its threshold
+    (the worker's scheduler runs it; ``alerting`` in the health and in ``/metrics`` says the same)."""
+    alerting = [h for h in health_all(ctx) if h["alerting"]]
+    for health in alerting:
+        log.warning(
+            "connector %s (%s): %.1f %% of syncs succeeded over the last hour, under %.1f %%; last error: %s",
+            health["connector_id"],
+            health["vendor"],
+            100 * health["success_rate"],
+            100 * health["threshold"],
+            health["last_error"],
+        )
+    return [str(h["connector_id"]) for h in alerting]
 
 
 def health_all(ctx: AppContext) -> list[Mapping[str, Any]]:

@@ -23,6 +23,7 @@ from leadflow.connectors.config import listing as listing
 from leadflow.connectors.config import update as update
 from leadflow.connectors.manage import audit as audit
 from leadflow.connectors.manage import backfill as backfill
+from leadflow.connectors.manage import check_alerts as check_alerts
 from leadflow.connectors.manage import conflicts as conflicts
 from leadflow.connectors.manage import dead_letters as dead_letters
 from leadflow.connectors.manage import health as health

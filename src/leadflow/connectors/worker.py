@@ -166,10 +166,13 @@ class ConnectorWorker:
             bucket.tokens = min(bucket.tokens, float(seen.remaining))
 
     def owners(self, connector: config.Connector, vendor: Vendor) -> dict[str, str]:
+        """The vendor's owners by email, read again every :data:`OWNERS_TTL` seconds (a token each time)."""
         now = self.ctx.clock.monotonic()
         held = self._owners.get(connector.id)
         if held is not None and now - held[0] < OWNERS_TTL:
             return held[1]
+        bucket = self.bucket(connector, vendor)
+        bucket.tokens = max(0.0, bucket.tokens - 1)
         found = vendor.owners()
         self._owners[connector.id] = (now, found)
         return found

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import exc as sa_exc
 
+from leadflow.connectors import service as connectors
 from leadflow.crm import service as crm
 from leadflow.journeys import scheduling
 from leadflow.kernel.context import AppContext
@@ -22,6 +23,7 @@ from leadflow.scoring import service as scoring
 from leadflow.segments import service as segments
 
 log = logging.getLogger(__name__)
+CONNECTOR_ALERTS_EVERY = 300.0  # seconds: a connector under its success-rate threshold is logged
 ANNIVERSARY_EVERY = 900.0  # seconds: contacts enter early in their local day, whatever their zone
 
 
@@ -51,6 +53,7 @@ def tasks(ctx: AppContext) -> list[Task]:
             "crm.sla", settings.scheduler_interval, lambda: crm.check_slas(ctx)
         ),  # assignment, alerts, escalation
         Task("scheduling.refresh_feeds", settings.scheduler_interval, lambda: booking.refresh_feeds(ctx)),
+        Task("connectors.alerts", CONNECTOR_ALERTS_EVERY, lambda: connectors.check_alerts(ctx)),
     ]
     if settings.vacuum_interval > 0 and ctx.db.dialect == "postgresql":
         dead = settings.vacuum_min_dead_rows

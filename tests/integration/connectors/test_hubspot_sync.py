@@ -136,9 +136,10 @@ def test_dead_letter_after_the_last_attempt_then_replay(
     connector_id = connect(ctx, peer)
     identify(ctx, processor, "x1", email="xia@example.com")
     peer.faults.error_rate = 1.0
-    for _ in range(SCHEDULE.max_attempts):
+    for attempt in range(SCHEDULE.max_attempts):
+        if attempt:
+            clock.advance(SCHEDULE.delays[-1] * 2)
         worker.run_once()
-        clock.advance(SCHEDULE.delays[-1] * 2)
     [row] = _outbox(ctx)
     assert row.state == "dead"
     assert row.attempts == SCHEDULE.max_attempts
@@ -146,6 +147,8 @@ def test_dead_letter_after_the_last_attempt_then_replay(
     [dead] = connectors.dead_letters(ctx, connector_id, 0, 10)
     assert dead["id"] == row.id
     assert connectors.health(ctx, connector_id)["dead_letters"] == 1
+    assert connectors.health(ctx, connector_id)["alerting"] is True  # 0 % succeeded, under 99 %
+    assert connectors.check_alerts(ctx) == [connector_id]
     peer.faults.clear()
     assert connectors.replay(ctx, row_id=row.id) == 1
     worker.run_once()
