@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
@@ -121,26 +122,38 @@ def _row(conn: Connection, id_or_key: str) -> Any:
 
 
 def create(ctx: AppContext, data: TemplateCreate, *, actor: str) -> Template:
+    """A new template; ``409 template_exists`` when its key is taken, also when a concurrent request
+    took it between the check and the insert (the unique key decides)."""
     html = _html(data)
     _check(data.key, data.subject, html, data.text)
     now = ctx.clock.now()
-    with ctx.db.write() as conn:
-        _check_links(conn, data)
-        if conn.execute(queries.template_id_of_key(data.key)).first():
-            raise Conflict(f"an email template with key {data.key} exists", code="template_exists")
-        template_id = new_id()
-        values = data.model_dump()
-        values.update(id=template_id, html=html, created_at=now, updated_at=now, revision=1)
-        conn.execute(queries.TEMPLATE_INSERT, values)
-        audit.record(
-            conn,
-            ctx.clock,
-            actor=actor,
-            action="template.created",
-            entity_type="email_template",
-            entity_id=template_id,
-        )
-        return _view(_row(conn, template_id))
+    try:
+        with ctx.db.write() as conn:
+            _check_links(conn, data)
+            if conn.execute(queries.template_id_of_key(data.key)).first():
+                raise _exists(data.key)
+            template_id = new_id()
+            values = data.model_dump()
+            values.update(id=template_id, html=html, created_at=now, updated_at=now, revision=1)
+            conn.execute(queries.TEMPLATE_INSERT, values)
+            audit.record(
+                conn,
+                ctx.clock,
+                actor=actor,
+                action="template.created",
+                entity_type="email_template",
+                entity_id=template_id,
+            )
+            return _view(_row(conn, template_id))
+    except sa_exc.IntegrityError:
+        with ctx.db.read() as conn:
+            if conn.execute(queries.template_id_of_key(data.key)).first():
+                raise _exists(data.key) from None
+        raise
+
+
+def _exists(key: str) -> Conflict:
+    return Conflict(f"an email template with key {key} exists", code="template_exists")
 
 
 def update(ctx: AppContext, id_or_key: str, data: TemplateFields, *, actor: str) -> Template:
