@@ -63,7 +63,7 @@ SCHEDULE = RetrySchedule(
     retry_after_cap=timedelta(days=1),
     jitter=0.1,
 )
-LEASE = timedelta(minutes=2)
+LEASE = timedelta(minutes=5)  # longer than a batch's calls can take (30 s timeout each)
 ORDER = (COMPANY, CONTACT, DEAL, ACTIVITY)
 OWNERS_TTL = 600.0  # seconds an owners list is trusted
 MAX_PAUSE = 60.0
