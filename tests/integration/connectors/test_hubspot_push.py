@@ -56,3 +56,25 @@ def test_create_then_update_then_email_change_keep_one_remote_record(
     with ctx.db.read() as conn:
         [link] = conn.execute(sa.select(connector_links)).all()
     assert link.remote_id == remote["id"]
+
+
+def test_two_workers_never_claim_the_same_row_and_a_lost_claim_comes_back(
+    ctx: AppContext, processor: EventProcessor, peer: HubSpotPeer, clock: VirtualClock
+) -> None:
+    connect(ctx, peer)
+    for user in ("c1", "c2", "c3", "c4"):
+        identify(ctx, processor, user, email=f"{user}@example.com")
+    first, second = ConnectorWorker(ctx), ConnectorWorker(ctx)
+    try:
+        mine, theirs = first.claim(2), second.claim(10)
+        assert len(mine) == 2
+        assert len(theirs) == 2
+        assert not {c.id for c in mine} & {c.id for c in theirs}
+        assert second.claim(10) == []  # all leased
+        clock.advance(timedelta(minutes=6))  # the first worker died holding its claim: the lease ends
+        again = second.claim(10)
+        assert {c.id for c in again} == {c.id for c in mine} | {c.id for c in theirs}
+        assert {c.attempts for c in again} == {2}
+    finally:
+        first.close()
+        second.close()
