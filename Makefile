@@ -26,9 +26,11 @@ run: install
 	$(BIN)/leadflow migrate
 	$(BIN)/leadflow serve
 
-## Lint, type-check and run the whole suite on SQLite and PostgreSQL.
+## Lint, type-check and run the whole suite on SQLite and PostgreSQL (TEST_WORKERS processes, each with its
+## own fresh databases; a test file stays on one process so its module-scoped servers start once).
+TEST_WORKERS ?= 2
 test: install-dev lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: install-dev
 	$(BIN)/ruff check src tests bench
