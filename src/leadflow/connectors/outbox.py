@@ -150,8 +150,11 @@ def erasure_handler(ctx: AppContext) -> Callable[[Connection, ContactsErased], N
 
 
 def on_contacts_merged(conn: Connection, fact: ContactsMerged) -> None:
-    """A merged contact's remote record stays linked to nobody: the survivor is synced on its own
-    changes (and upserted by its email, so no duplicate is made)."""
-    losers = [loser for loser, _ in fact.pairs]
-    for chunk in chunked(losers, _CHUNK):
+    """A merge: the merged contact's waiting syncs go (the survivor is queued by its own changes) and
+    its remote records become the survivor's where the survivor has none, so the survivor's next write
+    updates that record by id instead of making a second one."""
+    pairs = [{"loser": loser, "survivor": survivor} for loser, survivor in fact.pairs]
+    if pairs:
+        conn.execute(queries.MOVE_LINKS, pairs)
+    for chunk in chunked([loser for loser, _ in fact.pairs], _CHUNK):
         conn.execute(queries.erase_outbox(chunk))

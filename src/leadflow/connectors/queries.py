@@ -56,7 +56,9 @@ def update_connector(connector_id: str, values: dict[str, Any]) -> sa.Update:
 def enqueue(dialect: str, rows: Sequence[dict[str, Any]]) -> Any:
     """Queue syncs, one row per (connector, kind, local id): a row already there gets a new version
     (the worker writes again after the write in flight), keeps its first ``enqueued_at``, falls due
-    at the earlier time unless leased (then at the lease's end); a dead one is revived (attempts 0)."""
+    at the earlier time unless leased (then at the lease's end) or backing off after a failed attempt
+    (then when its backoff ends: new changes during a vendor's outage must not spend its attempts and
+    dead-letter it early); a dead one is revived (attempts 0)."""
     insert = insert_for(dialect, connector_outbox).values(list(rows))
     new = insert.excluded
     dead = _o.state == DEAD
@@ -73,6 +75,7 @@ def enqueue(dialect: str, rows: Sequence[dict[str, Any]]) -> Any:
             "next_at": sa.case(
                 (dead, new.next_at),
                 (leased, _o.next_at),
+                (_o.attempts > 0, _o.next_at),
                 (new.next_at < _o.next_at, new.next_at),
                 else_=_o.next_at,
             ),
@@ -218,6 +221,22 @@ def drop_links(contact_ids: Sequence[str]) -> sa.Delete:
     return connector_links.delete().where(_l.kind == "contact", _l.local_id.in_(list(contact_ids)))
 
 
+_survivor = connector_links.alias("survivor")
+#: A merge: the merged contact's remote records become the survivor's where it has none in that
+#: connector (executed with every ``loser, survivor``), so its next write updates them by id.
+MOVE_LINKS = (
+    connector_links.update()
+    .where(
+        _l.kind == "contact",
+        _l.local_id == sa.bindparam("loser"),
+        ~sa.exists().where(
+            _survivor.c.connector_id == _l.connector_id,
+            _survivor.c.kind == "contact",
+            _survivor.c.local_id == sa.bindparam("survivor"),
+        ),
+    )
+    .values(local_id=sa.bindparam("survivor"))
+)
 DROP_CONNECTOR_LINKS = connector_links.delete().where(_l.connector_id == sa.bindparam("connector_id"))
 
 # --- audit and conflicts -------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ class Plan:
     writes: dict[str, list[Record]] = field(default_factory=dict)
     unchanged: set[str] = field(default_factory=set)  # contacts with nothing new to write
     missing: set[str] = field(default_factory=set)  # contacts gone (erased, merged away)
+    skipped: set[str] = field(default_factory=set)  # never written and no email to match by
     company_of: dict[str, str] = field(default_factory=dict)  # contact → company id
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # kind:local_id → local row
 
@@ -134,6 +135,9 @@ def _plan_contacts(connector: Connector, result: Plan, owners: Mapping[str, str]
     for contact_id, view in result.views.items():
         properties = mapping.render(connector.mapping, view, region=region, owners=_owner_lookup(owners))
         link = result.link(CONTACT, contact_id)
+        if link is None and not view["email"]:
+            result.skipped.add(contact_id)  # an anonymous visitor: written once it has an address
+            continue
         company = result.remote(COMPANY, view["company_id"])
         if link is not None and all(link["fields"].get(k) == v for k, v in properties.items()):
             result.unchanged.add(contact_id)

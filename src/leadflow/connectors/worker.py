@@ -499,7 +499,13 @@ class ConnectorWorker:
             if item.id in fates:
                 continue
             fates[item.id] = Fate(done=True)  # unchanged, or gone
-            outcome = "gone" if item.local_id in planned.missing else "unchanged"
+            outcome = (
+                "gone"
+                if item.local_id in planned.missing
+                else "skipped"
+                if item.local_id in planned.skipped
+                else "unchanged"
+            )
             audit.append(
                 self._audit(
                     connector.id,

@@ -14,6 +14,8 @@ from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from tests.integration.connectors.conftest import connect, drain, identify
 from tests.peers.hubspot import HubSpotPeer
+from tests.support.contacts import by_user
+from tests.support.events import send
 
 pytestmark = pytest.mark.settings(network_allow="127.0.0.1")
 
@@ -78,3 +80,29 @@ def test_two_workers_never_claim_the_same_row_and_a_lost_claim_comes_back(
     finally:
         first.close()
         second.close()
+
+
+def test_a_visitor_without_email_waits_and_a_merge_keeps_one_remote_record(
+    ctx: AppContext,
+    processor: EventProcessor,
+    peer: HubSpotPeer,
+    worker: ConnectorWorker,
+    clock: VirtualClock,
+) -> None:
+    connect(ctx, peer)
+    identify(ctx, processor, "old-id", email="ola@example.com", firstName="Ola")
+    identify(ctx, processor, "new-id", plan="pro")  # no email yet: nothing to match HubSpot by
+    drain(worker)
+    assert [r["properties"]["email"] for r in peer.records()] == ["ola@example.com"]
+    assert [row for row in _outbox(ctx) if row["state"] == "dead"] == []
+    clock.advance(timedelta(hours=1))
+    send(ctx, {"type": "alias", "previousId": "old-id", "userId": "new-id", "messageId": "merge-1"})
+    processor.drain()
+    survivor = by_user(ctx, "new-id")
+    with ctx.db.read() as conn:
+        [link] = conn.execute(sa.select(connector_links)).all()
+    assert link.local_id == survivor["id"]  # the merged contact's HubSpot record is the survivor's
+    identify(ctx, processor, "new-id", email="ola.new@example.com")
+    drain(worker)
+    [remote] = peer.records()
+    assert remote["properties"]["email"] == "ola.new@example.com"
