@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 from leadflow.kernel.facts import ContactsTouched, TouchedEvent
+from leadflow.scheduling import notify as scheduling_notify
 from leadflow.webhooks import catalogue
 from leadflow.webhooks.fanout import deliveries, occurrences
 
@@ -98,3 +100,17 @@ def test_a_batch_becomes_one_delivery_per_occurrence_and_subscribed_endpoint() -
 def test_a_merge_survivor_is_not_a_new_contact() -> None:
     fact = ContactsTouched({"c1": frozenset({"*"})}, (), AT, merged=(("c9", "c1"),))
     assert [(o.type, o.data) for o in occurrences(fact)] == [("contact.updated", {"changed": ["*"]})]
+
+
+def test_the_scheduling_events_carry_the_fields_their_schema_documents() -> None:
+    booking = SimpleNamespace(
+        id="b1", user_id="u1", service="Intro", starts_at=AT, ends_at=AT, email="ann@example.com"
+    )
+    sent = scheduling_notify.properties(booking, source="api", rescheduled=True)
+    scheduled = catalogue.BY_NAME["consultation.scheduled"]
+    assert set(sent) <= set(scheduled.fields), set(sent) - set(scheduled.fields)
+    assert set(scheduled.required) <= set(sent)
+    requested = catalogue.BY_NAME["consultation.requested"]
+    assert {"request_id", "service", "preferred_times", "topic", "message", "preferred_contact"} <= set(
+        requested.fields
+    )
