@@ -303,6 +303,22 @@ def test_a_crash_after_claiming_sends_the_same_id_again_after_the_lease(
     assert (row["status"], row["attempts"]) == (DELIVERED, 2)
 
 
+def test_the_lease_of_a_claim_covers_every_wave_of_its_posts(
+    ctx: AppContext, clock: VirtualClock, receiver: HttpReceiver, deliverer: WebhookDeliverer
+) -> None:
+    """20 rows go out 8 at a time (3 waves of at most the 15 s timeout): held 3 x 15 s + 30 s, so
+    slow endpoints are not taken over by another deliverer while this one still sends."""
+    for number in range(20):
+        queue(ctx, receiver.url, key=f"k{number}")
+    claimed = deliverer.claim(100)
+    assert len(claimed) == 20
+    assert {row["due_at"] for row in rows(ctx)} == {clock.now() + timedelta(seconds=75)}
+    clock.advance(timedelta(seconds=74))
+    assert deliverer.claim(100) == []
+    clock.advance(timedelta(seconds=1))
+    assert len(deliverer.claim(100)) == 20
+
+
 def test_a_late_outcome_of_an_expired_claim_is_ignored(
     ctx: AppContext, clock: VirtualClock, receiver: HttpReceiver, deliverer: WebhookDeliverer
 ) -> None:

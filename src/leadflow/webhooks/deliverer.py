@@ -7,6 +7,8 @@ write transaction records the outcomes. A crash in between leaves the rows queue
 when they are sent again with the same ``webhook-id``: transport is at-least-once and receivers
 de-duplicate on ``webhook-id``. An outcome is only recorded if the row still carries the attempt count
 of its claim, so a late answer to a claim that was taken over (the lease ran out) changes nothing.
+The lease covers the whole pass: the claimed rows are sent ``SENDERS`` at a time, each wave taking at
+most the timeout, so a batch of slow endpoints is not taken over (and sent twice) while still being sent.
 
 Outcomes: 2xx → delivered; 410 → failed ("endpoint gone"); any other 4xx but 408/429 → failed at once;
 a target the network guard refuses (an internal address, see :mod:`leadflow.kernel.netguard`) → failed
@@ -306,6 +308,12 @@ class WebhookDeliverer:
         bucket.tokens -= 1
         return True
 
+    def lease_for(self, count: int) -> timedelta:
+        """How long a claim of ``count`` rows is held: one timeout per wave of ``SENDERS`` POSTs, plus
+        the margin for recording the outcomes (:attr:`lease` for a single wave)."""
+        waves = max(1, -(-count // SENDERS))
+        return timedelta(seconds=self.timeout) * waves + LEASE_MARGIN
+
     def claim(self, limit: int) -> list[Claimed]:
         """Lease up to ``limit`` due deliveries: ``due_at`` moves to the lease's end, ``attempts`` + 1.
 
@@ -316,7 +324,7 @@ class WebhookDeliverer:
             rows = conn.execute(queries.claim(conn.dialect.name, now, limit)).all()
             if not rows:
                 return []
-            conn.execute(queries.lease([row.id for row in rows], now + self.lease))
+            conn.execute(queries.lease([row.id for row in rows], now + self.lease_for(len(rows))))
         return [
             Claimed(
                 row.id, row.url, row.event, row.payload, row.created_at, row.attempts + 1, row.endpoint_id
