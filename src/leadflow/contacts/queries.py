@@ -479,3 +479,11 @@ SAMPLES: list[Sample] = [
         with_email(sa.select(contact_tags.c.contact_id), contact_tags.c.contact_id),
     ],
 ]
+
+
+# How many contacts there are (the console's dashboard).
+CONTACT_COUNT = sa.select(sa.func.count()).select_from(contacts)
+
+
+def contact_count(conn: Connection) -> int:
+    return int(conn.execute(CONTACT_COUNT).scalar_one())

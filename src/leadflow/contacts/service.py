@@ -20,6 +20,7 @@ from leadflow.contacts.preferences import use_preferences as use_preferences
 from leadflow.contacts.processor import EventProcessor as EventProcessor
 from leadflow.contacts.queries import by_ids as by_ids
 from leadflow.contacts.queries import company_rows_of as company_rows_of
+from leadflow.contacts.queries import contact_count as contact_count
 from leadflow.contacts.queries import email_of as email_of
 from leadflow.contacts.queries import get as get
 from leadflow.contacts.queries import id_for_user as id_for_user

@@ -201,3 +201,8 @@ def export(conn: Connection, contact_ids: Sequence[str]) -> dict[str, Any]:
         "crm_lead": [dict(row._mapping) for row in conn.execute(leads)],
         "crm_activities": [dict(row._mapping) for row in conn.execute(activities)],
     }
+
+
+def status_counts(conn: Connection) -> dict[str, int]:
+    """How many leads hold each status (statuses without a lead are left out)."""
+    return {row.status: int(row.n) for row in conn.execute(queries.LEAD_STATUS_COUNTS)}

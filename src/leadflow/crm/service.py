@@ -39,11 +39,19 @@ from leadflow.crm.leads import export as export
 from leadflow.crm.leads import on_contacts_erased as on_contacts_erased
 from leadflow.crm.leads import on_contacts_merged as on_contacts_merged
 from leadflow.crm.leads import on_contacts_touched as on_contacts_touched
+from leadflow.crm.leads import status_counts as lead_status_counts
+from leadflow.crm.people import create_user as create_user
+from leadflow.crm.people import get_user as get_user
+from leadflow.crm.people import list_users as list_users
+from leadflow.crm.people import update_user as update_user
 from leadflow.crm.people import user_row as user_row
 from leadflow.crm.pipelines import copy_configuration as copy_pipelines
 from leadflow.crm.pipelines import ensure_default_in as ensure_default_pipeline
 from leadflow.crm.progression import subscriber as deal_progression
 from leadflow.crm.routing import on_qualified as route_qualified
+from leadflow.crm.schemas import User as User
+from leadflow.crm.schemas import UserCreate as UserCreate
+from leadflow.crm.schemas import UserFields as UserFields
 from leadflow.crm.sla import BREACHED as SLA_BREACHED
 from leadflow.crm.sla import ESCALATED as SLA_ESCALATED
 from leadflow.crm.sla import check as check_slas
@@ -63,12 +71,16 @@ __all__ = [
     "NewDeal",
     "OwnerChange",
     "StatusChange",
+    "User",
+    "UserCreate",
+    "UserFields",
     "assign_owners",
     "check_kind",
     "check_slas",
     "check_status",
     "copy_configuration",
     "copy_pipelines",
+    "create_user",
     "deal_money",
     "deal_progression",
     "deal_target",
@@ -78,6 +90,9 @@ __all__ = [
     "export_deals",
     "export_sla",
     "find_user",
+    "get_user",
+    "lead_status_counts",
+    "list_users",
     "log_activities",
     "logged",
     "move_deals",
@@ -93,5 +108,6 @@ __all__ = [
     "route_leads",
     "route_qualified",
     "set_statuses",
+    "update_user",
     "user_row",
 ]

@@ -221,3 +221,11 @@ SAMPLES: list[Sample] = [
     lambda: [insert_internal(_internal_sample(), returning_ids=True)],
     lambda: insert_internal_once("postgresql", _internal_sample()),
 ]
+
+
+# The newest events received (the console's dashboard).
+RECENT = (
+    sa.select(events.c.type, events.c.event, events.c.name, events.c.contact_id, events.c.received_at)
+    .order_by(events.c.id.desc())
+    .limit(sa.bindparam("limit"))
+)

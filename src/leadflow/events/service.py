@@ -150,3 +150,8 @@ def timeline_of(
     before ``(timestamp, id)`` (a CRM lead's timeline); one query."""
     query = queries.timeline([contact_id], names, before=before, limit=limit)
     return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def recent(conn: Connection, limit: int) -> Sequence[Any]:
+    """The newest ``limit`` events received: type, event, name, contact id, received_at."""
+    return conn.execute(queries.RECENT, {"limit": limit}).all()

@@ -144,6 +144,9 @@ from leadflow.crm.queries.leads import (
     LEAD as LEAD,
 )
 from leadflow.crm.queries.leads import (
+    LEAD_STATUS_COUNTS as LEAD_STATUS_COUNTS,
+)
+from leadflow.crm.queries.leads import (
     MOVE_LEAD as MOVE_LEAD,
 )
 from leadflow.crm.queries.leads import (

@@ -273,3 +273,11 @@ SAMPLES: list[Sample] = [
     lambda: forget(["c1"]),
     lambda: export(["c1"]),
 ]
+
+
+# Leads per status (the console's dashboard).
+LEAD_STATUS_COUNTS = (
+    sa.select(crm_leads.c.status, sa.func.count().label("n"))
+    .group_by(crm_leads.c.status)
+    .order_by(crm_leads.c.status)
+)
