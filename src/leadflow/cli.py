@@ -31,6 +31,7 @@ from leadflow.scheduling.cli import scheduling_app
 from leadflow.scoring.cli import scoring_app
 from leadflow.segments.cli import import_app as import_list_app
 from leadflow.segments.cli import segments_app
+from leadflow.web import service as web
 from leadflow.webhooks.cli import webhooks_app
 
 commands.use_context_builder(build_context)
@@ -87,6 +88,9 @@ def serve(
         found = first_start(ctx)
         if found:
             typer.echo(banner(found, settings.public_url))
+        console_link = web.first_start_banner(ctx)  # while no admin can sign in to the console
+        if console_link:
+            typer.echo(console_link)
         console.print(
             f"leadflow on http://{host or settings.host}:{port or settings.port} ({ctx.db.dialect})"
         )

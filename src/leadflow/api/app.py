@@ -46,6 +46,7 @@ from leadflow.scheduling.api import router as calendar_router
 from leadflow.scheduling.public_api import router as calendar_links_router
 from leadflow.scoring.api import router as scoring_router
 from leadflow.segments.api import router as segments_router
+from leadflow.web import service as web
 from leadflow.webhooks.api import router as webhooks_router
 from leadflow.webhooks.inbound_api import hooks_router
 from leadflow.webhooks.inbound_api import router as inbound_router
@@ -139,4 +140,5 @@ def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: 
     )
     for router in routers:
         app.include_router(router)
+    web.install(app, ctx)  # the console: pages at /app, its stylesheet at /app/static
     return app

@@ -451,6 +451,9 @@ REGISTRY: Final[dict[str, dict[str, Treatment]]] = {
         "scopes": NOT_PERSONAL,
         "created_by": NOT_PERSONAL,
     },
+    # the console: staff passwords (argon2id hashes) and sessions (a token's digest, a browser's name)
+    "web_credentials": {"user_id": _ID, "password_hash": NOT_PERSONAL},
+    "web_sessions": {"id_hash": NOT_PERSONAL, "user_id": _ID, "user_agent": NOT_PERSONAL},
     "config_entries": {"key": NOT_PERSONAL, "value": NOT_PERSONAL},
     "instance_values": {"key": NOT_PERSONAL, "value": NOT_PERSONAL},
 }
