@@ -58,6 +58,14 @@ contacts = sa.Table(
     ),
 )
 
+# A database made from these models rather than the migrations (the simulator's scratch database) needs
+# the extension of ix_contacts_search_trgm first, as migration 0016 creates it.
+sa.event.listen(
+    contacts,
+    "before_create",
+    sa.DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"),
+)
+
 # Every user id and anonymous id ever seen for a contact ("user" / "anon" kinds).
 contact_identities = sa.Table(
     "contact_identities",
