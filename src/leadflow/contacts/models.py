@@ -63,7 +63,7 @@ contacts = sa.Table(
 sa.event.listen(
     contacts,
     "before_create",
-    sa.DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"),
+    sa.DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"),  # type: ignore[no-untyped-call]
 )
 
 # Every user id and anonymous id ever seen for a contact ("user" / "anon" kinds).
