@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from leadflow.analytics.cli import analytics_app
 from leadflow.auth.cli import keys_app
 from leadflow.connectors.cli import connectors_app
 from leadflow.contacts.cli import import_app as import_contacts_app
@@ -53,6 +54,7 @@ app.add_typer(scoring_app, name="scoring")
 app.add_typer(journeys_app, name="journeys")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(connectors_app, name="connectors")
+app.add_typer(analytics_app, name="analytics")
 app.add_typer(crm_app, name="crm")
 app.add_typer(scheduling_app, name="scheduling")
 app.add_typer(email_app, name="email")

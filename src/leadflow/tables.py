@@ -21,6 +21,7 @@ MODEL_MODULES = (
     "leadflow.capture.models",
     "leadflow.scheduling.models",
     "leadflow.connectors.models",
+    "leadflow.analytics.models",
     "leadflow.web.models",
 )
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadflow import __version__
+from leadflow.analytics.api import router as analytics_router
 from leadflow.api import docs, errors, openapi
 from leadflow.api.edge import InputGuard, Unexpected
 from leadflow.api.health import BacklogCollector
@@ -132,6 +133,7 @@ def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: 
         calendar_links_router,
         webhooks_router,
         connectors_router,
+        analytics_router,
         keys_router,
         audit_router,
         inbound_router,

@@ -16,6 +16,7 @@ from leadflow.contacts.erasure import held as held
 from leadflow.contacts.import_console import MAP_HELP as MAP_HELP
 from leadflow.contacts.import_console import run_import as run_import
 from leadflow.contacts.lists import use_static_lists as use_static_lists
+from leadflow.contacts.models import touchpoints as touchpoints  # read by analytics (first touch)
 from leadflow.contacts.preferences import use_preferences as use_preferences
 from leadflow.contacts.processor import EventProcessor as EventProcessor
 from leadflow.contacts.queries import by_ids as by_ids

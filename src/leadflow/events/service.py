@@ -155,3 +155,7 @@ def timeline_of(
 def recent(conn: Connection, limit: int) -> Sequence[Any]:
     """The newest ``limit`` events received: type, event, name, contact id, received_at."""
     return conn.execute(queries.RECENT, {"limit": limit}).all()
+
+
+#: The event log table, read (never written) by analytics' rollups.
+event_log = events

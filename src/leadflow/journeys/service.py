@@ -17,6 +17,8 @@ from sqlalchemy.engine import Connection
 from leadflow.audit import service as audit
 from leadflow.crm import service as crm
 from leadflow.journeys import definitions, queries, runs
+from leadflow.journeys.models import journey_runs as journey_runs  # read by analytics (funnels)
+from leadflow.journeys.models import journey_steps as journey_steps
 from leadflow.journeys.schemas import (
     Journey,
     JourneyCreate,

@@ -434,6 +434,18 @@ REGISTRY: Final[dict[str, dict[str, Treatment]]] = {
         "candidates": DELETED,
         "reason": DELETED,
     },
+    # --- analytics: a person's stage entries (and first touch) go; the counts they were part of stay --
+    "analytics_stage_entries": {
+        "contact_id": DELETED,
+        "stage": DELETED,
+        "source": DELETED,
+        "medium": DELETED,
+        "campaign": DELETED,
+    },
+    # aggregate counts by names of things (stages, statuses, template/journey ids, campaign names)
+    "analytics_daily": {"metric": NOT_PERSONAL, "dimension": NOT_PERSONAL, "key": NOT_PERSONAL},
+    "analytics_hourly": {"metric": NOT_PERSONAL, "dimension": NOT_PERSONAL, "key": NOT_PERSONAL},
+    "analytics_marks": {"name": NOT_PERSONAL},
     # --- audit: entries about the person keep who did what when, lose their data -------------------
     "audit_log": {
         "actor": NOT_PERSONAL,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from leadflow.analytics import service as analytics
 from leadflow.capture import service as capture
 from leadflow.connectors import service as connectors
 from leadflow.contacts import import_jobs
@@ -56,6 +57,7 @@ def wire(ctx: AppContext) -> None:
         import_jobs.on_contacts_erased,
         capture.on_contacts_erased,
         scheduling.on_contacts_erased,
+        analytics.on_contacts_erased,
         crm.on_contacts_erased,
         crm.on_sla_erased,
         crm.on_deals_erased,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import exc as sa_exc
 
+from leadflow.analytics import service as analytics
 from leadflow.connectors import service as connectors
 from leadflow.crm import service as crm
 from leadflow.journeys import scheduling
@@ -24,6 +25,7 @@ from leadflow.segments import service as segments
 
 log = logging.getLogger(__name__)
 CONNECTOR_ALERTS_EVERY = 300.0  # seconds: a connector under its success-rate threshold is logged
+ANALYTICS_EVERY = 60.0  # seconds: the rollups trail the event log by about a minute
 ANNIVERSARY_EVERY = 900.0  # seconds: contacts enter early in their local day, whatever their zone
 
 
@@ -54,6 +56,7 @@ def tasks(ctx: AppContext) -> list[Task]:
         ),  # assignment, alerts, escalation
         Task("scheduling.refresh_feeds", settings.scheduler_interval, lambda: booking.refresh_feeds(ctx)),
         Task("connectors.alerts", CONNECTOR_ALERTS_EVERY, lambda: connectors.check_alerts(ctx)),
+        Task("analytics.rollup", ANALYTICS_EVERY, lambda: analytics.maintain(ctx)),  # KPIs read rollups
     ]
     if settings.vacuum_interval > 0 and ctx.db.dialect == "postgresql":
         dead = settings.vacuum_min_dead_rows

@@ -1,0 +1,1 @@
+"""Analytics: rollups of the event log, KPIs, funnels and their API (issue 15, "The numbers")."""

@@ -1,0 +1,100 @@
+"""``/api/v1/analytics``: KPIs, the lifecycle funnel, leads by source, email results and journey
+funnels, each for a period of UTC days (``from``, ``to``, inclusive) against the previous period of the
+same length; ``?format=csv`` answers a CSV report instead. Reading needs ``read``."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel
+
+from leadflow.analytics import service as analytics
+from leadflow.analytics.schemas import EmailReport, Funnel, JourneyFunnel, Kpis, Sources
+from leadflow.kernel.context import AppContext
+from leadflow.kernel.http import Principal, context, require
+
+router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
+
+Format = Literal["json", "csv"]
+CSV: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "the report"}
+}
+_FROM = Query(None, alias="from", description="first UTC day (default: 29 days before 'to')")
+_TO = Query(None, description="last UTC day, inclusive (default: today)")
+_FORMAT = Query("json", description="json, or csv for a CSV report")
+
+
+def _answer(report: BaseModel, fmt: Format, name: str) -> Any:
+    if fmt == "csv":
+        headers = {"Content-Disposition": f'attachment; filename="{name}.csv"'}
+        return Response(analytics.to_csv(report), media_type="text/csv; charset=utf-8", headers=headers)
+    return report
+
+
+@router.get("/kpis", response_model=Kpis, responses=CSV, summary="KPIs for a period and the previous one")
+def kpis(
+    start: date | None = _FROM,
+    end: date | None = _TO,
+    format: Format = _FORMAT,
+    ctx: AppContext = Depends(context),
+    _: Principal = Depends(require("read")),
+) -> Any:
+    return _answer(analytics.kpis(ctx, start, end), format, "kpis")
+
+
+@router.get("/funnel", response_model=Funnel, responses=CSV, summary="The lifecycle funnel")
+def funnel(
+    start: date | None = _FROM,
+    end: date | None = _TO,
+    format: Format = _FORMAT,
+    ctx: AppContext = Depends(context),
+    _: Principal = Depends(require("read")),
+) -> Any:
+    return _answer(analytics.funnel(ctx, start, end), format, "funnel")
+
+
+@router.get("/sources", response_model=Sources, responses=CSV, summary="Leads by source, medium and campaign")
+def sources(
+    start: date | None = _FROM,
+    end: date | None = _TO,
+    format: Format = _FORMAT,
+    ctx: AppContext = Depends(context),
+    _: Principal = Depends(require("read")),
+) -> Any:
+    return _answer(analytics.sources(ctx, start, end), format, "sources")
+
+
+@router.get(
+    "/email",
+    response_model=EmailReport,
+    responses=CSV,
+    summary="Email results by template, journey, step or broadcast",
+)
+def email(
+    by: Literal["template", "journey", "step", "broadcast"] = Query("template"),
+    start: date | None = _FROM,
+    end: date | None = _TO,
+    format: Format = _FORMAT,
+    ctx: AppContext = Depends(context),
+    _: Principal = Depends(require("read")),
+) -> Any:
+    return _answer(analytics.email(ctx, by, start, end), format, f"email-by-{by}")
+
+
+@router.get(
+    "/journeys/{journey_id}/funnel",
+    response_model=JourneyFunnel,
+    responses=CSV,
+    summary="A journey's funnel: entered, each step, the goal",
+)
+def journey_funnel(
+    journey_id: str,
+    start: date | None = _FROM,
+    end: date | None = _TO,
+    format: Format = _FORMAT,
+    ctx: AppContext = Depends(context),
+    _: Principal = Depends(require("read")),
+) -> Any:
+    return _answer(analytics.journey_funnel(ctx, journey_id, start, end), format, "journey-funnel")

@@ -1,0 +1,227 @@
+"""KPIs read from the rollups: each for a period of UTC days against the previous period of the same
+length (``[start - n days, start)``).
+
+Definitions (business rules):
+
+* A stage count (visitors, leads, MQL, SQL, customers, advocates) is the number of contacts whose
+  **first** entry into that stage falls in the period. A visitor is a contact's first event from outside.
+* The funnel's conversion from a stage to the next is ``entered(next) / entered(stage)`` in the same
+  period (a flow rate); the median time is, for the contacts who entered the next stage in the period
+  having entered the stage before, the median of the time between the two entries.
+* Leads by source: the lead's first touchpoint (source, medium, campaign; ``(direct)`` / ``(none)``).
+* Email: unique human opens and clicks (one per message); machine opens and clicks apart; delivered is
+  sent minus bounced; open, click, unsubscribe and complaint rates are over delivered, the bounce rate
+  over sent.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy.engine import Connection
+
+from leadflow.analytics import queries
+from leadflow.analytics.schemas import (
+    EmailReport,
+    EmailRow,
+    Figure,
+    Funnel,
+    FunnelStep,
+    JourneyFunnel,
+    JourneyStepCount,
+    Kpis,
+    Period,
+    SourceRow,
+    Sources,
+)
+from leadflow.journeys import service as journeys
+from leadflow.kernel.context import AppContext
+from leadflow.kernel.errors import Invalid
+
+STAGES = ("visitor", "lead", "mql", "sql", "customer", "advocate")
+STAGE_FIGURES = ("visitors", "leads", "mql", "sql", "customers", "advocates")
+EMAIL_STATUSES = ("sent", "bounced", "opened", "clicked", "unsubscribed", "complained")
+EMAIL_BY = ("template", "journey", "step", "broadcast")
+MAX_DAYS = 3 * 366
+
+
+def period(start: date | None, end: date | None, today: date) -> tuple[Period, Period]:
+    """The period asked for (default: the last 30 days up to today) and the one before it."""
+    end = end or today
+    start = start or end - timedelta(days=29)
+    if start > end:
+        raise Invalid("'from' is after 'to'", code="invalid_period")
+    days = (end - start).days + 1
+    if days > MAX_DAYS:
+        raise Invalid(f"a period is at most {MAX_DAYS} days", code="invalid_period")
+    previous = Period(start=start - timedelta(days=days), end=start - timedelta(days=1))
+    return Period(start=start, end=end), previous
+
+
+def _bounds(p: Period) -> dict[str, date]:
+    return {"start": p.start, "end": p.end + timedelta(days=1)}
+
+
+def _instants(p: Period) -> dict[str, datetime]:
+    return {
+        "start": datetime.combine(p.start, time(), tzinfo=UTC),
+        "end": datetime.combine(p.end + timedelta(days=1), time(), tzinfo=UTC),
+    }
+
+
+def _figure(current: float, previous: float) -> Figure:
+    change = None if previous == 0 else (current - previous) / previous
+    return Figure(current=current, previous=previous, change=change)
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return None if whole == 0 else part / whole
+
+
+def _counts(
+    conn: Connection, p: Period, metrics: list[str] | None, dimension: str, prefix: str | None = None
+) -> dict[tuple[str, str], int]:
+    rows = conn.execute(queries.sums(metrics, dimension, prefix=prefix), _bounds(p))
+    return {(row.metric, row.key): int(row.n) for row in rows}
+
+
+def _stages(conn: Connection, p: Period) -> dict[str, int]:
+    counts = _counts(conn, p, ["stage.entered"], "stage")
+    return {stage: counts.get(("stage.entered", stage), 0) for stage in STAGES}
+
+
+def _email_totals(conn: Connection, p: Period) -> dict[str, int]:
+    counts = _counts(conn, p, None, "", prefix="email.")
+    return {status: counts.get((f"email.{status}", ""), 0) for status in EMAIL_STATUSES}
+
+
+def kpis(ctx: AppContext, start: date | None, end: date | None) -> Kpis:
+    current, previous = period(start, end, ctx.clock.now().date())
+    with ctx.db.read() as conn:
+        stages = [_stages(conn, p) for p in (current, previous)]
+        email = [_email_totals(conn, p) for p in (current, previous)]
+    figures = {
+        name: _figure(stages[0][stage], stages[1][stage])
+        for name, stage in zip(STAGE_FIGURES, STAGES, strict=True)
+    }
+    for status in EMAIL_STATUSES:
+        figures[f"emails_{status}"] = _figure(email[0][status], email[1][status])
+    figures["emails_delivered"] = _figure(*(e["sent"] - e["bounced"] for e in email))
+    return Kpis(period=current, previous=previous, figures=figures)
+
+
+def _median(conn: Connection, dialect: str, earlier: str, later: str, p: Period) -> float:
+    count_query, values_query = queries.stage_gaps(dialect)
+    params = {"from_stage": earlier, "to_stage": later, **_instants(p)}
+    count = int(conn.execute(count_query, params).scalar() or 0)
+    if count == 0:
+        return 0.0
+    middle = [
+        float(v)
+        for v in conn.execute(
+            values_query, {**params, "offset": (count - 1) // 2, "limit": 2 - count % 2}
+        ).scalars()
+    ]
+    return sum(middle) / len(middle)
+
+
+def funnel(ctx: AppContext, start: date | None, end: date | None) -> Funnel:
+    current, previous = period(start, end, ctx.clock.now().date())
+    steps: list[FunnelStep] = []
+    with ctx.db.read() as conn:
+        dialect = conn.dialect.name
+        counts = [_stages(conn, p) for p in (current, previous)]
+        for index, stage in enumerate(STAGES):
+            entered = _figure(counts[0][stage], counts[1][stage])
+            conversion = median = None
+            if index:
+                before = STAGES[index - 1]
+                rates = [_ratio(c[stage], c[before]) or 0.0 for c in counts]
+                conversion = _figure(*rates)
+                median = _figure(*(_median(conn, dialect, before, stage, p) for p in (current, previous)))
+            steps.append(
+                FunnelStep(stage=stage, entered=entered, conversion=conversion, median_seconds=median)
+            )
+    return Funnel(period=current, previous=previous, stages=steps)
+
+
+def sources(ctx: AppContext, start: date | None, end: date | None) -> Sources:
+    current, previous = period(start, end, ctx.clock.now().date())
+    with ctx.db.read() as conn:
+        now, before = (_counts(conn, p, ["leads"], "utm") for p in (current, previous))
+    keys = sorted({key for _, key in now} | {key for _, key in before})
+    rows = []
+    for key in keys:
+        source, medium, campaign = [*key.split(queries.SEP, 2), "", ""][:3]
+        figure = _figure(now.get(("leads", key), 0), before.get(("leads", key), 0))
+        rows.append(SourceRow(source=source, medium=medium, campaign=campaign, leads=figure))
+    rows.sort(key=lambda row: (-row.leads.current, row.source, row.medium, row.campaign))
+    return Sources(period=current, previous=previous, rows=rows)
+
+
+def _by_key(counts: Mapping[tuple[str, str], int]) -> dict[str, dict[str, int]]:
+    found: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for (metric, key), count in counts.items():
+        found[key][metric.removeprefix("email.")] += count
+    return found
+
+
+def email(ctx: AppContext, by: str, start: date | None, end: date | None) -> EmailReport:
+    if by not in EMAIL_BY:
+        raise Invalid(f"'by' is one of {', '.join(EMAIL_BY)}", code="invalid_dimension")
+    current, previous = period(start, end, ctx.clock.now().date())
+    with ctx.db.read() as conn:
+        now, before = (_by_key(_counts(conn, p, None, by, prefix="email.")) for p in (current, previous))
+    rows = [_email_row(key, now[key], before.get(key, {})) for key in sorted(now)]
+    return EmailReport(period=current, previous=previous, by=by, rows=rows)
+
+
+def _email_row(key: str, c: Mapping[str, int], b: Mapping[str, int]) -> EmailRow:
+    sent, bounced = c.get("sent", 0), c.get("bounced", 0)
+    delivered = max(sent - bounced, 0)
+    before_delivered = max(b.get("sent", 0) - b.get("bounced", 0), 0)
+    return EmailRow(
+        key=key,
+        sent=sent,
+        delivered=delivered,
+        opened=c.get("opened", 0),
+        clicked=c.get("clicked", 0),
+        unsubscribed=c.get("unsubscribed", 0),
+        bounced=bounced,
+        complained=c.get("complained", 0),
+        machine_opened=c.get("opened.machine", 0),
+        machine_clicked=c.get("clicked.machine", 0),
+        open_rate=_ratio(c.get("opened", 0), delivered),
+        click_rate=_ratio(c.get("clicked", 0), delivered),
+        unsubscribe_rate=_ratio(c.get("unsubscribed", 0), delivered),
+        bounce_rate=_ratio(bounced, sent),
+        complaint_rate=_ratio(c.get("complained", 0), delivered),
+        previous_sent=b.get("sent", 0),
+        previous_open_rate=_ratio(b.get("opened", 0), before_delivered),
+        previous_click_rate=_ratio(b.get("clicked", 0), before_delivered),
+    )
+
+
+def journey_funnel(ctx: AppContext, journey_id: str, start: date | None, end: date | None) -> JourneyFunnel:
+    """Runs entered in the period → how many of them reached each step (in the order steps were first
+    reached) → how many converted (the journey's goal)."""
+    current, _ = period(start, end, ctx.clock.now().date())
+    journeys.get(ctx, journey_id)  # 404 for a journey that does not exist
+    params = {"journey_id": journey_id, **_instants(current)}
+    with ctx.db.read() as conn:
+        head = conn.execute(queries.JOURNEY_ENTERED, params).one()
+        steps = [
+            JourneyStepCount(step_id=r.step_id, reached=int(r.reached))
+            for r in conn.execute(queries.JOURNEY_STEPS, params)
+        ]
+    entered, converted = int(head.entered), int(head.converted)
+    return JourneyFunnel(
+        journey_id=journey_id,
+        period=current,
+        entered=entered,
+        steps=steps,
+        converted=converted,
+        conversion_rate=_ratio(converted, entered),
+    )

@@ -1,0 +1,371 @@
+"""Analytics SQL: the rollup statements (one event-id range at a time) and the reads of the rollups.
+
+Every rollup statement reads the events of ``(:after, :upto]`` whose ``timestamp >= :since`` and adds
+its counts to the rollup rows (``INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE`` adding), so a
+batch is a fixed number of statements whatever its size.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from leadflow.analytics.models import (
+    analytics_daily,
+    analytics_hourly,
+    analytics_marks,
+    analytics_stage_entries,
+)
+from leadflow.contacts.service import touchpoints
+from leadflow.events.service import event_log
+from leadflow.journeys.service import journey_runs, journey_steps
+from leadflow.kernel.db import Sample, insert_for
+from leadflow.kernel.types import UTCDateTime
+
+_e = event_log.c
+_s = analytics_stage_entries.c
+STAGE_CHANGED = "leadflow.stage_changed"
+EMAIL_PREFIX = "leadflow.email_"
+DIMENSIONS = ("template", "journey", "step", "broadcast")
+SEP = "|"  # between source, medium and campaign in a ``utm`` key
+
+_AFTER = sa.bindparam("after", type_=sa.BigInteger())
+_UPTO = sa.bindparam("upto", type_=sa.BigInteger())
+_SINCE = sa.bindparam("since", type_=UTCDateTime())
+
+
+def _in_range() -> sa.ColumnElement[bool]:
+    return sa.and_(_e.id > _AFTER, _e.id <= _UPTO, _e.timestamp >= _SINCE)
+
+
+def _bucket(dialect: str, hourly: bool, column: Any) -> Any:
+    """The UTC day (a date) or the start of the UTC hour of a timestamp column."""
+    if dialect == "postgresql":
+        utc = sa.func.timezone("UTC", column)
+        if hourly:
+            return sa.func.timezone("UTC", sa.func.date_trunc("hour", utc))
+        return sa.cast(utc, sa.Date)
+    if hourly:
+        return sa.func.strftime("%Y-%m-%d %H:00:00.000000", column)
+    return sa.func.date(column)
+
+
+def _table(hourly: bool) -> sa.Table:
+    return analytics_hourly if hourly else analytics_daily
+
+
+def _add(dialect: str, hourly: bool, select: sa.Select[Any]) -> Any:
+    """Add the counts of ``select`` (bucket, metric, dimension, key, count, value) to the rollup."""
+    table = _table(hourly)
+    columns = [
+        table.c[name] for name in (_bucket_name(hourly), "metric", "dimension", "key", "count", "value")
+    ]
+    insert = insert_for(dialect, table).from_select(columns, select)
+    return insert.on_conflict_do_update(
+        index_elements=[_bucket_name(hourly), "metric", "dimension", "key"],
+        set_={
+            "count": table.c.count + insert.excluded["count"],
+            "value": table.c.value + insert.excluded["value"],
+        },
+    )
+
+
+def _bucket_name(hourly: bool) -> str:
+    return "hour" if hourly else "day"
+
+
+def _grouped(bucket: Any, metric: Any, dimension: Any, key: Any, source: Any, where: Any) -> sa.Select[Any]:
+    """Counts per bucket, metric and key (constants are not grouped by: PostgreSQL refuses them)."""
+    varying = [e for e in (bucket, metric, key) if not isinstance(e, sa.sql.elements.BindParameter)]
+    return (
+        sa.select(bucket, metric, dimension, key, sa.func.count(), sa.cast(sa.literal(0.0), sa.Float))
+        .select_from(source)
+        .where(where)
+        .group_by(*varying)
+    )
+
+
+# --- stage entries: the first entry of each contact into each stage (first by event id) ------------
+
+
+def _first_touch(column: str) -> Any:
+    """The contact's first touchpoint recorded up to the event (leads by source/UTM)."""
+    t = touchpoints.c
+    return (
+        sa.select(t[column])
+        .where(t.contact_id == _e.contact_id, t.event_id <= _e.id)
+        .order_by(t.occurred_at, t.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def enter_stages(dialect: str) -> Any:
+    """``leadflow.stage_changed`` events → stage entries; an entry already recorded stays."""
+    stage = _e.properties["to"].as_string()
+    firsts = (
+        sa.select(sa.func.min(_e.id))
+        .where(_in_range(), _e.event == STAGE_CHANGED, _e.contact_id.is_not(None), stage.is_not(None))
+        .group_by(_e.contact_id, stage)
+    )
+    is_lead = stage == "lead"
+    select = sa.select(
+        _e.contact_id,
+        sa.func.substr(stage, 1, 16),
+        _e.timestamp,
+        _e.id,
+        *[
+            sa.case((is_lead, _first_touch(name)), else_=sa.null())
+            for name in ("source", "medium", "campaign")
+        ],
+    ).where(_e.id.in_(firsts))
+    return _insert_entries(dialect, select)
+
+
+def enter_visitors(dialect: str) -> Any:
+    """A contact's first event from outside (not ``internal``) is its entry as a visitor."""
+    firsts = (
+        sa.select(sa.func.min(_e.id))
+        .where(_in_range(), _e.contact_id.is_not(None), _e.source != "internal")
+        .group_by(_e.contact_id)
+    )
+    select = sa.select(
+        _e.contact_id, sa.literal("visitor"), _e.timestamp, _e.id, sa.null(), sa.null(), sa.null()
+    ).where(_e.id.in_(firsts))
+    return _insert_entries(dialect, select)
+
+
+def _insert_entries(dialect: str, select: sa.Select[Any]) -> Any:
+    columns = ["contact_id", "stage", "entered_at", "event_id", "source", "medium", "campaign"]
+    insert = insert_for(dialect, analytics_stage_entries).from_select(columns, select)
+    return insert.on_conflict_do_nothing(index_elements=["contact_id", "stage"])
+
+
+def _entries_in_range() -> sa.ColumnElement[bool]:
+    return sa.and_(_s.event_id > _AFTER, _s.event_id <= _UPTO, _s.entered_at >= _SINCE)
+
+
+def stage_counts(dialect: str, hourly: bool) -> Any:
+    """``stage.entered`` by stage: the entries recorded by this range's events."""
+    bucket = _bucket(dialect, hourly, _s.entered_at)
+    select = _grouped(
+        bucket,
+        sa.literal("stage.entered"),
+        sa.literal("stage"),
+        _s.stage,
+        analytics_stage_entries,
+        _entries_in_range(),
+    )
+    return _add(dialect, hourly, select)
+
+
+def utm_key() -> Any:
+    parts = [
+        sa.func.coalesce(_s.source, "(direct)"),
+        sa.func.coalesce(_s.medium, "(none)"),
+        sa.func.coalesce(_s.campaign, "(none)"),
+    ]
+    return sa.func.substr(parts[0].concat(SEP).concat(parts[1]).concat(SEP).concat(parts[2]), 1, 255)
+
+
+def lead_sources(dialect: str, hourly: bool) -> Any:
+    """``leads`` by ``utm`` (source|medium|campaign of the first touch) of this range's lead entries."""
+    bucket = _bucket(dialect, hourly, _s.entered_at)
+    where = sa.and_(_entries_in_range(), _s.stage == "lead")
+    select = _grouped(
+        bucket, sa.literal("leads"), sa.literal("utm"), utm_key(), analytics_stage_entries, where
+    )
+    return _add(dialect, hourly, select)
+
+
+# --- email: leadflow.email_<status> events, total and by template, journey, step, broadcast ----------
+
+
+def _email_metric() -> Any:
+    status = sa.func.substr(_e.event, len(EMAIL_PREFIX) + 1, 40)
+    machine = _e.properties["machine_generated"].as_boolean()
+    return sa.literal("email.").concat(status).concat(sa.case((machine.is_(sa.true()), ".machine"), else_=""))
+
+
+def _email_key(dimension: str) -> Any:
+    props = _e.properties
+    if dimension == "":
+        return sa.literal("")
+    if dimension == "step":
+        journey, step = props["journey_id"].as_string(), props["step_id"].as_string()
+        return sa.func.substr(journey.concat(":").concat(step), 1, 255)
+    return sa.func.substr(props[f"{dimension}_id"].as_string(), 1, 255)
+
+
+def email_counts(dialect: str, hourly: bool, dimension: str) -> Any:
+    """``email.<status>`` (``.machine`` for a machine-generated open or click) for one dimension."""
+    key = _email_key(dimension)
+    where = sa.and_(_in_range(), _e.event.like(EMAIL_PREFIX + "%"), key.is_not(None))
+    bucket = _bucket(dialect, hourly, _e.timestamp)
+    select = _grouped(bucket, _email_metric(), sa.literal(dimension), key, event_log, where)
+    return _add(dialect, hourly, select)
+
+
+def track_counts(dialect: str, hourly: bool) -> Any:
+    """``track`` by event name for events from outside (conversions: ``Signed Up``, ``order.completed``
+    …). ``value`` is 0 here; revenue adds its own metric rows (``revenue`` by event) — no new column."""
+    where = sa.and_(_in_range(), _e.type == "track", _e.source != "internal", _e.event.is_not(None))
+    bucket = _bucket(dialect, hourly, _e.timestamp)
+    key = sa.func.substr(_e.event, 1, 255)
+    select = _grouped(bucket, sa.literal("track"), sa.literal("event"), key, event_log, where)
+    return _add(dialect, hourly, select)
+
+
+def batch_statements(dialect: str) -> list[Any]:
+    """Every statement of one rollup batch, in order (stage entries before the counts over them)."""
+    found: list[Any] = [enter_stages(dialect), enter_visitors(dialect)]
+    for hourly in (False, True):
+        found += [stage_counts(dialect, hourly), lead_sources(dialect, hourly), track_counts(dialect, hourly)]
+        found += [email_counts(dialect, hourly, dimension) for dimension in ("", *DIMENSIONS)]
+    return found
+
+
+# --- the mark and the range -----------------------------------------------------------------------
+
+GET_MARK = sa.select(analytics_marks.c.mark).where(analytics_marks.c.name == sa.bindparam("name"))
+MAX_EVENT_ID = sa.select(sa.func.max(_e.id))
+NEXT_EVENT_ID = sa.select(sa.func.min(_e.id)).where(_e.id > sa.bindparam("mark", type_=sa.BigInteger()))
+FIRST_PENDING_ID = sa.select(sa.func.min(_e.id)).where(_e.processed_at.is_(None))
+
+
+def set_mark(dialect: str) -> Any:
+    insert = insert_for(dialect, analytics_marks).values(
+        name=sa.bindparam("name"),
+        mark=sa.bindparam("mark"),
+        updated_at=sa.bindparam("at", type_=UTCDateTime()),
+    )
+    return insert.on_conflict_do_update(
+        index_elements=["name"], set_={"mark": insert.excluded.mark, "updated_at": insert.excluded.updated_at}
+    )
+
+
+DELETE_MARKS = analytics_marks.delete()
+DELETE_DAILY_FROM = analytics_daily.delete().where(
+    analytics_daily.c.day >= sa.bindparam("day", type_=sa.Date())
+)
+DELETE_HOURLY_FROM = analytics_hourly.delete().where(
+    analytics_hourly.c.hour >= sa.bindparam("since", type_=UTCDateTime())
+)
+DELETE_ENTRIES_FROM = analytics_stage_entries.delete().where(
+    _s.entered_at >= sa.bindparam("since", type_=UTCDateTime())
+)
+
+
+def forget_entries(contact_ids: list[str]) -> Any:
+    return analytics_stage_entries.delete().where(_s.contact_id.in_(contact_ids))
+
+
+# --- reads ----------------------------------------------------------------------------------------
+
+_d = analytics_daily.c
+
+
+def sums(metrics: list[str] | None, dimension: str, *, prefix: str | None = None) -> sa.Select[Any]:
+    """Sums of ``count`` and ``value`` per metric and key over ``[:start, :end)`` days of one dimension;
+    the metrics named, or those starting with ``prefix``."""
+    condition = (
+        sa.or_(*[_d.metric == m for m in metrics]) if metrics is not None else _d.metric.like(f"{prefix}%")
+    )
+    return (
+        sa.select(_d.metric, _d.key, sa.func.sum(_d.count).label("n"), sa.func.sum(_d.value).label("amount"))
+        .where(
+            _d.day >= sa.bindparam("start", type_=sa.Date()),
+            _d.day < sa.bindparam("end", type_=sa.Date()),
+            _d.dimension == dimension,
+            condition,
+        )
+        .group_by(_d.metric, _d.key)
+    )
+
+
+def hourly(metric: str, dimension: str) -> sa.Select[Any]:
+    h = analytics_hourly.c
+    return (
+        sa.select(h.hour, h.key, h.count, h.value)
+        .where(
+            h.metric == metric, h.dimension == dimension, h.hour >= sa.bindparam("since", type_=UTCDateTime())
+        )
+        .order_by(h.hour, h.key)
+    )
+
+
+ALL_DAILY = sa.select(analytics_daily).order_by(_d.day, _d.metric, _d.dimension, _d.key)
+ALL_HOURLY = sa.select(analytics_hourly).order_by(
+    analytics_hourly.c.hour, analytics_hourly.c.metric, analytics_hourly.c.dimension, analytics_hourly.c.key
+)
+ALL_ENTRIES = sa.select(analytics_stage_entries).order_by(_s.contact_id, _s.stage)
+
+
+def _seconds(dialect: str, later: Any, earlier: Any) -> Any:
+    if dialect == "postgresql":
+        return sa.func.extract("epoch", later - earlier)
+    return (sa.func.julianday(later) - sa.func.julianday(earlier)) * 86400.0
+
+
+def stage_gaps(dialect: str) -> tuple[Any, Any]:
+    """For contacts who entered ``:to_stage`` in ``[:start, :end)`` after entering ``:from_stage``: how
+    many, and (ordered, ``:offset``/``:limit``) the seconds between the two entries (the median)."""
+    a, b = analytics_stage_entries.alias("a"), analytics_stage_entries.alias("b")
+    joined = a.join(b, sa.and_(a.c.contact_id == b.c.contact_id, b.c.stage == sa.bindparam("to_stage")))
+    where = sa.and_(
+        a.c.stage == sa.bindparam("from_stage"),
+        b.c.entered_at >= sa.bindparam("start", type_=UTCDateTime()),
+        b.c.entered_at < sa.bindparam("end", type_=UTCDateTime()),
+        b.c.entered_at >= a.c.entered_at,
+    )
+    seconds = _seconds(dialect, b.c.entered_at, a.c.entered_at)
+    count = sa.select(sa.func.count()).select_from(joined).where(where)
+    values = (
+        sa.select(seconds.label("seconds"))
+        .select_from(joined)
+        .where(where)
+        .order_by(seconds)
+        .offset(sa.bindparam("offset"))
+        .limit(sa.bindparam("limit"))
+    )
+    return count, values
+
+
+# --- journey funnels (journey state tables: runs entered in the period, the steps they reached) ----
+
+_r, _st = journey_runs.c, journey_steps.c
+_RUNS_OF_PERIOD = sa.and_(
+    _r.journey_id == sa.bindparam("journey_id"),
+    _r.entered_at >= sa.bindparam("start", type_=UTCDateTime()),
+    _r.entered_at < sa.bindparam("end", type_=UTCDateTime()),
+)
+JOURNEY_ENTERED = sa.select(
+    sa.func.count().label("entered"),
+    sa.func.count(_r.converted_at).label("converted"),
+).where(_RUNS_OF_PERIOD)
+JOURNEY_STEPS = (
+    sa.select(
+        _st.step_id,
+        sa.func.count(sa.distinct(_st.run_id)).label("reached"),
+        sa.func.min(_st.id).label("first"),
+    )
+    .where(
+        _st.journey_id == sa.bindparam("journey_id"), _st.run_id.in_(sa.select(_r.id).where(_RUNS_OF_PERIOD))
+    )
+    .group_by(_st.step_id)
+    .order_by(sa.func.min(_st.id))
+)
+
+_DAY = date(2026, 1, 1)
+_AT = datetime(2026, 1, 1, tzinfo=UTC)
+SAMPLES: list[Sample] = [
+    *[(lambda d=d: batch_statements(d)) for d in ("sqlite", "postgresql")],
+    *[(lambda d=d: set_mark(d)) for d in ("sqlite", "postgresql")],
+    *[(lambda d=d: list(stage_gaps(d))) for d in ("sqlite", "postgresql")],
+    lambda: sums(["stage.entered"], "stage"),
+    lambda: sums(None, "template", prefix="email."),
+    lambda: hourly("stage.entered", "stage"),
+    lambda: forget_entries(["c1"]),
+]

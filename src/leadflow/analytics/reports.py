@@ -1,0 +1,53 @@
+"""CSV reports: every analytics answer flattened to one row per line (a figure's current, previous and
+change in their own columns), so a spreadsheet reads it as it comes."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from pydantic import BaseModel
+
+from leadflow.analytics.schemas import EmailReport, Funnel, JourneyFunnel, Kpis, Sources
+
+
+def _flat(prefix: str, value: Any, into: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _flat(f"{prefix}{key}_", item, into)
+    else:
+        into[prefix.rstrip("_")] = value
+
+
+def _row(model: BaseModel) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    _flat("", model.model_dump(mode="json"), row)
+    return row
+
+
+def _lines(report: BaseModel) -> list[dict[str, Any]]:
+    if isinstance(report, Kpis):
+        return [{"figure": name, **_row(figure)} for name, figure in report.figures.items()]
+    if isinstance(report, Funnel):
+        return [_row(step) for step in report.stages]
+    if isinstance(report, Sources | EmailReport):
+        return [_row(row) for row in report.rows]
+    if isinstance(report, JourneyFunnel):
+        steps = [{"step": "entered", "count": report.entered}]
+        steps += [{"step": s.step_id, "count": s.reached} for s in report.steps]
+        return [*steps, {"step": "converted", "count": report.converted}]
+    raise TypeError(f"no CSV shape for {type(report).__name__}")
+
+
+def to_csv(report: BaseModel) -> str:
+    """The report as CSV text: a header line, then one line per figure, stage, source or key."""
+    lines = _lines(report)
+    columns: list[str] = []
+    for line in lines:
+        columns += [name for name in line if name not in columns]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns or ["empty"], lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(lines)
+    return out.getvalue()

@@ -1,0 +1,26 @@
+"""What the API, the CLI, the worker and the console may do with analytics.
+
+Rollups: :func:`maintain` (the worker's task), :func:`rebuild`. KPIs, each for a period against the
+previous one: :func:`kpis`, :func:`funnel`, :func:`sources`, :func:`email`, :func:`journey_funnel`;
+:func:`to_csv` turns any of them into a CSV report.
+"""
+
+from __future__ import annotations
+
+from leadflow.analytics.kpis import email as email
+from leadflow.analytics.kpis import funnel as funnel
+from leadflow.analytics.kpis import journey_funnel as journey_funnel
+from leadflow.analytics.kpis import kpis as kpis
+from leadflow.analytics.kpis import period as period
+from leadflow.analytics.kpis import sources as sources
+from leadflow.analytics.reports import to_csv as to_csv
+from leadflow.analytics.rollups import Progress as Progress
+from leadflow.analytics.rollups import maintain as maintain
+from leadflow.analytics.rollups import on_contacts_erased as on_contacts_erased
+from leadflow.analytics.rollups import rebuild as rebuild
+from leadflow.analytics.rollups import snapshot as snapshot
+from leadflow.analytics.schemas import EmailReport as EmailReport
+from leadflow.analytics.schemas import Funnel as Funnel
+from leadflow.analytics.schemas import JourneyFunnel as JourneyFunnel
+from leadflow.analytics.schemas import Kpis as Kpis
+from leadflow.analytics.schemas import Sources as Sources
