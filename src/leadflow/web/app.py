@@ -18,6 +18,7 @@ from leadflow.kernel.context import AppContext
 from leadflow.kernel.ratelimit import RateLimiter
 from leadflow.web import account_pages, admin_pages, signin_pages
 from leadflow.web.access import Console, PageError, SignInNeeded
+from leadflow.web.render import protect
 
 PREFIX = "/app"
 ROUTERS = (signin_pages.router, account_pages.router, admin_pages.router)
@@ -52,12 +53,14 @@ def install(app: FastAPI, ctx: AppContext) -> None:
 async def _page_error(request: Request, exc: PageError) -> Response:
     web: Console = request.app.state.web
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-    return web.templates.TemplateResponse(
-        request,
-        "error.html",
-        {"title": exc.title, "message": exc.message, "viewer": None, "nav": []},
-        status_code=exc.status,
-        headers=headers,
+    return protect(
+        web.templates.TemplateResponse(
+            request,
+            "error.html",
+            {"title": exc.title, "message": exc.message, "viewer": None, "nav": []},
+            status_code=exc.status,
+            headers=headers,
+        )
     )
 
 

@@ -53,6 +53,6 @@ def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def user_of(ctx: AppContext) -> Callable[..., crm.User]:
     def make(role: str, **kw: str | None) -> crm.User:
-        return make_user(ctx, role, **kw)  # type: ignore[arg-type]
+        return make_user(ctx, role, **kw)
 
     return make
