@@ -8,12 +8,13 @@ from leadflow.crm import service as crm
 from leadflow.kernel.context import AppContext
 from leadflow.web import passwords
 from leadflow.web.app import install as install
+from leadflow.web.cli import console_app as console_app
 from leadflow.web.passwords import set_password as set_password
 
 ACTOR = "system:first-start"
 PREFIX = "/app"
 
-__all__ = ["admin_link", "first_start_banner", "install", "set_password"]
+__all__ = ["admin_link", "console_app", "first_start_banner", "install", "set_password"]
 
 
 def admin_link(ctx: AppContext) -> tuple[str, str] | None:

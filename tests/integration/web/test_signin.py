@@ -163,3 +163,16 @@ def test_first_start_link_sets_the_admin_password(client: TestClient, ctx: AppCo
     assert web.first_start_banner(ctx) is None
     admin = next(u for u in crm.list_users(ctx, after=None, limit=10) if u.role == "admin")
     sign_in(client, admin.email, "the admin's secret")
+
+
+def test_login_rate_limited_per_address(client: TestClient, user_of: Callable[..., crm.User]) -> None:
+    """Guessing across many accounts from one address stops too (10 attempts, then one per 6 s)."""
+    user_of("admin")
+    token = csrf_of(client.get("/app/login").text)
+    codes = [
+        client.post("/app/login", data={"email": f"u{n}@example.com", "password": "x" * 12, "csrf": token})
+        for n in range(11)
+    ]
+    assert [answer.status_code for answer in codes] == [401] * 10 + [429]
+    right = {"email": "admin@example.com", "password": PASSWORD, "csrf": token}
+    assert client.post("/app/login", data=right, follow_redirects=False).status_code == 429
