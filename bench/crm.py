@@ -44,6 +44,7 @@ import sqlalchemy as sa
 
 from bench import sinks
 from bench.common import create_database, drop_database, machine, start_server
+from bench.latency import start_worker
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 FIRST = ["Ann", "Bob", "Carla", "Dmitri", "Eve", "Farah", "Gus", "Hana", "Ivo", "Jun", "Kemal", "Lena"]
@@ -335,7 +336,9 @@ def mqls(server: Any, url: str, rate: int, seconds: int) -> None:
         )
         for start in range(0, count, per_request)
     ]
-    paced(server.url, bodies, per_request / rate, 2)
+    answered = paced(server.url, bodies, per_request / rate, 2)
+    span = max(answered.values()) - min(answered.values())
+    print(f"(c) {count:,} identify calls answered in {span:.1f} s: {count / max(span, 1e-9):.0f}/s achieved")
     engine = sa.create_engine(url)
     query = sa.text(
         "SELECT extract(epoch FROM s.assigned_at - e.received_at) FROM crm_lead_sla s"
@@ -411,6 +414,8 @@ def forms(client: httpx.Client, server: Any, sink: sinks.Sink, rate: int, second
         for n in range(count)
     ]
     answered = paced(server.url, bodies, 1 / rate, 8)
+    span = max(answered.values()) - min(answered.values())
+    print(f"(d) {count:,} posts answered in {span:.1f} s: {count / max(span, 1e-9):.0f} posts/s achieved")
     deadline = time.time() + 120
     while sink.received() < count and time.time() < deadline:
         time.sleep(0.5)
@@ -427,6 +432,40 @@ def forms(client: httpx.Client, server: Any, sink: sinks.Sink, rate: int, second
     )
 
 
+FORM_STAGES = {
+    "received -> processed (event processor)": (
+        "SELECT extract(epoch FROM processed_at - received_at) FROM events"
+        " WHERE event = 'form.submitted' AND processed_at IS NOT NULL"
+    ),
+    "processed -> run entered (journey trigger)": (
+        "SELECT extract(epoch FROM r.entered_at - e.processed_at) FROM journey_runs r"
+        " JOIN events e ON e.contact_id = r.contact_id AND e.event = 'form.submitted'"
+    ),
+    "run entered -> email queued (journey executor)": (
+        "SELECT extract(epoch FROM m.created_at - r.entered_at) FROM messages m"
+        " JOIN journey_runs r ON r.id = m.run_id"
+    ),
+    "queued -> sent (deliverer, SMTP answer)": (
+        "SELECT extract(epoch FROM sent_at - created_at) FROM messages WHERE sent_at IS NOT NULL"
+    ),
+}
+
+
+def form_stages(url: str) -> None:
+    """Where the time of (d) went, from the timestamps the database recorded."""
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        for label, query in FORM_STAGES.items():
+            p50, p99 = conn.execute(
+                sa.text(
+                    "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s),"
+                    f" percentile_cont(0.99) WITHIN GROUP (ORDER BY s) FROM ({query}) AS t(s)"
+                )
+            ).one()
+            print(f"  {label}: p50 {float(p50 or 0) * 1000:.0f} ms, p99 {float(p99 or 0) * 1000:.0f} ms")
+    engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--contacts", type=int, default=100_000)
@@ -436,6 +475,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=100)
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--parts", default="abcd", help="which of (a) (b) (c) (d) to run")
+    parser.add_argument("--workers", type=int, default=0, help="separate worker processes (0: in the server)")
     parser.add_argument("--keep", action="store_true", help="keep the database (its URL is printed)")
     parser.add_argument(
         "--smtp",
@@ -456,7 +496,8 @@ def main() -> None:
         "LEADFLOW_WORKER_POLL_INTERVAL": "0.2",
         "LEADFLOW_FORM_RATE_PER_MINUTE": "0",
     }
-    server = start_server(url, api_port, workdir, env=env)
+    server = start_server(url, api_port, workdir, *(["--no-worker"] if args.workers else []), env=env)
+    workers = [start_worker(url, env, workdir, n) for n in range(args.workers)]
     try:
         headers = {"Authorization": f"Bearer {server.admin_key}"}
         with httpx.Client(base_url=server.url, headers=headers, timeout=60) as client:
@@ -468,7 +509,11 @@ def main() -> None:
                 mqls(server, url, args.rate, args.seconds)
             if "d" in args.parts:
                 forms(client, server, sink, args.rate, args.seconds)
+                form_stages(url)
     finally:
+        for worker in workers:
+            worker.terminate()
+            worker.wait(30)
         server.stop()
         sink.stop()
         if args.keep:
