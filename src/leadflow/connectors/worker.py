@@ -297,6 +297,7 @@ class ConnectorWorker:
     def _contacts(self, connector: config.Connector, vendor: Vendor, items: list[Claimed]) -> None:
         ids = [item.local_id for item in items]
         written: dict[str, list[Written]] = {}
+        seen = vendor.rate_seen
         try:
             owners = (
                 self.owners(connector, vendor)
@@ -318,8 +319,8 @@ class ConnectorWorker:
             return
         finally:
             bucket = self._buckets.get(connector.id)
-            if bucket is not None:
-                self._follow(bucket, vendor)
+            if bucket is not None and vendor.rate_seen is not seen:  # only a reading this batch made:
+                self._follow(bucket, vendor)  # a stale "0 left" would empty the bucket at every wait
         self._record(connector, items, planned, written)
 
     def _write(self, vendor: Vendor, planned: sync.Plan, written: dict[str, list[Written]]) -> None:
@@ -592,7 +593,7 @@ class ConnectorWorker:
                 )
         with self.ctx.db.write() as conn:
             if links:
-                conn.execute(queries.save_links(conn.dialect.name, links))
+                conn.execute(queries.upsert_links(conn.dialect.name), links)
             if done:
                 conn.execute(queries.DONE, done)
                 conn.execute(queries.RELEASE, done)
