@@ -29,6 +29,7 @@ from tests.peers.saas import Answer, Call, SaasPeer, WindowLimit, route
 TOKEN = "pat-na1-peer-token"
 MAX_INPUTS = 100
 OBJECTS = ("contacts", "companies", "deals", "notes", "calls")
+UNIQUE = {"leadflow_id"}  # custom properties created with hasUniqueValue (any object)
 
 
 def _iso(moment: datetime) -> str:
@@ -75,6 +76,7 @@ class HubSpotPeer(SaasPeer):
         self.associations: list[tuple[str, str, str, str]] = []  # (from type, from id, to type, to id)
         self.owners: list[dict[str, Any]] = []
         self.erased: list[str] = []
+        self.deal_stages: set[str] | None = None  # the pipeline's stages, when a test narrows them
         self._ids = itertools.count(1001)
 
     # --- what a test asks -------------------------------------------------------------------------------
@@ -274,24 +276,43 @@ class HubSpotPeer(SaasPeer):
             results.append(self._view(record))
         return Answer(201, {**self._batch(results).body})
 
-    @route("POST", r"/crm/v3/objects/contacts/batch/upsert")
-    def batch_upsert(self, call: Call) -> Answer:
+    @route("POST", r"/crm/v3/objects/(?P<kind>contacts|companies|deals|notes|calls)/batch/upsert")
+    def batch_upsert(self, call: Call, kind: str) -> Answer:
+        """Upsert by a unique property (``idProperty``): ``email`` for contacts, or a custom property
+        created with ``hasUniqueValue`` (:data:`UNIQUE`, e.g. ``leadflow_id``) on any object."""
         inputs = self._inputs(call)
         if isinstance(inputs, Answer):
             return inputs
         results = []
         for item in inputs:
-            if item.get("idProperty") != "email" or not item.get("id"):
-                return _error(400, "VALIDATION_ERROR", "idProperty must be a unique property (email)")
-            properties = {**(item.get("properties") or {}), "email": str(item["id"]).lower()}
-            record = self._by_email(item["id"])
+            unique = item.get("idProperty")
+            allowed = UNIQUE | ({"email"} if kind == "contacts" else set())
+            if unique not in allowed or not item.get("id"):
+                return _error(400, "VALIDATION_ERROR", f"idProperty must be a unique property of {kind}")
+            value = str(item["id"]).lower() if unique == "email" else str(item["id"])
+            properties = {**(item.get("properties") or {}), str(unique): value}
+            stage = properties.get("dealstage")
+            if kind == "deals" and self.deal_stages is not None and stage not in self.deal_stages:
+                return _error(
+                    400,
+                    "VALIDATION_ERROR",
+                    f'Property values were not valid: [{{"isValid":false,"message":"{stage} was not one '
+                    f'of the allowed options","name":"dealstage"}}]',
+                )
+            record = self._by_email(value) if unique == "email" else self._by_unique(kind, unique, value)
             new = record is None
             if record is None:
-                record = self._new("contacts", properties)
+                record = self._new(kind, properties)
             else:
-                self._write("contacts", record, properties)
+                self._write(kind, record, properties)
             results.append(self._view(record, new))
         return self._batch(results)
+
+    def _by_unique(self, kind: str, name: str, value: str) -> dict[str, Any] | None:
+        for record in self.store[kind].values():
+            if not record["archived"] and record["properties"].get(name) == value:
+                return record
+        return None
 
     @route("POST", r"/crm/v3/objects/(?P<kind>contacts|companies|deals|notes|calls)/batch/update")
     def batch_update(self, call: Call, kind: str) -> Answer:
@@ -387,7 +408,8 @@ class HubSpotPeer(SaasPeer):
                 return _error(
                     400, "VALIDATION_ERROR", f"{from_type} {source} or {to_type} {target} does not exist"
                 )
-            self.associations.append((from_type, source, to_type, target))
+            if (from_type, source, to_type, target) not in self.associations:  # associating twice: no-op
+                self.associations.append((from_type, source, to_type, target))
             results.append(
                 {
                     "from": {"id": source},

@@ -101,6 +101,25 @@ class Faults:
         self._burst = 0
         self._burst_retry_after = 1
         self._down = False
+        self._lose: list[tuple[str, int]] = []  # (path part, count): applied, then the answer lost
+
+    def lose_answer(self, n: int = 1, path: str = "") -> None:
+        """The next ``n`` requests whose path contains ``path`` are applied, then the connection is
+        dropped before the answer: the client sees a lost answer (a timeout after the vendor wrote)."""
+        with self._lock:
+            self._lose.append((path, n))
+
+    def _losing(self, path: str) -> bool:
+        with self._lock:
+            for index, (part, left) in enumerate(self._lose):
+                if part in path:
+                    if left <= 1:
+                        del self._lose[index]
+                    else:
+                        self._lose[index] = (part, left - 1)
+                    self.counts["lost"] = self.counts.get("lost", 0) + 1
+                    return True
+        return False
 
     def burst_429(self, n: int, retry_after: int = 1) -> None:
         """The next ``n`` requests get the vendor's 429 with ``Retry-After: retry_after``."""
@@ -121,6 +140,7 @@ class Faults:
         with self._lock:
             self.error_rate = self.timeout_rate = 0.0
             self._burst, self._down = 0, False
+            self._lose = []
 
     def _count(self, kind: str) -> None:
         with self._lock:
@@ -473,7 +493,10 @@ class SaasPeer:
             headers = {**self.rate_headers(call), **answer.headers}
             answer = Answer(answer.status, answer.body, headers, answer.content_type)
             call.status = answer.status
-            return answer
+        if not fault and self.faults._losing(call.path):
+            call.fault, call.status = "lost", 0
+            return None  # applied, answer lost
+        return answer
 
     def _route(self, call: Call) -> Answer:
         for method, pattern, name in self._routes:

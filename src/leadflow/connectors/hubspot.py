@@ -3,10 +3,13 @@
 - People: a first write upserts by email (``POST /crm/v3/objects/contacts/batch/upsert``,
   ``idProperty=email``), 100 per call; a record written before goes by its id (``batch/update``), so
   an email change updates the same HubSpot contact. A contact's company is associated (v4 default).
-- Companies and deals: ``batch/create`` the first time, ``batch/update`` by id after; a deal is
-  associated with its contact and company (v4 ``batch/associate/default``).
+- Companies and deals: ``batch/upsert`` by :data:`UNIQUE_ID` (a custom property holding leadflow's id,
+  created with ``hasUniqueValue`` in the account) the first time, ``batch/update`` by id after; a deal
+  is associated with its contact and company (v4 ``batch/associate/default``).
 - Activities: notes and calls (``/crm/v3/objects/notes``, ``calls``; the other kinds are written as
-  notes) created with their association to the contact (types 202 and 194).
+  notes) upserted by :data:`UNIQUE_ID`, then associated with the contact (v4 default).
+- Exactly once: a first write whose answer is lost (a timeout after HubSpot applied it, a lease that
+  ran out mid-write) is repeated as the same upsert, which finds the record made the first time.
 - Owners: ``GET /crm/v3/owners`` maps an owner's email to the HubSpot owner id.
 - Pull: ``POST /crm/v3/objects/contacts/search`` on ``lastmodifieddate`` (greater than the cursor,
   oldest first).
@@ -53,6 +56,7 @@ from leadflow.kernel.retry import parse_retry_after
 HOST = "https://api.hubapi.com"
 OBJECTS = {CONTACT: "contacts", COMPANY: "companies", DEAL: "deals"}
 NOTE_TO_CONTACT, CALL_TO_CONTACT = 202, 194
+UNIQUE_ID = "leadflow_id"  # the unique custom property non-person records are upserted by
 DAILY_WAIT = timedelta(hours=1)
 SECONDLY_WAIT = timedelta(seconds=10)
 EXCERPT = 300
@@ -211,8 +215,8 @@ class HubSpotVendor:
         known = any(r.remote_id for r in records)
         new = any(not r.remote_id for r in records)
         linked = any(r.associations for r in records)
-        if kind == ACTIVITY:
-            return 2
+        if kind == ACTIVITY:  # an upsert and an association per object type (calls, notes)
+            return 2 * len({r.properties.get("kind") == "call" for r in records})
         return int(known) + int(new) + (2 if linked else 0)
 
     def write(self, kind: str, records: Sequence[Record]) -> list[Written]:
@@ -305,20 +309,24 @@ class HubSpotVendor:
         ]
         return self._results(lowered, answer, key) + missing
 
-    def _create(self, records: Sequence[Record], kind: str) -> list[Written]:
-        inputs = [{"properties": dict(r.properties), "objectWriteTraceId": r.local_id} for r in records]
-        answer = self._call(self._batch[kind].create, {"inputs": inputs})
-        results = answer.get("results") or []
-        written = []
-        for index, record in enumerate(records):  # batch create answers in input order
-            result = results[index] if index < len(results) else None
-            if result is None:
-                written.append(Written(record.local_id, FAILED, error=self._error_for(answer, record)))
-            else:
-                written.append(
-                    Written(record.local_id, OK, str(result["id"]), _time(result.get("updatedAt")))
-                )
-        return written
+    def _create(self, records: Sequence[Record], kind: str, api: str | None = None) -> list[Written]:
+        """A first write of a company, deal or activity: an upsert by :data:`UNIQUE_ID`, so a repeat
+        (its answer lost the first time) finds the record instead of making a second."""
+        inputs = [
+            {
+                "idProperty": UNIQUE_ID,
+                "id": r.local_id,
+                "properties": {k: v for k, v in r.properties.items() if k != "kind"}
+                | {UNIQUE_ID: r.local_id},
+                "objectWriteTraceId": r.local_id,
+            }
+            for r in records
+        ]
+        answer = self._call(self._batch[api or kind].upsert, {"inputs": inputs})
+        keyed = [Record(r.kind, r.local_id, r.properties, None, r.local_id) for r in records]
+        return self._results(
+            keyed, answer, lambda result: str((result.get("properties") or {}).get(UNIQUE_ID))
+        )
 
     def _associate(self, kind: str, records: Sequence[Record], written: Sequence[Written]) -> None:
         """Default (unlabelled) v4 associations of the records just written with their linked objects."""
@@ -336,35 +344,21 @@ class HubSpotVendor:
 
     def _activities(self, records: Sequence[Record]) -> list[Written]:
         written: list[Written] = []
-        for api, type_id in (("calls", CALL_TO_CONTACT), ("notes", NOTE_TO_CONTACT)):
+        for api in ("calls", "notes"):  # associated by default: types 194 and 202
             mine = [r for r in records if (r.properties.get("kind") == "call") == (api == "calls")]
             if not mine:
                 continue
+            found = self._create(mine, ACTIVITY, api)
+            written += found
+            remote = {w.local_id: w.remote_id for w in found if w.outcome == OK and w.remote_id}
             inputs = [
-                {
-                    "properties": {k: v for k, v in r.properties.items() if k != "kind"},
-                    "associations": [
-                        {
-                            "to": {"id": target},
-                            "types": [
-                                {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}
-                            ],
-                        }
-                        for target in r.associations.get(CONTACT, ())
-                    ],
-                }
+                {"from": {"id": remote[r.local_id]}, "to": {"id": target}}
                 for r in mine
+                if r.local_id in remote
+                for target in r.associations.get(CONTACT, ())
             ]
-            answer = self._call(self._batch[api].create, {"inputs": inputs})
-            results = answer.get("results") or []
-            for index, record in enumerate(mine):
-                result = results[index] if index < len(results) else None
-                if result is None:
-                    written.append(Written(record.local_id, FAILED, error=self._error_for(answer, record)))
-                else:
-                    written.append(
-                        Written(record.local_id, OK, str(result["id"]), _time(result.get("updatedAt")))
-                    )
+            if inputs:
+                self._call(self._associations.create_default, api, OBJECTS[CONTACT], {"inputs": inputs})
         return written
 
     def erase(self, remote_ids: Sequence[str]) -> list[Written]:

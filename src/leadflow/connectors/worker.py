@@ -42,6 +42,7 @@ from leadflow.connectors.vendor import (
     CONFLICT,
     CONTACT,
     DEAL,
+    FAILED,
     OK,
     RETRY,
     Network,
@@ -496,6 +497,7 @@ class ConnectorWorker:
                     )
                 else:
                     fates[owner.id] = Fate(dead=True, error=answer.error)
+        self._follow_failures(planned, written, by_local, fates)
         for item in items:
             if item.id in fates:
                 continue
@@ -522,6 +524,32 @@ class ConnectorWorker:
                 )
             )
         self._settle(connector, items, fates, audit, links=links, conflicts=conflicts)
+
+    @staticmethod
+    def _follow_failures(
+        planned: sync.Plan,
+        written: dict[str, list[Written]],
+        by_local: dict[str, Claimed],
+        fates: dict[int, Fate],
+    ) -> None:
+        """A deal or activity has no outbox row of its own: it rides on its contact's. One that failed
+        keeps that row queued (retry) or dead-letters it with the reason, as a contact's own failure
+        would; the next attempt finds the contact unchanged and writes only what is missing."""
+        for kind in (DEAL, ACTIVITY):
+            for answer in written.get(kind) or []:
+                if answer.outcome not in (RETRY, FAILED):
+                    continue
+                row = planned.rows.get(f"{kind}:{answer.local_id}") or {}
+                owner = by_local.get(str(row.get("contact_id")))
+                if owner is None or not fates.get(owner.id, Fate(done=True)).done:
+                    continue
+                error = f"{kind} {answer.local_id}: {answer.error}"
+                if answer.outcome == RETRY:
+                    fates[owner.id] = Fate(
+                        error=error, retry_after=answer.retry_after, uncount=answer.rate_limited
+                    )
+                else:
+                    fates[owner.id] = Fate(dead=True, error=error)
 
     def _settle(
         self,
