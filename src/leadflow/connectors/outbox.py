@@ -78,7 +78,7 @@ def enqueue_many(conn: Connection, ctx: AppContext, rows: Sequence[dict[str, Any
     """Queue (or coalesce) syncs in the caller's transaction; the worker is woken after the commit."""
     unique = list({(r["connector_id"], r["kind"], r["local_id"]): r for r in rows}.values())
     for chunk in chunked(unique, _CHUNK):
-        conn.execute(queries.enqueue(conn.dialect.name, chunk))
+        conn.execute(queries.enqueue_each(conn.dialect.name), chunk)
     if unique:
         announce(conn, ctx)
     return len(unique)
