@@ -23,7 +23,9 @@ def _audit(ctx: AppContext, action: str) -> list[str]:
         return [row.actor for row in rows]
 
 
-def test_sign_in_then_out(client: TestClient, ctx: AppContext, user_of: Callable[..., crm.User]) -> None:
+def test_sign_in_then_out_and_wrong_passwords(
+    client: TestClient, ctx: AppContext, user_of: Callable[..., crm.User]
+) -> None:
     user_of("admin")
     assert client.get("/app/", follow_redirects=False).headers["location"] == "/app/login?next=/app/"
     csrf = sign_in(client, "ADMIN@example.com")
@@ -38,12 +40,8 @@ def test_sign_in_then_out(client: TestClient, ctx: AppContext, user_of: Callable
     assert out.status_code == 303
     client.cookies.set(sessions.COOKIE, cookie, path="/app")  # a copy of the old cookie is dead too
     assert client.get("/app/", follow_redirects=False).status_code == 303
-
-
-def test_wrong_password_and_unknown_email_get_the_same_answer(
-    client: TestClient, user_of: Callable[..., crm.User]
-) -> None:
-    user_of("admin")
+    client.cookies.clear()
+    # a wrong password and an unknown email get the same answer
     token = csrf_of(client.get("/app/login").text)
     for email, password in (("admin@example.com", "wrong password!"), ("nobody@example.com", PASSWORD)):
         answer = client.post("/app/login", data={"email": email, "password": password, "csrf": token})
