@@ -234,7 +234,7 @@ class PipedrivePeer(SaasPeer):
         return fail(status, "Requested service is not available", errorCode=status)
 
     # ---- persons, organizations, deals (v2) -------------------------------------------------------
-    @route("GET", r"/api/v2/(?P<plural>persons|organizations)/search")
+    @route("GET", r"/api/v2/(?P<plural>persons|organizations|deals)/search")
     def search(self, call: Call, plural: str) -> Answer:
         kind = PLURAL[plural]
         term = (call.arg("term") or "").strip()

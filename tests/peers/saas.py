@@ -101,22 +101,23 @@ class Faults:
         self._burst = 0
         self._burst_retry_after = 1
         self._down = False
-        self._lose: list[tuple[str, int]] = []  # (path part, count): applied, then the answer lost
+        self._lose: list[tuple[str, str, int]] = []  # (method, path end, count): applied, answer lost
 
-    def lose_answer(self, n: int = 1, path: str = "") -> None:
-        """The next ``n`` requests whose path contains ``path`` are applied, then the connection is
-        dropped before the answer: the client sees a lost answer (a timeout after the vendor wrote)."""
+    def lose_answer(self, n: int = 1, path: str = "", method: str = "") -> None:
+        """The next ``n`` requests (of ``method``, any if empty) whose path ends with ``path`` are
+        applied, then the connection is dropped before the answer: the client sees a lost answer (a
+        timeout after the vendor wrote)."""
         with self._lock:
-            self._lose.append((path, n))
+            self._lose.append((method.upper(), path, n))
 
-    def _losing(self, path: str) -> bool:
+    def _losing(self, method: str, path: str) -> bool:
         with self._lock:
-            for index, (part, left) in enumerate(self._lose):
-                if part in path:
+            for index, (verb, end, left) in enumerate(self._lose):
+                if path.endswith(end) and verb in ("", method):
                     if left <= 1:
                         del self._lose[index]
                     else:
-                        self._lose[index] = (part, left - 1)
+                        self._lose[index] = (verb, end, left - 1)
                     self.counts["lost"] = self.counts.get("lost", 0) + 1
                     return True
         return False
@@ -493,7 +494,7 @@ class SaasPeer:
             headers = {**self.rate_headers(call), **answer.headers}
             answer = Answer(answer.status, answer.body, headers, answer.content_type)
             call.status = answer.status
-        if not fault and self.faults._losing(call.path):
+        if not fault and self.faults._losing(call.method, call.path):
             call.fault, call.status = "lost", 0
             return None  # applied, answer lost
         return answer

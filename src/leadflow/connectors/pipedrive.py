@@ -14,8 +14,14 @@ company's API URL (``https://<company>.pipedrive.com``; default ``https://api.pi
   ``custom_fields``. A new person without a name is named after its email (Pipedrive requires one).
   The contact's company is its organisation (``org_id``).
 - Organisations (``/api/v2/organizations``), deals (``/api/v2/deals``: ``person_id``, ``org_id``,
-  the pipeline and stage, status open/won/lost) created the first time, updated by id after; activities
-  as notes (``POST /api/v1/notes`` on the person).
+  the pipeline and stage, status open/won/lost) updated by id once written; activities as notes
+  (``POST /api/v1/notes`` on the person).
+- Exactly once: a first write whose answer was lost (a timeout after Pipedrive applied it, a lease that
+  ran out mid-write) must not make a second record. An organisation or deal carries leadflow's id in a
+  custom field :data:`ID_FIELD` (found by name in ``organizationFields``/``dealFields``, created when
+  missing) and a first write searches it (``/api/v2/{deals,organizations}/search?fields=custom_fields
+  &exact_match=true``) before creating; a note ends with the line ``[leadflow <id>]`` and a first
+  write looks for it among the person's notes (``GET /api/v1/notes?person_id=``).
 - Limits: Pipedrive counts requests per token in 2-second windows and writes per day; every answer's
   ``x-ratelimit-limit``/``-remaining``/``-reset`` and ``x-daily-requests-left`` are read into
   :attr:`rate_seen` (the fewer of the window's and the day's remainders); ``429`` waits its
@@ -55,6 +61,7 @@ from leadflow.connectors.vendor import (
 HOST = "https://api.pipedrive.com"
 WINDOW_S = 2.0
 CUSTOM_KEY = re.compile(r"^[0-9a-f]{40}$")
+ID_FIELD = "leadflow id"  # the custom field holding leadflow's id on organisations and deals
 PERSON_FIELDS = frozenset({"name", "first_name", "last_name", "owner_id", "org_id", "job_title", "birthday"})
 PERSON_FIELDS |= {"visible_to", "label_ids", "marketing_status"}
 STATUSES = ("open", "won", "lost")
@@ -132,6 +139,7 @@ class PipedriveVendor:
         self.pipeline_id = _id(credentials.get("pipeline_id"))
         self.stage_id = _id(credentials.get("stage_id"))
         self.rate_seen: RateSeen | None = None
+        self._id_keys: dict[str, str] = {}
         self.http = Rest(
             "Pipedrive",
             host or HOST,
@@ -171,7 +179,7 @@ class PipedriveVendor:
         self._call("GET", "/api/v1/users/me")
 
     def calls(self, kind: str, records: Sequence[Record]) -> int:
-        return sum(2 if kind == CONTACT and not r.remote_id else 1 for r in records)
+        return sum(1 if r.remote_id else 2 for r in records)  # a first write searches first
 
     def write(self, kind: str, records: Sequence[Record]) -> list[Written]:
         if kind == CONTACT:
@@ -250,15 +258,46 @@ class PipedriveVendor:
                 body["org_id"] = _id(company)
         if record.remote_id:
             return self._update(plural, record, body)
+        key = self._id_key(kind)
+        found = self._data(
+            "GET",
+            f"/api/v2/{plural}/search",
+            params={"term": record.local_id, "fields": "custom_fields", "exact_match": "true", "limit": 2},
+        )
+        ids = [str((i.get("item") or {}).get("id")) for i in (found or {}).get("items") or []]
+        if ids:  # written before, its answer lost: that record, updated
+            known = Record(kind, record.local_id, record.properties, ids[0], None, record.associations)
+            return self._update(plural, known, body)
+        body["custom_fields"] = {key: record.local_id}
         made = self._data("POST", f"/api/v2/{plural}", json=body)
         return Written(record.local_id, OK, str(made["id"]), _time(made.get("update_time")))
+
+    def _id_key(self, kind: str) -> str:
+        """The key of the custom field holding leadflow's id on organisations or deals (made if missing)."""
+        listing = "organizationFields" if kind == COMPANY else "dealFields"
+        if listing not in self._id_keys:
+            fields = self._data("GET", f"/api/v1/{listing}") or []
+            key = next((str(f["key"]) for f in fields if f.get("name") == ID_FIELD), None)
+            if key is None:
+                made = self._data(
+                    "POST", f"/api/v1/{listing}", json={"name": ID_FIELD, "field_type": "varchar"}
+                )
+                key = str(made["key"])
+            self._id_keys[listing] = key
+        return self._id_keys[listing]
 
     def _note_of(self, record: Record) -> Written:
         person = next(iter(record.associations.get(CONTACT) or ()), None)
         if person is None:
             return Written(record.local_id, FAILED, error="a note needs its person")
-        body = {"content": record.properties.get("content") or "", "person_id": _id(person)}
-        made = self._data("POST", "/api/v1/notes", json=body)
+        marker = f"[leadflow {record.local_id}]"
+        if not record.remote_id:
+            notes = self._data("GET", "/api/v1/notes", params={"person_id": _id(person), "limit": 500}) or []
+            for note in notes:  # written before, its answer lost
+                if str(note.get("content") or "").endswith(marker):
+                    return Written(record.local_id, OK, str(note["id"]), _time(note.get("update_time")))
+        content = f"{record.properties.get('content') or ''}\n\n{marker}"
+        made = self._data("POST", "/api/v1/notes", json={"content": content, "person_id": _id(person)})
         return Written(record.local_id, OK, str(made["id"]), _time(made.get("update_time")))
 
     def erase(self, remote_ids: Sequence[str]) -> list[Written]:

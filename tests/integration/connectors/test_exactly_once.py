@@ -4,6 +4,7 @@ deal or activity the vendor refused keeps its contact's outbox row (retried, or 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,6 +24,10 @@ from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from tests.integration.connectors.conftest import connect, drain, identify
 from tests.peers.hubspot import HubSpotPeer
+from tests.peers.pipedrive import TOKEN as PIPEDRIVE_TOKEN
+from tests.peers.pipedrive import PipedrivePeer
+from tests.support.contacts import by_user
+from tests.support.events import send
 
 pytestmark = pytest.mark.settings(network_allow="127.0.0.1")
 
@@ -114,4 +119,54 @@ def test_lost_answers_of_a_contact_and_its_deal_stay_queued_then_once_hubspot(
         clock.advance(timedelta(minutes=10))
         drain(worker)
     assert (len(peer.records("contacts")), len(peer.records("deals"))) == (1, 1)
+    assert _outbox(ctx) == []
+
+
+@pytest.fixture
+def pipedrive(clock: VirtualClock) -> Iterator[PipedrivePeer]:
+    with PipedrivePeer(clock=clock.monotonic, now=clock.now) as running:
+        yield running
+
+
+def test_lost_answers_are_repeated_without_a_second_record_pipedrive(
+    ctx: AppContext,
+    processor: EventProcessor,
+    pipedrive: PipedrivePeer,
+    worker: ConnectorWorker,
+    clock: VirtualClock,
+) -> None:
+    crm.ensure_default_pipeline(ctx)
+    values = {"vendor": "pipedrive", "name": "Pipedrive", "host": pipedrive.url}
+    values |= {
+        "credentials": {"api_token": PIPEDRIVE_TOKEN},
+        "objects": ["contact", "company", "deal", "activity"],
+    }
+    connectors.create(ctx, values, actor="test")
+    identify(ctx, processor, "hal", email="hal@example.com", firstName="Hal")
+    send(ctx, {"type": "group", "userId": "hal", "groupId": "acme", "traits": {"name": "Acme"}})
+    processor.drain()
+    company_id = by_user(ctx, "hal")["company_id"]
+    deals.create(
+        ctx,
+        DealCreate(
+            title="Bundle", email="hal@example.com", company_id=company_id, value=Decimal("9"), currency="EUR"
+        ),
+        actor="t",
+    )
+    activities.log(ctx, ActivityCreate(email="hal@example.com", kind="note", body="Called back"), actor="t")
+    processor.drain()
+    for path in ("/api/v2/organizations", "/api/v2/deals", "/api/v1/notes"):
+        pipedrive.faults.lose_answer(1, path, method="POST")  # applied at Pipedrive, the answer lost
+    for _ in range(6):
+        drain(worker)
+        clock.advance(timedelta(minutes=10))
+    assert pipedrive.faults.counts["lost"] == 3
+    counts = [pipedrive.count(kind) for kind in ("organization", "person", "deal", "note")]
+    assert counts == [1, 1, 1, 1]
+    [person] = pipedrive.find("person")
+    [deal] = pipedrive.find("deal")
+    [org] = pipedrive.find("organization")
+    assert (deal["title"], deal["person_id"], deal["org_id"]) == ("Bundle", person["id"], org["id"])
+    [note] = pipedrive.find("note")
+    assert note["content"].startswith("Called back")
     assert _outbox(ctx) == []
