@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from leadflow.connectors import config, mapping, outbox, queries, registry, sync
-from leadflow.connectors.vendor import CONTACT, Network, VendorError
-from leadflow.connectors.worker import TIMEOUT, network_check
+from leadflow.connectors.vendor import CONTACT, VendorError
+from leadflow.connectors.worker import TIMEOUT, network_of
 from leadflow.contacts import service as contacts
 from leadflow.kernel import netguard
 from leadflow.kernel.context import AppContext
@@ -30,7 +30,7 @@ def test_connection(ctx: AppContext, connector_id: str) -> dict[str, Any]:
     """One cheap authenticated call to the vendor: ``{"ok": true}`` or a 502 ``vendor_unreachable`` /
     ``vendor_refused`` naming HubSpot's status (never the credentials)."""
     connector = config.load(ctx, connector_id)
-    network = Network(network_check(ctx.settings), min(TIMEOUT, 10.0))
+    network = network_of(ctx.settings, min(TIMEOUT, 10.0))  # as the worker's: its CA bundle too
     try:
         vendor = registry.factory(connector.vendor).make(connector.credentials, connector.host, network)
         try:

@@ -120,6 +120,12 @@ def network_check(settings: Any) -> Callable[[str], None]:
     return check
 
 
+def network_of(settings: Any, timeout: float, ca_file: str | None = None) -> Network:
+    """What a vendor client gets, for the worker and the API alike: the network guard, the timeout and
+    the CA bundle (``ca_file``, else the ``connectors_ca_file`` setting, else the system's)."""
+    return Network(network_check(settings), timeout, ca_file or settings.connectors_ca_file or None)
+
+
 class ConnectorWorker:
     """Drains the outbox (:meth:`run_once`) and pulls remote changes (:meth:`pull_due`)."""
 
@@ -127,7 +133,7 @@ class ConnectorWorker:
         self, ctx: AppContext, *, ca_file: str | None = None, rand: Callable[[], float] | None = None
     ):
         self.ctx = ctx
-        self.network = Network(network_check(ctx.settings), TIMEOUT, ca_file)
+        self.network = network_of(ctx.settings, TIMEOUT, ca_file)
         self._vendors: dict[str, tuple[datetime, Vendor]] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self._owners: dict[str, tuple[float, dict[str, str]]] = {}

@@ -140,6 +140,12 @@ class Settings(BaseSettings):
         default="",
         description="comma-separated CIDRs and host names outgoing requests may reach although internal",
     )
+    # Connector vendor clients verify TLS against the system's CAs; a bundle here replaces them (a local
+    # vendor peer's CA in tests or staging), for the worker and the API's "test connection" alike.
+    connectors_ca_file: str = Field(
+        default="",
+        description="a CA bundle (PEM) connector clients trust instead of the system's; empty: the system's",
+    )
 
     @field_validator("database_url")
     @classmethod
