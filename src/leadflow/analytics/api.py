@@ -22,7 +22,7 @@ CSV: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "the report"}
 }
 _FROM = Query(None, alias="from", description="first UTC day (default: 29 days before 'to')")
-_TO = Query(None, description="last UTC day, inclusive (default: today)")
+_TO = Query(None, alias="to", description="last UTC day, inclusive (default: today)")
 _FORMAT = Query("json", description="json, or csv for a CSV report")
 
 
