@@ -107,6 +107,7 @@ def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: 
     app.add_middleware(BodyLimit, limit=rest, paths={"/api/v1/imports": imports}, prefix=("/api/", "/hooks/"))
     hosted_forms = Limit(ctx.settings.form_max_body_bytes, "LEADFLOW_FORM_MAX_BODY_BYTES")
     app.add_middleware(BodyLimit, limit=hosted_forms, prefix=("/f/", "/calendar/"))  # and booking links
+    app.add_middleware(BodyLimit, limit=hosted_forms, prefix="/app/")  # the console's forms
     app.add_middleware(Unexpected)
     routers = (
         tracking_router,

@@ -64,6 +64,8 @@ def test_csrf_refused_without_the_token(
     assert "CSRF" in refused.text
     forged = client.post("/app/users", data={**invite, "csrf": "0" * 64})
     assert forged.status_code == 403
+    huge = client.post("/app/users", data={**invite, "name": "x" * 100_000})
+    assert huge.status_code == 413  # a console form is small (LEADFLOW_FORM_MAX_BODY_BYTES)
     assert all(u.email != "sam@example.com" for u in crm.list_users(ctx, after=None, limit=50))
 
 
