@@ -6,6 +6,10 @@
   bumps the row's ``version`` (and keeps its first ``enqueued_at``, the start of the lag); the worker
   deletes the row only if the version it wrote is still the row's, so a change that arrived during the
   write is written next.
+- A suppression on its own (:func:`suppressed_handler`, on ``AddressesSuppressed``: a hard bounce, a
+  complaint, an unsubscribe) queues the contacts holding those addresses for every active connector whose
+  mapping writes ``subscription_status`` (Mailchimp, Kit, ActiveCampaign lists, HubSpot if mapped):
+  the view reads ``unsubscribed`` for a suppressed address, so the vendor's status follows.
 - No echo: a change that came *from* a connector (a pull applying a remote value) runs inside
   :func:`pulling`; that connector does not queue it back.
 - Erasure (:func:`on_contacts_erased`): the person's links, waiting syncs, audit values and conflicts
@@ -23,13 +27,15 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from leadflow.connectors import config, queries, triggers
+from leadflow.connectors import config, mapping, queries, triggers
+from leadflow.contacts import service as contacts
 from leadflow.kernel.context import AppContext, Slot
 from leadflow.kernel.db import chunked, on_commit
-from leadflow.kernel.facts import ContactsErased, ContactsMerged, ContactsTouched
+from leadflow.kernel.facts import AddressesSuppressed, ContactsErased, ContactsMerged, ContactsTouched
 
 CHANNEL = "connectors"
 CONTACT, ERASURE = "contact", "erasure"
+STATUS = "subscription_status"  # the contact field a vendor's marketing status is mapped from
 _CHUNK = 500
 _ORIGIN: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "leadflow_connector_origin", default=None
@@ -117,6 +123,36 @@ def handler(ctx: AppContext) -> Callable[[Connection, ContactsTouched], None]:
         on_touched(conn, ctx, fact)
 
     return touched
+
+
+def _syncs_status(raw_mapping: Any) -> bool:
+    return any(entry.source == (STATUS,) for entry in mapping.parse(raw_mapping or []))
+
+
+def on_suppressed(conn: Connection, ctx: AppContext, fact: AddressesSuppressed) -> int:
+    origin = _ORIGIN.get()
+    wanted = [
+        found.id
+        for found in conn.execute(queries.ACTIVE_CONNECTORS)
+        if found.id != origin and _syncs_status(found.mapping)
+    ]
+    if not wanted or not fact.emails:
+        return 0
+    now = ctx.clock.now()
+    rows: list[dict[str, Any]] = []
+    for chunk in chunked(list(fact.emails), _CHUNK):
+        for contact_id in conn.execute(contacts.ids_holding(chunk)).scalars():
+            rows += [row(c, CONTACT, contact_id, now, contact_id=contact_id) for c in wanted]
+    return enqueue_many(conn, ctx, rows)
+
+
+def suppressed_handler(ctx: AppContext) -> Callable[[Connection, AddressesSuppressed], None]:
+    """The bus subscriber for ``AddressesSuppressed`` (wired in :mod:`leadflow.runtime.context`)."""
+
+    def suppressed(conn: Connection, fact: AddressesSuppressed) -> None:
+        on_suppressed(conn, ctx, fact)
+
+    return suppressed
 
 
 def erasure_handler(ctx: AppContext) -> Callable[[Connection, ContactsErased], None]:

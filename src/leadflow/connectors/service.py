@@ -37,6 +37,7 @@ from leadflow.connectors.outbox import CHANNEL as CHANNEL
 from leadflow.connectors.outbox import erasure_handler as erasure_handler
 from leadflow.connectors.outbox import handler as outbox_handler
 from leadflow.connectors.outbox import on_contacts_merged as on_contacts_merged
+from leadflow.connectors.outbox import suppressed_handler as suppressed_handler
 from leadflow.connectors.registry import VENDORS as VENDORS
 from leadflow.connectors.vendor import Vendor as Vendor
 from leadflow.connectors.worker import ConnectorWorker as ConnectorWorker

@@ -62,3 +62,13 @@ class ContactsTouched:
     @property
     def contact_ids(self) -> set[str]:
         return set(self.changes) | {event.contact_id for event in self.events}
+
+
+@dataclass(frozen=True)
+class AddressesSuppressed:
+    """Addresses messaging may no longer market to (a hard bounce, a complaint, an unsubscribe, a staff
+    entry), published by messaging in the transaction that recorded the suppression — also when the
+    contact's own subscription did not change, so whatever mirrors "may we market" hears of it."""
+
+    emails: tuple[str, ...]
+    at: datetime

@@ -33,6 +33,7 @@ from leadflow.audit import service as audit
 from leadflow.contacts import service as contacts
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import NotFound
+from leadflow.kernel.facts import AddressesSuppressed
 from leadflow.messaging import queries
 from leadflow.messaging.erased import suppression_keys
 
@@ -96,6 +97,7 @@ def add(ctx: AppContext, data: SuppressionCreate, *, actor: str) -> tuple[Suppre
             conn.execute(queries.SUPPRESSION_INSERT, {"email": address, **entry})
             email = address
         _audit(conn, ctx, address, actor, "suppression.added", {"reason": data.reason, "detail": data.detail})
+        ctx.bus.publish(conn, AddressesSuppressed((address,), now))
         return Suppression(email=email, **entry), True
 
 

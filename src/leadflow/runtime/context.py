@@ -14,7 +14,7 @@ from leadflow.kernel.bus import Bus
 from leadflow.kernel.clock import Clock, SystemClock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import Database
-from leadflow.kernel.facts import ContactsErased, ContactsMerged, ContactsTouched
+from leadflow.kernel.facts import AddressesSuppressed, ContactsErased, ContactsMerged, ContactsTouched
 from leadflow.kernel.metrics import Metrics
 from leadflow.kernel.settings import Settings
 from leadflow.kernel.signals import Signals
@@ -73,6 +73,8 @@ def wire(ctx: AppContext) -> None:
     bus.subscribe(ContactsTouched, webhooks.fanout(ctx))
     # after qualifying: contacts the connectors' triggers name get an outbox row (never a vendor call here)
     bus.subscribe(ContactsTouched, connectors.outbox_handler(ctx))
+    # a suppression alone (a hard bounce …) syncs the marketing status of connectors that map it
+    bus.subscribe(AddressesSuppressed, connectors.suppressed_handler(ctx))
     connectors.register_metrics(ctx)  # connector health gauges in /metrics
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 
 from leadflow.kernel.context import AppContext, Slot
 from leadflow.kernel.db import bulk_update
+from leadflow.kernel.facts import AddressesSuppressed
 from leadflow.kernel.retry import RetrySchedule
 from leadflow.kernel.worker_loop import WorkerLoop
 from leadflow.messaging.build.compose import Composer, Verdict
@@ -126,6 +127,8 @@ class Deliverer:
             bounced = [_suppression(v, row, now) for v, row in applied if row["status"] == "bounced"]
             if bounced:
                 conn.execute(queries.suppress(conn.dialect.name), bounced)
+                emails = tuple(sorted({entry["email"] for entry in bounced if entry["email"]}))
+                self.ctx.bus.publish(conn, AddressesSuppressed(emails, now))
             changed = [({**v.message._mapping, "error": row["error"]}, row["status"]) for v, row in applied]
             outbox.emit(conn, self.ctx, [(row, status) for row, status in changed if status != "queued"], now)
         for _, status in changed:

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 
 from leadflow.contacts import service as contacts_service
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.facts import AddressesSuppressed
 from leadflow.messaging import erased
 from leadflow.messaging.delivery import outbox
 from leadflow.messaging.feedback import queries, recipient
@@ -139,6 +140,8 @@ def _unsubscribe(conn: Connection, ctx: AppContext, row: dict[str, Any], source:
         entry = {"email": address, "reason": "unsubscribed", "detail": source, "message_id": row["id"]}
         statement = queries.unsubscribe(conn.dialect.name)
         changed = bool(conn.execute(statement, {**entry, "created_at": now}).all())
+        if changed:
+            ctx.bus.publish(conn, AddressesSuppressed((address,), now))
     if recipient.personal(row):
         changed |= recipient.change_subscriptions(
             conn, ctx, [row["contact_id"]], "unsubscribed", source, row["id"]

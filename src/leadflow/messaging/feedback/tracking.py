@@ -31,6 +31,7 @@ from leadflow.contacts import service as contacts_service
 from leadflow.contacts.service import ProfileBatch
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import bulk_update, chunk_size, chunked
+from leadflow.kernel.facts import AddressesSuppressed
 from leadflow.messaging.delivery import outbox
 from leadflow.messaging.erased import ERASED, suppression_key, suppression_keys
 from leadflow.messaging.feedback import bots, bounces, queries, recipient
@@ -264,6 +265,8 @@ class _Plan:
         bulk_update(conn, messages, "id", [{n: self.rows[i][n] for n in names} for i in sorted(self.updated)])
         if self.suppress:
             conn.execute(queries.upgrade_suppressions(conn.dialect.name), list(self.suppress.values()))
+            plain = tuple(sorted(a for a, e in self.suppress.items() if e["email"] == a))  # no digests
+            self.ctx.bus.publish(conn, AddressesSuppressed(plain, self.now))
         outbox.emit(conn, self.ctx, self.events, self.now)
         if self.batch is not None:
             recipient.flush_subscriptions(conn, self.ctx, self.batch, "unsubscribed", "complaint", None)
