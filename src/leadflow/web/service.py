@@ -28,7 +28,7 @@ def admin_link(ctx: AppContext) -> tuple[str, str] | None:
     if not admins:
         domain = parseaddr(ctx.settings.email_from)[1].rpartition("@")[2]
         domain = domain if "." in domain else "example.com"  # the default sender is at localhost
-        data = crm.UserCreate(name="Administrator", email=f"admin@{domain}", role="admin")
+        data = crm.UserCreate(name="Administrator", email=f"admin@{domain}", role="admin", capacity=0)
         admins = [crm.create_user(ctx, data, actor=ACTOR)]
     admin = admins[0]
     token = passwords.link_token(ctx, admin.id, None, passwords.INVITE_FOR)
