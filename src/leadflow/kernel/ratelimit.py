@@ -52,14 +52,25 @@ class TokenBucket:
 
 class RateLimiter:
     """A bucket per caller: a steady ``rate`` per second with bursts up to ``burst`` (twice the rate,
-    at least one); a rate of 0 or less turns limiting off. Thread-safe."""
+    at least one); a rate of 0 or less turns limiting off. Thread-safe.
 
-    def __init__(self, rate: float, *, burst: float | None = None, clock: Clock | None = None) -> None:
+    Callers are open-ended (an IP address, an email typed on a sign-in page): when the buckets number
+    more than ``keep`` (and twice as many as after the last sweep), the full ones are dropped — a full
+    bucket limits nothing that a fresh one would not — so memory follows the callers active in the last
+    ``burst / rate`` seconds, not every caller ever seen."""
+
+    def __init__(
+        self, rate: float, *, burst: float | None = None, clock: Clock | None = None, keep: int = 10_000
+    ) -> None:
         self.rate = rate
         self.burst = burst if burst is not None else max(1.0, rate * 2)
         self._clock = clock or SystemClock()
         self._buckets: dict[str, TokenBucket] = {}
         self._lock = threading.Lock()
+        self._sweep_above = keep
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
     def check(self, caller: str, cost: float = 1.0) -> None:
         """Spend ``cost`` tokens or raise :class:`RateLimited` with the seconds to wait."""
@@ -69,6 +80,8 @@ class RateLimiter:
         with self._lock:
             bucket = self._buckets.get(caller)
             if bucket is None:
+                if len(self._buckets) >= self._sweep_above:
+                    self._sweep(now)
                 bucket = self._buckets[caller] = TokenBucket(self.rate, self.burst, now)
             else:
                 bucket.refill(now)
@@ -76,3 +89,11 @@ class RateLimiter:
                 wait = max(1, math.ceil(bucket.wait(cost)))
                 raise RateLimited(f"rate limit of {self.rate:g} requests/s exceeded", retry_after=wait)
             bucket.tokens -= cost
+
+    def _sweep(self, now: float) -> None:
+        """Drop the full buckets (under the lock); the next sweep waits until the survivors double."""
+        for caller, bucket in list(self._buckets.items()):
+            bucket.refill(now)
+            if bucket.full():
+                del self._buckets[caller]
+        self._sweep_above = max(self._sweep_above, 2 * len(self._buckets))

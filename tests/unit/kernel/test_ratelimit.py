@@ -99,3 +99,21 @@ def test_a_refused_request_spends_nothing(monotonic: FakeMonotonic) -> None:
         assert_limited(limiter, "k1")
     monotonic.now += 1.0
     limiter.check("k1")
+
+
+def test_buckets_of_callers_gone_quiet_are_dropped_and_a_limited_caller_stays_limited(
+    monotonic: FakeMonotonic,
+) -> None:
+    limiter = RateLimiter(1.0, burst=2.0, keep=100)
+    limiter.check("busy", 2.0)  # empty: limited for a while
+    for number in range(99):
+        limiter.check(f"ip-{number}")
+    assert len(limiter) == 100
+    monotonic.now += 1.5  # the 99 are whole again; "busy" has earned 1.5 of its 2 tokens
+    limiter.check("newcomer")
+    assert len(limiter) == 2  # "busy" and "newcomer"
+    limiter.check("busy")
+    assert_limited(limiter, "busy")
+    for number in range(150):  # active callers survive a sweep
+        limiter.check(f"other-{number}")
+    assert len(limiter) == 152
