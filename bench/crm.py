@@ -173,10 +173,10 @@ def load(url: str, shape: dict[str, Any], contacts: int, deals: int, activities:
     try:
         cursor = raw.cursor()
         for columns, count, make, seed in tables:
-            with cursor.copy(f"COPY {columns} FROM STDIN") as copy:  # type: ignore[attr-defined]
+            with cursor.copy(f"COPY {columns} FROM STDIN") as copy:
                 for row in _rows(count, make, seed):
                     copy.write_row(row)
-        with cursor.copy("COPY crm_deal_stages (deal_id, stage_id, entered_at, left_at) FROM STDIN") as copy:  # type: ignore[attr-defined]
+        with cursor.copy("COPY crm_deal_stages (deal_id, stage_id, entered_at, left_at) FROM STDIN") as copy:
             for row in visits:
                 copy.write_row(row)
         raw.commit()
