@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
 from leadflow.analytics import service as analytics
-from leadflow.analytics.schemas import EmailReport, Funnel, JourneyFunnel, Kpis, Sources
+from leadflow.analytics.schemas import EmailReport, Funnel, Health, JourneyFunnel, Kpis, Sources
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.http import Principal, context, require
 
@@ -98,3 +98,12 @@ def journey_funnel(
     _: Principal = Depends(require("read")),
 ) -> Any:
     return _answer(analytics.journey_funnel(ctx, journey_id, start, end), format, "journey-funnel")
+
+
+@router.get("/health", response_model=Health, summary="Webhook endpoints' and connectors' health")
+def health(
+    window_hours: float = Query(24.0, gt=0, le=24 * 90, description="hours back from now"),
+    ctx: AppContext = Depends(context),
+    _: Principal = Depends(require("read")),
+) -> Health:
+    return analytics.health(ctx, window_hours)

@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy.engine import Connection
 
-from leadflow.analytics import queries
+from leadflow.analytics import health, queries
 from leadflow.analytics.schemas import (
     EmailReport,
     EmailRow,
@@ -109,6 +109,8 @@ def kpis(ctx: AppContext, start: date | None, end: date | None) -> Kpis:
     for status in EMAIL_STATUSES:
         figures[f"emails_{status}"] = _figure(email[0][status], email[1][status])
     figures["emails_delivered"] = _figure(*(e["sent"] - e["bounced"] for e in email))
+    sla = [health.sla_totals(ctx, p) for p in (current, previous)]
+    figures |= {name: _figure(sla[0][name], sla[1][name]) for name in sla[0]}
     return Kpis(period=current, previous=previous, figures=figures)
 
 

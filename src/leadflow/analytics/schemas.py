@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -25,7 +26,9 @@ class Kpis(BaseModel):
     previous: Period
     figures: dict[str, Figure] = Field(
         description="visitors, leads, mql, sql, customers, advocates, emails_sent, emails_delivered, "
-        "emails_opened, emails_clicked, emails_unsubscribed, emails_bounced, emails_complained"
+        "emails_opened, emails_clicked, emails_unsubscribed, emails_bounced, emails_complained, "
+        "leads_qualified, leads_responded, sla_assignment_breaches, sla_response_breaches, sla_escalations, "
+        "sla_met_rate (the CRM's lead response SLA for leads qualified in the period)"
     )
 
 
@@ -99,3 +102,11 @@ class JourneyFunnel(BaseModel):
     steps: list[JourneyStepCount]
     converted: int = Field(description="runs entered in the period that reached the goal")
     conversion_rate: float | None
+
+
+class Health(BaseModel):
+    window_hours: float
+    connectors: list[dict[str, Any]] = Field(description="each connector's health (success rate, lag, queue)")
+    webhooks: list[dict[str, Any]] = Field(
+        description="each endpoint's deliveries over the window: counts, success rate, latency p50/p99"
+    )

@@ -2,11 +2,13 @@
 
 Rollups: :func:`maintain` (the worker's task), :func:`rebuild`. KPIs, each for a period against the
 previous one: :func:`kpis`, :func:`funnel`, :func:`sources`, :func:`email`, :func:`journey_funnel`;
-:func:`to_csv` turns any of them into a CSV report.
+:func:`to_csv` turns any of them into a CSV report. :func:`health`: webhook endpoints and connectors.
 """
 
 from __future__ import annotations
 
+from leadflow.analytics.health import health as health
+from leadflow.analytics.health import sla_totals as sla_totals
 from leadflow.analytics.kpis import email as email
 from leadflow.analytics.kpis import funnel as funnel
 from leadflow.analytics.kpis import journey_funnel as journey_funnel
@@ -21,6 +23,7 @@ from leadflow.analytics.rollups import rebuild as rebuild
 from leadflow.analytics.rollups import snapshot as snapshot
 from leadflow.analytics.schemas import EmailReport as EmailReport
 from leadflow.analytics.schemas import Funnel as Funnel
+from leadflow.analytics.schemas import Health as Health
 from leadflow.analytics.schemas import JourneyFunnel as JourneyFunnel
 from leadflow.analytics.schemas import Kpis as Kpis
 from leadflow.analytics.schemas import Sources as Sources

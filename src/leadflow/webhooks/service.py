@@ -17,6 +17,8 @@ Re-exports only; nothing in :mod:`leadflow.webhooks` imports it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
@@ -24,9 +26,11 @@ from leadflow.kernel.context import AppContext
 from leadflow.kernel.facts import ContactsTouched
 from leadflow.webhooks.catalogue import SUBSCRIBABLE as SUBSCRIBABLE
 from leadflow.webhooks.catalogue import type_of as type_of
+from leadflow.webhooks.endpoints import listing as _endpoint_listing
 from leadflow.webhooks.fanout import handler as fanout_handler
 from leadflow.webhooks.inbound import export_inbound as export_inbound
 from leadflow.webhooks.inbound import on_inbound_contacts_erased as on_inbound_contacts_erased
+from leadflow.webhooks.log import stats as _delivery_stats
 from leadflow.webhooks.outbox import CANCELLED as CANCELLED
 from leadflow.webhooks.outbox import CHANNEL as CHANNEL
 from leadflow.webhooks.outbox import DELIVERED as DELIVERED
@@ -49,3 +53,15 @@ from leadflow.webhooks.replay import remember as remember
 def fanout(ctx: AppContext) -> Callable[[Connection, ContactsTouched], None]:
     """The bus subscriber turning the pipeline's events into deliveries to registered endpoints."""
     return fanout_handler(ctx)
+
+
+def health(ctx: AppContext, window: timedelta, *, limit: int = 200) -> list[dict[str, Any]]:
+    """Each endpoint's deliveries over ``window`` (counts, success rate, latency): read by analytics."""
+    return [
+        {
+            "url": endpoint["url"],
+            "active": endpoint["active"],
+            **_delivery_stats(ctx, endpoint["id"], window=window),
+        }
+        for endpoint in _endpoint_listing(ctx, after=None, limit=limit)
+    ]

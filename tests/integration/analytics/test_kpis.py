@@ -88,6 +88,9 @@ def test_kpis_funnel_and_sources_by_hand(api: TestClient, lifecycle_day: dict[st
     found = {(r["source"], r["medium"], r["campaign"]): r["leads"]["current"] for r in rows}
     assert found == {("google", "cpc", "spring"): 1, ("(direct)", "(none)", "(none)"): 1}
 
+    sla = ("leads_qualified", "leads_responded", "sla_response_breaches", "sla_met_rate")
+    assert [figures[name] for name in sla] == [2, 0, 0, 1.0]  # both MQLs started an SLA clock, none late
+
     later = api.get("/api/v1/analytics/kpis", params={"from": "2026-03-03", "to": "2026-03-03"})
     assert later.status_code == 200, later.text
     later = later.json()
@@ -216,3 +219,9 @@ def test_reading_needs_a_key_and_every_route_is_documented(client: TestClient, m
         ok = paths[f"/api/v1/analytics/{path}"]["get"]["responses"]["200"]["content"]
         assert "$ref" in ok["application/json"]["schema"]
         assert "text/csv" in ok
+
+
+def test_health_of_webhooks_and_connectors(api: TestClient) -> None:
+    answer = api.get("/api/v1/analytics/health", params={"window_hours": 6})
+    assert answer.json() == {"window_hours": 6.0, "connectors": [], "webhooks": []}
+    assert api.get("/api/v1/analytics/health", params={"window_hours": 0}).status_code == 422

@@ -1,0 +1,213 @@
+"""Attribution: each conversion's value shared among the touchpoints before it (pure; no SQL).
+
+Rules (issue 15, "Attribution"):
+
+* A conversion's touchpoints are the contact's touchpoints at or before it and no older than the
+  lookback window (default 90 days), oldest first; touchpoints with equal timestamps keep their read
+  order (the touchpoint id breaks ties).
+* Models: ``first_touch`` and ``last_touch`` (all the value to one), ``linear`` (equal shares),
+  ``time_decay`` (weight ``2^(-age/half-life)``, half-life 7 days, normalised) and ``position_based``
+  (40 % first, 40 % last, 20 % shared by the middle; one touch gets 100 %, two get 50 % each).
+* **Credits sum to the value exactly**: the value is taken to the cent, shares are exact fractions and
+  the cents are handed out by the largest remainder (ties to the earlier touch), so every model's
+  credits for a conversion add up to its value to the cent.
+* A conversion without touchpoints is credited to ``(direct)``; a touchpoint without a value for the
+  dimension asked (no campaign, no journey) counts as ``(none)``.
+* Reading is streamed per contact (:func:`by_contact`), so memory holds one contact's rows at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from fractions import Fraction
+from typing import Any, Literal
+
+Model = Literal["first_touch", "last_touch", "linear", "time_decay", "position_based"]
+Dimension = Literal["source", "medium", "campaign", "journey"]
+MODELS: tuple[Model, ...] = ("first_touch", "last_touch", "linear", "time_decay", "position_based")
+DIMENSIONS: tuple[Dimension, ...] = ("source", "medium", "campaign", "journey")
+DIRECT = "(direct)"
+NONE = "(none)"
+HALF_LIFE = timedelta(days=7)
+DEFAULT_LOOKBACK = timedelta(days=90)
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class Touch:
+    at: datetime
+    source: str | None = None
+    medium: str | None = None
+    campaign: str | None = None
+    journey: str | None = None
+    order: int = 0  # tie-breaker for equal timestamps (the touchpoint's id)
+
+    def key(self, by: Dimension) -> str:
+        value: str | None = getattr(self, by)
+        return value if value else NONE
+
+
+@dataclass(frozen=True)
+class Conversion:
+    contact_id: str
+    at: datetime
+    value: Decimal
+
+
+def to_cents(value: Any) -> Decimal:
+    """A value (number or numeric string) to the cent; anything else is 0."""
+    if value is None or isinstance(value, bool):
+        return Decimal(0).quantize(CENT)
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        return Decimal(0).quantize(CENT)
+    if not number.is_finite():
+        return Decimal(0).quantize(CENT)
+    return number.quantize(CENT, rounding=ROUND_HALF_EVEN)
+
+
+def weights(model: Model, touches: Sequence[Touch], at: datetime) -> list[Fraction]:
+    """Each touch's share of the conversion at ``at`` under ``model`` (they sum to 1)."""
+    n = len(touches)
+    if n == 0:
+        return []
+    if model == "first_touch":
+        return [Fraction(1 if i == 0 else 0) for i in range(n)]
+    if model == "last_touch":
+        return [Fraction(1 if i == n - 1 else 0) for i in range(n)]
+    if model == "linear":
+        return [Fraction(1, n)] * n
+    if model == "position_based":
+        if n == 1:
+            return [Fraction(1)]
+        if n == 2:
+            return [Fraction(1, 2)] * 2
+        middle = Fraction(1, 5) / (n - 2)
+        return [Fraction(2, 5), *([middle] * (n - 2)), Fraction(2, 5)]
+    if model == "time_decay":
+        half_life = HALF_LIFE.total_seconds()
+        raw = [
+            Fraction(2 ** (-max((at - t.at).total_seconds(), 0.0) / half_life)) for t in touches
+        ]
+        total = sum(raw, Fraction(0))
+        return [w / total for w in raw]
+    raise ValueError(f"unknown model {model!r}")
+
+
+def allocate(value: Decimal, shares: Sequence[Fraction]) -> list[Decimal]:
+    """``value`` (to the cent) split by ``shares`` into cents summing to it exactly: each gets the
+    floor of its exact share, and the cents left go to the largest remainders (earlier first on ties)."""
+    if not shares:
+        return []
+    cents = int(to_cents(value) * 100)
+    sign, cents = (-1 if cents < 0 else 1), abs(cents)
+    total = sum(shares, Fraction(0))
+    exact = [Fraction(cents) * s / total for s in shares]
+    floors = [int(e) for e in exact]  # shares are >= 0, so int() is the floor
+    left = cents - sum(floors)
+    order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - floors[i]), i))
+    for i in order[:left]:
+        floors[i] += 1
+    return [(Decimal(sign * c) / 100).quantize(CENT) for c in floors]
+
+
+def window(touches: Sequence[Touch], conversion: Conversion, lookback: timedelta) -> list[Touch]:
+    """The touches of ``conversion`` (at or before it, within ``lookback``), oldest first."""
+    since = conversion.at - lookback
+    return sorted(
+        (t for t in touches if since <= t.at <= conversion.at), key=lambda t: (t.at, t.order)
+    )
+
+
+@dataclass
+class Cell:
+    """What one dimension value earned under one model."""
+
+    value: Decimal = field(default_factory=lambda: Decimal(0).quantize(CENT))
+    conversions: Fraction = field(default_factory=Fraction)
+
+
+@dataclass
+class Result:
+    conversions: int = 0
+    value: Decimal = field(default_factory=lambda: Decimal(0).quantize(CENT))
+    cells: dict[Model, dict[str, Cell]] = field(default_factory=dict)
+
+
+def attribute_one(
+    result: Result,
+    conversion: Conversion,
+    touches: Sequence[Touch],
+    *,
+    models: Sequence[Model],
+    by: Dimension,
+    lookback: timedelta,
+) -> None:
+    """Add one conversion's credits to ``result`` (``touches``: the contact's, any order)."""
+    chosen = window(touches, conversion, lookback)
+    value = to_cents(conversion.value)
+    result.conversions += 1
+    result.value += value
+    for model in models:
+        cells = result.cells.setdefault(model, {})
+        if not chosen:
+            cell = cells.setdefault(DIRECT, Cell())
+            cell.value += value
+            cell.conversions += 1
+            continue
+        shares = weights(model, chosen, conversion.at)
+        for touch, share, credit in zip(chosen, shares, allocate(value, shares), strict=True):
+            if share == 0:
+                continue
+            cell = cells.setdefault(touch.key(by), Cell())
+            cell.value += credit
+            cell.conversions += share
+
+
+def by_contact(
+    conversions: Iterable[Conversion], touches: Iterable[tuple[str, Touch]]
+) -> Iterator[tuple[list[Conversion], list[Touch]]]:
+    """Merge two streams into each contact's conversions and touches. Both come in the same contact
+    order (one database, one ORDER BY) and every touch belongs to a contact with a conversion, so the
+    merge compares contact ids for equality only (never the collation's order)."""
+    touch_iter = iter(touches)
+    head = [next(touch_iter, None)]
+    group: list[Conversion] = []
+    for conversion in conversions:
+        if group and group[0].contact_id != conversion.contact_id:
+            yield group, _touches_of(group[0].contact_id, touch_iter, head)
+            group = []
+        group.append(conversion)
+    if group:
+        yield group, _touches_of(group[0].contact_id, touch_iter, head)
+
+
+def _touches_of(
+    contact_id: str, touch_iter: Iterator[tuple[str, Touch]], head: list[tuple[str, Touch] | None]
+) -> list[Touch]:
+    """The touches of ``contact_id`` at the head of the stream; ``head[0]`` is the look-ahead row."""
+    found: list[Touch] = []
+    while head[0] is not None and head[0][0] == contact_id:
+        found.append(head[0][1])
+        head[0] = next(touch_iter, None)
+    return found
+
+
+def attribute(
+    conversions: Iterable[Conversion],
+    touches: Iterable[tuple[str, Touch]],
+    *,
+    models: Sequence[Model] = MODELS,
+    by: Dimension = "source",
+    lookback: timedelta = DEFAULT_LOOKBACK,
+) -> Result:
+    """Every model's credits by ``by`` for the conversions; both streams ordered by contact id."""
+    result = Result(cells={model: {} for model in models})
+    for group, contact_touches in by_contact(conversions, touches):
+        for conversion in group:
+            attribute_one(result, conversion, contact_touches, models=models, by=by, lookback=lookback)
+    return result
