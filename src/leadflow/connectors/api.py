@@ -52,10 +52,22 @@ class ConnectorFields(BaseModel):
 
 class ConnectorIn(ConnectorFields):
     vendor: str = Field(min_length=1, max_length=32)
+    preset: str | None = Field(
+        None,
+        max_length=64,
+        description="a ready-made mapping of the vendor instead of `mapping` (e.g. ActiveCampaign's "
+        "`event-registration`; `GET /api/v1/connectors/presets` lists them)",
+    )
     name: str = Field(min_length=1, max_length=200)
     credentials: dict[str, Any] = Field(
         description="e.g. {'access_token': ...}: sealed at rest, never returned"
     )
+
+
+class Preset(BaseModel):
+    vendor: str
+    name: str = Field(description="what `preset` takes when creating a connector")
+    mapping: list[dict[str, Any]]
 
 
 class Connector(BaseModel):
@@ -126,6 +138,14 @@ def list_connectors(
     rows = config.listing(ctx, after=after if isinstance(after, str) else None, limit=limit + 1)
     items, next_cursor = paginate(rows, limit, lambda r: {"after": r["id"]})
     return Page[Connector](data=[Connector.model_validate(r) for r in items], next_cursor=next_cursor)
+
+
+@router.get("/presets", response_model=list[Preset], summary="Ready-made mappings per vendor")
+def list_presets(
+    vendor: str | None = Query(None, min_length=1, max_length=32, description="one vendor's (default: all)"),
+    _: Principal = Depends(require("read")),
+) -> list[Preset]:
+    return [Preset.model_validate(row) for row in config.presets(vendor)]
 
 
 @router.get("/audit", response_model=Page[dict[str, Any]], summary="Fields synced for one contact")

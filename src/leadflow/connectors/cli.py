@@ -48,6 +48,9 @@ def add(
     host: str | None = typer.Option(None, "--host", help="the vendor's API address (default: its own)"),
     objects: str = typer.Option("contact", "--objects", help="contact,company,deal,activity"),
     direction: str = typer.Option("push", "--direction", help="push, or both to pull remote changes too"),
+    preset: str | None = typer.Option(
+        None, "--preset", help="a ready-made mapping (`leadflow connectors presets` lists them)"
+    ),
 ) -> None:
     """Connect a vendor account; prints the connector's id."""
     with open_context() as ctx:
@@ -59,9 +62,21 @@ def add(
             "host": host,
             "objects": [item.strip() for item in objects.split(",") if item.strip()],
             "direction": direction,
+            "preset": preset,
         }
         view = config.create(ctx, values, actor=CLI_ACTOR)
         typer.echo(view["id"])
+
+
+@connectors_app.command("presets")
+def presets(vendor: str | None = typer.Argument(None, help="one vendor (default: all)")) -> None:
+    """The ready-made mappings per vendor (what `add --preset` takes)."""
+    table = Table()
+    for column in ("vendor", "preset", "fields"):
+        table.add_column(column)
+    for row in config.presets(vendor):
+        table.add_row(row["vendor"], row["name"], ", ".join(str(e["to"]) for e in row["mapping"]))
+    console.print(table)
 
 
 @connectors_app.command("list")

@@ -7,6 +7,10 @@ here: the mapping (:mod:`leadflow.connectors.mapping`), the triggers (:mod:`lead
 the objects synced, the direction (``push``, or ``both`` to pull remote changes too), the conflict
 policy per remote field (``leadflow`` wins, ``remote`` wins, ``newest`` wins by the vendor's
 modification time; ``"*"`` the default), rate-limit overrides and the health threshold.
+
+A connector is created with its vendor's default mapping, a ``mapping`` of its own, or a ``preset``: a
+ready-made mapping the vendor module ships (ActiveCampaign's ``event-registration``), listed by
+:func:`presets`; the preset's mapping is stored (a later preset change does not move a connector).
 """
 
 from __future__ import annotations
@@ -172,8 +176,36 @@ def row_of(conn: Connection, connector_id: str) -> Any:
     return row
 
 
+def _public(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def presets(vendor: str | None = None) -> list[dict[str, Any]]:
+    """The ready-made mappings (``default`` too) of every vendor, or of one: vendor, name, mapping."""
+    kinds = [registry.factory(vendor)] if vendor is not None else list(registry.VENDORS.values())
+    return [
+        {"vendor": kind.name, "name": _public(name), "mapping": list(found)}
+        for kind in kinds
+        for name, found in sorted({"default": kind.default_mapping, **kind.presets}.items())
+    ]
+
+
+def preset_mapping(vendor: str, name: Any) -> list[dict[str, Any]]:
+    """The mapping of a vendor's preset (``event-registration`` or ``event_registration``)."""
+    known = {row["name"]: row["mapping"] for row in presets(vendor)}
+    found: list[dict[str, Any]] | None = known.get(_public(name)) if isinstance(name, str) else None
+    if found is None:
+        raise Invalid(f"{vendor}'s presets are {', '.join(sorted(known))}", code="unknown_preset")
+    return found
+
+
 def create(ctx: AppContext, values: Mapping[str, Any], *, actor: str) -> dict[str, Any]:
     vendor = registry.factory(values.get("vendor", ""))
+    if values.get("preset") is not None:
+        if values.get("mapping") is not None:
+            raise Invalid("give a preset or a mapping, not both", code="invalid_mapping")
+        values = {**values, "mapping": preset_mapping(vendor.name, values["preset"])}
+    values = {k: v for k, v in values.items() if k != "preset"}
     defaults: dict[str, Any] = {
         "mapping": vendor.default_mapping,
         "triggers": triggers.DEFAULT,

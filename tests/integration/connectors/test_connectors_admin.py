@@ -1,6 +1,7 @@
 """What staff do with a connector, on both databases: "test connection" trusts the CA bundle the worker
 trusts (the ``connectors_ca_file`` setting; without it the system's CAs, so a self-signed peer fails);
-a suppression on its own queues a sync for the connectors that map the marketing status."""
+a suppression on its own queues a sync for the connectors that map the marketing status; mapping
+presets are listed and chosen by API and CLI."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from leadflow.cli import app
 from leadflow.connectors import service as connectors
+from leadflow.connectors.activecampaign import EVENT_REGISTRATION
 from leadflow.connectors.models import connector_outbox
 from leadflow.connectors.worker import ConnectorWorker
 from leadflow.contacts.processor import EventProcessor
@@ -102,3 +106,58 @@ def test_a_suppression_alone_queues_a_status_sync_in_its_transaction(
         assert mailchimp.member("sal@example.com").status == "unsubscribed"  # type: ignore[union-attr]
         assert by_user(ctx, "s1")["subscription_status"] == "subscribed"  # the contact itself unchanged
         assert _outbox(ctx) == []
+
+
+@pytest.mark.settings(network_allow="127.0.0.1")
+def test_presets_are_listed_and_chosen_by_api_and_cli(
+    ctx: AppContext,
+    client: TestClient,
+    admin_key: str,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    listed = client.get(f"{BASE}/presets", params={"vendor": "activecampaign"}, headers=bearer(admin_key))
+    assert listed.status_code == 200, listed.text
+    names = {row["name"]: row["mapping"] for row in listed.json()}
+    assert set(names) == {"default", "event-registration"}
+    assert names["event-registration"] == EVENT_REGISTRATION
+    body = {
+        "vendor": "activecampaign",
+        "name": "Badges",
+        "credentials": {"api_key": "k"},
+        "host": "http://127.0.0.1:9",
+        "preset": "event-registration",
+    }
+    made = client.post(BASE, json=body, headers=bearer(admin_key))
+    assert made.status_code == 201, made.text
+    assert made.json()["mapping"] == EVENT_REGISTRATION
+    for wrong, code in (({"preset": "nope"}, "unknown_preset"), ({"mapping": []}, "invalid_mapping")):
+        refused = client.post(BASE, json={**body, **wrong}, headers=bearer(admin_key))
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["code"] == code
+    monkeypatch.setenv("LEADFLOW_DATABASE_URL", database_url)
+    monkeypatch.setenv("LEADFLOW_SECRET_KEY", "test-secret")
+    monkeypatch.setenv("LEADFLOW_NETWORK_ALLOW", "127.0.0.1")
+    cli = CliRunner()
+    shown = cli.invoke(app, ["connectors", "presets", "activecampaign"])
+    assert shown.exit_code == 0, shown.output
+    assert "event-registration" in shown.output
+    added = cli.invoke(
+        app,
+        [
+            "connectors",
+            "add",
+            "activecampaign",
+            "--name",
+            "CLI badges",
+            "--token",
+            "k",
+            "--host",
+            "http://127.0.0.1:9",
+            "--preset",
+            "event_registration",
+        ],
+    )
+    assert added.exit_code == 0, added.output
+    [row] = [r for r in connectors.listing(ctx, after=None, limit=10) if r["name"] == "CLI badges"]
+    assert row["mapping"] == EVENT_REGISTRATION
