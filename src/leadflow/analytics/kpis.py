@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
@@ -227,3 +228,15 @@ def journey_funnel(ctx: AppContext, journey_id: str, start: date | None, end: da
         converted=converted,
         conversion_rate=_ratio(converted, entered),
     )
+
+
+def by_hour(
+    ctx: AppContext, metric: str, dimension: str = "", since: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Hourly rows of one metric (``hour``, ``key``, ``count``, ``value``) from ``since`` (default: the
+    start of today, UTC): the console's "today" charts."""
+    start = since or datetime.combine(ctx.clock.now().date(), time(), tzinfo=UTC)
+    with ctx.db.read() as conn:
+        return [
+            dict(row._mapping) for row in conn.execute(queries.hourly(metric, dimension), {"since": start})
+        ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from leadflow.analytics.health import health as health
 from leadflow.analytics.health import sla_totals as sla_totals
+from leadflow.analytics.kpis import by_hour as by_hour
 from leadflow.analytics.kpis import email as email
 from leadflow.analytics.kpis import funnel as funnel
 from leadflow.analytics.kpis import journey_funnel as journey_funnel
