@@ -275,10 +275,12 @@ class ActiveCampaignPeer(SaasPeer):
             return not_found("Subscriber", cid)
         return Answer(200, {"contact": self._out(contact), **self._related(contact.id)})
 
-    @route("GET", r"/api/3/contacts/(?P<cid>\d+)/(?P<kind>fieldValues|contactTags|contactLists|notes)")
+    @route("GET", r"/api/3/contacts/(?P<cid>\d+)/(?P<kind>fieldValues|contactTags|contactLists|notes|deals)")
     def read_related(self, call: Call, cid: str, kind: str) -> Answer:
         if int(cid) not in self.contacts:
             return not_found("Subscriber", cid)
+        if kind == "deals":  # the contact's deals
+            return Answer(200, {"deals": [d for d in self.deals.values() if d.get("contact") == cid]})
         return Answer(200, {kind: self._related(int(cid))[kind]})
 
     @route("PUT", r"/api/3/contacts/(?P<cid>\d+)")

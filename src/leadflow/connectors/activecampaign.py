@@ -14,7 +14,10 @@
   text field when missing, and written through ``fieldValues``. Field, tag and list ids are looked up
   once per connector and cached.
 - Deals (``/api/3/deals``: value in cents, status 0 open, 1 won, 2 lost) with their contact; activities
-  as notes on the contact (``/api/3/notes``, ``reltype: Subscriber``).
+  as notes on the contact (``/api/3/notes``, ``reltype: Subscriber``). Exactly once: a deal's
+  ``description`` and the end of a note's text hold ``[leadflow <id>]``, and a first write looks for it
+  among the contact's deals or notes (``GET /api/3/contacts/{id}/deals|notes``) before creating, so a
+  write whose answer was lost (a timeout after ActiveCampaign applied it) is not made twice.
 - Pull: ``GET /api/3/contacts?filters[updated_after]=`` (by ``udate``), each changed person's custom
   fields and list memberships read when the mapping pulls them.
 - Erasure: ``DELETE /api/3/contacts/{id}``.
@@ -223,8 +226,8 @@ class ActiveCampaignVendor:
 
     def calls(self, kind: str, records: Sequence[Record]) -> int:
         lookups = int(self._fields is None) + int(self._lists is None)
-        if kind != CONTACT:
-            return len(records)
+        if kind != CONTACT:  # a first write looks for the record first
+            return sum(1 if r.remote_id else 2 for r in records)
         fresh = [r for r in records if not r.remote_id]
         known = [r for r in records if r.remote_id]
         if len(fresh) >= BULK_MIN:  # import + poll per 250, then the ids read back 100 a page
@@ -367,21 +370,37 @@ class ActiveCampaignVendor:
 
     def _deal(self, record: Record) -> Written:
         contact = next(iter(record.associations.get(CONTACT, ())), None)
-        deal = {**record.properties, **({"contact": contact} if contact else {})}
+        marker = f"[leadflow {record.local_id}]"
+        deal = {**record.properties, "description": marker, **({"contact": contact} if contact else {})}
         answer = None
-        if record.remote_id:
-            answer = self.http.call(
-                "PUT", f"/api/3/deals/{record.remote_id}", json={"deal": deal}, missing_ok=True
-            )
+        remote_id = record.remote_id or self._made(contact, "deals", "description", marker)
+        if remote_id:
+            answer = self.http.call("PUT", f"/api/3/deals/{remote_id}", json={"deal": deal}, missing_ok=True)
         if answer is None:
             answer = self.http.call("POST", "/api/3/deals", json={"deal": deal})
         return Written(record.local_id, OK, str(answer["deal"]["id"]), _time(answer["deal"].get("mdate")))
 
     def _note_of(self, record: Record) -> Written:
         contact = next(iter(record.associations.get(CONTACT, ())), None)
-        note = {**record.properties, "relid": contact, "reltype": "Subscriber"}
+        marker = f"[leadflow {record.local_id}]"
+        found = self._made(contact, "notes", "note", marker) if not record.remote_id else None
+        if found:  # written before, its answer lost
+            return Written(record.local_id, OK, found)
+        text = f"{record.properties.get('note') or ''}\n\n{marker}"
+        note = {**record.properties, "note": text, "relid": contact, "reltype": "Subscriber"}
         answer = self.http.call("POST", "/api/3/notes", json={"note": note})
         return Written(record.local_id, OK, str(answer["note"]["id"]), _time(answer["note"].get("mdate")))
+
+    def _made(self, contact: str | None, kind: str, name: str, marker: str) -> str | None:
+        """The id of the contact's deal or note whose ``name`` ends with ``marker`` (made by an earlier
+        write whose answer was lost), if any."""
+        if not contact:
+            return None
+        answer = self.http.call("GET", f"/api/3/contacts/{contact}/{kind}") or {}
+        for found in answer.get(kind) or []:
+            if str(found.get(name) or "").endswith(marker):
+                return str(found["id"])
+        return None
 
     def properties(self, kind: str, row: Mapping[str, Any]) -> dict[str, Any]:
         if kind == DEAL:

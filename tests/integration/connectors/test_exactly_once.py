@@ -23,6 +23,8 @@ from leadflow.crm.schemas import ActivityCreate
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from tests.integration.connectors.conftest import connect, drain, identify
+from tests.peers.activecampaign import TOKEN as AC_TOKEN
+from tests.peers.activecampaign import ActiveCampaignPeer
 from tests.peers.hubspot import HubSpotPeer
 from tests.peers.pipedrive import TOKEN as PIPEDRIVE_TOKEN
 from tests.peers.pipedrive import PipedrivePeer
@@ -170,3 +172,31 @@ def test_lost_answers_are_repeated_without_a_second_record_pipedrive(
     [note] = pipedrive.find("note")
     assert note["content"].startswith("Called back")
     assert _outbox(ctx) == []
+
+
+def test_lost_answers_are_repeated_without_a_second_record_activecampaign(
+    ctx: AppContext,
+    processor: EventProcessor,
+    worker: ConnectorWorker,
+    clock: VirtualClock,
+) -> None:
+    with ActiveCampaignPeer(clock=clock.monotonic, now=clock.now) as peer:
+        values = {
+            "vendor": "activecampaign",
+            "name": "AC",
+            "host": peer.url,
+            "credentials": {"api_token": AC_TOKEN},
+        }
+        connectors.create(ctx, {**values, "objects": ["contact", "deal", "activity"]}, actor="test")
+        _deal_and_note(ctx, processor, "ivy@example.com")
+        for path in ("/api/3/deals", "/api/3/notes"):
+            peer.faults.lose_answer(1, path, method="POST")  # applied at ActiveCampaign, the answer lost
+        for _ in range(6):
+            drain(worker)
+            clock.advance(timedelta(minutes=10))
+        assert peer.faults.counts["lost"] == 2
+        [deal] = peer.deals.values()
+        [note] = peer.notes.values()
+        assert deal["title"] == "Bundle"
+        assert note["note"].startswith("Called back")
+        assert _outbox(ctx) == []
