@@ -11,7 +11,8 @@
   position + 1 in its pipeline) comes from the caller, which has the pipelines already.
 
 On PostgreSQL the read runs with :data:`TUNE` first: no JIT compilation (its set-up costs more than these
-queries run) and enough ``work_mem`` for the hash aggregates to stay in memory.
+queries run), enough ``work_mem`` for the hash aggregates to stay in memory, and a plan made for each
+range (psycopg prepares a statement after 5 runs; a generic plan, blind to the range, may probe per deal).
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ from leadflow.kernel.types import UTCDateTime
 _s, _d, _v = crm_stages.c, crm_deals.c, crm_deal_stages.c
 
 #: PostgreSQL settings for the stats' read transaction (``SET LOCAL``: they end with it).
-TUNE = [sa.text("SET LOCAL jit = off"), sa.text("SET LOCAL work_mem = '32MB'")]
+TUNE = [
+    sa.text("SET LOCAL jit = off"),
+    sa.text("SET LOCAL work_mem = '32MB'"),
+    sa.text("SET LOCAL plan_cache_mode = force_custom_plan"),
+]
 
 
 def _days(dialect: str, start: Any, end: Any) -> Any:
