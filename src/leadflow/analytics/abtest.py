@@ -73,9 +73,7 @@ def _beats(a1: int, b1: int, a2: int, b2: int) -> float:
     total = 0.0
     base = _log_beta(a1, b1)
     for i in range(a2):
-        total += math.exp(
-            _log_beta(a1 + i, b1 + b2) - math.log(b2 + i) - _log_beta(1 + i, b2) - base
-        )
+        total += math.exp(_log_beta(a1 + i, b1 + b2) - math.log(b2 + i) - _log_beta(1 + i, b2) - base)
     return total
 
 

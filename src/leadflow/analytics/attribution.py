@@ -90,9 +90,7 @@ def weights(model: Model, touches: Sequence[Touch], at: datetime) -> list[Fracti
         return [Fraction(2, 5), *([middle] * (n - 2)), Fraction(2, 5)]
     if model == "time_decay":
         half_life = HALF_LIFE.total_seconds()
-        raw = [
-            Fraction(2 ** (-max((at - t.at).total_seconds(), 0.0) / half_life)) for t in touches
-        ]
+        raw = [Fraction(2 ** (-max((at - t.at).total_seconds(), 0.0) / half_life)) for t in touches]
         total = sum(raw, Fraction(0))
         return [w / total for w in raw]
     raise ValueError(f"unknown model {model!r}")
@@ -118,9 +116,7 @@ def allocate(value: Decimal, shares: Sequence[Fraction]) -> list[Decimal]:
 def window(touches: Sequence[Touch], conversion: Conversion, lookback: timedelta) -> list[Touch]:
     """The touches of ``conversion`` (at or before it, within ``lookback``), oldest first."""
     since = conversion.at - lookback
-    return sorted(
-        (t for t in touches if since <= t.at <= conversion.at), key=lambda t: (t.at, t.order)
-    )
+    return sorted((t for t in touches if since <= t.at <= conversion.at), key=lambda t: (t.at, t.order))
 
 
 @dataclass

@@ -1,0 +1,144 @@
+"""Attribution models against hand-computed cases, and the property that every model's credits for a
+conversion sum to its value exactly (to the cent)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from leadflow.analytics import attribution as a
+from leadflow.analytics.attribution import MODELS, Conversion, Touch
+
+AT = datetime(2026, 3, 1, 12, tzinfo=UTC)
+D = Decimal
+
+
+def _touches(*days_before: float, sources: str = "abcdefghij") -> list[Touch]:
+    return [Touch(AT - timedelta(days=d), source=sources[i], order=i) for i, d in enumerate(days_before)]
+
+
+def _credits(touches: list[Touch], value: str, model: a.Model, lookback_days: int = 90) -> dict[str, Decimal]:
+    result = a.Result()
+    conversion = Conversion("c1", AT, D(value))
+    a.attribute_one(
+        result, conversion, touches, models=[model], by="source", lookback=timedelta(days=lookback_days)
+    )
+    return {key: cell.value for key, cell in result.cells[model].items()}
+
+
+def test_one_touch_gets_everything_under_every_model() -> None:
+    for model in MODELS:
+        assert _credits(_touches(3), "10.00", model) == {"a": D("10.00")}
+
+
+def test_two_touches() -> None:
+    touches = _touches(14, 0)  # a is two half-lives old
+    assert _credits(touches, "10", "first_touch") == {"a": D("10.00")}
+    assert _credits(touches, "10", "last_touch") == {"b": D("10.00")}
+    assert _credits(touches, "10", "linear") == {"a": D("5.00"), "b": D("5.00")}
+    assert _credits(touches, "10", "position_based") == {"a": D("5.00"), "b": D("5.00")}
+    # weights 1/4 and 1 → 1/5 and 4/5
+    assert _credits(touches, "10", "time_decay") == {"a": D("2.00"), "b": D("8.00")}
+
+
+def test_three_touches_and_100_over_three_sums_exactly() -> None:
+    touches = _touches(10, 5, 1)
+    linear = _credits(touches, "100.00", "linear")
+    # 33.333… each: the one cent left goes to the first (largest remainders tie → earliest)
+    assert linear == {"a": D("33.34"), "b": D("33.33"), "c": D("33.33")}
+    assert sum(linear.values()) == D("100.00")
+    assert _credits(touches, "100.00", "position_based") == {
+        "a": D("40.00"),
+        "b": D("20.00"),
+        "c": D("40.00"),
+    }
+    decay = _credits(touches, "100.00", "time_decay")
+    w = [2 ** (-10 / 7), 2 ** (-5 / 7), 2 ** (-1 / 7)]
+    expected = [100 * x / sum(w) for x in w]
+    assert [float(decay[k]) for k in "abc"] == pytest.approx(expected, abs=0.01)
+    assert sum(decay.values()) == D("100.00")
+
+
+def test_five_touches_position_based_and_linear() -> None:
+    touches = _touches(40, 30, 20, 10, 0)
+    assert _credits(touches, "50", "position_based") == {
+        "a": D("20.00"),
+        "b": D("3.34"),  # 10 / 3 = 3.333…: one cent left over, to the earliest middle touch
+        "c": D("3.33"),
+        "d": D("3.33"),
+        "e": D("20.00"),
+    }
+    assert _credits(touches, "50", "linear") == {k: D("10.00") for k in "abcde"}
+    assert _credits(touches, "50", "first_touch") == {"a": D("50.00")}
+    assert _credits(touches, "50", "last_touch") == {"e": D("50.00")}
+
+
+def test_equal_timestamps_keep_their_order_and_share_time_decay_equally() -> None:
+    same = [Touch(AT - timedelta(days=2), source=s, order=i) for i, s in enumerate("xyz")]
+    assert _credits(list(reversed(same)), "3", "first_touch") == {"x": D("3.00")}
+    assert _credits(same, "3", "last_touch") == {"z": D("3.00")}
+    assert _credits(same, "3", "time_decay") == {k: D("1.00") for k in "xyz"}
+
+
+def test_outside_the_lookback_and_after_the_conversion_do_not_count() -> None:
+    touches = [
+        Touch(AT - timedelta(days=91), source="old", order=0),
+        Touch(AT - timedelta(days=30), source="inside", order=1),
+        Touch(AT + timedelta(seconds=1), source="later", order=2),
+    ]
+    assert _credits(touches, "7", "first_touch") == {"inside": D("7.00")}
+    assert _credits(touches, "7", "first_touch", lookback_days=7) == {a.DIRECT: D("7.00")}
+
+
+def test_no_touchpoints_is_direct_and_value_zero_credits_zero() -> None:
+    for model in MODELS:
+        assert _credits([], "12.5", model) == {a.DIRECT: D("12.50")}
+        zero = _credits(_touches(3, 2, 1), "0", model)
+        assert set(zero.values()) == {D("0.00")}
+
+
+def test_missing_dimension_is_none_and_values_are_taken_to_the_cent() -> None:
+    result = a.attribute(
+        [Conversion("c1", AT, D("1")), Conversion("c2", AT, D("2"))],
+        [("c1", Touch(AT, source="s", order=1)), ("c2", Touch(AT, source="t", order=2))],
+        models=["linear"],
+        by="campaign",
+    )
+    assert {k: c.value for k, c in result.cells["linear"].items()} == {a.NONE: D("3.00")}
+    assert a.to_cents("19.999") == D("20.00")
+    assert a.to_cents("abc") == D("0.00")
+    assert a.to_cents(None) == D("0.00")
+
+
+def test_streams_are_merged_per_contact() -> None:
+    conversions = [Conversion("c1", AT, D("10")), Conversion("c1", AT, D("5")), Conversion("c3", AT, D("1"))]
+    touches = [("c1", Touch(AT, source="x", order=1)), ("c3", Touch(AT, source="y", order=2))]
+    groups = list(a.by_contact(conversions, touches))
+    assert [(g[0].contact_id, len(g), [t.source for t in ts]) for g, ts in groups] == [
+        ("c1", 2, ["x"]),
+        ("c3", 1, ["y"]),
+    ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    value=st.decimals(min_value=-100000, max_value=1000000, places=2, allow_nan=False, allow_infinity=False),
+    ages=st.lists(st.floats(min_value=0, max_value=89, allow_nan=False), min_size=0, max_size=12),
+)
+def test_credits_sum_to_the_value_exactly_for_every_model(value: Decimal, ages: list[float]) -> None:
+    touches = [Touch(AT - timedelta(days=d), source=f"s{i % 4}", order=i) for i, d in enumerate(ages)]
+    result = a.Result()
+    a.attribute_one(
+        result, Conversion("c", AT, value), touches, models=MODELS, by="source", lookback=a.DEFAULT_LOOKBACK
+    )
+    for model in MODELS:
+        credits = [cell.value for cell in result.cells[model].values()]
+        assert sum(credits, D(0)) == value
+        assert all(c == c.quantize(a.CENT) for c in credits)
+        shares = sum((cell.conversions for cell in result.cells[model].values()), start=Fraction(0))
+        assert shares == 1
