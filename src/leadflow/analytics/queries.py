@@ -233,6 +233,11 @@ GET_MARK = sa.select(analytics_marks.c.mark).where(analytics_marks.c.name == sa.
 MAX_EVENT_ID = sa.select(sa.func.max(_e.id))
 NEXT_EVENT_ID = sa.select(sa.func.min(_e.id)).where(_e.id > sa.bindparam("mark", type_=sa.BigInteger()))
 FIRST_PENDING_ID = sa.select(sa.func.min(_e.id)).where(_e.processed_at.is_(None))
+FIRST_RECENT_ID = sa.select(sa.func.min(_e.id)).where(
+    _e.id > sa.bindparam("after", type_=sa.BigInteger()),
+    _e.id <= sa.bindparam("upto", type_=sa.BigInteger()),
+    _e.received_at > sa.bindparam("cutoff", type_=UTCDateTime()),
+)
 
 
 def set_mark(dialect: str) -> Any:

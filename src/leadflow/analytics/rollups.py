@@ -20,7 +20,7 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -34,6 +34,7 @@ MARK = "events"
 BATCH = 20_000  # event ids per transaction
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LOCK = "analytics.rollup"
+SETTLE = timedelta(seconds=10)  # events received more recently wait: their neighbours may not be committed
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,10 @@ def current_mark(conn: Connection) -> int:
     return int(value or 0)
 
 
-def _limit(conn: Connection, mark: int, batch: int) -> int:
-    """The last id the next batch may take: at most ``batch`` ids on, only processed events."""
+def _limit(conn: Connection, mark: int, batch: int, cutoff: datetime | None = None) -> int:
+    """The last id the next batch may take: at most ``batch`` ids on, only processed events, and (with
+    ``cutoff``) only events received by then — an id taken by a transaction that commits late is not
+    skipped over as long as that transaction lasts less than the settling time."""
     highest = conn.execute(queries.MAX_EVENT_ID).scalar()
     if highest is None:
         return mark
@@ -58,6 +61,11 @@ def _limit(conn: Connection, mark: int, batch: int) -> int:
     upto = min(int(highest), start + batch)
     if pending is not None:
         upto = min(upto, int(pending) - 1)
+    if cutoff is not None and upto > mark:
+        recent = conn.execute(
+            queries.FIRST_RECENT_ID, {"after": mark, "upto": upto, "cutoff": cutoff}
+        ).scalar()
+        upto = upto if recent is None else min(upto, int(recent) - 1)
     return max(upto, mark)
 
 
@@ -68,11 +76,13 @@ def roll_range(conn: Connection, after: int, upto: int, since: datetime = EPOCH)
         conn.execute(statement, params)
 
 
-def roll_batch(conn: Connection, ctx: AppContext, *, batch: int = BATCH) -> int | None:
+def roll_batch(
+    conn: Connection, ctx: AppContext, *, batch: int = BATCH, settle: timedelta = SETTLE
+) -> int | None:
     """One batch inside the caller's transaction: the rows and the mark; the new mark, or ``None`` when
-    nothing was left."""
+    nothing was left. Events received in the last ``settle`` wait for the next run."""
     mark = current_mark(conn)
-    upto = _limit(conn, mark, batch)
+    upto = _limit(conn, mark, batch, ctx.clock.now() - settle)
     if upto <= mark:
         return None
     roll_range(conn, mark, upto)
@@ -80,14 +90,16 @@ def roll_batch(conn: Connection, ctx: AppContext, *, batch: int = BATCH) -> int 
     return upto
 
 
-def maintain(ctx: AppContext, *, batch: int = BATCH, max_batches: int = 50) -> Progress:
+def maintain(
+    ctx: AppContext, *, batch: int = BATCH, max_batches: int = 50, settle: timedelta = SETTLE
+) -> Progress:
     """Roll up what the event log gained since the mark, one transaction per batch (the worker's task)."""
     done, mark = 0, 0
     while done < max_batches:
         with ctx.db.write() as conn:
             if not advisory_lock(conn, LOCK, wait=False):
                 break
-            moved = roll_batch(conn, ctx, batch=batch)
+            moved = roll_batch(conn, ctx, batch=batch, settle=settle)
             mark = current_mark(conn)
         if moved is None:
             break
@@ -96,13 +108,13 @@ def maintain(ctx: AppContext, *, batch: int = BATCH, max_batches: int = 50) -> P
 
 
 def rebuild(ctx: AppContext, *, start: date | None = None, batch: int = BATCH) -> Progress:
-    """Recompute the rollups from the raw events: everything, or the days from ``start`` on (rows and
-    stage entries of those days are cleared, then the events of those days rolled up again up to the
-    current mark). One transaction: readers see the old numbers or the new ones."""
+    """Recompute the rollups from the raw events up to the current mark: everything, or the days from
+    ``start`` on (the rows and stage entries of those days are cleared, then those days' events rolled
+    up again). One transaction: readers see the old numbers or the new ones."""
     since = EPOCH if start is None else datetime.combine(start, time(), tzinfo=UTC)
     with ctx.db.write() as conn:
         advisory_lock(conn, LOCK)
-        mark = current_mark(conn) if start is not None else _limit(conn, 0, 1 << 62)
+        mark = current_mark(conn)
         conn.execute(queries.DELETE_DAILY_FROM, {"day": since.date()})
         conn.execute(queries.DELETE_HOURLY_FROM, {"since": since})
         conn.execute(queries.DELETE_ENTRIES_FROM, {"since": since})

@@ -22,6 +22,7 @@ from leadflow.analytics.models import (
 )
 from leadflow.events.models import events
 from leadflow.kernel.context import AppContext
+from leadflow.runtime import scheduler
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 CONTACTS = ("c1", "c2", "c3", "c4")
@@ -211,3 +212,22 @@ def test_the_mark_waits_for_events_the_processor_has_not_handled(ctx: AppContext
     counts = _daily(_snapshot(ctx))
     assert counts[(date(2026, 3, 1), "track", "event", "Signed Up")] == 3
     assert counts[(date(2026, 3, 1), "stage.entered", "stage", "visitor")] == 3
+
+
+def test_events_received_within_the_settling_time_wait_for_the_next_run(ctx: AppContext, clock: Any) -> None:
+    """An id taken by a transaction still open must not be skipped: the newest events wait a little."""
+    _append(ctx, [("Signed Up", "c1", 1, {})], 0)
+    with ctx.db.write() as conn:
+        conn.execute(events.update().values(received_at=clock.now()))
+    assert rollups.maintain(ctx).batches == 0
+    clock.advance(rollups.SETTLE - timedelta(seconds=1))
+    assert rollups.maintain(ctx).batches == 0
+    clock.advance(timedelta(seconds=1))
+    assert rollups.maintain(ctx).batches == 1
+    assert _daily(_snapshot(ctx))[(date(2026, 3, 1), "track", "event", "Signed Up")] == 1
+
+
+def test_the_worker_schedules_the_rollup(ctx: AppContext) -> None:
+    (task,) = [task for task in scheduler.tasks(ctx) if task.name == "analytics.rollup"]
+    _append(ctx, [("Signed Up", "c1", 1, {})], 0)
+    assert task.run().mark > 0
