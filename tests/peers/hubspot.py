@@ -29,7 +29,6 @@ from tests.peers.saas import Answer, Call, SaasPeer, WindowLimit, route
 TOKEN = "pat-na1-peer-token"
 MAX_INPUTS = 100
 OBJECTS = ("contacts", "companies", "deals", "notes", "calls")
-UNIQUE = {"leadflow_id"}  # custom properties created with hasUniqueValue (any object)
 
 
 def _iso(moment: datetime) -> str:
@@ -77,6 +76,8 @@ class HubSpotPeer(SaasPeer):
         self.owners: list[dict[str, Any]] = []
         self.erased: list[str] = []
         self.deal_stages: set[str] | None = None  # the pipeline's stages, when a test narrows them
+        self.properties: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in OBJECTS}  # custom ones
+        self.groups: dict[str, set[str]] = {name: set() for name in OBJECTS}
         self._ids = itertools.count(1001)
 
     # --- what a test asks -------------------------------------------------------------------------------
@@ -279,14 +280,15 @@ class HubSpotPeer(SaasPeer):
     @route("POST", r"/crm/v3/objects/(?P<kind>contacts|companies|deals|notes|calls)/batch/upsert")
     def batch_upsert(self, call: Call, kind: str) -> Answer:
         """Upsert by a unique property (``idProperty``): ``email`` for contacts, or a custom property
-        created with ``hasUniqueValue`` (:data:`UNIQUE`, e.g. ``leadflow_id``) on any object."""
+        created with ``hasUniqueValue`` on that object (``POST /crm/v3/properties/{type}``)."""
         inputs = self._inputs(call)
         if isinstance(inputs, Answer):
             return inputs
         results = []
         for item in inputs:
             unique = item.get("idProperty")
-            allowed = UNIQUE | ({"email"} if kind == "contacts" else set())
+            allowed = {n for n, p in self.properties[kind].items() if p.get("hasUniqueValue")}
+            allowed |= {"email"} if kind == "contacts" else set()
             if unique not in allowed or not item.get("id"):
                 return _error(400, "VALIDATION_ERROR", f"idProperty must be a unique property of {kind}")
             value = str(item["id"]).lower() if unique == "email" else str(item["id"])
@@ -418,6 +420,36 @@ class HubSpotPeer(SaasPeer):
                 }
             )
         return self._batch(results)
+
+    @route("GET", r"/crm/v3/properties/(?P<kind>\w+)/(?P<name>\w+)")
+    def property_by_name(self, call: Call, kind: str, name: str) -> Answer:
+        found = self.properties.get(kind, {}).get(name)
+        if found is None:
+            return _error(404, "OBJECT_NOT_FOUND", f"Unable to find property {name} on {kind}")
+        return Answer(200, found)
+
+    @route("POST", r"/crm/v3/properties/(?P<kind>\w+)/groups")
+    def create_group(self, call: Call, kind: str) -> Answer:
+        name = str((call.json() or {}).get("name") or "")
+        if kind not in self.groups or not name:
+            return _error(400, "VALIDATION_ERROR", "a group has a name")
+        if name in self.groups[kind]:
+            return _error(409, "CONFLICT", f"A group named {name} already exists")
+        self.groups[kind].add(name)
+        return Answer(201, {"name": name, "label": (call.json() or {}).get("label") or name})
+
+    @route("POST", r"/crm/v3/properties/(?P<kind>\w+)")
+    def create_property(self, call: Call, kind: str) -> Answer:
+        body = call.json() or {}
+        name = str(body.get("name") or "")
+        if kind not in self.properties or not name or not body.get("type") or not body.get("fieldType"):
+            return _error(400, "VALIDATION_ERROR", "a property has a name, type and fieldType")
+        if body.get("groupName") not in self.groups[kind] | {f"{kind[:-1]}information"}:
+            return _error(400, "VALIDATION_ERROR", f"no property group {body.get('groupName')}")
+        if name in self.properties[kind]:
+            return _error(409, "CONFLICT", f"A property named {name} already exists")
+        self.properties[kind][name] = dict(body)
+        return Answer(201, dict(body))
 
     @route("GET", r"/crm/v3/owners/?")
     def owners_page(self, call: Call) -> Answer:

@@ -4,7 +4,8 @@
   ``idProperty=email``), 100 per call; a record written before goes by its id (``batch/update``), so
   an email change updates the same HubSpot contact. A contact's company is associated (v4 default).
 - Companies and deals: ``batch/upsert`` by :data:`UNIQUE_ID` (a custom property holding leadflow's id,
-  created with ``hasUniqueValue`` in the account) the first time, ``batch/update`` by id after; a deal
+  with ``hasUniqueValue``; made in a ``leadflow`` property group by the first write to an object type
+  that lacks it: ``/crm/v3/properties/{type}``) the first time, ``batch/update`` by id after; a deal
   is associated with its contact and company (v4 ``batch/associate/default``).
 - Activities: notes and calls (``/crm/v3/objects/notes``, ``calls``; the other kinds are written as
   notes) upserted by :data:`UNIQUE_ID`, then associated with the contact (v4 default).
@@ -158,6 +159,9 @@ class HubSpotVendor:
         self._search = crm.contacts.search_api
         self._associations = crm.associations.v4.batch_api
         self._owners = crm.owners.owners_api
+        self._properties = crm.properties.core_api
+        self._groups = crm.properties.groups_api
+        self._unique_made: set[str] = set()  # object types known to have UNIQUE_ID
         self.rate_seen: RateSeen | None = None
 
     # --- one call -------------------------------------------------------------------------------
@@ -322,11 +326,38 @@ class HubSpotVendor:
             }
             for r in records
         ]
+        self._unique(api or OBJECTS[kind])
         answer = self._call(self._batch[api or kind].upsert, {"inputs": inputs})
         keyed = [Record(r.kind, r.local_id, r.properties, None, r.local_id) for r in records]
         return self._results(
             keyed, answer, lambda result: str((result.get("properties") or {}).get(UNIQUE_ID))
         )
+
+    def _unique(self, object_type: str) -> None:
+        """Make :data:`UNIQUE_ID` on this object type unless it is there (once per client)."""
+        if object_type in self._unique_made:
+            return
+        try:
+            self._call(self._properties.get_by_name, object_type, UNIQUE_ID)
+        except VendorError as exc:
+            if exc.status != 404:
+                raise
+            group = {"name": "leadflow", "label": "leadflow"}
+            with contextlib.suppress(VendorError):  # 409: made before
+                self._call(self._groups.create, object_type, group)
+            prop: dict[str, Any] = {
+                "name": UNIQUE_ID,
+                "label": "leadflow id",
+                "type": "string",
+                "fieldType": "text",
+            }
+            prop |= {"groupName": "leadflow", "hasUniqueValue": True}
+            try:
+                self._call(self._properties.create, object_type, prop)
+            except VendorError as made:
+                if made.status != 409:  # made meanwhile
+                    raise
+        self._unique_made.add(object_type)
 
     def _associate(self, kind: str, records: Sequence[Record], written: Sequence[Written]) -> None:
         """Default (unlabelled) v4 associations of the records just written with their linked objects."""
@@ -434,6 +465,8 @@ class HubSpotVendor:
         return {k: v for k, v in found.items() if v is not None}
 
     def close(self) -> None:
-        for api in (*self._batch.values(), self._contacts, self._search, self._associations, self._owners):
+        apis: tuple[Any, ...] = (self._contacts, self._search, self._associations, self._owners)
+        apis += (self._properties, self._groups)
+        for api in (*self._batch.values(), *apis):
             with contextlib.suppress(Exception):
                 api.api_client.close()

@@ -69,6 +69,8 @@ def test_lost_answers_are_repeated_without_a_second_record_hubspot(
     assert note["properties"]["hs_note_body"] == "Called back"
     assert peer.associated("deals", deal["id"], "contacts") == [contact["id"]]
     assert peer.associated("notes", note["id"], "contacts") == [contact["id"]]
+    for kind in ("deals", "notes"):  # the unique property the upserts go by, made by the first write
+        assert peer.properties[kind]["leadflow_id"]["hasUniqueValue"] is True
     assert _outbox(ctx) == []
 
 
