@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from leadflow import __version__
 from leadflow.analytics.api import router as analytics_router
+from leadflow.analytics.insights_api import router as analytics_insights_router
 from leadflow.api import docs, errors, openapi
 from leadflow.api.edge import InputGuard, Unexpected
 from leadflow.api.health import BacklogCollector
@@ -135,6 +136,7 @@ def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: 
         webhooks_router,
         connectors_router,
         analytics_router,
+        analytics_insights_router,
         keys_router,
         audit_router,
         inbound_router,
