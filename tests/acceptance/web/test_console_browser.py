@@ -26,7 +26,7 @@ from tests.support.server import free_port
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 PASSWORD = "a long admin secret"
-PAGES = ("/app/", "/app/users", "/app/account")
+PAGES = ("/app/", "/app/users", "/app/account", "/app/crm/leads", "/app/crm/board")
 
 
 @dataclass
