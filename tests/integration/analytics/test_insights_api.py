@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from leadflow.analytics import abtest
+from leadflow.events import service as events
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from tests.support import journeys as j
@@ -39,19 +40,42 @@ def _page(user: str, source: str, medium: str, campaign: str) -> dict[str, Any]:
 @pytest.fixture
 def conversions(api: TestClient, ctx: AppContext, clock: VirtualClock) -> None:
     """u1: google (14 days before), newsletter (7 days), partner (1 day), then orders 100.00;
-    u2 orders 20 with no touchpoint; u3: one touchpoint 14 days before an order of 50."""
+    u2 clicks an email of journey jX a day before ordering 20; u3: one touchpoint 14 days before an
+    order of 50; u4 is captured from a webinar a day before ordering 30; u5 orders 5 untouched."""
     send(ctx, _page("u1", "google", "cpc", "spring"), _page("u3", "old", "cpc", "x"))
     clock.advance(timedelta(days=7))
     send(ctx, _page("u1", "newsletter", "email", "may"))
     clock.advance(timedelta(days=6))
     campaign = {"source": "partner", "medium": "affiliate", "name": "fall"}
-    send(ctx, {"type": "track", "userId": "u1", "event": "Signed up", "context": {"campaign": campaign}})
+    send(
+        ctx,
+        {"type": "track", "userId": "u1", "event": "Signed up", "context": {"campaign": campaign}},
+        {"type": "identify", "userId": "u2", "traits": {"email": "two@example.com"}},
+        {
+            "type": "track",
+            "userId": "u4",
+            "event": "lead.captured",
+            "properties": {"source": "webinar", "utm": {"utm_medium": "social"}},
+        },
+    )
+    j.settle(ctx)
+    with ctx.db.write() as conn:
+        clicked = {"message_id": "m1", "journey_id": "jX", "machine_generated": False}
+        events.emit(
+            conn, by_user(ctx, "u2")["id"], "leadflow.email_clicked", clicked, clock.now(), "click:m1"
+        )
+        scanner = {"message_id": "m2", "journey_id": "jY", "machine_generated": True}
+        events.emit(
+            conn, by_user(ctx, "u2")["id"], "leadflow.email_clicked", scanner, clock.now(), "click:m2"
+        )
     clock.advance(timedelta(days=1))
     send(
         ctx,
         {"type": "track", "userId": "u1", "event": "order.completed", "properties": {"revenue": "100.00"}},
         {"type": "track", "userId": "u2", "event": "order.completed", "properties": {"value": 20}},
         {"type": "track", "userId": "u3", "event": "order.completed", "properties": {"revenue": 50}},
+        {"type": "track", "userId": "u4", "event": "order.completed", "properties": {"revenue": 30}},
+        {"type": "track", "userId": "u5", "event": "order.completed", "properties": {"revenue": "5"}},
     )
     j.settle(ctx)
     answer = api.patch(f"/api/v1/contacts/{by_user(ctx, 'u1')['id']}", json={"lifecycle_stage": "customer"})
@@ -69,9 +93,14 @@ def _credits(report: dict[str, Any]) -> dict[str, dict[str, Decimal]]:
 def test_attribution_by_hand(api: TestClient, conversions: None) -> None:
     params = {"conversion": "order.completed", "from": DAY, "to": DAY}
     report = api.get("/api/v1/analytics/attribution", params=params).json()
-    assert (report["conversions"], Decimal(str(report["value"]))) == (3, Decimal("170.00"))
+    assert (report["conversions"], Decimal(str(report["value"]))) == (5, Decimal("205.00"))
     credits = _credits(report)
-    direct = {"(direct)": Decimal("20.00"), "old": Decimal("50.00")}
+    direct = {
+        "email": Decimal("20.00"),
+        "old": Decimal("50.00"),
+        "webinar": Decimal("30.00"),
+        "(direct)": Decimal("5.00"),
+    }
     assert credits["first_touch"] == {"google": Decimal("100.00"), **direct}
     assert credits["last_touch"] == {"partner": Decimal("100.00"), **direct}
     assert credits["linear"] == {
@@ -91,7 +120,7 @@ def test_attribution_by_hand(api: TestClient, conversions: None) -> None:
     expected = [100 * w / sum(weights) for w in weights]
     assert [float(decay[k]) for k in ("google", "newsletter", "partner")] == pytest.approx(expected, abs=0.01)
     for model in credits.values():
-        assert sum(model.values()) == Decimal("170.00")
+        assert sum(model.values()) == Decimal("205.00")
 
     # A 10-day lookback drops google for u1 and u3's only touchpoint.
     short = api.get(
@@ -100,7 +129,9 @@ def test_attribution_by_hand(api: TestClient, conversions: None) -> None:
     assert [b["model"] for b in short.json()["models"]] == ["first_touch"]
     assert _credits(short.json())["first_touch"] == {
         "newsletter": Decimal("100.00"),
-        "(direct)": Decimal("70.00"),
+        "email": Decimal("20.00"),
+        "webinar": Decimal("30.00"),
+        "(direct)": Decimal("55.00"),
     }
 
     by_campaign = api.get(
@@ -110,8 +141,28 @@ def test_attribution_by_hand(api: TestClient, conversions: None) -> None:
         "spring": Decimal("33.34"),
         "may": Decimal("33.33"),
         "fall": Decimal("33.33"),
-        "(direct)": Decimal("20.00"),
+        "jX": Decimal("20.00"),
         "x": Decimal("50.00"),
+        "(none)": Decimal("30.00"),
+        "(direct)": Decimal("5.00"),
+    }
+    by_journey = api.get(
+        "/api/v1/analytics/attribution", params={**params, "by": "journey", "model": "linear"}
+    )
+    assert _credits(by_journey.json())["linear"] == {
+        "(none)": Decimal("180.00"),
+        "jX": Decimal("20.00"),
+        "(direct)": Decimal("5.00"),
+    }
+    by_medium = api.get(
+        "/api/v1/analytics/attribution", params={**params, "by": "medium", "model": "last_touch"}
+    )
+    assert _credits(by_medium.json())["last_touch"] == {
+        "affiliate": Decimal("100.00"),
+        "cpc": Decimal("50.00"),
+        "social": Decimal("30.00"),
+        "email": Decimal("20.00"),
+        "(direct)": Decimal("5.00"),
     }
 
     stage = api.get(
@@ -124,7 +175,7 @@ def test_attribution_by_hand(api: TestClient, conversions: None) -> None:
     assert exported.headers["content-type"].startswith("text/csv")
     lines = list(csv.DictReader(io.StringIO(exported.text)))
     assert {line["source"]: line["value"] for line in lines}["google"] == "33.34"
-    assert sum(Decimal(line["value"]) for line in lines) == Decimal("170.00")
+    assert sum(Decimal(line["value"]) for line in lines) == Decimal("205.00")
 
 
 SPLIT = {
