@@ -403,7 +403,13 @@ REGISTRY: Final[dict[str, dict[str, Treatment]]] = {
         "limits": NOT_PERSONAL,
         "last_error": REDACTED,  # a vendor's answer may echo a value: cleared by any erasure
     },
-    "connector_links": {"connector_id": _ID, "kind": NOT_PERSONAL, "local_id": DELETED, "remote_id": DELETED, "fields": DELETED},
+    "connector_links": {
+        "connector_id": _ID,
+        "kind": NOT_PERSONAL,
+        "local_id": DELETED,
+        "remote_id": DELETED,
+        "fields": DELETED,
+    },
     "connector_outbox": {
         "connector_id": _ID,
         "kind": NOT_PERSONAL,
