@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from leadflow.analytics.health import health as health
 from leadflow.analytics.health import sla_totals as sla_totals
+from leadflow.analytics.insights import Attribution as Attribution
+from leadflow.analytics.insights import Experiment as Experiment
+from leadflow.analytics.insights import Experiments as Experiments
+from leadflow.analytics.insights import attribution_report as attribution_report
+from leadflow.analytics.insights import experiment as experiment
+from leadflow.analytics.insights import experiments as experiments
 from leadflow.analytics.kpis import by_hour as by_hour
 from leadflow.analytics.kpis import email as email
 from leadflow.analytics.kpis import funnel as funnel
