@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from leadflow.connectors import activecampaign, hubspot, kit, mailchimp, salesforce
+from leadflow.connectors import activecampaign, hubspot, kit, mailchimp, pipedrive, salesforce
 from leadflow.connectors.vendor import Factory
 from leadflow.kernel.errors import Invalid
 
@@ -31,6 +31,7 @@ VENDORS: dict[str, VendorKind] = {
     "hubspot": VendorKind("hubspot", hubspot.HubSpotVendor, hubspot.DEFAULT_MAPPING),
     "kit": VendorKind("kit", kit.KitVendor, kit.DEFAULT_MAPPING),
     "mailchimp": VendorKind("mailchimp", mailchimp.MailchimpVendor, mailchimp.DEFAULT_MAPPING),
+    "pipedrive": VendorKind("pipedrive", pipedrive.PipedriveVendor, pipedrive.DEFAULT_MAPPING),
     "salesforce": VendorKind("salesforce", salesforce.SalesforceVendor, salesforce.DEFAULT_MAPPING),
 }
 
