@@ -75,6 +75,7 @@ def leads(
     )
     kept = {k: v for k, v in (("status", status), ("owner", owner), ("q", query)) if v}
     more = f"/app/crm/leads?{urlencode({**kept, 'cursor': next_cursor})}" if next_cursor else None
+    first = f"/app/crm/leads?{urlencode(kept)}" if cursor else None
     users = _users(web)
     return render(
         request,
@@ -89,7 +90,7 @@ def leads(
         owner=owner,
         q=query,
         more=more,
-        first=cursor is not None,
+        first=first,
         path=lead_path,
     )
 

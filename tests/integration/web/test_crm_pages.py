@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
@@ -17,6 +18,7 @@ from leadflow.crm import deals, pipelines
 from leadflow.crm import service as crm
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
+from leadflow.web import crm_pages
 from tests.integration.web.conftest import sign_in
 from tests.support.events import send
 
@@ -53,6 +55,7 @@ def test_leads_list_lead_page_status_tasks_and_roles(
     ctx: AppContext,
     processor: EventProcessor,
     clock: VirtualClock,
+    monkeypatch: pytest.MonkeyPatch,
     user_of: Callable[..., crm.User],
 ) -> None:
     user_of("admin")
@@ -73,6 +76,16 @@ def test_leads_list_lead_page_status_tasks_and_roles(
     assert 'data-lead="ann@example.com"' in mine
     assert 'data-lead="bob@example.com"' not in mine
     assert 'href="/app/crm/leads/bob@example.com"' in listing.text
+    monkeypatch.setattr(crm_pages, "PAGE_SIZE", 1)
+    one = client.get("/app/crm/leads", params={"status": "new"}).text
+    following = re.search(r'href="([^"]+)" rel="next"', one)
+    assert following is not None
+    two = client.get(following.group(1).replace("&amp;", "&")).text
+    assert [one.count("data-lead="), two.count("data-lead=")] == [1, 1]
+    assert sorted(re.findall(r'data-lead="([^"]+)"', one + two)) == ["ann@example.com", "bob@example.com"]
+    assert 'href="/app/crm/leads?status=new">First page' in two
+    assert 'rel="next"' not in two
+    monkeypatch.undo()
 
     url = "/app/crm/leads/bob@example.com"
     assert 'action="/app/crm/leads/bob@example.com/status"' in client.get(url).text
