@@ -1,7 +1,7 @@
 """crm performance: covering indexes for the pipeline stats, a pg_trgm index for the lead search
 
 Revision ID: 0016
-Revises: 0017 (0017 was merged first; the chain stays linear: 0015 → 0017 → 0016)
+Revises: 0015
 Create Date: 2026-12-07
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
-down_revision = "0017"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 

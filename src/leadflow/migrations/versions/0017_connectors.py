@@ -2,7 +2,7 @@
 audit and the conflicts left for a human
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 Create Date: 2026-12-07
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from leadflow.kernel.types import UTCDateTime, bigint_pk, json_type
 
 revision = "0017"
-down_revision = "0015"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

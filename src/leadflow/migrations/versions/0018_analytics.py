@@ -1,7 +1,7 @@
 """Analytics: daily and hourly rollups, lifecycle stage entries and the rollup's mark
 
 Revision ID: 0018
-Revises: 0019 (the console's sessions, written in parallel: 0018 applies after it)
+Revises: 0017
 Create Date: 2026-12-07
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from leadflow.kernel.types import UTCDateTime
 
 revision = "0018"
-down_revision = "0019"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
