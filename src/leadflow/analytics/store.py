@@ -31,6 +31,11 @@ _END = sa.bindparam("end", type_=UTCDateTime())
 _SINCE = sa.bindparam("since", type_=UTCDateTime())
 
 
+def _human() -> Any:
+    """A click by a person (a scanner's carries ``machine_generated: true``)."""
+    return sa.func.coalesce(_e.properties["machine_generated"].as_boolean(), sa.false()) == sa.false()
+
+
 def conversions(event: str | None, stage: str | None) -> sa.Select[Any]:
     """Conversions in ``[:start, :end)``: the events named ``event``, or the contacts entering
     lifecycle ``stage``; ordered by contact, then time."""
@@ -92,7 +97,6 @@ def touches(event: str | None, stage: str | None) -> sa.Select[Any]:
         ),
     )
     journey = sa.case((clicked, _text(_e.properties["journey_id"])), else_=sa.cast(sa.null(), sa.String))
-    human = sa.func.coalesce(_e.properties["machine_generated"].as_boolean(), sa.false()) == sa.false()
     tracked = sa.and_(
         _e.type == "track",
         _e.source != "internal",
@@ -110,7 +114,7 @@ def touches(event: str | None, stage: str | None) -> sa.Select[Any]:
         _e.contact_id.in_(sa.select(converted.c.contact_id)),
         _e.timestamp >= _SINCE,
         _e.timestamp < _END,
-        sa.or_(sa.and_(clicked, human), tracked),
+        sa.or_(sa.and_(clicked, _human()), tracked),
     )
     both = sa.union_all(pages, from_events).subquery()
     return sa.select(both).order_by(both.c.contact_id, both.c.at, both.c.ord)
@@ -127,6 +131,7 @@ def splits(journey_id: str | None = None, step_id: str | None = None) -> sa.Sele
             _e.event == EMAIL_CLICKED,
             _e.timestamp >= s.finished_at,
             _e.properties["journey_id"].as_string() == s.journey_id,
+            _human(),
         )
         .exists()
     )

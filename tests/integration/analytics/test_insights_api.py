@@ -248,6 +248,42 @@ def test_split_readout_against_the_raw_runs(api: TestClient, ctx: AppContext) ->
     assert sorted(line["name"] for line in csv.DictReader(io.StringIO(exported.text))) == ["a", "b"]
 
 
+def test_a_journey_without_a_goal_converts_on_email_clicks_after_the_split(
+    api: TestClient, ctx: AppContext, clock: VirtualClock
+) -> None:
+    journey_id = j.publish(ctx, {**SPLIT, "settings": {}})
+    users = [f"u{i}" for i in range(12)]
+    send(ctx, *({"type": "identify", "userId": u, "traits": {"email": f"{u}@example.com"}} for u in users))
+    j.settle(ctx)
+    ids = {u: by_user(ctx, u)["id"] for u in users}
+
+    def click(user: str, key: str, *, machine: bool = False) -> None:
+        with ctx.db.write() as conn:
+            props = {"message_id": key, "journey_id": journey_id, "machine_generated": machine}
+            events.emit(conn, ids[user], "leadflow.email_clicked", props, clock.now(), key)
+
+    click("u1", "before")  # before the split: not a conversion
+    clock.advance(timedelta(minutes=1))
+    send(ctx, *({"type": "track", "userId": u, "event": "Go"} for u in users))
+    j.settle(ctx)
+    clock.advance(timedelta(minutes=1))
+    for u in users[::2]:
+        click(u, f"after-{u}")
+    click("u3", "scanner", machine=True)  # a scanner's click: not a conversion
+    j.settle(ctx)
+
+    variant_of = {r["contact_id"]: r["variant"] for r in j.runs(ctx)}
+    exposed = Counter(variant_of.values())
+    converted = Counter(variant_of[ids[u]] for u in users[::2])
+    readout = api.get(f"/api/v1/analytics/experiments/{journey_id}/ab").json()
+    assert (readout["conversion"], readout["status"]) == ("click", "collecting")
+    assert {v["name"]: (v["exposures"], v["conversions"]) for v in readout["variants"]} == {
+        k: (exposed[k], converted[k]) for k in ("a", "b")
+    }
+    if "holdout" in exposed:
+        assert readout["holdout"]["holdout_conversions"] == converted["holdout"]
+
+
 BAD = [
     ({"conversion": "order.completed", "model": "u_shaped"}, "invalid_model"),
     ({"conversion": "order.completed", "by": "colour"}, "invalid_dimension"),
