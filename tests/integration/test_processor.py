@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -66,20 +67,41 @@ def test_a_failing_event_is_recorded_and_does_not_block_the_others(
     assert ctx.metrics.processing_errors._value.get() == 1
 
 
-def test_a_processor_that_cannot_take_the_lock_does_nothing(
+def test_a_processor_that_cannot_take_its_turn_does_nothing(
     ctx: AppContext, processor: EventProcessor
 ) -> None:
+    from leadflow.contacts.writes import processor_lock
+
+    send(ctx, {"type": "track", "userId": "u1", "event": "E"})
+    if ctx.db.is_sqlite:  # SQLite's own write lock serialises writers: the locks are no-ops there
+        with ctx.db.write() as conn:
+            assert processor_lock(conn) is True
+        return
+    with ctx.db.write() as conn:
+        processor_lock(conn)  # another processor is at work
+        assert EventProcessor(ctx).process_next() == 0
+    assert processor.drain() == 1
+
+
+@pytest.mark.postgres_only
+def test_a_processor_waits_its_turn_behind_profile_writes_instead_of_giving_up(
+    ctx: AppContext, processor: EventProcessor
+) -> None:
+    """A form post or API upsert holds the profile lock for a moment: the processor waits for it (it
+    used to give up, and a steady stream of such writes starved it while events piled up)."""
     from leadflow.contacts.service import profile_lock
 
     send(ctx, {"type": "track", "userId": "u1", "event": "E"})
-    if ctx.db.is_sqlite:  # SQLite's own write lock serialises writers: the profile lock is a no-op there
-        with ctx.db.write() as conn:
-            assert profile_lock(conn, wait=False) is True
-        return
+    handled: list[int] = []
     with ctx.db.write() as conn:
-        profile_lock(conn)
-        assert EventProcessor(ctx).process_next() == 0
-    assert processor.drain() == 1
+        profile_lock(conn)  # a profile write in progress
+        worker = threading.Thread(target=lambda: handled.append(processor.process_next()))
+        worker.start()
+        worker.join(timeout=0.5)
+        assert worker.is_alive()  # waiting, not given up
+        assert handled == []
+    worker.join(timeout=30)
+    assert handled == [1]
 
 
 def test_internal_events_keep_their_contact(ctx: AppContext, processor: EventProcessor) -> None:

@@ -2,7 +2,9 @@
 
 A batch is claimed, applied and marked processed in one transaction holding the profile lock, so a
 crash anywhere rolls the whole batch back and the next attempt re-processes it without double effects.
-One processor runs at a time (the lock); any number of workers may try, the others go on to other work.
+One processor runs at a time (the processor lock, only tried); any number of workers may try, the others
+go on to other work. The one whose turn it is then waits for the profile lock behind the short profile
+writes of the API and forms, so a steady stream of those cannot starve it.
 
 An event that cannot be applied (a bug, a value the database refuses) must not stall everyone behind it:
 a failing batch is retried in halves until the one failing event is alone, and that event is then marked
@@ -66,8 +68,9 @@ class EventProcessor:
         ctx = self.ctx
         secret = ctx.secret_key
         with ctx.db.write() as conn:
-            if not contacts.profile_lock(conn, wait=False):
+            if not contacts.processor_lock(conn):
                 return 0
+            contacts.profile_lock(conn)
             rows = events.pending(conn, limit)
             if not rows:
                 return 0

@@ -21,12 +21,21 @@ from leadflow.kernel.errors import Conflict, Invalid
 from leadflow.kernel.facts import ContactsTouched
 
 PROFILE_LOCK = "leadflow.profiles"
+PROCESSOR_LOCK = "leadflow.processor"
 SUBSCRIPTION_STATUSES = ("subscribed", "unsubscribed")
 
 
 def profile_lock(conn: Connection, *, wait: bool = True) -> bool:
     """Serialise every profile write across processes (see :mod:`leadflow.contacts.batch`)."""
     return advisory_lock(conn, PROFILE_LOCK, wait=wait)
+
+
+def processor_lock(conn: Connection) -> bool:
+    """The event processor's turn (never waited for: one processor at a time, the others go on to other
+    work). Its holder then *waits* for the profile lock: short profile writes (a form post, an API
+    upsert) take that lock many times a second, and a processor that only ever tried it would starve
+    behind them while the events pile up."""
+    return advisory_lock(conn, PROCESSOR_LOCK, wait=False)
 
 
 def apply_batch(conn: Connection, ctx: AppContext, rows: Sequence[Any], *, secret: str) -> Applied:
