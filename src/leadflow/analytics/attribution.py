@@ -4,7 +4,7 @@ Rules (issue 15, "Attribution"):
 
 * A conversion's touchpoints are the contact's touchpoints at or before it and no older than the
   lookback window (default 90 days), oldest first; touchpoints with equal timestamps keep their read
-  order (the touchpoint id breaks ties).
+  order (the touchpoint id breaks ties); the same touch recorded twice at one moment counts once.
 * Models: ``first_touch`` and ``last_touch`` (all the value to one), ``linear`` (equal shares),
   ``time_decay`` (weight ``2^(-age/half-life)``, half-life 7 days, normalised) and ``position_based``
   (40 % first, 40 % last, 20 % shared by the middle; one touch gets 100 %, two get 50 % each).
@@ -114,9 +114,27 @@ def allocate(value: Decimal, shares: Sequence[Fraction]) -> list[Decimal]:
 
 
 def window(touches: Sequence[Touch], conversion: Conversion, lookback: timedelta) -> list[Touch]:
-    """The touches of ``conversion`` (at or before it, within ``lookback``), oldest first."""
+    """The touches of ``conversion`` (at or before it, within ``lookback``), oldest first. One moment
+    recorded twice (a form post is both a page view and a ``form.submitted`` event with the same
+    campaign) is one touch: a touch equal to the previous one in time and source is dropped."""
     since = conversion.at - lookback
-    return sorted((t for t in touches if since <= t.at <= conversion.at), key=lambda t: (t.at, t.order))
+    ordered = sorted((t for t in touches if since <= t.at <= conversion.at), key=lambda t: (t.at, t.order))
+    kept: list[Touch] = []
+    for touch in ordered:
+        if kept and _same(kept[-1], touch):
+            continue
+        kept.append(touch)
+    return kept
+
+
+def _same(a: Touch, b: Touch) -> bool:
+    return (a.at, a.source, a.medium, a.campaign, a.journey) == (
+        b.at,
+        b.source,
+        b.medium,
+        b.campaign,
+        b.journey,
+    )
 
 
 @dataclass

@@ -178,6 +178,31 @@ def test_attribution_by_hand(api: TestClient, conversions: None) -> None:
     assert sum(Decimal(line["value"]) for line in lines) == Decimal("205.00")
 
 
+def test_a_form_post_recorded_twice_is_one_touch(
+    api: TestClient, ctx: AppContext, clock: VirtualClock
+) -> None:
+    """A form post sends a page view and ``form.submitted`` with the same campaign: one touch."""
+    send(ctx, _page("u9", "blog", "organic", "posts"))
+    clock.advance(timedelta(days=2))
+    who = {"userId": "u9", "context": {"campaign": {"source": "ads", "medium": "cpc", "name": "fall"}}}
+    send(
+        ctx,
+        {"type": "page", "properties": {"url": "https://site.example/form"}, **who},
+        {"type": "track", "event": "form.submitted", "properties": {"form_id": "f1"}, **who},
+    )
+    clock.advance(timedelta(days=1))
+    send(ctx, {"type": "track", "userId": "u9", "event": "order.completed", "properties": {"revenue": 9}})
+    j.settle(ctx)
+    params = {
+        "conversion": "order.completed",
+        "from": "2026-03-05",
+        "to": "2026-03-05",
+        "model": "position_based",
+    }
+    report = api.get("/api/v1/analytics/attribution", params=params).json()
+    assert _credits(report)["position_based"] == {"blog": Decimal("4.50"), "ads": Decimal("4.50")}
+
+
 SPLIT = {
     "name": "AB",
     "trigger": {"type": "event", "event": "Go"},

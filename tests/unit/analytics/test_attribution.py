@@ -85,6 +85,14 @@ def test_equal_timestamps_keep_their_order_and_share_time_decay_equally() -> Non
     assert _credits(same, "3", "time_decay") == {k: D("1.00") for k in "xyz"}
 
 
+def test_one_moment_recorded_twice_is_one_touch() -> None:
+    # a form post: a page view and form.submitted, same time and campaign
+    at = AT - timedelta(days=1)
+    twice = [Touch(at, source="ads", campaign="c", order=1), Touch(at, source="ads", campaign="c", order=2)]
+    other = Touch(at, source="mail", order=3)
+    assert _credits([*twice, other], "10", "linear") == {"ads": D("5.00"), "mail": D("5.00")}
+
+
 def test_outside_the_lookback_and_after_the_conversion_do_not_count() -> None:
     touches = [
         Touch(AT - timedelta(days=91), source="old", order=0),
