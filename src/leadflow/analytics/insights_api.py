@@ -47,7 +47,11 @@ def attribution(
     end: date | None = Query(None, alias="to", description="last UTC day, inclusive (default: today)"),
     model: str | None = Query(None, description="one model; all five when omitted"),
     by: str = Query("source", description="source, medium, campaign or journey"),
-    lookback_days: int = Query(90, description="touchpoints at most this many days before a conversion"),
+    lookback_days: int = Query(
+        90,
+        description="touchpoints at most this many days before a conversion (422 invalid_lookback outside)",
+        json_schema_extra={"minimum": 1, "maximum": insights.MAX_LOOKBACK},
+    ),
     value: Decimal | None = Query(
         None, description="a fixed value per conversion (default: its revenue/value)"
     ),
