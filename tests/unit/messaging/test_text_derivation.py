@@ -50,9 +50,13 @@ def _context(*, full: bool) -> dict[str, Any]:
             "traits": {"course_interest": "AI & Data <101>"} if full else {},
         },
         "company": {"name": "Engines & Co", "domain": "engines.example", "traits": {}} if full else None,
-        "event": {"course_name": "AI Foundations", "products": [product], "total": 199, "currency": "eur"}
-        if full
-        else {},
+        # a booking's start (consultation-reminders: its trigger always carries it) is there even when sparse
+        "event": (
+            {"course_name": "AI Foundations", "products": [product], "total": 199, "currency": "eur"}
+            if full
+            else {}
+        )
+        | {"start_time": "2026-03-10T10:00:00+01:00", "end_time": "2026-03-10T10:30:00+01:00"},
         "journey": {"key": "welcome-series", "name": "Welcome series"},
         "vars": {"discount_code": "BDAY15", "discount_percent": 15},
         "owner": {"email": "sam@example.com", "name": "Sam"},
