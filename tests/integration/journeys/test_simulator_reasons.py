@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from leadflow.cli import app
 from leadflow.journeys import scratch, simulator
 from leadflow.journeys.simulator import Moment, SimulationRequest
+from leadflow.kernel import commands
 from leadflow.kernel.context import AppContext
 from leadflow.messaging import erased
 from leadflow.messaging.models import suppressions
@@ -136,7 +137,8 @@ def test_the_cli_takes_start_and_prints_the_reasons(
     monkeypatch.setenv("LEADFLOW_DATABASE_URL", database_url)
     monkeypatch.setenv("LEADFLOW_SECRET_KEY", "test-secret")
     monkeypatch.setenv("LEADFLOW_BRAND_ADDRESS", "1 Main St, Springfield")
-    monkeypatch.setenv("COLUMNS", "200")
+    # the CLI's console took its width when first imported (another test may have imported it first)
+    monkeypatch.setattr(commands.console, "_width", 200)
     j.template(ctx, "news")
     j.template(ctx, "hi", subject="Hi {{ contact.first_name }}")
     journey = tmp_path / "journey.yaml"
