@@ -4,13 +4,13 @@ Each flow (an assessment completed, a consultation requested, a lead captured fr
 
 1. creates or updates the contact by email (name split into first and last; the flow's facts as
    traits where they describe the person), as ``PUT /contacts`` does;
-2. in one transaction: logs a CRM activity on the lead (the contact becomes a lead) and writes the
-   tracking messages of the same write path ``/v1/batch`` uses — an ``identify`` and the flow's
-   ``track`` event (``assessment.completed``, ``consultation.requested``, ``lead.captured``) with the
-   UTM in ``context.campaign`` like the tracking API and hosted forms, and with a campaign a ``page``
-   carrying it, the touchpoint attribution reads (as a hosted form's post writes one). The
-   pipeline then applies the event: journeys triggered by it start (a persona-specific journey is one
-   with a condition on ``persona``) and webhook endpoints subscribed to it receive it.
+2. in the same transaction (one write, one wait for the profile lock): logs a CRM activity on the lead (the
+   contact becomes a lead) and writes the tracking messages of the same write path ``/v1/batch`` uses — an
+   ``identify`` and the flow's ``track`` event (``assessment.completed``, ``consultation.requested``,
+   ``lead.captured``) with the UTM in ``context.campaign`` like the tracking API and hosted forms, and with
+   a campaign a ``page`` carrying it, the touchpoint attribution reads (as a hosted form's post writes
+   one). The pipeline then applies the event: journeys triggered by it start (a persona-specific journey is
+   one with a condition on ``persona``) and webhook endpoints subscribed to it receive it.
 
 **Idempotent** on the client's ``Idempotency-Key`` header (or ``messageId`` in the body; the header
 wins): the same key answers the first call's result again (``replayed: true``) and changes nothing; the
@@ -131,11 +131,12 @@ def _capture(
         **({"phone": phone} if phone else {}),
         traits=traits or None,
     )
-    contact, _ = contacts.upsert(ctx, data, actor=f"capture:{kind}")
     activity_kind, subject, body = activity
-    due = ctx.clock.now() + RESPONSE_TIME if activity_kind == "task" else None
-    entry = crm.NewActivity(contact.id, activity_kind, subject, body, key, due_at=due)
+    # one write transaction and one wait for the profile lock (taken by the upsert, held to the commit)
     with ctx.db.write() as conn:
+        contact, _ = contacts.upsert_in(conn, ctx, data, actor=f"capture:{kind}")
+        due = ctx.clock.now() + RESPONSE_TIME if activity_kind == "task" else None
+        entry = crm.NewActivity(contact.id, activity_kind, subject, body, key, due_at=due)
         if not crm.log_activities(conn, ctx.clock, [entry], actor=f"capture:{kind}"):
             return Captured(contact_id=contact.id, event=event, message_id=message_id, replayed=True)
         now = ctx.clock.now()

@@ -160,6 +160,7 @@ def submit(ctx: AppContext, form_id: str, posted: Posted) -> Outcome:
     """Take one post of the form (see the module's rules)."""
     with ctx.db.read() as conn:
         form = fields_of(row(conn, form_id))
+        confirmation = not form.double_opt_in or bool(messaging.template_ids(conn, [CONFIRMATION_TEMPLATE]))
     check_origin(ctx, form, posted.origin)
     throttle.check(ctx, posted.ip)
     if _text(posted.values.get(HONEYPOT), 1000):
@@ -167,17 +168,20 @@ def submit(ctx: AppContext, form_id: str, posted: Posted) -> Outcome:
             conn.execute(queries.COUNT_SPAM, {"form_id": form_id})
         return Outcome(form, form_id, None)
     values = clean(form, posted.values)
-    contact, created = _contact(ctx, form, form_id, values)
-    if form.double_opt_in:
+    if not confirmation:  # the first double opt-in post since the template went: its own transaction
         install_confirmation(ctx, actor="system")
     submission_id = new_id()
+    # One write transaction and one wait for the profile lock per post: the contact upsert takes the
+    # lock, and the submission, list, tags, hold and events are written under it before the commit.
     with ctx.db.write() as conn:
-        contacts.profile_lock(conn)
+        contact, created = _contact(conn, ctx, form, form_id, values)
         _record(conn, ctx, form, form_id, submission_id, contact, created, values, posted)
     return Outcome(form, form_id, submission_id, values)
 
 
-def _contact(ctx: AppContext, form: FormFields, form_id: str, values: dict[str, Any]) -> tuple[Any, bool]:
+def _contact(
+    conn: Connection, ctx: AppContext, form: FormFields, form_id: str, values: dict[str, Any]
+) -> tuple[Any, bool]:
     hidden = {f.name for f in form.fields if f.type == "hidden"}
     traits = {k: v for k, v in values.items() if k not in (*COLUMN_FIELDS, "email") and k not in hidden}
     data = contacts.ContactUpsert(
@@ -186,7 +190,7 @@ def _contact(ctx: AppContext, form: FormFields, form_id: str, values: dict[str, 
         traits=traits or None,
     )
     try:
-        return contacts.upsert(ctx, data, actor=f"form:{form_id}")
+        return contacts.upsert_in(conn, ctx, data, actor=f"form:{form_id}")
     except Invalid as exc:  # a phone the contacts domain cannot read
         name = "phone" if "phone" in exc.code or "phone" in exc.message else "email"
         raise SubmissionInvalid({name: exc.message}) from None

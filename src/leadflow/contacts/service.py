@@ -49,6 +49,7 @@ from leadflow.contacts.writes import patch as patch
 from leadflow.contacts.writes import profile_lock as profile_lock
 from leadflow.contacts.writes import publish_changes as publish_changes
 from leadflow.contacts.writes import upsert as upsert
+from leadflow.contacts.writes import upsert_in as upsert_in
 
 
 def stage_rank(stage: str) -> int:

@@ -125,6 +125,42 @@ def upsert(ctx: AppContext, data: ContactUpsert, *, actor: str) -> tuple[Contact
         return queries.get(conn, contact.id), created
 
 
+def upsert_in(conn: Connection, ctx: AppContext, data: ContactUpsert, *, actor: str) -> tuple[Contact, bool]:
+    """:func:`upsert` in the caller's write transaction: the input is checked first, then the profile
+    lock is taken on ``conn`` and held until the caller commits, so a caller that writes more under
+    that lock (a form post's submission, tags and events) costs one transaction and one lock wait.
+    An error may leave partial writes on ``conn``: the caller lets it end the transaction (rollback)."""
+    if not data.user_id and not data.email:
+        raise Invalid("give user_id or email to create or update a contact", code="missing_identifier")
+    changes = changes_from(data, ctx.settings.default_phone_region)
+    email = changes.email if isinstance(changes.email, str) else None
+    profile_lock(conn)
+    _check_company(conn, changes)
+    batch = ProfileBatch(conn, ctx.clock, ctx.bus)
+    batch.preload(user_ids=[data.user_id] if data.user_id else [], emails=[email] if email else [])
+    contact = batch.find("user", data.user_id) or batch.find_email(email)
+    created = contact is None
+    contact = contact or batch.create()
+    if data.user_id and contact.user_id not in (None, data.user_id):
+        raise Conflict(
+            f"{email} belongs to contact {contact.id} with another user id", code="user_id_conflict"
+        )
+    if data.user_id:
+        batch.link(contact, "user", data.user_id)
+    batch.apply_changes(contact, changes, manual=True, strict=True)
+    publish_changes(conn, ctx, batch.flush())
+    audit.record(
+        conn,
+        ctx.clock,
+        actor=actor,
+        action="contact.created" if created else "contact.updated",
+        entity_type="contact",
+        entity_id=contact.id,
+        data=data.model_dump(mode="json", exclude_unset=True),
+    )
+    return queries.get(conn, contact.id), created
+
+
 def patch(ctx: AppContext, contact_id: str, data: ContactPatch, *, actor: str) -> Contact:
     """Change some fields; a manual lifecycle change may go backwards and is audited like any other."""
     changes = changes_from(data, ctx.settings.default_phone_region)
