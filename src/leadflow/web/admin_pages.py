@@ -1,35 +1,17 @@
-"""The dashboard (a few live numbers until the analytics pages land) and the users page (admin)."""
+"""The users page (admin); the dashboard is :mod:`leadflow.web.dashboard`."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
-from leadflow.contacts import service as contacts
 from leadflow.crm import service as crm
-from leadflow.events import service as events
 from leadflow.kernel.errors import LeadflowError
 from leadflow.web import mail, passwords
 from leadflow.web.access import ROLES, Console, PageError, Viewer, change, console, page
 from leadflow.web.render import page as render
 
 router = APIRouter()
-
-
-@router.get("/")
-def dashboard(
-    request: Request,
-    viewer: Viewer = Depends(page("dashboard")),
-    web: Console = Depends(console),
-) -> Response:
-    with web.ctx.db.read() as conn:
-        count = contacts.contact_count(conn)
-        leads = crm.lead_status_counts(conn)
-        waiting, _ = events.backlog(conn)
-        recent = events.recent(conn, 10)
-    return render(
-        request, "dashboard.html", viewer, contacts=count, leads=leads, waiting=waiting, recent=recent
-    )
 
 
 def _users(request: Request, viewer: Viewer, web: Console, status: int = 200, **values: object) -> Response:

@@ -16,12 +16,19 @@ from fastapi.templating import Jinja2Templates
 
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.ratelimit import RateLimiter
-from leadflow.web import account_pages, admin_pages, crm_board, crm_pages, signin_pages
+from leadflow.web import account_pages, admin_pages, crm_board, crm_pages, dashboard, signin_pages
 from leadflow.web.access import Console, PageError, SignInNeeded
 from leadflow.web.render import protect
 
 PREFIX = "/app"
-ROUTERS = (signin_pages.router, account_pages.router, admin_pages.router, crm_pages.router, crm_board.router)
+ROUTERS = (
+    signin_pages.router,
+    account_pages.router,
+    admin_pages.router,
+    crm_pages.router,
+    crm_board.router,
+    dashboard.router,
+)
 # (area, label, path): shown to the roles allowed in the area (leadflow.web.access.AREAS)
 NAV = [
     ("dashboard", "Dashboard", "/app/"),
