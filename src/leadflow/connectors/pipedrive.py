@@ -26,7 +26,13 @@ company's API URL (``https://<company>.pipedrive.com``; default ``https://api.pi
   ``x-ratelimit-limit``/``-remaining``/``-reset`` and ``x-daily-requests-left`` are read into
   :attr:`rate_seen` (the fewer of the window's and the day's remainders); ``429`` waits its
   ``Retry-After`` (the window's reset, or Pipedrive's penalty; without one, ``x-ratelimit-reset``),
-  uncounted.
+  uncounted. Search (``*/search``) has its own window on top of the general one (10 requests per
+  2 s): the worker's bucket paces the general limit (:meth:`calls` counts every request), and the
+  searches are paced here, waiting with ``pause`` on ``clock`` before one that would make more than
+  :data:`SEARCH_LIMIT` in any :data:`SEARCH_SPAN` seconds — the vendor interface has no way to express a
+  second limit to the worker. Not a token bucket: a bucket safe against a 2-s window (burst + 2 s of
+  refill ≤ 10) could only spend half the window; a log of the last searches' times spends all of it
+  whether Pipedrive's window is fixed or rolling (the span has a margin for the request's way there).
 - Pull: ``GET /api/v2/persons?updated_since=&sort_by=update_time`` (oldest first).
 - Erasure: ``DELETE /api/v2/persons/{id}`` (already gone counts as erased).
 """
@@ -35,7 +41,9 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Mapping, Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -60,6 +68,8 @@ from leadflow.connectors.vendor import (
 
 HOST = "https://api.pipedrive.com"
 WINDOW_S = 2.0
+SEARCH_LIMIT = 10  # search requests per 2-s window (on top of the general window)
+SEARCH_SPAN = WINDOW_S + 0.1  # the window and a margin for the way there
 CUSTOM_KEY = re.compile(r"^[0-9a-f]{40}$")
 ID_FIELD = "leadflow id"  # the custom field holding leadflow's id on organisations and deals
 PERSON_FIELDS = frozenset({"name", "first_name", "last_name", "owner_id", "org_id", "job_title", "birthday"})
@@ -126,7 +136,15 @@ class PipedriveVendor:
     kinds: ClassVar[frozenset[str]] = frozenset({CONTACT, COMPANY, DEAL, ACTIVITY})
     match_field: ClassVar[str] = "email"
 
-    def __init__(self, credentials: Mapping[str, Any], host: str | None, network: Network) -> None:
+    def __init__(
+        self,
+        credentials: Mapping[str, Any],
+        host: str | None,
+        network: Network,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        pause: Callable[[float], None] = time.sleep,
+    ) -> None:
         token, oauth = credentials.get("api_token"), credentials.get("access_token")
         if isinstance(token, str) and token:
             headers = {"x-api-token": token}
@@ -140,6 +158,8 @@ class PipedriveVendor:
         self.stage_id = _id(credentials.get("stage_id"))
         self.rate_seen: RateSeen | None = None
         self._id_keys: dict[str, str] = {}
+        self._clock, self._pause = clock, pause
+        self.searched: deque[float] = deque()  # when the last searches went out (clock seconds)
         self.http = Rest(
             "Pipedrive",
             host or HOST,
@@ -159,7 +179,10 @@ class PipedriveVendor:
         self.rate_seen = RateSeen(_int(headers.get("x-ratelimit-limit")), left, WINDOW_S)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        """One call; a ``429`` without ``Retry-After`` waits the window's ``x-ratelimit-reset``."""
+        """One call; a ``429`` without ``Retry-After`` waits the window's ``x-ratelimit-reset``. A search
+        first waits until it fits the search window."""
+        if path.endswith("/search"):
+            self._search_slot()
         try:
             return self.http.call(method, path, **kwargs)
         except VendorError as exc:
@@ -168,6 +191,18 @@ class PipedriveVendor:
             if exc.status == 429 and "retry-after" not in headers and reset:
                 exc.retry_after = timedelta(seconds=reset)
             raise
+
+    def _search_slot(self) -> None:
+        """Wait until a search keeps the last :data:`SEARCH_SPAN` seconds at :data:`SEARCH_LIMIT` or
+        fewer, and note it."""
+        while True:
+            now = self._clock()
+            while self.searched and self.searched[0] <= now - SEARCH_SPAN:
+                self.searched.popleft()
+            if len(self.searched) < SEARCH_LIMIT:
+                self.searched.append(now)
+                return
+            self._pause(max(0.001, self.searched[0] + SEARCH_SPAN - now))  # never a zero wait: a loop
 
     def _data(self, method: str, path: str, **kwargs: Any) -> Any:
         body = self._call(method, path, **kwargs)

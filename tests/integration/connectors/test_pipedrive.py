@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from leadflow.connectors import config
 from leadflow.connectors import service as connectors
 from leadflow.connectors.models import connector_audit, connector_conflicts, connector_links, connector_outbox
+from leadflow.connectors.pipedrive import SEARCH_LIMIT, PipedriveVendor
+from leadflow.connectors.vendor import CONTACT, Network, Record
 from leadflow.connectors.worker import SCHEDULE, ConnectorWorker
 from leadflow.contacts import service as contacts
 from leadflow.contacts.processor import EventProcessor
@@ -328,3 +330,29 @@ def test_erasure_deletes_the_person_and_is_recorded(
     assert [_emails(p) for p in peer.find("person")] == [["eli@example.com"]]
     [record] = _rows(ctx, connector_audit, direction="erase")
     assert (record.outcome, record.remote_id, record.new_value) == ("erased", str(eve["id"]), None)
+
+
+def test_searches_are_paced_to_their_own_window_and_draw_no_429(
+    peer: PipedrivePeer, clock: VirtualClock
+) -> None:
+    """Search has 10 requests per 2 s on top of the general 80: a backfill of new persons (a search each)
+    waits for the search window instead of being refused."""
+    vendor = PipedriveVendor(
+        {"api_token": TOKEN},
+        peer.url,
+        Network(lambda url: None, 5.0),
+        clock=clock.monotonic,
+        pause=lambda seconds: clock.advance(timedelta(seconds=seconds)),
+    )
+    people = [
+        Record(CONTACT, f"s{n}", {"email": f"s{n}@example.com"}, match=f"s{n}@example.com")
+        for n in range(3 * SEARCH_LIMIT + 5)
+    ]
+    started = clock.monotonic()
+    written = vendor.write(CONTACT, people)
+    vendor.close()
+    assert {w.outcome for w in written} == {"ok"}
+    assert peer.count("person") == len(people)
+    assert len(peer.calls_to("GET", r"/api/v2/persons/search")) == len(people)
+    assert all(call.status != 429 for call in peer.calls_to())
+    assert clock.monotonic() - started >= 3 * 2.0  # it waited three search windows out (virtual time)
