@@ -4,8 +4,14 @@
   its id (``PUT /api/3/contacts/{id}``), so an email change keeps the same ActiveCampaign contact (one
   deleted there is synced again by email). A backfill — :data:`BULK_MIN` new people or more in a batch —
   goes through ``POST /api/3/import/bulk_import`` (at most 250 a request), polled with
-  ``GET /api/3/import/info``; the imported people's ids are then read back by modification time, and a
-  person the import reports as failed is ``FAILED`` on its own.
+  ``GET /api/3/import/info`` within the same write (bounded: :data:`POLLS`); the imported people's ids
+  are then read back newest first (``filters[updated_after]`` the import's start, ``orders[id]=desc``,
+  100 a page, stopping once every one is found: 3 pages for 250 new people, not the previous chunk's
+  too), and a person the import reports as failed is ``FAILED`` on its own. An import still running
+  after the polls is remembered by its people's emails: its records are ``RETRY`` and the next write of
+  the same people polls that import again instead of queueing a second one. A chunk costs what
+  ActiveCampaign counts — import, one poll, the pages (:meth:`calls`); a further poll comes a second
+  later, and the worker's bucket follows ``RateLimit-Remaining`` after the write.
 - Remote fields of the mapping: ``email``, ``firstName``, ``lastName``, ``phone`` are the contact's own;
   ``tags`` (a list or comma-separated names) are created when missing and applied (``contactTags``);
   ``list:<name>`` holds leadflow's subscription (``subscribed``/``unsubscribed``) and sets the
@@ -59,7 +65,9 @@ TAGS, LIST = "tags", "list:"
 BULK_MIN = 20  # new people in one batch from which the bulk import is cheaper than one sync each
 BULK_MAX = 250
 PAGE = 100
-POLLS = 10
+POLLS = 30
+WAIT = timedelta(seconds=1)  # people cut from a write to fit the limit: the next second's write
+RETRY_RUNNING = timedelta(seconds=5)  # an import still running after the polls: looked at again then
 POLL_PAUSE = 1.0  # seconds between two polls of an import not finished yet
 SUBSCRIBED, UNSUBSCRIBED = 1, 2
 DEAL_STATUS = {"open": 0, "won": 1, "lost": 2}
@@ -159,6 +167,7 @@ class ActiveCampaignVendor:
         self._fields: dict[str, str] | None = None  # title / PERSTAG (upper-cased) → field id
         self._tags: dict[str, str] = {}  # name (lower-cased) → tag id
         self._lists: dict[str, str] | None = None  # name (lower-cased) → list id
+        self._running: dict[frozenset[str], tuple[str, datetime]] = {}  # emails → (batch id, started)
 
     def _note(self, headers: Mapping[str, str]) -> None:
         remaining = _int(headers.get("ratelimit-remaining"))
@@ -224,16 +233,38 @@ class ActiveCampaignVendor:
         lists = sum(1 for key in record.properties if key.startswith(LIST))
         return len(names_of(record.properties.get(TAGS))) + lists
 
+    def _lookups(self, records: Sequence[Record]) -> int:
+        """The id lookups a write of these records makes first (custom fields, lists; once cached, 0)."""
+        keys = {k for r in records for k in r.properties}
+        custom = any(k not in STANDARD and k != TAGS and not k.startswith(LIST) for k in keys)
+        lists = any(k.startswith(LIST) for k in keys)
+        return int(custom and self._fields is None) + int(lists and self._lists is None)
+
+    def _first_cut(
+        self, records: Sequence[Record], fresh: Sequence[Record]
+    ) -> tuple[Sequence[Record], Sequence[Record]]:
+        """The new people imported by this write, and those left for the next one: while the field and
+        list ids are still to be looked up, the first import is cut so that the lookups, the import, its
+        poll and the pages fit one second of the account's limit (the rest waits a second, uncounted)."""
+        lookups = self._lookups(records)
+        if not lookups:
+            return fresh, ()
+        size = max(PAGE, (int(self.burst) - 2 - lookups) * PAGE)
+        return fresh[:size], fresh[size:]
+
     def calls(self, kind: str, records: Sequence[Record]) -> int:
-        lookups = int(self._fields is None) + int(self._lists is None)
+        """The requests ActiveCampaign counts for this write: for a backfill, per chunk of 250 the
+        import, one status poll and its new people's ids read back 100 a page."""
         if kind != CONTACT:  # a first write looks for the record first
             return sum(1 if r.remote_id else 2 for r in records)
-        fresh = [r for r in records if not r.remote_id]
+        lookups = self._lookups(records)
+        fresh = [r for r in records if not r.remote_id and r.match]
         known = [r for r in records if r.remote_id]
-        if len(fresh) >= BULK_MIN:  # import + poll per 250, then the ids read back 100 a page
-            chunks = math.ceil(len(fresh) / BULK_MAX)
-            single = sum(1 + self._extras(r) for r in known)
-            return lookups + 2 * chunks + math.ceil(len(fresh) / PAGE) + single
+        if len(fresh) >= BULK_MIN:
+            fresh = list(self._first_cut(records, fresh)[0])
+            chunks = [fresh[i : i + BULK_MAX] for i in range(0, len(fresh), BULK_MAX)]
+            bulk = sum(2 + math.ceil(len(chunk) / PAGE) for chunk in chunks)
+            return lookups + bulk + sum(1 + self._extras(r) for r in known)
         return lookups + sum(1 + self._extras(r) for r in records)
 
     def write(self, kind: str, records: Sequence[Record]) -> list[Written]:
@@ -250,8 +281,16 @@ class ActiveCampaignVendor:
             if not r.remote_id and not r.match
         ]
         known = [r for r in records if r.remote_id]
-        written = self._import(fresh) if len(fresh) >= BULK_MIN else each(fresh, self._contact)
-        return written + each(known, self._contact) + missing
+        if len(fresh) < BULK_MIN:
+            return each(fresh, self._contact) + each(known, self._contact) + missing
+        now, later = self._first_cut(records, fresh)
+        waiting = [
+            Written(
+                r.local_id, RETRY, error="waiting for the rate limit", retry_after=WAIT, rate_limited=True
+            )
+            for r in later
+        ]
+        return self._import(now) + each(known, self._contact) + missing + waiting
 
     # --- people one by one --------------------------------------------------------------------------------
 
@@ -315,22 +354,35 @@ class ActiveCampaignVendor:
         return item
 
     def _import_chunk(self, records: Sequence[Record]) -> list[Written]:
-        items = [self._import_item(r) for r in records]
-        queued = self.http.call("POST", "/api/3/import/bulk_import", json={"contacts": items})
-        started = server_time(self.http.last_headers) or datetime.now(UTC)
-        batch_id = str(queued.get("batchId") or "")
+        emails = frozenset(str(r.match).lower() for r in records)
+        running = self._running.get(emails)
+        if running is None:  # never a second import of people whose import is still running
+            items = [self._import_item(r) for r in records]
+            queued = self.http.call("POST", "/api/3/import/bulk_import", json={"contacts": items})
+            started = server_time(self.http.last_headers) or datetime.now(UTC)
+            running = self._running[emails] = (str(queued.get("batchId") or ""), started)
+        batch_id, started = running
         info: dict[str, Any] = {}
-        for _ in range(POLLS):
+        for poll in range(POLLS):
+            if poll:
+                self._pause(POLL_PAUSE)  # one poll a second leaves the rest of the 5 a second to others
             info = self.http.call("GET", "/api/3/import/info", params={"batchId": batch_id})
             if info.get("status") not in (False, None, "", "pending", "processing"):
                 break
-            self._pause(POLL_PAUSE)  # one poll a second leaves the rest of the 5 a second to others
         else:
-            return [Written(r.local_id, RETRY, error="ActiveCampaign import not finished") for r in records]
+            return [
+                Written(
+                    r.local_id,
+                    RETRY,
+                    error="ActiveCampaign import still running",
+                    retry_after=RETRY_RUNNING,
+                    rate_limited=True,
+                )
+                for r in records
+            ]
+        del self._running[emails]
         failed = {str(e).lower() for e in info.get("failure") or []}
-        ids = self._ids_since(
-            started - timedelta(seconds=2), {str(r.match).lower() for r in records} - failed
-        )
+        ids = self._ids_since(started - timedelta(seconds=1), set(emails) - failed)
         written = []
         for record in records:
             email = str(record.match).lower()
@@ -347,12 +399,14 @@ class ActiveCampaignVendor:
         return written
 
     def _ids_since(self, since: datetime, emails: set[str]) -> dict[str, tuple[str, datetime | None]]:
-        """The ids of people changed since ``since`` (the import just made), 100 a page."""
+        """The ids of these people, changed since ``since`` (the import just made): newest first, 100 a
+        page, until every one is found (an import's new people have the newest ids)."""
         found: dict[str, tuple[str, datetime | None]] = {}
         offset = 0
         while emails - set(found):
             params = {
                 "filters[updated_after]": since.isoformat(timespec="seconds"),
+                "orders[id]": "DESC",
                 "limit": PAGE,
                 "offset": offset,
             }

@@ -12,12 +12,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from leadflow.connectors import outbox
 from leadflow.connectors import service as connectors
 from leadflow.connectors.activecampaign import BULK_MIN, EVENT_REGISTRATION, ActiveCampaignVendor
 from leadflow.connectors.models import connector_audit, connector_links, connector_outbox
 from leadflow.connectors.vendor import CONTACT, Network, Record
 from leadflow.connectors.worker import SCHEDULE, ConnectorWorker
 from leadflow.contacts import service as contacts
+from leadflow.contacts.models import contacts as contact_rows
 from leadflow.contacts.processor import EventProcessor
 from leadflow.crm import activities, deals
 from leadflow.crm import service as crm
@@ -26,6 +28,7 @@ from leadflow.crm.schemas import ActivityCreate
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Upstream
+from leadflow.kernel.ids import new_id
 from tests.integration.connectors.conftest import drain, identify
 from tests.peers.activecampaign import SUBSCRIBED, TOKEN, UNSUBSCRIBED, ActiveCampaignPeer
 from tests.support.contacts import by_user
@@ -366,7 +369,54 @@ def test_a_bulk_import_still_processing_is_polled_then_its_people_read_back(
     peer.import_delay_s = 3600.0  # not finished within the polls: tried again later, nothing lost
     again = vendor.write(CONTACT, [Record(r.kind, r.local_id, r.properties, match=r.match) for r in people])
     assert {w.outcome for w in again} == {"retry"}
+    imports = len(peer.calls_to("POST", r"/api/3/import/bulk_import"))
+    peer.import_delay_s = 0.0
+    third = vendor.write(CONTACT, [Record(r.kind, r.local_id, r.properties, match=r.match) for r in people])
+    assert {w.outcome for w in third} == {"ok"}
+    assert len(peer.calls_to("POST", r"/api/3/import/bulk_import")) == imports  # the running one, polled
     vendor.close()
+
+
+def test_a_1000_contact_backfill_at_five_requests_a_second_draws_no_429(
+    ctx: AppContext,
+    processor: EventProcessor,
+    peer: ActiveCampaignPeer,
+    worker: ConnectorWorker,
+    clock: VirtualClock,
+) -> None:
+    connector_id = connect(ctx, peer, limits=None)  # the vendor's own 5 a second, on the peer too
+    peer.window.limit = 5
+    peer.seed_list("Newsletter")  # the mapping's fields and list are looked up: the first import is cut
+    now = clock.now()
+    rows = [
+        {
+            "id": new_id(),
+            "user_id": f"b{n}",
+            "email": f"b{n}@example.com",
+            "first_name": f"B{n}",
+            "traits": {"badge_name": f"B-{n}"},
+            "lifecycle_stage": "lead",
+            "subscription_status": "subscribed",
+            "consent": {},
+            "created_at": now,
+            "updated_at": now,
+        }
+        for n in range(1000)
+    ]
+    with ctx.db.write() as conn:  # set-based, as connectors.backfill queues a segment's members
+        conn.execute(contact_rows.insert(), rows)
+        queued = [outbox.row(connector_id, outbox.CONTACT, r["id"], now, contact_id=r["id"]) for r in rows]
+        outbox.enqueue_many(conn, ctx, queued)
+    for _ in range(60):
+        worker.run_once()
+        if not _rows(ctx, connector_outbox):
+            break
+        clock.advance(timedelta(seconds=1))
+    assert peer.count() == 1000
+    assert all(call.status != 429 for call in peer.calls)
+    assert len(peer.calls_to("POST", r"/api/3/import/bulk_import")) == 5  # 100 (cut), then 250s; none twice
+    assert len(_rows(ctx, connector_links)) == 1000  # every id read back
+    assert peer.field_values("b999@example.com")["Badge Name"] == "B-999"
 
 
 def test_connection_answers_ok_and_a_wrong_key_is_refused_without_showing_it(
