@@ -93,36 +93,8 @@ def _check_company(conn: Connection, changes: ProfileChanges) -> None:
 
 def upsert(ctx: AppContext, data: ContactUpsert, *, actor: str) -> tuple[Contact, bool]:
     """Create or update the contact with this user id, else this email. Returns (contact, created)."""
-    if not data.user_id and not data.email:
-        raise Invalid("give user_id or email to create or update a contact", code="missing_identifier")
-    changes = changes_from(data, ctx.settings.default_phone_region)
-    email = changes.email if isinstance(changes.email, str) else None
     with ctx.db.write() as conn:
-        profile_lock(conn)
-        _check_company(conn, changes)
-        batch = ProfileBatch(conn, ctx.clock, ctx.bus)
-        batch.preload(user_ids=[data.user_id] if data.user_id else [], emails=[email] if email else [])
-        contact = batch.find("user", data.user_id) or batch.find_email(email)
-        created = contact is None
-        contact = contact or batch.create()
-        if data.user_id and contact.user_id not in (None, data.user_id):
-            raise Conflict(
-                f"{email} belongs to contact {contact.id} with another user id", code="user_id_conflict"
-            )
-        if data.user_id:
-            batch.link(contact, "user", data.user_id)
-        batch.apply_changes(contact, changes, manual=True, strict=True)
-        publish_changes(conn, ctx, batch.flush())
-        audit.record(
-            conn,
-            ctx.clock,
-            actor=actor,
-            action="contact.created" if created else "contact.updated",
-            entity_type="contact",
-            entity_id=contact.id,
-            data=data.model_dump(mode="json", exclude_unset=True),
-        )
-        return queries.get(conn, contact.id), created
+        return upsert_in(conn, ctx, data, actor=actor)
 
 
 def upsert_in(conn: Connection, ctx: AppContext, data: ContactUpsert, *, actor: str) -> tuple[Contact, bool]:
