@@ -23,21 +23,24 @@ CSV: dict[int | str, dict[str, Any]] = {
 }
 _FROM = Query(None, alias="from", description="first UTC day (default: 29 days before 'to')")
 _TO = Query(None, alias="to", description="last UTC day, inclusive (default: today)")
-_FORMAT = Query("json", description="json, or csv for a CSV report")
+FORMAT = Query("json", description="json, or csv for a CSV report")
+
+
+def csv_response(text: str, name: str) -> Response:
+    """A CSV report as a download named ``name.csv``."""
+    headers = {"Content-Disposition": f'attachment; filename="{name}.csv"'}
+    return Response(text, media_type="text/csv; charset=utf-8", headers=headers)
 
 
 def _answer(report: BaseModel, fmt: Format, name: str) -> Any:
-    if fmt == "csv":
-        headers = {"Content-Disposition": f'attachment; filename="{name}.csv"'}
-        return Response(analytics.to_csv(report), media_type="text/csv; charset=utf-8", headers=headers)
-    return report
+    return csv_response(analytics.to_csv(report), name) if fmt == "csv" else report
 
 
 @router.get("/kpis", response_model=Kpis, responses=CSV, summary="KPIs for a period and the previous one")
 def kpis(
     start: date | None = _FROM,
     end: date | None = _TO,
-    format: Format = _FORMAT,
+    format: Format = FORMAT,
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Any:
@@ -48,7 +51,7 @@ def kpis(
 def funnel(
     start: date | None = _FROM,
     end: date | None = _TO,
-    format: Format = _FORMAT,
+    format: Format = FORMAT,
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Any:
@@ -59,7 +62,7 @@ def funnel(
 def sources(
     start: date | None = _FROM,
     end: date | None = _TO,
-    format: Format = _FORMAT,
+    format: Format = FORMAT,
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Any:
@@ -76,7 +79,7 @@ def email(
     by: Literal["template", "journey", "step", "broadcast"] = Query("template"),
     start: date | None = _FROM,
     end: date | None = _TO,
-    format: Format = _FORMAT,
+    format: Format = FORMAT,
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Any:
@@ -93,7 +96,7 @@ def journey_funnel(
     journey_id: str,
     start: date | None = _FROM,
     end: date | None = _TO,
-    format: Format = _FORMAT,
+    format: Format = FORMAT,
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Any:

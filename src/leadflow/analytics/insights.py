@@ -13,8 +13,6 @@ models of :mod:`.attribution` and :mod:`.abtest`, and the response shapes of the
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
@@ -26,6 +24,7 @@ from sqlalchemy.engine import Connection
 
 from leadflow.analytics import abtest, attribution, store
 from leadflow.analytics.attribution import DIMENSIONS, MODELS, Conversion, Dimension, Model, Touch
+from leadflow.analytics.reports import write_csv
 from leadflow.journeys import service as journeys
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Invalid, NotFound
@@ -318,8 +317,4 @@ def to_csv(report: Attribution | Experiment | Experiments) -> str:
                 rows.append(line)
         columns = ["journey_id", "step_id", "status", *Variant.model_fields, "low", "high"]
         columns.remove("interval")
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\r\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
+    return write_csv(rows, columns)

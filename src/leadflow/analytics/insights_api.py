@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Any, Literal, cast
+from typing import Any, cast
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query
 
 from leadflow.analytics import insights
+from leadflow.analytics.api import CSV, FORMAT, Format, csv_response
 from leadflow.analytics.attribution import Dimension, Model
 from leadflow.analytics.insights import Attribution, Experiment, Experiments
 from leadflow.kernel.context import AppContext
@@ -19,18 +20,9 @@ from leadflow.kernel.http import Principal, context, require
 
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
 
-Format = Literal["json", "csv"]
-CSV: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "the report"}
-}
-_FORMAT = Query("json", description="json, or csv for a CSV report")
-
 
 def _answer(report: Attribution | Experiment | Experiments, fmt: Format, name: str) -> Any:
-    if fmt == "csv":
-        headers = {"Content-Disposition": f'attachment; filename="{name}.csv"'}
-        return Response(insights.to_csv(report), media_type="text/csv; charset=utf-8", headers=headers)
-    return report
+    return csv_response(insights.to_csv(report), name) if fmt == "csv" else report
 
 
 @router.get(
@@ -55,7 +47,7 @@ def attribution(
     value: Decimal | None = Query(
         None, description="a fixed value per conversion (default: its revenue/value)"
     ),
-    format: Format = _FORMAT,
+    format: Format = FORMAT,
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Any:
@@ -78,7 +70,7 @@ def attribution(
     "/experiments", response_model=Experiments, responses=CSV, summary="A/B readouts of every journey split"
 )
 def experiments(
-    format: Format = _FORMAT,
+    format: Format = FORMAT,
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Any:
@@ -94,7 +86,7 @@ def experiments(
 def experiment(
     journey_id: str,
     step_id: str,
-    format: Format = _FORMAT,
+    format: Format = FORMAT,
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Any:

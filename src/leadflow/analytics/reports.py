@@ -42,10 +42,15 @@ def _lines(report: BaseModel) -> list[dict[str, Any]]:
 
 def to_csv(report: BaseModel) -> str:
     """The report as CSV text: a header line, then one line per figure, stage, source or key."""
-    lines = _lines(report)
-    columns: list[str] = []
-    for line in lines:
-        columns += [name for name in line if name not in columns]
+    return write_csv(_lines(report))
+
+
+def write_csv(lines: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    """CSV text of ``lines`` under ``columns`` (default: every key, in the order first met)."""
+    if columns is None:
+        columns = []
+        for line in lines:
+            columns += [name for name in line if name not in columns]
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns or ["empty"], lineterminator="\r\n")
     writer.writeheader()
