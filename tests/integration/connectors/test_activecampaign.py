@@ -65,13 +65,6 @@ def peer(clock: VirtualClock) -> Iterator[ActiveCampaignPeer]:
         yield running
 
 
-@pytest.fixture
-def worker(ctx: AppContext) -> Iterator[ConnectorWorker]:
-    made = ConnectorWorker(ctx, rand=lambda: 0.5)
-    yield made
-    made.close()
-
-
 def connect(ctx: AppContext, peer: ActiveCampaignPeer, **settings: Any) -> str:
     values = {
         "vendor": "activecampaign",

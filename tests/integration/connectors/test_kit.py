@@ -40,13 +40,6 @@ def peer(clock: VirtualClock) -> Iterator[KitPeer]:
         yield running
 
 
-@pytest.fixture
-def worker(ctx: AppContext) -> Iterator[ConnectorWorker]:
-    made = ConnectorWorker(ctx, rand=lambda: 0.5)
-    yield made
-    made.close()
-
-
 def connect(ctx: AppContext, peer: KitPeer, **settings: Any) -> str:
     values = {
         "vendor": "kit",

@@ -36,13 +36,6 @@ def peer(clock: VirtualClock) -> Iterator[MailchimpPeer]:
         yield running
 
 
-@pytest.fixture
-def worker(ctx: AppContext) -> Iterator[ConnectorWorker]:
-    made = ConnectorWorker(ctx, rand=lambda: 0.5)
-    yield made
-    made.close()
-
-
 def connect(ctx: AppContext, peer: MailchimpPeer, **settings: Any) -> str:
     values = {
         "vendor": "mailchimp",

@@ -58,13 +58,6 @@ def peer(shared: PipedrivePeer, clock: VirtualClock) -> PipedrivePeer:
     return shared
 
 
-@pytest.fixture
-def worker(ctx: AppContext) -> Iterator[ConnectorWorker]:
-    made = ConnectorWorker(ctx, rand=lambda: 0.5)
-    yield made
-    made.close()
-
-
 def connect(
     ctx: AppContext, peer: PipedrivePeer, credentials: dict[str, Any] | None = None, **settings: Any
 ) -> str:
