@@ -32,6 +32,7 @@ AREAS: dict[str, frozenset[str]] = {
     "email": frozenset({"admin", "marketer", "viewer"}),
     "reports": frozenset({"admin", "marketer", "viewer"}),
     "crm": frozenset({"admin", "sales", "viewer"}),
+    "integrations": frozenset({"admin", "viewer"}),  # webhooks, connectors, forms, API keys
 }
 READ_ONLY = frozenset({"viewer"})
 PRE_COOKIE = "lf_csrf"  # the double-submit token of the forms shown before signing in
