@@ -72,6 +72,16 @@ def _instants(p: Period) -> dict[str, datetime]:
     }
 
 
+def entrants(stage: str, start: date, end: date) -> Any:
+    """``SELECT contact_id`` of the contacts counted in a stage KPI for the UTC days ``start`` to
+    ``end`` (inclusive): those whose first entry into ``stage`` falls in them (an erased or merged
+    contact's entry is counted but no longer names a contact)."""
+    if stage not in STAGES:
+        raise Invalid(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}", code="invalid_stage")
+    bounds = _instants(Period(start=start, end=end))
+    return queries.stage_entrants(stage, bounds["start"], bounds["end"])
+
+
 def _figure(current: float, previous: float) -> Figure:
     change = None if previous == 0 else (current - previous) / previous
     return Figure(current=current, previous=previous, change=change)

@@ -363,6 +363,13 @@ JOURNEY_STEPS = (
     .order_by(sa.func.min(_st.id))
 )
 
+
+def stage_entrants(stage: str, start: datetime, end: datetime) -> sa.Select[Any]:
+    """``SELECT contact_id`` of the contacts whose first entry into ``stage`` is in ``[start, end)``:
+    the contacts behind a lifecycle KPI."""
+    return sa.select(_s.contact_id).where(_s.stage == stage, _s.entered_at >= start, _s.entered_at < end)
+
+
 _DAY = date(2026, 1, 1)
 _AT = datetime(2026, 1, 1, tzinfo=UTC)
 SAMPLES: list[Sample] = [
@@ -373,4 +380,5 @@ SAMPLES: list[Sample] = [
     lambda: sums(None, "template", prefix="email."),
     lambda: hourly("stage.entered", "stage"),
     lambda: forget_entries(["c1"]),
+    lambda: stage_entrants("lead", _AT, _AT),
 ]

@@ -17,6 +17,7 @@ from leadflow.analytics.insights import experiment as experiment
 from leadflow.analytics.insights import experiments as experiments
 from leadflow.analytics.kpis import by_hour as by_hour
 from leadflow.analytics.kpis import email as email
+from leadflow.analytics.kpis import entrants as entrants
 from leadflow.analytics.kpis import funnel as funnel
 from leadflow.analytics.kpis import journey_funnel as journey_funnel
 from leadflow.analytics.kpis import kpis as kpis

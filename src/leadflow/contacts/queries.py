@@ -86,6 +86,8 @@ class ContactFilter:
     q: str | None = None
     lifecycle_stage: str | None = None
     updated_since: datetime | None = None
+    #: ``SELECT id`` statements the contact must be in (a segment rule, a KPI's contacts …)
+    among: tuple[sa.Select[Any], ...] = ()
 
 
 def _like(text: str) -> str:
@@ -98,15 +100,22 @@ def search(conn: Connection, where: ContactFilter, *, after: str | None, limit: 
 
     ``q`` ignores case with the database's ``lower``: every letter on PostgreSQL, ASCII only on SQLite.
     """
-    query = sa.select(*CONTACT_COLUMNS).order_by(contacts.c.id).limit(limit)
+    query = filtered(sa.select(*CONTACT_COLUMNS), where).order_by(contacts.c.id).limit(limit)
     if after:
         query = query.where(contacts.c.id > after)
+    return to_contacts(conn, list(conn.execute(query)))
+
+
+def filtered(query: sa.Select[Any], where: ContactFilter) -> sa.Select[Any]:
+    """``query`` (over ``contacts``) kept to the contacts ``where`` describes."""
     if where.email is not None:
         query = query.where(contacts.c.email == where.email)
     if where.lifecycle_stage:
         query = query.where(contacts.c.lifecycle_stage == where.lifecycle_stage)
     if where.updated_since:
         query = query.where(contacts.c.updated_at >= where.updated_since)
+    for selection in where.among:
+        query = query.where(contacts.c.id.in_(selection.correlate(None).scalar_subquery()))
     if where.q:
         pattern = _like(where.q)
         query = query.where(
@@ -127,7 +136,16 @@ def search(conn: Connection, where: ContactFilter, *, after: str | None, limit: 
                 ).like(pattern, escape="\\"),
             )
         )
-    return to_contacts(conn, list(conn.execute(query)))
+    return query
+
+
+def counting(where: ContactFilter) -> sa.Select[Any]:
+    """How many contacts ``where`` describes."""
+    return filtered(sa.select(sa.func.count()).select_from(contacts), where)
+
+
+def count_matching(conn: Connection, where: ContactFilter) -> int:
+    return int(conn.execute(counting(where)).scalar_one())
 
 
 def by_ids(conn: Connection, ids: Sequence[str]) -> list[Contact]:
@@ -474,6 +492,9 @@ SAMPLES: list[Sample] = [
     lambda: finish_job("j1", None, _AT),
     lambda: [q for q in [issues_naming(["a@example.com"], ["u1"])] if q is not None],
     lambda: delete_issues_naming(["a@example.com"], ["u1"]),
+    lambda: counting(
+        ContactFilter(q="ann", lifecycle_stage="lead", among=(sa.select(contact_tags.c.contact_id),))
+    ),
     lambda: [
         ids_holding(["a@example.com"]),
         with_email(sa.select(contact_tags.c.contact_id), contact_tags.c.contact_id),

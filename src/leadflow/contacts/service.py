@@ -6,7 +6,7 @@ Re-exports and thin functions over the contacts modules; nothing in :mod:`leadfl
 
 from __future__ import annotations
 
-from leadflow.contacts import stages
+from leadflow.contacts import stages, tags
 from leadflow.contacts.apply import Applied as Applied
 from leadflow.contacts.batch import ProfileBatch as ProfileBatch
 from leadflow.contacts.changes import ProfileChanges as ProfileChanges
@@ -19,9 +19,11 @@ from leadflow.contacts.lists import use_static_lists as use_static_lists
 from leadflow.contacts.models import touchpoints as touchpoints  # read by analytics (first touch)
 from leadflow.contacts.preferences import use_preferences as use_preferences
 from leadflow.contacts.processor import EventProcessor as EventProcessor
+from leadflow.contacts.queries import ContactFilter as ContactFilter
 from leadflow.contacts.queries import by_ids as by_ids
 from leadflow.contacts.queries import company_rows_of as company_rows_of
 from leadflow.contacts.queries import contact_count as contact_count
+from leadflow.contacts.queries import count_matching as count_matching
 from leadflow.contacts.queries import email_of as email_of
 from leadflow.contacts.queries import get as get
 from leadflow.contacts.queries import id_for_user as id_for_user
@@ -31,6 +33,7 @@ from leadflow.contacts.queries import lead_sources as lead_sources
 from leadflow.contacts.queries import live_id as live_id
 from leadflow.contacts.queries import live_ids as live_ids
 from leadflow.contacts.queries import rows_of as rows_of
+from leadflow.contacts.queries import search as search
 from leadflow.contacts.queries import time_zones as time_zones
 from leadflow.contacts.queries import with_email as with_email
 from leadflow.contacts.queries import with_merged as with_merged
@@ -50,8 +53,16 @@ from leadflow.contacts.writes import profile_lock as profile_lock
 from leadflow.contacts.writes import publish_changes as publish_changes
 from leadflow.contacts.writes import upsert as upsert
 from leadflow.contacts.writes import upsert_in as upsert_in
+from leadflow.kernel.context import AppContext
 
 
 def stage_rank(stage: str) -> int:
     """A lifecycle stage's position in :data:`STAGES` (visitor 0 … advocate 5)."""
     return stages.rank(stage)
+
+
+def update_tags(
+    ctx: AppContext, contact_id: str, add: list[str], remove: list[str], *, actor: str
+) -> list[str]:
+    """Add and remove a contact's tags, audited (the API's change, and the console's); its tags after."""
+    return tags.update(ctx, contact_id, add, remove, actor=actor)

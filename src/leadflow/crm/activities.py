@@ -244,3 +244,30 @@ def timeline(
         entries[: limit + 1], limit, lambda e: {"t": e.at.isoformat(), "s": _rank(e)[1], "id": e.id}
     )
     return page, next_cursor
+
+
+def contact_timeline(
+    ctx: AppContext, contact_id: str, *, cursor: str | None, limit: int
+) -> tuple[list[TimelineEntry], str | None]:
+    """Any contact's whole timeline (the console's contact page): logged activities and every event
+    of theirs (not only :data:`DERIVED`), newest first, paginated as :func:`timeline`. The contact
+    need not be a lead; give the id it lives under (merged contacts' events moved to it)."""
+    activities_before, events_before = _bounds(decode(cursor))
+    with ctx.db.read() as conn:
+        logged = conn.execute(
+            queries.timeline_activities(contact_id, before=activities_before, limit=limit + 1)
+        )
+        found = events.for_contacts(conn, [contact_id], before=events_before, limit=limit + 1)
+    entries = [_from_activity(row) for row in logged] + [_any_event(row) for row in found]
+    entries.sort(key=_rank, reverse=True)
+    return pagination.paginate(
+        entries[: limit + 1], limit, lambda e: {"t": e.at.isoformat(), "s": _rank(e)[1], "id": e.id}
+    )
+
+
+def _any_event(row: dict[str, Any]) -> TimelineEntry:
+    """An event as a timeline entry: a page view, a known event's kind, else its name or its type."""
+    entry = _from_event(row)
+    if row["type"] not in ("page", "track"):
+        return entry.model_copy(update={"kind": row["type"], "subject": row.get("name") or row["event"]})
+    return entry

@@ -9,6 +9,7 @@ webhooks): ``lead.status_changed`` (webhook catalogue: ``lead.status_updated``) 
 from __future__ import annotations
 
 from leadflow.crm.activities import change as change_activity
+from leadflow.crm.activities import contact_timeline as contact_timeline
 from leadflow.crm.activities import get as get_activity
 from leadflow.crm.activities import listing as list_activities
 from leadflow.crm.activities import log as log_activity

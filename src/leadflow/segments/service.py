@@ -219,6 +219,15 @@ def preview(ctx: AppContext, raw_rules: dict[str, Any], *, sample: int = 20) -> 
     return Preview(count=int(count), contacts=[found[i] for i in first if i in found])
 
 
+def selection(conn: Connection, ctx: AppContext, raw_rules: Any) -> Any:
+    """``SELECT contacts.id`` of the contacts a rule matches now, after the same validation as a
+    segment's rules (``invalid_rule`` naming each offending path, unknown segments refused): the
+    console's contacts list filters by any rule with it."""
+    rule = rules.parse(raw_rules)
+    _check_references(conn, "__selection__", rule)
+    return _compiler(conn, ctx).select_ids(rule)
+
+
 def refresh(ctx: AppContext, segment_id: str) -> Refreshed:
     """Recompute a dynamic segment now (its entries and exits flow into the pipeline)."""
     with ctx.db.write() as conn:

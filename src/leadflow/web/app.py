@@ -16,7 +16,16 @@ from fastapi.templating import Jinja2Templates
 
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.ratelimit import RateLimiter
-from leadflow.web import account_pages, admin_pages, crm_board, crm_pages, dashboard, signin_pages
+from leadflow.web import (
+    account_pages,
+    admin_pages,
+    contact_detail,
+    contact_pages,
+    crm_board,
+    crm_pages,
+    dashboard,
+    signin_pages,
+)
 from leadflow.web.access import Console, PageError, SignInNeeded
 from leadflow.web.render import protect
 
@@ -28,10 +37,13 @@ ROUTERS = (
     crm_pages.router,
     crm_board.router,
     dashboard.router,
+    contact_pages.router,
+    contact_detail.router,
 )
 # (area, label, path): shown to the roles allowed in the area (leadflow.web.access.AREAS)
 NAV = [
     ("dashboard", "Dashboard", "/app/"),
+    ("contacts", "Contacts", "/app/contacts"),
     ("crm", "Leads", "/app/crm/leads"),
     ("crm", "Pipeline", "/app/crm/board"),
     ("users", "Users", "/app/users"),
