@@ -38,8 +38,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -144,8 +143,6 @@ class ActiveCampaignVendor:
         credentials: Mapping[str, Any],
         host: str | None,
         network: Network,
-        *,
-        pause: Callable[[float], None] = time.sleep,
     ) -> None:
         token = credentials.get("api_token")
         base = host or credentials.get("api_url")
@@ -163,7 +160,7 @@ class ActiveCampaignVendor:
             message_of=_message,
             on_answer=self._note,
         )
-        self._pause = pause
+        self._clock = network.clock
         self._fields: dict[str, str] | None = None  # title / PERSTAG (upper-cased) → field id
         self._tags: dict[str, str] = {}  # name (lower-cased) → tag id
         self._lists: dict[str, str] | None = None  # name (lower-cased) → list id
@@ -359,13 +356,13 @@ class ActiveCampaignVendor:
         if running is None:  # never a second import of people whose import is still running
             items = [self._import_item(r) for r in records]
             queued = self.http.call("POST", "/api/3/import/bulk_import", json={"contacts": items})
-            started = server_time(self.http.last_headers) or datetime.now(UTC)
+            started = server_time(self.http.last_headers) or self._clock.now()
             running = self._running[emails] = (str(queued.get("batchId") or ""), started)
         batch_id, started = running
         info: dict[str, Any] = {}
         for poll in range(POLLS):
             if poll:
-                self._pause(POLL_PAUSE)  # one poll a second leaves the rest of the 5 a second to others
+                self._clock.sleep(POLL_PAUSE)  # one poll a second leaves the rest of the 5 a second to others
             info = self.http.call("GET", "/api/3/import/info", params={"batchId": batch_id})
             if info.get("status") not in (False, None, "", "pending", "processing"):
                 break

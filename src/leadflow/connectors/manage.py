@@ -30,7 +30,7 @@ def test_connection(ctx: AppContext, connector_id: str) -> dict[str, Any]:
     """One cheap authenticated call to the vendor: ``{"ok": true}`` or a 502 ``vendor_unreachable`` /
     ``vendor_refused`` naming HubSpot's status (never the credentials)."""
     connector = config.load(ctx, connector_id)
-    network = network_of(ctx.settings, min(TIMEOUT, 10.0))  # as the worker's: its CA bundle too
+    network = network_of(ctx.settings, min(TIMEOUT, 10.0), ctx.clock)  # as the worker's: its CA bundle too
     try:
         vendor = registry.factory(connector.vendor).make(connector.credentials, connector.host, network)
         try:

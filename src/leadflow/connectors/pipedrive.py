@@ -41,9 +41,8 @@ from __future__ import annotations
 
 import contextlib
 import re
-import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -141,9 +140,6 @@ class PipedriveVendor:
         credentials: Mapping[str, Any],
         host: str | None,
         network: Network,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        pause: Callable[[float], None] = time.sleep,
     ) -> None:
         token, oauth = credentials.get("api_token"), credentials.get("access_token")
         if isinstance(token, str) and token:
@@ -158,7 +154,7 @@ class PipedriveVendor:
         self.stage_id = _id(credentials.get("stage_id"))
         self.rate_seen: RateSeen | None = None
         self._id_keys: dict[str, str] = {}
-        self._clock, self._pause = clock, pause
+        self._clock = network.clock
         self.searched: deque[float] = deque()  # when the last searches went out (clock seconds)
         self.http = Rest(
             "Pipedrive",
@@ -196,13 +192,13 @@ class PipedriveVendor:
         """Wait until a search keeps the last :data:`SEARCH_SPAN` seconds at :data:`SEARCH_LIMIT` or
         fewer, and note it."""
         while True:
-            now = self._clock()
+            now = self._clock.monotonic()
             while self.searched and self.searched[0] <= now - SEARCH_SPAN:
                 self.searched.popleft()
             if len(self.searched) < SEARCH_LIMIT:
                 self.searched.append(now)
                 return
-            self._pause(max(0.001, self.searched[0] + SEARCH_SPAN - now))  # never a zero wait: a loop
+            self._clock.sleep(max(0.001, self.searched[0] + SEARCH_SPAN - now))  # never a zero wait: a loop
 
     def _data(self, method: str, path: str, **kwargs: Any) -> Any:
         body = self._call(method, path, **kwargs)

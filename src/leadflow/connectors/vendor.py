@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol
 
+from leadflow.kernel.clock import Clock, SystemClock
+
 OK, RETRY, FAILED, CONFLICT = "ok", "retry", "failed", "conflict"
 CONTACT, COMPANY, DEAL, ACTIVITY = "contact", "company", "deal", "activity"
 KINDS = (CONTACT, COMPANY, DEAL, ACTIVITY)
@@ -117,11 +119,13 @@ class VendorError(Exception):
 class Network:
     """What a vendor client needs of the installation: ``check(url)`` raises
     :class:`~leadflow.kernel.netguard.Blocked` for a target inside the network (resolved), ``timeout``
-    in seconds, ``ca_file`` a certificate bundle to trust (a local peer's self-signed certificate)."""
+    in seconds, ``ca_file`` a certificate bundle to trust (a local peer's self-signed certificate),
+    ``clock`` the installation's clock (a client pacing itself to a vendor's window waits on it)."""
 
     check: Callable[[str], None]
     timeout: float
     ca_file: str | None = None
+    clock: Clock = field(default_factory=SystemClock)
 
 
 class Vendor(Protocol):

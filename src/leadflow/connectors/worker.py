@@ -51,6 +51,7 @@ from leadflow.connectors.vendor import (
     Written,
 )
 from leadflow.kernel import jsonutil, netguard
+from leadflow.kernel.clock import Clock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.netpolicy import Policy
 from leadflow.kernel.ratelimit import TokenBucket
@@ -120,10 +121,10 @@ def network_check(settings: Any) -> Callable[[str], None]:
     return check
 
 
-def network_of(settings: Any, timeout: float, ca_file: str | None = None) -> Network:
-    """What a vendor client gets, for the worker and the API alike: the network guard, the timeout and
-    the CA bundle (``ca_file``, else the ``connectors_ca_file`` setting, else the system's)."""
-    return Network(network_check(settings), timeout, ca_file or settings.connectors_ca_file or None)
+def network_of(settings: Any, timeout: float, clock: Clock, ca_file: str | None = None) -> Network:
+    """What a vendor client gets, for the worker and the API alike: the network guard, the timeout, the
+    CA bundle (``ca_file``, else the ``connectors_ca_file`` setting, else the system's) and the clock."""
+    return Network(network_check(settings), timeout, ca_file or settings.connectors_ca_file or None, clock)
 
 
 class ConnectorWorker:
@@ -133,7 +134,7 @@ class ConnectorWorker:
         self, ctx: AppContext, *, ca_file: str | None = None, rand: Callable[[], float] | None = None
     ):
         self.ctx = ctx
-        self.network = network_of(ctx.settings, TIMEOUT, ca_file)
+        self.network = network_of(ctx.settings, TIMEOUT, ctx.clock, ca_file)
         self._vendors: dict[str, tuple[datetime, Vendor]] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self._owners: dict[str, tuple[float, dict[str, str]]] = {}

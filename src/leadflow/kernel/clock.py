@@ -20,6 +20,11 @@ class Clock(Protocol):
         running system, unlike :meth:`now`; a virtual clock answers its own time."""
         ...
 
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` (pacing a client to a vendor's window): really on the system clock; a virtual
+        clock moves itself forward instead, so a test or the simulator never waits."""
+        ...
+
 
 class SystemClock:
     def now(self) -> datetime:
@@ -27,6 +32,9 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))
 
 
 class VirtualClock:
@@ -48,6 +56,9 @@ class VirtualClock:
         (measured from the start, not 1970, so that float seconds keep microseconds exact)."""
         with self._lock:
             return (self._now - self._origin).total_seconds()
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(timedelta(seconds=max(0.0, seconds)))
 
     def advance(self, delta: timedelta) -> datetime:
         with self._lock:

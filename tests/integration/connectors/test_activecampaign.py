@@ -344,8 +344,7 @@ def test_a_bulk_import_still_processing_is_polled_then_its_people_read_back(
     vendor = ActiveCampaignVendor(
         {"api_token": TOKEN},
         peer.url,
-        Network(lambda url: None, 5.0),
-        pause=lambda seconds: clock.advance(timedelta(seconds=seconds)),
+        Network(lambda url: None, 5.0, clock=clock),
     )
     people = [
         Record(

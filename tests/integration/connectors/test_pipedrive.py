@@ -333,9 +333,7 @@ def test_searches_are_paced_to_their_own_window_and_draw_no_429(
     vendor = PipedriveVendor(
         {"api_token": TOKEN},
         peer.url,
-        Network(lambda url: None, 5.0),
-        clock=clock.monotonic,
-        pause=lambda seconds: clock.advance(timedelta(seconds=seconds)),
+        Network(lambda url: None, 5.0, clock=clock),
     )
     people = [
         Record(CONTACT, f"s{n}", {"email": f"s{n}@example.com"}, match=f"s{n}@example.com")

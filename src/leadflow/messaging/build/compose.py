@@ -51,6 +51,9 @@ class StampClock:
     def monotonic(self) -> float:
         return self.at.timestamp()
 
+    def sleep(self, seconds: float) -> None:
+        """A stamp does not move: nothing paces itself on it."""
+
 
 class Composer:
     """Per deliverer: the renderer's cache, the token signer, the sender's identity, the DKIM signer."""
