@@ -72,14 +72,16 @@ def _instants(p: Period) -> dict[str, datetime]:
     }
 
 
-def entrants(stage: str, start: date, end: date) -> Any:
+def entrants(stage: str, start: date, end: date, *, first_touch: tuple[str, str, str] | None = None) -> Any:
     """``SELECT contact_id`` of the contacts counted in a stage KPI for the UTC days ``start`` to
     ``end`` (inclusive): those whose first entry into ``stage`` falls in them (an erased or merged
-    contact's entry is counted but no longer names a contact)."""
+    contact's entry is counted but no longer names a contact). ``first_touch`` (source, medium,
+    campaign, as a row of :func:`sources` shows them) keeps those of one row of leads by source."""
     if stage not in STAGES:
         raise Invalid(f"unknown stage {stage!r}; use one of {', '.join(STAGES)}", code="invalid_stage")
     bounds = _instants(Period(start=start, end=end))
-    return queries.stage_entrants(stage, bounds["start"], bounds["end"])
+    utm = queries.SEP.join(first_touch) if first_touch else None
+    return queries.stage_entrants(stage, bounds["start"], bounds["end"], utm)
 
 
 def _figure(current: float, previous: float) -> Figure:

@@ -364,10 +364,12 @@ JOURNEY_STEPS = (
 )
 
 
-def stage_entrants(stage: str, start: datetime, end: datetime) -> sa.Select[Any]:
+def stage_entrants(stage: str, start: datetime, end: datetime, utm: str | None = None) -> sa.Select[Any]:
     """``SELECT contact_id`` of the contacts whose first entry into ``stage`` is in ``[start, end)``:
-    the contacts behind a lifecycle KPI."""
-    return sa.select(_s.contact_id).where(_s.stage == stage, _s.entered_at >= start, _s.entered_at < end)
+    the contacts behind a lifecycle KPI; with ``utm`` (a ``leads`` rollup key) only those of that
+    first touch (a row of leads by source)."""
+    query = sa.select(_s.contact_id).where(_s.stage == stage, _s.entered_at >= start, _s.entered_at < end)
+    return query if utm is None else query.where(utm_key() == utm)
 
 
 _DAY = date(2026, 1, 1)
@@ -381,4 +383,5 @@ SAMPLES: list[Sample] = [
     lambda: hourly("stage.entered", "stage"),
     lambda: forget_entries(["c1"]),
     lambda: stage_entrants("lead", _AT, _AT),
+    lambda: stage_entrants("lead", _AT, _AT, "google|cpc|spring"),
 ]

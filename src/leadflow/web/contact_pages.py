@@ -72,6 +72,9 @@ class Asked:
     entered: str = ""  # a lifecycle stage: its first entry in [start, end] (a dashboard KPI)
     start: str = ""
     end: str = ""
+    source: str = ""  # with ``entered``: the first touch (a row of the dashboard's leads by source)
+    medium: str = ""
+    campaign: str = ""
 
     @classmethod
     def of(cls, request: Request) -> Asked:
@@ -115,7 +118,12 @@ def where(conn: Connection, ctx: AppContext, asked: Asked) -> contacts.ContactFi
         if asked.entered:
             today = ctx.clock.now().date()
             period, _ = analytics.period(_day(asked.start, "from"), _day(asked.end, "to"), today)
-            among.append(analytics.entrants(asked.entered, period.start, period.end))
+            touch = (asked.source, asked.medium or "(none)", asked.campaign or "(none)")
+            among.append(
+                analytics.entrants(
+                    asked.entered, period.start, period.end, first_touch=touch if asked.source else None
+                )
+            )
     except LeadflowError as exc:
         raise BadFilter(str(exc)) from None
     return contacts.ContactFilter(q=asked.q or None, lifecycle_stage=asked.stage or None, among=tuple(among))

@@ -5,10 +5,10 @@ The period picker is a GET form: ``days`` (7, 30 or 90, ending today) or, with `
 ``from`` / ``to`` (UTC days, inclusive; default the last 30 days). Dates that do not parse, ``from``
 after ``to`` or a period over 3 years answer the page with a clear message (422), never a 500.
 
-A KPI number links to the contacts behind it where the console has such a list: today only the CRM
-leads list (for roles that may open it), filtered by status where a status matches — that list shows
-the leads as they are now, not only those of the period. Charts are inline SVG bars drawn here, each
-with a title, a description and the table of its numbers beside it.
+A number that counts contacts links to exactly those contacts on the contacts page
+(:func:`link_contacts`); *Leads qualified* links to the CRM leads list by status (as they are now).
+Charts are inline SVG bars drawn here, each with a title, a description and the table of its numbers
+beside it.
 
 ``sales`` users are sent to the leads list (their work); ``viewer`` reads the page like the others.
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
@@ -80,6 +81,43 @@ LEAD_LINKS = {
     "customers": "/app/crm/leads?status=customer",
     "leads_qualified": "/app/crm/leads?status=qualified",
 }
+
+# KPI → the lifecycle stage whose entrants it counts: its contacts on the contacts page, exactly
+STAGE_KPIS = {
+    "visitors": "visitor",
+    "leads": "lead",
+    "mql": "mql",
+    "sql": "sql",
+    "customers": "customer",
+    "advocates": "advocate",
+}
+
+
+def contacts_link(stage: str, period: Any, **first_touch: str) -> str:
+    """The contacts page listing the contacts whose first entry into ``stage`` is in ``period``
+    (optionally of one first touch: ``source``, ``medium``, ``campaign``)."""
+    asked = {"entered": stage, "from": period.start.isoformat(), "to": period.end.isoformat()}
+    return f"/app/contacts?{urlencode({**asked, **first_touch})}"
+
+
+def link_contacts(shown: dict[str, Any], now: dict[str, Any], viewer: Viewer) -> None:
+    """Each number that counts contacts links to exactly those contacts, for roles that may open the
+    contacts page: the lifecycle numbers (this period and the previous), the funnel's entries, the
+    leads of each source row, and the contacts now. (Email numbers count messages, not contacts.)"""
+    if not viewer.may("contacts"):
+        return
+    now["link"] = "/app/contacts"
+    kpis = shown["kpis"]
+    for figure in shown["lifecycle"]:
+        stage = STAGE_KPIS[figure["name"]]
+        figure["link"] = contacts_link(stage, kpis.period)
+        figure["link_title"] = "These contacts"
+        figure["previous_link"] = contacts_link(stage, kpis.previous)
+    for stage, row in zip(STAGE_KPIS.values(), shown["stages"], strict=True):
+        row["link"] = contacts_link(stage, kpis.period)
+    for row in shown["sources"]:
+        touch = {"source": row["source"], "medium": row["medium"], "campaign": row["campaign"]}
+        row["link"] = contacts_link("lead", kpis.period, **touch)
 
 
 class BadPeriod(ValueError):
@@ -267,6 +305,7 @@ def dashboard(
     try:
         choice = choose(days, start, end, web.ctx.clock.now().date())
         shown = numbers(web, viewer, choice.start, choice.end)
+        link_contacts(shown, now, viewer)
     except (BadPeriod, LeadflowError) as exc:
         return render(
             request, "dashboard.html", viewer, 422, error=str(exc), now=now, fields=fields, presets=PRESETS

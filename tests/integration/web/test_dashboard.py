@@ -68,12 +68,14 @@ def test_the_numbers_are_the_analytics_kpis_with_the_previous_period(
     assert _kpi(page.text, "emails_sent") == kpis.figures["emails_sent"].current
     assert _kpi(page.text, "leads_qualified") == kpis.figures["leads_qualified"].current
     assert 'data-period="2026-03-02/2026-03-02"' in page.text
-    # numbers with a list behind them link to it; the others are plain
-    assert 'data-kpi="leads"><a href="/app/crm/leads"' in page.text
-    assert 'data-kpi="customers"><a href="/app/crm/leads?status=customer"' in page.text
-    assert 'data-kpi="mql">2<' in page.text
+    # numbers that count contacts link to exactly those contacts; the others are plain or the CRM list
+    period = "from=2026-03-02&amp;to=2026-03-02"
+    assert f'data-kpi="leads"><a href="/app/contacts?entered=lead&amp;{period}"' in page.text
+    assert f'data-kpi="customers"><a href="/app/contacts?entered=customer&amp;{period}"' in page.text
+    assert 'data-kpi="leads_qualified"><a href="/app/crm/leads?status=qualified"' in page.text
+    assert 'data-kpi="emails_sent">0<' in page.text
     # funnel and sources come from analytics too, with charts that carry a title and description
-    assert "<td>google</td><td>cpc</td><td>spring</td><td>1</td>" in page.text
+    assert "<td>google</td><td>cpc</td><td>spring</td><td><a href=" in page.text
     for chart in ("c-funnel", "c-sources", "c-email"):
         assert f'aria-labelledby="{chart}-t {chart}-d"' in page.text
     assert "<desc id=" in page.text
@@ -125,10 +127,42 @@ def test_who_sees_the_dashboard(client: TestClient, user_of: Callable[..., crm.U
     sign_in(client, "marketer@example.com")
     page = client.get("/app/")
     assert page.status_code == 200
-    assert 'data-kpi="leads">0<' in page.text  # a marketer cannot open the CRM list: no link
+    assert 'data-kpi="leads"><a href="/app/contacts?entered=lead' in page.text  # the contacts page
     client.cookies.clear()
     sign_in(client, "viewer@example.com")
     page = client.get("/app/")
     assert page.status_code == 200
-    assert 'data-kpi="leads"><a href="/app/crm/leads"' in page.text
+    assert 'data-kpi="leads"><a href="/app/contacts?entered=lead' in page.text
     assert 'method="post"' not in page.text.split("</header>", 1)[1]  # read-only: no form that changes
+
+
+def test_each_contact_number_links_to_exactly_its_contacts(
+    client: TestClient, ctx: AppContext, user_of: Callable[..., crm.User], moved: None
+) -> None:
+    """Following a lifecycle number, a funnel entry or a source row's leads lists as many contacts as
+    the number says, and exactly the ones that entered the stage in the period (the previous period's
+    links too)."""
+    user_of("marketer")
+    sign_in(client, "marketer@example.com")
+    page = client.get("/app/", params={"from": DAY.isoformat(), "to": DAY.isoformat()}).text
+    one, two = by_user(ctx, "u1")["id"], by_user(ctx, "u2")["id"]
+    expected = {"leads": {one, two}, "mql": {one, two}, "sql": {one}, "customers": {one}, "advocates": set()}
+    for name in LIFECYCLE:
+        found = re.search(rf'data-kpi="{name}"><a href="([^"]+)"', page)
+        assert found, name
+        listed = client.get(found.group(1).replace("&amp;", "&")).text
+        ids = set(re.findall(r'href="/app/contacts/([^"?#]+)"', listed))
+        assert len(ids) == _kpi(page, name), name
+        if name in expected:
+            assert ids == expected[name], name
+        assert f"data-total>{len(ids)}<" in listed
+    source = re.search(r'<td>google</td><td>cpc</td><td>spring</td><td><a href="([^"]+)"', page)
+    assert source
+    listed = client.get(source.group(1).replace("&amp;", "&")).text
+    assert set(re.findall(r'href="/app/contacts/([^"?#]+)"', listed)) == {one}
+    later = (DAY + timedelta(days=1)).isoformat()
+    page = client.get("/app/", params={"from": later, "to": later}).text
+    found = re.search(r'data-previous="leads"><a href="([^"]+)"', page)
+    assert found
+    listed = client.get(found.group(1).replace("&amp;", "&")).text
+    assert set(re.findall(r'href="/app/contacts/([^"?#]+)"', listed)) == {one, two}
