@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from leadflow.journeys import service
+from leadflow.journeys import manage
 from leadflow.journeys.schemas import JourneyCreate
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Conflict, NotFound
@@ -94,14 +94,14 @@ def install(ctx: AppContext, name: str, *, actor: str, publish: bool = False) ->
     install_support(ctx, data, actor=actor)
     created = False
     try:
-        journey = service.get(ctx, data["key"])
+        journey = manage.get(ctx, data["key"])
     except NotFound:
-        journey = service.create(
+        journey = manage.create(
             ctx, JourneyCreate(key=data["key"], definition=data["definition"]), actor=actor
         )
         created = True
     if publish and journey.status == "draft":
-        journey = service.publish(ctx, journey.id, actor=actor)
+        journey = manage.publish(ctx, journey.id, actor=actor)
     return Installed(key=data["key"], journey_id=journey.id, created=created, status=journey.status)
 
 

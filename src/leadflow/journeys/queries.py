@@ -310,6 +310,30 @@ def converted_runs(journey_id: str) -> sa.Select[Any]:
     )
 
 
+def runs_by_journey(journey_ids: Sequence[str]) -> sa.Select[Any]:
+    """Runs per journey and status, for a list of journeys (uses ix_journey_runs_journey_id_status)."""
+    return (
+        sa.select(journey_runs.c.journey_id, journey_runs.c.status, sa.func.count())
+        .where(journey_runs.c.journey_id.in_(list(journey_ids)))
+        .group_by(journey_runs.c.journey_id, journey_runs.c.status)
+    )
+
+
+def version_list(journey_id: str) -> sa.Select[Any]:
+    v = journey_versions.c
+    return (
+        sa.select(v.version, v.published_at, v.published_by)
+        .where(v.journey_id == journey_id)
+        .order_by(v.version.desc())
+    )
+
+
+def version_of(journey_id: str, version: int) -> sa.Select[Any]:
+    return sa.select(journey_versions).where(
+        journey_versions.c.journey_id == journey_id, journey_versions.c.version == version
+    )
+
+
 def step_metrics(journey_id: str) -> sa.Select[Any]:
     """Per step: its type, how many runs reached it, completed it, wait at it, failed at it, and of
     those that passed it how many converted."""
@@ -406,5 +430,6 @@ SAMPLES: list[Callable[[], Executable | Sequence[Executable]]] = [
     lambda: runs_page(journey_id="j1", contact_ids=_IDS, status="active", after="r0", limit=50),
     lambda: [run("r1"), steps_of(["r1", "r2"]), runs_of_contacts(_IDS)],
     lambda: [runs_by_status("j1"), converted_runs("j1"), step_metrics("j1")],
+    lambda: [runs_by_journey(["j1", "j2"]), version_list("j1"), version_of("j1", 2)],
     lambda: erase(_IDS, _AT, "contact erased"),
 ]

@@ -83,3 +83,13 @@ class JourneyMetrics(BaseModel):
     converted: int
     failed: int
     steps: list[StepMetrics]
+
+
+class Version(BaseModel):
+    """A published version: what contacts who entered it follow."""
+
+    journey_id: str
+    version: int
+    published_at: datetime
+    published_by: str
+    definition: dict[str, Any] | None

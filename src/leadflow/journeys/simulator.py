@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from leadflow.contacts import service as contacts
 from leadflow.crm import service as crm
 from leadflow.events import service as events
-from leadflow.journeys import catalog, definitions, executor, installer, queries, runs, scratch, service
+from leadflow.journeys import catalog, definitions, executor, installer, manage, queries, runs, scratch
 from leadflow.journeys.schemas import JourneyCreate
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.config import config_entries
@@ -139,7 +139,7 @@ def simulate(
     """Run ``definition`` for the request's contact and events; returns what happened, in order.
     ``support`` (a template file's ``emails``, ``segments``, ``topics``) adds what the installation
     lacks, in the scratch database only."""
-    parsed = service.validate(definition)
+    parsed = manage.validate(definition)
     start = request.start or ctx.clock.now().replace(microsecond=0)
     clock = VirtualClock(start)
     with scratch.database(ctx.db) as place:
@@ -177,8 +177,8 @@ def _copy_configuration(ctx: AppContext, scratch: AppContext, email: str | None)
 
 
 def _publish(scratch: AppContext, definition: dict[str, Any]) -> str:
-    journey = service.create(scratch, JourneyCreate(definition=definition), actor=ACTOR)
-    service.publish(scratch, journey.id, actor=ACTOR, sending=False)  # nothing is sent
+    journey = manage.create(scratch, JourneyCreate(definition=definition), actor=ACTOR)
+    manage.publish(scratch, journey.id, actor=ACTOR, sending=False)  # nothing is sent
     return journey.id
 
 

@@ -24,6 +24,8 @@ from leadflow.web import (
     crm_board,
     crm_pages,
     dashboard,
+    journey_editor,
+    journey_pages,
     signin_pages,
 )
 from leadflow.web.access import Console, PageError, SignInNeeded
@@ -39,6 +41,8 @@ ROUTERS = (
     dashboard.router,
     contact_pages.router,
     contact_detail.router,
+    journey_editor.router,
+    journey_pages.router,
 )
 # (area, label, path): shown to the roles allowed in the area (leadflow.web.access.AREAS)
 NAV = [
@@ -46,6 +50,7 @@ NAV = [
     ("contacts", "Contacts", "/app/contacts"),
     ("crm", "Leads", "/app/crm/leads"),
     ("crm", "Pipeline", "/app/crm/board"),
+    ("journeys", "Journeys", "/app/journeys"),
     ("users", "Users", "/app/users"),
     ("account", "My account", "/app/account"),
 ]
