@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.expression import Executable
 
 from leadflow.kernel import isodates, jsonutil
+from leadflow.kernel.errors import Invalid
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -325,3 +326,38 @@ def _autocommit(db: Database, statement: str) -> None:
     """``CREATE``/``DROP DATABASE`` cannot run inside a transaction."""
     with db.engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(statement)
+
+
+class TimeLimit(Invalid):
+    """A statement ran past the time allowed by :func:`time_limit` (HTTP 422, ``time_limit``)."""
+
+    code = "time_limit"
+
+
+@contextmanager
+def time_limit(conn: Connection, seconds: float, monotonic: Callable[[], float]) -> Iterator[None]:
+    """Cancel the statements run in the block once ``seconds`` have passed, and raise :class:`TimeLimit`.
+
+    PostgreSQL: ``statement_timeout`` for the rest of the transaction (each statement gets the whole
+    allowance). SQLite: a progress handler that interrupts the running statement once ``monotonic``
+    passes the deadline (the block's statements share the allowance). Used where a person waits on a
+    query whose cost they decide (a segment rule's live preview)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            sa.text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(int(seconds * 1000))}
+        )
+        raw: Any = None
+    else:
+        raw = conn.connection.driver_connection
+        deadline = monotonic() + seconds
+        raw.set_progress_handler(lambda: 1 if monotonic() > deadline else 0, 20_000)
+    try:
+        yield
+    except sa.exc.OperationalError as exc:
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        if sqlstate == "57014" or (raw is not None and "interrupted" in str(exc.orig)):
+            raise TimeLimit(f"the query took longer than {seconds:g} s") from None
+        raise
+    finally:
+        if raw is not None:
+            raw.set_progress_handler(None, 0)

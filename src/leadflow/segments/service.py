@@ -7,6 +7,7 @@ Besides segments' own operations it hands out the rule language (:func:`parse_ru
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any
 
@@ -15,14 +16,20 @@ from sqlalchemy.engine import Connection
 from leadflow.audit import service as audit
 from leadflow.contacts import service as contacts
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.db import copy_rows
+from leadflow.kernel.db import copy_rows, time_limit
 from leadflow.kernel.errors import Conflict, Invalid, NotFound
 from leadflow.kernel.ids import new_id
 from leadflow.segments import dependencies, durations, membership, queries, rules
 from leadflow.segments.compiler import Compiler as Compiler
 from leadflow.segments.compiler import lowest_band as lowest_band
+from leadflow.segments.fields import COMPANY_COLUMNS as COMPANY_COLUMNS
+from leadflow.segments.fields import CONTACT_COLUMNS as CONTACT_COLUMNS
+from leadflow.segments.fields import SCORE_COLUMNS as SCORE_COLUMNS
 from leadflow.segments.membership import Change as Change
 from leadflow.segments.queries import members_after as members_after
+from leadflow.segments.rules import ALLOWED_BY_KIND as ALLOWED_BY_KIND
+from leadflow.segments.rules import COUNT_OPS as COUNT_OPS
+from leadflow.segments.rules import EMAIL_EVENTS as EMAIL_EVENTS
 from leadflow.segments.rules import Behaviour as Behaviour
 from leadflow.segments.schemas import DEFAULT_REFRESH as DEFAULT_REFRESH
 from leadflow.segments.schemas import ContactSegment as ContactSegment
@@ -207,14 +214,21 @@ def _compiler(conn: Connection, ctx: AppContext) -> Compiler:
     return Compiler(conn.dialect.name, ctx.clock.now(), lowest_band=lowest_band(conn))
 
 
-def preview(ctx: AppContext, raw_rules: dict[str, Any], *, sample: int = 20) -> Preview:
-    """How many contacts a rule matches now, and the first ``sample`` of them; nothing is saved."""
+def preview(
+    ctx: AppContext, raw_rules: dict[str, Any], *, sample: int = 20, timeout: float | None = None
+) -> Preview:
+    """How many contacts a rule matches now, and the first ``sample`` of them; nothing is saved.
+
+    With ``timeout`` (seconds), counting and sampling are cancelled past it and
+    :class:`leadflow.kernel.db.TimeLimit` (``time_limit``, 422) is raised: the console's live preview
+    runs on every edit of a rule whose cost the user decides."""
     rule = rules.parse(raw_rules)
     with ctx.db.read() as conn:
         _check_references(conn, "__preview__", rule)
         counting, sampling = queries.preview(_compiler(conn, ctx).select_ids(rule), sample)
-        count = conn.execute(counting).scalar_one()
-        first = [row[0] for row in conn.execute(sampling)]
+        with time_limit(conn, timeout, ctx.clock.monotonic) if timeout else nullcontext():
+            count = conn.execute(counting).scalar_one()
+            first = [row[0] for row in conn.execute(sampling)]
         found = {c.id: c for c in contacts.by_ids(conn, first)}
     return Preview(count=int(count), contacts=[found[i] for i in first if i in found])
 

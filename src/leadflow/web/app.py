@@ -26,6 +26,8 @@ from leadflow.web import (
     dashboard,
     journey_editor,
     journey_pages,
+    segment_members,
+    segment_pages,
     signin_pages,
 )
 from leadflow.web.access import Console, PageError, SignInNeeded
@@ -39,6 +41,8 @@ ROUTERS = (
     crm_pages.router,
     crm_board.router,
     dashboard.router,
+    segment_pages.router,
+    segment_members.router,
     contact_pages.router,
     contact_detail.router,
     journey_editor.router,
@@ -48,6 +52,7 @@ ROUTERS = (
 NAV = [
     ("dashboard", "Dashboard", "/app/"),
     ("contacts", "Contacts", "/app/contacts"),
+    ("segments", "Segments", "/app/segments"),
     ("crm", "Leads", "/app/crm/leads"),
     ("crm", "Pipeline", "/app/crm/board"),
     ("journeys", "Journeys", "/app/journeys"),
