@@ -27,6 +27,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 PASSWORD = "a long admin secret"
 PAGES = ("/app/", "/app/users", "/app/account", "/app/crm/leads", "/app/crm/board")
+PAGES += ("/app/contacts",)
 PAGES += ("/app/segments", "/app/segments/new")
 
 
