@@ -121,6 +121,17 @@ def lease(ids: Sequence[int], until: datetime) -> sa.Update:
     )
 
 
+def renew(ids: Sequence[int], held: datetime, until: datetime) -> sa.Update:
+    """Extend a lease this worker still holds (its end is still ``held``): the rows another worker
+    claimed after the lease ran out are not returned, and the caller leaves them to that worker."""
+    return (
+        connector_outbox.update()
+        .where(_o.id.in_(list(ids)), _o.leased_until == held, _o.state == PENDING)
+        .values(next_at=until, leased_until=until)
+        .returning(_o.id)
+    )
+
+
 #: A row written at the version claimed goes (a newer version stays, due at once: see RELEASE).
 DONE = connector_outbox.delete().where(
     _o.id == sa.bindparam("b_id"), _o.version == sa.bindparam("b_version"), _o.state == PENDING

@@ -83,6 +83,14 @@ class Claimed:
     version: int
     attempts: int  # counting this one
     enqueued_at: datetime
+    leased_until: datetime  # the end of this worker's lease on the row
+
+
+def _by_lease(items: Sequence[Claimed]) -> dict[datetime, list[Claimed]]:
+    groups: dict[datetime, list[Claimed]] = defaultdict(list)
+    for item in items:
+        groups[item.leased_until].append(item)
+    return groups
 
 
 @dataclass
@@ -205,6 +213,7 @@ class ConnectorWorker:
                 r.version,
                 r.attempts + 1,
                 r.enqueued_at,
+                now + LEASE,
             )
             for r in rows
         ]
@@ -212,7 +221,10 @@ class ConnectorWorker:
     def run_once(self, limit: int = 500) -> int:
         """One pass; how many rows it claimed."""
         _ = self.ctx.secret_key  # read outside any transaction
-        batch = self.claim(limit)
+        return self.work(self.claim(limit))
+
+    def work(self, batch: list[Claimed]) -> int:
+        """Write what :meth:`claim` gave, connector by connector; how many rows that was."""
         if not batch:
             return 0
         by_connector: dict[str, list[Claimed]] = defaultdict(list)
@@ -239,11 +251,31 @@ class ConnectorWorker:
         dropped = [item for item in items if item.kind not in (ERASURE, CONTACT)]
         if dropped:
             self._settle(connector, dropped, {item.id: Fate(done=True) for item in dropped}, [])
-        if erasures:
-            self._erase(connector, vendor, erasures)
+        if erasures and (held := self._hold(erasures)):
+            self._erase(connector, vendor, held)
         size = int(connector.limits.get("batch", vendor.batch_size))
         for start in range(0, len(contacts), size):
-            self._contacts(connector, vendor, contacts[start : start + size])
+            if held := self._hold(contacts[start : start + size]):
+                self._contacts(connector, vendor, held)
+
+    def _hold(self, items: list[Claimed]) -> list[Claimed]:
+        """Renew the lease on a batch just before its vendor calls and keep only the rows still ours.
+
+        A pass writes its batches one after another, paced by the vendor's limit; one that ran past the
+        lease of its later rows (slow answers, retries) may find them claimed again by another worker.
+        Writing them too would race that worker's search-then-create (Pipedrive, ActiveCampaign) into a
+        duplicate person, so a row goes to the vendor only from the worker whose lease is still current."""
+        if not items:
+            return []
+        until = self.ctx.clock.now() + LEASE
+        kept: set[int] = set()
+        with self.ctx.db.write() as conn:
+            for held, group in _by_lease(items).items():
+                kept.update(conn.execute(queries.renew([i.id for i in group], held, until)).scalars())
+        lost = len(items) - len(kept)
+        if lost:
+            log.info("connector rows taken over by another worker after their lease ran out: %d", lost)
+        return [replace(item, leased_until=until) for item in items if item.id in kept]
 
     def _take(self, connector: config.Connector, vendor: Vendor, cost: int, items: list[Claimed]) -> bool:
         bucket = self.bucket(connector, vendor)

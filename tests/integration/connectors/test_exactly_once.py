@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from leadflow.connectors import service as connectors
 from leadflow.connectors.models import connector_outbox
-from leadflow.connectors.worker import ConnectorWorker
+from leadflow.connectors.worker import LEASE, ConnectorWorker
 from leadflow.contacts.processor import EventProcessor
 from leadflow.crm import activities, deals
 from leadflow.crm import service as crm
@@ -202,3 +202,34 @@ def test_lost_answers_are_repeated_without_a_second_record_activecampaign(
         assert deal["title"] == "Bundle"
         assert note["note"].startswith("Called back")
         assert _outbox(ctx) == []
+
+
+def test_a_worker_whose_lease_ran_out_leaves_the_rows_to_the_one_that_took_them_over(
+    ctx: AppContext,
+    processor: EventProcessor,
+    pipedrive: PipedrivePeer,
+    clock: VirtualClock,
+) -> None:
+    """Pipedrive has no upsert: a person is searched by email, then created. Two workers both writing a
+    row (the first one's pass outlived its lease, the second claimed the row again) would race their
+    searches into two persons; the late worker sends nothing for a row it no longer holds."""
+    values = {"vendor": "pipedrive", "name": "Pipedrive", "host": pipedrive.url}
+    connectors.create(ctx, {**values, "credentials": {"api_token": PIPEDRIVE_TOKEN}}, actor="test")
+    for n in range(3):
+        identify(ctx, processor, f"p{n}", email=f"p{n}@example.com", firstName=f"P{n}")
+    processor.drain()
+    slow, quick = ConnectorWorker(ctx, rand=lambda: 0.5), ConnectorWorker(ctx, rand=lambda: 0.5)
+    try:
+        held = slow.claim(500)
+        assert len(held) == 3
+        clock.advance(LEASE + timedelta(seconds=1))  # the slow worker's pass outlives its lease ...
+        taken = quick.claim(500)  # ... and another worker claims the rows again
+        assert sorted(item.id for item in taken) == sorted(item.id for item in held)
+        assert slow.work(held) == 3  # the late worker goes through its rows ...
+        assert pipedrive.calls_to() == []  # ... and sends none of them
+        assert quick.work(taken) == 3
+    finally:
+        slow.close()
+        quick.close()
+    assert pipedrive.count("person") == 3
+    assert _outbox(ctx) == []
