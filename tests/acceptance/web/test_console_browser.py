@@ -28,6 +28,7 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--
 PASSWORD = "a long admin secret"
 PAGES = ("/app/", "/app/users", "/app/account", "/app/crm/leads", "/app/crm/board")
 PAGES += ("/app/contacts",)
+PAGES += ("/app/journeys",)
 PAGES += ("/app/segments", "/app/segments/new")
 
 
