@@ -82,6 +82,39 @@ def live(sqlite_url: str) -> Iterator[tuple[str, AppContext]]:
     ctx.close()
 
 
+def _every_kind(other: str) -> dict[str, Any]:
+    """A rule with a condition of every kind and operator class the builder draws."""
+    return {
+        "any": [
+            {"field": "traits.plan", "op": "in", "value": ["pro", "team"]},
+            {"field": "traits.age", "op": "between", "value": [20, 45]},
+            {"field": "traits.vip", "op": "eq", "value": True},
+            {"field": "lifecycle_stage", "op": "gte", "value": "lead"},
+            {"field": "created_at", "op": "within_last", "value": "7d"},
+            {"field": "tags", "op": "contains", "value": "vip"},
+            {"field": "company.traits.tier", "op": "is_set"},
+            {"not": {"field": "score", "op": "lt", "value": 10}},
+            {"not": {"all": [{"field": "email", "op": "ends_with", "value": "@x.io"}, {"page": "*"}]}},
+            {
+                "event": "Course Previewed",
+                "where": [{"field": "course", "op": "starts_with", "value": "ai"}],
+                "count": {"gte": 2},
+                "within": "30d",
+                "last": {"op": "more_than_ago", "value": "1d"},
+            },
+            {"event": "Order Completed", "total": {"property": "revenue", "between": [100, 900]}},
+            {
+                "email": "clicked",
+                "journey": "j1",
+                "within": "14d",
+                "count": {"between": [1, 3]},
+                "include_machine_generated": True,
+            },
+            {"segment": other, "member": False},
+        ]
+    }
+
+
 def _rule(page: Page) -> Any:
     return json.loads(page.locator("textarea#rules").input_value())
 
@@ -155,8 +188,28 @@ def test_build_a_segment_by_clicking_see_its_count_and_save_it(live: tuple[str, 
                 .startswith("Pro buyers or seniors")
             )
 
+            every = _every_kind(saved.id)
+            full = segments.create(ctx, segments.SegmentCreate(name="Every kind", rules=every), actor="test")
+            page.goto(f"{url}/app/segments/{full.id}")
+            page.wait_for_selector("#segment-count[data-count]")
+            assert page.locator("#builder .cond").count() == 15  # 14 conditions and 1 property condition
+            assert page.locator('[data-kind="mail"]').get_by_label("Journey id").input_value() == "j1"
+            assert page.locator('[data-kind="member"]').get_by_label("Segment").input_value() == saved.id
+            root = page.locator("#builder fieldset.group").first.get_by_label("Match").first
+            root.select_option("all")
+            root = page.locator("#builder fieldset.group").first.get_by_label("Match").first
+            with page.expect_response(
+                lambda r: (
+                    r.url.endswith("/app/segments/preview")
+                    and (r.request.post_data or "").startswith('{"rules":{"any"')
+                )
+            ) as answered:
+                root.select_option("any")
+            assert _rule(page) == every  # drawn and written back: nothing lost or changed
+            assert answered.value.json()["count"] == segments.preview(ctx, every).count
+
             page.set_viewport_size({"width": 375, "height": 800})  # a phone: the builder wraps
-            page.goto(f"{url}/app/segments/{saved.id}")
+            page.reload()
             page.wait_for_selector("#segment-count[data-count]")
             assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
         finally:
