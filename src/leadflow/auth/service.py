@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
 from leadflow.auth import queries
+from leadflow.auth.scopes import SCOPES as SCOPES
 from leadflow.auth.scopes import granted, parse_scopes
 from leadflow.kernel.clock import Clock
 from leadflow.kernel.db import Database

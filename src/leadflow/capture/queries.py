@@ -58,9 +58,19 @@ def submissions_page(form_id: str, after: str | None, limit: int) -> sa.Select[A
     return query.where(_s.id > after) if after else query
 
 
+def submission_counts(form_ids: Sequence[str]) -> sa.Select[Any]:
+    """How many submissions each of these forms has (one grouped count: the console's form list)."""
+    return (
+        sa.select(_s.form_id, sa.func.count().label("submissions"))
+        .where(_s.form_id.in_(list(form_ids)))
+        .group_by(_s.form_id)
+    )
+
+
 SAMPLES: list[Sample] = [
     lambda: forms_page("01J", 10),
     lambda: submissions_of(["c1"]),
     lambda: delete_submissions_of(["c1"]),
     lambda: submissions_page("f1", "01J", 10),
+    lambda: submission_counts(["f1"]),
 ]

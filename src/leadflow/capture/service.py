@@ -7,15 +7,19 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from leadflow.capture import queries
+from leadflow.capture import forms, queries, render
 from leadflow.capture.confirm import confirm as confirm
 from leadflow.capture.forms import create as create
 from leadflow.capture.forms import delete as delete
 from leadflow.capture.forms import get as get
 from leadflow.capture.forms import listing as listing
 from leadflow.capture.forms import update as update
+from leadflow.capture.schemas import Form as Form
+from leadflow.capture.schemas import FormFields as FormFields
+from leadflow.capture.schemas import FormPatch as FormPatch
 from leadflow.capture.submit import Posted as Posted
 from leadflow.capture.submit import submit as submit
+from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import chunked
 from leadflow.kernel.facts import ContactsErased, ContactsMerged
 
@@ -35,3 +39,19 @@ def on_contacts_merged(conn: Connection, message: ContactsMerged) -> None:
 def export(conn: Connection, contact_ids: Sequence[str]) -> list[dict[str, Any]]:
     """A person's submissions (with their consent records), for the GDPR export."""
     return [dict(r._mapping) for r in conn.execute(queries.submissions_of(contact_ids))]
+
+
+def submission_counts(ctx: AppContext, form_ids: Sequence[str]) -> dict[str, int]:
+    """Each form's number of submissions (a form with none is missing): one grouped query."""
+    if not form_ids:
+        return {}
+    with ctx.db.read() as conn:
+        found = conn.execute(queries.submission_counts(form_ids))
+        return {row.form_id: int(row.submissions) for row in found}
+
+
+def embed(ctx: AppContext, form_id: str) -> tuple[str, str]:
+    """The copy-paste snippets of a form: (a script that injects it, a plain HTML form)."""
+    with ctx.db.read() as conn:
+        form = forms.fields_of(forms.row(conn, form_id))
+    return render.snippets(form, form_id, ctx.settings.public_url)

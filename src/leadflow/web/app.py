@@ -24,6 +24,7 @@ from leadflow.web import (
     crm_board,
     crm_pages,
     dashboard,
+    integration_pages,
     journey_editor,
     journey_pages,
     segment_members,
@@ -47,6 +48,7 @@ ROUTERS = (
     contact_detail.router,
     journey_editor.router,
     journey_pages.router,
+    integration_pages.router,
 )
 # (area, label, path): shown to the roles allowed in the area (leadflow.web.access.AREAS)
 NAV = [
@@ -56,6 +58,7 @@ NAV = [
     ("crm", "Leads", "/app/crm/leads"),
     ("crm", "Pipeline", "/app/crm/board"),
     ("journeys", "Journeys", "/app/journeys"),
+    ("integrations", "Integrations", "/app/integrations"),
     ("users", "Users", "/app/users"),
     ("account", "My account", "/app/account"),
 ]

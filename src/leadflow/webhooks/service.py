@@ -25,12 +25,28 @@ from sqlalchemy.engine import Connection
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.facts import ContactsTouched
 from leadflow.webhooks.catalogue import SUBSCRIBABLE as SUBSCRIBABLE
+from leadflow.webhooks.catalogue import listing as event_catalogue
 from leadflow.webhooks.catalogue import type_of as type_of
+from leadflow.webhooks.endpoints import create as create_endpoint
+from leadflow.webhooks.endpoints import get as get_endpoint
 from leadflow.webhooks.endpoints import listing as _endpoint_listing
+from leadflow.webhooks.endpoints import listing as list_endpoints
+from leadflow.webhooks.endpoints import replay as replay_delivery
+from leadflow.webhooks.endpoints import replay_failed as replay_failed
+from leadflow.webhooks.endpoints import rotate as rotate_secret
+from leadflow.webhooks.endpoints import send_test as send_test
+from leadflow.webhooks.endpoints import update as update_endpoint
 from leadflow.webhooks.fanout import handler as fanout_handler
 from leadflow.webhooks.inbound import export_inbound as export_inbound
+from leadflow.webhooks.inbound import get as get_inbound
+from leadflow.webhooks.inbound import listing as list_inbound
 from leadflow.webhooks.inbound import on_inbound_contacts_erased as on_inbound_contacts_erased
+from leadflow.webhooks.inbound import replay as replay_inbound
+from leadflow.webhooks.inbound_sources import listing as inbound_sources
+from leadflow.webhooks.log import get as get_delivery
+from leadflow.webhooks.log import of_endpoint as endpoint_deliveries
 from leadflow.webhooks.log import stats as _delivery_stats
+from leadflow.webhooks.log import stats as endpoint_stats
 from leadflow.webhooks.outbox import CANCELLED as CANCELLED
 from leadflow.webhooks.outbox import CHANNEL as CHANNEL
 from leadflow.webhooks.outbox import DELIVERED as DELIVERED
@@ -48,6 +64,24 @@ from leadflow.webhooks.outbox import signing_secret as signing_secret
 from leadflow.webhooks.replay import Seal as Seal
 from leadflow.webhooks.replay import digest as digest
 from leadflow.webhooks.replay import remember as remember
+
+# re-exported under other names, for the console's Integrations pages (leadflow.web)
+__all__ = [
+    "create_endpoint",
+    "endpoint_deliveries",
+    "endpoint_stats",
+    "event_catalogue",
+    "get_delivery",
+    "get_endpoint",
+    "get_inbound",
+    "inbound_sources",
+    "list_endpoints",
+    "list_inbound",
+    "replay_delivery",
+    "replay_inbound",
+    "rotate_secret",
+    "update_endpoint",
+]
 
 
 def fanout(ctx: AppContext) -> Callable[[Connection, ContactsTouched], None]:

@@ -27,6 +27,14 @@ CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 PASSWORD = "a long admin secret"
 PAGES = ("/app/", "/app/users", "/app/account", "/app/crm/leads", "/app/crm/board")
+PAGES += (
+    "/app/integrations",
+    "/app/integrations/keys",
+    "/app/integrations/webhooks",
+    "/app/integrations/incoming",
+    "/app/integrations/connectors",
+    "/app/integrations/forms",
+)
 PAGES += ("/app/contacts",)
 PAGES += ("/app/journeys",)
 PAGES += ("/app/segments", "/app/segments/new")
