@@ -134,9 +134,8 @@ def _editor(
     if "rules_text" not in values:
         rules = segment.rules if segment else {"all": [{"field": "email", "op": "is_set"}]}
         values["rules_text"] = json.dumps(rules, indent=2) if rules is not None else ""
-    values.setdefault("form", {"name": segment.name if segment else "", "description": ""})
-    if segment and not values["form"].get("description"):
-        values["form"]["description"] = segment.description or ""
+    if "form" not in values:  # what the form shows: the segment's, or what was sent and refused
+        values["form"] = {"name": segment.name, "description": segment.description} if segment else {}
     return render(
         request,
         "segments/edit.html",

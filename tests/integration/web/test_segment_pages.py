@@ -117,6 +117,7 @@ def test_create_edit_delete_through_the_editor_audited(
     assert "the rule is not JSON" in broken.text
     assert segments.get(ctx, segment_id).name == "Pro or early"
     assert '{"all": [' in html.unescape(broken.text)  # what was typed comes back to fix
+    assert 'id="seg-name" name="name" required maxlength="200" value="X"' in broken.text
     wrong = client.post(
         "/app/segments",
         data={"csrf": csrf, "name": "Bad", "rules": _j({"all": [{"field": "traits.plan", "op": "like"}]})},
