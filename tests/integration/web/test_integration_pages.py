@@ -10,7 +10,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
@@ -200,7 +199,12 @@ def test_connector_health_dead_letter_replay_mapping_and_sealed_credentials(
     user_of("admin")
     made = connectors.create(
         ctx,
-        {"vendor": "hubspot", "name": "Main CRM", "credentials": {"access_token": "pat-na1-SECRET"}},
+        {
+            "vendor": "hubspot",
+            "name": "Main CRM",
+            "credentials": {"access_token": "pat-na1-SECRET"},
+            "host": "https://crm.invalid",  # no such host: "test connection" cannot reach it
+        },
         actor="test",
     )
     dead_id = _dead_letter(ctx, made["id"], clock)
@@ -224,6 +228,11 @@ def test_connector_health_dead_letter_replay_mapping_and_sealed_credentials(
     assert _audit(ctx, made["id"])[-1] == ("connector.dead_letters_replayed", ADMIN)
     since = client.post(f"{url}/replay", data={"since": clock.now().strftime("%Y-%m-%dT%H:%M"), "csrf": csrf})
     assert "0 dead letters due again" in since.text
+
+    tested = client.post(f"{url}/test", data={"csrf": csrf})
+    assert tested.status_code == 502
+    assert 'role="alert"' in tested.text
+    assert "pat-na1-SECRET" not in tested.text
 
     bad = client.post(f"{url}/settings", data={"mapping": "[{", "triggers": "{}", "csrf": csrf})
     assert bad.status_code == 422
@@ -309,19 +318,16 @@ def test_incoming_webhook_failed_is_listed_and_replayed(
     )
 
 
-@pytest.mark.parametrize("role", ["marketer", "sales"])
-def test_marketer_and_sales_are_kept_out(
-    client: TestClient, user_of: Callable[..., crm.User], role: str
-) -> None:
-    user_of(role)
-    csrf = sign_in(client, f"{role}@example.com")
-    assert "/app/integrations" not in client.get("/app/account").text  # not in their menu
-    for path in ("/app/integrations", "/app/integrations/keys", "/app/integrations/webhooks"):
-        assert client.get(path).status_code == 403, path
-    assert (
-        client.post("/app/integrations/keys", data={"name": "x", "scopes": "read", "csrf": csrf}).status_code
-        == 403
-    )
+def test_marketer_and_sales_are_kept_out(client: TestClient, user_of: Callable[..., crm.User]) -> None:
+    for role in ("marketer", "sales"):
+        user_of(role)
+        with TestClient(client.app) as other:
+            csrf = sign_in(other, f"{role}@example.com")
+            assert "/app/integrations" not in other.get("/app/account").text  # not in their menu
+            for path in ("/app/integrations", "/app/integrations/keys", "/app/integrations/webhooks"):
+                assert other.get(path).status_code == 403, (role, path)
+            made = other.post("/app/integrations/keys", data={"name": "x", "scopes": "read", "csrf": csrf})
+            assert made.status_code == 403, role
 
 
 def test_viewer_reads_every_page_and_changes_nothing(
