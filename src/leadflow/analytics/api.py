@@ -1,6 +1,7 @@
 """``/api/v1/analytics``: KPIs, the lifecycle funnel, leads by source, email results and journey
-funnels, each for a period of UTC days (``from``, ``to``, inclusive) against the previous period of the
-same length; ``?format=csv`` answers a CSV report instead. Reading needs ``read``."""
+funnels (and a template's clicks by link), each for a period of UTC days (``from``, ``to``,
+inclusive) against the previous period of the same length; ``?format=csv`` answers a CSV report
+instead. Reading needs ``read``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
 from leadflow.analytics import service as analytics
-from leadflow.analytics.schemas import EmailReport, Funnel, Health, JourneyFunnel, Kpis, Sources
+from leadflow.analytics.reports import write_csv
+from leadflow.analytics.schemas import EmailReport, Funnel, Health, JourneyFunnel, Kpis, LinkClicks, Sources
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.http import Principal, context, require
 
@@ -84,6 +86,27 @@ def email(
     _: Principal = Depends(require("read")),
 ) -> Any:
     return _answer(analytics.email(ctx, by, start, end), format, f"email-by-{by}")
+
+
+@router.get(
+    "/email/templates/{template_id}/links",
+    response_model=list[LinkClicks],
+    responses=CSV,
+    summary="A template's clicks by link: people's first clicks, machines' apart",
+)
+def email_links(
+    template_id: str,
+    start: date | None = _FROM,
+    end: date | None = _TO,
+    format: Format = FORMAT,
+    ctx: AppContext = Depends(context),
+    _: Principal = Depends(require("read")),
+) -> Any:
+    found = analytics.email_links(ctx, template_id, start, end)
+    if format == "csv":
+        lines = [link.model_dump() for link in found]
+        return csv_response(write_csv(lines, ["url", "clicked", "machine_clicked"]), "email-links")
+    return found
 
 
 @router.get(

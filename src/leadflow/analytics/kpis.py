@@ -11,7 +11,8 @@ Definitions (business rules):
 * Leads by source: the lead's first touchpoint (source, medium, campaign; ``(direct)`` / ``(none)``).
 * Email: unique human opens and clicks (one per message); machine opens and clicks apart; delivered is
   sent minus bounced; open, click, unsubscribe and complaint rates are over delivered, the bounce rate
-  over sent.
+  over sent. Clicks by link (a template's): each message's first human click counts for the link it
+  was on, a machine's first click apart.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from leadflow.analytics.schemas import (
     JourneyFunnel,
     JourneyStepCount,
     Kpis,
+    LinkClicks,
     Period,
     SourceRow,
     Sources,
@@ -217,6 +219,22 @@ def _email_row(key: str, c: Mapping[str, int], b: Mapping[str, int]) -> EmailRow
         previous_open_rate=_ratio(b.get("opened", 0), before_delivered),
         previous_click_rate=_ratio(b.get("clicked", 0), before_delivered),
     )
+
+
+def email_links(ctx: AppContext, template_id: str, start: date | None, end: date | None) -> list[LinkClicks]:
+    """Clicks per link of one template's messages in the period, most clicked first: unique human
+    clicks (a message's first click, on the link clicked first) and machine clicks apart. A url longer
+    than the rollup key allows is cut (shown as its first ~220 characters)."""
+    current, _ = period(start, end, ctx.clock.now().date())
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    with ctx.db.read() as conn:
+        for row in conn.execute(queries.link_sums(template_id), _bounds(current)):
+            url = row.key.partition(queries.SEP)[2]
+            counts[url]["machine" if row.metric.endswith(".machine") else "human"] += int(row.n)
+    found = [
+        LinkClicks(url=url, clicked=c["human"], machine_clicked=c["machine"]) for url, c in counts.items()
+    ]
+    return sorted(found, key=lambda link: (-link.clicked, -link.machine_clicked, link.url))
 
 
 def journey_funnel(ctx: AppContext, journey_id: str, start: date | None, end: date | None) -> JourneyFunnel:

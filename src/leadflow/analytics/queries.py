@@ -29,6 +29,7 @@ _s = analytics_stage_entries.c
 STAGE_CHANGED = "leadflow.stage_changed"
 EMAIL_PREFIX = "leadflow.email_"
 DIMENSIONS = ("template", "journey", "step", "broadcast")
+LINK = "link"  # clicks by link: key ``<template_id>|<url>`` (cut to the key's 255 characters)
 SEP = "|"  # between source, medium and campaign in a ``utm`` key
 
 _AFTER = sa.bindparam("after", type_=sa.BigInteger())
@@ -196,6 +197,9 @@ def _email_key(dimension: str) -> Any:
     if dimension == "step":
         journey, step = props["journey_id"].as_string(), props["step_id"].as_string()
         return sa.func.substr(journey.concat(":").concat(step), 1, 255)
+    if dimension == LINK:  # only clicks carry the url (a person's first, a machine's first)
+        template, url = props["template_id"].as_string(), props["url"].as_string()
+        return sa.func.substr(template.concat(SEP).concat(url), 1, 255)
     return sa.func.substr(props[f"{dimension}_id"].as_string(), 1, 255)
 
 
@@ -224,6 +228,7 @@ def batch_statements(dialect: str) -> list[Any]:
     for hourly in (False, True):
         found += [stage_counts(dialect, hourly), lead_sources(dialect, hourly), track_counts(dialect, hourly)]
         found += [email_counts(dialect, hourly, dimension) for dimension in ("", *DIMENSIONS)]
+        found.append(email_counts(dialect, hourly, LINK))
     return found
 
 
@@ -285,6 +290,21 @@ def sums(metrics: list[str] | None, dimension: str, *, prefix: str | None = None
             _d.day < sa.bindparam("end", type_=sa.Date()),
             _d.dimension == dimension,
             condition,
+        )
+        .group_by(_d.metric, _d.key)
+    )
+
+
+def link_sums(template_id: str) -> sa.Select[Any]:
+    """Clicks (``email.clicked`` and ``.machine``) per link of one template over ``[:start, :end)`` days."""
+    return (
+        sa.select(_d.metric, _d.key, sa.func.sum(_d.count).label("n"))
+        .where(
+            _d.day >= sa.bindparam("start", type_=sa.Date()),
+            _d.day < sa.bindparam("end", type_=sa.Date()),
+            _d.dimension == LINK,
+            _d.metric.like("email.clicked%"),
+            _d.key.startswith(f"{template_id}{SEP}", autoescape=True),
         )
         .group_by(_d.metric, _d.key)
     )
@@ -381,6 +401,7 @@ SAMPLES: list[Sample] = [
     lambda: sums(["stage.entered"], "stage"),
     lambda: sums(None, "template", prefix="email."),
     lambda: hourly("stage.entered", "stage"),
+    lambda: link_sums("t1"),
     lambda: forget_entries(["c1"]),
     lambda: stage_entrants("lead", _AT, _AT),
     lambda: stage_entrants("lead", _AT, _AT, "google|cpc|spring"),

@@ -83,6 +83,12 @@ class EmailRow(BaseModel):
     previous_click_rate: float | None
 
 
+class LinkClicks(BaseModel):
+    url: str
+    clicked: int = Field(description="people's first clicks on this link (one per message)")
+    machine_clicked: int = Field(description="scanners' first clicks on this link, apart")
+
+
 class EmailReport(BaseModel):
     period: Period
     previous: Period

@@ -17,6 +17,7 @@ from leadflow.analytics.insights import experiment as experiment
 from leadflow.analytics.insights import experiments as experiments
 from leadflow.analytics.kpis import by_hour as by_hour
 from leadflow.analytics.kpis import email as email
+from leadflow.analytics.kpis import email_links as email_links
 from leadflow.analytics.kpis import entrants as entrants
 from leadflow.analytics.kpis import funnel as funnel
 from leadflow.analytics.kpis import journey_funnel as journey_funnel
@@ -34,4 +35,5 @@ from leadflow.analytics.schemas import Funnel as Funnel
 from leadflow.analytics.schemas import Health as Health
 from leadflow.analytics.schemas import JourneyFunnel as JourneyFunnel
 from leadflow.analytics.schemas import Kpis as Kpis
+from leadflow.analytics.schemas import LinkClicks as LinkClicks
 from leadflow.analytics.schemas import Sources as Sources

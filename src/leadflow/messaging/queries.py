@@ -104,6 +104,13 @@ def save_topic(dialect: str, values: dict[str, Any]) -> Any:
     return insert_for(dialect, email_topics).values(**values).on_conflict_do_nothing(index_elements=["key"])
 
 
+LAYOUTS_BY_KEY = sa.select(email_layouts).order_by(email_layouts.c.key).limit(500)
+
+
+def layout(key: str) -> sa.Select[Any]:
+    return sa.select(email_layouts).where(email_layouts.c.key == key)
+
+
 # --- the suppression list ---------------------------------------------------------------------------
 
 SUPPRESSION_INSERT = suppressions.insert()
@@ -157,6 +164,39 @@ def messages_of_contacts(
         .limit(limit)
     )
     return query.where(messages.c.id < before) if before else query
+
+
+ENGAGEMENT_BY = ("template", "broadcast", "journey", "step")
+
+
+def engaged(
+    by: str,
+    key: str,
+    what: str,
+    start: datetime,
+    end: datetime,
+    before: tuple[datetime, str] | None,
+    limit: int,
+) -> sa.Select[Any]:
+    """The messages of a template / broadcast / journey / journey step (``journey_id:step_id``) first
+    opened (``what="opened"``) or clicked by a person in ``[start, end)``, latest first, keyset-paged on
+    ``(time, id)``. Indexed by broadcast and by journey; by template it reads that template's messages."""
+    m = messages.c
+    at = m.opened_at if what == "opened" else m.clicked_at
+    if by == "step":
+        journey_id, _, step_id = key.partition(":")
+        where = [m.journey_id == journey_id, m.step_id == step_id]
+    else:
+        where = [m[f"{by}_id"] == key]
+    query = (
+        sa.select(m.id, m.contact_id, m.recipient, at.label("at"), m.opens, m.clicks, m.machine_hits)
+        .where(*where, m.kind.in_(PERSONAL), at >= start, at < end)
+        .order_by(at.desc(), m.id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(sa.or_(at < before[0], sa.and_(at == before[0], m.id < before[1])))
+    return query
 
 
 # --- GDPR erasure and export ------------------------------------------------------------------------
@@ -266,6 +306,8 @@ SAMPLES: list[Callable[[], Executable | Sequence[Executable]]] = [
     lambda: [suppressions_under(["a@example.com"]), suppressions_page(["a"], "manual", "a", 10)],
     lambda: [update_suppression("a", {"reason": "manual"}), delete_suppressions(["a"])],
     lambda: [message_log({"status": "sent", "contact_id": None}, "m1", 10)],
+    lambda: [engaged(by, "j:s", "opened", _AT, _AT, (_AT, "m1"), 10) for by in ENGAGEMENT_BY],
+    lambda: [LAYOUTS_BY_KEY, layout("default")],
     lambda: [messages_of_contacts(["id", "status"], ["c1"], "m1", 10)],
     lambda: [recipients_of(["c1"]), message_ids_of(["c1"]), redact_messages(["c1"], "x")],
     lambda: [suppress_waiting(["c1"], "x"), delete_preferences(["c1"]), suppressions_of(["a"])],

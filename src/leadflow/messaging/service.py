@@ -11,7 +11,9 @@ other module of the package).
   :func:`template_ids`), install ready-made templates (:func:`save_layout`, :func:`save_topic`,
   :func:`create_template`), and simulate a journey with a deliverer that captures what it would send
   (:class:`Deliverer`, :class:`CaptureTransport`, :func:`copy_configuration`, :func:`next_due`,
-  :func:`all_messages`).
+  :func:`all_messages`);
+- the *console* (web) lists and edits templates and layouts, previews a template for a contact
+  (:func:`preview`), sends a test (:func:`send_test`), lists broadcasts and who engaged (:func:`engaged`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ from leadflow.messaging.confirmation import hold_for_confirmation as hold_for_co
 from leadflow.messaging.confirmation import release_confirmation as release_confirmation
 from leadflow.messaging.contact_view import ContactMessage as ContactMessage
 from leadflow.messaging.contact_view import messages_of as messages_of
+from leadflow.messaging.delivery.broadcasts import Broadcast as Broadcast
+from leadflow.messaging.delivery.broadcasts import get as get_broadcast
+from leadflow.messaging.delivery.broadcasts import listing as broadcasts
 from leadflow.messaging.delivery.deliverer import Deliverer as Deliverer
 from leadflow.messaging.delivery.outbox import MissingTemplate as MissingTemplate
 from leadflow.messaging.delivery.outbox import enqueue_many as enqueue_many
@@ -46,52 +51,87 @@ from leadflow.messaging.erased import suppression_key as suppression_key
 from leadflow.messaging.erased import suppression_keys as suppression_keys
 from leadflow.messaging.erasure import erasure_handler as erasure_handler
 from leadflow.messaging.erasure import export as export
+from leadflow.messaging.preview import Engaged as Engaged
+from leadflow.messaging.preview import Preview as Preview
+from leadflow.messaging.preview import contact_of as contact_of
+from leadflow.messaging.preview import engaged as engaged
+from leadflow.messaging.preview import preview as preview
+from leadflow.messaging.preview import send_test as send_test
 from leadflow.messaging.queries import all_messages as all_messages
 from leadflow.messaging.queries import next_due as next_due
 from leadflow.messaging.queries import preferences_of as preferences_of
+from leadflow.messaging.templates import Layout as Layout
 from leadflow.messaging.templates import LayoutFields as LayoutFields
+from leadflow.messaging.templates import Template as Template
 from leadflow.messaging.templates import TemplateCreate as TemplateCreate
+from leadflow.messaging.templates import TemplateFields as TemplateFields
 from leadflow.messaging.templates import Topic as Topic
 from leadflow.messaging.templates import create as create_template
+from leadflow.messaging.templates import get as get_template
+from leadflow.messaging.templates import get_layout as get_layout
+from leadflow.messaging.templates import layouts as layouts
+from leadflow.messaging.templates import listing as templates
 from leadflow.messaging.templates import save_layout as save_layout
+from leadflow.messaging.templates import save_layout_as as save_layout_as
 from leadflow.messaging.templates import save_topic as save_topic
+from leadflow.messaging.templates import topics as topics
+from leadflow.messaging.templates import update as update_template
 
 __all__ = [
     "UNCONFIRMED",
     "BadToken",
+    "Broadcast",
     "CaptureTransport",
     "ContactMessage",
     "Deliverer",
+    "Engaged",
+    "Layout",
     "LayoutFields",
     "MissingTemplate",
+    "Preview",
+    "Template",
     "TemplateCreate",
     "TemplateError",
+    "TemplateFields",
     "Tokens",
     "Topic",
     "all_messages",
     "attachment",
+    "broadcasts",
     "check_data",
     "compile_data",
+    "contact_of",
     "copy_configuration",
     "create_template",
     "default_layout",
+    "engaged",
     "enqueue_many",
     "erasure_handler",
     "export",
+    "get_broadcast",
+    "get_layout",
+    "get_template",
     "held_for_confirmation",
     "hold_for_confirmation",
+    "layouts",
     "messages_of",
     "next_due",
     "over_cap",
     "people",
     "preferences_of",
+    "preview",
     "release_confirmation",
     "save_layout",
+    "save_layout_as",
     "save_topic",
+    "send_test",
     "suppressed",
     "suppression_key",
     "suppression_keys",
     "template_ids",
+    "templates",
+    "topics",
+    "update_template",
 ]
 
 

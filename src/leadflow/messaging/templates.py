@@ -221,3 +221,50 @@ def topics(conn: Connection) -> list[Topic]:
         Topic(key=r.key, name=r.name, description=r.description, default_subscribed=r.default_subscribed)
         for r in rows
     ]
+
+
+class Layout(BaseModel):
+    id: str
+    key: str
+    name: str
+    html: str
+    text: str | None
+    revision: int
+    updated_at: datetime
+
+
+def _layout_view(row: Any) -> Layout:
+    return Layout(**{name: row._mapping[name] for name in Layout.model_fields})
+
+
+def layouts(ctx: AppContext) -> list[Layout]:
+    """The layouts by key (the first 500)."""
+    with ctx.db.read() as conn:
+        return [_layout_view(row) for row in conn.execute(queries.LAYOUTS_BY_KEY)]
+
+
+def get_layout(ctx: AppContext, key: str) -> Layout:
+    with ctx.db.read() as conn:
+        row = conn.execute(queries.layout(key)).first()
+    if row is None:
+        raise NotFound(f"email layout {key} not found", code="layout_not_found")
+    return _layout_view(row)
+
+
+def save_layout_as(ctx: AppContext, data: LayoutFields, *, actor: str) -> Layout:
+    """Create or replace a layout (:func:`save_layout`), audited as ``actor``."""
+    with ctx.db.write() as conn:
+        save_layout(conn, ctx, data)
+        row = conn.execute(queries.layout(data.key)).one()
+        audit.record(
+            conn, ctx.clock, actor=actor, action="layout.saved", entity_type="email_layout", entity_id=row.id
+        )
+        return _layout_view(row)
+
+
+def draft_source(key: str, revision: int, data: TemplateFields) -> render.Source:
+    """What the renderer takes of a template's fields not saved yet (MJML compiled), checked as saving
+    checks them: a draft that could not be saved cannot be previewed either (422)."""
+    html = _html(data)
+    _check(key, data.subject, html, data.text)
+    return render.Source(key=key, revision=revision, subject=data.subject, html=html, text=data.text)

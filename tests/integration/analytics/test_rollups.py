@@ -62,6 +62,7 @@ emails = st.tuples(
             "step_id": st.just("s1"),
             "broadcast_id": st.sampled_from(("b1", None)),
             "machine_generated": st.booleans(),
+            "url": st.sampled_from((None, "https://a.example/x", "https://a.example/y?q=1")),
         }
     ),
 )
@@ -111,6 +112,8 @@ def _reference(stream: list[Any]) -> Counter[tuple[date, str, str, str]]:
             keys = {"": "", "template": extra["template_id"], "broadcast": extra.get("broadcast_id")}
             if extra.get("journey_id"):
                 keys |= {"journey": extra["journey_id"], "step": f"{extra['journey_id']}:{extra['step_id']}"}
+            if extra.get("url"):  # clicks by link
+                keys["link"] = f"{extra['template_id']}|{extra['url']}"
             for dimension, key in keys.items():
                 if key is not None:
                     found[(day, metric, dimension, key)] += 1
