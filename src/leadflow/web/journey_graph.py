@@ -18,8 +18,10 @@ from leadflow.journeys import service as journeys
 
 BOX_W, BOX_H = 232, 96  # a step's box
 GAP_X, GAP_Y = 28, 56  # between boxes, between layers
+SMALL_H = 52  # the trigger's and the end's box
 MARGIN = 16
-LOOP_LANE = 56  # room on the right for arrows that go back up
+LANE = 12  # room on the right for each arrow that goes back up
+LABEL_W = 64  # and for their labels
 END = "__end__"
 TRIGGER = "__trigger__"
 TEXT = 30  # characters of a line that fit in a box
@@ -39,6 +41,10 @@ class Node:
     @property
     def box(self) -> bool:
         return self.kind not in ("trigger", "end")
+
+    @property
+    def height(self) -> int:
+        return BOX_H if self.box else SMALL_H
 
 
 @dataclass
@@ -166,28 +172,30 @@ def layout(definition: journeys.definitions.Definition, metrics: dict[str, journ
         for index, node in enumerate(row):
             node.x = MARGIN + (inner - span) // 2 + index * (BOX_W + GAP_X)
             node.y = MARGIN + number * (BOX_H + GAP_Y)
+    back = [(a, b, label) for a, b, label in links if nodes[b].layer <= nodes[a].layer]
     graph = Graph(
         nodes=list(nodes.values()),
-        width=2 * MARGIN + inner + LOOP_LANE,
-        height=2 * MARGIN + (max(rows) + 1) * (BOX_H + GAP_Y) - GAP_Y,
+        width=2 * MARGIN + inner + LANE * (len(back) + 1),
+        height=2 * MARGIN
+        + max(rows) * (BOX_H + GAP_Y)
+        + nodes[order[-1] if END not in nodes else END].height,
     )
-    lane = MARGIN + inner + LOOP_LANE - 12
-    graph.edges = [_edge(nodes[a], nodes[b], label, lane) for a, b, label in links]
+    lanes = {(a, b): MARGIN + inner + LANE * (index + 1) for index, (a, b, _) in enumerate(back)}
+    graph.edges = [_edge(nodes[a], nodes[b], label, lanes.get((a, b), 0)) for a, b, label in links]
     return graph
 
 
 def _edge(start: Node, end: Node, label: str, lane: int) -> Edge:
-    if end.layer > start.layer:  # down: bottom middle to top middle
-        p0 = (start.x + BOX_W // 2, start.y + BOX_H)
-        p3 = (end.x + BOX_W // 2, end.y)
-        p1, p2 = (p0[0], p0[1] + GAP_Y // 2 + 10), (p3[0], p3[1] - GAP_Y // 2 - 10)
-        back = False
-    else:  # back up (a loop): right edge to right edge, around the lane
-        p0 = (start.x + BOX_W, start.y + BOX_H // 2)
-        p3 = (end.x + BOX_W, end.y + BOX_H // 3)
-        p1, p2 = (lane, p0[1]), (lane, p3[1])
-        back = True
-    mid_x = (p0[0] + 3 * p1[0] + 3 * p2[0] + p3[0]) // 8
-    mid_y = (p0[1] + 3 * p1[1] + 3 * p2[1] + p3[1]) // 8
-    path = f"M{p0[0]},{p0[1]} C{p1[0]},{p1[1]} {p2[0]},{p2[1]} {p3[0]},{p3[1]}"
-    return Edge(path=path, label=label, label_x=mid_x + 6, label_y=mid_y, back=back)
+    """Down: a curve from the bottom middle to the top middle. Back up or sideways: out of the right
+    side to the edge's lane, up to the gap above the target's layer, across, and down into it."""
+    if end.layer > start.layer:
+        x0, y0 = start.x + BOX_W // 2, start.y + start.height
+        x1, y1 = end.x + BOX_W // 2, end.y
+        bend = GAP_Y // 2 + 10
+        path = f"M{x0},{y0} C{x0},{y0 + bend} {x1},{y1 - bend} {x1},{y1}"
+        return Edge(path, label, (x0 + x1) // 2 + 6, (y0 + y1) // 2, back=False)
+    x0, y0 = start.x + BOX_W, start.y + start.height // 2
+    above = end.y - GAP_Y // 3
+    x1 = end.x + BOX_W // 2 + 24  # beside the arrows that come down into its middle
+    path = f"M{x0},{y0} H{lane} V{above} H{x1} V{end.y}"
+    return Edge(path, label, lane + 4, (y0 + above) // 2, back=True)
