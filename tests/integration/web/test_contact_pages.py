@@ -10,6 +10,7 @@ import io
 import json
 import re
 from collections.abc import Callable
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
@@ -17,11 +18,14 @@ from fastapi.testclient import TestClient
 
 from leadflow.contacts import service as contacts
 from leadflow.contacts.processor import EventProcessor
+from leadflow.crm import deals
 from leadflow.crm import service as crm
+from leadflow.journeys import service as journeys
 from leadflow.kernel.context import AppContext
 from leadflow.segments import service as segments
-from leadflow.web import contact_pages
+from leadflow.web import contact_detail, contact_pages
 from tests.integration.web.conftest import sign_in
+from tests.support import journeys as j
 from tests.support.contacts import by_user
 from tests.support.events import send
 
@@ -157,7 +161,11 @@ def test_a_bad_filter_is_the_page_with_its_reason(
 
 
 def test_contact_page_edit_tag_export_erase_roles_and_csrf(
-    client: TestClient, ctx: AppContext, people: dict[str, str], user_of: Callable[..., crm.User]
+    client: TestClient,
+    ctx: AppContext,
+    people: dict[str, str],
+    user_of: Callable[..., crm.User],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     user_of("marketer")
     user_of("viewer")
@@ -168,9 +176,39 @@ def test_contact_page_edit_tag_export_erase_roles_and_csrf(
     listing = client.get("/app/contacts", params={"q": "ann"}).text
     assert f'href="{url}"' in listing
 
+    j.template(ctx, "hello")
+    journey = j.publish(
+        ctx,
+        {
+            "name": "Welcome",
+            "trigger": {"type": "event", "event": "Webinar Joined"},
+            "steps": [{"id": "hello", "type": "send_email", "template": "hello"}],
+        },
+    )
+    j.track(ctx, "u1", "Webinar Joined")
+    j.settle(ctx)
+    deal = deals.create(
+        ctx,
+        deals.DealCreate(title="Yoga bundle", value=Decimal("90"), currency="EUR", email="ann@example.com"),
+        actor="test",
+    )
     page = client.get(url)
     assert page.status_code == 200
     text = page.text
+    (run,) = journeys.runs_of(ctx, journey_id=journey)
+    (message,) = j.sent(ctx)
+    assert f'data-run="{run.id}"><td>Welcome</td>' in text
+    assert f'data-message="{message["id"]}"' in text
+    assert f'data-deal="{deal.id}"><td>Yoga bundle</td>' in text
+    monkeypatch.setattr(contact_detail, "TIMELINE_SIZE", 2)  # the timeline pages, newest first
+    newest = client.get(url).text
+    older = re.search(r'href="([^"]+)" rel="next">Older', newest)
+    assert older is not None
+    rest = client.get(older.group(1).replace("&amp;", "&")).text
+    entries = re.findall(r'data-entry="([^"]+)"', newest) + re.findall(r'data-entry="([^"]+)"', rest)
+    assert len(entries) == 4
+    assert len(set(entries)) == 4
+    monkeypatch.undo()
     for heading in ("Profile", "Consent and email", "Score", "Tags", "Segments", "Journeys", "Messages"):
         assert f">{heading}</h2>" in text
     assert 'data-trait="plan">pro<' in text
