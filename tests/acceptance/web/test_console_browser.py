@@ -27,6 +27,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 PASSWORD = "a long admin secret"
 PAGES = ("/app/", "/app/users", "/app/account", "/app/crm/leads", "/app/crm/board")
+PAGES += ("/app/contacts",)
+PAGES += ("/app/journeys",)
 PAGES += (
     "/app/integrations",
     "/app/integrations/keys",
@@ -35,9 +37,9 @@ PAGES += (
     "/app/integrations/connectors",
     "/app/integrations/forms",
 )
-PAGES += ("/app/contacts",)
-PAGES += ("/app/journeys",)
 PAGES += ("/app/segments", "/app/segments/new")
+PAGES += ("/app/email", "/app/email/templates/new", "/app/email/layouts/new", "/app/email/broadcasts")
+PAGES += ("/app/email/reports",)
 
 
 @dataclass
