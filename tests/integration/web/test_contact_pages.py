@@ -135,6 +135,9 @@ def test_list_filters_by_rule_segment_stage_and_search_with_count_pages_and_csv(
     assert _shown(first.text + second) == ["ann@example.com", "cat@example.com", "dan@example.com"]
     assert "data-total>3<" in second
     assert 'rel="next"' not in second
+    assert client.get("/app/contacts", params={"cursor": "not-ours"}).status_code == 400
+    assert client.get(f"/app/contacts/{people['ann@example.com']}", params={"after": "x"}).status_code == 400
+    assert client.get("/app/contacts/nobody").status_code == 404
 
 
 @pytest.mark.parametrize(
