@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
 from leadflow.analytics import service as analytics
+from leadflow.analytics.catalogue import REPORTS, health_csv
 from leadflow.analytics.reports import write_csv
 from leadflow.analytics.schemas import EmailReport, Funnel, Health, JourneyFunnel, Kpis, LinkClicks, Sources
 from leadflow.kernel.context import AppContext
@@ -126,10 +127,36 @@ def journey_funnel(
     return _answer(analytics.journey_funnel(ctx, journey_id, start, end), format, "journey-funnel")
 
 
-@router.get("/health", response_model=Health, summary="Webhook endpoints' and connectors' health")
+@router.get(
+    "/health", response_model=Health, responses=CSV, summary="Webhook endpoints' and connectors' health"
+)
 def health(
     window_hours: float = Query(24.0, gt=0, le=24 * 90, description="hours back from now"),
+    format: Format = FORMAT,
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
-) -> Health:
-    return analytics.health(ctx, window_hours)
+) -> Any:
+    found = analytics.health(ctx, window_hours)
+    return csv_response(health_csv(found), "health") if format == "csv" else found
+
+
+class ReportInfo(BaseModel):
+    name: str
+    title: str
+    description: str
+    period: bool
+    params: list[str]
+
+
+@router.get("/reports", response_model=list[ReportInfo], summary="The reports offered, each also as CSV")
+def reports(_: Principal = Depends(require("read"))) -> list[ReportInfo]:
+    return [
+        ReportInfo(
+            name=r.name,
+            title=r.title,
+            description=r.description,
+            period=r.period,
+            params=[p.name for p in r.params],
+        )
+        for r in REPORTS.values()
+    ]

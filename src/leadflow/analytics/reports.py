@@ -26,6 +26,15 @@ def _row(model: BaseModel) -> dict[str, Any]:
     return row
 
 
+def row_of(item: dict[str, Any] | BaseModel) -> dict[str, Any]:
+    """One CSV line of a mapping or a model, nested figures flattened into ``a_b`` columns."""
+    if isinstance(item, BaseModel):
+        return _row(item)
+    row: dict[str, Any] = {}
+    _flat("", item, row)
+    return row
+
+
 def _lines(report: BaseModel) -> list[dict[str, Any]]:
     if isinstance(report, Kpis):
         return [{"figure": name, **_row(figure)} for name, figure in report.figures.items()]

@@ -7,6 +7,9 @@ previous one: :func:`kpis`, :func:`funnel`, :func:`sources`, :func:`email`, :fun
 
 from __future__ import annotations
 
+from leadflow.analytics.catalogue import REPORTS as REPORTS
+from leadflow.analytics.catalogue import Report as Report
+from leadflow.analytics.catalogue import report_csv as report_csv
 from leadflow.analytics.health import health as health
 from leadflow.analytics.health import sla_totals as sla_totals
 from leadflow.analytics.insights import Attribution as Attribution

@@ -29,6 +29,7 @@ from leadflow.web import (
     integration_pages,
     journey_editor,
     journey_pages,
+    report_pages,
     segment_members,
     segment_pages,
     signin_pages,
@@ -53,6 +54,7 @@ ROUTERS = (
     journey_editor.router,
     journey_pages.router,
     integration_pages.router,
+    report_pages.router,
 )
 # (area, label, path): shown to the roles allowed in the area (leadflow.web.access.AREAS)
 NAV = [
@@ -64,6 +66,7 @@ NAV = [
     ("crm", "Pipeline", "/app/crm/board"),
     ("journeys", "Journeys", "/app/journeys"),
     ("integrations", "Integrations", "/app/integrations"),
+    ("reports", "Reports", "/app/reports"),
     ("users", "Users", "/app/users"),
     ("account", "My account", "/app/account"),
 ]

@@ -40,6 +40,7 @@ PAGES += (
 PAGES += ("/app/segments", "/app/segments/new")
 PAGES += ("/app/email", "/app/email/templates/new", "/app/email/layouts/new", "/app/email/broadcasts")
 PAGES += ("/app/email/reports",)
+PAGES += ("/app/reports",)
 
 
 @dataclass
