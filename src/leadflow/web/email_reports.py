@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from leadflow.analytics import service as analytics
+from leadflow.journeys import service as journeys
 from leadflow.kernel import pagination
 from leadflow.kernel.errors import LeadflowError, NotFound
 from leadflow.messaging import service as messaging
@@ -63,7 +64,16 @@ def _names(web: Console) -> dict[str, dict[str, str]]:
     return {
         "template": {t.id: t.name for t in messaging.templates(ctx, after=None, limit=500)},
         "broadcast": {b.id: b.name for b in messaging.broadcasts(ctx, after=None, limit=500)},
+        "journey": {j.id: j.name for j in journeys.listing(ctx, status=None, after=None, limit=500)},
     }
+
+
+def _name(by: str, key: str, names: dict[str, dict[str, str]]) -> str:
+    """A row's name: the template's, broadcast's or journey's; a step as "journey: step"."""
+    if by == "step":
+        journey_id, _, step = key.partition(":")
+        return f"{names['journey'].get(journey_id, journey_id)}: {step}"
+    return names[by].get(key, key)
 
 
 def _fields(request: Request) -> dict[str, str]:
@@ -105,9 +115,9 @@ def reports(
         return render(
             request, "email/reports.html", viewer, 422, title="Email reports", error=str(exc), **values
         )
-    names = _names(web).get(by, {})
+    names = _names(web)
     rows = [
-        {"key": r.key, "name": names.get(r.key, r.key), "link": report_path(by, r.key), **_shown(r)}
+        {"key": r.key, "name": _name(by, r.key, names), "link": report_path(by, r.key), **_shown(r)}
         for r in found.rows
     ]
     return render(
@@ -134,7 +144,12 @@ def _subject(web: Console, by: str, key: str) -> tuple[str, date | None]:
             return f"Broadcast {found.name}", began.astimezone(UTC).date()
     except NotFound:
         raise PageError(404, "Not found", f"There is no {by} {key}.") from None
-    return (f"Journey {key}" if by == "journey" else f"Journey step {key}"), None
+    journey_id, _, step = key.partition(":")
+    try:
+        name = journeys.get(web.ctx, journey_id).name
+    except NotFound:
+        name = journey_id  # a deleted journey's numbers stay
+    return (f"Journey {name}" if by == "journey" else f"Journey {name}, step {step}"), None
 
 
 @router.get("/email/reports/{by}/{key}")

@@ -211,10 +211,16 @@ def test_a_test_send_goes_through_the_outbox_rendered_for_the_contact(
     assert 'data-error="template"' in bad.text
 
 
-def _sent(ctx: AppContext, world: SimpleNamespace, who: str) -> str:
+def _sent(ctx: AppContext, world: SimpleNamespace, who: str, **origin: str) -> str:
     message_id, now = new_id(), ctx.clock.now()
     with ctx.db.write() as conn:
-        row = {"id": message_id, "key": f"n:{who}", "kind": "marketing", "contact_id": world.ids[who]}
+        row = {
+            "id": message_id,
+            "key": f"n:{who}:{origin.get('journey_id', '')}",
+            "kind": "marketing",
+            "contact_id": world.ids[who],
+        }
+        row |= origin
         outbox.enqueue_many(conn, ctx, [{**row, "template": "news"}], now)
         conn.execute(
             messages.update()
@@ -326,3 +332,35 @@ def test_roles_and_csrf(
     assert templates.get(ctx, "news").name == "News"
     with ctx.db.read() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(messages)).scalar_one() == 0
+
+
+def test_a_journey_steps_report_and_its_openers(
+    ctx: AppContext,
+    client: TestClient,
+    clock: VirtualClock,
+    world: SimpleNamespace,
+    user_of: Callable[..., crm.User],
+) -> None:
+    step = {"journey_id": "j1", "step_id": "welcome_mail"}
+    sent = {who: _sent(ctx, world, who, **step) for who in ("ann", "bob")}
+    _sent(ctx, world, "cy")  # the same template outside the journey
+    clock.advance(timedelta(minutes=3))
+    tracking.record_open(ctx, sent["bob"], user_agent=HUMAN, ip="198.51.100.9")
+    EventProcessor(ctx).drain()
+    analytics.maintain(ctx, settle=timedelta(0))
+    _admin(client, user_of, "marketer")
+
+    listing = client.get("/app/email/reports", params={"by": "step"})
+    assert listing.status_code == 200
+    assert '<a href="/app/email/reports/step/j1:welcome_mail">j1: welcome_mail</a>' in listing.text
+    page = client.get("/app/email/reports/step/j1:welcome_mail")
+    assert page.status_code == 200, page.text
+    shown = _numbers(page.text)
+    assert (shown["sent"], shown["opened"], shown["clicked"]) == (2, 1, 0)
+    assert re.findall(r'data-contact="(\w+)"', page.text) == [world.ids["bob"]]
+    journey = client.get("/app/email/reports/journey/j1")
+    assert _numbers(journey.text)["sent"] == 2
+    template = client.get(f"/app/email/reports/template/{world.template.id}")
+    assert _numbers(template.text)["sent"] == 3
+    assert client.get("/app/email/reports/broadcast/nope").status_code == 404
+    assert client.get("/app/email/reports/colour/x").status_code == 404
