@@ -22,11 +22,12 @@ from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.ids import new_id
 from leadflow.messaging import templates
-from leadflow.messaging.delivery import outbox
+from leadflow.messaging.delivery import broadcasts, outbox
 from leadflow.messaging.delivery.deliverer import Deliverer
 from leadflow.messaging.delivery.transport.capture import CaptureTransport
 from leadflow.messaging.feedback import tracking
 from leadflow.messaging.models import messages
+from leadflow.segments import service as segments
 from tests.integration.web.conftest import sign_in
 from tests.support import events as ingest
 from tests.support.contacts import by_user
@@ -364,3 +365,40 @@ def test_a_journey_steps_report_and_its_openers(
     assert _numbers(template.text)["sent"] == 3
     assert client.get("/app/email/reports/broadcast/nope").status_code == 404
     assert client.get("/app/email/reports/colour/x").status_code == 404
+
+
+def test_a_broadcasts_report_starts_on_its_day(
+    ctx: AppContext,
+    client: TestClient,
+    clock: VirtualClock,
+    world: SimpleNamespace,
+    user_of: Callable[..., crm.User],
+) -> None:
+    rule = {"field": "first_name", "op": "eq", "value": "Ann"}
+    segment = segments.create(ctx, segments.SegmentCreate(name="Ann", rules=rule), actor="test", key="ann")
+    assert segments.refresh(ctx, segment.id).members == 1
+    made = broadcasts.create(
+        ctx, broadcasts.BroadcastCreate(name="March news", segment="ann", template="news"), actor="test"
+    )
+    broadcasts.schedule(ctx, made.id, actor="test")
+    assert broadcasts.start_due(ctx) == 1
+    assert Deliverer(ctx, CaptureTransport()).deliver_due() == 1
+    clock.advance(timedelta(days=40))  # past the default 30 days: the report still starts on its day
+    with ctx.db.read() as conn:
+        message_id = conn.execute(
+            sa.select(messages.c.id).where(messages.c.broadcast_id == made.id)
+        ).scalar_one()
+    tracking.record_open(ctx, message_id, user_agent=HUMAN, ip="198.51.100.7")
+    EventProcessor(ctx).drain()
+    analytics.maintain(ctx, settle=timedelta(0))
+    _admin(client, user_of, "marketer")
+
+    listing = client.get("/app/email/broadcasts")
+    assert f'<a href="/app/email/reports/broadcast/{made.id}">March news</a>' in listing.text
+    page = client.get(f"/app/email/reports/broadcast/{made.id}")
+    assert page.status_code == 200, page.text
+    assert "<h1>Broadcast March news</h1>" in page.text
+    assert 'data-period="2026-03-02/2026-04-11"' in page.text
+    shown = _numbers(page.text)
+    assert (shown["sent"], shown["delivered"], shown["opened"]) == (1, 1, 1)
+    assert re.findall(r'data-contact="(\w+)"', page.text) == [world.ids["ann"]]
