@@ -67,10 +67,31 @@ def submission_counts(form_ids: Sequence[str]) -> sa.Select[Any]:
     )
 
 
+def unlinked_submissions(submission_ids: Sequence[str]) -> sa.Select[Any]:
+    """Submissions a processed ``form.submitted`` names that no contact holds yet (the event processor
+    links them: :mod:`leadflow.capture.processed`)."""
+    return sa.select(_s.id, _s.form_id, _s.email, _s.status).where(
+        _s.id.in_(list(submission_ids)), _s.contact_id.is_(None)
+    )
+
+
+LINK_SUBMISSION = (
+    form_submissions.update()
+    .where(_s.id == sa.bindparam("submission_id"), _s.contact_id.is_(None))
+    .values(contact_id=sa.bindparam("linked_to"))
+)
+
+
+def forms_of(form_ids: Sequence[str]) -> sa.Select[Any]:
+    return sa.select(forms).where(_f.id.in_(list(form_ids)))
+
+
 SAMPLES: list[Sample] = [
     lambda: forms_page("01J", 10),
     lambda: submissions_of(["c1"]),
     lambda: delete_submissions_of(["c1"]),
     lambda: submissions_page("f1", "01J", 10),
     lambda: submission_counts(["f1"]),
+    lambda: unlinked_submissions(["s1"]),
+    lambda: forms_of(["f1"]),
 ]

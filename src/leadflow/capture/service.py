@@ -14,6 +14,7 @@ from leadflow.capture.forms import delete as delete
 from leadflow.capture.forms import get as get
 from leadflow.capture.forms import listing as listing
 from leadflow.capture.forms import update as update
+from leadflow.capture.processed import forms_processed as forms_processed
 from leadflow.capture.schemas import Form as Form
 from leadflow.capture.schemas import FormFields as FormFields
 from leadflow.capture.schemas import FormPatch as FormPatch

@@ -11,12 +11,18 @@ Rules:
   nothing but the form's ``spam_count``.
 * **Validation**: every error is reported at once, by field (``422 invalid_submission``); a form with a
   consent checkbox refuses a post without it.
-* **Effects**, after the contact is created or updated by email (its first/last name and phone from the
-  fields of those names, the other visible fields as traits): in one transaction the submission (the
-  consent record: text, time, address), the static list, the tags, the double opt-in hold and its
-  confirmation email, and the tracking events of the same write path ``/v1/batch`` uses: an
-  ``identify`` linking the browser's anonymous id, a ``page`` carrying the UTM and the page address (the
-  touchpoint attribution reads) and the ``form.submitted`` track.
+* **Effects**, in one write transaction that takes no profile lock (so posts run side by side): the
+  submission (the consent record: text, time, address; no contact yet), the double opt-in hold on the
+  address, and the tracking events of the same write path ``/v1/batch`` uses: an ``identify`` carrying
+  the email, first/last name and phone (from the fields of those names) and the other visible fields as
+  traits, linking the browser's anonymous id; a ``page`` carrying the UTM and the page address (the
+  touchpoint attribution reads) and the ``form.submitted`` track. The event processor then makes or
+  updates the contact by email in its set-based batch (one contact for concurrent posts of one address)
+  and :mod:`.processed` links the submission, adds the static list and the tags and queues the
+  confirmation email. A post answered ``2xx`` is committed, so it is never lost; its answer names no
+  contact. Of the visible fields, ``name`` and ``timezone`` are read as the identify reads them (a full
+  name when the form has no first/last name; a valid time zone), and ``unsubscribed`` stays a text
+  trait: a public post never changes a subscription.
 * **Double opt-in**: a new contact, one not subscribed, or one whose address still waits for a
   confirmation, is held (no marketing) until the link in the confirmation email is followed; a
   subscribed contact is not held again. A single opt-in form changes no contact's subscription: an
@@ -36,7 +42,6 @@ from sqlalchemy.engine import Connection
 from leadflow.capture import queries, throttle
 from leadflow.capture.forms import CONFIRMATION_TEMPLATE, fields_of, install_confirmation, row
 from leadflow.capture.schemas import CONSENT, HONEYPOT, UTM_FIELDS, FormField, FormFields
-from leadflow.capture.tokens import confirm_url
 from leadflow.contacts import service as contacts
 from leadflow.events import service as events
 from leadflow.kernel.context import AppContext
@@ -44,7 +49,6 @@ from leadflow.kernel.db import on_commit
 from leadflow.kernel.errors import Forbidden, Invalid
 from leadflow.kernel.ids import new_id
 from leadflow.messaging import service as messaging
-from leadflow.segments import service as segments
 
 COLUMN_FIELDS = ("first_name", "last_name", "phone")
 TRUE = frozenset({"on", "true", "1", "yes"})
@@ -168,32 +172,49 @@ def submit(ctx: AppContext, form_id: str, posted: Posted) -> Outcome:
             conn.execute(queries.COUNT_SPAM, {"form_id": form_id})
         return Outcome(form, form_id, None)
     values = clean(form, posted.values)
+    identity = _identity(ctx, form, values)
     if not confirmation:  # the first double opt-in post since the template went: its own transaction
         install_confirmation(ctx, actor="system")
     submission_id = new_id()
-    # One write transaction and one wait for the profile lock per post: the contact upsert takes the
-    # lock, and the submission, list, tags, hold and events are written under it before the commit.
+    # One write transaction per post and no profile lock: the submission, the double opt-in hold and
+    # the events; the event processor makes or updates the contact from the identify (see .processed).
     with ctx.db.write() as conn:
-        contact, created = _contact(conn, ctx, form, form_id, values)
-        _record(conn, ctx, form, form_id, submission_id, contact, created, values, posted)
+        _record(conn, ctx, form, form_id, submission_id, identity, values, posted)
     return Outcome(form, form_id, submission_id, values)
 
 
-def _contact(
-    conn: Connection, ctx: AppContext, form: FormFields, form_id: str, values: dict[str, Any]
-) -> tuple[Any, bool]:
+def _identity(ctx: AppContext, form: FormFields, values: dict[str, Any]) -> dict[str, Any]:
+    """The identify's traits: the canonical email, first/last name and phone (checked now, so a phone
+    the contacts domain cannot read is this post's ``422``), and the other visible fields."""
     hidden = {f.name for f in form.fields if f.type == "hidden"}
     traits = {k: v for k, v in values.items() if k not in (*COLUMN_FIELDS, "email") and k not in hidden}
     data = contacts.ContactUpsert(
-        email=values["email"],
-        **{k: str(values[k]) for k in COLUMN_FIELDS if k in values},
-        traits=traits or None,
+        email=values["email"], **{k: str(values[k]) for k in COLUMN_FIELDS if k in values}
     )
     try:
-        return contacts.upsert_in(conn, ctx, data, actor=f"form:{form_id}")
-    except Invalid as exc:  # a phone the contacts domain cannot read
+        changes = contacts.changes_from(data, ctx.settings.default_phone_region)
+    except Invalid as exc:
         name = "phone" if "phone" in exc.code or "phone" in exc.message else "email"
         raise SubmissionInvalid({name: exc.message}) from None
+    # a public post never changes a subscription: an ``unsubscribed`` field is kept as a text trait
+    kept = {
+        k: (str(v).lower() if k == "unsubscribed" and isinstance(v, bool) else v) for k, v in traits.items()
+    }
+    columns = {k: getattr(changes, k) for k in ("email", *COLUMN_FIELDS) if k in changes.set_fields()}
+    return {**kept, **columns}
+
+
+def _pending(conn: Connection, ctx: AppContext, form: FormFields, address: str) -> bool:
+    """A double opt-in post waits for confirmation unless its address is a subscribed contact's that
+    no confirmation holds (read without the profile lock: two first posts of one address both wait)."""
+    if not form.double_opt_in:
+        return False
+    contact_id = contacts.contact_id_for_email(conn, address)
+    if contact_id is None:
+        return True
+    return contacts.get(
+        conn, contact_id
+    ).subscription_status != "subscribed" or messaging.held_for_confirmation(conn, ctx, address)
 
 
 def _record(
@@ -202,25 +223,20 @@ def _record(
     form: FormFields,
     form_id: str,
     submission_id: str,
-    contact: Any,
-    created: bool,
+    identity: dict[str, Any],
     values: dict[str, Any],
     posted: Posted,
 ) -> None:
     now = ctx.clock.now()
     meta = _meta(posted.values, posted)
-    address = contact.email or values["email"]
-    pending = form.double_opt_in and (
-        created
-        or contact.subscription_status != "subscribed"
-        or messaging.held_for_confirmation(conn, ctx, address)
-    )
+    address = identity["email"]
+    pending = _pending(conn, ctx, form, address)
     conn.execute(
         queries.SUBMISSION_INSERT,
         {
             "id": submission_id,
             "form_id": form_id,
-            "contact_id": contact.id,
+            "contact_id": None,  # linked by the event processor (see .processed)
             "email": address,
             "data": values,
             "utm": meta["utm"] or None,
@@ -234,22 +250,9 @@ def _record(
             "created_at": now,
         },
     )
-    actor = f"form:{form_id}"
-    if form.list_id:
-        segments.add_to_static_list(conn, ctx, form.list_id, [contact.id], actor)
-    if form.tags:
-        contacts.change_many(conn, ctx, [contact.id], add=form.tags, remove=[])
     if pending:
         messaging.hold_for_confirmation(conn, ctx, address)
-        email = {
-            "key": f"form-confirm:{submission_id}",
-            "kind": "transactional",
-            "contact_id": contact.id,
-            "template": CONFIRMATION_TEMPLATE,
-            "context": {"vars": {"confirm_url": confirm_url(ctx, submission_id), "form_name": form.name}},
-        }
-        messaging.enqueue_many(conn, ctx, [email], now)
-    rows = _tracking(form, form_id, submission_id, values, meta, posted)
+    rows = _tracking(form, form_id, submission_id, values, identity, meta, posted)
     events.insert_tracked(conn, [events.to_row(raw, kind=None, received_at=now) for raw in rows])
     on_commit(conn, lambda: ctx.signals.announce(events.CHANNEL))
 
@@ -259,6 +262,7 @@ def _tracking(
     form_id: str,
     submission_id: str,
     values: dict[str, Any],
+    identity: dict[str, Any],
     meta: dict[str, Any],
     posted: Posted,
 ) -> list[dict[str, Any]]:
@@ -276,7 +280,7 @@ def _tracking(
     who = {"anonymousId": meta["anonymous_id"] or f"form-{submission_id}", "context": context}
     key = f"form:{submission_id}"
     found: list[dict[str, Any]] = [
-        {"type": "identify", "messageId": f"{key}:identify", "traits": {"email": values["email"]}, **who}
+        {"type": "identify", "messageId": f"{key}:identify", "traits": identity, **who}
     ]
     if meta["page_url"] or utm:
         properties = {k: v for k, v in page.items() if v}

@@ -64,6 +64,8 @@ def wire(ctx: AppContext) -> None:
         connectors.erasure_handler(ctx),  # every connected vendor deletes the person too
     ):
         bus.subscribe(ContactsErased, erase)
+    # first: a processed form post's submission is linked to its contact, its list, tags and confirmation
+    bus.subscribe(ContactsTouched, capture.forms_processed(ctx))
     bus.subscribe(ContactsTouched, crm.on_contacts_touched)  # contacts at stage lead become CRM leads
     bus.subscribe(ContactsTouched, crm.route_qualified(ctx))  # MQLs start their SLA clock and get an owner
     bus.subscribe(ContactsTouched, scheduling.calendly_handler(ctx))  # Calendly's bookings mirrored

@@ -1,6 +1,6 @@
-"""A hosted-form post and a capture flow each cost one write transaction (the contact upsert and the
-submission or activity commit together, under one wait for the profile lock), on both databases; an
-error raised by the upsert leaves nothing behind."""
+"""A hosted-form post and a capture flow each cost one write transaction, on both databases: a post's
+submission and events (its contact is made by the event processor), a flow's contact upsert and
+activity together under one wait for the profile lock; a refused post leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -96,6 +96,9 @@ def test_a_post_and_a_capture_are_one_write_each(ctx: AppContext, web: TestClien
         )
         assert posted.status_code < 300, posted.text
         assert commits == 1
+        with ctx.db.read() as conn:  # the event processor makes the contact (capture.processed)
+            assert contacts.contact_id_for_email(conn, "ann@example.com") is None
+        contacts.EventProcessor(ctx).drain()
         with ctx.db.read() as conn:
             ann = contacts.contact_id_for_email(conn, "ann@example.com")
         assert ann is not None
