@@ -77,17 +77,6 @@ def _bucket_name(hourly: bool) -> str:
     return "hour" if hourly else "day"
 
 
-def _grouped(bucket: Any, metric: Any, dimension: Any, key: Any, source: Any, where: Any) -> sa.Select[Any]:
-    """Counts per bucket, metric and key (constants are not grouped by: PostgreSQL refuses them)."""
-    varying = [e for e in (bucket, metric, key) if not isinstance(e, sa.sql.elements.BindParameter)]
-    return (
-        sa.select(bucket, metric, dimension, key, sa.func.count(), sa.cast(sa.literal(0.0), sa.Float))
-        .select_from(source)
-        .where(where)
-        .group_by(*varying)
-    )
-
-
 # --- stage entries: the first entry of each contact into each stage (first by event id) ------------
 
 
@@ -148,16 +137,26 @@ def _entries_in_range() -> sa.ColumnElement[bool]:
     return sa.and_(_s.event_id > _AFTER, _s.event_id <= _UPTO, _s.entered_at >= _SINCE)
 
 
-def stage_counts(dialect: str, hourly: bool) -> Any:
-    """``stage.entered`` by stage: the entries recorded by this range's events."""
+def _dimensions(*names: str) -> Any:
+    """A one-column table (``dim``) of the dimension names: a range is read once and counted once per
+    dimension (a fixed number of statements per batch, each scanning the range once)."""
+    return sa.union_all(*[sa.select(sa.literal(name).label("dim")) for name in names]).subquery("dims")
+
+
+def entry_counts(dialect: str, hourly: bool) -> Any:
+    """``stage.entered`` by stage, and ``leads`` by ``utm`` (source|medium|campaign of the first
+    touch): the entries recorded by this range's events, in one statement."""
+    dims = _dimensions("stage", "utm")
+    is_stage = dims.c.dim == "stage"
+    metric = sa.case((is_stage, sa.literal("stage.entered")), else_=sa.literal("leads"))
+    key = sa.case((is_stage, _s.stage), else_=utm_key())
     bucket = _bucket(dialect, hourly, _s.entered_at)
-    select = _grouped(
-        bucket,
-        sa.literal("stage.entered"),
-        sa.literal("stage"),
-        _s.stage,
-        analytics_stage_entries,
-        _entries_in_range(),
+    where = sa.and_(_entries_in_range(), sa.or_(is_stage, _s.stage == "lead"))
+    select = (
+        sa.select(bucket, metric, dims.c.dim, key, sa.func.count(), sa.cast(sa.literal(0.0), sa.Float))
+        .select_from(analytics_stage_entries.join(dims, sa.true()))
+        .where(where)
+        .group_by(bucket, metric, dims.c.dim, key)
     )
     return _add(dialect, hourly, select)
 
@@ -169,16 +168,6 @@ def utm_key() -> Any:
         sa.func.coalesce(_s.campaign, "(none)"),
     ]
     return sa.func.substr(parts[0].concat(SEP).concat(parts[1]).concat(SEP).concat(parts[2]), 1, 255)
-
-
-def lead_sources(dialect: str, hourly: bool) -> Any:
-    """``leads`` by ``utm`` (source|medium|campaign of the first touch) of this range's lead entries."""
-    bucket = _bucket(dialect, hourly, _s.entered_at)
-    where = sa.and_(_entries_in_range(), _s.stage == "lead")
-    select = _grouped(
-        bucket, sa.literal("leads"), sa.literal("utm"), utm_key(), analytics_stage_entries, where
-    )
-    return _add(dialect, hourly, select)
 
 
 # --- email: leadflow.email_<status> events, total and by template, journey, step, broadcast ----------
@@ -203,32 +192,38 @@ def _email_key(dimension: str) -> Any:
     return sa.func.substr(props[f"{dimension}_id"].as_string(), 1, 255)
 
 
-def email_counts(dialect: str, hourly: bool, dimension: str) -> Any:
-    """``email.<status>`` (``.machine`` for a machine-generated open or click) for one dimension."""
-    key = _email_key(dimension)
-    where = sa.and_(_in_range(), _e.event.like(EMAIL_PREFIX + "%"), key.is_not(None))
-    bucket = _bucket(dialect, hourly, _e.timestamp)
-    select = _grouped(bucket, _email_metric(), sa.literal(dimension), key, event_log, where)
-    return _add(dialect, hourly, select)
-
-
-def track_counts(dialect: str, hourly: bool) -> Any:
-    """``track`` by event name for events from outside (conversions: ``Signed Up``, ``order.completed``
+def event_counts(dialect: str, hourly: bool) -> Any:
+    """One statement for the event log's counts of a range: ``email.<status>`` (``.machine`` for a
+    machine-generated open or click) in total and by template, journey, step, broadcast and link, and
+    ``track`` by event name for events from outside (conversions: ``Signed Up``, ``order.completed``
     …). ``value`` is 0 here; revenue adds its own metric rows (``revenue`` by event) — no new column."""
-    where = sa.and_(_in_range(), _e.type == "track", _e.source != "internal", _e.event.is_not(None))
+    dims = _dimensions("", *DIMENSIONS, LINK, "event")
+    email_dims = ("", *DIMENSIONS, LINK)
+    is_track = dims.c.dim == "event"
+    key = sa.case(
+        *[(dims.c.dim == name, _email_key(name)) for name in email_dims],
+        (is_track, sa.func.substr(_e.event, 1, 255)),
+        else_=sa.null(),
+    )
+    metric = sa.case((is_track, sa.literal("track")), else_=_email_metric())
+    email = sa.and_(sa.not_(is_track), _e.event.like(EMAIL_PREFIX + "%"))
+    track = sa.and_(is_track, _e.type == "track", _e.source != "internal", _e.event.is_not(None))
     bucket = _bucket(dialect, hourly, _e.timestamp)
-    key = sa.func.substr(_e.event, 1, 255)
-    select = _grouped(bucket, sa.literal("track"), sa.literal("event"), key, event_log, where)
+    select = (
+        sa.select(bucket, metric, dims.c.dim, key, sa.func.count(), sa.cast(sa.literal(0.0), sa.Float))
+        .select_from(event_log.join(dims, sa.true()))
+        .where(_in_range(), sa.or_(email, track), key.is_not(None))
+        .group_by(bucket, metric, dims.c.dim, key)
+    )
     return _add(dialect, hourly, select)
 
 
 def batch_statements(dialect: str) -> list[Any]:
-    """Every statement of one rollup batch, in order (stage entries before the counts over them)."""
+    """Every statement of one rollup batch, in order (stage entries before the counts over them): six,
+    whatever the batch's size, each reading the range once."""
     found: list[Any] = [enter_stages(dialect), enter_visitors(dialect)]
     for hourly in (False, True):
-        found += [stage_counts(dialect, hourly), lead_sources(dialect, hourly), track_counts(dialect, hourly)]
-        found += [email_counts(dialect, hourly, dimension) for dimension in ("", *DIMENSIONS)]
-        found.append(email_counts(dialect, hourly, LINK))
+        found += [entry_counts(dialect, hourly), event_counts(dialect, hourly)]
     return found
 
 
@@ -243,6 +238,43 @@ FIRST_RECENT_ID = sa.select(sa.func.min(_e.id)).where(
     _e.id <= sa.bindparam("upto", type_=sa.BigInteger()),
     _e.received_at > sa.bindparam("cutoff", type_=UTCDateTime()),
 )
+
+
+#: PostgreSQL: one snapshot for the whole batch, so every statement of it, the holes it records and the
+#: late events it picks up see the same committed events (READ COMMITTED takes one per statement).
+SNAPSHOT = sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+GAP = "gap "  # analytics_marks rows named ``gap <first id>`` (mark: the last id) are holes in the ids
+GAPS = (
+    sa.select(analytics_marks.c.name, analytics_marks.c.mark, analytics_marks.c.updated_at)
+    .where(analytics_marks.c.name.startswith(GAP))
+    .order_by(analytics_marks.c.mark)
+)
+
+
+def holes() -> sa.Select[Any]:
+    """The ids of ``(:after, :upto]`` no visible event has (``lo``, ``hi`` per run of missing ids):
+    taken by a transaction not committed yet, rolled back, or never used."""
+    ids = sa.select(_e.id.label("id")).where(_e.id > _AFTER, _e.id <= _UPTO)
+    both = sa.union_all(ids, sa.select((_UPTO + 1).label("id"))).subquery()
+    lag = sa.func.lag(both.c.id, 1, _AFTER).over(order_by=both.c.id)
+    lagged = sa.select(both.c.id, lag.label("prev")).subquery()
+    return sa.select((lagged.c.prev + 1).label("lo"), (lagged.c.id - 1).label("hi")).where(
+        lagged.c.id > lagged.c.prev + 1
+    )
+
+
+def present(ranges: list[tuple[int, int]]) -> sa.Select[Any]:
+    """The events now visible in the holes ``ranges`` (inclusive), in id order, and whether the
+    processor has handled each."""
+    return (
+        sa.select(_e.id, _e.processed_at.is_not(None).label("done"))
+        .where(sa.or_(*[_e.id.between(lo, hi) for lo, hi in ranges]))
+        .order_by(_e.id)
+    )
+
+
+def forget_gaps(names: list[str]) -> Any:
+    return analytics_marks.delete().where(analytics_marks.c.name.in_(names))
 
 
 def set_mark(dialect: str) -> Any:
@@ -397,6 +429,9 @@ _AT = datetime(2026, 1, 1, tzinfo=UTC)
 SAMPLES: list[Sample] = [
     *[(lambda d=d: batch_statements(d)) for d in ("sqlite", "postgresql")],
     *[(lambda d=d: set_mark(d)) for d in ("sqlite", "postgresql")],
+    holes,
+    lambda: present([(1, 3), (7, 9)]),
+    lambda: forget_gaps(["gap 1"]),
     *[(lambda d=d: list(stage_gaps(d))) for d in ("sqlite", "postgresql")],
     lambda: sums(["stage.entered"], "stage"),
     lambda: sums(None, "template", prefix="email."),
