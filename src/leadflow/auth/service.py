@@ -23,6 +23,10 @@ from leadflow.kernel.ids import new_id, new_token
 from leadflow.kernel.principal import KEY_PREFIX as KEY_PREFIX
 from leadflow.kernel.principal import Principal as Principal
 
+KEY_CACHE_SECONDS = 5.0
+"""How long a server process trusts a key look-up: a key revoked by another process is refused within
+this many seconds (at once by the process that revoked it)."""
+
 
 @dataclass(frozen=True)
 class ApiKey:
@@ -108,39 +112,63 @@ def count_keys(conn: Connection) -> int:
 
 
 def lookup(conn: Connection, key: str) -> Principal | None:
-    row = conn.execute(queries.LIVE_BY_DIGEST, {"key_hash": digest(key)}).first()
+    return lookup_digest(conn, digest(key))
+
+
+def lookup_digest(conn: Connection, key_hash: str) -> Principal | None:
+    row = conn.execute(queries.LIVE_BY_DIGEST, {"key_hash": key_hash}).first()
     if row is None:
         return None
     return Principal(key_id=row.id, name=row.name, scopes=tuple(row.scopes), grants=granted(row.scopes))
 
 
 class KeyCache:
-    """Remembers recent key look-ups for ``ttl`` seconds so that ingestion does not read the key table on
-    every request. A revocation made through this process takes effect at once; one made elsewhere within
-    ``ttl`` seconds."""
+    """Remembers recent key look-ups, by the key's SHA-256 (never the key itself), for ``ttl`` seconds
+    (:data:`KEY_CACHE_SECONDS`), so that no request reads the key table while its key is remembered:
+    a hit costs one hash and a dictionary read, and an async route checks it without leaving the event
+    loop (:meth:`recall`). A revocation made through this process (API or console) takes effect at
+    once; one made elsewhere (another server process, ``leadflow keys revoke``) within ``ttl`` seconds.
+    Unknown keys are remembered as unknown for as long, so a flood of bad keys does not reach the
+    database either."""
 
-    def __init__(self, db: Database, ttl: float = 5.0) -> None:
+    def __init__(self, db: Database, ttl: float = KEY_CACHE_SECONDS) -> None:
         self._db = db
         self._ttl = ttl
         self._entries: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
 
+    def recall(self, key: str) -> tuple[bool, Principal | None]:
+        """``(True, principal)`` when the key's look-up is remembered and fresh (``None``: not a live
+        key), else ``(False, None)``: :meth:`authenticate` must read the database."""
+        if not _plausible(key):
+            return True, None
+        with self._lock:
+            cached = self._entries.get(digest(key))
+        if cached and cached[0] > time.monotonic():
+            return True, cached[1]
+        return False, None
+
     def authenticate(self, key: str) -> Principal | None:
-        if not key.startswith(KEY_PREFIX) or len(key) > 100:
+        if not _plausible(key):
             return None
+        key_hash = digest(key)
         now = time.monotonic()
         with self._lock:
-            cached = self._entries.get(key)
+            cached = self._entries.get(key_hash)
         if cached and cached[0] > now:
             return cached[1]
         with self._db.read() as conn:
-            principal = lookup(conn, key)
+            principal = lookup_digest(conn, key_hash)
         with self._lock:
             if len(self._entries) > 10_000:
                 self._entries.clear()
-            self._entries[key] = (now + self._ttl, principal)
+            self._entries[key_hash] = (now + self._ttl, principal)
         return principal
 
     def invalidate(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+def _plausible(key: str) -> bool:
+    return key.startswith(KEY_PREFIX) and len(key) <= 100

@@ -82,8 +82,11 @@ def _postgres_engine(url: str, echo: bool) -> Engine:
         json_serializer=jsonutil.dumps,
         json_deserializer=jsonutil.loads,
         connect_args={"options": "-c timezone=UTC"},
-        pool_size=10,
-        max_overflow=30,
+        # A server process runs up to 40 requests at once (anyio's thread pool). Connections past the
+        # pool's size are opened for one request and closed after it: under a burst that churn (a new
+        # PostgreSQL backend per request) cost more than the reads themselves, so keep 20.
+        pool_size=20,
+        max_overflow=20,
         pool_recycle=1800,
     )
 

@@ -4,11 +4,12 @@ the kernel; the auth domain supplies the :class:`Authenticator` the application 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Forbidden, Unauthorized
@@ -37,15 +38,21 @@ def state(request: Request) -> ApiState:
     return api_state
 
 
-def context(request: Request) -> AppContext:
+async def context(request: Request) -> AppContext:
+    """The application context. ``async``, as the key checks below: FastAPI runs a plain ``def``
+    dependency in a worker thread, and that hand-off cost more than the rest of a cached read."""
     return state(request).ctx
 
 
-def _admit(request: Request, key: str | None, scope: str, missing: str) -> Principal:
+async def _admit(request: Request, key: str | None, scope: str, missing: str) -> Principal:
+    """The key's principal, checked in the event loop while the key cache remembers it (a hash and a
+    dictionary read), in a worker thread when the key table must be read."""
     if not key:
         raise Unauthorized(missing, code="missing_api_key")
     api = state(request)
-    principal = api.keys.authenticate(key)
+    known, principal = api.keys.recall(key)
+    if not known:
+        principal = await run_in_threadpool(api.keys.authenticate, key)
     if principal is None:
         raise Unauthorized("the API key is unknown or revoked", code="invalid_api_key")
     if not principal.allows(scope):
@@ -54,15 +61,15 @@ def _admit(request: Request, key: str | None, scope: str, missing: str) -> Princ
     return principal
 
 
-def require(scope: str) -> Callable[..., Principal]:
+def require(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency admitting keys whose scopes grant ``scope``: 401 without a valid key, 403 without
     the scope, 429 past the key's rate limit."""
 
-    def dependency(
+    async def dependency(
         request: Request, credentials: HTTPAuthorizationCredentials | None = Security(bearer, scopes=[scope])
     ) -> Principal:
         key = credentials.credentials if credentials is not None else None
-        return _admit(request, key, scope, "send an API key as 'Authorization: Bearer <key>'")
+        return await _admit(request, key, scope, "send an API key as 'Authorization: Bearer <key>'")
 
     dependency.__name__ = f"require_{scope}"
     return dependency
@@ -77,19 +84,19 @@ def url_key(credentials: HTTPBasicCredentials | None) -> str | None:
     return credentials.password or None
 
 
-def require_for_webhooks(scope: str) -> Callable[..., Principal]:
+def require_for_webhooks(scope: str) -> Callable[..., Awaitable[Principal]]:
     """:func:`require`, also admitting the key as Basic credentials — for senders that cannot add a
     header but keep credentials in the address they call (SendGrid, Postmark, Mailgun and Amazon SNS:
     ``https://leadflow:<key>@host/...``)."""
 
-    def dependency(
+    async def dependency(
         request: Request,
         credentials: HTTPAuthorizationCredentials | None = Security(bearer, scopes=[scope]),
         login: HTTPBasicCredentials | None = Security(basic, scopes=[scope]),
     ) -> Principal:
         key = credentials.credentials if credentials is not None else url_key(login)
         missing = "send an API key as 'Authorization: Bearer <key>' or as the Basic auth password"
-        return _admit(request, key, scope, missing)
+        return await _admit(request, key, scope, missing)
 
     dependency.__name__ = f"require_{scope}_for_webhooks"
     return dependency

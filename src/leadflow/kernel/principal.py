@@ -31,5 +31,10 @@ class Authenticator(Protocol):
 
     def authenticate(self, key: str) -> Principal | None: ...
 
+    def recall(self, key: str) -> tuple[bool, Principal | None]:
+        """``(True, principal or None)`` when the answer is known without the database, else
+        ``(False, None)``: an async caller then runs :meth:`authenticate` in a thread."""
+        ...
+
     def invalidate(self) -> None:
         """Forget cached look-ups (after a key is revoked)."""

@@ -1,0 +1,77 @@
+"""The contact search (``q``) finds exactly what a plain substring test finds, whichever way it runs.
+
+On PostgreSQL :func:`leadflow.contacts.queries.search` probes the first contacts in id order, then walks on
+or fetches by index; with a small probe each way is taken here and must give the reference answer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from leadflow.contacts import queries
+from leadflow.contacts.models import contacts
+from leadflow.kernel.context import AppContext
+
+AT = datetime(2026, 3, 1, tzinfo=UTC)
+NAMES = [("Ann", "Smith"), ("Bob", "Smithers"), ("Mary Ann", "Lee"), (None, None), ("ann", None)]
+NAMES += [("Zoe", "Nn")]
+TEXTS = ["ann", "smith", "ann smi", "y ann l", "n s", " ", "u1", "ex.org", "zoe nn", "nobody", "%", "3@"]
+
+
+def _rows() -> list[dict[str, Any]]:
+    rows = []
+    for n in range(40):
+        first, last = NAMES[n % len(NAMES)]
+        rows.append(
+            {
+                "id": f"C{n:025d}",
+                "user_id": f"u{n}" if n % 3 else None,
+                "email": f"p{n}@ex.org" if n % 4 else None,
+                "first_name": first,
+                "last_name": last,
+                "traits": {},
+                "lifecycle_stage": "lead",
+                "subscription_status": "subscribed",
+                "consent": {},
+                "created_at": AT,
+                "updated_at": AT,
+            }
+        )
+    return rows
+
+
+def _reference(rows: list[dict[str, Any]], text: str) -> list[str]:
+    def holds(row: dict[str, Any]) -> bool:
+        name = f"{row['first_name'] or ''} {row['last_name'] or ''}"
+        fields = [row["email"], row["first_name"], row["last_name"], row["user_id"], name]
+        return any(text.lower() in (field or "").lower() for field in fields if field is not None)
+
+    return [row["id"] for row in rows if holds(row)]
+
+
+@pytest.mark.parametrize(("probe", "dense"), [(2000, 5), (4, 2), (4, 100)])
+def test_search_matches_a_substring_reference_on_every_path(
+    ctx: AppContext, monkeypatch: pytest.MonkeyPatch, probe: int, dense: int
+) -> None:
+    monkeypatch.setattr(queries, "PROBE_ROWS", probe)
+    monkeypatch.setattr(queries, "DENSE", dense)
+    rows = _rows()
+    with ctx.db.write() as conn:
+        conn.execute(contacts.insert(), rows)
+    with ctx.db.read() as conn:
+        for text in TEXTS:
+            expected = _reference(rows, text)
+            for limit in (3, 50):
+                found: list[str] = []
+                after: str | None = None
+                while True:
+                    page = queries.search(conn, queries.ContactFilter(q=text), after=after, limit=limit)
+                    found += [c.id for c in page]
+                    if len(page) < limit:
+                        break
+                    after = page[-1].id
+                assert found == expected, (text, limit)
+    assert _reference(rows, "ann smi")
+    assert _reference(rows, "nobody") == []
