@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from leadflow.crm import deals, leads, people, pipelines
+from leadflow.crm import deals, leads, people, pipelines, stage_counters
 from leadflow.crm.routing_cli import routing_app, sla_app
 from leadflow.crm.schemas import LeadFilter, StatusChange, UserCreate
 from leadflow.kernel.commands import CLI_ACTOR, console, open_context, require_schema
@@ -20,6 +20,8 @@ crm_app.add_typer(pipelines_app, name="pipelines")
 crm_app.add_typer(deals_app, name="deals")
 crm_app.add_typer(routing_app, name="routing")
 crm_app.add_typer(sla_app, name="sla")
+stats_app = typer.Typer(help="The pipeline stats' per-day counters.", no_args_is_help=True)
+crm_app.add_typer(stats_app, name="stats")
 
 
 def _rows(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
@@ -238,3 +240,15 @@ def deals_move(
         require_schema(ctx)
         deal = deals.update(ctx, deal_id, change, actor=CLI_ACTOR)
     console.print(f"{deal.id}: {deal.stage}" + (f" ({deal.reason})" if deal.reason else ""))
+
+
+@stats_app.command("rebuild")
+def stats_rebuild(
+    pipeline_id: str | None = typer.Option(None, "--pipeline", help="one pipeline (all if omitted)"),
+) -> None:
+    """Recompute the pipeline stats' counters from the deals and their stage history (set-based; after a
+    bulk load that bypassed the API, or to check them)."""
+    with open_context() as ctx:
+        require_schema(ctx)
+        stage_counters.rebuild_in(ctx, pipeline_id)
+    console.print("pipeline stats rebuilt" + (f" for {pipeline_id}" if pipeline_id else ""))

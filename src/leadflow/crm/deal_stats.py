@@ -1,29 +1,38 @@
-"""Pipeline stats (``GET /api/v1/crm/pipeline/stats``): per pipeline and stage, over a date range.
+"""Pipeline stats (``GET /api/v1/crm/pipeline/stats``): per pipeline and stage, over whole UTC days.
 
-- ``count``, ``values`` (per currency: ``total`` and ``weighted`` = total x probability / 100): the
-  deals **created in the range** that are in the stage now (amounts in different currencies are
-  never added together);
-- ``reached``: deals that **entered** the stage in the range; ``conversion``: the share of those that
-  also reached the next stage by position (at any time), null when none reached it or for the last
-  stage (a ``won`` stage following the last open one is its next stage; ``lost`` is last);
-- ``avg_days``: average days spent in the stage by the visits entered in the range (a deal still
-  there counts until now).
+**The range** is a set of whole UTC days: the day of ``from`` (inclusive) up to the day of ``to``
+(exclusive when ``to`` is at midnight UTC; a ``to`` later in a day includes that day), so an instant
+range is widened to the days it touches; without ``from`` / ``to`` it is open on that side. Naive
+instants are UTC. Per stage:
 
-Two set-based queries over the whole range, whatever the number of deals (see
-:mod:`leadflow.crm.queries.pipeline_stats`): the totals from the deals created in the range, and the
-flow (reached, conversion, average days) from the stage visits entered in it.
+- ``count``, ``values`` (per currency: ``total`` and ``weighted`` = total x the stage's probability /
+  100, 4 decimal places): the deals **created** on those days that are **in the stage now** (amounts in
+  different currencies are never added together);
+- ``reached``: the distinct deals whose **first** entry into the stage fell on those days (a deal that
+  leaves and comes back is counted on its first entry only, so it is never counted twice);
+  ``conversion``: the share of those that have also been in the next stage by position (at any time,
+  up to now), null when none reached the stage, for the last stage and for won/lost stages (a ``won``
+  stage following the last open one is its next stage; ``lost`` is last);
+- ``avg_days``: the average days spent in the stage by **every visit** (re-entries too) entered on those
+  days, a visit still open counting until now; null when there is none.
+
+Read from the per-day counters of :mod:`leadflow.crm.stage_counters` (two statements summing a few
+rows per stage and day, whatever the number of deals), kept exact in the transaction of every deal change.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from pydantic import BaseModel
 
-from leadflow.crm import pipelines, queries
+from leadflow.crm import pipelines, queries, stage_counters
+from leadflow.kernel.clock import as_utc
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Invalid
+
+_PLACES = Decimal("0.0001")
 
 
 class CurrencyValue(BaseModel):
@@ -50,54 +59,51 @@ class PipelineStats(BaseModel):
     stages: list[StageStats]
 
 
+def days_of(start: datetime | None, end: datetime | None) -> tuple[date | None, date | None]:
+    """The whole UTC days ``[first, end)`` a range covers (see the module)."""
+    first = stage_counters.day_of(as_utc(start)) if start is not None else None
+    if end is None:
+        return first, None
+    end = as_utc(end)
+    last = stage_counters.day_of(end)
+    if end == datetime.combine(last, time(), UTC) or last == date.max:
+        return first, last
+    return first, last + timedelta(days=1)
+
+
 def stats(
     ctx: AppContext, *, pipeline_id: str | None, start: datetime | None, end: datetime | None
 ) -> list[PipelineStats]:
-    if start is not None and end is not None and start >= end:
+    if start is not None and end is not None and as_utc(start) >= as_utc(end):
         raise Invalid("from must be before to", code="invalid_range")
     found = pipelines.listing(ctx)
     if pipeline_id is not None:
         found = [p for p in found if p.id == pipeline_id]
         if not found:
             raise Invalid(f"no pipeline {pipeline_id}", code="pipeline_not_found")
-    next_stage = {
-        stage.id: following.id
-        for pipeline in found
-        for stage in pipeline.stages
-        for following in pipeline.stages
-        if following.position == stage.position + 1
-    }
+    first, last = days_of(start, end)
     with ctx.db.read() as conn:
-        if conn.dialect.name == "postgresql":
-            for setting in queries.TUNE:
-                conn.execute(setting)
-        totals = list(conn.execute(queries.stage_totals(pipeline_id, start, end)))
-        flow = {
-            row.id: row
-            for row in conn.execute(
-                queries.stage_flow(conn.dialect.name, pipeline_id, start, end, ctx.clock.now(), next_stage)
-            )
-        }
+        totals = list(conn.execute(queries.deal_days(pipeline_id, first, last)))
+        flow = {row.stage_id: row for row in conn.execute(queries.flow_days(pipeline_id, first, last))}
+    now = ctx.clock.now().timestamp()
     counts: dict[str, int] = {}
-    values: dict[str, list[CurrencyValue]] = {}
+    values: dict[str, list[tuple[str, Decimal]]] = {}
     for row in totals:
-        counts[row.id] = counts.get(row.id, 0) + row.deals
-        if row.currency is not None:
-            values.setdefault(row.id, []).append(
-                CurrencyValue(
-                    currency=row.currency,
-                    total=Decimal(row.total),
-                    weighted=(Decimal(row.weighted) / 100).quantize(Decimal("0.0001")),
-                )
-            )
+        if row.deals:
+            counts[row.stage_id] = counts.get(row.stage_id, 0) + int(row.deals)
+            values.setdefault(row.stage_id, []).append((row.currency, Decimal(row.total)))
     answer = []
     for pipeline in found:
         rows = []
         for n, stage in enumerate(pipeline.stages):
-            reached = flow[stage.id].reached if stage.id in flow else 0
+            seen = flow.get(stage.id)
+            reached = int(seen.reached) if seen is not None else 0
             has_next = n + 1 < len(pipeline.stages) and stage.kind == "open"
-            onward = flow[stage.id].reached_next if stage.id in flow else 0
-            days = flow[stage.id].avg_days if stage.id in flow else None
+            onward = int(seen.onward) if seen is not None else 0
+            days = None
+            if seen is not None and seen.visits:
+                spent = float(seen.closed_seconds) + int(seen.open_visits) * now - float(seen.open_entered)
+                days = spent / int(seen.visits) / 86400
             rows.append(
                 StageStats(
                     stage_id=stage.id,
@@ -105,10 +111,17 @@ def stats(
                     kind=stage.kind,
                     probability=stage.probability,
                     count=counts.get(stage.id, 0),
-                    values=sorted(values.get(stage.id, []), key=lambda v: v.currency),
+                    values=[
+                        CurrencyValue(
+                            currency=currency,
+                            total=total.quantize(_PLACES),
+                            weighted=(total * stage.probability / 100).quantize(_PLACES),
+                        )
+                        for currency, total in sorted(values.get(stage.id, []))
+                    ],
                     reached=reached,
                     conversion=round(onward / reached, 6) if has_next and reached else None,
-                    avg_days=round(float(days), 6) if days is not None else None,
+                    avg_days=round(days, 6) if days is not None else None,
                 )
             )
         answer.append(PipelineStats(pipeline_id=pipeline.id, name=pipeline.name, stages=rows))

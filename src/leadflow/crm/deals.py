@@ -4,7 +4,8 @@
   ``lost``). Moving it to a won or lost stage needs a reason (422 ``reason_required``); moving it to
   an open stage clears the reason. People may move a deal anywhere (also back, also out of won/lost).
 - Every stage a deal is in is one row of ``crm_deal_stages`` (``entered_at``, ``left_at`` null while
-  it is there): time in stage and the pipeline stats are computed from those rows.
+  it is there): time in stage is computed from those rows, and every write here also changes the
+  pipeline stats' per-day counters in the same transaction (:mod:`leadflow.crm.stage_counters`).
 - ``value`` is exact (a decimal with at most 4 places, stored as ``NUMERIC(20, 4)``) in an ISO 4217
   currency (three upper-case letters).
 - Changes are audited (on the deal) and, for a deal with a contact, are pipeline events of that
@@ -39,7 +40,7 @@ from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
 from leadflow.contacts import service as contacts
-from leadflow.crm import leads, people, pipelines, queries
+from leadflow.crm import leads, people, pipelines, queries, stage_counters
 from leadflow.events import service as events
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import chunked
@@ -287,6 +288,7 @@ def insert_rows(
     conn.execute(
         queries.ENTER_STAGE, [{"deal": r["id"], "to_stage": r["stage_id"], "now": now} for r in rows]
     )
+    stage_counters.record(conn, stage_counters.EMPTY, stage_counters.snapshot(conn, [r["id"] for r in rows]))
     details = [
         {
             "deal_id": r["id"],
@@ -330,9 +332,12 @@ def apply_moves(conn: Connection, moves: Sequence[Move], now: datetime, actor: s
         }
         for m in moves
     ]
+    moved = [m.deal_id for m in moves]
+    before = stage_counters.snapshot(conn, moved, lock=True)
     conn.execute(queries.MOVE_DEAL, params)
     conn.execute(queries.LEAVE_STAGE, params)
     conn.execute(queries.ENTER_STAGE, params)
+    stage_counters.record(conn, before, stage_counters.snapshot(conn, moved))
     details: list[dict[str, Any]] = [
         {
             "deal_id": m.deal_id,
@@ -381,7 +386,9 @@ def update(ctx: AppContext, deal_id: str, data: DealFields, *, actor: str) -> De
         if "title" in given:
             given["title"] = given["title"].strip()
         if given:
+            counted = stage_counters.snapshot(conn, [deal_id] if {"value", "currency"} & set(given) else [])
             conn.execute(queries.change_deal(deal_id, {**given, "updated_at": now}))
+            stage_counters.record(conn, counted, stage_counters.snapshot(conn, [d.id for d in counted.deals]))
             audit.record(
                 conn,
                 ctx.clock,
@@ -417,8 +424,10 @@ def update(ctx: AppContext, deal_id: str, data: DealFields, *, actor: str) -> De
 def delete(ctx: AppContext, deal_id: str, *, actor: str) -> None:
     with ctx.db.write() as conn:
         before = _row(conn, deal_id)
+        counted = stage_counters.snapshot(conn, [deal_id], lock=True)
         conn.execute(queries.DELETE_DEAL_VISITS, {"deal_id": deal_id})
         conn.execute(queries.DELETE_DEAL, {"deal_id": deal_id})
+        stage_counters.record(conn, counted, stage_counters.EMPTY)
         audit.record(
             conn,
             ctx.clock,

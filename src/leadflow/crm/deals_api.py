@@ -74,11 +74,18 @@ def delete_pipeline(
     "/pipeline/stats",
     response_model=list[PipelineStats],
     summary="Per pipeline and stage: count, total and weighted value, conversion, average days in stage",
+    description=deal_stats.__doc__ or "",
 )
 def pipeline_stats(
     pipeline: str | None = Query(None, max_length=26, description="one pipeline (all if omitted)"),
-    start: datetime | None = Query(None, alias="from", description="range start (inclusive)"),
-    end: datetime | None = Query(None, alias="to", description="range end (exclusive)"),
+    start: datetime | None = Query(
+        None, alias="from", description="range start: its whole UTC day is included (naive = UTC)"
+    ),
+    end: datetime | None = Query(
+        None,
+        alias="to",
+        description="range end: exclusive at midnight UTC, otherwise its whole UTC day is included",
+    ),
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> list[PipelineStats]:

@@ -159,6 +159,39 @@ crm_deal_stages = sa.Table(
     sa.Index("ix_crm_deal_stages_deal_id_stage_id", "deal_id", "stage_id"),
 )
 
+# Pipeline stats' counters (leadflow.crm.stage_counters), changed in the transaction of every deal change
+# and rebuilt from the two tables above by ``leadflow crm stats rebuild``. Per stage and UTC day of entry:
+# ``reached`` deals whose first entry into the stage was that day, ``onward`` those of them that have been
+# in the next stage, ``visits`` entered that day (``open_visits`` still there), ``closed_seconds`` the time
+# spent by the visits that ended, ``open_entered`` the sum of the open ones' entry instants (Unix seconds).
+crm_stage_days = sa.Table(
+    "crm_stage_days",
+    metadata,
+    sa.Column("stage_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("pipeline_id", sa.String(ID_LENGTH), nullable=False),
+    sa.Column("reached", sa.BigInteger, nullable=False),
+    sa.Column("onward", sa.BigInteger, nullable=False),
+    sa.Column("visits", sa.BigInteger, nullable=False),
+    sa.Column("open_visits", sa.BigInteger, nullable=False),
+    sa.Column("closed_seconds", sa.Float, nullable=False),
+    sa.Column("open_entered", sa.Float, nullable=False),
+    sa.Index("ix_crm_stage_days_pipeline_id_day", "pipeline_id", "day"),
+)
+
+# Per stage, UTC day of creation and currency: the deals created that day that are in the stage now.
+crm_stage_deal_days = sa.Table(
+    "crm_stage_deal_days",
+    metadata,
+    sa.Column("stage_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("currency", sa.String(3), primary_key=True),
+    sa.Column("pipeline_id", sa.String(ID_LENGTH), nullable=False),
+    sa.Column("deals", sa.BigInteger, nullable=False),
+    sa.Column("total", sa.Numeric(24, 4), nullable=False),
+    sa.Index("ix_crm_stage_deal_days_pipeline_id_day", "pipeline_id", "day"),
+)
+
 # ---- routing and SLAs (leadflow.crm.routing, leadflow.crm.sla) -----------------------------------------
 
 # Routing rules, evaluated by ascending position: the first whose condition (segment rule language;

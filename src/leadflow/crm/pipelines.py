@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
-from leadflow.crm import queries
+from leadflow.crm import queries, stage_counters
 from leadflow.crm.models import crm_pipelines, crm_stages
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import copy_rows
@@ -230,7 +230,10 @@ def update(ctx: AppContext, pipeline_id: str, data: PipelineIn, *, actor: str) -
     with ctx.db.write() as conn:
         row(conn, pipeline_id)
         _name_free(conn, name, pipeline_id)
+        order = stage_counters.next_stages(conn, pipeline_id)
         _write_stages(conn, pipeline_id, data.stages)
+        if stage_counters.next_stages(conn, pipeline_id) != order:  # "next stage" moved: recount onward
+            stage_counters.rebuild(conn, pipeline_id)
         values = {
             "name": name,
             "is_default": data.is_default,

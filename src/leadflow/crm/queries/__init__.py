@@ -4,7 +4,7 @@
 - :mod:`.leads`: leads (created set-based from the pipeline, searched and listed), merges, erasure, export;
 - :mod:`.activities`: activities and a lead's timeline;
 - :mod:`.deals`: pipelines, stages, deals and their stage visits;
-- :mod:`.pipeline_stats`: the pipeline stats' aggregates;
+- :mod:`.pipeline_stats`: the pipeline stats' per-day counters (read, changed with each deal, rebuilt);
 - :mod:`.routing`: routing rules, rotations, race-free assignment;
 - :mod:`.sla`: SLA clocks, breaches and escalation.
 
@@ -240,13 +240,37 @@ from leadflow.crm.queries.people import (
     users_page as users_page,
 )
 from leadflow.crm.queries.pipeline_stats import (
-    TUNE as TUNE,
+    FLOW_COUNTS as FLOW_COUNTS,
 )
 from leadflow.crm.queries.pipeline_stats import (
-    stage_flow as stage_flow,
+    clear_deals as clear_deals,
 )
 from leadflow.crm.queries.pipeline_stats import (
-    stage_totals as stage_totals,
+    clear_flow as clear_flow,
+)
+from leadflow.crm.queries.pipeline_stats import (
+    deal_days as deal_days,
+)
+from leadflow.crm.queries.pipeline_stats import (
+    deal_rows as deal_rows,
+)
+from leadflow.crm.queries.pipeline_stats import (
+    deal_visits as deal_visits,
+)
+from leadflow.crm.queries.pipeline_stats import (
+    fill_deals as fill_deals,
+)
+from leadflow.crm.queries.pipeline_stats import (
+    fill_flow as fill_flow,
+)
+from leadflow.crm.queries.pipeline_stats import (
+    flow_days as flow_days,
+)
+from leadflow.crm.queries.pipeline_stats import (
+    upsert_deals as upsert_deals,
+)
+from leadflow.crm.queries.pipeline_stats import (
+    upsert_flow as upsert_flow,
 )
 from leadflow.crm.queries.routing import (
     ACTIVE_RULES as ACTIVE_RULES,
