@@ -33,6 +33,7 @@ from leadflow.crm.deal_automation import money as deal_money
 from leadflow.crm.deal_automation import move_deals as move_deals
 from leadflow.crm.deal_automation import open_deals as open_deals
 from leadflow.crm.deal_automation import target as deal_target
+from leadflow.crm.deal_stats import CurrencyValue as CurrencyValue
 from leadflow.crm.deal_stats import PipelineStats as PipelineStats
 from leadflow.crm.deal_stats import stats as pipeline_stats
 from leadflow.crm.deals import CREATED as DEAL_CREATED
@@ -40,6 +41,7 @@ from leadflow.crm.deals import STAGE_CHANGED as DEAL_STAGE_CHANGED
 from leadflow.crm.deals import Deal as Deal
 from leadflow.crm.deals import DealFields as DealFields
 from leadflow.crm.deals import export as export_deals
+from leadflow.crm.deals import get as get_deal
 from leadflow.crm.deals import listing as list_deals
 from leadflow.crm.deals import on_contacts_erased as on_deals_erased
 from leadflow.crm.deals import on_contacts_merged as on_deals_merged
@@ -98,6 +100,7 @@ __all__ = [
     "STATUS_CHANGED",
     "ActivityCreate",
     "ActivityFields",
+    "CurrencyValue",
     "Deal",
     "DealFields",
     "DealTarget",
@@ -133,6 +136,7 @@ __all__ = [
     "export_sla",
     "find_user",
     "get_activity",
+    "get_deal",
     "get_lead",
     "get_user",
     "lead_status_counts",

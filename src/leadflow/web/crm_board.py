@@ -5,10 +5,15 @@ the CRM's pipeline stats (:func:`leadflow.crm.service.pipeline_stats`, the API's
 with its card's "Move to" form (a real POST: it works without JavaScript and from the keyboard); the
 board's script (``static/board.js``) posts that same form when a card is dropped on a column. Won and
 lost stages need a reason: the form carries it, and a drop there opens the form instead of moving.
+
+A ``sales`` user's board holds only the deals they own, and its column totals are summed from those
+deals (the newest 500: the cards shown); moving another's deal answers the 403 page. The other roles
+see every deal and the pipeline stats' numbers.
 """
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -23,6 +28,32 @@ from leadflow.web.render import page as render
 
 router = APIRouter()
 BOARD_DEALS = 500  # cards shown per pipeline (newest first); the API lists the rest
+_PLACES = Decimal("0.0001")
+
+
+def _owner(viewer: Viewer) -> str | None:
+    """The owner whose deals the board holds: a sales user's own, everyone's for the other roles."""
+    return viewer.user.id if viewer.role == "sales" else None
+
+
+def _own_columns(stages: list[Any], deals: list[crm.Deal]) -> list[Any]:
+    """The columns' count, total and weighted value (per currency) summed from these deals only."""
+    columns = []
+    for stage in stages:
+        totals: dict[str, Decimal] = {}
+        mine = [d for d in deals if d.stage_id == stage.stage_id]
+        for deal in mine:
+            totals[deal.currency] = totals.get(deal.currency, Decimal(0)) + deal.value
+        values = [
+            crm.CurrencyValue(
+                currency=currency,
+                total=total,
+                weighted=(total * stage.probability / 100).quantize(_PLACES),
+            )
+            for currency, total in sorted(totals.items())
+        ]
+        columns.append(stage.model_copy(update={"count": len(mine), "values": values}))
+    return columns
 
 
 def _board(
@@ -35,11 +66,12 @@ def _board(
     if pipeline is None:
         pipeline = next((p for p in pipelines if p.is_default), pipelines[0])
     stats = crm.pipeline_stats(web.ctx, pipeline_id=pipeline.id, start=None, end=None)[0]
+    owner = _owner(viewer)
     deals = crm.list_deals(
         web.ctx,
         pipeline_id=pipeline.id,
         stage_id=None,
-        owner_id=None,
+        owner_id=owner,
         email=None,
         status=None,
         before=None,
@@ -57,7 +89,7 @@ def _board(
         title=f"Pipeline: {pipeline.name}",
         pipelines=pipelines,
         pipeline=pipeline,
-        columns=stats.stages,
+        columns=stats.stages if owner is None else _own_columns(stats.stages, deals[:BOARD_DEALS]),
         cards=cards,
         cut=len(deals) > BOARD_DEALS,
         names={u.id: u.name for u in users},
@@ -86,6 +118,8 @@ async def move(
     stage, reason = (str(form.get(k) or "").strip() for k in ("stage", "reason"))
     pipeline = str(form.get("pipeline") or "") or None
     try:
+        if _owner(viewer) not in (None, crm.get_deal(web.ctx, deal_id).owner_id):
+            raise PageError(403, "Not your deal", "A sales user moves only the deals they own.")
         data = crm.DealFields.model_validate({"stage": stage or None, "reason": reason or None})
         if data.stage is None:
             raise ValueError("choose the stage to move the deal to")
