@@ -1,18 +1,21 @@
 """The pipeline stats' per-day counters, kept in each deal change's transaction, always answer what a
-count from scratch over the deals and their stage history does; the rebuild recomputes the same
-counters (issue 13, §1 pipeline stats; :mod:`leadflow.crm.stage_counters`)."""
+count from scratch over the deals and their stage history does; the rebuild and migration 0020's
+backfill recompute the same counters (issue 13, §1 pipeline stats; :mod:`leadflow.crm.stage_counters`)."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import leadflow
 from leadflow.crm import deal_stats, deals, pipelines, stage_counters
 from leadflow.crm.models import crm_deal_stages, crm_deals, crm_stage_days, crm_stage_deal_days
 from leadflow.kernel.clock import VirtualClock
@@ -159,3 +162,33 @@ def test_counters_answer_what_the_stage_history_does(
         stage_counters.rebuild(conn, pipeline.id)
     _same_counters(kept, _counters(ctx, pipeline.id))
     _check_stats(ctx, clock, pipeline.id, began)
+
+
+def _migration() -> Any:
+    path = Path(leadflow.__file__).parent / "migrations" / "versions" / "0020_crm_stage_counters.py"
+    spec = importlib.util.spec_from_file_location("migration_0020", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_migration_0020_backfills_what_the_deal_changes_keep(ctx: AppContext, clock: VirtualClock) -> None:
+    stages = [pipelines.StageIn(**s) for s in STAGES]
+    pipeline = pipelines.create(ctx, pipelines.PipelineIn(name="Backfill", stages=stages), actor=ACTOR)
+    steps: list[tuple[Any, ...]] = [("create", n % 3, (1000 * n + 5, "EUR" if n % 2 else "USD")) for n in range(6)]
+    steps += [("wait", 30), ("move", 0, 1), ("move", 1, 2), ("wait", 20), ("move", 0, 0), ("move", 2, 3)]
+    steps += [("wait", 40), ("move", 0, 1), ("move", 3, 4), ("value", 4, (777, "USD")), ("delete", 5)]
+    _run(ctx, clock, pipeline, steps)
+    kept = _counters(ctx, pipeline.id)
+    assert sum(r.reached for r in kept[0]) > sum(r.reached for r in kept[0] if r.onward) > 0
+    assert sum(r.visits for r in kept[0]) > sum(r.reached for r in kept[0])  # a stage entered twice
+    migration = _migration()
+    with ctx.db.write() as conn:
+        conn.execute(crm_stage_days.delete())
+        conn.execute(crm_stage_deal_days.delete())
+        expressions = migration._SQL[conn.dialect.name]
+        conn.exec_driver_sql(migration._FLOW.format(**expressions))
+        conn.exec_driver_sql(migration._DEALS.format(**expressions))
+    _same_counters(kept, _counters(ctx, pipeline.id))
