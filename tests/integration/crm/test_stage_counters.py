@@ -177,7 +177,9 @@ def _migration() -> Any:
 def test_migration_0020_backfills_what_the_deal_changes_keep(ctx: AppContext, clock: VirtualClock) -> None:
     stages = [pipelines.StageIn(**s) for s in STAGES]
     pipeline = pipelines.create(ctx, pipelines.PipelineIn(name="Backfill", stages=stages), actor=ACTOR)
-    steps: list[tuple[Any, ...]] = [("create", n % 3, (1000 * n + 5, "EUR" if n % 2 else "USD")) for n in range(6)]
+    steps: list[tuple[Any, ...]] = [
+        ("create", n % 3, (1000 * n + 5, "EUR" if n % 2 else "USD")) for n in range(6)
+    ]
     steps += [("wait", 30), ("move", 0, 1), ("move", 1, 2), ("wait", 20), ("move", 0, 0), ("move", 2, 3)]
     steps += [("wait", 40), ("move", 0, 1), ("move", 3, 4), ("value", 4, (777, "USD")), ("delete", 5)]
     _run(ctx, clock, pipeline, steps)
