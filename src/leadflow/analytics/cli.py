@@ -60,3 +60,65 @@ def analytics_rebuild(
             f"rebuilt from {start.date() if start else 'the first event'}: "
             f"{progress.batches} batch(es), up to event {progress.mark}"
         )
+
+
+alerts_app = typer.Typer(help="Threshold alerts: rules and their incidents.", no_args_is_help=True)
+analytics_app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("rules")
+def alerts_rules() -> None:
+    """The alert rules."""
+    with open_context() as ctx:
+        require_schema(ctx)
+        for rule in analytics.alert_rules(ctx):
+            state = "on" if rule.enabled else "off"
+            console.print(f"{rule.id}  {rule.metric:24} {rule.threshold:>10g}  {state:3}  {rule.name}")
+
+
+@alerts_app.command("add")
+def alerts_add(
+    name: str = typer.Option(..., help="the rule's name"),
+    metric: str = typer.Option(..., help=", ".join(analytics.ALERT_METRICS)),
+    threshold: float | None = typer.Option(None, help="default: the metric's"),
+    user: list[str] = typer.Option([], help="a CRM user id to email (repeat)"),
+    webhook: bool = typer.Option(True, help="also send alert.opened / alert.resolved webhooks"),
+) -> None:
+    """Create an alert rule."""
+    with open_context() as ctx:
+        require_schema(ctx)
+        data = analytics.AlertRuleFields(
+            name=name, metric=metric, threshold=threshold, user_ids=user, webhook=webhook
+        )
+        rule = analytics.create_alert_rule(ctx, data, actor="cli")
+        console.print(f"created {rule.id} ({rule.metric} threshold {rule.threshold:g})")
+
+
+@alerts_app.command("remove")
+def alerts_remove(rule_id: str) -> None:
+    """Delete an alert rule (its incidents stay in the history)."""
+    with open_context() as ctx:
+        require_schema(ctx)
+        analytics.delete_alert_rule(ctx, rule_id, actor="cli")
+        console.print(f"deleted {rule_id}")
+
+
+@alerts_app.command("incidents")
+def alerts_incidents(open_only: bool = typer.Option(False, "--open", help="only the open ones")) -> None:
+    """Incidents, newest first."""
+    with open_context() as ctx:
+        require_schema(ctx)
+        for i in analytics.alert_incidents(ctx, open_only=open_only):
+            until = i.resolved_at.isoformat() if i.resolved_at else "open"
+            console.print(
+                f"{i.id}  {i.rule_name or i.rule_id}  {i.subject or '-'}  {i.opened_at.isoformat()} → {until}"
+            )
+
+
+@alerts_app.command("check")
+def alerts_check() -> None:
+    """Evaluate the rules now (the worker does this every minute)."""
+    with open_context() as ctx:
+        require_schema(ctx)
+        outcome = analytics.evaluate_alerts(ctx)
+        console.print(f"{len(outcome.opened)} opened, {len(outcome.resolved)} resolved")

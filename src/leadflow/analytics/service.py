@@ -7,6 +7,17 @@ previous one: :func:`kpis`, :func:`funnel`, :func:`sources`, :func:`email`, :fun
 
 from __future__ import annotations
 
+from leadflow.analytics.alerts import ALERT_METRICS as ALERT_METRICS
+from leadflow.analytics.alerts import AlertRule as AlertRule
+from leadflow.analytics.alerts import AlertRuleFields as AlertRuleFields
+from leadflow.analytics.alerts import Incident as Incident
+from leadflow.analytics.alerts import alert_incidents as alert_incidents
+from leadflow.analytics.alerts import alert_rules as alert_rules
+from leadflow.analytics.alerts import create_alert_rule as create_alert_rule
+from leadflow.analytics.alerts import delete_alert_rule as delete_alert_rule
+from leadflow.analytics.alerts import evaluate_alerts as evaluate_alerts
+from leadflow.analytics.alerts import get_alert_rule as get_alert_rule
+from leadflow.analytics.alerts import update_alert_rule as update_alert_rule
 from leadflow.analytics.catalogue import REPORTS as REPORTS
 from leadflow.analytics.catalogue import Report as Report
 from leadflow.analytics.catalogue import report_csv as report_csv

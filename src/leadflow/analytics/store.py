@@ -14,10 +14,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from leadflow.analytics import models
 from leadflow.contacts.service import touchpoints
 from leadflow.events.service import event_log
 from leadflow.journeys.service import journey_runs, journey_steps
-from leadflow.kernel.db import Sample
+from leadflow.kernel.db import Sample, insert_for
 from leadflow.kernel.types import UTCDateTime
 
 _e = event_log.c
@@ -166,3 +167,130 @@ SAMPLES: list[Sample] = [
 ]
 
 __all__ = ["SAMPLES", "conversions", "splits", "touches"]
+
+
+# --- alert rules and incidents, scheduled digests (analytics/alerts.py, analytics/digests.py) -------
+
+_r = models.alert_rules
+_i = models.alert_incidents
+_d = models.report_digests
+_s = models.report_digest_sends
+
+ENABLED_RULES = sa.select(_r).where(_r.c.enabled.is_(True)).order_by(_r.c.id)
+ALL_RULES = sa.select(_r).order_by(_r.c.name, _r.c.id)
+OPEN_INCIDENTS = sa.select(_i).where(_i.c.open_key.is_not(None))
+INSERT_RULE = _r.insert()
+
+
+def rule(rule_id: str) -> sa.Select[Any]:
+    return sa.select(_r).where(_r.c.id == rule_id)
+
+
+def update_rule(rule_id: str, values: dict[str, Any]) -> sa.Update:
+    return _r.update().where(_r.c.id == rule_id).values(**values)
+
+
+def delete_rule(rule_id: str) -> sa.Delete:
+    return _r.delete().where(_r.c.id == rule_id)
+
+
+def open_incidents(dialect: str) -> Any:
+    """Open incidents, one per ``open_key``: a key already open (another worker) is skipped; the rows
+    actually written are returned."""
+    return insert_for(dialect, _i).on_conflict_do_nothing(index_elements=["open_key"]).returning(_i.c.id)
+
+
+def resolve_incidents(keys: list[str]) -> sa.Update:
+    """Close the open incidents of ``keys`` (bind ``at``); only the rows this statement closed return."""
+    return (
+        _i.update()
+        .where(_i.c.open_key.in_(keys), _i.c.resolved_at.is_(None))
+        .values(
+            open_key=None,
+            resolved_at=sa.bindparam("at", type_=UTCDateTime(), required=False),
+            resolved_value=sa.case(*_values(keys), else_=None),
+        )
+        .returning(
+            _i.c.id, _i.c.rule_id, _i.c.subject, _i.c.opened_at, _i.c.opened_value, _i.c.resolved_value
+        )
+    )
+
+
+def _values(keys: list[str]) -> list[tuple[Any, Any]]:
+    return [
+        (_i.c.open_key == key, sa.bindparam(f"v{n}", type_=sa.Float, required=False))
+        for n, key in enumerate(keys)
+    ]
+
+
+def incidents_page(rule_id: str | None, open_only: bool, limit: int) -> sa.Select[Any]:
+    query = sa.select(_i, _r.c.name, _r.c.metric).join(_r, _r.c.id == _i.c.rule_id, isouter=True)
+    if rule_id:
+        query = query.where(_i.c.rule_id == rule_id)
+    if open_only:
+        query = query.where(_i.c.resolved_at.is_(None))
+    return query.order_by(_i.c.opened_at.desc(), _i.c.id.desc()).limit(limit)
+
+
+ALL_DIGESTS = sa.select(_d).order_by(_d.c.name, _d.c.id)
+INSERT_DIGEST = _d.insert()
+
+
+def digest(digest_id: str) -> sa.Select[Any]:
+    return sa.select(_d).where(_d.c.id == digest_id)
+
+
+def update_digest(digest_id: str, values: dict[str, Any]) -> sa.Update:
+    return _d.update().where(_d.c.id == digest_id).values(**values)
+
+
+def delete_digest(digest_id: str) -> sa.Delete:
+    return _d.delete().where(_d.c.id == digest_id)
+
+
+def due_digests(limit: int) -> sa.Select[Any]:
+    """Enabled digests due at ``now`` (bind), oldest first."""
+    now = sa.bindparam("now", type_=UTCDateTime(), required=False)
+    return (
+        sa.select(_d).where(_d.c.enabled.is_(True), _d.c.next_at <= now).order_by(_d.c.next_at).limit(limit)
+    )
+
+
+def claim_send(dialect: str) -> Any:
+    """The (digest, due time) row: written by one worker only; the writer sends that period's digest."""
+    insert = insert_for(dialect, _s).on_conflict_do_nothing(index_elements=["digest_id", "due_at"])
+    return insert.returning(_s.c.digest_id)
+
+
+def advance_digest(digest_id: str) -> sa.Update:
+    """Move a digest's next due time on from the one just claimed (bind ``due``, ``next``, ``now``)."""
+    due = sa.bindparam("due", type_=UTCDateTime(), required=False)
+    return (
+        _d.update()
+        .where(_d.c.id == digest_id, _d.c.next_at == due)
+        .values(
+            next_at=sa.bindparam("next", type_=UTCDateTime(), required=False),
+            updated_at=sa.bindparam("now", type_=UTCDateTime(), required=False),
+        )
+    )
+
+
+def digest_sends(digest_id: str, limit: int) -> sa.Select[Any]:
+    return sa.select(_s).where(_s.c.digest_id == digest_id).order_by(_s.c.due_at.desc()).limit(limit)
+
+
+SAMPLES += [
+    lambda: [open_incidents(d) for d in ("sqlite", "postgresql")],
+    lambda: [claim_send(d) for d in ("sqlite", "postgresql")],
+    lambda: rule("r"),
+    lambda: update_rule("r", {"name": "n"}),
+    lambda: delete_rule("r"),
+    lambda: resolve_incidents(["a|", "b|x"]),
+    lambda: incidents_page("r", True, 10),
+    lambda: digest("d"),
+    lambda: update_digest("d", {"name": "n"}),
+    lambda: delete_digest("d"),
+    lambda: due_digests(10),
+    lambda: advance_digest("d"),
+    lambda: digest_sends("d", 10),
+]

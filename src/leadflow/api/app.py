@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadflow import __version__
+from leadflow.analytics.alerts_api import router as analytics_alerts_router
 from leadflow.analytics.api import router as analytics_router
 from leadflow.analytics.insights_api import router as analytics_insights_router
 from leadflow.api import docs, errors, openapi
@@ -137,6 +138,7 @@ def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: 
         connectors_router,
         analytics_router,
         analytics_insights_router,
+        analytics_alerts_router,
         keys_router,
         audit_router,
         inbound_router,

@@ -23,6 +23,9 @@ pipeline applies, ``ContactsTouched``):
   its ``properties`` become ``data`` beside ``contact``. The aliases in :data:`ALIASES` map a few
   names other parts already use.
 
+``alert.opened`` / ``alert.resolved`` are analytics' threshold alerts (about no contact: ``contact`` is
+null), queued by :func:`leadflow.webhooks.notices.notify`, once per incident each.
+
 ``webhook.test`` is sent only by ``POST /api/v1/webhooks/endpoints/{id}/test``, to that endpoint.
 """
 
@@ -99,6 +102,19 @@ _DEAL: dict[str, dict[str, Any]] = {
     "currency": _NULLABLE_STRING,
 }
 
+_ALERT: dict[str, dict[str, Any]] = {
+    "incident_id": _STRING,
+    "rule_id": _STRING,
+    "rule_name": _STRING,
+    "metric": _STRING,
+    "subject": _STRING,
+    "value": {"type": ["number", "null"]},
+    "threshold": _NUMBER,
+    "opened_at": _STRING,
+}
+#: leadflow's own notices (:mod:`leadflow.webhooks.notices`), never published from a ``track`` event
+NOTICES = frozenset({"alert.opened", "alert.resolved"})
+
 TYPES: tuple[EventType, ...] = (
     _t("contact.created", "A new profile.", changed={"type": "array", "items": _STRING}),
     _t(
@@ -172,6 +188,22 @@ TYPES: tuple[EventType, ...] = (
         team_lead_id=_NULLABLE_STRING,
     ),
     EventType(
+        "alert.opened",
+        1,
+        "A threshold alert rule's condition started (an incident opened); sent once per incident.",
+        _ALERT,
+        ("incident_id", "rule_id", "metric", "value", "threshold"),
+        about_contact=False,
+    ),
+    EventType(
+        "alert.resolved",
+        1,
+        "The condition of an open incident ended; sent once, when it resolves.",
+        {**_ALERT, "resolved_at": _STRING},
+        ("incident_id", "rule_id", "metric", "threshold", "resolved_at"),
+        about_contact=False,
+    ),
+    EventType(
         TEST,
         1,
         "Sent on demand to check an endpoint.",
@@ -211,7 +243,7 @@ def type_of(event_name: str | None) -> str | None:
     """The catalogue type a ``track`` event of this name is published as, or ``None``."""
     if event_name is None:
         return None
-    if event_name in SUBSCRIBABLE:
+    if event_name in SUBSCRIBABLE and event_name not in NOTICES:
         return event_name
     return INTERNAL.get(event_name) or ALIASES.get(event_name)
 

@@ -34,6 +34,9 @@ ISSUE_TYPES = {
     # the SLA section: an unanswered lead alerts its owner "by email and webhook", then escalates
     "lead.sla_breached",
     "lead.sla_escalated",
+    # issue 15, threshold alerts: leadflow's own notices, about no contact
+    "alert.opened",
+    "alert.resolved",
 }
 
 
@@ -59,6 +62,7 @@ def test_internal_events_and_names_per_the_catalogue_map_to_types() -> None:
     assert catalogue.type_of("Order Completed") is None
     assert catalogue.type_of("leadflow.email_suppressed") is None
     assert catalogue.type_of(catalogue.TEST) is None  # sent only on demand
+    assert catalogue.type_of("alert.opened") is None  # a notice, never a contact's track event
 
 
 def test_a_batch_becomes_one_delivery_per_occurrence_and_subscribed_endpoint() -> None:
