@@ -276,8 +276,10 @@ def evaluate_alerts(ctx: AppContext) -> Outcome:
             resolved = list(conn.execute(store.resolve_incidents(ending), {"at": now, **current}))
         for row in opened:
             rule_id = str(row["rule_id"])
-            notices.alert(conn, ctx, by_id[rule_id], "alert.opened", row, to[rule_id])
+            notices.alert(conn, ctx, by_id[rule_id].model_dump(), "alert.opened", row, to[rule_id])
         for done in resolved:
             incident = {**done._mapping, "resolved_at": now}
-            notices.alert(conn, ctx, by_id[done.rule_id], "alert.resolved", incident, to[done.rule_id])
+            notices.alert(
+                conn, ctx, by_id[done.rule_id].model_dump(), "alert.resolved", incident, to[done.rule_id]
+            )
     return Outcome([str(row["id"]) for row in opened], [row.id for row in resolved])

@@ -10,7 +10,7 @@ outbox itself refuses a second copy.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
@@ -19,9 +19,6 @@ from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Conflict
 from leadflow.messaging import service as messaging
 from leadflow.webhooks import service as webhooks
-
-if TYPE_CHECKING:
-    from leadflow.analytics.alerts import AlertRule
 
 ALERT_TEMPLATE = "analytics-alert"
 DIGEST_TEMPLATE = "analytics-kpi-digest"
@@ -112,39 +109,39 @@ def _shown(value: Any) -> str:
 def alert(
     conn: Connection,
     ctx: AppContext,
-    rule: AlertRule,
+    rule: dict[str, Any],
     kind: str,
     incident: dict[str, Any],
     to: dict[str, str],
 ) -> None:
     """Notify ``alert.opened`` / ``alert.resolved`` of one incident: a webhook (when the rule says so)
-    and an email to ``to`` (user id → address)."""
+    and an email to ``to`` (user id → address). ``rule``: the rule's fields (``AlertRule.model_dump()``)."""
     resolved = kind == "alert.resolved"
     value = incident.get("resolved_value") if resolved else incident.get("opened_value")
     data = {
         "incident_id": incident["id"],
-        "rule_id": rule.id,
-        "rule_name": rule.name,
-        "metric": rule.metric,
+        "rule_id": rule["id"],
+        "rule_name": rule["name"],
+        "metric": rule["metric"],
         "subject": incident["subject"],
         "value": value,
-        "threshold": rule.threshold,
+        "threshold": rule["threshold"],
         "opened_at": incident["opened_at"].isoformat(),
     }
     if resolved:
         data["resolved_at"] = incident["resolved_at"].isoformat()
-    if rule.webhook:
+    if rule["webhook"]:
         webhooks.notify(conn, ctx, kind, f"alert:{incident['id']}:{kind}", data)
     if to:
         word = "resolved" if resolved else "opened"
         values = {
-            "subject": f"[leadflow] {'Resolved' if resolved else 'Alert'}: {rule.name}",
-            "headline": f"The alert “{rule.name}” {word}.",
-            "rule": rule.name,
-            "metric": rule.metric,
+            "subject": f"[leadflow] {'Resolved' if resolved else 'Alert'}: {rule['name']}",
+            "headline": f"The alert “{rule['name']}” {word}.",
+            "rule": rule["name"],
+            "metric": rule["metric"],
             "subject_name": incident["subject"],
             "value": _shown(value),
-            "threshold": _shown(rule.threshold),
+            "threshold": _shown(rule["threshold"]),
             "opened_at": data["opened_at"],
             "resolved_at": data.get("resolved_at", ""),
         }
