@@ -86,6 +86,11 @@ def forms_of(form_ids: Sequence[str]) -> sa.Select[Any]:
     return sa.select(forms).where(_f.id.in_(list(form_ids)))
 
 
+def delete_unlinked_submissions_of(emails: Sequence[str]) -> sa.Delete:
+    """Erasure: submissions of the person's address the event processor has not linked yet."""
+    return form_submissions.delete().where(_s.email.in_(list(emails)), _s.contact_id.is_(None))
+
+
 SAMPLES: list[Sample] = [
     lambda: forms_page("01J", 10),
     lambda: submissions_of(["c1"]),
@@ -94,4 +99,5 @@ SAMPLES: list[Sample] = [
     lambda: submission_counts(["f1"]),
     lambda: unlinked_submissions(["s1"]),
     lambda: forms_of(["f1"]),
+    lambda: delete_unlinked_submissions_of(["a@example.com"]),
 ]

@@ -26,9 +26,12 @@ from leadflow.kernel.facts import ContactsErased, ContactsMerged
 
 
 def on_contacts_erased(conn: Connection, message: ContactsErased) -> None:
-    """Erasure: the person's submissions, consent records included, go with them."""
+    """Erasure: the person's submissions, consent records included, go with them (also a post of their
+    address the event processor has not linked to them yet)."""
     for chunk in chunked(list(message.contact_ids), 1000):
         conn.execute(queries.delete_submissions_of(chunk))
+    if message.emails:
+        conn.execute(queries.delete_unlinked_submissions_of([e.lower() for e in message.emails]))
 
 
 def on_contacts_merged(conn: Connection, message: ContactsMerged) -> None:

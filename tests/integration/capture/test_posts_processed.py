@@ -148,3 +148,13 @@ def test_a_forged_or_repeated_submitted_event_and_a_deleted_list_change_nothing(
     assert _rows(ctx, form_submissions)[0].contact_id == record.contact_id
     assert [r.contact_id for r in _rows(ctx, contact_tags)] == [record.contact_id]
     assert all(e.error is None for e in _rows(ctx, event_rows))
+
+
+def test_erasure_takes_a_post_not_yet_processed(ctx: AppContext, web: TestClient, auth: Any) -> None:
+    dee, _ = contacts.upsert(ctx, contacts.ContactUpsert(email="dee@example.com"), actor="t")
+    form_id = _form(web, auth)
+    accept = {"Accept": "application/json"}
+    assert web.post(f"/f/{form_id}", data={"email": "Dee@Example.com"}, headers=accept).status_code == 200
+    assert web.post(f"/f/{form_id}", data={"email": "eve@example.com"}, headers=accept).status_code == 200
+    contacts.erase(ctx, dee.id, actor="t")
+    assert [r.email for r in _rows(ctx, form_submissions)] == ["eve@example.com"]
