@@ -51,11 +51,11 @@ def _reference(rows: list[dict[str, Any]], text: str) -> list[str]:
     return [row["id"] for row in rows if holds(row)]
 
 
-@pytest.mark.parametrize(("probe", "dense"), [(2000, 5), (4, 2), (4, 100)])
+@pytest.mark.parametrize(("probes", "dense"), [((500, 1500), 5), ((3, 4), 2), ((3, 4), 100), ((1, 2), 2)])
 def test_search_matches_a_substring_reference_on_every_path(
-    ctx: AppContext, monkeypatch: pytest.MonkeyPatch, probe: int, dense: int
+    ctx: AppContext, monkeypatch: pytest.MonkeyPatch, probes: tuple[int, int], dense: int
 ) -> None:
-    monkeypatch.setattr(queries, "PROBE_ROWS", probe)
+    monkeypatch.setattr(queries, "PROBES", probes)
     monkeypatch.setattr(queries, "DENSE", dense)
     rows = _rows()
     with ctx.db.write() as conn:

@@ -108,36 +108,40 @@ def search(conn: Connection, where: ContactFilter, *, after: str | None, limit: 
     return to_contacts(conn, list(conn.execute(query)))
 
 
-PROBE_ROWS = 2000
-"""A text search first looks at this many contacts in id order (see :func:`text_page`)."""
+PROBES = (500, 1500)
+"""A text search first looks at the contacts in id order, this many then (if the first look found any
+match) this many more (see :func:`text_page`)."""
 DENSE = 5
-"""Matches in the probe from which walking on in id order beats fetching every match by trigram."""
+"""Matches in the probes from which walking on in id order beats fetching every match by trigram."""
 
 
-def text_page(
-    conn: Connection, query: sa.Select[Any], text: str, after: str | None, limit: int
-) -> list[Any]:
+def text_page(conn: Connection, query: sa.Select[Any], text: str, after: str | None, limit: int) -> list[Any]:
     """A page of a ``q`` search on PostgreSQL, whichever way costs least for this text.
 
     A page is the first matches in id order. A common text (a frequent name) is best found walking the
     primary key until the page is full; a rare one (part of one email) by its trigram indexes, then
     sorting the few matches. The planner guesses the share of matches badly for ``ILIKE '%…%'``, and a
-    wrong guess costs seconds at a million contacts, so this decides from the data: the first
-    :data:`PROBE_ROWS` contacts after ``after`` are searched (a bounded primary-key range); a full page
-    there is the answer. Else, with :data:`DENSE` matches or more, or no piece of the text long enough
-    for a trigram (3 characters), the walk goes on past the probe; with fewer, every match after the
-    probe is fetched by index (``enable_indexscan`` off for that one statement) and the first ones kept.
-    The answer is the same either way."""
-    edge = sa.select(contacts.c.id).order_by(contacts.c.id).offset(PROBE_ROWS - 1).limit(1)
-    if after:
-        edge = edge.where(contacts.c.id > after)
-    last = conn.execute(edge).scalar()
-    if last is None:  # fewer contacts than a probe remain: one pass
-        return list(conn.execute(query))
-    found = list(conn.execute(query.where(contacts.c.id <= last)))
+    wrong guess costs seconds at a million contacts, so this decides from the data: the contacts after
+    ``after`` are searched in bounded primary-key ranges (:data:`PROBES`); a full page there is the
+    answer. A first range without a match means a rare text: every match after it is fetched by index
+    (``enable_indexscan`` off for that one statement) and the first ones kept. Else, with :data:`DENSE`
+    matches or more in the ranges, or no piece of the text long enough for a trigram (3 characters),
+    the walk goes on past them; with fewer, the index again. The answer is the same either way."""
+    found: list[Any] = []
+    start = after
+    for size in PROBES:
+        edge = sa.select(contacts.c.id).order_by(contacts.c.id).offset(size - 1).limit(1)
+        last = conn.execute(edge.where(contacts.c.id > start) if start else edge).scalar()
+        probe = query.where(contacts.c.id > start) if start else query
+        if last is None:  # fewer contacts than a probe remain: one pass
+            return found + list(conn.execute(probe.limit(limit - len(found))))
+        found += conn.execute(probe.where(contacts.c.id <= last).limit(limit - len(found))).all()
+        start = last
+        if len(found) >= limit or not found:
+            break
     if len(found) >= limit:
         return found
-    rest = query.where(contacts.c.id > last).limit(limit - len(found))
+    rest = query.where(contacts.c.id > start).limit(limit - len(found))
     if len(found) >= DENSE or max(len(piece) for piece in [*text.split(), ""]) < 3:
         return found + list(conn.execute(rest))
     conn.execute(INDEX_SCANS, {"on": "off"})
