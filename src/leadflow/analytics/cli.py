@@ -122,3 +122,49 @@ def alerts_check() -> None:
         require_schema(ctx)
         outcome = analytics.evaluate_alerts(ctx)
         console.print(f"{len(outcome.opened)} opened, {len(outcome.resolved)} resolved")
+
+
+digests_app = typer.Typer(help="Scheduled KPI digests by email.", no_args_is_help=True)
+analytics_app.add_typer(digests_app, name="digests")
+
+
+@digests_app.command("list")
+def digests_list() -> None:
+    """The scheduled digests with their next due time."""
+    with open_context() as ctx:
+        require_schema(ctx)
+        for d in analytics.digests(ctx):
+            state = "on" if d.enabled else "off"
+            console.print(f"{d.id}  {d.cron!r} {d.timezone}  next {d.next_at.isoformat()}  {state}  {d.name}")
+
+
+@digests_app.command("add")
+def digests_add(
+    user: list[str] = typer.Option(..., help="a CRM user id to send it to (repeat)"),
+    name: str = typer.Option("Weekly KPI digest", help="its name (in the subject)"),
+    cron: str = typer.Option("0 8 * * 1", help="when (cron, in --timezone)"),
+    timezone: str | None = typer.Option(None, help="default: the first user's time zone"),
+) -> None:
+    """Schedule a KPI digest."""
+    with open_context() as ctx:
+        require_schema(ctx)
+        data = analytics.DigestFields(name=name, user_ids=user, cron=cron, timezone=timezone)
+        found = analytics.create_digest(ctx, data, actor="cli")
+        console.print(f"created {found.id}, next {found.next_at.isoformat()}")
+
+
+@digests_app.command("remove")
+def digests_remove(digest_id: str) -> None:
+    """Delete a scheduled digest."""
+    with open_context() as ctx:
+        require_schema(ctx)
+        analytics.delete_digest(ctx, digest_id, actor="cli")
+        console.print(f"deleted {digest_id}")
+
+
+@digests_app.command("send-due")
+def digests_send_due() -> None:
+    """Send the digests due now, once per period (the worker does this every minute)."""
+    with open_context() as ctx:
+        require_schema(ctx)
+        console.print(f"{len(analytics.send_due_digests(ctx))} digest(s) sent")

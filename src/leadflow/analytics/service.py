@@ -21,6 +21,14 @@ from leadflow.analytics.alerts import update_alert_rule as update_alert_rule
 from leadflow.analytics.catalogue import REPORTS as REPORTS
 from leadflow.analytics.catalogue import Report as Report
 from leadflow.analytics.catalogue import report_csv as report_csv
+from leadflow.analytics.digests import Digest as Digest
+from leadflow.analytics.digests import DigestFields as DigestFields
+from leadflow.analytics.digests import create_digest as create_digest
+from leadflow.analytics.digests import delete_digest as delete_digest
+from leadflow.analytics.digests import digests as digests
+from leadflow.analytics.digests import get_digest as get_digest
+from leadflow.analytics.digests import send_due_digests as send_due_digests
+from leadflow.analytics.digests import update_digest as update_digest
 from leadflow.analytics.health import health as health
 from leadflow.analytics.health import sla_totals as sla_totals
 from leadflow.analytics.insights import Attribution as Attribution

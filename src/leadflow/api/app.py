@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from leadflow import __version__
 from leadflow.analytics.alerts_api import router as analytics_alerts_router
 from leadflow.analytics.api import router as analytics_router
+from leadflow.analytics.digests_api import router as analytics_digests_router
 from leadflow.analytics.insights_api import router as analytics_insights_router
 from leadflow.api import docs, errors, openapi
 from leadflow.api.edge import InputGuard, Unexpected
@@ -139,6 +140,7 @@ def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: 
         analytics_router,
         analytics_insights_router,
         analytics_alerts_router,
+        analytics_digests_router,
         keys_router,
         audit_router,
         inbound_router,

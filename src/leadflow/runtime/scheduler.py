@@ -58,6 +58,7 @@ def tasks(ctx: AppContext) -> list[Task]:
         Task("connectors.alerts", CONNECTOR_ALERTS_EVERY, lambda: connectors.check_alerts(ctx)),
         Task("analytics.rollup", ANALYTICS_EVERY, lambda: analytics.maintain(ctx)),  # KPIs read rollups
         Task("analytics.alerts", ANALYTICS_EVERY, lambda: analytics.evaluate_alerts(ctx)),
+        Task("analytics.digests", ANALYTICS_EVERY, lambda: analytics.send_due_digests(ctx)),
     ]
     if settings.vacuum_interval > 0 and ctx.db.dialect == "postgresql":
         dead = settings.vacuum_min_dead_rows

@@ -1,4 +1,5 @@
-"""``leadflow analytics alerts ...``: create a rule, list it, evaluate, list incidents, remove it."""
+"""``leadflow analytics alerts ...`` (create a rule, list it, evaluate, list incidents, remove it) and
+``leadflow analytics digests ...`` (schedule one for a user, list, send what is due, remove)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from leadflow.cli import app
+from leadflow.crm import service as crm
+from leadflow.kernel.commands import open_context
 
 
 @pytest.fixture
@@ -31,3 +34,20 @@ def test_alert_rules_from_the_command_line(cli: CliRunner) -> None:
     assert "metric" in bad.output
     assert cli.invoke(app, ["analytics", "alerts", "remove", rule_id]).exit_code == 0
     assert rule_id not in cli.invoke(app, ["analytics", "alerts", "rules"]).output
+
+
+def test_digests_from_the_command_line(cli: CliRunner) -> None:
+    with open_context() as ctx:
+        data = crm.UserCreate.model_validate({"name": "M", "email": "m@example.com", "role": "marketer"})
+        user = crm.create_user(ctx, data, actor="test")
+    made = cli.invoke(app, ["analytics", "digests", "add", "--user", user.id, "--timezone", "Europe/Paris"])
+    assert made.exit_code == 0, made.output
+    digest_id = made.output.split()[1].rstrip(",")
+    listed = cli.invoke(app, ["analytics", "digests", "list"])
+    assert digest_id in listed.output
+    assert "Europe/Paris" in listed.output
+    assert "0 digest(s) sent" in cli.invoke(app, ["analytics", "digests", "send-due"]).output
+    bad = cli.invoke(app, ["analytics", "digests", "add", "--user", user.id, "--cron", "soon"])
+    assert bad.exit_code != 0
+    assert cli.invoke(app, ["analytics", "digests", "remove", digest_id]).exit_code == 0
+    assert digest_id not in cli.invoke(app, ["analytics", "digests", "list"]).output
