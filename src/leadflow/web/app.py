@@ -29,6 +29,7 @@ from leadflow.web import (
     integration_pages,
     journey_editor,
     journey_pages,
+    report_alerts,
     report_pages,
     segment_members,
     segment_pages,
@@ -55,6 +56,7 @@ ROUTERS = (
     journey_pages.router,
     integration_pages.router,
     report_pages.router,
+    report_alerts.router,
 )
 # (area, label, path): shown to the roles allowed in the area (leadflow.web.access.AREAS)
 NAV = [

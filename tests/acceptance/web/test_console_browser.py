@@ -41,6 +41,7 @@ PAGES += ("/app/segments", "/app/segments/new")
 PAGES += ("/app/email", "/app/email/templates/new", "/app/email/layouts/new", "/app/email/broadcasts")
 PAGES += ("/app/email/reports",)
 PAGES += ("/app/reports",)
+PAGES += ("/app/reports/alerts", "/app/reports/digests")
 
 
 @dataclass
