@@ -37,8 +37,9 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from leadflow.analytics import queries
+from leadflow.analytics.models import analytics_daily, analytics_stage_entries
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.db import advisory_lock
+from leadflow.kernel.db import advisory_lock, analyze
 from leadflow.kernel.facts import ContactsErased
 
 MARK = "events"
@@ -47,6 +48,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LOCK = "analytics.rollup"
 SETTLE = timedelta(seconds=10)  # events received more recently wait: their neighbours may not be committed
 HOLE_HORIZON = timedelta(days=1)  # an empty hole older than this is forgotten
+ANALYZE_AFTER = 200_000  # ids rolled up in one run after which PostgreSQL's statistics are refreshed
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,7 @@ def maintain(
     idle, mark = _idle(ctx)
     if idle:
         return Progress(batches=0, mark=mark)
-    done, late = 0, 0
+    done, late, start = 0, 0, mark
     while done < max_batches:
         with ctx.db.write() as conn:
             _isolate(conn)
@@ -217,6 +219,10 @@ def maintain(
         if moved is None:
             break
         done += 1
+    if mark - start >= ANALYZE_AFTER:  # a catch-up: the medians' self-join must not plan on stale counts
+        with ctx.db.write() as conn:
+            analyze(conn, analytics_stage_entries)
+            analyze(conn, analytics_daily)
     return Progress(batches=done, mark=mark, late=late)
 
 
