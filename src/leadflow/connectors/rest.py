@@ -113,9 +113,13 @@ class Rest:
 def each(records: Sequence[Record], write_one: Callable[[Record], Written]) -> list[Written]:
     """Write records one call (or a few) at a time. A record the vendor refuses for good is ``FAILED``
     with its message and the others go on; a failure worth retrying raises when nothing was written
-    yet (the whole batch waits), else the rest are ``RETRY`` — after the vendor's ``Retry-After`` and
-    uncounted when it was its rate limit — and what was written is kept (so nothing that is not
-    idempotent, a deal or a note, is written twice). A refused credential raises."""
+    yet (the whole batch waits), else the rest are ``RETRY`` and what was written is kept (so nothing
+    that is not idempotent, a deal or a note, is written twice). The record that met the failure is
+    retried after the vendor's ``Retry-After``, its attempt counted unless it was the rate limit; the
+    records after it were never sent, so theirs is not counted: at a 5 % error rate a batch of 25
+    Pipedrive persons (two calls each) nearly always stops somewhere, and a record that kept landing
+    behind the stop would reach the dead letters without one failure of its own. A refused credential
+    raises."""
     written: list[Written] = []
     for index, record in enumerate(records):
         try:
@@ -125,15 +129,24 @@ def each(records: Sequence[Record], write_one: Callable[[Record], Written]) -> l
                 written.append(Written(record.local_id, FAILED, error=str(exc)))
                 continue
             if exc.retry and any(w.outcome == OK for w in written):
-                written += [
+                written.append(
                     Written(
-                        r.local_id,
+                        record.local_id,
                         RETRY,
                         error=str(exc),
                         retry_after=exc.retry_after,
                         rate_limited=exc.rate_limited,
                     )
-                    for r in records[index:]
+                )
+                written += [
+                    Written(
+                        r.local_id,
+                        RETRY,
+                        error=f"not sent: {exc}",
+                        retry_after=exc.retry_after,
+                        rate_limited=True,  # its attempt uncounted
+                    )
+                    for r in records[index + 1 :]
                 ]
                 break
             raise

@@ -45,6 +45,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol
 
 from leadflow.kernel.clock import Clock, SystemClock
+from leadflow.kernel.netpolicy import Policy
 
 OK, RETRY, FAILED, CONFLICT = "ok", "retry", "failed", "conflict"
 CONTACT, COMPANY, DEAL, ACTIVITY = "contact", "company", "deal", "activity"
@@ -72,7 +73,8 @@ class Written:
     modified_at: datetime | None = None
     error: str | None = None
     candidates: tuple[str, ...] = ()
-    # a RETRY cut short by the vendor's rate limit: due again after ``retry_after``, the attempt uncounted
+    # a RETRY cut short by the vendor's rate limit, or never sent (an earlier record of the batch met a
+    # failure): due again after ``retry_after``, the attempt uncounted
     retry_after: timedelta | None = None
     rate_limited: bool = False
 
@@ -120,12 +122,15 @@ class Network:
     """What a vendor client needs of the installation: ``check(url)`` raises
     :class:`~leadflow.kernel.netguard.Blocked` for a target inside the network (resolved), ``timeout``
     in seconds, ``ca_file`` a certificate bundle to trust (a local peer's self-signed certificate),
-    ``clock`` the installation's clock (a client pacing itself to a vendor's window waits on it)."""
+    ``clock`` the installation's clock (a client pacing itself to a vendor's window waits on it),
+    ``policy`` the guard's policy (``LEADFLOW_NETWORK_ALLOW``) a client's connections are checked by at
+    connect time (:mod:`leadflow.kernel.netguard3`; the default admits nothing inside the network)."""
 
     check: Callable[[str], None]
     timeout: float
     ca_file: str | None = None
     clock: Clock = field(default_factory=SystemClock)
+    policy: Policy = field(default_factory=Policy)
 
 
 class Vendor(Protocol):

@@ -29,6 +29,7 @@ from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from tests.integration.connectors.conftest import drain, identify
 from tests.peers.pipedrive import TOKEN, PipedrivePeer
+from tests.peers.saas import Faults
 from tests.support.contacts import by_user
 from tests.support.events import send
 
@@ -269,6 +270,31 @@ def test_the_two_second_window_stops_a_batch_midway_and_the_rest_waits_the_penal
     worker.run_once()
     assert sorted(_emails(p)[0] for p in peer.find("person")) == ["wes@example.com", "wyn@example.com"]
     assert _rows(ctx, connector_outbox) == []
+
+
+def test_a_5xx_midway_counts_the_attempt_of_its_record_only_not_of_the_records_never_sent(
+    ctx: AppContext,
+    processor: EventProcessor,
+    peer: PipedrivePeer,
+    worker: ConnectorWorker,
+) -> None:
+    """A batch stops at a 5xx after a first person was written: the person that met it has its attempt
+    counted, the one after it was never sent and keeps its attempts (else, in a run with 5 % of 5xx, a
+    record behind the stop again and again was dead-lettered without one failure of its own)."""
+    connect(ctx, peer)
+    for user, email in (("m1", "mia@example.com"), ("m2", "max@example.com"), ("m3", "mo@example.com")):
+        identify(ctx, processor, user, email=email)
+    peer.faults = Faults(seed=15)  # its draws: the 1st and 2nd requests pass, the 3rd is a 5xx
+    peer.faults.error_rate = 0.5
+    worker.run_once()
+    peer.faults.clear()
+    calls = peer.calls_to()
+    assert [(c.method, c.fault) for c in calls] == [("GET", ""), ("POST", ""), ("GET", "5xx")]
+    assert calls[2].path == "/api/v2/persons/search"  # the second person's search; the third: nothing sent
+    assert peer.count("person") == 1
+    rows = sorted(_rows(ctx, connector_outbox), key=lambda row: row.attempts)
+    assert [(row.attempts, row.state) for row in rows] == [(0, "pending"), (1, "pending")]
+    assert rows[0].last_error.startswith("not sent: Pipedrive 5")
 
 
 @pytest.mark.parametrize(
