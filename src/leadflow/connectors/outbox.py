@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from leadflow.connectors import config, mapping, queries, triggers
+from leadflow.connectors import config, conversions, mapping, queries, triggers
 from leadflow.contacts import service as contacts
 from leadflow.kernel.context import AppContext, Slot
 from leadflow.kernel.db import chunked, on_commit
@@ -99,17 +99,26 @@ def active(conn: Connection, ctx: AppContext) -> list[config.Connector]:
     return [config.opened(ctx, found) for found in conn.execute(queries.ACTIVE_CONNECTORS)]
 
 
-def _active_triggers(conn: Connection) -> list[tuple[str, triggers.Triggers]]:
-    """(id, triggers) of the active connectors: no credentials are opened on the hot path."""
-    return [(found.id, triggers.parse(found.triggers)) for found in conn.execute(queries.ACTIVE_CONNECTORS)]
+def _active_triggers(conn: Connection) -> list[tuple[str, triggers.Triggers, str]]:
+    """(id, triggers, vendor) of the active connectors: no credentials are opened on the hot path."""
+    return [
+        (found.id, triggers.parse(found.triggers), found.vendor)
+        for found in conn.execute(queries.ACTIVE_CONNECTORS)
+    ]
 
 
 def on_touched(conn: Connection, ctx: AppContext, fact: ContactsTouched) -> int:
+    """Queue the contacts each connector's triggers ask for; a conversion vendor's connector (GA4)
+    queues one row per conversion event instead (:mod:`leadflow.connectors.conversions`)."""
     origin = _ORIGIN.get()
     now = ctx.clock.now()
     rows: list[dict[str, Any]] = []
-    for connector_id, wanted in _active_triggers(conn):
+    for connector_id, wanted, vendor in _active_triggers(conn):
         if connector_id == origin:
+            continue
+        if vendor in conversions.VENDORS:
+            for event_id, contact_id in conversions.conversions_in(fact, wanted):
+                rows.append(row(connector_id, conversions.CONVERSION, event_id, now, contact_id=contact_id))
             continue
         for contact_id in set(triggers.contacts_for(fact, wanted)):
             rows.append(row(connector_id, CONTACT, contact_id, now, contact_id=contact_id))

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from leadflow.connectors import activecampaign, hubspot, kit, mailchimp, pipedrive, salesforce
+from leadflow.connectors import activecampaign, ga4, hubspot, kit, mailchimp, pipedrive, salesforce
 from leadflow.connectors.vendor import Factory
 from leadflow.kernel.errors import Invalid
 
@@ -28,6 +28,7 @@ VENDORS: dict[str, VendorKind] = {
         activecampaign.DEFAULT_MAPPING,
         activecampaign.PRESETS,
     ),
+    "ga4": VendorKind("ga4", ga4.Ga4Vendor, ga4.DEFAULT_MAPPING),  # conversions (Measurement Protocol)
     "hubspot": VendorKind("hubspot", hubspot.HubSpotVendor, hubspot.DEFAULT_MAPPING),
     "kit": VendorKind("kit", kit.KitVendor, kit.DEFAULT_MAPPING),
     "mailchimp": VendorKind("mailchimp", mailchimp.MailchimpVendor, mailchimp.DEFAULT_MAPPING),

@@ -34,7 +34,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from leadflow.connectors import config, pull, queries, registry, sync
+from leadflow.connectors import config, conversions, pull, queries, registry, sync
+from leadflow.connectors.conversions import CONVERSION
 from leadflow.connectors.outbox import CHANNEL, ERASURE
 from leadflow.connectors.vendor import (
     ACTIVITY,
@@ -102,6 +103,17 @@ class Fate:
     uncount: bool = False
     dead: bool = False
     error: str | None = None
+
+
+def _fate_of(answer: Written | None) -> Fate:
+    """What becomes of a row from the vendor's answer for its record (none: tried again)."""
+    if answer is None:
+        return Fate(error="no answer for this record")
+    if answer.outcome == OK:
+        return Fate(done=True)
+    if answer.outcome == RETRY:
+        return Fate(retry_after=answer.retry_after, uncount=answer.rate_limited, error=answer.error)
+    return Fate(dead=True, error=answer.error)
 
 
 def network_check(settings: Any) -> Callable[[str], None]:
@@ -248,7 +260,8 @@ class ConnectorWorker:
             return
         erasures = [item for item in items if item.kind == ERASURE]
         contacts = [item for item in items if item.kind == CONTACT]
-        dropped = [item for item in items if item.kind not in (ERASURE, CONTACT)]
+        hits = [item for item in items if item.kind == CONVERSION]
+        dropped = [item for item in items if item.kind not in (ERASURE, CONTACT, CONVERSION)]
         if dropped:
             self._settle(connector, dropped, {item.id: Fate(done=True) for item in dropped}, [])
         if erasures and (held := self._hold(erasures)):
@@ -257,6 +270,29 @@ class ConnectorWorker:
         for start in range(0, len(contacts), size):
             if held := self._hold(contacts[start : start + size]):
                 self._contacts(connector, vendor, held)
+        for start in range(0, len(hits), size):
+            if held := self._hold(hits[start : start + size]):
+                self._conversions(connector, vendor, held)
+
+    def _conversions(self, connector: config.Connector, vendor: Vendor, items: list[Claimed]) -> None:
+        """One hit per conversion (GA4): sent, retried, or dead-lettered with the vendor's reason; a
+        conversion whose event is gone (erased) is done."""
+        with self.ctx.db.read() as conn:
+            records, gone = conversions.records(conn, items)
+        if gone:
+            self._settle(connector, gone, {item.id: Fate(done=True) for item in gone}, [])
+        wanted = {record.local_id for record in records}
+        sent = [item for item in items if item.local_id in wanted]
+        if not sent:
+            return
+        try:
+            if not self._take(connector, vendor, vendor.calls(CONVERSION, records), sent):
+                return
+            answers = {answer.local_id: answer for answer in vendor.write(CONVERSION, records)}
+        except (VendorError, netguard.Blocked) as exc:
+            self._fail(connector, sent, exc)
+            return
+        self._settle(connector, sent, {item.id: _fate_of(answers.get(item.local_id)) for item in sent}, [])
 
     def _hold(self, items: list[Claimed]) -> list[Claimed]:
         """Renew the lease on a batch just before its vendor calls and keep only the rows still ours.

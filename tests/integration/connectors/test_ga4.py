@@ -1,0 +1,112 @@
+"""GA4 conversions through the connectors' outbox, against a local Measurement Protocol peer over a real
+socket (on both databases): one hit per conversion (never coalesced, never repeated), its client id from
+the site's context or the Segment anonymousId, GA4-safe names and params; a conversion GA4 would refuse
+is dead-lettered, never sent; the peer validates bodies as ``/debug/mp/collect`` does, and leadflow's own
+check agrees with it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from leadflow.connectors import ga4
+from leadflow.connectors import service as connectors
+from leadflow.connectors.models import connector_outbox
+from leadflow.connectors.worker import ConnectorWorker
+from leadflow.kernel.clock import VirtualClock
+from leadflow.kernel.context import AppContext
+from tests.integration.connectors.conftest import drain
+from tests.peers.ga4 import API_SECRET, MEASUREMENT_ID, Ga4Peer, validate
+from tests.support import journeys as j
+from tests.support.events import send
+
+pytestmark = pytest.mark.settings(network_allow="127.0.0.1")  # the network guard admits the local peer
+
+
+@pytest.fixture
+def peer(clock: VirtualClock) -> Iterator[Ga4Peer]:
+    with Ga4Peer(clock=clock.monotonic, now=clock.now) as running:
+        yield running
+
+
+def _connect(ctx: AppContext, peer: Ga4Peer) -> str:
+    values = {
+        "vendor": "ga4",
+        "name": "GA4",
+        "credentials": {"measurement_id": MEASUREMENT_ID, "api_secret": API_SECRET},
+        "host": peer.url,
+        "triggers": {"events": ["Order Completed", "Signed Up", "Session Start"]},
+    }
+    return str(connectors.create(ctx, values, actor="test")["id"])
+
+
+def _track(user: str, event: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "track", "userId": user, "event": event, **extra}
+
+
+def test_one_hit_per_conversion(ctx: AppContext, peer: Ga4Peer, worker: ConnectorWorker) -> None:
+    _connect(ctx, peer)
+    order = {"revenue": 42.5, "value": 42.5, "currency": "EUR", "Plan Name": "pro", "items": [1, 2]}
+    send(
+        ctx,
+        {"type": "page", "anonymousId": "anon-1", "properties": {"url": "https://site.example/"}},
+        _track("u1", "Order Completed", anonymousId="anon-1", properties=order),
+        _track("u1", "Order Completed", anonymousId="anon-1", properties={"value": 10}),
+        _track("u2", "Signed Up", context={"ga4": {"client_id": "1234.5678"}}),
+        _track("u2", "Viewed Pricing"),  # not a conversion
+        _track("u3", "Session Start"),  # GA4 reserves session_start: refused here, never sent
+    )
+    j.settle(ctx)
+    drain(worker)
+    hits = sorted(peer.hits, key=lambda h: (h.name, h.params.get("value", 0)))
+    assert [(h.name, h.client_id, h.user_id) for h in hits] == [
+        ("order_completed", "anon-1", "u1"),
+        ("order_completed", "anon-1", "u1"),
+        ("signed_up", "1234.5678", "u2"),
+    ]
+    assert hits[1].params == {"revenue": 42.5, "value": 42.5, "currency": "EUR", "plan_name": "pro"}
+    assert {(h.measurement_id, h.api_secret) for h in hits} == {(MEASUREMENT_ID, API_SECRET)}
+    assert all(h.timestamp_micros for h in hits)
+    assert peer.rejected == []
+    with ctx.db.read() as conn:
+        left = list(conn.execute(sa.select(connector_outbox)))
+    assert [(r.kind, r.state) for r in left] == [("conversion", "dead")]
+    assert "reserved" in left[0].last_error
+    drain(worker)
+    assert len(peer.hits) == 3  # exactly once: nothing is sent again
+
+
+def test_the_peer_validates_as_the_debug_endpoint_and_leadflow_agrees(peer: Ga4Peer) -> None:
+    bodies = [
+        {"events": [{"name": "purchase"}]},  # no client_id
+        {"client_id": "c", "events": [{"name": "_bad"}]},
+        {"client_id": "c", "events": [{"name": "9lives"}]},
+        {"client_id": "c", "events": [{"name": "session_start"}]},
+        {"client_id": "c", "events": [{"name": "ok", "params": {f"p{n}": n for n in range(26)}}]},
+        {"client_id": "c", "events": [{"name": "ok", "params": {"long": "x" * 101}}]},
+        {"client_id": "c", "events": [{"name": "ok"}] * 26},
+    ]
+    codes = []
+    for body in bodies:
+        answer = httpx.post(f"{peer.url}/debug/mp/collect", json=body, params={"measurement_id": "G-X"})
+        found = answer.json()["validationMessages"]
+        assert found, body
+        assert ga4.problems(body), body  # leadflow refuses what the validation server refuses
+        codes.append(found[0]["validationCode"])
+    assert codes == [
+        "VALUE_REQUIRED",
+        "NAME_RESERVED",
+        "NAME_INVALID",
+        "NAME_RESERVED",
+        "EXCEEDED_MAX_ENTITIES",
+        "VALUE_OUT_OF_BOUNDS",
+        "EXCEEDED_MAX_ENTITIES",
+    ]
+    good = ga4.body_of("Order Completed", {"value": 3}, client_id="c1", user_id=None, at=peer.now())
+    assert validate(httpx.Request("POST", "/", json=good).read()) == []
+    assert ga4.problems(good) == []
+    assert peer.hits == []  # the debug endpoint keeps nothing
