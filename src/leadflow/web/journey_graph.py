@@ -25,6 +25,7 @@ LABEL_W = 64  # and for their labels
 END = "__end__"
 TRIGGER = "__trigger__"
 TEXT = 30  # characters of a line that fit in a box
+TITLE = 24  # characters of a box's bold title line that fit in it (a wider font than the lines under it)
 
 
 @dataclass
@@ -151,7 +152,7 @@ def layout(definition: journeys.definitions.Definition, metrics: dict[str, journ
         **{
             s: Node(
                 s,
-                _short(by_id[s].name or s),
+                _short(by_id[s].name or s, TITLE),
                 _short(step_detail(by_id[s])),
                 by_id[s].type,
                 metrics.get(s),
