@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timedelta
+from email import message_from_bytes, policy
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -13,8 +14,12 @@ from fastapi.testclient import TestClient
 from leadflow.analytics import service as analytics
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
+from leadflow.messaging.delivery.deliverer import Deliverer
+from leadflow.messaging.delivery.transport.smtp import SmtpTransport
 from tests.integration.web.conftest import make_user
+from tests.peers.smtp import SmtpPeer
 from tests.support import journeys as j
+from tests.support.events import send
 from tests.support.http import bearer
 
 
@@ -98,3 +103,36 @@ def test_bad_digests_are_4xx(client: TestClient, ctx: AppContext, make_key: Any)
     assert changed.json()["cron"] == "0 9 * * 5"
     assert client.delete(path, headers=headers).status_code == 204
     assert client.get(path, headers=headers).status_code == 404
+
+
+def test_digest_and_alert_mails_are_delivered_as_html_and_text(ctx: AppContext, clock: VirtualClock) -> None:
+    """The shipped templates render: a digest and an alert email reach a real SMTP peer, each with an
+    HTML and a text part carrying the figures."""
+    user = make_user(ctx, "admin", password=None)
+    analytics.create_digest(ctx, analytics.DigestFields(user_ids=[user.id], timezone="UTC"), actor="test")
+    rule = analytics.AlertRuleFields(
+        name="Lag", metric="processing_lag", threshold=1, user_ids=[user.id], webhook=False
+    )
+    analytics.create_alert_rule(ctx, rule, actor="test")
+    send(ctx, {"type": "track", "userId": "u1", "event": "Signed Up"})
+    clock.advance(timedelta(days=7))
+    assert len(analytics.send_due_digests(ctx)) == 1
+    assert len(analytics.evaluate_alerts(ctx).opened) == 1
+    with SmtpPeer() as peer:
+        deliverer = Deliverer(ctx, SmtpTransport.from_url(peer.url, pool_size=1))
+        assert deliverer.deliver_due() == 2
+        deliverer.close()
+        received = peer.wait_for(2)
+    parsed = [message_from_bytes(item.data, policy=policy.default) for item in received]
+    by_subject = {str(m["Subject"]): m for m in parsed}
+    digest = next(m for s, m in by_subject.items() if s.startswith("Weekly KPI digest: "))
+    alert = by_subject["[leadflow] Alert: Lag"]
+    for message in (digest, alert):
+        assert message["To"] == "admin@example.com"
+        html = message.get_body(("html",))
+        text = message.get_body(("plain",))
+        assert html is not None
+        assert text is not None
+    assert "<td>Visitors</td>" in digest.get_body(("html",)).get_content()
+    assert "Visitors: 0 (previous 0" in digest.get_body(("plain",)).get_content()
+    assert "Threshold: 1" in alert.get_body(("plain",)).get_content()

@@ -110,3 +110,11 @@ def test_the_peer_validates_as_the_debug_endpoint_and_leadflow_agrees(peer: Ga4P
     assert validate(httpx.Request("POST", "/", json=good).read()) == []
     assert ga4.problems(good) == []
     assert peer.hits == []  # the debug endpoint keeps nothing
+
+
+def test_test_connection_asks_the_validation_server(ctx: AppContext, peer: Ga4Peer) -> None:
+    connector_id = _connect(ctx, peer)
+    found = connectors.test_connection(ctx, connector_id)
+    assert found["ok"] is True, found
+    assert [(c.method, c.path) for c in peer.calls] == [("POST", "/debug/mp/collect")]
+    assert peer.hits == []
