@@ -345,11 +345,7 @@ def upkeep(ctx: AppContext, worker: AppContext, rate: int, seconds: float, every
     with ctx.db.engine.connect() as conn:
         last = conn.exec_driver_sql("SELECT max(id) FROM events").scalar()
         mark = rollups.current_mark(conn)
-        live = conn.exec_driver_sql("SELECT count(*) FROM events WHERE message_id LIKE 'live-%'").scalar()
-        rolled = conn.exec_driver_sql(
-            "SELECT coalesce(sum(count), 0) FROM analytics_daily WHERE metric = 'email.opened%' "
-        ).scalar()
-    del rolled
+        live = conn.exec_driver_sql("SELECT count(*) FROM events WHERE message_id LIKE 'live-%%'").scalar()
     return {"events": inserted[0], "rate": inserted[0] / wall, "wall": wall, "runs": runs,
             "worker_cpu": cpu, "db_cpu": db, "share": (cpu + db) / wall,
             "caught_up": mark == last, "live": live}  # fmt: skip

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -144,12 +145,28 @@ def _median(conn: Connection, dialect: str, earlier: str, later: str, p: Period)
     return sum(middle) / len(middle)
 
 
+def _medians(conn: Connection, current: Period, previous: Period) -> dict[str, tuple[float, float]]:
+    """The median seconds from each stage to the next (current, previous period), keyed by the later."""
+    pairs = list(pairwise(STAGES))
+    if conn.dialect.name == "postgresql":  # one pass over the entries for every pair and both periods
+        now, before = _instants(current), _instants(previous)
+        params = {**now, "pstart": before["start"], "pend": before["end"]}
+        found = {row.stage: (float(row.current), float(row.previous)) for row in
+                 conn.execute(queries.stage_medians(pairs), params)}  # fmt: skip
+        return {later: found.get(later, (0.0, 0.0)) for _, later in pairs}
+    return {
+        later: (_median(conn, "sqlite", earlier, later, p), _median(conn, "sqlite", earlier, later, q))
+        for earlier, later in pairs
+        for p, q in [(current, previous)]
+    }
+
+
 def funnel(ctx: AppContext, start: date | None, end: date | None) -> Funnel:
     current, previous = period(start, end, ctx.clock.now().date())
     steps: list[FunnelStep] = []
     with ctx.db.read() as conn:
-        dialect = conn.dialect.name
         counts = [_stages(conn, p) for p in (current, previous)]
+        medians = _medians(conn, current, previous)
         for index, stage in enumerate(STAGES):
             entered = _figure(counts[0][stage], counts[1][stage])
             conversion = median = None
@@ -157,7 +174,7 @@ def funnel(ctx: AppContext, start: date | None, end: date | None) -> Funnel:
                 before = STAGES[index - 1]
                 rates = [_ratio(c[stage], c[before]) or 0.0 for c in counts]
                 conversion = _figure(*rates)
-                median = _figure(*(_median(conn, dialect, before, stage, p) for p in (current, previous)))
+                median = _figure(*medians[stage])
             steps.append(
                 FunnelStep(stage=stage, entered=entered, conversion=conversion, median_seconds=median)
             )
