@@ -117,10 +117,17 @@ def _page(
         stages=contacts.STAGES,
         subscription=SUBSCRIPTION,
         traits=json.dumps(contact.traits, indent=2, sort_keys=True, ensure_ascii=False, default=str),
+        shown_traits={k: _shown(v) for k, v in sorted(contact.traits.items())},
         action=contact_path(live),
         can_change=viewer.may_change(AREA),
         **values,
     )
+
+
+def _shown(value: object) -> str:
+    """A trait as the profile shows it: text as is, anything else (numbers, true/false, objects, lists)
+    as JSON, never Python's spelling (``{'name': ...}``, ``True``)."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
 @router.get("/contacts/{contact_id}")
