@@ -4,7 +4,7 @@ Seeds a small, realistic installation in a scratch SQLite database (five users; 
 up over two weeks with their UTM sources, the welcome series published and run on a virtual clock, its
 emails written as .eml files, some opened and clicked; leads with owners and statuses, deals on the
 pipeline board, a segment, a form, an API key), serves it with uvicorn, signs in as the admin in Debian's
-Chromium (Playwright) and saves a PNG of each page at 1,280 px wide (full page, cut at 1,200 px) and one
+Chromium (Playwright) and saves a PNG of each page at 1,280 px wide (full page, cut at 1,100 px) and one
 at phone width into ``docs/screenshots/``. Nothing leaves the machine: no worker runs, and the browser
 may only reach the server.
 """
@@ -54,7 +54,7 @@ CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 PASSWORD = "a long admin secret"
 ACTOR = "system:screenshots"
-WIDTH, PHONE, MAX_HEIGHT = 1280, 375, 1200
+WIDTH, PHONE, MAX_HEIGHT = 1280, 375, 1100
 BROWSER_UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Version/17.5 Safari/605.1.15"
 FIRST = ("Ann", "Bob", "Chloé", "Dev", "Emma", "Farid", "Grace", "Hugo", "Ines", "Jamal")
 LAST = ("Lee", "Novak", "Okafor", "Silva", "Berg", "Kaur", "Moreau", "Tanaka")
@@ -300,6 +300,8 @@ def pages(ctx: AppContext, ids: dict[str, str]) -> list[tuple[str, str]]:
         ("integrations-forms", "/app/integrations/forms"),
         ("integrations-keys", "/app/integrations/keys"),
         ("reports", "/app/reports"),
+        ("reports-digests", "/app/reports/digests"),
+        ("reports-alerts", "/app/reports/alerts"),
         ("users", "/app/users"),
         ("account", "/app/account"),
     ]
