@@ -20,6 +20,10 @@
   back; ``429 {"errorType": "RATE_LIMIT", "policyName": "SECONDLY"|"DAILY"}`` waits ``Retry-After``
   (else 10 s, or an hour for the daily cap).
 
+Network: every API of the client sends through one :class:`~leadflow.kernel.netguard3.GuardedPoolManager`
+(each connection, redirect hops too, resolved and judged by the network guard at connect time, then
+made to the checked address).
+
 The token only travels in the ``Authorization`` header the client sets; it is never logged, and an
 error's text is built from the status and HubSpot's ``message``, not from the request.
 """
@@ -35,6 +39,7 @@ from typing import Any, ClassVar
 
 import urllib3
 from hubspot import HubSpot as Client
+from hubspot.discovery.discovery_base import DiscoveryBase
 from urllib3.util.retry import Retry
 
 from leadflow.connectors.vendor import (
@@ -52,6 +57,7 @@ from leadflow.connectors.vendor import (
     VendorError,
     Written,
 )
+from leadflow.kernel.netguard3 import GuardedPoolManager
 from leadflow.kernel.retry import parse_retry_after
 
 HOST = "https://api.hubapi.com"
@@ -117,6 +123,20 @@ def rate_of(headers: Mapping[str, str]) -> RateSeen | None:
     return None
 
 
+def _guarded_factory(pool: urllib3.PoolManager) -> Callable[[Any, str, dict[str, Any]], Any]:
+    """The client's API factory, every API made as the client would and then put on ``pool`` (the
+    guarded pool manager: the client's own would connect to whatever the name resolves to then)."""
+
+    def make(package: Any, name: str, config: dict[str, Any]) -> Any:
+        api = DiscoveryBase._default_api_factory(package, name, config)
+        rest = api.api_client.rest_client
+        rest.pool_manager.clear()
+        rest.pool_manager = pool
+        return api
+
+    return make
+
+
 def _email_of(result: Any) -> str:
     return str((result.get("properties") or {}).get("email", "")).lower()
 
@@ -146,7 +166,22 @@ class HubSpotVendor:
         self.host = (host or HOST).rstrip("/")
         self.network = network
         extra: dict[str, Any] = {"ssl_ca_cert": network.ca_file} if network.ca_file else {}
-        self._client = Client(access_token=token, host=self.host, retry=Retry(total=0), **extra)
+        # one pool for every API of the client, each connection checked by the guard at connect time
+        self._pool = GuardedPoolManager(
+            network.policy,
+            num_pools=4,
+            maxsize=4,
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=network.ca_file,
+            retries=Retry(total=0),
+        )
+        self._client = Client(
+            access_token=token,
+            host=self.host,
+            retry=Retry(total=0),
+            api_factory=_guarded_factory(self._pool),
+            **extra,
+        )
         crm = self._client.crm
         self._batch = {
             CONTACT: crm.contacts.batch_api,
@@ -470,3 +505,4 @@ class HubSpotVendor:
         for api in (*self._batch.values(), *apis):
             with contextlib.suppress(Exception):
                 api.api_client.close()
+        self._pool.clear()

@@ -2,7 +2,10 @@
 
 Every request is judged by the network guard first (:attr:`Network.check`, as for HubSpot), goes out on
 one kept-alive ``httpx`` client (no proxies from the environment, the peer's CA when one is given,
-at most ``max_connections`` at once), and its failure becomes a :class:`VendorError`: ``429`` waits
+at most ``max_connections`` at once) on the guard's transport
+(:class:`~leadflow.kernel.netguard.GuardedTransport` under :attr:`Network.policy`: each connection is
+resolved, judged and made to the checked address at connect time, so a name rebound between the check
+and the connection is refused), and its failure becomes a :class:`VendorError`: ``429`` waits
 ``Retry-After`` (else the vendor's default wait), 5xx, 408 and transport errors are worth retrying,
 anything else is refused for good with the vendor's own message (``message_of``). The credentials
 travel only in headers set here; an error's text is built from the status and the vendor's message,
@@ -12,6 +15,7 @@ never from the request.
 from __future__ import annotations
 
 import email.utils
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +23,7 @@ from typing import Any
 import httpx
 
 from leadflow.connectors.vendor import FAILED, OK, RETRY, Network, Record, VendorError, Written
+from leadflow.kernel.netguard import Blocked, GuardedTransport
 from leadflow.kernel.retry import parse_retry_after
 
 EXCERPT = 300
@@ -54,15 +59,16 @@ class Rest:
         self.message_of = message_of
         self.on_answer = on_answer
         self.last_headers = httpx.Headers()
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        trust = ssl.create_default_context(cafile=network.ca_file) if network.ca_file else None
         self.client = httpx.Client(
             base_url=self.base,
             headers={"Accept": "application/json", **(headers or {})},
             auth=auth,
             timeout=network.timeout,
-            verify=network.ca_file or True,
             trust_env=False,
             follow_redirects=False,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            transport=GuardedTransport(network.policy, limits=limits, ssl_context=trust),
         )
 
     def call(
@@ -78,6 +84,8 @@ class Rest:
         self.network.check(self.base)
         try:
             response = self.client.request(method, path, json=json, params=params)
+        except Blocked:
+            raise  # the guard's refusal at connect time: a dead letter with its reason, not a retry
         except httpx.TimeoutException:
             raise VendorError(f"{self.vendor} timed out", retry=True) from None
         except httpx.HTTPError as exc:

@@ -75,6 +75,7 @@ from leadflow.connectors.vendor import (
     VendorError,
     Written,
 )
+from leadflow.kernel.netpolicy import Blocked
 
 VERSION = "59.0"
 MAX_COLLECTION = 200
@@ -137,7 +138,7 @@ class SalesforceVendor:
                 )
             else:
                 raise VendorError("Salesforce needs a session_id or a username and password", retry=False)
-        except VendorError:
+        except (VendorError, Blocked):
             raise
         except SalesforceError as exc:
             raise self._refusal(exc) from None

@@ -144,7 +144,13 @@ def network_check(settings: Any) -> Callable[[str], None]:
 def network_of(settings: Any, timeout: float, clock: Clock, ca_file: str | None = None) -> Network:
     """What a vendor client gets, for the worker and the API alike: the network guard, the timeout, the
     CA bundle (``ca_file``, else the ``connectors_ca_file`` setting, else the system's) and the clock."""
-    return Network(network_check(settings), timeout, ca_file or settings.connectors_ca_file or None, clock)
+    return Network(
+        network_check(settings),
+        timeout,
+        ca_file or settings.connectors_ca_file or None,
+        clock,
+        policy=Policy.parse(settings.network_allow),
+    )
 
 
 class ConnectorWorker:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import socket
+import ssl
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -128,12 +129,19 @@ class GuardedTransport(httpx.HTTPTransport):
 
     httpx offers no parameter for the network backend, so the pool it builds is replaced by an equal
     one on the guarded backend (``_pool`` is the attribute ``handle_request`` uses; the versions this
-    relies on are pinned in pyproject.toml and a test checks the pool)."""
+    relies on are pinned in pyproject.toml and a test checks the pool). ``ssl_context``: the trust
+    for TLS when it is not the system's (a test peer's CA)."""
 
-    def __init__(self, policy: Policy, *, limits: httpx.Limits = httpx.Limits()) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        limits: httpx.Limits = httpx.Limits(),
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         super().__init__(trust_env=False, limits=limits)
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=ssl_context or httpx.create_ssl_context(),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

@@ -29,11 +29,13 @@ from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Upstream
 from leadflow.kernel.ids import new_id
+from leadflow.kernel.netpolicy import Policy
 from tests.integration.connectors.conftest import drain, identify
 from tests.peers.activecampaign import SUBSCRIBED, TOKEN, UNSUBSCRIBED, ActiveCampaignPeer
 from tests.support.contacts import by_user
 
 pytestmark = pytest.mark.settings(network_allow="127.0.0.1")
+LOCAL = Policy.parse("127.0.0.1")  # the guard admitting the local peer, for a vendor made by hand
 
 MAPPING = [
     *connectors.VENDORS["activecampaign"].presets["event_registration"],  # the shipped preset
@@ -198,7 +200,9 @@ def test_a_backfill_goes_through_the_bulk_import_and_maps_failures_per_record(
     assert dead.state == "dead"
     assert "import refused" in dead.last_error
     # the cost the worker takes from the bucket follows the bulk path, not one sync a person
-    vendor = ActiveCampaignVendor({"api_token": TOKEN}, peer.url, Network(lambda url: None, 5.0))
+    vendor = ActiveCampaignVendor(
+        {"api_token": TOKEN}, peer.url, Network(lambda url: None, 5.0, policy=LOCAL)
+    )
     fresh = [
         Record(CONTACT, str(n), {"email": f"x{n}@example.com"}, match=f"x{n}@example.com") for n in range(250)
     ]
@@ -344,7 +348,7 @@ def test_a_bulk_import_still_processing_is_polled_then_its_people_read_back(
     vendor = ActiveCampaignVendor(
         {"api_token": TOKEN},
         peer.url,
-        Network(lambda url: None, 5.0, clock=clock),
+        Network(lambda url: None, 5.0, clock=clock, policy=LOCAL),
     )
     people = [
         Record(

@@ -27,6 +27,7 @@ from leadflow.crm.deals import DealCreate
 from leadflow.crm.schemas import ActivityCreate
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.netpolicy import Policy
 from tests.integration.connectors.conftest import drain, identify
 from tests.peers.pipedrive import TOKEN, PipedrivePeer
 from tests.peers.saas import Faults
@@ -34,6 +35,7 @@ from tests.support.contacts import by_user
 from tests.support.events import send
 
 pytestmark = pytest.mark.settings(network_allow="127.0.0.1")
+LOCAL = Policy.parse("127.0.0.1")  # the guard admitting the local peer, for a vendor made by hand
 
 
 class _Time:
@@ -359,7 +361,7 @@ def test_searches_are_paced_to_their_own_window_and_draw_no_429(
     vendor = PipedriveVendor(
         {"api_token": TOKEN},
         peer.url,
-        Network(lambda url: None, 5.0, clock=clock),
+        Network(lambda url: None, 5.0, clock=clock, policy=LOCAL),
     )
     people = [
         Record(CONTACT, f"s{n}", {"email": f"s{n}@example.com"}, match=f"s{n}@example.com")

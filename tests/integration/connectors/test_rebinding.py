@@ -1,0 +1,111 @@
+"""DNS rebinding against the urllib3 vendors: a vendor host whose name answers a public address to the
+worker's up-front check and 127.0.0.1 to the connection after it. The client libraries
+(``hubspot-api-client``, ``simple-salesforce``, and httpx for the others: ActiveCampaign here) connect
+only through the kernel's guard, which judges
+the address it connects to: the write is refused (dead-lettered with the reason) and never reaches the
+local peer. No allow-list here (the production default); the DNS is faked at ``socket.getaddrinfo``."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from leadflow.connectors import service as connectors
+from leadflow.connectors.models import connector_outbox
+from leadflow.connectors.worker import ConnectorWorker
+from leadflow.contacts.processor import EventProcessor
+from leadflow.kernel.context import AppContext
+from tests.integration.connectors.conftest import drain, identify
+from tests.peers.activecampaign import TOKEN as AC_TOKEN
+from tests.peers.activecampaign import ActiveCampaignPeer
+from tests.peers.hubspot import TOKEN, HubSpotPeer
+from tests.peers.saas import SaasPeer
+from tests.peers.salesforce import SESSION_ID, SalesforcePeer
+
+NAME = "crm.rebind.test"
+PUBLIC = "93.184.215.14"
+REFUSED = f"blocked: {NAME} (127.0.0.1) is loopback; LEADFLOW_NETWORK_ALLOW can admit it"
+
+
+class RebindingDNS:
+    """``socket.getaddrinfo`` answering :data:`PUBLIC` for :data:`NAME` the first time, 127.0.0.1 after."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.asked = 0
+
+    def __call__(self, host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != NAME:
+            return self.real(host, port, *args, **kwargs)
+        self.asked += 1
+        address = PUBLIC if self.asked == 1 else "127.0.0.1"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, int(port or 0)))]
+
+
+@pytest.fixture
+def dns(monkeypatch: pytest.MonkeyPatch) -> RebindingDNS:
+    fake = RebindingDNS(socket.getaddrinfo)
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    return fake
+
+
+def _rebound(peer: SaasPeer) -> str:
+    return peer.url.replace("127.0.0.1", NAME)
+
+
+def _outbox(ctx: AppContext) -> list[Any]:
+    with ctx.db.read() as conn:
+        return [row._mapping for row in conn.execute(sa.select(connector_outbox))]
+
+
+def _refused(ctx: AppContext, processor: EventProcessor, worker: ConnectorWorker, dns: RebindingDNS) -> None:
+    identify(ctx, processor, "u-1", email="ada@example.com", firstName="Ada", lastName="Lovelace")
+    drain(worker)
+    rows = _outbox(ctx)
+    assert [(row["state"], row["last_error"]) for row in rows] == [("dead", REFUSED)]
+    assert dns.asked >= 2  # the answer did change between the check and the connection
+
+
+def test_a_hubspot_write_to_a_name_rebound_to_loopback_is_refused(
+    ctx: AppContext, processor: EventProcessor, dns: RebindingDNS
+) -> None:
+    with HubSpotPeer() as peer:
+        values = {"vendor": "hubspot", "name": "HubSpot", "credentials": {"access_token": TOKEN}}
+        connectors.create(ctx, {**values, "host": _rebound(peer)}, actor="test")
+        worker = ConnectorWorker(ctx, rand=lambda: 0.5)
+        try:
+            _refused(ctx, processor, worker, dns)
+        finally:
+            worker.close()
+        assert peer.calls == []
+
+
+def test_a_salesforce_write_to_a_name_rebound_to_loopback_is_refused(
+    ctx: AppContext, processor: EventProcessor, dns: RebindingDNS
+) -> None:
+    with SalesforcePeer() as peer:
+        values = {"vendor": "salesforce", "name": "Salesforce", "credentials": {"session_id": SESSION_ID}}
+        connectors.create(ctx, {**values, "host": _rebound(peer)}, actor="test")
+        worker = ConnectorWorker(ctx, ca_file=peer.ca_file, rand=lambda: 0.5)
+        try:
+            _refused(ctx, processor, worker, dns)
+        finally:
+            worker.close()
+        assert peer.calls == []
+
+
+def test_an_httpx_vendor_write_to_a_name_rebound_to_loopback_is_refused(
+    ctx: AppContext, processor: EventProcessor, dns: RebindingDNS
+) -> None:
+    with ActiveCampaignPeer() as peer:
+        values = {"vendor": "activecampaign", "name": "AC", "credentials": {"api_token": AC_TOKEN}}
+        connectors.create(ctx, {**values, "host": _rebound(peer)}, actor="test")
+        worker = ConnectorWorker(ctx, rand=lambda: 0.5)
+        try:
+            _refused(ctx, processor, worker, dns)
+        finally:
+            worker.close()
+        assert peer.calls == []
