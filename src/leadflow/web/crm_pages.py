@@ -113,11 +113,11 @@ def _lead_page(
     tasks = crm.list_activities(
         web.ctx, email=email, owner_id=None, kind="task", open_tasks=False, after=None, limit=100
     )
-    deals = crm.list_deals(
+    deals = crm.list_deals(  # a sales user's own deals only, as on the board
         web.ctx,
         pipeline_id=None,
         stage_id=None,
-        owner_id=None,
+        owner_id=viewer.user.id if viewer.role == "sales" else None,
         email=email,
         status=None,
         before=None,

@@ -1,6 +1,6 @@
 """The pipeline board for a ``sales`` user: only the deals they own, column totals summed from those,
-another's deal not movable (403) — while an admin still sees every deal and the pipeline's stats. Both
-databases, through the pages."""
+another's deal not movable (403) — while an admin still sees every deal and the pipeline's stats; their
+lead's page lists only their own deals of the contact. Both databases, through the pages."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from decimal import Decimal
 
 from fastapi.testclient import TestClient
 
+from leadflow.contacts.processor import EventProcessor
 from leadflow.crm import deals
 from leadflow.crm import service as crm
 from leadflow.kernel.context import AppContext
 from tests.integration.web.conftest import sign_in
 from tests.integration.web.test_crm_pages import _column
+from tests.support.events import send
 
 
 def test_a_sales_user_sees_and_moves_only_their_own_deals(
@@ -59,3 +61,25 @@ def test_a_sales_user_sees_and_moves_only_their_own_deals(
         seen = admin.get("/app/crm/board").text
         assert "Theirs" in seen
         assert _column(seen, first.id) == (1, "5,000.00 EUR", "500.00 EUR")
+
+
+def test_a_sales_users_lead_page_lists_only_their_own_deals_of_the_contact(
+    client: TestClient, ctx: AppContext, processor: EventProcessor, user_of: Callable[..., crm.User]
+) -> None:
+    sales = user_of("sales")
+    other = crm.create_user(
+        ctx, crm.UserCreate(name="Olga Other", email="olga@example.com", role="sales"), actor="test"
+    )
+    send(ctx, {"type": "identify", "userId": "u1", "traits": {"email": "ann@example.com"}})
+    processor.drain()
+    crm.assign_lead(ctx, "ann@example.com", crm.LeadOwnerChange(owner_id=sales.id), actor="test")
+    for title, owner in (("Mine", sales.id), ("Theirs", other.id)):
+        data = deals.DealCreate(
+            title=title, value=Decimal(100), currency="EUR", owner_id=owner, email="ann@example.com"
+        )
+        deals.create(ctx, data, actor="test")
+    sign_in(client, "sales@example.com")
+    page = client.get("/app/crm/leads/ann@example.com")
+    assert page.status_code == 200
+    assert "Mine" in page.text
+    assert "Theirs" not in page.text
