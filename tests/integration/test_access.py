@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from leadflow.contacts.processor import EventProcessor
+from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from tests.support.events import send
 from tests.support.http import basic, bearer
@@ -101,6 +103,34 @@ def test_keys_are_created_shown_once_listed_and_revoked(client: TestClient, admi
     assert revoked.json()["revoked_at"] is not None
     assert client.get("/api/v1/contacts", headers=bearer(secret)).status_code == 401
     assert client.delete("/api/v1/keys/nope", headers=bearer(admin_key)).status_code == 404
+
+
+def test_a_keys_last_use_is_recorded_to_within_a_minute(
+    client: TestClient, admin_key: str, clock: VirtualClock
+) -> None:
+    created = client.post(
+        "/api/v1/keys", json={"name": "sync", "scopes": ["read"]}, headers=bearer(admin_key)
+    )
+    secret, key_id = created.json()["key"], created.json()["id"]
+
+    def last_used() -> str | None:
+        listed = client.get("/api/v1/keys", headers=bearer(admin_key)).json()["data"]
+        return next(k["last_used_at"] for k in listed if k["id"] == key_id)
+
+    assert created.json()["last_used_at"] is None
+    assert last_used() is None
+    assert client.get("/api/v1/contacts", headers=bearer(secret)).status_code == 200
+    first = last_used()
+    assert first is not None
+    assert first.startswith("2026-03-02T09:00")
+    clock.advance(timedelta(minutes=5))
+    client.app.state.api.keys.invalidate()  # as after the cache's few seconds
+    assert client.get("/api/v1/contacts", headers=bearer(secret)).status_code == 200
+    assert last_used().startswith("2026-03-02T09:05")  # type: ignore[union-attr]
+    clock.advance(timedelta(seconds=20))  # within the minute: nothing written
+    client.app.state.api.keys.invalidate()
+    assert client.get("/api/v1/contacts", headers=bearer(secret)).status_code == 200
+    assert last_used().startswith("2026-03-02T09:05:00")  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(

@@ -94,7 +94,7 @@ def create_app(ctx: AppContext, *, run_worker: bool = True, worker_concurrency: 
     app.state.ctx = ctx
     app.state.api = ApiState(
         ctx=ctx,
-        keys=KeyCache(ctx.db),
+        keys=KeyCache(ctx.db, ctx.clock),
         api_limiter=RateLimiter(ctx.settings.api_rate_limit, clock=ctx.clock),
         ingest_limiter=RateLimiter(ctx.settings.ingest_rate_limit, clock=ctx.clock),
     )

@@ -30,6 +30,9 @@ class Key(BaseModel):
     created_at: datetime
     created_by: str
     revoked_at: datetime | None
+    last_used_at: datetime | None = Field(
+        description="when a request last used the key, to within a minute (null: never)"
+    )
 
 
 class NewKey(Key):

@@ -33,7 +33,7 @@ def keys_list() -> None:
     with open_context() as ctx:
         with ctx.db.read() as conn:
             found = keys.list_keys(conn)
-        table = Table("id", "name", "prefix", "scopes", "created", "revoked")
+        table = Table("id", "name", "prefix", "scopes", "created", "last used", "revoked")
         for key in found:
             table.add_row(
                 key.id,
@@ -41,6 +41,7 @@ def keys_list() -> None:
                 key.prefix,
                 ",".join(key.scopes),
                 key.created_at.isoformat(timespec="seconds"),
+                key.last_used_at.isoformat(timespec="minutes") if key.last_used_at else "never",
                 key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "",
             )
         console.print(table)

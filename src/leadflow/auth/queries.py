@@ -16,8 +16,17 @@ REVOKE = (
 )
 COUNT = sa.select(sa.func.count()).select_from(api_keys)
 #: A live key by the digest of its plaintext (the per-request look-up, behind a cache).
-LIVE_BY_DIGEST = sa.select(api_keys.c.id, api_keys.c.name, api_keys.c.scopes).where(
+LIVE_BY_DIGEST = sa.select(api_keys.c.id, api_keys.c.name, api_keys.c.scopes, api_keys.c.last_used_at).where(
     api_keys.c.key_hash == sa.bindparam("key_hash"), api_keys.c.revoked_at.is_(None)
+)
+#: A key was used at ``at``: written only when what is recorded is older than ``stale``.
+USED = (
+    api_keys.update()
+    .where(
+        api_keys.c.id == sa.bindparam("key_id"),
+        sa.or_(api_keys.c.last_used_at.is_(None), api_keys.c.last_used_at < sa.bindparam("stale")),
+    )
+    .values(last_used_at=sa.bindparam("at"))
 )
 
 

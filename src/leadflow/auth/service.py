@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from leadflow.audit import service as audit
 from leadflow.auth import queries
 from leadflow.auth.scopes import SCOPES as SCOPES
 from leadflow.auth.scopes import granted, parse_scopes
-from leadflow.kernel.clock import Clock
+from leadflow.kernel.clock import Clock, SystemClock
 from leadflow.kernel.db import Database
 from leadflow.kernel.errors import Invalid, NotFound
 from leadflow.kernel.ids import new_id, new_token
@@ -26,6 +28,11 @@ from leadflow.kernel.principal import Principal as Principal
 KEY_CACHE_SECONDS = 5.0
 """How long a server process trusts a key look-up: a key revoked by another process is refused within
 this many seconds (at once by the process that revoked it)."""
+LAST_USED_GRAIN = timedelta(minutes=1)
+"""``last_used_at`` is kept to within this: a key in constant use costs one UPDATE a minute, not one a
+request."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,7 @@ class ApiKey:
     created_at: datetime
     created_by: str
     revoked_at: datetime | None
+    last_used_at: datetime | None
 
 
 def digest(key: str) -> str:
@@ -53,6 +61,7 @@ def _view(row: Any) -> ApiKey:
         created_at=row["created_at"],
         created_by=row["created_by"],
         revoked_at=row["revoked_at"],
+        last_used_at=row["last_used_at"],
     )
 
 
@@ -74,6 +83,7 @@ def create_key(
         "created_at": clock.now(),
         "created_by": actor,
         "revoked_at": None,
+        "last_used_at": None,
     }
     conn.execute(queries.INSERT, row)
     audit.record(
@@ -116,7 +126,10 @@ def lookup(conn: Connection, key: str) -> Principal | None:
 
 
 def lookup_digest(conn: Connection, key_hash: str) -> Principal | None:
-    row = conn.execute(queries.LIVE_BY_DIGEST, {"key_hash": key_hash}).first()
+    return _principal(conn.execute(queries.LIVE_BY_DIGEST, {"key_hash": key_hash}).first())
+
+
+def _principal(row: Any) -> Principal | None:
     if row is None:
         return None
     return Principal(key_id=row.id, name=row.name, scopes=tuple(row.scopes), grants=granted(row.scopes))
@@ -129,10 +142,14 @@ class KeyCache:
     loop (:meth:`recall`). A revocation made through this process (API or console) takes effect at
     once; one made elsewhere (another server process, ``leadflow keys revoke``) within ``ttl`` seconds.
     Unknown keys are remembered as unknown for as long, so a flood of bad keys does not reach the
-    database either."""
+    database either.
 
-    def __init__(self, db: Database, ttl: float = KEY_CACHE_SECONDS) -> None:
+    Each look-up that reads the table (at most one per key every ``ttl`` seconds) also records when the
+    key was last used, to within :data:`LAST_USED_GRAIN`, on ``clock``."""
+
+    def __init__(self, db: Database, clock: Clock | None = None, ttl: float = KEY_CACHE_SECONDS) -> None:
         self._db = db
+        self._clock = clock or SystemClock()
         self._ttl = ttl
         self._entries: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
@@ -158,12 +175,25 @@ class KeyCache:
         if cached and cached[0] > now:
             return cached[1]
         with self._db.read() as conn:
-            principal = lookup_digest(conn, key_hash)
+            row = conn.execute(queries.LIVE_BY_DIGEST, {"key_hash": key_hash}).first()
+        principal = _principal(row)
+        if row is not None:
+            self._note_use(row.id, row.last_used_at)
         with self._lock:
             if len(self._entries) > 10_000:
                 self._entries.clear()
             self._entries[key_hash] = (now + self._ttl, principal)
         return principal
+
+    def _note_use(self, key_id: str, recorded: datetime | None) -> None:
+        at = self._clock.now()
+        if recorded is not None and recorded > at - LAST_USED_GRAIN:
+            return
+        try:
+            with self._db.write() as conn:
+                conn.execute(queries.USED, {"key_id": key_id, "at": at, "stale": at - LAST_USED_GRAIN})
+        except SQLAlchemyError as exc:  # the request goes on: only the key's last use goes unrecorded
+            log.warning("could not record the last use of API key %s: %s", key_id, type(exc).__name__)
 
     def invalidate(self) -> None:
         with self._lock:

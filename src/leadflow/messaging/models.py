@@ -86,6 +86,21 @@ messages = sa.Table(
     sa.Index("ix_messages_contact_id_created_at", "contact_id", "created_at"),
     sa.Index("ix_messages_journey_id", "journey_id"),
     sa.Index("ix_messages_broadcast_id_status", "broadcast_id", "status"),
+    # who opened / clicked a template's messages (the console's email report), only the engaged rows
+    sa.Index(
+        "ix_messages_template_id_opened_at",
+        "template_id",
+        "opened_at",
+        postgresql_where=sa.text("opened_at IS NOT NULL"),
+        sqlite_where=sa.text("opened_at IS NOT NULL"),
+    ),
+    sa.Index(
+        "ix_messages_template_id_clicked_at",
+        "template_id",
+        "clicked_at",
+        postgresql_where=sa.text("clicked_at IS NOT NULL"),
+        sqlite_where=sa.text("clicked_at IS NOT NULL"),
+    ),
 )
 
 # Addresses that must not receive mail: unsubscribed (marketing only), hard bounce, complaint, manual.

@@ -180,7 +180,7 @@ def engaged(
 ) -> sa.Select[Any]:
     """The messages of a template / broadcast / journey / journey step (``journey_id:step_id``) first
     opened (``what="opened"``) or clicked by a person in ``[start, end)``, latest first, keyset-paged on
-    ``(time, id)``. Indexed by broadcast and by journey; by template it reads that template's messages."""
+    ``(time, id)``. Indexed by broadcast, by journey and (partial indexes of migration 0022) by template."""
     m = messages.c
     at = m.opened_at if what == "opened" else m.clicked_at
     if by == "step":
