@@ -1,7 +1,7 @@
 """The REST read path under a fixed request rate, against a bare ASGI endpoint running the same SQL.
 
     python -m bench.api [--contacts 1000000] [--rate 500] [--seconds 10] [--rounds 2] [--processes 2]
-                        [--proposed-index] [--only id,email,search] [--keep-db URL | --seed-only]
+                        [--only id,email,search] [--keep-db URL | --seed-only]
 
 A fresh PostgreSQL database with ``--contacts`` contacts seeded set-based (one ``INSERT ... SELECT
 generate_series``), a real ``leadflow serve`` started as the README recommends for PostgreSQL
@@ -26,9 +26,8 @@ processes used (``/proc``, user + system, their PostgreSQL backends not counted)
 on a machine shared with other work, latency follows the load but CPU per request does not. Targets
 (issue 15 §4): p99 ≤ 50 ms for each read, and ceiling p99 / leadflow p99 ≥ 0.5.
 
-``--proposed-index`` first creates the trigram index on ``contacts.user_id`` that the search needs on
-PostgreSQL and no migration has yet (:data:`PROPOSED_INDEX`); without it a search for a rare text
-reads every contact.
+The trigram index on ``contacts.user_id`` the search needs on PostgreSQL (once proposed here with
+``--proposed-index``) is made by migration 0022; without it a search for a rare text reads every contact.
 """
 
 from __future__ import annotations
@@ -81,22 +80,6 @@ FROM (SELECT n, ({_array(FIRST)})[1 + n % {len(FIRST)}] AS f,
              ({_array(LAST)})[1 + (n / {len(FIRST)}) % {len(LAST)}] AS l
       FROM generate_series(1, :count) AS n) AS s
 """
-
-
-PROPOSED_INDEX = (
-    "CREATE INDEX IF NOT EXISTS ix_contacts_user_id_trgm ON contacts USING gin (user_id gin_trgm_ops)"
-)
-
-
-def propose_index(url: str) -> None:
-    engine = sa.create_engine(url)
-    started = time.perf_counter()
-    with engine.begin() as conn:
-        conn.exec_driver_sql(PROPOSED_INDEX)
-    engine.dispose()
-    print(
-        f"proposed index (no migration yet) built in {time.perf_counter() - started:.0f} s: {PROPOSED_INDEX}"
-    )
 
 
 def cid(n: int) -> str:
@@ -286,7 +269,6 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8791)
     parser.add_argument("--keep-db", help="reuse this already seeded database URL (not dropped)")
     parser.add_argument("--seed-only", action="store_true", help="seed a database, print its URL, keep it")
-    parser.add_argument("--proposed-index", action="store_true", help="create PROPOSED_INDEX first")
     parser.add_argument("--only", default="", help="comma-separated reads: id,email,search")
     args = parser.parse_args()
     kinds = ["by id", "by email", "search"]
@@ -300,8 +282,6 @@ def main() -> None:
     try:
         if not args.keep_db:
             seed(url, args.contacts)
-        if args.proposed_index:
-            propose_index(url)
         if args.seed_only:
             print(f"seeded database kept: {url}")
             args.keep_db = url
