@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
+from math import gcd
 from typing import Any, Literal
 
 Model = Literal["first_touch", "last_touch", "linear", "time_decay", "position_based"]
@@ -101,16 +102,50 @@ def allocate(value: Decimal, shares: Sequence[Fraction]) -> list[Decimal]:
     floor of its exact share, and the cents left go to the largest remainders (earlier first on ties)."""
     if not shares:
         return []
-    cents = int(to_cents(value) * 100)
+    den = 1
+    for share in shares:
+        den = den * share.denominator // gcd(den, share.denominator)
+    return _allocate(int(to_cents(value) * 100), [int(s * den) for s in shares])
+
+
+def _allocate(cents: int, parts: Sequence[int]) -> list[Decimal]:
+    """:func:`allocate` in integers: shares ``parts[i] / sum(parts)`` (one common denominator, so the
+    remainders compare as integers — the same order as the exact fractions')."""
     sign, cents = (-1 if cents < 0 else 1), abs(cents)
-    total = sum(shares, Fraction(0))
-    exact = [Fraction(cents) * s / total for s in shares]
-    floors = [int(e) for e in exact]  # shares are >= 0, so int() is the floor
+    total = sum(parts)
+    floors, remainders = [], []
+    for part in parts:
+        whole, rest = divmod(cents * part, total)
+        floors.append(whole)
+        remainders.append(rest)
     left = cents - sum(floors)
-    order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - floors[i]), i))
-    for i in order[:left]:
-        floors[i] += 1
+    if left:
+        for i in sorted(range(len(parts)), key=lambda i: (-remainders[i], i))[:left]:
+            floors[i] += 1
     return [(Decimal(sign * c) / 100).quantize(CENT) for c in floors]
+
+
+def _parts(model: Model, touches: Sequence[Touch], at: datetime) -> list[int]:
+    """The weights of :func:`weights` as integers over one common denominator (their sum)."""
+    n = len(touches)
+    if model == "first_touch":
+        return [1] + [0] * (n - 1)
+    if model == "last_touch":
+        return [0] * (n - 1) + [1]
+    if model == "linear":
+        return [1] * n
+    if model == "position_based" and n > 2:
+        return [2 * (n - 2), *([1] * (n - 2)), 2 * (n - 2)]  # 2/5, 1/5 shared, 2/5 over 5(n - 2)
+    if model == "position_based":
+        return [1] * n
+    if model == "time_decay":  # 2^(-age/half-life) as floats are dyadic: over the largest power of two
+        half_life = HALF_LIFE.total_seconds()
+        ratios = [
+            (2 ** (-max((at - t.at).total_seconds(), 0.0) / half_life)).as_integer_ratio() for t in touches
+        ]
+        den = max(d for _, d in ratios)
+        return [n * (den // d) for n, d in ratios]
+    raise ValueError(f"unknown model {model!r}")
 
 
 def window(touches: Sequence[Touch], conversion: Conversion, lookback: timedelta) -> list[Touch]:
@@ -142,7 +177,16 @@ class Cell:
     """What one dimension value earned under one model."""
 
     value: Decimal = field(default_factory=lambda: Decimal(0).quantize(CENT))
-    conversions: Fraction = field(default_factory=Fraction)
+    by_denominator: dict[int, int] = field(default_factory=dict)  # shares summed per denominator
+
+    def add(self, part: int, total: int) -> None:
+        """Add the share ``part / total`` (exact; summed as integers per denominator, one fraction at
+        the end: a sum of fractions normalises at every step)."""
+        self.by_denominator[total] = self.by_denominator.get(total, 0) + part
+
+    @property
+    def conversions(self) -> Fraction:
+        return sum((Fraction(n, d) for d, n in self.by_denominator.items()), Fraction(0))
 
 
 @dataclass
@@ -171,15 +215,17 @@ def attribute_one(
         if not chosen:
             cell = cells.setdefault(DIRECT, Cell())
             cell.value += value
-            cell.conversions += 1
+            cell.add(1, 1)
             continue
-        shares = weights(model, chosen, conversion.at)
-        for touch, share, credit in zip(chosen, shares, allocate(value, shares), strict=True):
-            if share == 0:
+        parts = _parts(model, chosen, conversion.at)
+        total = sum(parts)
+        credits = _allocate(int(value * 100), parts)
+        for touch, part, credit in zip(chosen, parts, credits, strict=True):
+            if part == 0:
                 continue
             cell = cells.setdefault(touch.key(by), Cell())
             cell.value += credit
-            cell.conversions += share
+            cell.add(part, total)
 
 
 def by_contact(
