@@ -30,19 +30,33 @@
 - Limits: 5 requests a second per account (the bucket), ``RateLimit-Limit``/``RateLimit-Remaining``
   read back; ``429`` waits ``Retry-After``; a wrong token is ``403``.
 
-:data:`EVENT_REGISTRATION` is the shipped mapping preset of the badge business's registration profile.
+:data:`EVENT_REGISTRATION` is the shipped mapping preset of the badge business's registration profile;
+it, the remote field names and the answers read live in :mod:`leadflow.connectors.activecampaign_fields`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from leadflow.connectors.activecampaign_fields import (
+    DEAL_STATUS,
+    LIST,
+    STANDARD,
+    SUBSCRIBED,
+    TAGS,
+    UNSUBSCRIBED,
+    field_key,
+    int_of,
+    message_of,
+    time_of,
+)
+from leadflow.connectors.activecampaign_fields import DEFAULT_MAPPING as DEFAULT_MAPPING
+from leadflow.connectors.activecampaign_fields import EVENT_REGISTRATION as EVENT_REGISTRATION
+from leadflow.connectors.activecampaign_fields import PRESETS as PRESETS
 from leadflow.connectors.rest import Rest, each, names_of, server_time, text_of
 from leadflow.connectors.vendor import (
     ACTIVITY,
@@ -59,8 +73,6 @@ from leadflow.connectors.vendor import (
     Written,
 )
 
-STANDARD = {"email": "email", "firstName": "first_name", "lastName": "last_name", "phone": "phone"}
-TAGS, LIST = "tags", "list:"
 BULK_MIN = 20  # new people in one batch from which the bulk import is cheaper than one sync each
 BULK_MAX = 250
 PAGE = 100
@@ -68,63 +80,6 @@ POLLS = 30
 WAIT = timedelta(seconds=1)  # people cut from a write to fit the limit: the next second's write
 RETRY_RUNNING = timedelta(seconds=5)  # an import still running after the polls: looked at again then
 POLL_PAUSE = 1.0  # seconds between two polls of an import not finished yet
-SUBSCRIBED, UNSUBSCRIBED = 1, 2
-DEAL_STATUS = {"open": 0, "won": 1, "lost": 2}
-
-DEFAULT_MAPPING: list[dict[str, Any]] = [
-    {"from": "email", "to": "email"},
-    {"from": "first_name", "to": "firstName"},
-    {"from": "last_name", "to": "lastName"},
-    {"from": "phone", "to": "phone", "transform": "e164"},
-]
-
-#: The event-registration profile of the badge business, every field of it (the custom fields by the
-#: titles the account gives them).
-EVENT_REGISTRATION: list[dict[str, Any]] = [
-    *DEFAULT_MAPPING,
-    {"from": "traits.date_of_birth", "to": "Date of Birth", "transform": {"date": "%Y-%m-%d"}},
-    {"from": "traits.event_participation", "to": "Event Participation"},
-    {"from": "traits.dietary_preferences", "to": "Dietary Preferences"},
-    {"from": "traits.volunteering_interests", "to": "Volunteering Interests"},
-    {"from": "traits.social_media_handles", "to": "Social Media Handles"},
-    {"from": "traits.badge_name", "to": "Badge Name"},
-    {"from": "traits.profile_image_url", "to": "Profile Image URL"},
-    {"from": "traits.emergency_contact_name", "to": "Emergency Contact Name"},
-    {"from": "traits.emergency_contact_phone", "to": "Emergency Contact Phone", "transform": "e164"},
-]
-PRESETS: dict[str, list[dict[str, Any]]] = {
-    "default": DEFAULT_MAPPING,
-    "event_registration": EVENT_REGISTRATION,
-}
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    with contextlib.suppress(ValueError):
-        found = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return (found if found.tzinfo else found.replace(tzinfo=UTC)).astimezone(UTC)
-    return None
-
-
-def _int(value: str | None) -> int | None:
-    return int(value) if value is not None and value.strip().isdigit() else None
-
-
-def _message(body: Any) -> str:
-    if not isinstance(body, Mapping):
-        return ""
-    errors = body.get("errors")
-    if isinstance(errors, list) and errors and isinstance(errors[0], Mapping):
-        return str(errors[0].get("title") or errors[0].get("detail") or "")
-    reasons = body.get("failureReasons")
-    if isinstance(reasons, list) and reasons:
-        return str(reasons[0])
-    return str(body.get("message") or "")
-
-
-def _key(name: str) -> str:
-    return re.sub(r"[^A-Z0-9]+", "_", name.upper().strip("%")).strip("_")
 
 
 class ActiveCampaignVendor:
@@ -157,7 +112,7 @@ class ActiveCampaignVendor:
             network,
             headers={"Api-Token": token},
             max_connections=2,
-            message_of=_message,
+            message_of=message_of,
             on_answer=self._note,
         )
         self._clock = network.clock
@@ -167,9 +122,9 @@ class ActiveCampaignVendor:
         self._running: dict[frozenset[str], tuple[str, datetime]] = {}  # emails → (batch id, started)
 
     def _note(self, headers: Mapping[str, str]) -> None:
-        remaining = _int(headers.get("ratelimit-remaining"))
+        remaining = int_of(headers.get("ratelimit-remaining"))
         if remaining is not None:
-            self.rate_seen = RateSeen(_int(headers.get("ratelimit-limit")), remaining, 1.0)
+            self.rate_seen = RateSeen(int_of(headers.get("ratelimit-limit")), remaining, 1.0)
 
     # --- ids looked up once ---------------------------------------------------------------------------
 
@@ -179,7 +134,7 @@ class ActiveCampaignVendor:
             body = self.http.call("GET", path, params={"limit": PAGE, "offset": len(found)})
             items = body.get(name) or []
             found += items
-            total = _int(str((body.get("meta") or {}).get("total", ""))) or 0
+            total = int_of(str((body.get("meta") or {}).get("total", ""))) or 0
             if not items or len(found) >= total:
                 return found
 
@@ -189,14 +144,14 @@ class ActiveCampaignVendor:
             self._fields = {}
             for item in self._pages("/api/3/fields", "fields"):
                 self._fields[str(item["title"]).lower()] = str(item["id"])
-                self._fields[_key(str(item.get("perstag") or ""))] = str(item["id"])
+                self._fields[field_key(str(item.get("perstag") or ""))] = str(item["id"])
         for name in names:
-            if name.lower() not in self._fields and _key(name) not in self._fields:
+            if name.lower() not in self._fields and field_key(name) not in self._fields:
                 made = self.http.call(
                     "POST", "/api/3/fields", json={"field": {"title": name, "type": "text"}}
                 )
                 self._fields[name.lower()] = str(made["field"]["id"])
-        return {name: self._fields.get(name.lower()) or self._fields[_key(name)] for name in names}
+        return {name: self._fields.get(name.lower()) or self._fields[field_key(name)] for name in names}
 
     def tag_ids(self, names: Sequence[str]) -> dict[str, str]:
         for name in names:
@@ -312,7 +267,7 @@ class ActiveCampaignVendor:
         contact = answer["contact"]
         remote_id = str(contact["id"])
         self._memberships(remote_id, record.properties)
-        return Written(record.local_id, OK, remote_id, _time(contact.get("udate")))
+        return Written(record.local_id, OK, remote_id, time_of(contact.get("udate")))
 
     def _memberships(self, remote_id: str, props: Mapping[str, Any]) -> None:
         tags = names_of(props.get(TAGS))
@@ -411,7 +366,7 @@ class ActiveCampaignVendor:
             for contact in page:
                 email = str(contact.get("email") or "").lower()
                 if email in emails:
-                    found[email] = (str(contact["id"]), _time(contact.get("udate")))
+                    found[email] = (str(contact["id"]), time_of(contact.get("udate")))
             if len(page) < PAGE:
                 break
             offset += PAGE
@@ -429,7 +384,7 @@ class ActiveCampaignVendor:
             answer = self.http.call("PUT", f"/api/3/deals/{remote_id}", json={"deal": deal}, missing_ok=True)
         if answer is None:
             answer = self.http.call("POST", "/api/3/deals", json={"deal": deal})
-        return Written(record.local_id, OK, str(answer["deal"]["id"]), _time(answer["deal"].get("mdate")))
+        return Written(record.local_id, OK, str(answer["deal"]["id"]), time_of(answer["deal"].get("mdate")))
 
     def _note_of(self, record: Record) -> Written:
         contact = next(iter(record.associations.get(CONTACT, ())), None)
@@ -440,7 +395,7 @@ class ActiveCampaignVendor:
         text = f"{record.properties.get('note') or ''}\n\n{marker}"
         note = {**record.properties, "note": text, "relid": contact, "reltype": "Subscriber"}
         answer = self.http.call("POST", "/api/3/notes", json={"note": note})
-        return Written(record.local_id, OK, str(answer["note"]["id"]), _time(answer["note"].get("mdate")))
+        return Written(record.local_id, OK, str(answer["note"]["id"]), time_of(answer["note"].get("mdate")))
 
     def _made(self, contact: str | None, kind: str, name: str, marker: str) -> str | None:
         """The id of the contact's deal or note whose ``name`` ends with ``marker`` (made by an earlier
@@ -484,12 +439,14 @@ class ActiveCampaignVendor:
         if since is not None:
             params["filters[updated_after]"] = since.astimezone(UTC).isoformat(timespec="seconds")
         contacts = self.http.call("GET", "/api/3/contacts", params=params).get("contacts") or []
-        contacts.sort(key=lambda c: (_time(c.get("udate")) or datetime.min.replace(tzinfo=UTC), int(c["id"])))
+        contacts.sort(
+            key=lambda c: (time_of(c.get("udate")) or datetime.min.replace(tzinfo=UTC), int(c["id"]))
+        )
         custom = [f for f in fields if f not in STANDARD and f != TAGS and not f.startswith(LIST)]
         lists = [f.removeprefix(LIST) for f in fields if f.startswith(LIST)]
         found: list[Change] = []
         for contact in contacts:
-            modified = _time(contact.get("udate"))
+            modified = time_of(contact.get("udate"))
             if modified is None:
                 continue
             props: dict[str, Any] = {k: contact.get(k) for k in STANDARD if k in contact}
