@@ -54,8 +54,29 @@ def to_csv(report: BaseModel) -> str:
     return write_csv(_lines(report))
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def safe_cell(value: Any) -> Any:
+    """A cell a spreadsheet will not run: text starting like a formula (``=``, ``+``, ``-``, ``@``, tab,
+    carriage return) gets a leading ``'``; a number, and text that is only a number ("-0.5"), stay as
+    they are. UTM values, journey names and link URLs come from outside, so every cell goes through it."""
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not _number(value):
+        return "'" + value
+    return value
+
+
 def write_csv(lines: list[dict[str, Any]], columns: list[str] | None = None) -> str:
-    """CSV text of ``lines`` under ``columns`` (default: every key, in the order first met)."""
+    """CSV text of ``lines`` under ``columns`` (default: every key, in the order first met); every cell
+    made safe for a spreadsheet (:func:`safe_cell`)."""
     if columns is None:
         columns = []
         for line in lines:
@@ -63,5 +84,5 @@ def write_csv(lines: list[dict[str, Any]], columns: list[str] | None = None) -> 
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns or ["empty"], lineterminator="\r\n")
     writer.writeheader()
-    writer.writerows(lines)
+    writer.writerows({key: safe_cell(value) for key, value in line.items()} for line in lines)
     return out.getvalue()

@@ -17,7 +17,9 @@ from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
 
 from leadflow.crm import service as crm
+from leadflow.kernel import inputs
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.errors import LeadflowError
 from leadflow.kernel.ratelimit import RateLimiter
 from leadflow.web import sessions
 
@@ -151,3 +153,20 @@ async def check_pre_token(request: Request) -> None:
     cookie, given = request.cookies.get(PRE_COOKIE), await _form_token(request)
     if not cookie or not given or not secrets.compare_digest(cookie, given):
         raise PageError(403, "Form expired", "This form is out of date (CSRF check): reload the page.")
+
+
+async def clean_input(request: Request) -> None:
+    """Every console request: the path, the query and a form's fields hold no NUL and no lone surrogate
+    (PostgreSQL refuses NUL in text; neither is anything a person types), else the 422 page. Runs before
+    the page's own dependencies (it is the routers' dependency, see ``web.app.install``)."""
+    try:
+        inputs.check_text(request.url.path, "the address")
+        for name, value in request.query_params.multi_items():
+            inputs.check_text(name + value, f"the parameter {name[:40]!r}")
+        kind = request.headers.get("content-type", "")
+        if request.method == "POST" and kind.startswith(("application/x-www-form-urlencoded", "multipart/")):
+            for name, item in (await request.form()).multi_items():
+                if isinstance(item, str):
+                    inputs.check_text(name + item, f"the field {name[:40]!r}")
+    except LeadflowError as exc:
+        raise PageError(422, "Bad input", f"{exc} — remove it and try again.") from None

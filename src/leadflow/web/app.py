@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -17,6 +17,7 @@ from fastapi.templating import Jinja2Templates
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.ratelimit import RateLimiter
 from leadflow.web import (
+    access,
     account_pages,
     admin_pages,
     contact_detail,
@@ -89,7 +90,9 @@ def install(app: FastAPI, ctx: AppContext) -> None:
     )
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(base / "static")), name="web-static")
     for router in ROUTERS:
-        app.include_router(router, prefix=PREFIX, include_in_schema=False)
+        app.include_router(
+            router, prefix=PREFIX, include_in_schema=False, dependencies=[Depends(access.clean_input)]
+        )
     app.add_exception_handler(PageError, _page_error)  # type: ignore[arg-type]
     app.add_exception_handler(SignInNeeded, _sign_in)  # type: ignore[arg-type]
 

@@ -1,0 +1,213 @@
+"""The console's guards, checked from the route table so a page added later is covered too: every POST
+refuses a request without its CSRF token; every GET page answers each role as ``access.AREAS`` says;
+a viewer walking every page writes nothing; odd text in form fields is a 4xx, never a 500."""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import io
+import re
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote_from_bytes, urlencode
+
+import pytest
+import sqlalchemy as sa
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from leadflow.analytics import service as analytics
+from leadflow.crm import service as crm
+from leadflow.kernel.context import AppContext
+from leadflow.web.access import AREAS, ROLES
+from leadflow.web.app import PREFIX, ROUTERS
+from tests.integration.web.conftest import sign_in
+from tests.support import journeys as j
+from tests.support.events import send
+
+PARAM = re.compile(r"\{[^}]+\}")
+# Pages anyone may open before signing in (each refuses a POST without the double-submit cookie).
+ANONYMOUS = {"/app/login", "/app/reset", "/app/reset/{token}", "/app/password/{token}"}
+
+# Pages that only hold a form making something: a read-only role gets the 403 page.
+CHANGE_ONLY = {"/app/email/templates/new"}
+
+
+def _routes(method: str) -> Iterator[tuple[str, APIRoute]]:
+    """(path, route) of every console route answering ``method`` (web.app.ROUTERS, mounted at /app)."""
+    for router in ROUTERS:
+        for route in router.routes:
+            if isinstance(route, APIRoute) and method in (route.methods or ()):
+                yield PREFIX + route.path, route
+
+
+def _area(route: APIRoute) -> str | None:
+    """The area of the route's ``access.page(area)`` / ``access.change(area)`` dependency."""
+    for dependency in route.dependant.dependencies:
+        call: Any = dependency.call
+        if getattr(call, "__qualname__", "") in ("page.<locals>.allowed", "change.<locals>.allowed"):
+            area = inspect.getclosurevars(call).nonlocals.get("area")
+            return str(area)
+    return None
+
+
+def _url(path: str) -> str:
+    return PARAM.sub("1", path)  # an id that exists nowhere: the guard answers before the lookup
+
+
+def test_every_post_refuses_a_request_without_its_csrf_token(
+    client: TestClient, user_of: Callable[..., crm.User]
+) -> None:
+    user_of("admin")
+    sign_in(client, "admin@example.com")
+    posts = [path for path, _ in _routes("POST")]
+    assert len(posts) >= 30
+    for path in posts:
+        url = _url(path)
+        answer = client.post(url, data={"name": "x"}, follow_redirects=False)
+        assert answer.status_code == 403, (url, answer.status_code)
+        forged = client.post(url, data={"csrf": "forged"}, headers={"x-csrf-token": "forged"})
+        assert forged.status_code == 403, (url, forged.status_code)
+
+
+def test_every_page_answers_each_role_as_the_areas_say(
+    client: TestClient, ctx: AppContext, user_of: Callable[..., crm.User]
+) -> None:
+    pages = [(path, r) for path, r in _routes("GET") if path not in ANONYMOUS]
+    unguarded = [path for path, r in pages if _area(r) is None]
+    assert unguarded == []
+    assert len(pages) > 30
+    for role in ROLES:
+        user_of(role)
+    for role in ROLES:
+        client.cookies.clear()
+        sign_in(client, f"{role}@example.com")
+        with ctx.db.read() as conn:
+            audited = conn.execute(sa.text("SELECT count(*) FROM audit_log")).scalar_one()
+            outbox = conn.execute(sa.text("SELECT count(*) FROM messages")).scalar_one()
+        for path, route in pages:
+            area, url = _area(route), _url(path)
+            assert area is not None
+            answer = client.get(url, follow_redirects=False)
+            if role not in AREAS[area]:
+                assert answer.status_code == 403, (role, url, answer.status_code)
+            elif "{" in path:
+                assert answer.status_code in (200, 303, 404, 422), (role, url, answer.status_code)
+            elif answer.status_code == 303:  # e.g. a sales user's dashboard is their CRM
+                where = answer.headers["location"]
+                assert where.startswith("/app/"), (role, url, where)
+                assert not where.startswith("/app/login"), (role, url, where)
+            elif role == "viewer" and path in CHANGE_ONLY:
+                assert answer.status_code == 403, (role, url, answer.status_code)
+            else:
+                assert answer.status_code == 200, (role, url, answer.status_code, answer.text[:300])
+        if role == "viewer":  # reading every page wrote nothing and sent nothing
+            with ctx.db.read() as conn:
+                assert conn.execute(sa.text("SELECT count(*) FROM audit_log")).scalar_one() == audited
+                assert conn.execute(sa.text("SELECT count(*) FROM messages")).scalar_one() == outbox
+
+
+def test_login_goes_back_only_to_a_console_path(client: TestClient, user_of: Callable[..., crm.User]) -> None:
+    user_of("admin")
+    for bad in (
+        "https://evil.example/",
+        "//evil.example/app/",
+        "/\\evil.example",
+        "/app/\\\\evil",
+        "javascript:x",
+    ):
+        page = client.get("/app/login", params={"next": bad})
+        assert "evil" not in page.text, bad
+        assert "javascript:" not in page.text, bad
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/app/login").text)
+    assert token
+    form = {"email": "admin@example.com", "password": "correct horse battery", "csrf": token.group(1)}
+    answer = client.post("/app/login", data={**form, "next": "//evil.example/app/"}, follow_redirects=False)
+    assert answer.headers["location"] == "/app/"
+    client.cookies.clear()
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/app/login").text)
+    assert token
+    form["csrf"] = token.group(1)
+    answer = client.post("/app/login", data={**form, "next": "/app/crm\r\nX-Evil: 1"}, follow_redirects=False)
+    assert "x-evil" not in answer.headers
+    assert "\n" not in answer.headers["location"]
+
+
+ODD = st.text(
+    alphabet=st.characters(exclude_categories=["Cs"], include_characters="\x00\ud800\udfff=+-@\r\n<>\"'&"),
+    min_size=1,
+    max_size=40,
+)
+
+
+@pytest.fixture
+def marketer(client: TestClient, user_of: Callable[..., crm.User]) -> str:
+    user_of("marketer")
+    return sign_in(client, "marketer@example.com")
+
+
+def test_odd_text_in_forms_is_a_4xx_or_saved_never_a_500(client: TestClient, marketer: str) -> None:
+    @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(text=ODD)
+    @example(text="\x00")
+    @example(text="\ud800")
+    def post(text: str) -> None:
+        raw = text.encode("utf-8", "surrogatepass")  # a lone surrogate as a browser could never send it
+        for url, field in (
+            ("/app/segments", "name"),
+            ("/app/email/templates", "name"),
+            ("/app/journeys", "yaml"),
+            ("/app/contacts?q=", None),
+            ("/app/crm/leads?q=", None),
+        ):
+            if field is None:
+                answer = client.get(f"{url}{quote_from_bytes(raw)}")
+            else:
+                body = f"csrf={marketer}&{field}={quote_from_bytes(raw)}"
+                answer = client.post(
+                    url,
+                    content=body,
+                    headers={"content-type": "application/x-www-form-urlencoded"},
+                    follow_redirects=False,
+                )
+            assert answer.status_code < 500, (url, text, answer.status_code)
+
+    post()
+    for url in ("/app/contacts?q=a%00b", "/app/journeys?x%00=1", "/app/segments?cursor=%00"):
+        answer = client.get(url)
+        assert answer.status_code == 422, (url, answer.status_code)
+        assert "Bad input" in answer.text
+    made = client.post("/app/segments", data={"csrf": marketer, "name": "a\x00b"})
+    assert made.status_code == 422
+    assert "Bad input" in made.text
+
+
+def test_a_report_csv_cell_a_spreadsheet_would_run_is_quoted(
+    client: TestClient, ctx: AppContext, user_of: Callable[..., crm.User]
+) -> None:
+    """UTM values come from any visitor's URL: in the CSV they are text, not formulas."""
+    hostile = '=HYPERLINK("https://evil.example")'
+    utm = {"utm_source": hostile, "utm_medium": "@cpc", "utm_campaign": "-1+2"}
+    url = f"https://site.example/?{urlencode(utm)}"
+    send(
+        ctx,
+        {"type": "page", "anonymousId": "a1", "properties": {"url": url}},
+        {"type": "identify", "anonymousId": "a1", "userId": "u1", "traits": {"email": "one@example.com"}},
+    )
+    j.settle(ctx)
+    analytics.maintain(ctx, settle=timedelta(0))
+    user_of("marketer")
+    sign_in(client, "marketer@example.com")
+    answer = client.get("/app/reports/sources.csv", params={"days": "7"})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-disposition"] == 'attachment; filename="sources.csv"'
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    sources = {r["source"]: r for r in rows}
+    assert "'" + hostile in sources, rows
+    assert sources["'" + hostile]["medium"] == "'@cpc"
+    assert sources["'" + hostile]["campaign"] == "'-1+2"
+    assert not [c for r in rows for c in r.values() if c[:1] in ("=", "@", "+")]
