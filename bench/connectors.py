@@ -1,7 +1,7 @@
 """Connector backfills against each vendor peer at the vendor's documented limit (issue 14, §5).
 
     python -m bench.connectors [--vendors hubspot,salesforce,...] [--seconds 30] [--latency-seconds 20]
-                               [--rss 100000]
+                               [--rss 100000] [--workers 1]
 
 For each vendor (PostgreSQL; a fresh database per vendor, created and dropped here):
 
@@ -231,9 +231,9 @@ def load_average() -> str:
     return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
 
 
-def run_vendor(spec: Spec, seconds: float, latency_s: float, workdir: Path) -> None:
+def run_vendor(spec: Spec, seconds: float, latency_s: float, workdir: Path, workers: int = 1) -> None:
     count = max(50, int((spec.ceiling or 1000.0) * seconds))
-    print(f"{spec.name}: {count:,} contacts; {load_average()}", flush=True)
+    print(f"{spec.name}: {count:,} contacts, {workers} worker process(es); {load_average()}", flush=True)
     url = create_database("postgresql", workdir)
     ctx = context(url)
     try:
@@ -241,13 +241,15 @@ def run_vendor(spec: Spec, seconds: float, latency_s: float, workdir: Path) -> N
         with spec.make() as peer:
             connector_id = connect(ctx, spec, peer)
             worker = WorkerProcess(url, peer.ca_file)
+            others = [WorkerProcess(url, peer.ca_file) for _ in range(workers - 1)]
+            pids = [worker.pid, *(o.pid for o in others)]
             try:
-                started, cpu = time.perf_counter(), cpu_seconds(worker.pid)
+                started, cpu = time.perf_counter(), sum(cpu_seconds(p) for p in pids)
                 queued = enqueue_all(ctx, connector_id, ids)
                 enqueued = time.perf_counter() - started
                 waited, left, dead = wait_empty(ctx, connector_id, max(120.0, 10 * seconds))
                 elapsed = enqueued + waited
-                cpu = cpu_seconds(worker.pid) - cpu
+                cpu = sum(cpu_seconds(p) for p in pids) - cpu
                 remote = spec.count(peer)
                 made = list(peer.calls)
                 refused = sum(1 for c in made if c.status == 429)
@@ -266,6 +268,12 @@ def run_vendor(spec: Spec, seconds: float, latency_s: float, workdir: Path) -> N
                     f"the worker used {cpu:.1f} CPU s ({cpu / max(count - left, 1) * 1e6:,.0f} µs a contact)",
                     flush=True,
                 )
+                if spec.pace:
+                    print(
+                        f"{spec.name}: against {spec.pace:,.0f}/s ({spec.pace_why}): "
+                        f"ratio {rate / spec.pace:.2f}",
+                        flush=True,
+                    )
                 before = len(peer.calls)
                 committed, achieved = stream(ctx, ids, spec.change_rate, latency_s)
                 wait_empty(ctx, connector_id, 60.0)
@@ -281,6 +289,8 @@ def run_vendor(spec: Spec, seconds: float, latency_s: float, workdir: Path) -> N
                     )
             finally:
                 peak = worker.stop()
+                for other in others:
+                    peak = max(peak, other.stop())
             print(f"{spec.name}: worker peak RSS {peak / 1024:.0f} MB; {load_average()}", flush=True)
     finally:
         ctx.close()
@@ -321,12 +331,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="a backfill's length at the ceiling")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--rss", type=int, default=100_000, help="contacts of the RSS run (0: none)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the outbox")
     args = parser.parse_args()
     print(machine(), "—", dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), flush=True)
     workdir = Path(tempfile.mkdtemp())
     try:
         for name in [v for v in args.vendors.split(",") if v]:
-            run_vendor(SPECS[name], args.seconds, args.latency_seconds, workdir)
+            run_vendor(SPECS[name], args.seconds, args.latency_seconds, workdir, args.workers)
         if args.rss:
             run_rss(args.rss, workdir)
     finally:

@@ -74,6 +74,8 @@ class Spec:
     change_rate: float
     change_why: str
     measured: bool = False  # no per-second limit: the ceiling is the peer's own speed, replayed
+    pace: float = 0.0  # contacts/s the connector's own documented pacing allows (where `measured`)
+    pace_why: str = ""
 
 
 SPECS: dict[str, Spec] = {
@@ -100,6 +102,8 @@ SPECS: dict[str, Spec] = {
         100.0,
         "100 changes/s (collections PATCH by id, under 1 request/s of the connector's 20)",
         measured=True,
+        pace=4000.0,
+        pace_why="the connector's pace: 20 requests/s (its bucket) x collections of 200",
     ),
     "pipedrive": Spec(
         "pipedrive",
@@ -134,6 +138,8 @@ SPECS: dict[str, Spec] = {
         5.0,
         "5 changes/s (one PUT each: 50 % of the connector's 10 requests/s)",
         measured=True,
+        pace=5000.0,
+        pace_why="the connector's pace: 10 requests/s (its bucket) x batches of 500",
     ),
     "kit": Spec(
         "kit",

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from leadflow.connectors.models import (
     connector_audit,
@@ -16,7 +17,8 @@ from leadflow.connectors.models import (
     connector_outbox,
     connectors,
 )
-from leadflow.kernel.db import Sample, insert_for
+from leadflow.kernel import jsonutil
+from leadflow.kernel.db import Sample, bulk_insert, insert_for
 from leadflow.scoring import service as scoring
 from leadflow.segments import service as segments
 
@@ -165,6 +167,21 @@ KILL = (
 NEXT_DUE = sa.select(sa.func.min(_o.next_at)).where(_o.state == PENDING)
 
 
+def done_in(ids: Sequence[int], version: int) -> sa.Delete:
+    """:data:`DONE` set-based: a pass's written rows claimed at one ``version`` (a backfill's rows share
+    one), in one statement rather than one each (``IN`` is an expanding parameter: compiled once)."""
+    return connector_outbox.delete().where(_o.id.in_(list(ids)), _o.version == version, _o.state == PENDING)
+
+
+def release_in(ids: Sequence[int], now: datetime) -> sa.Update:
+    """:data:`RELEASE` set-based: the written rows a newer change kept are due again at once."""
+    return (
+        connector_outbox.update()
+        .where(_o.id.in_(list(ids)), _o.state == PENDING)
+        .values(next_at=now, leased_until=None, attempts=0)
+    )
+
+
 def replay(
     now: datetime, *, row_id: int | None, connector_id: str | None, since: datetime | None
 ) -> sa.Update:
@@ -281,6 +298,37 @@ INSERT_AUDIT = connector_audit.insert()
 INSERT_CONFLICT = connector_conflicts.insert()
 
 
+def insert_audit(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """A pass's audit rows in one statement (PostgreSQL: one JSON document through
+    ``json_to_recordset``, not a multi-row ``VALUES`` of ~13 parameters a row)."""
+    bulk_insert(conn, connector_audit, rows)
+
+
+#: :func:`upsert_links` on PostgreSQL with the rows as one JSON document (``:rows``).
+UPSERT_LINKS_JSON = sa.text(
+    "INSERT INTO connector_links (connector_id, kind, local_id, remote_id, remote_modified_at, synced_at, "
+    "fields) SELECT connector_id, kind, local_id, remote_id, remote_modified_at, synced_at, fields "
+    "FROM json_to_recordset(CAST(:rows AS json)) AS r(connector_id varchar, kind varchar, "
+    "local_id varchar, remote_id varchar, remote_modified_at timestamptz, synced_at timestamptz, "
+    "fields jsonb) "
+    "ON CONFLICT (connector_id, kind, local_id) DO UPDATE SET remote_id = excluded.remote_id, "
+    "remote_modified_at = excluded.remote_modified_at, synced_at = excluded.synced_at, "
+    "fields = excluded.fields"
+)
+
+
+def upsert_links_many(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Save a pass's identity links (rows as for :func:`save_links`; one per key, the last kept): on
+    PostgreSQL one short statement, elsewhere :func:`upsert_links`' executemany."""
+    unique = list({(r["connector_id"], r["kind"], r["local_id"]): r for r in rows}.values())
+    if not unique:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(upsert_links(conn.dialect.name), unique)
+        return
+    conn.execute(UPSERT_LINKS_JSON, {"rows": jsonutil.dumps(unique)})
+
+
 def audit_page(
     *, connector_id: str | None, contact_id: str | None, before: int | None, limit: int
 ) -> sa.Select[Any]:
@@ -357,6 +405,8 @@ SAMPLES: list[Sample] = [
     lambda: [enqueue_each(d) for d in ("sqlite", "postgresql")],
     lambda: [claim(d, _T, 10) for d in ("sqlite", "postgresql")],
     lambda: lease([1], _T),
+    lambda: done_in([1], 1),
+    lambda: release_in([1], _T),
     lambda: replay(_T, row_id=1, connector_id="c", since=_T),
     lambda: dead_page("c", 0, 10),
     lambda: backlog("c"),

@@ -306,10 +306,16 @@ class ConnectorWorker:
         A pass writes its batches one after another, paced by the vendor's limit; one that ran past the
         lease of its later rows (slow answers, retries) may find them claimed again by another worker.
         Writing them too would race that worker's search-then-create (Pipedrive, ActiveCampaign) into a
-        duplicate person, so a row goes to the vendor only from the worker whose lease is still current."""
+        duplicate person, so a row goes to the vendor only from the worker whose lease is still current.
+        Rows whose lease has more than half of it left are still this worker's (a leased row is claimed by
+        no other worker, and a newer change keeps it leased): they go without a renewal transaction, so a
+        pass's batches cost none while they run on time."""
         if not items:
             return []
-        until = self.ctx.clock.now() + LEASE
+        now = self.ctx.clock.now()
+        if all(item.leased_until - now > LEASE / 2 for item in items):
+            return items
+        until = now + LEASE
         kept: set[int] = set()
         with self.ctx.db.write() as conn:
             for held, group in _by_lease(items).items():
@@ -700,18 +706,22 @@ class ConnectorWorker:
                         detail=fate.error,
                     )
                 )
+        versions: dict[int, list[int]] = defaultdict(list)
+        for row in done:
+            versions[row["b_version"]].append(row["b_id"])
         with self.ctx.db.write() as conn:
             if links:
-                conn.execute(queries.upsert_links(conn.dialect.name), links)
+                queries.upsert_links_many(conn, links)
+            for version, ids in versions.items():  # set-based: one DELETE per claimed version
+                conn.execute(queries.done_in(ids, version))
             if done:
-                conn.execute(queries.DONE, done)
-                conn.execute(queries.RELEASE, done)
+                conn.execute(queries.release_in([row["b_id"] for row in done], now))
             if retry:
                 conn.execute(queries.RETRY, retry)
             if dead:
                 conn.execute(queries.KILL, dead)
             if audit:
-                conn.execute(queries.INSERT_AUDIT, audit)
+                queries.insert_audit(conn, audit)
             if conflicts:
                 conn.execute(queries.INSERT_CONFLICT, conflicts)
             if connector is not None and error is not None:
