@@ -14,10 +14,17 @@ import pytest
 import sqlalchemy as sa
 
 from leadflow.connectors import service as connectors
+from leadflow.connectors.activecampaign import ActiveCampaignVendor
+from leadflow.connectors.hubspot import HubSpotVendor
 from leadflow.connectors.models import connector_outbox
+from leadflow.connectors.salesforce import SalesforceVendor
+from leadflow.connectors.vendor import Network
 from leadflow.connectors.worker import ConnectorWorker
 from leadflow.contacts.processor import EventProcessor
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.netguard import GuardedTransport
+from leadflow.kernel.netguard3 import GuardedAdapter, GuardedPoolManager
+from leadflow.kernel.netpolicy import Policy
 from tests.integration.connectors.conftest import drain, identify
 from tests.peers.activecampaign import TOKEN as AC_TOKEN
 from tests.peers.activecampaign import ActiveCampaignPeer
@@ -109,3 +116,23 @@ def test_an_httpx_vendor_write_to_a_name_rebound_to_loopback_is_refused(
         finally:
             worker.close()
         assert peer.calls == []
+
+
+def test_every_client_of_the_urllib3_and_httpx_vendors_is_on_the_guard() -> None:
+    """The clients offer no documented setting for this: if a new version builds its pool elsewhere,
+    this fails (the rebinding tests above only go through the calls a first write makes)."""
+    network = Network(lambda url: None, 5.0, policy=Policy.parse("127.0.0.1"))
+    hubspot = HubSpotVendor({"access_token": TOKEN}, "http://crm.example", network)
+    apis = [*hubspot._batch.values(), hubspot._contacts, hubspot._search, hubspot._associations]
+    apis += [hubspot._owners, hubspot._properties, hubspot._groups]
+    assert {id(api.api_client.rest_client.pool_manager) for api in apis} == {id(hubspot._pool)}
+    assert isinstance(hubspot._pool, GuardedPoolManager)
+    hubspot.close()
+    salesforce = SalesforceVendor({"session_id": SESSION_ID}, "https://sf.example", network)
+    adapters = {salesforce.session.get_adapter(f"{scheme}://sf.example/") for scheme in ("http", "https")}
+    assert all(isinstance(adapter, GuardedAdapter) for adapter in adapters)
+    assert salesforce.client.session is salesforce.session
+    salesforce.close()
+    campaign = ActiveCampaignVendor({"api_token": AC_TOKEN}, "https://ac.example", network)
+    assert isinstance(campaign.http.client._transport, GuardedTransport)
+    campaign.close()
