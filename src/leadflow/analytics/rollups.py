@@ -138,7 +138,7 @@ def roll_late(conn: Connection, ctx: AppContext, horizon: timedelta = HOLE_HORIZ
     holes = open_holes(conn)
     if not holes:
         return 0
-    seen = [(int(i), bool(done)) for i, done in conn.execute(queries.present([(h.lo, h.hi) for h in holes]))]
+    seen = [(int(i), bool(done)) for i, done in conn.execute(queries.present())]
     expired, kept, late = ctx.clock.now() - horizon, [], 0
     for hole in holes:
         inside = [(i, done) for i, done in seen if hole.lo <= i <= hole.hi]
