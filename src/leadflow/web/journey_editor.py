@@ -209,5 +209,9 @@ def preview(
     found = previews(web.ctx).find(token, number)
     if found is None:
         found = "<p>This preview has expired: simulate again.</p>"
-    headers = {"Content-Security-Policy": PREVIEW_POLICY, "Cache-Control": "no-store"}
+    headers = {
+        "Content-Security-Policy": PREVIEW_POLICY,
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+    }
     return HTMLResponse(found, headers=headers)

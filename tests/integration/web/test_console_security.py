@@ -211,3 +211,67 @@ def test_a_report_csv_cell_a_spreadsheet_would_run_is_quoted(
     assert sources["'" + hostile]["medium"] == "'@cpc"
     assert sources["'" + hostile]["campaign"] == "'-1+2"
     assert not [c for r in rows for c in r.values() if c[:1] in ("=", "@", "+")]
+
+
+@pytest.mark.parametrize("odd_id", ["99999999999999999999", "-1"])
+def test_an_id_out_of_any_range_in_every_address_is_a_4xx(
+    client: TestClient, user_of: Callable[..., crm.User], odd_id: str
+) -> None:
+    """Every console route with an id in its path, read (GET) and changed (POST with the token), as an
+    admin: an id too large for the database's integers or negative is "not found", never a 500."""
+    user_of("admin")
+    csrf = sign_in(client, "admin@example.com")
+    for method in ("GET", "POST"):
+        for path, _ in _routes(method):
+            if "{" not in path or path in ANONYMOUS:
+                continue
+            url = PARAM.sub(odd_id, path)
+            if method == "GET":
+                answer = client.get(url, follow_redirects=False)
+            else:
+                answer = client.post(url, data={"csrf": csrf, "id": odd_id}, follow_redirects=False)
+            assert answer.status_code < 500, (method, url, answer.status_code)
+
+
+def test_a_secret_is_shown_once_and_never_again(
+    client: TestClient, ctx: AppContext, user_of: Callable[..., crm.User]
+) -> None:
+    user_of("admin")
+    csrf = sign_in(client, "admin@example.com")
+    made = client.post("/app/integrations/keys", data={"csrf": csrf, "name": "ci", "scopes": "read"})
+    assert made.status_code == 201
+    assert made.headers["cache-control"] == "no-store"
+    shown = re.search(r'id="secret" readonly value="([^"]+)"', made.text)
+    assert shown
+    secret = shown.group(1)
+    assert len(secret) > 20
+    assert secret not in client.get("/app/integrations/keys").text
+    assert secret not in client.get("/app/integrations").text
+    with ctx.db.read() as conn:
+        audited = conn.execute(sa.text("SELECT * FROM audit_log")).all()
+    assert audited
+    assert secret not in repr(audited)
+    assert secret[8:] not in repr(audited)
+
+
+def test_previews_of_emails_run_nothing_even_opened_alone(
+    client: TestClient, ctx: AppContext, user_of: Callable[..., crm.User]
+) -> None:
+    """A template's HTML is the marketer's: its preview documents are sandboxed by their own policy
+    (no script, no form, framed only by the console) and shown in sandboxed frames."""
+    j.template(ctx, "hostile", html='<p>Hi</p><script>parent.document.title="owned"</script>')
+    user_of("marketer")
+    sign_in(client, "marketer@example.com")
+    page = client.get("/app/email/templates/hostile", params={"contact": ""})
+    assert page.status_code == 200
+    assert re.search(r'<iframe name="preview-frame"[^>]* sandbox=""', page.text)
+    for url in ("/app/email/templates/hostile/preview", "/app/journeys/previews/gone/0"):
+        answer = client.get(url)
+        assert answer.status_code < 500, url
+        policy = answer.headers["content-security-policy"]
+        assert "sandbox" in policy, url
+        assert "default-src 'none'" in policy, url
+        assert "script-src" not in policy, url
+        assert "frame-ancestors 'self'" in policy, url
+        assert answer.headers["x-content-type-options"] == "nosniff", url
+        assert answer.headers["cache-control"] == "no-store", url
