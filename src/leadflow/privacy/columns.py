@@ -330,6 +330,9 @@ REGISTRY: Final[dict[str, dict[str, Treatment]]] = {
     # no person's data
     "crm_pipelines": {"id": _ID, "name": NOT_PERSONAL, "rules": NOT_PERSONAL},
     "crm_stages": {"id": _ID, "pipeline_id": _ID, "name": NOT_PERSONAL, "kind": NOT_PERSONAL},
+    # the pipeline stats' per-(stage, day) counters: counts and sums, no deal or person
+    "crm_stage_days": {"stage_id": _ID, "pipeline_id": _ID},
+    "crm_stage_deal_days": {"stage_id": _ID, "currency": NOT_PERSONAL, "pipeline_id": _ID},
     "crm_deals": {
         "id": _ID,
         "pipeline_id": _ID,
@@ -452,6 +455,18 @@ REGISTRY: Final[dict[str, dict[str, Treatment]]] = {
     "analytics_daily": {"metric": NOT_PERSONAL, "dimension": NOT_PERSONAL, "key": NOT_PERSONAL},
     "analytics_hourly": {"metric": NOT_PERSONAL, "dimension": NOT_PERSONAL, "key": NOT_PERSONAL},
     "analytics_marks": {"name": NOT_PERSONAL},
+    # threshold alerts and KPI digests: staff configuration, incidents about a connector, an endpoint
+    # or the installation (never a contact), the staff users a digest or an alert goes to
+    "alert_rules": {"id": _ID, "name": NOT_PERSONAL, "metric": NOT_PERSONAL, "user_ids": _ID},
+    "alert_incidents": {"id": _ID, "rule_id": _ID, "subject": NOT_PERSONAL, "open_key": NOT_PERSONAL},
+    "report_digests": {
+        "id": _ID,
+        "name": NOT_PERSONAL,
+        "user_ids": _ID,
+        "cron": NOT_PERSONAL,
+        "timezone": NOT_PERSONAL,
+    },
+    "report_digest_sends": {"digest_id": _ID},
     # --- audit: entries about the person keep who did what when, lose their data -------------------
     "audit_log": {
         "actor": NOT_PERSONAL,
