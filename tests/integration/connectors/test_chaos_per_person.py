@@ -28,6 +28,7 @@ pytestmark = pytest.mark.postgres_only
 
 SIZE = chaos.size(500)
 MANY = 10**9  # a rate limit the run never meets
+PASS = 100  # rows a worker claims a pass: written within the scaled lease (see chaos.run)
 
 
 @pytest.fixture
@@ -102,7 +103,7 @@ def test_per_person_vendors_survive_faults_and_sigkills(postgres: str, tmp_path:
             ),
             chaos.Target("kit", "kit", kits, {"api_key": kit.API_KEY}, 20, SIZE, _kit),
         ]
-        met = chaos.run(postgres, tmp_path, targets, seed=20261208)
+        met = chaos.run(postgres, tmp_path, targets, seed=20261208, rows=PASS)
     assert met["kills"] == chaos.KILLS
     with imported.lock:
         assert imported.imports, "the bulk import path was not taken"
