@@ -20,9 +20,9 @@
   back; ``429 {"errorType": "RATE_LIMIT", "policyName": "SECONDLY"|"DAILY"}`` waits ``Retry-After``
   (else 10 s, or an hour for the daily cap).
 
-Network: every API of the client sends through one :class:`~leadflow.kernel.netguard3.GuardedPoolManager`
-(each connection, redirect hops too, resolved and judged by the network guard at connect time, then
-made to the checked address).
+Network: every API of the client sends through one
+:class:`~leadflow.kernel.netguard_urllib3.GuardedPoolManager` (each connection, redirect hops too,
+resolved and judged by the network guard at connect time, then made to the checked address).
 
 The token only travels in the ``Authorization`` header the client sets; it is never logged, and an
 error's text is built from the status and HubSpot's ``message``, not from the request.
@@ -57,7 +57,7 @@ from leadflow.connectors.vendor import (
     VendorError,
     Written,
 )
-from leadflow.kernel.netguard3 import GuardedPoolManager
+from leadflow.kernel.netguard_urllib3 import GuardedPoolManager
 from leadflow.kernel.retry import parse_retry_after
 
 HOST = "https://api.hubapi.com"

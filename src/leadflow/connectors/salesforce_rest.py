@@ -14,7 +14,7 @@ from typing import Any
 import requests
 
 from leadflow.connectors.vendor import COMPANY, DEAL, Network
-from leadflow.kernel.netguard3 import session_guard
+from leadflow.kernel.netguard_urllib3 import session_guard
 
 EXCERPT = 300
 DEAL_STAGES = {"open": "Prospecting", "won": "Closed Won", "lost": "Closed Lost"}
@@ -24,7 +24,7 @@ _IDS = re.compile(r"\[([^\]]*)\]")
 
 class GuardedSession(requests.Session):
     """A ``requests`` session that asks the network guard before every request and sets a timeout, on
-    a :class:`~leadflow.kernel.netguard3.GuardedAdapter`: each connection (a redirect hop's too) is
+    a :class:`~leadflow.kernel.netguard_urllib3.GuardedAdapter`: each connection (a redirect hop's too) is
     resolved and judged again at connect time and made to the checked address, and no proxy is read
     from the environment. ``ca_file`` (a local peer's certificate) is then the only trust."""
 

@@ -124,7 +124,7 @@ class Network:
     in seconds, ``ca_file`` a certificate bundle to trust (a local peer's self-signed certificate),
     ``clock`` the installation's clock (a client pacing itself to a vendor's window waits on it),
     ``policy`` the guard's policy (``LEADFLOW_NETWORK_ALLOW``) a client's connections are checked by at
-    connect time (:mod:`leadflow.kernel.netguard3`; the default admits nothing inside the network)."""
+    connect time (:mod:`leadflow.kernel.netguard_urllib3`; the default admits nothing inside the network)."""
 
     check: Callable[[str], None]
     timeout: float

@@ -23,7 +23,7 @@ from leadflow.connectors.worker import ConnectorWorker
 from leadflow.contacts.processor import EventProcessor
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.netguard import GuardedTransport
-from leadflow.kernel.netguard3 import GuardedAdapter, GuardedPoolManager
+from leadflow.kernel.netguard_urllib3 import GuardedAdapter, GuardedPoolManager
 from leadflow.kernel.netpolicy import Policy
 from tests.integration.connectors.conftest import drain, identify
 from tests.peers.activecampaign import TOKEN as AC_TOKEN

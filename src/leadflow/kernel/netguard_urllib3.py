@@ -18,7 +18,7 @@ sends the name (SNI) and verifies the certificate for it; the ``Host`` header is
 It relies on urllib3's documented extension points (``PoolManager.pool_classes_by_scheme``, a pool's
 ``ConnectionCls``) and on ``HTTPConnection._new_conn``, the one method that opens the socket; the
 urllib3 and requests versions this was tested with are pinned in pyproject.toml, and
-``tests/unit/kernel/test_netguard3.py`` checks a rebinding name against them.
+``tests/unit/kernel/test_netguard_urllib3.py`` checks a rebinding name against them.
 """
 
 from __future__ import annotations

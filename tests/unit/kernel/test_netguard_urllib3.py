@@ -1,4 +1,4 @@
-"""The network guard for urllib3 and requests clients (kernel/netguard3.py): each connection resolves
+"""The network guard for urllib3 and requests clients (kernel/netguard_urllib3.py): each connection resolves
 once, is judged at connect time and connects to the checked address; redirect hops too."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import requests
 import urllib3
 
-from leadflow.kernel.netguard3 import GuardedPoolManager, session_guard
+from leadflow.kernel.netguard_urllib3 import GuardedPoolManager, session_guard
 from leadflow.kernel.netpolicy import Address, Blocked, Policy
 from tests.peers.http_receiver import HttpReceiver, Reply
 
