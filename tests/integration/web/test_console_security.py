@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from leadflow.analytics import service as analytics
+from leadflow.contacts.processor import EventProcessor
 from leadflow.crm import service as crm
 from leadflow.kernel.context import AppContext
 from leadflow.web.access import AREAS, ROLES
@@ -303,3 +304,47 @@ def test_every_page_answers_hostile_query_strings_without_a_500(
         for params in (odd, {**odd, "by": "", "model": "", "window_hours": "1e308"}):
             answer = client.get(f"/app/reports/{name}.csv", params=params)
             assert answer.status_code < 500, (name, params, answer.status_code)
+
+
+def test_a_sales_user_reaches_no_one_elses_lead_through_any_address(
+    client: TestClient, ctx: AppContext, processor: EventProcessor, user_of: Callable[..., crm.User]
+) -> None:
+    """Every console address naming a lead (``{email}``), read and changed with a good token, answers
+    another seller's lead with 403 and changes nothing; the leads list never shows it, whatever the
+    filter asks."""
+    me = user_of("sales")
+    other = crm.create_user(
+        ctx, crm.UserCreate(name="Other Seller", email="other@example.com", role="sales"), actor="test"
+    )
+    send(
+        ctx,
+        *({"type": "identify", "userId": e, "traits": {"email": e}} for e in ("mine@x.io", "theirs@x.io")),
+    )
+    processor.drain()
+    crm.assign_lead(ctx, "mine@x.io", crm.LeadOwnerChange(owner_id=me.id), actor="test")
+    crm.assign_lead(ctx, "theirs@x.io", crm.LeadOwnerChange(owner_id=other.id), actor="test")
+    task = crm.log_activity(
+        ctx, crm.ActivityCreate(email="theirs@x.io", kind="task", subject="Call back"), actor="test"
+    )
+    csrf = sign_in(client, "sales@example.com")
+    named = [(m, p) for m in ("GET", "POST") for p, _ in _routes(m) if "{email}" in p]
+    assert len(named) >= 4
+    for method, path in named:
+        url = path.replace("{email}", "theirs@x.io").replace("{task_id}", str(task.id))
+        form = {"csrf": csrf, "status": "lost", "reason": "x", "owner": me.id, "kind": "note", "done": "1"}
+        answer = client.request(method, url, data=form if method == "POST" else None, follow_redirects=False)
+        assert answer.status_code == 403, (method, url, answer.status_code)
+    lead = crm.get_lead(ctx, "theirs@x.io")
+    assert (lead.owner_id, lead.status) == (other.id, "new")
+    assert crm.get_activity(ctx, task.id).done_at is None
+    for query in ({"owner": other.id}, {"q": "theirs"}, {"owner": ""}, {"status": "new"}):
+        listed = client.get("/app/crm/leads", params=query).text
+        assert 'data-lead="theirs@x.io"' not in listed, query
+    assert 'data-lead="mine@x.io"' in client.get("/app/crm/leads").text
+    assert client.get("/app/crm/leads/mine@x.io").status_code == 200
+    with ctx.db.read() as conn:
+        changes = conn.execute(
+            sa.text("SELECT count(*) FROM audit_log WHERE entity_id = :id AND actor LIKE 'user:%'"),
+            {"id": lead.contact_id},
+        ).scalar_one()
+    assert changes == 0
