@@ -5,10 +5,10 @@ form: 403 REQUEST_LIMIT_EXCEEDED) and 6 SIGKILLs — see :mod:`tests.integration
 the run and what is checked after it.
 
 Sizes: 10,000 contacts to HubSpot and the first 2,000 of them to Salesforce and Mailchimp by default, to
-keep the suite cheap; ``LEADFLOW_CHAOS_CONTACTS=10000`` runs the issue's figure for all three (90–106 s to
-drain at load 8–10 on the shared 2-core machine, recorded in docs/benchmarks.md). Pipedrive, ActiveCampaign and Kit: ``test_chaos_per_person.py``, a
-file of its own so that xdist runs the two on different workers. SQLite (one writer, one worker) is
-left to the in-process tests.
+keep the suite cheap; ``LEADFLOW_CHAOS_CONTACTS=10000`` runs the issue's figure for all three (90 to 106 s
+to drain at load 8-10 on the shared 2-core machine, recorded in docs/benchmarks.md). Pipedrive,
+ActiveCampaign and Kit: ``test_chaos_per_person.py``, a file of its own so that xdist runs the two on
+different workers. SQLite (one writer, one worker) is left to the in-process tests.
 """
 
 from __future__ import annotations
