@@ -44,10 +44,10 @@ from leadflow.webhooks.inbound import on_inbound_contacts_erased as on_inbound_c
 from leadflow.webhooks.inbound import replay as replay_inbound
 from leadflow.webhooks.inbound_sources import listing as inbound_sources
 from leadflow.webhooks.log import get as get_delivery
-from leadflow.webhooks.notices import notify as notify
 from leadflow.webhooks.log import of_endpoint as endpoint_deliveries
 from leadflow.webhooks.log import stats as _delivery_stats
 from leadflow.webhooks.log import stats as endpoint_stats
+from leadflow.webhooks.notices import notify as notify
 from leadflow.webhooks.outbox import CANCELLED as CANCELLED
 from leadflow.webhooks.outbox import CHANNEL as CHANNEL
 from leadflow.webhooks.outbox import DELIVERED as DELIVERED
