@@ -1,8 +1,9 @@
 """The pipeline board in a real browser (Debian's Chromium, driven by Playwright) against the app served
-by uvicorn in this process: a sales user signs in, drags a deal card to the next column (it lands, the
-column totals follow, and it is still there after a reload), drops another on "won" (the card asks for
-the reason instead of moving), moves one with its keyboard form, and at phone width the columns
-scroll sideways — with no console error."""
+by uvicorn in this process: a sales user signs in, sees every column at 1,280 px without scrolling
+sideways, drags a deal card to the next column (it lands, the column totals follow, and it is still
+there after a reload), drops another on "won" (the card asks for the reason instead of moving), moves
+one with its keyboard form, and at phone width the columns scroll sideways inside the board, not the
+page — with no console error."""
 
 from __future__ import annotations
 
@@ -86,6 +87,19 @@ def test_drag_a_deal_to_the_next_column_and_move_another_with_the_keyboard(
             page.get_by_role("link", name="Pipeline").click()
             page.wait_for_selector(".board")
             assert _in(page, interest, "Alpha course") == 1
+            # at 1,280 px the five columns fit: the page does not scroll sideways and each column is in view
+            assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+            board = page.evaluate(
+                "(r => [r.left, r.right])(document.getElementById('board').getBoundingClientRect())"
+            )
+            boxes = page.evaluate(
+                "[...document.querySelectorAll('.column')].map(c => c.getBoundingClientRect())"
+                ".map(r => [r.left, r.right, r.width])"
+            )
+            assert len(boxes) == 5
+            assert board[0] >= 0
+            assert board[1] <= 1280
+            assert all(board[0] <= left and right <= board[1] and width > 100 for left, right, width in boxes)
 
             alpha = page.locator(".deal", has_text="Alpha course")
             page.drag_and_drop(
