@@ -18,7 +18,7 @@ from starlette.datastructures import FormData
 from leadflow.contacts import service as contacts
 from leadflow.crm import service as crm
 from leadflow.journeys import service as journeys
-from leadflow.kernel import jsonutil
+from leadflow.kernel import inputs, jsonutil
 from leadflow.kernel.errors import LeadflowError, NotFound
 from leadflow.messaging import service as messaging
 from leadflow.privacy import service as privacy
@@ -164,8 +164,11 @@ def changes(form: FormData, contact: contacts.Contact) -> dict[str, Any]:
         text = _text(form, "traits") or "{}"
         try:
             traits = json.loads(text)
-        except ValueError as exc:
+            inputs.check(traits)  # no NUL, no lone surrogate, numbers in range, not nested too deep
+        except (ValueError, RecursionError) as exc:
             raise ValueError(f"traits: not JSON ({exc})") from None
+        except LeadflowError as exc:
+            raise ValueError(f"traits: {exc.message}") from None
         if not isinstance(traits, dict):
             raise ValueError('traits: give a JSON object, e.g. {"plan": "pro"}')
         if traits != contact.traits:

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 
 from leadflow.analytics import service as analytics
 from leadflow.contacts import service as contacts
-from leadflow.kernel import pagination
+from leadflow.kernel import inputs, pagination
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import LeadflowError
 from leadflow.segments import service as segments
@@ -110,8 +110,11 @@ def where(conn: Connection, ctx: AppContext, asked: Asked) -> contacts.ContactFi
                 raise BadFilter(f"the rule is at most {MAX_RULE} characters")
             try:
                 raw = json.loads(asked.rule)
-            except ValueError as exc:
+                inputs.check(raw)  # no NUL, no lone surrogate, numbers in range, not nested too deep
+            except (ValueError, RecursionError) as exc:
                 raise BadFilter(f"the rule is not JSON: {exc}") from None
+            except LeadflowError as exc:
+                raise BadFilter(f"the rule: {exc.message}") from None
             among.append(segments.selection(conn, ctx, raw))
         if asked.segment:
             among.append(segments.selection(conn, ctx, {"segment": asked.segment}))

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from leadflow.contacts import service as contacts
-from leadflow.kernel import pagination
+from leadflow.kernel import inputs, pagination
 from leadflow.kernel.errors import Conflict, LeadflowError, NotFound
 from leadflow.segments import service as segments
 from leadflow.web.access import Console, PageError, Viewer, change, console, page
@@ -71,8 +71,13 @@ def _rules(raw: str) -> dict[str, Any]:
         raise ValueError(f"the rule is longer than {MAX_RULE_BYTES:,} characters")
     try:
         found = json.loads(raw)
+        inputs.check(found)  # no NUL, no lone surrogate, numbers in range, not nested too deep
     except json.JSONDecodeError as exc:
         raise ValueError(f"the rule is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:
+        raise ValueError("the rule nests too deep") from None
+    except LeadflowError as exc:
+        raise ValueError(f"the rule: {exc.message}") from None
     if not isinstance(found, dict):
         raise ValueError('the rule is a JSON object such as {"all": [...]}')
     return found
@@ -220,10 +225,11 @@ async def preview(
     try:
         raw = await request.body()
         body = json.loads(raw) if raw else None
+        inputs.check(body)  # no NUL, no lone surrogate, numbers in range, not nested too deep
         if not isinstance(body, dict) or not isinstance(body.get("rules"), dict):
             raise ValueError('send {"rules": {...}}: the rule as a JSON object')
         found = segments.preview(web.ctx, body["rules"], sample=PREVIEW_SAMPLE, timeout=PREVIEW_SECONDS)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         return _json_error(400, "bad_json", "the request body is not JSON")
     except ValueError as exc:
         return _json_error(400, "bad_request", str(exc))

@@ -348,3 +348,33 @@ def test_a_sales_user_reaches_no_one_elses_lead_through_any_address(
             {"id": lead.contact_id},
         ).scalar_one()
     assert changes == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"rules": {"all": [{"field": "email", "op": "eq", "value": "a\\u0000b"}]}}',
+        b'{"rules": {"all": [{"field": "email", "op": "eq", "value": "\\ud800"}]}}',
+        b'{"rules": ' + b'{"all": [' * 3000 + b"]}" * 3000 + b"}",
+        b'{"rules": {"all": [{"field": "score", "op": "gt", "value": 1' + b"0" * 40 + b"}]}}",
+        b'{"rules": {"all": [{"field": "score", "op": "gt", "value": 1e999}]}}',
+    ],
+    ids=["nul", "surrogate", "deep", "huge-int", "inf"],
+)
+def test_the_live_count_refuses_odd_json_with_a_4xx(client: TestClient, marketer: str, body: bytes) -> None:
+    headers = {"x-csrf-token": marketer, "content-type": "application/json"}
+    answer = client.post("/app/segments/preview", content=body, headers=headers)
+    assert 400 <= answer.status_code < 500, answer.text[:300]
+    assert answer.json()["code"]
+
+
+def test_a_rule_typed_in_a_form_or_filter_refuses_odd_json_with_a_422(
+    client: TestClient, marketer: str
+) -> None:
+    deep = '{"all": ' + "[" * 1500 + "]" * 1500 + "}"
+    nul = '{"all": [{"field": "email", "op": "eq", "value": "a\\u0000b"}]}'
+    for rule in (deep, nul):
+        listed = client.get("/app/contacts", params={"rule": rule})
+        assert listed.status_code == 422, listed.text[:300]
+        made = client.post("/app/segments", data={"csrf": marketer, "name": "Odd", "rules": rule})
+        assert made.status_code == 422, made.text[:300]
