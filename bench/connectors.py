@@ -1,7 +1,7 @@
 """Connector backfills against each vendor peer at the vendor's documented limit (issue 14, §5).
 
     python -m bench.connectors [--vendors hubspot,salesforce,...] [--seconds 30] [--latency-seconds 20]
-                               [--rss 100000] [--workers 1]
+                               [--rss 100000] [--workers 1] [--split-limit]
 
 For each vendor (PostgreSQL; a fresh database per vendor, created and dropped here):
 
@@ -44,7 +44,7 @@ import sqlalchemy as sa
 
 from bench.common import create_database, drop_database, machine
 from bench.connectors_peers import SPECS, Spec, replay
-from leadflow.connectors import outbox, queries
+from leadflow.connectors import outbox, queries, registry
 from leadflow.connectors import service as connectors
 from leadflow.connectors.vendor import CONTACT
 from leadflow.contacts import service as contacts
@@ -231,7 +231,18 @@ def load_average() -> str:
     return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
 
 
-def run_vendor(spec: Spec, seconds: float, latency_s: float, workdir: Path, workers: int = 1) -> None:
+def split_limits(spec: Spec, workers: int) -> dict[str, Any] | None:
+    """The vendor's documented limit shared by ``workers`` processes: each one's bucket earns and holds
+    ``1/workers`` of it (a connector's ``limits``), so together they stay under it."""
+    if workers <= 1:
+        return None
+    vendor: Any = registry.factory(spec.name).make
+    return {"rate": float(vendor.rate) / workers, "burst": float(vendor.burst) / workers}
+
+
+def run_vendor(
+    spec: Spec, seconds: float, latency_s: float, workdir: Path, workers: int = 1, split: bool = False
+) -> None:
     count = max(50, int((spec.ceiling or 1000.0) * seconds))
     print(f"{spec.name}: {count:,} contacts, {workers} worker process(es); {load_average()}", flush=True)
     url = create_database("postgresql", workdir)
@@ -239,7 +250,7 @@ def run_vendor(spec: Spec, seconds: float, latency_s: float, workdir: Path, work
     try:
         ids = load(url, count)
         with spec.make() as peer:
-            connector_id = connect(ctx, spec, peer)
+            connector_id = connect(ctx, spec, peer, split_limits(spec, workers) if split else None)
             worker = WorkerProcess(url, peer.ca_file)
             others = [WorkerProcess(url, peer.ca_file) for _ in range(workers - 1)]
             pids = [worker.pid, *(o.pid for o in others)]
@@ -332,12 +343,16 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--rss", type=int, default=100_000, help="contacts of the RSS run (0: none)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the outbox")
+    parser.add_argument(
+        "--split-limit", action="store_true", help="each worker's bucket gets 1/workers of the vendor's limit"
+    )
     args = parser.parse_args()
     print(machine(), "—", dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), flush=True)
     workdir = Path(tempfile.mkdtemp())
     try:
         for name in [v for v in args.vendors.split(",") if v]:
-            run_vendor(SPECS[name], args.seconds, args.latency_seconds, workdir, args.workers)
+            spec = SPECS[name]
+            run_vendor(spec, args.seconds, args.latency_seconds, workdir, args.workers, args.split_limit)
         if args.rss:
             run_rss(args.rss, workdir)
     finally:
