@@ -153,8 +153,8 @@ def _request(form: dict[str, str]) -> journeys.SimulationRequest:
     if form["events"].strip():
         try:
             scripted = yaml.safe_load(form["events"])
-        except yaml.YAMLError:
-            raise ValueError("events: not valid YAML") from None
+        except (yaml.YAMLError, RecursionError):
+            raise ValueError("events: not valid YAML (or nested too deep)") from None
         if not isinstance(scripted, list):
             raise ValueError("events: a list of {after, event, properties}")
     contact = {"email": form["email"] or None, "first_name": form["first_name"] or None}

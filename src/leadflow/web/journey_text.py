@@ -45,6 +45,8 @@ def read(source: str) -> tuple[dict[str, Any], list[Problem]]:
         mark = getattr(error, "problem_mark", None)
         problem = getattr(error, "problem", None) or str(error)
         return {}, [Problem("", mark.line + 1 if mark else None, f"not valid YAML: {problem}")]
+    except RecursionError:
+        return {}, [Problem("", None, "the YAML nests too deep")]
     if not isinstance(data, dict):
         return {}, [Problem("", None, "a journey definition is a mapping: name, trigger, steps …")]
     return data, []

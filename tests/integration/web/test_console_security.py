@@ -161,7 +161,7 @@ def test_odd_text_in_forms_is_a_4xx_or_saved_never_a_500(client: TestClient, mar
         for url, field in (
             ("/app/segments", "name"),
             ("/app/email/templates", "name"),
-            ("/app/journeys", "yaml"),
+            ("/app/journeys/new", "definition"),
             ("/app/contacts?q=", None),
             ("/app/crm/leads?q=", None),
         ):
@@ -378,3 +378,41 @@ def test_a_rule_typed_in_a_form_or_filter_refuses_odd_json_with_a_422(
         assert listed.status_code == 422, listed.text[:300]
         made = client.post("/app/segments", data={"csrf": marketer, "name": "Odd", "rules": rule})
         assert made.status_code == 422, made.text[:300]
+
+
+DEFINITION_YAML = """name: Welcome
+trigger: {type: event, event: Signed Up}
+steps:
+  - {id: tag, type: add_tag, tags: [welcomed]}
+"""
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'name: "a\\0b"\ntrigger: {type: event, event: "x\\0"}\nsteps: []\n',
+        "name: deep\nsteps: " + "[" * 1500 + "]" * 1500 + "\n",
+        BOMB,
+    ],
+    ids=["nul", "deep", "alias-bomb"],
+)
+def test_journey_yaml_that_is_hostile_is_a_4xx(client: TestClient, marketer: str, source: str) -> None:
+    answer = client.post(
+        "/app/journeys/new", data={"csrf": marketer, "definition": source}, follow_redirects=False
+    )
+    assert 400 <= answer.status_code < 500, answer.text[:300]
+
+
+def test_simulated_events_nested_too_deep_are_a_422(client: TestClient, marketer: str) -> None:
+    made = client.post(
+        "/app/journeys/new",
+        data={"csrf": marketer, "definition": DEFINITION_YAML},
+        follow_redirects=False,
+    )
+    assert made.status_code == 303, made.text[:300]
+    form = {"csrf": marketer, "events": "[" * 1500 + "]" * 1500, "email": "a@b.io", "horizon": "7d"}
+    answer = client.post(made.headers["location"].split("?")[0] + "/simulate", data=form)
+    assert answer.status_code == 422, answer.text[:300]
