@@ -1,6 +1,6 @@
 """The JSON-over-HTTP client the ``httpx`` vendors share (ActiveCampaign, Mailchimp, Kit).
 
-Every request is judged by the network guard first (:attr:`Network.check`, as for HubSpot), goes out on
+Every request's host is judged by its text first (:attr:`Network.check`, as for HubSpot), goes out on
 one kept-alive ``httpx`` client (no proxies from the environment, the peer's CA when one is given,
 at most ``max_connections`` at once) on the guard's transport
 (:class:`~leadflow.kernel.netguard.GuardedTransport` under :attr:`Network.policy`: each connection is

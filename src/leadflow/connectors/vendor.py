@@ -120,7 +120,9 @@ class VendorError(Exception):
 @dataclass(frozen=True)
 class Network:
     """What a vendor client needs of the installation: ``check(url)`` raises
-    :class:`~leadflow.kernel.netguard.Blocked` for a target inside the network (resolved), ``timeout``
+    :class:`~leadflow.kernel.netguard.Blocked` for a host inside the network by its text alone (an
+    address, ``localhost``; no DNS lookup: a name is resolved and judged once, at connect time, under
+    ``policy``), ``timeout``
     in seconds, ``ca_file`` a certificate bundle to trust (a local peer's self-signed certificate),
     ``clock`` the installation's clock (a client pacing itself to a vendor's window waits on it),
     ``policy`` the guard's policy (``LEADFLOW_NETWORK_ALLOW``) a client's connections are checked by at

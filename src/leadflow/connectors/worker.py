@@ -117,26 +117,20 @@ def _fate_of(answer: Written | None) -> Fate:
 
 
 def network_check(settings: Any) -> Callable[[str], None]:
-    """The network guard for a vendor client that is not httpx (``urllib3``): the host is resolved
-    and judged before each call (``LEADFLOW_NETWORK_ALLOW`` admits a local peer)."""
+    """The cheap up-front half of the network guard: a URL whose host is refused by its text alone (an
+    address inside the network, ``localhost``) is :class:`~leadflow.kernel.netguard.Blocked` at once,
+    with no DNS lookup. A name is resolved and judged only once, at connect time, by the guard every
+    vendor client connects through (:class:`~leadflow.kernel.netguard.GuardedTransport` for ``httpx``,
+    :mod:`leadflow.kernel.netguard_urllib3` for HubSpot and Salesforce), which then connects to the
+    address it checked, so a name rebound between a lookup and the connection cannot get through;
+    resolving here as well only doubled the lookups of every call (``LEADFLOW_NETWORK_ALLOW`` admits a
+    local peer, as there)."""
     policy = Policy.parse(settings.network_allow)
-    backend = netguard.GuardedBackend(policy)
 
     def check(url: str) -> None:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        refused = policy.literal_refusal(host)
+        refused = policy.literal_refusal(urlsplit(url).hostname or "")
         if refused is not None:
             raise netguard.Blocked(refused)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            addresses = backend.resolve(host, port)
-        except Exception as exc:
-            raise VendorError(f"cannot resolve {host}: {exc}", retry=True) from None
-        for address in addresses:
-            refused = policy.judge(host, address)
-            if refused is not None:
-                raise netguard.Blocked(refused)
 
     return check
 

@@ -1,9 +1,10 @@
-"""DNS rebinding against the urllib3 vendors: a vendor host whose name answers a public address to the
-worker's up-front check and 127.0.0.1 to the connection after it. The client libraries
-(``hubspot-api-client``, ``simple-salesforce``, and httpx for the others: ActiveCampaign here) connect
-only through the kernel's guard, which judges
-the address it connects to: the write is refused (dead-lettered with the reason) and never reaches the
-local peer. No allow-list here (the production default); the DNS is faked at ``socket.getaddrinfo``."""
+"""DNS rebinding against the vendors: a vendor host whose name (public-looking, so nothing refuses it by
+its text) resolves to 127.0.0.1. The worker's up-front check judges only the text of a host (no
+lookup); the client libraries (``hubspot-api-client``, ``simple-salesforce``, and httpx for the others:
+ActiveCampaign here) connect only through the kernel's guard, which resolves the name once, judges the
+address and connects to that address: the write is refused (dead-lettered with the reason) and never
+reaches the local peer. No allow-list here (the production default); the DNS is faked at
+``socket.getaddrinfo``."""
 
 from __future__ import annotations
 
@@ -19,12 +20,13 @@ from leadflow.connectors.hubspot import HubSpotVendor
 from leadflow.connectors.models import connector_outbox
 from leadflow.connectors.salesforce import SalesforceVendor
 from leadflow.connectors.vendor import Network
-from leadflow.connectors.worker import ConnectorWorker
+from leadflow.connectors.worker import ConnectorWorker, network_check
 from leadflow.contacts.processor import EventProcessor
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.netguard import GuardedTransport
+from leadflow.kernel.netguard import Blocked, GuardedTransport
 from leadflow.kernel.netguard_urllib3 import GuardedAdapter, GuardedPoolManager
 from leadflow.kernel.netpolicy import Policy
+from leadflow.kernel.settings import Settings
 from tests.integration.connectors.conftest import drain, identify
 from tests.peers.activecampaign import TOKEN as AC_TOKEN
 from tests.peers.activecampaign import ActiveCampaignPeer
@@ -33,12 +35,13 @@ from tests.peers.saas import SaasPeer
 from tests.peers.salesforce import SESSION_ID, SalesforcePeer
 
 NAME = "crm.rebind.test"
-PUBLIC = "93.184.215.14"
 REFUSED = f"blocked: {NAME} (127.0.0.1) is loopback; LEADFLOW_NETWORK_ALLOW can admit it"
 
 
 class RebindingDNS:
-    """``socket.getaddrinfo`` answering :data:`PUBLIC` for :data:`NAME` the first time, 127.0.0.1 after."""
+    """``socket.getaddrinfo`` answering 127.0.0.1 for :data:`NAME` (counted in ``asked``); other names
+    as the real one. (A name answering a public address first is no longer a case: nothing looks a name
+    up before the connection, and the guard connects to the very address it judged.)"""
 
     def __init__(self, real: Any) -> None:
         self.real = real
@@ -48,8 +51,7 @@ class RebindingDNS:
         if host != NAME:
             return self.real(host, port, *args, **kwargs)
         self.asked += 1
-        address = PUBLIC if self.asked == 1 else "127.0.0.1"
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, int(port or 0)))]
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", int(port or 0)))]
 
 
 @pytest.fixture
@@ -73,7 +75,7 @@ def _refused(ctx: AppContext, processor: EventProcessor, worker: ConnectorWorker
     drain(worker)
     rows = _outbox(ctx)
     assert [(row["state"], row["last_error"]) for row in rows] == [("dead", REFUSED)]
-    assert dns.asked >= 2  # the answer did change between the check and the connection
+    assert dns.asked >= 1  # refused by the connect-time guard's lookup, not by the host's text
 
 
 def test_a_hubspot_write_to_a_name_rebound_to_loopback_is_refused(
@@ -136,3 +138,29 @@ def test_every_client_of_the_urllib3_and_httpx_vendors_is_on_the_guard() -> None
     campaign = ActiveCampaignVendor({"api_token": AC_TOKEN}, "https://ac.example", network)
     assert isinstance(campaign.http.client._transport, GuardedTransport)
     campaign.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/",
+        "https://localhost/",
+        "http://crm.localhost/",
+        "http://169.254.169.254/latest",
+        "http://[::1]/",
+        "http://10.0.0.5/",
+    ],
+)
+def test_the_workers_up_front_check_refuses_a_host_inside_the_network_by_its_text(url: str) -> None:
+    check = network_check(Settings(network_allow=""))
+    with pytest.raises(Blocked):
+        check(url)
+
+
+def test_the_workers_up_front_check_makes_no_dns_lookup(dns: RebindingDNS) -> None:
+    """One lookup per connection, the guard's: the up-front check lets a name through unresolved (the
+    connection is then judged by the address it goes to, as the tests above show)."""
+    check = network_check(Settings(network_allow=""))
+    check(f"https://{NAME}/crm/v3/objects/contacts")
+    check("https://api.hubapi.com/")
+    assert dns.asked == 0
