@@ -55,10 +55,15 @@ def funnel(
     start: date | None = _FROM,
     end: date | None = _TO,
     format: Format = FORMAT,
+    exact: bool = Query(
+        False,
+        description="exact medians computed from the stage entries (slower: reads every contact who "
+        "entered a stage in the period); by default approximate medians (±0.5 %) from the rollups",
+    ),
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Any:
-    return _answer(analytics.funnel(ctx, start, end), format, "funnel")
+    return _answer(analytics.funnel(ctx, start, end, exact=exact), format, "funnel")
 
 
 @router.get("/sources", response_model=Sources, responses=CSV, summary="Leads by source, medium and campaign")

@@ -7,6 +7,7 @@ batch is a fixed number of statements whatever its size.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -219,11 +220,12 @@ def event_counts(dialect: str, hourly: bool) -> Any:
 
 
 def batch_statements(dialect: str) -> list[Any]:
-    """Every statement of one rollup batch, in order (stage entries before the counts over them): six,
+    """Every statement of one rollup batch, in order (stage entries before the counts over them): seven,
     whatever the batch's size, each reading the range once."""
     found: list[Any] = [enter_stages(dialect), enter_visitors(dialect)]
     for hourly in (False, True):
         found += [entry_counts(dialect, hourly), event_counts(dialect, hourly)]
+    found.append(gap_counts(dialect))
     return found
 
 
@@ -425,6 +427,66 @@ def stage_medians(pairs: list[tuple[str, str]]) -> sa.Select[Any]:
     )
 
 
+# --- stage-to-stage gaps: a histogram in log-spaced buckets per (pair, day), for approximate medians --
+
+GAP_DIMENSION = "gap"  # metric ``gap:<earlier>><later>``, key: the bucket's index (see ``gap_bucket``)
+GAP_BASE = 1.005  # bucket k holds gaps of [GAP_BASE**k, GAP_BASE**(k+1)) milliseconds: 0.5 % wide
+GAP_ZERO = -1  # the bucket of gaps under a millisecond (read as 0)
+GAP_PAIRS = (
+    ("visitor", "lead"),
+    ("lead", "mql"),
+    ("mql", "sql"),
+    ("sql", "customer"),
+    ("customer", "advocate"),
+)
+
+
+def gap_metric(earlier: str, later: str) -> str:
+    return f"gap:{earlier}>{later}"
+
+
+def gap_bucket(dialect: str, later: Any, earlier: Any) -> Any:
+    """The histogram bucket (as a key) of the time between two entries: ``floor(log_base(ms))``."""
+    ms = sa.cast(_seconds(dialect, later, earlier), sa.Float) * 1000.0
+    index = sa.case(
+        (ms < 1.0, sa.literal(GAP_ZERO)),
+        else_=sa.cast(sa.func.floor(sa.func.ln(ms) / math.log(GAP_BASE)), sa.Integer),
+    )
+    return sa.cast(index, sa.String)
+
+
+def gap_counts(dialect: str) -> Any:
+    """Daily ``gap:<earlier>><later>`` rows (dimension ``gap``, key: bucket, on the later entry's day):
+    for each contact with entries into both stages of a consecutive pair, the later not before the
+    earlier, one count in the bucket of the time between them — added by the batch that records the
+    second of the two entries (the larger event id; one event may record both), so any split into
+    batches, a late event from a hole and a rebuild count each pair once."""
+    a, b = analytics_stage_entries.alias("a"), analytics_stage_entries.alias("b")
+    pair = sa.or_(*[sa.and_(a.c.stage == earlier, b.c.stage == later) for earlier, later in GAP_PAIRS])
+    joined = a.join(b, sa.and_(a.c.contact_id == b.c.contact_id, pair))
+    base = sa.and_(b.c.entered_at >= a.c.entered_at, b.c.entered_at >= _SINCE)
+    later_last = sa.and_(b.c.event_id > _AFTER, b.c.event_id <= _UPTO, a.c.event_id <= b.c.event_id)
+    earlier_last = sa.and_(a.c.event_id > _AFTER, a.c.event_id <= _UPTO, b.c.event_id < a.c.event_id)
+    columns = [
+        _bucket(dialect, False, b.c.entered_at).label("day"),
+        sa.literal("gap:").concat(a.c.stage).concat(">").concat(b.c.stage).label("metric"),
+        gap_bucket(dialect, b.c.entered_at, a.c.entered_at).label("key"),
+    ]
+    both = sa.union_all(
+        sa.select(*columns).select_from(joined).where(base, later_last),
+        sa.select(*columns).select_from(joined).where(base, earlier_last),
+    ).subquery("gaps")
+    select = sa.select(
+        both.c.day,
+        both.c.metric,
+        sa.literal(GAP_DIMENSION),
+        both.c.key,
+        sa.func.count(),
+        sa.cast(sa.literal(0.0), sa.Float),
+    ).group_by(both.c.day, both.c.metric, both.c.key)
+    return _add(dialect, False, select)
+
+
 # --- journey funnels (journey state tables: runs entered in the period, the steps they reached) ----
 
 _r, _st = journey_runs.c, journey_steps.c
@@ -469,6 +531,8 @@ SAMPLES: list[Sample] = [
     lambda: forget_gaps(["gap 1"]),
     *[(lambda d=d: list(stage_gaps(d))) for d in ("sqlite", "postgresql")],
     lambda: stage_medians([("lead", "mql"), ("mql", "sql")]),
+    *[(lambda d=d: gap_counts(d)) for d in ("sqlite", "postgresql")],
+    lambda: sums([gap_metric("lead", "mql")], GAP_DIMENSION),
     lambda: sums(["stage.entered"], "stage"),
     lambda: sums(None, "template", prefix="email."),
     lambda: hourly("stage.entered", "stage"),

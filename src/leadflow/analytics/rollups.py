@@ -8,7 +8,7 @@ Rules:
 * **One transaction per batch**: the stage entries, the daily and hourly rows and the new mark commit
   together, so a crash between batches loses nothing and counts nothing twice. Two workers do not
   roll up at once (an advisory lock on PostgreSQL; SQLite has one writer).
-* **Set-based and cheap**: each batch runs six ``INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE``
+* **Set-based and cheap**: each batch runs seven ``INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE``
   statements (:func:`leadflow.analytics.queries.batch_statements`), whatever its size, each reading the
   id range once; a run with nothing new (no id past the mark, no hole) reads two rows and writes nothing.
 * **No event skipped, none counted twice — holes**: an id is taken when a transaction inserts the event,

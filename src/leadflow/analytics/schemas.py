@@ -39,7 +39,8 @@ class FunnelStep(BaseModel):
         description="entered this stage / entered the previous stage, in the period; null for the first"
     )
     median_seconds: Figure | None = Field(
-        description="median time from the previous stage, for contacts entering this stage in the period"
+        description="median time in seconds from the previous stage, for contacts entering this stage in "
+        "the period: an approximate median (±0.5 %) from the rollups' gap histograms, exact with exact=true"
     )
 
 
@@ -47,6 +48,9 @@ class Funnel(BaseModel):
     period: Period
     previous: Period
     stages: list[FunnelStep]
+    exact_medians: bool = Field(
+        False, description="false: median_seconds are approximate medians (±0.5 %); true: exact (exact=true)"
+    )
 
 
 class SourceRow(BaseModel):

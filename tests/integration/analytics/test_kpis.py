@@ -81,8 +81,15 @@ def test_kpis_funnel_and_sources_by_hand(api: TestClient, lifecycle_day: dict[st
     assert funnel["mql"]["conversion"]["current"] == 1
     assert funnel["sql"]["conversion"]["current"] == 0.5
     assert funnel["lead"]["median_seconds"]["current"] == 0
-    assert funnel["mql"]["median_seconds"]["current"] == pytest.approx((2 + 6) / 2 * 3600)  # 2 h and 6 h
-    assert funnel["sql"]["median_seconds"]["current"] == pytest.approx(4 * 3600)
+    # approximate medians (±0.5 %) from the gap histograms by default, exact ones on request
+    assert funnel["mql"]["median_seconds"]["current"] == pytest.approx((2 + 6) / 2 * 3600, rel=0.005)
+    assert funnel["mql"]["median_seconds"]["current"] != (2 + 6) / 2 * 3600  # from buckets, not the values
+    assert funnel["sql"]["median_seconds"]["current"] == pytest.approx(4 * 3600, rel=0.005)
+    exact = api.get("/api/v1/analytics/funnel", params={"from": DAY, "to": DAY, "exact": "true"}).json()
+    assert exact["exact_medians"] is True
+    medians = {s["stage"]: s["median_seconds"] for s in exact["stages"]}
+    assert medians["mql"]["current"] == pytest.approx((2 + 6) / 2 * 3600)  # 2 h and 6 h
+    assert medians["sql"]["current"] == pytest.approx(4 * 3600)
 
     rows = api.get("/api/v1/analytics/sources", params={"from": DAY, "to": DAY}).json()["rows"]
     found = {(r["source"], r["medium"], r["campaign"]): r["leads"]["current"] for r in rows}

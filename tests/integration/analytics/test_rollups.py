@@ -3,6 +3,8 @@ between them or a rebuild from a day; and the sums equal a reference count over 
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -122,6 +124,32 @@ def _reference(stream: list[Any]) -> Counter[tuple[date, str, str, str]]:
                 seen.add((contact, "visitor"))
                 found[(day, "stage.entered", "stage", "visitor")] += 1
             found[(day, "track", "event", name)] += 1
+    return found + _gap_reference(stream)
+
+
+LIFECYCLE = ("visitor", "lead", "mql", "sql", "customer", "advocate")
+
+
+def _gap_reference(stream: list[Any]) -> Counter[tuple[date, str, str, str]]:
+    """The gap histograms: per consecutive pair of stages a contact entered (first entries, the later
+    not before the earlier), one count on the later entry's day in ``floor(log_1.005(ms))``."""
+    entered: dict[tuple[str, str], int] = {}
+    for name, contact, hours, extra in stream:
+        stage = extra["to"] if name == "leadflow.stage_changed" else None
+        if name != "leadflow.stage_changed" and not name.startswith("leadflow."):
+            stage = "visitor"
+        if stage is not None:
+            entered.setdefault((contact, stage), hours)
+    found: Counter[tuple[date, str, str, str]] = Counter()
+    for contact in CONTACTS:
+        for earlier, later in itertools.pairwise(LIFECYCLE):
+            a, b = entered.get((contact, earlier)), entered.get((contact, later))
+            if a is not None and b is not None and b >= a:
+                ms = (b - a) * 3_600_000
+                bucket = -1 if ms < 1 else math.floor(math.log(ms) / math.log(1.005))
+                found[
+                    ((START + timedelta(hours=b)).date(), f"gap:{earlier}>{later}", "gap", str(bucket))
+                ] += 1
     return found
 
 
@@ -145,11 +173,12 @@ def test_incremental_rollups_equal_a_rebuild_and_the_raw_events(
     _append(ctx, tail, len(head))  # more events after a first pass
     rollups.maintain(ctx, batch=batch, max_batches=100)
     incremental = _snapshot(ctx)
-    assert +_daily(incremental) == +_reference(stream)
+    assert +_daily(incremental) == +_reference(stream)  # gap histograms included
     hourly = Counter()
     for row in incremental["hourly"]:
         hourly[(row["hour"].date(), row["metric"], row["dimension"], row["key"])] += row["count"]
-    assert hourly == _daily(incremental)  # the hours of a day add up to the day
+    daily = Counter({k: n for k, n in _daily(incremental).items() if k[2] != "gap"})  # gaps: daily only
+    assert hourly == daily  # the hours of a day add up to the day
     analytics.rebuild(ctx)
     assert _snapshot(ctx) == incremental
 
