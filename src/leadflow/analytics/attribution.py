@@ -14,6 +14,8 @@ Rules (issue 15, "Attribution"):
 * A conversion without touchpoints is credited to ``(direct)``; a touchpoint without a value for the
   dimension asked (no campaign, no journey) counts as ``(none)``.
 * Reading is streamed per contact (:func:`by_contact`), so memory holds one contact's rows at a time.
+* The report computes with :mod:`.credits` (integer cents over plain rows, same results, a property
+  test holds them equal); this module is the readable reference and the shared types.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 
-from leadflow.analytics import abtest, attribution, store
-from leadflow.analytics.attribution import DIMENSIONS, MODELS, Conversion, Dimension, Model, Touch
+from leadflow.analytics import abtest, attribution, credits, store
+from leadflow.analytics.attribution import DIMENSIONS, MODELS, Dimension, Model
 from leadflow.analytics.reports import write_csv
 from leadflow.journeys import service as journeys
 from leadflow.kernel.context import AppContext
@@ -138,7 +138,7 @@ def _value(properties: Any, fixed: Decimal | None) -> Decimal:
 
 
 def _streamed(conn: Connection, query: Any, params: dict[str, Any]) -> Iterator[Any]:
-    yield from conn.execution_options(yield_per=1000).execute(query, params)
+    yield from conn.execution_options(yield_per=10_000).execute(query, params)
 
 
 def attribution_report(
@@ -167,12 +167,9 @@ def attribution_report(
     params["since"] = begin - lookback
     with ctx.db.read() as conn:
         rows = _streamed(conn, store.conversions(event, stage), params)
-        conversions = (Conversion(r.contact_id, r.timestamp, _value(r.properties, value)) for r in rows)
-        touch_rows = _streamed(conn, store.touches(event, stage), params)
-        touches = (
-            (r.contact_id, Touch(r.at, r.source, r.medium, r.campaign, r.journey, r.ord)) for r in touch_rows
-        )
-        result = attribution.attribute(conversions, touches, models=chosen, by=by, lookback=lookback)
+        conversions = ((r.contact_id, r.timestamp, int(_value(r.properties, value) * 100)) for r in rows)
+        touches = _streamed(conn, store.touches(event, stage), params)
+        result = credits.attribute_rows(conversions, touches, models=chosen, by=by, lookback=lookback)
     return Attribution(
         conversion=conversion,
         start=first,

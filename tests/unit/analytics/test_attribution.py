@@ -6,12 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leadflow.analytics import attribution as a
+from leadflow.analytics import credits
 from leadflow.analytics.attribution import MODELS, Conversion, Touch
 
 AT = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -150,3 +152,77 @@ def test_credits_sum_to_the_value_exactly_for_every_model(value: Decimal, ages: 
         assert all(c == c.quantize(a.CENT) for c in credits)
         shares = sum((cell.conversions for cell in result.cells[model].values()), start=Fraction(0))
         assert shares == 1
+
+
+# ---- the fast path (analytics.credits) equals the reference ---------------------------------------------
+
+_NAMES = st.sampled_from([None, "", "a", "b", "c"])
+_TOUCH = st.tuples(
+    st.integers(min_value=0, max_value=130 * 24),  # hours before AT (some outside a 90-day lookback)
+    _NAMES,
+    _NAMES,
+    _NAMES,
+    _NAMES,
+    st.booleans(),  # recorded twice at one moment
+)
+_CONVERSION = st.tuples(
+    st.integers(min_value=-5 * 24, max_value=20 * 24),  # hours before AT (negative: after)
+    st.decimals(min_value=-1000, max_value=100000, places=3, allow_nan=False, allow_infinity=False),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    contacts=st.lists(
+        st.tuples(st.lists(_TOUCH, max_size=9), st.lists(_CONVERSION, min_size=1, max_size=3)),
+        min_size=1,
+        max_size=4,
+    ),
+    lookback_days=st.integers(min_value=1, max_value=120),
+    shuffle=st.randoms(use_true_random=False),
+)
+def test_the_fast_path_equals_the_reference_exactly(
+    contacts: list[
+        tuple[
+            list[tuple[int, str | None, str | None, str | None, str | None, bool]], list[tuple[int, Decimal]]
+        ]
+    ],
+    lookback_days: int,
+    shuffle: Any,
+) -> None:
+    conversions: list[Conversion] = []
+    touch_rows: list[tuple[Any, ...]] = []
+    order = 0
+    for index, (touches, orders) in enumerate(contacts):
+        contact = f"c{index}"
+        rows = []
+        for hours, source, medium, campaign, journey, twice in touches:
+            for _ in range(2 if twice else 1):
+                order += 1
+                rows.append((contact, AT - timedelta(hours=hours), source, medium, campaign, journey, order))
+        shuffle.shuffle(rows)  # any order within a contact: both sort by (time, id)
+        touch_rows += rows
+        conversions += [Conversion(contact, AT - timedelta(hours=h), value) for h, value in sorted(orders)]
+    lookback = timedelta(days=lookback_days)
+    for by in a.DIMENSIONS:
+        expected = a.attribute(
+            conversions,
+            [(r[0], Touch(r[1], r[2], r[3], r[4], r[5], r[6])) for r in touch_rows],
+            by=by,
+            lookback=lookback,
+        )
+        fast = credits.attribute_rows(
+            [(c.contact_id, c.at, int(a.to_cents(c.value) * 100)) for c in conversions],
+            touch_rows,
+            by=by,
+            lookback=lookback,
+        )
+        assert (fast.conversions, fast.value) == (expected.conversions, expected.value)
+        for model in MODELS:
+            assert {k: (c.value, c.conversions) for k, c in fast.cells[model].items()} == {
+                k: (c.value, c.conversions) for k, c in expected.cells[model].items()
+            }, (by, model)
+    one = credits.attribute_rows(
+        [(c.contact_id, c.at, 100) for c in conversions], touch_rows, models=["linear"]
+    )
+    assert list(one.cells) == ["linear"]
