@@ -31,7 +31,7 @@ from leadflow.kernel.errors import LeadflowError
 from leadflow.web import sessions
 from leadflow.web.access import Console, PageError, Viewer, change, console, page
 from leadflow.web.journey_pages import AREA, get_journey, journey_path, text
-from leadflow.web.journey_text import Problem, dump, problems_of, read, status_of
+from leadflow.web.journey_text import Problem, dump, load, problems_of, read, status_of
 from leadflow.web.render import page as render
 
 router = APIRouter()
@@ -152,7 +152,7 @@ def _request(form: dict[str, str]) -> journeys.SimulationRequest:
     scripted: Any = []
     if form["events"].strip():
         try:
-            scripted = yaml.safe_load(form["events"])
+            scripted = load(form["events"])
         except (yaml.YAMLError, RecursionError):
             raise ValueError("events: not valid YAML (or nested too deep)") from None
         if not isinstance(scripted, list):

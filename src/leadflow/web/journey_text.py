@@ -18,6 +18,7 @@ from leadflow.kernel.errors import Conflict, Invalid, LeadflowError, NotFound
 FIRST = ("name", "description", "trigger", "entry", "settings", "variables", "steps")
 STEP_FIRST = ("id", "name", "type")
 MAX_SIZE = 200_000  # characters of YAML accepted
+MAX_NODES = 100_000  # values once aliases are expanded: anchors reused, never a "billion laughs"
 
 
 @dataclass(frozen=True)
@@ -35,12 +36,37 @@ def status_of(exc: LeadflowError) -> int:
     return 400
 
 
+def _expanded(node: yaml.Node | None, sizes: dict[int, int]) -> int:
+    """How many values ``node`` stands for once every alias is expanded (each shared node sized once)."""
+    if node is None:
+        return 0
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded(item, sizes) for item in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded(k, sizes) + _expanded(v, sizes) for k, v in node.value)
+    sizes[id(node)] = size = min(size, MAX_NODES + 1)
+    return size
+
+
+def load(source: str) -> Any:
+    """``yaml.safe_load`` refusing (``yaml.YAMLError``) a document of more than :data:`MAX_NODES`
+    values once its aliases are expanded: anchors of anchors grow exponentially (tiny text, millions
+    of values to validate and store)."""
+    if _expanded(yaml.compose(source, Loader=yaml.SafeLoader), {}) > MAX_NODES:
+        raise yaml.YAMLError(f"more than {MAX_NODES:,} values once its aliases (*name) are expanded")
+    return yaml.safe_load(source)
+
+
 def read(source: str) -> tuple[dict[str, Any], list[Problem]]:
     """The YAML typed in as a mapping, or the problem with its line."""
     if len(source) > MAX_SIZE:
         return {}, [Problem("", None, f"a definition is at most {MAX_SIZE:,} characters")]
     try:
-        data = yaml.safe_load(source)
+        data = load(source)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         problem = getattr(error, "problem", None) or str(error)

@@ -402,6 +402,10 @@ def test_journey_yaml_that_is_hostile_is_a_4xx(client: TestClient, marketer: str
             "/app/journeys/new", data={"csrf": marketer, "definition": source}, follow_redirects=False
         )
         assert 400 <= answer.status_code < 500, (source[:80], answer.text[:300])
+    laughs = BOMB + "name: B\ntrigger: {type: event, event: X, where: *i}\nsteps: []\n"
+    answer = client.post("/app/journeys/new", data={"csrf": marketer, "definition": laughs})
+    assert answer.status_code == 422
+    assert "once its aliases (*name) are expanded" in answer.text
 
 
 def test_simulated_events_nested_too_deep_are_a_422(client: TestClient, marketer: str) -> None:
