@@ -98,6 +98,7 @@ class ActiveCampaignVendor:
         credentials: Mapping[str, Any],
         host: str | None,
         network: Network,
+        options: Mapping[str, Any] | None = None,  # none: the account's API URL is the connector's host
     ) -> None:
         token = credentials.get("api_token")
         base = host or credentials.get("api_url")

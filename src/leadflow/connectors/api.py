@@ -40,6 +40,14 @@ class ConnectorFields(BaseModel):
     host: str | None = Field(
         None, max_length=2000, description="the vendor's API base URL (default: its own)"
     )
+    options: dict[str, Any] | None = Field(
+        None,
+        max_length=50,
+        description="the vendor's non-secret settings, shown unlike the credentials (Pipedrive "
+        "`pipeline_id`/`stage_id`/`stages`, Salesforce `object`/`external_id`/`link_field`/`stages`/"
+        "`version`/`domain`, Mailchimp `list_id`); a PATCH replaces them all; an unknown name is a 422 "
+        "`unknown_option`",
+    )
     mapping: list[dict[str, Any]] | None = Field(None, max_length=200)
     triggers: dict[str, Any] | None = None
     objects: list[Literal["contact", "company", "deal", "activity"]] | None = Field(None, min_length=1)
@@ -76,6 +84,7 @@ class Connector(BaseModel):
     name: str
     host: str | None
     has_credentials: bool
+    options: dict[str, Any]
     mapping: list[dict[str, Any]]
     triggers: dict[str, Any]
     objects: list[str]

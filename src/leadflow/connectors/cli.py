@@ -40,6 +40,25 @@ def _json(value: Any) -> None:
     typer.echo(json.dumps(value, default=str, indent=2))
 
 
+def _options(given: list[str]) -> dict[str, Any]:
+    """``name=value`` pairs (a value that reads as JSON is taken as JSON: ``stage_id=3``,
+    ``stages={"won": 7}``; else as text: ``object=Contact``)."""
+    found: dict[str, Any] = {}
+    for item in given:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise Invalid(f"an option is name=value, not {item!r}", code="invalid_option")
+        try:
+            found[name] = json.loads(text)
+        except ValueError:
+            found[name] = text
+    return found
+
+
+def _shown(options: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(options.items()))
+
+
 @connectors_app.command("add")
 def add(
     vendor: str = typer.Argument(..., help="hubspot"),
@@ -50,6 +69,9 @@ def add(
     direction: str = typer.Option("push", "--direction", help="push, or both to pull remote changes too"),
     preset: str | None = typer.Option(
         None, "--preset", help="a ready-made mapping (`leadflow connectors presets` lists them)"
+    ),
+    option: list[str] = typer.Option(
+        [], "--option", help="a vendor option, name=value (e.g. pipeline_id=5); repeat for several"
     ),
 ) -> None:
     """Connect a vendor account; prints the connector's id."""
@@ -63,6 +85,7 @@ def add(
             "objects": [item.strip() for item in objects.split(",") if item.strip()],
             "direction": direction,
             "preset": preset,
+            "options": _options(option),
         }
         view = config.create(ctx, values, actor=CLI_ACTOR)
         typer.echo(view["id"])
@@ -86,7 +109,7 @@ def listing() -> None:
         require_schema(ctx)
         table = Table()
         table.add_column("id", no_wrap=True)
-        for column in ("vendor", "name", "objects", "direction", "active", "last error"):
+        for column in ("vendor", "name", "objects", "direction", "options", "active", "last error"):
             table.add_column(column)
         for row in config.listing(ctx, after=None, limit=500):
             table.add_row(
@@ -95,10 +118,29 @@ def listing() -> None:
                 row["name"],
                 ",".join(row["objects"]),
                 row["direction"],
+                _shown(row["options"]),
                 "yes" if row["active"] else "no",
                 row["last_error"] or "",
             )
         console.print(table)
+
+
+@connectors_app.command("options")
+def set_options(
+    ref: str = typer.Argument(..., help="the connector's id or name"),
+    given: list[str] | None = typer.Argument(
+        None, help="name=value pairs replacing the options (none: only print them)"
+    ),
+) -> None:
+    """Print a connector's vendor options, or replace them (``pipeline_id=5 stage_id=3``)."""
+    with open_context() as ctx:
+        require_schema(ctx)
+        connector_id = _resolve(ctx, ref)
+        if given:
+            view = config.update(ctx, connector_id, {"options": _options(given)}, actor=CLI_ACTOR)
+        else:
+            view = config.get(ctx, connector_id)
+        _json(view["options"])
 
 
 @connectors_app.command("test")

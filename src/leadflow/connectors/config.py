@@ -3,7 +3,10 @@
 Credentials are sealed (:class:`~leadflow.kernel.sealed.Sealer`, purpose ``leadflow.connectors``) the
 moment they arrive and are opened only by the worker and "test connection"; no view of a connector
 holds them (``has_credentials`` says whether some are set). Everything else is declarative JSON checked
-here: the mapping (:mod:`leadflow.connectors.mapping`), the triggers (:mod:`leadflow.connectors.triggers`),
+here: the vendor's ``options`` (its non-secret settings — Pipedrive's pipeline, Salesforce's object,
+Mailchimp's audience — checked by the vendor module's ``OPTIONS``: :mod:`leadflow.connectors.options`;
+shown, unlike the credentials), the mapping (:mod:`leadflow.connectors.mapping`), the triggers
+(:mod:`leadflow.connectors.triggers`),
 the objects synced, the direction (``push``, or ``both`` to pull remote changes too), the conflict
 policy per remote field (``leadflow`` wins, ``remote`` wins, ``newest`` wins by the vendor's
 modification time; ``"*"`` the default), rate-limit overrides and the health threshold.
@@ -23,7 +26,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
-from leadflow.connectors import mapping, queries, registry, triggers
+from leadflow.connectors import mapping, options, queries, registry, triggers
 from leadflow.kernel import jsonutil, netguard
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Invalid, NotFound
@@ -45,6 +48,7 @@ class Connector:
     vendor: str
     name: str
     credentials: Mapping[str, Any]
+    options: Mapping[str, Any]
     host: str | None
     mapping: list[mapping.Entry]
     raw_mapping: list[Any]
@@ -104,12 +108,16 @@ def _host(ctx: AppContext, raw: Any) -> str | None:
     return raw.rstrip("/")
 
 
-def checked(ctx: AppContext, values: Mapping[str, Any]) -> dict[str, Any]:
-    """The stored form of the given settings (only those given), checked."""
+def checked(ctx: AppContext, values: Mapping[str, Any], vendor: str | None = None) -> dict[str, Any]:
+    """The stored form of the given settings (only those given), checked; ``vendor`` the connector's
+    (an update's), else the one given."""
     found: dict[str, Any] = {}
     if "vendor" in values:
         registry.factory(values["vendor"])
-        found["vendor"] = values["vendor"]
+        found["vendor"] = vendor = values["vendor"]
+    if "options" in values:
+        kind = registry.factory(vendor)
+        found["options"] = options.checked(kind.name, kind.options, values["options"])
     if "name" in values:
         found["name"] = values["name"]
     if "credentials" in values:
@@ -154,6 +162,7 @@ def opened(ctx: AppContext, row: Any) -> Connector:
         vendor=row.vendor,
         name=row.name,
         credentials=jsonutil.loads(secret),
+        options=dict(row.options or {}),
         host=row.host,
         mapping=mapping.parse(row.mapping),
         raw_mapping=list(row.mapping),
@@ -216,6 +225,7 @@ def create(ctx: AppContext, values: Mapping[str, Any], *, actor: str) -> dict[st
         "active": True,
         "health_threshold": DEFAULT_THRESHOLD,
         "host": None,
+        "options": {},
     }
     given = {k: v for k, v in values.items() if v is not None or k == "host"}
     stored = checked(ctx, {**defaults, **given})
@@ -247,9 +257,8 @@ def create(ctx: AppContext, values: Mapping[str, Any], *, actor: str) -> dict[st
 def update(ctx: AppContext, connector_id: str, values: Mapping[str, Any], *, actor: str) -> dict[str, Any]:
     if "vendor" in values:
         raise Invalid("a connector's vendor cannot change", code="vendor_fixed")
-    stored = checked(ctx, values)
     with ctx.db.write() as conn:
-        row_of(conn, connector_id)
+        stored = checked(ctx, values, row_of(conn, connector_id).vendor)
         conn.execute(queries.update_connector(connector_id, {**stored, "updated_at": ctx.clock.now()}))
         audit.record(
             conn,

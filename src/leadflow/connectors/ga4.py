@@ -155,7 +155,13 @@ class Ga4Vendor:
     match_field: ClassVar[str] = ""
     rate_seen: RateSeen | None = None
 
-    def __init__(self, credentials: Mapping[str, Any], host: str | None, network: Network) -> None:
+    def __init__(
+        self,
+        credentials: Mapping[str, Any],
+        host: str | None,
+        network: Network,
+        options: Mapping[str, Any] | None = None,  # none: every setting of this vendor is its credentials
+    ) -> None:
         measurement_id, secret = credentials.get("measurement_id"), credentials.get("api_secret")
         if (
             not isinstance(measurement_id, str)

@@ -159,7 +159,13 @@ class HubSpotVendor:
     kinds: ClassVar[frozenset[str]] = frozenset({CONTACT, COMPANY, DEAL, ACTIVITY})
     match_field: ClassVar[str] = "email"
 
-    def __init__(self, credentials: Mapping[str, Any], host: str | None, network: Network) -> None:
+    def __init__(
+        self,
+        credentials: Mapping[str, Any],
+        host: str | None,
+        network: Network,
+        options: Mapping[str, Any] | None = None,  # none: every setting of this vendor is its credentials
+    ) -> None:
         token = credentials.get("access_token")
         if not isinstance(token, str) or not token:
             raise VendorError("HubSpot needs an access_token", retry=False)

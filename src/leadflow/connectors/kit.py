@@ -76,7 +76,13 @@ class KitVendor:
     kinds: ClassVar[frozenset[str]] = frozenset({CONTACT})
     match_field: ClassVar[str] = EMAIL
 
-    def __init__(self, credentials: Mapping[str, Any], host: str | None, network: Network) -> None:
+    def __init__(
+        self,
+        credentials: Mapping[str, Any],
+        host: str | None,
+        network: Network,
+        options: Mapping[str, Any] | None = None,  # none: every setting of this vendor is its credentials
+    ) -> None:
         key, token = credentials.get("api_key"), credentials.get("access_token")
         if isinstance(key, str) and key:
             headers = {"X-Kit-Api-Key": key}

@@ -1,5 +1,8 @@
 """Mailchimp Marketing API v3 (``httpx``): the members of one audience, their merge fields, tags and status.
 
+The credentials: ``api_key`` (its ``-us21`` suffix names the data center). The audience is the option
+``list_id`` (a connector made before options existed has it in its credentials, still read there).
+
 - People: ``PUT /3.0/lists/{list}/members/{hash}`` upserts, the hash being the MD5 of the lower-cased
   email for a first write and the stored remote id (the member's hash as last written) after it. An
   email change is that ``PUT`` on the *old* hash with the new ``email_address``: Mailchimp moves the
@@ -32,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
+from leadflow.connectors import options as opts
 from leadflow.connectors.rest import Rest, each, names_of, text_of
 from leadflow.connectors.vendor import (
     CONTACT,
@@ -49,6 +53,9 @@ from leadflow.connectors.vendor import (
 EMAIL, STATUS, TAGS = "email_address", "status", "tags"
 BATCH_MIN = 20
 BATCH_MAX = 500
+#: not secret (shown and changed like the mapping); a connector made before options existed has the
+#: audience in its credentials, still read there
+OPTIONS: dict[str, opts.Check] = {"list_id": opts.text(r"[A-Za-z0-9]{1,64}", "the audience's id")}
 BUSY_WAIT = timedelta(seconds=5)
 READ_BACK = {"subscribed": "subscribed", "unsubscribed": "unsubscribed", "cleaned": "unsubscribed"}
 DEFAULT_MAPPING: list[dict[str, Any]] = [
@@ -89,12 +96,19 @@ class MailchimpVendor:
     kinds: ClassVar[frozenset[str]] = frozenset({CONTACT})
     match_field: ClassVar[str] = EMAIL
 
-    def __init__(self, credentials: Mapping[str, Any], host: str | None, network: Network) -> None:
-        key, list_id = credentials.get("api_key"), credentials.get("list_id")
+    def __init__(
+        self,
+        credentials: Mapping[str, Any],
+        host: str | None,
+        network: Network,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        key = credentials.get("api_key")
+        list_id = opts.merged(OPTIONS, options, credentials)["list_id"]
         if not isinstance(key, str) or not key:
             raise VendorError("Mailchimp needs an api_key", retry=False)
         if not isinstance(list_id, str) or not list_id:
-            raise VendorError("Mailchimp needs the audience's list_id", retry=False)
+            raise VendorError("Mailchimp needs the audience's list_id (an option)", retry=False)
         center = key.rpartition("-")[2] if "-" in key else "us1"
         self.members = f"/3.0/lists/{list_id}/members"
         self.list_path = f"/3.0/lists/{list_id}"

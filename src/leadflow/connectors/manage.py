@@ -32,7 +32,9 @@ def test_connection(ctx: AppContext, connector_id: str) -> dict[str, Any]:
     connector = config.load(ctx, connector_id)
     network = network_of(ctx.settings, min(TIMEOUT, 10.0), ctx.clock)  # as the worker's: its CA bundle too
     try:
-        vendor = registry.factory(connector.vendor).make(connector.credentials, connector.host, network)
+        vendor = registry.factory(connector.vendor).make(
+            connector.credentials, connector.host, network, connector.options
+        )
         try:
             vendor.check()
         finally:

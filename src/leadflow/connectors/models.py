@@ -9,8 +9,8 @@ from leadflow.kernel.db import metadata
 from leadflow.kernel.types import ID_LENGTH, UTCDateTime, bigint_pk, json_type
 
 # One row per connected vendor account. ``credentials`` is sealed (kernel.sealed) and never leaves the
-# domain; ``mapping``, ``triggers``, ``objects``, ``conflict`` and ``limits`` are declarative JSON
-# (connectors.mapping, connectors.triggers).
+# domain; ``options`` (the vendor's non-secret settings: connectors.options), ``mapping``, ``triggers``,
+# ``objects``, ``conflict`` and ``limits`` are declarative JSON (connectors.mapping, connectors.triggers).
 connectors = sa.Table(
     "connectors",
     metadata,
@@ -18,6 +18,8 @@ connectors = sa.Table(
     sa.Column("vendor", sa.String(32), nullable=False),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("credentials", sa.Text, nullable=False),  # sealed JSON
+    # {"pipeline_id": 5, ...}: what the vendor module's OPTIONS name; older connectors' are in credentials
+    sa.Column("options", json_type(), nullable=False, server_default="{}"),
     sa.Column("host", sa.Text),  # the vendor's API base URL (None: the vendor's default)
     sa.Column("mapping", json_type(), nullable=False),
     sa.Column("triggers", json_type(), nullable=False),

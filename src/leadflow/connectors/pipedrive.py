@@ -1,9 +1,11 @@
 """Pipedrive (API v2 where it has one, v1 for notes and the current user) over ``httpx``.
 
-Settings ride with the credentials: ``api_token`` (sent as ``x-api-token``) or an OAuth
-``access_token``; ``pipeline_id`` and ``stage_id`` — where a new deal goes (else Pipedrive's default
-pipeline's first stage); ``stages`` — leadflow's deal stage ids → Pipedrive stage ids. The host is the
-company's API URL (``https://<company>.pipedrive.com``; default ``https://api.pipedrive.com``).
+The credentials: ``api_token`` (sent as ``x-api-token``) or an OAuth ``access_token``. The options
+(:data:`OPTIONS`, not secret: shown and changed like the mapping; a connector made before options
+existed has them in its credentials, still read there): ``pipeline_id`` and ``stage_id`` — where a new
+deal goes (else Pipedrive's default pipeline's first stage); ``stages`` — leadflow's deal stage ids →
+Pipedrive stage ids. The host is the company's API URL (``https://<company>.pipedrive.com``; default
+``https://api.pipedrive.com``).
 
 - People: a record written before goes by its id (``PATCH /api/v2/persons/{id}``), so an email change
   updates the same person. A first write searches persons by the exact email (``GET
@@ -48,6 +50,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from leadflow.connectors import options as opts
 from leadflow.connectors.rest import Rest, each
 from leadflow.connectors.vendor import (
     ACTIVITY,
@@ -66,6 +69,11 @@ from leadflow.connectors.vendor import (
 )
 
 HOST = "https://api.pipedrive.com"
+OPTIONS: dict[str, opts.Check] = {
+    "pipeline_id": opts.positive_id,
+    "stage_id": opts.positive_id,
+    "stages": opts.mapping_of(opts.positive_id, "Pipedrive stage ids"),
+}
 WINDOW_S = 2.0
 SEARCH_LIMIT = 10  # search requests per 2-s window (on top of the general window)
 SEARCH_SPAN = WINDOW_S + 0.1  # the window and a margin for the way there
@@ -140,6 +148,7 @@ class PipedriveVendor:
         credentials: Mapping[str, Any],
         host: str | None,
         network: Network,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         token, oauth = credentials.get("api_token"), credentials.get("access_token")
         if isinstance(token, str) and token:
@@ -148,10 +157,11 @@ class PipedriveVendor:
             headers = {"Authorization": f"Bearer {oauth}"}
         else:
             raise VendorError("Pipedrive needs an api_token or an access_token", retry=False)
-        stages = credentials.get("stages") or {}
+        chosen = opts.merged(OPTIONS, options, credentials)
+        stages = chosen["stages"] or {}
         self.stages = {str(k): _id(v) for k, v in stages.items()} if isinstance(stages, Mapping) else {}
-        self.pipeline_id = _id(credentials.get("pipeline_id"))
-        self.stage_id = _id(credentials.get("stage_id"))
+        self.pipeline_id = _id(chosen["pipeline_id"])
+        self.stage_id = _id(chosen["stage_id"])
         self.rate_seen: RateSeen | None = None
         self._id_keys: dict[str, str] = {}
         self._clock = network.clock

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from leadflow.connectors import activecampaign, ga4, hubspot, kit, mailchimp, pipedrive, salesforce
+from leadflow.connectors.options import Check
 from leadflow.connectors.vendor import Factory
 from leadflow.kernel.errors import Invalid
 
@@ -19,6 +20,8 @@ class VendorKind:
     default_mapping: list[dict[str, Any]]
     #: ready-made mappings by name (ActiveCampaign's ``event_registration``: the badge business's profile)
     presets: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: the non-secret settings it reads (connectors.options): name → check
+    options: Mapping[str, Check] = field(default_factory=dict)
 
 
 VENDORS: dict[str, VendorKind] = {
@@ -31,9 +34,15 @@ VENDORS: dict[str, VendorKind] = {
     "ga4": VendorKind("ga4", ga4.Ga4Vendor, ga4.DEFAULT_MAPPING),  # conversions (Measurement Protocol)
     "hubspot": VendorKind("hubspot", hubspot.HubSpotVendor, hubspot.DEFAULT_MAPPING),
     "kit": VendorKind("kit", kit.KitVendor, kit.DEFAULT_MAPPING),
-    "mailchimp": VendorKind("mailchimp", mailchimp.MailchimpVendor, mailchimp.DEFAULT_MAPPING),
-    "pipedrive": VendorKind("pipedrive", pipedrive.PipedriveVendor, pipedrive.DEFAULT_MAPPING),
-    "salesforce": VendorKind("salesforce", salesforce.SalesforceVendor, salesforce.DEFAULT_MAPPING),
+    "mailchimp": VendorKind(
+        "mailchimp", mailchimp.MailchimpVendor, mailchimp.DEFAULT_MAPPING, options=mailchimp.OPTIONS
+    ),
+    "pipedrive": VendorKind(
+        "pipedrive", pipedrive.PipedriveVendor, pipedrive.DEFAULT_MAPPING, options=pipedrive.OPTIONS
+    ),
+    "salesforce": VendorKind(
+        "salesforce", salesforce.SalesforceVendor, salesforce.DEFAULT_MAPPING, options=salesforce.OPTIONS
+    ),
 }
 
 

@@ -1,12 +1,14 @@
 """Salesforce (REST, sObjects and sObject Collections) through ``simple-salesforce``.
 
-Settings ride with the credentials (one sealed object): ``session_id`` (or ``access_token``, an OAuth
-access token is a session id) with the instance URL as the connector's host, or ``username``,
-``password``, ``security_token`` (and ``domain``: ``login``/``test``) for a login; ``object`` — the
-people object, ``Lead`` (default) or ``Contact``; ``external_id`` — the field a first write upserts by,
-``Email`` (default) or a custom External ID field such as ``Leadflow_Id__c`` (given leadflow's contact
-id); ``link_field`` (below); ``stages`` — leadflow's deal stage ids → ``StageName`` (else open →
-``Prospecting``, won → ``Closed Won``, lost → ``Closed Lost``); ``version`` (``59.0``).
+The credentials (one sealed object): ``session_id`` (or ``access_token``, an OAuth access token is a
+session id) with the instance URL as the connector's host, or ``username``, ``password``,
+``security_token`` for a login. The options (:data:`OPTIONS`, not secret: shown and changed like the
+mapping; a connector made before options existed has them in its credentials, still read there):
+``domain`` (the login's: ``login``/``test``); ``object`` — the people object, ``Lead`` (default) or
+``Contact``; ``external_id`` — the field a first write upserts by, ``Email`` (default) or a custom
+External ID field such as ``Leadflow_Id__c`` (given leadflow's contact id); ``link_field`` (below);
+``stages`` — leadflow's deal stage ids → ``StageName`` (else open → ``Prospecting``, won →
+``Closed Won``, lost → ``Closed Lost``); ``version`` (``59.0``).
 
 - People: a first write upserts by the external id — one record ``PATCH sobjects/<Obj>/<Field>/<value>``,
   several ``PATCH composite/sobjects/<Obj>/<Field>`` (sObject Collections, 200 a call) with one result
@@ -49,6 +51,7 @@ import requests
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceError, SalesforceMoreThanOneRecord
 
+from leadflow.connectors import options as opts
 from leadflow.connectors.salesforce_rest import (
     GuardedSession,
     candidates_of,
@@ -81,6 +84,14 @@ VERSION = "59.0"
 MAX_COLLECTION = 200
 PLACEHOLDER = "[not provided]"
 REQUIRED = {"Lead": ("LastName", "Company"), "Contact": ("LastName",)}
+OPTIONS: dict[str, opts.Check] = {
+    "object": opts.one_of("Lead", "Contact"),
+    "external_id": opts.text(r"[A-Za-z][A-Za-z0-9_]*", "a field name (Email, Leadflow_Id__c)"),
+    "link_field": opts.text(r"\w+__c", "a custom External ID field (Leadflow_Id__c)"),
+    "stages": opts.mapping_of(opts.text(r".{1,120}", "a StageName"), "StageName values"),
+    "version": opts.text(r"\d{2,3}\.\d", "an API version (59.0)"),
+    "domain": opts.text(r"[A-Za-z0-9][A-Za-z0-9.-]{0,99}", "login, test or the My Domain's name"),
+}
 OBJECTS = {COMPANY: "Account", DEAL: "Opportunity", ACTIVITY: "Task"}
 DAILY_WAIT = timedelta(hours=1)
 CONCURRENT_WAIT = timedelta(seconds=30)
@@ -104,21 +115,28 @@ class SalesforceVendor:
     kinds: ClassVar[frozenset[str]] = frozenset({CONTACT, COMPANY, DEAL, ACTIVITY})
     match_field: ClassVar[str] = "email"
 
-    def __init__(self, credentials: Mapping[str, Any], host: str | None, network: Network) -> None:
-        self.object = str(credentials.get("object") or "Lead")
+    def __init__(
+        self,
+        credentials: Mapping[str, Any],
+        host: str | None,
+        network: Network,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        chosen = opts.merged(OPTIONS, options, credentials)
+        self.object = str(chosen["object"] or "Lead")
         if self.object not in REQUIRED:
             raise VendorError("Salesforce object is Lead or Contact", retry=False)
-        self.external_id = str(credentials.get("external_id") or "Email")
+        self.external_id = str(chosen["external_id"] or "Email")
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", self.external_id):
             raise VendorError("Salesforce external_id is a field name", retry=False)
-        link = credentials.get("link_field")
+        link = chosen["link_field"]
         self.link_field = str(link) if isinstance(link, str) and re.fullmatch(r"\w+__c", link) else None
-        stages = credentials.get("stages") or {}
+        stages = chosen["stages"] or {}
         self.stages = {str(k): str(v) for k, v in stages.items()} if isinstance(stages, Mapping) else {}
         self.network = network
         self.session = GuardedSession(network)
         self.rate_seen: RateSeen | None = None
-        version = str(credentials.get("version") or VERSION)
+        version = str(chosen["version"] or VERSION)
         token = credentials.get("session_id") or credentials.get("access_token")
         try:
             if isinstance(token, str) and token:
@@ -132,7 +150,7 @@ class SalesforceVendor:
                     username=str(credentials["username"]),
                     password=str(credentials["password"]),
                     security_token=str(credentials.get("security_token") or ""),
-                    domain=str(credentials.get("domain") or "login"),
+                    domain=str(chosen["domain"] or "login"),
                     session=self.session,
                     version=version,
                 )

@@ -33,8 +33,10 @@ Kinds: ``contact`` (person/lead/member/subscriber), ``company`` (account/organis
 :attr:`Vendor.kinds`; rows of it are dropped with the reason "not synced by <vendor>".
 
 A vendor module registers a :data:`Factory` in :mod:`leadflow.connectors.registry`; the factory gets
-the unsealed credentials (a dict, as given by the API), the host (``None``: the vendor's own) and the
-:class:`Network` (the network guard's check and the timeout), and never logs the credentials.
+the unsealed credentials (a dict, as given by the API), the host (``None``: the vendor's own), the
+:class:`Network` (the network guard's check and the timeout) and the connector's ``options`` (its
+non-secret settings, checked by the module's ``OPTIONS``: :mod:`leadflow.connectors.options`), and never
+logs the credentials.
 """
 
 from __future__ import annotations
@@ -161,4 +163,6 @@ class Vendor(Protocol):
     def close(self) -> None: ...
 
 
-Factory = Callable[[Mapping[str, Any], str | None, Network], Vendor]
+#: (credentials, host, network, options): ``options`` the connector's non-secret settings
+#: (:mod:`leadflow.connectors.options`)
+Factory = Callable[[Mapping[str, Any], str | None, Network, Mapping[str, Any] | None], Vendor]

@@ -174,7 +174,9 @@ class ConnectorWorker:
             return held[1]
         if held is not None:
             held[1].close()
-        made = registry.factory(connector.vendor).make(connector.credentials, connector.host, self.network)
+        made = registry.factory(connector.vendor).make(
+            connector.credentials, connector.host, self.network, connector.options
+        )
         self._vendors[connector.id] = (connector.updated_at, made)
         return made
 

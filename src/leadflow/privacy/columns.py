@@ -397,6 +397,7 @@ REGISTRY: Final[dict[str, dict[str, Treatment]]] = {
         "vendor": NOT_PERSONAL,
         "name": NOT_PERSONAL,
         "credentials": NOT_PERSONAL,  # sealed staff configuration
+        "options": NOT_PERSONAL,  # the vendor's non-secret settings: staff configuration
         "host": NOT_PERSONAL,
         "mapping": NOT_PERSONAL,
         "triggers": NOT_PERSONAL,
