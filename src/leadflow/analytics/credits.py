@@ -67,11 +67,17 @@ def _decay(at: datetime, times: Sequence[datetime]) -> list[int]:
 
 
 class _Totals:
-    """Per model: cents by key, and shares by key as ``{denominator: numerator}``."""
+    """Per model: cents by key, and shares by key as ``{denominator: numerator}``; whole shares (the
+    conversion's value to one key) are counted apart, without the dictionary of denominators."""
 
     def __init__(self) -> None:
         self.cents: dict[str, int] = {}
+        self.wholes: dict[str, int] = {}
         self.shares: dict[str, dict[int, int]] = {}
+
+    def whole(self, key: str, cents: int) -> None:
+        self.cents[key] = self.cents.get(key, 0) + cents
+        self.wholes[key] = self.wholes.get(key, 0) + 1
 
     def add(self, key: str, cents: int, part: int, total: int) -> None:
         self.cents[key] = self.cents.get(key, 0) + cents
@@ -81,11 +87,20 @@ class _Totals:
         else:
             by_den[total] = by_den.get(total, 0) + part
 
-    def cells(self) -> dict[str, Cell]:
-        return {
-            key: Cell(value=(Decimal(cents) / 100).quantize(CENT), by_denominator=self.shares[key])
-            for key, cents in self.cents.items()
-        }
+    def cells(self, single: _Totals) -> dict[str, Cell]:
+        """The cells, with ``single`` (the conversions with at most one touch: the same under every
+        model) added in."""
+        cents = dict(single.cents)
+        for key, value in self.cents.items():
+            cents[key] = cents.get(key, 0) + value
+        cells = {}
+        for key, value in cents.items():
+            by_den = dict(self.shares.get(key, {}))
+            wholes = single.wholes.get(key, 0) + self.wholes.get(key, 0)
+            if wholes:
+                by_den[1] = by_den.get(1, 0) + wholes
+            cells[key] = Cell(value=(Decimal(value) / 100).quantize(CENT), by_denominator=by_den)
+        return cells
 
 
 def _contact(rows: list[Any], column: int) -> tuple[list[datetime], list[str]]:
@@ -116,6 +131,7 @@ def attribute_rows(
     compares contact ids for equality only), each touch of a contact with a conversion."""
     column = _COLUMN[by]
     totals = {model: _Totals() for model in models}
+    single = _Totals()
     first, last = totals.get("first_touch"), totals.get("last_touch")
     linear, position = totals.get("linear"), totals.get("position_based")
     decay = totals.get("time_decay")
@@ -137,14 +153,12 @@ def attribute_rows(
         lo, hi = bisect_left(times, at - lookback), bisect_right(times, at)
         n = hi - lo
         if n <= 1:
-            key = keys[lo] if n else DIRECT
-            for model_totals in totals.values():
-                model_totals.add(key, cents, 1, 1)
+            single.whole(keys[lo] if n else DIRECT, cents)
             continue
         if first is not None:
-            first.add(keys[lo], cents, 1, 1)
+            first.whole(keys[lo], cents)
         if last is not None:
-            last.add(keys[hi - 1], cents, 1, 1)
+            last.whole(keys[hi - 1], cents)
         if linear is not None or (position is not None and n == 2):
             whole, left = divmod(abs(cents), n)
             sign = -1 if cents < 0 else 1
@@ -166,5 +180,5 @@ def attribute_rows(
                 if parts[i]:
                     decay.add(keys[lo + i], share, parts[i], total)
     result = Result(conversions=count, value=(Decimal(value_cents) / 100).quantize(CENT))
-    result.cells = {model: totals[model].cells() for model in models}
+    result.cells = {model: totals[model].cells(single) for model in models}
     return result

@@ -137,6 +137,16 @@ def _value(properties: Any, fixed: Decimal | None) -> Decimal:
     return attribution.to_cents(raw)
 
 
+def _cents(properties: Any, fixed: Decimal | None) -> int:
+    """:func:`_value` in cents; a whole-number value (the usual ``revenue``) without the detour through
+    :class:`~decimal.Decimal`."""
+    if fixed is None and isinstance(properties, dict):
+        raw = properties.get("revenue", properties.get("value"))
+        if type(raw) is int:
+            return raw * 100
+    return int(_value(properties, fixed) * 100)
+
+
 def _streamed(conn: Connection, query: Any, params: dict[str, Any]) -> Iterator[Any]:
     yield from conn.execution_options(yield_per=10_000).execute(query, params)
 
@@ -167,7 +177,7 @@ def attribution_report(
     params["since"] = begin - lookback
     with ctx.db.read() as conn:
         rows = _streamed(conn, store.conversions(event, stage), params)
-        conversions = ((r.contact_id, r.timestamp, int(_value(r.properties, value) * 100)) for r in rows)
+        conversions = ((r.contact_id, r.timestamp, _cents(r.properties, value)) for r in rows)
         touches = _streamed(conn, store.touches(event, stage), params)
         result = credits.attribute_rows(conversions, touches, models=chosen, by=by, lookback=lookback)
     return Attribution(
