@@ -17,6 +17,7 @@ from leadflow.connectors.pipedrive import PipedriveVendor
 from leadflow.connectors.salesforce import SalesforceVendor
 from leadflow.connectors.worker import ConnectorWorker
 from leadflow.contacts.processor import EventProcessor
+from leadflow.kernel.commands import console
 from leadflow.kernel.context import AppContext
 from tests.integration.connectors.conftest import drain, identify
 from tests.integration.web.conftest import make_user, sign_in
@@ -75,7 +76,8 @@ def test_options_in_the_cli_and_the_console(
     changed = cli.invoke(app, ["connectors", "options", "Deals", "pipeline_id=5", 'stages={"won": 8}'])
     assert changed.exit_code == 0, changed.output
     assert config.get(ctx, made["id"])["options"] == {"pipeline_id": 5, "stages": {"won": 8}}
-    listed = cli.invoke(app, ["connectors", "list"], env={"COLUMNS": "300"})
+    monkeypatch.setattr(console, "_width", 300)  # the table's width: rich's console outlives the runner
+    listed = cli.invoke(app, ["connectors", "list"])
     assert "pipeline_id=5" in listed.output
     assert "pd-SECRET" not in listed.output
     refused = cli.invoke(app, ["connectors", "options", "Deals", "pipe=5"])
