@@ -11,7 +11,8 @@ test holds the two equal), arranged for 100k conversions in a few seconds (issue
   linear is ``divmod`` (its remainders are all equal, so the cents left go to the earliest touches), and
   only position-based (more than two touches) and time decay go through the largest-remainder split.
 * Credits are summed as integer cents per key and shares per (key, denominator) as integers; the
-  :class:`~.attribution.Result` is built once at the end.
+  :class:`~.attribution.Result` is built once at the end, and :func:`share` reads a cell's share of
+  conversions without summing the fractions exactly.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from leadflow.analytics.attribution import (
@@ -103,6 +105,20 @@ class _Totals:
         return cells
 
 
+def share(by_denominator: dict[int, int], bits: int = 128) -> float:
+    """A cell's share of conversions, ``sum(n / d)``, as a float rounded to 6 places — exactly
+    ``round(float(cell.conversions), 6)`` without the exact sum, whose common denominator grows with every
+    distinct time-decay total (tens of seconds at 100k conversions). Each ``n / d`` is floored to
+    ``bits`` binary places, so the sum lies in ``[low, low + terms)`` units; when both ends round alike
+    that is the answer (rounding is monotone), else (a sum at a rounding boundary) the exact sum is."""
+    low = sum((n << bits) // d for d, n in by_denominator.items())
+    unit = 1 << bits
+    answer = round(float(Fraction(low, unit)), 6)
+    if answer == round(float(Fraction(low + len(by_denominator), unit)), 6):
+        return answer
+    return round(float(sum((Fraction(n, d) for d, n in by_denominator.items()), Fraction(0))), 6)
+
+
 def _contact(rows: list[Any], column: int) -> tuple[list[datetime], list[str]]:
     """A contact's touches, ordered and deduplicated: their times and their keys for the dimension."""
     rows.sort(key=lambda r: (r[1], r[6]))
@@ -163,22 +179,22 @@ def attribute_rows(
             whole, left = divmod(abs(cents), n)
             sign = -1 if cents < 0 else 1
             for i in range(n):
-                share = sign * (whole + 1 if i < left else whole)
+                cut = sign * (whole + 1 if i < left else whole)
                 if linear is not None:
-                    linear.add(keys[lo + i], share, 1, n)
+                    linear.add(keys[lo + i], cut, 1, n)
                 if position is not None and n == 2:
-                    position.add(keys[lo + i], share, 1, n)
+                    position.add(keys[lo + i], cut, 1, n)
         if position is not None and n > 2:
             middle = n - 2
             parts = [2 * middle, *([1] * middle), 2 * middle]
-            for i, share in enumerate(split(cents, parts)):
-                position.add(keys[lo + i], share, parts[i], 5 * middle)
+            for i, cut in enumerate(split(cents, parts)):
+                position.add(keys[lo + i], cut, parts[i], 5 * middle)
         if decay is not None:
             parts = _decay(at, times[lo:hi])
             total = sum(parts)
-            for i, share in enumerate(split(cents, parts)):
+            for i, cut in enumerate(split(cents, parts)):
                 if parts[i]:
-                    decay.add(keys[lo + i], share, parts[i], total)
+                    decay.add(keys[lo + i], cut, parts[i], total)
     result = Result(conversions=count, value=(Decimal(value_cents) / 100).quantize(CENT))
     result.cells = {model: totals[model].cells(single) for model in models}
     return result

@@ -192,7 +192,7 @@ def attribution_report(
             ModelCredits(
                 model=model,
                 credits=[
-                    Credit(key=key, value=cell.value, conversions=round(float(cell.conversions), 6))
+                    Credit(key=key, value=cell.value, conversions=credits.share(cell.by_denominator))
                     for key, cell in sorted(
                         result.cells.get(model, {}).items(), key=lambda kv: (-kv[1].value, kv[0])
                     )

@@ -226,3 +226,15 @@ def test_the_fast_path_equals_the_reference_exactly(
         [(c.contact_id, c.at, 100) for c in conversions], touch_rows, models=["linear"]
     )
     assert list(one.cells) == ["linear"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    shares=st.dictionaries(
+        st.integers(min_value=1, max_value=2**60), st.integers(min_value=0, max_value=2**62), max_size=30
+    ),
+    bits=st.sampled_from([2, 8, 128]),  # few bits: the bounds often straddle a rounding point (exact sum)
+)
+def test_a_cells_share_is_its_exact_sum_rounded(shares: dict[int, int], bits: int) -> None:
+    exact = sum((Fraction(n, d) for d, n in shares.items()), Fraction(0))
+    assert credits.share(shares, bits) == round(float(exact), 6)
