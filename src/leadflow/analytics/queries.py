@@ -462,8 +462,10 @@ def gap_counts(dialect: str) -> Any:
     second of the two entries (the larger event id; one event may record both), so any split into
     batches, a late event from a hole and a rebuild count each pair once."""
     a, b = analytics_stage_entries.alias("a"), analytics_stage_entries.alias("b")
-    pair = sa.or_(*[sa.and_(a.c.stage == earlier, b.c.stage == later) for earlier, later in GAP_PAIRS])
-    joined = a.join(b, sa.and_(a.c.contact_id == b.c.contact_id, pair))
+    # the other entry of the pair by primary key (contact, stage computed from the driving row): an
+    # OR of stage pairs made PostgreSQL read every entry of those stages per row
+    earlier_of = sa.case(*[(b.c.stage == later, earlier) for earlier, later in GAP_PAIRS], else_=sa.null())
+    later_of = sa.case(*[(a.c.stage == earlier, later) for earlier, later in GAP_PAIRS], else_=sa.null())
     base = sa.and_(b.c.entered_at >= a.c.entered_at, b.c.entered_at >= _SINCE)
     later_last = sa.and_(b.c.event_id > _AFTER, b.c.event_id <= _UPTO, a.c.event_id <= b.c.event_id)
     earlier_last = sa.and_(a.c.event_id > _AFTER, a.c.event_id <= _UPTO, b.c.event_id < a.c.event_id)
@@ -472,9 +474,11 @@ def gap_counts(dialect: str) -> Any:
         sa.literal("gap:").concat(a.c.stage).concat(">").concat(b.c.stage).label("metric"),
         gap_bucket(dialect, b.c.entered_at, a.c.entered_at).label("key"),
     ]
+    by_later = b.join(a, sa.and_(a.c.contact_id == b.c.contact_id, a.c.stage == earlier_of))
+    by_earlier = a.join(b, sa.and_(b.c.contact_id == a.c.contact_id, b.c.stage == later_of))
     both = sa.union_all(
-        sa.select(*columns).select_from(joined).where(base, later_last),
-        sa.select(*columns).select_from(joined).where(base, earlier_last),
+        sa.select(*columns).select_from(by_later).where(base, later_last),
+        sa.select(*columns).select_from(by_earlier).where(base, earlier_last),
     ).subquery("gaps")
     select = sa.select(
         both.c.day,
