@@ -176,6 +176,9 @@ def attribution_report(
     params = {"start": begin, "end": datetime.combine(last + timedelta(days=1), time(), UTC)}
     params["since"] = begin - lookback
     with ctx.db.read() as conn:
+        if conn.dialect.name == "postgresql":
+            for setting in store.ATTRIBUTION_SETTINGS:
+                conn.execute(setting)
         rows = _streamed(conn, store.conversions(event, stage), params)
         conversions = ((r.contact_id, r.timestamp, _cents(r.properties, value)) for r in rows)
         touches = _streamed(conn, store.touches(event, stage), params)

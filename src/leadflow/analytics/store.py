@@ -32,6 +32,11 @@ _END = sa.bindparam("end", type_=UTCDateTime())
 _SINCE = sa.bindparam("since", type_=UTCDateTime())
 
 
+# PostgreSQL, for the attribution reads' transaction: no JIT (at 100k conversions the touchpoints read
+# cost 3 s of JIT compilation for 2 to 4 s of execution) and room to sort the rows in memory.
+ATTRIBUTION_SETTINGS = (sa.text("SET LOCAL jit = off"), sa.text("SET LOCAL work_mem = '64MB'"))
+
+
 def _human() -> Any:
     """A click by a person (a scanner's carries ``machine_generated: true``)."""
     return sa.func.coalesce(_e.properties["machine_generated"].as_boolean(), sa.false()) == sa.false()
