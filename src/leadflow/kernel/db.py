@@ -8,6 +8,8 @@ connection pool; cross-process mutual exclusion uses transaction-scoped advisory
 from __future__ import annotations
 
 import hashlib
+import math
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -56,6 +58,7 @@ def _sqlite_engine(url: str, echo: bool) -> Engine:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         dbapi_connection.create_function("leadflow_julian", 1, isodates.julian, deterministic=True)
         cursor = dbapi_connection.cursor()
+        _math_functions(dbapi_connection, cursor)
         for pragma in (
             "journal_mode=WAL",
             "synchronous=FULL",
@@ -364,3 +367,21 @@ def time_limit(conn: Connection, seconds: float, monotonic: Callable[[], float])
     finally:
         if raw is not None:
             raw.set_progress_handler(None, 0)
+
+
+def _math_functions(dbapi_connection: Any, cursor: Any) -> None:
+    """``ln`` and ``floor`` (the analytics rollups' gap histogram) where this SQLite was built without
+    its math functions (``SQLITE_ENABLE_MATH_FUNCTIONS``, on in most builds since 3.35)."""
+    try:
+        cursor.execute("SELECT ln(1), floor(1.5)")
+    except sqlite3.OperationalError:
+        dbapi_connection.create_function("ln", 1, _ln, deterministic=True)
+        dbapi_connection.create_function("floor", 1, _floor, deterministic=True)
+
+
+def _ln(value: float | None) -> float | None:
+    return math.log(value) if value is not None and value > 0 else None
+
+
+def _floor(value: float | None) -> float | None:
+    return float(math.floor(value)) if value is not None else None
