@@ -7,27 +7,25 @@ page — with no console error."""
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-import uvicorn
-from playwright.sync_api import Page, Position, sync_playwright
+from playwright.sync_api import Page, Position
 
-from leadflow.api.app import create_app
 from leadflow.crm import deals
 from leadflow.crm import service as crm
-from leadflow.kernel.settings import Settings
-from leadflow.runtime.context import build_context
-from leadflow.web import service as web
-from tests.support import databases
-from tests.support.server import free_port
+from tests.support.console_browser import (
+    DESKTOP,
+    PHONE,
+    Watch,
+    add_user,
+    assert_fits,
+    chromium,
+    live_console,
+    sign_in,
+)
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 PASSWORD = "a long seller secret"
 GRIP: Position = {"x": 12, "y": 12}  # a card is dragged by its title, not by its form's controls
 
@@ -35,32 +33,16 @@ GRIP: Position = {"x": 12, "y": 12}  # a card is dragged by its title, not by it
 @pytest.fixture(scope="module")
 def live(sqlite_url: str) -> Iterator[tuple[str, dict[str, str]]]:
     """The served app, and the ids of the default pipeline's stages by name."""
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail("CI installs Debian's chromium (.ci/run)")
-        pytest.skip("needs Debian's chromium (/usr/bin/chromium): apt-get install chromium")
-    databases.empty_tables(sqlite_url)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    ctx = build_context(Settings(database_url=sqlite_url, secret_key="test-secret", base_url=url))
-    seller = crm.create_user(
-        ctx, crm.UserCreate(name="Sam Seller", email="sam@example.com", role="sales"), actor="test"
-    )
-    web.set_password(ctx, seller.id, PASSWORD, actor="test")
-    crm.ensure_default_pipeline(ctx)
-    for title, value in (("Alpha course", "1000"), ("Beta course", "300"), ("Gamma course", "50")):
-        data = deals.DealCreate(title=title, value=Decimal(value), currency="EUR", owner_id=seller.id)
-        deals.create(ctx, data, actor="test")
-    stages = {s.name: s.id for s in next(p for p in crm.list_pipelines(ctx) if p.is_default).stages}
-    server = uvicorn.Server(uvicorn.Config(create_app(ctx, run_worker=False), port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started and thread.is_alive():
-        thread.join(0.05)
-    yield url, stages
-    server.should_exit = True
-    thread.join(10)
-    ctx.close()
+    with live_console(sqlite_url) as console:
+        ctx = console.ctx
+        seller = add_user(ctx, "Sam Seller", "sam@example.com", "sales", PASSWORD)
+        crm.ensure_default_pipeline(ctx)
+        for title, value in (("Alpha course", "1000"), ("Beta course", "300"), ("Gamma course", "50")):
+            data = deals.DealCreate(title=title, value=Decimal(value), currency="EUR", owner_id=seller)
+            deals.create(ctx, data, actor="test")
+        stages = {s.name: s.id for s in next(p for p in crm.list_pipelines(ctx) if p.is_default).stages}
+        console.start()
+        yield console.url, stages
 
 
 def _in(page: Page, stage_id: str, title: str) -> int:
@@ -72,78 +54,73 @@ def test_drag_a_deal_to_the_next_column_and_move_another_with_the_keyboard(
 ) -> None:
     url, stages = live
     interest, booked, won = stages["interest"], stages["consultation booked"], stages["won"]
-    errors: list[str] = []
-    with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        try:
-            page: Page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url + "/app/login")
-            page.get_by_label("Email").fill("sam@example.com")
-            page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_selector('form[aria-label="Filter leads"]')  # a sales user lands on the leads
-            page.get_by_role("link", name="Pipeline").click()
-            page.wait_for_selector(".board")
-            assert _in(page, interest, "Alpha course") == 1
-            # at 1,280 px the five columns fit: the page does not scroll sideways and each column is in view
-            assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
-            board = page.evaluate(
-                "(r => [r.left, r.right])(document.getElementById('board').getBoundingClientRect())"
-            )
-            boxes = page.evaluate(
-                "[...document.querySelectorAll('.column')].map(c => c.getBoundingClientRect())"
-                ".map(r => [r.left, r.right, r.width])"
-            )
-            assert len(boxes) == 5
-            assert board[0] >= 0
-            assert board[1] <= 1280
-            assert all(board[0] <= left and right <= board[1] and width > 100 for left, right, width in boxes)
+    watch = Watch()
+    with chromium() as browser:
+        page = watch.page(browser.new_page(viewport=DESKTOP))
+        # a sales user lands on the leads
+        sign_in(
+            page,
+            "sam@example.com",
+            PASSWORD,
+            login_url=url + "/app/login",
+            landed='form[aria-label="Filter leads"]',
+        )
+        page.get_by_role("link", name="Pipeline").click()
+        page.wait_for_selector(".board")
+        assert _in(page, interest, "Alpha course") == 1
+        # at 1,280 px the five columns fit: the page does not scroll sideways and each column is in view
+        assert_fits(page)
+        board = page.evaluate(
+            "(r => [r.left, r.right])(document.getElementById('board').getBoundingClientRect())"
+        )
+        boxes = page.evaluate(
+            "[...document.querySelectorAll('.column')].map(c => c.getBoundingClientRect())"
+            ".map(r => [r.left, r.right, r.width])"
+        )
+        assert len(boxes) == 5
+        assert board[0] >= 0
+        assert board[1] <= 1280
+        assert all(board[0] <= left and right <= board[1] and width > 100 for left, right, width in boxes)
 
-            alpha = page.locator(".deal", has_text="Alpha course")
-            page.drag_and_drop(
-                f"#{alpha.get_attribute('id')}",
-                f'.column[data-stage="{booked}"] .cards-list',
-                source_position=GRIP,
-            )
-            page.wait_for_selector("text=Deal moved.")
-            assert _in(page, booked, "Alpha course") == 1
-            assert page.locator(f'.column[data-stage="{booked}"] [data-count]').inner_text() == "1"
-            assert (
-                page.locator(f'.column[data-stage="{booked}"] [data-weighted]').inner_text() == "400.00 EUR"
-            )
-            page.reload()
-            assert _in(page, booked, "Alpha course") == 1
-            assert _in(page, interest, "Alpha course") == 0
+        alpha = page.locator(".deal", has_text="Alpha course")
+        page.drag_and_drop(
+            f"#{alpha.get_attribute('id')}",
+            f'.column[data-stage="{booked}"] .cards-list',
+            source_position=GRIP,
+        )
+        page.wait_for_selector("text=Deal moved.")
+        assert _in(page, booked, "Alpha course") == 1
+        assert page.locator(f'.column[data-stage="{booked}"] [data-count]').inner_text() == "1"
+        assert page.locator(f'.column[data-stage="{booked}"] [data-weighted]').inner_text() == "400.00 EUR"
+        page.reload()
+        assert _in(page, booked, "Alpha course") == 1
+        assert _in(page, interest, "Alpha course") == 0
 
-            beta = page.locator(".deal", has_text="Beta course")
-            page.drag_and_drop(
-                f"#{beta.get_attribute('id')}",
-                f'.column[data-stage="{won}"] .cards-list',
-                source_position=GRIP,
-            )
-            assert page.locator("#board-status").inner_text().startswith("Moving to “won” needs a reason")
-            assert page.evaluate("document.activeElement.name") == "reason"
-            page.keyboard.type("paid by card")
-            page.keyboard.press("Tab")
-            with page.expect_navigation():
-                page.keyboard.press("Enter")  # the card's own Move button: a real POST
-            assert _in(page, won, "Beta course") == 1
+        beta = page.locator(".deal", has_text="Beta course")
+        page.drag_and_drop(
+            f"#{beta.get_attribute('id')}",
+            f'.column[data-stage="{won}"] .cards-list',
+            source_position=GRIP,
+        )
+        assert page.locator("#board-status").inner_text().startswith("Moving to “won” needs a reason")
+        assert page.evaluate("document.activeElement.name") == "reason"
+        page.keyboard.type("paid by card")
+        page.keyboard.press("Tab")
+        with page.expect_navigation():
+            page.keyboard.press("Enter")  # the card's own Move button: a real POST
+        assert _in(page, won, "Beta course") == 1
 
-            page.get_by_label("Move Gamma course to").focus()
-            page.get_by_label("Move Gamma course to").select_option(label="proposal")
-            page.keyboard.press("Tab")
-            page.keyboard.press("Tab")
-            assert page.evaluate("document.activeElement.textContent") == "Move"
-            with page.expect_navigation():
-                page.keyboard.press("Enter")
-            assert _in(page, stages["proposal"], "Gamma course") == 1
-            assert _in(page, interest, "Gamma course") == 0
+        page.get_by_label("Move Gamma course to").focus()
+        page.get_by_label("Move Gamma course to").select_option(label="proposal")
+        page.keyboard.press("Tab")
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.textContent") == "Move"
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        assert _in(page, stages["proposal"], "Gamma course") == 1
+        assert _in(page, interest, "Gamma course") == 0
 
-            page.set_viewport_size({"width": 375, "height": 800})  # a phone: the columns scroll, not the page
-            assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
-            assert page.evaluate("(b => b.scrollWidth > b.clientWidth)(document.getElementById('board'))")
-        finally:
-            browser.close()
-    assert errors == []
+        page.set_viewport_size(PHONE)  # a phone: the columns scroll, not the page
+        assert_fits(page)
+        assert page.evaluate("(b => b.scrollWidth > b.clientWidth)(document.getElementById('board'))")
+    assert watch.errors == []

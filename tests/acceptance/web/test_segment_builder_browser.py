@@ -7,30 +7,27 @@ again as the same tree — with no console error."""
 from __future__ import annotations
 
 import json
-import os
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
-from leadflow.api.app import create_app
 from leadflow.contacts.processor import EventProcessor
-from leadflow.crm import service as crm
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.settings import Settings
-from leadflow.runtime.context import build_context
 from leadflow.segments import service as segments
-from leadflow.web import service as web
-from tests.support import databases
+from tests.support.console_browser import (
+    DESKTOP,
+    PHONE,
+    Watch,
+    add_user,
+    assert_fits,
+    chromium,
+    live_console,
+    sign_in,
+)
 from tests.support.events import send
-from tests.support.server import free_port
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 PASSWORD = "a long marketer secret"
 BUILT = {
     "all": [
@@ -42,44 +39,32 @@ BUILT = {
 
 @pytest.fixture(scope="module")
 def live(sqlite_url: str) -> Iterator[tuple[str, AppContext]]:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail("CI installs Debian's chromium (.ci/run)")
-        pytest.skip("needs Debian's chromium (/usr/bin/chromium): apt-get install chromium")
-    databases.empty_tables(sqlite_url)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    ctx = build_context(Settings(database_url=sqlite_url, secret_key="test-secret", base_url=url))
-    marketer = crm.create_user(
-        ctx, crm.UserCreate(name="Mia Marketer", email="mia@example.com", role="marketer"), actor="test"
-    )
-    web.set_password(ctx, marketer.id, PASSWORD, actor="test")
-    people = {
-        "ann": ("pro", 34),
-        "cat": ("pro", 52),
-        "dan": ("free", 60),
-        "fay": ("Pro", None),
-        "gus": ("pro", 20),
-    }
-    send(
-        ctx,
-        *(
-            {"type": "identify", "userId": u, "traits": {"email": f"{u}@example.com", "plan": p, "age": a}}
-            for u, (p, a) in people.items()
-        ),
-        {"type": "track", "userId": "gus", "event": "Order Completed"},
-        {"type": "track", "userId": "dan", "event": "Order Completed"},
-    )
-    EventProcessor(ctx).drain()
-    server = uvicorn.Server(uvicorn.Config(create_app(ctx, run_worker=False), port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started and thread.is_alive():
-        thread.join(0.05)
-    yield url, ctx
-    server.should_exit = True
-    thread.join(10)
-    ctx.close()
+    with live_console(sqlite_url) as console:
+        ctx = console.ctx
+        add_user(ctx, "Mia Marketer", "mia@example.com", "marketer", PASSWORD)
+        people = {
+            "ann": ("pro", 34),
+            "cat": ("pro", 52),
+            "dan": ("free", 60),
+            "fay": ("Pro", None),
+            "gus": ("pro", 20),
+        }
+        send(
+            ctx,
+            *(
+                {
+                    "type": "identify",
+                    "userId": u,
+                    "traits": {"email": f"{u}@example.com", "plan": p, "age": a},
+                }
+                for u, (p, a) in people.items()
+            ),
+            {"type": "track", "userId": "gus", "event": "Order Completed"},
+            {"type": "track", "userId": "dan", "event": "Order Completed"},
+        )
+        EventProcessor(ctx).drain()
+        console.start()
+        yield console.url, ctx
 
 
 def _every_kind(other: str) -> dict[str, Any]:
@@ -123,95 +108,81 @@ def test_build_a_segment_by_clicking_see_its_count_and_save_it(live: tuple[str, 
     url, ctx = live
     expected = segments.preview(ctx, BUILT).count
     assert expected == 2  # cat (pro, over 40) and gus (pro, ordered); not ann, dan (free), fay (no age)
-    errors: list[str] = []
-    with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        try:
-            page: Page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url + "/app/login")
-            page.get_by_label("Email").fill("mia@example.com")
-            page.get_by_label("Password").fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            page.get_by_role("link", name="Segments").click()
-            page.get_by_role("link", name="New segment").click()
-            page.get_by_label("Name").fill("Pro buyers or seniors")
-            page.wait_for_selector("#segment-count[data-count]")  # the starting rule's count
-            assert page.locator("#segment-count").get_attribute("data-count") == "5"
+    watch = Watch()
+    with chromium() as browser:
+        page = watch.page(browser.new_page(viewport=DESKTOP))
+        sign_in(page, "mia@example.com", PASSWORD, login_url=url + "/app/login", landed=None)
+        page.get_by_role("link", name="Segments").click()
+        page.get_by_role("link", name="New segment").click()
+        page.get_by_label("Name").fill("Pro buyers or seniors")
+        page.wait_for_selector("#segment-count[data-count]")  # the starting rule's count
+        assert page.locator("#segment-count").get_attribute("data-count") == "5"
 
-            first = page.locator("#builder .cond").first
-            first.get_by_label("Field").select_option("traits.")
-            first.get_by_label("Key").fill("plan")
-            first.get_by_label("Operator").select_option("eq")
-            page.locator("#builder .cond").first.get_by_label("Value").fill("pro")
+        first = page.locator("#builder .cond").first
+        first.get_by_label("Field").select_option("traits.")
+        first.get_by_label("Key").fill("plan")
+        first.get_by_label("Operator").select_option("eq")
+        page.locator("#builder .cond").first.get_by_label("Value").fill("pro")
 
-            page.get_by_role("button", name="Add group").click()
-            nested = page.locator("#builder fieldset.group fieldset.group")
-            assert nested.get_by_label("Match").input_value() == "any"
-            age = nested.locator(".cond").first
-            age.get_by_label("Field").select_option("traits.")
-            nested.locator(".cond").first.get_by_label("Key").fill("age")
-            nested.locator(".cond").first.get_by_label("Operator").select_option("gt")
-            nested.locator(".cond").first.get_by_label("Value").fill("40")
-            nested.get_by_role("button", name="Add condition").click()
-            nested.locator(".cond").nth(1).get_by_label("Condition").select_option("beh")
-            with page.expect_response(
-                lambda r: (
-                    r.url.endswith("/app/segments/preview")
-                    and "Order Completed" in (r.request.post_data or "")
-                )
-            ) as answered:
-                nested.locator(".cond").nth(1).get_by_label("Event name").fill("Order Completed")
-            assert answered.value.json()["count"] == expected
-            page.wait_for_function(
-                f"document.getElementById('segment-count').getAttribute('data-count') === '{expected}'"
+        page.get_by_role("button", name="Add group").click()
+        nested = page.locator("#builder fieldset.group fieldset.group")
+        assert nested.get_by_label("Match").input_value() == "any"
+        age = nested.locator(".cond").first
+        age.get_by_label("Field").select_option("traits.")
+        nested.locator(".cond").first.get_by_label("Key").fill("age")
+        nested.locator(".cond").first.get_by_label("Operator").select_option("gt")
+        nested.locator(".cond").first.get_by_label("Value").fill("40")
+        nested.get_by_role("button", name="Add condition").click()
+        nested.locator(".cond").nth(1).get_by_label("Condition").select_option("beh")
+        with page.expect_response(
+            lambda r: (
+                r.url.endswith("/app/segments/preview") and "Order Completed" in (r.request.post_data or "")
             )
-            assert page.locator("#segment-count").inner_text().startswith(f"{expected} contacts match")
-            shown = page.locator("#segment-sample li").all_inner_texts()
-            assert sorted(line.split(">")[0] for line in shown) == ["<cat@example.com", "<gus@example.com"]
-            assert _rule(page) == BUILT
+        ) as answered:
+            nested.locator(".cond").nth(1).get_by_label("Event name").fill("Order Completed")
+        assert answered.value.json()["count"] == expected
+        page.wait_for_function(
+            f"document.getElementById('segment-count').getAttribute('data-count') === '{expected}'"
+        )
+        assert page.locator("#segment-count").inner_text().startswith(f"{expected} contacts match")
+        shown = page.locator("#segment-sample li").all_inner_texts()
+        assert sorted(line.split(">")[0] for line in shown) == ["<cat@example.com", "<gus@example.com"]
+        assert _rule(page) == BUILT
 
-            page.get_by_role("button", name="Create segment").click()
-            page.wait_for_selector("text=Segment created")
-            saved = next(
-                s for s in segments.listing(ctx, after=None, limit=10) if s.name == "Pro buyers or seniors"
+        page.get_by_role("button", name="Create segment").click()
+        page.wait_for_selector("text=Segment created")
+        saved = next(
+            s for s in segments.listing(ctx, after=None, limit=10) if s.name == "Pro buyers or seniors"
+        )
+        assert saved.rules == BUILT
+        again = page.locator("#builder fieldset.group fieldset.group")  # the tree, rebuilt from the JSON
+        assert again.locator(".cond").nth(1).get_by_label("Event name").input_value() == "Order Completed"
+        assert page.locator("#builder .cond").first.get_by_label("Key").input_value() == "plan"
+        page.get_by_role("link", name="← Segments").click()
+        assert page.locator(f'tr[data-segment="{saved.id}"]').inner_text().startswith("Pro buyers or seniors")
+
+        every = _every_kind(saved.id)
+        full = segments.create(ctx, segments.SegmentCreate(name="Every kind", rules=every), actor="test")
+        page.goto(f"{url}/app/segments/{full.id}")
+        page.wait_for_selector("#segment-count[data-count]")
+        assert page.locator("#builder .cond").count() == 15  # 14 conditions and 1 property condition
+        assert page.locator('[data-kind="mail"]').get_by_label("Journey id").input_value() == "j1"
+        assert page.locator('[data-kind="member"]').get_by_label("Segment").input_value() == saved.id
+        root = page.locator("#builder fieldset.group").first.get_by_label("Match").first
+        root.select_option("all")
+        root = page.locator("#builder fieldset.group").first.get_by_label("Match").first
+        with page.expect_response(
+            lambda r: (
+                r.url.endswith("/app/segments/preview")
+                and (r.request.post_data or "").startswith('{"rules":{"any"')
             )
-            assert saved.rules == BUILT
-            again = page.locator("#builder fieldset.group fieldset.group")  # the tree, rebuilt from the JSON
-            assert again.locator(".cond").nth(1).get_by_label("Event name").input_value() == "Order Completed"
-            assert page.locator("#builder .cond").first.get_by_label("Key").input_value() == "plan"
-            page.get_by_role("link", name="← Segments").click()
-            assert (
-                page.locator(f'tr[data-segment="{saved.id}"]')
-                .inner_text()
-                .startswith("Pro buyers or seniors")
-            )
+        ) as answered:
+            root.select_option("any")
+        assert _rule(page) == every  # drawn and written back: nothing lost or changed
+        assert answered.value.json()["count"] == segments.preview(ctx, every).count
 
-            every = _every_kind(saved.id)
-            full = segments.create(ctx, segments.SegmentCreate(name="Every kind", rules=every), actor="test")
-            page.goto(f"{url}/app/segments/{full.id}")
-            page.wait_for_selector("#segment-count[data-count]")
-            assert page.locator("#builder .cond").count() == 15  # 14 conditions and 1 property condition
-            assert page.locator('[data-kind="mail"]').get_by_label("Journey id").input_value() == "j1"
-            assert page.locator('[data-kind="member"]').get_by_label("Segment").input_value() == saved.id
-            root = page.locator("#builder fieldset.group").first.get_by_label("Match").first
-            root.select_option("all")
-            root = page.locator("#builder fieldset.group").first.get_by_label("Match").first
-            with page.expect_response(
-                lambda r: (
-                    r.url.endswith("/app/segments/preview")
-                    and (r.request.post_data or "").startswith('{"rules":{"any"')
-                )
-            ) as answered:
-                root.select_option("any")
-            assert _rule(page) == every  # drawn and written back: nothing lost or changed
-            assert answered.value.json()["count"] == segments.preview(ctx, every).count
-
-            page.set_viewport_size({"width": 375, "height": 800})  # a phone: the builder wraps
-            page.reload()
-            page.wait_for_selector("#segment-count[data-count]")
-            assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
-        finally:
-            browser.close()
-    assert errors == []
+        page.set_viewport_size(PHONE)  # a phone: the builder wraps
+        page.reload()
+        page.wait_for_selector("#segment-count[data-count]")
+        assert_fits(page)
+    assert watch.errors == []
