@@ -17,7 +17,7 @@ from leadflow.events import service as events
 from leadflow.kernel import pagination
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Invalid
-from leadflow.kernel.http import Principal, context, require
+from leadflow.kernel.http import Principal, context, model_json, require
 from leadflow.kernel.pagination import Cursor, Limit, Page, paginate
 
 router = APIRouter(prefix="/api/v1", tags=["contacts"])
@@ -33,7 +33,7 @@ def list_contacts(
     cursor: str | None = Cursor,
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
-) -> Page[Contact]:
+) -> Response:
     after = (pagination.decode(cursor) or {}).get("after")
     if lifecycle_stage is not None:
         stages.validate(lifecycle_stage)
@@ -43,7 +43,7 @@ def list_contacts(
     with ctx.db.read() as conn:
         found = queries.search(conn, where, after=after, limit=limit + 1)
     items, next_cursor = paginate(found, limit, lambda c: {"after": c.id})
-    return Page[Contact](data=items, next_cursor=next_cursor)
+    return model_json(Page[Contact](data=items, next_cursor=next_cursor))
 
 
 def _email_filter(email: str | None) -> str | None:
@@ -70,9 +70,9 @@ def upsert_contact(
 @router.get("/contacts/{contact_id}", response_model=Contact, summary="Get a contact (merged ids resolve)")
 def get_contact(
     contact_id: str, ctx: AppContext = Depends(context), _: Principal = Depends(require("read"))
-) -> Contact:
+) -> Response:
     with ctx.db.read() as conn:
-        return queries.get(conn, contact_id)
+        return model_json(queries.get(conn, contact_id))
 
 
 @router.patch("/contacts/{contact_id}", response_model=Contact, summary="Change some fields of a contact")

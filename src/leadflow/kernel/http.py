@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from fastapi import Request, Security
+from fastapi import Request, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from leadflow.kernel.context import AppContext
@@ -100,3 +101,11 @@ def require_for_webhooks(scope: str) -> Callable[..., Awaitable[Principal]]:
 
     dependency.__name__ = f"require_{scope}_for_webhooks"
     return dependency
+
+
+def model_json(model: BaseModel) -> Response:
+    """A model already of the route's ``response_model``, serialised once by pydantic. FastAPI would
+    dump a returned model, validate the dump against the response model again and encode it: on a hot
+    read that second pass is as costly as the query. The route keeps its ``response_model`` for the
+    OpenAPI document; the body is the same JSON."""
+    return Response(model.model_dump_json(), media_type="application/json")
