@@ -280,6 +280,9 @@ def experiments(ctx: AppContext, journey_id: str | None = None, step_id: str | N
     """Readouts for every journey split (or one); a journey deleted since keeps its numbers."""
     groups: dict[tuple[str, str], dict[str, tuple[int, int, int]]] = defaultdict(dict)
     with ctx.db.read() as conn:
+        if conn.dialect.name == "postgresql":
+            for setting in store.READOUT_SETTINGS:
+                conn.execute(setting)
         for row in conn.execute(store.splits(journey_id, step_id)):
             groups[(row.journey_id, row.step_id)][row.branch] = (row.exposures, row.goals, row.clicks)
     found: dict[str, Any] = {}

@@ -35,6 +35,10 @@ _SINCE = sa.bindparam("since", type_=UTCDateTime())
 # PostgreSQL, for the attribution reads' transaction: no JIT (at 100k conversions the touchpoints read
 # cost 3 s of JIT compilation for 2 to 4 s of execution) and room to sort the rows in memory.
 ATTRIBUTION_SETTINGS = (sa.text("SET LOCAL jit = off"), sa.text("SET LOCAL work_mem = '64MB'"))
+# The same for the A/B readouts' transaction: the split rows are sorted for their distinct counts (at
+# 30k runs 3.4 MB spilled to disk) and JIT cost ~12 ms; measured on PostgreSQL at 30k runs, p50
+# 117 -> 90 ms for every split, 103 -> 88 ms for one (same query, same rows).
+READOUT_SETTINGS = ATTRIBUTION_SETTINGS
 
 
 def _human() -> Any:
