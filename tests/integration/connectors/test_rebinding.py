@@ -78,41 +78,22 @@ def _refused(ctx: AppContext, processor: EventProcessor, worker: ConnectorWorker
     assert dns.asked >= 1  # refused by the connect-time guard's lookup, not by the host's text
 
 
-def test_a_hubspot_write_to_a_name_rebound_to_loopback_is_refused(
-    ctx: AppContext, processor: EventProcessor, dns: RebindingDNS
-) -> None:
-    with HubSpotPeer() as peer:
-        values = {"vendor": "hubspot", "name": "HubSpot", "credentials": {"access_token": TOKEN}}
-        connectors.create(ctx, {**values, "host": _rebound(peer)}, actor="test")
-        worker = ConnectorWorker(ctx, rand=lambda: 0.5)
-        try:
-            _refused(ctx, processor, worker, dns)
-        finally:
-            worker.close()
-        assert peer.calls == []
+VENDORS: dict[str, tuple[type[SaasPeer], dict[str, Any]]] = {
+    # the urllib3 clients (hubspot-api-client, simple-salesforce) and an httpx one
+    "hubspot": (HubSpotPeer, {"name": "HubSpot", "credentials": {"access_token": TOKEN}}),
+    "salesforce": (SalesforcePeer, {"name": "Salesforce", "credentials": {"session_id": SESSION_ID}}),
+    "activecampaign": (ActiveCampaignPeer, {"name": "AC", "credentials": {"api_token": AC_TOKEN}}),
+}
 
 
-def test_a_salesforce_write_to_a_name_rebound_to_loopback_is_refused(
-    ctx: AppContext, processor: EventProcessor, dns: RebindingDNS
+@pytest.mark.parametrize("vendor", sorted(VENDORS))
+def test_a_write_to_a_name_rebound_to_loopback_is_refused(
+    ctx: AppContext, processor: EventProcessor, dns: RebindingDNS, vendor: str
 ) -> None:
-    with SalesforcePeer() as peer:
-        values = {"vendor": "salesforce", "name": "Salesforce", "credentials": {"session_id": SESSION_ID}}
-        connectors.create(ctx, {**values, "host": _rebound(peer)}, actor="test")
+    peer_class, values = VENDORS[vendor]
+    with peer_class() as peer:
+        connectors.create(ctx, {**values, "vendor": vendor, "host": _rebound(peer)}, actor="test")
         worker = ConnectorWorker(ctx, ca_file=peer.ca_file, rand=lambda: 0.5)
-        try:
-            _refused(ctx, processor, worker, dns)
-        finally:
-            worker.close()
-        assert peer.calls == []
-
-
-def test_an_httpx_vendor_write_to_a_name_rebound_to_loopback_is_refused(
-    ctx: AppContext, processor: EventProcessor, dns: RebindingDNS
-) -> None:
-    with ActiveCampaignPeer() as peer:
-        values = {"vendor": "activecampaign", "name": "AC", "credentials": {"api_token": AC_TOKEN}}
-        connectors.create(ctx, {**values, "host": _rebound(peer)}, actor="test")
-        worker = ConnectorWorker(ctx, rand=lambda: 0.5)
         try:
             _refused(ctx, processor, worker, dns)
         finally:
