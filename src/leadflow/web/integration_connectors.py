@@ -1,8 +1,9 @@
 """Connectors in the Integrations area: the list with each one's **health** over the last hour (success
 rate, lag p50/p99, backlog, dead letters, last error, alerting), and a connector's page — settings,
-mapping and triggers (changed by posting their JSON, checked by the connectors domain), test the
-connection, the dead letters with **replay** (one, or all dead since a time) and the per-field audit
-(newest first, 50 a page).
+the vendor's **options** (one field each, checked by the vendor's own checks, each mistake shown
+under its field), mapping and triggers (changed by posting their JSON, checked by the connectors
+domain), test the connection, the dead letters with **replay** (one, or all dead since a time) and the
+per-field audit (newest first, 50 a page).
 
 Credentials are sealed by the connectors domain and no view holds them: the page says only whether
 some are set. Replays, which the domain does not audit, are audited here as ``user:<email>``.
@@ -10,10 +11,13 @@ some are set. Replays, which the domain does not audit, are audited here as ``us
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import FormData
 
 from leadflow.connectors import service as connectors
 from leadflow.kernel.errors import LeadflowError, NotFound
@@ -71,6 +75,38 @@ def _number(request: Request, name: str) -> int:
     return int(raw)
 
 
+def _option_names(vendor: str) -> list[str]:
+    kind = connectors.VENDORS.get(vendor)
+    return sorted(kind.options) if kind else []
+
+
+def _option_text(value: Any) -> str:
+    """An option as its field shows it: text as it is, a number or an object as JSON."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _posted_options(vendor: str, form: FormData) -> tuple[dict[str, str], dict[str, Any], dict[str, str]]:
+    """The options posted (one field ``option_<name>`` per option the vendor reads): the texts as typed,
+    the values checked by the vendor's own checks (an empty field unsets the option), and each field's
+    problem. A text starting with ``{`` or ``[`` is read as JSON (Pipedrive's and Salesforce's
+    ``stages``); any other is given as typed (``"5"`` is a valid id)."""
+    known = connectors.VENDORS[vendor].options
+    raw = {name: text(form, f"option_{name}") for name in sorted(known)}
+    values: dict[str, Any] = {}
+    problems: dict[str, str] = {}
+    for name, given in raw.items():
+        if not given:
+            continue
+        try:
+            value = json_of(given, "not JSON") if given.startswith(("{", "[")) else given
+            values[name] = known[name](name, value)
+        except (LeadflowError, ValueError) as exc:
+            problems[name] = message(exc)
+    return raw, values, problems
+
+
 def _connector_page(
     request: Request, viewer: Viewer, web: Console, connector_id: str, status: int = 200, **values: Any
 ) -> Response:
@@ -91,6 +127,9 @@ def _connector_page(
         health=connectors.health(web.ctx, connector_id),
         mapping=values.pop("mapping", None) or pretty(found["mapping"]),
         triggers=values.pop("triggers", None) or pretty(found["triggers"]),
+        option_names=_option_names(found["vendor"]),
+        option_texts=values.pop("option_texts", None) or _stored_texts(found["options"]),
+        option_problems=values.pop("option_problems", None) or {},
         dead=dead[:PAGE_SIZE],
         dead_more=f"{base}?dead_after={dead[PAGE_SIZE - 1]['id']}#dead" if len(dead) > PAGE_SIZE else None,
         dead_first=f"{base}#dead" if after else None,
@@ -103,6 +142,10 @@ def _connector_page(
         action=base,
         **values,
     )
+
+
+def _stored_texts(options: Mapping[str, Any] | None) -> dict[str, str]:
+    return {name: _option_text(value) for name, value in (options or {}).items()}
 
 
 @router.get("/integrations/connectors/{connector_id}")
@@ -133,6 +176,34 @@ async def settings(
     except (LeadflowError, ValueError) as exc:
         return _connector_page(request, viewer, web, connector_id, 422, error=message(exc), **raw)
     return RedirectResponse(f"{connector_path(connector_id)}?done=saved", status_code=303)
+
+
+@router.post("/integrations/connectors/{connector_id}/options")
+async def set_options(
+    request: Request,
+    connector_id: str,
+    viewer: Viewer = Depends(change(AREA)),
+    web: Console = Depends(console),
+) -> Response:
+    """Replace the vendor's options with the posted fields (as ``PUT``/``PATCH`` of the API and
+    ``leadflow connectors options`` do: ``connectors.update``, audited ``connector.updated``). A field the
+    vendor's check refuses answers the page (422) with that field's reason under it and every text kept;
+    nothing is saved."""
+    found = _connector(web, connector_id)
+    if not _option_names(found["vendor"]):
+        raise PageError(404, "No options", f"{found['vendor']} connectors have no options.")
+    raw, values, problems = _posted_options(found["vendor"], await request.form())
+    error = "The options were not saved: see the fields marked below."
+    if not problems:
+        try:
+            connectors.update(web.ctx, connector_id, {"options": values}, actor=viewer.actor)
+        except LeadflowError as exc:
+            error = f"The options were not saved: {message(exc)}"
+        else:
+            return RedirectResponse(f"{connector_path(connector_id)}?done=options", status_code=303)
+    return _connector_page(
+        request, viewer, web, connector_id, 422, error=error, option_texts=raw, option_problems=problems
+    )
 
 
 @router.post("/integrations/connectors/{connector_id}/test")
