@@ -9,7 +9,9 @@ out: an email to the rule's users (an internal notice through the messaging outb
 says so, a webhook to the endpoints subscribed to it. While it stays open nothing more is sent; when
 the condition ends, the incident is resolved (one ``UPDATE … WHERE resolved_at IS NULL`` — its writer
 alone notifies) and ``alert.resolved`` goes out the same ways. A subject that is no longer measured
-(a connector removed) resolves its incident.
+(a connector removed) resolves its incident. Deleting a rule resolves its open incidents in the same
+transaction (no resolved value; reason ``rule deleted``), notified as any resolution is — otherwise
+they would stay open forever, with nothing left to resolve them.
 
 The figures are read once per evaluation from what already keeps them (cheap, set-based): connectors'
 and webhook endpoints' health over the last hour, today's SLA figures, the email rollups of the last
@@ -36,6 +38,7 @@ from leadflow.kernel.ids import new_id
 from leadflow.webhooks import service as webhooks
 
 Direction = Literal["above", "below"]
+RULE_DELETED = "rule deleted"  # the reason of an incident resolved because its rule was deleted
 
 
 @dataclass(frozen=True)
@@ -165,9 +168,17 @@ def update_alert_rule(ctx: AppContext, rule_id: str, data: AlertRuleFields, *, a
 
 
 def delete_alert_rule(ctx: AppContext, rule_id: str, *, actor: str) -> None:
-    """Delete a rule; its alert_incidents stay in the history (an open one stays open, unnotified)."""
+    """Delete a rule; its alert_incidents stay in the history, and an open one is resolved now with the
+    reason ``rule deleted`` and notified like any resolution (``alert.resolved`` by webhook when the rule
+    says so, an email to its users), once: only the incidents this transaction closed are notified."""
+    found = get_alert_rule(ctx, rule_id)
+    if found.user_ids:  # outside the write transaction: these read (and may write) on their own
+        notices.install_templates(ctx)
+    to = notices.addresses(notices.users(ctx), found.user_ids) if found.user_ids else {}
+    now = ctx.clock.now()
     with ctx.db.write() as conn:
-        _rule(conn, rule_id)
+        rule = _rule(conn, rule_id)
+        closed = list(conn.execute(store.resolve_rule_incidents(rule_id), {"at": now}))
         conn.execute(store.delete_rule(rule_id))
         audit.record(
             conn,
@@ -176,7 +187,11 @@ def delete_alert_rule(ctx: AppContext, rule_id: str, *, actor: str) -> None:
             action="analytics.alert_rule.deleted",
             entity_type="alert_rule",
             entity_id=rule_id,
+            data={"resolved_incidents": [row.id for row in closed]} if closed else None,
         )
+        for row in closed:
+            incident = {**row._mapping, "resolved_at": now, "reason": RULE_DELETED}
+            notices.alert(conn, ctx, rule.model_dump(), "alert.resolved", incident, to)
 
 
 def alert_incidents(

@@ -128,15 +128,17 @@ def alert(
         "threshold": rule["threshold"],
         "opened_at": incident["opened_at"].isoformat(),
     }
-    if resolved:
+    if resolved:  # why: the condition ended (or its subject is gone), or the rule was deleted
         data["resolved_at"] = incident["resolved_at"].isoformat()
+        data["reason"] = incident.get("reason") or "condition ended"
     if rule["webhook"]:
         webhooks.notify(conn, ctx, kind, f"alert:{incident['id']}:{kind}", data)
     if to:
         word = "resolved" if resolved else "opened"
         values = {
             "subject": f"[leadflow] {'Resolved' if resolved else 'Alert'}: {rule['name']}",
-            "headline": f"The alert “{rule['name']}” {word}.",
+            "headline": f"The alert “{rule['name']}” {word}"
+            + (f" ({incident['reason']})." if incident.get("reason") else "."),
             "rule": rule["name"],
             "metric": rule["metric"],
             "subject_name": incident["subject"],

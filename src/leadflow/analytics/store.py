@@ -225,6 +225,19 @@ def resolve_incidents(keys: list[str]) -> sa.Update:
     )
 
 
+def resolve_rule_incidents(rule_id: str) -> sa.Update:
+    """Close every open incident of a rule being deleted (bind ``at``; no value: nothing was measured);
+    only the rows this statement closed return, so its writer alone notifies."""
+    return (
+        _i.update()
+        .where(_i.c.rule_id == rule_id, _i.c.resolved_at.is_(None))
+        .values(open_key=None, resolved_at=sa.bindparam("at", type_=UTCDateTime(), required=False))
+        .returning(
+            _i.c.id, _i.c.rule_id, _i.c.subject, _i.c.opened_at, _i.c.opened_value, _i.c.resolved_value
+        )
+    )
+
+
 def _values(keys: list[str]) -> list[tuple[Any, Any]]:
     return [
         (_i.c.open_key == key, sa.bindparam(f"v{n}", type_=sa.Float, required=False))
@@ -295,6 +308,7 @@ SAMPLES += [
     lambda: update_rule("r", {"name": "n"}),
     lambda: delete_rule("r"),
     lambda: resolve_incidents(["a|", "b|x"]),
+    lambda: resolve_rule_incidents("r"),
     lambda: incidents_page("r", True, 10),
     lambda: digest("d"),
     lambda: update_digest("d", {"name": "n"}),

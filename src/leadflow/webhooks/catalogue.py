@@ -198,8 +198,9 @@ TYPES: tuple[EventType, ...] = (
     EventType(
         "alert.resolved",
         1,
-        "The condition of an open incident ended; sent once, when it resolves.",
-        {**_ALERT, "resolved_at": _STRING},
+        "The condition of an open incident ended (`reason` 'condition ended'), or its rule was deleted"
+        " ('rule deleted'); sent once, when it resolves.",
+        {**_ALERT, "resolved_at": _STRING, "reason": _STRING},
         ("incident_id", "rule_id", "metric", "threshold", "resolved_at"),
         about_contact=False,
     ),

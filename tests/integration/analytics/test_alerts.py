@@ -1,7 +1,8 @@
 """Threshold alerts on both databases, on the virtual clock: an incident opens once when the condition
 starts (however often the worker evaluates, and from two workers), sends alert.opened once by email
-and by webhook, and resolves once when it ends (alert.resolved once); the API lists and manages
-rules and incidents; bad rules are 4xx."""
+and by webhook, and resolves once when it ends (alert.resolved once); deleting a rule resolves its
+open incident (reason "rule deleted", notified once); the API lists and manages rules and incidents;
+bad rules are 4xx."""
 
 from __future__ import annotations
 
@@ -77,6 +78,43 @@ def test_an_incident_opens_once_and_resolves_once(
     assert len(listed) == 1
     assert listed[0]["resolved_at"] is not None
     assert listed[0]["resolved_value"] == 0.0
+
+
+def test_deleting_a_rule_resolves_its_open_incident_once(
+    client: TestClient, ctx: AppContext, clock: VirtualClock, make_key: Any
+) -> None:
+    admin = make_user(ctx, "admin", password=None)
+    webhooks.create_endpoint(
+        ctx, url="https://hooks.example/alerts", event_types=["alert.opened", "alert.resolved"], actor="test"
+    )
+    headers = bearer(make_key("read", "write"))
+    body = {"name": "Lagging", "metric": "processing_lag", "threshold": 60, "user_ids": [admin.id]}
+    rule = client.post("/api/v1/analytics/alerts/rules", json=body, headers=headers).json()
+    other = analytics.create_alert_rule(
+        ctx, analytics.AlertRuleFields(name="Other", metric="processing_lag", threshold=1), actor="test"
+    )
+    send(ctx, {"type": "track", "userId": "u1", "event": "Signed Up"})
+    clock.advance(timedelta(seconds=90))
+    opened = analytics.evaluate_alerts(ctx).opened
+    assert len(opened) == 2
+    deleted = client.delete(f"/api/v1/analytics/alerts/rules/{rule['id']}", headers=headers)
+    assert deleted.status_code == 204
+    still_open = analytics.alert_incidents(ctx, open_only=True)
+    assert [i.rule_id for i in still_open] == [other.id]  # another rule's incident untouched
+    mine = analytics.alert_incidents(ctx, rule_id=rule["id"])
+    assert len(mine) == 1
+    assert mine[0].resolved_at == clock.now()
+    assert mine[0].resolved_value is None
+    resolved = [h for h in _alert_hooks(ctx) if h["event"] == "alert.resolved"]
+    assert [(h["payload"]["incident_id"], h["payload"]["reason"]) for h in resolved] == [
+        (mine[0].id, alerts.RULE_DELETED)
+    ]
+    mail = [m for m in _alert_mail(ctx) if ":resolved:" in str(m["key"])]
+    assert [m["to_address"] for m in mail] == ["admin@example.com"]
+    assert "rule deleted" in str(mail[0]["context"])
+    later = analytics.evaluate_alerts(ctx)  # the deleted rule's incident is not resolved again
+    assert later.resolved == []
+    assert len(_alert_hooks(ctx)) == 3  # two opened, one resolved
 
 
 def test_two_workers_open_one_incident(ctx: AppContext, clock: VirtualClock) -> None:
