@@ -18,6 +18,10 @@ instants are UTC. Per stage:
 
 Read from the per-day counters of :mod:`leadflow.crm.stage_counters` (two statements summing a few
 rows per stage and day, whatever the number of deals), kept exact in the transaction of every deal change.
+
+:func:`owner_stats` gives one owner's ``count`` and ``values`` per stage (a sales user's board): the
+counters have no owner, so it groups that owner's deals of the pipeline in one statement; it has no
+range and no ``reached`` / ``conversion`` / ``avg_days`` (0 and null).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from decimal import Decimal
 from pydantic import BaseModel
 
 from leadflow.crm import pipelines, queries, stage_counters
+from leadflow.crm.queries.deals import owner_stage_totals
 from leadflow.kernel.clock import as_utc
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Invalid
@@ -126,3 +131,40 @@ def stats(
             )
         answer.append(PipelineStats(pipeline_id=pipeline.id, name=pipeline.name, stages=rows))
     return answer
+
+
+def owner_stats(ctx: AppContext, *, pipeline_id: str, owner_id: str) -> PipelineStats:
+    """The deals of ``owner_id`` in each stage of a pipeline now: count, total and weighted value per
+    currency, exact whatever their number (one grouped statement)."""
+    found = next((p for p in pipelines.listing(ctx) if p.id == pipeline_id), None)
+    if found is None:
+        raise Invalid(f"no pipeline {pipeline_id}", code="pipeline_not_found")
+    with ctx.db.read() as conn:
+        rows = list(conn.execute(owner_stage_totals(pipeline_id, owner_id)))
+    counts: dict[str, int] = {}
+    values: dict[str, list[tuple[str, Decimal]]] = {}
+    for row in rows:
+        counts[row.stage_id] = counts.get(row.stage_id, 0) + int(row.deals)
+        values.setdefault(row.stage_id, []).append((row.currency, Decimal(row.total)))
+    stages = [
+        StageStats(
+            stage_id=stage.id,
+            name=stage.name,
+            kind=stage.kind,
+            probability=stage.probability,
+            count=counts.get(stage.id, 0),
+            values=[
+                CurrencyValue(
+                    currency=currency,
+                    total=total.quantize(_PLACES),
+                    weighted=(total * stage.probability / 100).quantize(_PLACES),
+                )
+                for currency, total in sorted(values.get(stage.id, []))
+            ],
+            reached=0,
+            conversion=None,
+            avg_days=None,
+        )
+        for stage in found.stages
+    ]
+    return PipelineStats(pipeline_id=found.id, name=found.name, stages=stages)

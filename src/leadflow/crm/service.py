@@ -35,6 +35,7 @@ from leadflow.crm.deal_automation import open_deals as open_deals
 from leadflow.crm.deal_automation import target as deal_target
 from leadflow.crm.deal_stats import CurrencyValue as CurrencyValue
 from leadflow.crm.deal_stats import PipelineStats as PipelineStats
+from leadflow.crm.deal_stats import owner_stats as owner_pipeline_stats
 from leadflow.crm.deal_stats import stats as pipeline_stats
 from leadflow.crm.deals import CREATED as DEAL_CREATED
 from leadflow.crm.deals import STAGE_CHANGED as DEAL_STAGE_CHANGED
@@ -158,6 +159,7 @@ __all__ = [
     "on_sla_merged",
     "open_deals",
     "owner_emails",
+    "owner_pipeline_stats",
     "pipeline_stats",
     "route_leads",
     "route_qualified",

@@ -6,14 +6,15 @@ with its card's "Move to" form (a real POST: it works without JavaScript and fro
 board's script (``static/board.js``) posts that same form when a card is dropped on a column. Won and
 lost stages need a reason: the form carries it, and a drop there opens the form instead of moving.
 
-A ``sales`` user's board holds only the deals they own, and its column totals are summed from those
-deals (the newest 500: the cards shown); moving another's deal answers the 403 page. The other roles
-see every deal and the pipeline stats' numbers.
+The cards are the newest 500 deals of the pipeline; the column totals are exact whatever the number
+of deals (never summed from the cards). A ``sales`` user's board holds only the deals they own, and its
+column totals are those of all their deals (:func:`leadflow.crm.service.owner_pipeline_stats`: one
+grouped statement); moving another's deal answers the 403 page. The other roles see every deal and
+the pipeline stats' numbers.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -28,32 +29,11 @@ from leadflow.web.render import page as render
 
 router = APIRouter()
 BOARD_DEALS = 500  # cards shown per pipeline (newest first); the API lists the rest
-_PLACES = Decimal("0.0001")
 
 
 def _owner(viewer: Viewer) -> str | None:
     """The owner whose deals the board holds: a sales user's own, everyone's for the other roles."""
     return viewer.user.id if viewer.role == "sales" else None
-
-
-def _own_columns(stages: list[Any], deals: list[crm.Deal]) -> list[Any]:
-    """The columns' count, total and weighted value (per currency) summed from these deals only."""
-    columns = []
-    for stage in stages:
-        totals: dict[str, Decimal] = {}
-        mine = [d for d in deals if d.stage_id == stage.stage_id]
-        for deal in mine:
-            totals[deal.currency] = totals.get(deal.currency, Decimal(0)) + deal.value
-        values = [
-            crm.CurrencyValue(
-                currency=currency,
-                total=total,
-                weighted=(total * stage.probability / 100).quantize(_PLACES),
-            )
-            for currency, total in sorted(totals.items())
-        ]
-        columns.append(stage.model_copy(update={"count": len(mine), "values": values}))
-    return columns
 
 
 def _board(
@@ -65,8 +45,11 @@ def _board(
     pipeline = next((p for p in pipelines if p.id == chosen), None)
     if pipeline is None:
         pipeline = next((p for p in pipelines if p.is_default), pipelines[0])
-    stats = crm.pipeline_stats(web.ctx, pipeline_id=pipeline.id, start=None, end=None)[0]
     owner = _owner(viewer)
+    if owner is None:
+        stats = crm.pipeline_stats(web.ctx, pipeline_id=pipeline.id, start=None, end=None)[0]
+    else:
+        stats = crm.owner_pipeline_stats(web.ctx, pipeline_id=pipeline.id, owner_id=owner)
     deals = crm.list_deals(
         web.ctx,
         pipeline_id=pipeline.id,
@@ -89,7 +72,7 @@ def _board(
         title=f"Pipeline: {pipeline.name}",
         pipelines=pipelines,
         pipeline=pipeline,
-        columns=stats.stages if owner is None else _own_columns(stats.stages, deals[:BOARD_DEALS]),
+        columns=stats.stages,
         cards=cards,
         cut=len(deals) > BOARD_DEALS,
         names={u.id: u.name for u in users},

@@ -148,6 +148,22 @@ def export_deals(contact_ids: Sequence[str]) -> sa.Select[Any]:
 
 _AT = datetime(2026, 1, 1, tzinfo=UTC)
 
+
+def owner_stage_totals(pipeline_id: str, owner_id: str) -> sa.Select[Any]:
+    """Per stage and currency of a pipeline: how many of one owner's deals are in it now and their value
+    (a sales user's board), one grouped read of that owner's deals."""
+    return (
+        sa.select(
+            _d.stage_id,
+            _d.currency,
+            sa.func.count().label("deals"),
+            sa.func.sum(_d.value).label("total"),
+        )
+        .where(_d.pipeline_id == pipeline_id, _d.owner_id == owner_id)
+        .group_by(_d.stage_id, _d.currency)
+    )
+
+
 SAMPLES: list[Sample] = [
     lambda: change_pipeline("p", {"name": "n"}),
     lambda: change_deal("d", {"title": "t"}),
@@ -157,4 +173,5 @@ SAMPLES: list[Sample] = [
     lambda: open_deals_of("p", ["c1"]),
     lambda: detach_deals(["c1"]),
     lambda: export_deals(["c1"]),
+    lambda: owner_stage_totals("p", "u"),
 ]
