@@ -7,6 +7,7 @@ from datetime import datetime
 import typer
 
 from leadflow.analytics import service as analytics
+from leadflow.journeys import service as journeys
 from leadflow.kernel.commands import console, open_context, require_schema
 
 analytics_app = typer.Typer(help="Analytics: KPIs and their rollups.", no_args_is_help=True)
@@ -52,7 +53,8 @@ def analytics_rebuild(
         None, "--from", formats=_DAY, help="recompute the days from this one"
     ),
 ) -> None:
-    """Recompute the rollups from the raw events (all of them, or the days from --from on)."""
+    """Recompute the rollups from the raw events (all of them, or the days from --from on), and the
+    journeys' A/B split counters from their runs, steps and clicks (always all of them)."""
     with open_context() as ctx:
         require_schema(ctx)
         progress = analytics.rebuild(ctx, start=start.date() if start else None)
@@ -60,6 +62,7 @@ def analytics_rebuild(
             f"rebuilt from {start.date() if start else 'the first event'}: "
             f"{progress.batches} batch(es), up to event {progress.mark}"
         )
+        console.print(f"split counters: {journeys.rebuild_split_counters(ctx)} row(s)")
 
 
 alerts_app = typer.Typer(help="Threshold alerts: rules and their incidents.", no_args_is_help=True)

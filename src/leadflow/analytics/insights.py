@@ -279,12 +279,10 @@ def _readout(
 def experiments(ctx: AppContext, journey_id: str | None = None, step_id: str | None = None) -> Experiments:
     """Readouts for every journey split (or one); a journey deleted since keeps its numbers."""
     groups: dict[tuple[str, str], dict[str, tuple[int, int, int]]] = defaultdict(dict)
-    with ctx.db.read() as conn:
-        if conn.dialect.name == "postgresql":
-            for setting in store.READOUT_SETTINGS:
-                conn.execute(setting)
+    with ctx.db.read() as conn:  # the journeys' per-day split counters: a few rows per split and day
         for row in conn.execute(store.splits(journey_id, step_id)):
-            groups[(row.journey_id, row.step_id)][row.branch] = (row.exposures, row.goals, row.clicks)
+            counts = (int(row.exposures), int(row.goals), int(row.clicks))
+            groups[(row.journey_id, row.step_id)][row.branch] = counts
     found: dict[str, Any] = {}
     for jid in {key[0] for key in groups}:
         try:

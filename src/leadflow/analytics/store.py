@@ -1,5 +1,6 @@
 """Set-based reads for attribution and A/B readouts (issue 15): one statement for the conversions of
-a period, one for their touchpoints, one for every split's exposures and conversions.
+a period, one for their touchpoints, one for every split's exposures and conversions (from the
+journeys' per-day split counters).
 
 Touchpoints are read from three places: the page views with UTM or an external referrer
 (``touchpoints``), the contact's own ``track`` events that carry a source (``context.campaign`` —
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from leadflow.analytics import models
 from leadflow.contacts.service import touchpoints
 from leadflow.events.service import event_log
-from leadflow.journeys.service import journey_runs, journey_steps
+from leadflow.journeys.service import journey_runs, journey_split_daily, journey_steps
 from leadflow.kernel.db import Sample, insert_for
 from leadflow.kernel.types import UTCDateTime
 
@@ -35,9 +36,8 @@ _SINCE = sa.bindparam("since", type_=UTCDateTime())
 # PostgreSQL, for the attribution reads' transaction: no JIT (at 100k conversions the touchpoints read
 # cost 3 s of JIT compilation for 2 to 4 s of execution) and room to sort the rows in memory.
 ATTRIBUTION_SETTINGS = (sa.text("SET LOCAL jit = off"), sa.text("SET LOCAL work_mem = '64MB'"))
-# The same for the A/B readouts' transaction: the split rows are sorted for their distinct counts (at
-# 30k runs 3.4 MB spilled to disk) and JIT cost ~12 ms; measured on PostgreSQL at 30k runs, p50
-# 117 -> 90 ms for every split, 103 -> 88 ms for one (same query, same rows).
+# The same for the A/B readouts' reference read from the raw runs (``splits_from_runs``): its split rows
+# are sorted for their distinct counts (at 30k runs 3.4 MB spilled to disk) and JIT cost ~12 ms.
 READOUT_SETTINGS = ATTRIBUTION_SETTINGS
 
 
@@ -132,7 +132,32 @@ def touches(event: str | None, stage: str | None) -> sa.Select[Any]:
 
 def splits(journey_id: str | None = None, step_id: str | None = None) -> sa.Select[Any]:
     """Per split step and path: runs exposed, runs that reached the journey's goal, and runs with a
-    human email click from the journey after the split."""
+    human email click from the journey after the split — summed over the days of the journeys' split
+    counters (``journey_split_daily``, kept by the engine): a few rows per split and day, whatever the
+    number of runs."""
+    d = journey_split_daily.c
+    query = (
+        sa.select(
+            d.journey_id,
+            d.step_id,
+            d.branch,
+            sa.func.sum(d.exposures).label("exposures"),
+            sa.func.sum(d.goals).label("goals"),
+            sa.func.sum(d.clicks).label("clicks"),
+        )
+        .group_by(d.journey_id, d.step_id, d.branch)
+        .order_by(d.journey_id, d.step_id, d.branch)
+    )
+    if journey_id is not None:
+        query = query.where(d.journey_id == journey_id)
+    if step_id is not None:
+        query = query.where(d.step_id == step_id)
+    return query
+
+
+def splits_from_runs(journey_id: str | None = None, step_id: str | None = None) -> sa.Select[Any]:
+    """:func:`splits` computed from the raw runs, steps and events (what the readout read before the
+    counters; the tests' and the bench's reference): it grows with the runs."""
     s, r = journey_steps.c, journey_runs.c
     click = (
         sa.select(sa.literal(1))
@@ -173,9 +198,11 @@ SAMPLES: list[Sample] = [
     lambda: touches(None, "customer"),
     lambda: splits(),
     lambda: splits("j1", "s1"),
+    lambda: splits_from_runs(),
+    lambda: splits_from_runs("j1", "s1"),
 ]
 
-__all__ = ["SAMPLES", "conversions", "splits", "touches"]
+__all__ = ["SAMPLES", "conversions", "splits", "splits_from_runs", "touches"]
 
 
 # --- alert rules and incidents, scheduled digests (analytics/alerts.py, analytics/digests.py) -------

@@ -61,7 +61,7 @@ def execute(conn: Connection, ctx: AppContext, items: list[Item], now: datetime)
         current = [
             follow for outcome in outcomes if (follow := _record(ctx, outcome, writes, now, tz)) is not None
         ]
-    runs.flush(conn, writes)
+    runs.flush(conn, writes, now)
     return executed
 
 
@@ -145,6 +145,8 @@ def _record(
         _failed(ctx, item, outcome.reason or "failed", writes, now)
         return None
     _finish(item, writes, now, branch=outcome.branch, detail=outcome.detail or item.detail)
+    if item.step.type == "split" and outcome.branch:
+        writes.exposures.append((item.journey.journey_id, item.step_id, outcome.branch, item.contact_id, now))
     if outcome.kind == "end":
         _end(run, outcome.status or "completed", outcome.reason, now)
         return None

@@ -99,6 +99,9 @@ journey_steps = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("finished_at", UTCDateTime()),
+    # A split row (an exposure): when a human email click from the journey after the split was first
+    # counted for it (see ``journeys/splits.py``), so each exposure's click counts once.
+    sa.Column("clicked_at", UTCDateTime()),
     sa.Index(
         "ix_journey_steps_due",
         "due_at",
@@ -114,4 +117,19 @@ journey_steps = sa.Table(
     ),
     sa.Index("ix_journey_steps_run_id", "run_id"),
     sa.Index("ix_journey_steps_journey_id_step_id", "journey_id", "step_id"),
+)
+
+# Per split step, path and UTC day of exposure: runs exposed, those that reached the journey's goal and
+# those with a human email click from the journey after the split — kept by the engine in the
+# transactions that expose, convert and click (``journeys/splits.py``), read by the A/B readouts.
+journey_split_daily = sa.Table(
+    "journey_split_daily",
+    metadata,
+    sa.Column("journey_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("step_id", sa.String(64), primary_key=True),
+    sa.Column("branch", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("exposures", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("goals", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("clicks", sa.BigInteger, nullable=False, server_default="0"),
 )

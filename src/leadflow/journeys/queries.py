@@ -161,7 +161,12 @@ def waiting_steps(dialect: str, names: Sequence[str], contact_ids: Sequence[str]
 
 
 def convert_run(run_id: str, values: dict[str, Any]) -> sa.Update:
-    return journey_runs.update().where(journey_runs.c.id == run_id).values(**values)
+    """Convert a run not yet converted (``converted_at`` is set once; its rowcount says if it was)."""
+    return (
+        journey_runs.update()
+        .where(journey_runs.c.id == run_id, journey_runs.c.converted_at.is_(None))
+        .values(**values)
+    )
 
 
 def exit_run(run_id: str, reason: str, now: datetime) -> sa.Update:

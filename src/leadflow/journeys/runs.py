@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from leadflow.contacts import service as contacts
-from leadflow.journeys import definitions, queries, timing
+from leadflow.journeys import definitions, queries, splits, timing
 from leadflow.journeys.catalog import Published, versions
 from leadflow.journeys.models import journey_runs, journey_steps
 from leadflow.kernel.context import AppContext
@@ -70,6 +70,8 @@ class Writes:
     rescheduled: list[dict[str, Any]] = field(default_factory=list)  # claimed rows left pending
     inserted: list[dict[str, Any]] = field(default_factory=list)  # new rows (done or pending)
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)  # run id -> changed columns
+    # split steps finished with a path: (journey, step, path, contact, finished at), for ``splits.exposed``
+    exposures: list[tuple[str, str, str, str, datetime]] = field(default_factory=list)
 
 
 def zones(conn: Connection, contact_ids: Iterable[str]) -> dict[str, str | None]:
@@ -239,8 +241,9 @@ def _share_journeys(conn: Connection, journey_ids: set[str]) -> set[str]:
     return set(conn.execute(queries.share_active(conn.dialect.name, journey_ids)).scalars())
 
 
-def flush(conn: Connection, writes: Writes) -> None:
-    """Write a batch's decisions: a few statements whatever its size."""
+def flush(conn: Connection, writes: Writes, now: datetime) -> None:
+    """Write a batch's decisions: a few statements whatever its size; then the split counters of the
+    exposures and conversions among them (``splits``)."""
     bulk_update(conn, journey_steps, "id", writes.done)
     bulk_update(conn, journey_steps, "id", writes.rescheduled)
     bulk_insert(conn, journey_steps, writes.inserted)
@@ -251,6 +254,8 @@ def flush(conn: Connection, writes: Writes) -> None:
         groups.setdefault(tuple(sorted(changes)), []).append({"id": run_id, **changes})
     for rows in groups.values():
         bulk_update(conn, journey_runs, "id", rows)
+    splits.exposed(conn, writes.exposures, now)
+    splits.converted(conn, [run_id for run_id, changes in writes.runs.items() if changes.get("converted_at")])
 
 
 def cancel(conn: Connection, run_ids: Sequence[str], now: datetime, reason: str) -> None:

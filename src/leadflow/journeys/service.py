@@ -8,6 +8,8 @@ module of the package).
 - the ready-made journeys shipped in ``templates/`` (:mod:`~leadflow.journeys.installer`):
   :data:`TEMPLATE_NAMES`, :func:`load_template`, :func:`install_template`;
 - the simulator (:mod:`~leadflow.journeys.simulator`): :func:`simulate` with its request and answer;
+- the per-day A/B split counters (:mod:`~leadflow.journeys.splits`): the table the readouts read,
+  :func:`rebuild_split_counters`;
 - the definition language (:mod:`~leadflow.journeys.definitions`): :class:`Definition` and its steps,
   read by the console to draw a journey's graph.
 """
@@ -15,7 +17,7 @@ module of the package).
 from __future__ import annotations
 
 from leadflow.journeys import definitions as definitions
-from leadflow.journeys import installer
+from leadflow.journeys import installer, splits
 from leadflow.journeys.installer import Installed as Installed
 from leadflow.journeys.manage import DEAL_CODES as DEAL_CODES
 from leadflow.journeys.manage import ERASED as ERASED
@@ -41,6 +43,7 @@ from leadflow.journeys.manage import validate as validate
 from leadflow.journeys.manage import version as version
 from leadflow.journeys.manage import versions_of as versions_of
 from leadflow.journeys.models import journey_runs as journey_runs  # read by analytics (funnels)
+from leadflow.journeys.models import journey_split_daily as journey_split_daily  # the A/B readouts
 from leadflow.journeys.models import journey_steps as journey_steps
 from leadflow.journeys.schemas import Journey as Journey
 from leadflow.journeys.schemas import JourneyCreate as JourneyCreate
@@ -61,3 +64,5 @@ from leadflow.journeys.simulator import simulate as simulate
 TEMPLATE_NAMES = installer.NAMES  # the shipped journeys, in the order they are offered
 load_template = installer.load
 install_template = installer.install
+rebuild_split_counters = splits.rebuild  # ``leadflow analytics rebuild``
+split_counters = splits.counters

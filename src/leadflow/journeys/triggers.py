@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from leadflow.journeys import catalog, definitions, queries, runs
+from leadflow.journeys import catalog, definitions, queries, runs, splits
 from leadflow.journeys.catalog import Published
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import on_commit
@@ -72,6 +72,7 @@ def on_touched(conn: Connection, ctx: AppContext, message: ContactsTouched) -> N
     if not message.events:
         return
     now = ctx.clock.now()
+    splits.clicked(conn, message.events, now)
     matcher = Matcher(conn, message.events, now)
     if not matcher.by_name:
         return
@@ -168,11 +169,16 @@ def _exits_and_goals(
 
 
 def _convert(conn: Connection, converted: dict[str, datetime], active: set[str], now: datetime) -> None:
+    """Set each run's ``converted_at`` (where still unset: a run converts once) and count the goal on
+    its split exposures."""
+    done = []
     for run_id, at in converted.items():
         values: dict[str, Any] = {"converted_at": at}
         if run_id in active:
             values.update(status="converted", ended_at=now, exit_reason="goal", active_key=None)
-        conn.execute(queries.convert_run(run_id, values))
+        if conn.execute(queries.convert_run(run_id, values)).rowcount:
+            done.append(run_id)
+    splits.converted(conn, done)
 
 
 def _exit(conn: Connection, exited: dict[str, str], now: datetime) -> None:
