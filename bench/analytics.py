@@ -24,6 +24,7 @@ client: the time is the server's, no network):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import os
 import statistics
@@ -41,11 +42,12 @@ from fastapi.testclient import TestClient
 
 from bench import analytics_data as data
 from bench.common import create_database, drop_database, machine
-from leadflow.analytics import rollups
+from leadflow.analytics import rollups, store
 from leadflow.analytics import service as analytics
 from leadflow.api.app import create_app
 from leadflow.auth import service as keys
 from leadflow.crm import service as crm
+from leadflow.journeys import service as journeys
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.settings import Settings
 from leadflow.runtime.context import build_context
@@ -94,9 +96,13 @@ def _bounds(start: date, end: date) -> dict[str, datetime]:
     return {"cs": cs, "ce": cs + timedelta(days=days), "ps": cs - timedelta(days=days), "pe": cs}
 
 
-def _raw(ctx: AppContext, sql: str, bounds: dict[str, datetime]) -> list[Any]:
+def _raw(ctx: AppContext, sql: str | sa.Select[Any], bounds: dict[str, datetime]) -> list[Any]:
     with ctx.db.engine.connect() as conn:
-        return list(conn.execute(sa.text(sql), bounds).all())
+        if isinstance(sql, str):
+            return list(conn.execute(sa.text(sql), bounds).all())
+        for setting in store.READOUT_SETTINGS:  # as the readout read them before the counters
+            conn.execute(setting)
+        return list(conn.execute(sql).all())
 
 
 FIGURES = {"visitor": "visitors", "lead": "leads", "mql": "mql", "sql": "sql", "customer": "customers"}
@@ -153,6 +159,30 @@ def check_email(ctx: AppContext, dimension: str, answer: dict[str, Any], b: dict
     same(f"email by {dimension}", api, raw)
 
 
+def check_experiments(ctx: AppContext, answer: dict[str, Any], b: dict[str, datetime]) -> None:
+    """The readouts (from the journeys' split counters) against the same numbers from the raw runs, steps
+    and events (``analytics.store.splits_from_runs``: the readout's query before the counters)."""
+    raw: dict[tuple[str, str, str], tuple[int, int]] = {}
+    kinds = {(e["journey_id"], e["step_id"]): e["conversion"] for e in answer["experiments"]}
+    for r in _raw(ctx, store.splits_from_runs(), b):
+        kind = kinds.get((r.journey_id, r.step_id), "goal")
+        raw[(r.journey_id, r.step_id, r.branch)] = (
+            int(r.exposures),
+            int(r.goals if kind == "goal" else r.clicks),
+        )
+    api = {}
+    for e in answer["experiments"]:
+        for v in e["variants"]:
+            api[(e["journey_id"], e["step_id"], v["name"])] = (v["exposures"], v["conversions"])
+        if e["holdout"]:
+            h = e["holdout"]
+            api[(e["journey_id"], e["step_id"], "holdout")] = (
+                h["holdout_exposures"],
+                h["holdout_conversions"],
+            )
+    same("A/B readouts", api, raw)
+
+
 def check_links(ctx: AppContext, answer: list[dict[str, Any]], b: dict[str, datetime]) -> None:
     raw: dict[str, dict[str, int]] = {}
     for url, metric, n in _raw(ctx, data.RAW_LINKS, b):
@@ -201,7 +231,7 @@ def pages(ctx: AppContext, requests: int, raw_repeats: int) -> list[dict[str, An
         ("email links (t1)", f"{api}/email/templates/t1/links", {}, [data.RAW_LINKS], check_links),
         ("journey funnel", f"{api}/journeys/{data.JOURNEY}/funnel", {}, None, None),
         ("health (sync, webhooks)", f"{api}/health", {}, None, None),
-        ("A/B readouts", f"{api}/experiments", {}, None, None),
+        ("A/B readouts", f"{api}/experiments", {}, [store.splits_from_runs()], check_experiments),
     ]  # fmt: skip
     found = []
     with TestClient(create_app(ctx, run_worker=False)) as client:
@@ -368,8 +398,11 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--every", type=float, default=10.0, help="seconds between rollup runs in (c)")
     parser.add_argument("--parts", default="abc")
+    parser.add_argument("--runs", type=int, default=None, help="journey runs (default: 100k times the scale)")
     args = parser.parse_args()
     sizes = data.Sizes.of(args.scale)
+    if args.runs is not None:
+        sizes = dataclasses.replace(sizes, runs=args.runs)
     print(f"machine: {machine()}; load average {os.getloadavg()}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(f"sizes: {sizes}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -383,6 +416,11 @@ def main() -> None:
             started = time.perf_counter()
             seed(ctx, sizes)
             print(f"loaded in {time.perf_counter() - started:.0f} s", flush=True)
+            took, counters = timed(lambda: journeys.rebuild_split_counters(ctx))  # as migration 0024 does
+            print(
+                f"split counters rebuilt from {sizes.runs:,} runs in {took:.1f} s ({counters} rows)",
+                flush=True,
+            )
             with ctx.db.engine.connect() as conn:
                 total = int(conn.exec_driver_sql("SELECT count(*) FROM events").scalar() or 0)
             took, progress = timed(lambda: analytics.maintain(ctx, max_batches=1 << 30))
