@@ -49,11 +49,11 @@ import httpx
 import sqlalchemy as sa
 
 from bench.common import create_database, drop_database, machine
-from leadflow.contacts import queries
+from leadflow.contacts import preferences, queries
 from leadflow.contacts.models import contacts
 from leadflow.kernel import jsonutil
 from leadflow.kernel.db import Database
-from leadflow.messaging import queries as messaging
+from leadflow.messaging import service as messaging
 
 FIRST = ["ann", "bob", "carla", "dmitri", "eve", "farah", "gus", "hana", "ivo", "jun", "kemal", "lena"]
 LAST = ["smith", "garcia", "mueller", "kowalski", "nguyen", "okafor", "rossi", "silva", "tanaka", "young"]
@@ -108,24 +108,25 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 def ceiling() -> Callable[..., Awaitable[None]]:
     """The bare ASGI app (a uvicorn factory): leadflow's own statements, built by its query functions
-    (the same SQL, SQLAlchemy's compiled cache, the same pool), each in one read transaction, and the rows
-    with their topic preferences as JSON. No framework, middleware, key, rate limit or validation."""
+    (the same SQL — a contact and its topic preferences in one statement —, SQLAlchemy's compiled cache,
+    the same pool and the same transactions as the routes), and the rows as JSON. No framework,
+    middleware, key, rate limit or validation."""
     db = Database(os.environ["LEADFLOW_DATABASE_URL"])
+    preferences.use_preferences(messaging.preferences_column)  # as the composition root wires it
 
     def page(where: queries.ContactFilter, contact_id: str | None = None) -> list[dict[str, Any]]:
-        with db.read() as conn:
+        # the transactions leadflow's routes use: one statement outside a transaction, a search in one
+        with db.read() if where.q else db.read_one() as conn:
             if contact_id is not None:
-                statement = sa.select(*queries.CONTACT_COLUMNS).where(contacts.c.id == contact_id)
-                rows = list(conn.execute(statement))
+                rows = list(conn.execute(queries.by_id(), {"id": contact_id}))
             else:
-                statement = queries.filtered(sa.select(*queries.CONTACT_COLUMNS), where)
+                statement = queries.filtered(queries.contact_select(), where)
                 statement = statement.order_by(contacts.c.id).limit(51)
                 if where.q:
                     rows = queries.text_page(conn, statement, where.q, None, 51)
                 else:
                     rows = list(conn.execute(statement))
-            chosen = messaging.preferences_of(conn, [row.id for row in rows])
-        return [{**row._mapping, "preferences": chosen.get(row.id, {})} for row in rows]
+        return [{**row._mapping, "preferences": row.preferences or {}} for row in rows]
 
     async def app(scope: dict[str, Any], receive: Any, send: Send) -> None:
         if scope["type"] != "http":

@@ -40,7 +40,8 @@ def list_contacts(
     where = queries.ContactFilter(
         email=_email_filter(email), q=q, lifecycle_stage=lifecycle_stage, updated_since=updated_since
     )
-    with ctx.db.read() as conn:
+    # one statement (one snapshot) but for a text search on PostgreSQL, which may take several
+    with ctx.db.read() if q else ctx.db.read_one() as conn:
         found = queries.search(conn, where, after=after, limit=limit + 1)
     items, next_cursor = paginate(found, limit, lambda c: {"after": c.id})
     return model_json(Page[Contact](data=items, next_cursor=next_cursor))
@@ -71,7 +72,7 @@ def upsert_contact(
 def get_contact(
     contact_id: str, ctx: AppContext = Depends(context), _: Principal = Depends(require("read"))
 ) -> Response:
-    with ctx.db.read() as conn:
+    with ctx.db.read_one() as conn:
         return model_json(queries.get(conn, contact_id))
 
 

@@ -1,31 +1,43 @@
 """A contact, as the API shows it, carries its topic preferences; messaging holds them.
 
 Contacts sits below messaging, so it cannot ask: the composition root
-(:func:`leadflow.runtime.context.wire`) registers messaging's reader with :func:`use_preferences`.
-Until then a contact shows no preferences. The reader takes the whole list of ids at once (one query
-per list of contacts, not one per contact).
+(:func:`leadflow.runtime.context.wire`) registers messaging's column with :func:`use_preferences` — a
+function of the contact id column that returns the contact's preferences as one JSON column (topic ->
+subscribed), so a contact and its preferences are read by one statement. Until then a contact shows no
+preferences (the column is ``NULL``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy.engine import Connection
+import sqlalchemy as sa
 
-Reader = Callable[[Connection, Sequence[str]], dict[str, dict[str, bool]]]
-
-
-def _none(conn: Connection, contact_ids: Sequence[str]) -> dict[str, dict[str, bool]]:
-    return {}
+Column = Callable[[sa.ColumnElement[Any]], sa.ColumnElement[Any]]
 
 
-_reader: list[Reader] = [_none]
+def _none(contact_id: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    return sa.null()
 
 
-def use_preferences(reader: Reader) -> None:
-    """Read contacts' topic preferences with ``reader`` (contact id -> topic -> subscribed) from now on."""
-    _reader[0] = reader
+_column: list[Column] = [_none]
+_changed: list[Callable[[], None]] = []
 
 
-def preferences_of(conn: Connection, contact_ids: Sequence[str]) -> dict[str, dict[str, bool]]:
-    return _reader[0](conn, contact_ids)
+def use_preferences(column: Column) -> None:
+    """Read contacts' topic preferences with ``column`` (see the module) from now on."""
+    if _column[0] is not column:
+        _column[0] = column
+        for forget in _changed:
+            forget()
+
+
+def preferences_column(contact_id: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """The registered column for ``contact_id``, labelled ``preferences``."""
+    return _column[0](contact_id).label("preferences")
+
+
+def on_change(forget: Callable[[], None]) -> None:
+    """Call ``forget`` whenever another column is registered (statements built with the old one go)."""
+    _changed.append(forget)

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from leadflow.contacts import preferences
 from leadflow.contacts.models import (
     companies,
     contact_identities,
@@ -24,7 +25,6 @@ from leadflow.contacts.models import (
     import_jobs,
     touchpoints,
 )
-from leadflow.contacts.preferences import preferences_of
 from leadflow.contacts.schemas import Company, Contact
 from leadflow.kernel.db import Sample, where_in
 from leadflow.kernel.errors import NotFound
@@ -32,14 +32,18 @@ from leadflow.kernel.errors import NotFound
 CONTACT_COLUMNS = [contacts.c[name] for name in Contact.model_fields if name in contacts.c]
 
 
-def to_contact(row: Any, preferences: dict[str, bool] | None = None) -> Contact:
-    return Contact.model_validate({**row._mapping, "preferences": preferences or {}})
+def contact_select() -> sa.Select[Any]:
+    """The columns a contact is shown with, its topic preferences included (one statement)."""
+    return sa.select(*CONTACT_COLUMNS, preferences.preferences_column(contacts.c.id))
 
 
-def to_contacts(conn: Connection, rows: Sequence[Any]) -> list[Contact]:
-    """Contacts with their topic preferences: one more query for the whole list, not one per contact."""
-    chosen = preferences_of(conn, [row.id for row in rows])
-    return [to_contact(row, chosen.get(row.id)) for row in rows]
+def to_contact(row: Any) -> Contact:
+    mapping = row._mapping
+    return Contact.model_validate({**mapping, "preferences": mapping["preferences"] or {}})
+
+
+def to_contacts(rows: Sequence[Any]) -> list[Contact]:
+    return [to_contact(row) for row in rows]
 
 
 def live_id(conn: Connection, contact_id: str) -> str | None:
@@ -53,16 +57,30 @@ def live_id(conn: Connection, contact_id: str) -> str | None:
     return str(survivor) if survivor else None
 
 
+_BY_ID: list[sa.Select[Any]] = []
+preferences.on_change(_BY_ID.clear)
+
+
+def by_id() -> sa.Select[Any]:
+    """A contact by its id (``:id``) or by an id merged into it, in one statement (one snapshot), built
+    once: a read on the API's hot path."""
+    if not _BY_ID:
+        wanted = sa.bindparam("id", type_=contacts.c.id.type)
+        survivor = sa.select(contact_merges.c.survivor_id).where(contact_merges.c.merged_id == wanted)
+        _BY_ID.append(
+            contact_select().where(
+                sa.or_(contacts.c.id == wanted, contacts.c.id == survivor.scalar_subquery())
+            )
+        )
+    return _BY_ID[0]
+
+
 def get(conn: Connection, contact_id: str) -> Contact:
-    """A contact by id, or by an id merged into it: one query for a live id (the usual case)."""
-    row = conn.execute(sa.select(*CONTACT_COLUMNS).where(contacts.c.id == contact_id)).first()
-    if row is None:
-        survivor = live_id(conn, contact_id)
-        if survivor is not None:
-            row = conn.execute(sa.select(*CONTACT_COLUMNS).where(contacts.c.id == survivor)).first()
+    """A contact by id, or by an id merged into it (one statement: fit for :meth:`Database.read_one`)."""
+    row = conn.execute(by_id(), {"id": contact_id}).first()
     if row is None:
         raise NotFound(f"no contact {contact_id}", code="contact_not_found")
-    return to_contacts(conn, [row])[0]
+    return to_contact(row)
 
 
 def with_merged(conn: Connection, contact_id: str) -> list[str]:
@@ -100,12 +118,12 @@ def search(conn: Connection, where: ContactFilter, *, after: str | None, limit: 
 
     ``q`` ignores case with the database's ``lower``: every letter on PostgreSQL, ASCII only on SQLite.
     """
-    query = filtered(sa.select(*CONTACT_COLUMNS), where).order_by(contacts.c.id).limit(limit)
+    query = filtered(contact_select(), where).order_by(contacts.c.id).limit(limit)
     if after:
         query = query.where(contacts.c.id > after)
     if where.q and conn.dialect.name == "postgresql":
-        return to_contacts(conn, text_page(conn, query, where.q, after, limit))
-    return to_contacts(conn, list(conn.execute(query)))
+        return to_contacts(text_page(conn, query, where.q, after, limit))
+    return to_contacts(list(conn.execute(query)))
 
 
 PROBES = (500, 1500)
@@ -210,8 +228,8 @@ def by_ids(conn: Connection, ids: Sequence[str]) -> list[Contact]:
     """Contacts by id (live ids only), in one query."""
     if not ids:
         return []
-    query = where_in(conn, sa.select(*CONTACT_COLUMNS), contacts.c.id, list(dict.fromkeys(ids)))
-    return to_contacts(conn, list(conn.execute(query)))
+    query = where_in(conn, contact_select(), contacts.c.id, list(dict.fromkeys(ids)))
+    return to_contacts(list(conn.execute(query)))
 
 
 def live_ids(conn: Connection, ids: Sequence[str]) -> dict[str, str]:
@@ -316,10 +334,10 @@ def list_companies(conn: Connection, *, q: str | None, after: str | None, limit:
 def company_contacts(conn: Connection, company_id: str, *, after: str | None, limit: int) -> list[Contact]:
     """A company's contacts in id order; the company may be named by its id or its group id."""
     found = company(conn, company_id)
-    query = sa.select(*CONTACT_COLUMNS).where(contacts.c.company_id == found.id)
+    query = contact_select().where(contacts.c.company_id == found.id)
     if after:
         query = query.where(contacts.c.id > after)
-    return to_contacts(conn, list(conn.execute(query.order_by(contacts.c.id).limit(limit))))
+    return to_contacts(list(conn.execute(query.order_by(contacts.c.id).limit(limit))))
 
 
 def touchpoints_page(
@@ -539,6 +557,7 @@ def delete_issues_naming(emails: Sequence[str], user_ids: Sequence[str]) -> list
 
 _AT = datetime(2026, 1, 1, tzinfo=UTC)
 SAMPLES: list[Sample] = [
+    by_id,
     lead_profiles,
     lambda: lead_sources(["c1"], ["lead", "mql"]),
     lambda: companies_named(["example.com"], ["example"]),

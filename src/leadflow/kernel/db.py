@@ -18,7 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql.functions import FunctionElement
 
 from leadflow.kernel import isodates, jsonutil
 from leadflow.kernel.errors import Invalid
@@ -104,6 +107,10 @@ class Database:
         else:
             self.engine = _postgres_engine(url, echo)
         self.dialect = self.engine.dialect.name
+        # PostgreSQL: the same pool, each connection in autocommit while it is checked out (see ``read_one``)
+        self._single = (
+            self.engine if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -112,6 +119,16 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def read_one(self) -> Iterator[Connection]:
+        """A connection for a read made of **one statement** (a statement is its own snapshot).
+
+        On PostgreSQL it runs outside a transaction: no ``BEGIN`` and ``COMMIT`` round trips, one round
+        trip for the read (the API's hot reads: a contact by id or email). A read of several statements
+        that must agree with each other, or that sets ``SET LOCAL``-scoped settings, uses :meth:`read`."""
+        with self._single.connect() as conn, conn.begin():
             yield conn
 
     @contextmanager
@@ -180,6 +197,27 @@ def advisory_lock(conn: Connection, name: str, *, wait: bool = True) -> bool:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(name)})
         return True
     return bool(conn.execute(sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock_key(name)}).scalar())
+
+
+class json_flags(FunctionElement[Any]):  # noqa: N801 - used like sa.func.*
+    """``json_flags(key, flag)``: an aggregate, the group's rows as one JSON object of booleans
+    (``{"news": true, ...}``; ``NULL`` over no rows) — PostgreSQL's ``json_object_agg``, SQLite's
+    ``json_group_object`` (whose booleans would otherwise be the integers 0 and 1)."""
+
+    type = sa.JSON()
+    name = "json_flags"
+    inherit_cache = True
+
+
+@compiles(json_flags)
+def _json_flags(element: json_flags, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_object_agg({compiler.process(element.clause_expr, **kw)[1:-1]})"
+
+
+@compiles(json_flags, "sqlite")
+def _json_flags_sqlite(element: json_flags, compiler: SQLCompiler, **kw: Any) -> str:
+    key, flag = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"json_group_object({key}, json(CASE WHEN {flag} THEN 'true' ELSE 'false' END))"
 
 
 def where_in(conn: Connection, query: Any, column: sa.ColumnElement[Any], values: Sequence[Any]) -> Any:

@@ -3,7 +3,7 @@
 Re-exports and thin functions; nothing in :mod:`leadflow.messaging` imports it (it sits above every
 other module of the package).
 
-- *contacts* show each contact's topic preferences (:func:`preferences_of`) and messages;
+- *contacts* show each contact's topic preferences (:func:`preferences_column`) and messages;
 - *privacy* erases and exports a person's messaging data (:func:`erasure_handler`, :func:`export`);
 - *connectors* read which addresses are suppressed (:func:`suppressed`);
 - *journeys* render a webhook's Liquid data with an email's variables (:func:`compile_data`,
@@ -59,7 +59,7 @@ from leadflow.messaging.preview import preview as preview
 from leadflow.messaging.preview import send_test as send_test
 from leadflow.messaging.queries import all_messages as all_messages
 from leadflow.messaging.queries import next_due as next_due
-from leadflow.messaging.queries import preferences_of as preferences_of
+from leadflow.messaging.queries import preferences_column as preferences_column
 from leadflow.messaging.templates import Layout as Layout
 from leadflow.messaging.templates import LayoutFields as LayoutFields
 from leadflow.messaging.templates import Template as Template
@@ -118,7 +118,7 @@ __all__ = [
     "next_due",
     "over_cap",
     "people",
-    "preferences_of",
+    "preferences_column",
     "preview",
     "release_confirmation",
     "save_layout",

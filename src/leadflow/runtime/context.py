@@ -29,7 +29,7 @@ from leadflow.webhooks import service as webhooks
 
 def wire(ctx: AppContext) -> None:
     """Subscribe every domain's handlers, in the order they must run."""
-    contacts.use_preferences(messaging.preferences_of)  # a contact view shows its topic preferences
+    contacts.use_preferences(messaging.preferences_column)  # a contact view shows its topic preferences
     # a CSV import may add its contacts to a static list (segments sit above contacts)
     contacts.use_static_lists(ctx, segments.static_list, segments.add_to_static_list)
     bus = ctx.bus

@@ -7,9 +7,11 @@ from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
-from leadflow.contacts import lists, preferences
+from leadflow.contacts import lists, preferences, queries
 from leadflow.kernel.context import AppContext
 
 NO_CONNECTION = cast(Connection, None)
@@ -21,21 +23,24 @@ def _context() -> AppContext:
 
 
 @pytest.fixture
-def reader() -> Iterator[None]:
-    """The registered preferences reader, put back afterwards (other tests' contexts wired it)."""
-    kept = preferences._reader[0]
+def column() -> Iterator[None]:
+    """The registered preferences column, put back afterwards (other tests' contexts wired it)."""
+    kept = preferences._column[0]
     yield
     preferences.use_preferences(kept)
 
 
-def test_preferences_come_from_the_registered_reader(reader: None) -> None:
-    def chosen(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, bool]]:
-        return {contact_id: {"news": True} for contact_id in ids}
+def test_preferences_come_from_the_registered_column(column: None) -> None:
+    def chosen(contact_id: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        return sa.func.topics_of(contact_id)
 
     preferences.use_preferences(preferences._none)
-    assert preferences.preferences_of(NO_CONNECTION, ["c1"]) == {}
+    plain = str(queries.by_id().compile(dialect=sqlite.dialect()))
+    assert "NULL AS preferences" in plain
     preferences.use_preferences(chosen)
-    assert preferences.preferences_of(NO_CONNECTION, ["c1"]) == {"c1": {"news": True}}
+    # a statement built with the old column is forgotten: the contact read now asks the new one
+    assert "topics_of(contacts.id) AS preferences" in str(queries.by_id().compile(dialect=sqlite.dialect()))
+    assert "topics_of" not in plain
 
 
 def test_static_lists_are_those_registered_in_the_context() -> None:
