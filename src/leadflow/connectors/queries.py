@@ -94,10 +94,23 @@ def _enqueue(insert: Any) -> Any:
     )
 
 
-def claim(dialect: str, now: datetime, limit: int) -> sa.Select[Any]:
-    """Due pending rows, oldest due first; locked, skipping those another worker holds, on PostgreSQL."""
-    query = (
-        sa.select(
+def claim(dialect: str, now: datetime, limit: int, until: datetime) -> sa.Update:
+    """Claim and lease in one statement: due pending rows, oldest due first (locked, skipping those
+    another worker holds, on PostgreSQL), due again and leased until ``until``; the rows returned (their
+    ``attempts`` unchanged: an attempt counts when a request carrying the row is sent)."""
+    due = (
+        sa.select(_o.id)
+        .where(_o.state == PENDING, _o.next_at <= now)
+        .order_by(_o.next_at, _o.id)
+        .limit(limit)
+    )
+    if dialect == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    return (
+        connector_outbox.update()
+        .where(_o.id.in_(due.scalar_subquery()))
+        .values(next_at=until, leased_until=until)
+        .returning(
             _o.id,
             _o.connector_id,
             _o.kind,
@@ -108,18 +121,6 @@ def claim(dialect: str, now: datetime, limit: int) -> sa.Select[Any]:
             _o.attempts,
             _o.enqueued_at,
         )
-        .where(_o.state == PENDING, _o.next_at <= now)
-        .order_by(_o.next_at, _o.id)
-        .limit(limit)
-    )
-    return query.with_for_update(skip_locked=True) if dialect == "postgresql" else query
-
-
-def lease(ids: Sequence[int], until: datetime) -> sa.Update:
-    return (
-        connector_outbox.update()
-        .where(_o.id.in_(list(ids)))
-        .values(next_at=until, leased_until=until, attempts=_o.attempts + 1)
     )
 
 
@@ -143,25 +144,35 @@ RELEASE = (
     .where(_o.id == sa.bindparam("b_id"), _o.state == PENDING)
     .values(next_at=sa.bindparam("v_next_at", type_=_o.next_at.type), leased_until=None, attempts=0)
 )
-#: A failed attempt: due again at ``v_next_at`` (``v_uncount``: a 429 or the bucket, not counted).
+#: A failed attempt: due again at ``v_next_at``, its attempts now ``v_attempts`` (one more when a request
+#: carried the row, else unchanged: a 429, the bucket), if this worker's lease (``b_leased``) still holds.
 RETRY = (
     connector_outbox.update()
-    .where(_o.id == sa.bindparam("b_id"), _o.attempts == sa.bindparam("b_attempts"), _o.state == PENDING)
+    .where(
+        _o.id == sa.bindparam("b_id"),
+        _o.leased_until == sa.bindparam("b_leased", type_=_o.leased_until.type),
+        _o.state == PENDING,
+    )
     .values(
         next_at=sa.bindparam("v_next_at", type_=_o.next_at.type),
         leased_until=None,
         last_error=sa.bindparam("v_error"),
-        attempts=_o.attempts - sa.bindparam("v_uncount", type_=sa.Integer),
+        attempts=sa.bindparam("v_attempts", type_=sa.Integer),
     )
 )
 KILL = (
     connector_outbox.update()
-    .where(_o.id == sa.bindparam("b_id"), _o.attempts == sa.bindparam("b_attempts"), _o.state == PENDING)
+    .where(
+        _o.id == sa.bindparam("b_id"),
+        _o.leased_until == sa.bindparam("b_leased", type_=_o.leased_until.type),
+        _o.state == PENDING,
+    )
     .values(
         state=DEAD,
         dead_at=sa.bindparam("v_dead_at", type_=_o.dead_at.type),
         leased_until=None,
         last_error=sa.bindparam("v_error"),
+        attempts=sa.bindparam("v_attempts", type_=sa.Integer),
     )
 )
 NEXT_DUE = sa.select(sa.func.min(_o.next_at)).where(_o.state == PENDING)
@@ -317,10 +328,66 @@ UPSERT_LINKS_JSON = sa.text(
 )
 
 
+#: A batch's record on PostgreSQL as one statement (one round trip, atomic without a transaction): the
+#: written rows leave the outbox (``:done``, ``[{id, version}]``: deleted at the version claimed; one a
+#: newer change kept is due again at ``:now``), the identity links (``:links``, as for
+#: :data:`UPSERT_LINKS_JSON`) and the audit rows (``:audit``) saved. Data-modifying ``WITH`` parts all run
+#: to completion; the release reads the delete's ``RETURNING`` so no row is touched twice.
+RECORD_JSON = sa.text(
+    "WITH done AS (SELECT id, version FROM json_to_recordset(CAST(:done AS json)) AS d(id bigint, "
+    "version integer)), "
+    "gone AS (DELETE FROM connector_outbox o USING done WHERE o.id = done.id AND o.version = done.version "
+    "AND o.state = 'pending' RETURNING o.id), "
+    "kept AS (UPDATE connector_outbox o SET next_at = CAST(:now AS timestamptz), leased_until = NULL, "
+    "attempts = 0 FROM done WHERE o.id = done.id AND o.state = 'pending' "
+    "AND o.id NOT IN (SELECT id FROM gone) RETURNING o.id), "
+    "links AS (INSERT INTO connector_links (connector_id, kind, local_id, remote_id, remote_modified_at, "
+    "synced_at, fields) SELECT connector_id, kind, local_id, remote_id, remote_modified_at, synced_at, "
+    "fields FROM json_to_recordset(CAST(:links AS json)) AS r(connector_id varchar, kind varchar, "
+    "local_id varchar, remote_id varchar, remote_modified_at timestamptz, synced_at timestamptz, "
+    "fields jsonb) "
+    "ON CONFLICT (connector_id, kind, local_id) DO UPDATE SET remote_id = excluded.remote_id, "
+    "remote_modified_at = excluded.remote_modified_at, synced_at = excluded.synced_at, "
+    "fields = excluded.fields RETURNING 1), "
+    "audit AS (INSERT INTO connector_audit (connector_id, kind, local_id, contact_id, remote_id, field, "
+    "old_value, new_value, direction, outcome, detail, lag_ms, at) SELECT connector_id, kind, local_id, "
+    "contact_id, remote_id, field, old_value, new_value, direction, outcome, detail, lag_ms, at "
+    "FROM json_to_recordset(CAST(:audit AS json)) AS a(connector_id varchar, kind varchar, "
+    "local_id varchar, contact_id varchar, remote_id varchar, field varchar, old_value text, "
+    "new_value text, direction varchar, outcome varchar, detail text, lag_ms integer, at timestamptz) "
+    "RETURNING 1) "
+    "SELECT (SELECT count(*) FROM gone) AS gone, (SELECT count(*) FROM kept) AS kept"
+)
+
+
+def unique_links(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One link per (connector, kind, local id), the last kept: an upsert may touch a row once."""
+    return list({(r["connector_id"], r["kind"], r["local_id"]): r for r in rows}.values())
+
+
+def record_json(
+    conn: Connection,
+    done: Sequence[tuple[int, int]],
+    links: Sequence[dict[str, Any]],
+    audit: Sequence[dict[str, Any]],
+    now: datetime,
+) -> None:
+    """Run :data:`RECORD_JSON` (PostgreSQL): ``done`` the written rows as ``(id, version claimed)``."""
+    conn.execute(
+        RECORD_JSON,
+        {
+            "done": jsonutil.dumps([{"id": i, "version": v} for i, v in done]),
+            "links": jsonutil.dumps(unique_links(links)),
+            "audit": jsonutil.dumps(list(audit)),
+            "now": now,
+        },
+    )
+
+
 def upsert_links_many(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Save a pass's identity links (rows as for :func:`save_links`; one per key, the last kept): on
     PostgreSQL one short statement, elsewhere :func:`upsert_links`' executemany."""
-    unique = list({(r["connector_id"], r["kind"], r["local_id"]): r for r in rows}.values())
+    unique = unique_links(rows)
     if not unique:
         return
     if conn.dialect.name != "postgresql":
@@ -380,6 +447,30 @@ def scores_of(contact_ids: Sequence[str]) -> sa.Select[Any]:
     return sa.select(view).where(view.c.contact_id.in_(list(contact_ids)))
 
 
+def scores_and_links(connector_id: str, contact_ids: Sequence[str]) -> sa.Select[Any]:
+    """A batch's scores and its contacts' links to the connector in one statement (a full join on the
+    contact: a contact may have either, both or neither): ``contact_id``, ``total``, ``band`` and the
+    link's columns prefixed ``link_`` (``link_local_id`` null: no link)."""
+    wanted = list(contact_ids)
+    view = scoring.score_view().subquery()
+    scores = (
+        sa.select(view.c.contact_id, view.c.total, view.c.band)
+        .where(view.c.contact_id.in_(wanted))
+        .subquery("s")
+    )
+    links = (
+        sa.select(connector_links)
+        .where(_l.connector_id == connector_id, _l.kind == "contact", _l.local_id.in_(wanted))
+        .subquery("l")
+    )
+    return sa.select(
+        sa.func.coalesce(scores.c.contact_id, links.c.local_id).label("contact_id"),
+        scores.c.total,
+        scores.c.band,
+        *(column.label(f"link_{column.name}") for column in links.c),
+    ).select_from(scores.join(links, links.c.local_id == scores.c.contact_id, full=True))
+
+
 def members_page(statement: sa.Select[Any], limit: int) -> sa.Select[Any]:
     """A page of a segment's member ids (``segments.members_after``: ``:segment_id``, ``:after``)."""
     return statement.order_by(statement.selected_columns.contact_id).limit(limit)
@@ -403,8 +494,8 @@ SAMPLES: list[Sample] = [
         ],
     ),
     lambda: [enqueue_each(d) for d in ("sqlite", "postgresql")],
-    lambda: [claim(d, _T, 10) for d in ("sqlite", "postgresql")],
-    lambda: lease([1], _T),
+    lambda: [claim(d, _T, 10, _T) for d in ("sqlite", "postgresql")],
+    lambda: RECORD_JSON,
     lambda: done_in([1], 1),
     lambda: release_in([1], _T),
     lambda: replay(_T, row_id=1, connector_id="c", since=_T),
@@ -437,6 +528,7 @@ SAMPLES: list[Sample] = [
     lambda: erase_conflicts(["x"]),
     lambda: erase_outbox(["x"]),
     lambda: scores_of(["x"]),
+    lambda: scores_and_links("c", ["x"]),
     lambda: connectors_page("a", 10),
     lambda: connectors_of_ids(["a"]),
     lambda: update_connector("a", {"active": False}),

@@ -13,7 +13,7 @@ company or deal when new or changed, an activity once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +55,7 @@ class Plan:
     unchanged: set[str] = field(default_factory=set)  # contacts with nothing new to write
     missing: set[str] = field(default_factory=set)  # contacts gone (erased, merged away)
     skipped: set[str] = field(default_factory=set)  # never written and no email to match by
+    owners_wanted: bool = False  # a contact maps an owner and the vendor's owners were not at hand
     company_of: dict[str, str] = field(default_factory=dict)  # contact → company id
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # kind:local_id → local row
 
@@ -68,14 +69,22 @@ class Plan:
 
 def views(conn: Connection, contact_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Each existing contact's view (see the module doc), read in one query per source."""
-    found = {row.id: dict(row._mapping) for row in contacts.rows_of(conn, COLUMNS, contact_ids)}
-    if not found:
-        return {}
+    found = _contact_rows(conn, contact_ids)
+    if found:
+        _complete(conn, found, {row.contact_id: row for row in conn.execute(queries.scores_of(list(found)))})
+    return found
+
+
+def _contact_rows(conn: Connection, contact_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    return {row.id: dict(row._mapping) for row in contacts.rows_of(conn, COLUMNS, contact_ids)}
+
+
+def _complete(conn: Connection, found: dict[str, dict[str, Any]], scores: Mapping[str, Any]) -> None:
+    """The views' company, score and band, owner and suppression (``found``: the contacts' rows)."""
     company_ids = sorted({v["company_id"] for v in found.values() if v["company_id"]})
     companies = {
         row.id: dict(row._mapping) for row in contacts.company_rows_of(conn, COMPANY_COLUMNS, company_ids)
     }
-    scores = {row.contact_id: row for row in conn.execute(queries.scores_of(list(found)))}
     owners = crm.owner_emails(conn, list(found))
     suppressed = messaging.suppressed(conn, [v["email"] for v in found.values() if v["email"]])
     for contact_id, view in found.items():
@@ -83,10 +92,28 @@ def views(conn: Connection, contact_ids: Sequence[str]) -> dict[str, dict[str, A
             view["subscription_status"] = "unsubscribed"
         view["company"] = companies.get(view["company_id"]) if view["company_id"] else None
         score = scores.get(contact_id)
-        view["score"] = score.total if score is not None else 0
+        view["score"] = score.total if score is not None and score.total is not None else 0
         view["band"] = score.band if score is not None else None
         view["owner"] = owners.get(contact_id)
-    return found
+
+
+def _views_and_links(
+    conn: Connection, connector_id: str, contact_ids: Sequence[str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """:func:`views` and the contacts' links to the connector, the scores and links in one query."""
+    found = _contact_rows(conn, contact_ids)
+    if not found:
+        return {}, {}
+    scores: dict[str, Any] = {}
+    links: dict[str, dict[str, Any]] = {}
+    for row in conn.execute(queries.scores_and_links(connector_id, list(found))):
+        values = row._mapping
+        scores[row.contact_id] = row
+        if values["link_local_id"] is not None:
+            link = {key[5:]: value for key, value in values.items() if key.startswith("link_")}
+            links[f"{CONTACT}:{row.contact_id}"] = link
+    _complete(conn, found, scores)
+    return found, links
 
 
 def _links(
@@ -104,12 +131,14 @@ def plan(
     vendor: Vendor,
     contact_ids: Sequence[str],
     *,
-    owners: Mapping[str, str],
+    owners: Mapping[str, str] | None,
     region: str | None,
 ) -> Plan:
-    """Read everything the batch needs and decide each record's write (no vendor call)."""
-    found = views(conn, contact_ids)
-    result = Plan(found, _links(conn, connector.id, CONTACT, list(found)))
+    """Read everything the batch needs and decide each record's write (no vendor call). ``owners``: the
+    vendor's owners by email, or None when they were not read; then a contact whose mapping needs one
+    sets :attr:`Plan.owners_wanted` and the contacts are decided again by :func:`with_owners`."""
+    found, links = _views_and_links(conn, connector.id, contact_ids)
+    result = Plan(found, links)
     result.missing = set(contact_ids) - set(found)
     objects = connector.objects & vendor.kinds
     if COMPANY in objects:
@@ -126,14 +155,31 @@ def _remote(link: dict[str, Any] | None) -> str | None:
     return str(link["remote_id"]) if link else None
 
 
-def _owner_lookup(owners: Mapping[str, str]) -> Any:
-    return lambda email: owners.get(email.lower())
+def _owner_lookup(result: Plan, owners: Mapping[str, str] | None) -> Callable[[str], str | None]:
+    if owners is not None:
+        return lambda email: owners.get(email.lower())
+
+    def wanted(email: str) -> None:
+        result.owners_wanted = True
+
+    return wanted
 
 
-def _plan_contacts(connector: Connector, result: Plan, owners: Mapping[str, str], region: str | None) -> None:
+def with_owners(connector: Connector, result: Plan, owners: Mapping[str, str], region: str | None) -> None:
+    """Decide the contacts' writes again now that the vendor's owners are read (see :func:`plan`)."""
+    result.owners_wanted = False
+    result.unchanged.clear()
+    result.skipped.clear()
+    _plan_contacts(connector, result, owners, region)
+
+
+def _plan_contacts(
+    connector: Connector, result: Plan, owners: Mapping[str, str] | None, region: str | None
+) -> None:
     records: list[Record] = []
+    lookup = _owner_lookup(result, owners)
     for contact_id, view in result.views.items():
-        properties = mapping.render(connector.mapping, view, region=region, owners=_owner_lookup(owners))
+        properties = mapping.render(connector.mapping, view, region=region, owners=lookup)
         link = result.link(CONTACT, contact_id)
         if link is None and not view["email"]:
             result.skipped.add(contact_id)  # an anonymous visitor: written once it has an address
@@ -216,3 +262,23 @@ def with_company(result: Plan, records: Sequence[Record]) -> list[Record]:
             record = Record(record.kind, record.local_id, record.properties, None, record.match, links)
         ready.append(record)
     return ready
+
+
+def refresh(result: Plan, fresh: Mapping[str, dict[str, Any]]) -> None:
+    """Fold in the companies written by the batches sent just before this one in the same pass: a batch
+    is read while the previous one is at the vendor (before its links are saved), so a company two
+    batches share would otherwise be created twice. ``fresh`` holds ``company:<id>`` → the link
+    (``remote_id``, ``fields`` written). A company written with these very fields is not written again;
+    one written with others is updated by its new remote id."""
+    if not fresh:
+        return
+    result.links.update(fresh)
+    companies = []
+    for record in result.writes.get(COMPANY) or []:
+        link = fresh.get(f"{COMPANY}:{record.local_id}")
+        if link is None:
+            companies.append(record)
+        elif link["fields"] != record.properties:
+            companies.append(Record(COMPANY, record.local_id, record.properties, str(link["remote_id"])))
+    if COMPANY in result.writes:
+        result.writes[COMPANY] = companies

@@ -2,24 +2,22 @@
 
 A pass (:meth:`ConnectorWorker.run_once`):
 
-1. **Claim** up to ``limit`` due rows in one short transaction (``FOR UPDATE SKIP LOCKED`` on
-   PostgreSQL, so several workers share the work; SQLite has one writer), moving ``next_at`` to the
-   lease's end and counting the attempt. A crash leaves the rows to be claimed again when the lease
-   ends: the vendor writes are idempotent (upsert by email, then by remote id), so a repeat creates
-   nothing twice.
-2. Per connector, per batch of the vendor's size: **read** the local records (one query per kind,
-   :mod:`leadflow.connectors.sync`), **take tokens** from the connector's bucket (the vendor's
-   documented limit, lowered to what its rate headers say remains) — too few: the batch waits,
-   its attempt uncounted — then **write** companies, contacts, deals, activities in that order (later
-   kinds are associated with the remote ids of the earlier).
-3. **Record** in one transaction: identity links, one audit row per field written (old value: what was
-   last written; new value) and one summary row per record (outcome, lag from the first change), the
-   conflicts, and the rows' fate: written → deleted if no newer change arrived meanwhile (else due
-   again at once); refused for good (4xx, blocked by the network guard) → dead at once with the reason;
-   worth retrying (5xx, timeout, connection lost) → due after :data:`SCHEDULE` (exponential, ±10 %
-   jitter), dead after its last step; ``429`` → due after ``Retry-After``, uncounted.
+1. **Claim** up to ``limit`` due rows in one statement (``UPDATE … WHERE id IN (SELECT … FOR UPDATE
+   SKIP LOCKED) RETURNING`` on PostgreSQL, so several workers share the work; SQLite has one writer),
+   moving ``next_at`` to the lease's end (:data:`LEASE`). A claim counts no attempt: an attempt counts
+   when a request carrying the row was sent (:mod:`leadflow.connectors.recording`). A crash leaves the
+   rows to be claimed again when the lease ends: the vendor writes are idempotent (upsert by email, then
+   by remote id), so a repeat creates nothing twice.
+2. Per connector, its batches are read, paced by its token bucket, written and recorded, pipelined
+   (:mod:`leadflow.connectors.sending`).
+3. Each batch is **recorded** (:mod:`leadflow.connectors.recording`); a failed row is due again after
+   :data:`SCHEDULE` (exponential, ±10 % jitter), dead after its last step.
 
 Erasure rows call the vendor's GDPR delete and leave an audit row holding no value.
+
+Round trips to PostgreSQL per pass: the claim (1), the connectors (1); per batch of contacts: the plan's
+reads (one per source, no transaction) and the record (1 statement when nothing failed). Pinned by
+``tests/integration/connectors/test_connectors_round_trips.py``.
 """
 
 from __future__ import annotations
@@ -28,30 +26,17 @@ import logging
 import math
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from leadflow.connectors import config, conversions, pull, queries, registry, sync
-from leadflow.connectors.conversions import CONVERSION
-from leadflow.connectors.outbox import CHANNEL, ERASURE
-from leadflow.connectors.vendor import (
-    ACTIVITY,
-    COMPANY,
-    CONFLICT,
-    CONTACT,
-    DEAL,
-    FAILED,
-    OK,
-    RETRY,
-    Network,
-    Vendor,
-    VendorError,
-    Written,
-)
-from leadflow.kernel import jsonutil, netguard
+from leadflow.connectors import config, pull, queries, registry
+from leadflow.connectors.outbox import CHANNEL
+from leadflow.connectors.recording import Claimed, Fate
+from leadflow.connectors.sending import ORDER, Sender
+from leadflow.connectors.vendor import Network, Vendor, VendorError
+from leadflow.kernel import netguard
 from leadflow.kernel.clock import Clock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.netpolicy import Policy
@@ -67,53 +52,11 @@ SCHEDULE = RetrySchedule(
     jitter=0.1,
 )
 LEASE = timedelta(minutes=5)  # longer than a batch's calls can take (30 s timeout each)
-ORDER = (COMPANY, CONTACT, DEAL, ACTIVITY)
 OWNERS_TTL = 600.0  # seconds an owners list is trusted
 MAX_PAUSE = 60.0
 TIMEOUT = 30.0
 
-
-@dataclass(frozen=True)
-class Claimed:
-    id: int
-    connector_id: str
-    kind: str
-    local_id: str
-    contact_id: str | None
-    payload: Any
-    version: int
-    attempts: int  # counting this one
-    enqueued_at: datetime
-    leased_until: datetime  # the end of this worker's lease on the row
-
-
-def _by_lease(items: Sequence[Claimed]) -> dict[datetime, list[Claimed]]:
-    groups: dict[datetime, list[Claimed]] = defaultdict(list)
-    for item in items:
-        groups[item.leased_until].append(item)
-    return groups
-
-
-@dataclass
-class Fate:
-    """What becomes of one claimed row."""
-
-    done: bool = False
-    retry_after: timedelta | None = None
-    uncount: bool = False
-    dead: bool = False
-    error: str | None = None
-
-
-def _fate_of(answer: Written | None) -> Fate:
-    """What becomes of a row from the vendor's answer for its record (none: tried again)."""
-    if answer is None:
-        return Fate(error="no answer for this record")
-    if answer.outcome == OK:
-        return Fate(done=True)
-    if answer.outcome == RETRY:
-        return Fate(retry_after=answer.retry_after, uncount=answer.rate_limited, error=answer.error)
-    return Fate(dead=True, error=answer.error)
+__all__ = ["LEASE", "ORDER", "SCHEDULE", "Claimed", "ConnectorWorker", "Fate", "network_check", "network_of"]
 
 
 def network_check(settings: Any) -> Callable[[str], None]:
@@ -147,7 +90,7 @@ def network_of(settings: Any, timeout: float, clock: Clock, ca_file: str | None 
     )
 
 
-class ConnectorWorker:
+class ConnectorWorker(Sender):
     """Drains the outbox (:meth:`run_once`) and pulls remote changes (:meth:`pull_due`)."""
 
     def __init__(
@@ -162,6 +105,7 @@ class ConnectorWorker:
         self._pulled_at: dict[str, float] = {}
 
     def close(self) -> None:
+        self._stop_helpers()
         for _, vendor in self._vendors.values():
             vendor.close()
         self._vendors.clear()
@@ -189,33 +133,55 @@ class ConnectorWorker:
         found.refill(self.ctx.clock.monotonic())
         return found
 
+    def _buckets_of(self, connector_id: str) -> TokenBucket | None:
+        return self._buckets.get(connector_id)
+
     def _follow(self, bucket: TokenBucket, vendor: Vendor) -> None:
         """Lower the bucket to what the vendor says remains of its window."""
         seen = vendor.rate_seen
         if seen is not None and seen.remaining is not None:
             bucket.tokens = min(bucket.tokens, float(seen.remaining))
 
-    def owners(self, connector: config.Connector, vendor: Vendor) -> dict[str, str]:
-        """The vendor's owners by email, read again every :data:`OWNERS_TTL` seconds (a token each time)."""
-        now = self.ctx.clock.monotonic()
+    def _owners_at_hand(self, connector: config.Connector) -> dict[str, str] | None:
+        """The vendor's owners by email if read less than :data:`OWNERS_TTL` seconds ago, else None."""
         held = self._owners.get(connector.id)
-        if held is not None and now - held[0] < OWNERS_TTL:
+        if held is not None and self.ctx.clock.monotonic() - held[0] < OWNERS_TTL:
             return held[1]
+        return None
+
+    def owners(self, connector: config.Connector, vendor: Vendor) -> dict[str, str]:
+        """The vendor's owners by email, read again every :data:`OWNERS_TTL` seconds (a token each time)
+        and only when a batch has a contact whose owner the mapping writes."""
+        at_hand = self._owners_at_hand(connector)
+        if at_hand is not None:
+            return at_hand
+        now = self.ctx.clock.monotonic()
         bucket = self.bucket(connector, vendor)
         bucket.tokens = max(0.0, bucket.tokens - 1)
         found = vendor.owners()
         self._owners[connector.id] = (now, found)
         return found
 
+    def _lease(self) -> timedelta:
+        return LEASE  # read at each use: the chaos tests shorten it
+
+    def _due(self, now: datetime, attempts: int, fate: Fate) -> datetime | None:
+        if fate.uncount:
+            return now + (fate.retry_after or timedelta(seconds=1))
+        if self._rand is None:
+            return SCHEDULE.next_due(now, attempts, fate.retry_after)
+        return SCHEDULE.next_due(now, attempts, fate.retry_after, rand=self._rand)
+
     # --- a pass ------------------------------------------------------------------------------------------
 
     def claim(self, limit: int) -> list[Claimed]:
+        """Claim and lease up to ``limit`` due rows, oldest due first (one statement)."""
         now = self.ctx.clock.now()
-        with self.ctx.db.write() as conn:
-            rows = conn.execute(queries.claim(conn.dialect.name, now, limit)).all()
-            if not rows:
-                return []
-            conn.execute(queries.lease([row.id for row in rows], now + LEASE))
+        until = now + self._lease()
+        with self._single(write=True) as conn:
+            rows = sorted(
+                conn.execute(queries.claim(conn.dialect.name, now, limit, until)), key=lambda r: r.id
+            )
         return [
             Claimed(
                 r.id,
@@ -225,9 +191,9 @@ class ConnectorWorker:
                 r.contact_id,
                 r.payload,
                 r.version,
-                r.attempts + 1,
+                r.attempts,
                 r.enqueued_at,
-                now + LEASE,
+                until,
             )
             for r in rows
         ]
@@ -244,7 +210,7 @@ class ConnectorWorker:
         by_connector: dict[str, list[Claimed]] = defaultdict(list)
         for item in batch:
             by_connector[item.connector_id].append(item)
-        with self.ctx.db.read() as conn:
+        with self._single(write=False) as conn:
             found = {row.id: row for row in conn.execute(queries.connectors_of_ids(sorted(by_connector)))}
         for connector_id, items in by_connector.items():
             row = found.get(connector_id)
@@ -253,489 +219,6 @@ class ConnectorWorker:
                 continue
             self._connector(config.opened(self.ctx, row), items)
         return len(batch)
-
-    def _connector(self, connector: config.Connector, items: list[Claimed]) -> None:
-        try:
-            vendor = self.vendor(connector)
-        except VendorError as exc:
-            self._fail(connector, items, exc)
-            return
-        erasures = [item for item in items if item.kind == ERASURE]
-        contacts = [item for item in items if item.kind == CONTACT]
-        hits = [item for item in items if item.kind == CONVERSION]
-        dropped = [item for item in items if item.kind not in (ERASURE, CONTACT, CONVERSION)]
-        if dropped:
-            self._settle(connector, dropped, {item.id: Fate(done=True) for item in dropped}, [])
-        if erasures and (held := self._hold(erasures)):
-            self._erase(connector, vendor, held)
-        size = int(connector.limits.get("batch", vendor.batch_size))
-        for start in range(0, len(contacts), size):
-            if held := self._hold(contacts[start : start + size]):
-                self._contacts(connector, vendor, held)
-        for start in range(0, len(hits), size):
-            if held := self._hold(hits[start : start + size]):
-                self._conversions(connector, vendor, held)
-
-    def _conversions(self, connector: config.Connector, vendor: Vendor, items: list[Claimed]) -> None:
-        """One hit per conversion (GA4): sent, retried, or dead-lettered with the vendor's reason; a
-        conversion whose event is gone (erased) is done."""
-        with self.ctx.db.read() as conn:
-            records, gone = conversions.records(conn, items)
-        if gone:
-            self._settle(connector, gone, {item.id: Fate(done=True) for item in gone}, [])
-        wanted = {record.local_id for record in records}
-        sent = [item for item in items if item.local_id in wanted]
-        if not sent:
-            return
-        try:
-            if not self._take(connector, vendor, vendor.calls(CONVERSION, records), sent):
-                return
-            answers = {answer.local_id: answer for answer in vendor.write(CONVERSION, records)}
-        except (VendorError, netguard.Blocked) as exc:
-            self._fail(connector, sent, exc)
-            return
-        self._settle(connector, sent, {item.id: _fate_of(answers.get(item.local_id)) for item in sent}, [])
-
-    def _hold(self, items: list[Claimed]) -> list[Claimed]:
-        """Renew the lease on a batch just before its vendor calls and keep only the rows still ours.
-
-        A pass writes its batches one after another, paced by the vendor's limit; one that ran past the
-        lease of its later rows (slow answers, retries) may find them claimed again by another worker.
-        Writing them too would race that worker's search-then-create (Pipedrive, ActiveCampaign) into a
-        duplicate person, so a row goes to the vendor only from the worker whose lease is still current.
-        Rows whose lease has more than half of it left are still this worker's (a leased row is claimed by
-        no other worker, and a newer change keeps it leased): they go without a renewal transaction, so a
-        pass's batches cost none while they run on time."""
-        if not items:
-            return []
-        now = self.ctx.clock.now()
-        if all(item.leased_until - now > LEASE / 2 for item in items):
-            return items
-        until = now + LEASE
-        kept: set[int] = set()
-        with self.ctx.db.write() as conn:
-            for held, group in _by_lease(items).items():
-                kept.update(conn.execute(queries.renew([i.id for i in group], held, until)).scalars())
-        lost = len(items) - len(kept)
-        if lost:
-            log.info("connector rows taken over by another worker after their lease ran out: %d", lost)
-        return [replace(item, leased_until=until) for item in items if item.id in kept]
-
-    def _take(self, connector: config.Connector, vendor: Vendor, cost: int, items: list[Claimed]) -> bool:
-        bucket = self.bucket(connector, vendor)
-        cost = min(cost, max(1, math.floor(bucket.size)))
-        if bucket.ready(cost):
-            bucket.tokens -= cost
-            return True
-        wait = timedelta(seconds=bucket.wait(cost))
-        fates = {
-            item.id: Fate(retry_after=wait, uncount=True, error="waiting for the rate limit")
-            for item in items
-        }
-        self._settle(connector, items, fates, [], quiet=True)
-        return False
-
-    def _fail(self, connector: config.Connector, items: list[Claimed], exc: Exception) -> None:
-        """The whole batch failed: retried (429 uncounted, after Retry-After) or dead."""
-        if isinstance(exc, VendorError) and exc.rate_limited:
-            bucket = self._buckets.get(connector.id)
-            if bucket is not None:
-                bucket.tokens = 0.0
-            template = Fate(retry_after=exc.retry_after, uncount=True, error=str(exc))
-        elif isinstance(exc, VendorError) and exc.retry:
-            template = Fate(retry_after=exc.retry_after, error=str(exc))
-        else:
-            template = Fate(dead=True, error=str(exc))
-        fates = {item.id: replace(template) for item in items}
-        self._settle(connector, items, fates, [], error=str(exc))
-
-    def _erase(self, connector: config.Connector, vendor: Vendor, items: list[Claimed]) -> None:
-        if not self._take(connector, vendor, len(items), items):
-            return
-        remote = {str((item.payload or {}).get("remote_id")): item for item in items}
-        try:
-            done = vendor.erase(sorted(remote))
-        except (VendorError, netguard.Blocked) as exc:
-            self._fail(connector, items, exc)
-            return
-        now = self.ctx.clock.now()
-        audit = [
-            self._audit(
-                connector.id,
-                ERASURE,
-                remote[w.local_id],
-                w.remote_id,
-                None,
-                None,
-                None,
-                "erase",
-                "erased",
-                now,
-                detail=w.error,  # e.g. "anonymised": the vendor allows no delete (Kit)
-            )
-            for w in done
-            if w.outcome == OK and w.local_id in remote
-        ]
-        self._settle(connector, items, {item.id: Fate(done=True) for item in items}, audit)
-
-    def _contacts(self, connector: config.Connector, vendor: Vendor, items: list[Claimed]) -> None:
-        ids = [item.local_id for item in items]
-        written: dict[str, list[Written]] = {}
-        seen = vendor.rate_seen
-        try:
-            owners = (
-                self.owners(connector, vendor)
-                if any(e.transform == "owner" for e in connector.mapping)
-                else {}
-            )
-            with self.ctx.db.read() as conn:
-                planned = sync.plan(
-                    conn, connector, vendor, ids, owners=owners, region=self.ctx.settings.default_phone_region
-                )
-            cost = sum(vendor.calls(kind, records) for kind, records in planned.writes.items() if records)
-            if cost and not self._take(connector, vendor, cost, items):
-                return
-            self._write(vendor, planned, written)
-        except (VendorError, netguard.Blocked) as exc:
-            if written:  # what was created before the failure keeps its link: never created twice
-                self._save_links(connector, planned, written)
-            self._fail(connector, items, exc)
-            return
-        finally:
-            bucket = self._buckets.get(connector.id)
-            if bucket is not None and vendor.rate_seen is not seen:  # only a reading this batch made:
-                self._follow(bucket, vendor)  # a stale "0 left" would empty the bucket at every wait
-        self._record(connector, items, planned, written)
-
-    def _write(self, vendor: Vendor, planned: sync.Plan, written: dict[str, list[Written]]) -> None:
-        """Write each kind in order, filling ``written`` as the answers come."""
-        for kind in ORDER:
-            records = planned.writes.get(kind) or []
-            if kind in (DEAL, ACTIVITY):
-                records = sync.associate(planned, kind, records)
-            elif kind == CONTACT:
-                records = sync.with_company(planned, records)
-            if not records:
-                continue
-            answers = vendor.write(kind, records)
-            written[kind] = answers
-            for answer in answers:  # later kinds associate with these
-                if answer.outcome == OK and answer.remote_id:
-                    planned.links.setdefault(
-                        f"{kind}:{answer.local_id}", {"remote_id": answer.remote_id, "fields": {}}
-                    )
-
-    def _link_rows(
-        self,
-        connector: config.Connector,
-        planned: sync.Plan,
-        written: dict[str, list[Written]],
-        now: datetime,
-    ) -> list[dict[str, Any]]:
-        records = {(r.kind, r.local_id): r for kind in planned.writes for r in planned.writes[kind]}
-        return [
-            {
-                "connector_id": connector.id,
-                "kind": kind,
-                "local_id": answer.local_id,
-                "remote_id": answer.remote_id,
-                "remote_modified_at": answer.modified_at,
-                "synced_at": now,
-                "fields": dict(records[(kind, answer.local_id)].properties),
-            }
-            for kind, answers in written.items()
-            for answer in answers
-            if answer.outcome == OK and answer.remote_id and (kind, answer.local_id) in records
-        ]
-
-    def _save_links(
-        self, connector: config.Connector, planned: sync.Plan, written: dict[str, list[Written]]
-    ) -> None:
-        rows = self._link_rows(connector, planned, written, self.ctx.clock.now())
-        if rows:
-            with self.ctx.db.write() as conn:
-                conn.execute(queries.save_links(conn.dialect.name, rows))
-
-    # --- recording ---------------------------------------------------------------------------------------
-
-    def _audit(
-        self,
-        connector_id: str,
-        kind: str,
-        item: Claimed | None,
-        remote_id: str | None,
-        field: str | None,
-        old: Any,
-        new: Any,
-        direction: str,
-        outcome: str,
-        at: datetime,
-        *,
-        local_id: str | None = None,
-        detail: str | None = None,
-    ) -> dict[str, Any]:
-        lag = None if item is None else max(0, round((at - item.enqueued_at).total_seconds() * 1000))
-        return {
-            "connector_id": connector_id,
-            "kind": kind,
-            "local_id": local_id or (item.local_id if item else ""),
-            "contact_id": item.contact_id if item else None,
-            "remote_id": remote_id,
-            "field": field,
-            "old_value": None if old is None else jsonutil.dumps(old),
-            "new_value": None if new is None else jsonutil.dumps(new),
-            "direction": direction,
-            "outcome": outcome,
-            "detail": detail,
-            "lag_ms": lag if field is None else None,
-            "at": at,
-        }
-
-    def _record(
-        self,
-        connector: config.Connector,
-        items: list[Claimed],
-        planned: sync.Plan,
-        written: dict[str, list[Written]],
-    ) -> None:
-        now = self.ctx.clock.now()
-        by_local = {item.local_id: item for item in items}
-        records = {(r.kind, r.local_id): r for kind in planned.writes for r in planned.writes[kind]}
-        links = self._link_rows(connector, planned, written, now)
-        audit: list[dict[str, Any]] = []
-        conflicts: list[dict[str, Any]] = []
-        fates: dict[int, Fate] = {}
-        for kind, answers in written.items():
-            for answer in answers:
-                record = records.get((kind, answer.local_id))
-                owner = by_local.get(answer.local_id) if kind == CONTACT else None
-                old = (planned.link(kind, answer.local_id) or {}).get("fields") or {}
-                if answer.outcome == OK and record is not None and kind == CONTACT:
-                    for name, value in record.properties.items():
-                        if old.get(name) != value:
-                            audit.append(
-                                self._audit(
-                                    connector.id,
-                                    kind,
-                                    owner,
-                                    answer.remote_id,
-                                    name,
-                                    old.get(name),
-                                    value,
-                                    "push",
-                                    "written",
-                                    now,
-                                )
-                            )
-                if owner is None:
-                    continue
-                if answer.outcome == OK:
-                    fates[owner.id] = Fate(done=True)
-                    audit.append(
-                        self._audit(
-                            connector.id,
-                            kind,
-                            owner,
-                            answer.remote_id,
-                            None,
-                            None,
-                            None,
-                            "push",
-                            "written",
-                            now,
-                        )
-                    )
-                elif answer.outcome == CONFLICT:
-                    fates[owner.id] = Fate(done=True)
-                    conflicts.append(
-                        {
-                            "connector_id": connector.id,
-                            "kind": kind,
-                            "local_id": answer.local_id,
-                            "contact_id": owner.contact_id,
-                            "candidates": list(answer.candidates),
-                            "reason": answer.error or "several remote records match",
-                            "created_at": now,
-                            "resolved_at": None,
-                        }
-                    )
-                    audit.append(
-                        self._audit(
-                            connector.id,
-                            kind,
-                            owner,
-                            None,
-                            None,
-                            None,
-                            None,
-                            "push",
-                            "conflict",
-                            now,
-                            detail=answer.error,
-                        )
-                    )
-                elif answer.outcome == RETRY:
-                    fates[owner.id] = Fate(
-                        error=answer.error, retry_after=answer.retry_after, uncount=answer.rate_limited
-                    )
-                else:
-                    fates[owner.id] = Fate(dead=True, error=answer.error)
-        self._follow_failures(planned, written, by_local, fates)
-        for item in items:
-            if item.id in fates:
-                continue
-            fates[item.id] = Fate(done=True)  # unchanged, or gone
-            outcome = (
-                "gone"
-                if item.local_id in planned.missing
-                else "skipped"
-                if item.local_id in planned.skipped
-                else "unchanged"
-            )
-            audit.append(
-                self._audit(
-                    connector.id,
-                    CONTACT,
-                    item,
-                    planned.remote(CONTACT, item.local_id),
-                    None,
-                    None,
-                    None,
-                    "push",
-                    outcome,
-                    now,
-                )
-            )
-        self._settle(connector, items, fates, audit, links=links, conflicts=conflicts)
-
-    @staticmethod
-    def _follow_failures(
-        planned: sync.Plan,
-        written: dict[str, list[Written]],
-        by_local: dict[str, Claimed],
-        fates: dict[int, Fate],
-    ) -> None:
-        """A deal or activity has no outbox row of its own: it rides on its contact's. One that failed
-        keeps that row queued (retry) or dead-letters it with the reason, as a contact's own failure
-        would; the next attempt finds the contact unchanged and writes only what is missing."""
-        for kind in (DEAL, ACTIVITY):
-            for answer in written.get(kind) or []:
-                if answer.outcome not in (RETRY, FAILED):
-                    continue
-                row = planned.rows.get(f"{kind}:{answer.local_id}") or {}
-                owner = by_local.get(str(row.get("contact_id")))
-                if owner is None or not fates.get(owner.id, Fate(done=True)).done:
-                    continue
-                error = f"{kind} {answer.local_id}: {answer.error}"
-                if answer.outcome == RETRY:
-                    fates[owner.id] = Fate(
-                        error=error, retry_after=answer.retry_after, uncount=answer.rate_limited
-                    )
-                else:
-                    fates[owner.id] = Fate(dead=True, error=error)
-
-    def _settle(
-        self,
-        connector: config.Connector | None,
-        items: Sequence[Claimed],
-        fates: dict[int, Fate],
-        audit: list[dict[str, Any]],
-        *,
-        links: list[dict[str, Any]] | None = None,
-        conflicts: list[dict[str, Any]] | None = None,
-        error: str | None = None,
-        quiet: bool = False,
-    ) -> None:
-        now = self.ctx.clock.now()
-        done: list[dict[str, Any]] = []
-        retry: list[dict[str, Any]] = []
-        dead: list[dict[str, Any]] = []
-        for item in items:
-            fate = fates[item.id]
-            if fate.done:
-                done.append({"b_id": item.id, "b_version": item.version, "v_next_at": now})
-                continue
-            due = None if fate.dead else self._due(now, item, fate)
-            if due is None:
-                dead.append(
-                    {"b_id": item.id, "b_attempts": item.attempts, "v_dead_at": now, "v_error": fate.error}
-                )
-                if connector is not None:
-                    audit.append(
-                        self._audit(
-                            connector.id,
-                            item.kind,
-                            item,
-                            None,
-                            None,
-                            None,
-                            None,
-                            "push",
-                            "dead",
-                            now,
-                            detail=fate.error,
-                        )
-                    )
-                continue
-            retry.append(
-                {
-                    "b_id": item.id,
-                    "b_attempts": item.attempts,
-                    "v_next_at": due,
-                    "v_error": fate.error,
-                    "v_uncount": 1 if fate.uncount else 0,
-                }
-            )
-            if connector is not None and not quiet:
-                audit.append(
-                    self._audit(
-                        connector.id,
-                        item.kind,
-                        item,
-                        None,
-                        None,
-                        None,
-                        None,
-                        "push",
-                        "failed",
-                        now,
-                        detail=fate.error,
-                    )
-                )
-        versions: dict[int, list[int]] = defaultdict(list)
-        for row in done:
-            versions[row["b_version"]].append(row["b_id"])
-        with self.ctx.db.write() as conn:
-            if links:
-                queries.upsert_links_many(conn, links)
-            for version, ids in versions.items():  # set-based: one DELETE per claimed version
-                conn.execute(queries.done_in(ids, version))
-            if done:
-                conn.execute(queries.release_in([row["b_id"] for row in done], now))
-            if retry:
-                conn.execute(queries.RETRY, retry)
-            if dead:
-                conn.execute(queries.KILL, dead)
-            if audit:
-                queries.insert_audit(conn, audit)
-            if conflicts:
-                conn.execute(queries.INSERT_CONFLICT, conflicts)
-            if connector is not None and error is not None:
-                conn.execute(queries.update_connector(connector.id, {"last_error": error[:1000]}))
-        if dead:
-            log.warning(
-                "connector %s: %d record(s) dead: %s",
-                connector.id if connector else "?",
-                len(dead),
-                dead[0]["v_error"],
-            )
-
-    def _due(self, now: datetime, item: Claimed, fate: Fate) -> datetime | None:
-        if fate.uncount:
-            return now + (fate.retry_after or timedelta(seconds=1))
-        if self._rand is None:
-            return SCHEDULE.next_due(now, item.attempts, fate.retry_after)
-        return SCHEDULE.next_due(now, item.attempts, fate.retry_after, rand=self._rand)
 
     # --- pull and the loop -----------------------------------------------------------------------------
 

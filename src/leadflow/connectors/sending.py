@@ -1,0 +1,307 @@
+"""A connector's share of a pass sent to its vendor: batches of the vendor's size, paced, pipelined.
+
+Per connector, per batch of the vendor's size: **read** the local records (one query per source,
+:mod:`leadflow.connectors.sync`), **take tokens** from the connector's bucket (the vendor's documented
+limit, lowered to what its rate headers say remains) — too few: the batch waits, no attempt spent — then
+**write** companies, contacts, deals, activities in that order (later kinds are associated with the
+remote ids of the earlier), then **record** (:mod:`leadflow.connectors.recording`).
+
+**Pipelined, bounded.** The vendor calls of a connector are made one batch at a time, in order, from the
+worker's own thread; the database work around them runs beside them on two helper threads, so the next
+batch is read and the previous one recorded while a batch is at the vendor (one batch read ahead, one
+being recorded: at most three batches of a connector in hand). The rows of one pass are distinct records
+(one outbox row per record), so no record has two writes in flight; a record's own kinds (its company,
+itself, its deals, its activities) go in one batch, in that order. A company two batches share is the one
+record that could be read twice before its link is saved: the link written by the earlier batch is
+carried to the later one (:func:`leadflow.connectors.sync.refresh`) before it is sent. A pass ends when all
+its batches are recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from leadflow.connectors import config, conversions, queries, sync
+from leadflow.connectors.conversions import CONVERSION
+from leadflow.connectors.outbox import ERASURE
+from leadflow.connectors.recording import Claimed, Fate, Recorder, audit_row, fate_of, link_rows
+from leadflow.connectors.vendor import ACTIVITY, COMPANY, CONTACT, DEAL, OK, Vendor, VendorError, Written
+from leadflow.kernel import netguard
+from leadflow.kernel.ratelimit import TokenBucket
+
+log = logging.getLogger("leadflow.connectors.worker")
+
+ORDER = (COMPANY, CONTACT, DEAL, ACTIVITY)
+DEPTH = 2  # helper threads: the next batch read, the previous one recorded, while one is at the vendor
+
+
+def by_lease(items: list[Claimed]) -> dict[datetime, list[Claimed]]:
+    groups: dict[datetime, list[Claimed]] = {}
+    for item in items:
+        groups.setdefault(item.leased_until, []).append(item)
+    return groups
+
+
+class Sender(Recorder):
+    """The sending half of :class:`~leadflow.connectors.worker.ConnectorWorker`."""
+
+    _pool: ThreadPoolExecutor | None = None
+
+    # the worker's own (vendors, buckets, owners, its LEASE, which tests may replace)
+    def vendor(self, connector: config.Connector) -> Vendor:
+        raise NotImplementedError
+
+    def bucket(self, connector: config.Connector, vendor: Vendor) -> TokenBucket:
+        raise NotImplementedError
+
+    def owners(self, connector: config.Connector, vendor: Vendor) -> dict[str, str]:
+        raise NotImplementedError
+
+    def _lease(self) -> timedelta:
+        raise NotImplementedError
+
+    def _follow(self, bucket: TokenBucket, vendor: Vendor) -> None:
+        raise NotImplementedError
+
+    def _buckets_of(self, connector_id: str) -> TokenBucket | None:
+        raise NotImplementedError
+
+    def _owners_at_hand(self, connector: config.Connector) -> dict[str, str] | None:
+        raise NotImplementedError
+
+    def _helpers(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(DEPTH, thread_name_prefix="connector-db")
+        return self._pool
+
+    def _stop_helpers(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _connector(self, connector: config.Connector, items: list[Claimed]) -> None:
+        try:
+            vendor = self.vendor(connector)
+        except VendorError as exc:
+            self._fail(connector, items, exc)
+            return
+        erasures = [item for item in items if item.kind == ERASURE]
+        contacts = [item for item in items if item.kind == CONTACT]
+        hits = [item for item in items if item.kind == CONVERSION]
+        dropped = [item for item in items if item.kind not in (ERASURE, CONTACT, CONVERSION)]
+        if dropped:
+            self._settle(connector, dropped, {item.id: Fate(done=True) for item in dropped}, [])
+        if erasures and (held := self._hold(erasures)):
+            self._erase(connector, vendor, held)
+        size = int(connector.limits.get("batch", vendor.batch_size))
+        if contacts:
+            self._contact_batches(
+                connector, vendor, [contacts[i : i + size] for i in range(0, len(contacts), size)]
+            )
+        for start in range(0, len(hits), size):
+            if held := self._hold(hits[start : start + size]):
+                self._conversions(connector, vendor, held)
+
+    # --- contacts, pipelined ----------------------------------------------------------------------------
+
+    def _contact_batches(
+        self, connector: config.Connector, vendor: Vendor, batches: list[list[Claimed]]
+    ) -> None:
+        helpers = self._helpers()
+        region = self.ctx.settings.default_phone_region
+
+        def read(batch: list[Claimed]) -> tuple[list[Claimed], sync.Plan | None]:
+            held = self._hold(batch)
+            if not held:
+                return held, None
+            with self._single(write=False) as conn:
+                ids = [item.local_id for item in held]
+                owners = self._owners_at_hand(connector)
+                return held, sync.plan(conn, connector, vendor, ids, owners=owners, region=region)
+
+        fresh: dict[str, dict[str, Any]] = {}  # companies written by this pass's earlier batches
+        recording: list[Future[None]] = []
+        reading = helpers.submit(read, batches[0])
+        try:
+            for index in range(len(batches)):
+                held, planned = reading.result()
+                if index + 1 < len(batches):
+                    reading = helpers.submit(read, batches[index + 1])
+                if planned is None:
+                    continue
+                sync.refresh(planned, fresh)
+                written = self._send(connector, vendor, held, planned)
+                if written is None:
+                    continue
+                for answer in written.get(COMPANY) or []:
+                    if answer.outcome == OK and answer.remote_id:
+                        record = next(r for r in planned.writes[COMPANY] if r.local_id == answer.local_id)
+                        link = {"remote_id": answer.remote_id, "fields": dict(record.properties)}
+                        fresh[f"{COMPANY}:{answer.local_id}"] = link
+                recording.append(helpers.submit(self._record, connector, held, planned, written))
+        finally:
+            pending: list[Future[Any]] = [reading, *recording]
+            wait(pending)  # none left running, whatever went wrong
+        for future in recording:
+            future.result()
+
+    def _send(
+        self, connector: config.Connector, vendor: Vendor, items: list[Claimed], planned: sync.Plan
+    ) -> dict[str, list[Written]] | None:
+        """Take the batch's tokens and write it (this thread: one vendor call at a time); the answers, or
+        None when the batch was settled here (waiting for tokens, failed)."""
+        written: dict[str, list[Written]] = {}
+        seen = vendor.rate_seen
+        try:
+            if planned.owners_wanted:  # read only for a batch that maps an owner, on this thread
+                owners = self.owners(connector, vendor)
+                sync.with_owners(connector, planned, owners, self.ctx.settings.default_phone_region)
+            cost = sum(vendor.calls(kind, records) for kind, records in planned.writes.items() if records)
+            if cost and not self._take(connector, vendor, cost, items):
+                return None
+            self._write(vendor, planned, written)
+        except (VendorError, netguard.Blocked) as exc:
+            if written:  # what was created before the failure keeps its link: never created twice
+                self._save_links(connector, planned, written)
+            self._fail(connector, items, exc)
+            return None
+        finally:
+            bucket = self._buckets_of(connector.id)
+            if bucket is not None and vendor.rate_seen is not seen:  # only a reading this batch made:
+                self._follow(bucket, vendor)  # a stale "0 left" would empty the bucket at every wait
+        return written
+
+    def _write(self, vendor: Vendor, planned: sync.Plan, written: dict[str, list[Written]]) -> None:
+        """Write each kind in order, filling ``written`` as the answers come."""
+        for kind in ORDER:
+            records = planned.writes.get(kind) or []
+            if kind in (DEAL, ACTIVITY):
+                records = sync.associate(planned, kind, records)
+            elif kind == CONTACT:
+                records = sync.with_company(planned, records)
+            if not records:
+                continue
+            answers = vendor.write(kind, records)
+            written[kind] = answers
+            for answer in answers:  # later kinds associate with these
+                if answer.outcome == OK and answer.remote_id:
+                    planned.links.setdefault(
+                        f"{kind}:{answer.local_id}", {"remote_id": answer.remote_id, "fields": {}}
+                    )
+
+    def _save_links(
+        self, connector: config.Connector, planned: sync.Plan, written: dict[str, list[Written]]
+    ) -> None:
+        rows = link_rows(connector, planned, written, self.ctx.clock.now())
+        if rows:
+            with self.ctx.db.write() as conn:
+                queries.upsert_links_many(conn, rows)
+
+    # --- leases, tokens, failures -----------------------------------------------------------------------
+
+    def _hold(self, items: list[Claimed]) -> list[Claimed]:
+        """Renew the lease on a batch just before its vendor calls and keep only the rows still ours.
+
+        A pass writes its batches one after another, paced by the vendor's limit; one that ran past the
+        lease of its later rows (slow answers, retries) may find them claimed again by another worker.
+        Writing them too would race that worker's search-then-create (Pipedrive, ActiveCampaign) into a
+        duplicate person, so a row goes to the vendor only from the worker whose lease is still current.
+        Rows whose lease has more than half of it left are still this worker's (a leased row is claimed by
+        no other worker, and a newer change keeps it leased): they go without a renewal transaction, so a
+        pass's batches cost none while they run on time."""
+        if not items:
+            return []
+        now = self.ctx.clock.now()
+        lease = self._lease()
+        if all(item.leased_until - now > lease / 2 for item in items):
+            return items
+        until = now + lease
+        kept: set[int] = set()
+        with self.ctx.db.write() as conn:
+            for held, group in by_lease(items).items():
+                kept.update(conn.execute(queries.renew([i.id for i in group], held, until)).scalars())
+        lost = len(items) - len(kept)
+        if lost:
+            log.info("connector rows taken over by another worker after their lease ran out: %d", lost)
+        return [replace(item, leased_until=until) for item in items if item.id in kept]
+
+    def _take(self, connector: config.Connector, vendor: Vendor, cost: int, items: list[Claimed]) -> bool:
+        bucket = self.bucket(connector, vendor)
+        cost = min(cost, max(1, math.floor(bucket.size)))
+        if bucket.ready(cost):
+            bucket.tokens -= cost
+            return True
+        wait = timedelta(seconds=bucket.wait(cost))
+        fates = {
+            item.id: Fate(retry_after=wait, uncount=True, error="waiting for the rate limit")
+            for item in items
+        }
+        self._settle(connector, items, fates, [], quiet=True)
+        return False
+
+    def _fail(self, connector: config.Connector, items: list[Claimed], exc: Exception) -> None:
+        """The whole batch failed: retried (429 uncounted, after Retry-After) or dead."""
+        if isinstance(exc, VendorError) and exc.rate_limited:
+            bucket = self._buckets_of(connector.id)
+            if bucket is not None:
+                bucket.tokens = 0.0
+            template = Fate(retry_after=exc.retry_after, uncount=True, error=str(exc))
+        elif isinstance(exc, VendorError) and exc.retry:
+            template = Fate(retry_after=exc.retry_after, error=str(exc))
+        else:
+            template = Fate(dead=True, error=str(exc))
+        fates = {item.id: replace(template) for item in items}
+        self._settle(connector, items, fates, [], error=str(exc))
+
+    # --- erasures and conversions -----------------------------------------------------------------------
+
+    def _erase(self, connector: config.Connector, vendor: Vendor, items: list[Claimed]) -> None:
+        if not self._take(connector, vendor, len(items), items):
+            return
+        remote = {str((item.payload or {}).get("remote_id")): item for item in items}
+        try:
+            done = vendor.erase(sorted(remote))
+        except (VendorError, netguard.Blocked) as exc:
+            self._fail(connector, items, exc)
+            return
+        now = self.ctx.clock.now()
+        audit = [
+            audit_row(
+                connector.id,
+                ERASURE,
+                remote[w.local_id],
+                w.remote_id,
+                "erased",
+                now,
+                direction="erase",
+                detail=w.error,  # e.g. "anonymised": the vendor allows no delete (Kit)
+            )
+            for w in done
+            if w.outcome == OK and w.local_id in remote
+        ]
+        self._settle(connector, items, {item.id: Fate(done=True) for item in items}, audit)
+
+    def _conversions(self, connector: config.Connector, vendor: Vendor, items: list[Claimed]) -> None:
+        """One hit per conversion (GA4): sent, retried, or dead-lettered with the vendor's reason; a
+        conversion whose event is gone (erased) is done."""
+        with self.ctx.db.read() as conn:
+            records, gone = conversions.records(conn, items)
+        if gone:
+            self._settle(connector, gone, {item.id: Fate(done=True) for item in gone}, [])
+        wanted = {record.local_id for record in records}
+        sent = [item for item in items if item.local_id in wanted]
+        if not sent:
+            return
+        try:
+            if not self._take(connector, vendor, vendor.calls(CONVERSION, records), sent):
+                return
+            answers = {answer.local_id: answer for answer in vendor.write(CONVERSION, records)}
+        except (VendorError, netguard.Blocked) as exc:
+            self._fail(connector, sent, exc)
+            return
+        self._settle(connector, sent, {item.id: fate_of(answers.get(item.local_id)) for item in sent}, [])

@@ -1,0 +1,116 @@
+"""The worker's database round trips per batch, pinned (a load-independent figure of the backfill's pace,
+docs/benchmarks.md "Connectors"), and attempts counted only for a record a request carried.
+
+Statements are counted with SQLAlchemy's ``before_cursor_execute`` on both databases; a transaction
+(``begin``) on a connection not in autocommit costs PostgreSQL two more round trips (``BEGIN``,
+``COMMIT``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from leadflow.connectors.models import connector_outbox
+from leadflow.connectors.worker import LEASE, ConnectorWorker
+from leadflow.contacts.processor import EventProcessor
+from leadflow.kernel.clock import VirtualClock
+from leadflow.kernel.context import AppContext
+from tests.integration.connectors.conftest import connect, identify
+from tests.peers.hubspot import HubSpotPeer
+
+pytestmark = pytest.mark.settings(network_allow="127.0.0.1")
+
+
+@dataclass
+class Count:
+    statements: int = 0
+    transactions: int = 0
+
+    @property
+    def round_trips(self) -> int:
+        return self.statements + 2 * self.transactions
+
+
+@contextmanager
+def counting(ctx: AppContext) -> Iterator[Count]:
+    found = Count()
+    engine = ctx.db.engine
+
+    def statement(conn: sa.Connection, cursor: Any, sql: str, *_: Any) -> None:
+        if not sql.startswith("BEGIN"):  # SQLite's own BEGIN: counted as the transaction
+            found.statements += 1
+
+    def begin(conn: sa.Connection) -> None:
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            found.transactions += 1
+
+    sa.event.listen(engine, "before_cursor_execute", statement)
+    sa.event.listen(engine, "begin", begin)
+    try:
+        yield found
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", statement)
+        sa.event.remove(engine, "begin", begin)
+
+
+def _outbox(ctx: AppContext) -> list[Any]:
+    with ctx.db.read() as conn:
+        return list(conn.execute(sa.select(connector_outbox)))
+
+
+def test_a_backfill_pass_costs_a_fixed_number_of_statements_per_batch(
+    ctx: AppContext, processor: EventProcessor, peer: HubSpotPeer, worker: ConnectorWorker
+) -> None:
+    connect(ctx, peer, limits={"batch": 2})
+    for n in range(6):
+        identify(ctx, processor, f"u{n}", email=f"p{n}@example.com", firstName=f"P{n}")
+    _ = ctx.secret_key
+    with counting(ctx) as count:
+        assert worker.run_once() == 6
+    assert len(peer.records()) == 6
+    assert _outbox(ctx) == []
+    batches = 3
+    if ctx.db.dialect == "postgresql":
+        # the claim and the connectors (1 each), then a batch's reads (contacts, scores with links,
+        # owners, suppressions) and its record (1): no transaction. Was 30 statements in 8 transactions,
+        # 46 round trips (13 a batch).
+        assert (count.statements, count.transactions) == (2 + 5 * batches, 0)
+        assert count.round_trips == 17
+    else:  # SQLite's transactions keep its single writer's lock; the record is four statements
+        assert (count.statements, count.transactions) == (2 + 8 * batches, 2 + 2 * batches)
+
+
+def test_an_attempt_counts_when_a_request_carried_the_row_not_at_claim(
+    ctx: AppContext,
+    processor: EventProcessor,
+    peer: HubSpotPeer,
+    worker: ConnectorWorker,
+    clock: VirtualClock,
+) -> None:
+    connect(ctx, peer, limits={"batch": 1, "burst": 1, "rate": 0.001})
+    for n in range(2):
+        identify(ctx, processor, f"u{n}", email=f"p{n}@example.com")
+    died = ConnectorWorker(ctx)
+    assert len(died.claim(10)) == 2  # claimed, then the worker died before any request
+    died.close()
+    clock.advance(LEASE + timedelta(seconds=1))
+    peer.faults.down(True)  # the first batch's request is sent and its connection reset
+    assert worker.run_once() == 2  # the second batch waits for the bucket: never sent
+    rows = sorted(_outbox(ctx), key=lambda row: row.attempts)
+    assert [row.attempts for row in rows] == [0, 1]
+    assert rows[0].last_error == "waiting for the rate limit"
+    assert "unreachable" in rows[1].last_error
+    assert [row.state for row in rows] == ["pending", "pending"]
+    peer.faults.down(False)
+    clock.advance(timedelta(hours=1))
+    for _ in range(3):
+        worker.run_once()
+        clock.advance(timedelta(hours=1))
+    assert len(peer.records()) == 2
+    assert _outbox(ctx) == []
