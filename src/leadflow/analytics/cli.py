@@ -54,7 +54,8 @@ def analytics_rebuild(
     ),
 ) -> None:
     """Recompute the rollups from the raw events (all of them, or the days from --from on), and the
-    journeys' A/B split counters from their runs, steps and clicks (always all of them)."""
+    journeys' A/B split counters and funnel counters from their runs, steps and clicks (always all of
+    them)."""
     with open_context() as ctx:
         require_schema(ctx)
         progress = analytics.rebuild(ctx, start=start.date() if start else None)
@@ -63,6 +64,7 @@ def analytics_rebuild(
             f"{progress.batches} batch(es), up to event {progress.mark}"
         )
         console.print(f"split counters: {journeys.rebuild_split_counters(ctx)} row(s)")
+        console.print(f"journey funnel counters: {journeys.rebuild_funnel_counters(ctx)} row(s)")
 
 
 alerts_app = typer.Typer(help="Threshold alerts: rules and their incidents.", no_args_is_help=True)

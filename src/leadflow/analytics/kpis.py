@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from leadflow.analytics import health, queries
+from leadflow.analytics import health, queries, store
 from leadflow.analytics.schemas import (
     EmailReport,
     EmailRow,
@@ -301,16 +301,16 @@ def email_links(ctx: AppContext, template_id: str, start: date | None, end: date
 
 
 def journey_funnel(ctx: AppContext, journey_id: str, start: date | None, end: date | None) -> JourneyFunnel:
-    """Runs entered in the period → how many of them reached each step (in the order steps were first
-    reached) → how many converted (the journey's goal)."""
+    """Runs entered in the period (by their UTC day of entry) → how many of them reached each step (in
+    the order steps were first reached) → how many of them converted (the journey's goal), whenever
+    they did: read from the journey's per-day funnel counters (``journeys/funnels.py``)."""
     current, _ = period(start, end, ctx.clock.now().date())
     journeys.get(ctx, journey_id)  # 404 for a journey that does not exist
-    params = {"journey_id": journey_id, **_instants(current)}
-    with ctx.db.read() as conn:
-        head = conn.execute(queries.JOURNEY_ENTERED, params).one()
+    with ctx.db.read() as conn:  # the journey's per-day funnel counters: a few rows per day and step
+        head = conn.execute(store.journey_entered(journey_id, current.start, current.end)).one()
         steps = [
             JourneyStepCount(step_id=r.step_id, reached=int(r.reached))
-            for r in conn.execute(queries.JOURNEY_STEPS, params)
+            for r in conn.execute(store.journey_reached(journey_id, current.start, current.end))
         ]
     entered, converted = int(head.entered), int(head.converted)
     return JourneyFunnel(

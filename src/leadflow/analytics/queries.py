@@ -21,7 +21,6 @@ from leadflow.analytics.models import (
 )
 from leadflow.contacts.service import touchpoints
 from leadflow.events.service import event_log
-from leadflow.journeys.service import journey_runs, journey_steps
 from leadflow.kernel.db import Sample, insert_for
 from leadflow.kernel.types import UTCDateTime
 
@@ -489,32 +488,6 @@ def gap_counts(dialect: str) -> Any:
         sa.cast(sa.literal(0.0), sa.Float),
     ).group_by(both.c.day, both.c.metric, both.c.key)
     return _add(dialect, False, select)
-
-
-# --- journey funnels (journey state tables: runs entered in the period, the steps they reached) ----
-
-_r, _st = journey_runs.c, journey_steps.c
-_RUNS_OF_PERIOD = sa.and_(
-    _r.journey_id == sa.bindparam("journey_id"),
-    _r.entered_at >= sa.bindparam("start", type_=UTCDateTime()),
-    _r.entered_at < sa.bindparam("end", type_=UTCDateTime()),
-)
-JOURNEY_ENTERED = sa.select(
-    sa.func.count().label("entered"),
-    sa.func.count(_r.converted_at).label("converted"),
-).where(_RUNS_OF_PERIOD)
-JOURNEY_STEPS = (
-    sa.select(
-        _st.step_id,
-        sa.func.count(sa.distinct(_st.run_id)).label("reached"),
-        sa.func.min(_st.id).label("first"),
-    )
-    .where(
-        _st.journey_id == sa.bindparam("journey_id"), _st.run_id.in_(sa.select(_r.id).where(_RUNS_OF_PERIOD))
-    )
-    .group_by(_st.step_id)
-    .order_by(sa.func.min(_st.id))
-)
 
 
 def stage_entrants(stage: str, start: datetime, end: datetime, utm: str | None = None) -> sa.Select[Any]:

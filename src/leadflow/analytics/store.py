@@ -1,6 +1,8 @@
-"""Set-based reads for attribution and A/B readouts (issue 15): one statement for the conversions of
-a period, one for their touchpoints, one for every split's exposures and conversions (from the
-journeys' per-day split counters).
+"""Set-based reads for attribution, A/B readouts and journey funnels (issue 15): one statement for the
+conversions of a period, one for their touchpoints, one for every split's exposures and conversions
+(from the journeys' per-day split counters), two for a journey's funnel (from its per-day funnel
+counters). Each counter read keeps, as ``*_from_runs``, the query over the raw runs it replaced: the
+tests' and the bench's reference.
 
 Touchpoints are read from three places: the page views with UTM or an external referrer
 (``touchpoints``), the contact's own ``track`` events that carry a source (``context.campaign`` —
@@ -11,6 +13,7 @@ as campaign, the journey for ``by=journey``).
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,7 +21,13 @@ import sqlalchemy as sa
 from leadflow.analytics import models
 from leadflow.contacts.service import touchpoints
 from leadflow.events.service import event_log
-from leadflow.journeys.service import journey_runs, journey_split_daily, journey_steps
+from leadflow.journeys.service import (
+    journey_entry_daily,
+    journey_reach_daily,
+    journey_runs,
+    journey_split_daily,
+    journey_steps,
+)
 from leadflow.kernel.db import Sample, insert_for
 from leadflow.kernel.types import UTCDateTime
 
@@ -191,7 +200,72 @@ def splits_from_runs(journey_id: str | None = None, step_id: str | None = None) 
     return query
 
 
+def journey_entered(journey_id: str, first: date, last: date) -> sa.Select[Any]:
+    """The journey's runs entered on the UTC days ``first`` to ``last`` (inclusive) and those of them
+    converted since (``entered``, ``converted``): the journey's per-day entry counters
+    (``journey_entry_daily``, kept by the engine), one row per day."""
+    d = journey_entry_daily.c
+    return sa.select(
+        sa.func.coalesce(sa.func.sum(d.entered), 0).label("entered"),
+        sa.func.coalesce(sa.func.sum(d.converted), 0).label("converted"),
+    ).where(d.journey_id == journey_id, d.day >= first, d.day <= last)
+
+
+def journey_reached(journey_id: str, first: date, last: date) -> sa.Select[Any]:
+    """Per step, how many of those runs reached it (``step_id``, ``reached``), in the order the steps were
+    first reached (their first step row): the per-day step counters (``journey_reach_daily``)."""
+    d = journey_reach_daily.c
+    return (
+        sa.select(d.step_id, sa.func.sum(d.reached).label("reached"), sa.func.min(d.first_row).label("first"))
+        .where(d.journey_id == journey_id, d.day >= first, d.day <= last)
+        .group_by(d.step_id)
+        .order_by(sa.func.min(d.first_row))
+    )
+
+
+def _runs_entered(journey_id: str, start: datetime, end: datetime) -> Any:
+    r = journey_runs.c
+    return sa.and_(
+        r.journey_id == journey_id,
+        r.entered_at >= sa.literal(start, UTCDateTime()),
+        r.entered_at < sa.literal(end, UTCDateTime()),
+    )
+
+
+def journey_entered_from_runs(journey_id: str, start: datetime, end: datetime) -> Any:
+    """:func:`journey_entered` for the runs entered in ``[start, end)``, computed from the raw runs (the
+    funnel's query before the counters): it grows with the runs."""
+    r = journey_runs.c
+    return sa.select(
+        sa.func.count().label("entered"), sa.func.count(r.converted_at).label("converted")
+    ).where(_runs_entered(journey_id, start, end))
+
+
+def journey_reached_from_runs(journey_id: str, start: datetime, end: datetime) -> sa.Select[Any]:
+    """:func:`journey_reached` computed from the raw steps of the runs entered in ``[start, end)`` (the
+    funnel's query before the counters): distinct runs per step, ordered by its first step row."""
+    s, r = journey_steps.c, journey_runs.c
+    return (
+        sa.select(
+            s.step_id,
+            sa.func.count(sa.distinct(s.run_id)).label("reached"),
+            sa.func.min(s.id).label("first"),
+        )
+        .where(
+            s.journey_id == journey_id,
+            s.run_id.in_(sa.select(r.id).where(_runs_entered(journey_id, start, end))),
+        )
+        .group_by(s.step_id)
+        .order_by(sa.func.min(s.id))
+    )
+
+
+_DAY, _AT = date(2026, 1, 1), datetime(2026, 1, 1, tzinfo=UTC)
 SAMPLES: list[Sample] = [
+    lambda: journey_entered("j1", _DAY, _DAY),
+    lambda: journey_reached("j1", _DAY, _DAY),
+    lambda: journey_entered_from_runs("j1", _AT, _AT),
+    lambda: journey_reached_from_runs("j1", _AT, _AT),
     lambda: conversions("order.completed", None),
     lambda: conversions(None, "customer"),
     lambda: touches("order.completed", None),
@@ -202,7 +276,17 @@ SAMPLES: list[Sample] = [
     lambda: splits_from_runs("j1", "s1"),
 ]
 
-__all__ = ["SAMPLES", "conversions", "splits", "splits_from_runs", "touches"]
+__all__ = [
+    "SAMPLES",
+    "conversions",
+    "journey_entered",
+    "journey_entered_from_runs",
+    "journey_reached",
+    "journey_reached_from_runs",
+    "splits",
+    "splits_from_runs",
+    "touches",
+]
 
 
 # --- alert rules and incidents, scheduled digests (analytics/alerts.py, analytics/digests.py) -------

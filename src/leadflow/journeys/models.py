@@ -133,3 +133,26 @@ journey_split_daily = sa.Table(
     sa.Column("goals", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("clicks", sa.BigInteger, nullable=False, server_default="0"),
 )
+
+# The journey funnel's per-day counters (``journeys/funnels.py``), kept by the engine in the transactions
+# that start runs, convert them and insert step rows, read by the journey funnel (analytics). Per journey
+# and UTC day of entry: runs entered that day and those of them that converted (whenever they did) ...
+journey_entry_daily = sa.Table(
+    "journey_entry_daily",
+    metadata,
+    sa.Column("journey_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("entered", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("converted", sa.BigInteger, nullable=False, server_default="0"),
+)
+# ... and per step: runs entered that day that reached it (have a step row for it, counted once per run),
+# and the id of the first such step row (the funnel lists steps in the order they were first reached).
+journey_reach_daily = sa.Table(
+    "journey_reach_daily",
+    metadata,
+    sa.Column("journey_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("step_id", sa.String(64), primary_key=True),
+    sa.Column("reached", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("first_row", sa.BigInteger, nullable=False),
+)

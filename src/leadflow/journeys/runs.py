@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from leadflow.contacts import service as contacts
-from leadflow.journeys import definitions, queries, splits, timing
+from leadflow.journeys import definitions, funnels, queries, splits, timing
 from leadflow.journeys.catalog import Published, versions
 from leadflow.journeys.models import journey_runs, journey_steps
 from leadflow.kernel.context import AppContext
@@ -130,6 +130,7 @@ def enrol(conn: Connection, ctx: AppContext, entries: Sequence[Entry], now: date
     by_id = {
         row["id"]: (row, entry) for row, entry in zip(rows, admitted, strict=True) if row["id"] in started
     }
+    funnels.entered(conn, [(row["journey_id"], row["entered_at"]) for row, _ in by_id.values()])
     tz = zones(conn, [row["contact_id"] for row, _ in by_id.values()])
     first_rows = []
     for run_id, (row, entry) in by_id.items():
@@ -150,6 +151,7 @@ def enrol(conn: Connection, ctx: AppContext, entries: Sequence[Entry], now: date
         )
         row["step_id"] = step.id
     bulk_insert(conn, journey_steps, first_rows)
+    funnels.reached(conn, first_rows)
     ctx.metrics.journey_entries.inc(len(first_rows))
     on_commit(conn, lambda: ctx.signals.announce(CHANNEL))
     return len(first_rows)
@@ -243,7 +245,8 @@ def _share_journeys(conn: Connection, journey_ids: set[str]) -> set[str]:
 
 def flush(conn: Connection, writes: Writes, now: datetime) -> None:
     """Write a batch's decisions: a few statements whatever its size; then the split counters of the
-    exposures and conversions among them (``splits``)."""
+    exposures and conversions among them (``splits``), and the funnel counters of the conversions and
+    the steps reached (``funnels``) — in that order in every transaction that counts."""
     bulk_update(conn, journey_steps, "id", writes.done)
     bulk_update(conn, journey_steps, "id", writes.rescheduled)
     bulk_insert(conn, journey_steps, writes.inserted)
@@ -254,8 +257,11 @@ def flush(conn: Connection, writes: Writes, now: datetime) -> None:
         groups.setdefault(tuple(sorted(changes)), []).append({"id": run_id, **changes})
     for rows in groups.values():
         bulk_update(conn, journey_runs, "id", rows)
+    converted = [run_id for run_id, changes in writes.runs.items() if changes.get("converted_at")]
     splits.exposed(conn, writes.exposures, now)
-    splits.converted(conn, [run_id for run_id, changes in writes.runs.items() if changes.get("converted_at")])
+    splits.converted(conn, converted)
+    funnels.converted(conn, converted)
+    funnels.reached(conn, writes.inserted)
 
 
 def cancel(conn: Connection, run_ids: Sequence[str], now: datetime, reason: str) -> None:

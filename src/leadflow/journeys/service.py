@@ -10,6 +10,8 @@ module of the package).
 - the simulator (:mod:`~leadflow.journeys.simulator`): :func:`simulate` with its request and answer;
 - the per-day A/B split counters (:mod:`~leadflow.journeys.splits`): the table the readouts read,
   :func:`rebuild_split_counters`;
+- the journey funnel's per-day counters (:mod:`~leadflow.journeys.funnels`): the tables the funnel
+  reads, :func:`rebuild_funnel_counters`;
 - the definition language (:mod:`~leadflow.journeys.definitions`): :class:`Definition` and its steps,
   read by the console to draw a journey's graph.
 """
@@ -17,7 +19,7 @@ module of the package).
 from __future__ import annotations
 
 from leadflow.journeys import definitions as definitions
-from leadflow.journeys import installer, splits
+from leadflow.journeys import funnels, installer, splits
 from leadflow.journeys.installer import Installed as Installed
 from leadflow.journeys.manage import DEAL_CODES as DEAL_CODES
 from leadflow.journeys.manage import ERASED as ERASED
@@ -42,7 +44,9 @@ from leadflow.journeys.manage import update as update
 from leadflow.journeys.manage import validate as validate
 from leadflow.journeys.manage import version as version
 from leadflow.journeys.manage import versions_of as versions_of
-from leadflow.journeys.models import journey_runs as journey_runs  # read by analytics (funnels)
+from leadflow.journeys.models import journey_entry_daily as journey_entry_daily  # the journey funnel
+from leadflow.journeys.models import journey_reach_daily as journey_reach_daily
+from leadflow.journeys.models import journey_runs as journey_runs  # the funnel's and readouts' references
 from leadflow.journeys.models import journey_split_daily as journey_split_daily  # the A/B readouts
 from leadflow.journeys.models import journey_steps as journey_steps
 from leadflow.journeys.schemas import Journey as Journey
@@ -66,3 +70,5 @@ load_template = installer.load
 install_template = installer.install
 rebuild_split_counters = splits.rebuild  # ``leadflow analytics rebuild``
 split_counters = splits.counters
+rebuild_funnel_counters = funnels.rebuild  # ``leadflow analytics rebuild``
+funnel_counters = funnels.counters

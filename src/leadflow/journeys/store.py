@@ -1,7 +1,10 @@
-"""The statements of the per-day split counters (``journey_split_daily``, see ``journeys/splits.py``):
-adding counts, the exposures of converted runs, marking the exposures a click counts for, and the
-from-scratch recomputation. An *exposure* is a split step's row that is ``done`` with a path
-(``branch``): :data:`EXPOSURE`.
+"""The statements of the journeys' per-day counters.
+
+* The split counters (``journey_split_daily``, see ``journeys/splits.py``): adding counts, the exposures
+  of converted runs, marking the exposures a click counts for, and the from-scratch recomputation. An
+  *exposure* is a split step's row that is ``done`` with a path (``branch``): :data:`EXPOSURE`.
+* The funnel counters (``journey_entry_daily``, ``journey_reach_daily``, see ``journeys/funnels.py``):
+  adding counts, the entry of converted runs, the steps reached by runs, and the recomputation.
 """
 
 from __future__ import annotations
@@ -13,7 +16,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from leadflow.events.service import event_log
-from leadflow.journeys.models import journey_runs, journey_split_daily, journey_steps
+from leadflow.journeys.models import (
+    journey_entry_daily,
+    journey_reach_daily,
+    journey_runs,
+    journey_split_daily,
+    journey_steps,
+)
 from leadflow.kernel.db import Sample, insert_for, where_in_dialect
 from leadflow.kernel.types import UTCDateTime
 
@@ -127,6 +136,94 @@ def recount(dialect: str) -> Any:
 ALL = sa.select(journey_split_daily).order_by(*[_d[name] for name in KEY])
 COUNT = sa.select(sa.func.count()).select_from(journey_split_daily)
 
+
+# --- the funnel counters (``journeys/funnels.py``) ---------------------------------------------------
+
+ENTRY_KEY, ENTRY_COUNTS = ("journey_id", "day"), ("entered", "converted")
+REACH_KEY = ("journey_id", "day", "step_id")
+_ed, _rd = journey_entry_daily.c, journey_reach_daily.c
+
+
+def add_entries(dialect: str) -> Any:
+    """Add rows of counts (``journey_id, day, entered, converted``, an executemany) to the entry
+    counters: a new key is inserted, an existing one incremented."""
+    insert = insert_for(dialect, journey_entry_daily)
+    return insert.on_conflict_do_update(
+        index_elements=list(ENTRY_KEY),
+        set_={name: _ed[name] + insert.excluded[name] for name in ENTRY_COUNTS},
+    )
+
+
+def add_reached(dialect: str) -> Any:
+    """Add rows (``journey_id, day, step_id, reached, first_row``, an executemany) to the step counters:
+    ``reached`` incremented, ``first_row`` the smaller of the two."""
+    insert = insert_for(dialect, journey_reach_daily)
+    smaller = sa.func.least if dialect == "postgresql" else sa.func.min  # SQLite's min(a, b) is scalar
+    return insert.on_conflict_do_update(
+        index_elements=list(REACH_KEY),
+        set_={
+            "reached": _rd.reached + insert.excluded.reached,
+            "first_row": smaller(_rd.first_row, insert.excluded.first_row),
+        },
+    )
+
+
+def entries_of(dialect: str, run_ids: Sequence[str]) -> Any:
+    """The journey and entry time of these runs (by primary key)."""
+    return where_in_dialect(dialect, sa.select(_r.journey_id, _r.entered_at), _r.id, run_ids)
+
+
+def _steps_of_runs() -> Any:
+    """Step rows with their run (of the same journey, as the funnel always matched them)."""
+    return journey_steps.join(journey_runs, sa.and_(_r.id == _s.run_id, _r.journey_id == _s.journey_id))
+
+
+def reach_of(dialect: str, run_ids: Sequence[str]) -> Any:
+    """Per run of these and step: the run's journey and entry time, its first row for the step and how
+    many rows it has for it (by ``ix_journey_steps_run_id``)."""
+    query = (
+        sa.select(
+            _s.run_id,
+            _s.step_id,
+            _r.journey_id,
+            _r.entered_at,
+            sa.func.min(_s.id).label("first_row"),
+            sa.func.count().label("rows"),
+        )
+        .select_from(_steps_of_runs())
+        .group_by(_s.run_id, _s.step_id, _r.journey_id, _r.entered_at)
+    )
+    return where_in_dialect(dialect, query, _s.run_id, run_ids)
+
+
+# The recomputation (``funnels.rebuild``): the counters cleared, then counted from the runs and steps.
+CLEAR_FUNNEL = (journey_entry_daily.delete(), journey_reach_daily.delete())
+LOCK_FUNNEL = sa.text("LOCK TABLE journey_entry_daily, journey_reach_daily IN EXCLUSIVE MODE")
+
+
+def recount_entries(dialect: str) -> Any:
+    """Insert every entry counter from the runs (per journey and UTC day of entry)."""
+    day = _day(dialect, _r.entered_at)
+    select = sa.select(_r.journey_id, day, sa.func.count(), sa.func.count(_r.converted_at)).group_by(
+        _r.journey_id, day
+    )
+    return journey_entry_daily.insert().from_select([*ENTRY_KEY, *ENTRY_COUNTS], select)
+
+
+def recount_reached(dialect: str) -> Any:
+    """Insert every step counter from the steps and their runs (distinct runs, the first row)."""
+    day = _day(dialect, _r.entered_at)
+    select = (
+        sa.select(_r.journey_id, day, _s.step_id, sa.func.count(sa.distinct(_s.run_id)), sa.func.min(_s.id))
+        .select_from(_steps_of_runs())
+        .group_by(_r.journey_id, day, _s.step_id)
+    )
+    return journey_reach_daily.insert().from_select([*REACH_KEY, "reached", "first_row"], select)
+
+
+ALL_ENTRIES = sa.select(journey_entry_daily).order_by(*[_ed[name] for name in ENTRY_KEY])
+ALL_REACHED = sa.select(journey_reach_daily).order_by(*[_rd[name] for name in REACH_KEY])
+
 _AT = datetime(2026, 1, 1, tzinfo=UTC)
 SAMPLES: list[Sample] = [
     lambda: [add_counts(d) for d in ("sqlite", "postgresql")],
@@ -136,4 +233,11 @@ SAMPLES: list[Sample] = [
     lambda: [clicks_since(d, ["c1", "c2"]) for d in ("sqlite", "postgresql")],
     lambda: RECOMPUTE_CLICKS,
     lambda: [CLEAR, ALL, COUNT, LOCK],
+    lambda: [add_entries(d) for d in ("sqlite", "postgresql")],
+    lambda: [add_reached(d) for d in ("sqlite", "postgresql")],
+    lambda: [entries_of(d, ["r1", "r2"]) for d in ("sqlite", "postgresql")],
+    lambda: [reach_of(d, ["r1", "r2"]) for d in ("sqlite", "postgresql")],
+    lambda: [recount_entries(d) for d in ("sqlite", "postgresql")],
+    lambda: [recount_reached(d) for d in ("sqlite", "postgresql")],
+    lambda: [*CLEAR_FUNNEL, LOCK_FUNNEL, ALL_ENTRIES, ALL_REACHED],
 ]

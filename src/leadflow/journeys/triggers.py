@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from leadflow.journeys import catalog, definitions, queries, runs, splits
+from leadflow.journeys import catalog, definitions, funnels, queries, runs, splits
 from leadflow.journeys.catalog import Published
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.db import on_commit
@@ -170,7 +170,7 @@ def _exits_and_goals(
 
 def _convert(conn: Connection, converted: dict[str, datetime], active: set[str], now: datetime) -> None:
     """Set each run's ``converted_at`` (where still unset: a run converts once) and count the goal on
-    its split exposures."""
+    its split exposures and on the journey funnel's day of its entry."""
     done = []
     for run_id, at in converted.items():
         values: dict[str, Any] = {"converted_at": at}
@@ -179,6 +179,7 @@ def _convert(conn: Connection, converted: dict[str, datetime], active: set[str],
         if conn.execute(queries.convert_run(run_id, values)).rowcount:
             done.append(run_id)
     splits.converted(conn, done)
+    funnels.converted(conn, done)
 
 
 def _exit(conn: Connection, exited: dict[str, str], now: datetime) -> None:

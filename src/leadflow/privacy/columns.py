@@ -183,6 +183,9 @@ REGISTRY: Final[dict[str, dict[str, Treatment]]] = {
     # per split, path and day: counts only (an erased person's exposures stay counted, like a message's
     # send statistics)
     "journey_split_daily": {"journey_id": _ID, "step_id": NOT_PERSONAL, "branch": NOT_PERSONAL},
+    # the journey funnel's per journey, day of entry (and step): counts only, like the split counters
+    "journey_entry_daily": {"journey_id": _ID},
+    "journey_reach_daily": {"journey_id": _ID, "step_id": NOT_PERSONAL},
     # --- messaging: a message keeps id, status and times (send statistics), loses whom and what;
     # waiting messages are suppressed; the outbox's .eml files of the person's messages are removed;
     # later news of them (a send under way, a bounce, an open, a click) writes nothing back ------------
