@@ -12,7 +12,9 @@ client: the time is the server's, no network):
     ``--requests`` times each: p50/p95 (target p95 ≤ 300 ms). For the numbers read from the rollups the
     same numbers are computed from the raw event log by the SQL of :mod:`bench.analytics_data` in the same
     run (``--raw`` times, median), compared with the API's answer (**any difference fails the run**), and
-    the ratio raw / p50 reported (target ≥ 20 times);
+    the ratio raw / p50 reported (target ≥ 20 times); the A/B readouts and the journey funnel, read from
+    the journeys' per-day counters, are compared the same way with their former queries over the raw
+    runs and steps (the counters are rebuilt after loading, as migrations 0024 and 0025 do);
 (b) attribution, all five models over the conversions of 30 days (``order.completed``): the time of each
     of 3 requests (target ≤ 5 s);
 (c) rollup upkeep: events arrive at ``--rate``/s for ``--seconds`` (a thread inserting every 0.1 s) while
@@ -183,6 +185,24 @@ def check_experiments(ctx: AppContext, answer: dict[str, Any], b: dict[str, date
     same("A/B readouts", api, raw)
 
 
+def _journey_funnel_reference(b: dict[str, datetime]) -> list[Any]:
+    """The journey funnel's former query over the raw runs and steps (``analytics.store``'s
+    ``journey_*_from_runs``), for the period of the bounds."""
+    return [
+        store.journey_entered_from_runs(data.JOURNEY, b["cs"], b["ce"]),
+        store.journey_reached_from_runs(data.JOURNEY, b["cs"], b["ce"]),
+    ]
+
+
+def check_journey_funnel(ctx: AppContext, answer: dict[str, Any], b: dict[str, datetime]) -> None:
+    """The journey funnel (from the journey's per-day funnel counters) against the same numbers from the
+    raw runs and steps: entered, converted, and each step's runs in the same order."""
+    head, steps = (_raw(ctx, sql, b) for sql in _journey_funnel_reference(b))
+    raw = (int(head[0].entered), int(head[0].converted), [(r.step_id, int(r.reached)) for r in steps])
+    api = (answer["entered"], answer["converted"], [(s["step_id"], s["reached"]) for s in answer["steps"]])
+    same("journey funnel", api, raw)
+
+
 def check_links(ctx: AppContext, answer: list[dict[str, Any]], b: dict[str, datetime]) -> None:
     raw: dict[str, dict[str, int]] = {}
     for url, metric, n in _raw(ctx, data.RAW_LINKS, b):
@@ -218,7 +238,7 @@ def pages(ctx: AppContext, requests: int, raw_repeats: int) -> list[dict[str, An
         f"email by {d}": (f"{api}/email", {"by": d}, d) for d in ("template", "journey", "step", "broadcast")
     }
     # (name, path, params, raw SQL for its numbers or None, checker)
-    plan: list[tuple[str, str, dict[str, str], list[str] | None, Any]] = [
+    plan: list[tuple[str, str, dict[str, str], list[Any] | None, Any]] = [
         ("/app/ (dashboard)", "/app/", {}, [data.RAW_STAGES, data.RAW_MEDIANS, data.RAW_SOURCES,
                                              data.raw_email(""), data.raw_email("template")], None),
         ("kpis", f"{api}/kpis", {}, [data.RAW_STAGES, data.raw_email("")], check_kpis),
@@ -229,7 +249,8 @@ def pages(ctx: AppContext, requests: int, raw_repeats: int) -> list[dict[str, An
         *[(name, path, params, [data.raw_email(d)], lambda c, a, bb, d=d: check_email(c, d, a, bb))
           for name, (path, params, d) in email_checks.items()],
         ("email links (t1)", f"{api}/email/templates/t1/links", {}, [data.RAW_LINKS], check_links),
-        ("journey funnel", f"{api}/journeys/{data.JOURNEY}/funnel", {}, None, None),
+        ("journey funnel", f"{api}/journeys/{data.JOURNEY}/funnel", {}, _journey_funnel_reference(b),
+         check_journey_funnel),
         ("health (sync, webhooks)", f"{api}/health", {}, None, None),
         ("A/B readouts", f"{api}/experiments", {}, [store.splits_from_runs()], check_experiments),
     ]  # fmt: skip
@@ -419,6 +440,11 @@ def main() -> None:
             took, counters = timed(lambda: journeys.rebuild_split_counters(ctx))  # as migration 0024 does
             print(
                 f"split counters rebuilt from {sizes.runs:,} runs in {took:.1f} s ({counters} rows)",
+                flush=True,
+            )
+            took, counters = timed(lambda: journeys.rebuild_funnel_counters(ctx))  # as migration 0025 does
+            print(
+                f"journey funnel counters rebuilt from {sizes.runs:,} runs in {took:.1f} s ({counters} rows)",
                 flush=True,
             )
             with ctx.db.engine.connect() as conn:
