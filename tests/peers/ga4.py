@@ -11,7 +11,9 @@ The rules checked (Google's documented Measurement Protocol limits; each message
 of at most 40 characters, a letter first then letters, digits or ``_`` (``NAME_INVALID``), neither a
 reserved event name nor with a reserved prefix (``_``, ``firebase_``, ``ga_``, ``google_``:
 ``NAME_RESERVED``); at most 25 ``params`` (``EXCEEDED_MAX_ENTITIES``) whose names follow the same
-rules and whose string values are at most 100 characters (``VALUE_OUT_OF_BOUNDS``); a
+rules and whose string values are at most 100 characters (``VALUE_OUT_OF_BOUNDS``); ``items`` a list
+of at most 200 objects (``VALUE_INVALID``, ``EXCEEDED_MAX_ENTITIES``), each with an ``item_id`` or an
+``item_name`` (``VALUE_REQUIRED``) and string values of at most 100 characters; a
 ``timestamp_micros`` an integer when given (``VALUE_INVALID``); the body at most 130,000 bytes.
 
 :attr:`Ga4Peer.hits` are the valid events received on ``/mp/collect``, with their measurement id,
@@ -48,6 +50,7 @@ MAX_EVENTS = MAX_PARAMS = 25
 MAX_NAME = 40
 MAX_VALUE = 100
 MAX_BYTES = 130_000
+MAX_ITEMS = 200
 
 
 def _message(path: str, description: str, code: str) -> dict[str, str]:
@@ -109,6 +112,8 @@ def validate(raw: bytes) -> list[dict[str, str]]:
             found.append(
                 _message(f"{where}.params", f"At most {MAX_PARAMS} params.", "EXCEEDED_MAX_ENTITIES")
             )
+        if "items" in params:
+            found += _items(f"{where}.params.items", params["items"])
         for key, value in params.items():
             found += _name("Param", f"{where}.params.{key}", key, frozenset())
             if isinstance(value, str) and len(value) > MAX_VALUE:
@@ -117,6 +122,28 @@ def validate(raw: bytes) -> list[dict[str, str]]:
                         f"{where}.params.{key}",
                         f"Param [{key}] value is over {MAX_VALUE} characters.",
                         "VALUE_OUT_OF_BOUNDS",
+                    )
+                )
+    return found
+
+
+def _items(path: str, items: Any) -> list[dict[str, str]]:
+    """An event's ``items``: a list of at most 200 objects, each with ``item_id`` or ``item_name``."""
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        return [_message(path, "items is a list of objects.", "VALUE_INVALID")]
+    found = []
+    if len(items) > MAX_ITEMS:
+        found.append(_message(path, f"At most {MAX_ITEMS} items.", "EXCEEDED_MAX_ENTITIES"))
+    for index, item in enumerate(items):
+        if not item.get("item_id") and not item.get("item_name"):
+            found.append(
+                _message(f"{path}[{index}]", "Item requires an item_id or an item_name.", "VALUE_REQUIRED")
+            )
+        for key, value in item.items():
+            if isinstance(value, str) and len(value) > MAX_VALUE:
+                found.append(
+                    _message(
+                        f"{path}[{index}].{key}", f"Item param [{key}] is too long.", "VALUE_OUT_OF_BOUNDS"
                     )
                 )
     return found

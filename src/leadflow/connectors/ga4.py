@@ -11,10 +11,19 @@ token bucket, retries and dead letters as the CRM vendors (:mod:`leadflow.connec
   the GA client id the site's context carried (``context.ga4.client_id`` or ``context.clientId``),
   else the Segment ``anonymousId``, else ``leadflow.<contact id>``; ``user_id`` the event's
   ``userId``; the time the event's.
-- The event name is the tracked name made GA4-safe (``Order Completed`` → ``order_completed``: letters,
-  digits and ``_``, a letter first, at most 40 characters). Params are the event's scalar properties
-  (their names made safe the same way, reserved prefixes dropped, at most 25, strings cut to 100
-  characters); ``value`` and ``currency`` go as they are (GA4's conversion value).
+- **Ecommerce** (Segment's e-commerce spec v2 → GA4's recommended events, as Segment's own GA4
+  destination maps them: :data:`ECOMMERCE`): ``Order Completed`` is sent as ``purchase``, ``Order
+  Refunded`` as ``refund``, ``Product Added`` as ``add_to_cart``, ``Checkout Started`` as
+  ``begin_checkout``, ``Signed Up`` as ``sign_up`` and so on; their properties are renamed to GA4's
+  (``order_id`` → ``transaction_id``, ``total`` or ``revenue`` → ``value`` when no ``value`` is given,
+  ``query`` → ``search_term``) and the ``products`` become GA4 ``items`` (``product_id`` or ``sku`` →
+  ``item_id``, ``name`` → ``item_name``, ``category``/``brand``/``variant`` → ``item_…``, ``price``,
+  ``quantity``, ``coupon``, ``position`` → ``index``; a product event's own properties are its one
+  item). At most 200 items; an item with neither id nor name is left out (GA4 refuses it).
+- Any other event name is the tracked name made GA4-safe (``Viewed Pricing`` → ``viewed_pricing``:
+  letters, digits and ``_``, a letter first, at most 40 characters). Params are the event's scalar
+  properties (their names made safe the same way, reserved prefixes dropped, at most 25, strings cut to
+  100 characters); ``value`` and ``currency`` go as they are (GA4's conversion value).
 - A body that would break Google's documented rules (:func:`problems`, as ``/debug/mp/collect`` checks
   them) is never sent: the conversion is ``FAILED`` with the reason (dead-lettered). The Measurement
   Protocol answers 2xx even to bad data, so this check is the only one.
@@ -52,7 +61,32 @@ RESERVED_EVENTS = frozenset(
 MAX_PARAMS = 25
 MAX_NAME = 40
 MAX_VALUE = 100
+MAX_ITEMS = 200
 DEFAULT_MAPPING: list[dict[str, Any]] = []  # conversions carry their own params: no field mapping
+#: Segment's e-commerce spec (v2) and a few semantic events → GA4's recommended event names.
+ECOMMERCE = {
+    "Products Searched": "search", "Product List Viewed": "view_item_list", "Product Clicked": "select_item",
+    "Product Viewed": "view_item", "Product Added": "add_to_cart", "Product Removed": "remove_from_cart",
+    "Cart Viewed": "view_cart", "Checkout Started": "begin_checkout",
+    "Payment Info Entered": "add_payment_info",
+    "Order Completed": "purchase", "Order Refunded": "refund", "Promotion Viewed": "view_promotion",
+    "Promotion Clicked": "select_promotion", "Product Added to Wishlist": "add_to_wishlist",
+    "Signed Up": "sign_up", "Signed In": "login", "Product Shared": "share",
+}  # fmt: skip
+#: The product events whose own properties are their one item.
+ONE_ITEM = frozenset({"Product Clicked", "Product Viewed", "Product Added", "Product Removed",
+                      "Product Added to Wishlist", "Product Shared"})  # fmt: skip
+#: Segment property → GA4 event param.
+RENAMED = {"order_id": "transaction_id", "query": "search_term", "list_id": "item_list_id",
+           "list_name": "item_list_name", "creative": "creative_name"}  # fmt: skip
+#: Segment product property → GA4 item param, in order of preference (``product_id`` before ``sku``).
+ITEM_FIELDS = (("product_id", "item_id"), ("sku", "item_id"), ("name", "item_name"),
+               ("category", "item_category"), ("brand", "item_brand"), ("variant", "item_variant"),
+               ("price", "price"), ("quantity", "quantity"), ("coupon", "coupon"), ("position", "index"),
+               ("affiliation", "affiliation"), ("currency", "currency"))  # fmt: skip
+#: A product's own fields: not also event params on a one-item event.
+ITEM_ONLY = frozenset({"product_id", "sku", "name", "category", "brand", "variant", "position", "quantity",
+                       "price", "url", "image_url"})  # fmt: skip
 
 
 def safe_name(text: str) -> str:
@@ -63,21 +97,68 @@ def safe_name(text: str) -> str:
     return cleaned[:MAX_NAME].rstrip("_")
 
 
+def _scalar(value: Any) -> str | int | float | None:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str):
+        return value[:MAX_VALUE]
+    return value if isinstance(value, int | float) else None
+
+
 def params_of(properties: Mapping[str, Any] | None) -> dict[str, Any]:
     """The event's scalar properties as GA4 params (names made safe; at most 25; strings ≤ 100)."""
     found: dict[str, Any] = {}
-    for key, value in (properties or {}).items():
+    for key, raw in (properties or {}).items():
         if len(found) >= MAX_PARAMS:
             break
-        if isinstance(value, bool):
-            value = int(value)
-        if not isinstance(value, str | int | float):
-            continue
+        value = _scalar(raw)
         name = safe_name(str(key))
-        if not name or name.startswith(RESERVED_PREFIXES) or name in found:
+        if value is None or not name or name.startswith(RESERVED_PREFIXES) or name in found:
             continue
-        found[name] = value[:MAX_VALUE] if isinstance(value, str) else value
+        found[name] = value
     return found
+
+
+def item_of(product: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A Segment product as a GA4 item (``None``: neither an id nor a name, which GA4 refuses)."""
+    item: dict[str, Any] = {}
+    for theirs, ours in ITEM_FIELDS:
+        value = _scalar(product.get(theirs))
+        if value is not None and ours not in item:
+            item[ours] = value
+    return item if ("item_id" in item or "item_name" in item) else None
+
+
+def _ecommerce_params(name: str, properties: Mapping[str, Any]) -> dict[str, Any]:
+    """A Segment e-commerce event's properties as the GA4 recommended event's params, with ``items``:
+    the ``products`` (a product event: its own properties). ``value`` is the given ``value``, else
+    ``total``, else ``revenue``, else (a product event) ``price`` times ``quantity`` (1 when not given)."""
+    one = name in ONE_ITEM
+    listed = [properties] if one else properties.get("products")
+    products = listed if isinstance(listed, list) else []
+    items = [item for p in products if isinstance(p, Mapping) and (item := item_of(p)) is not None]
+    event = {
+        RENAMED.get(key, key): value
+        for key, value in properties.items()
+        if key != "products" and key not in ITEM_ONLY
+    }
+    for source in ("value", "total", "revenue"):
+        if _scalar(properties.get(source)) is not None:
+            event["value"] = properties[source]
+            break
+    else:
+        price, quantity = properties.get("price"), properties.get("quantity", 1)
+        if one and _number(price) and _number(quantity):
+            event["value"] = round(price * quantity, 6)
+    params = params_of(event)
+    if items:
+        params = dict(list(params.items())[: MAX_PARAMS - 1])
+        params["items"] = items[:MAX_ITEMS]
+    return params
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def client_id_of(anonymous_id: str | None, context: Mapping[str, Any] | None, contact_id: str) -> str:
@@ -88,6 +169,14 @@ def client_id_of(anonymous_id: str | None, context: Mapping[str, Any] | None, co
         if isinstance(candidate, str) and candidate.strip():
             return candidate.strip()
     return anonymous_id or f"leadflow.{contact_id}"
+
+
+def event_of(name: str, properties: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One GA4 event: a Segment e-commerce event as GA4's recommended one, any other made GA4-safe."""
+    recommended = ECOMMERCE.get(name.strip())
+    if recommended is not None:
+        return {"name": recommended, "params": _ecommerce_params(name.strip(), properties or {})}
+    return {"name": safe_name(name), "params": params_of(properties)}
 
 
 def body_of(
@@ -102,7 +191,7 @@ def body_of(
     body: dict[str, Any] = {
         "client_id": client_id,
         "timestamp_micros": int(at.timestamp() * 1_000_000),
-        "events": [{"name": safe_name(name), "params": params_of(properties)}],
+        "events": [event_of(name, properties)],
     }
     if user_id:
         body["user_id"] = user_id
@@ -138,6 +227,25 @@ def problems(body: Mapping[str, Any]) -> list[str]:
                 found.append(problem)
             if isinstance(value, str) and len(value) > MAX_VALUE:
                 found.append(f"param {key!r} is over {MAX_VALUE} characters")
+        if "items" in params:
+            found += _item_problems(params["items"])
+    return found
+
+
+def _item_problems(items: Any) -> list[str]:
+    """GA4's rules for an event's ``items``: a list of at most 200 objects, each with an ``item_id`` or
+    an ``item_name``, string values of at most 100 characters."""
+    if not isinstance(items, list) or not all(isinstance(item, Mapping) for item in items):
+        return ["items is a list of objects"]
+    found = [f"at most {MAX_ITEMS} items"] if len(items) > MAX_ITEMS else []
+    for index, item in enumerate(items):
+        if not item.get("item_id") and not item.get("item_name"):
+            found.append(f"item {index} needs an item_id or an item_name")
+        found += [
+            f"item {index}'s {key!r} is over {MAX_VALUE} characters"
+            for key, value in item.items()
+            if isinstance(value, str) and len(value) > MAX_VALUE
+        ]
     return found
 
 

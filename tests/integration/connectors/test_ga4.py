@@ -39,7 +39,9 @@ def _connect(ctx: AppContext, peer: Ga4Peer) -> str:
         "name": "GA4",
         "credentials": {"measurement_id": MEASUREMENT_ID, "api_secret": API_SECRET},
         "host": peer.url,
-        "triggers": {"events": ["Order Completed", "Signed Up", "Session Start"]},
+        "triggers": {
+            "events": ["Plan Chosen", "Signed Up", "Session Start", "Order Completed", "Product Added"]
+        },
     }
     return str(connectors.create(ctx, values, actor="test")["id"])
 
@@ -50,12 +52,12 @@ def _track(user: str, event: str, **extra: Any) -> dict[str, Any]:
 
 def test_one_hit_per_conversion(ctx: AppContext, peer: Ga4Peer, worker: ConnectorWorker) -> None:
     _connect(ctx, peer)
-    order = {"revenue": 42.5, "value": 42.5, "currency": "EUR", "Plan Name": "pro", "items": [1, 2]}
+    order = {"revenue": 42.5, "value": 42.5, "currency": "EUR", "Plan Name": "pro", "tags": [1, 2]}
     send(
         ctx,
         {"type": "page", "anonymousId": "anon-1", "properties": {"url": "https://site.example/"}},
-        _track("u1", "Order Completed", anonymousId="anon-1", properties=order),
-        _track("u1", "Order Completed", anonymousId="anon-1", properties={"value": 10}),
+        _track("u1", "Plan Chosen", anonymousId="anon-1", properties=order),
+        _track("u1", "Plan Chosen", anonymousId="anon-1", properties={"value": 10}),
         _track("u2", "Signed Up", context={"ga4": {"client_id": "1234.5678"}}),
         _track("u2", "Viewed Pricing"),  # not a conversion
         _track("u3", "Session Start"),  # GA4 reserves session_start: refused here, never sent
@@ -64,9 +66,9 @@ def test_one_hit_per_conversion(ctx: AppContext, peer: Ga4Peer, worker: Connecto
     drain(worker)
     hits = sorted(peer.hits, key=lambda h: (h.name, h.params.get("value", 0)))
     assert [(h.name, h.client_id, h.user_id) for h in hits] == [
-        ("order_completed", "anon-1", "u1"),
-        ("order_completed", "anon-1", "u1"),
-        ("signed_up", "1234.5678", "u2"),
+        ("plan_chosen", "anon-1", "u1"),
+        ("plan_chosen", "anon-1", "u1"),
+        ("sign_up", "1234.5678", "u2"),  # Segment's Signed Up is GA4's recommended sign_up
     ]
     assert hits[1].params == {"revenue": 42.5, "value": 42.5, "currency": "EUR", "plan_name": "pro"}
     assert {(h.measurement_id, h.api_secret) for h in hits} == {(MEASUREMENT_ID, API_SECRET)}
@@ -80,6 +82,63 @@ def test_one_hit_per_conversion(ctx: AppContext, peer: Ga4Peer, worker: Connecto
     assert len(peer.hits) == 3  # exactly once: nothing is sent again
 
 
+def test_segment_ecommerce_events_arrive_as_ga4_recommended_events_with_items(
+    ctx: AppContext, peer: Ga4Peer, worker: ConnectorWorker
+) -> None:
+    """Segment's e-commerce spec → GA4's: Order Completed is a ``purchase`` with ``transaction_id``,
+    ``value`` (its ``total``) and the products as ``items``; a product event is its own one item."""
+    _connect(ctx, peer)
+    products = [
+        {"product_id": "course-1", "sku": "C1", "name": "Yoga basics", "price": 49, "quantity": 1},
+        {"sku": "CONSULT", "name": "Consultation", "price": 90, "quantity": 2, "category": "sessions"},
+        {"price": 1, "quantity": 1},  # neither id nor name: GA4 would refuse the item, so it is left out
+    ]
+    order = {
+        "order_id": "ord-7",
+        "total": 229,
+        "revenue": 210,
+        "tax": 19,
+        "currency": "EUR",
+        "products": products,
+    }
+    added = {"product_id": "course-1", "name": "Yoga basics", "price": 49.5, "quantity": 2, "currency": "EUR"}
+    send(
+        ctx,
+        _track("u1", "Order Completed", anonymousId="anon-1", properties=order),
+        _track("u1", "Product Added", anonymousId="anon-1", properties=added),
+    )
+    j.settle(ctx)
+    drain(worker)
+    assert peer.rejected == []
+    hits = {h.name: h.params for h in peer.hits}
+    assert hits["purchase"] == {
+        "transaction_id": "ord-7",
+        "total": 229,
+        "revenue": 210,
+        "tax": 19,
+        "currency": "EUR",
+        "value": 229,
+        "items": [
+            {"item_id": "course-1", "item_name": "Yoga basics", "price": 49, "quantity": 1},
+            {"item_id": "CONSULT", "item_name": "Consultation", "item_category": "sessions", "price": 90,
+             "quantity": 2},
+        ],
+    }  # fmt: skip
+    assert hits["add_to_cart"] == {
+        "currency": "EUR",
+        "value": 99.0,
+        "items": [
+            {
+                "item_id": "course-1",
+                "item_name": "Yoga basics",
+                "price": 49.5,
+                "quantity": 2,
+                "currency": "EUR",
+            }
+        ],
+    }
+
+
 def test_the_peer_validates_as_the_debug_endpoint_and_leadflow_agrees(peer: Ga4Peer) -> None:
     bodies = [
         {"events": [{"name": "purchase"}]},  # no client_id
@@ -89,6 +148,9 @@ def test_the_peer_validates_as_the_debug_endpoint_and_leadflow_agrees(peer: Ga4P
         {"client_id": "c", "events": [{"name": "ok", "params": {f"p{n}": n for n in range(26)}}]},
         {"client_id": "c", "events": [{"name": "ok", "params": {"long": "x" * 101}}]},
         {"client_id": "c", "events": [{"name": "ok"}] * 26},
+        {"client_id": "c", "events": [{"name": "purchase", "params": {"items": [{"price": 3}]}}]},
+        {"client_id": "c", "events": [{"name": "purchase", "params": {"items": [{"item_id": "i"}] * 201}}]},
+        {"client_id": "c", "events": [{"name": "purchase", "params": {"items": "i1"}}]},
     ]
     codes = []
     for body in bodies:
@@ -105,6 +167,9 @@ def test_the_peer_validates_as_the_debug_endpoint_and_leadflow_agrees(peer: Ga4P
         "EXCEEDED_MAX_ENTITIES",
         "VALUE_OUT_OF_BOUNDS",
         "EXCEEDED_MAX_ENTITIES",
+        "VALUE_REQUIRED",
+        "EXCEEDED_MAX_ENTITIES",
+        "VALUE_INVALID",
     ]
     good = ga4.body_of("Order Completed", {"value": 3}, client_id="c1", user_id=None, at=peer.now())
     assert validate(httpx.Request("POST", "/", json=good).read()) == []
