@@ -169,6 +169,16 @@ def convert_run(run_id: str, values: dict[str, Any]) -> sa.Update:
     )
 
 
+def convert_once(run_ids: Sequence[str], at: datetime) -> sa.Update:
+    """Set ``converted_at`` on those of these runs not yet converted; answers their ids."""
+    return (
+        journey_runs.update()
+        .where(journey_runs.c.id.in_(list(run_ids)), journey_runs.c.converted_at.is_(None))
+        .values(converted_at=at)
+        .returning(journey_runs.c.id)
+    )
+
+
 def exit_run(run_id: str, reason: str, now: datetime) -> sa.Update:
     return (
         journey_runs.update()
@@ -413,6 +423,7 @@ SAMPLES: list[Callable[[], Executable | Sequence[Executable]]] = [
     lambda: [open_runs(d, _IDS, _AT) for d in ("sqlite", POSTGRESQL)],
     lambda: [waiting_steps(d, ["Order Completed"], _IDS) for d in ("sqlite", POSTGRESQL)],
     lambda: convert_run("r1", {"converted_at": _AT, "status": "converted"}),
+    lambda: convert_once(["r1", "r2"], _AT),
     lambda: exit_run("r1", "exit: Unsubscribed", _AT),
     lambda: resume_steps([1, 2], _AT),
     lambda: [next_fire("j1"), set_next_fire("j1", _AT)],

@@ -250,6 +250,7 @@ def flush(conn: Connection, writes: Writes, now: datetime) -> None:
     bulk_update(conn, journey_steps, "id", writes.done)
     bulk_update(conn, journey_steps, "id", writes.rescheduled)
     bulk_insert(conn, journey_steps, writes.inserted)
+    converted = _convert_once(conn, writes.runs)
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for run_id, changes in writes.runs.items():
         if not changes:  # the run stays where it is (a step held or retried)
@@ -257,11 +258,25 @@ def flush(conn: Connection, writes: Writes, now: datetime) -> None:
         groups.setdefault(tuple(sorted(changes)), []).append({"id": run_id, **changes})
     for rows in groups.values():
         bulk_update(conn, journey_runs, "id", rows)
-    converted = [run_id for run_id, changes in writes.runs.items() if changes.get("converted_at")]
     splits.exposed(conn, writes.exposures, now)
     splits.converted(conn, converted)
     funnels.converted(conn, converted)
     funnels.reached(conn, writes.inserted)
+
+
+def _convert_once(conn: Connection, runs: dict[str, dict[str, Any]]) -> list[str]:
+    """Set ``converted_at`` on the batch's converting runs where it is still unset (a goal event may have
+    converted a run since the batch read it: a run converts once, and the counters count it once);
+    answers the runs that converted now. ``converted_at`` leaves the changes still to write."""
+    by_time: dict[datetime, list[str]] = {}
+    for run_id, changes in runs.items():
+        if changes.get("converted_at") is not None:
+            by_time.setdefault(changes.pop("converted_at"), []).append(run_id)
+    converted: list[str] = []
+    for at, run_ids in by_time.items():
+        for chunk in _chunks(sorted(run_ids)):
+            converted += conn.execute(queries.convert_once(chunk, at)).scalars()
+    return converted
 
 
 def cancel(conn: Connection, run_ids: Sequence[str], now: datetime, reason: str) -> None:

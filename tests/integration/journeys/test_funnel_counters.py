@@ -21,7 +21,8 @@ import leadflow
 from leadflow.analytics import service as analytics
 from leadflow.analytics import store
 from leadflow.journeys import service as journeys
-from leadflow.journeys.models import journey_entry_daily, journey_reach_daily, journey_steps
+from leadflow.journeys.models import journey_entry_daily, journey_reach_daily, journey_runs, journey_steps
+from leadflow.journeys.runs import Writes, flush
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from tests.support import journeys as j
@@ -180,3 +181,30 @@ def test_migration_0025_backfills_what_the_engine_keeps(ctx: AppContext, clock: 
         conn.exec_driver_sql(migration._ENTRIES.format(day=day))
         conn.exec_driver_sql(migration._REACHED.format(day=day))
     assert _counters(ctx, journey_id) == kept
+
+
+def test_a_batch_converting_a_run_the_goal_event_converted_meanwhile_counts_nothing(
+    ctx: AppContext, clock: VirtualClock
+) -> None:
+    """The executor read a run before the pipeline converted it (its goal step and the goal event at
+    once): its write keeps the first conversion's time and adds no second conversion to the counters."""
+    journey_id = j.publish(ctx, LOOPING)
+    _play(ctx, clock, [("go", "u0"), ("buy", "u0")])
+    before = _counters(ctx, journey_id)
+    with ctx.db.read() as conn:
+        run_id, first = conn.execute(
+            sa.select(journey_runs.c.id, journey_runs.c.converted_at).where(
+                journey_runs.c.journey_id == journey_id
+            )
+        ).one()
+    assert first is not None
+    late = clock.now() + timedelta(minutes=5)
+    with ctx.db.write() as conn:
+        writes = Writes(runs={run_id: {"converted_at": late, "status": "converted", "ended_at": late}})
+        flush(conn, writes, late)
+    with ctx.db.read() as conn:
+        again = conn.execute(
+            sa.select(journey_runs.c.converted_at).where(journey_runs.c.id == run_id)
+        ).scalar()
+    assert again == first
+    assert _counters(ctx, journey_id) == before
