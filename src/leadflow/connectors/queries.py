@@ -328,60 +328,9 @@ UPSERT_LINKS_JSON = sa.text(
 )
 
 
-#: A batch's record on PostgreSQL as one statement (one round trip, atomic without a transaction): the
-#: written rows leave the outbox (``:done``, ``[{id, version}]``: deleted at the version claimed; one a
-#: newer change kept is due again at ``:now``), the identity links (``:links``, as for
-#: :data:`UPSERT_LINKS_JSON`) and the audit rows (``:audit``) saved. Data-modifying ``WITH`` parts all run
-#: to completion; the release reads the delete's ``RETURNING`` so no row is touched twice.
-RECORD_JSON = sa.text(
-    "WITH done AS (SELECT id, version FROM json_to_recordset(CAST(:done AS json)) AS d(id bigint, "
-    "version integer)), "
-    "gone AS (DELETE FROM connector_outbox o USING done WHERE o.id = done.id AND o.version = done.version "
-    "AND o.state = 'pending' RETURNING o.id), "
-    "kept AS (UPDATE connector_outbox o SET next_at = CAST(:now AS timestamptz), leased_until = NULL, "
-    "attempts = 0 FROM done WHERE o.id = done.id AND o.state = 'pending' "
-    "AND o.id NOT IN (SELECT id FROM gone) RETURNING o.id), "
-    "links AS (INSERT INTO connector_links (connector_id, kind, local_id, remote_id, remote_modified_at, "
-    "synced_at, fields) SELECT connector_id, kind, local_id, remote_id, remote_modified_at, synced_at, "
-    "fields FROM json_to_recordset(CAST(:links AS json)) AS r(connector_id varchar, kind varchar, "
-    "local_id varchar, remote_id varchar, remote_modified_at timestamptz, synced_at timestamptz, "
-    "fields jsonb) "
-    "ON CONFLICT (connector_id, kind, local_id) DO UPDATE SET remote_id = excluded.remote_id, "
-    "remote_modified_at = excluded.remote_modified_at, synced_at = excluded.synced_at, "
-    "fields = excluded.fields RETURNING 1), "
-    "audit AS (INSERT INTO connector_audit (connector_id, kind, local_id, contact_id, remote_id, field, "
-    "old_value, new_value, direction, outcome, detail, lag_ms, at) SELECT connector_id, kind, local_id, "
-    "contact_id, remote_id, field, old_value, new_value, direction, outcome, detail, lag_ms, at "
-    "FROM json_to_recordset(CAST(:audit AS json)) AS a(connector_id varchar, kind varchar, "
-    "local_id varchar, contact_id varchar, remote_id varchar, field varchar, old_value text, "
-    "new_value text, direction varchar, outcome varchar, detail text, lag_ms integer, at timestamptz) "
-    "RETURNING 1) "
-    "SELECT (SELECT count(*) FROM gone) AS gone, (SELECT count(*) FROM kept) AS kept"
-)
-
-
 def unique_links(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One link per (connector, kind, local id), the last kept: an upsert may touch a row once."""
     return list({(r["connector_id"], r["kind"], r["local_id"]): r for r in rows}.values())
-
-
-def record_json(
-    conn: Connection,
-    done: Sequence[tuple[int, int]],
-    links: Sequence[dict[str, Any]],
-    audit: Sequence[dict[str, Any]],
-    now: datetime,
-) -> None:
-    """Run :data:`RECORD_JSON` (PostgreSQL): ``done`` the written rows as ``(id, version claimed)``."""
-    conn.execute(
-        RECORD_JSON,
-        {
-            "done": jsonutil.dumps([{"id": i, "version": v} for i, v in done]),
-            "links": jsonutil.dumps(unique_links(links)),
-            "audit": jsonutil.dumps(list(audit)),
-            "now": now,
-        },
-    )
 
 
 def upsert_links_many(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -447,30 +396,6 @@ def scores_of(contact_ids: Sequence[str]) -> sa.Select[Any]:
     return sa.select(view).where(view.c.contact_id.in_(list(contact_ids)))
 
 
-def scores_and_links(connector_id: str, contact_ids: Sequence[str]) -> sa.Select[Any]:
-    """A batch's scores and its contacts' links to the connector in one statement (a full join on the
-    contact: a contact may have either, both or neither): ``contact_id``, ``total``, ``band`` and the
-    link's columns prefixed ``link_`` (``link_local_id`` null: no link)."""
-    wanted = list(contact_ids)
-    view = scoring.score_view().subquery()
-    scores = (
-        sa.select(view.c.contact_id, view.c.total, view.c.band)
-        .where(view.c.contact_id.in_(wanted))
-        .subquery("s")
-    )
-    links = (
-        sa.select(connector_links)
-        .where(_l.connector_id == connector_id, _l.kind == "contact", _l.local_id.in_(wanted))
-        .subquery("l")
-    )
-    return sa.select(
-        sa.func.coalesce(scores.c.contact_id, links.c.local_id).label("contact_id"),
-        scores.c.total,
-        scores.c.band,
-        *(column.label(f"link_{column.name}") for column in links.c),
-    ).select_from(scores.join(links, links.c.local_id == scores.c.contact_id, full=True))
-
-
 def members_page(statement: sa.Select[Any], limit: int) -> sa.Select[Any]:
     """A page of a segment's member ids (``segments.members_after``: ``:segment_id``, ``:after``)."""
     return statement.order_by(statement.selected_columns.contact_id).limit(limit)
@@ -495,7 +420,6 @@ SAMPLES: list[Sample] = [
     ),
     lambda: [enqueue_each(d) for d in ("sqlite", "postgresql")],
     lambda: [claim(d, _T, 10, _T) for d in ("sqlite", "postgresql")],
-    lambda: RECORD_JSON,
     lambda: done_in([1], 1),
     lambda: release_in([1], _T),
     lambda: replay(_T, row_id=1, connector_id="c", since=_T),
@@ -528,7 +452,6 @@ SAMPLES: list[Sample] = [
     lambda: erase_conflicts(["x"]),
     lambda: erase_outbox(["x"]),
     lambda: scores_of(["x"]),
-    lambda: scores_and_links("c", ["x"]),
     lambda: connectors_page("a", 10),
     lambda: connectors_of_ids(["a"]),
     lambda: update_connector("a", {"active": False}),

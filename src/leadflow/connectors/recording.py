@@ -16,7 +16,7 @@ step of the schedule. A ``429`` is uncounted as before. The fate's update holds 
 lease (``leased_until`` as claimed or renewed) is the row's: a row another worker took over is left to it.
 
 On PostgreSQL a batch's usual record (rows written, links, audit) is one statement, not a transaction
-(:data:`~leadflow.connectors.queries.RECORD_JSON`); retries, dead letters and conflicts add theirs in one
+(:data:`~leadflow.connectors.store.RECORD_JSON`); retries, dead letters and conflicts add theirs in one
 transaction with it.
 """
 
@@ -32,7 +32,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from leadflow.connectors import config, queries, sync
+from leadflow.connectors import config, queries, store, sync
 from leadflow.connectors.vendor import ACTIVITY, CONFLICT, CONTACT, DEAL, FAILED, OK, RETRY, Written
 from leadflow.kernel import jsonutil
 from leadflow.kernel.context import AppContext
@@ -328,11 +328,11 @@ class Recorder:
         rest = bool(retry or dead or conflicts or (connector is not None and error is not None))
         if not self.ctx.db.is_sqlite and not rest:
             with self._single(write=True) as conn:
-                queries.record_json(conn, done, links, audit, now)
+                store.record_json(conn, done, links, audit, now)
             return
         with self.ctx.db.write() as conn:
             if not self.ctx.db.is_sqlite:
-                queries.record_json(conn, done, links, audit, now)
+                store.record_json(conn, done, links, audit, now)
             else:
                 if links:
                     queries.upsert_links_many(conn, links)

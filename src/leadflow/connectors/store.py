@@ -1,16 +1,25 @@
-"""The reads of conversions (GA4): the tracked events behind a batch of outbox rows, in one query."""
+"""The worker's per-batch statements beside the outbox's (:mod:`leadflow.connectors.queries`): a batch of
+contacts' scores with their links (one read), a batch's record on PostgreSQL (one statement), and the
+events behind a batch of conversions (GA4)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
+from leadflow.connectors.models import connector_links
+from leadflow.connectors.queries import unique_links
 from leadflow.events.service import event_log
+from leadflow.kernel import jsonutil
 from leadflow.kernel.db import Sample
+from leadflow.scoring import service as scoring
 
 _e = event_log.c
+_l = connector_links.c
 
 
 def conversion_events(ids: Sequence[int]) -> sa.Select[Any]:
@@ -20,4 +29,84 @@ def conversion_events(ids: Sequence[int]) -> sa.Select[Any]:
     ).where(_e.id.in_(list(ids)))
 
 
-SAMPLES: list[Sample] = [lambda: conversion_events([1, 2])]
+def scores_and_links(connector_id: str, contact_ids: Sequence[str]) -> sa.Select[Any]:
+    """A batch's scores and its contacts' links to the connector in one statement (a full join on the
+    contact: a contact may have either, both or neither): ``contact_id``, ``total``, ``band`` and the
+    link's columns prefixed ``link_`` (``link_local_id`` null: no link)."""
+    wanted = list(contact_ids)
+    view = scoring.score_view().subquery()
+    scores = (
+        sa.select(view.c.contact_id, view.c.total, view.c.band)
+        .where(view.c.contact_id.in_(wanted))
+        .subquery("s")
+    )
+    links = (
+        sa.select(connector_links)
+        .where(_l.connector_id == connector_id, _l.kind == "contact", _l.local_id.in_(wanted))
+        .subquery("l")
+    )
+    return sa.select(
+        sa.func.coalesce(scores.c.contact_id, links.c.local_id).label("contact_id"),
+        scores.c.total,
+        scores.c.band,
+        *(column.label(f"link_{column.name}") for column in links.c),
+    ).select_from(scores.join(links, links.c.local_id == scores.c.contact_id, full=True))
+
+
+#: A batch's record on PostgreSQL as one statement (one round trip, atomic without a transaction): the
+#: written rows leave the outbox (``:done``, ``[{id, version}]``: deleted at the version claimed; one a
+#: newer change kept is due again at ``:now``), the identity links (``:links``, as for
+#: :data:`~leadflow.connectors.queries.UPSERT_LINKS_JSON`) and the audit rows (``:audit``) saved.
+#: Data-modifying ``WITH`` parts all run to completion; the release reads the delete's ``RETURNING`` so
+#: no row is touched twice.
+RECORD_JSON = sa.text(
+    "WITH done AS (SELECT id, version FROM json_to_recordset(CAST(:done AS json)) AS d(id bigint, "
+    "version integer)), "
+    "gone AS (DELETE FROM connector_outbox o USING done WHERE o.id = done.id AND o.version = done.version "
+    "AND o.state = 'pending' RETURNING o.id), "
+    "kept AS (UPDATE connector_outbox o SET next_at = CAST(:now AS timestamptz), leased_until = NULL, "
+    "attempts = 0 FROM done WHERE o.id = done.id AND o.state = 'pending' "
+    "AND o.id NOT IN (SELECT id FROM gone) RETURNING o.id), "
+    "links AS (INSERT INTO connector_links (connector_id, kind, local_id, remote_id, remote_modified_at, "
+    "synced_at, fields) SELECT connector_id, kind, local_id, remote_id, remote_modified_at, synced_at, "
+    "fields FROM json_to_recordset(CAST(:links AS json)) AS r(connector_id varchar, kind varchar, "
+    "local_id varchar, remote_id varchar, remote_modified_at timestamptz, synced_at timestamptz, "
+    "fields jsonb) "
+    "ON CONFLICT (connector_id, kind, local_id) DO UPDATE SET remote_id = excluded.remote_id, "
+    "remote_modified_at = excluded.remote_modified_at, synced_at = excluded.synced_at, "
+    "fields = excluded.fields RETURNING 1), "
+    "audit AS (INSERT INTO connector_audit (connector_id, kind, local_id, contact_id, remote_id, field, "
+    "old_value, new_value, direction, outcome, detail, lag_ms, at) SELECT connector_id, kind, local_id, "
+    "contact_id, remote_id, field, old_value, new_value, direction, outcome, detail, lag_ms, at "
+    "FROM json_to_recordset(CAST(:audit AS json)) AS a(connector_id varchar, kind varchar, "
+    "local_id varchar, contact_id varchar, remote_id varchar, field varchar, old_value text, "
+    "new_value text, direction varchar, outcome varchar, detail text, lag_ms integer, at timestamptz) "
+    "RETURNING 1) "
+    "SELECT (SELECT count(*) FROM gone) AS gone, (SELECT count(*) FROM kept) AS kept"
+)
+
+
+def record_json(
+    conn: Connection,
+    done: Sequence[tuple[int, int]],
+    links: Sequence[dict[str, Any]],
+    audit: Sequence[dict[str, Any]],
+    now: datetime,
+) -> None:
+    """Run :data:`RECORD_JSON` (PostgreSQL): ``done`` the written rows as ``(id, version claimed)``."""
+    conn.execute(
+        RECORD_JSON,
+        {
+            "done": jsonutil.dumps([{"id": i, "version": v} for i, v in done]),
+            "links": jsonutil.dumps(unique_links(links)),
+            "audit": jsonutil.dumps(list(audit)),
+            "now": now,
+        },
+    )
+
+
+SAMPLES: list[Sample] = [
+    lambda: conversion_events([1, 2]),
+    lambda: scores_and_links("c", ["x"]),
+    lambda: RECORD_JSON,
+]

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from leadflow.connectors import mapping, queries
+from leadflow.connectors import mapping, queries, store
 from leadflow.connectors.config import Connector
 from leadflow.connectors.vendor import ACTIVITY, COMPANY, CONTACT, DEAL, Record, Vendor
 from leadflow.contacts import service as contacts
@@ -106,7 +106,7 @@ def _views_and_links(
         return {}, {}
     scores: dict[str, Any] = {}
     links: dict[str, dict[str, Any]] = {}
-    for row in conn.execute(queries.scores_and_links(connector_id, list(found))):
+    for row in conn.execute(store.scores_and_links(connector_id, list(found))):
         values = row._mapping
         scores[row.contact_id] = row
         if values["link_local_id"] is not None:
