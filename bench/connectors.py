@@ -56,6 +56,7 @@ from leadflow.runtime.context import build_context
 
 TOKEN = re.compile(rb"Lt\d{7}z")
 PAGE = 5000
+PASS = 500  # rows a worker pass claims (ConnectorWorker.run_once)
 IDS = re.compile(r"/(?:[0-9a-f]{6,}|\d{2,})(?=/|$)")
 
 
@@ -100,9 +101,27 @@ def _vmhwm_kb() -> int:
     return 0
 
 
-def _work(url: str, ca_file: str | None, ready: Any, stop: Any, out: Any) -> None:
+def _count_round_trips(engine: sa.Engine, statements: Any, transactions: Any) -> None:
+    """Count the worker's statements and its transactions outside autocommit (each costs PostgreSQL two
+    more round trips, ``BEGIN`` and ``COMMIT``) into shared counters the bench reads."""
+
+    def statement(*_: Any) -> None:
+        with statements.get_lock():
+            statements.value += 1
+
+    def begin(conn: sa.Connection) -> None:
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            with transactions.get_lock():
+                transactions.value += 1
+
+    sa.event.listen(engine, "before_cursor_execute", statement)
+    sa.event.listen(engine, "begin", begin)
+
+
+def _work(url: str, ca_file: str | None, ready: Any, stop: Any, out: Any, counts: Any) -> None:
     ctx = context(url)
     collector.tune()  # as ``leadflow worker`` does once started
+    _count_round_trips(ctx.db.engine, *counts)
     worker = connectors.ConnectorWorker(ctx, ca_file=ca_file)
     halt = threading.Event()
     runner = threading.Thread(target=worker.run, args=(halt,))
@@ -119,12 +138,20 @@ class WorkerProcess:
     def __init__(self, url: str, ca_file: str | None) -> None:
         spawn = multiprocessing.get_context("spawn")
         ready, self._stop, self._out = spawn.Event(), spawn.Event(), spawn.Queue()
-        self.process = spawn.Process(target=_work, args=(url, ca_file, ready, self._stop, self._out))
+        self.counts = (spawn.Value("q", 0), spawn.Value("q", 0))  # statements, transactions
+        self.process = spawn.Process(
+            target=_work, args=(url, ca_file, ready, self._stop, self._out, self.counts)
+        )
         self.process.start()
         self.pid = int(self.process.pid or 0)
         if not ready.wait(60):
             raise RuntimeError("the worker did not start")
         time.sleep(1)  # its first idle pass, outside the measured time
+
+    def round_trips(self) -> int:
+        """The worker's PostgreSQL round trips so far (statements; ``BEGIN`` + ``COMMIT`` a transaction)."""
+        statements, transactions = (int(c.value) for c in self.counts)
+        return statements + 2 * transactions
 
     def stop(self) -> int:
         """Stop it; its peak RSS (kB)."""
@@ -255,12 +282,15 @@ def run_vendor(
             others = [WorkerProcess(url, peer.ca_file) for _ in range(workers - 1)]
             pids = [worker.pid, *(o.pid for o in others)]
             try:
+                processes = [worker, *others]
+                trips = sum(p.round_trips() for p in processes)
                 started, cpu = time.perf_counter(), sum(cpu_seconds(p) for p in pids)
                 queued = enqueue_all(ctx, connector_id, ids)
                 enqueued = time.perf_counter() - started
                 waited, left, dead = wait_empty(ctx, connector_id, max(120.0, 10 * seconds))
                 elapsed = enqueued + waited
                 cpu = sum(cpu_seconds(p) for p in pids) - cpu
+                trips = sum(p.round_trips() for p in processes) - trips
                 remote = spec.count(peer)
                 made = list(peer.calls)
                 refused = sum(1 for c in made if c.status == 429)
@@ -277,6 +307,16 @@ def run_vendor(
                     f"{enqueued:.1f} s) = {rate:,.1f} contacts/s; {remote:,} at the peer, {left} left, "
                     f"{dead} dead; ceiling {ceiling:,.1f}/s ({spec.why}); ratio {rate / ceiling:.2f}; "
                     f"the worker used {cpu:.1f} CPU s ({cpu / max(count - left, 1) * 1e6:,.0f} µs a contact)",
+                    flush=True,
+                )
+                kind: Any = registry.factory(spec.name).make
+                size = int(kind.batch_size)
+                per_pass = -(-PASS // size)  # a pass's rows are cut into batches of the vendor's size
+                batches = max(1, -(-(count - left) // PASS) * per_pass)
+                print(
+                    f"{spec.name}: the worker(s) made {trips:,} PostgreSQL round trips (statements, and "
+                    f"BEGIN + COMMIT a transaction) = {trips / batches:.1f} a batch of {size} "
+                    f"({batches:,} batches; the idle polls while the backlog drained included)",
                     flush=True,
                 )
                 if spec.pace:
