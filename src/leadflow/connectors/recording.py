@@ -9,10 +9,11 @@ jitter), dead after its last step; ``429`` → due after ``Retry-After``, uncoun
 
 **Attempts count at send, not at claim.** A row's ``attempts`` grows by one only when a request carrying
 its record was sent and failed (5xx, timeout, connection lost, a refusal; a client that could not be made
-— a Salesforce login — counts too, as the vendor was asked). A claim counts nothing: a batch that waited
-for tokens, a row whose lease ran out and was taken over by another worker, a worker that died before its
-request — none spends an attempt, so a row is dead-lettered only after the vendor failed it on every
-step of the schedule. A ``429`` is uncounted as before. The fate's update holds only while this worker's
+— a Salesforce login — or the owners list read for a batch that maps an owner counts too, as the vendor
+was asked for that batch; a batch with no owner to map reads none). A claim counts nothing: a batch that
+waited for tokens, a row whose lease ran out and was taken over by another worker, a worker that died
+before its request — none spends an attempt, so a row is dead-lettered only after the vendor failed it on
+every step of the schedule. A ``429`` is uncounted as before. The fate's update holds only while this worker's
 lease (``leased_until`` as claimed or renewed) is the row's: a row another worker took over is left to it.
 
 On PostgreSQL a batch's usual record (rows written, links, audit) is one statement, not a transaction
