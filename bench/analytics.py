@@ -48,6 +48,7 @@ from leadflow.analytics import rollups, store
 from leadflow.analytics import service as analytics
 from leadflow.api.app import create_app
 from leadflow.auth import service as keys
+from leadflow.contacts import service as profiles
 from leadflow.crm import service as crm
 from leadflow.journeys import service as journeys
 from leadflow.kernel.context import AppContext
@@ -447,6 +448,8 @@ def main() -> None:
                 f"journey funnel counters rebuilt from {sizes.runs:,} runs in {took:.1f} s ({counters} rows)",
                 flush=True,
             )
+            took, counted = timed(lambda: profiles.recount_contacts(ctx))  # loaded around the engine
+            print(f"contacts recounted: {counted:,} in {took:.1f} s", flush=True)
             with ctx.db.engine.connect() as conn:
                 total = int(conn.exec_driver_sql("SELECT count(*) FROM events").scalar() or 0)
             took, progress = timed(lambda: analytics.maintain(ctx, max_batches=1 << 30))

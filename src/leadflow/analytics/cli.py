@@ -7,6 +7,7 @@ from datetime import datetime
 import typer
 
 from leadflow.analytics import service as analytics
+from leadflow.contacts import service as contacts
 from leadflow.journeys import service as journeys
 from leadflow.kernel.commands import console, open_context, require_schema
 
@@ -54,8 +55,8 @@ def analytics_rebuild(
     ),
 ) -> None:
     """Recompute the rollups from the raw events (all of them, or the days from --from on), and the
-    journeys' A/B split counters and funnel counters from their runs, steps and clicks (always all of
-    them)."""
+    journeys' A/B split counters and funnel counters from their runs, steps and clicks, and the kept
+    total of contacts (always all of them)."""
     with open_context() as ctx:
         require_schema(ctx)
         progress = analytics.rebuild(ctx, start=start.date() if start else None)
@@ -65,6 +66,7 @@ def analytics_rebuild(
         )
         console.print(f"split counters: {journeys.rebuild_split_counters(ctx)} row(s)")
         console.print(f"journey funnel counters: {journeys.rebuild_funnel_counters(ctx)} row(s)")
+        console.print(f"contacts now: {contacts.recount_contacts(ctx)}")
 
 
 alerts_app = typer.Typer(help="Threshold alerts: rules and their incidents.", no_args_is_help=True)

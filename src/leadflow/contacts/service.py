@@ -6,7 +6,7 @@ Re-exports and thin functions over the contacts modules; nothing in :mod:`leadfl
 
 from __future__ import annotations
 
-from leadflow.contacts import stages, tags
+from leadflow.contacts import stages, store, tags
 from leadflow.contacts.apply import Applied as Applied
 from leadflow.contacts.batch import ProfileBatch as ProfileBatch
 from leadflow.contacts.changes import ProfileChanges as ProfileChanges
@@ -66,3 +66,11 @@ def update_tags(
 ) -> list[str]:
     """Add and remove a contact's tags, audited (the API's change, and the console's); its tags after."""
     return tags.update(ctx, contact_id, add, remove, actor=actor)
+
+
+def recount_contacts(ctx: AppContext) -> int:
+    """Recount the kept total of contacts from the contacts themselves (``leadflow analytics rebuild``;
+    after rows were loaded around the engine), under the profile lock; answers the count."""
+    with ctx.db.write() as conn:
+        profile_lock(conn)
+        return store.recount_total(conn)

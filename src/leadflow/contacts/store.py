@@ -17,13 +17,22 @@ from leadflow.contacts.models import (
     contact_identities,
     contact_merges,
     contact_tags,
+    contact_totals,
     contacts,
     erasure_suppressions,
     erasures,
     touchpoints,
 )
 from leadflow.contacts.state import CompanyState, ContactState
-from leadflow.kernel.db import bulk_insert, bulk_update, chunk_size, chunked, insert_ignore, where_in
+from leadflow.kernel.db import (
+    bulk_insert,
+    bulk_update,
+    chunk_size,
+    chunked,
+    insert_for,
+    insert_ignore,
+    where_in,
+)
 
 CHUNK = 5000
 
@@ -107,6 +116,27 @@ def release_unique_values(conn: Connection, states: Iterable[ContactState]) -> N
 
 def insert_contacts(conn: Connection, states: list[ContactState]) -> None:
     bulk_insert(conn, contacts, [s.row() for s in states])
+    add_to_total(conn, len(states))
+
+
+def add_to_total(conn: Connection, delta: int) -> None:
+    """``delta`` contacts more (or fewer) in :data:`contact_totals`, in the caller's transaction."""
+    if delta:
+        insert = insert_for(conn.dialect.name, contact_totals)
+        conn.execute(
+            insert.values(id=1, contacts=delta).on_conflict_do_update(
+                index_elements=["id"], set_={"contacts": contact_totals.c.contacts + insert.excluded.contacts}
+            )
+        )
+
+
+def recount_total(conn: Connection) -> int:
+    """Set :data:`contact_totals` from a count of the contacts (after rows were written around the
+    engine, e.g. a bulk load); answers the count."""
+    found = int(conn.execute(sa.select(sa.func.count()).select_from(contacts)).scalar_one())
+    conn.execute(contact_totals.delete())
+    conn.execute(contact_totals.insert().values(id=1, contacts=found))
+    return found
 
 
 def update_contacts(conn: Connection, states: list[ContactState]) -> None:
@@ -152,8 +182,10 @@ def record_merges(conn: Connection, pairs: list[tuple[str, str]], at: Any) -> No
 
 
 def delete_contacts(conn: Connection, ids: list[str]) -> None:
+    gone = 0
     for chunk in chunked(ids, CHUNK):
-        conn.execute(contacts.delete().where(contacts.c.id.in_(chunk)))
+        gone += conn.execute(contacts.delete().where(contacts.c.id.in_(chunk))).rowcount or 0
+    add_to_total(conn, -gone)
 
 
 def insert_identities(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -171,9 +203,9 @@ def delete_profile(conn: Connection, contact_id: str) -> None:
         (contact_tags, contact_tags.c.contact_id),
         (contact_identities, contact_identities.c.contact_id),
         (contact_merges, contact_merges.c.survivor_id),
-        (contacts, contacts.c.id),
     ):
         conn.execute(table.delete().where(column == contact_id))
+    add_to_total(conn, -(conn.execute(contacts.delete().where(contacts.c.id == contact_id)).rowcount or 0))
 
 
 def record_erasure(conn: Connection, record: dict[str, Any], digests: Iterable[str]) -> None:
