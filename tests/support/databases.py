@@ -36,6 +36,7 @@ def create_postgres_database() -> str:
 
 
 def drop_postgres_database(url: str) -> None:
+    forget(url)
     name = sa.make_url(url).database
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(
@@ -59,19 +60,31 @@ def migrated(url: str) -> str:
     return url
 
 
+_OPEN: dict[str, Database] = {}
+
+
 def empty_tables(url: str) -> None:
-    """Remove every row (but the migration marker) so each test starts from an empty schema."""
-    db = Database(url)
-    tables = [t.name for t in reversed(metadata.sorted_tables)]
-    try:
-        with db.write() as conn:
-            for name in tables:  # a DELETE of a few rows is ~30 times quicker than TRUNCATE on PostgreSQL
-                conn.exec_driver_sql(f'DELETE FROM "{name}"')
-            if db.is_sqlite:
-                conn.exec_driver_sql("DELETE FROM sqlite_sequence") if _has_sequence(conn) else None
-            else:
-                conn.exec_driver_sql("SELECT setval(c.oid, 1, false) FROM pg_class c WHERE c.relkind = 'S'")
-    finally:
+    """Remove every row (but the migration marker) so each test starts from an empty schema: one
+    round trip of ``DELETE``s on PostgreSQL (a DELETE of a few rows is ~30 times quicker than TRUNCATE
+    there), over a connection kept for the session."""
+    db = _OPEN.get(url)
+    if db is None:
+        db = _OPEN[url] = Database(url)
+    deletes = [f'DELETE FROM "{t.name}"' for t in reversed(metadata.sorted_tables)]
+    with db.write() as conn:
+        if db.is_sqlite:
+            for statement in deletes:
+                conn.exec_driver_sql(statement)
+            conn.exec_driver_sql("DELETE FROM sqlite_sequence") if _has_sequence(conn) else None
+        else:
+            sequences = "SELECT setval(c.oid, 1, false) FROM pg_class c WHERE c.relkind = 'S'"
+            conn.exec_driver_sql("; ".join([*deletes, sequences]))
+
+
+def forget(url: str) -> None:
+    """Close the kept connection to a database about to be dropped."""
+    db = _OPEN.pop(url, None)
+    if db is not None:
         db.dispose()
 
 
