@@ -5,44 +5,13 @@ docs/benchmarks.md "API read path"). Pinned on both databases, a load-independen
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
 
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from leadflow.kernel.context import AppContext
 from leadflow.messaging.models import email_preferences
-
-
-@dataclass
-class Count:
-    statements: int = 0
-    transactions: int = 0
-
-
-@contextmanager
-def counting(ctx: AppContext) -> Iterator[Count]:
-    found = Count()
-    engine = ctx.db.engine
-
-    def statement(conn: sa.Connection, cursor: Any, sql: str, *_: Any) -> None:
-        if not sql.startswith("BEGIN"):  # SQLite's own BEGIN: counted as the transaction
-            found.statements += 1
-
-    def begin(conn: sa.Connection) -> None:
-        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-            found.transactions += 1
-
-    sa.event.listen(engine, "before_cursor_execute", statement)
-    sa.event.listen(engine, "begin", begin)
-    try:
-        yield found
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", statement)
-        sa.event.remove(engine, "begin", begin)
+from tests.support.statements import counting
 
 
 def test_a_contact_and_its_preferences_in_one_statement(

@@ -7,9 +7,6 @@ Statements are counted with SQLAlchemy's ``before_cursor_execute`` on both datab
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -23,40 +20,9 @@ from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from tests.integration.connectors.conftest import connect, identify
 from tests.peers.hubspot import HubSpotPeer
+from tests.support.statements import counting
 
 pytestmark = pytest.mark.settings(network_allow="127.0.0.1")
-
-
-@dataclass
-class Count:
-    statements: int = 0
-    transactions: int = 0
-
-    @property
-    def round_trips(self) -> int:
-        return self.statements + 2 * self.transactions
-
-
-@contextmanager
-def counting(ctx: AppContext) -> Iterator[Count]:
-    found = Count()
-    engine = ctx.db.engine
-
-    def statement(conn: sa.Connection, cursor: Any, sql: str, *_: Any) -> None:
-        if not sql.startswith("BEGIN"):  # SQLite's own BEGIN: counted as the transaction
-            found.statements += 1
-
-    def begin(conn: sa.Connection) -> None:
-        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-            found.transactions += 1
-
-    sa.event.listen(engine, "before_cursor_execute", statement)
-    sa.event.listen(engine, "begin", begin)
-    try:
-        yield found
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", statement)
-        sa.event.remove(engine, "begin", begin)
 
 
 def _outbox(ctx: AppContext) -> list[Any]:

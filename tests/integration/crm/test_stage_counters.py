@@ -4,24 +4,22 @@ backfill recompute the same counters (issue 13, §1 pipeline stats; :mod:`leadfl
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import leadflow
 from leadflow.crm import deal_stats, deals, pipelines, stage_counters
 from leadflow.crm.models import crm_deal_stages, crm_deals, crm_stage_days, crm_stage_deal_days
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.ids import new_id
 from tests.integration.crm.test_stats_and_search import STAGES, _as_compared, _stats_by_brute_force
+from tests.support import migrations
 
 ACTOR = "test"
 _deal = st.integers(0, 30)  # which of the deals made so far (modulo their number)
@@ -164,16 +162,6 @@ def test_counters_answer_what_the_stage_history_does(
     _check_stats(ctx, clock, pipeline.id, began)
 
 
-def _migration() -> Any:
-    path = Path(leadflow.__file__).parent / "migrations" / "versions" / "0020_crm_stage_counters.py"
-    spec = importlib.util.spec_from_file_location("migration_0020", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_migration_0020_backfills_what_the_deal_changes_keep(ctx: AppContext, clock: VirtualClock) -> None:
     stages = [pipelines.StageIn(**s) for s in STAGES]
     pipeline = pipelines.create(ctx, pipelines.PipelineIn(name="Backfill", stages=stages), actor=ACTOR)
@@ -186,7 +174,7 @@ def test_migration_0020_backfills_what_the_deal_changes_keep(ctx: AppContext, cl
     kept = _counters(ctx, pipeline.id)
     assert sum(r.reached for r in kept[0]) > sum(r.reached for r in kept[0] if r.onward) > 0
     assert sum(r.visits for r in kept[0]) > sum(r.reached for r in kept[0])  # a stage entered twice
-    migration = _migration()
+    migration = migrations.load("0020_crm_stage_counters.py")
     with ctx.db.write() as conn:
         conn.execute(crm_stage_days.delete())
         conn.execute(crm_stage_deal_days.delete())

@@ -7,17 +7,14 @@ step), a loop that reaches a step again, a step that fails and is retried, and d
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import leadflow
 from leadflow.analytics import service as analytics
 from leadflow.analytics import store
 from leadflow.journeys import service as journeys
@@ -26,6 +23,7 @@ from leadflow.journeys.runs import Writes, flush
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from tests.support import journeys as j
+from tests.support import migrations
 from tests.support.events import send
 
 LOOPING = {
@@ -155,16 +153,6 @@ def test_a_run_counts_once_on_its_day_of_entry(ctx: AppContext, clock: VirtualCl
     assert [s for s, _ in api[1]][:2] == ["ask", "tag"]
 
 
-def _migration() -> Any:
-    path = Path(leadflow.__file__).parent / "migrations" / "versions" / "0025_journey_funnel_counters.py"
-    spec = importlib.util.spec_from_file_location("migration_0025", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_migration_0025_backfills_what_the_engine_keeps(ctx: AppContext, clock: VirtualClock) -> None:
     journey_id = j.publish(ctx, LOOPING)
     ops: list[Any] = [("go", u) for u in USERS] + [("reply", u) for u in USERS[::2]]
@@ -173,7 +161,7 @@ def test_migration_0025_backfills_what_the_engine_keeps(ctx: AppContext, clock: 
     kept = _counters(ctx, journey_id)
     assert any(row.get("converted") for row in kept)
     assert len({row["day"] for row in kept}) >= 2
-    migration = _migration()
+    migration = migrations.load("0025_journey_funnel_counters.py")
     with ctx.db.write() as conn:
         conn.execute(journey_entry_daily.delete())
         conn.execute(journey_reach_daily.delete())

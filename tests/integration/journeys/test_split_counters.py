@@ -6,16 +6,13 @@ Migration 0024's backfill computes the same counters."""
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import leadflow
 from leadflow.analytics import store
 from leadflow.events import service as events
 from leadflow.journeys import service as journeys
@@ -23,6 +20,7 @@ from leadflow.journeys.models import journey_split_daily, journey_steps
 from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from tests.support import journeys as j
+from tests.support import migrations
 from tests.support.contacts import by_user
 from tests.support.events import send
 
@@ -146,16 +144,6 @@ def test_a_split_counts_once_whatever_happens_around_it(ctx: AppContext, clock: 
     assert sum(row[4] for row in shape) > 0
 
 
-def _migration() -> Any:
-    path = Path(leadflow.__file__).parent / "migrations" / "versions" / "0024_journey_split_counters.py"
-    spec = importlib.util.spec_from_file_location("migration_0024", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_migration_0024_backfills_what_the_engine_keeps(ctx: AppContext, clock: VirtualClock) -> None:
     journey_id = j.publish(ctx, SPLITS)
     ops: list[Any] = [("go", u) for u in USERS] + [("click", u, False, True) for u in USERS[::3]]
@@ -163,7 +151,7 @@ def test_migration_0024_backfills_what_the_engine_keeps(ctx: AppContext, clock: 
     _play(ctx, clock, journey_id, ops, "backfill")
     kept = _counters(ctx, journey_id)
     assert any(row[5] for row in kept)
-    migration = _migration()
+    migration = migrations.load("0024_journey_split_counters.py")
     with ctx.db.write() as conn:
         conn.execute(journey_split_daily.delete())
         conn.execute(journey_steps.update().values(clicked_at=None))
