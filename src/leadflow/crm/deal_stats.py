@@ -76,6 +76,18 @@ def days_of(start: datetime | None, end: datetime | None) -> tuple[date | None, 
     return first, last + timedelta(days=1)
 
 
+def _values(probability: int, totals: list[tuple[str, Decimal]]) -> list[CurrencyValue]:
+    """A stage's total and weighted value (total times the stage's win probability) per currency."""
+    return [
+        CurrencyValue(
+            currency=currency,
+            total=total.quantize(_PLACES),
+            weighted=(total * probability / 100).quantize(_PLACES),
+        )
+        for currency, total in sorted(totals)
+    ]
+
+
 def stats(
     ctx: AppContext, *, pipeline_id: str | None, start: datetime | None, end: datetime | None
 ) -> list[PipelineStats]:
@@ -116,14 +128,7 @@ def stats(
                     kind=stage.kind,
                     probability=stage.probability,
                     count=counts.get(stage.id, 0),
-                    values=[
-                        CurrencyValue(
-                            currency=currency,
-                            total=total.quantize(_PLACES),
-                            weighted=(total * stage.probability / 100).quantize(_PLACES),
-                        )
-                        for currency, total in sorted(values.get(stage.id, []))
-                    ],
+                    values=_values(stage.probability, values.get(stage.id, [])),
                     reached=reached,
                     conversion=round(onward / reached, 6) if has_next and reached else None,
                     avg_days=round(days, 6) if days is not None else None,
@@ -153,14 +158,7 @@ def owner_stats(ctx: AppContext, *, pipeline_id: str, owner_id: str) -> Pipeline
             kind=stage.kind,
             probability=stage.probability,
             count=counts.get(stage.id, 0),
-            values=[
-                CurrencyValue(
-                    currency=currency,
-                    total=total.quantize(_PLACES),
-                    weighted=(total * stage.probability / 100).quantize(_PLACES),
-                )
-                for currency, total in sorted(values.get(stage.id, []))
-            ],
+            values=_values(stage.probability, values.get(stage.id, [])),
             reached=0,
             conversion=None,
             avg_days=None,
