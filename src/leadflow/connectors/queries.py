@@ -135,6 +135,16 @@ def renew(ids: Sequence[int], held: datetime, until: datetime) -> sa.Update:
     )
 
 
+def unclaim(ids: Sequence[int], held: datetime, now: datetime) -> sa.Update:
+    """Give back rows claimed but not worked (a stream that failed with a pass claimed ahead): due again
+    at ``now``, while this worker's lease (``held``) is still theirs."""
+    return (
+        connector_outbox.update()
+        .where(_o.id.in_(list(ids)), _o.leased_until == held, _o.state == PENDING)
+        .values(next_at=now, leased_until=None)
+    )
+
+
 #: A row written at the version claimed goes (a newer version stays, due at once: see RELEASE).
 DONE = connector_outbox.delete().where(
     _o.id == sa.bindparam("b_id"), _o.version == sa.bindparam("b_version"), _o.state == PENDING
@@ -421,6 +431,7 @@ SAMPLES: list[Sample] = [
     lambda: [enqueue_each(d) for d in ("sqlite", "postgresql")],
     lambda: [claim(d, _T, 10, _T) for d in ("sqlite", "postgresql")],
     lambda: done_in([1], 1),
+    lambda: unclaim([1], _T, _T),
     lambda: release_in([1], _T),
     lambda: replay(_T, row_id=1, connector_id="c", since=_T),
     lambda: dead_page("c", 0, 10),

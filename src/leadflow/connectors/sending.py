@@ -9,20 +9,30 @@ remote ids of the earlier), then **record** (:mod:`leadflow.connectors.recording
 **Pipelined, bounded.** The vendor calls of a connector are made one batch at a time, in order, from the
 worker's own thread; the database work around them runs beside them on two helper threads, so the next
 batch is read and the previous one recorded while a batch is at the vendor (one batch read ahead, one
-being recorded: at most three batches of a connector in hand). The rows of one pass are distinct records
-(one outbox row per record), so no record has two writes in flight; a record's own kinds (its company,
-itself, its deals, its activities) go in one batch, in that order. A company two batches share is the one
-record that could be read twice before its link is saved: the link written by the earlier batch is
-carried to the later one (:func:`leadflow.connectors.sync.refresh`) before it is sent. A pass ends when all
-its batches are recorded.
+being recorded: at most three batches of a connector in hand). When the worker runs passes back to back
+(:meth:`~leadflow.connectors.worker.ConnectorWorker.stream`) the read ahead of a pass's last batch is the
+*next pass*: its claim and its first batch's read, so the vendor calls
+of a backfill follow each other without a gap at the end of every pass, and a batch's record may still be
+running when the next pass's batches are sent.
+
+Why this keeps every guarantee. A claimed row is leased: no pass claims it again until its record deletes
+it or (a newer change came meanwhile) releases it, and that happens after its vendor call returned, so a
+record never has two writes in flight and its writes reach the vendor in order. A record's own kinds (its
+company, itself, its deals, its activities) go in one batch, in that order. A company two batches share
+(in one pass or in two) is the one record that could be read twice before its link is saved: the link
+written by the earlier batch is carried to the later one (:func:`leadflow.connectors.sync.refresh`) before
+it is sent, and forgotten once a read started after that batch's record was saved (it then reads the link
+itself).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,6 +50,62 @@ ORDER = (COMPANY, CONTACT, DEAL, ACTIVITY)
 DEPTH = 2  # helper threads: the next batch read, the previous one recorded, while one is at the vendor
 
 
+@dataclass
+class Read:
+    """A batch read ahead: the rows still held, their plan (None: none held), and the tick its reads
+    started at (see :class:`Fresh`)."""
+
+    items: list[Claimed]
+    plan: sync.Plan | None
+    started: int
+
+
+@dataclass
+class Fresh:
+    """A company's link written by a batch whose record may not be saved yet; ``recorded`` is the tick
+    when it was (a read started after that tick sees the link in the database)."""
+
+    link: dict[str, Any]
+    recorded: int | None = None
+
+
+def ready(value: Read) -> Future[Read]:
+    done: Future[Read] = Future()
+    done.set_result(value)
+    return done
+
+
+def ids(items: list[Claimed]) -> set[int]:
+    return {item.id for item in items}
+
+
+def contact_batches(connector: config.Connector, vendor: Vendor, items: list[Claimed]) -> list[list[Claimed]]:
+    """A connector's contact rows of a pass cut into batches of the vendor's size."""
+    contacts = [item for item in items if item.kind == CONTACT]
+    size = int(connector.limits.get("batch", vendor.batch_size))
+    return [contacts[i : i + size] for i in range(0, len(contacts), size)]
+
+
+def carried(read: Read, fresh: dict[str, Fresh]) -> sync.Plan:
+    """The read's plan with the companies written by batches whose record was not saved when the read
+    started (:func:`~leadflow.connectors.sync.refresh`); the links saved before it started are forgotten."""
+    assert read.plan is not None
+    for key in [k for k, v in fresh.items() if v.recorded is not None and v.recorded < read.started]:
+        del fresh[key]
+    sync.refresh(read.plan, {key: entry.link for key, entry in fresh.items()})
+    return read.plan
+
+
+def companies_written(planned: sync.Plan, written: dict[str, list[Written]]) -> dict[str, Fresh]:
+    found: dict[str, Fresh] = {}
+    for answer in written.get(COMPANY) or []:
+        if answer.outcome == OK and answer.remote_id:
+            record = next(r for r in planned.writes[COMPANY] if r.local_id == answer.local_id)
+            link = {"remote_id": answer.remote_id, "fields": dict(record.properties)}
+            found[f"{COMPANY}:{answer.local_id}"] = Fresh(link)
+    return found
+
+
 def by_lease(items: list[Claimed]) -> dict[datetime, list[Claimed]]:
     groups: dict[datetime, list[Claimed]] = {}
     for item in items:
@@ -51,6 +117,9 @@ class Sender(Recorder):
     """The sending half of :class:`~leadflow.connectors.worker.ConnectorWorker`."""
 
     _pool: ThreadPoolExecutor | None = None
+    _recording: list[Future[None]]  # records not yet waited for (a pass's last one runs into the next)
+    _fresh: dict[str, dict[str, Fresh]]  # connector → company:<id> → link written, maybe not yet saved
+    _ticks: itertools.count[int]
 
     # the worker's own (vendors, buckets, owners, its LEASE, which tests may replace)
     def vendor(self, connector: config.Connector) -> Vendor:
@@ -84,70 +153,119 @@ class Sender(Recorder):
             self._pool.shutdown(wait=True)
             self._pool = None
 
-    def _connector(self, connector: config.Connector, items: list[Claimed]) -> None:
+    def _connector(
+        self,
+        connector: config.Connector,
+        items: list[Claimed],
+        *,
+        first: tuple[Vendor, Read] | None = None,
+        ahead: Callable[[], None] | None = None,
+    ) -> bool:
+        """Write a connector's share of a pass. ``first``: its first contact batch already read (with
+        the vendor it was read for); ``ahead``: called once the last batch is read, to start the next pass
+        (see the module doc). Whether ``ahead`` was called."""
         try:
             vendor = self.vendor(connector)
         except VendorError as exc:
             self._fail(connector, items, exc)
-            return
+            return False
         erasures = [item for item in items if item.kind == ERASURE]
-        contacts = [item for item in items if item.kind == CONTACT]
         hits = [item for item in items if item.kind == CONVERSION]
         dropped = [item for item in items if item.kind not in (ERASURE, CONTACT, CONVERSION)]
         if dropped:
             self._settle(connector, dropped, {item.id: Fate(done=True) for item in dropped}, [])
         if erasures and (held := self._hold(erasures)):
             self._erase(connector, vendor, held)
-        size = int(connector.limits.get("batch", vendor.batch_size))
-        if contacts:
-            self._contact_batches(
-                connector, vendor, [contacts[i : i + size] for i in range(0, len(contacts), size)]
+        batches = contact_batches(connector, vendor, items)
+        called = False
+        if batches:
+            pre = None
+            if first is not None and first[0] is vendor and ids(first[1].items) <= ids(batches[0]):
+                pre = first[1]  # read for this very vendor and rows (those it still held)
+            called = self._contact_batches(
+                connector, vendor, batches, first=pre, ahead=None if hits else ahead
             )
+        size = int(connector.limits.get("batch", vendor.batch_size))
         for start in range(0, len(hits), size):
             if held := self._hold(hits[start : start + size]):
                 self._conversions(connector, vendor, held)
+        return called
 
     # --- contacts, pipelined ----------------------------------------------------------------------------
 
+    def _read(self, connector: config.Connector, vendor: Vendor, batch: list[Claimed]) -> Read:
+        """Hold a batch (:meth:`_hold`) and read its plan (a helper thread's work)."""
+        started = next(self._ticks)
+        held = self._hold(batch)
+        if not held:
+            return Read(held, None, started)
+        with self._single(write=False) as conn:
+            local = [item.local_id for item in held]
+            owners = self._owners_at_hand(connector)
+            region = self.ctx.settings.default_phone_region
+            return Read(
+                held, sync.plan(conn, connector, vendor, local, owners=owners, region=region), started
+            )
+
     def _contact_batches(
-        self, connector: config.Connector, vendor: Vendor, batches: list[list[Claimed]]
-    ) -> None:
+        self,
+        connector: config.Connector,
+        vendor: Vendor,
+        batches: list[list[Claimed]],
+        *,
+        first: Read | None = None,
+        ahead: Callable[[], None] | None = None,
+    ) -> bool:
+        """Read, send and record the batches, pipelined (see the module doc); the records are left
+        running in :attr:`_recording`. Whether ``ahead`` was called."""
         helpers = self._helpers()
-        region = self.ctx.settings.default_phone_region
-
-        def read(batch: list[Claimed]) -> tuple[list[Claimed], sync.Plan | None]:
-            held = self._hold(batch)
-            if not held:
-                return held, None
-            with self._single(write=False) as conn:
-                ids = [item.local_id for item in held]
-                owners = self._owners_at_hand(connector)
-                return held, sync.plan(conn, connector, vendor, ids, owners=owners, region=region)
-
-        fresh: dict[str, dict[str, Any]] = {}  # companies written by this pass's earlier batches
-        recording: list[Future[None]] = []
-        reading = helpers.submit(read, batches[0])
+        fresh = self._fresh.setdefault(connector.id, {})
+        reading = (
+            ready(first) if first is not None else helpers.submit(self._read, connector, vendor, batches[0])
+        )
+        called = False
         try:
             for index in range(len(batches)):
-                held, planned = reading.result()
+                read = reading.result()
                 if index + 1 < len(batches):
-                    reading = helpers.submit(read, batches[index + 1])
-                if planned is None:
+                    reading = helpers.submit(self._read, connector, vendor, batches[index + 1])
+                elif ahead is not None:
+                    ahead()  # the next pass is claimed and read while this last batch is at the vendor
+                    called = True
+                if read.plan is None:
                     continue
-                sync.refresh(planned, fresh)
-                written = self._send(connector, vendor, held, planned)
+                written = self._send(connector, vendor, read.items, carried(read, fresh))
                 if written is None:
                     continue
-                for answer in written.get(COMPANY) or []:
-                    if answer.outcome == OK and answer.remote_id:
-                        record = next(r for r in planned.writes[COMPANY] if r.local_id == answer.local_id)
-                        link = {"remote_id": answer.remote_id, "fields": dict(record.properties)}
-                        fresh[f"{COMPANY}:{answer.local_id}"] = link
-                recording.append(helpers.submit(self._record, connector, held, planned, written))
+                wrote = companies_written(read.plan, written)
+                fresh.update(wrote)
+                self._recording.append(
+                    helpers.submit(self._record_fresh, connector, read, written, list(wrote.values()))
+                )
         finally:
-            pending: list[Future[Any]] = [reading, *recording]
-            wait(pending)  # none left running, whatever went wrong
-        for future in recording:
+            wait([reading])  # none left running, whatever went wrong
+        return called
+
+    def _record_fresh(
+        self, connector: config.Connector, read: Read, written: dict[str, list[Written]], wrote: list[Fresh]
+    ) -> None:
+        assert read.plan is not None
+        self._record(connector, read.items, read.plan, written)
+        recorded = next(self._ticks)
+        for entry in wrote:
+            entry.recorded = recorded
+
+    def _wait_records(self, *, all_of_them: bool) -> None:
+        """Wait for the records (all, or only the finished ones are collected) and raise the first
+        failure; with ``all_of_them`` the carried companies are forgotten (every link is saved)."""
+        if all_of_them:
+            wait(self._recording)
+        pending = [future for future in self._recording if not future.done()]
+        finished = [future for future in self._recording if future.done()]
+        self._recording = pending
+        if all_of_them:
+            self._fresh.clear()
+        for future in finished:
             future.result()
 
     def _send(

@@ -13,6 +13,15 @@ A pass (:meth:`ConnectorWorker.run_once`):
 3. Each batch is **recorded** (:mod:`leadflow.connectors.recording`); a failed row is due again after
    :data:`SCHEDULE` (exponential, ±10 % jitter), dead after its last step.
 
+The worker's loop runs passes back to back (:meth:`ConnectorWorker.stream`): the next pass is claimed, and
+its first batch read, on a helper thread while the previous pass's last batch is at the vendor, so a
+backfill's vendor calls follow each other with no database work between them (a vendor whose batch is a
+whole pass — Mailchimp's 500 — otherwise waits for a claim, a read and a record every pass). A stream
+ends when a claim finds nothing due, when the worker is stopped, or after ``scheduler_interval`` seconds so
+the pulls run on time (a pull never overlaps a pass: a batch read before a pulled change was applied would
+write the old value back). :meth:`ConnectorWorker.run_once` is one pass on its own, everything recorded
+when it returns.
+
 Erasure rows call the vendor's GDPR delete and leave an audit row holding no value.
 
 Round trips to PostgreSQL per pass: the claim (1), the connectors (1); per batch of contacts: the plan's
@@ -22,11 +31,14 @@ reads (one per source, no transaction) and the record (1 statement when nothing 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import threading
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,7 +46,7 @@ from urllib.parse import urlsplit
 from leadflow.connectors import config, pull, queries, registry
 from leadflow.connectors.outbox import CHANNEL
 from leadflow.connectors.recording import Claimed, Fate
-from leadflow.connectors.sending import ORDER, Sender
+from leadflow.connectors.sending import ORDER, Read, Sender, by_lease, contact_batches
 from leadflow.connectors.vendor import Network, Vendor, VendorError
 from leadflow.kernel import netguard
 from leadflow.kernel.clock import Clock
@@ -55,6 +67,19 @@ LEASE = timedelta(minutes=5)  # longer than a batch's calls can take (30 s timeo
 OWNERS_TTL = 600.0  # seconds an owners list is trusted
 MAX_PAUSE = 60.0
 TIMEOUT = 30.0
+
+PASS = 500  # rows a pass claims
+
+
+@dataclass
+class Prepared:
+    """A pass claimed ahead: its rows by connector (``None``: a connector gone or inactive) and its first
+    contact batch read (``first``: the connector's id, the vendor it was read for, the read)."""
+
+    rows: list[Claimed]
+    groups: list[tuple[config.Connector | None, list[Claimed]]] = field(default_factory=list)
+    first: tuple[str, Vendor, Read] | None = None
+
 
 __all__ = ["LEASE", "ORDER", "SCHEDULE", "Claimed", "ConnectorWorker", "Fate", "network_check", "network_of"]
 
@@ -103,6 +128,11 @@ class ConnectorWorker(Sender):
         self._owners: dict[str, tuple[float, dict[str, str]]] = {}
         self._rand = rand
         self._pulled_at: dict[str, float] = {}
+        self._recording = []
+        self._fresh = {}
+        self._ticks = itertools.count()
+        self._stop: threading.Event | None = None
+        self.pass_rows = PASS
 
     def close(self) -> None:
         self._stop_helpers()
@@ -198,15 +228,58 @@ class ConnectorWorker(Sender):
             for r in rows
         ]
 
-    def run_once(self, limit: int = 500) -> int:
-        """One pass; how many rows it claimed."""
+    def run_once(self, limit: int | None = None) -> int:
+        """One pass; how many rows it claimed (all of them recorded when it returns)."""
         _ = self.ctx.secret_key  # read outside any transaction
-        return self.work(self.claim(limit))
+        return self.work(self.claim(self.pass_rows if limit is None else limit))
 
     def work(self, batch: list[Claimed]) -> int:
         """Write what :meth:`claim` gave, connector by connector; how many rows that was."""
+        try:
+            self._pass(self._prepare(batch))
+        finally:
+            self._wait_records(all_of_them=True)
+        return len(batch)
+
+    def stream(self, limit: int, more: Callable[[], bool]) -> int:
+        """Passes of ``limit`` rows back to back, each claimed and its first batch read while the one
+        before finishes (see the module doc), while ``more()`` and a claim finds rows; how many rows were
+        claimed. Everything is recorded when it returns."""
+        _ = self.ctx.secret_key
+        helpers = self._helpers()
+        ahead: Future[Prepared] | None = helpers.submit(self._claim_ahead, limit)
+        total = 0
+        try:
+            while ahead is not None:
+                prepared, ahead = ahead.result(), None
+                if not prepared.rows:
+                    break
+                total += len(prepared.rows)
+
+                def next_pass() -> None:
+                    nonlocal ahead
+                    if ahead is None and more():
+                        ahead = helpers.submit(self._claim_ahead, limit)
+
+                self._pass(prepared, next_pass)
+                next_pass()  # when the pass ended on other work than a contact batch
+                self._wait_records(all_of_them=False)
+        finally:
+            if ahead is not None:  # a failure left a pass claimed: its rows are due again at once
+                self._unclaim(ahead)
+            self._wait_records(all_of_them=True)
+        return total
+
+    def _claim_ahead(self, limit: int) -> Prepared:
+        return self._prepare(self.claim(limit), read_first=True)
+
+    def _prepare(self, batch: list[Claimed], *, read_first: bool = False) -> Prepared:
+        """The claimed rows by connector (one read of the connectors) and, with ``read_first``, the
+        first connector's first contact batch read when its vendor client is already made (made only on
+        the worker's own thread)."""
+        prepared = Prepared(batch)
         if not batch:
-            return 0
+            return prepared
         by_connector: dict[str, list[Claimed]] = defaultdict(list)
         for item in batch:
             by_connector[item.connector_id].append(item)
@@ -214,11 +287,38 @@ class ConnectorWorker(Sender):
             found = {row.id: row for row in conn.execute(queries.connectors_of_ids(sorted(by_connector)))}
         for connector_id, items in by_connector.items():
             row = found.get(connector_id)
-            if row is None or not row.active:
+            opened = config.opened(self.ctx, row) if row is not None and row.active else None
+            prepared.groups.append((opened, items))
+        connector, items = prepared.groups[0]
+        held = self._vendors.get(connector.id) if connector is not None and read_first else None
+        if connector is not None and held is not None and held[0] == connector.updated_at:
+            batches = contact_batches(connector, held[1], items)
+            if batches:
+                prepared.first = (connector.id, held[1], self._read(connector, held[1], batches[0]))
+        return prepared
+
+    def _pass(self, prepared: Prepared, ahead: Callable[[], None] | None = None) -> None:
+        """Write a prepared pass, connector by connector; ``ahead`` goes to the last connector's
+        contact batches (called when its last batch is read)."""
+        last = len(prepared.groups) - 1
+        for index, (connector, items) in enumerate(prepared.groups):
+            if connector is None:
                 self._settle(None, items, {item.id: Fate(done=True) for item in items}, [])
                 continue
-            self._connector(config.opened(self.ctx, row), items)
-        return len(batch)
+            first = prepared.first
+            pre = (first[1], first[2]) if first is not None and first[0] == connector.id else None
+            self._connector(connector, items, first=pre, ahead=ahead if index == last else None)
+
+    def _unclaim(self, ahead: Future[Prepared]) -> None:
+        try:
+            prepared = ahead.result()
+        except Exception:  # the claim itself failed: nothing is held (or the lease runs out)
+            return
+        if not prepared.rows:
+            return
+        with self.ctx.db.write() as conn:
+            for held, items in by_lease(prepared.rows).items():
+                conn.execute(queries.unclaim([item.id for item in items], held, self.ctx.clock.now()))
 
     # --- pull and the loop -----------------------------------------------------------------------------
 
@@ -251,11 +351,19 @@ class ConnectorWorker(Sender):
         return min(poll, max(0.0, (due - self.ctx.clock.now()).total_seconds()))
 
     def _job(self) -> int:
-        done = self.run_once()
-        self.pull_due(self.ctx.settings.scheduler_interval)
+        every = self.ctx.settings.scheduler_interval
+        until = self.ctx.clock.monotonic() + every
+        stop = self._stop
+
+        def more() -> bool:
+            return not (stop is not None and stop.is_set()) and self.ctx.clock.monotonic() < until
+
+        done = self.stream(self.pass_rows, more)
+        self.pull_due(every)
         return done
 
     def run(self, stop: threading.Event) -> None:
+        self._stop = stop
         poll = self.ctx.settings.worker_poll_interval
         try:
             WorkerLoop(

@@ -79,16 +79,13 @@ activecampaign.RETRY_RUNNING = timedelta(seconds=1)
 PASS = int(sys.argv[2])
 
 
-class Worker(worker.ConnectorWorker):
-    def run_once(self, limit: int = PASS) -> int:
-        return super().run_once(limit)
-
-
 ctx = build_context(Settings(), clock=SystemClock())
 _ = ctx.secret_key
 ctx.signals.listen()
 print("connector worker running", flush=True)
-Worker(ctx, ca_file=sys.argv[1]).run(threading.Event())
+running = worker.ConnectorWorker(ctx, ca_file=sys.argv[1])
+running.pass_rows = PASS
+running.run(threading.Event())
 """
 
 
