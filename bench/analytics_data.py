@@ -110,6 +110,14 @@ def seed_statements(s: Sizes) -> list[tuple[str, str]]:
             f"FROM generate_series(1, {s.emails}) g",
         ),
         (
+            "email touchpoints",  # as ingest records them (contacts/touchpoints.py): a person's click
+            "INSERT INTO touchpoints (contact_id, event_id, occurred_at, source, medium, campaign, journey, "
+            "kind) SELECT contact_id, id, timestamp, 'email', 'email', "
+            "coalesce(properties->>'journey_id', properties->>'broadcast_id'), properties->>'journey_id', "
+            "'click' FROM events WHERE event = 'leadflow.email_clicked' "
+            "AND NOT (properties->>'machine_generated')::boolean",
+        ),
+        (
             "conversions",
             f"INSERT INTO events ({base}) SELECT 'track', 'order.completed', NULL, "
             f"{_cid(f'1 + (g * 37) % {s.contacts}')}, jsonb_build_object('revenue', 1 + g % 200), '{{}}', "
@@ -205,7 +213,8 @@ RAW_SOURCES = f"""
         count(*) FILTER (WHERE {CUR}), count(*) FILTER (WHERE {PREV})
     FROM leads l LEFT JOIN LATERAL (
         SELECT source, medium, campaign FROM touchpoints tp
-        WHERE tp.contact_id = l.contact_id AND tp.event_id <= l.id ORDER BY occurred_at, id LIMIT 1) t ON true
+        WHERE tp.contact_id = l.contact_id AND tp.event_id <= l.id AND tp.kind = 'page'
+        ORDER BY occurred_at, id LIMIT 1) t ON true
     GROUP BY 1, 2, 3"""
 RAW_LINKS = f"""
     SELECT properties->>'url', {EMAIL_METRIC}, count(*) FROM events

@@ -81,11 +81,12 @@ def _bucket_name(hourly: bool) -> str:
 
 
 def _first_touch(column: str) -> Any:
-    """The contact's first touchpoint recorded up to the event (leads by source/UTM)."""
+    """The contact's first page touchpoint recorded up to the event (leads by source/UTM: the page
+    view that brought them, as before tracked-event and email-click touches were recorded too)."""
     t = touchpoints.c
     return (
         sa.select(t[column])
-        .where(t.contact_id == _e.contact_id, t.event_id <= _e.id)
+        .where(t.contact_id == _e.contact_id, t.event_id <= _e.id, t.kind == "page")
         .order_by(t.occurred_at, t.id)
         .limit(1)
         .scalar_subquery()

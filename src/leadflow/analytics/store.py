@@ -4,11 +4,13 @@ conversions of a period, one for their touchpoints, one for every split's exposu
 counters). Each counter read keeps, as ``*_from_runs``, the query over the raw runs it replaced: the
 tests' and the bench's reference.
 
-Touchpoints are read from three places: the page views with UTM or an external referrer
-(``touchpoints``), the contact's own ``track`` events that carry a source (``context.campaign`` —
-forms and capture flows put the campaign there — or ``lead.captured``'s ``source``/``utm``), and
-human email clicks (``leadflow.email_clicked``: source and medium ``email``, the journey or broadcast
-as campaign, the journey for ``by=journey``).
+Touchpoints are one indexed table (``touchpoints``), written when the events are applied to their
+profiles (``contacts/touchpoints.py``): the page views with UTM or an external referrer, the contact's own
+``track`` events that carry a source (``context.campaign`` — forms and capture flows put the campaign
+there — or ``lead.captured``'s ``source``/``utm``), and human email clicks (source and medium ``email``,
+the journey or broadcast as campaign, the journey for ``by=journey``). The read therefore grows with
+the converted contacts' touches, never with the event log; :func:`touches_from_events` keeps the read
+from the raw events it replaced (the tests' reference).
 """
 
 from __future__ import annotations
@@ -73,13 +75,39 @@ def _text(column: Any) -> Any:
     return sa.func.nullif(column.as_string(), "")
 
 
+def _converted(event: str | None, stage: str | None) -> Any:
+    return conversions(event, stage).with_only_columns(_e.contact_id).order_by(None).distinct().subquery()
+
+
 def touches(event: str | None, stage: str | None) -> sa.Select[Any]:
     """The touchpoints of the contacts with a conversion in the period, from ``:since`` (the start
     less the lookback) to ``:end``, in the conversions' contact order; each conversion keeps its own
     window in Python. Columns: contact_id, at, source, medium, campaign, journey, ord."""
-    converted = (
-        conversions(event, stage).with_only_columns(_e.contact_id).order_by(None).distinct().subquery()
+    converted = _converted(event, stage)
+    return (
+        sa.select(
+            _t.contact_id,
+            _t.occurred_at.label("at"),
+            _t.source,
+            _t.medium,
+            _t.campaign,
+            _t.journey,
+            _t.event_id.label("ord"),
+        )
+        .where(
+            _t.contact_id.in_(sa.select(converted.c.contact_id)),
+            _t.occurred_at >= _SINCE,
+            _t.occurred_at < _END,
+        )
+        .order_by(_t.contact_id, _t.occurred_at, _t.event_id)
     )
+
+
+def touches_from_events(event: str | None, stage: str | None) -> sa.Select[Any]:
+    """:func:`touches` read as before the touches were recorded at ingest: the page touchpoints and the
+    raw events (a sequential scan of the event log at scale; the tests' reference). Values are the
+    events' own, untrimmed and uncut."""
+    converted = _converted(event, stage)
     pages = sa.select(
         _t.contact_id,
         _t.occurred_at.label("at"),
@@ -89,6 +117,7 @@ def touches(event: str | None, stage: str | None) -> sa.Select[Any]:
         sa.cast(sa.null(), sa.String).label("journey"),
         _t.event_id.label("ord"),
     ).where(
+        _t.kind == "page",
         _t.contact_id.in_(sa.select(converted.c.contact_id)),
         _t.occurred_at >= _SINCE,
         _t.occurred_at < _END,
@@ -270,6 +299,7 @@ SAMPLES: list[Sample] = [
     lambda: conversions(None, "customer"),
     lambda: touches("order.completed", None),
     lambda: touches(None, "customer"),
+    lambda: touches_from_events("order.completed", None),
     lambda: splits(),
     lambda: splits("j1", "s1"),
     lambda: splits_from_runs(),
@@ -286,6 +316,7 @@ __all__ = [
     "splits",
     "splits_from_runs",
     "touches",
+    "touches_from_events",
 ]
 
 

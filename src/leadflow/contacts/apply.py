@@ -115,9 +115,21 @@ def _suppressed_rows(conn: Connection, rows: Sequence[Any], secret: str) -> set[
     return {event_id for event_id, values in digests.items() if hits.intersection(values)} if hits else set()
 
 
+def _touch(batch: ProfileBatch, row: Any, contact: ContactState, touch: dict[str, Any] | None) -> None:
+    if touch is not None:
+        batch.touchpoints.append(
+            {**touch, "contact_id": contact.id, "event_id": row.id, "occurred_at": row.timestamp}
+        )
+
+
 def _apply_one(batch: ProfileBatch, row: Any, changes: ProfileChanges | None) -> ContactState | None:
     if row.source == "internal":
-        return batch.contact(row.contact_id) if row.contact_id else None
+        if not row.contact_id:
+            return None
+        internal = batch.contact(row.contact_id)
+        if internal is not None and row.event == touchpoints.EMAIL_CLICKED:
+            _touch(batch, row, internal, touchpoints.from_click(row.properties))
+        return internal
     if row.type == "alias":
         contact = identity.alias(batch, previous_id=row.previous_id, user_id=row.user_id)
     else:
@@ -128,11 +140,9 @@ def _apply_one(batch: ProfileBatch, row: Any, changes: ProfileChanges | None) ->
     if row.type == "group" and row.group_id:
         _group(batch, contact, row.group_id, row.traits)
     elif row.type == "page":
-        touchpoint = touchpoints.from_page(row.properties, row.context)
-        if touchpoint is not None:
-            batch.touchpoints.append(
-                {**touchpoint, "contact_id": contact.id, "event_id": row.id, "occurred_at": row.timestamp}
-            )
+        _touch(batch, row, contact, touchpoints.from_page(row.properties, row.context))
+    elif row.type == "track":
+        _touch(batch, row, contact, touchpoints.from_track(row.event, row.properties, row.context))
     contact.touch(row.timestamp, activity=row.type in ("page", "screen", "track"))
     return contact
 

@@ -119,6 +119,11 @@ touchpoints = sa.Table(
     sa.Column("content", sa.String(255)),
     sa.Column("referrer", sa.Text),
     sa.Column("url", sa.Text),
+    # What the touch was (``contacts/touchpoints.py``): ``page`` (a page view with UTM or an external
+    # referrer), ``track`` (a tracked event carrying its source) or ``click`` (a person's email click;
+    # ``journey`` is then the journey the email came from).
+    sa.Column("kind", sa.String(16), nullable=False, server_default="page"),
+    sa.Column("journey", sa.String(255)),
     sa.Index("ix_touchpoints_contact_id_occurred_at", "contact_id", "occurred_at"),
 )
 

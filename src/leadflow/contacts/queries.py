@@ -431,10 +431,14 @@ def lead_profiles() -> sa.Select[Any]:
 
 def lead_sources(contact_ids: Sequence[str], stages: Sequence[str]) -> sa.Select[Any]:
     """``(contact_id, source)`` of those of ``contact_ids`` at one of ``stages``, to insert as CRM
-    leads in one statement. The source is the ``source`` trait, else the first touchpoint's source."""
+    leads in one statement. The source is the ``source`` trait, else the first page touchpoint's source."""
     first_touch = (
         sa.select(touchpoints.c.source)
-        .where(touchpoints.c.contact_id == contacts.c.id, touchpoints.c.source.is_not(None))
+        .where(
+            touchpoints.c.contact_id == contacts.c.id,
+            touchpoints.c.kind == "page",
+            touchpoints.c.source.is_not(None),
+        )
         .order_by(touchpoints.c.occurred_at, touchpoints.c.id)
         .limit(1)
         .scalar_subquery()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -94,11 +94,15 @@ class Erasure(BaseModel):
 
 
 class Touchpoint(BaseModel):
-    """A marketing touch (UTM-tagged or referred page view) that reached the contact."""
+    """A marketing touch that reached the contact: a UTM-tagged or referred page view, a tracked event
+    carrying its source (a form's campaign, a captured lead's source) or the person's email click."""
 
     id: str
     event_id: str
     occurred_at: datetime
+    kind: Literal["page", "track", "click"] = Field(
+        description="page: a page view; track: a tracked event with its source; click: an email click"
+    )
     source: str | None
     medium: str | None
     campaign: str | None
@@ -106,3 +110,4 @@ class Touchpoint(BaseModel):
     content: str | None
     referrer: str | None
     url: str | None
+    journey: str | None = Field(description="the journey an email click came from")

@@ -1,4 +1,17 @@
-"""Marketing touchpoints from ``page`` calls: UTM parameters and external referrers, for attribution."""
+"""Marketing touchpoints, recorded when an event is applied to its profile, for attribution and sources.
+
+Three kinds, one table (``touchpoints``), so attribution reads one indexed table and never the event log:
+
+* ``page``: a page view with UTM parameters or an external referrer (:func:`from_page`);
+* ``track``: a contact's own tracked event that carries its source — ``context.campaign.source`` (forms
+  and capture flows put the campaign there) or any ``lead.captured`` (its ``source`` and ``utm``)
+  (:func:`from_track`);
+* ``click``: a person's email click (``leadflow.email_clicked`` not flagged ``machine_generated``): source
+  and medium ``email``, the journey or else the broadcast as campaign, and the journey (:func:`from_click`).
+
+Values are text or numbers (others are none), trimmed, empty ones none, each cut to 255 characters
+(the columns' size).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +19,33 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 UTM_FIELDS = ("source", "medium", "campaign", "term", "content")
+EMAIL_CLICKED = "leadflow.email_clicked"
+LEAD_CAPTURED = "lead.captured"
 
 
 def _text(value: Any, limit: int = 255) -> str | None:
-    if value is None or isinstance(value, dict | list):
+    if value is None or isinstance(value, dict | list | bool):
         return None
     text = str(value).strip()
     return text[:limit] or None
+
+
+def _row(kind: str, **values: str | None) -> dict[str, Any]:
+    """A touchpoint with every column of the kind-independent shape (rows are inserted together)."""
+    row: dict[str, Any] = dict.fromkeys((*UTM_FIELDS, "referrer", "url", "journey"))
+    row.update(values, kind=kind)
+    return row
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _first(*values: Any) -> str | None:
+    for value in values:
+        if (text := _text(value)) is not None:
+            return text
+    return None
 
 
 def _host(url: str | None) -> str | None:
@@ -54,4 +87,41 @@ def from_page(properties: dict[str, Any] | None, context: dict[str, Any] | None)
         if not referrer_host or referrer_host == _host(url):
             return None
         utm["source"], utm["medium"] = referrer_host, "referral"
-    return {**utm, "referrer": referrer, "url": url}
+    return _row("page", **utm, referrer=referrer, url=url)
+
+
+def from_track(
+    event: str | None, properties: dict[str, Any] | None, context: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The touchpoint a contact's own ``track`` event represents, or None: one whose context names a
+    campaign source, or any ``lead.captured``. Source, medium and campaign come from
+    ``context.campaign`` (``name`` is the campaign), else the properties' ``utm`` (and, for the source,
+    the properties' ``source``)."""
+    properties, context = _dict(properties), _dict(context)
+    campaign = _dict(context.get("campaign"))
+    source = _text(campaign.get("source"))
+    if source is None and event != LEAD_CAPTURED:
+        return None
+    utm = _dict(properties.get("utm"))
+    return _row(
+        "track",
+        source=source or _first(utm.get("utm_source"), properties.get("source")),
+        medium=_first(campaign.get("medium"), utm.get("utm_medium")),
+        campaign=_first(campaign.get("name"), utm.get("utm_campaign")),
+    )
+
+
+def from_click(properties: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The touchpoint of a ``leadflow.email_clicked`` event, or None for a machine's click (a link
+    scanner's, flagged ``machine_generated``)."""
+    properties = _dict(properties)
+    if properties.get("machine_generated") in (True, "true"):
+        return None
+    journey = _text(properties.get("journey_id"))
+    return _row(
+        "click",
+        source="email",
+        medium="email",
+        campaign=journey or _text(properties.get("broadcast_id")),
+        journey=journey,
+    )

@@ -68,6 +68,8 @@ REGISTRY: Final[dict[str, dict[str, Treatment]]] = {
         "content": DELETED,
         "referrer": DELETED,
         "url": DELETED,
+        "kind": DELETED,
+        "journey": DELETED,
     },
     # A company is a business, shared by its people: it stays when one of them is erased.
     "companies": {

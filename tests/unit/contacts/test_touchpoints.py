@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from leadflow.contacts.touchpoints import from_page
+from leadflow.contacts.touchpoints import from_click, from_page, from_track
 
 URL = "https://shop.example.com/pricing"
 
@@ -29,6 +29,8 @@ def test_utm_from_context_campaign() -> None:
         "content": "ad-1",
         "referrer": None,
         "url": URL,
+        "kind": "page",
+        "journey": None,
     }
 
 
@@ -70,6 +72,8 @@ def test_external_referrer_is_a_referral() -> None:
         "content": None,
         "referrer": referrer,
         "url": URL,
+        "kind": "page",
+        "journey": None,
     }
 
 
@@ -114,3 +118,58 @@ def test_long_values_are_truncated() -> None:
 def test_unparsable_urls_do_not_raise() -> None:
     result = from_page({"url": "http://[broken", "referrer": "http://[also-broken"}, None)
     assert result is None
+
+
+def test_a_tracked_event_with_a_campaign_source_is_a_touch() -> None:
+    context = {"campaign": {"source": " ads ", "medium": "cpc", "name": "fall"}}
+    properties = {"utm": {"utm_source": "other", "utm_medium": "x", "utm_campaign": "y"}}
+    result = from_track("Signed up", properties, context)
+    assert result is not None
+    assert (result["kind"], result["source"], result["medium"], result["campaign"]) == (
+        "track",
+        "ads",
+        "cpc",
+        "fall",
+    )
+    assert result.keys() == from_page({"url": f"{URL}?utm_source=a"}, None).keys()  # type: ignore[union-attr]
+
+
+def test_a_tracked_event_without_a_campaign_source_is_none_unless_a_captured_lead() -> None:
+    assert from_track("Signed up", {"source": "chat"}, {"campaign": {"name": "fall", "source": " "}}) is None
+    assert from_track("Signed up", None, None) is None
+    captured = from_track("lead.captured", {"source": "chat", "utm": {"utm_medium": "bot"}}, {"campaign": 3})
+    assert captured is not None
+    assert (captured["source"], captured["medium"], captured["campaign"]) == ("chat", "bot", None)
+    bare = from_track("lead.captured", {"source": {"nested": 1}, "utm": "x"}, None)
+    assert bare is not None
+    assert (bare["source"], bare["medium"], bare["campaign"]) == (None, None, None)
+
+
+def test_values_are_text_or_numbers_trimmed_and_cut() -> None:
+    result = from_track(
+        "lead.captured", {"source": 7, "utm": {"utm_medium": True, "utm_campaign": "c" * 300}}, None
+    )
+    assert result is not None
+    assert (result["source"], result["medium"], result["campaign"]) == ("7", None, "c" * 255)
+
+
+def test_an_email_click_is_a_touch_unless_a_machine_made_it() -> None:
+    journey = from_click({"journey_id": "j1", "broadcast_id": "b1"})
+    assert journey is not None
+    assert (
+        journey["kind"],
+        journey["source"],
+        journey["medium"],
+        journey["campaign"],
+        journey["journey"],
+    ) == (
+        "click",
+        "email",
+        "email",
+        "j1",
+        "j1",
+    )
+    broadcast = from_click({"broadcast_id": "b1", "machine_generated": False})
+    assert broadcast is not None
+    assert (broadcast["campaign"], broadcast["journey"]) == ("b1", None)
+    assert from_click({"journey_id": "j1", "machine_generated": True}) is None
