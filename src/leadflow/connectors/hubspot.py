@@ -15,10 +15,12 @@
 - Pull: ``POST /crm/v3/objects/contacts/search`` on ``lastmodifieddate`` (greater than the cursor,
   oldest first).
 - Erasure: ``POST /crm/v3/objects/contacts/gdpr-delete`` by id.
-- Limits: 100 requests per 10 s (the bucket earns 10 a second, holds 100); the answers'
+- Limits: 100 requests per fixed 10-s window (:attr:`HubSpotVendor.window`: the worker paces it with a
+  log of its last requests' times, never more than 100 in any 10.25 s — a token bucket earning 10 a
+  second and holding 100 let up to ~200 into one window, each one over answered ``429``); the answers'
   ``X-HubSpot-RateLimit-Remaining``/``-Max``/``-Interval-Milliseconds`` (or ``-Secondly`` …) are read
-  back; ``429 {"errorType": "RATE_LIMIT", "policyName": "SECONDLY"|"DAILY"}`` waits ``Retry-After``
-  (else 10 s, or an hour for the daily cap).
+  back and lower the log's allowance; ``429 {"errorType": "RATE_LIMIT", "policyName": "SECONDLY"|"DAILY"}``
+  waits ``Retry-After`` (else 10 s, or an hour for the daily cap).
 
 Network: every API of the client sends through one
 :class:`~leadflow.kernel.netguard_urllib3.GuardedPoolManager` (each connection, redirect hops too,
@@ -156,6 +158,7 @@ class HubSpotVendor:
     batch_size: ClassVar[int] = 100
     rate: ClassVar[float] = 10.0
     burst: ClassVar[float] = 100.0
+    window: ClassVar[float] = 10.0  # the burst is counted in fixed 10-s windows (a log, not a bucket)
     kinds: ClassVar[frozenset[str]] = frozenset({CONTACT, COMPANY, DEAL, ACTIVITY})
     match_field: ClassVar[str] = "email"
 

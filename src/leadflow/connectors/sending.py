@@ -42,7 +42,7 @@ from leadflow.connectors.outbox import ERASURE
 from leadflow.connectors.recording import Claimed, Fate, Recorder, audit_row, fate_of, link_rows
 from leadflow.connectors.vendor import ACTIVITY, COMPANY, CONTACT, DEAL, OK, Vendor, VendorError, Written
 from leadflow.kernel import netguard
-from leadflow.kernel.ratelimit import TokenBucket
+from leadflow.kernel.ratelimit import Pace
 
 log = logging.getLogger("leadflow.connectors.worker")
 
@@ -125,7 +125,7 @@ class Sender(Recorder):
     def vendor(self, connector: config.Connector) -> Vendor:
         raise NotImplementedError
 
-    def bucket(self, connector: config.Connector, vendor: Vendor) -> TokenBucket:
+    def bucket(self, connector: config.Connector, vendor: Vendor) -> Pace:
         raise NotImplementedError
 
     def owners(self, connector: config.Connector, vendor: Vendor) -> dict[str, str]:
@@ -134,10 +134,10 @@ class Sender(Recorder):
     def _lease(self) -> timedelta:
         raise NotImplementedError
 
-    def _follow(self, bucket: TokenBucket, vendor: Vendor) -> None:
+    def _follow(self, bucket: Pace, vendor: Vendor) -> None:
         raise NotImplementedError
 
-    def _buckets_of(self, connector_id: str) -> TokenBucket | None:
+    def _buckets_of(self, connector_id: str) -> Pace | None:
         raise NotImplementedError
 
     def _owners_at_hand(self, connector: config.Connector) -> dict[str, str] | None:
@@ -367,7 +367,7 @@ class Sender(Recorder):
         if isinstance(exc, VendorError) and exc.rate_limited:
             bucket = self._buckets_of(connector.id)
             if bucket is not None:
-                bucket.tokens = 0.0
+                bucket.block(exc.retry_after.total_seconds() if exc.retry_after else None)
             template = Fate(retry_after=exc.retry_after, uncount=True, error=str(exc))
         elif isinstance(exc, VendorError) and exc.retry:
             template = Fate(retry_after=exc.retry_after, error=str(exc))

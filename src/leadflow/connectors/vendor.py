@@ -163,6 +163,12 @@ class Vendor(Protocol):
     def close(self) -> None: ...
 
 
+def window_of(vendor: Vendor) -> float:
+    """The fixed window, in seconds, a vendor counts its ``burst`` of requests in (its class's
+    ``window``: HubSpot's 100 per 10 s); 0 for a vendor paced by a steady rate (a token bucket)."""
+    return float(getattr(vendor, "window", 0.0) or 0.0)
+
+
 #: (credentials, host, network, options): ``options`` the connector's non-secret settings
 #: (:mod:`leadflow.connectors.options`)
 Factory = Callable[[Mapping[str, Any], str | None, Network, Mapping[str, Any] | None], Vendor]

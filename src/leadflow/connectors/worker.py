@@ -47,12 +47,12 @@ from leadflow.connectors import config, pull, queries, registry
 from leadflow.connectors.outbox import CHANNEL
 from leadflow.connectors.recording import Claimed, Fate
 from leadflow.connectors.sending import ORDER, Read, Sender, by_lease, contact_batches
-from leadflow.connectors.vendor import Network, Vendor, VendorError
+from leadflow.connectors.vendor import Network, Vendor, VendorError, window_of
 from leadflow.kernel import netguard
 from leadflow.kernel.clock import Clock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.netpolicy import Policy
-from leadflow.kernel.ratelimit import TokenBucket
+from leadflow.kernel.ratelimit import Pace, TokenBucket, WindowLog
 from leadflow.kernel.retry import RetrySchedule
 from leadflow.kernel.worker_loop import WorkerLoop
 
@@ -66,6 +66,7 @@ SCHEDULE = RetrySchedule(
 LEASE = timedelta(minutes=5)  # longer than a batch's calls can take (30 s timeout each)
 OWNERS_TTL = 600.0  # seconds an owners list is trusted
 MAX_PAUSE = 60.0
+WINDOW_MARGIN = 0.25  # seconds a fixed-window log adds to the vendor's window: the request's way there
 TIMEOUT = 30.0
 
 PASS = 500  # rows a pass claims
@@ -124,7 +125,7 @@ class ConnectorWorker(Sender):
         self.ctx = ctx
         self.network = network_of(ctx.settings, TIMEOUT, ctx.clock, ca_file)
         self._vendors: dict[str, tuple[datetime, Vendor]] = {}
-        self._buckets: dict[str, TokenBucket] = {}
+        self._buckets: dict[str, Pace] = {}
         self._owners: dict[str, tuple[float, dict[str, str]]] = {}
         self._rand = rand
         self._pulled_at: dict[str, float] = {}
@@ -154,19 +155,30 @@ class ConnectorWorker(Sender):
         self._vendors[connector.id] = (connector.updated_at, made)
         return made
 
-    def bucket(self, connector: config.Connector, vendor: Vendor) -> TokenBucket:
+    def bucket(self, connector: config.Connector, vendor: Vendor) -> Pace:
+        """The connector's pace: a token bucket at the vendor's ``rate`` with its ``burst``, or, for a
+        vendor that counts its limit in fixed windows (:func:`~leadflow.connectors.vendor.window_of`:
+        HubSpot's 100 requests per 10 s), a :class:`~leadflow.kernel.ratelimit.WindowLog` of ``burst``
+        requests per window (plus :data:`WINDOW_MARGIN`), which never lets more than the limit into one
+        window. The connector's ``limits`` (``rate``, ``burst``, ``window``) override the vendor's."""
+        now = self.ctx.clock.monotonic()
         rate = float(connector.limits.get("rate", vendor.rate))
         size = float(connector.limits.get("burst", vendor.burst))
+        window = float(connector.limits.get("window", window_of(vendor)))
         found = self._buckets.get(connector.id)
-        if found is None or found.rate != rate or found.size != size:
-            found = self._buckets[connector.id] = TokenBucket(rate, size, self.ctx.clock.monotonic())
-        found.refill(self.ctx.clock.monotonic())
+        if window > 0:
+            span = window + WINDOW_MARGIN
+            if not isinstance(found, WindowLog) or found.size != size or found.span != span:
+                found = self._buckets[connector.id] = WindowLog(size, span, now)
+        elif not isinstance(found, TokenBucket) or found.rate != rate or found.size != size:
+            found = self._buckets[connector.id] = TokenBucket(rate, size, now)
+        found.refill(now)
         return found
 
-    def _buckets_of(self, connector_id: str) -> TokenBucket | None:
+    def _buckets_of(self, connector_id: str) -> Pace | None:
         return self._buckets.get(connector_id)
 
-    def _follow(self, bucket: TokenBucket, vendor: Vendor) -> None:
+    def _follow(self, bucket: Pace, vendor: Vendor) -> None:
         """Lower the bucket to what the vendor says remains of its window."""
         seen = vendor.rate_seen
         if seen is not None and seen.remaining is not None:

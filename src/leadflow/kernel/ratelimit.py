@@ -1,5 +1,6 @@
 """Token buckets: the one rate-limiting mechanism (API keys here, email budgets in messaging's throttle,
-the connectors' vendor limits).
+the connectors' vendor limits), and :class:`WindowLog` for a vendor whose limit is counted in fixed
+windows.
 
 A bucket holds at most ``size`` tokens and earns ``rate`` tokens per second, continuously, on the
 injected clock's :meth:`~leadflow.kernel.clock.Clock.monotonic` seconds: after a quiet period a whole
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import deque
 
 from leadflow.kernel.clock import Clock, SystemClock
 from leadflow.kernel.errors import RateLimited
@@ -48,6 +50,10 @@ class TokenBucket:
     def full(self) -> bool:
         """Whether the bucket is whole again (a fresh bucket would be the same)."""
         return self.tokens + EPSILON >= self.size
+
+    def block(self, seconds: float | None = None) -> None:
+        """Spend everything (a ``429``): earned back at the rate from now (``seconds`` is not used)."""
+        self.tokens = 0.0
 
 
 class RateLimiter:
@@ -97,3 +103,66 @@ class RateLimiter:
             if bucket.full():
                 del self._buckets[caller]
         self._sweep_above = max(self._sweep_above, 2 * len(self._buckets))
+
+
+class WindowLog:
+    """At most ``size`` requests in any ``span`` seconds: a log of when the last ones were spent, for a
+    vendor that counts its limit in **fixed windows** (HubSpot: 100 requests per 10 s). A token bucket
+    safe against such a window (``size`` at once, then ``rate``) lets up to twice the limit into one
+    window: its burst, then a window's worth of refill. The log spends the whole window and never more,
+    whether the vendor's window is fixed (anywhere) or rolling, as any window of ``span`` seconds holds
+    at most ``size`` of its times (``span``: the vendor's window and a margin for the request's way
+    there).
+
+    The same surface as :class:`TokenBucket` (``tokens``, ``ready``, ``wait``, ``refill``, ``size``,
+    ``rate``): spending (``tokens -= cost``) logs ``cost`` requests at the last refill's time, and
+    lowering ``tokens`` to what the vendor says remains (or to 0 after a ``429``) logs the difference
+    as spent then, so they count until a whole ``span`` has passed. Not thread-safe on its own."""
+
+    __slots__ = ("rate", "size", "span", "stamp", "times")
+
+    def __init__(self, size: float, span: float, now: float) -> None:
+        self.size = size
+        self.span = span
+        self.rate = size / span  # the steady pace it allows (requests per second)
+        self.stamp = now
+        self.times: deque[float] = deque()
+
+    def refill(self, now: float) -> None:
+        """Forget the requests older than ``span`` seconds (``now``: the clock's monotonic seconds)."""
+        self.stamp = max(self.stamp, now)
+        while self.times and self.times[0] <= self.stamp - self.span:
+            self.times.popleft()
+
+    @property
+    def tokens(self) -> float:
+        return max(0.0, self.size - len(self.times))
+
+    @tokens.setter
+    def tokens(self, value: float) -> None:
+        spent = math.ceil(self.tokens - max(0.0, value) - EPSILON)
+        self.times.extend([self.stamp] * max(0, spent))
+
+    def ready(self, cost: float = 1.0) -> bool:
+        return self.tokens + EPSILON >= cost
+
+    def wait(self, cost: float = 1.0) -> float:
+        """Seconds until ``cost`` more requests fit (the oldest that must go have left the span)."""
+        over = math.ceil(len(self.times) + cost - self.size - EPSILON)
+        if over <= 0:
+            return 0.0
+        if over > len(self.times):
+            return self.span
+        return max(0.0, self.times[over - 1] + self.span - self.stamp)
+
+    def full(self) -> bool:
+        return not self.times
+
+    def block(self, seconds: float | None = None) -> None:
+        """Nothing more for ``seconds`` (a ``429``'s ``Retry-After``, at most a span; None: a whole span),
+        then a whole window: the vendor's window has reset by then."""
+        wait = self.span if seconds is None else max(0.0, min(seconds, self.span))
+        self.times = deque([self.stamp + wait - self.span] * math.ceil(self.size))
+
+
+Pace = TokenBucket | WindowLog  # what paces a connector's requests (see the worker's ``bucket``)

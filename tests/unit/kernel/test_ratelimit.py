@@ -7,7 +7,7 @@ import time
 import pytest
 
 from leadflow.kernel.errors import RateLimited
-from leadflow.kernel.ratelimit import RateLimiter
+from leadflow.kernel.ratelimit import RateLimiter, TokenBucket, WindowLog
 
 
 class FakeMonotonic:
@@ -117,3 +117,49 @@ def test_buckets_of_callers_gone_quiet_are_dropped_and_a_limited_caller_stays_li
     for number in range(150):  # active callers survive a sweep
         limiter.check(f"other-{number}")
     assert len(limiter) == 152
+
+
+def test_a_window_log_never_lets_more_than_its_size_into_any_span() -> None:
+    """A token bucket of 10/s holding 100 lets ~200 requests into one fixed 10-s window; the log lets
+    100, then the next ones only as the first leave the span."""
+    bucket, log = TokenBucket(10, 100, 0.0), WindowLog(100, 10, 0.0)
+    for limiter in (bucket, log):
+        sent: list[float] = []
+        for step in range(200):  # a worker trying every 0.05 s for 10 s
+            now = step * 0.05
+            limiter.refill(now)
+            while limiter.ready():
+                limiter.tokens -= 1
+                sent.append(now)
+        in_window = sum(1 for at in sent if at < 10)
+        assert in_window == (100 if limiter is log else 199)
+
+
+def test_a_window_log_waits_for_the_oldest_and_counts_what_it_is_told_is_spent() -> None:
+    log = WindowLog(3, 10, 0.0)
+    log.tokens -= 2
+    log.refill(4.0)
+    log.tokens -= 1
+    assert not log.ready()
+    assert log.wait() == pytest.approx(6.0)  # the first two leave the span at 10
+    assert log.wait(3) == pytest.approx(10.0)  # the third at 14
+    log.refill(10.0)
+    assert log.tokens == 2
+    log.tokens = 0  # the vendor says nothing remains (a 429): a whole span from now
+    assert log.wait() == pytest.approx(4.0)  # the one from 4 s leaves at 14
+    log.refill(14.0)
+    assert log.tokens == 1
+    log.refill(20.0)
+    assert log.full()
+
+
+def test_a_window_log_blocked_by_a_429_waits_its_retry_after_then_has_a_whole_window() -> None:
+    log = WindowLog(100, 10, 0.0)
+    log.tokens -= 5
+    log.block(2.0)
+    assert not log.ready()
+    assert log.wait() == pytest.approx(2.0)
+    log.refill(2.0)
+    assert log.tokens == 100
+    log.block()  # no Retry-After: a whole span
+    assert log.wait() == pytest.approx(10.0)
