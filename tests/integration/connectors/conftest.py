@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +15,8 @@ from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from tests.peers.hubspot import TOKEN, HubSpotPeer
 from tests.support.events import send
+
+_MESSAGES = itertools.count()
 
 
 @pytest.fixture
@@ -46,7 +49,7 @@ def identify(ctx: AppContext, processor: EventProcessor, user: str, **traits: An
             "type": "identify",
             "userId": user,
             "traits": traits,
-            "messageId": f"m-{user}-{len(str(traits))}-{id(traits)}",
+            "messageId": f"m-{user}-{next(_MESSAGES)}",  # id(traits) was reused: a change dropped as a repeat
         },
     )
     processor.drain()
