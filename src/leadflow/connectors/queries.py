@@ -188,17 +188,21 @@ KILL = (
 NEXT_DUE = sa.select(sa.func.min(_o.next_at)).where(_o.state == PENDING)
 
 
-def done_in(ids: Sequence[int], version: int) -> sa.Delete:
+def done_in(ids: Sequence[int], version: int, leased: datetime) -> sa.Delete:
     """:data:`DONE` set-based: a pass's written rows claimed at one ``version`` (a backfill's rows share
-    one), in one statement rather than one each (``IN`` is an expanding parameter: compiled once)."""
-    return connector_outbox.delete().where(_o.id.in_(list(ids)), _o.version == version, _o.state == PENDING)
+    one) under the lease ending at ``leased`` (a row another worker claimed since is left to it), in one
+    statement rather than one each (``IN`` is an expanding parameter: compiled once)."""
+    return connector_outbox.delete().where(
+        _o.id.in_(list(ids)), _o.version == version, _o.leased_until == leased, _o.state == PENDING
+    )
 
 
-def release_in(ids: Sequence[int], now: datetime) -> sa.Update:
-    """:data:`RELEASE` set-based: the written rows a newer change kept are due again at once."""
+def release_in(ids: Sequence[int], now: datetime, leased: datetime) -> sa.Update:
+    """:data:`RELEASE` set-based: the written rows a newer change kept are due again at once, if the
+    lease ending at ``leased`` is still theirs."""
     return (
         connector_outbox.update()
-        .where(_o.id.in_(list(ids)), _o.state == PENDING)
+        .where(_o.id.in_(list(ids)), _o.leased_until == leased, _o.state == PENDING)
         .values(next_at=now, leased_until=None, attempts=0)
     )
 
@@ -430,9 +434,9 @@ SAMPLES: list[Sample] = [
     ),
     lambda: [enqueue_each(d) for d in ("sqlite", "postgresql")],
     lambda: [claim(d, _T, 10, _T) for d in ("sqlite", "postgresql")],
-    lambda: done_in([1], 1),
+    lambda: done_in([1], 1, _T),
     lambda: unclaim([1], _T, _T),
-    lambda: release_in([1], _T),
+    lambda: release_in([1], _T, _T),
     lambda: replay(_T, row_id=1, connector_id="c", since=_T),
     lambda: dead_page("c", 0, 10),
     lambda: backlog("c"),

@@ -13,8 +13,11 @@ its record was sent and failed (5xx, timeout, connection lost, a refusal; a clie
 was asked for that batch; a batch with no owner to map reads none). A claim counts nothing: a batch that
 waited for tokens, a row whose lease ran out and was taken over by another worker, a worker that died
 before its request — none spends an attempt, so a row is dead-lettered only after the vendor failed it on
-every step of the schedule. A ``429`` is uncounted as before. The fate's update holds only while this worker's
-lease (``leased_until`` as claimed or renewed) is the row's: a row another worker took over is left to it.
+every step of the schedule. A ``429`` is uncounted as before. The fate's update — the delete of a written
+row and the release of one a newer change kept too — holds only while this worker's lease
+(``leased_until`` as claimed or renewed) is the row's: a row another worker took over after the lease
+ran out (its pass outlived the lease) is left to it, never deleted under it nor released to a third
+worker while its write is in flight.
 
 On PostgreSQL a batch's usual record (rows written, links, audit) is one statement, not a transaction
 (:data:`~leadflow.connectors.store.RECORD_JSON`); retries, dead letters and conflicts add theirs in one
@@ -34,7 +37,16 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from leadflow.connectors import config, queries, store, sync
-from leadflow.connectors.vendor import ACTIVITY, CONFLICT, CONTACT, DEAL, FAILED, OK, RETRY, Written
+from leadflow.connectors.vendor import (
+    ACTIVITY,
+    CONFLICT,
+    CONTACT,
+    DEAL,
+    FAILED,
+    OK,
+    RETRY,
+    Written,
+)
 from leadflow.kernel import jsonutil
 from leadflow.kernel.context import AppContext
 
@@ -284,13 +296,13 @@ class Recorder:
         quiet: bool = False,
     ) -> None:
         now = self.ctx.clock.now()
-        done: list[tuple[int, int]] = []
+        done: list[tuple[int, int, datetime]] = []
         retry: list[dict[str, Any]] = []
         dead: list[dict[str, Any]] = []
         for item in items:
             fate = fates[item.id]
             if fate.done:
-                done.append((item.id, item.version))
+                done.append((item.id, item.version, item.leased_until))
                 continue
             tried = item.attempts if fate.uncount else item.attempts + 1
             due = None if fate.dead else self._due(now, tried, fate)
@@ -317,7 +329,7 @@ class Recorder:
     def _save(
         self,
         connector: config.Connector | None,
-        done: list[tuple[int, int]],
+        done: list[tuple[int, int, datetime]],
         retry: list[dict[str, Any]],
         dead: list[dict[str, Any]],
         audit: list[dict[str, Any]],
@@ -337,13 +349,13 @@ class Recorder:
             else:
                 if links:
                     queries.upsert_links_many(conn, links)
-                versions: dict[int, list[int]] = defaultdict(list)
-                for row_id, version in done:
-                    versions[version].append(row_id)
-                for version, ids in versions.items():  # set-based: one DELETE per claimed version
-                    conn.execute(queries.done_in(ids, version))
-                if done:
-                    conn.execute(queries.release_in([row_id for row_id, _ in done], now))
+                versions: dict[tuple[int, datetime], list[int]] = defaultdict(list)
+                for row_id, version, leased in done:
+                    versions[(version, leased)].append(row_id)
+                for (version, leased), ids in versions.items():  # set-based: one DELETE per version claimed
+                    conn.execute(queries.done_in(ids, version, leased))
+                for (_, leased), ids in versions.items():
+                    conn.execute(queries.release_in(ids, now, leased))
                 if audit:
                     queries.insert_audit(conn, audit)
             if retry:

@@ -54,18 +54,19 @@ def scores_and_links(connector_id: str, contact_ids: Sequence[str]) -> sa.Select
 
 
 #: A batch's record on PostgreSQL as one statement (one round trip, atomic without a transaction): the
-#: written rows leave the outbox (``:done``, ``[{id, version}]``: deleted at the version claimed; one a
-#: newer change kept is due again at ``:now``), the identity links (``:links``, as for
+#: written rows leave the outbox (``:done``, ``[{id, version, leased}]``: deleted at the version claimed;
+#: one a newer change kept is due again at ``:now``; either only while this worker's lease, ending at
+#: ``leased``, is the row's), the identity links (``:links``, as for
 #: :data:`~leadflow.connectors.queries.UPSERT_LINKS_JSON`) and the audit rows (``:audit``) saved.
 #: Data-modifying ``WITH`` parts all run to completion; the release reads the delete's ``RETURNING`` so
 #: no row is touched twice.
 RECORD_JSON = sa.text(
-    "WITH done AS (SELECT id, version FROM json_to_recordset(CAST(:done AS json)) AS d(id bigint, "
-    "version integer)), "
+    "WITH done AS (SELECT id, version, leased FROM json_to_recordset(CAST(:done AS json)) AS d(id bigint, "
+    "version integer, leased timestamptz)), "
     "gone AS (DELETE FROM connector_outbox o USING done WHERE o.id = done.id AND o.version = done.version "
-    "AND o.state = 'pending' RETURNING o.id), "
+    "AND o.leased_until = done.leased AND o.state = 'pending' RETURNING o.id), "
     "kept AS (UPDATE connector_outbox o SET next_at = CAST(:now AS timestamptz), leased_until = NULL, "
-    "attempts = 0 FROM done WHERE o.id = done.id AND o.state = 'pending' "
+    "attempts = 0 FROM done WHERE o.id = done.id AND o.leased_until = done.leased AND o.state = 'pending' "
     "AND o.id NOT IN (SELECT id FROM gone) RETURNING o.id), "
     "links AS (INSERT INTO connector_links (connector_id, kind, local_id, remote_id, remote_modified_at, "
     "synced_at, fields) SELECT connector_id, kind, local_id, remote_id, remote_modified_at, synced_at, "
@@ -88,16 +89,17 @@ RECORD_JSON = sa.text(
 
 def record_json(
     conn: Connection,
-    done: Sequence[tuple[int, int]],
+    done: Sequence[tuple[int, int, datetime]],
     links: Sequence[dict[str, Any]],
     audit: Sequence[dict[str, Any]],
     now: datetime,
 ) -> None:
-    """Run :data:`RECORD_JSON` (PostgreSQL): ``done`` the written rows as ``(id, version claimed)``."""
+    """Run :data:`RECORD_JSON` (PostgreSQL): ``done`` the written rows as ``(id, version claimed, lease
+    end)``."""
     conn.execute(
         RECORD_JSON,
         {
-            "done": jsonutil.dumps([{"id": i, "version": v} for i, v in done]),
+            "done": jsonutil.dumps([{"id": i, "version": v, "leased": at} for i, v, at in done]),
             "links": jsonutil.dumps(unique_links(links)),
             "audit": jsonutil.dumps(list(audit)),
             "now": now,
