@@ -13,11 +13,13 @@ its record was sent and failed (5xx, timeout, connection lost, a refusal; a clie
 was asked for that batch; a batch with no owner to map reads none). A claim counts nothing: a batch that
 waited for tokens, a row whose lease ran out and was taken over by another worker, a worker that died
 before its request — none spends an attempt, so a row is dead-lettered only after the vendor failed it on
-every step of the schedule. A ``429`` is uncounted as before. The fate's update — the delete of a written
-row and the release of one a newer change kept too — holds only while this worker's lease
-(``leased_until`` as claimed or renewed) is the row's: a row another worker took over after the lease
-ran out (its pass outlived the lease) is left to it, never deleted under it nor released to a third
-worker while its write is in flight.
+every step of the schedule. Nor does a row of a failed batch that no sent request carried
+(:func:`carried_by`: its contact unchanged, or the failure came at a kind before any of its own — the
+batch's companies refused before its contacts were sent): it is retried uncounted ("not sent"). A
+``429`` is uncounted as before. The fate's update — the delete of a written row and the release of one a
+newer change kept too — holds only while this worker's lease (``leased_until`` as claimed or renewed) is
+the row's: a row another worker took over after the lease ran out (its pass outlived the lease) is left
+to it, never deleted under it nor released to a third worker while its write is in flight.
 
 On PostgreSQL a batch's usual record (rows written, links, audit) is one statement, not a transaction
 (:data:`~leadflow.connectors.store.RECORD_JSON`); retries, dead letters and conflicts add theirs in one
@@ -39,12 +41,14 @@ from sqlalchemy.engine import Connection
 from leadflow.connectors import config, queries, store, sync
 from leadflow.connectors.vendor import (
     ACTIVITY,
+    COMPANY,
     CONFLICT,
     CONTACT,
     DEAL,
     FAILED,
     OK,
     RETRY,
+    Record,
     Written,
 )
 from leadflow.kernel import jsonutil
@@ -142,6 +146,29 @@ def link_rows(
         for answer in answers
         if answer.outcome == OK and answer.remote_id and (kind, answer.local_id) in records
     ]
+
+
+def carried_by(
+    planned: sync.Plan, tried: Sequence[tuple[str, Sequence[Record]]], items: Sequence[Claimed]
+) -> set[int]:
+    """The rows of a failed batch that a sent request carried (``tried``: the requests sent, the last
+    one the failure's): the row's contact, its company, or one of its deals or activities was in it. A
+    row the failure stopped before any of its requests (its contact unchanged, or the kinds after the
+    failing one) was never sent: its attempt is not counted."""
+    members: dict[str, set[str]] = {}
+    for contact_id, view in planned.views.items():
+        if view.get("company_id"):
+            members.setdefault(str(view["company_id"]), set()).add(contact_id)
+    contacts: set[str] = set()
+    for kind, records in tried:
+        for record in records:
+            if kind == CONTACT:
+                contacts.add(record.local_id)
+            elif kind == COMPANY:
+                contacts |= members.get(record.local_id, set())
+            elif owner := (planned.rows.get(f"{kind}:{record.local_id}") or {}).get("contact_id"):
+                contacts.add(str(owner))
+    return {item.id for item in items if item.local_id in contacts}
 
 
 def follow_failures(

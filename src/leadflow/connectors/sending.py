@@ -39,8 +39,26 @@ from typing import Any
 from leadflow.connectors import config, conversions, queries, sync
 from leadflow.connectors.conversions import CONVERSION
 from leadflow.connectors.outbox import ERASURE
-from leadflow.connectors.recording import Claimed, Fate, Recorder, audit_row, fate_of, link_rows
-from leadflow.connectors.vendor import ACTIVITY, COMPANY, CONTACT, DEAL, OK, Vendor, VendorError, Written
+from leadflow.connectors.recording import (
+    Claimed,
+    Fate,
+    Recorder,
+    audit_row,
+    carried_by,
+    fate_of,
+    link_rows,
+)
+from leadflow.connectors.vendor import (
+    ACTIVITY,
+    COMPANY,
+    CONTACT,
+    DEAL,
+    OK,
+    Record,
+    Vendor,
+    VendorError,
+    Written,
+)
 from leadflow.kernel import netguard
 from leadflow.kernel.ratelimit import Pace
 
@@ -274,6 +292,7 @@ class Sender(Recorder):
         """Take the batch's tokens and write it (this thread: one vendor call at a time); the answers, or
         None when the batch was settled here (waiting for tokens, failed)."""
         written: dict[str, list[Written]] = {}
+        tried: list[tuple[str, list[Record]]] = []  # the requests sent, in order (the last may have failed)
         seen = vendor.rate_seen
         try:
             if planned.owners_wanted:  # read only for a batch that maps an owner, on this thread
@@ -282,11 +301,11 @@ class Sender(Recorder):
             cost = sum(vendor.calls(kind, records) for kind, records in planned.writes.items() if records)
             if cost and not self._take(connector, vendor, cost, items):
                 return None
-            self._write(vendor, planned, written)
+            self._write(vendor, planned, written, tried)
         except (VendorError, netguard.Blocked) as exc:
             if written:  # what was created before the failure keeps its link: never created twice
                 self._save_links(connector, planned, written)
-            self._fail(connector, items, exc)
+            self._fail(connector, items, exc, carried_by(planned, tried, items) if tried else None)
             return None
         finally:
             bucket = self._buckets_of(connector.id)
@@ -294,8 +313,15 @@ class Sender(Recorder):
                 self._follow(bucket, vendor)  # a stale "0 left" would empty the bucket at every wait
         return written
 
-    def _write(self, vendor: Vendor, planned: sync.Plan, written: dict[str, list[Written]]) -> None:
-        """Write each kind in order, filling ``written`` as the answers come."""
+    def _write(
+        self,
+        vendor: Vendor,
+        planned: sync.Plan,
+        written: dict[str, list[Written]],
+        tried: list[tuple[str, list[Record]]],
+    ) -> None:
+        """Write each kind in order, filling ``written`` as the answers come (``tried``: each request's
+        records before it is sent)."""
         for kind in ORDER:
             records = planned.writes.get(kind) or []
             if kind in (DEAL, ACTIVITY):
@@ -304,6 +330,7 @@ class Sender(Recorder):
                 records = sync.with_company(planned, records)
             if not records:
                 continue
+            tried.append((kind, records))
             answers = vendor.write(kind, records)
             written[kind] = answers
             for answer in answers:  # later kinds associate with these
@@ -362,8 +389,16 @@ class Sender(Recorder):
         self._settle(connector, items, fates, [], quiet=True)
         return False
 
-    def _fail(self, connector: config.Connector, items: list[Claimed], exc: Exception) -> None:
-        """The whole batch failed: retried (429 uncounted, after Retry-After) or dead."""
+    def _fail(
+        self,
+        connector: config.Connector,
+        items: list[Claimed],
+        exc: Exception,
+        carried: set[int] | None = None,
+    ) -> None:
+        """The whole batch failed: retried (429 uncounted, after Retry-After) or dead. ``carried``: the
+        rows a sent request carried (None: all); the others were never sent, so they are retried without
+        an attempt counted (and never dead-lettered for another record's failure)."""
         if isinstance(exc, VendorError) and exc.rate_limited:
             bucket = self._buckets_of(connector.id)
             if bucket is not None:
@@ -373,7 +408,11 @@ class Sender(Recorder):
             template = Fate(retry_after=exc.retry_after, error=str(exc))
         else:
             template = Fate(dead=True, error=str(exc))
-        fates = {item.id: replace(template) for item in items}
+        after = exc.retry_after if isinstance(exc, VendorError) else None
+        unsent = Fate(retry_after=after, uncount=True, error=f"not sent: {exc}")
+        fates = {
+            item.id: replace(template if carried is None or item.id in carried else unsent) for item in items
+        }
         self._settle(connector, items, fates, [], error=str(exc))
 
     # --- erasures and conversions -----------------------------------------------------------------------

@@ -20,6 +20,8 @@ from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from tests.integration.connectors.conftest import connect, identify
 from tests.peers.hubspot import HubSpotPeer
+from tests.support.contacts import by_user
+from tests.support.events import send
 from tests.support.statements import counting
 
 pytestmark = pytest.mark.settings(network_allow="127.0.0.1")
@@ -80,3 +82,34 @@ def test_an_attempt_counts_when_a_request_carried_the_row_not_at_claim(
         clock.advance(timedelta(hours=1))
     assert len(peer.records()) == 2
     assert _outbox(ctx) == []
+
+
+def test_a_failed_batch_counts_an_attempt_only_for_the_rows_a_sent_request_carried(
+    ctx: AppContext,
+    processor: EventProcessor,
+    peer: HubSpotPeer,
+    worker: ConnectorWorker,
+    clock: VirtualClock,
+) -> None:
+    """The companies go first: their request fails (its answer lost), so Ann (whose company it carried)
+    spends an attempt and Bob (no company: his contact request was never sent) does not."""
+    connect(ctx, peer, objects=["contact", "company"])
+    send(
+        ctx,
+        {"type": "identify", "userId": "ann", "traits": {"email": "ann@example.com"}, "messageId": "a"},
+        {"type": "group", "userId": "ann", "groupId": "acme", "traits": {"name": "Acme"}, "messageId": "ag"},
+        {"type": "identify", "userId": "bob", "traits": {"email": "bob@example.com"}, "messageId": "b"},
+    )
+    processor.drain()
+    peer.faults.lose_answer(1, "/crm/v3/objects/companies/batch/upsert")
+    assert worker.run_once() == 2
+    rows = {row.local_id: row for row in _outbox(ctx)}
+    ann, bob = by_user(ctx, "ann")["id"], by_user(ctx, "bob")["id"]
+    assert (rows[ann].attempts, rows[bob].attempts) == (1, 0)
+    assert rows[bob].last_error.startswith("not sent")
+    assert peer.calls_to("POST", r"/crm/v3/objects/contacts/batch/.*") == []
+    clock.advance(timedelta(minutes=5))
+    worker.run_once()
+    assert _outbox(ctx) == []
+    assert len(peer.records()) == 2
+    assert len(peer.records("companies")) == 1
