@@ -60,11 +60,12 @@ from leadflow.connectors.vendor import (
     Written,
 )
 from leadflow.kernel import netguard
-from leadflow.kernel.ratelimit import Pace
+from leadflow.kernel.ratelimit import Pace, WindowLog
 
 log = logging.getLogger("leadflow.connectors.worker")
 
 ORDER = (COMPANY, CONTACT, DEAL, ACTIVITY)
+SHORT_WAIT = 1.0  # seconds a batch waits for a fixed-window log's turn on the worker's thread, not deferred
 DEPTH = 2  # helper threads: the next batch read, the previous one recorded, while one is at the vendor
 
 
@@ -376,8 +377,17 @@ class Sender(Recorder):
         return [replace(item, leased_until=until) for item in items if item.id in kept]
 
     def _take(self, connector: config.Connector, vendor: Vendor, cost: int, items: list[Claimed]) -> bool:
+        """Spend the batch's tokens, or defer the batch (its rows due again when the tokens are there,
+        uncounted). Against a fixed-window log a wait of at most :data:`SHORT_WAIT` is waited out here
+        instead: at the window's pace the next request's turn is the previous window's gap between two
+        requests (~0.1 s for HubSpot), and deferring would put the batch back, read it again and restart
+        the pipeline every time."""
         bucket = self.bucket(connector, vendor)
         cost = min(cost, max(1, math.floor(bucket.size)))
+        short = bucket.wait(cost)
+        if isinstance(bucket, WindowLog) and 0 < short <= SHORT_WAIT:
+            self.ctx.clock.sleep(short)
+            bucket.refill(self.ctx.clock.monotonic())
         if bucket.ready(cost):
             bucket.tokens -= cost
             return True

@@ -121,3 +121,33 @@ def test_a_backfill_over_several_windows_meets_no_429(
             clock.advance(timedelta(seconds=1))
         assert len(peer.records()) == 25
         assert not [call for call in peer.calls if call.status == 429]
+
+
+def test_a_batch_whose_turn_in_the_window_is_near_waits_for_it_instead_of_going_back(
+    ctx: AppContext, processor: EventProcessor, clock: VirtualClock, worker: ConnectorWorker
+) -> None:
+    """At the window's pace the next request's turn is a fraction of a second away: the batch waits it
+    out (on the worker's clock) and goes in the same pass; one whose turn is further is deferred."""
+    with HubSpotPeer(limit=10, window_s=10, clock=clock.monotonic, now=clock.now) as peer:
+        connect(
+            ctx, peer, limits={"batch": 1, "rate": 1, "burst": 10}, mapping=[{"from": "email", "to": "email"}]
+        )
+        _people(ctx, processor, 5)
+        assert worker.run_once() == 5  # 5 of the window's 10 at 0 s
+        clock.advance(timedelta(seconds=9.5))
+        send(
+            ctx,
+            *(
+                {
+                    "type": "identify",
+                    "userId": f"m{i}",
+                    "traits": {"email": f"m{i}@example.com"},
+                    "messageId": f"m{i}",
+                }
+                for i in range(6)
+            ),
+        )
+        processor.drain()
+        assert worker.run_once() == 6  # 5 more at 9.5 s; the 6th waits 0.75 s for the first ones to leave
+        assert len(peer.records()) == 11
+        assert not [call for call in peer.calls if call.status == 429]
