@@ -28,8 +28,10 @@ External ID field such as ``Leadflow_Id__c`` (given leadflow's contact id); ``li
   records known by id (a backlog of changes) are updated with ``PATCH composite/sobjects`` (200 a
   call), one alone with its own PATCH.
 - Limits: the daily API budget from every answer's ``Sforce-Limit-Info: api-usage=N/M`` (into
-  :attr:`rate_seen`); ``403 REQUEST_LIMIT_EXCEEDED`` is retried later, never dead: an hour for the
-  daily total, 30 s for the concurrency limit. ``401 INVALID_SESSION_ID`` is not retryable (reconnect).
+  :attr:`rate_seen`); every request is counted (``requests_made``) so the worker charges its bucket for
+  the ones :meth:`calls` could not foresee (a collection sent again with the placeholder);
+  ``403 REQUEST_LIMIT_EXCEEDED`` is retried later, never dead: an hour for the daily total, 30 s for the
+  concurrency limit. ``401 INVALID_SESSION_ID`` is not retryable (reconnect).
 - Pull: SOQL on ``LastModifiedDate`` (greater than the cursor, oldest first).
 - Erasure: ``DELETE sobjects/<Obj>/<Id>`` (already deleted counts as erased).
 
@@ -136,6 +138,9 @@ class SalesforceVendor:
         self.network = network
         self.session = GuardedSession(network)
         self.rate_seen: RateSeen | None = None
+        # requests sent: a collection of new Leads missing a required field is sent again with the
+        # placeholder, a second request calls() could not foresee; the worker charges its bucket for it
+        self.requests_made = 0
         version = str(chosen["version"] or VERSION)
         token = credentials.get("session_id") or credentials.get("access_token")
         try:
@@ -171,6 +176,7 @@ class SalesforceVendor:
         """One REST call: its JSON (``None`` for 204); rate headers noted; failures as VendorError
         (``per_record``: a 300 and a 400 pass through as :class:`SalesforceError` for the caller to
         judge one record by)."""
+        self.requests_made += 1
         try:
             answer = self.client.restful(path, method=method, **kwargs)
         except SalesforceError as exc:

@@ -58,6 +58,7 @@ from leadflow.connectors.vendor import (
     Vendor,
     VendorError,
     Written,
+    requests_of,
 )
 from leadflow.kernel import netguard
 from leadflow.kernel.ratelimit import Pace, WindowLog
@@ -295,6 +296,7 @@ class Sender(Recorder):
         written: dict[str, list[Written]] = {}
         tried: list[tuple[str, list[Record]]] = []  # the requests sent, in order (the last may have failed)
         seen = vendor.rate_seen
+        cost, before = 0, None
         try:
             if planned.owners_wanted:  # read only for a batch that maps an owner, on this thread
                 owners = self.owners(connector, vendor)
@@ -302,6 +304,7 @@ class Sender(Recorder):
             cost = sum(vendor.calls(kind, records) for kind, records in planned.writes.items() if records)
             if cost and not self._take(connector, vendor, cost, items):
                 return None
+            before = requests_of(vendor)
             self._write(vendor, planned, written, tried)
         except (VendorError, netguard.Blocked) as exc:
             if written:  # what was created before the failure keeps its link: never created twice
@@ -310,6 +313,9 @@ class Sender(Recorder):
             return None
         finally:
             bucket = self._buckets_of(connector.id)
+            made = requests_of(vendor)
+            if bucket is not None and before is not None and made is not None and made - before > cost:
+                bucket.tokens -= made - before - cost  # requests calls() could not foresee (a debt)
             if bucket is not None and vendor.rate_seen is not seen:  # only a reading this batch made:
                 self._follow(bucket, vendor)  # a stale "0 left" would empty the bucket at every wait
         return written

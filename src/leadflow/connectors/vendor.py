@@ -169,6 +169,13 @@ def window_of(vendor: Vendor) -> float:
     return float(getattr(vendor, "window", 0.0) or 0.0)
 
 
+def requests_of(vendor: Vendor) -> int | None:
+    """How many requests the vendor client has sent so far (its ``requests_made``), where it counts
+    them; None where it does not (its :meth:`Vendor.calls` is then exact)."""
+    made = getattr(vendor, "requests_made", None)
+    return made if isinstance(made, int) else None
+
+
 #: (credentials, host, network, options): ``options`` the connector's non-secret settings
 #: (:mod:`leadflow.connectors.options`)
 Factory = Callable[[Mapping[str, Any], str | None, Network, Mapping[str, Any] | None], Vendor]

@@ -375,3 +375,19 @@ def test_without_the_peers_certificate_tls_is_refused_and_retried(
     assert (row.attempts, row.state) == (1, "pending")
     assert "unreachable: SSLError" in row.last_error
     assert peer.count("Lead") == 0
+
+
+def test_the_bucket_is_charged_for_the_placeholder_resend_calls_did_not_foresee(
+    ctx: AppContext, processor: EventProcessor, peer: SalesforcePeer, worker: ConnectorWorker
+) -> None:
+    """New Leads without a company: each collection is refused (REQUIRED_FIELD_MISSING) and sent again
+    with the placeholder, two requests where calls() counted one. A bucket of 3 lets two such batches
+    (4 requests) through, then the third waits; it let three (6 requests) when charged the forecast."""
+    connect(ctx, peer, limits={"batch": 2, "burst": 3, "rate": 0.001})
+    for n in range(6):
+        identify(ctx, processor, f"p{n}", email=f"p{n}@example.com", lastName=f"L{n}")
+    assert worker.run_once() == 6
+    assert len(peer.calls_to("PATCH", r".*/composite/sobjects/Lead/Email")) == 4
+    assert peer.count("Lead") == 4
+    waiting = _rows(ctx, connector_outbox)
+    assert [row.last_error for row in waiting] == ["waiting for the rate limit"] * 2
