@@ -14,18 +14,17 @@ models of :mod:`.attribution` and :mod:`.abtest`, and the response shapes of the
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy.engine import Connection
 
 from leadflow.analytics import abtest, attribution, credits, store
 from leadflow.analytics.attribution import DIMENSIONS, MODELS, Dimension, Model
 from leadflow.analytics.reports import write_csv
 from leadflow.journeys import service as journeys
+from leadflow.kernel import snapshot_reads
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Invalid, NotFound
 
@@ -147,10 +146,6 @@ def _cents(properties: Any, fixed: Decimal | None) -> int:
     return int(_value(properties, fixed) * 100)
 
 
-def _streamed(conn: Connection, query: Any, params: dict[str, Any]) -> Iterator[Any]:
-    yield from conn.execution_options(yield_per=10_000).execute(query, params)
-
-
 def attribution_report(
     ctx: AppContext,
     conversion: str,
@@ -175,13 +170,9 @@ def attribution_report(
     begin = datetime.combine(first, time(), UTC)
     params = {"start": begin, "end": datetime.combine(last + timedelta(days=1), time(), UTC)}
     params["since"] = begin - lookback
-    with ctx.db.read() as conn:
-        if conn.dialect.name == "postgresql":
-            for setting in store.ATTRIBUTION_SETTINGS:
-                conn.execute(setting)
-        rows = _streamed(conn, store.conversions(event, stage), params)
+    reads = [(store.conversions(event, stage), params), (store.touches(event, stage), params)]
+    with snapshot_reads.streamed(ctx.db, reads, settings=store.ATTRIBUTION_SETTINGS) as (rows, touches):
         conversions = ((r.contact_id, r.timestamp, _cents(r.properties, value)) for r in rows)
-        touches = _streamed(conn, store.touches(event, stage), params)
         result = credits.attribute_rows(conversions, touches, models=chosen, by=by, lookback=lookback)
     return Attribution(
         conversion=conversion,
