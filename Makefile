@@ -35,7 +35,7 @@ run: install
 ## own fresh databases; a test file stays on one process so its module-scoped servers start once).
 TEST_WORKERS ?= 2
 test: install-dev lint
-	$(NO_BYTECODE_OPT_OUT) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(NO_BYTECODE_OPT_OUT) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=30
 
 lint: install-dev
 	$(BIN)/ruff check src tests bench

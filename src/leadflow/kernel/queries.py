@@ -9,6 +9,14 @@ import sqlalchemy as sa
 from leadflow.kernel.db import Sample, insert_for
 from leadflow.kernel.models import config_entries, instance_values
 
+#: The transaction's snapshot, for other transactions to import (PostgreSQL; kernel/snapshot_reads.py).
+EXPORT_SNAPSHOT = sa.text("SELECT pg_export_snapshot()")
+#: Take the snapshot ``:snapshot`` another transaction exported: the first statement of a REPEATABLE READ
+#: transaction. ``SET`` takes no parameters, so the id is rendered as a quoted literal when executed.
+IMPORT_SNAPSHOT = sa.text("SET TRANSACTION SNAPSHOT :snapshot").bindparams(
+    sa.bindparam("snapshot", value="", type_=sa.String(), literal_execute=True)
+)
+
 #: The value stored under ``:key``.
 INSTANCE_VALUE = sa.select(instance_values.c.value).where(instance_values.c.key == sa.bindparam("key"))
 

@@ -16,7 +16,6 @@ one connection's worth of concurrency: the reads share one transaction there, as
 from __future__ import annotations
 
 import queue
-import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -25,11 +24,11 @@ from typing import Any
 
 from sqlalchemy.sql.expression import Executable
 
+from leadflow.kernel import queries
 from leadflow.kernel.db import Database
 
 BATCH = 10_000
 DEPTH = 4  # partitions waiting per read
-_SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$")
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,7 @@ class _Feed(threading.Thread):
             with self.db.engine.connect() as conn:
                 conn.execution_options(isolation_level="REPEATABLE READ")
                 with conn.begin():
-                    conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{self.snapshot}'")
+                    conn.execute(queries.IMPORT_SNAPSHOT, {"snapshot": self.snapshot})
                     for setting in self.settings:
                         conn.execute(setting)
                     result = conn.execution_options(yield_per=self.batch).execute(query, params)
@@ -123,9 +122,7 @@ def streamed(
     with db.engine.connect() as lead:
         lead.execution_options(isolation_level="REPEATABLE READ")
         with lead.begin():
-            snapshot = str(lead.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one())
-            if not _SNAPSHOT_ID.match(snapshot):  # it is spliced into SET TRANSACTION SNAPSHOT
-                raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
+            snapshot = str(lead.execute(queries.EXPORT_SNAPSHOT).scalar_one())
             stop = threading.Event()
             feeds = [_Feed(db, snapshot, settings, read, batch, stop) for read in reads]
             for feed in feeds:
