@@ -75,3 +75,24 @@ def test_search_matches_a_substring_reference_on_every_path(
                 assert found == expected, (text, limit)
     assert _reference(rows, "ann smi")
     assert _reference(rows, "nobody") == []
+
+
+def test_the_email_filter_alone_equals_the_general_statement(ctx: AppContext) -> None:
+    """The list filtered by email alone runs a statement built once (``queries.by_email``): for every
+    email, cursor and limit it finds what the general filtered statement finds."""
+    rows = _rows()
+    with ctx.db.write() as conn:
+        conn.execute(contacts.insert(), rows)
+    emails = [row["email"] for row in rows if row["email"]] + ["nobody@ex.org", ""]
+    afters = [None, "", rows[0]["id"], rows[5]["id"], rows[-1]["id"], "D"]
+    with ctx.db.read() as conn:
+        for email in emails:
+            for after in afters:
+                where = queries.ContactFilter(email=email)
+                general = queries.filtered(queries.contact_select(), where).order_by(contacts.c.id).limit(2)
+                if after:
+                    general = general.where(contacts.c.id > after)
+                expected = [row.id for row in conn.execute(general)]
+                found = [c.id for c in queries.search(conn, where, after=after, limit=1)]
+                assert found == expected, (email, after)
+    assert any(row["email"] == "p5@ex.org" for row in rows)

@@ -41,6 +41,8 @@ def test_preferences_come_from_the_registered_column(column: None) -> None:
     # a statement built with the old column is forgotten: the contact read now asks the new one
     assert "topics_of(contacts.id) AS preferences" in str(queries.by_id().compile(dialect=sqlite.dialect()))
     assert "topics_of" not in plain
+    by_email = str(queries.by_email().compile(dialect=sqlite.dialect()))
+    assert "topics_of(contacts.id) AS preferences" in by_email
 
 
 def test_static_lists_are_those_registered_in_the_context() -> None:
