@@ -31,8 +31,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
             pytest.fail("CI installs Debian's chromium (.ci/run)")
         pytest.skip("needs Debian's chromium (/usr/bin/chromium): apt-get install chromium")
     workdir = tmp_path_factory.mktemp("browser")
-    server = LiveServer(database_url=databases.sqlite_url(workdir), workdir=workdir)
-    server.migrate()
+    server = LiveServer(database_url=databases.migrated_copy("sqlite", workdir), workdir=workdir)
     server.start()
     yield server
     server.stop()

@@ -1,4 +1,8 @@
-"""Real Segment client libraries against a live leadflow, by setting only ``host``."""
+"""Real Segment client libraries against a live leadflow, by setting only ``host``.
+
+The tests that only add people share one server per database (:func:`shared`), each with user ids and
+emails of its own, and each checks exactly the contacts it created (:func:`_created`); those that stop or
+kill the server have one of their own (``live``)."""
 
 from __future__ import annotations
 
@@ -7,12 +11,15 @@ import shutil
 import subprocess
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from segment.analytics import Client
 
+from tests.acceptance.conftest import migrated_database
+from tests.support import databases
 from tests.support.http import basic
 from tests.support.server import LiveServer
 
@@ -33,6 +40,26 @@ def _contacts(live: LiveServer) -> list[dict[str, object]]:
                 return found
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def shared(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One migrated, freshly started server per database, for the tests of this module that only add
+    people (none stops it)."""
+    workdir = tmp_path_factory.mktemp(f"shared-{request.param}")
+    url, to_drop = migrated_database(request.param, workdir)
+    server = LiveServer(database_url=url, workdir=workdir)
+    server.start()
+    yield server
+    server.stop()
+    if to_drop:
+        databases.drop_postgres_database(str(to_drop))
+
+
+def _created(live: LiveServer, before: list[dict[str, object]]) -> list[dict[str, object]]:
+    """The contacts there now that were not in ``before``: what the test made."""
+    known = {c["id"] for c in before}
+    return [c for c in _contacts(live) if c["id"] not in known]
+
+
 def _event_count(live: LiveServer, contact_id: object) -> int:
     """Events the client sent (leadflow's own internal events, such as stage changes, are not counted)."""
     total, cursor = 0, None
@@ -51,23 +78,25 @@ def _event_count(live: LiveServer, contact_id: object) -> int:
 
 
 @pytest.mark.parametrize("gzip", [True, False], ids=["gzip", "plain"])
-def test_python_client_in_sync_mode_delivers_1000_events(live: LiveServer, gzip: bool) -> None:
+def test_python_client_in_sync_mode_delivers_1000_events(shared: LiveServer, gzip: bool) -> None:
+    live, tag = shared, "gz" if gzip else "plain"
+    before = _contacts(live)
     client = Client(live.write_key, host=live.url, sync_mode=True, gzip=gzip)
     for i in range(10):
-        client.identify(
-            f"student-{i}", {"email": f"student{i}@school.example", "firstName": f"S{i}", "course": "ai-101"}
-        )
+        traits = {"email": f"student{i}.{tag}@school.example", "firstName": f"S{i}", "course": "ai-101"}
+        client.identify(f"student-{tag}-{i}", traits)
     for n in range(990):
-        client.track(f"student-{n % 10}", "Lesson Viewed", {"lesson": n})
+        client.track(f"student-{tag}-{n % 10}", "Lesson Viewed", {"lesson": n})
     live.wait_processed()
-    contacts = {c["user_id"]: c for c in _contacts(live)}
-    assert set(contacts) == {f"student-{i}" for i in range(10)}
-    assert contacts["student-3"]["email"] == "student3@school.example"
-    assert contacts["student-3"]["traits"] == {"course": "ai-101"}
+    contacts = {c["user_id"]: c for c in _created(live, before)}
+    assert set(contacts) == {f"student-{tag}-{i}" for i in range(10)}
+    assert contacts[f"student-{tag}-3"]["email"] == f"student3.{tag}@school.example"
+    assert contacts[f"student-{tag}-3"]["traits"] == {"course": "ai-101"}
     assert sum(_event_count(live, c["id"]) for c in contacts.values()) == 1000
 
 
-def test_python_client_batches_with_anonymous_merge(live: LiveServer) -> None:
+def test_python_client_batches_with_anonymous_merge(shared: LiveServer) -> None:
+    live, before = shared, _contacts(shared)
     client = Client(live.write_key, host=live.url, gzip=True, upload_size=100)
     for n in range(300):
         client.page(anonymous_id="visitor-1", name="Course Page", properties={"n": n})
@@ -75,12 +104,13 @@ def test_python_client_batches_with_anonymous_merge(live: LiveServer) -> None:
     client.flush()
     client.join()
     live.wait_processed()
-    [contact] = _contacts(live)
+    [contact] = _created(live, before)  # the visitor became the learner: one contact
     assert contact["user_id"] == "learner-1"
     assert _event_count(live, contact["id"]) == 301
 
 
-def test_first_start_banner_curl_line_sends_a_track_call(live: LiveServer) -> None:
+def test_first_start_banner_curl_line_sends_a_track_call(shared: LiveServer) -> None:
+    live, before = shared, _contacts(shared)
     assert live.admin_key
     assert live.write_key
     lines = live.banner.splitlines()
@@ -89,7 +119,7 @@ def test_first_start_banner_curl_line_sends_a_track_call(live: LiveServer) -> No
     result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=30, check=True)
     assert json.loads(result.stdout) == {"success": True}
     live.wait_processed()
-    assert [c["user_id"] for c in _contacts(live)] == ["user-1"]
+    assert [c["user_id"] for c in _created(live, before)] == ["user-1"]
 
 
 def test_restart_does_not_create_new_keys(live: LiveServer) -> None:
@@ -100,7 +130,8 @@ def test_restart_does_not_create_new_keys(live: LiveServer) -> None:
         assert len(api.get("/api/v1/keys").json()["data"]) == 2
 
 
-def test_concurrent_duplicate_message_ids_over_http(live: LiveServer) -> None:
+def test_concurrent_duplicate_message_ids_over_http(shared: LiveServer) -> None:
+    live, before = shared, _contacts(shared)
     ids = [str(uuid.uuid4()) for _ in range(200)]
     body = {"batch": [{"type": "track", "userId": "dup-user", "event": "Paid", "messageId": m} for m in ids]}
     barrier = threading.Barrier(6)
@@ -120,7 +151,7 @@ def test_concurrent_duplicate_message_ids_over_http(live: LiveServer) -> None:
         thread.join()
     assert statuses == [200] * 6
     live.wait_processed()
-    [contact] = _contacts(live)
+    [contact] = _created(live, before)
     assert _event_count(live, contact["id"]) == 200
 
 
@@ -154,7 +185,8 @@ def test_a_killed_server_loses_nothing_and_duplicates_nothing(live: LiveServer) 
 @pytest.mark.skipif(
     shutil.which("node") is None or shutil.which("npm") is None, reason="Node.js is not installed"
 )
-def test_node_client_delivers_events(live: LiveServer) -> None:
+def test_node_client_delivers_events(shared: LiveServer) -> None:
+    live, before = shared, _contacts(shared)
     if not (NODE_CACHE / "node_modules" / "@segment" / "analytics-node").exists():
         NODE_CACHE.mkdir(parents=True, exist_ok=True)
         subprocess.run(
@@ -188,6 +220,6 @@ analytics.closeAndFlush().then(() => console.log('flushed'));
     )
     assert "flushed" in result.stdout
     live.wait_processed()
-    [contact] = _contacts(live)
+    [contact] = _created(live, before)
     assert contact["email"] == "node@school.example"
     assert _event_count(live, contact["id"]) == 51

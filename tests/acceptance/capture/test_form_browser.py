@@ -52,12 +52,11 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     workdir = tmp_path_factory.mktemp("forms")
     port = free_port()
     server = LiveServer(
-        database_url=databases.sqlite_url(workdir),
+        database_url=databases.migrated_copy("sqlite", workdir),
         workdir=workdir,
         port=port,
         env={"LEADFLOW_BASE_URL": f"http://127.0.0.1:{port}"},
     )
-    server.migrate()
     server.start()
     yield server
     server.stop()
