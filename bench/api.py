@@ -119,6 +119,8 @@ def ceiling() -> Callable[..., Awaitable[None]]:
         with db.read() if where.q else db.read_one() as conn:
             if contact_id is not None:
                 rows = list(conn.execute(queries.by_id(), {"id": contact_id}))
+            elif where.email is not None and not where.q:  # what queries.search runs for an email alone
+                rows = list(conn.execute(queries.by_email(), {"email": where.email, "after": ""}))
             else:
                 statement = queries.filtered(queries.contact_select(), where)
                 statement = statement.order_by(contacts.c.id).limit(51)
