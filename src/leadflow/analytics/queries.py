@@ -343,7 +343,7 @@ def link_sums(template_id: str) -> sa.Select[Any]:
             _d.day >= sa.bindparam("start", type_=sa.Date()),
             _d.day < sa.bindparam("end", type_=sa.Date()),
             _d.dimension == LINK,
-            _d.metric.in_(["email.clicked", "email.clicked.machine"]),
+            sa.or_(_d.metric == "email.clicked", _d.metric == "email.clicked.machine"),
             _d.key.startswith(f"{template_id}{SEP}", autoescape=True),
         )
         .group_by(_d.metric, _d.key)
