@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from leadflow.contacts import erasure, normalize, queries, stages, tags
@@ -17,13 +17,36 @@ from leadflow.events import service as events
 from leadflow.kernel import pagination
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Invalid
+from leadflow.kernel.hot_reads import HotRoute, hot
 from leadflow.kernel.http import Principal, context, model_json, require
-from leadflow.kernel.pagination import Cursor, Limit, Page, paginate
+from leadflow.kernel.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, paginate
 
-router = APIRouter(prefix="/api/v1", tags=["contacts"])
+router = APIRouter(prefix="/api/v1", tags=["contacts"], route_class=HotRoute)
+
+
+def _by_email_alone(request: Request) -> bool:
+    """The list asked for one ``email`` and nothing else: the look-up a CRM sync or a form makes."""
+    params = request.query_params
+    return len(params) == 1 and len(params.getlist("email")) == 1
+
+
+def _contact_by_email(request: Request, ctx: AppContext) -> Response:
+    """``list_contacts`` for ``?email=`` alone (its hot twin: see :mod:`leadflow.kernel.hot_reads`)."""
+    where = queries.ContactFilter(email=_email_filter(request.query_params["email"]))
+    with ctx.db.read_one() as conn:
+        found = queries.search(conn, where, after=None, limit=DEFAULT_LIMIT + 1)
+    items, next_cursor = paginate(found, DEFAULT_LIMIT, lambda c: {"after": c.id})
+    return model_json(Page[Contact](data=items, next_cursor=next_cursor))
+
+
+def _contact_by_id(request: Request, ctx: AppContext) -> Response:
+    """``get_contact`` (its hot twin)."""
+    with ctx.db.read_one() as conn:
+        return model_json(queries.get(conn, request.path_params["contact_id"]))
 
 
 @router.get("/contacts", response_model=Page[Contact], summary="List or search contacts")
+@hot("read", _contact_by_email, accepts=_by_email_alone)
 def list_contacts(
     email: str | None = Query(None, description="exact email (any case)"),
     q: str | None = Query(None, max_length=200, description="substring of email, name or user id"),
@@ -69,6 +92,7 @@ def upsert_contact(
 
 
 @router.get("/contacts/{contact_id}", response_model=Contact, summary="Get a contact (merged ids resolve)")
+@hot("read", _contact_by_id)
 def get_contact(
     contact_id: str, ctx: AppContext = Depends(context), _: Principal = Depends(require("read"))
 ) -> Response:

@@ -62,6 +62,9 @@ async def _admit(request: Request, key: str | None, scope: str, missing: str) ->
     return principal
 
 
+BEARER_MISSING = "send an API key as 'Authorization: Bearer <key>'"
+
+
 def require(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency admitting keys whose scopes grant ``scope``: 401 without a valid key, 403 without
     the scope, 429 past the key's rate limit."""
@@ -70,10 +73,17 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
         request: Request, credentials: HTTPAuthorizationCredentials | None = Security(bearer, scopes=[scope])
     ) -> Principal:
         key = credentials.credentials if credentials is not None else None
-        return await _admit(request, key, scope, "send an API key as 'Authorization: Bearer <key>'")
+        return await _admit(request, key, scope, BEARER_MISSING)
 
     dependency.__name__ = f"require_{scope}"
     return dependency
+
+
+async def admit_bearer(request: Request, scope: str) -> Principal:
+    """What :func:`require` does, called outside FastAPI's dependency solving (a hot read,
+    :mod:`leadflow.kernel.hot_reads`): the same header parsing, key check, scope and rate limit."""
+    credentials = await bearer(request)
+    return await _admit(request, credentials.credentials if credentials else None, scope, BEARER_MISSING)
 
 
 def url_key(credentials: HTTPBasicCredentials | None) -> str | None:
