@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 from fastapi import Request, Response
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import Connection
 
 from leadflow.contacts import api as contacts_api
 from leadflow.contacts.models import contact_merges
 from leadflow.kernel import hot_reads
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.db import LOOP_STATEMENT_TIMEOUT_MS
 from leadflow.kernel.ratelimit import RateLimiter
 
 
@@ -84,18 +86,24 @@ def served_hot(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         twin = hot_reads.twin_of(endpoint)
         assert twin is not None
 
-        def noting(request: Request, ctx: AppContext, read: Any = twin.read) -> Response:
+        def noting(request: Request, conn: Connection, read: Any = twin.read) -> Response:
             served.append(request.url.path + ("?" + request.url.query if request.url.query else ""))
-            response: Response = read(request, ctx)
+            response: Response = read(request, conn)
             return response
 
         monkeypatch.setattr(endpoint, hot_reads.TWIN, hot_reads.Twin(twin.scope, noting, twin.accepts))
     return served
 
 
+@pytest.mark.parametrize("in_loop", [True, False], ids=["in-loop", "in-thread"])
 def test_hot_reads_answer_as_the_routes_do(
-    client: TestClient, people: dict[str, str], served_hot: list[str]
+    client: TestClient,
+    people: dict[str, str],
+    served_hot: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    in_loop: bool,
 ) -> None:
+    monkeypatch.setattr(hot_reads, "IN_LOOP", in_loop)
     statuses = set()
     for path in paths(people):
         for header in headers(people):
@@ -126,3 +134,52 @@ def test_a_hot_read_counts_once_against_the_rate_limit(
     got = [answer(client, f"/api/v1/contacts/{people['ann']}", reader, hot=hot)[0] for _ in range(5)]
     got += [answer(client, "/api/v1/contacts?email=ann@example.com", reader, hot=hot)[0]]
     assert got == [200, 200, 200, 200, 429, 429]
+
+
+def test_on_postgresql_a_hot_read_is_made_in_the_loop_with_a_statement_timeout(
+    client: TestClient, people: dict[str, str], ctx: AppContext
+) -> None:
+    """PostgreSQL: the process's loop connection serves the read (the statement timeout set on it);
+    while it is in use elsewhere, the read goes to a worker thread and answers the same. SQLite: never."""
+    reader = {"Authorization": f"Bearer {people['reader']}"}
+    path = f"/api/v1/contacts/{people['ann']}"
+    first = client.get(path, headers=reader)
+    assert first.status_code == 200
+    if ctx.db.is_sqlite:
+        assert ctx.db._loop_conn is None
+        with ctx.db.read_in_loop() as conn:
+            assert conn is None
+        return
+    assert ctx.db._loop_conn is not None
+    with ctx.db.read_in_loop() as conn:
+        assert conn is not None
+        assert (
+            conn.exec_driver_sql("SHOW statement_timeout").scalar() == f"{LOOP_STATEMENT_TIMEOUT_MS // 1000}s"
+        )
+        busy = client.get(path, headers=reader)  # the loop connection is taken: a worker thread reads
+    assert busy.status_code == 200
+    assert busy.json() == first.json()
+
+
+@pytest.mark.internal_errors
+def test_the_loop_connection_is_replaced_after_the_server_drops_it(
+    client: TestClient, people: dict[str, str], ctx: AppContext
+) -> None:
+    """PostgreSQL ends the loop connection's session: the read that finds it gone fails (``500``, as
+    any read on a dropped connection), and the next one runs on a new connection."""
+    if ctx.db.is_sqlite:
+        pytest.skip("SQLite reads in a worker thread: no loop connection")
+    reader = {"Authorization": f"Bearer {people['reader']}"}
+    path = f"/api/v1/contacts/{people['ann']}"
+    assert client.get(path, headers=reader).status_code == 200
+    with ctx.db.read_in_loop() as conn:
+        assert conn is not None
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    with ctx.db.write() as conn:
+        conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")  # type: ignore[arg-type]
+    statuses = [client.get(path, headers=reader).status_code for _ in range(3)]
+    assert statuses[-2:] == [200, 200]
+    with ctx.db.read_in_loop() as conn:
+        assert conn is not None
+        assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid
+        assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "2s"

@@ -7,6 +7,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import Connection
 
 from leadflow.contacts import erasure, normalize, queries, stages, tags
 from leadflow.contacts import service as contacts
@@ -30,19 +31,17 @@ def _by_email_alone(request: Request) -> bool:
     return len(params) == 1 and len(params.getlist("email")) == 1
 
 
-def _contact_by_email(request: Request, ctx: AppContext) -> Response:
+def _contact_by_email(request: Request, conn: Connection) -> Response:
     """``list_contacts`` for ``?email=`` alone (its hot twin: see :mod:`leadflow.kernel.hot_reads`)."""
     where = queries.ContactFilter(email=_email_filter(request.query_params["email"]))
-    with ctx.db.read_one() as conn:
-        found = queries.search(conn, where, after=None, limit=DEFAULT_LIMIT + 1)
+    found = queries.search(conn, where, after=None, limit=DEFAULT_LIMIT + 1)
     items, next_cursor = paginate(found, DEFAULT_LIMIT, lambda c: {"after": c.id})
     return model_json(Page[Contact](data=items, next_cursor=next_cursor))
 
 
-def _contact_by_id(request: Request, ctx: AppContext) -> Response:
+def _contact_by_id(request: Request, conn: Connection) -> Response:
     """``get_contact`` (its hot twin)."""
-    with ctx.db.read_one() as conn:
-        return model_json(queries.get(conn, request.path_params["contact_id"]))
+    return model_json(queries.get(conn, request.path_params["contact_id"]))
 
 
 @router.get("/contacts", response_model=Page[Contact], summary="List or search contacts")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -42,6 +43,10 @@ Sample = Callable[[], Executable | Sequence[Executable]]
 
 _WRITE = "leadflow_write"
 _AFTER_COMMIT = "leadflow_after_commit"
+_LOOP_TIMEOUT_SET = "leadflow_loop_timeout"
+LOOP_STATEMENT_TIMEOUT_MS = 2000
+"""The longest a read made in the event loop may run (PostgreSQL's ``statement_timeout`` on the loop's
+connection): a stalled statement holds every request of the process, so it is cut off (``500``)."""
 T = TypeVar("T")
 
 
@@ -111,6 +116,8 @@ class Database:
         self._single = (
             self.engine if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         )
+        self._loop_conn: Connection | None = None
+        self._loop_lock = threading.Lock()
 
     @property
     def is_sqlite(self) -> bool:
@@ -132,6 +139,36 @@ class Database:
             yield conn
 
     @contextmanager
+    def read_in_loop(self) -> Iterator[Connection | None]:
+        """A connection for a one-statement read made in the event loop itself, or ``None``: then read
+        in a worker thread (:meth:`read_one`).
+
+        Under load a read handed to a worker thread waits for the GIL twice (there and back) behind the
+        loop and the other threads: at 500 reads/s on two cores that hand-off, not the read, made most
+        of a contact look-up's latency (docs/benchmarks.md, "API read path"). A look-up by a unique key
+        is a fraction of a millisecond in PostgreSQL, less than the hand-off, so the API's hot reads
+        (:mod:`leadflow.kernel.hot_reads`) make it in the loop. On PostgreSQL the process keeps one
+        connection of the pool for that, in ``AUTOCOMMIT``, with a ``statement_timeout`` of
+        :data:`LOOP_STATEMENT_TIMEOUT_MS` so a stalled statement cannot hold the loop longer. One
+        caller uses it at a time: while it is in use (another thread's loop), and on SQLite (whose reads
+        may wait for a writer's lock), the answer is ``None``."""
+        if self.is_sqlite or not self._loop_lock.acquire(blocking=False):
+            yield None
+            return
+        try:
+            conn = self._loop_conn
+            if conn is None or conn.closed:
+                conn = self._loop_conn = self._single.connect()
+            kept = conn.connection  # an invalidated connection (the server went away) is replaced here
+            with conn.begin():
+                if not kept.info.get(_LOOP_TIMEOUT_SET):
+                    conn.exec_driver_sql(f"SET statement_timeout = {LOOP_STATEMENT_TIMEOUT_MS}")
+                    kept.info[_LOOP_TIMEOUT_SET] = True
+                yield conn
+        finally:
+            self._loop_lock.release()
+
+    @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction; callbacks registered with :func:`on_commit` run after it commits."""
         with self.engine.connect() as conn:
@@ -143,6 +180,10 @@ class Database:
                 callback()
 
     def dispose(self) -> None:
+        with self._loop_lock:
+            if self._loop_conn is not None:
+                self._loop_conn.close()
+                self._loop_conn = None
         self.engine.dispose()
 
 

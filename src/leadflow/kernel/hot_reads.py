@@ -15,8 +15,10 @@ twin* takes with that twin instead:
   route would (the contact list takes only ``?email=`` alone; any other parameter goes to FastAPI);
 * the key is checked as the route's ``require(scope)`` dependency checks it (:func:`http.admit_bearer`:
   the same header parsing, key cache, scope and rate limit, so the same ``401``/``403``/``429``);
-* ``read(request, ctx)`` runs in a worker thread and returns the response, raising the same errors
-  (:class:`~leadflow.kernel.errors.LeadflowError`) the endpoint raises.
+* ``read(request, conn)`` makes one statement's read and returns the response, raising the same errors
+  (:class:`~leadflow.kernel.errors.LeadflowError`) the endpoint raises. It runs in the event loop on the
+  process's loop connection where the database offers one (:meth:`Database.read_in_loop`:
+  PostgreSQL), else in a worker thread as the route would.
 
 ``tests/integration/test_hot_reads.py`` asks both ways the same requests and requires the same answers.
 """
@@ -29,6 +31,7 @@ from typing import Any, TypeVar
 
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 
 from leadflow.kernel import http
@@ -39,22 +42,32 @@ TWIN = "__leadflow_hot_twin__"  # the attribute of an endpoint holding its twin
 
 SERVE_HOT = True
 """Whether hot twins answer (tests turn it off to ask FastAPI's route the same requests)."""
+IN_LOOP = True
+"""Whether a twin reads in the event loop when the database offers it (:meth:`Database.read_in_loop`)."""
 
 
 def _always(_: Request) -> bool:
     return True
 
 
+Read = Callable[[Request, Connection], Response]
+
+
 @dataclass(frozen=True)
 class Twin:
     scope: str
-    read: Callable[[Request, AppContext], Response]
+    read: Read
     accepts: Callable[[Request], bool]
+
+
+def _in_thread(read: Read, request: Request, ctx: AppContext) -> Response:
+    with ctx.db.read_one() as conn:
+        return read(request, conn)
 
 
 def hot(
     scope: str,
-    read: Callable[[Request, AppContext], Response],
+    read: Read,
     *,
     accepts: Callable[[Request], bool] = _always,
 ) -> Callable[[Endpoint], Endpoint]:
@@ -88,6 +101,11 @@ class HotRoute(APIRoute):
             if twin is None or not SERVE_HOT or not twin.accepts(request):
                 return await full(request)
             await http.admit_bearer(request, twin.scope)
-            return await run_in_threadpool(twin.read, request, http.state(request).ctx)
+            ctx = http.state(request).ctx
+            if IN_LOOP:
+                with ctx.db.read_in_loop() as conn:
+                    if conn is not None:
+                        return twin.read(request, conn)
+            return await run_in_threadpool(_in_thread, twin.read, request, ctx)
 
         return handler
