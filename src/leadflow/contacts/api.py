@@ -34,8 +34,12 @@ def _by_email_alone(request: Request) -> bool:
 def _contact_by_email(request: Request, conn: Connection) -> Response:
     """``list_contacts`` for ``?email=`` alone (its hot twin: see :mod:`leadflow.kernel.hot_reads`)."""
     where = queries.ContactFilter(email=_email_filter(request.query_params["email"]))
-    found = queries.search(conn, where, after=None, limit=DEFAULT_LIMIT + 1)
-    items, next_cursor = paginate(found, DEFAULT_LIMIT, lambda c: {"after": c.id})
+    return _page(queries.search(conn, where, after=None, limit=DEFAULT_LIMIT + 1), DEFAULT_LIMIT)
+
+
+def _page(found: list[Contact], limit: int) -> Response:
+    """A page of the list (``found``: up to ``limit + 1`` contacts, the extra one meaning more follow)."""
+    items, next_cursor = paginate(found, limit, lambda c: {"after": c.id})
     return model_json(Page[Contact](data=items, next_cursor=next_cursor))
 
 
@@ -65,8 +69,7 @@ def list_contacts(
     # one statement (one snapshot) but for a text search on PostgreSQL, which may take several
     with ctx.db.read() if q else ctx.db.read_one() as conn:
         found = queries.search(conn, where, after=after, limit=limit + 1)
-    items, next_cursor = paginate(found, limit, lambda c: {"after": c.id})
-    return model_json(Page[Contact](data=items, next_cursor=next_cursor))
+    return _page(found, limit)
 
 
 def _email_filter(email: str | None) -> str | None:
