@@ -86,7 +86,7 @@ def owner_emails(conn: Connection, contact_ids: Sequence[str]) -> dict[str, dict
     """``{"email", "name"}`` of each lead's owner, for leads whose owner is an active user (one query)."""
     if not contact_ids:
         return {}
-    found = conn.execute(queries.owner_emails(sorted(set(contact_ids))))
+    found = conn.execute(queries.owner_emails(conn.dialect.name, sorted(set(contact_ids))))
     return {row.contact_id: {"email": row.email, "name": row.name} for row in found}
 
 

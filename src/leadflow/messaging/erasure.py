@@ -71,7 +71,7 @@ def _digest_suppressions(conn: Connection, secret: str, addresses: list[str]) ->
     if not addresses:
         return
     keyed: dict[str, dict[str, Any]] = {}
-    for row in conn.execute(queries.suppressions_of(addresses)):
+    for row in conn.execute(queries.suppressions_of(conn.dialect.name, addresses)):
         key = suppression_key(secret, row.email)
         if key in keyed and row.reason == "unsubscribed":
             continue
@@ -108,7 +108,7 @@ def export(
         r["recipient"] for r in found if r["recipient"] and r["kind"] in PERSONAL
     }
     keys = suppression_keys(secret, sorted(wanted))
-    blocked = conn.execute(queries.suppressions_of(sorted(keys))).all()
+    blocked = conn.execute(queries.suppressions_of(conn.dialect.name, sorted(keys))).all()
     prefs = conn.execute(queries.preferences_for_export(contact_ids))
     return {
         "messages": found,

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import Executable
 
-from leadflow.kernel.db import dialect_insert, insert_for, json_flags
+from leadflow.kernel.db import dialect_insert, insert_for, json_flags, where_in_dialect
 from leadflow.messaging.models import (
     email_layouts,
     email_preferences,
@@ -227,8 +227,12 @@ def delete_preferences(contact_ids: Sequence[str]) -> sa.Delete:
     return email_preferences.delete().where(email_preferences.c.contact_id.in_(list(contact_ids)))
 
 
-def suppressions_of(addresses: Sequence[str]) -> sa.Select[Any]:
-    return sa.select(suppressions).where(suppressions.c.email.in_(list(addresses)))
+def suppressions_of(dialect: str, addresses: Sequence[str]) -> sa.Select[Any]:
+    """The suppression list's entries for these addresses (or digests)."""
+    found: sa.Select[Any] = where_in_dialect(
+        dialect, sa.select(suppressions), suppressions.c.email, addresses
+    )
+    return found
 
 
 def digest_suppressions(conn: Connection) -> Any:
@@ -302,7 +306,8 @@ SAMPLES: list[Callable[[], Executable | Sequence[Executable]]] = [
     lambda: [LAYOUTS_BY_KEY, layout("default")],
     lambda: [messages_of_contacts(["id", "status"], ["c1"], "m1", 10)],
     lambda: [recipients_of(["c1"]), message_ids_of(["c1"]), redact_messages(["c1"], "x")],
-    lambda: [suppress_waiting(["c1"], "x"), delete_preferences(["c1"]), suppressions_of(["a"])],
+    lambda: [suppress_waiting(["c1"], "x"), delete_preferences(["c1"]), suppressions_of("sqlite", ["a"])],
+    lambda: suppressions_of("postgresql", ["a"]),
     lambda: [messages_for_export(["c1"]), preferences_for_export(["c1"])],
     lambda: [sa.select(table) for table in CONFIGURATION],
     lambda: [

@@ -152,7 +152,7 @@ def suppressed(conn: Connection, emails: Sequence[str]) -> set[str]:
     wanted = sorted({email for email in emails if email})
     if not wanted:
         return set()
-    rows = conn.execute(queries.suppressions_of(wanted))
+    rows = conn.execute(queries.suppressions_of(conn.dialect.name, wanted))
     return {row.email for row in rows if row.reason != "unconfirmed"}
 
 

@@ -22,7 +22,7 @@ from leadflow.crm.models import (
     crm_users,
 )
 from leadflow.crm.schemas import LeadFilter
-from leadflow.kernel.db import Sample, insert_for
+from leadflow.kernel.db import Sample, insert_for, where_in_dialect
 from leadflow.kernel.types import UTCDateTime
 from leadflow.scoring import service as scoring
 
@@ -200,13 +200,13 @@ def leads_of(contact_ids: Sequence[str]) -> sa.Select[Any]:
     )
 
 
-def owner_emails(contact_ids: Sequence[str]) -> sa.Select[Any]:
+def owner_emails(dialect: str, contact_ids: Sequence[str]) -> sa.Select[Any]:
     """The address and name of each lead's owner, when the owner is an active user."""
-    return (
-        sa.select(_l.contact_id, _u.email, _u.name)
-        .join(crm_users, _u.id == _l.owner_id)
-        .where(_l.contact_id.in_(list(contact_ids)), _u.active.is_(True))
+    query = sa.select(_l.contact_id, _u.email, _u.name).join(crm_users, _u.id == _l.owner_id)
+    found: sa.Select[Any] = where_in_dialect(
+        dialect, query.where(_u.active.is_(True)), _l.contact_id, contact_ids
     )
+    return found
 
 
 # ---- merges, erasure, export ------------------------------------------------------------------------
@@ -269,7 +269,8 @@ SAMPLES: list[Sample] = [
     lambda: leads_page(LeadFilter(q="ann smith"), before=None, limit=50, lowest_band="cold"),
     lambda: [ensure_leads(d, ["c1", "c2"], _AT) for d in ("sqlite", "postgresql")],
     lambda: leads_of(["c1"]),
-    lambda: owner_emails(["c1"]),
+    lambda: owner_emails("sqlite", ["c1"]),
+    lambda: owner_emails("postgresql", ["c1"]),
     lambda: forget(["c1"]),
     lambda: export(["c1"]),
 ]
