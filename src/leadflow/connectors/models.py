@@ -48,7 +48,9 @@ connector_links = sa.Table(
     sa.Column("synced_at", UTCDateTime(), nullable=False),
     # the remote fields as last written or read: the old values of the audit, what a pull compares with
     sa.Column("fields", json_type(), nullable=False),
-    sa.Index("ix_connector_links_remote", "connector_id", "kind", "remote_id"),
+    # (connector, remote id, kind): with stale statistics the planner must not mistake it for the primary
+    # key when looking links up by local id (migration 0028)
+    sa.Index("ix_connector_links_remote", "connector_id", "remote_id", "kind"),
 )
 
 # The sync outbox: one row per (connector, kind, local id), written in the transaction of the change.
@@ -73,9 +75,10 @@ connector_outbox = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("dead_at", UTCDateTime()),
     sa.UniqueConstraint("connector_id", "kind", "local_id"),
-    sa.Index(
+    sa.Index(  # (next_at, id): the claim's order, walked without a sort (migration 0028)
         "ix_connector_outbox_due",
         "next_at",
+        "id",
         postgresql_where=sa.text("state = 'pending'"),
         sqlite_where=sa.text("state = 'pending'"),
     ),

@@ -105,10 +105,15 @@ def claim(dialect: str, now: datetime, limit: int, until: datetime) -> sa.Update
         .limit(limit)
     )
     if dialect == "postgresql":
-        due = due.with_for_update(skip_locked=True)
+        # ``= ANY(ARRAY(…))``: the due ids are found first (an initplan walking the due index in order),
+        # then updated by primary key. As ``IN (…)`` the planner may join them by hashing the whole
+        # outbox, a scan of the backlog on every claim.
+        chosen: Any = _o.id == sa.any_(sa.func.array(due.with_for_update(skip_locked=True).scalar_subquery()))
+    else:
+        chosen = _o.id.in_(due.scalar_subquery())
     return (
         connector_outbox.update()
-        .where(_o.id.in_(due.scalar_subquery()))
+        .where(chosen)
         .values(next_at=until, leased_until=until)
         .returning(
             _o.id,

@@ -106,7 +106,7 @@ def _views_and_links(
         return {}, {}
     scores: dict[str, Any] = {}
     links: dict[str, dict[str, Any]] = {}
-    for row in conn.execute(store.scores_and_links(connector_id, list(found))):
+    for row in conn.execute(store.scores_and_links(conn.dialect.name, connector_id, list(found))):
         values = row._mapping
         scores[row.contact_id] = row
         if values["link_local_id"] is not None:

@@ -2,8 +2,8 @@
 
 A pass (:meth:`ConnectorWorker.run_once`):
 
-1. **Claim** up to ``limit`` due rows in one statement (``UPDATE … WHERE id IN (SELECT … FOR UPDATE
-   SKIP LOCKED) RETURNING`` on PostgreSQL, so several workers share the work; SQLite has one writer),
+1. **Claim** up to ``limit`` due rows in one statement (``UPDATE … WHERE id = ANY(ARRAY(SELECT … FOR UPDATE
+   SKIP LOCKED)) RETURNING`` on PostgreSQL, so several workers share the work; SQLite has one writer),
    moving ``next_at`` to the lease's end (:data:`LEASE`). A claim counts no attempt: an attempt counts
    when a request carrying the row was sent (:mod:`leadflow.connectors.recording`). A crash leaves the
    rows to be claimed again when the lease ends: the vendor writes are idempotent (upsert by email, then
@@ -44,6 +44,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from leadflow.connectors import config, pull, queries, registry
+from leadflow.connectors.models import connector_links, connector_outbox
 from leadflow.connectors.outbox import CHANNEL
 from leadflow.connectors.recording import Claimed, Fate
 from leadflow.connectors.sending import ORDER, Read, Sender, by_lease, contact_batches
@@ -51,6 +52,7 @@ from leadflow.connectors.vendor import Network, Vendor, VendorError, window_of
 from leadflow.kernel import netguard
 from leadflow.kernel.clock import Clock
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.db import analyze_stale
 from leadflow.kernel.netpolicy import Policy
 from leadflow.kernel.ratelimit import Pace, TokenBucket, WindowLog
 from leadflow.kernel.retry import RetrySchedule
@@ -70,6 +72,7 @@ WINDOW_MARGIN = 0.25  # seconds a fixed-window log adds to the vendor's window: 
 TIMEOUT = 30.0
 
 PASS = 500  # rows a pass claims
+STATISTICS_EVERY = 10.0  # seconds between two looks at the outbox's and the links' statistics (PostgreSQL)
 
 
 @dataclass
@@ -129,6 +132,7 @@ class ConnectorWorker(Sender):
         self._owners: dict[str, tuple[float, dict[str, str]]] = {}
         self._rand = rand
         self._pulled_at: dict[str, float] = {}
+        self._statistics_at = -math.inf
         self._recording = []
         self._fresh = {}
         self._ticks = itertools.count()
@@ -258,6 +262,7 @@ class ConnectorWorker(Sender):
         before finishes (see the module doc), while ``more()`` and a claim finds rows; how many rows were
         claimed. Everything is recorded when it returns."""
         _ = self.ctx.secret_key
+        self._statistics()
         helpers = self._helpers()
         ahead: Future[Prepared] | None = helpers.submit(self._claim_ahead, limit)
         total = 0
@@ -281,6 +286,19 @@ class ConnectorWorker(Sender):
                 self._unclaim(ahead)
             self._wait_records(all_of_them=True)
         return total
+
+    def _statistics(self) -> None:
+        """Every :data:`STATISTICS_EVERY` seconds at most, the outbox and the links analysed when a
+        backfill changed them faster than autovacuum follows (:func:`leadflow.kernel.db.analyze_stale`):
+        otherwise a claim sorted the whole backlog on every pass."""
+        now = self.ctx.clock.monotonic()
+        if self.ctx.db.is_sqlite or now - self._statistics_at < STATISTICS_EVERY:
+            return
+        self._statistics_at = now
+        with self._single(write=False) as conn:
+            analysed = analyze_stale(conn, (connector_outbox, connector_links))
+        if analysed:
+            log.info("analysed %s: their statistics were stale", ", ".join(analysed))
 
     def _claim_ahead(self, limit: int) -> Prepared:
         return self._prepare(self.claim(limit), read_first=True)
