@@ -86,15 +86,21 @@ def scores_and_links(dialect: str, connector_id: str, contact_ids: Sequence[str]
 #: ``leased``, is the row's), the identity links (``:links``, as for
 #: :data:`~leadflow.connectors.queries.UPSERT_LINKS_JSON`) and the audit rows (``:audit``) saved.
 #: Data-modifying ``WITH`` parts all run to completion; the release reads the delete's ``RETURNING`` so
-#: no row is touched twice.
+#: no row is touched twice. The outbox rows are found by primary key (``:ids``, an array): joined to the
+#: JSON alone, whose size the planner cannot know, they were found by scanning every pending row; and
+#: ``state IS NOT DISTINCT FROM 'pending'`` keeps the partial due index out of the plan, which stale
+#: statistics make look like a few rows (it holds the whole backlog).
 RECORD_JSON = sa.text(
     "WITH done AS (SELECT id, version, leased FROM json_to_recordset(CAST(:done AS json)) AS d(id bigint, "
     "version integer, leased timestamptz)), "
-    "gone AS (DELETE FROM connector_outbox o USING done WHERE o.id = done.id AND o.version = done.version "
-    "AND o.leased_until = done.leased AND o.state = 'pending' RETURNING o.id), "
+    "gone AS (DELETE FROM connector_outbox o USING done WHERE o.id = ANY(CAST(:ids AS bigint[])) "
+    "AND o.id = done.id AND o.version = done.version AND o.leased_until = done.leased "
+    "AND o.state IS NOT DISTINCT FROM 'pending' RETURNING o.id), "
     "kept AS (UPDATE connector_outbox o SET next_at = CAST(:now AS timestamptz), leased_until = NULL, "
-    "attempts = 0 FROM done WHERE o.id = done.id AND o.leased_until = done.leased AND o.state = 'pending' "
-    "AND o.id NOT IN (SELECT id FROM gone) RETURNING o.id), "
+    "attempts = 0 FROM done WHERE o.id = ANY(CAST(:ids AS bigint[])) AND o.id = done.id "
+    "AND o.leased_until = done.leased AND o.state IS NOT DISTINCT FROM 'pending' "
+    "AND o.id NOT IN (SELECT id FROM gone) "
+    "RETURNING o.id), "
     "links AS (INSERT INTO connector_links (connector_id, kind, local_id, remote_id, remote_modified_at, "
     "synced_at, fields) SELECT connector_id, kind, local_id, remote_id, remote_modified_at, synced_at, "
     "fields FROM json_to_recordset(CAST(:links AS json)) AS r(connector_id varchar, kind varchar, "
@@ -127,6 +133,7 @@ def record_json(
         RECORD_JSON,
         {
             "done": jsonutil.dumps([{"id": i, "version": v, "leased": at} for i, v, at in done]),
+            "ids": [i for i, _, _ in done],
             "links": jsonutil.dumps(unique_links(links)),
             "audit": jsonutil.dumps(list(audit)),
             "now": now,
