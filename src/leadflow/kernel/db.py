@@ -440,7 +440,10 @@ def analyze_stale(conn: Connection, tables: Sequence[sa.Table]) -> list[str]:
     found = conn.execute(_STALE, {"names": names, "at_least": STALE_AT_LEAST, "share": STALE_SHARE})
     stale = [name for (name,) in found]
     for name in stale:
-        conn.exec_driver_sql(f"ANALYZE {conn.dialect.identifier_preparer.quote_identifier(name)}")
+        # SKIP_LOCKED: never wait behind a VACUUM (or another worker's ANALYZE) of the table
+        conn.exec_driver_sql(
+            f"ANALYZE (SKIP_LOCKED) {conn.dialect.identifier_preparer.quote_identifier(name)}"
+        )
     return stale
 
 
