@@ -69,6 +69,7 @@ LEASE = timedelta(minutes=5)  # longer than a batch's calls can take (30 s timeo
 OWNERS_TTL = 600.0  # seconds an owners list is trusted
 MAX_PAUSE = 60.0
 WINDOW_MARGIN = 0.25  # seconds a fixed-window log adds to the vendor's window: the request's way there
+WINDOW_SPREAD = 10  # a window's requests go in this many parts of it (HubSpot: 10 in any 1.025 s)
 TIMEOUT = 30.0
 
 PASS = 500  # rows a pass claims
@@ -164,7 +165,10 @@ class ConnectorWorker(Sender):
         vendor that counts its limit in fixed windows (:func:`~leadflow.connectors.vendor.window_of`:
         HubSpot's 100 requests per 10 s), a :class:`~leadflow.kernel.ratelimit.WindowLog` of ``burst``
         requests per window (plus :data:`WINDOW_MARGIN`), which never lets more than the limit into one
-        window. The connector's ``limits`` (``rate``, ``burst``, ``window``) override the vendor's."""
+        window, spread over it in :data:`WINDOW_SPREAD` parts (a change behind a backfill waits for the
+        next part, ~1 s for HubSpot, not for the next window; a window of fewer than two requests a part
+        is not spread). The connector's ``limits`` (``rate``, ``burst``, ``window``) override the
+        vendor's."""
         now = self.ctx.clock.monotonic()
         rate = float(connector.limits.get("rate", vendor.rate))
         size = float(connector.limits.get("burst", vendor.burst))
@@ -173,7 +177,8 @@ class ConnectorWorker(Sender):
         if window > 0:
             span = window + WINDOW_MARGIN
             if not isinstance(found, WindowLog) or found.size != size or found.span != span:
-                found = self._buckets[connector.id] = WindowLog(size, span, now)
+                spread = round(size / WINDOW_SPREAD) if size >= 2 * WINDOW_SPREAD else None
+                found = self._buckets[connector.id] = WindowLog(size, span, now, spread=spread)
         elif not isinstance(found, TokenBucket) or found.rate != rate or found.size != size:
             found = self._buckets[connector.id] = TokenBucket(rate, size, now)
         found.refill(now)

@@ -117,16 +117,25 @@ class WindowLog:
     The same surface as :class:`TokenBucket` (``tokens``, ``ready``, ``wait``, ``refill``, ``size``,
     ``rate``): spending (``tokens -= cost``) logs ``cost`` requests at the last refill's time, and
     lowering ``tokens`` to what the vendor says remains (or to 0 after a ``429``) logs the difference
-    as spent then, so they count until a whole ``span`` has passed. Not thread-safe on its own."""
+    as spent then, so they count until a whole ``span`` has passed. Not thread-safe on its own.
 
-    __slots__ = ("rate", "size", "span", "stamp", "times")
+    With ``spread`` (a number of requests), also at most ``spread`` of them in any ``span * spread /
+    size`` seconds: the window's requests are spread over it instead of spent in one burst at its start.
+    A backfill that keeps the window full then leaves a slot every ``span / size`` seconds or so, not one
+    whole window later: a live change queued behind it waits about a second, not up to ``span``. Only
+    spends of at most ``spread`` at once count there: a larger drop is the vendor's own count of its
+    window (its headers say what remains), which the whole span holds."""
 
-    def __init__(self, size: float, span: float, now: float) -> None:
+    __slots__ = ("parts", "rate", "size", "span", "spread", "stamp", "times")
+
+    def __init__(self, size: float, span: float, now: float, *, spread: int | None = None) -> None:
         self.size = size
         self.span = span
+        self.spread = spread
         self.rate = size / span  # the steady pace it allows (requests per second)
         self.stamp = now
         self.times: deque[float] = deque()
+        self.parts: deque[float] = deque(maxlen=spread or 0)  # the latest spends the spread counts
 
     def refill(self, now: float) -> None:
         """Forget the requests older than ``span`` seconds (``now``: the clock's monotonic seconds)."""
@@ -142,18 +151,34 @@ class WindowLog:
     def tokens(self, value: float) -> None:
         spent = math.ceil(self.tokens - max(0.0, value) - EPSILON)
         self.times.extend([self.stamp] * max(0, spent))
+        if self.spread is not None and 0 < spent <= self.spread:
+            self.parts.extend([self.stamp] * spent)
 
     def ready(self, cost: float = 1.0) -> bool:
-        return self.tokens + EPSILON >= cost
+        return self.tokens + EPSILON >= cost and self._spread_wait(cost) <= 0.0
 
     def wait(self, cost: float = 1.0) -> float:
-        """Seconds until ``cost`` more requests fit (the oldest that must go have left the span)."""
+        """Seconds until ``cost`` more requests fit (the oldest that must go have left the span, and,
+        with ``spread``, the shorter span)."""
         over = math.ceil(len(self.times) + cost - self.size - EPSILON)
         if over <= 0:
+            whole = 0.0
+        elif over > len(self.times):
+            whole = self.span
+        else:
+            whole = max(0.0, self.times[over - 1] + self.span - self.stamp)
+        return max(whole, self._spread_wait(cost))
+
+    def _spread_wait(self, cost: float) -> float:
+        """Seconds until ``cost`` more fit in the shorter span of ``spread`` requests (0: they do)."""
+        if self.spread is None or cost > self.spread:
             return 0.0
-        if over > len(self.times):
-            return self.span
-        return max(0.0, self.times[over - 1] + self.span - self.stamp)
+        short = self.span * self.spread / self.size
+        recent = [at for at in reversed(self.parts) if at > self.stamp - short]
+        over = math.ceil(len(recent) + cost - self.spread - EPSILON)
+        if over <= 0:
+            return 0.0
+        return max(0.0, recent[len(recent) - over] + short - self.stamp)
 
     def full(self) -> bool:
         return not self.times

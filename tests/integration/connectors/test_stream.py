@@ -98,7 +98,9 @@ def _outbox(ctx: AppContext) -> list[Any]:
 def test_the_next_pass_is_claimed_while_a_batch_is_at_the_vendor_and_a_shared_company_made_once(
     ctx: AppContext, processor: EventProcessor, peer: HubSpotPeer
 ) -> None:
-    connect(ctx, peer, objects=["contact", "company"], limits={"batch": 1})
+    # the ~11 requests go at one instant of the test's clock: a window of 1,000 is spread in parts of 100
+    # (HubSpot's 100 would be parts of 10, and the last pass would wait for the next part)
+    connect(ctx, peer, objects=["contact", "company"], limits={"batch": 1, "burst": 1000})
     _people_of_one_company(ctx, processor, 3)
     worker = Watched(ctx)
     try:

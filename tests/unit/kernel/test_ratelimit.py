@@ -135,6 +135,31 @@ def test_a_window_log_never_lets_more_than_its_size_into_any_span() -> None:
         assert in_window == (100 if limiter is log else 199)
 
 
+def test_a_spread_window_log_keeps_its_pace_and_leaves_a_slot_every_part_of_the_window() -> None:
+    """Kept full by a backfill, a log spends its window in one burst at the window's start: a request
+    arriving after it waits up to a whole window. Spread in 10 parts it waits at most one part (1 s), and
+    the window still holds its 100."""
+    longest = {}
+    for spread in (None, 10):
+        log = WindowLog(100, 10, 0.0, spread=spread)
+        sent: list[float] = []
+        waits: list[float] = []
+        for step in range(600):  # a backfill trying every 0.05 s for 30 s
+            now = step * 0.05
+            log.refill(now)
+            waits.append(log.wait())
+            while log.ready():
+                log.tokens -= 1
+                sent.append(now)
+        assert sum(1 for at in sent if at < 10) == 100  # the window's worth, spread or not
+        assert all(sum(1 for at in sent if start <= at < start + 10) <= 100 for start in sent)
+        if spread is not None:
+            assert all(sum(1 for at in sent if start <= at < start + 1) <= 10 for start in sent)
+        longest[spread] = max(waits[200:])  # once the log is full
+    assert longest[10] <= 1.0 + 1e-9
+    assert longest[None] > 9.0
+
+
 def test_a_window_log_waits_for_the_oldest_and_counts_what_it_is_told_is_spent() -> None:
     log = WindowLog(3, 10, 0.0)
     log.tokens -= 2
