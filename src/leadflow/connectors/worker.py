@@ -52,7 +52,7 @@ from leadflow.connectors.vendor import Network, Vendor, VendorError, window_of
 from leadflow.kernel import netguard
 from leadflow.kernel.clock import Clock
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.db import analyze_stale
+from leadflow.kernel.db import QueueStatistics
 from leadflow.kernel.netpolicy import Policy
 from leadflow.kernel.ratelimit import Pace, TokenBucket, WindowLog
 from leadflow.kernel.retry import RetrySchedule
@@ -133,7 +133,7 @@ class ConnectorWorker(Sender):
         self._owners: dict[str, tuple[float, dict[str, str]]] = {}
         self._rand = rand
         self._pulled_at: dict[str, float] = {}
-        self._statistics_at = -math.inf
+        self._queue_statistics = QueueStatistics((connector_outbox, connector_links), STATISTICS_EVERY)
         self._recording = []
         self._fresh = {}
         self._ticks = itertools.count()
@@ -293,15 +293,10 @@ class ConnectorWorker(Sender):
         return total
 
     def _statistics(self) -> None:
-        """Every :data:`STATISTICS_EVERY` seconds at most, the outbox and the links analysed when a
-        backfill changed them faster than autovacuum follows (:func:`leadflow.kernel.db.analyze_stale`):
-        otherwise a claim sorted the whole backlog on every pass."""
-        now = self.ctx.clock.monotonic()
-        if self.ctx.db.is_sqlite or now - self._statistics_at < STATISTICS_EVERY:
-            return
-        self._statistics_at = now
-        with self._single(write=False) as conn:
-            analysed = analyze_stale(conn, (connector_outbox, connector_links))
+        """The outbox and the links analysed when a backfill changed them faster than autovacuum
+        follows (:class:`leadflow.kernel.db.QueueStatistics`): otherwise a claim sorted the whole backlog
+        on every pass."""
+        analysed = self._queue_statistics.refresh(self.ctx.db, self.ctx.clock.monotonic())
         if analysed:
             log.info("analysed %s: their statistics were stale", ", ".join(analysed))
 

@@ -447,6 +447,24 @@ def analyze_stale(conn: Connection, tables: Sequence[sa.Table]) -> list[str]:
     return stale
 
 
+class QueueStatistics:
+    """A worker's queue tables kept analysed (:func:`analyze_stale`), looked at once at most every
+    ``every`` seconds of ``monotonic`` (one statement to ``pg_stat_user_tables``; nothing on SQLite)."""
+
+    def __init__(self, tables: Sequence[sa.Table], every: float = 10.0) -> None:
+        self.tables = tuple(tables)
+        self.every = every
+        self._at = -math.inf
+
+    def refresh(self, db: Database, now: float) -> list[str]:
+        """The tables analysed now (``now``: the clock's monotonic seconds)."""
+        if db.is_sqlite or now - self._at < self.every:
+            return []
+        self._at = now
+        with db.read_one() as conn:
+            return analyze_stale(conn, self.tables)
+
+
 class TimeLimit(Invalid):
     """A statement ran past the time allowed by :func:`time_limit` (HTTP 422, ``time_limit``)."""
 

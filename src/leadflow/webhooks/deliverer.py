@@ -45,10 +45,12 @@ from standardwebhooks.webhooks import Webhook
 
 from leadflow.kernel import jsonutil, netguard, retry
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.db import QueueStatistics
 from leadflow.kernel.ratelimit import TokenBucket
 from leadflow.kernel.retry import RetrySchedule
 from leadflow.kernel.worker_loop import WorkerLoop
 from leadflow.webhooks import endpoints, outbox, queries
+from leadflow.webhooks.models import webhook_deliveries
 from leadflow.webhooks.outbox import CANCELLED, DELIVERED, FAILED, QUEUED
 
 log = logging.getLogger(__name__)
@@ -213,6 +215,8 @@ class WebhookDeliverer:
         self._signer: Webhook | None = None
         self._signers: dict[str, Webhook] = {}
         self._buckets: dict[str, TokenBucket] = {}
+        # a backlog queued faster than autovacuum analyses it: the claim sorted all of it every pass
+        self._statistics = QueueStatistics((webhook_deliveries,))
 
     def close(self) -> None:
         """Stop the sender threads; close the connection pool if this deliverer made it."""
@@ -248,6 +252,7 @@ class WebhookDeliverer:
         """Claim up to ``limit`` due deliveries, POST them, record the outcomes; returns how many."""
         self.signer()
         secret_key = self.ctx.secret_key  # both read outside any transaction
+        self._statistics.refresh(self.ctx.db, self.ctx.clock.monotonic())
         batch = self.claim(limit)
         if not batch:
             return 0
