@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from leadflow.kernel.context import AppContext, Slot
-from leadflow.kernel.db import bulk_update
+from leadflow.kernel.db import QueueStatistics, bulk_update
 from leadflow.kernel.facts import AddressesSuppressed
 from leadflow.kernel.retry import RetrySchedule
 from leadflow.kernel.worker_loop import WorkerLoop
@@ -62,6 +62,8 @@ class Deliverer:
         this one uses too — a second thread composing and recording while the first waits on SMTP."""
         self.ctx = ctx
         self.composer = Composer(ctx)
+        # a burst queued faster than autovacuum analyses the table: the claim sorted all of it each batch
+        self._statistics = QueueStatistics((messages,))
         self.transport: EmailTransport
         self.throttle: Throttle | None
         if share is not None:
@@ -78,6 +80,7 @@ class Deliverer:
     def deliver_due(self, limit: int | None = None) -> int:
         """Send one batch of due messages; returns how many rows were handled (0: none due)."""
         now = self.ctx.clock.now()
+        self._statistics.refresh(self.ctx.db, self.ctx.clock.monotonic())
         batch = self.claim(now, limit or self.ctx.settings.email_batch_size)
         if not batch:
             return 0
