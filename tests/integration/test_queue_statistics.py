@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from leadflow.journeys.executor import Executor
 from leadflow.journeys.models import journey_steps
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.db import STALE_AT_LEAST, QueueStatistics
+from leadflow.kernel.queue_statistics import STALE_AT_LEAST, QueueStatistics
 from leadflow.messaging.delivery.deliverer import Deliverer
 from leadflow.messaging.models import messages
 from leadflow.webhooks.deliverer import WebhookDeliverer

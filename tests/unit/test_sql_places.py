@@ -47,6 +47,7 @@ SQL_MODULES = {
     "segments/compiler.py",  # the rule compiler is an SQL builder
     "segments/values.py",
     "runtime/vacuum.py",  # maintenance commands
+    "kernel/queue_statistics.py",  # the workers' ANALYZE of their queue tables
 }
 
 #: Modules that may hand ``text()`` / ``exec_driver_sql()`` a formatted string (identifiers quoted by
@@ -54,6 +55,7 @@ SQL_MODULES = {
 FORMATTED_SQL_MODULES = {
     "kernel/db.py",
     "runtime/vacuum.py",
+    "kernel/queue_statistics.py",
 }
 
 #: Modules that still build SQL outside their package's queries.py (issue 12 in progress). Each domain

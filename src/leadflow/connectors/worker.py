@@ -52,8 +52,8 @@ from leadflow.connectors.vendor import Network, Vendor, VendorError, window_of
 from leadflow.kernel import netguard
 from leadflow.kernel.clock import Clock
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.db import QueueStatistics
 from leadflow.kernel.netpolicy import Policy
+from leadflow.kernel.queue_statistics import QueueStatistics
 from leadflow.kernel.ratelimit import Pace, TokenBucket, WindowLog
 from leadflow.kernel.retry import RetrySchedule
 from leadflow.kernel.worker_loop import WorkerLoop

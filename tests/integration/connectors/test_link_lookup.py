@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from leadflow.connectors import store
 from leadflow.connectors.models import connector_links, connector_outbox
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.db import STALE_AT_LEAST, analyze_stale
+from leadflow.kernel.queue_statistics import STALE_AT_LEAST, analyze_stale
 from leadflow.scoring.models import contact_scores
 
 _AT = datetime(2026, 12, 1, tzinfo=UTC)

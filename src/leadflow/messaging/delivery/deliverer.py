@@ -23,8 +23,9 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from leadflow.kernel.context import AppContext, Slot
-from leadflow.kernel.db import QueueStatistics, bulk_update
+from leadflow.kernel.db import bulk_update
 from leadflow.kernel.facts import AddressesSuppressed
+from leadflow.kernel.queue_statistics import QueueStatistics
 from leadflow.kernel.retry import RetrySchedule
 from leadflow.kernel.worker_loop import WorkerLoop
 from leadflow.messaging.build.compose import Composer, Verdict
