@@ -1,7 +1,8 @@
-"""Queue tables kept analysed by their workers (:class:`leadflow.kernel.db.QueueStatistics`): a backlog
-queued faster than autovacuum analyses the table left the planner thinking a few rows were due, and each
-claim sorted the whole backlog (docs/benchmarks.md, "Connectors" and "Outgoing webhooks"). The
-connector worker's is tested in ``connectors/test_link_lookup.py``."""
+"""Queue tables kept analysed by their workers
+(:class:`leadflow.kernel.queue_statistics.QueueStatistics`): a backlog queued faster than autovacuum
+analyses the table left the planner thinking a few rows were due, and each claim sorted the whole
+backlog (docs/benchmarks.md, "Connectors" and "Outgoing webhooks"). The connector worker's is tested in
+``connectors/test_link_lookup.py``."""
 
 from __future__ import annotations
 

@@ -294,7 +294,7 @@ class ConnectorWorker(Sender):
 
     def _statistics(self) -> None:
         """The outbox and the links analysed when a backfill changed them faster than autovacuum
-        follows (:class:`leadflow.kernel.db.QueueStatistics`): otherwise a claim sorted the whole backlog
+        follows (:class:`leadflow.kernel.queue_statistics.QueueStatistics`): otherwise a claim sorted the whole backlog
         on every pass."""
         analysed = self._queue_statistics.refresh(self.ctx.db, self.ctx.clock.monotonic())
         if analysed:

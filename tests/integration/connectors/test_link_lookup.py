@@ -2,7 +2,8 @@
 databases for a contact with a score, a link, both or neither; and on PostgreSQL a lookup by primary key
 even while the links table has no statistics (a first backfill grows it faster than autovacuum analyses
 it: a plan through the remote-id index read every link of the connector for each batch). And the
-statistics the worker refreshes when a backfill made them stale (:func:`leadflow.kernel.db.analyze_stale`)."""
+statistics the worker refreshes when a backfill made them stale
+(:func:`leadflow.kernel.queue_statistics.analyze_stale`)."""
 
 from __future__ import annotations
 
