@@ -294,8 +294,8 @@ class ConnectorWorker(Sender):
 
     def _statistics(self) -> None:
         """The outbox and the links analysed when a backfill changed them faster than autovacuum
-        follows (:class:`leadflow.kernel.queue_statistics.QueueStatistics`): otherwise a claim sorted the whole backlog
-        on every pass."""
+        follows (:class:`leadflow.kernel.queue_statistics.QueueStatistics`): otherwise a claim sorted
+        the whole backlog on every pass."""
         analysed = self._queue_statistics.refresh(self.ctx.db, self.ctx.clock.monotonic())
         if analysed:
             log.info("analysed %s: their statistics were stale", ", ".join(analysed))
