@@ -60,6 +60,19 @@ def database_url(request: pytest.FixtureRequest, sqlite_url: str, postgres_url: 
     return url
 
 
+@pytest.fixture(params=BACKENDS)
+def own_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated database of the test's own, never analysed, dropped afterwards. For a test that reads
+    query plans, or makes PostgreSQL keep statistics: in the process's shared database either depends on
+    what earlier tests left (a module opts in with ``def database_url(own_database_url)``)."""
+    if request.param == "postgresql" and not databases.postgres_available():
+        databases.skip_or_fail_without_postgres()
+    url = databases.migrated_copy(request.param, tmp_path)
+    yield url
+    if request.param == "postgresql":
+        databases.drop_postgres_database(url)
+
+
 @pytest.fixture
 def clock() -> VirtualClock:
     return VirtualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))

@@ -6,9 +6,8 @@ backlog (docs/benchmarks.md, "Connectors" and "Outgoing webhooks"). The connecto
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,21 +21,15 @@ from leadflow.messaging.delivery.deliverer import Deliverer
 from leadflow.messaging.models import messages
 from leadflow.webhooks.deliverer import WebhookDeliverer
 from leadflow.webhooks.models import webhook_deliveries
-from tests.support import databases
 
 _AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=("sqlite", "postgresql"))
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database of the test's own: the statistics these tests make PostgreSQL keep would stay in the
-    test process's shared database, where other tests read query plans (``journeys/test_query_plans``)."""
-    if request.param == "postgresql" and not databases.postgres_available():
-        databases.skip_or_fail_without_postgres()
-    url = databases.migrated_copy(request.param, tmp_path)
-    yield url
-    if request.param == "postgresql":
-        databases.drop_postgres_database(url)
+@pytest.fixture
+def database_url(own_database_url: str) -> str:
+    """The statistics these tests make PostgreSQL keep would stay in the process's shared database,
+    where other tests read query plans (``journeys/test_query_plans``)."""
+    return own_database_url
 
 
 _LATER = datetime(2030, 1, 1, tzinfo=UTC)  # not due: the workers send and run nothing

@@ -6,6 +6,9 @@ new rows. With no statistics it guesses that a few rows are due and sorts every 
 walking the due index, on every claim (docs/benchmarks.md, "Connectors" and "Outgoing webhooks"). Each
 worker asks :class:`QueueStatistics` before it claims; it looks at ``pg_stat_user_tables`` at most every
 few seconds and analyses a stale table without waiting for a lock.
+
+The scheduler's :mod:`leadflow.runtime.vacuum` is the other half: it vacuums (and analyses) a queue table
+once it holds many dead rows. A fresh backlog has none yet (only inserts), which is the case here.
 """
 
 from __future__ import annotations

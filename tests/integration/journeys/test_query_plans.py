@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from sqlalchemy.engine import Connection
 
 from leadflow.journeys import queries
@@ -18,6 +19,15 @@ from leadflow.journeys.models import WAITING_STEP
 from leadflow.kernel.context import AppContext
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def database_url(own_database_url: str) -> str:
+    """A database never analysed: the plans below are those of tables the planner knows nothing of,
+    whatever statistics earlier tests (or a worker's analysis of its queue) left in the shared one."""
+    return own_database_url
+
+
 CONTACTS = ["01JCONTACT0000000000000001", "01JCONTACT0000000000000002"]
 
 
