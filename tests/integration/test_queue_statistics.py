@@ -1,8 +1,8 @@
 """Queue tables kept analysed by their workers
-(:class:`leadflow.kernel.queue_statistics.QueueStatistics`): a backlog queued faster than autovacuum
-analyses the table left the planner thinking a few rows were due, and each claim sorted the whole
-backlog (docs/benchmarks.md, "Connectors" and "Outgoing webhooks"). The connector worker's is tested in
-``connectors/test_link_lookup.py``."""
+(:class:`leadflow.kernel.queue_upkeep.QueueStatistics`) and by the scheduler's upkeep: a backlog
+queued faster than autovacuum analyses the table left the planner thinking a few rows were due, and
+each claim sorted the whole backlog (docs/benchmarks.md, "Connectors" and "Outgoing webhooks"). The
+connector worker's is tested in ``connectors/test_link_lookup.py``."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ import sqlalchemy as sa
 
 from leadflow.journeys.executor import Executor
 from leadflow.journeys.models import journey_steps
+from leadflow.kernel import queue_upkeep
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.queue_statistics import STALE_AT_LEAST, QueueStatistics
+from leadflow.kernel.queue_upkeep import STALE_AT_LEAST, QueueStatistics
 from leadflow.messaging.delivery.deliverer import Deliverer
 from leadflow.messaging.models import messages
 from leadflow.webhooks.deliverer import WebhookDeliverer
@@ -101,6 +102,30 @@ def test_queue_statistics_look_at_most_every_period(ctx: AppContext) -> None:
     assert statistics.refresh(ctx.db, 9.0) == []  # looked 9 s ago
     assert statistics.refresh(ctx.db, 10.0) == ["webhook_deliveries"]
     assert statistics.refresh(ctx.db, 20.0) == []  # fresh
+
+
+def test_the_upkeep_analyses_a_stale_queue_and_vacuums_only_one_with_dead_rows(ctx: AppContext) -> None:
+    """The scheduler's pass covers every queue table, whichever workers run: a fresh backlog (no dead
+    rows yet) is analysed, not vacuumed."""
+    _analyse_first(ctx, webhook_deliveries)
+    _insert(ctx, webhook_deliveries, _deliveries(0, _COUNT))
+    if ctx.db.dialect != "postgresql":
+        assert queue_upkeep.upkeep_due(ctx.db, 1) == []
+        return
+    with ctx.db.read() as conn:
+        vacuumed = sa.text("SELECT last_vacuum FROM pg_stat_user_tables WHERE relname = :name")
+        before = conn.execute(vacuumed, {"name": webhook_deliveries.name}).scalar()
+    analysed = _analysed(ctx, webhook_deliveries)
+    assert queue_upkeep.upkeep_due(ctx.db, 1_000_000) == ["webhook_deliveries"]
+    assert _analysed(ctx, webhook_deliveries) != analysed
+    with ctx.db.read() as conn:
+        assert conn.execute(vacuumed, {"name": webhook_deliveries.name}).scalar() == before
+    assert queue_upkeep.upkeep_due(ctx.db, 1_000_000) == []  # fresh now
+
+
+def test_only_the_policy_s_queue_tables_are_kept() -> None:
+    with pytest.raises(ValueError, match="not queue tables"):
+        QueueStatistics((sa.table("contacts"),))  # type: ignore[arg-type]
 
 
 def test_the_webhook_deliverer_analyses_a_stale_backlog_before_claiming(ctx: AppContext) -> None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import time
 
 from leadflow.events.models import events
+from leadflow.kernel import queue_upkeep
 from leadflow.kernel.context import AppContext
-from leadflow.runtime import scheduler, vacuum
+from leadflow.runtime import scheduler
 from leadflow.runtime.context import build_context
 from tests.support.events import send
 
@@ -42,15 +43,15 @@ def _last_vacuum(ctx: AppContext) -> object:
 
 def test_queue_tables_with_enough_dead_rows_are_vacuumed(ctx: AppContext) -> None:
     if ctx.db.dialect != "postgresql":
-        assert vacuum.vacuum_due(ctx.db, 1) == []
+        assert queue_upkeep.upkeep_due(ctx.db, 1) == []
         assert "vacuum.queues" not in {task.name for task in scheduler.tasks(ctx)}
         return
     assert "vacuum.queues" in {task.name for task in scheduler.tasks(ctx)}
     dead = _dead_events(ctx)
     before = _last_vacuum(ctx)
-    assert "events" not in vacuum.vacuum_due(ctx.db, dead + 1_000_000)
+    assert "events" not in queue_upkeep.upkeep_due(ctx.db, dead + 1_000_000)
     assert _last_vacuum(ctx) == before
-    assert "events" in vacuum.vacuum_due(ctx.db, DEAD)
+    assert "events" in queue_upkeep.upkeep_due(ctx.db, DEAD)
     assert _last_vacuum(ctx) != before
 
 
@@ -59,11 +60,13 @@ def test_one_worker_vacuums_at_a_time(ctx: AppContext) -> None:
         return
     _dead_events(ctx)
     with ctx.db.engine.connect() as other:
-        assert other.exec_driver_sql("SELECT pg_try_advisory_lock(%(k)s)", {"k": vacuum.LOCK}).scalar_one()
-        assert vacuum.vacuum_due(ctx.db, DEAD) == []
-        other.exec_driver_sql("SELECT pg_advisory_unlock(%(k)s)", {"k": vacuum.LOCK})
+        assert other.exec_driver_sql(
+            "SELECT pg_try_advisory_lock(%(k)s)", {"k": queue_upkeep.LOCK}
+        ).scalar_one()
+        assert queue_upkeep.upkeep_due(ctx.db, DEAD) == []
+        other.exec_driver_sql("SELECT pg_advisory_unlock(%(k)s)", {"k": queue_upkeep.LOCK})
         other.rollback()
-    assert "events" in vacuum.vacuum_due(ctx.db, DEAD)
+    assert "events" in queue_upkeep.upkeep_due(ctx.db, DEAD)
 
 
 def test_vacuuming_can_be_switched_off(ctx: AppContext) -> None:

@@ -46,16 +46,14 @@ SQL_MODULES = {
     "kernel/db.py",  # the SQL toolkit: engine, bulk helpers, dialect differences
     "segments/compiler.py",  # the rule compiler is an SQL builder
     "segments/values.py",
-    "runtime/vacuum.py",  # maintenance commands
-    "kernel/queue_statistics.py",  # the workers' ANALYZE of their queue tables
+    "kernel/queue_upkeep.py",  # maintenance commands: VACUUM and ANALYZE of the queue tables
 }
 
 #: Modules that may hand ``text()`` / ``exec_driver_sql()`` a formatted string (identifiers quoted by
 #: the dialect, never values).
 FORMATTED_SQL_MODULES = {
     "kernel/db.py",
-    "runtime/vacuum.py",
-    "kernel/queue_statistics.py",
+    "kernel/queue_upkeep.py",
 }
 
 #: Modules that still build SQL outside their package's queries.py (issue 12 in progress). Each domain

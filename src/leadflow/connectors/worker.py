@@ -53,7 +53,7 @@ from leadflow.kernel import netguard
 from leadflow.kernel.clock import Clock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.netpolicy import Policy
-from leadflow.kernel.queue_statistics import QueueStatistics
+from leadflow.kernel.queue_upkeep import QueueStatistics
 from leadflow.kernel.ratelimit import Pace, TokenBucket, WindowLog
 from leadflow.kernel.retry import RetrySchedule
 from leadflow.kernel.worker_loop import WorkerLoop
@@ -294,7 +294,7 @@ class ConnectorWorker(Sender):
 
     def _statistics(self) -> None:
         """The outbox and the links analysed when a backfill changed them faster than autovacuum
-        follows (:class:`leadflow.kernel.queue_statistics.QueueStatistics`): otherwise a claim sorted
+        follows (:class:`leadflow.kernel.queue_upkeep.QueueStatistics`): otherwise a claim sorted
         the whole backlog on every pass."""
         analysed = self._queue_statistics.refresh(self.ctx.db, self.ctx.clock.monotonic())
         if analysed:

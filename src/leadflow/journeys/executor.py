@@ -25,7 +25,7 @@ from leadflow.journeys.models import journey_steps
 from leadflow.journeys.runs import Item, Writes
 from leadflow.journeys.steps import Outcome
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.queue_statistics import QueueStatistics
+from leadflow.kernel.queue_upkeep import QueueStatistics
 from leadflow.kernel.retry import RetrySchedule
 from leadflow.kernel.worker_loop import TRANSIENT, WorkerLoop
 

@@ -15,10 +15,10 @@ from leadflow.analytics import service as analytics
 from leadflow.connectors import service as connectors
 from leadflow.crm import service as crm
 from leadflow.journeys import scheduling
+from leadflow.kernel import queue_upkeep
 from leadflow.kernel.context import AppContext
 from leadflow.lifecycle import service as lifecycle
 from leadflow.messaging.delivery import broadcasts
-from leadflow.runtime import vacuum
 from leadflow.scheduling import service as booking
 from leadflow.scoring import service as scoring
 from leadflow.segments import service as segments
@@ -62,7 +62,9 @@ def tasks(ctx: AppContext) -> list[Task]:
     ]
     if settings.vacuum_interval > 0 and ctx.db.dialect == "postgresql":
         dead = settings.vacuum_min_dead_rows
-        found.append(Task("vacuum.queues", settings.vacuum_interval, lambda: vacuum.vacuum_due(ctx.db, dead)))
+        found.append(
+            Task("vacuum.queues", settings.vacuum_interval, lambda: queue_upkeep.upkeep_due(ctx.db, dead))
+        )
     return found
 
 

@@ -45,7 +45,7 @@ from standardwebhooks.webhooks import Webhook
 
 from leadflow.kernel import jsonutil, netguard, retry
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.queue_statistics import QueueStatistics
+from leadflow.kernel.queue_upkeep import QueueStatistics
 from leadflow.kernel.ratelimit import TokenBucket
 from leadflow.kernel.retry import RetrySchedule
 from leadflow.kernel.worker_loop import WorkerLoop

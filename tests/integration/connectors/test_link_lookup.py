@@ -3,7 +3,7 @@ databases for a contact with a score, a link, both or neither; and on PostgreSQL
 even while the links table has no statistics (a first backfill grows it faster than autovacuum analyses
 it: a plan through the remote-id index read every link of the connector for each batch). And the
 statistics the worker refreshes when a backfill made them stale
-(:func:`leadflow.kernel.queue_statistics.analyze_stale`)."""
+(:func:`leadflow.kernel.queue_upkeep.analyze_stale`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from leadflow.connectors import store
 from leadflow.connectors.models import connector_links, connector_outbox
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.queue_statistics import STALE_AT_LEAST, analyze_stale
+from leadflow.kernel.queue_upkeep import STALE_AT_LEAST, analyze_stale
 from leadflow.scoring.models import contact_scores
 
 _AT = datetime(2026, 12, 1, tzinfo=UTC)

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 from leadflow.kernel.context import AppContext, Slot
 from leadflow.kernel.db import bulk_update
 from leadflow.kernel.facts import AddressesSuppressed
-from leadflow.kernel.queue_statistics import QueueStatistics
+from leadflow.kernel.queue_upkeep import QueueStatistics
 from leadflow.kernel.retry import RetrySchedule
 from leadflow.kernel.worker_loop import WorkerLoop
 from leadflow.messaging.build.compose import Composer, Verdict
