@@ -31,6 +31,16 @@ hypothesis.settings.register_profile("ci", derandomize=True, print_blob=True)
 hypothesis.settings.load_profile(os.environ.get("LEADFLOW_HYPOTHESIS_PROFILE", "default"))
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The controller (not an xdist worker) drops test databases that dead runs left behind."""
+    if not hasattr(session.config, "workerinput") and databases.postgres_available():
+        databases.drop_orphans()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    databases.drop_templates()
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str | None]:
     if not databases.postgres_available():

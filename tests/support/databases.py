@@ -61,8 +61,46 @@ def migrated_copy(kind: str, directory: Path) -> str:
     if template is None:
         url = migrated(create_postgres_database())
         template = _TEMPLATES[kind] = str(sa.make_url(url).database)
-        atexit.register(drop_postgres_database, url)
+        _TEMPLATE_URLS.append(url)
+        atexit.register(drop_templates)  # and at the session's end (conftest), which xdist workers reach
     return create_postgres_database(template)
+
+
+_TEMPLATE_URLS: list[str] = []
+
+
+def drop_templates() -> None:
+    """Drop the PostgreSQL templates this process made (idempotent)."""
+    while _TEMPLATE_URLS:
+        drop_postgres_database(_TEMPLATE_URLS.pop())
+    _TEMPLATES.pop("postgresql", None)
+
+
+def drop_orphans() -> list[str]:
+    """Drop the test databases of processes that no longer run (a run killed, or a worker that ended
+    before its clean-up): ``leadflow_test_<pid>_<hex>``, made on this machine by
+    :func:`create_postgres_database`. Returns their names."""
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        names = [
+            str(name)
+            for (name,) in conn.execute(
+                "SELECT datname FROM pg_database WHERE datname ~ '^leadflow_test_[0-9]+_[0-9a-f]{8}$'"
+            )
+        ]
+    dropped = []
+    for name in names:
+        pid = int(name.split("_")[2])
+        try:
+            os.kill(pid, 0)
+            continue  # its process still runs
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # another user's process
+        base = sa.make_url(ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+        drop_postgres_database(base.set(database=name).render_as_string(hide_password=False))
+        dropped.append(name)
+    return dropped
 
 
 def drop_postgres_database(url: str) -> None:
