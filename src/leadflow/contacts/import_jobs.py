@@ -27,10 +27,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 
 from leadflow.audit import service as audit
-from leadflow.contacts import import_run, queries
+from leadflow.contacts import import_run
 from leadflow.contacts.import_run import ImportReport, Rejected, RowFilter, Warning
 from leadflow.contacts.importer import Column, ParsedRow, email_of, forget, read_text, resolve_columns
 from leadflow.contacts.lists import static_list
+from leadflow.contacts.queries import imports as queries
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Invalid, LeadflowError, NotFound
 from leadflow.kernel.ids import new_id
