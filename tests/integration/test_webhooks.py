@@ -239,6 +239,20 @@ def test_a_client_error_fails_at_once_with_the_start_of_the_body(
     assert deliverer.deliver_due() == 0
 
 
+def test_a_hostile_answer_is_recorded_as_text(
+    ctx: AppContext, clock: VirtualClock, receiver: HttpReceiver, deliverer: WebhookDeliverer
+) -> None:
+    """NUL and invalid UTF-8 in a refusal's body (which PostgreSQL's text cannot hold) are replaced:
+    the outcome is recorded, not the whole pass lost."""
+    receiver.reply(Reply(400, b"bad\x00\xff\xfeinput", headers={"Content-Type": "text/plain"}))
+    queue(ctx, receiver.url)
+    assert deliverer.deliver_due() == 1
+    row = only_row(ctx)
+    assert (row["status"], row["response_code"]) == ("failed", 400)
+    assert row["error"] == "HTTP 400: bad\ufffd\ufffd\ufffdinput"
+    assert row["response_body"] == "bad\ufffd\ufffd\ufffdinput"
+
+
 def test_a_redirect_is_not_followed_but_retried(
     ctx: AppContext, clock: VirtualClock, receiver: HttpReceiver, deliverer: WebhookDeliverer
 ) -> None:

@@ -20,8 +20,9 @@ Rules:
   host names (``hooks.internal``, ``*.corp.example``). A name on the list is admitted whatever it resolves
   to; an address is admitted when it lies in a listed network.
 * Guarded clients ignore ``HTTP(S)_PROXY``: through a proxy the address checked would be the proxy's.
-* :func:`client` gives an httpx client; :func:`pool` a bare connection pool (:class:`GuardedPool`, for
-  the webhook deliverer's many POSTs) on the same backend, checking each request's literal host first.
+* :func:`client` gives an httpx client. The webhook deliverer's many POSTs go through
+  :class:`leadflow.kernel.netguard_post.GuardedPoster`, which applies the same policy on its own event
+  loop (the literal host, then every resolved address, then the connection to a checked one).
 
 :func:`refusal` is the save-time check of a URL's literal host (an IP address in any form, or
 ``localhost``/``*.localhost``), for refusing a definition before anything is stored.
@@ -33,8 +34,7 @@ import contextlib
 import ipaddress
 import socket
 import ssl
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -51,11 +51,9 @@ from leadflow.kernel.settings import Settings
 __all__ = [
     "Blocked",
     "GuardedBackend",
-    "GuardedPool",
     "GuardedTransport",
     "Policy",
     "client",
-    "pool",
     "reason_for",
     "refusal",
 ]
@@ -159,49 +157,3 @@ def client(settings: Settings, *, timeout: float, follow_redirects: bool = False
         trust_env=False,
         event_hooks={"request": [policy.check_request]},
     )
-
-
-class GuardedPool:
-    """A bare connection pool (httpcore's) on a :class:`GuardedBackend`, for a sender whose every
-    request is one POST that follows no redirect (the webhook deliverer): half the CPU of a request
-    through an httpx client, with the same guard. Each request's literal host is checked first (what
-    the client's request hook does), then the connection is checked at connect time."""
-
-    def __init__(self, policy: Policy, *, max_connections: int = 100, keepalive: int = 20) -> None:
-        self.policy = policy
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=max_connections,
-            max_keepalive_connections=keepalive,
-            keepalive_expiry=5.0,
-            network_backend=GuardedBackend(policy),
-        )
-
-    @contextmanager
-    def stream(
-        self, method: str, url: str, *, headers: list[tuple[str, str]], content: bytes, timeout: float
-    ) -> Iterator[httpcore.Response]:
-        """Send one request (no redirect followed); raises :class:`Blocked`, ``httpx.InvalidURL``,
-        ``httpx.UnsupportedProtocol`` or an ``httpcore`` error."""
-        target = httpx.URL(url)
-        if target.scheme not in ("http", "https") or not target.host:
-            raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol or no host: {url!r}")
-        refused = self.policy.literal_refusal(target.host)
-        if refused is not None:
-            raise Blocked(refused)
-        core = httpcore.URL(
-            scheme=target.raw_scheme, host=target.raw_host, port=target.port, target=target.raw_path
-        )
-        limits = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
-        with self._pool.stream(
-            method, core, headers=headers, content=content, extensions={"timeout": limits}
-        ) as response:
-            yield response
-
-    def close(self) -> None:
-        self._pool.close()
-
-
-def pool(settings: Settings, *, max_connections: int = 100) -> GuardedPool:
-    """A :class:`GuardedPool` under the installation's policy (``LEADFLOW_NETWORK_ALLOW``)."""
-    return GuardedPool(Policy.parse(settings.network_allow), max_connections=max_connections)

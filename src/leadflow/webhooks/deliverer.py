@@ -32,19 +32,18 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import time
 from collections import Counter as Tally
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpcore
-import httpx
 from standardwebhooks.webhooks import Webhook
 
-from leadflow.kernel import jsonutil, netguard, retry
+from leadflow.kernel import jsonutil, retry
 from leadflow.kernel.context import AppContext
+from leadflow.kernel.netguard_post import Answer, GuardedPoster, InvalidRequest, Post, PostError, Sent
+from leadflow.kernel.netpolicy import Blocked, Policy
 from leadflow.kernel.queue_upkeep import QueueStatistics
 from leadflow.kernel.ratelimit import TokenBucket
 from leadflow.kernel.retry import RetrySchedule
@@ -77,15 +76,6 @@ BODY_EXCERPT = 500  # characters of a failing response kept as the reason
 LOGGED_BODY = 4096  # characters of a response kept in the delivery log
 LOGGED_HEADERS = ("content-type", "content-length", "location", "retry-after", "date", "server")
 GONE = "endpoint gone (410)"
-_BODY_READ_LIMIT = 64 * 1024
-#: What a failed exchange raises below httpx (the deliverer sends through a bare guarded pool).
-_TRANSPORT_ERRORS = (
-    httpcore.NetworkError,
-    httpcore.ProtocolError,
-    httpcore.ProxyError,
-    httpcore.ConnectionNotAvailable,
-    httpx.HTTPError,
-)
 MAX_PAUSE = 60.0  # seconds between tries while the database is unavailable
 RETRY = "retry"
 
@@ -148,8 +138,9 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
     return retry.parse_retry_after(value, now, MAX_RETRY_AFTER)
 
 
-def classify(code: int, headers: httpx.Headers, excerpt: str, now: datetime) -> Attempt:
-    """The Standard Webhooks reading of a response status (see the module docstring)."""
+def classify(code: int, headers: Mapping[str, str], excerpt: str, now: datetime) -> Attempt:
+    """The Standard Webhooks reading of a response status (see the module docstring); ``headers``' names
+    in lower case."""
     detail = f"HTTP {code}: {excerpt}" if excerpt else f"HTTP {code}"
     if 200 <= code < 300:
         return Attempt(DELIVERED, code)
@@ -183,35 +174,24 @@ def decide(claimed: Claimed, attempt: Attempt, now: datetime) -> dict[str, Any]:
     return values | {"status": QUEUED, "due_at": due}
 
 
-def _read(response: httpcore.Response) -> str:
-    """The start of the response body (what a receiver explains a refusal with); never raises."""
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        for chunk in response.iter_stream():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size >= _BODY_READ_LIMIT:
-                break
-    except (*_TRANSPORT_ERRORS, httpcore.TimeoutException):
-        pass
-    return b"".join(chunks).decode("utf-8", "replace")
+def _text(data: bytes) -> str:
+    """A receiver's bytes as text a database column can hold: invalid UTF-8 and NUL replaced."""
+    return data.decode("utf-8", "replace").replace("\x00", "\ufffd")
 
 
-def _logged(headers: httpx.Headers) -> dict[str, str]:
-    return {name: headers[name] for name in LOGGED_HEADERS if name in headers}
+def _logged(headers: Mapping[str, str]) -> dict[str, str]:
+    return {name: _text(headers[name].encode("latin-1")) for name in LOGGED_HEADERS if name in headers}
 
 
 class WebhookDeliverer:
     """Delivers due webhooks; :meth:`run` is the worker loop, :meth:`deliver_due` one pass."""
 
-    def __init__(self, ctx: AppContext, *, pool: netguard.GuardedPool | None = None) -> None:
+    def __init__(self, ctx: AppContext, *, poster: GuardedPoster | None = None) -> None:
         self.ctx = ctx
         self.timeout = ctx.settings.webhook_timeout
         self.lease = timedelta(seconds=self.timeout) + LEASE_MARGIN
-        self._own_client = pool is None
-        self._client = pool or netguard.pool(ctx.settings)
-        self._senders: ThreadPoolExecutor | None = None
+        self._own_poster = poster is None
+        self._poster = poster or GuardedPoster(Policy.parse(ctx.settings.network_allow), concurrency=SENDERS)
         self._signer: Webhook | None = None
         self._signers: dict[str, Webhook] = {}
         self._buckets: dict[str, TokenBucket] = {}
@@ -219,12 +199,9 @@ class WebhookDeliverer:
         self._statistics = QueueStatistics((webhook_deliveries,))
 
     def close(self) -> None:
-        """Stop the sender threads; close the connection pool if this deliverer made it."""
-        if self._senders is not None:
-            self._senders.shutdown()
-            self._senders = None
-        if self._own_client:
-            self._client.close()
+        """Close the sender (its loop and kept connections) if this deliverer made it."""
+        if self._own_poster:
+            self._poster.close()
 
     def __enter__(self) -> WebhookDeliverer:
         return self
@@ -260,10 +237,9 @@ class WebhookDeliverer:
         sending = [claimed for claimed in batch if claimed.id in targets]
         attempts: dict[str, Attempt] = dict(settled)
         if sending:
-            if self._senders is None:  # kept between passes: threads are not started per batch
-                self._senders = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="leadflow-webhook")
-            sent = self._senders.map(lambda claimed: self._send(claimed, targets[claimed.id]), sending)
-            attempts.update(zip((claimed.id for claimed in sending), sent, strict=True))
+            attempts.update(
+                zip((claimed.id for claimed in sending), self._send(sending, targets), strict=True)
+            )
         done = [claimed for claimed in batch if claimed.id in attempts]
         self._record(done, [attempts[claimed.id] for claimed in done], deferred)
         return len(batch)
@@ -337,38 +313,44 @@ class WebhookDeliverer:
             for row in rows
         ]
 
-    def _send(self, claimed: Claimed, target: Target) -> Attempt:
-        """POST one delivery; every error becomes an :class:`Attempt` (one bad URL must not stop a batch)."""
+    def _send(self, sending: list[Claimed], targets: dict[str, Target]) -> list[Attempt]:
+        """POST the batch, :data:`SENDERS` at a time; every error becomes an :class:`Attempt` (one bad
+        URL must not stop a batch)."""
         now = self.ctx.clock.now()
-        body = body_of(claimed)
-        headers = request_headers(self._signers_of(target), claimed.id, now, body)
-        started = time.perf_counter()
-        attempt = self._post(claimed, target.url, body, headers, now)
-        duration = round((time.perf_counter() - started) * 1000)
-        return replace(attempt, request_headers=headers, duration_ms=duration)
+        posts: list[Post] = []
+        signed: list[dict[str, str]] = []
+        for claimed in sending:
+            target = targets[claimed.id]
+            body = body_of(claimed)
+            headers = request_headers(self._signers_of(target), claimed.id, now, body)
+            posts.append(Post(target.url, list(headers.items()), body.encode()))
+            signed.append(headers)
+        sent = self._poster.send(posts, self.timeout)
+        return [
+            replace(
+                self._attempt(claimed, one, now),
+                request_headers=headers,
+                duration_ms=round(one.seconds * 1000),
+            )
+            for claimed, one, headers in zip(sending, sent, signed, strict=True)
+        ]
 
-    def _post(self, claimed: Claimed, url: str, body: str, headers: dict[str, str], now: datetime) -> Attempt:
-        try:
-            with self._client.stream(
-                "POST", url, content=body.encode(), headers=list(headers.items()), timeout=self.timeout
-            ) as response:
-                text = _read(response)
-                answer = httpx.Headers(response.headers)
-                attempt = classify(response.status, answer, text.strip()[:BODY_EXCERPT], now)
-                return replace(attempt, response_headers=_logged(answer), response_body=text[:LOGGED_BODY])
-        except netguard.Blocked as exc:
-            return Attempt(FAILED, reason=str(exc))
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-            return Attempt(FAILED, reason=f"invalid URL: {exc}")
-        except (httpx.TimeoutException, httpcore.TimeoutException):
-            return Attempt(RETRY, reason=f"no answer within {self.timeout:g} s")
-        except httpcore.UnsupportedProtocol as exc:
-            return Attempt(FAILED, reason=f"invalid URL: {exc}")
-        except _TRANSPORT_ERRORS as exc:
-            return Attempt(RETRY, reason=f"{type(exc).__name__}: {exc}")
-        except Exception as exc:
-            log.exception("webhook %s to %s: unexpected error", claimed.id, url)
-            return Attempt(RETRY, reason=f"unexpected error: {exc!r}")
+    def _attempt(self, claimed: Claimed, sent: Sent, now: datetime) -> Attempt:
+        result = sent.result
+        if isinstance(result, Answer):
+            text = _text(result.body)
+            attempt = classify(result.status, result.headers, text.strip()[:BODY_EXCERPT], now)
+            return replace(
+                attempt, response_headers=_logged(result.headers), response_body=text[:LOGGED_BODY]
+            )
+        if isinstance(result, Blocked):
+            return Attempt(FAILED, reason=str(result))
+        if isinstance(result, InvalidRequest):
+            return Attempt(FAILED, reason=str(result))
+        if isinstance(result, PostError):  # a timeout, no connection, a broken answer: tried again
+            return Attempt(RETRY, reason=str(result))
+        log.error("webhook %s to %s: unexpected error", claimed.id, claimed.url, exc_info=result)
+        return Attempt(RETRY, reason=f"unexpected error: {result!r}")
 
     def _record(
         self,
@@ -379,25 +361,29 @@ class WebhookDeliverer:
         """Store every outcome in one transaction, each guarded by its claim's attempt count; a ``410``
         from an endpoint turns it off."""
         now = self.ctx.clock.now()
-        columns = queries.RECORDED
-        params: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] = []  # id, attempts (the claim's guard) and the recorded columns
         statuses: list[str] = []
         gone: set[str] = set()
         for claimed, attempt in zip(batch, attempts, strict=True):
             values = decide(claimed, attempt, now)
-            params.append(
-                {"b_id": claimed.id, "b_attempts": claimed.attempts}
-                | {f"v_{name}": values[name] for name in columns}
-            )
+            rows.append({"id": claimed.id, "attempts": claimed.attempts} | values)
             statuses.append(values["status"])
             self._note(claimed, values)
             if attempt.code == 410 and claimed.endpoint_id is not None:
                 gone.add(claimed.endpoint_id)
+        rows.sort(key=lambda row: str(row["id"]))  # locked in id order, as every writer of these rows
         later = [
             {"b_id": key, "b_attempts": n, "v_due_at": due} for key, (due, n) in (deferred or {}).items()
         ]
         with self.ctx.db.write() as conn:
-            if params:
+            if rows and conn.dialect.name == "postgresql":  # one statement for the pass
+                conn.execute(queries.RECORD_JSON, {"rows": jsonutil.dumps(rows)})
+            elif rows:
+                params = [
+                    {"b_id": row["id"], "b_attempts": row["attempts"]}
+                    | {f"v_{name}": row[name] for name in queries.RECORDED}
+                    for row in rows
+                ]
                 conn.execute(queries.RECORD, params)
             if later:
                 conn.execute(queries.DEFER, later)
