@@ -31,7 +31,6 @@ Rules:
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import socket
 import ssl
 from collections.abc import Iterable
@@ -44,6 +43,7 @@ import httpx
 from leadflow.kernel.netpolicy import Address as Address
 from leadflow.kernel.netpolicy import Blocked as Blocked
 from leadflow.kernel.netpolicy import Policy as Policy
+from leadflow.kernel.netpolicy import addresses_of
 from leadflow.kernel.netpolicy import literal_address as literal_address
 from leadflow.kernel.netpolicy import reason_for as reason_for
 from leadflow.kernel.settings import Settings
@@ -86,10 +86,7 @@ class GuardedBackend(httpcore.NetworkBackend):
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError) as exc:
             raise httpcore.ConnectError(f"{host}: {exc}") from None
-        found: dict[Address, None] = {}
-        for info in infos:
-            found.setdefault(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]), None)
-        return list(found)
+        return addresses_of(infos)
 
     def connect_tcp(
         self,
@@ -100,10 +97,7 @@ class GuardedBackend(httpcore.NetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
         addresses = self.resolve(host, port)
-        for address in addresses:
-            refused = self.policy.judge(host, address)
-            if refused is not None:
-                raise Blocked(refused)
+        self.policy.check_all(host, addresses)
         options = list(socket_options or [])
         failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
         for address in addresses:

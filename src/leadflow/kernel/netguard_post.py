@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import re
 import socket
 import ssl
@@ -41,7 +40,7 @@ import httptools
 import httpx
 import uvloop
 
-from leadflow.kernel.netpolicy import Address, Blocked, Policy
+from leadflow.kernel.netpolicy import Blocked, Policy, addresses_of
 
 KEEPALIVE = 5.0  # seconds a connection is kept idle
 BODY_LIMIT = 64 * 1024
@@ -389,13 +388,8 @@ class GuardedPoster:
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError) as exc:
             raise ConnectError(f"ConnectError: {host}: {exc}") from None
-        addresses: dict[Address, None] = {}
-        for info in infos:
-            addresses.setdefault(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]), None)
-        for address in addresses:
-            refused = self.policy.judge(host, address)
-            if refused is not None:
-                raise Blocked(refused)
+        addresses = addresses_of(infos)
+        self.policy.check_all(host, addresses)
         secure = scheme == "https"
         if secure and self._ssl is None:
             self._ssl = httpx.create_ssl_context()

@@ -23,7 +23,6 @@ urllib3 and requests versions this was tested with are pinned in pyproject.toml,
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -36,7 +35,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util.connection import create_connection
 
-from leadflow.kernel.netpolicy import Address, Blocked, Policy
+from leadflow.kernel.netpolicy import Address, Blocked, Policy, addresses_of
 
 __all__ = ["GuardedAdapter", "GuardedPoolManager", "Resolver", "resolve", "session_guard"]
 
@@ -45,10 +44,7 @@ Resolver = Callable[[str, int], list[Address]]
 
 def resolve(host: str, port: int) -> list[Address]:
     """Every address ``host`` resolves to, in the resolver's order (``OSError`` when it resolves not)."""
-    found: dict[Address, None] = {}
-    for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
-        found.setdefault(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]), None)
-    return list(found)
+    return addresses_of(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
 
 
 class _Guard:
@@ -66,10 +62,7 @@ class _Guard:
             raise NameResolutionError(conn.host, conn, socket.gaierror(str(exc))) from None
         if not addresses:
             raise NameResolutionError(conn.host, conn, socket.gaierror(f"{host}: no address"))
-        for address in addresses:
-            refused = self.policy.judge(host, address)
-            if refused is not None:
-                raise Blocked(refused)
+        self.policy.check_all(host, addresses)
         failure: Exception | None = None
         for address in addresses:
             try:

@@ -12,7 +12,9 @@ import functools
 import ipaddress
 import re
 import socket
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -156,6 +158,14 @@ class Policy:
             candidates.append(inner)
         return any(a.version == n.version and a in n for a in candidates for n in self.networks)
 
+    def check_all(self, host: str, addresses: Iterable[Address]) -> None:
+        """Raise :class:`Blocked` if any address ``host`` resolved to is refused: every client checks
+        them all before it connects to one."""
+        for address in addresses:
+            refused = self.judge(host, address)
+            if refused is not None:
+                raise Blocked(refused)
+
     def judge(self, host: str, address: Address) -> str | None:
         """The refusal for connecting to ``address`` (which ``host`` names), or ``None`` when allowed."""
         reason = reason_for(address)
@@ -177,3 +187,11 @@ class Policy:
         refused = self.literal_refusal(request.url.host)
         if refused is not None:
             raise Blocked(refused, request=request)
+
+
+def addresses_of(infos: Iterable[Sequence[Any]]) -> list[Address]:
+    """The distinct addresses of a ``getaddrinfo`` answer, in its order (an IPv6 zone dropped)."""
+    found: dict[Address, None] = {}
+    for info in infos:
+        found.setdefault(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]), None)
+    return list(found)
