@@ -15,7 +15,9 @@ then the name is resolved once, refused if any address is blocked, and a checked
 to (TLS verifies the name, with ``httpx``'s default trust). Connections are kept alive per origin for
 :data:`KEEPALIVE` seconds; a kept connection the peer closed before answering is replaced once (the
 request is resent on a new one: webhooks are at-least-once, receivers de-duplicate). At most
-``body_limit`` bytes of an answer are read; a longer answer's connection is closed.
+``body_limit`` bytes of an answer are read; a longer answer's connection is closed. An answer whose head
+(with any interim ``1xx`` answers) passes :data:`HEAD_LIMIT` bytes is a protocol error. At most
+:data:`MAX_KEPT` idle connections are kept in all.
 
 Outcomes: an :class:`Answer`, or an exception: :class:`~leadflow.kernel.netpolicy.Blocked`,
 :class:`InvalidRequest` (the URL or a header), :class:`PostTimeout` (connect, send and answer together
@@ -43,7 +45,9 @@ import uvloop
 from leadflow.kernel.netpolicy import Blocked, Policy, addresses_of
 
 KEEPALIVE = 5.0  # seconds a connection is kept idle
+MAX_KEPT = 100  # idle connections kept in all (a batch to many receivers does not hold a socket each)
 BODY_LIMIT = 64 * 1024
+HEAD_LIMIT = 64 * 1024  # bytes before an answer's final head is whole (interim answers included)
 _FIELD = re.compile(r"[^\r\n\0]*\Z")
 _NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 
@@ -139,6 +143,7 @@ class _Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[Answer] | None = None
         self._parser: Any = None
         self._received = False
+        self._head_size = 0
         self._status: int | None = None
         self._headers: dict[str, str] = {}
         self._headers_done = False
@@ -160,8 +165,14 @@ class _Connection(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(ProtocolError("ProtocolError: the peer switched protocols"))
+            return
         except httptools.HttpParserError as exc:
             self._fail(ProtocolError(f"ProtocolError: {exc}"))
+            return
+        if self._parser is not None and not self._headers_done:  # still no final head
+            self._head_size += len(data)
+            if self._head_size > HEAD_LIMIT:
+                self._fail(ProtocolError(f"ProtocolError: the answer's head passed {HEAD_LIMIT} bytes"))
 
     def eof_received(self) -> bool:
         return False  # close the transport
@@ -222,6 +233,7 @@ class _Connection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self._waiter = loop.create_future()
         self._received = False
+        self._head_size = 0
         self._parser = httptools.HttpResponseParser(self)
         self._start_answer()
         self.transport.write(request)
@@ -366,7 +378,11 @@ class GuardedPoster:
             except BaseException:  # a timeout (cancelled) or an error: the connection is not reused
                 connection.close()
                 raise
-            if not connection.closed:
+            if connection.closed:
+                pass
+            elif sum(len(kept) for kept in self._idle.values()) >= MAX_KEPT:
+                connection.close()
+            else:
                 connection.idle_since = time.monotonic()
                 self._idle.setdefault(target.origin, []).append(connection)
             return answer

@@ -9,6 +9,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterator
+from unittest.mock import patch
 
 import httpx
 import pytest
@@ -16,12 +17,14 @@ import pytest
 from leadflow.kernel import netguard
 from leadflow.kernel.netguard_post import (
     BODY_LIMIT,
+    HEAD_LIMIT,
     Answer,
     ConnectError,
     GuardedPoster,
     InvalidRequest,
     Post,
     PostTimeout,
+    ProtocolError,
 )
 from leadflow.kernel.netpolicy import Blocked, Policy
 from leadflow.kernel.settings import Settings
@@ -202,6 +205,29 @@ def test_at_most_the_body_limit_is_read(raw_peer: Callable[..., RawPeer], poster
     assert (got.status, got.body) == (400, big[:BODY_LIMIT])
     assert isinstance(_one(poster, f"http://127.0.0.1:{peer.port}/"), Answer)  # on a new connection
     assert peer.connections == 2
+
+
+def test_an_endless_head_is_a_protocol_error(raw_peer: Callable[..., RawPeer], poster: GuardedPoster) -> None:
+    """Interim answers without end, or one header line without end: refused past HEAD_LIMIT bytes."""
+    interim = raw_peer(b"HTTP/1.1 100 Continue\r\n\r\n" * 5000)
+    huge = raw_peer(b"HTTP/1.1 200 OK\r\nX-Big: " + b"z" * (2 * HEAD_LIMIT) + b"\r\n\r\n")
+    for peer in (interim, huge):
+        got = _one(poster, f"http://127.0.0.1:{peer.port}/")
+        assert isinstance(got, ProtocolError)
+        assert "head passed" in str(got)
+
+
+def test_idle_connections_are_kept_up_to_a_bound(raw_peer: Callable[..., RawPeer]) -> None:
+    peers = [raw_peer(FRAMINGS["length"]) for _ in range(3)]
+    poster = GuardedPoster(LOOPBACK, concurrency=4)
+    try:
+        with patch("leadflow.kernel.netguard_post.MAX_KEPT", 2):
+            for peer in peers + peers:
+                assert isinstance(_one(poster, f"http://127.0.0.1:{peer.port}/"), Answer)
+    finally:
+        poster.close()
+    # two kept between the rounds, the third closed at once and opened again
+    assert sorted(peer.connections for peer in peers) == [1, 1, 2]
 
 
 def test_no_answer_within_the_timeout(raw_peer: Callable[..., RawPeer], poster: GuardedPoster) -> None:
