@@ -438,5 +438,6 @@ def test_the_worker_loop_delivers_what_is_enqueued(ctx: AppContext, receiver: Ht
             stop.set()
             ctx.signals.wake(service.CHANNEL)
             worker.join(timeout=5)
-    assert not worker.is_alive()
+        assert not worker.is_alive()
+        assert not deliverer._poster.running  # the loop closed its sender on the way out
     assert only_row(ctx)["status"] == DELIVERED

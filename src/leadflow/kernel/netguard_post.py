@@ -293,6 +293,11 @@ class GuardedPoster:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
+    @property
+    def running(self) -> bool:
+        """Whether the loop's thread runs (started by a send, ended by :meth:`close`)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def send(self, posts: Sequence[Post], timeout: float) -> list[Sent]:
         """Send every post (at most :attr:`concurrency` at once); one :class:`Sent` each, in order."""
         if not posts:

@@ -419,18 +419,21 @@ class WebhookDeliverer:
         return min(poll, max(0.0, (due - self.ctx.clock.now()).total_seconds()))
 
     def run(self, stop: threading.Event) -> None:
-        """Loop until ``stop`` is set: deliver while work is due, else sleep until woken, the next due
-        time or the poll interval. A lost database connection pauses it for a few polls; other errors
-        are logged and retried with a growing pause (up to :data:`MAX_PAUSE`); the loop never ends on
-        its own (:class:`~leadflow.kernel.worker_loop.WorkerLoop`)."""
+        """Loop until ``stop`` is set, then close the sender: deliver while work is due, else sleep until
+        woken, the next due time or the poll interval. A lost database connection pauses it for a few
+        polls; other errors are logged and retried with a growing pause (up to :data:`MAX_PAUSE`); the
+        loop never ends on its own (:class:`~leadflow.kernel.worker_loop.WorkerLoop`)."""
         poll = self.ctx.settings.worker_poll_interval
-        WorkerLoop(
-            "webhook delivery",
-            self.deliver_due,
-            outbox.CHANNEL,
-            poll=poll,
-            backoff=poll,
-            max_backoff=MAX_PAUSE,
-            idle=lambda: self._idle_wait(poll),
-            logger=log,
-        ).run(self.ctx.signals, stop)
+        try:
+            WorkerLoop(
+                "webhook delivery",
+                self.deliver_due,
+                outbox.CHANNEL,
+                poll=poll,
+                backoff=poll,
+                max_backoff=MAX_PAUSE,
+                idle=lambda: self._idle_wait(poll),
+                logger=log,
+            ).run(self.ctx.signals, stop)
+        finally:  # the sender's loop thread and kept connections go with the loop
+            self.close()
