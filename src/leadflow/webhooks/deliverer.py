@@ -257,6 +257,7 @@ class WebhookDeliverer:
         settled: dict[str, Attempt] = {}
         deferred: dict[str, tuple[datetime, int]] = {}
         waiting: Tally[str] = Tally()
+        known: dict[str, Target] = {}
         for claimed in batch:
             if claimed.endpoint_id is None:
                 targets[claimed.id] = Target(claimed.url)
@@ -273,8 +274,12 @@ class WebhookDeliverer:
                 wait = self._buckets[endpoint.id].wait(float(waiting[endpoint.id]))
                 deferred[claimed.id] = (now + timedelta(seconds=wait), claimed.attempts)
                 continue
-            secrets = tuple(endpoints.secrets_of(secret_key, endpoint, now))
-            targets[claimed.id] = Target(endpoint.url, secrets)
+            target = known.get(endpoint.id)
+            if target is None:  # one derivation of its secrets a pass, whatever its deliveries
+                target = known[endpoint.id] = Target(
+                    endpoint.url, tuple(endpoints.secrets_of(secret_key, endpoint, now))
+                )
+            targets[claimed.id] = target
         return targets, settled, deferred
 
     def _take(self, endpoint_id: str, rate: float) -> bool:
