@@ -24,7 +24,7 @@ from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Conflict, Invalid, NotFound
 from leadflow.kernel.settings import Settings
 from leadflow.webhooks import service
-from leadflow.webhooks.deliverer import BACKOFF, MAX_ATTEMPTS, WebhookDeliverer, request_headers
+from leadflow.webhooks.deliverer import BACKOFF, MAX_ATTEMPTS, SENDERS, WebhookDeliverer, request_headers
 from leadflow.webhooks.models import webhook_deliveries
 from leadflow.webhooks.service import DELIVERED, enqueue_many, signing_secret
 from tests.peers.http_receiver import HttpReceiver, Received, Reply, closed_port_url
@@ -320,17 +320,19 @@ def test_a_crash_after_claiming_sends_the_same_id_again_after_the_lease(
 def test_the_lease_of_a_claim_covers_every_wave_of_its_posts(
     ctx: AppContext, clock: VirtualClock, receiver: HttpReceiver, deliverer: WebhookDeliverer
 ) -> None:
-    """20 rows go out 8 at a time (3 waves of at most the 15 s timeout): held 3 x 15 s + 30 s, so
-    slow endpoints are not taken over by another deliverer while this one still sends."""
-    for number in range(20):
+    """2 x SENDERS + 4 rows go out SENDERS at a time (3 waves of at most the 15 s timeout): held
+    3 x 15 s + 30 s, so slow endpoints are not taken over by another deliverer while this one still
+    sends."""
+    count = 2 * SENDERS + 4
+    for number in range(count):
         queue(ctx, receiver.url, key=f"k{number}")
     claimed = deliverer.claim(100)
-    assert len(claimed) == 20
+    assert len(claimed) == count
     assert {row["due_at"] for row in rows(ctx)} == {clock.now() + timedelta(seconds=75)}
     clock.advance(timedelta(seconds=74))
     assert deliverer.claim(100) == []
     clock.advance(timedelta(seconds=1))
-    assert len(deliverer.claim(100)) == 20
+    assert len(deliverer.claim(100)) == count
 
 
 def test_a_late_outcome_of_an_expired_claim_is_ignored(

@@ -70,7 +70,7 @@ SCHEDULE = RetrySchedule(
 BACKOFF = SCHEDULE.delays
 MAX_ATTEMPTS = SCHEDULE.max_attempts  # the first attempt, then one per step of the schedule
 LEASE_MARGIN = timedelta(seconds=30)
-SENDERS = 8  # concurrent POSTs per pass
+SENDERS = 16  # concurrent POSTs per pass
 USER_AGENT = "leadflow-webhooks/1"
 BODY_EXCERPT = 500  # characters of a failing response kept as the reason
 LOGGED_BODY = 4096  # characters of a response kept in the delivery log
@@ -225,7 +225,7 @@ class WebhookDeliverer:
             found.append(self._signers[secret])
         return found
 
-    def deliver_due(self, limit: int = 100) -> int:
+    def deliver_due(self, limit: int = 200) -> int:
         """Claim up to ``limit`` due deliveries, POST them, record the outcomes; returns how many."""
         self.signer()
         secret_key = self.ctx.secret_key  # both read outside any transaction
