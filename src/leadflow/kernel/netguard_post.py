@@ -13,8 +13,9 @@ are its own. No redirect is followed, no proxy used, no cookie kept, userinfo in
 network guard (:mod:`leadflow.kernel.netguard`) holds as in the other clients: the literal host first,
 then the name is resolved once, refused if any address is blocked, and a checked address is connected
 to (TLS verifies the name, with ``httpx``'s default trust). Connections are kept alive per origin for
-:data:`KEEPALIVE` seconds; a kept connection the peer closed before answering is replaced once (the
-request is resent on a new one: webhooks are at-least-once, receivers de-duplicate). At most
+:data:`KEEPALIVE` seconds; when a kept connection turns out closed before a byte of the answer, the
+request is sent again on the next one, or a new one (webhooks are at-least-once, receivers
+de-duplicate); a new connection closed so is an error. At most
 ``body_limit`` bytes of an answer are read; a longer answer's connection is closed. An answer whose head
 (with any interim ``1xx`` answers) passes :data:`HEAD_LIMIT` bytes is a protocol error. At most
 :data:`MAX_KEPT` idle connections are kept in all.
@@ -272,7 +273,7 @@ class _Connection(asyncio.Protocol):
 
 
 class _Stale(ProtocolError):
-    """A connection closed before a byte of the answer came: a kept one is replaced, once."""
+    """A connection closed before a byte of the answer came: a kept one is replaced."""
 
 
 class GuardedPoster:
