@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 import sqlalchemy as sa
@@ -24,7 +25,14 @@ from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import Conflict, Invalid, NotFound
 from leadflow.kernel.settings import Settings
 from leadflow.webhooks import service
-from leadflow.webhooks.deliverer import BACKOFF, MAX_ATTEMPTS, SENDERS, WebhookDeliverer, request_headers
+from leadflow.webhooks.deliverer import (
+    BACKOFF,
+    MAX_ATTEMPTS,
+    SENDERS,
+    Target,
+    WebhookDeliverer,
+    request_headers,
+)
 from leadflow.webhooks.models import webhook_deliveries
 from leadflow.webhooks.service import DELIVERED, enqueue_many, signing_secret
 from tests.peers.http_receiver import HttpReceiver, Received, Reply, closed_port_url
@@ -443,3 +451,14 @@ def test_the_worker_loop_delivers_what_is_enqueued(ctx: AppContext, receiver: Ht
         assert not worker.is_alive()
         assert not deliverer._poster.running  # the loop closed its sender on the way out
     assert only_row(ctx)["status"] == DELIVERED
+
+
+def test_the_signers_kept_between_passes_are_bounded(deliverer: WebhookDeliverer) -> None:
+    """One signer per endpoint secret is kept; rotations leave old secrets behind, so the cache is
+    emptied when it reaches its bound instead of growing for ever."""
+    secrets = [f"whsec_{base64.b64encode(f'secret number {n:04d}'.encode()).decode()}" for n in range(5)]
+    with patch("leadflow.webhooks.deliverer.MAX_SIGNERS", 3):
+        for secret in secrets:
+            [signer] = deliverer._signers_of(Target("https://example.com/", (secret,)))
+            assert signer is deliverer._signers_of(Target("https://example.com/", (secret,)))[0]
+            assert len(deliverer._signers) <= 3

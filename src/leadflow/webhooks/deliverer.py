@@ -71,6 +71,7 @@ BACKOFF = SCHEDULE.delays
 MAX_ATTEMPTS = SCHEDULE.max_attempts  # the first attempt, then one per step of the schedule
 LEASE_MARGIN = timedelta(seconds=30)
 SENDERS = 16  # concurrent POSTs per pass
+MAX_SIGNERS = 1000  # signers kept between passes (one per endpoint secret)
 USER_AGENT = "leadflow-webhooks/1"
 BODY_EXCERPT = 500  # characters of a failing response kept as the reason
 LOGGED_BODY = 4096  # characters of a response kept in the delivery log
@@ -221,6 +222,8 @@ class WebhookDeliverer:
         found = []
         for secret in target.secrets:
             if secret not in self._signers:
+                if len(self._signers) >= MAX_SIGNERS:  # rotations leave old secrets behind
+                    self._signers.clear()
                 self._signers[secret] = Webhook(secret)
             found.append(self._signers[secret])
         return found
