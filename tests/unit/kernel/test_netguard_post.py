@@ -56,13 +56,15 @@ class RawPeer:
             except OSError:
                 return
             self.connections += 1
+            self._open.append(sock)  # closed by stop() if its thread has not closed it by then
             threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
 
-    def _serve(self, sock: socket.socket) -> None:
-        with contextlib.suppress(OSError, ssl.SSLError):
+    def _serve(self, plain: socket.socket) -> None:
+        with contextlib.ExitStack() as closing, contextlib.suppress(OSError, ssl.SSLError):
+            sock = closing.enter_context(plain)  # every way out closes it (TLS: the wrapped one)
             if self.tls is not None:
-                sock = self.tls.wrap_socket(sock, server_side=True)
-            self._open.append(sock)
+                sock = closing.enter_context(self.tls.wrap_socket(plain, server_side=True))
+                self._open.append(sock)
             buffer = b""
             while True:
                 while b"\r\n\r\n" not in buffer:
