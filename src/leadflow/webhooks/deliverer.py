@@ -310,10 +310,6 @@ class WebhookDeliverer:
         """
         now = self.ctx.clock.now()
         with self.ctx.db.write() as conn:
-            if conn.dialect.name == "postgresql":  # one statement: the lease is reckoned in SQL
-                lease = {"timeout": self.timeout, "senders": SENDERS, "margin": LEASE_MARGIN.total_seconds()}
-                taken = conn.execute(queries.CLAIM_AND_LEASE, {"now": now, "limit": limit} | lease)
-                return [Claimed(*row) for row in sorted(taken, key=lambda row: (row.created_at, row.id))]
             rows = conn.execute(queries.claim(conn.dialect.name, now, limit)).all()
             if not rows:
                 return []
@@ -355,9 +351,7 @@ class WebhookDeliverer:
             return replace(
                 attempt, response_headers=_logged(result.headers), response_body=text[:LOGGED_BODY]
             )
-        if isinstance(result, Blocked):
-            return Attempt(FAILED, reason=str(result))
-        if isinstance(result, InvalidRequest):
+        if isinstance(result, (Blocked, InvalidRequest)):  # refused before sending: never tried again
             return Attempt(FAILED, reason=str(result))
         if isinstance(result, PostError):  # a timeout, no connection, a broken answer: tried again
             return Attempt(RETRY, reason=str(result))

@@ -120,25 +120,6 @@ RECORD_JSON = sa.text(
 )
 
 
-#: The claim and its lease in one statement on PostgreSQL: up to ``:limit`` due deliveries, oldest due
-#: first, locked (skipping those another deliverer holds), due again at ``:now`` + the lease (``:timeout``
-#: per wave of ``:senders`` POSTs, plus ``:margin`` seconds), one attempt more; answers them, the
-#: attempts counted. The ids go by primary key (``= ANY(ARRAY(…))``), never joined by hashing the queue.
-CLAIM_AND_LEASE = (
-    sa.text(
-        "WITH picked AS MATERIALIZED (SELECT id FROM webhook_deliveries "
-        "WHERE status = 'queued' AND due_at <= :now ORDER BY due_at LIMIT :limit FOR UPDATE SKIP LOCKED) "
-        "UPDATE webhook_deliveries AS d SET attempts = d.attempts + 1, due_at = CAST(:now AS timestamptz) "
-        "+ make_interval(secs => CAST(:timeout AS float8) "
-        "* ceil((SELECT count(*) FROM picked) / CAST(:senders AS float8)) + CAST(:margin AS float8)) "
-        "WHERE d.id = ANY(ARRAY(SELECT id FROM picked)) "
-        "RETURNING d.id, d.url, d.event, d.payload, d.created_at, d.attempts, d.endpoint_id"
-    )
-    .bindparams(sa.bindparam("now", type_=_d.due_at.type))
-    .columns(_d.id, _d.url, _d.event, _d.payload, _d.created_at, _d.attempts, _d.endpoint_id)
-)
-
-
 def claim(dialect: str, now: datetime, limit: int) -> sa.Select[Any]:
     """Due queued deliveries, oldest due first; locked, skipping those another worker holds, on
     PostgreSQL."""
@@ -433,7 +414,7 @@ SAMPLES: list[Callable[[], Executable | Sequence[Executable]]] = [
     lambda: [record_token(d, _TOKEN) for d in ("postgresql",)],
     lambda: [token_digest("mailgun", "t")],
     lambda: [claim(d, _AT, 10) for d in ("sqlite", "postgresql")] + [lease(["d1"], _AT)],
-    lambda: [RECORD_JSON, CLAIM_AND_LEASE],
+    lambda: [RECORD_JSON],
     lambda: [source("s"), ALL_SOURCES, add_source({"name": "s"}), change_source("s", {"active": False})],
     lambda: [remove_source("s"), inbound_of_sender("s", "e"), inbound_one("i", lock=True)],
     lambda: [record_inbound("postgresql", {"id": "i", "source": "s", "sender_id": "e", "body": {}})],
