@@ -26,8 +26,8 @@ processes used (``/proc``, user + system, their PostgreSQL backends not counted)
 on a machine shared with other work, latency follows the load but CPU per request does not. Targets
 (issue 15 §4): p99 ≤ 50 ms for each read, and ceiling p99 / leadflow p99 ≥ 0.5.
 
-The trigram index on ``contacts.user_id`` the search needs on PostgreSQL (once proposed here with
-``--proposed-index``) is made by migration 0022; without it a search for a rare text reads every contact.
+The search reads one stored column, ``contacts.search_text``, through one trigram index (migration 0029;
+before it, four columns and the joined name, with the trigram indexes of migrations 0016 and 0022).
 """
 
 from __future__ import annotations
@@ -122,12 +122,11 @@ def ceiling() -> Callable[..., Awaitable[None]]:
             elif where.email is not None and not where.q:  # what queries.search runs for an email alone
                 rows = list(conn.execute(queries.by_email(), {"email": where.email, "after": ""}))
             else:
-                statement = queries.filtered(queries.contact_select(), where)
-                statement = statement.order_by(contacts.c.id).limit(51)
                 if where.q:
-                    rows = queries.text_page(conn, statement, where.q, None, 51)
+                    rows = queries.text_page(conn, where, None, 51)
                 else:
-                    rows = list(conn.execute(statement))
+                    statement = queries.filtered(queries.contact_select(), where)
+                    rows = list(conn.execute(statement.order_by(contacts.c.id).limit(51)))
         return [{**row._mapping, "preferences": row.preferences or {}} for row in rows]
 
     async def app(scope: dict[str, Any], receive: Any, send: Send) -> None:

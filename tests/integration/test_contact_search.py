@@ -1,7 +1,8 @@
 """The contact search (``q``) finds exactly what a plain substring test finds, whichever way it runs.
 
 On PostgreSQL :func:`leadflow.contacts.queries.search` probes the first contacts in id order, then walks on
-or fetches by index; with a small probe each way is taken here and must give the reference answer."""
+or fetches by index; with a small probe each way is taken here and must give the reference answer. A text
+holding a tab (the separator of the stored haystack) is asked field by field."""
 
 from __future__ import annotations
 
@@ -9,15 +10,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from leadflow.contacts import queries
 from leadflow.contacts.models import contacts
+from leadflow.contacts.queries import profiles
 from leadflow.kernel.context import AppContext
 
 AT = datetime(2026, 3, 1, tzinfo=UTC)
 NAMES = [("Ann", "Smith"), ("Bob", "Smithers"), ("Mary Ann", "Lee"), (None, None), ("ann", None)]
-NAMES += [("Zoe", "Nn")]
+NAMES += [("Zoe", "Nn"), ("Per_cent", "100%"), ("Back\\slash", "Two\tLines")]
 TEXTS = ["ann", "smith", "ann smi", "y ann l", "n s", " ", "u1", "ex.org", "zoe nn", "nobody", "%", "3@"]
+TEXTS += ["ANN", "_", "r_c", "0%", "\\", "k\\s", "two\tl", "\t", "org\tu", "1@ex.orgu1", "ex.org\t", "two\nl"]
 
 
 def _rows() -> list[dict[str, Any]]:
@@ -51,12 +55,12 @@ def _reference(rows: list[dict[str, Any]], text: str) -> list[str]:
     return [row["id"] for row in rows if holds(row)]
 
 
-@pytest.mark.parametrize(("probes", "dense"), [((500, 1500), 5), ((3, 4), 2), ((3, 4), 100), ((1, 2), 2)])
+@pytest.mark.parametrize(("probe", "dense"), [(2000, 5), (3, 2), (3, 100), (1, 2), (7, 1)])
 def test_search_matches_a_substring_reference_on_every_path(
-    ctx: AppContext, monkeypatch: pytest.MonkeyPatch, probes: tuple[int, int], dense: int
+    ctx: AppContext, monkeypatch: pytest.MonkeyPatch, probe: int, dense: int
 ) -> None:
-    monkeypatch.setattr(queries, "PROBES", probes)
-    monkeypatch.setattr(queries, "DENSE", dense)
+    monkeypatch.setattr(profiles, "PROBE", probe)
+    monkeypatch.setattr(profiles, "DENSE", dense)
     rows = _rows()
     with ctx.db.write() as conn:
         conn.execute(contacts.insert(), rows)
@@ -96,3 +100,36 @@ def test_the_email_filter_alone_equals_the_general_statement(ctx: AppContext) ->
                 found = [c.id for c in queries.search(conn, where, after=after, limit=1)]
                 assert found == expected, (email, after)
     assert any(row["email"] == "p5@ex.org" for row in rows)
+
+
+def test_a_search_page_is_one_statement_when_the_probe_fills_it_else_two(
+    ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A text that fills its page among the probed contacts costs one statement; a rarer one a second,
+    which walks on (dense enough) or fetches the matches by index (rare: a materialised set)."""
+    if ctx.db.dialect != "postgresql":
+        pytest.skip("SQLite scans: one statement whatever the text")
+    monkeypatch.setattr(profiles, "PROBE", 10)
+    monkeypatch.setattr(profiles, "DENSE", 2)
+    rows = _rows()
+    with ctx.db.write() as conn:
+        conn.execute(contacts.insert(), rows)
+    sent: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    sa.event.listen(ctx.db.engine, "before_cursor_execute", note)
+    try:
+        for text, limit, expected in [("ann", 3, 1), ("ann", 50, 2), ("p37", 3, 2), ("ex.org", 50, 2)]:
+            sent.clear()
+            with ctx.db.read_one() as conn:
+                page = queries.search(conn, queries.ContactFilter(q=text), after=None, limit=limit)
+            assert [c.id for c in page] == _reference(rows, text)[:limit], text
+            assert len(sent) == expected, (text, limit, sent)
+            if text == "p37":  # one match in 40, none among the first 10: by index
+                assert "MATERIALIZED" in sent[-1]
+            elif expected == 2:  # dense: the walk goes on from the last match
+                assert "MATERIALIZED" not in sent[-1]
+    finally:
+        sa.event.remove(ctx.db.engine, "before_cursor_execute", note)

@@ -55,6 +55,7 @@ REGISTRY: Final[dict[str, dict[str, Treatment]]] = {
         "timezone": DELETED,
         "subscription_status": DELETED,
         "consent": DELETED,
+        "search_text": DELETED,  # generated from the email, user id and names
     },
     "contact_identities": {"kind": DELETED, "value": DELETED, "contact_id": DELETED},
     "contact_tags": {"contact_id": DELETED, "tag": DELETED},

@@ -13,8 +13,7 @@ from __future__ import annotations
 from leadflow.contacts.queries.profiles import CONTACT_COLUMNS as CONTACT_COLUMNS
 from leadflow.contacts.queries.profiles import CONTACT_COUNT as CONTACT_COUNT
 from leadflow.contacts.queries.profiles import DENSE as DENSE
-from leadflow.contacts.queries.profiles import INDEX_SCANS as INDEX_SCANS
-from leadflow.contacts.queries.profiles import PROBES as PROBES
+from leadflow.contacts.queries.profiles import PROBE as PROBE
 from leadflow.contacts.queries.profiles import TAGS_OF as TAGS_OF
 from leadflow.contacts.queries.profiles import ContactFilter as ContactFilter
 from leadflow.contacts.queries.profiles import by_email as by_email
