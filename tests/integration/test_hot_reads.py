@@ -54,6 +54,18 @@ def paths(people: dict[str, str]) -> list[str]:
         "/api/v1/contacts?email=ann@example.com&q=ann",
         "/api/v1/contacts?Email=ann@example.com",
         "/api/v1/contacts",
+        "/api/v1/contacts?q=ann",
+        "/api/v1/contacts?q=EXAMPLE.COM",
+        "/api/v1/contacts?q=%25",
+        "/api/v1/contacts?q=_",
+        "/api/v1/contacts?q=%09",
+        "/api/v1/contacts?q=",
+        "/api/v1/contacts?q=nobody",
+        "/api/v1/contacts?q=" + "a" * 200,
+        "/api/v1/contacts?q=" + "a" * 201,
+        "/api/v1/contacts?q=ann&q=bob",
+        "/api/v1/contacts?q=ann&limit=1",
+        "/api/v1/contacts?Q=ann",
     ]
 
 
@@ -119,7 +131,10 @@ def test_hot_reads_answer_as_the_routes_do(
     # the twins answered the requests they take, and only those
     assert "/api/v1/contacts/C-nobody" in served_hot
     assert "/api/v1/contacts?email=ann@example.com" in served_hot
-    assert not [p for p in served_hot if "limit=" in p or "q=" in p or "Email=" in p or p.count("email=") > 1]
+    assert "/api/v1/contacts?q=ann" in served_hot
+    assert "/api/v1/contacts?q=" + "a" * 200 in served_hot
+    declined = ("limit=", "&q=", "Email=", "Q=", "a" * 201)
+    assert not [p for p in served_hot if any(d in p for d in declined) or p.count("email=") > 1]
     assert "/api/v1/contacts" not in served_hot
 
 
@@ -183,3 +198,24 @@ def test_the_loop_connection_is_replaced_after_the_server_drops_it(
         assert conn is not None
         assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid
         assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "2s"
+
+
+def test_a_search_is_made_in_a_worker_thread_an_email_look_up_in_the_loop(
+    client: TestClient, people: dict[str, str], ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A text search's cost depends on the text: its twin never holds the event loop (no loop
+    connection asked for), while a look-up by email is made on it."""
+    asked: list[str] = []
+    real = type(ctx.db).read_in_loop
+
+    def noting(db: Any) -> Any:
+        asked.append("loop")
+        return real(db)
+
+    monkeypatch.setattr(type(ctx.db), "read_in_loop", noting)
+    reader = {"Authorization": f"Bearer {people['reader']}"}
+    found = client.get("/api/v1/contacts?q=ANN", headers=reader)
+    assert [c["id"] for c in found.json()["data"]] == [people["ann"]]
+    assert asked == []
+    assert client.get("/api/v1/contacts?email=ann@example.com", headers=reader).status_code == 200
+    assert asked == ["loop"]

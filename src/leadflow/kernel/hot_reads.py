@@ -15,10 +15,12 @@ twin* takes with that twin instead:
   route would (the contact list takes only ``?email=`` alone; any other parameter goes to FastAPI);
 * the key is checked as the route's ``require(scope)`` dependency checks it (:func:`http.admit_bearer`:
   the same header parsing, key cache, scope and rate limit, so the same ``401``/``403``/``429``);
-* ``read(request, conn)`` makes one statement's read and returns the response, raising the same errors
-  (:class:`~leadflow.kernel.errors.LeadflowError`) the endpoint raises. It runs in the event loop on the
-  process's loop connection where the database offers one (:meth:`Database.read_in_loop`:
-  PostgreSQL), else in a worker thread as the route would.
+* ``read(request, conn)`` makes its read and returns the response, raising the same errors
+  (:class:`~leadflow.kernel.errors.LeadflowError`) the endpoint raises. A read of one statement that
+  costs a fraction of a millisecond (a look-up by a unique key) runs in the event loop on the process's
+  loop connection where the database offers one (:meth:`Database.read_in_loop`: PostgreSQL); any other
+  (``in_loop(request)`` false: a text search, whose cost depends on the text) in a worker thread as the
+  route would, on a connection outside a transaction (:meth:`Database.read_one`).
 
 ``tests/integration/test_hot_reads.py`` asks both ways the same requests and requires the same answers.
 """
@@ -58,6 +60,7 @@ class Twin:
     scope: str
     read: Read
     accepts: Callable[[Request], bool]
+    in_loop: Callable[[Request], bool] = _always
 
 
 def _in_thread(read: Read, request: Request, ctx: AppContext) -> Response:
@@ -70,13 +73,14 @@ def hot(
     read: Read,
     *,
     accepts: Callable[[Request], bool] = _always,
+    in_loop: Callable[[Request], bool] = _always,
 ) -> Callable[[Endpoint], Endpoint]:
     """Give an endpoint a hot twin. Put it *below* the route decorator (``@router.get(...)`` builds the
     route when it runs), on a router whose ``route_class`` is :class:`HotRoute`; ``scope`` is the one the
     endpoint's ``require`` asks."""
 
     def mark(endpoint: Endpoint) -> Endpoint:
-        setattr(endpoint, TWIN, Twin(scope, read, accepts))
+        setattr(endpoint, TWIN, Twin(scope, read, accepts, in_loop))
         return endpoint
 
     return mark
@@ -102,7 +106,7 @@ class HotRoute(APIRoute):
                 return await full(request)
             await http.admit_bearer(request, twin.scope)
             ctx = http.state(request).ctx
-            if IN_LOOP:
+            if IN_LOOP and twin.in_loop(request):
                 with ctx.db.read_in_loop() as conn:
                     if conn is not None:
                         return twin.read(request, conn)
