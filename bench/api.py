@@ -127,7 +127,8 @@ def ceiling() -> Callable[..., Awaitable[None]]:
                 else:
                     statement = queries.filtered(queries.contact_select(), where)
                     rows = list(conn.execute(statement.order_by(contacts.c.id).limit(51)))
-        return [{**row._mapping, "preferences": row.preferences or {}} for row in rows]
+        fields = rows[0]._fields if rows else ()
+        return [{**dict(zip(fields, row, strict=True)), "preferences": row.preferences or {}} for row in rows]
 
     async def app(scope: dict[str, Any], receive: Any, send: Send) -> None:
         if scope["type"] != "http":
