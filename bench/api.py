@@ -195,6 +195,22 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def postgres_seconds() -> float:
+    """User + system CPU of every ``postgres`` process now (its backends and its own; on a machine
+    where nothing else uses PostgreSQL, the difference over a run is the run's share)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            name, fields = stat.read_text().split(" (", 1)[1].rsplit(")", 1)
+        except (OSError, ValueError):
+            continue
+        if name == "postgres":
+            values = fields.split()
+            total += (int(values[11]) + int(values[12])) / tick
+    return total
+
+
 def paths(kind: str, count: int, fanout: int) -> list[str]:
     step = max(1, count // (fanout + 1))
     picks = [step * (k + 1) for k in range(fanout)]
@@ -299,6 +315,7 @@ def main() -> None:
         results: dict[tuple[str, str], list[float]] = {}
         achieved: dict[tuple[str, str], list[float]] = {}
         cpu: dict[tuple[str, str], float] = {}
+        pg: dict[tuple[str, str], float] = {}
         for kind in kinds:
             targets = paths(kind, args.contacts, args.fanout)
             for path in targets:
@@ -309,9 +326,10 @@ def main() -> None:
                     ("leadflow", leadflow_url, key, server.pid),
                     ("ceiling", ceiling_url, None, ceiling_process.pid),
                 ):
-                    used = cpu_seconds(pid)
+                    used, database = cpu_seconds(pid), postgres_seconds()
                     times, errors, rate = hey([base + p for p in targets], auth, args.rate, args.seconds)
                     cpu[(kind, name)] = cpu.get((kind, name), 0.0) + cpu_seconds(pid) - used
+                    pg[(kind, name)] = pg.get((kind, name), 0.0) + postgres_seconds() - database
                     if errors:
                         print(f"  {kind} {name}: {errors} requests failed")
                     results.setdefault((kind, name), []).extend(times)
@@ -326,7 +344,8 @@ def main() -> None:
                 line.append(
                     f"{name} p50 {pct(t, 0.5) * 1000:.1f} / p95 {pct(t, 0.95) * 1000:.1f} / "
                     f"p99 {pct(t, 0.99) * 1000:.1f} ms ({rate:.0f}/s achieved, n={len(t)}, "
-                    f"{cpu[(kind, name)] / len(t) * 1000:.2f} ms CPU/request)"
+                    f"{cpu[(kind, name)] / len(t) * 1000:.2f} ms CPU/request, PostgreSQL "
+                    f"{pg[(kind, name)] / len(t) * 1000:.2f})"
                 )
             ours, bare = results[(kind, "leadflow")], results[(kind, "ceiling")]
             ratio = pct(bare, 0.99) / pct(ours, 0.99)
