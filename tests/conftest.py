@@ -56,9 +56,16 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return databases.migrated(databases.sqlite_url(tmp_path_factory.mktemp("sqlite")))
 
 
+def _skip_sqlite_if_postgres_only(request: pytest.FixtureRequest) -> None:
+    if request.param == "sqlite" and request.node.get_closest_marker("postgres_only") is not None:
+        pytest.skip("PostgreSQL only (@pytest.mark.postgres_only)")
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, sqlite_url: str, postgres_url: str | None) -> str:
-    """A migrated, empty database of each kind (the test runs once per backend)."""
+    """A migrated, empty database of each kind (the test runs once per backend; once on PostgreSQL
+    with ``@pytest.mark.postgres_only``)."""
+    _skip_sqlite_if_postgres_only(request)
     if request.param == "postgresql":
         if postgres_url is None:
             databases.skip_or_fail_without_postgres()
@@ -75,6 +82,7 @@ def own_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
     """A migrated database of the test's own, never analysed, dropped afterwards. For a test that reads
     query plans, or makes PostgreSQL keep statistics: in the process's shared database either depends on
     what earlier tests left (a module opts in with ``def database_url(own_database_url)``)."""
+    _skip_sqlite_if_postgres_only(request)
     if request.param == "postgresql" and not databases.postgres_available():
         databases.skip_or_fail_without_postgres()
     url = databases.migrated_copy(request.param, tmp_path)

@@ -102,13 +102,12 @@ def test_the_email_filter_alone_equals_the_general_statement(ctx: AppContext) ->
     assert any(row["email"] == "p5@ex.org" for row in rows)
 
 
+@pytest.mark.postgres_only  # SQLite scans: one statement whatever the text
 def test_a_search_page_is_one_statement_when_the_probe_fills_it_else_two(
     ctx: AppContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A text that fills its page among the probed contacts costs one statement; a rarer one a second,
     which walks on (dense enough) or fetches the matches by index (rare: a materialised set)."""
-    if ctx.db.dialect != "postgresql":
-        pytest.skip("SQLite scans: one statement whatever the text")
     monkeypatch.setattr(profiles, "PROBE", 10)
     monkeypatch.setattr(profiles, "DENSE", 2)
     rows = _rows()
