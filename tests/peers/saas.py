@@ -25,12 +25,14 @@ Faults are drawn from one ``random.Random(seed)``: the same sequence of requests
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import email.utils
 import functools
 import json
 import random
 import re
+import shutil
 import socket
 import ssl
 import struct
@@ -305,6 +307,7 @@ def tls_files() -> TlsFiles:
         .sign(ca_key, hashes.SHA256())
     )
     folder = Path(tempfile.mkdtemp(prefix="leadflow-peers-tls-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # the process's own: gone when it ends
     files = TlsFiles(str(folder / "ca.pem"), str(folder / "server.pem"), str(folder / "server.key"))
     Path(files.ca_file).write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     Path(files.cert_file).write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
