@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -325,22 +326,56 @@ def test_a_crash_after_claiming_sends_the_same_id_again_after_the_lease(
     assert (row["status"], row["attempts"]) == (DELIVERED, 2)
 
 
-def test_the_lease_of_a_claim_covers_every_wave_of_its_posts(
+def test_a_claim_is_held_one_lease_however_many_waves_it_needs(
     ctx: AppContext, clock: VirtualClock, receiver: HttpReceiver, deliverer: WebhookDeliverer
 ) -> None:
-    """2 x SENDERS + 4 rows go out SENDERS at a time (3 waves of at most the 15 s timeout): held
-    3 x 15 s + 30 s, so slow endpoints are not taken over by another deliverer while this one still
-    sends."""
+    """2 x SENDERS + 4 rows (three waves of POSTs) are held one lease, the 15 s timeout + 30 s: after a
+    crash they fall due again then, not after a timeout per wave."""
     count = 2 * SENDERS + 4
     for number in range(count):
         queue(ctx, receiver.url, key=f"k{number}")
     claimed = deliverer.claim(100)
     assert len(claimed) == count
-    assert {row["due_at"] for row in rows(ctx)} == {clock.now() + timedelta(seconds=75)}
-    clock.advance(timedelta(seconds=74))
+    assert {row["due_at"] for row in rows(ctx)} == {clock.now() + timedelta(seconds=45)}
+    clock.advance(timedelta(seconds=44))
     assert deliverer.claim(100) == []
     clock.advance(timedelta(seconds=1))
     assert len(deliverer.claim(100)) == count
+
+
+def test_renewing_holds_current_claims_and_leaves_taken_over_ones(
+    ctx: AppContext, clock: VirtualClock, receiver: HttpReceiver, deliverer: WebhookDeliverer
+) -> None:
+    queue(ctx, receiver.url, key="a")
+    queue(ctx, receiver.url, key="b")
+    first = deliverer.claim(10)
+    clock.advance(deliverer.lease)
+    taken = deliverer.claim(1)  # the oldest is taken over (attempt 2)
+    clock.advance(timedelta(seconds=10))
+    deliverer.renew(first)  # this deliverer is still sending both
+    due = {row["id"]: (row["attempts"], row["due_at"]) for row in rows(ctx)}
+    [kept] = [c for c in first if c.id != taken[0].id]
+    assert due[kept.id] == (1, clock.now() + deliverer.lease)
+    assert due[taken[0].id] == (2, clock.now() - timedelta(seconds=10) + deliverer.lease)
+
+
+@pytest.mark.settings(webhook_timeout=0.5)
+def test_a_pass_longer_than_the_timeout_renews_its_claim_while_it_sends(
+    ctx: AppContext, deliverer: WebhookDeliverer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """8 waves of POSTs answered in 0.1 s each take 0.8 s, longer than the 0.5 s timeout (the lease's
+    unit): the pass renews its whole claim while it waits."""
+    count = 8 * SENDERS
+    renewed: list[int] = []
+    renew = deliverer.renew
+    monkeypatch.setattr(deliverer, "renew", lambda claims: (renewed.append(len(claims)), renew(claims)))
+    with HttpReceiver(check=lambda _: time.sleep(0.1)) as slow:
+        for number in range(count):
+            queue(ctx, slow.url, key=f"k{number}")
+        assert deliverer.deliver_due(limit=count) == count
+    assert renewed
+    assert set(renewed) == {count}
+    assert {row["attempts"] for row in rows(ctx)} == {1}
 
 
 def test_a_late_outcome_of_an_expired_claim_is_ignored(

@@ -31,6 +31,10 @@ class Received:
         return jsonutil.loads(self.body)
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # a deliverer opens SENDERS connections at once (socketserver's 5 drops SYNs)
+
+
 @dataclass(frozen=True)
 class Reply:
     status: int = 200
@@ -49,7 +53,7 @@ class HttpReceiver:
         self.requests: list[Received] = []
         self._replies: deque[Reply] = deque()
         self._arrived = threading.Condition()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())  # 0: any free port
+        self._server = _Server(("127.0.0.1", port), self._handler_class())  # 0: any free port
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="http-receiver", daemon=True)
 

@@ -305,12 +305,15 @@ class GuardedPoster:
 
     def send(self, posts: Sequence[Post], timeout: float) -> list[Sent]:
         """Send every post (at most :attr:`concurrency` at once); one :class:`Sent` each, in order."""
+        return self.start(posts, timeout).result()
+
+    def start(self, posts: Sequence[Post], timeout: float) -> Future[list[Sent]]:
+        """:meth:`send`, answered by the future (the caller may do other work while it waits)."""
         if not posts:
-            return []
-        future: Future[list[Sent]] = asyncio.run_coroutine_threadsafe(
-            self._send_all(posts, timeout), self._running_loop()
-        )
-        return future.result()
+            done: Future[list[Sent]] = Future()
+            done.set_result([])
+            return done
+        return asyncio.run_coroutine_threadsafe(self._send_all(posts, timeout), self._running_loop())
 
     def close(self) -> None:
         with self._lock:

@@ -7,8 +7,10 @@ write transaction records the outcomes. A crash in between leaves the rows queue
 when they are sent again with the same ``webhook-id``: transport is at-least-once and receivers
 de-duplicate on ``webhook-id``. An outcome is only recorded if the row still carries the attempt count
 of its claim, so a late answer to a claim that was taken over (the lease ran out) changes nothing.
-The lease covers the whole pass: the claimed rows are sent ``SENDERS`` at a time, each wave taking at
-most the timeout, so a batch of slow endpoints is not taken over (and sent twice) while still being sent.
+A claim is leased for one POST's timeout and :data:`LEASE_MARGIN`, and renewed for as long again each
+timeout while the pass is still sending (its rows go ``SENDERS`` at a time, and a batch of slow endpoints
+takes a timeout a wave): slow endpoints are not taken over (and sent twice) while still being sent, and
+after a crash the rows fall due again within one lease, however many the pass held.
 
 Outcomes: 2xx → delivered; 410 → failed ("endpoint gone"); any other 4xx but 408/429 → failed at once;
 a target the network guard refuses (an internal address, see :mod:`leadflow.kernel.netguard`) → failed
@@ -33,11 +35,13 @@ import logging
 import math
 import threading
 from collections import Counter as Tally
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from standardwebhooks.webhooks import Webhook
 
 from leadflow.kernel import jsonutil, retry
@@ -297,12 +301,6 @@ class WebhookDeliverer:
         bucket.tokens -= 1
         return True
 
-    def lease_for(self, count: int) -> timedelta:
-        """How long a claim of ``count`` rows is held: one timeout per wave of ``SENDERS`` POSTs, plus
-        the margin for recording the outcomes (:attr:`lease` for a single wave)."""
-        waves = max(1, -(-count // SENDERS))
-        return timedelta(seconds=self.timeout) * waves + LEASE_MARGIN
-
     def claim(self, limit: int) -> list[Claimed]:
         """Lease up to ``limit`` due deliveries: ``due_at`` moves to the lease's end, ``attempts`` + 1.
 
@@ -313,7 +311,7 @@ class WebhookDeliverer:
             rows = conn.execute(queries.claim(conn.dialect.name, now, limit)).all()
             if not rows:
                 return []
-            conn.execute(queries.lease([row.id for row in rows], now + self.lease_for(len(rows))))
+            conn.execute(queries.lease([row.id for row in rows], now + self.lease))
         return [
             Claimed(
                 row.id, row.url, row.event, row.payload, row.created_at, row.attempts + 1, row.endpoint_id
@@ -333,7 +331,16 @@ class WebhookDeliverer:
             headers = request_headers(self._signers_of(target), claimed.id, now, body)
             posts.append(Post(target.url, list(headers.items()), body.encode()))
             signed.append(headers)
-        sent = self._poster.send(posts, self.timeout)
+        sending_now = self._poster.start(posts, self.timeout)
+        while True:
+            try:
+                sent = sending_now.result(timeout=self.timeout)
+                break
+            except FutureTimeout:  # a wave of slow endpoints: hold the claim a while longer
+                try:
+                    self.renew(sending)
+                except SQLAlchemyError as exc:  # the outcomes are still recorded if the claim holds
+                    log.warning("webhook claims not renewed (%s): they may be sent again", type(exc).__name__)
         return [
             replace(
                 self._attempt(claimed, one, now),
@@ -342,6 +349,16 @@ class WebhookDeliverer:
             )
             for claimed, one, headers in zip(sending, sent, signed, strict=True)
         ]
+
+    def renew(self, claims: Sequence[Claimed]) -> None:
+        """Hold these claims one :attr:`lease` from now (each as long as its claim is still current)."""
+        until = self.ctx.clock.now() + self.lease
+        by_attempts: dict[int, list[str]] = {}
+        for claimed in claims:
+            by_attempts.setdefault(claimed.attempts, []).append(claimed.id)
+        with self.ctx.db.write() as conn:
+            for attempts, ids in by_attempts.items():
+                conn.execute(queries.renew(ids, attempts, until))
 
     def _attempt(self, claimed: Claimed, sent: Sent, now: datetime) -> Attempt:
         result = sent.result

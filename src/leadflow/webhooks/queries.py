@@ -141,6 +141,16 @@ def lease(delivery_ids: Sequence[str], until: datetime) -> sa.Update:
     )
 
 
+def renew(delivery_ids: Sequence[str], attempts: int, until: datetime) -> sa.Update:
+    """Claims still being sent (``attempts`` the count their claim gave them) held until ``until``; a
+    claim another deliverer took over since (its count moved on) is left alone."""
+    return (
+        deliveries.update()
+        .where(_d.id.in_(list(delivery_ids)), _d.attempts == attempts, _d.status == QUEUED)
+        .values(due_at=until)
+    )
+
+
 #: A claimed delivery put back untried (its endpoint's rate limit): due at ``due``, the attempt uncounted.
 DEFER = (
     deliveries.update()
