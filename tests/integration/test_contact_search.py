@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from leadflow.contacts import queries
 from leadflow.contacts.models import contacts
-from leadflow.contacts.queries import profiles
+from leadflow.contacts.queries import lists
 from leadflow.kernel.context import AppContext
 
 AT = datetime(2026, 3, 1, tzinfo=UTC)
@@ -59,8 +59,8 @@ def _reference(rows: list[dict[str, Any]], text: str) -> list[str]:
 def test_search_matches_a_substring_reference_on_every_path(
     ctx: AppContext, monkeypatch: pytest.MonkeyPatch, probe: int, dense: int
 ) -> None:
-    monkeypatch.setattr(profiles, "PROBE", probe)
-    monkeypatch.setattr(profiles, "DENSE", dense)
+    monkeypatch.setattr(lists, "PROBE", probe)
+    monkeypatch.setattr(lists, "DENSE", dense)
     rows = _rows()
     with ctx.db.write() as conn:
         conn.execute(contacts.insert(), rows)
@@ -108,8 +108,8 @@ def test_a_search_page_is_one_statement_when_the_probe_fills_it_else_two(
 ) -> None:
     """A text that fills its page among the probed contacts costs one statement; a rarer one a second,
     which walks on (dense enough) or fetches the matches by index (rare: a materialised set)."""
-    monkeypatch.setattr(profiles, "PROBE", 10)
-    monkeypatch.setattr(profiles, "DENSE", 2)
+    monkeypatch.setattr(lists, "PROBE", 10)
+    monkeypatch.setattr(lists, "DENSE", 2)
     rows = _rows()
     with ctx.db.write() as conn:
         conn.execute(contacts.insert(), rows)
