@@ -12,7 +12,8 @@ response model and key scope: the OpenAPI document does not change), and serves 
 twin* takes with that twin instead:
 
 * ``accepts(request)`` decides, without reading anything, whether the twin can answer the request as the
-  route would (the contact list takes only ``?email=`` alone; any other parameter goes to FastAPI);
+  route would (the contact list takes ``?email=`` alone and ``?q=`` alone; any other parameter goes to
+  FastAPI);
 * the key is checked as the route's ``require(scope)`` dependency checks it (:func:`http.admit_bearer`:
   the same header parsing, key cache, scope and rate limit, so the same ``401``/``403``/``429``);
 * ``read(request, conn)`` makes its read and returns the response, raising the same errors

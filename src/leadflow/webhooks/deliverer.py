@@ -245,7 +245,7 @@ class WebhookDeliverer:
         attempts: dict[str, Attempt] = dict(settled)
         if sending:
             attempts.update(
-                zip((claimed.id for claimed in sending), self._send(sending, targets), strict=True)
+                zip((claimed.id for claimed in sending), self._send(sending, targets, batch), strict=True)
             )
         done = [claimed for claimed in batch if claimed.id in attempts]
         self._record(done, [attempts[claimed.id] for claimed in done], deferred)
@@ -319,9 +319,12 @@ class WebhookDeliverer:
             for row in rows
         ]
 
-    def _send(self, sending: list[Claimed], targets: dict[str, Target]) -> list[Attempt]:
-        """POST the batch, :data:`SENDERS` at a time; every error becomes an :class:`Attempt` (one bad
-        URL must not stop a batch)."""
+    def _send(
+        self, sending: list[Claimed], targets: dict[str, Target], held: Sequence[Claimed]
+    ) -> list[Attempt]:
+        """POST the batch, :data:`SENDERS` at a time, renewing the pass's claim (``held``: its rows sent
+        or not) each timeout until done; every error becomes an :class:`Attempt` (one bad URL must not
+        stop a batch)."""
         now = self.ctx.clock.now()
         posts: list[Post] = []
         signed: list[dict[str, str]] = []
@@ -338,7 +341,7 @@ class WebhookDeliverer:
                 break
             except FutureTimeout:  # a wave of slow endpoints: hold the claim a while longer
                 try:
-                    self.renew(sending)
+                    self.renew(held)
                 except SQLAlchemyError as exc:  # the outcomes are still recorded if the claim holds
                     log.warning("webhook claims not renewed (%s): they may be sent again", type(exc).__name__)
         return [
