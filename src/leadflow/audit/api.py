@@ -38,7 +38,7 @@ def list_entries(
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("admin")),
 ) -> Page[AuditEntry]:
-    before = (pagination.decode(cursor) or {}).get("before")
+    before = pagination.number_at(cursor, "before")
     with ctx.db.read() as conn:
         rows = audit.entries(
             conn,

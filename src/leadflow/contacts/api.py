@@ -77,7 +77,7 @@ def list_contacts(
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Response:
-    after = (pagination.decode(cursor) or {}).get("after")
+    after = pagination.text_at(cursor, "after")
     if lifecycle_stage is not None:
         stages.validate(lifecycle_stage)
     where = queries.ContactFilter(
@@ -201,7 +201,7 @@ def list_companies(
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[Company]:
-    after = (pagination.decode(cursor) or {}).get("after")
+    after = pagination.text_at(cursor, "after")
     with ctx.db.read() as conn:
         found = queries.list_companies(conn, q=q, after=after, limit=limit + 1)
     items, next_cursor = paginate(found, limit, lambda c: {"after": c.id})

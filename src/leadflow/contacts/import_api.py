@@ -103,7 +103,7 @@ def list_imports(
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[ImportJob]:
-    before = (pagination.decode(cursor) or {}).get("before")
+    before = pagination.text_at(cursor, "before")
     found = import_jobs.listing(ctx, after=before, limit=limit + 1)
     items, next_cursor = paginate(found, limit, lambda j: {"before": j.id})
     return Page[ImportJob](data=items, next_cursor=next_cursor)

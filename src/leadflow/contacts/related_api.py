@@ -52,7 +52,7 @@ def company_contacts(
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[Contact]:
-    after = (pagination.decode(cursor) or {}).get("after")
+    after = pagination.text_at(cursor, "after")
     with ctx.db.read() as conn:
         found = queries.company_contacts(conn, company_id, after=after, limit=limit + 1)
     items, next_cursor = paginate(found, limit, lambda c: {"after": c.id})

@@ -147,7 +147,7 @@ def list_activities(
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[Activity]:
-    after = (pagination.decode(cursor) or {}).get("before")
+    after = pagination.number_at(cursor, "before")
     found = activities.listing(
         ctx,
         email=email,

@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/v1/crm", tags=["crm"])
 
 
 def _after(cursor: str | None) -> str | None:
-    after = (pagination.decode(cursor) or {}).get("after")
+    after = pagination.text_at(cursor, "after")
     return after if isinstance(after, str) else None
 
 

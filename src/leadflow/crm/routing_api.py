@@ -103,7 +103,7 @@ def list_sla(
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[Sla]:
-    after = (pagination.decode(cursor) or {}).get("after")
+    after = pagination.text_at(cursor, "after")
     found = sla.listing(
         ctx, owner_id=owner, state=state, after=after if isinstance(after, str) else None, limit=limit + 1
     )

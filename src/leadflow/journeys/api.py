@@ -49,7 +49,7 @@ def list_journeys(
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[Journey]:
-    after = (pagination.decode(cursor) or {}).get("after")
+    after = pagination.text_at(cursor, "after")
     items, next_cursor = paginate(
         service.listing(ctx, status=status, after=after, limit=limit + 1), limit, lambda j: {"after": j.id}
     )
@@ -134,7 +134,7 @@ def journey_runs(
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[Run]:
-    after = (pagination.decode(cursor) or {}).get("after")
+    after = pagination.text_at(cursor, "after")
     found = service.runs_of(
         ctx, journey_id=journey_id, status=status, after=after, limit=limit + 1, with_steps=steps
     )
@@ -189,7 +189,7 @@ def contact_runs(
     """Both paths are this one route. A merged contact's id answers as its survivor: the survivor's runs
     and those of every contact merged into it (a run keeps the id it started with); an unknown id
     ``404``."""
-    after = (pagination.decode(cursor) or {}).get("after")
+    after = pagination.text_at(cursor, "after")
     with ctx.db.read() as conn:
         ids = contacts.with_merged(conn, contact_id)
     found = service.runs_of(

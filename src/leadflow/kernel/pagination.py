@@ -48,7 +48,15 @@ def _foreign() -> BadRequest:
     return BadRequest("the cursor is not one this API issued", code="invalid_cursor")
 
 
+MAX_POSITION_TEXT = 1000
+"""The longest text a cursor's position holds (an id, an email, an instant)."""
+
+
 def decode(cursor: str | None) -> dict[str, Any] | None:
+    """The position a cursor of :func:`encode` holds. A cursor is opaque but not signed: one made by hand
+    whose values are not the texts and whole numbers this API puts there (a list, a float, ``true``, a
+    NUL, a number past 64 bits, a text past :data:`MAX_POSITION_TEXT`) is ``400 invalid_cursor``, and
+    :func:`text_at` / :func:`number_at` refuse a value of the other kind."""
     if not cursor:
         return None
     try:
@@ -56,7 +64,39 @@ def decode(cursor: str | None) -> dict[str, Any] | None:
         value = jsonutil.loads(raw)
     except (binascii.Error, ValueError, jsonutil.JSONDecodeError):
         raise _foreign() from None
-    if not isinstance(value, dict):
+    if not isinstance(value, dict) or not all(_plain(item) for item in value.values()):
+        raise _foreign()
+    return value
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    if isinstance(value, str):
+        if len(value) > MAX_POSITION_TEXT or "\x00" in value:
+            return False
+        try:
+            value.encode("utf-8")  # no lone surrogate
+        except UnicodeEncodeError:
+            return False
+        return True
+    return False
+
+
+def text_at(cursor: str | None, key: str) -> str | None:
+    """The text at ``key`` of the cursor's position (an id, an email), or None without a cursor or key."""
+    value = (decode(cursor) or {}).get(key)
+    if value is not None and not isinstance(value, str):
+        raise _foreign()
+    return value
+
+
+def number_at(cursor: str | None, key: str) -> int | None:
+    """The whole number at ``key`` of the cursor's position (a row id), or None without a cursor or key."""
+    value = (decode(cursor) or {}).get(key)
+    if value is not None and not isinstance(value, int):
         raise _foreign()
     return value
 

@@ -76,7 +76,7 @@ def list_templates(
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[templates.Template]:
-    after = (pagination.decode(cursor) or {}).get("after")
+    after = pagination.text_at(cursor, "after")
     items, next_cursor = paginate(
         templates.listing(ctx, after=after, limit=limit + 1), limit, lambda t: {"after": t.id}
     )
@@ -206,7 +206,7 @@ def list_messages(
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[MessageView]:
-    before = (pagination.decode(cursor) or {}).get("before")
+    before = pagination.text_at(cursor, "before")
     filters = {"status": status, "contact_id": contact_id, "journey_id": journey_id}
     query = queries.message_log(filters, before, limit + 1)
     with ctx.db.read() as conn:
@@ -231,7 +231,7 @@ def contact_messages(
     _: Principal = Depends(require("read")),
 ) -> Page[ContactMessage]:
     # A merged contact's id answers as its survivor, with the emails to every contact merged into it.
-    before = (pagination.decode(cursor) or {}).get("before")
+    before = pagination.text_at(cursor, "before")
     with ctx.db.read() as conn:
         found = messages_of(conn, contacts.with_merged(conn, contact_id), before=before, limit=limit + 1)
     items, next_cursor = paginate(found, limit, lambda m: {"before": m.id})

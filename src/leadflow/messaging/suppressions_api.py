@@ -23,7 +23,7 @@ def list_suppressions(
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[Suppression]:
-    after = (pagination.decode(cursor) or {}).get("after")
+    after = pagination.text_at(cursor, "after")
     found = suppressions.listing(ctx, reason=reason, email=email, after=after, limit=limit + 1)
     items, next_cursor = paginate(found, limit, lambda s: {"after": s.email})
     return Page[Suppression](data=items, next_cursor=next_cursor)

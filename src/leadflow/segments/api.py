@@ -38,7 +38,7 @@ def list_segments(
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[Segment]:
-    after = (pagination.decode(cursor) or {}).get("after")
+    after = pagination.text_at(cursor, "after")
     items, next_cursor = paginate(
         service.listing(ctx, after=after, limit=limit + 1), limit, lambda s: {"after": s.id}
     )
@@ -87,7 +87,7 @@ def segment_members(
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[Member]:
-    after = (pagination.decode(cursor) or {}).get("after")
+    after = pagination.text_at(cursor, "after")
     found = service.members(ctx, segment_id, after=after, limit=limit + 1)
     items, next_cursor = paginate(found, limit, lambda m: {"after": m.contact.id})
     return Page[Member](data=items, next_cursor=next_cursor)

@@ -41,7 +41,7 @@ def members(
 ) -> Response:
     segment = segment_or_404(web, segment_id)
     try:
-        after = (pagination.decode(cursor) or {}).get("after")
+        after = pagination.text_at(cursor, "after")
     except (LeadflowError, AttributeError):
         raise PageError(400, "Bad link", "This page link is not one the console made.") from None
     found = segments.members(web.ctx, segment_id, after=after, limit=PAGE_SIZE + 1)

@@ -110,7 +110,7 @@ def listing(
     web: Console = Depends(console),
 ) -> Response:
     try:
-        after = (pagination.decode(cursor) or {}).get("after")
+        after = pagination.text_at(cursor, "after")
     except (LeadflowError, AttributeError):
         raise PageError(400, "Bad link", "This page link is not one the console made.") from None
     found = segments.listing(web.ctx, after=after, limit=PAGE_SIZE + 1)

@@ -156,7 +156,7 @@ def list_endpoints(
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[Endpoint]:
-    after = (pagination.decode(cursor) or {}).get("after")
+    after = pagination.text_at(cursor, "after")
     rows = endpoints.listing(ctx, after=after if isinstance(after, str) else None, limit=limit + 1)
     items, next_cursor = paginate(rows, limit, lambda r: {"after": r["id"]})
     return Page[Endpoint](data=[Endpoint.model_validate(r) for r in items], next_cursor=next_cursor)
@@ -231,7 +231,7 @@ def endpoint_deliveries(
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[Delivery]:
-    before = (pagination.decode(cursor) or {}).get("before")
+    before = pagination.text_at(cursor, "before")
     rows = log.of_endpoint(
         ctx, endpoint_id, status=status, after=before if isinstance(before, str) else None, limit=limit + 1
     )

@@ -16,7 +16,7 @@ from leadflow.kernel.errors import BadRequest
     [
         {"id": "01HZX"},
         {"created_at": "2026-03-02T09:00:00Z", "id": 42},
-        {"name": "Zoë ✓", "n": None, "flag": True},
+        {"name": "Zoë ✓", "n": -(2**63), "m": 2**63 - 1, "long": "x" * pagination.MAX_POSITION_TEXT},
         {},
     ],
 )
@@ -84,3 +84,30 @@ def test_paginate_last_page_has_no_cursor(count: int) -> None:
 def test_page_model() -> None:
     page = pagination.Page[int](data=[1, 2], next_cursor=None)
     assert page.model_dump() == {"data": [1, 2], "next_cursor": None}
+
+
+@pytest.mark.parametrize(
+    "value", [None, True, False, 1.5, 2**63, -(2**63) - 1, [], ["a"], {}, {"a": 1}, "a\x00b", "x" * 1001]
+)
+def test_a_position_holds_only_texts_and_64_bit_whole_numbers(value: Any) -> None:
+    """What the API puts in a cursor; a cursor made by hand with anything else is refused."""
+    import json
+
+    with pytest.raises(BadRequest, match="not one this API issued"):
+        pagination.decode(_b64(json.dumps({"after": "ok", "id": value}).encode()))
+
+
+def test_a_lone_surrogate_is_refused() -> None:
+    with pytest.raises(BadRequest, match="not one this API issued"):
+        pagination.decode(_b64(b'{"after": "\\ud800"}'))
+
+
+def test_text_at_and_number_at_refuse_the_other_kind() -> None:
+    cursor = pagination.encode({"after": "C1", "before": 7})
+    assert (pagination.text_at(cursor, "after"), pagination.number_at(cursor, "before")) == ("C1", 7)
+    assert pagination.text_at(cursor, "missing") is None
+    assert pagination.text_at(None, "after") is None
+    with pytest.raises(BadRequest, match="not one this API issued"):
+        pagination.number_at(cursor, "after")
+    with pytest.raises(BadRequest, match="not one this API issued"):
+        pagination.text_at(cursor, "before")

@@ -30,7 +30,7 @@ def list_broadcasts(
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[Broadcast]:
-    after = (pagination.decode(cursor) or {}).get("after")
+    after = pagination.text_at(cursor, "after")
     items, next_cursor = paginate(
         service.listing(ctx, after=after, limit=limit + 1), limit, lambda b: {"after": b.id}
     )
