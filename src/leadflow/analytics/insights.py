@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from leadflow.analytics import abtest, attribution, credits, store
+from leadflow.analytics import abtest, attribution, credits, kpis, store
 from leadflow.analytics.attribution import DIMENSIONS, MODELS, Dimension, Model
 from leadflow.analytics.reports import write_csv
 from leadflow.journeys import service as journeys
@@ -119,8 +119,10 @@ def parse_conversion(conversion: str) -> tuple[str | None, str | None]:
 
 
 def _period(start: date | None, end: date | None, today: date) -> tuple[date, date]:
+    kpis.within_days(start, end)
     end = end or today
     start = start or end - timedelta(days=29)
+    kpis.within_days(start)
     if start > end:
         raise Invalid("'from' is after 'to'", code="invalid_period")
     if (end - start).days + 1 > MAX_DAYS:

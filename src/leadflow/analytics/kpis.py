@@ -54,10 +54,23 @@ EMAIL_BY = ("template", "journey", "step", "broadcast")
 MAX_DAYS = 3 * 366
 
 
+EARLIEST, LATEST = date(1900, 1, 1), date(9998, 12, 31)
+"""The days a period may name: the period before it and the day after it must still be dates."""
+
+
+def within_days(*days: date | None) -> None:
+    """Refuse a day outside :data:`EARLIEST` … :data:`LATEST` (``400 invalid_period``, not an overflow)."""
+    for day in days:
+        if day is not None and not EARLIEST <= day <= LATEST:
+            raise Invalid(f"a day is between {EARLIEST} and {LATEST}", code="invalid_period")
+
+
 def period(start: date | None, end: date | None, today: date) -> tuple[Period, Period]:
     """The period asked for (default: the last 30 days up to today) and the one before it."""
+    within_days(start, end)
     end = end or today
     start = start or end - timedelta(days=29)
+    within_days(start)
     if start > end:
         raise Invalid("'from' is after 'to'", code="invalid_period")
     days = (end - start).days + 1
