@@ -11,7 +11,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.http import bearer
@@ -35,22 +34,20 @@ def lists_with_cursors(document: dict[str, Any]) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("value", HOSTILE, ids=[repr(v)[:12] for v in HOSTILE])
-def test_a_forged_cursor_is_refused_by_every_list(
-    client: TestClient, make_key: Callable[..., str], value: Any
-) -> None:
+def test_a_forged_cursor_is_refused_by_every_list(client: TestClient, make_key: Callable[..., str]) -> None:
     admin = bearer(make_key("admin"))
     person = client.post("/api/v1/contacts", json={"email": "ann@example.com"}, headers=admin).json()
     known = {"contact_id": person["id"], "email": "ann@example.com", "id_or_email": person["id"]}
     paths = lists_with_cursors(client.get("/openapi.json").json())
     assert {"/api/v1/contacts", "/api/v1/contacts/{contact_id}/events"} <= set(paths)
     assert len(paths) >= 20
-    cursor = forged(value)
-    for template in paths:
-        path = re.sub(r"\{([^}]+)\}", lambda m: known.get(m.group(1), "nope"), template)
-        answer = client.get(path, params={"cursor": cursor}, headers=admin)
-        assert answer.status_code < 500, f"{path} {value!r}: {answer.text}"
-        if answer.status_code >= 400:
-            assert answer.json()["error"]["code"], path
-    search = client.get("/api/v1/contacts", params={"cursor": cursor, "q": "ann"}, headers=admin)
-    assert search.status_code < 500, search.text
+    for value in HOSTILE:
+        cursor = forged(value)
+        for template in paths:
+            path = re.sub(r"\{([^}]+)\}", lambda m: known.get(m.group(1), "nope"), template)
+            answer = client.get(path, params={"cursor": cursor}, headers=admin)
+            assert answer.status_code < 500, f"{path} {value!r}: {answer.text}"
+            if answer.status_code >= 400:
+                assert answer.json()["error"]["code"], path
+        search = client.get("/api/v1/contacts", params={"cursor": cursor, "q": "ann"}, headers=admin)
+        assert search.status_code < 500, search.text
