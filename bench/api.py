@@ -36,6 +36,7 @@ import argparse
 import csv
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -350,6 +351,7 @@ def main() -> None:
                 started.wait(30)
         if not args.keep_db:
             drop_database(url)
+        shutil.rmtree(workdir, ignore_errors=True)  # the servers' logs: each run left its folder
 
 
 if __name__ == "__main__":

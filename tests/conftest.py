@@ -20,6 +20,7 @@ from leadflow.kernel.clock import VirtualClock
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.settings import Settings
 from leadflow.runtime.context import build_context
+from tests.peers import saas
 from tests.peers.sns import SnsPeer
 from tests.support import databases
 
@@ -39,6 +40,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     databases.drop_templates()
+    saas.remove_tls_files()
 
 
 @pytest.fixture(scope="session")

@@ -250,6 +250,16 @@ class TlsFiles:
     key_file: str
 
 
+_TLS_FOLDERS: list[Path] = []
+
+
+def remove_tls_files() -> None:
+    """Remove the files :func:`tls_files` made in this process (idempotent; the next call makes new ones)."""
+    tls_files.cache_clear()
+    while _TLS_FOLDERS:
+        shutil.rmtree(_TLS_FOLDERS.pop(), ignore_errors=True)
+
+
 @functools.cache
 def tls_files() -> TlsFiles:
     """A CA and a server certificate for 127.0.0.1/localhost, made once per test run in a temp dir
@@ -307,7 +317,8 @@ def tls_files() -> TlsFiles:
         .sign(ca_key, hashes.SHA256())
     )
     folder = Path(tempfile.mkdtemp(prefix="leadflow-peers-tls-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # the process's own: gone when it ends
+    _TLS_FOLDERS.append(folder)
+    atexit.register(remove_tls_files)  # a bench's process; the tests' end their session with it
     files = TlsFiles(str(folder / "ca.pem"), str(folder / "server.pem"), str(folder / "server.key"))
     Path(files.ca_file).write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     Path(files.cert_file).write_bytes(leaf.public_bytes(serialization.Encoding.PEM))

@@ -53,7 +53,8 @@ def migrated_copy(kind: str, directory: Path) -> str:
             migrated(f"sqlite+pysqlite:///{path}")
             assert not path.with_name(path.name + "-wal").exists(), "the template's WAL was not checkpointed"
             template = _TEMPLATES[kind] = str(path)
-            atexit.register(shutil.rmtree, path.parent, True)
+            _TEMPLATE_DIRS.append(path.parent)
+            atexit.register(drop_templates)
         target = directory / "leadflow-test.db"
         shutil.copyfile(template, target)
         return f"sqlite+pysqlite:///{target}"
@@ -67,13 +68,18 @@ def migrated_copy(kind: str, directory: Path) -> str:
 
 
 _TEMPLATE_URLS: list[str] = []
+_TEMPLATE_DIRS: list[Path] = []
 
 
 def drop_templates() -> None:
-    """Drop the PostgreSQL templates this process made (idempotent)."""
+    """Drop the templates this process made, PostgreSQL databases and SQLite folders (idempotent; at
+    the session's end: xdist's workers end without running ``atexit``)."""
     while _TEMPLATE_URLS:
         drop_postgres_database(_TEMPLATE_URLS.pop())
     _TEMPLATES.pop("postgresql", None)
+    while _TEMPLATE_DIRS:
+        shutil.rmtree(_TEMPLATE_DIRS.pop(), ignore_errors=True)
+    _TEMPLATES.pop("sqlite", None)
 
 
 def drop_orphans() -> list[str]:
