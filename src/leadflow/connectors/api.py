@@ -144,7 +144,7 @@ def list_connectors(
     _: Principal = Depends(require("read")),
 ) -> Page[Connector]:
     after = pagination.text_at(cursor, "after")
-    rows = config.listing(ctx, after=after if isinstance(after, str) else None, limit=limit + 1)
+    rows = config.listing(ctx, after=after, limit=limit + 1)
     items, next_cursor = paginate(rows, limit, lambda r: {"after": r["id"]})
     return Page[Connector](data=[Connector.model_validate(r) for r in items], next_cursor=next_cursor)
 

@@ -13,7 +13,7 @@ from leadflow.contacts.import_jobs import ImportIssue, ImportJob
 from leadflow.contacts.importer import parse_mapping
 from leadflow.kernel import inputs, pagination
 from leadflow.kernel.context import AppContext
-from leadflow.kernel.errors import BadRequest, Invalid
+from leadflow.kernel.errors import Invalid
 from leadflow.kernel.http import Principal, context, require
 from leadflow.kernel.pagination import Cursor, Limit, Page, paginate
 
@@ -131,10 +131,7 @@ def import_issues(
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[ImportIssue]:
-    position = pagination.decode(cursor) or {}
-    after = position.get("line", 0)
-    if not isinstance(after, int):
-        raise BadRequest("the cursor is not one this API issued", code="invalid_cursor")
+    after = pagination.number_at(cursor, "line") or 0
     found = import_jobs.issues(ctx, job_id, kind, after=after, limit=limit + 1)
     items, next_cursor = paginate(found, limit, lambda i: {"line": i.line})
     return Page[ImportIssue](data=items, next_cursor=next_cursor)

@@ -14,11 +14,6 @@ from leadflow.kernel.pagination import Cursor, Limit, Page, paginate
 router = APIRouter(prefix="/api/v1/crm", tags=["crm"])
 
 
-def _after(cursor: str | None) -> str | None:
-    after = pagination.text_at(cursor, "after")
-    return after if isinstance(after, str) else None
-
-
 @router.post("/users", response_model=User, status_code=201, summary="Add a CRM user")
 def create_user(
     body: UserCreate, ctx: AppContext = Depends(context), principal: Principal = Depends(require("admin"))
@@ -35,7 +30,8 @@ def list_users(
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[User]:
-    found = people.list_users(ctx, after=_after(cursor), team_id=team_id, active=active, limit=limit + 1)
+    after = pagination.text_at(cursor, "after")
+    found = people.list_users(ctx, after=after, team_id=team_id, active=active, limit=limit + 1)
     items, next_cursor = paginate(found, limit, lambda u: {"after": u.id})
     return Page[User](data=items, next_cursor=next_cursor)
 
@@ -81,9 +77,8 @@ def list_teams(
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[Team]:
-    items, next_cursor = paginate(
-        people.list_teams(ctx, after=_after(cursor), limit=limit + 1), limit, lambda t: {"after": t.id}
-    )
+    found = people.list_teams(ctx, after=pagination.text_at(cursor, "after"), limit=limit + 1)
+    items, next_cursor = paginate(found, limit, lambda t: {"after": t.id})
     return Page[Team](data=items, next_cursor=next_cursor)
 
 

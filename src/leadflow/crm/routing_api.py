@@ -104,9 +104,7 @@ def list_sla(
     _: Principal = Depends(require("read")),
 ) -> Page[Sla]:
     after = pagination.text_at(cursor, "after")
-    found = sla.listing(
-        ctx, owner_id=owner, state=state, after=after if isinstance(after, str) else None, limit=limit + 1
-    )
+    found = sla.listing(ctx, owner_id=owner, state=state, after=after, limit=limit + 1)
     items, next_cursor = paginate(found, limit, lambda s: {"after": s.contact_id})
     return Page[Sla](data=items, next_cursor=next_cursor)
 

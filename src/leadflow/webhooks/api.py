@@ -157,7 +157,7 @@ def list_endpoints(
     _: Principal = Depends(require("read")),
 ) -> Page[Endpoint]:
     after = pagination.text_at(cursor, "after")
-    rows = endpoints.listing(ctx, after=after if isinstance(after, str) else None, limit=limit + 1)
+    rows = endpoints.listing(ctx, after=after, limit=limit + 1)
     items, next_cursor = paginate(rows, limit, lambda r: {"after": r["id"]})
     return Page[Endpoint](data=[Endpoint.model_validate(r) for r in items], next_cursor=next_cursor)
 
@@ -232,9 +232,7 @@ def endpoint_deliveries(
     _: Principal = Depends(require("read")),
 ) -> Page[Delivery]:
     before = pagination.text_at(cursor, "before")
-    rows = log.of_endpoint(
-        ctx, endpoint_id, status=status, after=before if isinstance(before, str) else None, limit=limit + 1
-    )
+    rows = log.of_endpoint(ctx, endpoint_id, status=status, after=before, limit=limit + 1)
     items, next_cursor = paginate(rows, limit, lambda r: {"before": r["id"]})
     return Page[Delivery](data=[Delivery.model_validate(r) for r in items], next_cursor=next_cursor)
 

@@ -16,7 +16,7 @@ from leadflow.events.service import read_body
 from leadflow.kernel.context import AppContext
 from leadflow.kernel.errors import BadRequest
 from leadflow.kernel.http import Principal, context, require
-from leadflow.kernel.pagination import Cursor, Limit, Page, decode, paginate
+from leadflow.kernel.pagination import Cursor, Limit, Page, paginate, text_at
 from leadflow.webhooks import inbound, inbound_sources
 
 hooks_router = APIRouter(tags=["incoming webhooks"])
@@ -156,8 +156,7 @@ def list_inbound(
     ctx: AppContext = Depends(context),
     _: Principal = Depends(require("read")),
 ) -> Page[Inbound]:
-    position = decode(cursor)
-    before = str(position.get("id")) if position else None
+    before = text_at(cursor, "id")
     rows = inbound.listing(ctx, source=source, status=status, before=before, limit=limit + 1)
     items, next_cursor = paginate(rows, limit, lambda row: {"id": row["id"]})
     return Page[Inbound](data=[Inbound(**row) for row in items], next_cursor=next_cursor)
